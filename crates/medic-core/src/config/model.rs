@@ -1,0 +1,218 @@
+//! The validated configuration: what the rest of medic works with. Built only by
+//! [`super::parse`], so every value here has passed validation.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use regex::Regex;
+
+use crate::policy::Policy;
+
+/// A whole validated config file.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Daemon-wide settings (`[medic]`).
+    pub medic: Settings,
+    /// The services, in file order; names are unique.
+    pub services: Vec<Service>,
+}
+
+/// Daemon-wide settings from `[medic]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Where the state store and, unless set one by one, the logs live.
+    pub state_dir: PathBuf,
+    /// The recovery log (JSON Lines).
+    pub recovery_log: PathBuf,
+    /// The critical alerts file (JSON Lines).
+    pub alerts_file: PathBuf,
+    /// The control API's unix socket.
+    pub control_socket: PathBuf,
+    /// Prometheus metrics and status page address; `None` when set to "".
+    pub metrics_listen: Option<String>,
+    /// Docker engine address; `None` means `DOCKER_HOST` or the local socket.
+    pub docker_host: Option<String>,
+    /// How often the Docker adapter lists and inspects everything, so missed events never hide a failure.
+    pub reconcile_interval: Duration,
+    /// How long medic waits for running actions at shutdown before logging them as interrupted.
+    pub shutdown_grace: Duration,
+}
+
+/// One service: a target to act on and the probes that judge it.
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// Unique name, used in logs, the CLI and the control API.
+    pub name: String,
+    /// What medic acts on; `None` means watch only.
+    pub target: Option<Target>,
+    /// How medic knows; never empty (a container or launch_agent target implies its probe).
+    pub probes: Vec<Probe>,
+    /// Thresholds, attempts and timers.
+    pub policy: Policy,
+    /// Services that must be healthy before this one is restarted.
+    pub depends_on: Vec<String>,
+}
+
+/// What medic acts on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// A Docker container (or several, by selector).
+    Container(ContainerTarget),
+    /// A launchd job.
+    LaunchAgent(LaunchAgentTarget),
+    /// User-supplied restart and rollback commands.
+    Command(CommandTarget),
+}
+
+/// A container target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerTarget {
+    /// Which containers.
+    pub selector: ContainerSelector,
+    /// Seconds Docker waits after SIGTERM before SIGKILL on restart.
+    pub stop_timeout: Duration,
+    /// What to do with a container that was stopped (not removed).
+    pub on_stop: OnStop,
+}
+
+/// How a container target finds its containers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ContainerSelector {
+    /// Exactly this container name.
+    Name(String),
+    /// Every container carrying all these labels (`key` or `key=value`).
+    Labels(Vec<(String, Option<String>)>),
+    /// The containers of one compose service.
+    Compose {
+        /// `com.docker.compose.project`
+        project: String,
+        /// `com.docker.compose.service`
+        service: String,
+    },
+}
+
+/// What to do with a stopped container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnStop {
+    /// Start it again (default): nothing watched disappears silently.
+    Restore,
+    /// Leave it stopped; someone stopped it on purpose.
+    Leave,
+}
+
+/// A launchd job target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LaunchAgentTarget {
+    /// Which jobs.
+    pub selector: LabelSelector,
+    /// `gui/<uid>`, `user/<uid>` or `system`; `None` means `gui/<uid>` of the current user.
+    pub domain: Option<String>,
+    /// The job's plist, when not found from launchctl output or the standard folders.
+    pub plist: Option<PathBuf>,
+}
+
+/// Which launchd jobs a target covers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LabelSelector {
+    /// One job.
+    Label(String),
+    /// Every job whose label starts with this.
+    Prefix(String),
+}
+
+/// User-supplied commands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandTarget {
+    /// argv run to restart the service.
+    pub restart: Vec<String>,
+    /// argv run to roll back to the last known good version.
+    pub rollback: Option<Vec<String>>,
+    /// Longest a command may run before its process group is killed.
+    pub timeout: Duration,
+}
+
+/// One probe of a service.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    /// Time between two runs.
+    pub interval: Duration,
+    /// The longest one run may take.
+    pub timeout: Duration,
+    /// What the probe does.
+    pub kind: ProbeKind,
+}
+
+impl Probe {
+    /// The short kind name used in tables and logs.
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            ProbeKind::Container => "container",
+            ProbeKind::LaunchAgent => "launch_agent",
+            ProbeKind::Http(_) => "http",
+            ProbeKind::Tcp(_) => "tcp",
+            ProbeKind::Exec(_) => "exec",
+        }
+    }
+}
+
+/// What a probe does.
+#[derive(Debug, Clone)]
+pub enum ProbeKind {
+    /// State and Docker health of the target's containers.
+    Container,
+    /// State, pid and last exit of the target's launchd jobs.
+    LaunchAgent,
+    /// An HTTP request (boxed: it is much larger than the other kinds).
+    Http(Box<HttpProbe>),
+    /// A TCP connect.
+    Tcp(TcpProbe),
+    /// A command.
+    Exec(ExecProbe),
+}
+
+/// An HTTP probe.
+#[derive(Debug, Clone)]
+pub struct HttpProbe {
+    /// http:// or https:// URL.
+    pub url: String,
+    /// Request method, upper case.
+    pub method: String,
+    /// Request headers.
+    pub headers: Vec<(String, String)>,
+    /// Accepted status codes.
+    pub expect_status: Vec<u16>,
+    /// The body must contain this text.
+    pub body_contains: Option<String>,
+    /// The body must match this regex.
+    pub body_regex: Option<Regex>,
+    /// The body parsed as JSON must have this value at this JSON pointer.
+    pub json_pointer: Option<(String, serde_json::Value)>,
+    /// Slower than this is a failure even with a good answer.
+    pub max_latency: Option<Duration>,
+    /// Verify TLS certificates.
+    pub tls_verify: bool,
+    /// An extra CA certificate (PEM) to trust.
+    pub ca_file: Option<PathBuf>,
+    /// Follow redirects (off by default: a redirect is usually a login page).
+    pub follow_redirects: bool,
+    /// Most bytes of the body read; the rest is discarded.
+    pub max_body: u64,
+}
+
+/// A TCP connect probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpProbe {
+    /// host:port
+    pub address: String,
+}
+
+/// A command probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecProbe {
+    /// argv; no shell unless the user writes one.
+    pub argv: Vec<String>,
+    /// The exit code that means healthy.
+    pub expect_exit: i32,
+    /// Most bytes of stdout+stderr kept as evidence.
+    pub max_output: usize,
+}

@@ -1,0 +1,139 @@
+//! What the core tells the world: recovery-log events and alerts.
+
+use crate::observation::Evidence;
+
+/// The kind of a recovery-log event; its `as_str` is the `event` field of the JSONL contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// medic started watching the service.
+    Watching,
+    /// The first fresh successful observations: the service is healthy.
+    Healthy,
+    /// An incident opened: the failure threshold was reached or a decisive failure seen.
+    Failing,
+    /// A restart was started.
+    Restart,
+    /// The restart action finished; verification follows.
+    RestartDone,
+    /// The restart action failed or did not verify within `recover_timeout`.
+    RestartFailed,
+    /// Fresh successes after a restart (or on its own): the incident is closed.
+    Recovered,
+    /// A rollback to the last known good version was started.
+    Rollback,
+    /// The rollback action finished; verification follows.
+    RollbackDone,
+    /// The rollback was impossible, failed, or did not verify.
+    RollbackFailed,
+    /// Fresh successes after a rollback: the incident is closed.
+    RolledBack,
+    /// No further automatic action: a person must act.
+    Escalated,
+    /// A person paused automatic recovery.
+    Paused,
+    /// Automatic recovery resumed.
+    Resumed,
+    /// A person reset the service: escalation cleared, attempts forgotten.
+    Reset,
+    /// A probe cannot see; no action is taken while blind.
+    Blind,
+    /// Probes see again, or observations are fresh again after being stale.
+    SightRestored,
+    /// No fresh observation within 2 × interval + timeout: the service is reported unknown.
+    Stale,
+    /// An action was cut short by shutdown.
+    Interrupted,
+    /// An action waits for a service this one depends on.
+    WaitingForDependency,
+    /// The service is no longer watched (config reload, container gone from a selector).
+    Removed,
+}
+
+impl EventKind {
+    /// The snake_case name written to the recovery log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Watching => "watching",
+            EventKind::Healthy => "healthy",
+            EventKind::Failing => "failing",
+            EventKind::Restart => "restart",
+            EventKind::RestartDone => "restart_done",
+            EventKind::RestartFailed => "restart_failed",
+            EventKind::Recovered => "recovered",
+            EventKind::Rollback => "rollback",
+            EventKind::RollbackDone => "rollback_done",
+            EventKind::RollbackFailed => "rollback_failed",
+            EventKind::RolledBack => "rolled_back",
+            EventKind::Escalated => "escalated",
+            EventKind::Paused => "paused",
+            EventKind::Resumed => "resumed",
+            EventKind::Reset => "reset",
+            EventKind::Blind => "blind",
+            EventKind::SightRestored => "sight_restored",
+            EventKind::Stale => "stale",
+            EventKind::Interrupted => "interrupted",
+            EventKind::WaitingForDependency => "waiting_for_dependency",
+            EventKind::Removed => "removed",
+        }
+    }
+}
+
+/// One line of the recovery log, before the shell stamps it with the wall-clock time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecoveryEvent {
+    /// The unit (service, or `service/instance`).
+    pub service: String,
+    /// What happened.
+    pub kind: EventKind,
+    /// The incident this event belongs to.
+    pub incident: Option<String>,
+    /// The service's state after the event (`healthy`, `recovering`, …).
+    pub state: &'static str,
+    /// The attempt number for restart events.
+    pub attempt: Option<u32>,
+    /// One human line.
+    pub message: String,
+    /// The facts behind it.
+    pub evidence: Evidence,
+}
+
+/// How urgently a person must look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    /// For the record (an alerted incident resolved).
+    Info,
+    /// medic acted drastically but the service is back (rolled back, restored).
+    Warning,
+    /// A person must act now.
+    Critical,
+}
+
+impl Severity {
+    /// The lowercase name written to the alerts file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// One line of the critical alerts file, before the shell stamps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    /// The unit.
+    pub service: String,
+    /// How urgent.
+    pub severity: Severity,
+    /// `escalated`, `rolled_back`, `resolved`, …
+    pub kind: &'static str,
+    /// The incident it belongs to.
+    pub incident: Option<String>,
+    /// One human line.
+    pub message: String,
+    /// The facts behind it.
+    pub evidence: Evidence,
+    /// True on the line that ends an incident that was alerted before.
+    pub resolved: bool,
+}

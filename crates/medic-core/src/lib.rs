@@ -1,0 +1,23 @@
+//! The pure core of medic: the config model and its validation, the per-service
+//! recovery state machine and its policies.
+//!
+//! Architecture invariant: nothing here reads a clock, sleeps, spawns, or touches a
+//! file or socket. Time comes in as a parameter (`now: Instant`), inputs come in
+//! through [`Supervisor::handle_input`], decisions come out of
+//! [`Supervisor::poll_action`] and the next deadline out of
+//! [`Supervisor::poll_timeout`] — the quinn-proto shape.
+
+pub mod backoff;
+pub mod config;
+pub mod event;
+pub mod machine;
+pub mod observation;
+pub mod policy;
+pub mod snapshot;
+pub mod supervisor;
+
+pub use event::{Alert, EventKind, RecoveryEvent, Severity};
+pub use machine::{Health, Phase, UnitStatus};
+pub use observation::{Evidence, Observation, Outcome, Urgency};
+pub use policy::{Policy, ProbeTiming};
+pub use supervisor::{Action, ActionResult, Control, Input, Step, Supervisor};

@@ -1,0 +1,965 @@
+//! The state machine of one unit: starting → healthy ⇄ failing → recovering(k)
+//! → rolling_back → healthy | escalated, with the paused and unknown overlays.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::backoff;
+use crate::event::{Alert, EventKind, RecoveryEvent, Severity};
+use crate::observation::{Evidence, Observation, Outcome, Urgency};
+use crate::policy::Policy;
+use crate::snapshot::{SavedIncident, SavedPhase, UnitSnapshot};
+use crate::supervisor::{Action, ActionResult, Step};
+
+/// Where a unit is in its recovery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// No verdict yet; failures inside `start_period` do not count.
+    Starting,
+    /// Fresh successes on every probe.
+    Healthy,
+    /// An incident is open and no action is scheduled (watch only).
+    Failing,
+    /// An action is due at `at` (backoff, replace grace), or held while paused, blind or waiting for a dependency.
+    Waiting {
+        /// What comes next.
+        step: Step,
+        /// When.
+        at: Instant,
+    },
+    /// An action is running in the shell.
+    Acting {
+        /// Which.
+        step: Step,
+    },
+    /// The action finished; fresh successes must arrive before `deadline`.
+    Verifying {
+        /// Which action is being verified.
+        step: Step,
+        /// When the action finished; only observations after it count.
+        since: Instant,
+        /// When verification gives up.
+        deadline: Instant,
+        /// When to ask for the next verification probe.
+        next_probe: Instant,
+    },
+    /// No further automatic action until a person resets the unit.
+    Escalated,
+}
+
+impl Phase {
+    /// The state name of DESIGN.md: starting, healthy, failing, recovering, rolling_back, escalated.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Phase::Starting => "starting",
+            Phase::Healthy => "healthy",
+            Phase::Failing
+            | Phase::Waiting {
+                step: Step::Restart(1),
+                ..
+            } => "failing",
+            Phase::Waiting { step, .. }
+            | Phase::Acting { step }
+            | Phase::Verifying { step, .. } => match step {
+                Step::Restart(_) => "recovering",
+                Step::Rollback => "rolling_back",
+            },
+            Phase::Escalated => "escalated",
+        }
+    }
+
+    fn step(&self) -> Option<Step> {
+        match self {
+            Phase::Waiting { step, .. }
+            | Phase::Acting { step }
+            | Phase::Verifying { step, .. } => Some(*step),
+            _ => None,
+        }
+    }
+}
+
+/// What a person or a status page needs to know about a unit's health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// Healthy on fresh observations.
+    Healthy,
+    /// Observed broken, or an incident is open.
+    Unhealthy,
+    /// Blind, stale or never observed: no claim either way.
+    Unknown,
+}
+
+/// The last observation of one probe.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeStatus {
+    /// When it was made.
+    pub at: Instant,
+    /// Its verdict and details.
+    pub observation: Observation,
+    /// Consecutive failures up to it.
+    pub consecutive_failures: u32,
+}
+
+/// A read-only view of one unit, for `medic status`, metrics and the status page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnitStatus {
+    /// The unit name.
+    pub name: String,
+    /// The phase's state name.
+    pub state: &'static str,
+    /// Health as reported: never healthy on stale data.
+    pub health: Health,
+    /// Paused by a person; `Some(None)` is open-ended.
+    pub paused: Option<Option<Instant>>,
+    /// When the state last changed.
+    pub since: Instant,
+    /// Restart attempts inside the attempt window.
+    pub attempts: u32,
+    /// The open incident.
+    pub incident: Option<String>,
+    /// The last observation of each probe (None: not observed yet).
+    pub probes: Vec<Option<ProbeStatus>>,
+}
+
+#[derive(Debug, Clone)]
+struct Incident {
+    id: String,
+    opened: Instant,
+    alerted: bool,
+    rollback_tried: bool,
+    /// The failure that opened it, attached to escalation alerts.
+    evidence: Evidence,
+}
+
+#[derive(Debug, Clone, Default)]
+struct ProbeState {
+    last: Option<ProbeStatus>,
+    consecutive_ok: u32,
+}
+
+/// Where a machine's decisions go: the supervisor's queue and incident counter.
+pub(crate) struct Ctx<'a> {
+    pub out: &'a mut VecDeque<Action>,
+    pub next_incident: &'a mut u64,
+    pub incident_prefix: &'a str,
+    /// Whether every service this one depends on is healthy.
+    pub dependencies_ready: bool,
+}
+
+/// One unit's state machine.
+#[derive(Debug, Clone)]
+pub(crate) struct Machine {
+    name: String,
+    policy: Policy,
+    phase: Phase,
+    since: Instant,
+    started: Instant,
+    probes: Vec<ProbeState>,
+    incident: Option<Incident>,
+    attempts: VecDeque<Instant>,
+    paused: Option<Option<Instant>>,
+    blind: bool,
+    stale: bool,
+    /// A due action is held until the services this one depends on are healthy.
+    held_for_dependency: bool,
+}
+
+impl Machine {
+    pub(crate) fn new(now: Instant, name: String, policy: Policy) -> Self {
+        let probes = vec![ProbeState::default(); policy.probes.len()];
+        Self {
+            name,
+            policy,
+            phase: Phase::Starting,
+            since: now,
+            started: now,
+            probes,
+            incident: None,
+            attempts: VecDeque::new(),
+            paused: None,
+            blind: false,
+            stale: false,
+            held_for_dependency: false,
+        }
+    }
+
+    /// Rebuilds a machine from the state store. Health is never restored: it
+    /// needs fresh observations. An action that was running may or may not have
+    /// happened, so it is verified again, which continues the attempt count.
+    pub(crate) fn restore(now: Instant, saved: UnitSnapshot, policy: Policy) -> Self {
+        let mut machine = Self::new(now, saved.name, policy);
+        machine.attempts = saved.attempts.into_iter().collect();
+        machine.paused = saved.paused;
+        machine.incident = saved.incident.map(|i| Incident {
+            id: i.id,
+            opened: i.opened,
+            alerted: i.alerted,
+            rollback_tried: i.rollback_tried,
+            evidence: Evidence::new(),
+        });
+        let verify = |step| Phase::Verifying {
+            step,
+            since: now,
+            deadline: now + machine.policy.recover_timeout,
+            next_probe: now,
+        };
+        machine.phase = match (saved.phase, machine.incident.is_some()) {
+            (_, false) | (SavedPhase::Fine, _) => Phase::Starting,
+            (SavedPhase::Failing, true) => verify(Step::Restart(0)),
+            (SavedPhase::Recovering(k), true) => verify(Step::Restart(k)),
+            (SavedPhase::RollingBack, true) => verify(Step::Rollback),
+            (SavedPhase::Escalated, true) => Phase::Escalated,
+        };
+        machine
+    }
+
+    pub(crate) fn snapshot(&self) -> UnitSnapshot {
+        let phase = match self.phase {
+            Phase::Starting | Phase::Healthy => SavedPhase::Fine,
+            Phase::Failing => SavedPhase::Failing,
+            Phase::Escalated => SavedPhase::Escalated,
+            Phase::Waiting { step, .. }
+            | Phase::Acting { step }
+            | Phase::Verifying { step, .. } => match step {
+                Step::Restart(k) => SavedPhase::Recovering(k),
+                Step::Rollback => SavedPhase::RollingBack,
+            },
+        };
+        UnitSnapshot {
+            name: self.name.clone(),
+            phase,
+            incident: self.incident.as_ref().map(|i| SavedIncident {
+                id: i.id.clone(),
+                opened: i.opened,
+                alerted: i.alerted,
+                rollback_tried: i.rollback_tried,
+            }),
+            attempts: self.attempts.iter().copied().collect(),
+            paused: self.paused,
+        }
+    }
+
+    pub(crate) fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// Replaces the policy after a config reload; the state and attempt count stay.
+    pub(crate) fn set_policy(&mut self, policy: Policy) {
+        self.probes
+            .resize(policy.probes.len(), ProbeState::default());
+        self.policy = policy;
+    }
+
+    pub(crate) fn status(&self, now: Instant) -> UnitStatus {
+        UnitStatus {
+            name: self.name.clone(),
+            state: self.phase.name(),
+            health: self.health(now),
+            paused: self.paused,
+            since: self.since,
+            attempts: self.attempts_in_window(now),
+            incident: self.incident.as_ref().map(|i| i.id.clone()),
+            probes: self.probes.iter().map(|p| p.last.clone()).collect(),
+        }
+    }
+
+    /// Healthy only on fresh successes with no incident; unknown when blind or stale.
+    pub(crate) fn health(&self, now: Instant) -> Health {
+        if self.blind || self.is_stale(now) {
+            return Health::Unknown;
+        }
+        match self.phase {
+            Phase::Healthy => Health::Healthy,
+            Phase::Starting if self.probes.iter().all(|p| p.last.is_none()) => Health::Unknown,
+            _ => Health::Unhealthy,
+        }
+    }
+
+    fn is_stale(&self, now: Instant) -> bool {
+        self.stale_deadline().is_some_and(|at| now >= at)
+    }
+
+    /// The earliest moment a probe's last word goes stale.
+    fn stale_deadline(&self) -> Option<Instant> {
+        self.probes
+            .iter()
+            .zip(&self.policy.probes)
+            .map(|(probe, timing)| {
+                probe.last.as_ref().map_or(self.started, |l| l.at) + timing.stale_after()
+            })
+            .min()
+    }
+
+    fn attempts_in_window(&self, now: Instant) -> u32 {
+        let window = self.policy.attempt_window;
+        let count = self
+            .attempts
+            .iter()
+            .filter(|at| now.saturating_duration_since(**at) < window)
+            .count();
+        u32::try_from(count).unwrap_or(u32::MAX)
+    }
+
+    fn gated(&self) -> bool {
+        self.paused.is_some() || self.blind || self.held_for_dependency
+    }
+
+    /// The next moment `handle_timeout` has something to do for this unit.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        let phase = match self.phase {
+            Phase::Waiting { at, .. } if !self.gated() => Some(at),
+            Phase::Verifying {
+                deadline,
+                next_probe,
+                ..
+            } => Some(deadline.min(next_probe)),
+            _ => None,
+        };
+        let pause = self.paused.flatten();
+        let stale = if self.stale {
+            None
+        } else {
+            self.stale_deadline()
+        };
+        [phase, pause, stale].into_iter().flatten().min()
+    }
+
+    pub(crate) fn on_observation(
+        &mut self,
+        now: Instant,
+        probe: usize,
+        observation: Observation,
+        ctx: &mut Ctx,
+    ) {
+        let Some(state) = self.probes.get_mut(probe) else {
+            return;
+        };
+        let previous_failures = state.last.as_ref().map_or(0, |l| l.consecutive_failures);
+        let consecutive_failures = match observation.outcome {
+            Outcome::Fail => previous_failures + 1,
+            Outcome::Ok => 0,
+            Outcome::Blind => previous_failures,
+        };
+        state.consecutive_ok = match observation.outcome {
+            Outcome::Ok => state.consecutive_ok + 1,
+            Outcome::Fail => 0,
+            Outcome::Blind => state.consecutive_ok,
+        };
+        state.last = Some(ProbeStatus {
+            at: now,
+            observation: observation.clone(),
+            consecutive_failures,
+        });
+        if self.stale && !self.is_stale(now) {
+            self.stale = false;
+            self.log(
+                ctx,
+                now,
+                EventKind::SightRestored,
+                "observations are fresh again",
+            );
+        }
+        if self.update_blind(now, &observation, ctx) {
+            return;
+        }
+        match observation.outcome {
+            Outcome::Blind => {}
+            Outcome::Ok => self.on_success(now, ctx),
+            Outcome::Fail => self.on_failure(now, consecutive_failures, observation, ctx),
+        }
+        // An action held while blind goes now, unless this observation closed the incident.
+        self.drive(now, ctx);
+    }
+
+    /// Tracks the blind overlay; true while blind (the observation then decides nothing).
+    fn update_blind(&mut self, now: Instant, observation: &Observation, ctx: &mut Ctx) -> bool {
+        let any_blind = self.probes.iter().any(|p| {
+            p.last
+                .as_ref()
+                .is_some_and(|l| l.observation.outcome == Outcome::Blind)
+        });
+        if any_blind && !self.blind {
+            self.blind = true;
+            let message = format!("cannot see: {}", observation.message);
+            self.log_with(
+                ctx,
+                now,
+                EventKind::Blind,
+                message,
+                observation.evidence.clone(),
+            );
+        } else if !any_blind && self.blind {
+            self.blind = false;
+            self.log(ctx, now, EventKind::SightRestored, "probes can see again");
+        }
+        self.blind
+    }
+
+    fn all_ok_since(&self, since: Option<Instant>) -> bool {
+        let threshold = self.policy.success_threshold;
+        self.probes.iter().all(|p| {
+            p.consecutive_ok >= threshold
+                && p.last
+                    .as_ref()
+                    .is_some_and(|l| since.is_none_or(|since| l.at >= since))
+        })
+    }
+
+    fn on_success(&mut self, now: Instant, ctx: &mut Ctx) {
+        match self.phase {
+            Phase::Starting if self.all_ok_since(None) => {
+                self.set_phase(now, Phase::Healthy);
+                self.log(
+                    ctx,
+                    now,
+                    EventKind::Healthy,
+                    "healthy on fresh observations",
+                );
+                self.record_last_known_good(ctx);
+            }
+            Phase::Failing | Phase::Waiting { .. } if self.all_ok_since(None) => {
+                self.close_incident(now, EventKind::Recovered, "recovered without action", ctx);
+            }
+            Phase::Verifying { step, since, .. } if self.all_ok_since(Some(since)) => {
+                let (kind, message) = match step {
+                    Step::Restart(k) => {
+                        (EventKind::Recovered, format!("recovered after attempt {k}"))
+                    }
+                    Step::Rollback => (
+                        EventKind::RolledBack,
+                        "rolled back to the last known good version".to_owned(),
+                    ),
+                };
+                if step == Step::Rollback {
+                    self.alert(ctx, Severity::Warning, "rolled_back", &message, false);
+                }
+                self.close_incident(now, kind, &message, ctx);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_failure(
+        &mut self,
+        now: Instant,
+        consecutive_failures: u32,
+        observation: Observation,
+        ctx: &mut Ctx,
+    ) {
+        if let Some(incident) = self.incident.as_mut() {
+            // Alerts carry every probe's latest failure evidence, not only the first one's.
+            incident.evidence.extend(observation.evidence.clone());
+            incident
+                .evidence
+                .insert("latency_ms".into(), millis(observation.latency).into());
+        }
+        let decisive = observation.urgency != Urgency::Normal;
+        let over_threshold = consecutive_failures >= self.policy.failure_threshold;
+        match self.phase {
+            Phase::Starting => {
+                let in_grace = now < self.started + self.policy.start_period;
+                if decisive || (over_threshold && !in_grace) {
+                    self.open_incident(now, observation, ctx);
+                }
+            }
+            Phase::Healthy if decisive || over_threshold => {
+                self.open_incident(now, observation, ctx)
+            }
+            // A restarted service may fail while it boots: only a decisive failure
+            // (it died again) or the end of recover_timeout fails the verification.
+            Phase::Verifying { step, .. } if decisive => {
+                let message = format!("still failing: {}", observation.message);
+                self.verification_failed(now, step, message, observation.evidence, ctx);
+            }
+            _ => {}
+        }
+    }
+
+    fn open_incident(&mut self, now: Instant, observation: Observation, ctx: &mut Ctx) {
+        *ctx.next_incident += 1;
+        let mut evidence = observation.evidence.clone();
+        evidence.insert("latency_ms".into(), millis(observation.latency).into());
+        self.incident = Some(Incident {
+            id: format!("{}{}", ctx.incident_prefix, ctx.next_incident),
+            opened: now,
+            alerted: false,
+            rollback_tried: false,
+            evidence: evidence.clone(),
+        });
+        let gone = observation.urgency == Urgency::Gone;
+        self.next_step(now, gone, ctx);
+        self.log_with(ctx, now, EventKind::Failing, observation.message, evidence);
+        self.drive(now, ctx);
+    }
+
+    /// Picks what follows a failure: another restart inside the window, a rollback, or escalation.
+    fn next_step(&mut self, now: Instant, gone: bool, ctx: &mut Ctx) {
+        if !self.policy.can_restart {
+            self.set_phase(now, Phase::Failing);
+            return;
+        }
+        let used = self.attempts_in_window(now);
+        let rollback_tried = self.incident.as_ref().is_some_and(|i| i.rollback_tried);
+        if used < self.policy.max_attempts {
+            let attempt = used + 1;
+            let p = &self.policy;
+            let mut delay = backoff::delay(attempt, p.backoff_base, p.backoff_max, &self.name);
+            if gone && attempt == 1 {
+                delay = delay.max(p.replace_grace);
+            }
+            let step = Step::Restart(attempt);
+            self.set_phase(
+                now,
+                Phase::Waiting {
+                    step,
+                    at: now + delay,
+                },
+            );
+        } else if self.policy.can_rollback && !rollback_tried {
+            self.set_phase(
+                now,
+                Phase::Waiting {
+                    step: Step::Rollback,
+                    at: now,
+                },
+            );
+        } else {
+            let why = if rollback_tried {
+                "rollback did not bring it back"
+            } else {
+                "no rollback is possible"
+            };
+            let message = format!(
+                "{} restart attempts failed and {why}",
+                self.policy.max_attempts
+            );
+            self.escalate(now, message, Evidence::new(), ctx);
+        }
+    }
+
+    /// Starts a due action unless paused, blind or waiting for a dependency.
+    fn drive(&mut self, now: Instant, ctx: &mut Ctx) {
+        let Phase::Waiting { step, at } = self.phase else {
+            return;
+        };
+        if at > now || self.paused.is_some() || self.blind {
+            return;
+        }
+        if !ctx.dependencies_ready {
+            if !self.held_for_dependency {
+                self.held_for_dependency = true;
+                // Held until the dependency is healthy; the supervisor drives it again then.
+                let message = "held: a service this one depends on is not healthy";
+                self.log(ctx, now, EventKind::WaitingForDependency, message);
+            }
+            return;
+        }
+        self.held_for_dependency = false;
+        let Some(incident) = self.incident.as_mut() else {
+            return;
+        };
+        let incident_id = incident.id.clone();
+        match step {
+            Step::Restart(attempt) => {
+                self.attempts.push_back(now);
+                self.prune_attempts(now);
+                self.set_phase(now, Phase::Acting { step });
+                let message = format!("restart attempt {attempt} of {}", self.policy.max_attempts);
+                self.log(ctx, now, EventKind::Restart, &message);
+                ctx.out.push_back(Action::Restart {
+                    unit: self.name.clone(),
+                    incident: incident_id,
+                    attempt,
+                });
+            }
+            Step::Rollback => {
+                incident.rollback_tried = true;
+                self.set_phase(now, Phase::Acting { step });
+                self.log(
+                    ctx,
+                    now,
+                    EventKind::Rollback,
+                    "rolling back to the last known good version",
+                );
+                ctx.out.push_back(Action::Rollback {
+                    unit: self.name.clone(),
+                    incident: incident_id,
+                });
+            }
+        }
+    }
+
+    fn prune_attempts(&mut self, now: Instant) {
+        let window = self.policy.attempt_window;
+        while self
+            .attempts
+            .front()
+            .is_some_and(|at| now.saturating_duration_since(*at) >= window)
+        {
+            self.attempts.pop_front();
+        }
+    }
+
+    pub(crate) fn on_finished(&mut self, now: Instant, result: ActionResult, ctx: &mut Ctx) {
+        let Phase::Acting { step } = self.phase else {
+            return; // a late result after a reset: the reset already decided
+        };
+        let (done, failed) = match step {
+            Step::Restart(_) => (EventKind::RestartDone, EventKind::RestartFailed),
+            Step::Rollback => (EventKind::RollbackDone, EventKind::RollbackFailed),
+        };
+        match result {
+            ActionResult::Done { message, evidence } => {
+                for probe in &mut self.probes {
+                    probe.consecutive_ok = 0;
+                }
+                self.set_phase(
+                    now,
+                    Phase::Verifying {
+                        step,
+                        since: now,
+                        deadline: now + self.policy.recover_timeout,
+                        next_probe: now + self.policy.verify_interval,
+                    },
+                );
+                self.log_with(ctx, now, done, message, evidence);
+                ctx.out.push_back(Action::Probe {
+                    unit: self.name.clone(),
+                });
+            }
+            ActionResult::Failed { message, evidence } => {
+                self.log_with(ctx, now, failed, message.clone(), evidence.clone());
+                self.after_failed_step(now, step, message, evidence, ctx);
+            }
+            ActionResult::Interrupted => {
+                self.set_phase(
+                    now,
+                    Phase::Verifying {
+                        step,
+                        since: now,
+                        deadline: now + self.policy.recover_timeout,
+                        next_probe: now,
+                    },
+                );
+                self.log(
+                    ctx,
+                    now,
+                    EventKind::Interrupted,
+                    "action interrupted by shutdown; it is verified at the next start",
+                );
+            }
+        }
+    }
+
+    fn verification_failed(
+        &mut self,
+        now: Instant,
+        step: Step,
+        message: String,
+        evidence: Evidence,
+        ctx: &mut Ctx,
+    ) {
+        let kind = match step {
+            Step::Restart(_) => EventKind::RestartFailed,
+            Step::Rollback => EventKind::RollbackFailed,
+        };
+        self.log_with(ctx, now, kind, message.clone(), evidence.clone());
+        self.after_failed_step(now, step, message, evidence, ctx);
+    }
+
+    fn after_failed_step(
+        &mut self,
+        now: Instant,
+        step: Step,
+        message: String,
+        evidence: Evidence,
+        ctx: &mut Ctx,
+    ) {
+        match step {
+            Step::Restart(_) => {
+                self.next_step(now, false, ctx);
+                self.drive(now, ctx);
+            }
+            Step::Rollback => {
+                self.escalate(now, format!("rollback failed: {message}"), evidence, ctx);
+            }
+        }
+    }
+
+    fn escalate(&mut self, now: Instant, message: String, evidence: Evidence, ctx: &mut Ctx) {
+        self.set_phase(now, Phase::Escalated);
+        let mut all = self
+            .incident
+            .as_ref()
+            .map(|i| i.evidence.clone())
+            .unwrap_or_default();
+        all.extend(evidence);
+        all.insert("attempts".into(), self.attempts_in_window(now).into());
+        all.insert("last_observations".into(), self.observation_summary());
+        self.log_with(ctx, now, EventKind::Escalated, message.clone(), all.clone());
+        self.alert_with(ctx, Severity::Critical, "escalated", &message, all, false);
+    }
+
+    fn observation_summary(&self) -> serde_json::Value {
+        self.probes
+            .iter()
+            .filter_map(|p| p.last.as_ref())
+            .map(|l| {
+                serde_json::json!({
+                    "outcome": l.observation.outcome.as_str(),
+                    "message": l.observation.message,
+                    "latency_ms": millis(l.observation.latency),
+                })
+            })
+            .collect()
+    }
+
+    fn close_incident(&mut self, now: Instant, kind: EventKind, message: &str, ctx: &mut Ctx) {
+        self.set_phase(now, Phase::Healthy);
+        self.log(ctx, now, kind, message);
+        if self.incident.as_ref().is_some_and(|i| i.alerted) {
+            self.alert(ctx, Severity::Info, "resolved", message, true);
+        }
+        self.incident = None;
+        self.record_last_known_good(ctx);
+    }
+
+    pub(crate) fn on_timeout(&mut self, now: Instant, ctx: &mut Ctx) {
+        if let Some(Some(until)) = self.paused
+            && now >= until
+        {
+            self.paused = None;
+            self.log(ctx, now, EventKind::Resumed, "pause expired");
+        }
+        if !self.stale && self.is_stale(now) {
+            self.stale = true;
+            self.log(
+                ctx,
+                now,
+                EventKind::Stale,
+                "no fresh observation: reported as unknown",
+            );
+        }
+        match self.phase {
+            Phase::Waiting { .. } => self.drive(now, ctx),
+            Phase::Verifying {
+                step,
+                since,
+                deadline,
+                next_probe,
+            } => {
+                if now >= deadline && self.blind {
+                    // Cannot verify while blind: wait for sight rather than burn an attempt.
+                    let deadline = now + self.policy.verify_interval;
+                    self.phase = Phase::Verifying {
+                        step,
+                        since,
+                        deadline,
+                        next_probe,
+                    };
+                } else if now >= deadline {
+                    let timeout = humantime::format_duration(self.policy.recover_timeout);
+                    let message = format!("not healthy within recover_timeout ({timeout})");
+                    self.verification_failed(now, step, message, Evidence::new(), ctx);
+                } else if now >= next_probe {
+                    let next_probe = now + self.policy.verify_interval;
+                    self.phase = Phase::Verifying {
+                        step,
+                        since,
+                        deadline,
+                        next_probe,
+                    };
+                    ctx.out.push_back(Action::Probe {
+                        unit: self.name.clone(),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub(crate) fn pause(&mut self, now: Instant, until: Option<Instant>, ctx: &mut Ctx) {
+        self.paused = Some(until);
+        let message = match until {
+            Some(until) => format!(
+                "automatic recovery paused for {}",
+                humantime::format_duration(round_secs(until.saturating_duration_since(now)))
+            ),
+            None => "automatic recovery paused until resumed".to_owned(),
+        };
+        self.log(ctx, now, EventKind::Paused, &message);
+    }
+
+    pub(crate) fn resume(&mut self, now: Instant, ctx: &mut Ctx) {
+        if self.paused.take().is_some() {
+            self.log(ctx, now, EventKind::Resumed, "automatic recovery resumed");
+        }
+        self.resume_held(now, ctx);
+    }
+
+    /// Re-drives an action that was held (pause, blindness, a dependency).
+    pub(crate) fn resume_held(&mut self, now: Instant, ctx: &mut Ctx) {
+        self.held_for_dependency = false;
+        self.drive(now, ctx);
+    }
+
+    /// Whether a due action waits for a dependency to become healthy.
+    pub(crate) fn is_held_for_dependency(&self) -> bool {
+        self.held_for_dependency
+    }
+
+    pub(crate) fn reset(&mut self, now: Instant, ctx: &mut Ctx) {
+        self.attempts.clear();
+        for probe in &mut self.probes {
+            probe.consecutive_ok = 0;
+            if let Some(last) = probe.last.as_mut() {
+                last.consecutive_failures = 0;
+            }
+        }
+        self.started = now;
+        self.set_phase(now, Phase::Starting);
+        self.log(
+            ctx,
+            now,
+            EventKind::Reset,
+            "reset by a person: attempts and escalation cleared",
+        );
+        if self.incident.as_ref().is_some_and(|i| i.alerted) {
+            self.alert(ctx, Severity::Info, "resolved", "reset by a person", true);
+        }
+        self.incident = None;
+    }
+
+    /// A person asked for a restart now: a fresh attempt budget, even when paused or escalated.
+    pub(crate) fn recover(&mut self, now: Instant, ctx: &mut Ctx) {
+        if matches!(self.phase, Phase::Acting { .. }) || !self.policy.can_restart {
+            return;
+        }
+        self.attempts.clear();
+        if self.incident.is_none() {
+            *ctx.next_incident += 1;
+            self.incident = Some(Incident {
+                id: format!("{}{}", ctx.incident_prefix, ctx.next_incident),
+                opened: now,
+                alerted: false,
+                rollback_tried: false,
+                evidence: Evidence::new(),
+            });
+            self.log(
+                ctx,
+                now,
+                EventKind::Failing,
+                "recovery requested by a person",
+            );
+        }
+        let paused = self.paused.take();
+        self.set_phase(
+            now,
+            Phase::Waiting {
+                step: Step::Restart(1),
+                at: now,
+            },
+        );
+        let ready = std::mem::replace(&mut ctx.dependencies_ready, true);
+        self.drive(now, ctx);
+        ctx.dependencies_ready = ready;
+        self.paused = paused;
+    }
+
+    pub(crate) fn removed(&mut self, now: Instant, ctx: &mut Ctx) {
+        self.log(ctx, now, EventKind::Removed, "no longer watched");
+    }
+
+    pub(crate) fn watching(&mut self, now: Instant, ctx: &mut Ctx) {
+        self.log(ctx, now, EventKind::Watching, "watching");
+    }
+
+    fn set_phase(&mut self, now: Instant, phase: Phase) {
+        if phase.name() != self.phase.name() {
+            self.since = now;
+        }
+        self.phase = phase;
+    }
+
+    fn record_last_known_good(&self, ctx: &mut Ctx) {
+        if self.policy.can_rollback {
+            ctx.out.push_back(Action::RecordLastKnownGood {
+                unit: self.name.clone(),
+            });
+        }
+    }
+
+    fn log(&self, ctx: &mut Ctx, now: Instant, kind: EventKind, message: &str) {
+        self.log_with(ctx, now, kind, message.to_owned(), Evidence::new());
+    }
+
+    fn log_with(
+        &self,
+        ctx: &mut Ctx,
+        _now: Instant,
+        kind: EventKind,
+        message: String,
+        evidence: Evidence,
+    ) {
+        let attempt = match self.phase.step() {
+            Some(Step::Restart(k)) if k > 0 => Some(k),
+            _ => None,
+        };
+        ctx.out.push_back(Action::Log(RecoveryEvent {
+            service: self.name.clone(),
+            kind,
+            incident: self.incident.as_ref().map(|i| i.id.clone()),
+            state: self.phase.name(),
+            attempt,
+            message,
+            evidence,
+        }));
+    }
+
+    fn alert(
+        &mut self,
+        ctx: &mut Ctx,
+        severity: Severity,
+        kind: &'static str,
+        message: &str,
+        resolved: bool,
+    ) {
+        let evidence = self
+            .incident
+            .as_ref()
+            .map(|i| i.evidence.clone())
+            .unwrap_or_default();
+        self.alert_with(ctx, severity, kind, message, evidence, resolved);
+    }
+
+    fn alert_with(
+        &mut self,
+        ctx: &mut Ctx,
+        severity: Severity,
+        kind: &'static str,
+        message: &str,
+        evidence: Evidence,
+        resolved: bool,
+    ) {
+        if let Some(incident) = self.incident.as_mut() {
+            incident.alerted = true;
+        }
+        ctx.out.push_back(Action::Alert(Alert {
+            service: self.name.clone(),
+            severity,
+            kind,
+            incident: self.incident.as_ref().map(|i| i.id.clone()),
+            message: message.to_owned(),
+            evidence,
+            resolved,
+        }));
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn round_secs(duration: Duration) -> Duration {
+    Duration::from_secs(duration.as_secs())
+}

@@ -1,0 +1,98 @@
+//! One probe result: what the shell saw, handed to the core as evidence.
+
+use std::time::Duration;
+
+/// Structured evidence attached to observations, events and alerts (exit code,
+/// OOM flag, last log lines, HTTP status, …). A JSON object so every sink can
+/// carry it unchanged.
+pub type Evidence = serde_json::Map<String, serde_json::Value>;
+
+/// What a probe concluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The service answered as expected.
+    Ok,
+    /// The service is observably broken.
+    Fail,
+    /// The probe itself cannot see (Docker socket down, launchctl missing): no
+    /// conclusion about the service, and never a reason to act.
+    Blind,
+}
+
+impl Outcome {
+    /// The lowercase word used in tables, JSON and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Fail => "fail",
+            Outcome::Blind => "blind",
+        }
+    }
+}
+
+/// How much weight a failed observation carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Urgency {
+    /// Counts towards the failure threshold.
+    #[default]
+    Normal,
+    /// Fails at once (container died, OOM): no threshold, no start-period grace.
+    Decisive,
+    /// The thing is gone (container destroyed, job unloaded): fails at once, but
+    /// the first restore waits `replace_grace` so a deploy can put a replacement in place.
+    Gone,
+}
+
+/// One probe result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    /// The verdict.
+    pub outcome: Outcome,
+    /// How long the probe took.
+    pub latency: Duration,
+    /// One human line: "HTTP 503", "connection refused", "exited with 3".
+    pub message: String,
+    /// Structured facts behind the verdict.
+    pub evidence: Evidence,
+    /// Weight of a failure; ignored for `Ok` and `Blind`.
+    pub urgency: Urgency,
+}
+
+impl Observation {
+    /// A successful observation with a message.
+    pub fn ok(latency: Duration, message: impl Into<String>) -> Self {
+        Self::new(Outcome::Ok, latency, message)
+    }
+
+    /// A failed observation that counts towards the threshold.
+    pub fn fail(latency: Duration, message: impl Into<String>) -> Self {
+        Self::new(Outcome::Fail, latency, message)
+    }
+
+    /// The probe could not see.
+    pub fn blind(latency: Duration, message: impl Into<String>) -> Self {
+        Self::new(Outcome::Blind, latency, message)
+    }
+
+    fn new(outcome: Outcome, latency: Duration, message: impl Into<String>) -> Self {
+        Self {
+            outcome,
+            latency,
+            message: message.into(),
+            evidence: Evidence::new(),
+            urgency: Urgency::Normal,
+        }
+    }
+
+    /// Sets the urgency (builder style).
+    pub fn with_urgency(mut self, urgency: Urgency) -> Self {
+        self.urgency = urgency;
+        self
+    }
+
+    /// Adds one evidence entry (builder style).
+    pub fn with(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.evidence.insert(key.to_owned(), value.into());
+        self
+    }
+}

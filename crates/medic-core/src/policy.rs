@@ -1,0 +1,74 @@
+//! The per-service recovery policy: thresholds, attempts, windows and timers.
+
+use std::time::Duration;
+
+/// When one probe is expected to report; drives staleness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeTiming {
+    /// Time between two runs of the probe.
+    pub interval: Duration,
+    /// The longest one run may take.
+    pub timeout: Duration,
+}
+
+impl ProbeTiming {
+    /// No observation within `2 × interval + timeout` means the probe's last word is stale.
+    pub fn stale_after(&self) -> Duration {
+        self.interval * 2 + self.timeout
+    }
+}
+
+/// How one service is judged and recovered. Built from the validated config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// Consecutive failed observations of one probe that open an incident.
+    pub failure_threshold: u32,
+    /// Consecutive successes of every probe that close an incident without action.
+    pub success_threshold: u32,
+    /// Grace after start during which normal failures do not count.
+    pub start_period: Duration,
+    /// Restarts allowed inside `attempt_window` before rolling back.
+    pub max_attempts: u32,
+    /// The sliding window in which restarts are counted, so a flapping service also reaches rollback.
+    pub attempt_window: Duration,
+    /// Delay before the second attempt; doubles for each further one.
+    pub backoff_base: Duration,
+    /// Upper bound of one backoff delay.
+    pub backoff_max: Duration,
+    /// How long a restart or rollback has to show fresh successes before it counts as failed.
+    pub recover_timeout: Duration,
+    /// How often the probes are re-run while a recovery is being verified.
+    pub verify_interval: Duration,
+    /// How long to wait for a replacement of something that was removed before restoring it.
+    pub replace_grace: Duration,
+    /// The target can be restarted (false: watch only).
+    pub can_restart: bool,
+    /// The target can be rolled back (the executor may still find no different last known good).
+    pub can_rollback: bool,
+    /// One entry per probe, in config order.
+    pub probes: Vec<ProbeTiming>,
+}
+
+impl Default for Policy {
+    /// The defaults of DESIGN.md, with one 10 s / 2 s probe and a restartable target.
+    fn default() -> Self {
+        Self {
+            failure_threshold: 3,
+            success_threshold: 1,
+            start_period: Duration::ZERO,
+            max_attempts: 3,
+            attempt_window: Duration::from_secs(600),
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(60),
+            recover_timeout: Duration::from_secs(60),
+            verify_interval: Duration::from_secs(1),
+            replace_grace: Duration::from_secs(30),
+            can_restart: true,
+            can_rollback: true,
+            probes: vec![ProbeTiming {
+                interval: Duration::from_secs(10),
+                timeout: Duration::from_secs(2),
+            }],
+        }
+    }
+}

@@ -1,0 +1,353 @@
+//! The supervisor: every unit's state machine behind one sans-IO interface.
+//! Inputs and the current time go in; actions and the next deadline come out.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Instant;
+
+use crate::event::RecoveryEvent;
+use crate::machine::{Ctx, Machine, Phase, UnitStatus};
+use crate::observation::{Evidence, Observation};
+use crate::policy::Policy;
+use crate::snapshot::UnitSnapshot;
+use crate::{Alert, Health};
+
+/// A recovery action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Step {
+    /// Restart attempt `k` (1-based) inside the attempt window.
+    Restart(u32),
+    /// Return to the last known good version.
+    Rollback,
+}
+
+/// What the shell must do. Drain with [`Supervisor::poll_action`] after every input.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Restart the unit's target, then report [`Input::Finished`].
+    Restart {
+        /// The unit.
+        unit: String,
+        /// The incident it belongs to.
+        incident: String,
+        /// Which attempt this is.
+        attempt: u32,
+    },
+    /// Roll the unit's target back to its last known good version, then report [`Input::Finished`].
+    Rollback {
+        /// The unit.
+        unit: String,
+        /// The incident it belongs to.
+        incident: String,
+    },
+    /// Run the unit's probes now (verification after an action).
+    Probe {
+        /// The unit.
+        unit: String,
+    },
+    /// The unit is healthy: record what runs now as its last known good version.
+    RecordLastKnownGood {
+        /// The unit.
+        unit: String,
+    },
+    /// Append this event to the recovery log.
+    Log(RecoveryEvent),
+    /// Append this alert to the critical alerts file and hand it to the sinks.
+    Alert(Alert),
+}
+
+/// How an action ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ActionResult {
+    /// The action ran; its effect is verified by fresh observations.
+    Done {
+        /// One human line.
+        message: String,
+        /// Exit status, output, ids.
+        evidence: Evidence,
+    },
+    /// The action failed or was impossible (e.g. no different last known good).
+    Failed {
+        /// One human line.
+        message: String,
+        /// Exit status, output, errors.
+        evidence: Evidence,
+    },
+    /// Shutdown cut the action short.
+    Interrupted,
+}
+
+/// A person's command through the CLI or control API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Stop automatic action, until the given time or until resumed.
+    Pause {
+        /// `None`: until resumed.
+        until: Option<Instant>,
+    },
+    /// Resume automatic action.
+    Resume,
+    /// Clear escalation and the attempt count.
+    Reset,
+    /// Restart now with a fresh attempt budget.
+    Recover,
+}
+
+/// Something that happened, for one unit.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// A probe reported.
+    Observed {
+        /// The unit.
+        unit: String,
+        /// Index of the probe in the unit's policy.
+        probe: usize,
+        /// What it saw.
+        observation: Observation,
+    },
+    /// An action the core asked for has ended.
+    Finished {
+        /// The unit.
+        unit: String,
+        /// How it ended.
+        result: ActionResult,
+    },
+    /// A person's command.
+    Control {
+        /// The unit.
+        unit: String,
+        /// The command.
+        control: Control,
+    },
+}
+
+impl Input {
+    fn unit(&self) -> &str {
+        match self {
+            Input::Observed { unit, .. }
+            | Input::Finished { unit, .. }
+            | Input::Control { unit, .. } => unit,
+        }
+    }
+}
+
+/// An input named a unit the supervisor does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no service named `{0}`")]
+pub struct UnknownUnit(pub String);
+
+/// All units' state machines, their dependencies, and the output queue.
+#[derive(Debug)]
+pub struct Supervisor {
+    units: BTreeMap<String, Machine>,
+    /// unit → the units it depends on.
+    dependencies: BTreeMap<String, Vec<String>>,
+    /// Every unit's next deadline, so a timeout costs O(log n), not O(n).
+    deadlines: BTreeSet<(Instant, String)>,
+    scheduled: BTreeMap<String, Instant>,
+    out: VecDeque<Action>,
+    incident_prefix: String,
+    next_incident: u64,
+}
+
+impl Supervisor {
+    /// An empty supervisor. Incident ids are `prefix` + a counter that continues
+    /// from `next_incident` (persisted by the shell), so ids stay unique across restarts.
+    pub fn new(incident_prefix: impl Into<String>, next_incident: u64) -> Self {
+        Self {
+            units: BTreeMap::new(),
+            dependencies: BTreeMap::new(),
+            deadlines: BTreeSet::new(),
+            scheduled: BTreeMap::new(),
+            out: VecDeque::new(),
+            incident_prefix: incident_prefix.into(),
+            next_incident,
+        }
+    }
+
+    /// The incident counter to persist.
+    pub fn next_incident(&self) -> u64 {
+        self.next_incident
+    }
+
+    /// Starts watching a unit (or updates its policy, keeping its state, if it exists).
+    pub fn add_unit(&mut self, now: Instant, name: &str, policy: Policy) {
+        if let Some(machine) = self.units.get_mut(name) {
+            machine.set_policy(policy);
+        } else {
+            let machine = Machine::new(now, name.to_owned(), policy);
+            self.units.insert(name.to_owned(), machine);
+            self.with_unit(name, |machine, ctx| machine.watching(now, ctx));
+        }
+        self.reschedule(name);
+    }
+
+    /// Continues a unit from the state store: its incident and attempt count go on.
+    pub fn restore_unit(&mut self, now: Instant, saved: UnitSnapshot, policy: Policy) {
+        let name = saved.name.clone();
+        self.units
+            .insert(name.clone(), Machine::restore(now, saved, policy));
+        self.with_unit(&name, |machine, ctx| machine.watching(now, ctx));
+        self.reschedule(&name);
+    }
+
+    /// Stops watching a unit.
+    pub fn remove_unit(&mut self, now: Instant, name: &str) {
+        self.with_unit(name, |machine, ctx| machine.removed(now, ctx));
+        self.units.remove(name);
+        self.dependencies.remove(name);
+        if let Some(at) = self.scheduled.remove(name) {
+            self.deadlines.remove(&(at, name.to_owned()));
+        }
+    }
+
+    /// Declares that `unit` is not restarted while any of `on` is not healthy.
+    pub fn set_dependencies(&mut self, unit: &str, on: Vec<String>) {
+        if on.is_empty() {
+            self.dependencies.remove(unit);
+        } else {
+            self.dependencies.insert(unit.to_owned(), on);
+        }
+    }
+
+    /// The units' names, sorted.
+    pub fn unit_names(&self) -> impl Iterator<Item = &str> {
+        self.units.keys().map(String::as_str)
+    }
+
+    /// Whether a unit exists.
+    pub fn contains(&self, unit: &str) -> bool {
+        self.units.contains_key(unit)
+    }
+
+    /// Feeds one input.
+    pub fn handle_input(&mut self, now: Instant, input: Input) -> Result<(), UnknownUnit> {
+        let unit = input.unit().to_owned();
+        if !self.units.contains_key(&unit) {
+            return Err(UnknownUnit(unit));
+        }
+        let was_healthy = self.is_healthy_phase(&unit);
+        self.with_unit(&unit, |machine, ctx| match input {
+            Input::Observed {
+                probe, observation, ..
+            } => machine.on_observation(now, probe, observation, ctx),
+            Input::Finished { result, .. } => machine.on_finished(now, result, ctx),
+            Input::Control { control, .. } => match control {
+                Control::Pause { until } => machine.pause(now, until, ctx),
+                Control::Resume => machine.resume(now, ctx),
+                Control::Reset => machine.reset(now, ctx),
+                Control::Recover => machine.recover(now, ctx),
+            },
+        });
+        if !was_healthy && self.is_healthy_phase(&unit) {
+            self.release_dependents(now, &unit);
+        }
+        self.reschedule(&unit);
+        Ok(())
+    }
+
+    /// Advances every unit whose deadline has passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some((at, name)) = self.deadlines.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            self.scheduled.remove(&name);
+            self.with_unit(&name, |machine, ctx| machine.on_timeout(now, ctx));
+            self.reschedule(&name);
+        }
+    }
+
+    /// The next action to carry out, if any.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.out.pop_front()
+    }
+
+    /// When `handle_timeout` must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.deadlines.first().map(|(at, _)| *at)
+    }
+
+    /// Every unit's status as of `now`.
+    pub fn status(&self, now: Instant) -> Vec<UnitStatus> {
+        self.units.values().map(|m| m.status(now)).collect()
+    }
+
+    /// One unit's status.
+    pub fn unit_status(&self, now: Instant, unit: &str) -> Option<UnitStatus> {
+        self.units.get(unit).map(|m| m.status(now))
+    }
+
+    /// Everything to persist, one entry per unit.
+    pub fn snapshot(&self) -> Vec<UnitSnapshot> {
+        self.units.values().map(Machine::snapshot).collect()
+    }
+
+    /// Overall health: healthy only when every unit is.
+    pub fn overall(&self, now: Instant) -> Health {
+        let mut overall = Health::Healthy;
+        for machine in self.units.values() {
+            match machine.health(now) {
+                Health::Unhealthy => return Health::Unhealthy,
+                Health::Unknown => overall = Health::Unknown,
+                Health::Healthy => {}
+            }
+        }
+        overall
+    }
+
+    fn is_healthy_phase(&self, unit: &str) -> bool {
+        self.units
+            .get(unit)
+            .is_some_and(|m| m.phase() == Phase::Healthy)
+    }
+
+    fn dependencies_ready(&self, unit: &str) -> bool {
+        self.dependencies
+            .get(unit)
+            .is_none_or(|deps| deps.iter().all(|d| self.is_healthy_phase(d)))
+    }
+
+    /// A unit became healthy: actions held for it may go now.
+    fn release_dependents(&mut self, now: Instant, unit: &str) {
+        let dependents: Vec<String> = self
+            .dependencies
+            .iter()
+            .filter(|(_, deps)| deps.iter().any(|d| d == unit))
+            .map(|(name, _)| name.clone())
+            .filter(|name| {
+                self.units
+                    .get(name)
+                    .is_some_and(Machine::is_held_for_dependency)
+            })
+            .collect();
+        for name in dependents {
+            self.with_unit(&name, |machine, ctx| machine.resume_held(now, ctx));
+            self.reschedule(&name);
+        }
+    }
+
+    fn with_unit(&mut self, name: &str, f: impl FnOnce(&mut Machine, &mut Ctx)) {
+        let dependencies_ready = self.dependencies_ready(name);
+        let Some(machine) = self.units.get_mut(name) else {
+            return;
+        };
+        let mut ctx = Ctx {
+            out: &mut self.out,
+            next_incident: &mut self.next_incident,
+            incident_prefix: &self.incident_prefix,
+            dependencies_ready,
+        };
+        f(machine, &mut ctx);
+    }
+
+    fn reschedule(&mut self, name: &str) {
+        if let Some(at) = self.scheduled.remove(name) {
+            self.deadlines.remove(&(at, name.to_owned()));
+        }
+        if let Some(at) = self.units.get(name).and_then(Machine::next_deadline) {
+            self.scheduled.insert(name.to_owned(), at);
+            self.deadlines.insert((at, name.to_owned()));
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! Table tests of the recovery state machine in virtual time: a script of
+//! observations, action results, controls and time jumps in; the trace of
+//! recovery-log events, actions (→) and alerts (!) out.
+
+mod support;
+
+use std::time::Duration;
+
+use insta::assert_snapshot;
+use medic_core::{Health, Policy};
+use support::{UNIT, World, policy};
+
+fn run(policy: Policy, script: &str) -> String {
+    World::new(policy).run(script)
+}
+
+fn watch_only() -> Policy {
+    Policy {
+        can_restart: false,
+        can_rollback: false,
+        ..policy()
+    }
+}
+
+#[test]
+fn a_restart_that_works_closes_the_incident() {
+    assert_snapshot!(run(policy(), "ok fail fail fail done ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered →lkg");
+}
+
+#[test]
+fn failures_below_the_threshold_do_nothing() {
+    assert_snapshot!(run(policy(), "ok fail fail ok fail fail ok"), @"healthy →lkg");
+}
+
+#[test]
+fn a_decisive_failure_acts_at_once() {
+    assert_snapshot!(run(policy(), "ok died"), @"healthy →lkg failing(1) restart(1) →restart(1)");
+}
+
+#[test]
+fn three_failed_restarts_roll_back_and_a_verified_rollback_recovers() {
+    assert_snapshot!(run(policy(), "ok died error +2s error +5s error done ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2) restart_failed(2) restart(3) →restart(3) restart_failed(3) rollback →rollback rollback_done !warning:rolled_back rolled_back !info:resolved →lkg");
+}
+
+#[test]
+fn a_failed_rollback_escalates_and_nothing_more_happens() {
+    assert_snapshot!(run(policy(), "ok died error +2s error +5s error error fail fail fail +10m fail"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2) restart_failed(2) restart(3) →restart(3) restart_failed(3) rollback →rollback rollback_failed escalated !critical:escalated");
+}
+
+#[test]
+fn without_rollback_three_failed_restarts_escalate() {
+    let policy = Policy {
+        can_rollback: false,
+        ..policy()
+    };
+    assert_snapshot!(run(policy, "ok died error +2s error +5s error"), @"healthy failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2) restart_failed(2) restart(3) →restart(3) restart_failed(3) escalated !critical:escalated");
+}
+
+#[test]
+fn an_action_that_does_not_verify_in_time_counts_as_failed() {
+    assert_snapshot!(run(policy(), "ok died done +10s"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_done(1) restart_failed(1)");
+}
+
+#[test]
+fn dying_again_during_verification_counts_as_failed_but_booting_does_not() {
+    assert_snapshot!(run(policy(), "ok died done fail fail fail ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered →lkg");
+    assert_snapshot!(run(policy(), "ok died done died"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_done(1) restart_failed(1)");
+}
+
+#[test]
+fn backoff_doubles_between_attempts() {
+    let mut world = World::new(policy());
+    world.run("ok died error");
+    assert_eq!(world.restarts, 1);
+    world.run("+999ms");
+    assert_eq!(world.restarts, 1, "the second attempt waits at least 1 s");
+    world.run("+200ms");
+    assert_eq!(world.restarts, 2);
+    world.run("error +1999ms");
+    assert_eq!(world.restarts, 2, "the third attempt waits at least 2 s");
+    world.run("+300ms");
+    assert_eq!(world.restarts, 3);
+}
+
+#[test]
+fn a_flapping_service_reaches_rollback_inside_the_window() {
+    assert_snapshot!(run(policy(), "ok died done ok +1m died +2s done ok +1m died +5s done ok +1m died"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered →lkg failing(2) restart(2) →restart(2) restart_done(2) recovered →lkg failing(3) restart(3) →restart(3) restart_done(3) recovered →lkg failing rollback →rollback");
+}
+
+#[test]
+fn attempts_outside_the_window_are_forgotten() {
+    assert_snapshot!(run(policy(), "ok died done ok +11m died done ok +11m died done ok +11m died"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered →lkg failing(1) restart(1) →restart(1)");
+}
+
+#[test]
+fn the_start_period_forgives_normal_failures_but_not_decisive_ones() {
+    let policy = Policy {
+        start_period: Duration::from_secs(30),
+        ..policy()
+    };
+    assert_snapshot!(run(policy.clone(), "fail fail fail fail ok"), @"healthy →lkg");
+    assert_snapshot!(run(policy.clone(), "died"), @"failing(1) restart(1) →restart(1)");
+    assert_snapshot!(run(policy, "+31s fail fail fail"), @"failing(1) restart(1) →restart(1)");
+}
+
+#[test]
+fn watch_only_reports_and_recovers_without_acting() {
+    assert_snapshot!(run(watch_only(), "ok fail fail fail fail ok"), @"healthy failing recovered");
+}
+
+#[test]
+fn paused_services_are_not_acted_on_until_resumed() {
+    assert_snapshot!(run(policy(), "ok pause died +1m fail resume"), @"healthy →lkg paused failing(1) resumed(1) restart(1) →restart(1)");
+}
+
+#[test]
+fn a_pause_with_an_end_expires() {
+    let mut world = World::new(policy());
+    world.run("ok");
+    world.control(medic_core::Control::Pause {
+        until: Some(world.now + Duration::from_secs(60)),
+    });
+    assert_snapshot!(world.run("died +59s"), @"failing(1)");
+    assert_snapshot!(world.run("+2s"), @"resumed(1) restart(1) →restart(1)");
+}
+
+#[test]
+fn blind_services_are_not_acted_on() {
+    assert_snapshot!(run(policy(), "ok died error blind +1m"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) blind(2)");
+    assert_snapshot!(run(policy(), "ok died error blind +1m ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) blind(2) sight_restored(2) recovered →lkg");
+    assert_snapshot!(run(policy(), "ok blind fail fail fail ok"), @"healthy →lkg blind sight_restored failing(1) restart(1) →restart(1)");
+}
+
+#[test]
+fn a_removed_thing_waits_for_a_replacement_before_restoring() {
+    assert_snapshot!(run(policy(), "ok gone +29s ok"), @"healthy →lkg failing(1) recovered →lkg");
+    assert_snapshot!(run(policy(), "ok gone +31s"), @"healthy →lkg failing(1) restart(1) →restart(1)");
+}
+
+#[test]
+fn escalated_stays_escalated_until_reset() {
+    let mut world = World::new(Policy {
+        can_rollback: false,
+        ..policy()
+    });
+    world.run("ok died error +2s error +5s error ok ok +1h ok");
+    let status = world.sup.unit_status(world.now, UNIT).unwrap();
+    assert_eq!(status.state, "escalated");
+    assert_snapshot!(world.run("reset ok"), @"reset !info:resolved healthy");
+}
+
+#[test]
+fn recover_restarts_now_even_when_escalated() {
+    let policy = Policy {
+        can_rollback: false,
+        ..policy()
+    };
+    assert_snapshot!(run(policy, "ok died error +2s error +5s error recover done ok"), @"healthy failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2) restart_failed(2) restart(3) →restart(3) restart_failed(3) escalated !critical:escalated restart(1) →restart(1) restart_done(1) recovered !info:resolved");
+}
+
+#[test]
+fn stale_observations_are_reported_unknown_never_healthy() {
+    let mut world = World::new(Policy {
+        probes: vec![medic_core::ProbeTiming {
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+        }],
+        ..policy()
+    });
+    world.run("ok");
+    assert_eq!(world.sup.overall(world.now), Health::Healthy);
+    // interval 1 s, timeout 1 s: stale after 3 s without an observation.
+    assert_snapshot!(world.run("+3s"), @"stale");
+    assert_eq!(world.sup.overall(world.now), Health::Unknown);
+    assert_snapshot!(world.run("ok"), @"sight_restored");
+    assert_eq!(world.sup.overall(world.now), Health::Healthy);
+}
+
+#[test]
+fn never_observed_is_unknown() {
+    let world = World::new(policy());
+    assert_eq!(world.sup.overall(world.now), Health::Unknown);
+}
+
+#[test]
+fn an_interrupted_action_is_verified_again() {
+    assert_snapshot!(run(policy(), "ok died interrupted ok"), @"healthy →lkg failing(1) restart(1) →restart(1) interrupted(1) recovered →lkg");
+}
+
+#[test]
+fn a_daemon_restarted_mid_incident_continues_its_attempt_count() {
+    let mut world = World::new(policy());
+    world.run("ok died error +2s");
+    assert_eq!(world.restarts, 2);
+    let saved = world.sup.snapshot().pop().unwrap();
+    let mut next = medic_core::Supervisor::new("i", world.sup.next_incident());
+    next.restore_unit(world.now, saved, policy());
+    world.sup = next;
+    world.running.clear();
+    assert_snapshot!(world.run("fail fail fail +5s error"), @"watching(2)");
+}
+
+#[test]
+fn dependencies_hold_restarts_until_the_parent_is_healthy() {
+    use medic_core::{Input, Observation, Urgency};
+    let mut world = World::new(policy());
+    world.sup.add_unit(world.now, "db", policy());
+    world.sup.set_dependencies(UNIT, vec!["db".into()]);
+    let db = |world: &mut World, observation| {
+        world.input(Input::Observed {
+            unit: "db".into(),
+            probe: 0,
+            observation,
+        })
+    };
+    world.run("ok");
+    db(&mut world, Observation::ok(Duration::ZERO, "ok"));
+    db(
+        &mut world,
+        Observation::fail(Duration::ZERO, "down").with_urgency(Urgency::Decisive),
+    );
+    world.trace.clear();
+    world.run("died");
+    assert_eq!(world.restarts, 1, "only db restarted so far");
+    world.input(Input::Finished {
+        unit: "db".into(),
+        result: medic_core::ActionResult::Done {
+            message: "ok".into(),
+            evidence: Default::default(),
+        },
+    });
+    db(&mut world, Observation::ok(Duration::ZERO, "ok"));
+    assert_eq!(world.restarts, 2, "web restarted once db is healthy");
+    assert_snapshot!(world.trace.join(" "), @"failing(1) waiting_for_dependency(1) restart_done(1) recovered →lkg restart(1) →restart(1)");
+}

@@ -1,0 +1,143 @@
+//! Property tests: random scripts of observations, action results, controls and
+//! time jumps, checked against the invariants of DESIGN.md.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use medic_core::{Health, Policy};
+use proptest::prelude::*;
+use support::{UNIT, World, policy};
+
+fn step() -> impl Strategy<Value = String> {
+    prop_oneof![
+        4 => Just("ok".to_owned()),
+        4 => Just("fail".to_owned()),
+        2 => Just("died".to_owned()),
+        1 => Just("gone".to_owned()),
+        1 => Just("blind".to_owned()),
+        3 => Just("done".to_owned()),
+        3 => Just("error".to_owned()),
+        1 => Just("interrupted".to_owned()),
+        1 => Just("pause".to_owned()),
+        1 => Just("resume".to_owned()),
+        1 => Just("reset".to_owned()),
+        1 => Just("recover".to_owned()),
+        4 => (0u64..200).prop_map(|s| format!("+{s}s")),
+    ]
+}
+
+fn fast_policy() -> Policy {
+    Policy {
+        probes: vec![medic_core::ProbeTiming {
+            interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(2),
+        }],
+        attempt_window: Duration::from_secs(300),
+        ..policy()
+    }
+}
+
+/// Runs a script step by step, letting `check` look at the world after each one.
+fn replay(script: &[String], mut check: impl FnMut(&str, &World, usize, u32)) {
+    let mut world = World::new(fast_policy());
+    for step in script {
+        let restarts = world.restarts;
+        let trace_len = world.trace.len();
+        world.step(step);
+        check(step, &world, trace_len, restarts);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    /// Never more than max_attempts automatic restarts inside any attempt window
+    /// (a person's reset or recover starts a fresh budget).
+    #[test]
+    fn restarts_are_bounded_by_the_window(script in prop::collection::vec(step(), 1..120)) {
+        let policy = fast_policy();
+        let mut epoch: Vec<Instant> = Vec::new();
+        replay(&script, |step, world, _, restarts_before| {
+            if step == "reset" || step == "recover" {
+                epoch.clear();
+            }
+            epoch.extend(&world.restart_times[restarts_before as usize..]);
+            let recent = epoch
+                .iter()
+                .filter(|at| world.now.duration_since(**at) < policy.attempt_window)
+                .count();
+            assert!(recent <= policy.max_attempts as usize, "{recent} restarts in one window: {:?}", world.trace);
+        });
+    }
+
+    /// No automatic action while paused or blind, and none after escalation until a person acts.
+    #[test]
+    fn no_action_while_paused_blind_or_escalated(script in prop::collection::vec(step(), 1..120)) {
+        let mut held_before = false;
+        replay(&script, |step, world, trace_len, _| {
+            let acted = world.trace[trace_len..].iter().any(|t| t.starts_with('→') && t != "→lkg");
+            let status = world.sup.unit_status(world.now, UNIT).unwrap();
+            let blind = status.probes.iter().flatten().any(|p| p.observation.outcome == medic_core::Outcome::Blind);
+            let held_after = status.paused.is_some() || blind || status.state == "escalated";
+            // What may lift a hold: a person, or an observation that sees again.
+            let lifts = matches!(step, "resume" | "reset" | "ok" | "fail" | "died" | "gone");
+            if acted && step != "recover" && (held_after || (held_before && !lifts)) {
+                panic!("acted while held after `{step}`: {:?}", world.trace);
+            }
+            held_before = held_after;
+        });
+    }
+
+    /// A unit whose last observation is older than 2 × interval + timeout is never reported healthy.
+    #[test]
+    fn stale_is_never_healthy(script in prop::collection::vec(step(), 1..80)) {
+        let timing = fast_policy().probes[0];
+        replay(&script, |_, world, _, _| {
+            let status = world.sup.unit_status(world.now, UNIT).unwrap();
+            let fresh = status.probes.iter().flatten().all(|p| world.now.duration_since(p.at) < timing.stale_after())
+                && status.probes.iter().all(Option::is_some);
+            if !fresh {
+                assert_ne!(status.health, Health::Healthy, "stale but healthy: {:?}", world.trace);
+            }
+        });
+    }
+
+    /// Whatever happened, once the running action finishes and fresh successes
+    /// arrive, the unit is healthy again — unless it is escalated, which only a person clears.
+    #[test]
+    fn fresh_successes_return_to_healthy(script in prop::collection::vec(step(), 1..80)) {
+        let mut world = World::new(fast_policy());
+        for step in &script {
+            world.step(step);
+        }
+        for _ in 0..3 {
+            match world.sup.unit_status(world.now, UNIT).unwrap().state {
+                "escalated" => world.run("reset ok"),
+                _ => world.run("resume done ok"),
+            };
+        }
+        let status = world.sup.unit_status(world.now, UNIT).unwrap();
+        assert_eq!(status.state, "healthy", "{:?}", world.trace);
+        assert_eq!(status.health, Health::Healthy);
+        assert!(status.incident.is_none());
+    }
+
+    /// Every event of an incident carries its id, and an incident id is never reused.
+    #[test]
+    fn incidents_have_unique_ids(script in prop::collection::vec(step(), 1..120)) {
+        let mut world = World::new(fast_policy());
+        let mut seen = std::collections::BTreeSet::new();
+        let mut current: Option<String> = None;
+        for step in &script {
+            world.step(step);
+            let incident = world.sup.unit_status(world.now, UNIT).unwrap().incident;
+            if incident != current {
+                if let Some(id) = &incident {
+                    assert!(seen.insert(id.clone()), "incident id {id} reused");
+                }
+                current = incident;
+            }
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! A virtual-time world around the supervisor: scripted inputs in, a compact
+//! trace of decisions out. Time jumps from deadline to deadline; nothing sleeps.
+
+use std::time::{Duration, Instant};
+
+use medic_core::{Action, ActionResult, Control, Input, Observation, Policy, Supervisor, Urgency};
+
+pub const UNIT: &str = "web";
+
+pub struct World {
+    pub sup: Supervisor,
+    pub now: Instant,
+    pub trace: Vec<String>,
+    /// Actions asked for and not finished yet.
+    pub running: Vec<Action>,
+    pub restarts: u32,
+    /// When each restart was asked for, in virtual time.
+    pub restart_times: Vec<Instant>,
+    pub rollbacks: u32,
+}
+
+impl World {
+    pub fn new(policy: Policy) -> Self {
+        let start = Instant::now();
+        let mut world = Self {
+            sup: Supervisor::new("i", 0),
+            now: start,
+            trace: Vec::new(),
+            running: Vec::new(),
+            restarts: 0,
+            restart_times: Vec::new(),
+            rollbacks: 0,
+        };
+        world.sup.add_unit(start, UNIT, policy);
+        world.drain();
+        world
+    }
+
+    pub fn input(&mut self, input: Input) {
+        self.sup.handle_input(self.now, input).expect("unit exists");
+        self.drain();
+    }
+
+    pub fn observe(&mut self, observation: Observation) {
+        self.input(Input::Observed {
+            unit: UNIT.into(),
+            probe: 0,
+            observation,
+        });
+    }
+
+    pub fn finish(&mut self, result: ActionResult) {
+        self.running.clear();
+        self.input(Input::Finished {
+            unit: UNIT.into(),
+            result,
+        });
+    }
+
+    pub fn control(&mut self, control: Control) {
+        self.input(Input::Control {
+            unit: UNIT.into(),
+            control,
+        });
+    }
+
+    /// Moves time forward by `by`, firing every deadline on the way at its own instant.
+    pub fn advance(&mut self, by: Duration) {
+        let end = self.now + by;
+        while let Some(at) = self.sup.poll_timeout().filter(|at| *at <= end) {
+            self.now = self.now.max(at);
+            self.sup.handle_timeout(self.now);
+            self.drain();
+        }
+        self.now = end;
+    }
+
+    fn drain(&mut self) {
+        while let Some(action) = self.sup.poll_action() {
+            let line = match &action {
+                Action::Log(event) => match event.attempt {
+                    Some(k) => format!("{}({k})", event.kind.as_str()),
+                    None => event.kind.as_str().to_owned(),
+                },
+                Action::Restart { attempt, .. } => {
+                    self.restarts += 1;
+                    self.restart_times.push(self.now);
+                    self.running.push(action.clone());
+                    format!("→restart({attempt})")
+                }
+                Action::Rollback { .. } => {
+                    self.rollbacks += 1;
+                    self.running.push(action.clone());
+                    "→rollback".to_owned()
+                }
+                Action::Alert(alert) => format!("!{}:{}", alert.severity.as_str(), alert.kind),
+                Action::RecordLastKnownGood { .. } => "→lkg".to_owned(),
+                Action::Probe { .. } => continue,
+            };
+            self.trace.push(line);
+        }
+    }
+
+    /// Runs a script of space-separated steps and returns the trace it produced:
+    /// `ok` `fail` `died` (decisive) `gone` `blind` observations; `done` `error`
+    /// `interrupted` action results; `pause` `resume` `reset` `recover` controls;
+    /// `+5s` advances virtual time.
+    pub fn run(&mut self, script: &str) -> String {
+        let from = self.trace.len();
+        for step in script.split_whitespace() {
+            self.step(step);
+        }
+        self.trace[from..].join(" ")
+    }
+
+    pub fn step(&mut self, step: &str) {
+        let ms = Duration::from_millis(5);
+        match step {
+            "ok" => self.observe(Observation::ok(ms, "200 OK")),
+            "fail" => self.observe(Observation::fail(ms, "HTTP 503")),
+            "died" => self.observe(Observation::fail(ms, "died").with_urgency(Urgency::Decisive)),
+            "gone" => self.observe(Observation::fail(ms, "removed").with_urgency(Urgency::Gone)),
+            "blind" => self.observe(Observation::blind(ms, "socket down")),
+            "done" => self.finish(ActionResult::Done {
+                message: "exit 0".into(),
+                evidence: Default::default(),
+            }),
+            "error" => self.finish(ActionResult::Failed {
+                message: "exit 1".into(),
+                evidence: Default::default(),
+            }),
+            "interrupted" => self.finish(ActionResult::Interrupted),
+            "pause" => self.control(Control::Pause { until: None }),
+            "resume" => self.control(Control::Resume),
+            "reset" => self.control(Control::Reset),
+            "recover" => self.control(Control::Recover),
+            advance if advance.starts_with('+') => {
+                let by = humantime::parse_duration(&advance[1..]).expect("a duration after +");
+                self.advance(by);
+            }
+            other => panic!("unknown step `{other}`"),
+        }
+    }
+}
+
+/// The default policy with an hour-long probe interval, so that time jumps in
+/// scripts do not make observations stale unless a test means them to.
+pub fn policy() -> Policy {
+    Policy {
+        probes: vec![medic_core::ProbeTiming {
+            interval: Duration::from_secs(3600),
+            timeout: Duration::from_secs(1),
+        }],
+        recover_timeout: Duration::from_secs(10),
+        ..Policy::default()
+    }
+}

@@ -1,0 +1,73 @@
+//! `medic check`: every probe once, concurrently, without the state machine.
+
+use std::time::Duration;
+
+use medic_core::config::{Config, ContainerSelector, Target};
+use medic_core::{Observation, Outcome};
+
+use crate::executor::Executor;
+use crate::units::{self, UnitSpec};
+
+/// One probe's result.
+#[derive(Debug, Clone)]
+pub struct CheckRow {
+    /// The unit.
+    pub service: String,
+    /// The probe kind.
+    pub probe: &'static str,
+    /// What it saw.
+    pub observation: Observation,
+}
+
+/// Runs every probe of every unit once.
+pub async fn check_once(config: &Config) -> anyhow::Result<Vec<CheckRow>> {
+    let executor = Executor::new(config)?;
+    let mut specs = units::plan(config, &executor, &[])?;
+    for service in &config.services {
+        let Some(Target::Container(target)) = &service.target else {
+            continue;
+        };
+        if matches!(target.selector, ContainerSelector::Name(_)) {
+            continue;
+        }
+        for container in executor.find_containers(&target.selector).await? {
+            let name = format!("{}/{container}", service.name);
+            specs.push(units::container_unit(
+                service, target, &name, &container, &executor,
+            )?);
+        }
+    }
+    let runs = specs.iter().flat_map(|spec: &UnitSpec| {
+        let service = spec.service.clone();
+        let kinds = config
+            .services
+            .iter()
+            .find(|s| s.name == service)
+            .map(|s| s.probes.iter().map(|p| p.kind_name()).collect::<Vec<_>>())
+            .unwrap_or_default();
+        spec.checks
+            .iter()
+            .zip(kinds)
+            .map(move |((check, _), kind)| {
+                let unit = spec.name.clone();
+                async move {
+                    CheckRow {
+                        service: unit,
+                        probe: kind,
+                        observation: check.run().await,
+                    }
+                }
+            })
+    });
+    Ok(futures_util::future::join_all(runs).await)
+}
+
+/// The exit code of `medic check` and `medic status`: 0 all healthy, 1 otherwise.
+pub fn exit_code(rows: &[CheckRow]) -> i32 {
+    i32::from(rows.iter().any(|r| r.observation.outcome != Outcome::Ok))
+}
+
+/// A probe latency in whole milliseconds.
+pub fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}

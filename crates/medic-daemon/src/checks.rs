@@ -1,0 +1,27 @@
+//! The probes of one unit, whatever their kind, behind one `run()`.
+
+use std::sync::Arc;
+
+use medic_core::Observation;
+use medic_probe::ProbeRunner;
+
+use crate::docker::ContainerCheck;
+
+/// One probe of a unit.
+#[derive(Debug, Clone)]
+pub enum Check {
+    /// http, tcp or exec.
+    Runner(Arc<ProbeRunner>),
+    /// A container's state and Docker health.
+    Container(ContainerCheck),
+}
+
+impl Check {
+    /// Runs the probe once; never fails, never exceeds its timeout.
+    pub async fn run(&self) -> Observation {
+        match self {
+            Check::Runner(runner) => runner.check().await,
+            Check::Container(check) => check.run().await,
+        }
+    }
+}

@@ -1,0 +1,467 @@
+//! The supervisor loop: one `select!` over probe observations, action results,
+//! control commands and the core's next deadline. It owns the core, the state
+//! store and the journals; everything slow runs in tracked tasks that report back.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::Context;
+use jiff::Timestamp;
+use medic_core::config::Config;
+use medic_core::{Action, ActionResult, Control, Input, Observation, Supervisor};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::clock::WallClock;
+use crate::executor::Executor;
+use crate::journal::{AlertLine, Journal, RecoveryLine};
+use crate::schedule::UnitProbes;
+use crate::status::StatusReport;
+use crate::store::Store;
+use crate::units::{self, UnitSpec, UnitTarget};
+
+/// Everything that can wake the supervisor loop.
+#[derive(Debug)]
+pub enum Event {
+    /// A probe reported.
+    Observed {
+        /// The unit.
+        unit: String,
+        /// The probe's index.
+        probe: usize,
+        /// What it saw.
+        observation: Observation,
+    },
+    /// An action ended.
+    Finished {
+        /// The unit.
+        unit: String,
+        /// How.
+        result: ActionResult,
+    },
+    /// A unit's last known good spec was captured.
+    LastKnownGood {
+        /// The unit.
+        unit: String,
+        /// The spec.
+        spec: serde_json::Value,
+    },
+    /// Docker reported a change to a container: check it now.
+    ContainerChanged {
+        /// The container's name.
+        container: String,
+        /// die, destroy, start, health_status, …
+        action: String,
+    },
+    /// A container matching a service's selector exists: watch it as a unit of its own.
+    Found {
+        /// The service whose selector matched.
+        service: String,
+        /// The container's name.
+        container: String,
+    },
+    /// A person's command from the control API.
+    Control(ControlRequest),
+}
+
+/// A command for the supervisor loop with a channel for its answer.
+#[derive(Debug)]
+pub enum ControlRequest {
+    /// Status of every unit.
+    Status(oneshot::Sender<StatusReport>),
+    /// pause / resume / reset / recover one unit.
+    Unit {
+        /// The unit (or service: applies to all its instances).
+        unit: String,
+        /// The command.
+        control: ControlCommand,
+        /// Ok, or why not.
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+}
+
+/// A person's command on one unit.
+#[derive(Debug, Clone, Copy)]
+pub enum ControlCommand {
+    /// Pause, optionally for a while.
+    Pause(Option<Duration>),
+    /// Resume.
+    Resume,
+    /// Clear escalation and attempts.
+    Reset,
+    /// Restart now.
+    Recover,
+}
+
+/// Handles the daemon gives to its adapters.
+#[derive(Debug, Clone)]
+pub struct Shell {
+    /// Where adapters send what they see.
+    pub events: mpsc::Sender<Event>,
+    /// Tracks every task, so shutdown waits for them.
+    pub tracker: TaskTracker,
+    /// Cancelled at shutdown.
+    pub cancel: CancellationToken,
+}
+
+struct Unit {
+    spec: UnitSpec,
+    probes: UnitProbes,
+}
+
+/// The running daemon's state, owned by the supervisor loop.
+struct Daemon {
+    config: Config,
+    sup: Supervisor,
+    store: Store,
+    clock: WallClock,
+    recovery: Journal,
+    alerts: Journal,
+    units: BTreeMap<String, Unit>,
+    executor: Executor,
+    shell: Shell,
+    /// Units with an action running, so shutdown can wait for them.
+    in_flight: BTreeMap<String, ()>,
+    dirty: bool,
+    alert_seq: u64,
+    shutdown_grace: Duration,
+}
+
+/// Runs the daemon until `shutdown` resolves; then stops within `shutdown_grace`.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let settings = config.medic.clone();
+    let clock = WallClock::now();
+    let store = Store::open(&settings.state_dir, Timestamp::now())?;
+    let recovery = Journal::open(&settings.recovery_log)?;
+    let alerts = Journal::open(&settings.alerts_file)?;
+    let (events_tx, mut events_rx) = mpsc::channel(1024);
+    let shell = Shell {
+        events: events_tx,
+        tracker: TaskTracker::new(),
+        cancel: CancellationToken::new(),
+    };
+    let sup = Supervisor::new(store.file.incident_prefix.clone(), store.file.next_incident);
+    let executor = Executor::new(&config)?;
+    let mut daemon = Daemon {
+        config: config.clone(),
+        sup,
+        store,
+        clock,
+        recovery,
+        alerts,
+        units: BTreeMap::new(),
+        executor,
+        shell: shell.clone(),
+        in_flight: BTreeMap::new(),
+        dirty: true,
+        alert_seq: 0,
+        shutdown_grace: settings.shutdown_grace,
+    };
+    let known: Vec<String> = daemon.store.file.units.keys().cloned().collect();
+    let known: Vec<&str> = known.iter().map(String::as_str).collect();
+    for spec in units::plan(&config, &daemon.executor, &known)? {
+        daemon.add_unit(spec);
+    }
+    daemon.executor.start_watchers(&shell, &config);
+    daemon.drain()?;
+    tracing::info!(services = config.services.len(), "medic is running");
+
+    let mut control = crate::control::serve(&settings.control_socket, &shell)?;
+    tokio::pin!(shutdown);
+    loop {
+        let deadline = daemon.sup.poll_timeout().map(Instant::from_std);
+        tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            Some(event) = events_rx.recv() => daemon.handle(event),
+            Some(request) = control.recv() => daemon.handle(Event::Control(request)),
+            () = sleep_until(deadline) => daemon.sup.handle_timeout(now()),
+        }
+        daemon.drain()?;
+    }
+    daemon.shutdown(&mut events_rx).await
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+impl Daemon {
+    fn add_unit(&mut self, spec: UnitSpec) {
+        if self.units.contains_key(&spec.name) {
+            return;
+        }
+        let now = now();
+        match self.store.snapshot(&spec.name, &self.clock) {
+            Some(saved) => self.sup.restore_unit(now, saved, spec.policy.clone()),
+            None => self.sup.add_unit(now, &spec.name, spec.policy.clone()),
+        }
+        self.sup
+            .set_dependencies(&spec.name, spec.depends_on.clone());
+        let probes = UnitProbes::spawn(
+            &self.shell.tracker,
+            &self.shell.cancel,
+            &spec.name,
+            spec.checks.clone(),
+            &self.shell.events,
+        );
+        self.units.insert(spec.name.clone(), Unit { spec, probes });
+        self.dirty = true;
+    }
+
+    fn handle(&mut self, event: Event) {
+        let now = now();
+        let input = match event {
+            Event::Observed {
+                unit,
+                probe,
+                observation,
+            } => Input::Observed {
+                unit,
+                probe,
+                observation,
+            },
+            Event::Finished { unit, result } => {
+                self.in_flight.remove(&unit);
+                Input::Finished { unit, result }
+            }
+            Event::LastKnownGood { unit, spec } => {
+                self.store.set_last_known_good(&unit, spec);
+                self.dirty = true;
+                return;
+            }
+            Event::ContainerChanged { container, action } => {
+                tracing::debug!(%container, %action, "Docker event");
+                for unit in self.units.values() {
+                    if matches!(&unit.spec.target, UnitTarget::Container { container: c, .. } if *c == container)
+                    {
+                        unit.probes.check_container();
+                    }
+                }
+                return;
+            }
+            Event::Found { service, container } => {
+                self.found(&service, &container);
+                return;
+            }
+            Event::Control(request) => {
+                self.control(request);
+                return;
+            }
+        };
+        if let Err(error) = self.sup.handle_input(now, input) {
+            tracing::debug!(%error, "Input for a unit that is no longer watched");
+        }
+    }
+
+    /// Watches a newly found container of a selector service as its own unit.
+    fn found(&mut self, service: &str, container: &str) {
+        let name = format!("{service}/{container}");
+        if self.units.contains_key(&name) {
+            return;
+        }
+        let Some(service) = self.config.services.iter().find(|s| s.name == service) else {
+            return;
+        };
+        let Some(medic_core::config::Target::Container(target)) = &service.target else {
+            return;
+        };
+        match units::container_unit(service, target, &name, container, &self.executor) {
+            Ok(spec) => self.add_unit(spec),
+            Err(error) => {
+                tracing::warn!(unit = %name, error = format!("{error:#}"), "Cannot watch a found container")
+            }
+        }
+    }
+
+    fn control(&mut self, request: ControlRequest) {
+        let now = now();
+        match request {
+            ControlRequest::Status(reply) => {
+                let report = StatusReport::new(&self.sup, &self.clock, now);
+                reply.send(report).ok();
+            }
+            ControlRequest::Unit {
+                unit,
+                control,
+                reply,
+            } => {
+                let targets = self.matching_units(&unit);
+                if targets.is_empty() {
+                    reply.send(Err(format!("no service named `{unit}`"))).ok();
+                    return;
+                }
+                let control = match control {
+                    ControlCommand::Pause(duration) => Control::Pause {
+                        until: duration.map(|d| now + d),
+                    },
+                    ControlCommand::Resume => Control::Resume,
+                    ControlCommand::Reset => Control::Reset,
+                    ControlCommand::Recover => Control::Recover,
+                };
+                for unit in targets {
+                    self.sup
+                        .handle_input(now, Input::Control { unit, control })
+                        .ok();
+                }
+                reply.send(Ok(())).ok();
+            }
+        }
+    }
+
+    /// A unit by name, or every instance of a service (`service/instance`).
+    fn matching_units(&self, name: &str) -> Vec<String> {
+        let prefix = format!("{name}/");
+        self.sup
+            .unit_names()
+            .filter(|u| *u == name || u.starts_with(&prefix))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Carries out every action the core decided, then persists if anything changed.
+    fn drain(&mut self) -> anyhow::Result<()> {
+        while let Some(action) = self.sup.poll_action() {
+            self.act(action)?;
+        }
+        if self.dirty {
+            self.store
+                .update(self.sup.snapshot(), self.sup.next_incident(), &self.clock);
+            if let Err(error) = self.store.save() {
+                tracing::error!(error = format!("{error:#}"), "Cannot save the state store");
+            }
+            self.dirty = false;
+        }
+        Ok(())
+    }
+
+    fn act(&mut self, action: Action) -> anyhow::Result<()> {
+        match action {
+            Action::Log(event) => {
+                tracing::info!(
+                    service = %event.service,
+                    event = event.kind.as_str(),
+                    incident = event.incident.as_deref().unwrap_or(""),
+                    "{}", event.message
+                );
+                let line = RecoveryLine::new(Timestamp::now(), event);
+                self.recovery.append(&line).context("recovery log")?;
+                self.dirty = true;
+            }
+            Action::Alert(alert) => {
+                self.alert_seq += 1;
+                let ts = Timestamp::now();
+                let id = format!("{}-{}", ts.as_millisecond(), self.alert_seq);
+                tracing::warn!(service = %alert.service, kind = alert.kind, "{}", alert.message);
+                self.alerts
+                    .append(&AlertLine::new(ts, id, alert))
+                    .context("alerts file")?;
+            }
+            Action::Restart { unit, attempt, .. } => {
+                self.start_action(unit, medic_core::Step::Restart(attempt));
+            }
+            Action::Rollback { unit, .. } => self.start_action(unit, medic_core::Step::Rollback),
+            Action::Probe { unit } => {
+                if let Some(u) = self.units.get(&unit) {
+                    u.probes.probe_now();
+                }
+            }
+            Action::RecordLastKnownGood { unit } => {
+                if let Some(u) = self.units.get(&unit) {
+                    self.executor.record_last_known_good(&self.shell, &u.spec);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn start_action(&mut self, unit: String, step: medic_core::Step) {
+        let Some(u) = self.units.get(&unit) else {
+            return;
+        };
+        let lkg = self.store.last_known_good(&unit).cloned();
+        let dependents = self.dependents_of(&unit);
+        self.in_flight.insert(unit.clone(), ());
+        let job = self.executor.job(&u.spec, step, lkg, dependents);
+        let events = self.shell.events.clone();
+        let cancel = self.shell.cancel.clone();
+        self.shell.tracker.spawn(async move {
+            let result = tokio::select! {
+                result = job => result,
+                () = cancel.cancelled() => ActionResult::Interrupted,
+            };
+            events.send(Event::Finished { unit, result }).await.ok();
+        });
+    }
+
+    /// Units that share this one's network namespace and must follow it when it is recreated.
+    fn dependents_of(&self, unit: &str) -> Vec<UnitSpec> {
+        self.units
+            .values()
+            .filter(|u| u.spec.namespace_parent.as_deref() == Some(unit))
+            .map(|u| u.spec.clone())
+            .collect()
+    }
+
+    /// Stops probes, lets running actions finish within the grace period, logs
+    /// the rest as interrupted, and saves the store.
+    async fn shutdown(mut self, events_rx: &mut mpsc::Receiver<Event>) -> anyhow::Result<()> {
+        tracing::info!(running_actions = self.in_flight.len(), "Shutting down");
+        for unit in self.units.values() {
+            unit.probes.stop();
+        }
+        let deadline = Instant::now() + self.shutdown_grace;
+        while !self.in_flight.is_empty() {
+            match tokio::time::timeout_at(deadline, events_rx.recv()).await {
+                Ok(Some(event @ Event::Finished { .. })) => self.handle(event),
+                Ok(Some(Event::LastKnownGood { unit, spec })) => {
+                    self.store.set_last_known_good(&unit, spec);
+                }
+                Ok(Some(_)) => continue,
+                Ok(None) | Err(_) => break,
+            }
+            while let Some(action) = self.sup.poll_action() {
+                // Only record what happened; start nothing new while stopping.
+                match action {
+                    Action::Log(_) | Action::Alert(_) => self.act(action)?,
+                    _ => {}
+                }
+            }
+        }
+        let now = now();
+        for unit in std::mem::take(&mut self.in_flight).into_keys() {
+            let input = Input::Finished {
+                unit,
+                result: ActionResult::Interrupted,
+            };
+            self.sup.handle_input(now, input).ok();
+        }
+        while let Some(action) = self.sup.poll_action() {
+            if let Action::Log(_) | Action::Alert(_) = action {
+                self.act(action)?;
+            }
+        }
+        self.store
+            .update(self.sup.snapshot(), self.sup.next_incident(), &self.clock);
+        self.store.save()?;
+        self.shell.cancel.cancel();
+        self.shell.tracker.close();
+        if tokio::time::timeout(Duration::from_secs(1), self.shell.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("Some tasks did not stop in time");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,382 @@
+//! Docker in the daemon: the container check, the event stream that triggers
+//! checks within milliseconds of a change, discovery of containers matching a
+//! selector, and the restart / restore / rollback jobs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use jiff::Timestamp;
+use medic_core::config::{Config, ContainerSelector, ContainerTarget, OnStop, Target};
+use medic_core::{ActionResult, Evidence, Observation, Step, Urgency};
+use medic_docker::{ContainerSpec, DockerClient, Selector};
+use tokio::time::Instant;
+
+use crate::daemon::{Event, Shell};
+use crate::executor::{Job, failed};
+use crate::units::{UnitSpec, UnitTarget};
+
+/// Log lines of a failing container kept as evidence.
+const LOG_LINES: usize = 50;
+/// The longest a reconnect to a lost event stream waits.
+const RECONNECT_MAX: Duration = Duration::from_secs(30);
+
+/// The daemon's Docker connection.
+#[derive(Debug, Clone)]
+pub struct Docker {
+    client: Arc<DockerClient>,
+}
+
+impl Docker {
+    /// Connects when a service has a container target: `[medic] docker_host`, else DOCKER_HOST, else the local socket.
+    pub fn for_config(config: &Config) -> anyhow::Result<Option<Self>> {
+        let wanted = config
+            .services
+            .iter()
+            .any(|s| matches!(s.target, Some(Target::Container(_))));
+        if !wanted {
+            return Ok(None);
+        }
+        let client = match &config.medic.docker_host {
+            Some(host) => DockerClient::connect_to(host)?,
+            None => DockerClient::connect()?,
+        };
+        Ok(Some(Self {
+            client: Arc::new(client),
+        }))
+    }
+
+    /// The check of one container.
+    pub fn check(&self, container: &str, timeout: Duration, on_stop: OnStop) -> ContainerCheck {
+        ContainerCheck {
+            client: self.client.clone(),
+            container: container.to_owned(),
+            timeout,
+            on_stop,
+        }
+    }
+
+    /// The names of the containers a selector matches now.
+    pub async fn find(&self, selector: &ContainerSelector) -> anyhow::Result<Vec<String>> {
+        let found = self.client.find(&to_selector(selector)).await?;
+        Ok(found.into_iter().map(|c| c.name).collect())
+    }
+
+    /// Starts the event stream and, for selector services, periodic discovery.
+    pub fn start_watchers(&self, shell: &Shell, config: &Config) {
+        shell
+            .tracker
+            .spawn(watch_events(self.client.clone(), shell.clone()));
+        for service in &config.services {
+            let Some(Target::Container(target)) = &service.target else {
+                continue;
+            };
+            if matches!(target.selector, ContainerSelector::Name(_)) {
+                continue;
+            }
+            let discovery = discover(
+                self.client.clone(),
+                shell.clone(),
+                service.name.clone(),
+                to_selector(&target.selector),
+                config.medic.reconcile_interval,
+            );
+            shell.tracker.spawn(discovery);
+        }
+    }
+
+    /// Captures the container's create spec as its last known good.
+    pub fn record_last_known_good(&self, shell: &Shell, unit: &str, container: &str) {
+        let client = self.client.clone();
+        let (unit, container, events) =
+            (unit.to_owned(), container.to_owned(), shell.events.clone());
+        shell.tracker.spawn(async move {
+            match client.capture_spec(&container).await {
+                Ok(spec) => match serde_json::to_value(&spec) {
+                    Ok(spec) => {
+                        events.send(Event::LastKnownGood { unit, spec }).await.ok();
+                    }
+                    Err(error) => tracing::warn!(%unit, %error, "Cannot encode a container spec"),
+                },
+                Err(error) => {
+                    tracing::warn!(%unit, %error, "Cannot record the last known good spec")
+                }
+            }
+        });
+    }
+
+    /// The job that carries out `step` on a container.
+    pub fn job(
+        &self,
+        container: &str,
+        target: &ContainerTarget,
+        step: Step,
+        last_known_good: Option<serde_json::Value>,
+        dependents: Vec<UnitSpec>,
+    ) -> Job {
+        let client = self.client.clone();
+        let container = container.to_owned();
+        let stop_timeout = target.stop_timeout;
+        let lkg = last_known_good.and_then(|v| serde_json::from_value::<ContainerSpec>(v).ok());
+        Box::pin(async move {
+            let result = match step {
+                Step::Restart(_) => restart(&client, &container, stop_timeout, lkg.as_ref()).await,
+                Step::Rollback => rollback(&client, &container, lkg.as_ref()).await,
+            };
+            if matches!(result, ActionResult::Done { .. }) {
+                follow_parent(&client, &dependents, stop_timeout).await;
+            }
+            result
+        })
+    }
+}
+
+/// Brings a container back: start it if stopped, restart it if running,
+/// recreate it from its last known good spec if it is gone.
+async fn restart(
+    client: &DockerClient,
+    container: &str,
+    stop_timeout: Duration,
+    lkg: Option<&ContainerSpec>,
+) -> ActionResult {
+    let facts = match client.inspect(container).await {
+        Ok(facts) => facts,
+        Err(error) => return failed(&format!("cannot inspect `{container}`: {error}")),
+    };
+    let mut evidence = Evidence::new();
+    let outcome = match facts {
+        None => {
+            let Some(spec) = lkg else {
+                return failed("the container is gone and no last known good spec was recorded");
+            };
+            evidence.insert("image".into(), spec.image_id().into());
+            client.recreate(spec).await.map(|id| {
+                format!(
+                    "recreated `{container}` from its last known good spec ({})",
+                    short(&id)
+                )
+            })
+        }
+        Some(facts) if !facts.is_running() => client
+            .start(container)
+            .await
+            .map(|()| format!("started `{container}`")),
+        Some(_) => client
+            .restart(container, stop_timeout)
+            .await
+            .map(|()| format!("restarted `{container}`")),
+    };
+    match outcome {
+        Ok(message) => ActionResult::Done { message, evidence },
+        Err(error) => ActionResult::Failed {
+            message: format!("cannot bring `{container}` back: {error}"),
+            evidence,
+        },
+    }
+}
+
+/// Returns a container to its last known good spec when it differs from what runs now.
+async fn rollback(
+    client: &DockerClient,
+    container: &str,
+    lkg: Option<&ContainerSpec>,
+) -> ActionResult {
+    let Some(lkg) = lkg else {
+        return failed("no last known good spec was recorded for this container");
+    };
+    let current = match client.capture_spec(container).await {
+        Ok(current) => Some(current),
+        Err(error) if error.is_not_found() => None,
+        Err(error) => return failed(&format!("cannot inspect `{container}`: {error}")),
+    };
+    let mut evidence = Evidence::new();
+    evidence.insert("to_image".into(), lkg.image_id().into());
+    if let Some(current) = &current {
+        evidence.insert("from_image".into(), current.image_id().into());
+        if !medic_docker::spec_differs(current, lkg) {
+            return ActionResult::Failed {
+                message: "already on the last known good spec: nothing different to roll back to"
+                    .into(),
+                evidence,
+            };
+        }
+    }
+    let stamp = Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
+    match client.rollback(container, lkg, &stamp).await {
+        Ok(id) => {
+            evidence.insert(
+                "kept_as".into(),
+                format!("{container}.medic-failed-{stamp}").into(),
+            );
+            ActionResult::Done {
+                message: format!(
+                    "recreated `{container}` from its last known good spec ({})",
+                    short(&id)
+                ),
+                evidence,
+            }
+        }
+        Err(error) => ActionResult::Failed {
+            message: format!("rollback of `{container}` failed: {error}"),
+            evidence,
+        },
+    }
+}
+
+/// Containers that join the network namespace of one that was just restarted
+/// or recreated are broken until they are restarted after it.
+async fn follow_parent(client: &DockerClient, dependents: &[UnitSpec], stop_timeout: Duration) {
+    for unit in dependents {
+        if let UnitTarget::Container { container, .. } = &unit.target
+            && let Err(error) = client.restart(container, stop_timeout).await
+        {
+            tracing::warn!(container = %container, %error, "Cannot restart a container that shares its parent's network");
+        }
+    }
+}
+
+/// Streams Docker events and asks for an immediate check of the container they
+/// concern; reconnects with backoff when the stream breaks.
+async fn watch_events(client: Arc<DockerClient>, shell: Shell) {
+    let mut delay = Duration::from_millis(250);
+    loop {
+        let mut stream = Box::pin(client.events());
+        let connected = Instant::now();
+        loop {
+            let item = tokio::select! {
+                () = shell.cancel.cancelled() => return,
+                item = stream.next() => item,
+            };
+            match item {
+                Some(Ok(event)) => {
+                    delay = Duration::from_millis(250);
+                    let event = Event::ContainerChanged {
+                        container: event.name,
+                        action: event.action,
+                    };
+                    if shell.events.send(event).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Err(error)) => {
+                    tracing::debug!(%error, "Docker event stream broke");
+                    break;
+                }
+                None => break,
+            }
+        }
+        if connected.elapsed() > RECONNECT_MAX {
+            delay = Duration::from_millis(250);
+        }
+        tokio::select! {
+            () = shell.cancel.cancelled() => return,
+            () = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(RECONNECT_MAX);
+    }
+}
+
+/// Lists the containers of a selector service every `interval` (and on the
+/// event stream's hints, through the loop) and reports each one it finds.
+async fn discover(
+    client: Arc<DockerClient>,
+    shell: Shell,
+    service: String,
+    selector: Selector,
+    interval: Duration,
+) {
+    let mut ticks = tokio::time::interval(interval);
+    loop {
+        tokio::select! {
+            () = shell.cancel.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let Ok(found) = client.find(&selector).await else {
+            continue; // unreachable: the container checks report blind
+        };
+        for container in found {
+            let event = Event::Found {
+                service: service.clone(),
+                container: container.name,
+            };
+            if shell.events.send(event).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Inspects one container and judges it.
+#[derive(Debug, Clone)]
+pub struct ContainerCheck {
+    client: Arc<DockerClient>,
+    container: String,
+    timeout: Duration,
+    on_stop: OnStop,
+}
+
+impl ContainerCheck {
+    /// One observation: running and not unhealthy is ok; exited is a decisive
+    /// failure; gone is `Gone`; an unreachable engine is blind.
+    pub async fn run(&self) -> Observation {
+        let started = Instant::now();
+        let inspected =
+            tokio::time::timeout(self.timeout, self.client.inspect(&self.container)).await;
+        let latency = started.elapsed();
+        let facts = match inspected {
+            Err(_) => return Observation::blind(latency, "Docker engine did not answer in time"),
+            Ok(Err(error)) => {
+                return Observation::blind(latency, format!("Docker engine unreachable: {error}"));
+            }
+            Ok(Ok(None)) => {
+                return Observation::fail(
+                    latency,
+                    format!("container `{}` is gone", self.container),
+                )
+                .with_urgency(Urgency::Gone)
+                .with("container", self.container.clone());
+            }
+            Ok(Ok(Some(facts))) => facts,
+        };
+        let mut evidence = facts.evidence();
+        let verdict = facts.verdict();
+        if verdict.ok {
+            let mut observation = Observation::ok(latency, verdict.message);
+            observation.evidence = evidence;
+            return observation;
+        }
+        if !facts.is_running() && !facts.is_restarting() && self.on_stop == OnStop::Leave {
+            let mut observation =
+                Observation::ok(latency, "stopped; left alone (on_stop = \"leave\")");
+            observation.evidence = evidence;
+            return observation;
+        }
+        if let Ok(lines) = self.client.tail_logs(&facts.id, LOG_LINES).await {
+            evidence.insert("logs".into(), lines.into());
+        }
+        let urgency = if facts.is_running() || facts.is_restarting() {
+            Urgency::Normal
+        } else {
+            Urgency::Decisive
+        };
+        let mut observation = Observation::fail(latency, verdict.message).with_urgency(urgency);
+        observation.evidence = evidence;
+        observation
+    }
+}
+
+fn to_selector(selector: &ContainerSelector) -> Selector {
+    match selector {
+        ContainerSelector::Name(name) => Selector::Name(name.clone()),
+        ContainerSelector::Labels(labels) => Selector::Labels(labels.clone()),
+        ContainerSelector::Compose { project, service } => Selector::Compose {
+            project: project.clone(),
+            service: service.clone(),
+        },
+    }
+}
+
+fn short(id: &str) -> &str {
+    let id = id.strip_prefix("sha256:").unwrap_or(id);
+    &id[..id.len().min(12)]
+}

@@ -1,0 +1,161 @@
+//! Carries out the core's restart and rollback decisions on a unit's target,
+//! and records last known good specs. Each job reports an `ActionResult` with
+//! its evidence; it never decides whether to retry (the core does).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use medic_core::config::{Config, ContainerSelector, OnStop, Probe};
+use medic_core::{ActionResult, Evidence, Step};
+use medic_probe::{ClientPool, ProbeRunner, run_command};
+
+use crate::checks::Check;
+use crate::daemon::Shell;
+use crate::docker::Docker;
+use crate::units::{UnitSpec, UnitTarget};
+
+/// Most bytes of a restart or rollback command's output kept as evidence.
+const COMMAND_OUTPUT_CAP: usize = 64 * 1024;
+
+/// A running action.
+pub type Job = Pin<Box<dyn Future<Output = ActionResult> + Send>>;
+
+/// The adapters actions go through.
+#[derive(Debug)]
+pub struct Executor {
+    clients: ClientPool,
+    docker: Option<Docker>,
+}
+
+impl Executor {
+    /// Connects the adapters the config needs (Docker only when a service has a container target).
+    pub fn new(config: &Config) -> anyhow::Result<Self> {
+        let docker = Docker::for_config(config)?;
+        Ok(Self {
+            clients: ClientPool::default(),
+            docker,
+        })
+    }
+
+    /// Starts the adapters' background watchers (the Docker event stream and discovery).
+    pub fn start_watchers(&self, shell: &Shell, config: &Config) {
+        if let Some(docker) = &self.docker {
+            docker.start_watchers(shell, config);
+        }
+    }
+
+    /// An http, tcp or exec check.
+    pub fn runner(&self, probe: &Probe) -> anyhow::Result<Check> {
+        Ok(Check::Runner(Arc::new(ProbeRunner::new(
+            probe,
+            &self.clients,
+        )?)))
+    }
+
+    /// A container check.
+    pub fn container_check(
+        &self,
+        container: &str,
+        timeout: Duration,
+        on_stop: OnStop,
+    ) -> anyhow::Result<Check> {
+        let docker = self.docker()?;
+        Ok(Check::Container(docker.check(container, timeout, on_stop)))
+    }
+
+    /// The names of the containers a selector matches now.
+    pub async fn find_containers(
+        &self,
+        selector: &ContainerSelector,
+    ) -> anyhow::Result<Vec<String>> {
+        self.docker()?.find(selector).await
+    }
+
+    fn docker(&self) -> anyhow::Result<&Docker> {
+        self.docker.as_ref().ok_or_else(|| {
+            anyhow::anyhow!("no Docker connection (no service has a container target)")
+        })
+    }
+
+    /// The job that carries out `step` on a unit.
+    pub fn job(
+        &self,
+        unit: &UnitSpec,
+        step: Step,
+        last_known_good: Option<serde_json::Value>,
+        dependents: Vec<UnitSpec>,
+    ) -> Job {
+        match (&unit.target, step) {
+            (UnitTarget::None, _) => {
+                Box::pin(async { failed("watch-only service: nothing to act on") })
+            }
+            (UnitTarget::Command(command), Step::Restart(_)) => {
+                Box::pin(run_target_command(command.restart.clone(), command.timeout))
+            }
+            (UnitTarget::Command(command), Step::Rollback) => match &command.rollback {
+                Some(argv) => Box::pin(run_target_command(argv.clone(), command.timeout)),
+                None => Box::pin(async { failed("no rollback command configured") }),
+            },
+            (UnitTarget::Container { container, target }, step) => match &self.docker {
+                Some(docker) => docker.job(container, target, step, last_known_good, dependents),
+                None => Box::pin(async { failed("no Docker connection") }),
+            },
+        }
+    }
+
+    /// Captures what runs now as the unit's last known good spec (reported as an event).
+    pub fn record_last_known_good(&self, shell: &Shell, unit: &UnitSpec) {
+        if let (UnitTarget::Container { container, .. }, Some(docker)) =
+            (&unit.target, &self.docker)
+        {
+            docker.record_last_known_good(shell, &unit.name, container);
+        }
+    }
+}
+
+/// Runs a restart or rollback command: argv, no shell, its process group killed on timeout.
+async fn run_target_command(argv: Vec<String>, timeout: Duration) -> ActionResult {
+    let outcome = run_command(&argv, timeout, COMMAND_OUTPUT_CAP).await;
+    let mut evidence = outcome.evidence();
+    evidence.insert("command".into(), argv.clone().into());
+    let program = argv.first().map_or("", String::as_str);
+    match (outcome.exit, outcome.timed_out, &outcome.spawn_error) {
+        (_, _, Some(error)) => ActionResult::Failed {
+            message: format!("cannot run `{program}`: {error}"),
+            evidence,
+        },
+        (_, true, _) => ActionResult::Failed {
+            message: format!("`{program}` timed out after {}", humantime(timeout)),
+            evidence,
+        },
+        (Some(0), _, _) => ActionResult::Done {
+            message: format!("`{program}` exited 0"),
+            evidence,
+        },
+        (Some(code), _, _) => ActionResult::Failed {
+            message: format!("`{program}` exited {code}"),
+            evidence,
+        },
+        (None, _, _) => ActionResult::Failed {
+            message: format!(
+                "`{program}` was killed by signal {}",
+                outcome.signal.unwrap_or(0)
+            ),
+            evidence,
+        },
+    }
+}
+
+/// A failed action with no evidence beyond its message.
+pub fn failed(message: &str) -> ActionResult {
+    ActionResult::Failed {
+        message: message.to_owned(),
+        evidence: Evidence::new(),
+    }
+}
+
+fn humantime(duration: Duration) -> String {
+    format!("{}s", duration.as_secs_f64())
+}

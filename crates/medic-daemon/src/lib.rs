@@ -1,0 +1,22 @@
+//! The async shell of medic: the supervisor loop around the pure core, probe
+//! scheduling, executors for Docker and commands, the state store, the recovery
+//! log and the critical alerts file.
+//!
+//! Architecture invariant: decisions (retry, backoff, escalation) are made in
+//! medic-core; this crate only observes, carries out actions and records.
+
+mod check;
+mod checks;
+pub mod clock;
+pub mod control;
+pub mod daemon;
+mod docker;
+mod executor;
+pub mod journal;
+mod schedule;
+pub mod status;
+pub mod store;
+mod units;
+
+pub use check::{CheckRow, check_once, exit_code, millis};
+pub use daemon::{ControlCommand, ControlRequest, run};

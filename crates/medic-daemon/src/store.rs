@@ -1,0 +1,281 @@
+//! The state store `state.json`: what a restarted daemon needs to continue an
+//! incident (attempt counts, pauses, escalation) and the last known good specs.
+//! Written to a temporary file, fsynced, then renamed over the old one, so a
+//! kill -9 at any moment leaves either the old or the new file, never a torn one.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use jiff::Timestamp;
+use medic_core::snapshot::{SavedIncident, SavedPhase, UnitSnapshot};
+use serde::{Deserialize, Serialize};
+
+use crate::clock::WallClock;
+
+/// The file's format version; bumped on incompatible changes.
+const VERSION: u32 = 1;
+
+/// The whole store, as written.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StoreFile {
+    /// Format version.
+    pub version: u32,
+    /// Prefix of incident ids, fixed when the store is first created.
+    pub incident_prefix: String,
+    /// The next incident number.
+    pub next_incident: u64,
+    /// Per unit.
+    pub units: BTreeMap<String, StoredUnit>,
+}
+
+/// One unit's persisted state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StoredUnit {
+    /// `fine`, `failing`, `recovering`, `rolling_back` or `escalated`.
+    pub phase: String,
+    /// The attempt being made, when recovering.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    /// The open incident.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<StoredIncident>,
+    /// Restart attempts inside the attempt window.
+    #[serde(default)]
+    pub attempts: Vec<Timestamp>,
+    /// Paused by a person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<StoredPause>,
+    /// The target's last known good spec (container create spec, plist, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_known_good: Option<serde_json::Value>,
+}
+
+/// An open incident.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredIncident {
+    /// Its id.
+    pub id: String,
+    /// When it opened.
+    pub opened: Timestamp,
+    /// Whether it was alerted.
+    pub alerted: bool,
+    /// Whether a rollback was tried.
+    pub rollback_tried: bool,
+}
+
+/// A pause.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredPause {
+    /// When it ends; absent for an open-ended pause.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Timestamp>,
+}
+
+/// The store on disk.
+#[derive(Debug)]
+pub struct Store {
+    path: PathBuf,
+    /// The current contents.
+    pub file: StoreFile,
+}
+
+impl Store {
+    /// Loads `state.json` from `dir`, or starts a new one. A file that does not
+    /// parse is kept aside as `state.json.corrupt` rather than silently lost.
+    pub fn open(dir: &Path, now: Timestamp) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let path = dir.join("state.json");
+        let file = match std::fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice::<StoreFile>(&bytes) {
+                Ok(file) => file,
+                Err(error) => {
+                    let aside = dir.join("state.json.corrupt");
+                    tracing::warn!(%error, path = %path.display(), "State store unreadable; kept aside, starting fresh");
+                    std::fs::rename(&path, &aside).ok();
+                    StoreFile::default()
+                }
+            },
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => StoreFile::default(),
+            Err(error) => {
+                return Err(error).with_context(|| format!("cannot read {}", path.display()));
+            }
+        };
+        let mut store = Self { path, file };
+        if store.file.incident_prefix.is_empty() {
+            store.file.version = VERSION;
+            store.file.incident_prefix = incident_prefix(now);
+        }
+        Ok(store)
+    }
+
+    /// Writes the store atomically: temp file, fsync, rename, fsync the directory.
+    pub fn save(&self) -> anyhow::Result<()> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let mut temp = tempfile_in(dir)?;
+        serde_json::to_writer_pretty(&mut temp.1, &self.file)
+            .context("cannot encode the state store")?;
+        temp.1.write_all(b"\n")?;
+        temp.1.sync_all()?;
+        std::fs::rename(&temp.0, &self.path)
+            .with_context(|| format!("cannot replace {}", self.path.display()))?;
+        if let Ok(dir) = std::fs::File::open(dir) {
+            dir.sync_all().ok();
+        }
+        Ok(())
+    }
+
+    /// Replaces the units' recovery state from the supervisor, keeping their last known good specs.
+    pub fn update(&mut self, snapshots: Vec<UnitSnapshot>, next_incident: u64, clock: &WallClock) {
+        self.file.next_incident = next_incident;
+        let mut units = BTreeMap::new();
+        for snapshot in snapshots {
+            let mut unit = to_stored(&snapshot, clock);
+            unit.last_known_good = self
+                .file
+                .units
+                .get_mut(&snapshot.name)
+                .and_then(|u| u.last_known_good.take());
+            units.insert(snapshot.name, unit);
+        }
+        self.file.units = units;
+    }
+
+    /// The saved state of a unit, for `Supervisor::restore_unit`.
+    pub fn snapshot(&self, name: &str, clock: &WallClock) -> Option<UnitSnapshot> {
+        self.file
+            .units
+            .get(name)
+            .map(|unit| from_stored(name, unit, clock))
+    }
+
+    /// Records a unit's last known good spec.
+    pub fn set_last_known_good(&mut self, name: &str, spec: serde_json::Value) {
+        self.file
+            .units
+            .entry(name.to_owned())
+            .or_default()
+            .last_known_good = Some(spec);
+    }
+
+    /// A unit's last known good spec.
+    pub fn last_known_good(&self, name: &str) -> Option<&serde_json::Value> {
+        self.file.units.get(name)?.last_known_good.as_ref()
+    }
+}
+
+fn tempfile_in(dir: &Path) -> anyhow::Result<(PathBuf, std::fs::File)> {
+    let path = dir.join(format!(".state.json.{}.tmp", std::process::id()));
+    let file = std::fs::File::create(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    Ok((path, file))
+}
+
+/// A short, time-based prefix so incident ids stay unique even if the store is deleted.
+fn incident_prefix(now: Timestamp) -> String {
+    let mut n = u64::try_from(now.as_second()).unwrap_or(0);
+    let mut digits = Vec::new();
+    while n > 0 {
+        digits.push(b"0123456789abcdefghijklmnopqrstuvwxyz"[(n % 36) as usize]);
+        n /= 36;
+    }
+    digits.reverse();
+    format!("{}-", String::from_utf8_lossy(&digits))
+}
+
+fn to_stored(snapshot: &UnitSnapshot, clock: &WallClock) -> StoredUnit {
+    let (phase, attempt) = match snapshot.phase {
+        SavedPhase::Fine => ("fine", None),
+        SavedPhase::Failing => ("failing", None),
+        SavedPhase::Recovering(k) => ("recovering", Some(k)),
+        SavedPhase::RollingBack => ("rolling_back", None),
+        SavedPhase::Escalated => ("escalated", None),
+    };
+    StoredUnit {
+        phase: phase.to_owned(),
+        attempt,
+        incident: snapshot.incident.as_ref().map(|i| StoredIncident {
+            id: i.id.clone(),
+            opened: clock.to_wall(i.opened),
+            alerted: i.alerted,
+            rollback_tried: i.rollback_tried,
+        }),
+        attempts: snapshot
+            .attempts
+            .iter()
+            .map(|a| clock.to_wall(*a))
+            .collect(),
+        paused: snapshot.paused.map(|until| StoredPause {
+            until: until.map(|u| clock.to_wall(u)),
+        }),
+        last_known_good: None,
+    }
+}
+
+fn from_stored(name: &str, unit: &StoredUnit, clock: &WallClock) -> UnitSnapshot {
+    let phase = match (unit.phase.as_str(), unit.attempt) {
+        ("failing", _) => SavedPhase::Failing,
+        ("recovering", k) => SavedPhase::Recovering(k.unwrap_or(0)),
+        ("rolling_back", _) => SavedPhase::RollingBack,
+        ("escalated", _) => SavedPhase::Escalated,
+        _ => SavedPhase::Fine,
+    };
+    UnitSnapshot {
+        name: name.to_owned(),
+        phase,
+        incident: unit.incident.as_ref().map(|i| SavedIncident {
+            id: i.id.clone(),
+            opened: clock.to_instant(i.opened),
+            alerted: i.alerted,
+            rollback_tried: i.rollback_tried,
+        }),
+        attempts: unit.attempts.iter().map(|a| clock.to_instant(*a)).collect(),
+        paused: unit
+            .paused
+            .as_ref()
+            .map(|p| p.until.map(|u| clock.to_instant(u))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_a_unit_mid_incident() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = WallClock::now();
+        let now = std::time::Instant::now();
+        let snapshot = UnitSnapshot {
+            name: "web".into(),
+            phase: SavedPhase::Recovering(2),
+            incident: Some(SavedIncident {
+                id: "x-1".into(),
+                opened: now,
+                alerted: false,
+                rollback_tried: false,
+            }),
+            attempts: vec![now, now],
+            paused: Some(None),
+        };
+        let mut store = Store::open(dir.path(), Timestamp::now()).unwrap();
+        store.set_last_known_good("web", serde_json::json!({"image": "sha256:1"}));
+        store.update(vec![snapshot.clone()], 7, &clock);
+        store.save().unwrap();
+
+        let again = Store::open(dir.path(), Timestamp::now()).unwrap();
+        assert_eq!(again.file.next_incident, 7);
+        let restored = again.snapshot("web", &clock).unwrap();
+        assert_eq!(restored.phase, snapshot.phase);
+        assert_eq!(restored.attempts.len(), 2);
+        assert_eq!(restored.incident.unwrap().id, "x-1");
+        assert_eq!(again.last_known_good("web").unwrap()["image"], "sha256:1");
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(leftovers, vec![std::ffi::OsString::from("state.json")]);
+    }
+}

@@ -1,0 +1,131 @@
+//! `medic status`, `pause`, `resume`, `reset`, `recover`: talk to the running daemon.
+
+use std::io::Write;
+use std::time::Duration;
+
+use clap::Args;
+use hyper::Method;
+use medic_daemon::status::StatusReport;
+
+use crate::client::call;
+use crate::config_file::ConfigArgs;
+use crate::table::{Cell, Table};
+
+/// Arguments of `medic status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Only services that are not healthy.
+    #[arg(long)]
+    failed_only: bool,
+}
+
+/// Arguments of commands on one service.
+#[derive(Debug, Args)]
+pub struct UnitArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// The service (or `service/container` for one instance).
+    service: String,
+}
+
+/// Arguments of `medic pause`.
+#[derive(Debug, Args)]
+pub struct PauseArgs {
+    #[command(flatten)]
+    unit: UnitArgs,
+    /// Resume automatically after this long (e.g. 30m); without it, until `medic resume`.
+    #[arg(long = "for", value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
+}
+
+/// Prints every service's state; exit 0 all healthy, 1 otherwise, 2 when the daemon cannot be reached.
+pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
+    let config = args.config.load()?;
+    let socket = config.medic.control_socket;
+    let (_, json) = super::runtime()?.block_on(call(&socket, Method::GET, "/v1/status", None))?;
+    let mut report: StatusReport = serde_json::from_value(json)
+        .map_err(|e| anyhow::anyhow!("unexpected status answer: {e}"))?;
+    if args.failed_only {
+        report.services.retain(|s| s.health != "healthy");
+    }
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        let mut table = Table::new([
+            "SERVICE",
+            "STATE",
+            "HEALTH",
+            "SINCE",
+            "LAST SEEN",
+            "ATTEMPTS",
+            "INCIDENT",
+        ]);
+        for s in &report.services {
+            let state = if s.paused {
+                format!("{} (paused)", s.state)
+            } else {
+                s.state.clone()
+            };
+            let since = ago(report.generated.duration_since(s.since).as_secs_f64());
+            let seen = s
+                .last_observation_ms
+                .map_or("never".to_owned(), |ms| ago(ms as f64 / 1000.0));
+            table.row([
+                Cell::plain(&s.name),
+                Cell::status(state),
+                Cell::status(&s.health),
+                Cell::plain(since),
+                Cell::plain(seen),
+                Cell::plain(s.attempts.to_string()),
+                Cell::plain(s.incident.as_deref().unwrap_or("-")),
+            ]);
+        }
+        table.write(&mut out)?;
+    }
+    Ok(u8::from(report.overall != "healthy"))
+}
+
+/// Pauses a service.
+pub fn pause(args: PauseArgs) -> anyhow::Result<u8> {
+    let body = serde_json::json!({ "for_secs": args.duration.map(|d| d.as_secs()) });
+    send(&args.unit, "pause", Some(body))
+}
+
+/// resume, reset or recover.
+pub fn unit(args: UnitArgs, command: &str) -> anyhow::Result<u8> {
+    send(&args, command, None)
+}
+
+fn send(args: &UnitArgs, command: &str, body: Option<serde_json::Value>) -> anyhow::Result<u8> {
+    let config = args.config.load()?;
+    let path = format!("/v1/services/{}/{command}", args.service);
+    let socket = config.medic.control_socket;
+    let (status, json) = super::runtime()?.block_on(call(&socket, Method::POST, &path, body))?;
+    if status.is_success() {
+        println!("{command}: {}", args.service);
+        Ok(0)
+    } else {
+        let error = json
+            .get("error")
+            .and_then(|e| e.as_str())
+            .unwrap_or("refused");
+        anyhow::bail!("{command} {}: {error}", args.service)
+    }
+}
+
+fn ago(secs: f64) -> String {
+    let secs = secs.max(0.0);
+    match secs {
+        s if s < 1.0 => format!("{}ms ago", (s * 1000.0).round()),
+        s if s < 120.0 => format!("{}s ago", s.round()),
+        s if s < 7200.0 => format!("{}m ago", (s / 60.0).round()),
+        s => format!("{}h ago", (s / 3600.0).round()),
+    }
+}

@@ -1,0 +1,55 @@
+//! The subcommands; the enum only dispatches.
+
+mod check;
+mod config;
+mod control;
+mod logs;
+mod run;
+
+use clap::Subcommand;
+
+/// What medic can be asked to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon (without --config: watch containers labelled medic.enable=true).
+    Run(run::RunArgs),
+    /// Probe everything once and print a table; exit 0 healthy, 1 unhealthy, 2 error.
+    Check(check::CheckArgs),
+    /// Show each service's state from the running daemon; exit like `check`.
+    Status(control::StatusArgs),
+    /// Read and follow the recovery log.
+    Logs(logs::LogsArgs),
+    /// Pause automatic recovery of a service.
+    Pause(control::PauseArgs),
+    /// Resume automatic recovery of a service.
+    Resume(control::UnitArgs),
+    /// Clear a service's escalation and attempt count.
+    Reset(control::UnitArgs),
+    /// Restart a service now, with a fresh attempt budget.
+    Recover(control::UnitArgs),
+    /// Work with config files.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
+}
+
+/// Runs a subcommand; returns the process exit code.
+pub fn run(command: Command) -> anyhow::Result<u8> {
+    match command {
+        Command::Run(args) => run::run(args),
+        Command::Check(args) => check::run(args),
+        Command::Status(args) => control::status(args),
+        Command::Logs(args) => logs::run(args),
+        Command::Pause(args) => control::pause(args),
+        Command::Resume(args) => control::unit(args, "resume"),
+        Command::Reset(args) => control::unit(args, "reset"),
+        Command::Recover(args) => control::unit(args, "recover"),
+        Command::Config(command) => config::run(command),
+    }
+}
+
+/// A tokio runtime for one command.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}

@@ -1,0 +1,209 @@
+//! A service kept alive through user restart and rollback commands: detection,
+//! bounded restarts, rollback, escalation, crash safety and graceful stop.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use crate::support::medic::{Medic, eventually, free_port, kinds, read_jsonl};
+use crate::support::server::{TestServer, serve_in_background};
+
+/// Probes every 200 ms with short backoffs, so a whole incident takes seconds.
+fn fast(restart: &str, rollback: &str, port: u16, extra: &str) -> String {
+    format!(
+        r#"
+[defaults]
+interval = "200ms"
+timeout = "150ms"
+failure_threshold = 2
+backoff = "100ms"
+recover_timeout = "3s"
+{extra}
+
+[[service]]
+name = "web"
+command = {{ restart = {restart}, rollback = {rollback}, timeout = "5s" }}
+  [[service.probe]]
+  kind = "http"
+  url = "http://127.0.0.1:{port}/health"
+  body_contains = "ok"
+"#
+    )
+}
+
+#[test]
+fn a_dead_server_is_restarted_by_its_restart_command() {
+    let scratch = tempfile::tempdir().unwrap();
+    let server = TestServer::start(free_port(), scratch.path());
+    let config = fast(
+        &server.start_command_toml(),
+        r#"["false"]"#,
+        server.port,
+        "",
+    );
+    let medic = Medic::start(&config);
+    medic.wait_event("healthy", |e| e["event"] == "healthy");
+
+    server.kill();
+    let events = medic.wait_event("recovered", |e| e["event"] == "recovered");
+    assert!(
+        server.answers(),
+        "the restart command brought the server back"
+    );
+    let web = kinds(&events, "web");
+    let from_failing: Vec<&str> = web
+        .iter()
+        .skip_while(|k| *k != "failing")
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        from_failing,
+        ["failing", "restart", "restart_done", "recovered"],
+        "{}",
+        medic.stderr()
+    );
+    let incidents: Vec<&serde_json::Value> = events
+        .iter()
+        .skip_while(|e| e["event"] != "failing")
+        .map(|e| &e["incident"])
+        .collect();
+    assert!(
+        incidents
+            .iter()
+            .all(|i| *i == incidents[0] && i.is_string()),
+        "one incident id: {incidents:?}"
+    );
+    let failing = events.iter().find(|e| e["event"] == "failing").unwrap();
+    assert!(
+        failing["evidence"].is_object(),
+        "detection carries evidence: {failing}"
+    );
+}
+
+#[test]
+fn three_failed_restarts_then_a_failed_rollback_escalate_once() {
+    // A server that always answers 503 and counts how often it is probed.
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    let app = axum::Router::new().route(
+        "/health",
+        axum::routing::get(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "down") }
+        }),
+    );
+    let port = serve_in_background(app);
+    let config = fast(
+        r#"["false"]"#,
+        r#"["sh", "-c", "echo cannot roll back >&2; exit 4"]"#,
+        port,
+        "",
+    );
+    let medic = Medic::start(&config);
+    let events = medic.wait_event("escalated", |e| e["event"] == "escalated");
+    let web = kinds(&events, "web");
+    assert_eq!(web.iter().filter(|k| *k == "restart").count(), 3, "{web:?}");
+    assert_eq!(
+        web.iter().filter(|k| *k == "rollback").count(),
+        1,
+        "{web:?}"
+    );
+    assert!(web.contains(&"rollback_failed".to_owned()));
+    let rollback_failed = events
+        .iter()
+        .find(|e| e["event"] == "rollback_failed")
+        .unwrap();
+    assert_eq!(
+        rollback_failed["evidence"]["exit_code"], 4,
+        "{rollback_failed}"
+    );
+
+    let alerts = medic.alerts();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["severity"], "critical");
+    assert_eq!(alerts[0]["kind"], "escalated");
+    assert_eq!(alerts[0]["service"], "web");
+    assert!(
+        alerts[0]["evidence"]["last_observations"].is_array(),
+        "{}",
+        alerts[0]
+    );
+
+    // Several more probe rounds pass: still no further action.
+    let seen = hits.load(Ordering::SeqCst);
+    eventually("more probe rounds after escalation", || {
+        (hits.load(Ordering::SeqCst) >= seen + 3).then_some(())
+    });
+    let web = kinds(&medic.events(), "web");
+    assert_eq!(
+        web.iter().filter(|k| *k == "restart").count(),
+        3,
+        "no restart after escalation: {web:?}"
+    );
+    assert_eq!(medic.alerts().len(), 1);
+}
+
+#[test]
+fn killed_mid_incident_medic_continues_the_attempt_count() {
+    let port = free_port();
+    // A long backoff after the first attempt leaves time to kill medic between attempts.
+    let config = fast(r#"["false"]"#, r#"["false"]"#, port, "")
+        .replace("backoff = \"100ms\"", "backoff = \"2s\"");
+    let mut medic = Medic::start(&config);
+    medic.wait_event("the first failed restart", |e| {
+        e["event"] == "restart_failed"
+    });
+    medic.kill9();
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(medic.state("state.json")).unwrap()).unwrap();
+    assert_eq!(
+        state["units"]["web"]["attempts"].as_array().map(Vec::len),
+        Some(1),
+        "{state}"
+    );
+
+    medic.spawn();
+    let events = medic.wait_event("the second attempt", |e| {
+        e["event"] == "restart" && e["attempt"] == 2
+    });
+    let restarts: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["event"] == "restart")
+        .map(|e| &e["attempt"])
+        .collect();
+    assert_eq!(
+        restarts,
+        [1, 2],
+        "the count continued across the restart of medic"
+    );
+    let incidents: std::collections::BTreeSet<String> = events
+        .iter()
+        .filter_map(|e| e["incident"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        incidents.len(),
+        1,
+        "the same incident continues: {incidents:?}"
+    );
+    read_jsonl(&medic.state("recovery.jsonl"));
+}
+
+#[test]
+fn sigterm_stops_within_five_seconds_and_logs_the_running_action_as_interrupted() {
+    let port = free_port();
+    let config = fast(r#"["sleep", "30"]"#, r#"["false"]"#, port, "");
+    let mut medic = Medic::start(&config);
+    medic.wait_event("a restart in progress", |e| e["event"] == "restart");
+    let (status, took) = medic.terminate();
+    assert!(status.success(), "{status:?}: {}", medic.stderr());
+    assert!(took < Duration::from_secs(5), "stopped in {took:?}");
+    let events = medic.events();
+    assert!(
+        events.iter().any(|e| e["event"] == "interrupted"),
+        "{:?}",
+        kinds(&events, "web")
+    );
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(medic.state("state.json")).unwrap()).unwrap();
+    assert_eq!(state["units"]["web"]["phase"], "recovering", "{state}");
+}

@@ -1,0 +1,225 @@
+//! Containers on a real engine: killed, stopped and removed containers come
+//! back; a bad image is rolled back to the last known good one; a paused
+//! service is left alone.
+
+use crate::support::docker::{Cleanup, Engine, unique};
+use crate::support::medic::{Medic, eventually, free_port, kinds};
+use crate::support::server::health_ok;
+
+/// A config watching one container with fast probes and short grace periods.
+fn config(container: &str, port: u16) -> String {
+    format!(
+        r#"
+[defaults]
+interval = "500ms"
+timeout = "400ms"
+failure_threshold = 2
+backoff = "200ms"
+replace_grace = "1s"
+recover_timeout = "10s"
+stop_timeout = "1s"
+
+[[service]]
+name = "web"
+container = {{ name = "{container}" }}
+  [[service.probe]]
+  kind = "http"
+  url = "http://127.0.0.1:{port}/health"
+  body_contains = "ok"
+"#
+    )
+}
+
+/// Starts a good:1 container serving on `port` with settings recreate must keep.
+fn run_good(engine: &Engine, name: &str, port: u16, scratch: &std::path::Path) {
+    engine.run(&[
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--network",
+        "host",
+        "--restart",
+        "no",
+        "-e",
+        &format!("PORT={port}"),
+        "-e",
+        "MEDIC_TEST=yes",
+        "-l",
+        "team=web",
+        "-v",
+        &format!("{}:/data", scratch.display()),
+        "medic-test/good:1",
+    ]);
+}
+
+/// Starts medic on one container and waits until it is healthy with a recorded last known good spec.
+fn watch(name: &str, port: u16) -> Medic {
+    let medic = Medic::start(&config(name, port));
+    medic.wait_event("healthy", |e| e["event"] == "healthy");
+    eventually("the last known good spec", || {
+        let state = std::fs::read(medic.state("state.json")).ok()?;
+        let state: serde_json::Value = serde_json::from_slice(&state).ok()?;
+        state["units"]["web"]["last_known_good"]
+            .is_object()
+            .then_some(())
+    });
+    medic
+}
+
+#[test]
+fn killed_and_stopped_containers_are_started_again() {
+    let Some(engine) = Engine::get() else { return };
+    let (name, port) = (unique("kill"), free_port());
+    let _cleanup = Cleanup(&engine, vec![name.clone()]);
+    let scratch = tempfile::tempdir().unwrap();
+    run_good(&engine, &name, port, scratch.path());
+    let medic = watch(&name, port);
+
+    engine.run(&["kill", &name]);
+    medic.wait_event("recovered after kill", |e| e["event"] == "recovered");
+    eventually("HTTP after kill", || health_ok(port).then_some(()));
+    let failing = medic
+        .events()
+        .into_iter()
+        .find(|e| e["event"] == "failing")
+        .unwrap();
+    assert_eq!(failing["evidence"]["exit_code"], 137, "{failing}");
+    assert!(
+        failing["evidence"]["logs"].is_array(),
+        "the container's last log lines: {failing}"
+    );
+
+    engine.run(&["stop", "-t", "1", &name]);
+    eventually("a second recovery after stop", || {
+        (kinds(&medic.events(), "web")
+            .iter()
+            .filter(|k| *k == "recovered")
+            .count()
+            == 2)
+            .then_some(())
+    });
+    eventually("HTTP after stop", || health_ok(port).then_some(()));
+}
+
+#[test]
+fn a_removed_container_is_recreated_as_it_was() {
+    let Some(engine) = Engine::get() else { return };
+    let (name, port) = (unique("rm"), free_port());
+    let _cleanup = Cleanup(&engine, vec![name.clone()]);
+    let scratch = tempfile::tempdir().unwrap();
+    run_good(&engine, &name, port, scratch.path());
+    let before = engine.inspect(&name).unwrap();
+    let medic = watch(&name, port);
+
+    engine.run(&["rm", "-f", &name]);
+    medic.wait_event("recovered after removal", |e| e["event"] == "recovered");
+    eventually("HTTP after removal", || health_ok(port).then_some(()));
+    let after = engine
+        .inspect(&name)
+        .expect("recreated under the same name");
+    assert_ne!(after["Id"], before["Id"], "a new container");
+    for field in [
+        "/Config/Env",
+        "/Config/Cmd",
+        "/Config/Labels",
+        "/HostConfig/RestartPolicy",
+        "/HostConfig/NetworkMode",
+        "/HostConfig/Binds",
+        "/Image",
+    ] {
+        assert_eq!(after.pointer(field), before.pointer(field), "{field} kept");
+    }
+    let restore = medic
+        .events()
+        .into_iter()
+        .find(|e| e["event"] == "restart_done")
+        .unwrap();
+    assert!(
+        restore["message"].as_str().unwrap().contains("recreated"),
+        "{restore}"
+    );
+}
+
+#[test]
+fn a_bad_image_is_rolled_back_to_the_last_known_good() {
+    let Some(engine) = Engine::get() else { return };
+    let (name, port) = (unique("rollback"), free_port());
+    let _cleanup = Cleanup(&engine, vec![name.clone()]);
+    let scratch = tempfile::tempdir().unwrap();
+    run_good(&engine, &name, port, scratch.path());
+    let medic = watch(&name, port);
+
+    // A deploy replaces the container with one from an image that exits at start.
+    engine.run(&["rm", "-f", &name]);
+    engine.run(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--network",
+        "host",
+        "medic-test/bad:1",
+    ]);
+    let events = medic.wait_event("rolled back", |e| e["event"] == "rolled_back");
+    let web = kinds(&events, "web");
+    assert_eq!(web.iter().filter(|k| *k == "restart").count(), 3, "{web:?}");
+    eventually("HTTP after rollback", || health_ok(port).then_some(()));
+    let now = engine.inspect(&name).unwrap();
+    assert_eq!(
+        now["Image"],
+        engine.image_id("medic-test/good:1"),
+        "runs the good image again"
+    );
+
+    let forensic = engine.run(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("name={name}.medic-failed-"),
+        "--format",
+        "{{.Names}}",
+    ]);
+    assert_eq!(
+        forensic.lines().count(),
+        1,
+        "the failed container is kept: {forensic}"
+    );
+    let alerts = medic.alerts();
+    let rolled_back = alerts
+        .iter()
+        .find(|a| a["kind"] == "rolled_back")
+        .expect("a rolled_back alert");
+    assert_eq!(rolled_back["severity"], "warning");
+    assert_eq!(rolled_back["evidence"]["exit_code"], 3, "{rolled_back}");
+}
+
+#[test]
+fn a_paused_service_is_left_alone_until_resumed() {
+    let Some(engine) = Engine::get() else { return };
+    let (name, port) = (unique("pause"), free_port());
+    let _cleanup = Cleanup(&engine, vec![name.clone()]);
+    let scratch = tempfile::tempdir().unwrap();
+    run_good(&engine, &name, port, scratch.path());
+    let medic = watch(&name, port);
+
+    let out = medic.cli(&["pause", "web"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    engine.run(&["stop", "-t", "1", &name]);
+    medic.wait_event("the failure seen while paused", |e| e["event"] == "failing");
+    let status = medic.cli(&["status", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(report["services"][0]["paused"], true, "{report}");
+    assert_eq!(status.status.code(), Some(1), "unhealthy while stopped");
+
+    assert!(medic.cli(&["resume", "web"]).status.success());
+    let events = medic.wait_event("recovered after resume", |e| e["event"] == "recovered");
+    let web = kinds(&events, "web");
+    let resumed = web.iter().position(|k| k == "resumed").unwrap();
+    let restart = web.iter().position(|k| k == "restart").unwrap();
+    assert!(restart > resumed, "no restart while paused: {web:?}");
+}

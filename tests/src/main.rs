@@ -1,0 +1,7 @@
+//! End-to-end tests: the real `medic` binary against real services on loopback.
+
+mod support;
+
+mod cli;
+mod command_target;
+mod docker;

@@ -1,0 +1,211 @@
+//! Runs the real `medic` binary in a temporary directory and reads what it
+//! writes: the recovery log, the alerts file and the state store.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// How long any wait in these tests may take before it fails.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// A binary built from this workspace (`cargo build --workspace --bins` runs first).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary has a path");
+    // target/debug/deps/e2e-… → target/debug/<name>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/*/deps");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build it first (`cargo build --workspace --bins`; scripts/test does this)",
+        path.display()
+    );
+    path
+}
+
+/// Polls `probe` until it returns Some, or panics after DEADLINE naming `what`.
+#[track_caller]
+pub fn eventually<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("a bound address").port()
+}
+
+/// One medic daemon under test, with its own state directory.
+pub struct Medic {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    child: Option<Child>,
+}
+
+impl Medic {
+    /// Writes the config (`{dir}` is replaced by the temp dir; a `[medic]` table
+    /// pointing every file into it is prepended) without starting medic.
+    pub fn prepare(services: &str) -> Self {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let root = dir.path().display().to_string();
+        let medic = format!(
+            "[medic]\nstate_dir = \"{root}/state\"\ncontrol_socket = \"{root}/control.sock\"\nmetrics_listen = \"\"\nshutdown_grace = \"2s\"\n\n"
+        );
+        let config = dir.path().join("medic.toml");
+        std::fs::write(&config, medic + &services.replace("{dir}", &root))
+            .expect("write the config");
+        Self {
+            dir,
+            config,
+            child: None,
+        }
+    }
+
+    /// Writes the config and starts `medic run`.
+    pub fn start(services: &str) -> Self {
+        let mut medic = Self::prepare(services);
+        medic.spawn();
+        medic
+    }
+
+    /// Starts (or starts again) `medic run` on the same directory.
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("medic.stderr"))
+            .expect("open the stderr log");
+        let child = Command::new(bin("medic"))
+            .args(["run", "--config"])
+            .arg(&self.config)
+            .env("RUST_LOG", "medic=debug,info")
+            .envs(std::env::var("MEDIC_TEST_DOCKER_HOST").map(|host| ("DOCKER_HOST", host)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start medic");
+        self.child = Some(child);
+    }
+
+    /// A path inside the state directory.
+    pub fn state(&self, name: &str) -> PathBuf {
+        self.dir.path().join("state").join(name)
+    }
+
+    /// Every complete line of the recovery log.
+    pub fn events(&self) -> Vec<Value> {
+        read_jsonl(&self.state("recovery.jsonl"))
+    }
+
+    /// Every complete line of the critical alerts file.
+    pub fn alerts(&self) -> Vec<Value> {
+        read_jsonl(&self.state("alerts/critical.jsonl"))
+    }
+
+    /// Waits until the recovery log has an event matching `pred`; returns all events.
+    /// On timeout the panic shows the events so far and medic's stderr.
+    #[track_caller]
+    pub fn wait_event(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let start = Instant::now();
+        loop {
+            let events = self.events();
+            if events.iter().any(&pred) {
+                return events;
+            }
+            if start.elapsed() > DEADLINE {
+                let trace: Vec<String> = events
+                    .iter()
+                    .map(|e| format!("{} {} {}", e["service"], e["event"], e["message"]))
+                    .collect();
+                let stderr = self.stderr();
+                let tail: Vec<&str> = stderr.lines().rev().take(30).collect();
+                panic!(
+                    "timed out waiting for {what}\nevents:\n{}\nstderr (newest first):\n{}",
+                    trace.join("\n"),
+                    tail.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Runs a medic subcommand against this daemon's config.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(bin("medic"))
+            .args(args)
+            .envs(std::env::var("MEDIC_TEST_DOCKER_HOST").map(|host| ("DOCKER_HOST", host)))
+            .arg("--config")
+            .arg(&self.config)
+            .output()
+            .expect("run medic")
+    }
+
+    /// Sends SIGTERM and waits for the exit (panics after DEADLINE).
+    pub fn terminate(&mut self) -> (ExitStatus, Duration) {
+        let child = self.child.as_mut().expect("medic is running");
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("a pid fits i32"));
+        let start = Instant::now();
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("send SIGTERM");
+        let status = eventually("medic to exit after SIGTERM", || {
+            child.try_wait().expect("wait")
+        });
+        self.child = None;
+        (status, start.elapsed())
+    }
+
+    /// kill -9.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().ok();
+            child.wait().ok();
+        }
+    }
+
+    /// What medic wrote to stderr, for failure messages.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("medic.stderr")).unwrap_or_default()
+    }
+}
+
+impl Drop for Medic {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Every complete, parseable line of a JSON Lines file; panics on a corrupt complete line.
+pub fn read_jsonl(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = match text.rfind('\n') {
+        Some(end) => &text[..end],
+        None => "",
+    };
+    complete
+        .lines()
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("corrupt line in {}: {e}: {l}", path.display()))
+        })
+        .collect()
+}
+
+/// The `event` names of a service's events, in order.
+pub fn kinds(events: &[Value], service: &str) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["service"] == service)
+        .map(|e| e["event"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}

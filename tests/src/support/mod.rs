@@ -1,0 +1,6 @@
+//! Helpers shared by the end-to-end tests.
+
+pub mod docker;
+pub mod env;
+pub mod medic;
+pub mod server;
