@@ -223,3 +223,124 @@ fn a_paused_service_is_left_alone_until_resumed() {
     let restart = web.iter().position(|k| k == "restart").unwrap();
     assert!(restart > resumed, "no restart while paused: {web:?}");
 }
+
+#[test]
+fn a_failing_docker_health_check_gets_the_container_restarted() {
+    let Some(engine) = Engine::get() else { return };
+    let (name, port) = (unique("health"), free_port());
+    let _cleanup = Cleanup(&engine, vec![name.clone()]);
+    let serve = format!("touch /tmp/healthy; exec httpd -f -p 127.0.0.1:{port} -h /www");
+    engine.run(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--network",
+        "host",
+        "--health-cmd",
+        "test -f /tmp/healthy",
+        "--health-interval",
+        "1s",
+        "--health-retries",
+        "1",
+        "medic-test/good:1",
+        "sh",
+        "-c",
+        &serve,
+    ]);
+    let medic = watch(&name, port);
+
+    engine.run(&["exec", &name, "rm", "/tmp/healthy"]);
+    let events = medic.wait_event("recovered from unhealthy", |e| e["event"] == "recovered");
+    let failing = events.iter().find(|e| e["event"] == "failing").unwrap();
+    assert!(
+        failing["message"].as_str().unwrap().contains("unhealthy"),
+        "{failing}"
+    );
+    assert!(failing["evidence"]["health_log"].is_array(), "{failing}");
+    eventually("healthy again in Docker's eyes", || {
+        let state = engine.inspect(&name)?;
+        (state["State"]["Health"]["Status"] == "healthy").then_some(())
+    });
+}
+
+#[test]
+fn a_label_selector_watches_each_container_with_its_own_overrides() {
+    let Some(engine) = Engine::get() else { return };
+    let label = format!("medic.e2e={}", unique("labels"));
+    let (one, two) = (unique("labels-one"), unique("labels-two"));
+    let _cleanup = Cleanup(&engine, vec![one.clone(), two.clone()]);
+    let (port_one, port_two) = (free_port(), free_port());
+    for (name, port, extra) in [
+        (&one, port_one, "medic.max_attempts=5"),
+        (&two, port_two, "medic.on_stop=leave"),
+    ] {
+        engine.run(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "host",
+            "-e",
+            &format!("PORT={port}"),
+            "-l",
+            &label,
+            "-l",
+            extra,
+            "medic-test/good:1",
+        ]);
+    }
+    let config = format!(
+        r#"
+[defaults]
+interval = "500ms"
+timeout = "400ms"
+backoff = "200ms"
+
+[[service]]
+name = "apps"
+container = {{ label = "{label}" }}
+"#
+    );
+    let medic = Medic::start_with("reconcile_interval = \"1s\"", &config);
+    let (unit_one, unit_two) = (format!("apps/{one}"), format!("apps/{two}"));
+    for unit in [&unit_one, &unit_two] {
+        medic.wait_event("both containers healthy", |e| {
+            e["service"] == *unit && e["event"] == "healthy"
+        });
+    }
+    engine.run(&["kill", &one]);
+    medic.wait_event("the killed one recovered", |e| {
+        e["service"] == *unit_one && e["event"] == "recovered"
+    });
+    eventually("HTTP of the killed one", || {
+        health_ok(port_one).then_some(())
+    });
+    let restart = medic
+        .events()
+        .into_iter()
+        .find(|e| e["service"] == *unit_one && e["event"] == "restart")
+        .unwrap();
+    assert_eq!(
+        restart["message"], "restart attempt 1 of 5",
+        "medic.max_attempts=5 applies"
+    );
+
+    engine.run(&["stop", "-t", "1", &two]);
+    let status = eventually("the stopped one observed as left alone", || {
+        let out = medic.cli(&["status", "--json"]);
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        let two = report["services"]
+            .as_array()?
+            .iter()
+            .find(|s| s["name"] == *unit_two)?
+            .clone();
+        two["probes"][0]["message"]
+            .as_str()?
+            .contains("left alone")
+            .then_some(two)
+    });
+    assert_eq!(status["state"], "healthy", "{status}");
+    assert!(!kinds(&medic.events(), &unit_two).contains(&"restart".to_owned()));
+}

@@ -62,6 +62,8 @@ pub enum Event {
         service: String,
         /// The container's name.
         container: String,
+        /// Its labels, for per-container overrides (`medic.max_attempts=5`, …).
+        labels: std::collections::HashMap<String, String>,
     },
     /// A person's command from the control API.
     Control(ControlRequest),
@@ -242,16 +244,25 @@ impl Daemon {
             }
             Event::ContainerChanged { container, action } => {
                 tracing::debug!(%container, %action, "Docker event");
+                let mut watched = false;
                 for unit in self.units.values() {
                     if matches!(&unit.spec.target, UnitTarget::Container { container: c, .. } if *c == container)
                     {
                         unit.probes.check_container();
+                        watched = true;
                     }
+                }
+                if !watched && matches!(action.as_str(), "create" | "start" | "rename") {
+                    self.executor.rediscover();
                 }
                 return;
             }
-            Event::Found { service, container } => {
-                self.found(&service, &container);
+            Event::Found {
+                service,
+                container,
+                labels,
+            } => {
+                self.found(&service, &container, &labels);
                 return;
             }
             Event::Control(request) => {
@@ -265,7 +276,12 @@ impl Daemon {
     }
 
     /// Watches a newly found container of a selector service as its own unit.
-    fn found(&mut self, service: &str, container: &str) {
+    fn found(
+        &mut self,
+        service: &str,
+        container: &str,
+        labels: &std::collections::HashMap<String, String>,
+    ) {
         let name = format!("{service}/{container}");
         if self.units.contains_key(&name) {
             return;
@@ -276,7 +292,11 @@ impl Daemon {
         let Some(medic_core::config::Target::Container(target)) = &service.target else {
             return;
         };
-        match units::container_unit(service, target, &name, container, &self.executor) {
+        let (mut service, mut target) = (service.clone(), target.clone());
+        if let Err(error) = units::apply_label_overrides(&mut service.policy, &mut target, labels) {
+            tracing::warn!(unit = %name, %error, "Ignoring an invalid medic.* label");
+        }
+        match units::container_unit(&service, &target, &name, container, &self.executor) {
             Ok(spec) => self.add_unit(spec),
             Err(error) => {
                 tracing::warn!(unit = %name, error = format!("{error:#}"), "Cannot watch a found container")

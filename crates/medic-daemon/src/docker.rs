@@ -10,6 +10,7 @@ use jiff::Timestamp;
 use medic_core::config::{Config, ContainerSelector, ContainerTarget, OnStop, Target};
 use medic_core::{ActionResult, Evidence, Observation, Step, Urgency};
 use medic_docker::{ContainerSpec, DockerClient, Selector};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::daemon::{Event, Shell};
@@ -25,6 +26,8 @@ const RECONNECT_MAX: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub struct Docker {
     client: Arc<DockerClient>,
+    /// Wakes the discovery of selector services (a container was created or started).
+    rediscover: Arc<Notify>,
 }
 
 impl Docker {
@@ -43,6 +46,7 @@ impl Docker {
         };
         Ok(Some(Self {
             client: Arc::new(client),
+            rediscover: Arc::new(Notify::new()),
         }))
     }
 
@@ -62,6 +66,11 @@ impl Docker {
         Ok(found.into_iter().map(|c| c.name).collect())
     }
 
+    /// Runs the discovery of selector services now.
+    pub fn rediscover(&self) {
+        self.rediscover.notify_waiters();
+    }
+
     /// Starts the event stream and, for selector services, periodic discovery.
     pub fn start_watchers(&self, shell: &Shell, config: &Config) {
         shell
@@ -77,6 +86,7 @@ impl Docker {
             let discovery = discover(
                 self.client.clone(),
                 shell.clone(),
+                self.rediscover.clone(),
                 service.name.clone(),
                 to_selector(&target.selector),
                 config.medic.reconcile_interval,
@@ -276,11 +286,12 @@ async fn watch_events(client: Arc<DockerClient>, shell: Shell) {
     }
 }
 
-/// Lists the containers of a selector service every `interval` (and on the
-/// event stream's hints, through the loop) and reports each one it finds.
+/// Lists the containers of a selector service every `interval`, and at once when
+/// the event stream saw a container appear, and reports each one it finds.
 async fn discover(
     client: Arc<DockerClient>,
     shell: Shell,
+    now: Arc<Notify>,
     service: String,
     selector: Selector,
     interval: Duration,
@@ -290,6 +301,7 @@ async fn discover(
         tokio::select! {
             () = shell.cancel.cancelled() => return,
             _ = ticks.tick() => {}
+            () = now.notified() => {}
         }
         let Ok(found) = client.find(&selector).await else {
             continue; // unreachable: the container checks report blind
@@ -298,6 +310,7 @@ async fn discover(
             let event = Event::Found {
                 service: service.clone(),
                 container: container.name,
+                labels: container.labels,
             };
             if shell.events.send(event).await.is_err() {
                 return;

@@ -46,6 +46,13 @@ impl Executor {
         }
     }
 
+    /// Runs the discovery of selector services now (an unknown container appeared).
+    pub fn rediscover(&self) {
+        if let Some(docker) = &self.docker {
+            docker.rediscover();
+        }
+    }
+
     /// An http, tcp or exec check.
     pub fn runner(&self, probe: &Probe) -> anyhow::Result<Check> {
         Ok(Check::Runner(Arc::new(ProbeRunner::new(

@@ -113,6 +113,8 @@ pub struct Found {
     pub name: String,
     /// Whether it runs now.
     pub running: bool,
+    /// Its labels (medic reads per-container overrides from `medic.*`).
+    pub labels: HashMap<String, String>,
 }
 
 /// One container event.
@@ -189,6 +191,7 @@ impl DockerClient {
                     id: c.id?,
                     name,
                     running: c.state == Some(ContainerSummaryStateEnum::RUNNING),
+                    labels: c.labels.unwrap_or_default(),
                 })
             })
             .collect())

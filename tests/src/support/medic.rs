@@ -57,10 +57,15 @@ impl Medic {
     /// Writes the config (`{dir}` is replaced by the temp dir; a `[medic]` table
     /// pointing every file into it is prepended) without starting medic.
     pub fn prepare(services: &str) -> Self {
+        Self::prepare_with("", services)
+    }
+
+    /// Like `prepare`, with extra `[medic]` keys.
+    pub fn prepare_with(medic_keys: &str, services: &str) -> Self {
         let dir = tempfile::tempdir().expect("a temp dir");
         let root = dir.path().display().to_string();
         let medic = format!(
-            "[medic]\nstate_dir = \"{root}/state\"\ncontrol_socket = \"{root}/control.sock\"\nmetrics_listen = \"\"\nshutdown_grace = \"2s\"\n\n"
+            "[medic]\nstate_dir = \"{root}/state\"\ncontrol_socket = \"{root}/control.sock\"\nmetrics_listen = \"\"\nshutdown_grace = \"2s\"\n{medic_keys}\n\n"
         );
         let config = dir.path().join("medic.toml");
         std::fs::write(&config, medic + &services.replace("{dir}", &root))
@@ -74,7 +79,12 @@ impl Medic {
 
     /// Writes the config and starts `medic run`.
     pub fn start(services: &str) -> Self {
-        let mut medic = Self::prepare(services);
+        Self::start_with("", services)
+    }
+
+    /// Like `start`, with extra `[medic]` keys.
+    pub fn start_with(medic_keys: &str, services: &str) -> Self {
+        let mut medic = Self::prepare_with(medic_keys, services);
         medic.spawn();
         medic
     }
