@@ -2,7 +2,7 @@
 //! back; a bad image is rolled back to the last known good one; a paused
 //! service is left alone.
 
-use crate::support::docker::{Cleanup, Engine, unique};
+use crate::support::docker::{Cleanup, Engine, OwnEngine, unique};
 use crate::support::medic::{Medic, eventually, free_port, kinds};
 use crate::support::server::health_ok;
 
@@ -343,4 +343,47 @@ container = {{ label = "{label}" }}
     });
     assert_eq!(status["state"], "healthy", "{status}");
     assert!(!kinds(&medic.events(), &unit_two).contains(&"restart".to_owned()));
+}
+
+#[test]
+fn a_restarting_docker_engine_makes_medic_blind_not_trigger_happy() {
+    let Some(shared) = Engine::get() else { return };
+    let mut own = OwnEngine::start(&shared, &["medic-test/good:1"]);
+    let (name, port) = (unique("engine"), free_port());
+    let scratch = tempfile::tempdir().unwrap();
+    run_good(&own.engine, &name, port, scratch.path());
+    let medic = Medic::start_with(
+        &format!("docker_host = \"{}\"", own.host()),
+        &config(&name, port),
+    );
+    medic.wait_event("healthy", |e| e["event"] == "healthy");
+
+    own.stop();
+    medic.wait_event("blind while the engine is down", |e| e["event"] == "blind");
+    // The HTTP probe fails too (the engine stopped the container), but medic does not act blind.
+    let web = kinds(&medic.events(), "web");
+    assert!(
+        !web.contains(&"restart".to_owned()),
+        "no action while blind: {web:?}"
+    );
+
+    own.spawn();
+    let events = medic.wait_event("recovered once the engine is back", |e| {
+        e["event"] == "recovered"
+    });
+    let web = kinds(&events, "web");
+    let blind = web.iter().position(|k| k == "blind").unwrap();
+    let sight = web
+        .iter()
+        .position(|k| k == "sight_restored")
+        .expect("sight restored");
+    let first_restart = web.iter().position(|k| k == "restart");
+    assert!(
+        first_restart.is_none_or(|r| r > sight && sight > blind),
+        "acts only after reconciling: {web:?}"
+    );
+    eventually("HTTP after the engine restart", || {
+        health_ok(port).then_some(())
+    });
+    drop(medic);
 }

@@ -1,5 +1,6 @@
 //! The private Docker engine of the test command, driven with the docker CLI.
 
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
@@ -71,6 +72,114 @@ impl Drop for Cleanup<'_> {
             for id in ids.split_whitespace() {
                 self.0.try_run(&["rm", "-f", id]);
             }
+        }
+    }
+}
+
+/// A second, private dockerd this test owns, so it can stop and restart it
+/// without disturbing the shared engine. Images come from the shared engine.
+pub struct OwnEngine {
+    dir: tempfile::TempDir,
+    child: Option<std::process::Child>,
+    pub engine: Engine,
+}
+
+impl OwnEngine {
+    /// Starts it and copies `images` into it from the shared engine.
+    pub fn start(shared: &Engine, images: &[&str]) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("medic-own-dockerd")
+            .tempdir_in("/tmp")
+            .expect("a temp dir");
+        let host = format!("unix://{}/docker.sock", dir.path().display());
+        let mut own = Self {
+            dir,
+            child: None,
+            engine: Engine { host },
+        };
+        own.spawn();
+        for image in images {
+            let save = Command::new("docker")
+                .args(["save", image])
+                .env("DOCKER_HOST", &shared.host)
+                .output()
+                .expect("docker save");
+            let mut load = Command::new("docker")
+                .arg("load")
+                .env("DOCKER_HOST", &own.engine.host)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("docker load");
+            use std::io::Write;
+            load.stdin
+                .take()
+                .expect("piped stdin")
+                .write_all(&save.stdout)
+                .expect("write the image");
+            assert!(
+                load.wait().expect("docker load").success(),
+                "loading {image}"
+            );
+        }
+        own
+    }
+
+    /// The engine's address, for medic's DOCKER_HOST.
+    pub fn host(&self) -> &str {
+        &self.engine.host
+    }
+
+    /// Starts dockerd on this engine's directories and waits until it answers.
+    pub fn spawn(&mut self) {
+        let root = self.dir.path();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(root.join("dockerd.log"))
+            .expect("log");
+        let child = Command::new(if Path::new("/usr/sbin/dockerd").exists() {
+            "/usr/sbin/dockerd"
+        } else {
+            "dockerd"
+        })
+        .arg("-H")
+        .arg(&self.engine.host)
+        .arg("--data-root")
+        .arg(root.join("data"))
+        .arg("--exec-root")
+        .arg(root.join("exec"))
+        .arg("--pidfile")
+        .arg(root.join("dockerd.pid"))
+        .args(["--bridge=none", "--iptables=false", "--ip6tables=false"])
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("start dockerd");
+        self.child = Some(child);
+        super::medic::eventually("the own dockerd to answer", || {
+            self.engine.try_run(&["info"]).0.then_some(())
+        });
+    }
+
+    /// Stops dockerd (SIGTERM) and waits for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid fits"));
+            nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).ok();
+            super::medic::eventually("dockerd to stop", || child.try_wait().ok().flatten());
+        }
+    }
+}
+
+impl Drop for OwnEngine {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let (_, ids) = self.engine.try_run(&["ps", "-aq"]);
+            for id in ids.split_whitespace() {
+                self.engine.try_run(&["rm", "-f", id]);
+            }
+            self.stop();
         }
     }
 }
