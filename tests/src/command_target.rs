@@ -207,3 +207,42 @@ fn sigterm_stops_within_five_seconds_and_logs_the_running_action_as_interrupted(
         serde_json::from_slice(&std::fs::read(medic.state("state.json")).unwrap()).unwrap();
     assert_eq!(state["units"]["web"]["phase"], "recovering", "{state}");
 }
+
+#[test]
+fn restarts_beyond_max_concurrent_actions_wait_their_turn() {
+    let scratch = tempfile::tempdir().unwrap();
+    let journal = scratch.path().join("restarts");
+    let restart = format!(
+        r#"["sh", "-c", "echo start >> {0}; sleep 0.3; echo end >> {0}"]"#,
+        journal.display()
+    );
+    let services: String = ["a", "b", "c"]
+        .iter()
+        .map(|name| {
+            format!(
+                "[[service]]\nname = \"{name}\"\ncommand = {{ restart = {restart} }}\n  [[service.probe]]\n  kind = \"tcp\"\n  address = \"127.0.0.1:{}\"\n\n",
+                free_port()
+            )
+        })
+        .collect();
+    let config = format!(
+        "[defaults]\ninterval = \"200ms\"\ntimeout = \"150ms\"\nfailure_threshold = 1\n\n{services}"
+    );
+    let medic = Medic::start_with("max_concurrent_actions = 1", &config);
+    eventually("three restarts done", || {
+        let events = medic.events();
+        (events
+            .iter()
+            .filter(|e| e["event"] == "restart_done")
+            .count()
+            >= 3)
+            .then_some(())
+    });
+    let lines = std::fs::read_to_string(&journal).unwrap();
+    let lines: Vec<&str> = lines.lines().take(6).collect();
+    assert_eq!(
+        lines,
+        ["start", "end", "start", "end", "start", "end"],
+        "one at a time"
+    );
+}

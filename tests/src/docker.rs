@@ -6,10 +6,8 @@ use crate::support::docker::{Cleanup, Engine, OwnEngine, unique};
 use crate::support::medic::{Medic, eventually, free_port, kinds};
 use crate::support::server::health_ok;
 
-/// A config watching one container with fast probes and short grace periods.
-fn config(container: &str, port: u16) -> String {
-    format!(
-        r#"
+/// Fast probes and short grace periods, so each scenario takes seconds.
+const FAST: &str = r#"
 [defaults]
 interval = "500ms"
 timeout = "400ms"
@@ -18,7 +16,13 @@ backoff = "200ms"
 replace_grace = "1s"
 recover_timeout = "10s"
 stop_timeout = "1s"
+"#;
 
+/// A config watching one container.
+fn config(container: &str, port: u16) -> String {
+    FAST.to_owned()
+        + &format!(
+            r#"
 [[service]]
 name = "web"
 container = {{ name = "{container}" }}
@@ -27,7 +31,7 @@ container = {{ name = "{container}" }}
   url = "http://127.0.0.1:{port}/health"
   body_contains = "ok"
 "#
-    )
+        )
 }
 
 /// Starts a good:1 container serving on `port` with settings recreate must keep.
@@ -291,18 +295,8 @@ fn a_label_selector_watches_each_container_with_its_own_overrides() {
             "medic-test/good:1",
         ]);
     }
-    let config = format!(
-        r#"
-[defaults]
-interval = "500ms"
-timeout = "400ms"
-backoff = "200ms"
-
-[[service]]
-name = "apps"
-container = {{ label = "{label}" }}
-"#
-    );
+    let config = FAST.to_owned()
+        + &format!("[[service]]\nname = \"apps\"\ncontainer = {{ label = \"{label}\" }}\n");
     let medic = Medic::start_with("reconcile_interval = \"1s\"", &config);
     let (unit_one, unit_two) = (format!("apps/{one}"), format!("apps/{two}"));
     for unit in [&unit_one, &unit_two] {
@@ -386,4 +380,76 @@ fn a_restarting_docker_engine_makes_medic_blind_not_trigger_happy() {
         health_ok(port).then_some(())
     });
     drop(medic);
+}
+
+#[test]
+fn a_container_sharing_a_network_namespace_is_restarted_after_its_parent() {
+    let Some(engine) = Engine::get() else { return };
+    let (parent, child) = (unique("ns-parent"), unique("ns-child"));
+    let _cleanup = Cleanup(&engine, vec![parent.clone(), child.clone()]);
+    let (parent_port, child_port) = (free_port(), free_port());
+    engine.run(&[
+        "run",
+        "-d",
+        "--name",
+        &parent,
+        "--network",
+        "host",
+        "-e",
+        &format!("PORT={parent_port}"),
+        "medic-test/good:1",
+    ]);
+    engine.run(&[
+        "run",
+        "-d",
+        "--name",
+        &child,
+        "--network",
+        &format!("container:{parent}"),
+        "-e",
+        &format!("PORT={child_port}"),
+        "medic-test/good:1",
+    ]);
+    let config = FAST.to_owned()
+        + &format!(
+            r#"
+[[service]]
+name = "parent"
+container = {{ name = "{parent}" }}
+
+[[service]]
+name = "child"
+container = {{ name = "{child}" }}
+"#
+        );
+    let medic = Medic::start(&config);
+    eventually("both last known good specs", || {
+        let state: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(medic.state("state.json")).ok()?).ok()?;
+        (state["units"]["parent"]["last_known_good"].is_object()
+            && state["units"]["child"]["last_known_good"].is_object())
+        .then_some(())
+    });
+    let started = |name: &str| engine.inspect(name).unwrap()["State"]["StartedAt"].clone();
+    let child_started = started(&child);
+
+    engine.run(&["kill", &parent]);
+    let events = medic.wait_event("the parent recovered", |e| {
+        e["service"] == "parent" && e["event"] == "recovered"
+    });
+    let done = events
+        .iter()
+        .find(|e| e["service"] == "parent" && e["event"] == "restart_done")
+        .unwrap();
+    assert_eq!(
+        done["evidence"]["dependents_restarted"],
+        serde_json::json!([child]),
+        "{done}"
+    );
+    assert_ne!(
+        started(&child),
+        child_started,
+        "the child was restarted after its parent"
+    );
+    eventually("the child answers", || health_ok(child_port).then_some(()));
 }

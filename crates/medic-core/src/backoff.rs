@@ -12,18 +12,19 @@ pub fn delay(attempt: u32, base: Duration, max: Duration, seed: &str) -> Duratio
     }
     let doublings = (attempt - 2).min(31);
     let raw = base.saturating_mul(1u32 << doublings).min(max);
-    let jitter = raw.mul_f64(f64::from(fraction(seed, attempt)) / 10.0);
+    let jitter = raw.mul_f64(stable_fraction(seed, u64::from(attempt)) / 10.0);
     (raw + jitter).min(max)
 }
 
-/// A stable value in [0, 1) from the seed and attempt (FNV-1a; no RNG in the core).
-fn fraction(seed: &str, attempt: u32) -> f32 {
-    let mut hash: u32 = 0x811c_9dc5;
-    for byte in seed.bytes().chain(attempt.to_le_bytes()) {
-        hash ^= u32::from(byte);
-        hash = hash.wrapping_mul(0x0100_0193);
+/// A stable value in [0, 1) from a seed and a salt (FNV-1a): jitter and
+/// schedule offsets that spread load without an RNG, reproducibly.
+pub fn stable_fraction(seed: &str, salt: u64) -> f64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in seed.bytes().chain(salt.to_le_bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    (hash % 1000) as f32 / 1000.0
+    (hash % 10_000) as f64 / 10_000.0
 }
 
 #[cfg(test)]

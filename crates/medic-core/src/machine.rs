@@ -417,7 +417,10 @@ impl Machine {
                 );
                 self.record_last_known_good(ctx);
             }
-            Phase::Failing | Phase::Waiting { .. } if self.all_ok_since(None) => {
+            // Only observations made after the incident opened may close it.
+            Phase::Failing | Phase::Waiting { .. }
+                if self.all_ok_since(self.incident.as_ref().map(|i| i.opened)) =>
+            {
                 self.close_incident(now, EventKind::Recovered, "recovered without action", ctx);
             }
             Phase::Verifying { step, since, .. } if self.all_ok_since(Some(since)) => {
@@ -446,8 +449,10 @@ impl Machine {
         observation: Observation,
         ctx: &mut Ctx,
     ) {
-        if let Some(incident) = self.incident.as_mut() {
-            // Alerts carry every probe's latest failure evidence, not only the first one's.
+        let verifying = matches!(self.phase, Phase::Verifying { .. });
+        if let Some(incident) = self.incident.as_mut().filter(|_| !verifying) {
+            // Alerts carry every probe's latest failure evidence, not only the first
+            // one's; a booting service's failures while verifying are not the cause.
             incident.evidence.extend(observation.evidence.clone());
             incident
                 .evidence
@@ -615,12 +620,7 @@ impl Machine {
                 }
                 self.set_phase(
                     now,
-                    Phase::Verifying {
-                        step,
-                        since: now,
-                        deadline: now + self.policy.recover_timeout,
-                        next_probe: now + self.policy.verify_interval,
-                    },
+                    self.verifying(step, now, now + self.policy.verify_interval),
                 );
                 self.log_with(ctx, now, done, message, evidence);
                 ctx.out.push_back(Action::Probe {
@@ -632,15 +632,7 @@ impl Machine {
                 self.after_failed_step(now, step, message, evidence, ctx);
             }
             ActionResult::Interrupted => {
-                self.set_phase(
-                    now,
-                    Phase::Verifying {
-                        step,
-                        since: now,
-                        deadline: now + self.policy.recover_timeout,
-                        next_probe: now,
-                    },
-                );
+                self.set_phase(now, self.verifying(step, now, now));
                 self.log(
                     ctx,
                     now,
@@ -648,6 +640,16 @@ impl Machine {
                     "action interrupted by shutdown; it is verified at the next start",
                 );
             }
+        }
+    }
+
+    /// Verification of `step` from `now`, first probe round at `first_probe`.
+    fn verifying(&self, step: Step, now: Instant, first_probe: Instant) -> Phase {
+        Phase::Verifying {
+            step,
+            since: now,
+            deadline: now + self.policy.recover_timeout,
+            next_probe: first_probe,
         }
     }
 
@@ -801,6 +803,20 @@ impl Machine {
     pub(crate) fn resume_held(&mut self, now: Instant, ctx: &mut Ctx) {
         self.held_for_dependency = false;
         self.drive(now, ctx);
+    }
+
+    /// Why a probe cannot see (the message of its blind observation).
+    pub(crate) fn blind_reason(&self) -> Option<String> {
+        self.probes
+            .iter()
+            .filter_map(|p| p.last.as_ref())
+            .find(|l| l.observation.outcome == Outcome::Blind)
+            .map(|l| l.observation.message.clone())
+    }
+
+    /// Whether a probe of this unit cannot see.
+    pub(crate) fn is_blind(&self) -> bool {
+        self.blind
     }
 
     /// Whether a due action waits for a dependency to become healthy.

@@ -147,7 +147,21 @@ pub struct Supervisor {
     out: VecDeque<Action>,
     incident_prefix: String,
     next_incident: u64,
+    blindness: Blindness,
 }
+
+/// medic-wide blindness: one alert when any unit stays blind too long (an
+/// unreachable Docker engine blinds every container at once), one when it ends.
+#[derive(Debug, Default)]
+struct Blindness {
+    units: BTreeSet<String>,
+    since: Option<Instant>,
+    alert_after: Option<std::time::Duration>,
+    alerted: bool,
+}
+
+/// The unit name alerts about medic itself carry.
+pub const MEDIC_UNIT: &str = "medic";
 
 impl Supervisor {
     /// An empty supervisor. Incident ids are `prefix` + a counter that continues
@@ -161,7 +175,13 @@ impl Supervisor {
             out: VecDeque::new(),
             incident_prefix: incident_prefix.into(),
             next_incident,
+            blindness: Blindness::default(),
         }
+    }
+
+    /// Raise one critical alert when units stay blind longer than `after`.
+    pub fn set_blind_alert_after(&mut self, after: std::time::Duration) {
+        self.blindness.alert_after = Some(after);
     }
 
     /// The incident counter to persist.
@@ -195,6 +215,7 @@ impl Supervisor {
         self.with_unit(name, |machine, ctx| machine.removed(now, ctx));
         self.units.remove(name);
         self.dependencies.remove(name);
+        self.blindness.units.remove(name);
         if let Some(at) = self.scheduled.remove(name) {
             self.deadlines.remove(&(at, name.to_owned()));
         }
@@ -242,11 +263,75 @@ impl Supervisor {
             self.release_dependents(now, &unit);
         }
         self.reschedule(&unit);
+        self.update_blindness(now);
         Ok(())
+    }
+
+    /// Tracks medic-wide blindness after any change: starts the clock, or ends it (resolving its alert).
+    fn update_blindness(&mut self, now: Instant) {
+        let b = &mut self.blindness;
+        match (b.units.is_empty(), b.since) {
+            (false, None) => b.since = Some(now),
+            (true, Some(_)) => {
+                b.since = None;
+                if std::mem::take(&mut b.alerted) {
+                    self.out.push_back(Action::Alert(Alert {
+                        service: MEDIC_UNIT.to_owned(),
+                        severity: crate::Severity::Info,
+                        kind: "blind",
+                        incident: None,
+                        message: "every probe can see again".to_owned(),
+                        evidence: Evidence::new(),
+                        resolved: true,
+                    }));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// When blindness has lasted long enough to alert, if it has not alerted yet.
+    fn blind_deadline(&self) -> Option<Instant> {
+        let b = &self.blindness;
+        if b.alerted {
+            return None;
+        }
+        Some(b.since? + b.alert_after?)
+    }
+
+    fn alert_blindness(&mut self, now: Instant) {
+        if self.blind_deadline().is_none_or(|at| at > now) {
+            return;
+        }
+        let b = &mut self.blindness;
+        b.alerted = true;
+        let units: Vec<&str> = b.units.iter().map(String::as_str).collect();
+        let mut evidence = Evidence::new();
+        evidence.insert("units".into(), units.clone().into());
+        for unit in &units {
+            if let Some(reason) = self.units.get(*unit).and_then(Machine::blind_reason) {
+                evidence.insert("reason".into(), reason.into());
+            }
+        }
+        let minutes = b.alert_after.map_or(0, |a| a.as_secs() / 60);
+        self.out.push_back(Action::Alert(Alert {
+            service: MEDIC_UNIT.to_owned(),
+            severity: crate::Severity::Critical,
+            kind: "blind",
+            incident: None,
+            message: format!(
+                "{} service(s) blind for over {minutes} min: medic cannot protect them: {}",
+                units.len(),
+                units.join(", ")
+            ),
+            evidence,
+            resolved: false,
+        }));
     }
 
     /// Advances every unit whose deadline has passed.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.alert_blindness(now);
         while let Some((at, name)) = self.deadlines.first().cloned() {
             if at > now {
                 break;
@@ -256,6 +341,7 @@ impl Supervisor {
             self.with_unit(&name, |machine, ctx| machine.on_timeout(now, ctx));
             self.reschedule(&name);
         }
+        self.update_blindness(now);
     }
 
     /// The next action to carry out, if any.
@@ -265,7 +351,8 @@ impl Supervisor {
 
     /// When `handle_timeout` must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.deadlines.first().map(|(at, _)| *at)
+        let unit = self.deadlines.first().map(|(at, _)| *at);
+        [unit, self.blind_deadline()].into_iter().flatten().min()
     }
 
     /// Every unit's status as of `now`.
@@ -342,6 +429,12 @@ impl Supervisor {
     }
 
     fn reschedule(&mut self, name: &str) {
+        let blind = self.units.get(name).is_some_and(Machine::is_blind);
+        if blind {
+            self.blindness.units.insert(name.to_owned());
+        } else {
+            self.blindness.units.remove(name);
+        }
         if let Some(at) = self.scheduled.remove(name) {
             self.deadlines.remove(&(at, name.to_owned()));
         }

@@ -233,3 +233,31 @@ fn dependencies_hold_restarts_until_the_parent_is_healthy() {
     assert_eq!(world.restarts, 2, "web restarted once db is healthy");
     assert_snapshot!(world.trace.join(" "), @"failing(1) waiting_for_dependency(1) restart_done(1) recovered →lkg restart(1) →restart(1)");
 }
+
+#[test]
+fn long_blindness_raises_one_alert_and_resolves_it() {
+    let mut world = World::new(policy());
+    world.sup.set_blind_alert_after(Duration::from_secs(300));
+    world.sup.add_unit(world.now, "db", policy());
+    world.run("ok");
+    let blind = |world: &mut World, unit: &str| {
+        let observation =
+            medic_core::Observation::blind(Duration::ZERO, "Docker engine unreachable");
+        world.input(medic_core::Input::Observed {
+            unit: unit.into(),
+            probe: 0,
+            observation,
+        });
+    };
+    blind(&mut world, UNIT);
+    blind(&mut world, "db");
+    assert_snapshot!(world.run("+4m"), @"");
+    assert_snapshot!(world.run("+2m +10m"), @"!critical:blind");
+    assert_snapshot!(world.run("ok"), @"sight_restored");
+    world.input(medic_core::Input::Observed {
+        unit: "db".into(),
+        probe: 0,
+        observation: medic_core::Observation::ok(Duration::ZERO, "ok"),
+    });
+    assert_snapshot!(world.trace.last().unwrap(), @"!info:blind");
+}

@@ -48,6 +48,8 @@ pub enum Event {
         unit: String,
         /// The spec.
         spec: serde_json::Value,
+        /// The container whose network namespace it joins (`network_mode: container:X`).
+        namespace_parent: Option<String>,
     },
     /// Docker reported a change to a container: check it now.
     ContainerChanged {
@@ -127,6 +129,9 @@ struct Daemon {
     shell: Shell,
     /// Units with an action running, so shutdown can wait for them.
     in_flight: BTreeMap<String, ()>,
+    /// Actions waiting for a free slot (at most `max_concurrent_actions` run at once).
+    queued: std::collections::VecDeque<(String, medic_core::Step)>,
+    max_concurrent_actions: usize,
     dirty: bool,
     alert_seq: u64,
     shutdown_grace: Duration,
@@ -145,7 +150,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         tracker: TaskTracker::new(),
         cancel: CancellationToken::new(),
     };
-    let sup = Supervisor::new(store.file.incident_prefix.clone(), store.file.next_incident);
+    let mut sup = Supervisor::new(store.file.incident_prefix.clone(), store.file.next_incident);
+    sup.set_blind_alert_after(settings.blind_alert_after);
     let executor = Executor::new(&config)?;
     let mut daemon = Daemon {
         config: config.clone(),
@@ -158,6 +164,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         executor,
         shell: shell.clone(),
         in_flight: BTreeMap::new(),
+        queued: std::collections::VecDeque::new(),
+        max_concurrent_actions: settings.max_concurrent_actions,
         dirty: true,
         alert_seq: 0,
         shutdown_grace: settings.shutdown_grace,
@@ -235,10 +243,20 @@ impl Daemon {
             },
             Event::Finished { unit, result } => {
                 self.in_flight.remove(&unit);
+                if let Some((next, step)) = self.queued.pop_front() {
+                    self.start_action(next, step);
+                }
                 Input::Finished { unit, result }
             }
-            Event::LastKnownGood { unit, spec } => {
+            Event::LastKnownGood {
+                unit,
+                spec,
+                namespace_parent,
+            } => {
                 self.store.set_last_known_good(&unit, spec);
+                if let Some(parent) = namespace_parent {
+                    self.follow_namespace(&unit, &parent);
+                }
                 self.dirty = true;
                 return;
             }
@@ -272,6 +290,34 @@ impl Daemon {
         };
         if let Err(error) = self.sup.handle_input(now, input) {
             tracing::debug!(%error, "Input for a unit that is no longer watched");
+        }
+    }
+
+    /// Makes `unit` depend on the unit watching `parent_container`, whose network
+    /// namespace it joins: held while the parent fails, restarted after it.
+    fn follow_namespace(&mut self, unit: &str, parent_container: &str) {
+        let parent = self
+            .units
+            .iter()
+            .find_map(|(name, u)| match &u.spec.target {
+                UnitTarget::Container { container, .. }
+                    if container == parent_container && name != unit =>
+                {
+                    Some(name.clone())
+                }
+                _ => None,
+            });
+        let Some(parent) = parent else {
+            return;
+        };
+        if let Some(u) = self.units.get_mut(unit)
+            && u.spec.namespace_parent.as_deref() != Some(parent.as_str())
+        {
+            tracing::info!(%unit, %parent, "Shares the network namespace of its parent: follows its restarts");
+            u.spec.namespace_parent = Some(parent.clone());
+            let mut dependencies = u.spec.depends_on.clone();
+            dependencies.push(parent);
+            self.sup.set_dependencies(unit, dependencies);
         }
     }
 
@@ -406,6 +452,11 @@ impl Daemon {
     }
 
     fn start_action(&mut self, unit: String, step: medic_core::Step) {
+        if self.in_flight.len() >= self.max_concurrent_actions {
+            tracing::info!(%unit, running = self.in_flight.len(), "Action queued: too many running");
+            self.queued.push_back((unit, step));
+            return;
+        }
         let Some(u) = self.units.get(&unit) else {
             return;
         };
@@ -444,7 +495,7 @@ impl Daemon {
         while !self.in_flight.is_empty() {
             match tokio::time::timeout_at(deadline, events_rx.recv()).await {
                 Ok(Some(event @ Event::Finished { .. })) => self.handle(event),
-                Ok(Some(Event::LastKnownGood { unit, spec })) => {
+                Ok(Some(Event::LastKnownGood { unit, spec, .. })) => {
                     self.store.set_last_known_good(&unit, spec);
                 }
                 Ok(Some(_)) => continue,
@@ -459,7 +510,13 @@ impl Daemon {
             }
         }
         let now = now();
-        for unit in std::mem::take(&mut self.in_flight).into_keys() {
+        let queued = std::mem::take(&mut self.queued)
+            .into_iter()
+            .map(|(unit, _)| unit);
+        for unit in std::mem::take(&mut self.in_flight)
+            .into_keys()
+            .chain(queued)
+        {
             let input = Input::Finished {
                 unit,
                 result: ActionResult::Interrupted,

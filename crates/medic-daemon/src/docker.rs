@@ -95,22 +95,39 @@ impl Docker {
         }
     }
 
-    /// Captures the container's create spec as its last known good.
+    /// Captures the container's create spec as its last known good, with the
+    /// name of the container whose network namespace it joins, if any.
     pub fn record_last_known_good(&self, shell: &Shell, unit: &str, container: &str) {
         let client = self.client.clone();
         let (unit, container, events) =
             (unit.to_owned(), container.to_owned(), shell.events.clone());
         shell.tracker.spawn(async move {
-            match client.capture_spec(&container).await {
-                Ok(spec) => match serde_json::to_value(&spec) {
-                    Ok(spec) => {
-                        events.send(Event::LastKnownGood { unit, spec }).await.ok();
-                    }
-                    Err(error) => tracing::warn!(%unit, %error, "Cannot encode a container spec"),
-                },
+            let spec = match client.capture_spec(&container).await {
+                Ok(spec) => spec,
                 Err(error) => {
-                    tracing::warn!(%unit, %error, "Cannot record the last known good spec")
+                    tracing::warn!(%unit, %error, "Cannot record the last known good spec");
+                    return;
                 }
+            };
+            let namespace_parent = match spec.network_parent() {
+                Some(parent) => client
+                    .inspect(parent)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|facts| facts.name),
+                None => None,
+            };
+            match serde_json::to_value(&spec) {
+                Ok(spec) => {
+                    let event = Event::LastKnownGood {
+                        unit,
+                        spec,
+                        namespace_parent,
+                    };
+                    events.send(event).await.ok();
+                }
+                Err(error) => tracing::warn!(%unit, %error, "Cannot encode a container spec"),
             }
         });
     }
@@ -133,10 +150,17 @@ impl Docker {
                 Step::Restart(_) => restart(&client, &container, stop_timeout, lkg.as_ref()).await,
                 Step::Rollback => rollback(&client, &container, lkg.as_ref()).await,
             };
-            if matches!(result, ActionResult::Done { .. }) {
-                follow_parent(&client, &dependents, stop_timeout).await;
+            match result {
+                ActionResult::Done {
+                    message,
+                    mut evidence,
+                } if !dependents.is_empty() => {
+                    let followed = follow_parent(&client, &dependents, stop_timeout).await;
+                    evidence.insert("dependents_restarted".into(), followed.into());
+                    ActionResult::Done { message, evidence }
+                }
+                other => other,
             }
-            result
         })
     }
 }
@@ -234,15 +258,25 @@ async fn rollback(
 }
 
 /// Containers that join the network namespace of one that was just restarted
-/// or recreated are broken until they are restarted after it.
-async fn follow_parent(client: &DockerClient, dependents: &[UnitSpec], stop_timeout: Duration) {
+/// or recreated are broken until they are restarted after it. Returns the ones restarted.
+async fn follow_parent(
+    client: &DockerClient,
+    dependents: &[UnitSpec],
+    stop_timeout: Duration,
+) -> Vec<String> {
+    let mut followed = Vec::new();
     for unit in dependents {
-        if let UnitTarget::Container { container, .. } = &unit.target
-            && let Err(error) = client.restart(container, stop_timeout).await
-        {
-            tracing::warn!(container = %container, %error, "Cannot restart a container that shares its parent's network");
+        let UnitTarget::Container { container, .. } = &unit.target else {
+            continue;
+        };
+        match client.restart(container, stop_timeout).await {
+            Ok(()) => followed.push(container.clone()),
+            Err(error) => {
+                tracing::warn!(container = %container, %error, "Cannot restart a container that shares its parent's network");
+            }
         }
     }
+    followed
 }
 
 /// Streams Docker events and asks for an immediate check of the container they
@@ -358,7 +392,7 @@ impl ContainerCheck {
             observation.evidence = evidence;
             return observation;
         }
-        if !facts.is_running() && !facts.is_restarting() && self.on_stop == OnStop::Leave {
+        if facts.has_stopped() && self.on_stop == OnStop::Leave {
             let mut observation =
                 Observation::ok(latency, "stopped; left alone (on_stop = \"leave\")");
             observation.evidence = evidence;
@@ -367,10 +401,12 @@ impl ContainerCheck {
         if let Ok(lines) = self.client.tail_logs(&facts.id, LOG_LINES).await {
             evidence.insert("logs".into(), lines.into());
         }
-        let urgency = if facts.is_running() || facts.is_restarting() {
-            Urgency::Normal
-        } else {
+        // Exited or dead is decisive; created, removing or stopping are passing
+        // states (a recreate in progress, a removal underway) and count normally.
+        let urgency = if facts.has_stopped() {
             Urgency::Decisive
+        } else {
+            Urgency::Normal
         };
         let mut observation = Observation::fail(latency, verdict.message).with_urgency(urgency);
         observation.evidence = evidence;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use medic_core::Observation;
+use medic_core::backoff::stable_fraction;
 use tokio::sync::{Notify, mpsc};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
@@ -92,7 +93,9 @@ impl ProbeTask {
     async fn run(self) {
         // The first round runs at once (medic reports on fresh evidence quickly);
         // later rounds keep a per-probe offset inside the interval to spread load.
-        let offset = self.interval.mul_f64(spread(&self.unit, self.probe));
+        let offset = self
+            .interval
+            .mul_f64(stable_fraction(&self.unit, self.probe as u64));
         let mut ticks = tokio::time::interval_at(Instant::now() + offset, self.interval);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut first = true;
@@ -123,14 +126,4 @@ impl ProbeTask {
         };
         self.events.send(event).await.map_err(|_| ())
     }
-}
-
-/// A stable fraction in [0, 1) per probe (FNV-1a), the offset of its schedule.
-fn spread(unit: &str, probe: usize) -> f64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in unit.bytes().chain(probe.to_le_bytes()) {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    (hash % 10_000) as f64 / 10_000.0
 }

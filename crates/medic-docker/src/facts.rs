@@ -88,9 +88,9 @@ impl ContainerFacts {
         matches!(self.status.as_str(), "running" | "paused")
     }
 
-    /// Being restarted by Docker's own restart policy.
-    pub fn is_restarting(&self) -> bool {
-        self.status == "restarting"
+    /// Its process ended: exited or dead.
+    pub fn has_stopped(&self) -> bool {
+        matches!(self.status.as_str(), "exited" | "dead")
     }
 
     /// Running and not unhealthy is ok (a health check still `starting` is ok);

@@ -33,6 +33,8 @@ const SETTINGS_KEYS: &[&str] = &[
     "docker_host",
     "reconcile_interval",
     "shutdown_grace",
+    "blind_alert_after",
+    "max_concurrent_actions",
 ];
 const SERVICE_KEYS: &[&str] = &[
     "name",
@@ -78,7 +80,7 @@ pub fn parse(source: &str, origin: &str) -> Result<Config, ConfigErrors> {
             ),
         }
     }
-    let medic = build_settings(settings);
+    let medic = build_settings(settings, &mut errors);
     let services = build_services(&services, &defaults, &mut errors);
     errors.into_result(origin, Config { medic, services })
 }
@@ -145,7 +147,19 @@ fn decode_services(value: Spanned<DeValue<'_>>, errors: &mut Errors) -> Vec<Serv
     entries
 }
 
-fn build_settings(raw: RawSettings) -> Settings {
+fn build_settings(raw: RawSettings, errors: &mut Errors) -> Settings {
+    let max_concurrent_actions = match raw.max_concurrent_actions {
+        Some(n) if *n.get_ref() == 0 => {
+            errors.at(
+                n.span(),
+                "`max_concurrent_actions` must be at least 1",
+                Some("the default is 4".into()),
+            );
+            4
+        }
+        Some(n) => *n.get_ref(),
+        None => 4,
+    };
     let state_dir = PathBuf::from(raw.state_dir.unwrap_or_else(|| "/var/lib/medic".into()));
     Settings {
         recovery_log: raw
@@ -168,6 +182,10 @@ fn build_settings(raw: RawSettings) -> Settings {
             .reconcile_interval
             .map_or(Duration::from_secs(10), |d| d.0),
         shutdown_grace: raw.shutdown_grace.map_or(Duration::from_secs(4), |d| d.0),
+        blind_alert_after: raw
+            .blind_alert_after
+            .map_or(Duration::from_secs(300), |d| d.0),
+        max_concurrent_actions,
         state_dir,
     }
 }

@@ -36,6 +36,10 @@ pub struct Settings {
     pub reconcile_interval: Duration,
     /// How long medic waits for running actions at shutdown before logging them as interrupted.
     pub shutdown_grace: Duration,
+    /// Services blind (e.g. Docker unreachable) longer than this raise one critical alert.
+    pub blind_alert_after: Duration,
+    /// Most restarts and rollbacks running at once, so a host-wide failure causes no restart storm.
+    pub max_concurrent_actions: usize,
 }
 
 /// One service: a target to act on and the probes that judge it.

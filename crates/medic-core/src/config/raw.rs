@@ -95,6 +95,10 @@ pub(crate) struct RawSettings {
     pub reconcile_interval: Option<Dur>,
     /// How long shutdown waits for running actions.
     pub shutdown_grace: Option<Dur>,
+    /// Blindness longer than this raises one critical alert.
+    pub blind_alert_after: Option<Dur>,
+    /// Most restarts and rollbacks running at once.
+    pub max_concurrent_actions: Option<Spanned<usize>>,
 }
 
 /// Keys that may be set in `[defaults]` and per service.
