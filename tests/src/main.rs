@@ -5,3 +5,4 @@ mod support;
 mod cli;
 mod command_target;
 mod docker;
+mod service;

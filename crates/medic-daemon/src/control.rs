@@ -54,6 +54,7 @@ pub fn serve(socket: &Path, shell: &Shell) -> anyhow::Result<mpsc::Receiver<Cont
     let (tx, rx) = mpsc::channel(16);
     let app = Router::new()
         .route("/v1/status", get(status))
+        .route("/v1/reload", post(reload))
         .route("/v1/services/{name}/pause", post(pause))
         .route("/v1/services/{name}/{command}", post(command))
         .with_state(tx);
@@ -74,6 +75,17 @@ async fn status(State(tx): State<mpsc::Sender<ControlRequest>>) -> Reply<StatusR
         .await
         .map_err(|_| stopping())?;
     answer.await.map(Json).map_err(|_| stopping())
+}
+
+async fn reload(State(tx): State<mpsc::Sender<ControlRequest>>) -> Reply<serde_json::Value> {
+    let (reply, answer) = oneshot::channel();
+    tx.send(ControlRequest::Reload(reply))
+        .await
+        .map_err(|_| stopping())?;
+    match answer.await.map_err(|_| stopping())? {
+        Ok(()) => Ok(Json(serde_json::json!({ "ok": true }))),
+        Err(error) => Err((StatusCode::UNPROCESSABLE_ENTITY, Json(ErrorBody { error }))),
+    }
 }
 
 async fn pause(

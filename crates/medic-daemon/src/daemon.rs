@@ -2,14 +2,18 @@
 //! control commands and the core's next deadline. It owns the core, the state
 //! store and the journals; everything slow runs in tracked tasks that report back.
 
+mod reload;
+
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use jiff::Timestamp;
 use medic_core::config::Config;
 use medic_core::{Action, ActionResult, Control, Input, Observation, Supervisor};
+use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -18,6 +22,7 @@ use tokio_util::task::TaskTracker;
 use crate::clock::WallClock;
 use crate::executor::Executor;
 use crate::journal::{AlertLine, Journal, RecoveryLine};
+use crate::notify::Notifier;
 use crate::schedule::UnitProbes;
 use crate::status::StatusReport;
 use crate::store::Store;
@@ -76,6 +81,8 @@ pub enum Event {
 pub enum ControlRequest {
     /// Status of every unit.
     Status(oneshot::Sender<StatusReport>),
+    /// Re-read the config file: Ok, or why it was rejected (the old config stays).
+    Reload(oneshot::Sender<Result<(), String>>),
     /// pause / resume / reset / recover one unit.
     Unit {
         /// The unit (or service: applies to all its instances).
@@ -119,6 +126,9 @@ struct Unit {
 /// The running daemon's state, owned by the supervisor loop.
 struct Daemon {
     config: Config,
+    /// The file the config came from; None for the embedded default (nothing to reload).
+    config_path: Option<PathBuf>,
+    notifier: Notifier,
     sup: Supervisor,
     store: Store,
     clock: WallClock,
@@ -138,7 +148,12 @@ struct Daemon {
 }
 
 /// Runs the daemon until `shutdown` resolves; then stops within `shutdown_grace`.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+/// SIGHUP (and `medic reload`) re-reads `config_path`, when there is one.
+pub async fn run(
+    config: Config,
+    config_path: Option<PathBuf>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     let settings = config.medic.clone();
     let clock = WallClock::now();
     let store = Store::open(&settings.state_dir, Timestamp::now())?;
@@ -155,6 +170,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let executor = Executor::new(&config)?;
     let mut daemon = Daemon {
         config: config.clone(),
+        config_path,
+        notifier: Notifier::from_env(),
         sup,
         store,
         clock,
@@ -180,20 +197,48 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     tracing::info!(services = config.services.len(), "medic is running");
 
     let mut control = crate::control::serve(&settings.control_socket, &shell)?;
+    let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    // The watchdog is pinged from this loop, so a hung loop gets medic restarted.
+    let beat = daemon
+        .notifier
+        .watchdog_interval()
+        .unwrap_or(STATUS_EVERY)
+        .min(STATUS_EVERY);
+    let mut heartbeat = tokio::time::interval(beat);
+    let mut ready = false;
     tokio::pin!(shutdown);
     loop {
         let deadline = daemon.sup.poll_timeout().map(Instant::from_std);
         tokio::select! {
             biased;
             () = &mut shutdown => break,
+            _ = heartbeat.tick() => {
+                let summary = daemon.summary();
+                daemon.notifier.alive(&summary);
+            }
+            _ = hangup.recv() => {
+                if let Err(error) = daemon.reload() {
+                    tracing::error!("Config reload rejected; the running config stays: {error}");
+                }
+            }
             Some(event) = events_rx.recv() => daemon.handle(event),
             Some(request) = control.recv() => daemon.handle(Event::Control(request)),
             () = sleep_until(deadline) => daemon.sup.handle_timeout(now()),
         }
         daemon.drain()?;
+        if !ready && daemon.first_round_done() {
+            ready = true;
+            let summary = daemon.summary();
+            tracing::info!("First round of observations done: {summary}");
+            daemon.notifier.ready(&summary);
+        }
     }
+    daemon.notifier.stopping();
     daemon.shutdown(&mut events_rx).await
 }
+
+/// How often the STATUS line is refreshed when no watchdog asks for more.
+const STATUS_EVERY: Duration = Duration::from_secs(5);
 
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
@@ -207,14 +252,38 @@ fn now() -> std::time::Instant {
 }
 
 impl Daemon {
+    /// Every unit has reported on every probe at least once.
+    fn first_round_done(&self) -> bool {
+        self.sup
+            .status(now())
+            .iter()
+            .all(|u| u.probes.iter().all(Option::is_some))
+    }
+
+    /// "3 services: 2 healthy, 1 unhealthy" for STATUS= and logs.
+    fn summary(&self) -> String {
+        let status = self.sup.status(now());
+        let count = |health| status.iter().filter(|s| s.health == health).count();
+        format!(
+            "{} services: {} healthy, {} unhealthy, {} unknown",
+            status.len(),
+            count(medic_core::Health::Healthy),
+            count(medic_core::Health::Unhealthy),
+            count(medic_core::Health::Unknown)
+        )
+    }
+
     fn add_unit(&mut self, spec: UnitSpec) {
         if self.units.contains_key(&spec.name) {
             return;
         }
         let now = now();
+        // A unit the supervisor knows (a reload) keeps its state under the new policy.
         match self.store.snapshot(&spec.name, &self.clock) {
-            Some(saved) => self.sup.restore_unit(now, saved, spec.policy.clone()),
-            None => self.sup.add_unit(now, &spec.name, spec.policy.clone()),
+            Some(saved) if !self.sup.contains(&spec.name) => {
+                self.sup.restore_unit(now, saved, spec.policy.clone());
+            }
+            _ => self.sup.add_unit(now, &spec.name, spec.policy.clone()),
         }
         self.sup
             .set_dependencies(&spec.name, spec.depends_on.clone());
@@ -356,6 +425,9 @@ impl Daemon {
             ControlRequest::Status(reply) => {
                 let report = StatusReport::new(&self.sup, &self.clock, now);
                 reply.send(report).ok();
+            }
+            ControlRequest::Reload(reply) => {
+                reply.send(self.reload()).ok();
             }
             ControlRequest::Unit {
                 unit,

@@ -77,22 +77,32 @@ impl Docker {
             .tracker
             .spawn(watch_events(self.client.clone(), shell.clone()));
         for service in &config.services {
-            let Some(Target::Container(target)) = &service.target else {
-                continue;
-            };
-            if matches!(target.selector, ContainerSelector::Name(_)) {
-                continue;
+            if let Some(Target::Container(target)) = &service.target {
+                self.start_discovery(shell, config, &service.name, target);
             }
-            let discovery = discover(
-                self.client.clone(),
-                shell.clone(),
-                self.rediscover.clone(),
-                service.name.clone(),
-                to_selector(&target.selector),
-                config.medic.reconcile_interval,
-            );
-            shell.tracker.spawn(discovery);
         }
+    }
+
+    /// Starts the discovery of one selector service (nothing for a name selector).
+    pub fn start_discovery(
+        &self,
+        shell: &Shell,
+        config: &Config,
+        service: &str,
+        target: &ContainerTarget,
+    ) {
+        if matches!(target.selector, ContainerSelector::Name(_)) {
+            return;
+        }
+        let discovery = discover(
+            self.client.clone(),
+            shell.clone(),
+            self.rediscover.clone(),
+            service.to_owned(),
+            to_selector(&target.selector),
+            config.medic.reconcile_interval,
+        );
+        shell.tracker.spawn(discovery);
     }
 
     /// Captures the container's create spec as its last known good, with the

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use medic_core::config::{Config, ContainerSelector, OnStop, Probe};
+use medic_core::config::{Config, ContainerSelector, ContainerTarget, OnStop, Probe};
 use medic_core::{ActionResult, Evidence, Step};
 use medic_probe::{ClientPool, ProbeRunner, run_command};
 
@@ -43,6 +43,19 @@ impl Executor {
     pub fn start_watchers(&self, shell: &Shell, config: &Config) {
         if let Some(docker) = &self.docker {
             docker.start_watchers(shell, config);
+        }
+    }
+
+    /// Starts discovering the containers of a selector service added by a reload.
+    pub fn start_discovery(
+        &self,
+        shell: &Shell,
+        config: &Config,
+        service: &str,
+        target: &ContainerTarget,
+    ) {
+        if let Some(docker) = &self.docker {
+            docker.start_discovery(shell, config, service, target);
         }
     }
 

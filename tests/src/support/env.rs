@@ -7,6 +7,21 @@ pub fn docker_host() -> Option<String> {
     require("a Docker engine", "MEDIC_TEST_DOCKER_HOST")
 }
 
+/// A program the test command installs (`systemd-analyze`, `runuser`), found on PATH.
+pub fn program(name: &str) -> Option<String> {
+    let found = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.exists())
+        .map(|path| path.display().to_string());
+    found.or_else(|| {
+        skip_or_fail(&format!(
+            "`{name}` is not installed: run the tests with scripts/test"
+        ))
+    })
+}
+
 /// The component's address from `var`, or None after a loud SKIPPED line; panics under CI.
 fn require(component: &str, var: &str) -> Option<String> {
     if let Ok(value) = std::env::var(var)
@@ -14,8 +29,13 @@ fn require(component: &str, var: &str) -> Option<String> {
     {
         return Some(value);
     }
-    let message =
-        format!("{component} is not available ({var} unset): run the tests with scripts/test");
+    skip_or_fail(&format!(
+        "{component} is not available ({var} unset): run the tests with scripts/test"
+    ))
+}
+
+/// Outside CI: a loud SKIPPED line and None. Under CI=true: a failure.
+fn skip_or_fail<T>(message: &str) -> Option<T> {
     if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
         panic!("{message}");
     }

@@ -91,16 +91,36 @@ impl Medic {
 
     /// Starts (or starts again) `medic run` on the same directory.
     pub fn spawn(&mut self) {
+        self.spawn_with_env(&[]);
+    }
+
+    /// Starts `medic run` with extra environment variables.
+    pub fn spawn_with_env(&mut self, env: &[(&str, &str)]) {
+        let mut command = Command::new(bin("medic"));
+        command.args(["run", "--config"]).arg(&self.config);
+        self.spawn_command(command, env);
+    }
+
+    /// Starts `medic run` as systemd would with a watchdog: WATCHDOG_PID is medic's own pid.
+    pub fn spawn_under_watchdog(&mut self, env: &[(&str, &str)]) {
+        let mut command = Command::new("sh");
+        command
+            .args(["-c", "WATCHDOG_PID=$$ exec \"$0\" run --config \"$1\""])
+            .arg(bin("medic"))
+            .arg(&self.config);
+        self.spawn_command(command, env);
+    }
+
+    fn spawn_command(&mut self, mut command: Command, env: &[(&str, &str)]) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.dir.path().join("medic.stderr"))
             .expect("open the stderr log");
-        let child = Command::new(bin("medic"))
-            .args(["run", "--config"])
-            .arg(&self.config)
+        let child = command
             .env("RUST_LOG", "medic=debug,info")
             .envs(std::env::var("MEDIC_TEST_DOCKER_HOST").map(|host| ("DOCKER_HOST", host)))
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -162,12 +182,18 @@ impl Medic {
             .expect("run medic")
     }
 
+    /// Sends a signal to medic.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let child = self.child.as_ref().expect("medic is running");
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("a pid fits i32"));
+        nix::sys::signal::kill(pid, signal).expect("send a signal");
+    }
+
     /// Sends SIGTERM and waits for the exit (panics after DEADLINE).
     pub fn terminate(&mut self) -> (ExitStatus, Duration) {
-        let child = self.child.as_mut().expect("medic is running");
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("a pid fits i32"));
         let start = Instant::now();
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("send SIGTERM");
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        let child = self.child.as_mut().expect("medic is running");
         let status = eventually("medic to exit after SIGTERM", || {
             child.try_wait().expect("wait")
         });

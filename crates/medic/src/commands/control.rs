@@ -43,6 +43,39 @@ pub struct PauseArgs {
     duration: Option<Duration>,
 }
 
+/// Arguments of `medic reload`.
+#[derive(Debug, Args)]
+pub struct ReloadArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+/// Asks the daemon to re-read its config file; a rejected config is printed and exits 1.
+/// The file is validated here first: an invalid one never reaches the daemon.
+pub fn reload(args: ReloadArgs) -> anyhow::Result<u8> {
+    let config = match args.config.load() {
+        Ok(config) => config,
+        Err(error) if error.downcast_ref::<crate::Exit>().is_some() => {
+            eprintln!("medic: reload not sent: the running config stays");
+            return Ok(1);
+        }
+        Err(error) => return Err(error),
+    };
+    let socket = config.medic.control_socket;
+    let (status, json) =
+        super::runtime()?.block_on(call(&socket, Method::POST, "/v1/reload", None))?;
+    if status.is_success() {
+        println!("reloaded");
+        return Ok(0);
+    }
+    let error = json
+        .get("error")
+        .and_then(|e| e.as_str())
+        .unwrap_or("refused");
+    eprintln!("medic: reload rejected, the running config stays:\n{error}");
+    Ok(1)
+}
+
 /// Prints every service's state; exit 0 all healthy, 1 otherwise, 2 when the daemon cannot be reached.
 pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
     let config = args.config.load()?;

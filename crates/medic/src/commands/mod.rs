@@ -3,6 +3,7 @@
 mod check;
 mod config;
 mod control;
+mod install;
 mod logs;
 mod run;
 
@@ -27,9 +28,14 @@ pub enum Command {
     Reset(control::UnitArgs),
     /// Restart a service now, with a fresh attempt budget.
     Recover(control::UnitArgs),
+    /// Re-read the config file in the running daemon (like SIGHUP); a bad config is rejected.
+    Reload(control::ReloadArgs),
     /// Work with config files.
     #[command(subcommand)]
     Config(config::ConfigCommand),
+    /// Install medic as a system service.
+    #[command(subcommand)]
+    Install(install::InstallCommand),
 }
 
 /// Runs a subcommand; returns the process exit code.
@@ -43,7 +49,9 @@ pub fn run(command: Command) -> anyhow::Result<u8> {
         Command::Resume(args) => control::unit(args, "resume"),
         Command::Reset(args) => control::unit(args, "reset"),
         Command::Recover(args) => control::unit(args, "recover"),
+        Command::Reload(args) => control::reload(args),
         Command::Config(command) => config::run(command),
+        Command::Install(command) => install::run(command),
     }
 }
 

@@ -25,7 +25,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
                 _ = int.recv() => tracing::info!("SIGINT: stopping"),
             }
         };
-        medic_daemon::run(config, shutdown).await
+        medic_daemon::run(config, args.config.config.clone(), shutdown).await
     })?;
     Ok(0)
 }

@@ -1,0 +1,126 @@
+//! Config reload (SIGHUP, `medic reload`): the new file goes through the same
+//! parser as at startup; a rejected config leaves the running one untouched.
+//! Unchanged services keep everything, changed ones keep their state and
+//! attempt counts under the new policy, removed ones stop, new ones start.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use jiff::Timestamp;
+use medic_core::config::{Config, Target};
+use medic_core::supervisor::MEDIC_UNIT;
+
+use super::{Daemon, now};
+use crate::journal::AlertLine;
+use crate::units;
+
+impl Daemon {
+    /// Reloads the config file; Err says why it was rejected.
+    pub(super) fn reload(&mut self) -> Result<(), String> {
+        let Some(path) = self.config_path.clone() else {
+            return Err(
+                "medic runs the embedded default config: there is no file to reload".into(),
+            );
+        };
+        self.notifier.reloading();
+        let result = self.apply(&path);
+        match &result {
+            Ok(()) => tracing::info!(path = %path.display(), "Config reloaded: {}", self.summary()),
+            Err(error) => self.reject(error),
+        }
+        let summary = self.summary();
+        self.notifier.ready(&summary);
+        result
+    }
+
+    fn apply(&mut self, path: &Path) -> Result<(), String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let new = medic_core::config::parse(&text, &path.display().to_string())
+            .map_err(|e| e.to_string())?;
+        if new.medic != self.config.medic {
+            tracing::warn!("[medic] settings changed; they take effect when medic restarts");
+        }
+        let describe = |config: &Config| -> BTreeMap<String, String> {
+            config
+                .services
+                .iter()
+                .map(|s| (s.name.clone(), format!("{s:?}")))
+                .collect()
+        };
+        let (old, fresh) = (describe(&self.config), describe(&new));
+        let now = now();
+        let stale: Vec<(String, bool)> = self
+            .units
+            .iter()
+            .filter_map(|(name, unit)| match fresh.get(&unit.spec.service) {
+                None => Some((name.clone(), true)),
+                Some(description) if old.get(&unit.spec.service) != Some(description) => {
+                    Some((name.clone(), false))
+                }
+                Some(_) => None,
+            })
+            .collect();
+        // Build the new units before touching the running ones, so an error leaves them alone.
+        let old_config = std::mem::replace(&mut self.config, new);
+        let known: Vec<String> = self.store.file.units.keys().cloned().collect();
+        let known: Vec<&str> = known.iter().map(String::as_str).collect();
+        let planned = match units::plan(&self.config, &self.executor, &known) {
+            Ok(planned) => planned,
+            Err(error) => {
+                self.config = old_config;
+                return Err(format!("{error:#}"));
+            }
+        };
+        for (name, removed) in stale {
+            if let Some(unit) = self.units.remove(&name) {
+                unit.probes.stop();
+            }
+            if removed {
+                self.sup.remove_unit(now, &name);
+            }
+        }
+        for spec in planned {
+            self.add_unit(spec);
+        }
+        for service in &self.config.services {
+            if !old.contains_key(&service.name)
+                && let Some(Target::Container(target)) = &service.target
+            {
+                self.executor
+                    .start_discovery(&self.shell, &self.config, &service.name, target);
+            }
+        }
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Logs a rejected reload and writes a `config_rejected` alert with the errors.
+    fn reject(&mut self, error: &str) {
+        tracing::error!("Config reload rejected, the running config stays:\n{error}");
+        self.alert_seq += 1;
+        let ts = Timestamp::now();
+        let mut evidence = medic_core::Evidence::new();
+        evidence.insert(
+            "errors".into(),
+            error.lines().map(str::to_owned).collect::<Vec<_>>().into(),
+        );
+        let line = AlertLine {
+            id: format!("{}-{}", ts.as_millisecond(), self.alert_seq),
+            ts,
+            service: MEDIC_UNIT.to_owned(),
+            severity: "warning".into(),
+            kind: "config_rejected".into(),
+            incident: None,
+            message: format!(
+                "config reload rejected: {}",
+                error.lines().next().unwrap_or(error)
+            ),
+            resolved: false,
+            evidence,
+        };
+        if let Err(error) = self.alerts.append(&line) {
+            tracing::error!(error = format!("{error:#}"), "Cannot write the alerts file");
+        }
+    }
+}

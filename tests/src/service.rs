@@ -1,0 +1,280 @@
+//! Running as a service: the systemd unit, the sd_notify protocol against a
+//! real NOTIFY_SOCKET, config reload, and the control socket's permissions.
+
+use std::os::unix::net::UnixDatagram;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::support::env;
+use crate::support::medic::{DEADLINE, Medic, bin, eventually, free_port};
+
+fn tcp_service(name: &str, port: u16) -> String {
+    format!(
+        "[[service]]\nname = \"{name}\"\n  [[service.probe]]\n  kind = \"tcp\"\n  address = \"127.0.0.1:{port}\"\n\n"
+    )
+}
+
+const FAST: &str = "[defaults]\ninterval = \"200ms\"\ntimeout = \"150ms\"\n\n";
+
+#[test]
+fn install_writes_a_unit_that_systemd_analyze_verifies() {
+    let Some(analyze) = env::program("systemd-analyze") else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let medic = bin("medic");
+    let out = Command::new(&medic)
+        .args(["install", "systemd", "--root"])
+        .arg(root.path())
+        .arg("--bin")
+        .arg(&medic)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("systemctl enable --now medic"));
+    for file in [
+        "usr/lib/sysusers.d/medic.conf",
+        "usr/lib/tmpfiles.d/medic.conf",
+        "etc/medic/medic.toml",
+    ] {
+        assert!(root.path().join(file).exists(), "{file} written");
+    }
+    let unit = root.path().join("etc/systemd/system/medic.service");
+    let text = std::fs::read_to_string(&unit).unwrap();
+    for line in [
+        "Type=notify",
+        "WatchdogSec=",
+        "Restart=on-failure",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "SupplementaryGroups=docker",
+    ] {
+        assert!(text.contains(line), "{line} in the unit");
+    }
+    let verify = Command::new(analyze)
+        .arg("verify")
+        .arg(&unit)
+        .output()
+        .unwrap();
+    let messages = String::from_utf8_lossy(&verify.stderr);
+    assert!(
+        verify.status.success() && !messages.contains("medic.service:"),
+        "systemd-analyze verify: {messages}"
+    );
+}
+
+/// Reads datagrams until `want` arrives; returns everything read so far.
+fn read_until(socket: &UnixDatagram, seen: &mut Vec<String>, want: &str) {
+    let start = Instant::now();
+    let mut buffer = [0u8; 4096];
+    while !seen.iter().any(|m| m.lines().any(|l| l == want)) {
+        assert!(start.elapsed() < DEADLINE, "no {want} in {seen:?}");
+        if let Ok(n) = socket.recv(&mut buffer) {
+            seen.push(String::from_utf8_lossy(&buffer[..n]).into_owned());
+        }
+    }
+}
+
+#[test]
+fn sd_notify_ready_status_watchdog_reload_and_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let port = free_port();
+    let _listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let mut medic = Medic::prepare(&(FAST.to_owned() + &tcp_service("db", port)));
+    let socket_path = path.display().to_string();
+    medic.spawn_under_watchdog(&[("NOTIFY_SOCKET", &socket_path), ("WATCHDOG_USEC", "400000")]);
+
+    let mut seen = Vec::new();
+    read_until(&socket, &mut seen, "READY=1");
+    let ready = seen.iter().find(|m| m.contains("READY=1")).unwrap();
+    assert!(
+        ready.contains("STATUS=1 services: 1 healthy"),
+        "READY after the first round, with a status: {ready}"
+    );
+    assert!(
+        medic.events().iter().any(|e| e["event"] == "healthy"),
+        "the first observation came before READY"
+    );
+
+    // WATCHDOG=1 at half of WATCHDOG_USEC: at least 4 within a second.
+    seen.clear();
+    let start = Instant::now();
+    let mut buffer = [0u8; 4096];
+    while start.elapsed() < Duration::from_secs(1) {
+        if let Ok(n) = socket.recv(&mut buffer) {
+            seen.push(String::from_utf8_lossy(&buffer[..n]).into_owned());
+        }
+    }
+    let pings = seen.iter().filter(|m| m.contains("WATCHDOG=1")).count();
+    assert!(pings >= 4, "{pings} watchdog pings in 1 s: {seen:?}");
+
+    seen.clear();
+    medic.signal(Signal::SIGHUP);
+    read_until(&socket, &mut seen, "RELOADING=1");
+    read_until(&socket, &mut seen, "READY=1");
+    let reloading = seen.iter().position(|m| m.contains("RELOADING=1")).unwrap();
+    let ready = seen.iter().rposition(|m| m.contains("READY=1")).unwrap();
+    assert!(reloading < ready, "{seen:?}");
+    assert!(
+        seen[reloading].contains("MONOTONIC_USEC="),
+        "{}",
+        seen[reloading]
+    );
+
+    seen.clear();
+    medic.signal(Signal::SIGTERM);
+    read_until(&socket, &mut seen, "STOPPING=1");
+}
+
+#[test]
+fn a_broken_reload_keeps_the_running_config() {
+    let port = free_port();
+    let _listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let medic = Medic::start(&(FAST.to_owned() + &tcp_service("db", port)));
+    medic.wait_event("healthy", |e| e["event"] == "healthy");
+
+    let good = std::fs::read_to_string(&medic.config).unwrap();
+    std::fs::write(
+        &medic.config,
+        good.clone() + "[[service]]\nname = \"db\"\nbogus = 1\n",
+    )
+    .unwrap();
+    medic.signal(Signal::SIGHUP);
+    let file = medic.config.display().to_string();
+    let alert = eventually("a config_rejected alert", || {
+        medic
+            .alerts()
+            .into_iter()
+            .find(|a| a["kind"] == "config_rejected")
+    });
+    assert_eq!(alert["service"], "medic");
+    assert!(
+        alert["evidence"]["errors"][0]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{file}:")),
+        "{alert}"
+    );
+    assert!(
+        medic.stderr().contains(&format!("{file}:")),
+        "the daemon logs file:line:column"
+    );
+    // `medic reload` validates first and prints the same errors.
+    let out = medic.cli(&["reload"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("{file}:")));
+
+    // The old config keeps running: db is still watched and healthy.
+    std::fs::write(&medic.config, good).unwrap();
+    let status = medic.cli(&["status", "--json"]);
+    assert_eq!(
+        status.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&status.stdout)
+    );
+}
+
+#[test]
+fn a_reload_that_changes_one_service_keeps_the_others_attempt_counts() {
+    let (down, up) = (free_port(), free_port());
+    let _listener = std::net::TcpListener::bind(("127.0.0.1", up)).unwrap();
+    // "broken" keeps failing; its restart command fails and the backoff is long, so its count stays at 1.
+    let broken = format!(
+        "[[service]]\nname = \"broken\"\nbackoff = \"1h\"\ncommand = {{ restart = [\"false\"] }}\n  [[service.probe]]\n  kind = \"tcp\"\n  address = \"127.0.0.1:{down}\"\n\n"
+    );
+    let config = FAST.to_owned() + &broken + &tcp_service("other", up);
+    let medic = Medic::start(&config);
+    medic.wait_event("the failed restart", |e| {
+        e["service"] == "broken" && e["event"] == "restart_failed"
+    });
+    medic.wait_event("other healthy", |e| {
+        e["service"] == "other" && e["event"] == "healthy"
+    });
+
+    let written = std::fs::read_to_string(&medic.config).unwrap();
+    let other = tcp_service("other", up);
+    let changed = written.replace(
+        &other,
+        &other.replace("[[service]]\n", "[[service]]\nfailure_threshold = 5\n"),
+    ) + &tcp_service("added", up);
+    std::fs::write(&medic.config, changed).unwrap();
+    let out = medic.cli(&["reload"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = eventually("the added service in status", || {
+        let out = medic.cli(&["status", "--json"]);
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        let names: Vec<&str> = report["services"]
+            .as_array()?
+            .iter()
+            .filter_map(|s| s["name"].as_str())
+            .collect();
+        names.contains(&"added").then_some(report)
+    });
+    let broken = report["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "broken")
+        .unwrap();
+    assert_eq!(
+        broken["attempts"], 1,
+        "the untouched service kept its attempt count: {broken}"
+    );
+    assert!(broken["incident"].is_string(), "and its incident: {broken}");
+}
+
+#[test]
+fn the_control_socket_refuses_another_user() {
+    let Some(runuser) = env::program("runuser") else {
+        return;
+    };
+    let port = free_port();
+    let _listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let medic = Medic::start(&(FAST.to_owned() + &tcp_service("db", port)));
+    medic.wait_event("healthy", |e| e["event"] == "healthy");
+    // Let `nobody` reach the socket file and read the config, so only the socket's own mode decides.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(medic.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&medic.config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let socket = medic.dir.path().join("control.sock");
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    let as_root = medic.cli(&["status"]);
+    assert_eq!(
+        as_root.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&as_root.stderr)
+    );
+    let medic_bin = bin("medic");
+    let as_nobody = Command::new(runuser)
+        .args(["-u", "nobody", "--"])
+        .arg(&medic_bin)
+        .args(["status", "--config"])
+        .arg(&medic.config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&as_nobody.stderr);
+    assert_ne!(as_nobody.status.code(), Some(0));
+    assert!(
+        stderr.contains("Permission denied"),
+        "refused by the socket's mode: {stderr}"
+    );
+}
