@@ -278,3 +278,68 @@ fn the_control_socket_refuses_another_user() {
         "refused by the socket's mode: {stderr}"
     );
 }
+
+/// GET http://127.0.0.1:PORT/PATH, the body.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+}
+
+#[test]
+fn metrics_parse_as_prometheus_text() {
+    let (up, down, metrics) = (free_port(), free_port(), free_port());
+    let _listener = std::net::TcpListener::bind(("127.0.0.1", up)).unwrap();
+    let config = FAST.to_owned() + &tcp_service("db", up) + &tcp_service("cache", down);
+    let medic = Medic::start_with(
+        &format!("metrics_listen = \"127.0.0.1:{metrics}\""),
+        &config,
+    );
+    medic.wait_event("cache failing", |e| {
+        e["service"] == "cache" && e["event"] == "failing"
+    });
+    let body = eventually("a scrape", || {
+        http_get(metrics, "/metrics").filter(|b| b.contains("medic_service_up"))
+    });
+    let lines = body.lines().map(|l| Ok(l.to_owned()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("Prometheus text format");
+    let value = |name: &str, service: &str| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && s.labels.get("service") == Some(service))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => f64::NAN,
+            })
+    };
+    assert_eq!(value("medic_service_up", "db"), Some(1.0));
+    assert_eq!(value("medic_service_up", "cache"), Some(0.0));
+    assert_eq!(value("medic_availability_ratio", "db"), Some(1.0));
+    assert_eq!(value("medic_health_score", "db"), Some(100.0));
+    assert!(value("medic_error_budget_remaining_ratio", "cache").is_some_and(|v| v < 1.0));
+    assert!(
+        scrape
+            .samples
+            .iter()
+            .any(|s| s.metric == "medic_probe_latency_seconds"),
+        "a latency histogram"
+    );
+    assert!(
+        scrape
+            .samples
+            .iter()
+            .any(|s| s.metric == "process_resident_memory_bytes")
+    );
+    assert_eq!(
+        scrape.docs.get("medic_service_up").map(String::as_str),
+        Some("1 when healthy on fresh observations, 0 otherwise (unknown is 0).")
+    );
+}

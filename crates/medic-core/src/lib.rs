@@ -7,6 +7,7 @@
 //! [`Supervisor::poll_action`] and the next deadline out of
 //! [`Supervisor::poll_timeout`] — the quinn-proto shape.
 
+pub mod availability;
 pub mod backoff;
 pub mod config;
 pub mod event;

@@ -449,10 +449,11 @@ impl Machine {
         observation: Observation,
         ctx: &mut Ctx,
     ) {
-        let verifying = matches!(self.phase, Phase::Verifying { .. });
-        if let Some(incident) = self.incident.as_mut().filter(|_| !verifying) {
+        let acting = matches!(self.phase, Phase::Acting { .. } | Phase::Verifying { .. });
+        if let Some(incident) = self.incident.as_mut().filter(|_| !acting) {
             // Alerts carry every probe's latest failure evidence, not only the first
-            // one's; a booting service's failures while verifying are not the cause.
+            // one's; what a service shows while medic acts on it or while it boots
+            // again (a container being recreated, say) is not the cause.
             incident.evidence.extend(observation.evidence.clone());
             incident
                 .evidence

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Instant;
 
+use crate::availability::Availability;
 use crate::event::RecoveryEvent;
 use crate::machine::{Ctx, Machine, Phase, UnitStatus};
 use crate::observation::{Evidence, Observation};
@@ -148,6 +149,7 @@ pub struct Supervisor {
     incident_prefix: String,
     next_incident: u64,
     blindness: Blindness,
+    availability: BTreeMap<String, Availability>,
 }
 
 /// medic-wide blindness: one alert when any unit stays blind too long (an
@@ -176,6 +178,7 @@ impl Supervisor {
             incident_prefix: incident_prefix.into(),
             next_incident,
             blindness: Blindness::default(),
+            availability: BTreeMap::new(),
         }
     }
 
@@ -198,7 +201,7 @@ impl Supervisor {
             self.units.insert(name.to_owned(), machine);
             self.with_unit(name, |machine, ctx| machine.watching(now, ctx));
         }
-        self.reschedule(name);
+        self.reschedule(now, name);
     }
 
     /// Continues a unit from the state store: its incident and attempt count go on.
@@ -207,7 +210,7 @@ impl Supervisor {
         self.units
             .insert(name.clone(), Machine::restore(now, saved, policy));
         self.with_unit(&name, |machine, ctx| machine.watching(now, ctx));
-        self.reschedule(&name);
+        self.reschedule(now, &name);
     }
 
     /// Stops watching a unit.
@@ -216,6 +219,7 @@ impl Supervisor {
         self.units.remove(name);
         self.dependencies.remove(name);
         self.blindness.units.remove(name);
+        self.availability.remove(name);
         if let Some(at) = self.scheduled.remove(name) {
             self.deadlines.remove(&(at, name.to_owned()));
         }
@@ -262,7 +266,7 @@ impl Supervisor {
         if !was_healthy && self.is_healthy_phase(&unit) {
             self.release_dependents(now, &unit);
         }
-        self.reschedule(&unit);
+        self.reschedule(now, &unit);
         self.update_blindness(now);
         Ok(())
     }
@@ -339,7 +343,7 @@ impl Supervisor {
             self.deadlines.pop_first();
             self.scheduled.remove(&name);
             self.with_unit(&name, |machine, ctx| machine.on_timeout(now, ctx));
-            self.reschedule(&name);
+            self.reschedule(now, &name);
         }
         self.update_blindness(now);
     }
@@ -363,6 +367,16 @@ impl Supervisor {
     /// One unit's status.
     pub fn unit_status(&self, now: Instant, unit: &str) -> Option<UnitStatus> {
         self.units.get(unit).map(|m| m.status(now))
+    }
+
+    /// The share of known time a unit was healthy over the last `window` (up to 7 days).
+    pub fn availability(
+        &self,
+        unit: &str,
+        now: Instant,
+        window: std::time::Duration,
+    ) -> Option<f64> {
+        self.availability.get(unit)?.ratio(now, window)
     }
 
     /// Everything to persist, one entry per unit.
@@ -410,7 +424,7 @@ impl Supervisor {
             .collect();
         for name in dependents {
             self.with_unit(&name, |machine, ctx| machine.resume_held(now, ctx));
-            self.reschedule(&name);
+            self.reschedule(now, &name);
         }
     }
 
@@ -428,7 +442,13 @@ impl Supervisor {
         f(machine, &mut ctx);
     }
 
-    fn reschedule(&mut self, name: &str) {
+    fn reschedule(&mut self, now: Instant, name: &str) {
+        if let Some(machine) = self.units.get(name) {
+            self.availability
+                .entry(name.to_owned())
+                .or_insert_with(|| Availability::new(now))
+                .record(now, machine.health(now));
+        }
         let blind = self.units.get(name).is_some_and(Machine::is_blind);
         if blind {
             self.blindness.units.insert(name.to_owned());

@@ -38,24 +38,14 @@ pub async fn check_once(config: &Config) -> anyhow::Result<Vec<CheckRow>> {
         }
     }
     let runs = specs.iter().flat_map(|spec: &UnitSpec| {
-        let service = spec.service.clone();
-        let kinds = config
-            .services
-            .iter()
-            .find(|s| s.name == service)
-            .map(|s| s.probes.iter().map(|p| p.kind_name()).collect::<Vec<_>>())
-            .unwrap_or_default();
         spec.checks
             .iter()
-            .zip(kinds)
-            .map(move |((check, _), kind)| {
-                let unit = spec.name.clone();
-                async move {
-                    CheckRow {
-                        service: unit,
-                        probe: kind,
-                        observation: check.run().await,
-                    }
+            .zip(&spec.probe_kinds)
+            .map(move |((check, _), kind)| async move {
+                CheckRow {
+                    service: spec.name.clone(),
+                    probe: kind,
+                    observation: check.run().await,
                 }
             })
     });

@@ -34,8 +34,8 @@ pub struct ErrorBody {
 
 type Reply<T> = Result<Json<T>, (StatusCode, Json<ErrorBody>)>;
 
-/// Binds the socket (replacing a stale one) and serves until shutdown.
-pub fn serve(socket: &Path, shell: &Shell) -> anyhow::Result<mpsc::Receiver<ControlRequest>> {
+/// Binds the socket (replacing a stale one) and serves until shutdown; requests go to `tx`.
+pub fn serve(socket: &Path, shell: &Shell, tx: mpsc::Sender<ControlRequest>) -> anyhow::Result<()> {
     if let Some(parent) = socket.parent() {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
@@ -51,7 +51,6 @@ pub fn serve(socket: &Path, shell: &Shell) -> anyhow::Result<mpsc::Receiver<Cont
         UnixListener::bind(socket).with_context(|| format!("cannot bind {}", socket.display()))?;
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))
         .with_context(|| format!("cannot restrict {}", socket.display()))?;
-    let (tx, rx) = mpsc::channel(16);
     let app = Router::new()
         .route("/v1/status", get(status))
         .route("/v1/reload", post(reload))
@@ -66,7 +65,7 @@ pub fn serve(socket: &Path, shell: &Shell) -> anyhow::Result<mpsc::Receiver<Cont
             tracing::error!(%error, "Control API stopped");
         }
     });
-    Ok(rx)
+    Ok(())
 }
 
 async fn status(State(tx): State<mpsc::Sender<ControlRequest>>) -> Reply<StatusReport> {

@@ -22,6 +22,7 @@ use tokio_util::task::TaskTracker;
 use crate::clock::WallClock;
 use crate::executor::Executor;
 use crate::journal::{AlertLine, Journal, RecoveryLine};
+use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::schedule::UnitProbes;
 use crate::status::StatusReport;
@@ -83,6 +84,8 @@ pub enum ControlRequest {
     Status(oneshot::Sender<StatusReport>),
     /// Re-read the config file: Ok, or why it was rejected (the old config stays).
     Reload(oneshot::Sender<Result<(), String>>),
+    /// The Prometheus exposition.
+    Metrics(oneshot::Sender<String>),
     /// pause / resume / reset / recover one unit.
     Unit {
         /// The unit (or service: applies to all its instances).
@@ -129,6 +132,7 @@ struct Daemon {
     /// The file the config came from; None for the embedded default (nothing to reload).
     config_path: Option<PathBuf>,
     notifier: Notifier,
+    metrics: Metrics,
     sup: Supervisor,
     store: Store,
     clock: WallClock,
@@ -172,6 +176,7 @@ pub async fn run(
         config: config.clone(),
         config_path,
         notifier: Notifier::from_env(),
+        metrics: Metrics::default(),
         sup,
         store,
         clock,
@@ -196,7 +201,11 @@ pub async fn run(
     daemon.drain()?;
     tracing::info!(services = config.services.len(), "medic is running");
 
-    let mut control = crate::control::serve(&settings.control_socket, &shell)?;
+    let (control_tx, mut control) = mpsc::channel(16);
+    crate::control::serve(&settings.control_socket, &shell, control_tx.clone())?;
+    if let Some(listen) = &settings.metrics_listen {
+        crate::metrics::serve(listen, &shell, control_tx)?;
+    }
     let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     // The watchdog is pinged from this loop, so a hung loop gets medic restarted.
     let beat = daemon
@@ -305,11 +314,14 @@ impl Daemon {
                 unit,
                 probe,
                 observation,
-            } => Input::Observed {
-                unit,
-                probe,
-                observation,
-            },
+            } => {
+                self.metrics.observed(&unit, probe, &observation);
+                Input::Observed {
+                    unit,
+                    probe,
+                    observation,
+                }
+            }
             Event::Finished { unit, result } => {
                 self.in_flight.remove(&unit);
                 if let Some((next, step)) = self.queued.pop_front() {
@@ -429,6 +441,22 @@ impl Daemon {
             ControlRequest::Reload(reply) => {
                 reply.send(self.reload()).ok();
             }
+            ControlRequest::Metrics(reply) => {
+                let probes = self
+                    .units
+                    .iter()
+                    .map(|(n, u)| (n.clone(), u.spec.probe_kinds.clone()))
+                    .collect();
+                let slo = self
+                    .config
+                    .services
+                    .iter()
+                    .map(|s| (s.name.clone(), s.slo))
+                    .collect();
+                reply
+                    .send(self.metrics.render(&self.sup, now, &probes, &slo))
+                    .ok();
+            }
             ControlRequest::Unit {
                 unit,
                 control,
@@ -486,6 +514,7 @@ impl Daemon {
     fn act(&mut self, action: Action) -> anyhow::Result<()> {
         match action {
             Action::Log(event) => {
+                self.metrics.event(&event.service, event.kind);
                 tracing::info!(
                     service = %event.service,
                     event = event.kind.as_str(),

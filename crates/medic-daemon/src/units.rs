@@ -26,6 +26,8 @@ pub struct UnitSpec {
     pub target: UnitTarget,
     /// Its probes and their intervals, in policy order.
     pub checks: Vec<(Check, Duration)>,
+    /// Each probe's kind (http, tcp, …), in the same order, for tables and metrics.
+    pub probe_kinds: Vec<&'static str>,
     /// Units it must not be restarted before.
     pub depends_on: Vec<String>,
     /// The unit whose network namespace it joins (`network_mode: container:X`).
@@ -146,6 +148,7 @@ pub fn unit(
         policy: service.policy.clone(),
         target,
         checks,
+        probe_kinds: service.probes.iter().map(|p| p.kind_name()).collect(),
         depends_on: service.depends_on.clone(),
         namespace_parent: None,
     })

@@ -1,7 +1,116 @@
-//! What an inspect says about a container, and the verdict medic draws from it.
+//! What an inspect says about a container (its observation facts), the verdict
+//! medic draws from them, and the evidence they contribute to an alert.
 
-use bollard::models::{ContainerInspectResponse, ContainerStateStatusEnum, HealthStatusEnum};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use bollard::models::{ContainerInspectResponse, HealthStatusEnum};
 use serde_json::{Map, Value};
+
+/// How many health check results are kept as evidence (Docker keeps five).
+const HEALTH_LOG_KEEP: usize = 3;
+/// Longest health check output kept, in bytes.
+const HEALTH_OUTPUT_MAX: usize = 512;
+
+/// A container's state as Docker reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerState {
+    /// Created, never started (or a recreate in progress).
+    Created,
+    /// Its process runs.
+    Running,
+    /// Frozen by `docker pause`.
+    Paused,
+    /// Docker's own restart policy is restarting it.
+    Restarting,
+    /// Being removed.
+    Removing,
+    /// Being stopped.
+    Stopping,
+    /// Its process ended.
+    Exited,
+    /// Docker failed to stop or remove it.
+    Dead,
+    /// Docker said nothing medic knows.
+    Unknown,
+}
+
+impl ContainerState {
+    /// From Docker's word for it.
+    pub fn parse(status: &str) -> Self {
+        match status {
+            "created" => Self::Created,
+            "running" => Self::Running,
+            "paused" => Self::Paused,
+            "restarting" => Self::Restarting,
+            "removing" => Self::Removing,
+            "stopping" => Self::Stopping,
+            "exited" => Self::Exited,
+            "dead" => Self::Dead,
+            _ => Self::Unknown,
+        }
+    }
+
+    /// Docker's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Restarting => "restarting",
+            Self::Removing => "removing",
+            Self::Stopping => "stopping",
+            Self::Exited => "exited",
+            Self::Dead => "dead",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for ContainerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The status of Docker's own health check (`HEALTHCHECK`, `--health-cmd`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// Within the start period, no verdict yet.
+    Starting,
+    /// The last checks passed.
+    Healthy,
+    /// `retries` consecutive checks failed.
+    Unhealthy,
+}
+
+impl Health {
+    /// Docker's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Healthy => "healthy",
+            Self::Unhealthy => "unhealthy",
+        }
+    }
+}
+
+impl fmt::Display for Health {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One run of Docker's health check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheckRun {
+    /// Its exit code: 0 healthy, 1 unhealthy.
+    pub exit_code: i64,
+    /// Its output, trimmed and capped.
+    pub output: String,
+    /// When it ended.
+    pub end: Option<String>,
+}
 
 /// The facts of one inspected container that judge its health.
 #[derive(Debug, Clone, PartialEq)]
@@ -11,23 +120,31 @@ pub struct ContainerFacts {
     /// Name without the leading `/`.
     pub name: String,
     /// created, running, paused, restarting, removing, exited, dead.
-    pub status: String,
-    /// Docker health: starting, healthy, unhealthy, or none.
-    pub health: Option<String>,
-    /// The last health check outputs, newest last.
-    pub health_log: Vec<String>,
-    /// Exit code of the last run.
+    pub state: ContainerState,
+    /// Docker's health check status, when the container has one.
+    pub health: Option<Health>,
+    /// The last health check runs, oldest first.
+    pub health_log: Vec<HealthCheckRun>,
+    /// Exit code of the last run (0 while it has never ended).
     pub exit_code: Option<i64>,
     /// Killed by the OOM killer.
     pub oom_killed: bool,
-    /// Docker's error for the last start.
+    /// Docker's error for the last start, if any.
     pub error: Option<String>,
+    /// When the current (or last) run started (RFC 3339).
+    pub started_at: Option<String>,
     /// When the last run ended (RFC 3339).
     pub finished_at: Option<String>,
     /// Restarts done by Docker's own restart policy.
     pub restart_count: i64,
+    /// Docker's restart policy: no, always, unless-stopped, on-failure.
+    pub restart_policy: Option<String>,
     /// The image id it runs.
     pub image_id: String,
+    /// The image reference it was created from.
+    pub image: String,
+    /// Its labels.
+    pub labels: HashMap<String, String>,
 }
 
 /// medic's reading of the facts.
@@ -35,6 +152,8 @@ pub struct ContainerFacts {
 pub struct Verdict {
     /// Healthy enough: running and not unhealthy.
     pub ok: bool,
+    /// Ok, but Docker's health check has no verdict yet (only ever true when `ok` is).
+    pub starting: bool,
     /// One human line.
     pub message: String,
 }
@@ -44,32 +163,37 @@ impl ContainerFacts {
     pub fn from_inspect(inspect: &ContainerInspectResponse) -> Self {
         let state = inspect.state.clone().unwrap_or_default();
         let health = state.health.as_ref();
+        let config = inspect.config.as_ref();
         Self {
             id: inspect.id.clone().unwrap_or_default(),
             name: inspect
                 .name
-                .clone()
+                .as_deref()
                 .unwrap_or_default()
                 .trim_start_matches('/')
                 .to_owned(),
-            status: state.status.map_or("unknown", status_name).to_owned(),
-            health: health
-                .and_then(|h| h.status)
-                .filter(|s| *s != HealthStatusEnum::NONE && *s != HealthStatusEnum::EMPTY)
-                .map(|s| s.to_string()),
+            state: state.status.map_or(ContainerState::Unknown, |s| {
+                ContainerState::parse(s.as_ref())
+            }),
+            health: health.and_then(|h| h.status).and_then(|s| match s {
+                HealthStatusEnum::STARTING => Some(Health::Starting),
+                HealthStatusEnum::HEALTHY => Some(Health::Healthy),
+                HealthStatusEnum::UNHEALTHY => Some(Health::Unhealthy),
+                HealthStatusEnum::NONE | HealthStatusEnum::EMPTY => None,
+            }),
             health_log: health
-                .and_then(|h| h.log.as_ref())
+                .and_then(|h| h.log.as_deref())
                 .map(|log| {
-                    log.iter()
-                        .rev()
-                        .take(3)
-                        .rev()
-                        .map(|r| {
-                            format!(
-                                "exit {}: {}",
-                                r.exit_code.unwrap_or(-1),
-                                r.output.as_deref().unwrap_or("").trim()
-                            )
+                    let skip = log.len().saturating_sub(HEALTH_LOG_KEEP);
+                    log[skip..]
+                        .iter()
+                        .map(|run| HealthCheckRun {
+                            exit_code: run.exit_code.unwrap_or(-1),
+                            output: cap(
+                                run.output.as_deref().unwrap_or_default().trim(),
+                                HEALTH_OUTPUT_MAX,
+                            ),
+                            end: run.end.as_ref().map(ToString::to_string),
                         })
                         .collect()
                 })
@@ -77,133 +201,297 @@ impl ContainerFacts {
             exit_code: state.exit_code,
             oom_killed: state.oom_killed.unwrap_or(false),
             error: state.error.filter(|e| !e.is_empty()),
-            finished_at: state.finished_at.filter(|f| !f.starts_with("0001-")),
+            started_at: state.started_at.filter(|t| !is_zero_time(t)),
+            finished_at: state.finished_at.filter(|t| !is_zero_time(t)),
             restart_count: inspect.restart_count.unwrap_or(0),
+            restart_policy: inspect
+                .host_config
+                .as_ref()
+                .and_then(|h| h.restart_policy.as_ref())
+                .and_then(|p| p.name)
+                .map(|n| n.to_string())
+                .filter(|n| !n.is_empty()),
             image_id: inspect.image.clone().unwrap_or_default(),
+            image: config.and_then(|c| c.image.clone()).unwrap_or_default(),
+            labels: config.and_then(|c| c.labels.clone()).unwrap_or_default(),
         }
     }
 
-    /// Running (or paused) now.
+    /// Running (or paused) now: `docker restart` applies, `docker start` does not.
     pub fn is_running(&self) -> bool {
-        matches!(self.status.as_str(), "running" | "paused")
+        matches!(self.state, ContainerState::Running | ContainerState::Paused)
     }
 
     /// Its process ended: exited or dead.
     pub fn has_stopped(&self) -> bool {
-        matches!(self.status.as_str(), "exited" | "dead")
+        matches!(self.state, ContainerState::Exited | ContainerState::Dead)
     }
 
-    /// Running and not unhealthy is ok (a health check still `starting` is ok);
-    /// restarting under Docker's policy, exited, dead or created is a failure.
+    /// Its `medic.*` override labels, see [`crate::overrides`].
+    pub fn overrides(&self) -> BTreeMap<String, String> {
+        crate::overrides(&self.labels)
+    }
+
+    /// Running and not unhealthy is ok (a health check still `starting` is ok,
+    /// flagged as starting); restarting under Docker's own policy, paused,
+    /// exited, dead or created is a failure.
     pub fn verdict(&self) -> Verdict {
-        let (ok, message) = match (self.status.as_str(), self.health.as_deref()) {
-            ("running", Some("unhealthy")) => {
-                (false, "running but Docker reports it unhealthy".to_owned())
-            }
-            ("running", Some(health)) => (true, format!("running ({health})")),
-            ("running", None) => (true, "running".to_owned()),
-            ("paused", _) => (true, "paused by Docker".to_owned()),
-            ("restarting", _) => (
-                false,
-                format!(
-                    "stuck restarting ({} restarts by Docker)",
-                    self.restart_count
-                ),
-            ),
-            ("exited" | "dead", _) if self.oom_killed => {
-                (false, "killed by the OOM killer".to_owned())
-            }
-            ("exited" | "dead", _) => (
-                false,
-                format!("exited with {}", self.exit_code.unwrap_or(-1)),
-            ),
-            (status, _) => (false, format!("not running ({status})")),
+        let fail = |message: String| Verdict {
+            ok: false,
+            starting: false,
+            message,
         };
-        Verdict { ok, message }
+        match (self.state, self.health) {
+            (ContainerState::Running, Some(Health::Unhealthy)) => {
+                let last = self
+                    .health_log
+                    .last()
+                    .filter(|run| !run.output.is_empty())
+                    .map(|run| format!(": {}", first_line(&run.output)))
+                    .unwrap_or_default();
+                fail(format!("running but Docker reports it unhealthy{last}"))
+            }
+            (ContainerState::Running, health) => Verdict {
+                ok: true,
+                starting: health == Some(Health::Starting),
+                message: match health {
+                    Some(health) => format!("running ({health})"),
+                    None => "running".to_owned(),
+                },
+            },
+            (ContainerState::Paused, _) => fail("paused (docker pause): not serving".to_owned()),
+            (ContainerState::Restarting, _) => fail(format!(
+                "restarting under Docker's restart policy{} ({} restarts so far, last exit code {})",
+                self.restart_policy
+                    .as_deref()
+                    .map(|p| format!(" `{p}`"))
+                    .unwrap_or_default(),
+                self.restart_count,
+                self.exit_code.unwrap_or(-1),
+            )),
+            (ContainerState::Exited | ContainerState::Dead, _) if self.oom_killed => {
+                fail("killed by the OOM killer".to_owned())
+            }
+            (ContainerState::Exited | ContainerState::Dead, _) => {
+                let error = self
+                    .error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default();
+                fail(format!(
+                    "{} with exit code {}{error}",
+                    self.state,
+                    self.exit_code.unwrap_or(-1)
+                ))
+            }
+            (ContainerState::Created, _) => match &self.error {
+                Some(error) => fail(format!("created but could not start: {error}")),
+                None => fail("created, not started".to_owned()),
+            },
+            (state, _) => fail(format!("not running ({state})")),
+        }
     }
 
-    /// Exit code, OOM flag, error, finish time, health and restart count as evidence.
+    /// The facts as evidence: container, state, image, exit code, OOM flag,
+    /// error, start and finish times, health with its last runs, restart count
+    /// and policy. The daemon adds log lines.
     pub fn evidence(&self) -> Map<String, Value> {
         let mut evidence = Map::new();
-        evidence.insert("container".into(), self.name.clone().into());
-        evidence.insert("status".into(), self.status.clone().into());
-        evidence.insert("image_id".into(), self.image_id.clone().into());
+        let mut put = |key: &str, value: Value| {
+            evidence.insert(key.to_owned(), value);
+        };
+        put("container", self.name.clone().into());
+        put("container_id", self.id.clone().into());
+        put("state", self.state.as_str().into());
+        put("image", self.image.clone().into());
+        put("image_id", self.image_id.clone().into());
         if let Some(code) = self.exit_code {
-            evidence.insert("exit_code".into(), code.into());
+            put("exit_code", code.into());
         }
-        evidence.insert("oom_killed".into(), self.oom_killed.into());
+        put("oom_killed", self.oom_killed.into());
         if let Some(error) = &self.error {
-            evidence.insert("error".into(), error.clone().into());
+            put("error", error.clone().into());
+        }
+        if let Some(started) = &self.started_at {
+            put("started_at", started.clone().into());
         }
         if let Some(finished) = &self.finished_at {
-            evidence.insert("finished_at".into(), finished.clone().into());
+            put("finished_at", finished.clone().into());
         }
-        if let Some(health) = &self.health {
-            evidence.insert("health".into(), health.clone().into());
-            evidence.insert("health_log".into(), self.health_log.clone().into());
+        if let Some(health) = self.health {
+            put("health", health.as_str().into());
+            let runs = self
+                .health_log
+                .iter()
+                .map(|run| {
+                    let mut entry = Map::new();
+                    entry.insert("exit_code".into(), run.exit_code.into());
+                    entry.insert("output".into(), run.output.clone().into());
+                    if let Some(end) = &run.end {
+                        entry.insert("end".into(), end.clone().into());
+                    }
+                    Value::Object(entry)
+                })
+                .collect();
+            put("health_log", Value::Array(runs));
         }
-        evidence.insert("restart_count".into(), self.restart_count.into());
+        put("restart_count", self.restart_count.into());
+        if let Some(policy) = &self.restart_policy {
+            put("restart_policy", policy.clone().into());
+        }
         evidence
     }
 }
 
-fn status_name(status: ContainerStateStatusEnum) -> &'static str {
-    match status {
-        ContainerStateStatusEnum::CREATED => "created",
-        ContainerStateStatusEnum::RUNNING => "running",
-        ContainerStateStatusEnum::PAUSED => "paused",
-        ContainerStateStatusEnum::RESTARTING => "restarting",
-        ContainerStateStatusEnum::REMOVING => "removing",
-        ContainerStateStatusEnum::STOPPING => "stopping",
-        ContainerStateStatusEnum::EXITED => "exited",
-        ContainerStateStatusEnum::DEAD => "dead",
-        ContainerStateStatusEnum::EMPTY => "unknown",
+/// Docker writes `0001-01-01T00:00:00Z` for "never".
+fn is_zero_time(time: &str) -> bool {
+    time.is_empty() || time.starts_with("0001-")
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or_default()
+}
+
+/// At most `max` bytes of `text`, cut at a character boundary.
+pub(crate) fn cap(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
     }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn facts(status: &str, health: Option<&str>) -> ContainerFacts {
+    fn facts(state: ContainerState, health: Option<Health>) -> ContainerFacts {
         ContainerFacts {
             id: "id".into(),
             name: "web".into(),
-            status: status.into(),
-            health: health.map(str::to_owned),
-            health_log: Vec::new(),
+            state,
+            health,
+            health_log: vec![HealthCheckRun {
+                exit_code: 1,
+                output: "connection refused\nmore".into(),
+                end: Some("2025-01-01T00:00:00Z".into()),
+            }],
             exit_code: Some(3),
             oom_killed: false,
             error: None,
-            finished_at: None,
+            started_at: None,
+            finished_at: Some("2025-01-01T00:00:00Z".into()),
             restart_count: 4,
+            restart_policy: Some("always".into()),
             image_id: "sha256:1".into(),
+            image: "app:1".into(),
+            labels: HashMap::new(),
         }
     }
 
     #[track_caller]
-    fn check(status: &str, health: Option<&str>, ok: bool, message: &str) {
-        let verdict = facts(status, health).verdict();
-        assert_eq!((verdict.ok, verdict.message.as_str()), (ok, message));
+    fn check(state: ContainerState, health: Option<Health>, expect: (bool, bool, &str)) {
+        let verdict = facts(state, health).verdict();
+        assert_eq!(
+            (verdict.ok, verdict.starting, verdict.message.as_str()),
+            expect
+        );
     }
 
     #[test]
     fn verdicts() {
-        check("running", None, true, "running");
-        check("running", Some("starting"), true, "running (starting)");
+        use ContainerState as S;
+        check(S::Running, None, (true, false, "running"));
         check(
-            "running",
-            Some("unhealthy"),
-            false,
-            "running but Docker reports it unhealthy",
+            S::Running,
+            Some(Health::Healthy),
+            (true, false, "running (healthy)"),
         );
         check(
-            "restarting",
+            S::Running,
+            Some(Health::Starting),
+            (true, true, "running (starting)"),
+        );
+        check(
+            S::Running,
+            Some(Health::Unhealthy),
+            (
+                false,
+                false,
+                "running but Docker reports it unhealthy: connection refused",
+            ),
+        );
+        check(
+            S::Restarting,
             None,
-            false,
-            "stuck restarting (4 restarts by Docker)",
+            (
+                false,
+                false,
+                "restarting under Docker's restart policy `always` (4 restarts so far, last exit code 3)",
+            ),
         );
-        check("exited", None, false, "exited with 3");
-        check("created", None, false, "not running (created)");
+        check(S::Exited, None, (false, false, "exited with exit code 3"));
+        check(S::Dead, None, (false, false, "dead with exit code 3"));
+        check(S::Created, None, (false, false, "created, not started"));
+        check(
+            S::Paused,
+            None,
+            (false, false, "paused (docker pause): not serving"),
+        );
+        check(S::Removing, None, (false, false, "not running (removing)"));
+        let mut oom = facts(S::Exited, None);
+        oom.oom_killed = true;
+        assert_eq!(oom.verdict().message, "killed by the OOM killer");
+    }
+
+    #[test]
+    fn evidence_carries_the_facts() {
+        let evidence =
+            Value::Object(facts(ContainerState::Exited, Some(Health::Unhealthy)).evidence());
+        let expect = serde_json::json!({
+            "container": "web", "container_id": "id", "state": "exited",
+            "image": "app:1", "image_id": "sha256:1", "exit_code": 3, "oom_killed": false,
+            "finished_at": "2025-01-01T00:00:00Z", "health": "unhealthy",
+            "health_log": [{"exit_code": 1, "output": "connection refused\nmore", "end": "2025-01-01T00:00:00Z"}],
+            "restart_count": 4, "restart_policy": "always",
+        });
+        assert_eq!(evidence, expect);
+    }
+
+    #[test]
+    fn reads_an_inspect_response() {
+        let inspect: ContainerInspectResponse = serde_json::from_value(serde_json::json!({
+            "Id": "abc", "Name": "/web", "Image": "sha256:1", "RestartCount": 2,
+            "State": {"Status": "exited", "ExitCode": 137, "OOMKilled": true, "Error": "",
+                      "StartedAt": "2025-01-01T00:00:00Z", "FinishedAt": "0001-01-01T00:00:00Z",
+                      "Health": {"Status": "unhealthy", "FailingStreak": 3, "Log": [
+                          {"ExitCode": 1, "Output": "a"}, {"ExitCode": 1, "Output": "b"},
+                          {"ExitCode": 1, "Output": "c"}, {"ExitCode": 1, "Output": " d \n"}]}},
+            "HostConfig": {"RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 0}},
+            "Config": {"Image": "app:1", "Labels": {"medic.max_attempts": "5"}}
+        }))
+        .unwrap();
+        let facts = ContainerFacts::from_inspect(&inspect);
+        assert_eq!(facts.name, "web");
+        assert_eq!(facts.state, ContainerState::Exited);
+        assert_eq!(
+            (facts.exit_code, facts.oom_killed, facts.error.as_deref()),
+            (Some(137), true, None)
+        );
+        assert_eq!(facts.finished_at, None, "the zero time means never");
+        assert_eq!(facts.health, Some(Health::Unhealthy));
+        let outputs: Vec<_> = facts.health_log.iter().map(|r| r.output.as_str()).collect();
+        assert_eq!(outputs, ["b", "c", "d"]);
+        assert_eq!(facts.restart_policy.as_deref(), Some("on-failure"));
+        assert_eq!(facts.overrides()["max_attempts"], "5");
+    }
+
+    #[test]
+    fn caps_at_a_char_boundary() {
+        assert_eq!(cap("héllo", 2), "h…");
+        assert_eq!(cap("hello", 5), "hello");
     }
 }

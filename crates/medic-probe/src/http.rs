@@ -1,205 +1,343 @@
-//! The http probe: one request with the whole exchange (connect, headers,
+//! The http probe: one request with the whole exchange (connect, TLS, headers,
 //! capped body) bounded by the probe timeout, judged by status, body and latency.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use medic_core::Observation;
 use medic_core::config::HttpProbe;
+use regex::Regex;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Client, Method, Url, redirect};
 use tokio::time::Instant;
 
-use crate::ProbeError;
+use crate::{ProbeError, millis, reason};
 
 /// Bytes of body kept as evidence.
 const EXCERPT: usize = 512;
 
-/// Reqwest clients shared by every probe with the same TLS and redirect
-/// settings: one connection pool and TLS config, not one per endpoint.
+/// Redirects followed at most when a probe follows redirects.
+const MAX_REDIRECTS: usize = 10;
+
+/// Shares reqwest clients between probes with the same TLS and redirect
+/// settings: 10,000 endpoints mean one client (one TLS config, one root
+/// store) per distinct setting, not one per endpoint.
+///
+/// The clients keep no idle connections: every check opens a fresh
+/// connection (so it proves the server still accepts them, as kubelet's probes
+/// do) and closes it, so file descriptors are bounded by the checks running
+/// at once rather than by the number of endpoints. System proxy variables
+/// are ignored: a probe judges the endpoint, not a proxy.
 #[derive(Debug, Default)]
 pub struct ClientPool {
     clients: Mutex<HashMap<ClientKey, Client>>,
 }
 
-/// What makes two probes' clients different: TLS verification, extra CA, redirects.
-type ClientKey = (bool, Option<PathBuf>, bool);
+/// What makes two probes' clients different. The CA is keyed by its content,
+/// so a probe rebuilt after the file changed (config reload) gets a client
+/// that trusts the new certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ClientKey {
+    tls_verify: bool,
+    ca_pem: Option<Vec<u8>>,
+    follow_redirects: bool,
+}
 
 impl ClientPool {
-    fn get(&self, spec: &HttpProbe) -> Result<Client, ProbeError> {
-        let key = (spec.tls_verify, spec.ca_file.clone(), spec.follow_redirects);
-        // Invariant: the lock is never held across an await or a panic-prone call.
-        let mut clients = self
-            .clients
+    /// An empty pool.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many distinct clients the pool holds.
+    pub fn client_count(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ClientKey, Client>> {
+        // A poisoned map is still a valid map: inserts are single calls.
+        self.clients
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn client(&self, spec: &HttpProbe) -> Result<Client, ProbeError> {
+        let ca_pem = match &spec.ca_file {
+            None => None,
+            Some(path) => Some(
+                std::fs::read(path).map_err(|source| ProbeError::CaFileRead {
+                    path: path.display().to_string(),
+                    source,
+                })?,
+            ),
+        };
+        let key = ClientKey {
+            tls_verify: spec.tls_verify,
+            ca_pem,
+            follow_redirects: spec.follow_redirects,
+        };
+        // The lock is held while building so one setting never builds two clients;
+        // building does no IO and the guard never crosses an await.
+        let mut clients = self.lock();
         if let Some(client) = clients.get(&key) {
             return Ok(client.clone());
         }
         let mut builder = Client::builder()
             .user_agent(concat!("medic/", env!("CARGO_PKG_VERSION")))
-            .danger_accept_invalid_certs(!spec.tls_verify)
-            .redirect(if spec.follow_redirects {
-                redirect::Policy::limited(10)
+            .no_proxy()
+            .pool_max_idle_per_host(0)
+            .danger_accept_invalid_certs(!key.tls_verify)
+            .redirect(if key.follow_redirects {
+                redirect::Policy::limited(MAX_REDIRECTS)
             } else {
                 redirect::Policy::none()
             });
-        if let Some(path) = &spec.ca_file {
-            let ca_error = |message: String| ProbeError::CaFile {
+        if let (Some(pem), Some(path)) = (&key.ca_pem, &spec.ca_file) {
+            let content_error = |source| ProbeError::CaFileContent {
                 path: path.display().to_string(),
-                message,
+                source,
             };
-            let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
-            let certificate =
-                reqwest::Certificate::from_pem(&pem).map_err(|e| ca_error(e.to_string()))?;
-            builder = builder.add_root_certificate(certificate);
+            let certificates =
+                reqwest::Certificate::from_pem_bundle(pem).map_err(|e| content_error(Some(e)))?;
+            if certificates.is_empty() {
+                return Err(content_error(None));
+            }
+            for certificate in certificates {
+                builder = builder.add_root_certificate(certificate);
+            }
         }
-        let client = builder.build()?;
+        let client = builder.build().map_err(ProbeError::Client)?;
         clients.insert(key, client.clone());
         Ok(client)
     }
 }
 
-/// One configured http probe.
+/// One configured http probe: URL, method and headers parsed once.
 #[derive(Debug)]
 pub struct HttpCheck {
-    spec: HttpProbe,
     client: Client,
     method: Method,
-    /// The URL with any password removed, for evidence.
+    url: Url,
+    headers: HeaderMap,
+    /// The URL without userinfo, for evidence and messages.
     shown_url: String,
+    expect_status: Vec<u16>,
+    body_contains: Option<String>,
+    body_regex: Option<Regex>,
+    json_pointer: Option<(String, serde_json::Value)>,
+    max_latency: Option<Duration>,
+    max_body: usize,
 }
 
 impl HttpCheck {
-    pub fn new(spec: HttpProbe, clients: &ClientPool) -> Result<Self, ProbeError> {
-        let client = clients.get(&spec)?;
-        let method = Method::from_bytes(spec.method.as_bytes()).unwrap_or(Method::GET);
+    pub fn new(spec: &HttpProbe, clients: &ClientPool) -> Result<Self, ProbeError> {
         let shown_url = redact(&spec.url);
+        let url = Url::parse(&spec.url).map_err(|e| ProbeError::Url {
+            url: shown_url.clone(),
+            source: Box::new(e),
+        })?;
+        let method = Method::from_bytes(spec.method.as_bytes())
+            .map_err(|_| ProbeError::Method(spec.method.clone()))?;
+        let mut headers = HeaderMap::new();
+        for (name, value) in &spec.headers {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| ProbeError::Header(name.clone()))?;
+            let value =
+                HeaderValue::from_str(value).map_err(|_| ProbeError::Header(name.to_string()))?;
+            headers.append(name, value);
+        }
         Ok(Self {
-            spec,
-            client,
+            client: clients.client(spec)?,
             method,
+            url,
+            headers,
             shown_url,
+            expect_status: spec.expect_status.clone(),
+            body_contains: spec.body_contains.clone(),
+            body_regex: spec.body_regex.clone(),
+            json_pointer: spec.json_pointer.clone(),
+            max_latency: spec.max_latency,
+            max_body: usize::try_from(spec.max_body).unwrap_or(usize::MAX),
         })
     }
 
     pub async fn run(&self, timeout: Duration) -> Observation {
         let started = Instant::now();
-        let exchange = tokio::time::timeout(timeout, self.exchange()).await;
+        let mut answer = Answer::default();
+        let exchange = tokio::time::timeout(timeout, self.exchange(&mut answer)).await;
         let latency = started.elapsed();
         let observation = match exchange {
-            Err(_) => Observation::fail(latency, format!("timed out after {timeout:?}")),
-            Ok(Err(error)) => Observation::fail(latency, describe(&error)),
-            Ok(Ok(answer)) => self.judge(answer, latency),
-        };
-        observation.with("url", self.shown_url.clone()).with(
-            "latency_ms",
-            u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
-        )
-    }
-
-    async fn exchange(&self) -> Result<Answer, reqwest::Error> {
-        let mut request = self.client.request(self.method.clone(), &self.spec.url);
-        for (name, value) in &self.spec.headers {
-            request = request.header(name, value);
-        }
-        let mut response = request.send().await?;
-        let status = response.status().as_u16();
-        let cap = usize::try_from(self.spec.max_body).unwrap_or(usize::MAX);
-        let mut body = Vec::new();
-        let mut truncated = false;
-        while let Some(chunk) = response.chunk().await? {
-            let room = cap - body.len();
-            if chunk.len() > room {
-                body.extend_from_slice(&chunk[..room]);
-                truncated = true;
-                break; // dropping the response closes the connection: no more is read
+            Err(_) => {
+                let message = match answer.status {
+                    Some(status) => {
+                        format!("timed out after {timeout:?} reading the body (HTTP {status})")
+                    }
+                    None => format!("timed out after {timeout:?}"),
+                };
+                Observation::fail(latency, message)
+                    .with("failed_check", "timeout")
+                    .with("timed_out", true)
             }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(Answer {
-            status,
-            body,
-            truncated,
-        })
+            Ok(Err(error)) => {
+                let (check, message) = describe(&error);
+                Observation::fail(latency, message).with("failed_check", check)
+            }
+            Ok(Ok(())) => self.judge(&answer, latency),
+        };
+        answer.evidence(observation, &self.shown_url, latency)
     }
 
-    fn judge(&self, answer: Answer, latency: Duration) -> Observation {
-        let spec = &self.spec;
+    /// Sends the request and reads at most `max_body` bytes of the body into
+    /// `answer`, which keeps what arrived when the timeout cuts this short.
+    async fn exchange(&self, answer: &mut Answer) -> Result<(), reqwest::Error> {
+        let mut response = self
+            .client
+            .request(self.method.clone(), self.url.clone())
+            .headers(self.headers.clone())
+            .send()
+            .await?;
+        answer.status = Some(response.status().as_u16());
+        if response.url() != &self.url {
+            answer.final_url = Some(redact(response.url().as_str()));
+        }
+        while let Some(chunk) = response.chunk().await? {
+            let room = self.max_body - answer.body.len();
+            if chunk.len() > room {
+                answer.body.extend_from_slice(&chunk[..room]);
+                answer.truncated = true;
+                // Dropping the response closes the connection: nothing more is read.
+                break;
+            }
+            answer.body.extend_from_slice(&chunk);
+        }
+        Ok(())
+    }
+
+    fn judge(&self, answer: &Answer, latency: Duration) -> Observation {
+        let status = answer.status.unwrap_or_default();
         let text = String::from_utf8_lossy(&answer.body);
-        let problem = if !spec.expect_status.contains(&answer.status) {
-            Some(format!(
-                "HTTP {} (expected {})",
-                answer.status,
-                status_list(&spec.expect_status)
+        let problem: Option<(&str, String)> = if !self.expect_status.contains(&status) {
+            Some((
+                "status",
+                format!(
+                    "HTTP {status} (expected {})",
+                    status_list(&self.expect_status)
+                ),
             ))
-        } else if let Some(needle) = spec
+        } else if let Some(needle) = self
             .body_contains
             .as_ref()
             .filter(|n| !text.contains(n.as_str()))
         {
-            Some(format!("body does not contain {needle:?}"))
-        } else if let Some(regex) = spec.body_regex.as_ref().filter(|r| !r.is_match(&text)) {
-            Some(format!("body does not match /{}/", regex.as_str()))
-        } else if let Some((pointer, expected)) = &spec.json_pointer {
-            match serde_json::from_slice::<serde_json::Value>(&answer.body) {
-                Err(error) => Some(format!("body is not JSON: {error}")),
-                Ok(json) => match json.pointer(pointer) {
-                    Some(value) if value == expected => None,
-                    Some(value) => Some(format!("{pointer} is {value}, expected {expected}")),
-                    None => Some(format!("{pointer} is missing from the body")),
-                },
-            }
+            Some(("body_contains", format!("body does not contain {needle:?}")))
+        } else if let Some(regex) = self.body_regex.as_ref().filter(|r| !r.is_match(&text)) {
+            Some((
+                "body_regex",
+                format!("body does not match /{}/", regex.as_str()),
+            ))
+        } else if let Some(problem) = self.json_problem(answer) {
+            Some(("json_pointer", problem))
         } else {
-            spec.max_latency
-                .filter(|max| latency > *max)
-                .map(|max| format!("answered in {latency:?}, slower than max_latency {max:?}"))
+            self.max_latency.filter(|max| latency > *max).map(|max| {
+                (
+                    "max_latency",
+                    format!("answered in {latency:?}, slower than max_latency {max:?}"),
+                )
+            })
         };
-        let mut observation = match problem {
-            Some(problem) => Observation::fail(latency, problem),
-            None => Observation::ok(latency, format!("HTTP {}", answer.status)),
+        match problem {
+            Some((check, message)) => {
+                Observation::fail(latency, message).with("failed_check", check)
+            }
+            None => Observation::ok(latency, format!("HTTP {status}")),
+        }
+    }
+
+    /// Why the body fails the json_pointer check, if it does.
+    fn json_problem(&self, answer: &Answer) -> Option<String> {
+        let (pointer, expected) = self.json_pointer.as_ref()?;
+        let json = match serde_json::from_slice::<serde_json::Value>(&answer.body) {
+            Ok(json) => json,
+            Err(error) if answer.truncated => {
+                return Some(format!(
+                    "body is not JSON: {error} (read only the first {} bytes, max_body)",
+                    self.max_body
+                ));
+            }
+            Err(error) => return Some(format!("body is not JSON: {error}")),
         };
-        let excerpt: String = text.chars().take(EXCERPT).collect();
-        observation = observation
-            .with("status", answer.status)
-            .with("body", excerpt);
-        if answer.truncated {
+        match json.pointer(pointer) {
+            Some(value) if value == expected => None,
+            Some(value) => Some(format!("{pointer} is {value}, expected {expected}")),
+            None => Some(format!("{pointer} is missing from the body")),
+        }
+    }
+}
+
+/// What came back, as far as it got.
+#[derive(Debug, Default)]
+struct Answer {
+    status: Option<u16>,
+    final_url: Option<String>,
+    body: Vec<u8>,
+    truncated: bool,
+}
+
+impl Answer {
+    fn evidence(&self, observation: Observation, url: &str, latency: Duration) -> Observation {
+        let mut observation = observation
+            .with("url", url)
+            .with("latency_ms", millis(latency));
+        if let Some(status) = self.status {
+            observation = observation
+                .with("status", status)
+                .with("body", excerpt(&self.body));
+        }
+        if let Some(final_url) = &self.final_url {
+            observation = observation.with("final_url", final_url.as_str());
+        }
+        if self.truncated {
             observation = observation.with("body_truncated", true);
         }
         observation
     }
 }
 
-struct Answer {
-    status: u16,
-    body: Vec<u8>,
-    truncated: bool,
+/// The first [`EXCERPT`] bytes as text, cut on a character boundary.
+fn excerpt(body: &[u8]) -> String {
+    let mut end = body.len().min(EXCERPT);
+    if end < body.len() {
+        // Back off over UTF-8 continuation bytes (at most 3) so the cut does
+        // not leave a broken character behind.
+        while end > EXCERPT - 3 && (body[end] & 0xC0) == 0x80 {
+            end -= 1;
+        }
+    }
+    String::from_utf8_lossy(&body[..end]).into_owned()
 }
 
-/// A short reason: "connection refused", "TLS certificate not trusted", …
-fn describe(error: &reqwest::Error) -> String {
-    let mut source: Option<&dyn std::error::Error> = Some(error);
-    let mut innermost = error.to_string();
-    while let Some(e) = source {
-        innermost = e.to_string();
-        source = e.source();
-    }
-    let what = if error.is_connect() {
-        "cannot connect"
-    } else if error.is_timeout() {
-        "timed out"
+/// The failed check and a short reason: "cannot connect: connection refused", …
+fn describe(error: &reqwest::Error) -> (&'static str, String) {
+    let reason = reason::innermost(error);
+    if error.is_connect() {
+        ("connect", format!("cannot connect: {reason}"))
+    } else if error.is_redirect() {
+        ("redirect", format!("redirect failed: {reason}"))
     } else if error.is_body() || error.is_decode() {
-        "body read failed"
+        ("body", format!("body read failed: {reason}"))
+    } else if let Some(io_error) = reason::find_io(error) {
+        (
+            "request",
+            format!("request failed: {}", reason::io(io_error)),
+        )
     } else {
-        "request failed"
-    };
-    format!("{what}: {innermost}")
+        ("request", format!("request failed: {reason}"))
+    }
 }
 
 fn status_list(statuses: &[u16]) -> String {
-    let all_2xx: Vec<u16> = (200..300).collect();
-    if statuses == all_2xx.as_slice() {
+    if statuses.len() == 100 && statuses.iter().copied().eq(200..300) {
         return "2xx".into();
     }
     statuses
@@ -213,10 +351,49 @@ fn status_list(statuses: &[u16]) -> String {
 fn redact(url: &str) -> String {
     match Url::parse(url) {
         Ok(mut parsed) => {
+            // Both fail only for URLs that cannot have userinfo, which then have none.
             parsed.set_password(None).ok();
             parsed.set_username("").ok();
             parsed.to_string()
         }
-        Err(_) => url.to_owned(),
+        // Unparseable: keep only what cannot be userinfo.
+        Err(_) => match url.split_once("://") {
+            Some((scheme, rest)) => match rest.rsplit_once('@') {
+                Some((_, host)) => format!("{scheme}://{host}"),
+                None => url.to_owned(),
+            },
+            None => url.to_owned(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_removes_userinfo() {
+        assert_eq!(
+            redact("https://user:pw@example.com:8443/x?y=1"),
+            "https://example.com:8443/x?y=1"
+        );
+        assert_eq!(redact("http://example.com/"), "http://example.com/");
+        assert_eq!(redact("http://us er:pw@[bad/"), "http://[bad/");
+    }
+
+    #[test]
+    fn excerpts_cut_on_character_boundaries() {
+        let mut body = vec![b'a'; EXCERPT - 1];
+        body.extend_from_slice("é and more".as_bytes());
+        let cut = excerpt(&body);
+        assert_eq!(cut.len(), EXCERPT - 1);
+        assert!(!cut.contains('\u{FFFD}'));
+        assert_eq!(excerpt(b"short"), "short");
+    }
+
+    #[test]
+    fn status_lists_are_short() {
+        assert_eq!(status_list(&(200..300).collect::<Vec<_>>()), "2xx");
+        assert_eq!(status_list(&[200, 204]), "200, 204");
     }
 }

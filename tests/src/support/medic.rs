@@ -64,8 +64,14 @@ impl Medic {
     pub fn prepare_with(medic_keys: &str, services: &str) -> Self {
         let dir = tempfile::tempdir().expect("a temp dir");
         let root = dir.path().display().to_string();
+        // No metrics listener unless a test asks for one: tests run in parallel.
+        let metrics = if medic_keys.contains("metrics_listen") {
+            ""
+        } else {
+            "metrics_listen = \"\"\n"
+        };
         let medic = format!(
-            "[medic]\nstate_dir = \"{root}/state\"\ncontrol_socket = \"{root}/control.sock\"\nmetrics_listen = \"\"\nshutdown_grace = \"2s\"\n{medic_keys}\n\n"
+            "[medic]\nstate_dir = \"{root}/state\"\ncontrol_socket = \"{root}/control.sock\"\n{metrics}shutdown_grace = \"2s\"\n{medic_keys}\n\n"
         );
         let config = dir.path().join("medic.toml");
         std::fs::write(&config, medic + &services.replace("{dir}", &root))

@@ -72,18 +72,33 @@ impl<'s> Errors<'s> {
         });
     }
 
-    /// Records a deserialization error from toml, with a hint for unknown keys.
-    pub(crate) fn toml(&mut self, error: &toml::de::Error, allowed: &[&str]) {
+    /// Records a syntax or deserialization error from toml, in plain words, with a
+    /// "did you mean" hint for a near-miss unknown key.
+    pub(crate) fn toml(&mut self, error: &toml::de::Error) {
+        self.toml_in(error, &[], &[]);
+    }
+
+    /// Like [`Errors::toml`], for a table decoded in parts: when serde lists exactly
+    /// `level` as the expected keys, the table also accepts `more` (a service's
+    /// policy keys are decoded apart), so the message and the hint name both.
+    pub(crate) fn toml_in(&mut self, error: &toml::de::Error, level: &[&str], more: &[&str]) {
         let span = error.span().unwrap_or(0..0);
-        let message = error.message().trim().to_owned();
-        let expected = expected_keys(&message);
-        let allowed = if expected.is_empty() {
-            allowed.to_vec()
-        } else {
-            expected
+        let message = first_line(error.message().trim());
+        let Some(key) = unknown_key(&message) else {
+            let hint = missing_key(&message).map(|key| format!("add `{key} = …` to this table"));
+            self.at(span, plain(&message), hint);
+            return;
         };
-        let hint = unknown_key(&message).and_then(|key| suggest(key, &allowed));
-        self.at(span, first_line(&message), hint);
+        let mut allowed = expected_keys(&message);
+        let message = if !more.is_empty() && allowed == level {
+            allowed.extend(more);
+            let list: Vec<String> = allowed.iter().map(|k| format!("`{k}`")).collect();
+            format!("unknown field `{key}`, expected one of {}", list.join(", "))
+        } else {
+            message.clone()
+        };
+        let hint = suggest(key, &allowed);
+        self.at(span, message, hint);
     }
 
     /// The source text errors point into.
@@ -114,9 +129,44 @@ fn first_line(message: &str) -> String {
     message.lines().next().unwrap_or(message).to_owned()
 }
 
+/// serde's type names in the words of a config file.
+fn plain(message: &str) -> String {
+    const WORDS: &[(&str, &str)] = &[
+        ("expected u16", "expected a non-negative integer"),
+        ("expected u32", "expected a non-negative integer"),
+        ("expected u64", "expected a non-negative integer"),
+        ("expected usize", "expected a non-negative integer"),
+        ("expected i32", "expected an integer"),
+        ("expected i64", "expected an integer"),
+        ("expected f64", "expected a number"),
+        ("expected a sequence", "expected an array"),
+        ("expected a map", "expected a table"),
+    ];
+    let mut message = message.to_owned();
+    // `expected struct RawProbe` and the like: the names are internal.
+    while let Some(at) = message.find("expected struct Raw") {
+        let end = message[at + "expected struct ".len()..]
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .map_or(message.len(), |n| at + "expected struct ".len() + n);
+        message.replace_range(at..end, "expected a table");
+    }
+    for (from, to) in WORDS {
+        if let Some(rest) = message.strip_suffix(from) {
+            message = format!("{rest}{to}");
+        }
+    }
+    message
+}
+
 /// The key named by serde's "unknown field `x`, expected …" message.
 fn unknown_key(message: &str) -> Option<&str> {
     let rest = message.strip_prefix("unknown field `")?;
+    rest.split('`').next()
+}
+
+/// The key named by serde's "missing field `x`" message.
+pub(crate) fn missing_key(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("missing field `")?;
     rest.split('`').next()
 }
 
@@ -128,8 +178,8 @@ fn expected_keys(message: &str) -> Vec<&str> {
     expected.split('`').skip(1).step_by(2).collect()
 }
 
-/// "did you mean `x`?" for a near miss, else the list of allowed keys.
-fn suggest(key: &str, allowed: &[&str]) -> Option<String> {
+/// "did you mean `x`?" for a near miss.
+pub(crate) fn suggest(key: &str, allowed: &[&str]) -> Option<String> {
     let best = allowed
         .iter()
         .map(|candidate| (distance(key, candidate), *candidate))

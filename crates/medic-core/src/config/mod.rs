@@ -17,33 +17,15 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use error::Errors;
 pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
-use raw::{OneOrMany, POLICY_KEYS, RawPolicy, RawProbe, RawService, RawSettings};
+use raw::{Dur, OneOrMany, POLICY_KEYS, RawPolicy, RawProbe, RawService, RawSettings};
 
 use crate::policy::{Policy, ProbeTiming};
 
 /// The embedded default job: every container labelled `medic.enable=true`.
 pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
 
-const SETTINGS_KEYS: &[&str] = &[
-    "state_dir",
-    "recovery_log",
-    "alerts_file",
-    "control_socket",
-    "metrics_listen",
-    "docker_host",
-    "reconcile_interval",
-    "shutdown_grace",
-    "blind_alert_after",
-    "max_concurrent_actions",
-];
-const SERVICE_KEYS: &[&str] = &[
-    "name",
-    "container",
-    "launch_agent",
-    "command",
-    "depends_on",
-    "probe",
-];
+/// The keys of `RawService`; `probe` and the policy keys are decoded apart.
+const SERVICE_KEYS: &[&str] = &["name", "container", "launch_agent", "command", "depends_on"];
 const PROBE_KINDS: &str = "http, tcp, exec, container, launch_agent";
 
 /// The embedded default job, validated.
@@ -58,7 +40,7 @@ pub fn parse(source: &str, origin: &str) -> Result<Config, ConfigErrors> {
     let mut errors = Errors::new(source);
     let (document, syntax) = DeTable::parse_recoverable(source);
     for error in &syntax {
-        errors.toml(error, &[]);
+        errors.toml(error);
     }
     if !syntax.is_empty() {
         return Err(errors.finish(origin));
@@ -66,51 +48,130 @@ pub fn parse(source: &str, origin: &str) -> Result<Config, ConfigErrors> {
     let document = document.into_inner();
     let mut settings = RawSettings::default();
     let mut defaults = RawPolicy::default();
-    let mut services = Vec::new();
+    let mut services = (Vec::new(), BTreeSet::new());
     for (key, value) in document {
         let span = key.span();
         match key.get_ref().as_ref() {
-            "medic" => settings = decode(value, SETTINGS_KEYS, &mut errors).unwrap_or_default(),
-            "defaults" => defaults = decode(value, POLICY_KEYS, &mut errors).unwrap_or_default(),
+            "medic" => settings = lenient(value, &mut errors),
+            "defaults" => defaults = lenient(value, &mut errors),
             "service" => services = decode_services(value, &mut errors),
-            other => errors.at(
-                span,
-                format!("unknown table `{other}`"),
-                Some("the top level has [medic], [defaults] and [[service]]".into()),
-            ),
+            other => {
+                let what = if matches!(value.get_ref(), DeValue::Table(_) | DeValue::Array(_)) {
+                    "table"
+                } else {
+                    "key"
+                };
+                let hint = error::suggest(other, &["medic", "defaults", "service"])
+                    .map_or_else(String::new, |h| format!("{h} "));
+                errors.at(
+                    span,
+                    format!("unknown top-level {what} `{other}`"),
+                    Some(format!(
+                        "{hint}the top level has [medic], [defaults] and [[service]]"
+                    )),
+                );
+            }
         }
     }
     let medic = build_settings(settings, &mut errors);
-    let services = build_services(&services, &defaults, &mut errors);
+    let (services, names) = services;
+    let services = build_services(&services, &names, &defaults, &mut errors);
     errors.into_result(origin, Config { medic, services })
 }
 
+/// Decodes a table and reports every bad key in it; `None` when anything was
+/// wrong, so that a half-read table causes no follow-on errors.
+/// `widen`: see [`Errors::toml_in`].
 fn decode<T: for<'de> Deserialize<'de>>(
     value: Spanned<DeValue<'_>>,
-    allowed: &[&str],
     errors: &mut Errors,
+    widen: (&[&str], &[&str]),
 ) -> Option<T> {
-    T::deserialize(ValueDeserializer::from(value))
-        .map_err(|e| errors.toml(&e, allowed))
-        .ok()
+    decode_lenient(value, errors, widen)
+        .filter(|(_, complete)| *complete)
+        .map(|(value, _)| value)
 }
 
-/// A service's table split in two: the policy keys and the rest.
+/// Decodes a table and reports every bad key in it, not only the first: serde
+/// stops at the first error in a struct, so the key it points at is set aside
+/// and the rest decoded again. Returns what decoded and whether that is all of
+/// it. For tables of independent optional keys (`[medic]`, policy keys), where
+/// the rest is still worth using: the bad keys fall back to their defaults.
+fn decode_lenient<T: for<'de> Deserialize<'de>>(
+    value: Spanned<DeValue<'_>>,
+    errors: &mut Errors,
+    widen: (&[&str], &[&str]),
+) -> Option<(T, bool)> {
+    let span = value.span();
+    let mut table = match value.into_inner() {
+        DeValue::Table(table) => table,
+        other => {
+            return T::deserialize(ValueDeserializer::from(Spanned::new(span, other)))
+                .map_err(|e| errors.toml_in(&e, widen.0, widen.1))
+                .ok()
+                .map(|value| (value, true));
+        }
+    };
+    let mut set_aside: Vec<String> = Vec::new();
+    loop {
+        let attempt = Spanned::new(span.clone(), DeValue::Table(table.clone()));
+        let error = match T::deserialize(ValueDeserializer::from(attempt)) {
+            Ok(value) => return Some((value, set_aside.is_empty())),
+            Err(error) => error,
+        };
+        if error::missing_key(error.message()).is_some_and(|k| set_aside.iter().any(|s| s == k)) {
+            return None; // reported already, as whatever was wrong with it
+        }
+        errors.toml_in(&error, widen.0, widen.1);
+        let within = |outer: Range<usize>, inner: &Range<usize>| {
+            outer.start <= inner.start && inner.end <= outer.end
+        };
+        let culprit = error.span().and_then(|at| {
+            table
+                .iter()
+                .find(|(k, v)| within(k.span(), &at) || within(v.span(), &at))
+                .map(|(k, _)| k.get_ref().to_string())
+        });
+        let key = culprit?; // no key to set aside: nothing more to learn from this table
+        table.remove(key.as_str());
+        set_aside.push(key);
+    }
+}
+
+/// What decoded of a table of optional keys, defaults where it did not.
+fn lenient<T: for<'de> Deserialize<'de> + Default>(
+    value: Spanned<DeValue<'_>>,
+    errors: &mut Errors,
+) -> T {
+    decode_lenient(value, errors, AS_IS).map_or_else(T::default, |(value, _)| value)
+}
+
+/// No extra keys: serde's list of a table's keys is complete.
+const AS_IS: (&[&str], &[&str]) = (&[], &[]);
+
+/// One decoded `[[service]]`: its policy keys apart from the rest.
 struct ServiceEntry {
     service: RawService,
     policy: RawPolicy,
-    span: Range<usize>,
+    /// `[[service.probe]]` tables written, including ones that failed to decode.
+    written_probes: usize,
 }
 
-fn decode_services(value: Spanned<DeValue<'_>>, errors: &mut Errors) -> Vec<ServiceEntry> {
+/// The services that decoded, and the names of all written, so that a service
+/// with a typo in it does not also make every `depends_on` naming it an error.
+fn decode_services(
+    value: Spanned<DeValue<'_>>,
+    errors: &mut Errors,
+) -> (Vec<ServiceEntry>, BTreeSet<String>) {
     let span = value.span();
+    let mut names = BTreeSet::new();
     let DeValue::Array(items) = value.into_inner() else {
         errors.at(
             span,
             "`service` must be an array of tables",
             Some("write [[service]]".into()),
         );
-        return Vec::new();
+        return (Vec::new(), names);
     };
     let mut entries = Vec::new();
     for item in items {
@@ -123,28 +184,67 @@ fn decode_services(value: Spanned<DeValue<'_>>, errors: &mut Errors) -> Vec<Serv
             );
             continue;
         };
-        let (mut policy, mut rest) = (DeTable::new(), DeTable::new());
+        if let Some(DeValue::String(name)) = table.get("name").map(Spanned::get_ref) {
+            names.insert(name.to_string());
+        }
+        let (mut policy, mut rest, mut probes) = (DeTable::new(), DeTable::new(), None);
         for (key, value) in table {
             if POLICY_KEYS.contains(&key.get_ref().as_ref()) {
                 policy.insert(key, value);
+            } else if key.get_ref() == "probe" {
+                probes = Some(value);
             } else {
                 rest.insert(key, value);
             }
         }
         let table = |t| Spanned::new(span.clone(), DeValue::Table(t));
-        let mut allowed: Vec<&str> = SERVICE_KEYS.to_vec();
-        allowed.extend(POLICY_KEYS);
-        let service = decode::<RawService>(table(rest), &allowed, errors);
-        let policy = decode::<RawPolicy>(table(policy), POLICY_KEYS, errors);
-        if let (Some(service), Some(policy)) = (service, policy) {
+        let more: Vec<&str> = std::iter::once("probe")
+            .chain(POLICY_KEYS.iter().copied())
+            .collect();
+        let service = decode::<RawService>(table(rest), errors, (SERVICE_KEYS, &more));
+        let policy = lenient::<RawPolicy>(table(policy), errors);
+        let (probes, written_probes) =
+            probes.map_or((Some(Vec::new()), 0), |p| decode_probes(p, errors));
+        if let (Some(mut service), Some(probes)) = (service, probes) {
+            service.probe = probes;
             entries.push(ServiceEntry {
                 service,
                 policy,
-                span: span.clone(),
+                written_probes,
             });
         }
     }
-    entries
+    (entries, names)
+}
+
+/// A service's `[[service.probe]]` tables, each decoded on its own; `None` when one failed.
+fn decode_probes(
+    value: Spanned<DeValue<'_>>,
+    errors: &mut Errors,
+) -> (Option<Vec<Spanned<RawProbe>>>, usize) {
+    let span = value.span();
+    let DeValue::Array(items) = value.into_inner() else {
+        errors.at(
+            span,
+            "`probe` must be an array of tables",
+            Some("write [[service.probe]]".into()),
+        );
+        return (None, 1);
+    };
+    let written = items.len();
+    let mut probes = Some(Vec::new());
+    for item in items {
+        let span = item.span();
+        match decode::<RawProbe>(item, errors, AS_IS) {
+            Some(probe) => {
+                if let Some(probes) = &mut probes {
+                    probes.push(Spanned::new(span, probe));
+                }
+            }
+            None => probes = None,
+        }
+    }
+    (probes, written)
 }
 
 fn build_settings(raw: RawSettings, errors: &mut Errors) -> Settings {
@@ -178,13 +278,9 @@ fn build_settings(raw: RawSettings, errors: &mut Errors) -> Settings {
             None => Some("127.0.0.1:9464".into()),
         },
         docker_host: raw.docker_host,
-        reconcile_interval: raw
-            .reconcile_interval
-            .map_or(Duration::from_secs(10), |d| d.0),
-        shutdown_grace: raw.shutdown_grace.map_or(Duration::from_secs(4), |d| d.0),
-        blind_alert_after: raw
-            .blind_alert_after
-            .map_or(Duration::from_secs(300), |d| d.0),
+        reconcile_interval: Dur::or(raw.reconcile_interval, Duration::from_secs(10)),
+        shutdown_grace: Dur::or(raw.shutdown_grace, Duration::from_secs(4)),
+        blind_alert_after: Dur::or(raw.blind_alert_after, Duration::from_secs(300)),
         max_concurrent_actions,
         state_dir,
     }
@@ -192,6 +288,7 @@ fn build_settings(raw: RawSettings, errors: &mut Errors) -> Settings {
 
 fn build_services(
     entries: &[ServiceEntry],
+    names: &BTreeSet<String>,
     defaults: &RawPolicy,
     errors: &mut Errors,
 ) -> Vec<Service> {
@@ -214,7 +311,7 @@ fn build_services(
     }
     let services: Vec<Service> = entries
         .iter()
-        .filter_map(|entry| build_service(entry, defaults, &seen, errors))
+        .filter_map(|entry| build_service(entry, defaults, names, errors))
         .collect();
     check_cycles(entries, errors);
     services
@@ -223,7 +320,7 @@ fn build_services(
 fn build_service(
     entry: &ServiceEntry,
     defaults: &RawPolicy,
-    names: &BTreeMap<&str, Range<usize>>,
+    names: &BTreeSet<String>,
     errors: &mut Errors,
 ) -> Option<Service> {
     let raw = &entry.service;
@@ -236,7 +333,7 @@ fn build_service(
         );
     }
     let policy = entry.policy.over(defaults);
-    let target = build_target(raw, &policy, entry.span.clone(), errors);
+    let target = build_target(raw, &policy, errors);
     for dependency in &raw.depends_on {
         if dependency.get_ref() == &name {
             errors.at(
@@ -244,7 +341,7 @@ fn build_service(
                 format!("service `{name}` depends on itself"),
                 None,
             );
-        } else if !names.contains_key(dependency.get_ref().as_str()) {
+        } else if !names.contains(dependency.get_ref()) {
             errors.at(
                 dependency.span(),
                 format!(
@@ -253,22 +350,37 @@ fn build_service(
                 ),
                 Some(format!(
                     "known services: {}",
-                    names.keys().copied().collect::<Vec<_>>().join(", ")
+                    names
+                        .iter()
+                        .map(String::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )),
             );
         }
     }
-    let interval = policy.interval.map_or(Duration::from_secs(10), |d| d.0);
-    let timeout = policy.timeout.map_or(Duration::from_secs(2), |d| d.0);
+    let interval = Dur::or(policy.interval, Duration::from_secs(10));
+    let timeout = Dur::or(policy.timeout, Duration::from_secs(2));
     let mut probes = Vec::new();
-    let implied = match &target {
-        Some(Target::Container(_)) => Some(("container", ProbeKind::Container)),
-        Some(Target::LaunchAgent(_)) => Some(("launch_agent", ProbeKind::LaunchAgent)),
+    let implied = match (&target, &raw.container, &raw.launch_agent) {
+        (Some(Target::Container(_)), Some(c), _) => {
+            Some(("container", ProbeKind::Container, c.span()))
+        }
+        (Some(Target::LaunchAgent(_)), _, Some(a)) => {
+            Some(("launch_agent", ProbeKind::LaunchAgent, a.span()))
+        }
         _ => None,
     };
-    if let Some((kind, probe)) = implied
+    if let Some((kind, probe, span)) = implied
         && !raw.probe.iter().any(|p| p.get_ref().kind.get_ref() == kind)
     {
+        check_timing(
+            interval,
+            timeout,
+            span,
+            &format!("the implied {kind} probe"),
+            errors,
+        );
         probes.push(Probe {
             interval,
             timeout,
@@ -280,15 +392,28 @@ fn build_service(
             probes.push(probe);
         }
     }
-    if probes.is_empty() && raw.probe.is_empty() {
+    if raw.container.is_none() && raw.launch_agent.is_none() && entry.written_probes == 0 {
         errors.at(
             raw.name.span(),
             format!("service `{name}` has nothing to observe"),
             Some("add a [[service.probe]], or a container / launch_agent target (which implies its probe)".into()),
         );
     }
+    let slo = match &policy.slo {
+        Some(slo) if !(*slo.get_ref() > 0.0 && *slo.get_ref() < 1.0) => {
+            errors.at(
+                slo.span(),
+                "`slo` must be between 0 and 1",
+                Some("e.g. 0.999 for 99.9 %".into()),
+            );
+            0.999
+        }
+        Some(slo) => *slo.get_ref(),
+        None => 0.999,
+    };
     let policy = build_policy(&policy, &target, &probes, errors);
     Some(Service {
+        slo,
         name,
         target,
         probes,
@@ -327,18 +452,17 @@ fn build_policy(
         defaults.success_threshold,
     );
     let max_attempts = positive(&raw.max_attempts, "max_attempts", defaults.max_attempts);
-    let or = |value: Option<raw::Dur>, default: Duration| value.map_or(default, |d| d.0);
     Policy {
         failure_threshold,
         success_threshold,
         max_attempts,
-        start_period: or(raw.start_period, defaults.start_period),
-        attempt_window: or(raw.attempt_window, defaults.attempt_window),
-        backoff_base: or(raw.backoff, defaults.backoff_base),
-        backoff_max: or(raw.backoff_max, defaults.backoff_max),
-        recover_timeout: or(raw.recover_timeout, defaults.recover_timeout),
-        verify_interval: or(raw.verify_interval, defaults.verify_interval),
-        replace_grace: or(raw.replace_grace, defaults.replace_grace),
+        start_period: Dur::or(raw.start_period, defaults.start_period),
+        attempt_window: Dur::or(raw.attempt_window, defaults.attempt_window),
+        backoff_base: Dur::or(raw.backoff, defaults.backoff_base),
+        backoff_max: Dur::or(raw.backoff_max, defaults.backoff_max),
+        recover_timeout: Dur::or(raw.recover_timeout, defaults.recover_timeout),
+        verify_interval: Dur::or(raw.verify_interval, defaults.verify_interval),
+        replace_grace: Dur::or(raw.replace_grace, defaults.replace_grace),
         can_restart: target.is_some(),
         can_rollback: match target {
             Some(Target::Container(_) | Target::LaunchAgent(_)) => true,
@@ -355,22 +479,26 @@ fn build_policy(
     }
 }
 
-fn build_target(
-    raw: &RawService,
-    policy: &RawPolicy,
-    span: Range<usize>,
-    errors: &mut Errors,
-) -> Option<Target> {
-    let given = [
-        raw.container.is_some(),
-        raw.launch_agent.is_some(),
-        raw.command.is_some(),
-    ];
-    if given.iter().filter(|g| **g).count() > 1 {
+fn build_target(raw: &RawService, policy: &RawPolicy, errors: &mut Errors) -> Option<Target> {
+    let mut given = [
+        raw.container.as_ref().map(|t| ("container", t.span())),
+        raw.launch_agent
+            .as_ref()
+            .map(|t| ("launch_agent", t.span())),
+        raw.command.as_ref().map(|t| ("command", t.span())),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>();
+    given.sort_by_key(|(_, span)| span.start);
+    if let [(first, _), (second, span), ..] = given.as_slice() {
         errors.at(
-            span,
-            format!("service `{}` has more than one target", raw.name.get_ref()),
-            Some("a service acts on exactly one of container / launch_agent / command (or none: watch only)".into()),
+            span.clone(),
+            format!(
+                "service `{}` has more than one target: `{first}` and `{second}`",
+                raw.name.get_ref()
+            ),
+            Some("a service acts on exactly one of container / launch_agent / command (or none: watch only); split it into two services".into()),
         );
         return None;
     }
@@ -383,6 +511,21 @@ fn build_target(
                     OneOrMany::One(l) => vec![l.clone()],
                     OneOrMany::Many(l) => l.clone(),
                 };
+                if labels.is_empty()
+                    || labels
+                        .iter()
+                        .any(|l| l.split('=').next().is_none_or(str::is_empty))
+                {
+                    errors.at(
+                        container.span(),
+                        "a container `label` selector needs a non-empty key",
+                        Some(
+                            "write label = \"key=value\", label = \"key\" or an array of them"
+                                .into(),
+                        ),
+                    );
+                    return None;
+                }
                 ContainerSelector::Labels(
                     labels
                         .iter()
@@ -421,10 +564,10 @@ fn build_target(
         };
         return Some(Target::Container(ContainerTarget {
             selector,
-            stop_timeout: c
-                .stop_timeout
-                .or(policy.stop_timeout)
-                .map_or(Duration::from_secs(10), |d| d.0),
+            stop_timeout: Dur::or(
+                c.stop_timeout.or(policy.stop_timeout),
+                Duration::from_secs(10),
+            ),
             on_stop,
         }));
     }
@@ -477,12 +620,16 @@ fn build_target(
         if let Some(rollback) = &c.rollback
             && rollback.get_ref().is_empty()
         {
-            errors.at(rollback.span(), "`rollback` is an empty command", None);
+            errors.at(
+                rollback.span(),
+                "`rollback` is an empty command",
+                Some("write an argv array, or leave `rollback` out (then medic escalates after the restarts)".into()),
+            );
         }
         return Some(Target::Command(CommandTarget {
             restart,
             rollback: c.rollback.as_ref().map(|r| r.get_ref().clone()),
-            timeout: c.timeout.map_or(Duration::from_secs(60), |d| d.0),
+            timeout: Dur::or(c.timeout, Duration::from_secs(60)),
         }));
     }
     None
@@ -497,20 +644,16 @@ fn build_probe(
 ) -> Option<Probe> {
     let raw = spanned.get_ref();
     let span = spanned.span();
-    let interval = raw.interval.map_or(interval, |d| d.0);
-    let timeout = raw.timeout.map_or(timeout, |d| d.0);
-    if timeout >= interval {
-        errors.at(
-            span.clone(),
-            format!(
-                "probe timeout ({}) must be shorter than its interval ({})",
-                humantime::format_duration(timeout),
-                humantime::format_duration(interval)
-            ),
-            Some("set `timeout` below `interval`, on the probe, the service or [defaults]".into()),
-        );
-    }
+    let interval = Dur::or(raw.interval, interval);
+    let timeout = Dur::or(raw.timeout, timeout);
     let kind = raw.kind.get_ref().as_str();
+    check_timing(
+        interval,
+        timeout,
+        span.clone(),
+        &format!("{kind} probe"),
+        errors,
+    );
     let fields: &[(&str, bool)] = &[
         ("url", raw.url.is_some()),
         ("method", raw.method.is_some()),
@@ -605,7 +748,11 @@ fn build_probe(
                     .unwrap_or(usize::MAX),
             }),
             Some(argv) => {
-                errors.at(argv.span(), "`command` is empty", None);
+                errors.at(
+                    argv.span(),
+                    "an exec probe's `command` is empty",
+                    Some("write an argv array, e.g. [\"pg_isready\", \"-q\"]".into()),
+                );
                 return None;
             }
             None => {
@@ -643,6 +790,27 @@ fn build_probe(
         timeout,
         kind,
     })
+}
+
+/// A probe's timeout must end before its next run starts.
+fn check_timing(
+    interval: Duration,
+    timeout: Duration,
+    span: Range<usize>,
+    probe: &str,
+    errors: &mut Errors,
+) {
+    if timeout >= interval {
+        errors.at(
+            span,
+            format!(
+                "{probe}: timeout ({}) must be shorter than interval ({})",
+                humantime::format_duration(timeout),
+                humantime::format_duration(interval)
+            ),
+            Some("set `timeout` below `interval`, on the probe, the service or [defaults]".into()),
+        );
+    }
 }
 
 fn build_http(raw: &RawProbe, span: Range<usize>, errors: &mut Errors) -> Option<HttpProbe> {
@@ -685,10 +853,20 @@ fn build_http(raw: &RawProbe, span: Range<usize>, errors: &mut Errors) -> Option
                 errors.at(
                     pointer.span(),
                     "`json_pointer` must be empty or start with `/`",
-                    Some("e.g. \"/status\"".into()),
+                    Some("e.g. \"/status\" or \"/checks/0/ok\" (RFC 6901)".into()),
+                );
+            } else if p
+                .split('~')
+                .skip(1)
+                .any(|s| !(s.starts_with('0') || s.starts_with('1')))
+            {
+                errors.at(
+                    pointer.span(),
+                    "`json_pointer` has a `~` that is not `~0` or `~1`",
+                    Some("write `~0` for `~` and `~1` for `/` inside a key (RFC 6901)".into()),
                 );
             }
-            Some((p.clone(), value.clone()))
+            Some((p.clone(), value.0.clone()))
         }
         (Some(pointer), None) => {
             errors.at(pointer.span(), "`json_pointer` needs `json_equals`", None);
@@ -700,23 +878,55 @@ fn build_http(raw: &RawProbe, span: Range<usize>, errors: &mut Errors) -> Option
         }
         (None, None) => None,
     };
+    if let Some(method) = &raw.method
+        && !is_token(method.get_ref())
+    {
+        errors.at(
+            method.span(),
+            format!("invalid HTTP method `{}`", method.get_ref()),
+            Some("e.g. \"GET\", \"HEAD\" or \"POST\"".into()),
+        );
+    }
+    if let Some(headers) = &raw.headers {
+        for (name, value) in headers.get_ref() {
+            if !is_token(name) || value.chars().any(|c| c.is_control() && c != '\t') {
+                errors.at(
+                    headers.span(),
+                    format!("invalid HTTP header `{name}`"),
+                    Some(
+                        "header names are letters, digits and `-`; values have no line breaks"
+                            .into(),
+                    ),
+                );
+            }
+        }
+    }
+    if let Some(codes) = &raw.expect_status
+        && (codes.get_ref().is_empty() || codes.get_ref().iter().any(|c| !(100..=599).contains(c)))
+    {
+        errors.at(
+            codes.span(),
+            "`expect_status` must list HTTP status codes (100 to 599)",
+            Some("e.g. [200, 204]; without it any 2xx is healthy".into()),
+        );
+    }
     Some(HttpProbe {
         url: url.get_ref().clone(),
         method: raw
             .method
-            .clone()
-            .unwrap_or_else(|| "GET".into())
-            .to_uppercase(),
+            .as_ref()
+            .map_or_else(|| "GET".into(), |m| m.get_ref().to_uppercase()),
         headers: raw
             .headers
-            .clone()
+            .as_ref()
+            .map(|h| h.get_ref().clone())
             .unwrap_or_default()
             .into_iter()
             .collect(),
         expect_status: raw
             .expect_status
-            .clone()
-            .unwrap_or_else(|| (200..300).collect()),
+            .as_ref()
+            .map_or_else(|| (200..300).collect(), |c| c.get_ref().clone()),
         body_contains: raw.body_contains.clone(),
         body_regex,
         json_pointer,
@@ -726,6 +936,14 @@ fn build_http(raw: &RawProbe, span: Range<usize>, errors: &mut Errors) -> Option
         follow_redirects: raw.follow_redirects.unwrap_or(false),
         max_body: raw.max_body.map_or(1 << 20, |b| b.0),
     })
+}
+
+/// An HTTP token (RFC 9110): what a method or a header name may be made of.
+fn is_token(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
 }
 
 /// Reports each dependency cycle once, at the service that closes it.

@@ -55,6 +55,8 @@ pub struct Service {
     pub policy: Policy,
     /// Services that must be healthy before this one is restarted.
     pub depends_on: Vec<String>,
+    /// Availability objective (0.999 = 99.9 %), for the error budget in metrics.
+    pub slo: f64,
 }
 
 /// What medic acts on.

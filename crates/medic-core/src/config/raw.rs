@@ -7,20 +7,44 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
-/// A duration written as "10s", "5m", "1h30m", "250ms".
+/// A duration written as "10s", "5m", "1h30m", "250ms". `Dur<true>` ([`PosDur`])
+/// also rejects zero, for timers that would otherwise spin or always fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Dur(pub Duration);
+pub(crate) struct Dur<const POSITIVE: bool = false>(pub Duration);
 
-impl<'de> Deserialize<'de> for Dur {
+/// A duration that must be greater than zero.
+pub(crate) type PosDur = Dur<true>;
+
+impl<const POSITIVE: bool> Dur<POSITIVE> {
+    /// The value, or `default` when the key was not written.
+    pub fn or(value: Option<Self>, default: Duration) -> Duration {
+        value.map_or(default, |d| d.0)
+    }
+}
+
+impl<'de, const POSITIVE: bool> Deserialize<'de> for Dur<POSITIVE> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(text.trim())
-            .map(Dur)
-            .map_err(|e| {
-                serde::de::Error::custom(format!(
-                    "invalid duration \"{text}\": {e} (write e.g. \"10s\", \"5m\", \"250ms\")"
-                ))
-            })
+        struct Visitor<const P: bool>;
+        impl<const P: bool> serde::de::Visitor<'_> for Visitor<P> {
+            type Value = Dur<P>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a duration with a unit, such as \"10s\", \"5m\" or \"250ms\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+                let duration = humantime::parse_duration(text.trim()).map_err(|e| {
+                    E::custom(format!(
+                        "invalid duration \"{text}\": {e} (write e.g. \"10s\", \"5m\", \"250ms\")"
+                    ))
+                })?;
+                if P && duration.is_zero() {
+                    return Err(E::custom(format!(
+                        "this duration must be greater than zero, not \"{text}\""
+                    )));
+                }
+                Ok(Dur(duration))
+            }
+        }
+        d.deserialize_any(Visitor::<POSITIVE>)
     }
 }
 
@@ -30,20 +54,29 @@ pub(crate) struct ByteSize(pub u64);
 
 impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Number(u64),
-            Text(String),
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = ByteSize;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a size in bytes, such as 65536, \"64KiB\" or \"1MiB\"")
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Self::Value, E> {
+                Ok(ByteSize(n))
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Self::Value, E> {
+                u64::try_from(n)
+                    .map(ByteSize)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(n), &self))
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+                parse_size(text).map(ByteSize).ok_or_else(|| {
+                    E::custom(format!(
+                        "invalid size \"{text}\" (write e.g. 65536, \"64KiB\", \"1MiB\")"
+                    ))
+                })
+            }
         }
-        match Raw::deserialize(d)? {
-            Raw::Number(n) => Ok(ByteSize(n)),
-            Raw::Text(text) => parse_size(&text).map(ByteSize).ok_or_else(|| {
-                serde::de::Error::custom(format!(
-                    "invalid size \"{text}\" (write e.g. 65536, \"64KiB\", \"1MiB\")"
-                ))
-            }),
-        }
+        d.deserialize_any(Visitor)
     }
 }
 
@@ -67,12 +100,62 @@ fn parse_size(text: &str) -> Option<u64> {
     number.checked_mul(factor)
 }
 
-/// One label selector or several.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+/// One label selector or several: `"k=v"` or `["a", "b=c"]`.
+#[derive(Debug, Clone)]
 pub(crate) enum OneOrMany {
     One(String),
     Many(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = OneOrMany;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a label selector \"key=value\" (or \"key\"), or an array of them")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+                Ok(OneOrMany::One(text.to_owned()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut labels = Vec::new();
+                while let Some(label) = seq.next_element::<String>()? {
+                    labels.push(label);
+                }
+                Ok(OneOrMany::Many(labels))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// Any TOML value, as JSON (`json_equals`); a TOML date-time becomes its RFC 3339 string.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct JsonValue(pub serde_json::Value);
+
+impl<'de> Deserialize<'de> for JsonValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        fn convert(value: toml::Value) -> serde_json::Value {
+            match value {
+                toml::Value::String(s) => s.into(),
+                toml::Value::Integer(i) => i.into(),
+                toml::Value::Float(f) => f.into(),
+                toml::Value::Boolean(b) => b.into(),
+                toml::Value::Datetime(dt) => dt.to_string().into(),
+                toml::Value::Array(items) => items.into_iter().map(convert).collect(),
+                toml::Value::Table(table) => table
+                    .into_iter()
+                    .map(|(k, v)| (k, convert(v)))
+                    .collect::<serde_json::Map<_, _>>()
+                    .into(),
+            }
+        }
+        toml::Value::deserialize(d).map(|v| JsonValue(convert(v)))
+    }
 }
 
 /// `[medic]`
@@ -92,7 +175,7 @@ pub(crate) struct RawSettings {
     /// Docker engine address (unix:// or tcp://).
     pub docker_host: Option<String>,
     /// How often containers are listed and inspected besides the event stream.
-    pub reconcile_interval: Option<Dur>,
+    pub reconcile_interval: Option<PosDur>,
     /// How long shutdown waits for running actions.
     pub shutdown_grace: Option<Dur>,
     /// Blindness longer than this raises one critical alert.
@@ -117,6 +200,7 @@ pub(crate) const POLICY_KEYS: &[&str] = &[
     "replace_grace",
     "stop_timeout",
     "on_stop",
+    "slo",
 ];
 
 /// `[defaults]`, and the same keys on a service.
@@ -124,9 +208,9 @@ pub(crate) const POLICY_KEYS: &[&str] = &[
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawPolicy {
     /// Time between probe runs.
-    pub interval: Option<Dur>,
+    pub interval: Option<PosDur>,
     /// Longest one probe run may take.
-    pub timeout: Option<Dur>,
+    pub timeout: Option<PosDur>,
     /// Consecutive failures that open an incident.
     pub failure_threshold: Option<Spanned<u32>>,
     /// Consecutive successes that close one without action.
@@ -136,21 +220,23 @@ pub(crate) struct RawPolicy {
     /// Restarts inside the attempt window before rollback.
     pub max_attempts: Option<Spanned<u32>>,
     /// The window restarts are counted in.
-    pub attempt_window: Option<Dur>,
+    pub attempt_window: Option<PosDur>,
     /// Delay before the second attempt; doubles after.
     pub backoff: Option<Dur>,
     /// Cap of one backoff delay.
     pub backoff_max: Option<Dur>,
     /// Time an action has to show fresh successes.
-    pub recover_timeout: Option<Dur>,
+    pub recover_timeout: Option<PosDur>,
     /// Probe cadence while verifying.
-    pub verify_interval: Option<Dur>,
+    pub verify_interval: Option<PosDur>,
     /// Wait for a replacement of a removed container before restoring it.
     pub replace_grace: Option<Dur>,
     /// Docker stop timeout on restart.
     pub stop_timeout: Option<Dur>,
     /// "restore" (default) or "leave" a stopped container.
     pub on_stop: Option<Spanned<String>>,
+    /// Availability objective, e.g. 0.999.
+    pub slo: Option<Spanned<f64>>,
 }
 
 impl RawPolicy {
@@ -180,6 +266,7 @@ impl RawPolicy {
             replace_grace: self.replace_grace.or(defaults.replace_grace),
             stop_timeout: self.stop_timeout.or(defaults.stop_timeout),
             on_stop: self.on_stop.clone().or_else(|| defaults.on_stop.clone()),
+            slo: self.slo.clone().or_else(|| defaults.slo.clone()),
         }
     }
 }
@@ -199,8 +286,9 @@ pub(crate) struct RawService {
     /// Services that must be healthy before this one is restarted.
     #[serde(default)]
     pub depends_on: Vec<Spanned<String>>,
-    /// The probes.
-    #[serde(default)]
+    /// The probes (`[[service.probe]]`), decoded one by one apart from the rest so
+    /// that every broken probe is reported.
+    #[serde(skip)]
     pub probe: Vec<Spanned<RawProbe>>,
 }
 
@@ -245,7 +333,7 @@ pub(crate) struct RawCommand {
     /// argv that rolls it back.
     pub rollback: Option<Spanned<Vec<String>>>,
     /// Longest a command may run.
-    pub timeout: Option<Dur>,
+    pub timeout: Option<PosDur>,
 }
 
 /// One `[[service.probe]]`; which fields apply depends on `kind`.
@@ -255,17 +343,17 @@ pub(crate) struct RawProbe {
     /// http, tcp, exec, container or launch_agent.
     pub kind: Spanned<String>,
     /// Overrides the service interval.
-    pub interval: Option<Dur>,
+    pub interval: Option<PosDur>,
     /// Overrides the service timeout.
-    pub timeout: Option<Dur>,
+    pub timeout: Option<PosDur>,
     /// http: the URL.
     pub url: Option<Spanned<String>>,
     /// http: the method.
-    pub method: Option<String>,
+    pub method: Option<Spanned<String>>,
     /// http: request headers.
-    pub headers: Option<BTreeMap<String, String>>,
+    pub headers: Option<Spanned<BTreeMap<String, String>>>,
     /// http: accepted status codes.
-    pub expect_status: Option<Vec<u16>>,
+    pub expect_status: Option<Spanned<Vec<u16>>>,
     /// http: text the body must contain.
     pub body_contains: Option<String>,
     /// http: regex the body must match.
@@ -273,9 +361,9 @@ pub(crate) struct RawProbe {
     /// http: JSON pointer into the body.
     pub json_pointer: Option<Spanned<String>>,
     /// http: the value expected at json_pointer.
-    pub json_equals: Option<serde_json::Value>,
+    pub json_equals: Option<JsonValue>,
     /// http: slower than this fails.
-    pub max_latency: Option<Dur>,
+    pub max_latency: Option<PosDur>,
     /// http: verify TLS certificates.
     pub tls_verify: Option<bool>,
     /// http: extra CA certificate (PEM).

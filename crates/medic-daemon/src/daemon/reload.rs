@@ -78,6 +78,7 @@ impl Daemon {
             }
             if removed {
                 self.sup.remove_unit(now, &name);
+                self.metrics.forget(&name);
             }
         }
         for spec in planned {

@@ -1,0 +1,439 @@
+//! Prometheus metrics in the text exposition format on `metrics_listen`:
+//! per-service health, state, attempts, availability over 1 h / 24 h / 7 d
+//! against the SLO with the error budget left, a 0–100 health score, probe
+//! latency histograms, observation and recovery counters, and medic's own
+//! process figures. A Prometheus server scraping every host's medic is how a
+//! fleet is watched.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use medic_core::availability::{error_budget_left, health_score};
+use medic_core::{EventKind, Health, Observation, Supervisor};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::daemon::{ControlRequest, Shell};
+use crate::status::health_name;
+
+/// Upper bounds of the probe latency histogram, in seconds.
+const BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+const STATES: [&str; 6] = [
+    "starting",
+    "healthy",
+    "failing",
+    "recovering",
+    "rolling_back",
+    "escalated",
+];
+const WINDOWS: [(&str, Duration); 3] = [
+    ("1h", Duration::from_secs(3600)),
+    ("24h", Duration::from_secs(24 * 3600)),
+    ("7d", Duration::from_secs(7 * 24 * 3600)),
+];
+
+#[derive(Debug, Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+/// Counters and histograms fed by the supervisor loop.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    latency: BTreeMap<(String, usize), Histogram>,
+    observations: BTreeMap<(String, usize, &'static str), u64>,
+    recoveries: BTreeMap<(String, &'static str), u64>,
+}
+
+impl Metrics {
+    /// Counts one observation and its latency.
+    pub fn observed(&mut self, unit: &str, probe: usize, observation: &Observation) {
+        let seconds = observation.latency.as_secs_f64();
+        let histogram = self.latency.entry((unit.to_owned(), probe)).or_default();
+        for (bound, count) in BUCKETS.iter().zip(&mut histogram.counts) {
+            if seconds <= *bound {
+                *count += 1;
+            }
+        }
+        histogram.count += 1;
+        histogram.sum += seconds;
+        *self
+            .observations
+            .entry((unit.to_owned(), probe, observation.outcome.as_str()))
+            .or_default() += 1;
+    }
+
+    /// Counts how incidents end.
+    pub fn event(&mut self, unit: &str, kind: EventKind) {
+        let outcome = match kind {
+            EventKind::Recovered => "recovered",
+            EventKind::RolledBack => "rolled_back",
+            EventKind::Escalated => "escalated",
+            _ => return,
+        };
+        *self
+            .recoveries
+            .entry((unit.to_owned(), outcome))
+            .or_default() += 1;
+    }
+
+    /// Forgets a unit that is no longer watched.
+    pub fn forget(&mut self, unit: &str) {
+        self.latency.retain(|(u, _), _| u != unit);
+        self.observations.retain(|(u, _, _), _| u != unit);
+        self.recoveries.retain(|(u, _), _| u != unit);
+    }
+
+    /// The whole exposition. `probes` names each unit's probe kinds; `slo` each unit's objective.
+    pub fn render(
+        &self,
+        sup: &Supervisor,
+        now: Instant,
+        probes: &BTreeMap<String, Vec<&'static str>>,
+        slo: &BTreeMap<String, f64>,
+    ) -> String {
+        let mut out = String::new();
+        let status = sup.status(now);
+        family(
+            &mut out,
+            "medic_service_up",
+            "gauge",
+            "1 when healthy on fresh observations, 0 otherwise (unknown is 0).",
+        );
+        for s in &status {
+            sample(
+                &mut out,
+                "medic_service_up",
+                &[("service", &s.name)],
+                f64::from(u8::from(s.health == Health::Healthy)),
+            );
+        }
+        family(
+            &mut out,
+            "medic_service_health",
+            "gauge",
+            "1 for the service's current health: healthy, unhealthy or unknown (stale or blind).",
+        );
+        for s in &status {
+            for health in [Health::Healthy, Health::Unhealthy, Health::Unknown] {
+                let value = f64::from(u8::from(s.health == health));
+                sample(
+                    &mut out,
+                    "medic_service_health",
+                    &[("service", &s.name), ("health", health_name(health))],
+                    value,
+                );
+            }
+        }
+        family(
+            &mut out,
+            "medic_service_state",
+            "gauge",
+            "1 for the service's recovery state.",
+        );
+        for s in &status {
+            for state in STATES {
+                sample(
+                    &mut out,
+                    "medic_service_state",
+                    &[("service", &s.name), ("state", state)],
+                    f64::from(u8::from(s.state == state)),
+                );
+            }
+        }
+        family(
+            &mut out,
+            "medic_service_paused",
+            "gauge",
+            "1 while a person paused automatic recovery.",
+        );
+        family(
+            &mut out,
+            "medic_service_attempts",
+            "gauge",
+            "Restart attempts used inside the attempt window.",
+        );
+        for s in &status {
+            sample(
+                &mut out,
+                "medic_service_paused",
+                &[("service", &s.name)],
+                f64::from(u8::from(s.paused.is_some())),
+            );
+            sample(
+                &mut out,
+                "medic_service_attempts",
+                &[("service", &s.name)],
+                f64::from(s.attempts),
+            );
+        }
+        family(
+            &mut out,
+            "medic_availability_ratio",
+            "gauge",
+            "Share of time with a verdict that the service was healthy.",
+        );
+        for s in &status {
+            for (window, length) in WINDOWS {
+                if let Some(ratio) = sup.availability(&s.name, now, length) {
+                    sample(
+                        &mut out,
+                        "medic_availability_ratio",
+                        &[("service", &s.name), ("window", window)],
+                        ratio,
+                    );
+                }
+            }
+        }
+        family(
+            &mut out,
+            "medic_slo_objective_ratio",
+            "gauge",
+            "The availability objective (slo).",
+        );
+        family(
+            &mut out,
+            "medic_error_budget_remaining_ratio",
+            "gauge",
+            "Error budget left over 7 days: 1 untouched, 0 spent.",
+        );
+        family(
+            &mut out,
+            "medic_health_score",
+            "gauge",
+            "0-100: half the verdict now (unknown counts half), half the 24 h availability.",
+        );
+        for s in &status {
+            let objective = slo.get(unit_service(&s.name)).copied().unwrap_or(0.999);
+            sample(
+                &mut out,
+                "medic_slo_objective_ratio",
+                &[("service", &s.name)],
+                objective,
+            );
+            if let Some(week) = sup.availability(&s.name, now, WINDOWS[2].1) {
+                sample(
+                    &mut out,
+                    "medic_error_budget_remaining_ratio",
+                    &[("service", &s.name)],
+                    error_budget_left(week, objective),
+                );
+            }
+            let day = sup.availability(&s.name, now, WINDOWS[1].1);
+            sample(
+                &mut out,
+                "medic_health_score",
+                &[("service", &s.name)],
+                f64::from(health_score(s.health, day)),
+            );
+        }
+        self.render_probes(&mut out, probes);
+        family(
+            &mut out,
+            "medic_recoveries_total",
+            "counter",
+            "Incidents ended, by outcome: recovered, rolled_back, escalated.",
+        );
+        for ((unit, outcome), count) in &self.recoveries {
+            sample(
+                &mut out,
+                "medic_recoveries_total",
+                &[("service", unit), ("outcome", outcome)],
+                *count as f64,
+            );
+        }
+        process(&mut out);
+        out
+    }
+
+    fn render_probes(&self, out: &mut String, probes: &BTreeMap<String, Vec<&'static str>>) {
+        let kind = |unit: &str, probe: usize| {
+            probes
+                .get(unit)
+                .and_then(|k| k.get(probe))
+                .copied()
+                .unwrap_or("unknown")
+        };
+        family(
+            out,
+            "medic_probe_latency_seconds",
+            "histogram",
+            "How long probes took.",
+        );
+        for ((unit, probe), h) in &self.latency {
+            let index = probe.to_string();
+            let labels = [
+                ("service", unit.as_str()),
+                ("probe", kind(unit, *probe)),
+                ("index", index.as_str()),
+            ];
+            for (bound, count) in BUCKETS.iter().zip(h.counts) {
+                let le = bound.to_string();
+                let mut with_le = labels.to_vec();
+                with_le.push(("le", &le));
+                sample(
+                    out,
+                    "medic_probe_latency_seconds_bucket",
+                    &with_le,
+                    count as f64,
+                );
+            }
+            let mut inf = labels.to_vec();
+            inf.push(("le", "+Inf"));
+            sample(
+                out,
+                "medic_probe_latency_seconds_bucket",
+                &inf,
+                h.count as f64,
+            );
+            sample(out, "medic_probe_latency_seconds_sum", &labels, h.sum);
+            sample(
+                out,
+                "medic_probe_latency_seconds_count",
+                &labels,
+                h.count as f64,
+            );
+        }
+        family(
+            out,
+            "medic_probe_observations_total",
+            "counter",
+            "Probe results by outcome: ok, fail, blind.",
+        );
+        for ((unit, probe, outcome), count) in &self.observations {
+            let index = probe.to_string();
+            let labels = [
+                ("service", unit.as_str()),
+                ("probe", kind(unit, *probe)),
+                ("index", &index),
+                ("outcome", outcome),
+            ];
+            sample(
+                out,
+                "medic_probe_observations_total",
+                &labels,
+                *count as f64,
+            );
+        }
+    }
+}
+
+/// The service a unit belongs to (`service/container` → `service`).
+fn unit_service(unit: &str) -> &str {
+    unit.split('/').next().unwrap_or(unit)
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    // Invariant: writing to a String cannot fail.
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: f64) {
+    let labels: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+        .collect();
+    let _ = writeln!(out, "{name}{{{}}} {value}", labels.join(","));
+}
+
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// medic's own process figures, from /proc (Linux; absent elsewhere).
+fn process(out: &mut String) {
+    let page = 4096.0;
+    if let Some(rss) = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<f64>().ok())
+    {
+        family(
+            out,
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes.",
+        );
+        let _ = writeln!(out, "process_resident_memory_bytes {}", rss * page);
+    }
+    if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
+        // Fields after the parenthesised command name; utime and stime are the 12th and 13th of those.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        family(
+            out,
+            "process_cpu_seconds_total",
+            "counter",
+            "Total user and system CPU time spent in seconds.",
+        );
+        let _ = writeln!(
+            out,
+            "process_cpu_seconds_total {}",
+            (ticks(11) + ticks(12)) / 100.0
+        );
+    }
+    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+        family(
+            out,
+            "process_open_fds",
+            "gauge",
+            "Number of open file descriptors.",
+        );
+        let _ = writeln!(out, "process_open_fds {}", fds.count());
+    }
+}
+
+/// Serves GET /metrics on `listen` until shutdown; the loop renders each scrape.
+pub fn serve(
+    listen: &str,
+    shell: &Shell,
+    requests: mpsc::Sender<ControlRequest>,
+) -> anyhow::Result<()> {
+    let listener = std::net::TcpListener::bind(listen)
+        .with_context(|| format!("cannot listen on {listen} (metrics_listen)"))?;
+    listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let app = Router::new()
+        .route("/metrics", get(scrape))
+        .with_state(requests);
+    let cancel = shell.cancel.clone();
+    shell.tracker.spawn(async move {
+        let server = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { cancel.cancelled().await });
+        if let Err(error) = server.await {
+            tracing::error!(%error, "Metrics endpoint stopped");
+        }
+    });
+    Ok(())
+}
+
+async fn scrape(State(requests): State<mpsc::Sender<ControlRequest>>) -> impl IntoResponse {
+    let (reply, answer) = oneshot::channel();
+    let text = match requests.send(ControlRequest::Metrics(reply)).await {
+        Ok(()) => answer.await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        text,
+    )
+}

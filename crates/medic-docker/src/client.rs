@@ -1,0 +1,637 @@
+//! The connection to one Docker engine and the calls medic makes on it.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bollard::models::{
+    ContainerInspectResponse, ContainerUpdateBody, NetworkConnectRequest, RestartPolicy,
+    RestartPolicyNameEnum,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, EventsOptionsBuilder, ListContainersOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RenameContainerOptionsBuilder,
+    RestartContainerOptionsBuilder, StopContainerOptionsBuilder,
+};
+use bollard::{API_DEFAULT_VERSION, Docker};
+use futures_util::{Stream, StreamExt, TryStreamExt, stream};
+
+use crate::events::{ACTIONS, ContainerEvent};
+use crate::facts::{ContainerFacts, cap};
+use crate::select::{ContainerSummary, Selector, forensic_filter, forensic_name, is_the_one};
+use crate::spec::ContainerSpec;
+use crate::{DockerError, FORENSIC_KEEP};
+
+/// bollard's timeout for one request (until the response starts), a backstop
+/// behind the daemon's own timeouts. Calls that wait for a stop get the stop
+/// timeout on top.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// Docker's stop timeout when a container sets none.
+const DOCKER_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest log line kept, in bytes.
+const LOG_LINE_MAX: usize = 1024;
+
+/// Where the engine listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Endpoint {
+    /// A unix socket path.
+    Unix(String),
+    /// `host:port` over plain HTTP.
+    Http(String),
+}
+
+/// A connection to one Docker engine.
+///
+/// It connects lazily and speaks the newest API version both sides know
+/// (negotiated on first use, again after the engine was unreachable, e.g.
+/// upgraded). A missing socket is not an error here: every call then fails as
+/// unreachable until the engine is back. Clones share the connection.
+#[derive(Debug, Clone)]
+pub struct DockerClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    endpoint: Endpoint,
+    /// The negotiated client, once the engine answered.
+    docker: Mutex<Option<Docker>>,
+}
+
+impl DockerClient {
+    /// `DOCKER_HOST` when set (`unix://…`, `tcp://…`), else the local socket:
+    /// `/var/run/docker.sock`, or where rootless Docker or Docker Desktop put
+    /// theirs when only that one exists.
+    pub fn connect() -> Result<Self, DockerError> {
+        let env = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
+        match env("DOCKER_HOST") {
+            Some(host) => {
+                if env("DOCKER_TLS_VERIFY").is_some() {
+                    return Err(DockerError::UnsupportedHost {
+                        host,
+                        reason: "TLS (DOCKER_TLS_VERIFY) is not supported; use a unix socket or an SSH tunnel",
+                    });
+                }
+                Self::connect_to(&host)
+            }
+            None => {
+                let candidates = [
+                    Some(PathBuf::from("/var/run/docker.sock")),
+                    env("XDG_RUNTIME_DIR").map(|d| Path::new(&d).join("docker.sock")),
+                    env("HOME").map(|h| Path::new(&h).join(".docker/run/docker.sock")),
+                ];
+                let socket = default_socket(candidates.into_iter().flatten(), |p| p.exists());
+                Ok(Self::with(Endpoint::Unix(
+                    socket.to_string_lossy().into_owned(),
+                )))
+            }
+        }
+    }
+
+    /// A given engine: `unix:///path` (or just `/path`), `tcp://host:port` or
+    /// `http://host:port`.
+    pub fn connect_to(host: &str) -> Result<Self, DockerError> {
+        Ok(Self::with(parse_host(host)?))
+    }
+
+    fn with(endpoint: Endpoint) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                endpoint,
+                docker: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// The connected client, connecting and negotiating the API version first if needed.
+    async fn docker(&self) -> Result<Docker, DockerError> {
+        if let Some(docker) = self.slot().clone() {
+            return Ok(docker);
+        }
+        let timeout = REQUEST_TIMEOUT.as_secs();
+        let docker = match &self.inner.endpoint {
+            Endpoint::Unix(path) => Docker::connect_with_unix(path, timeout, API_DEFAULT_VERSION)?,
+            Endpoint::Http(addr) => Docker::connect_with_http(addr, timeout, API_DEFAULT_VERSION)?,
+        };
+        let docker = docker.negotiate_version().await?;
+        let version = docker.client_version();
+        tracing::debug!(endpoint = ?self.inner.endpoint, api = %version, "Connected to the Docker engine");
+        *self.slot() = Some(docker.clone());
+        Ok(docker)
+    }
+
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Docker>> {
+        // The guarded value is a plain Option that no panic can leave half-written.
+        self.inner
+            .docker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sorts a failure; after an unreachable engine the next call connects
+    /// and negotiates afresh (the engine may have been upgraded meanwhile).
+    fn seen(&self, error: bollard::errors::Error) -> DockerError {
+        let error = DockerError::from(error);
+        if error.is_unreachable() {
+            *self.slot() = None;
+        }
+        error
+    }
+
+    /// Checks that the engine answers.
+    pub async fn ping(&self) -> Result<(), DockerError> {
+        let docker = self.docker().await?;
+        docker.ping().await.map_err(|e| self.seen(e))?;
+        Ok(())
+    }
+
+    /// Every container (running or not) a selector matches, without medic's
+    /// forensic copies and Compose one-off (`docker compose run`) containers.
+    pub async fn find(&self, selector: &Selector) -> Result<Vec<ContainerSummary>, DockerError> {
+        let filters = selector.filters()?;
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let docker = self.docker().await?;
+        let listed = docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| self.seen(e))?;
+        Ok(listed
+            .into_iter()
+            .filter_map(ContainerSummary::from_list)
+            .filter(|c| selector.keeps(c))
+            .collect())
+    }
+
+    /// The raw inspect of exactly this container (see `is_the_one`), or None.
+    async fn inspect_raw(
+        &self,
+        id_or_name: &str,
+    ) -> Result<Option<ContainerInspectResponse>, DockerError> {
+        let docker = self.docker().await?;
+        match docker.inspect_container(id_or_name, None).await {
+            Ok(inspect) => {
+                let id = inspect.id.as_deref().unwrap_or_default();
+                let name = inspect
+                    .name
+                    .as_deref()
+                    .unwrap_or_default()
+                    .trim_start_matches('/');
+                Ok(is_the_one(id_or_name, id, name).then_some(inspect))
+            }
+            Err(error) => match self.seen(error) {
+                error if error.is_not_found() => Ok(None),
+                error => Err(error),
+            },
+        }
+    }
+
+    /// The container's facts, or None when there is no such container.
+    pub async fn inspect(&self, id_or_name: &str) -> Result<Option<ContainerFacts>, DockerError> {
+        Ok(self
+            .inspect_raw(id_or_name)
+            .await?
+            .map(|inspect| ContainerFacts::from_inspect(&inspect)))
+    }
+
+    /// The last `lines` lines of its stdout and stderr, oldest first, each at most 1 KiB.
+    pub async fn tail_logs(&self, id: &str, lines: usize) -> Result<Vec<String>, DockerError> {
+        if lines == 0 {
+            return Ok(Vec::new());
+        }
+        let options = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .tail(&lines.to_string())
+            .build();
+        let docker = self.docker().await?;
+        let chunks: Vec<_> = docker
+            .logs(id, Some(options))
+            .try_collect()
+            .await
+            .map_err(|e| self.seen(e))?;
+        let bytes: Vec<u8> = chunks.into_iter().flat_map(|c| c.into_bytes()).collect();
+        let text = String::from_utf8_lossy(&bytes);
+        let all: Vec<&str> = text.lines().collect();
+        let skip = all.len().saturating_sub(lines);
+        Ok(all[skip..].iter().map(|l| cap(l, LOG_LINE_MAX)).collect())
+    }
+
+    /// The container's full create spec, to be recorded as its last known good:
+    /// image id, Config, HostConfig, networks, and its image's own Config.
+    pub async fn capture_spec(&self, id_or_name: &str) -> Result<ContainerSpec, DockerError> {
+        let inspect = self
+            .inspect_raw(id_or_name)
+            .await?
+            .ok_or_else(|| no_such_container(id_or_name))?;
+        let image_config = match &inspect.image {
+            Some(image) => {
+                let docker = self.docker().await?;
+                match docker.inspect_image(image).await {
+                    Ok(image) => image.config,
+                    Err(error) => match self.seen(error) {
+                        error if error.is_not_found() => None,
+                        error => return Err(error),
+                    },
+                }
+            }
+            None => None,
+        };
+        let parent = inspect
+            .host_config
+            .as_ref()
+            .and_then(|h| h.network_mode.as_deref())
+            .and_then(|m| m.strip_prefix("container:"));
+        let parent_name = match parent {
+            Some(parent) => self
+                .inspect_raw(parent)
+                .await?
+                .and_then(|p| p.name)
+                .map(|n| n.trim_start_matches('/').to_owned()),
+            None => None,
+        };
+        Ok(ContainerSpec::from_inspect(
+            inspect,
+            image_config,
+            parent_name.as_deref(),
+        ))
+    }
+
+    /// Starts a created or stopped container (a running one is left as it is).
+    pub async fn start(&self, id: &str) -> Result<(), DockerError> {
+        let docker = self.docker().await?;
+        docker
+            .start_container(id, None)
+            .await
+            .map_err(|e| self.seen(e))
+    }
+
+    /// `docker restart`: stop (SIGTERM, then SIGKILL after `stop_timeout`), start.
+    pub async fn restart(&self, id: &str, stop_timeout: Duration) -> Result<(), DockerError> {
+        let options = RestartContainerOptionsBuilder::default()
+            .t(seconds(stop_timeout))
+            .build();
+        let docker = self
+            .docker()
+            .await?
+            .with_timeout(REQUEST_TIMEOUT + stop_timeout);
+        docker
+            .restart_container(id, Some(options))
+            .await
+            .map_err(|e| self.seen(e))
+    }
+
+    /// Stops a container with its own stop timeout (or `stop_timeout` when given).
+    async fn stop(&self, id: &str, stop_timeout: Option<Duration>) -> Result<(), DockerError> {
+        let mut options = StopContainerOptionsBuilder::default();
+        if let Some(timeout) = stop_timeout {
+            options = options.t(seconds(timeout));
+        }
+        let wait = stop_timeout.unwrap_or(DOCKER_STOP_TIMEOUT);
+        let docker = self.docker().await?.with_timeout(REQUEST_TIMEOUT + wait);
+        docker
+            .stop_container(id, Some(options.build()))
+            .await
+            .map_err(|e| self.seen(e))
+    }
+
+    /// Creates the container from a spec under its name, connects its other
+    /// networks, starts it, and returns its id. Config values the image sets
+    /// are left to the image; the image is the spec's exact image id (named by
+    /// its reference when that still points at the same id). A container that
+    /// cannot get its networks is removed again; one that does not start is
+    /// left created, with Docker's error returned.
+    pub async fn recreate(&self, spec: &ContainerSpec) -> Result<String, DockerError> {
+        if spec.name.is_empty() {
+            return Err(DockerError::Invalid("a container spec without a name"));
+        }
+        let docker = self.docker().await?;
+        let (mut body, networks) = spec.create_body();
+        if !spec.image.is_empty() && spec.image != spec.image_id {
+            match docker.inspect_image(&spec.image).await {
+                Ok(image) if image.id.as_deref() == Some(spec.image_id.as_str()) => {
+                    body.image = Some(spec.image.clone());
+                }
+                Ok(_) => {}
+                Err(error) => match self.seen(error) {
+                    error if error.is_not_found() => {}
+                    error => return Err(error),
+                },
+            }
+        }
+        let options = CreateContainerOptionsBuilder::default()
+            .name(&spec.name)
+            .build();
+        let created = docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(|e| self.seen(e))?;
+        tracing::debug!(container = %spec.name, id = %created.id, "Created a container from its spec");
+        for (network, endpoint) in networks {
+            let request = NetworkConnectRequest {
+                container: created.id.clone(),
+                endpoint_config: Some(endpoint),
+            };
+            if let Err(error) = docker.connect_network(&network, request).await {
+                let error = self.seen(error);
+                let remove = RemoveContainerOptionsBuilder::default().force(true).build();
+                if let Err(cleanup) = docker.remove_container(&created.id, Some(remove)).await {
+                    tracing::warn!(container = %spec.name, error = %cleanup, "Cannot remove a half-created container");
+                }
+                return Err(error);
+            }
+        }
+        docker
+            .start_container(&created.id, None)
+            .await
+            .map_err(|e| self.seen(e))?;
+        Ok(created.id)
+    }
+
+    /// Rolls back: the failing container `current` is stopped, stripped of its
+    /// restart policy, and kept as `<name>.medic-failed-<stamp>` (only the newest
+    /// [`FORENSIC_KEEP`] such copies are kept); then the last known good spec is
+    /// created and started under the name. When `current` is already gone this
+    /// is just a recreate. Returns the new container's id.
+    ///
+    /// Nothing is touched when the rollback cannot work: the last known good
+    /// image is gone (pruned: `NotFound`) or the forensic name is taken (`Conflict`).
+    pub async fn rollback(
+        &self,
+        current: &str,
+        lkg: &ContainerSpec,
+        stamp: &str,
+    ) -> Result<String, DockerError> {
+        if lkg.name.is_empty() {
+            return Err(DockerError::Invalid("a container spec without a name"));
+        }
+        let docker = self.docker().await?;
+        docker
+            .inspect_image(&lkg.image_id)
+            .await
+            .map_err(|e| self.seen(e))?;
+        if let Some(inspect) = self.inspect_raw(current).await? {
+            let forensic = forensic_name(&lkg.name, stamp);
+            if self.inspect_raw(&forensic).await?.is_some() {
+                return Err(DockerError::from(
+                    bollard::errors::Error::DockerResponseServerError {
+                        status_code: 409,
+                        message: format!("the forensic name `{forensic}` is already in use"),
+                    },
+                ));
+            }
+            let id = inspect.id.clone().unwrap_or_else(|| current.to_owned());
+            self.retire(&id, &inspect, &forensic).await?;
+        }
+        let id = self.recreate(lkg).await?;
+        if let Err(error) = self.prune_forensics(&lkg.name).await {
+            tracing::warn!(container = %lkg.name, %error, "Cannot remove old forensic copies");
+        }
+        Ok(id)
+    }
+
+    /// Turns a failed container into a forensic copy: stopped, without a
+    /// restart policy (so a dockerd restart does not bring it back), renamed.
+    /// One that vanishes meanwhile (`--rm`) simply leaves nothing to keep.
+    async fn retire(
+        &self,
+        id: &str,
+        inspect: &ContainerInspectResponse,
+        forensic: &str,
+    ) -> Result<(), DockerError> {
+        let own_timeout = inspect
+            .config
+            .as_ref()
+            .and_then(|c| c.stop_timeout)
+            .and_then(|s| u64::try_from(s).ok())
+            .map(Duration::from_secs);
+        // Stopped first: Docker refuses to update a container its restart
+        // policy is restarting, and a stop ends that loop.
+        match self.stop(id, own_timeout).await {
+            Ok(()) => {}
+            Err(error) if error.is_not_found() => return Ok(()),
+            Err(error) => return Err(error),
+        }
+        let docker = self.docker().await?;
+        let auto_remove = inspect
+            .host_config
+            .as_ref()
+            .and_then(|h| h.auto_remove)
+            .unwrap_or(false);
+        if !auto_remove {
+            let update = ContainerUpdateBody {
+                restart_policy: Some(RestartPolicy {
+                    name: Some(RestartPolicyNameEnum::NO),
+                    maximum_retry_count: None,
+                }),
+                ..Default::default()
+            };
+            if let Err(error) = docker.update_container(id, update).await {
+                match self.seen(error) {
+                    error if error.is_not_found() => return Ok(()),
+                    // Worth keeping the copy anyway: only a dockerd restart would start it.
+                    error => {
+                        tracing::warn!(%id, %error, "Cannot clear the restart policy of a failed container")
+                    }
+                }
+            }
+        }
+        let rename = RenameContainerOptionsBuilder::default()
+            .name(forensic)
+            .build();
+        match docker.rename_container(id, rename).await {
+            Ok(()) => {
+                tracing::debug!(%id, %forensic, "Kept the failed container");
+                Ok(())
+            }
+            Err(error) => match self.seen(error) {
+                error if error.is_not_found() => Ok(()),
+                error => Err(error),
+            },
+        }
+    }
+
+    /// Removes all but the newest [`FORENSIC_KEEP`] forensic copies of a container.
+    async fn prune_forensics(&self, name: &str) -> Result<(), DockerError> {
+        let prefix = forensic_name(name, "");
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&forensic_filter(name))
+            .build();
+        let docker = self.docker().await?;
+        let mut copies: Vec<ContainerSummary> = docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| self.seen(e))?
+            .into_iter()
+            .filter_map(ContainerSummary::from_list)
+            .filter(|c| c.name.starts_with(&prefix))
+            .collect();
+        copies.sort_by(|a, b| (b.created, &b.name).cmp(&(a.created, &a.name)));
+        for old in copies.into_iter().skip(FORENSIC_KEEP) {
+            let options = RemoveContainerOptionsBuilder::default().force(true).build();
+            match docker.remove_container(&old.id, Some(options)).await {
+                Ok(()) => tracing::debug!(container = %old.name, "Removed an old forensic copy"),
+                Err(error) => match self.seen(error) {
+                    error if error.is_not_found() => {}
+                    error => return Err(error),
+                },
+            }
+        }
+        Ok(())
+    }
+
+    /// Container events medic listens to ([`ACTIONS`]) as they happen. The
+    /// stream ends or fails when the connection breaks; reconnecting is the caller's call.
+    pub fn events(&self) -> impl Stream<Item = Result<ContainerEvent, DockerError>> + Send + use<> {
+        let client = self.clone();
+        let filters = std::collections::HashMap::from([
+            ("type", vec!["container"]),
+            ("event", ACTIONS.to_vec()),
+        ]);
+        let options = EventsOptionsBuilder::default().filters(&filters).build();
+        stream::once(async move {
+            let docker = client.docker().await?;
+            let events = docker.events(Some(options)).map(move |item| match item {
+                Ok(message) => Ok(ContainerEvent::from_message(message)),
+                Err(error) => Err(client.seen(error)),
+            });
+            Ok::<_, DockerError>(events)
+        })
+        .try_flatten()
+    }
+}
+
+/// Parses an engine address.
+fn parse_host(host: &str) -> Result<Endpoint, DockerError> {
+    let unsupported = |reason| DockerError::UnsupportedHost {
+        host: host.to_owned(),
+        reason,
+    };
+    if let Some(path) = host.strip_prefix("unix://") {
+        if path.is_empty() {
+            return Err(unsupported("no socket path"));
+        }
+        return Ok(Endpoint::Unix(path.to_owned()));
+    }
+    if host.starts_with('/') {
+        return Ok(Endpoint::Unix(host.to_owned()));
+    }
+    for scheme in ["tcp://", "http://"] {
+        if let Some(addr) = host.strip_prefix(scheme) {
+            let addr = addr.trim_end_matches('/');
+            if addr.is_empty() {
+                return Err(unsupported("no host:port"));
+            }
+            return Ok(Endpoint::Http(addr.to_owned()));
+        }
+    }
+    Err(unsupported(
+        "expected unix:///path, tcp://host:port or http://host:port",
+    ))
+}
+
+/// The first socket that exists, else the first candidate.
+fn default_socket(
+    candidates: impl IntoIterator<Item = PathBuf>,
+    exists: impl Fn(&Path) -> bool,
+) -> PathBuf {
+    let candidates: Vec<PathBuf> = candidates.into_iter().collect();
+    candidates
+        .iter()
+        .find(|p| exists(p))
+        .or(candidates.first())
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from("/var/run/docker.sock"))
+}
+
+/// Docker's own answer for a missing container, for lookups that found an unrelated one.
+fn no_such_container(id_or_name: &str) -> DockerError {
+    DockerError::from(bollard::errors::Error::DockerResponseServerError {
+        status_code: 404,
+        message: format!("No such container: {id_or_name}"),
+    })
+}
+
+fn seconds(duration: Duration) -> i32 {
+    i32::try_from(duration.as_secs()).unwrap_or(i32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check(host: &str, expect: Option<Endpoint>) {
+        assert_eq!(parse_host(host).ok(), expect, "{host}");
+    }
+
+    #[test]
+    fn engine_addresses() {
+        check(
+            "unix:///var/run/docker.sock",
+            Some(Endpoint::Unix("/var/run/docker.sock".into())),
+        );
+        check("/tmp/d.sock", Some(Endpoint::Unix("/tmp/d.sock".into())));
+        check(
+            "tcp://127.0.0.1:2375",
+            Some(Endpoint::Http("127.0.0.1:2375".into())),
+        );
+        check(
+            "http://localhost:2375/",
+            Some(Endpoint::Http("localhost:2375".into())),
+        );
+        check("ssh://me@host", None);
+        check("https://host:2376", None);
+        check("unix://", None);
+    }
+
+    #[test]
+    fn the_first_socket_that_exists() {
+        let candidates = || ["/a", "/b"].map(PathBuf::from);
+        assert_eq!(
+            default_socket(candidates(), |p| p == Path::new("/b")),
+            PathBuf::from("/b")
+        );
+        assert_eq!(default_socket(candidates(), |_| false), PathBuf::from("/a"));
+    }
+
+    #[tokio::test]
+    async fn a_missing_socket_is_unreachable_not_a_connect_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("docker.sock");
+        let client = DockerClient::connect_to(&format!("unix://{}", socket.display())).unwrap();
+        let error = client.ping().await.unwrap_err();
+        assert!(error.is_unreachable(), "{error}");
+        let error = client.inspect("web").await.unwrap_err();
+        assert!(error.is_unreachable(), "{error}");
+        let mut events = std::pin::pin!(client.events());
+        let error = events.next().await.unwrap().unwrap_err();
+        assert!(error.is_unreachable(), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_unreachable() {
+        // A socket file nobody listens on: bind, then drop the listener.
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("docker.sock");
+        drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+        let client = DockerClient::connect_to(socket.to_str().unwrap()).unwrap();
+        let error = client
+            .find(&Selector::Name("web".into()))
+            .await
+            .unwrap_err();
+        assert!(error.is_unreachable(), "{error}");
+        // A closed TCP port too.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let client = DockerClient::connect_to(&format!("tcp://127.0.0.1:{port}")).unwrap();
+        let error = client.ping().await.unwrap_err();
+        assert!(error.is_unreachable(), "{error}");
+    }
+}
