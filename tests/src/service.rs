@@ -240,6 +240,74 @@ fn a_reload_that_changes_one_service_keeps_the_others_attempt_counts() {
 }
 
 #[test]
+fn the_deb_holds_the_binary_the_unit_and_the_config() {
+    let Some(deb) = env::deb() else { return };
+    let Some(analyze) = env::program("systemd-analyze") else {
+        return;
+    };
+    let listing = Command::new("dpkg").args(["-c", &deb]).output().unwrap();
+    assert!(listing.status.success());
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    for file in [
+        "./usr/bin/medic",
+        "./usr/lib/systemd/system/medic.service",
+        "./usr/lib/sysusers.d/medic.conf",
+        "./usr/lib/tmpfiles.d/medic.conf",
+        "./etc/medic/medic.toml",
+        "./usr/share/doc/medic/copyright",
+    ] {
+        assert!(
+            listing.lines().any(|l| l.ends_with(file)),
+            "{file} in the .deb:\n{listing}"
+        );
+    }
+    let conffiles = Command::new("dpkg-deb")
+        .args(["-I", &deb, "conffiles"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&conffiles.stdout).trim(),
+        "/etc/medic/medic.toml"
+    );
+
+    // What it unpacks to works: the binary runs, the config is valid, the unit verifies.
+    let root = tempfile::tempdir().unwrap();
+    let unpacked = Command::new("dpkg")
+        .args(["-x", &deb])
+        .arg(root.path())
+        .status()
+        .unwrap();
+    assert!(unpacked.success());
+    let medic = root.path().join("usr/bin/medic");
+    let check = Command::new(&medic)
+        .args(["config", "check"])
+        .arg(root.path().join("etc/medic/medic.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let unit = root.path().join("usr/lib/systemd/system/medic.service");
+    let text = std::fs::read_to_string(&unit)
+        .unwrap()
+        .replace("/usr/bin/medic", &medic.display().to_string());
+    let unit = root.path().join("medic.service");
+    std::fs::write(&unit, text).unwrap();
+    let verify = Command::new(analyze)
+        .arg("verify")
+        .arg(&unit)
+        .output()
+        .unwrap();
+    let messages = String::from_utf8_lossy(&verify.stderr);
+    assert!(
+        verify.status.success() && !messages.contains("medic.service:"),
+        "systemd-analyze verify: {messages}"
+    );
+}
+
+#[test]
 fn the_control_socket_refuses_another_user() {
     let Some(runuser) = env::program("runuser") else {
         return;
@@ -279,16 +347,62 @@ fn the_control_socket_refuses_another_user() {
     );
 }
 
-/// GET http://127.0.0.1:PORT/PATH, the body.
-fn http_get(port: u16, path: &str) -> Option<String> {
+/// GET http://127.0.0.1:PORT/PATH with extra header lines: the status code and the body.
+fn http_get(port: u16, path: &str, headers: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: localhost\r\n{headers}\r\n"
+    )
+    .ok()?;
     let mut answer = String::new();
     stream.read_to_string(&mut answer).ok()?;
-    answer
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
+    let (head, body) = answer.split_once("\r\n\r\n")?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    Some((status, body.to_owned()))
+}
+
+#[test]
+fn tcp_control_needs_the_bearer_token_and_the_socket_takes_its_group() {
+    let (port, control) = (free_port(), free_port());
+    let _listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let token_dir = tempfile::tempdir().unwrap();
+    let token_file = token_dir.path().join("token");
+    std::fs::write(&token_file, "s3cret-token\n").unwrap();
+    let keys = format!(
+        "control_listen = \"127.0.0.1:{control}\"\ncontrol_token_file = \"{}\"\ncontrol_socket_mode = \"0660\"\ncontrol_socket_group = \"nogroup\"",
+        token_file.display()
+    );
+    let medic = Medic::start_with(&keys, &(FAST.to_owned() + &tcp_service("db", port)));
+    medic.wait_event("healthy", |e| e["event"] == "healthy");
+
+    let get = |headers: &str| {
+        eventually("the TCP control API", || {
+            http_get(control, "/v1/status", headers)
+        })
+    };
+    assert_eq!(get("").0, 401, "no token");
+    assert_eq!(
+        get("Authorization: Bearer wrong\r\n").0,
+        401,
+        "a wrong token"
+    );
+    assert_eq!(
+        get("Authorization: Bearer s3cret-token-and-more\r\n").0,
+        401,
+        "a longer token"
+    );
+    let (status, body) = get("Authorization: Bearer s3cret-token\r\n");
+    assert_eq!(status, 200, "{body}");
+    let report: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(report["services"][0]["name"], "db");
+
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let socket = std::fs::metadata(medic.dir.path().join("control.sock")).unwrap();
+    assert_eq!(socket.permissions().mode() & 0o777, 0o660);
+    let nogroup = nix::unistd::Group::from_name("nogroup").unwrap().unwrap();
+    assert_eq!(socket.gid(), nogroup.gid.as_raw());
 }
 
 #[test]
@@ -304,7 +418,9 @@ fn metrics_parse_as_prometheus_text() {
         e["service"] == "cache" && e["event"] == "failing"
     });
     let body = eventually("a scrape", || {
-        http_get(metrics, "/metrics").filter(|b| b.contains("medic_service_up"))
+        http_get(metrics, "/metrics", "")
+            .map(|(_, body)| body)
+            .filter(|b| b.contains("medic_service_up"))
     });
     let lines = body.lines().map(|l| Ok(l.to_owned()));
     let scrape = prometheus_parse::Scrape::parse(lines).expect("Prometheus text format");

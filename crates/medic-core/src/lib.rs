@@ -18,7 +18,7 @@ pub mod snapshot;
 pub mod supervisor;
 
 pub use event::{Alert, EventKind, RecoveryEvent, Severity};
-pub use machine::{Health, Phase, UnitStatus};
+pub use machine::{ClosedIncident, Health, Phase, UnitStatus};
 pub use observation::{Evidence, Observation, Outcome, Urgency};
 pub use policy::{Policy, ProbeTiming};
 pub use supervisor::{Action, ActionResult, Control, Input, Step, Supervisor};

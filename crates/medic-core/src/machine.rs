@@ -117,8 +117,21 @@ pub struct UnitStatus {
     pub attempts: u32,
     /// The open incident.
     pub incident: Option<String>,
+    /// How the last closed incident ended, since medic started.
+    pub last_incident: Option<ClosedIncident>,
     /// The last observation of each probe (None: not observed yet).
     pub probes: Vec<Option<ProbeStatus>>,
+}
+
+/// An incident that ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClosedIncident {
+    /// Its id.
+    pub id: String,
+    /// `recovered`, `rolled_back` or `reset`.
+    pub outcome: &'static str,
+    /// When it ended.
+    pub ended: Instant,
 }
 
 #[derive(Debug, Clone)]
@@ -156,6 +169,7 @@ pub(crate) struct Machine {
     started: Instant,
     probes: Vec<ProbeState>,
     incident: Option<Incident>,
+    last_incident: Option<ClosedIncident>,
     attempts: VecDeque<Instant>,
     paused: Option<Option<Instant>>,
     blind: bool,
@@ -175,6 +189,7 @@ impl Machine {
             started: now,
             probes,
             incident: None,
+            last_incident: None,
             attempts: VecDeque::new(),
             paused: None,
             blind: false,
@@ -259,6 +274,7 @@ impl Machine {
             since: self.since,
             attempts: self.attempts_in_window(now),
             incident: self.incident.as_ref().map(|i| i.id.clone()),
+            last_incident: self.last_incident.clone(),
             probes: self.probes.iter().map(|p| p.last.clone()).collect(),
         }
     }
@@ -723,7 +739,7 @@ impl Machine {
         if self.incident.as_ref().is_some_and(|i| i.alerted) {
             self.alert(ctx, Severity::Info, "resolved", message, true);
         }
-        self.incident = None;
+        self.end_incident(now, kind.as_str());
         self.record_last_known_good(ctx);
     }
 
@@ -844,7 +860,17 @@ impl Machine {
         if self.incident.as_ref().is_some_and(|i| i.alerted) {
             self.alert(ctx, Severity::Info, "resolved", "reset by a person", true);
         }
-        self.incident = None;
+        self.end_incident(now, "reset");
+    }
+
+    fn end_incident(&mut self, now: Instant, outcome: &'static str) {
+        if let Some(incident) = self.incident.take() {
+            self.last_incident = Some(ClosedIncident {
+                id: incident.id,
+                outcome,
+                ended: now,
+            });
+        }
     }
 
     /// A person asked for a restart now: a fresh attempt budget, even when paused or escalated.

@@ -1,16 +1,23 @@
-//! The control API: HTTP+JSON on a unix socket (mode 0600), through which
-//! `medic status`, `pause`, `resume`, `reset` and `recover` reach the daemon.
+//! The control API: HTTP+JSON on a unix socket (mode 0600 unless configured),
+//! through which `medic status`, `pause`, `resume`, `reset` and `recover`
+//! reach the daemon; optionally the same API on TCP, behind a bearer token.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::extract::{Path as UrlPath, State};
-use axum::http::StatusCode;
+use axum::extract::{Path as UrlPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use medic_core::config::{Settings, SocketAccess};
+use nix::unistd::{Group, User};
 use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot};
 
@@ -34,8 +41,14 @@ pub struct ErrorBody {
 
 type Reply<T> = Result<Json<T>, (StatusCode, Json<ErrorBody>)>;
 
-/// Binds the socket (replacing a stale one) and serves until shutdown; requests go to `tx`.
-pub fn serve(socket: &Path, shell: &Shell, tx: mpsc::Sender<ControlRequest>) -> anyhow::Result<()> {
+/// Binds the socket (replacing a stale one) with its configured access, and
+/// the TCP listener when configured; serves until shutdown; requests go to `tx`.
+pub fn serve(
+    settings: &Settings,
+    shell: &Shell,
+    tx: mpsc::Sender<ControlRequest>,
+) -> anyhow::Result<()> {
+    let socket = &settings.control_socket;
     if let Some(parent) = socket.parent() {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
@@ -49,14 +62,72 @@ pub fn serve(socket: &Path, shell: &Shell, tx: mpsc::Sender<ControlRequest>) -> 
     }
     let listener =
         UnixListener::bind(socket).with_context(|| format!("cannot bind {}", socket.display()))?;
-    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("cannot restrict {}", socket.display()))?;
-    let app = Router::new()
+    restrict(socket, &settings.control_access)?;
+    spawn(shell, listener, router(tx.clone()));
+    if let Some(tcp) = &settings.control_tcp {
+        let token = std::fs::read_to_string(&tcp.token_file).with_context(|| {
+            format!(
+                "cannot read control_token_file {}",
+                tcp.token_file.display()
+            )
+        })?;
+        let token = Arc::new(token.trim().to_owned());
+        anyhow::ensure!(
+            !token.is_empty(),
+            "control_token_file {} is empty",
+            tcp.token_file.display()
+        );
+        let listener = std::net::TcpListener::bind(&tcp.listen)
+            .with_context(|| format!("cannot listen on control_listen {}", tcp.listen))?;
+        listener.set_nonblocking(true)?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let app = router(tx).layer(middleware::from_fn_with_state(token, bearer));
+        spawn(shell, listener, app);
+    }
+    Ok(())
+}
+
+/// Applies the configured mode, owner and group to the freshly bound socket.
+fn restrict(socket: &Path, access: &SocketAccess) -> anyhow::Result<()> {
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(access.mode))
+        .with_context(|| format!("cannot set the mode of {}", socket.display()))?;
+    let uid = match &access.owner {
+        Some(name) => Some(
+            User::from_name(name)?
+                .with_context(|| format!("control_socket_owner: no user `{name}`"))?
+                .uid,
+        ),
+        None => None,
+    };
+    let gid = match &access.group {
+        Some(name) => Some(
+            Group::from_name(name)?
+                .with_context(|| format!("control_socket_group: no group `{name}`"))?
+                .gid,
+        ),
+        None => None,
+    };
+    if uid.is_some() || gid.is_some() {
+        nix::unistd::chown(socket, uid, gid)
+            .with_context(|| format!("cannot chown {}", socket.display()))?;
+    }
+    Ok(())
+}
+
+fn router(tx: mpsc::Sender<ControlRequest>) -> Router {
+    Router::new()
         .route("/v1/status", get(status))
         .route("/v1/reload", post(reload))
         .route("/v1/services/{name}/pause", post(pause))
         .route("/v1/services/{name}/{command}", post(command))
-        .with_state(tx);
+        .with_state(tx)
+}
+
+fn spawn<L>(shell: &Shell, listener: L, app: Router)
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     let cancel = shell.cancel.clone();
     shell.tracker.spawn(async move {
         let server = axum::serve(listener, app)
@@ -65,7 +136,26 @@ pub fn serve(socket: &Path, shell: &Shell, tx: mpsc::Sender<ControlRequest>) -> 
             tracing::error!(%error, "Control API stopped");
         }
     });
-    Ok(())
+}
+
+/// TCP control: 401 unless `Authorization: Bearer <token>` matches, compared in constant time.
+async fn bearer(
+    State(token): State<Arc<String>>,
+    request: Request,
+    next: Next,
+) -> Result<Response, (StatusCode, Json<ErrorBody>)> {
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
+        Ok(next.run(request).await)
+    } else {
+        let error = "a valid bearer token is required".to_owned();
+        Err((StatusCode::UNAUTHORIZED, Json(ErrorBody { error })))
+    }
 }
 
 async fn status(State(tx): State<mpsc::Sender<ControlRequest>>) -> Reply<StatusReport> {

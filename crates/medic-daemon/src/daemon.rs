@@ -202,7 +202,7 @@ pub async fn run(
     tracing::info!(services = config.services.len(), "medic is running");
 
     let (control_tx, mut control) = mpsc::channel(16);
-    crate::control::serve(&settings.control_socket, &shell, control_tx.clone())?;
+    crate::control::serve(&settings, &shell, control_tx.clone())?;
     if let Some(listen) = &settings.metrics_listen {
         crate::metrics::serve(listen, &shell, control_tx)?;
     }

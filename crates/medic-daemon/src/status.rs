@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::WallClock;
 
+const DAY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 /// Every unit's status.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusReport {
@@ -39,11 +41,29 @@ pub struct ServiceStatus {
     /// The open incident.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident: Option<String>,
+    /// Share of the last 24 hours with a verdict that was healthy (unknown time
+    /// counts neither way); absent before any verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability_24h: Option<f64>,
+    /// How the last closed incident ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_incident: Option<LastIncident>,
     /// Age of the freshest observation, in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_observation_ms: Option<u64>,
     /// The last observation of each probe.
     pub probes: Vec<ProbeStatus>,
+}
+
+/// An incident that ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LastIncident {
+    /// Its id.
+    pub id: String,
+    /// recovered, rolled_back or reset.
+    pub outcome: String,
+    /// When it ended.
+    pub ended: Timestamp,
 }
 
 /// The last observation of one probe.
@@ -90,7 +110,15 @@ impl StatusReport {
                     .flatten()
                     .map(|p| millis(now.saturating_duration_since(p.at)))
                     .min();
+                let availability_24h = sup.availability(&s.name, now, DAY);
+                let last_incident = s.last_incident.map(|i| LastIncident {
+                    id: i.id,
+                    outcome: i.outcome.to_owned(),
+                    ended: clock.to_wall(i.ended),
+                });
                 ServiceStatus {
+                    availability_24h,
+                    last_incident,
                     name: s.name,
                     state: s.state.to_owned(),
                     health: health_name(s.health).to_owned(),

@@ -7,6 +7,11 @@ pub fn docker_host() -> Option<String> {
     require("a Docker engine", "MEDIC_TEST_DOCKER_HOST")
 }
 
+/// The .deb the test command built with cargo-deb (`MEDIC_TEST_DEB`).
+pub fn deb() -> Option<String> {
+    require("the .deb package", "MEDIC_TEST_DEB")
+}
+
 /// A program the test command installs (`systemd-analyze`, `runuser`), found on PATH.
 pub fn program(name: &str) -> Option<String> {
     let found = std::env::var_os("PATH")

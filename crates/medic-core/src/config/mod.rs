@@ -261,7 +261,42 @@ fn build_settings(raw: RawSettings, errors: &mut Errors) -> Settings {
         None => 4,
     };
     let state_dir = PathBuf::from(raw.state_dir.unwrap_or_else(|| "/var/lib/medic".into()));
+    let mode = match raw.control_socket_mode {
+        Some(mode) => match u32::from_str_radix(mode.get_ref(), 8) {
+            Ok(bits) if bits <= 0o777 => bits,
+            _ => {
+                errors.at(
+                    mode.span(),
+                    "`control_socket_mode` must be octal permission bits",
+                    Some("for example \"0600\" or \"0660\"".into()),
+                );
+                0o600
+            }
+        },
+        None => 0o600,
+    };
+    let control_tcp = match (raw.control_listen, raw.control_token_file) {
+        (Some(listen), Some(token_file)) => Some(TcpControl {
+            listen: listen.into_inner(),
+            token_file: PathBuf::from(token_file),
+        }),
+        (Some(listen), None) => {
+            errors.at(
+                listen.span(),
+                "`control_listen` needs `control_token_file`",
+                Some("TCP control always requires a bearer token: put one in a file only medic can read".into()),
+            );
+            None
+        }
+        (None, _) => None,
+    };
     Settings {
+        control_access: SocketAccess {
+            mode,
+            owner: raw.control_socket_owner,
+            group: raw.control_socket_group,
+        },
+        control_tcp,
         recovery_log: raw
             .recovery_log
             .map_or_else(|| state_dir.join("recovery.jsonl"), PathBuf::from),

@@ -28,6 +28,10 @@ pub struct Settings {
     pub alerts_file: PathBuf,
     /// The control API's unix socket.
     pub control_socket: PathBuf,
+    /// Who may use the control socket: its mode, owner and group.
+    pub control_access: SocketAccess,
+    /// The control API over TCP, with the bearer token it requires; off when `None`.
+    pub control_tcp: Option<TcpControl>,
     /// Prometheus metrics and status page address; `None` when set to "".
     pub metrics_listen: Option<String>,
     /// Docker engine address; `None` means `DOCKER_HOST` or the local socket.
@@ -40,6 +44,26 @@ pub struct Settings {
     pub blind_alert_after: Duration,
     /// Most restarts and rollbacks running at once, so a host-wide failure causes no restart storm.
     pub max_concurrent_actions: usize,
+}
+
+/// Permissions applied to the control socket after it is bound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketAccess {
+    /// Permission bits (default 0o600: medic's user and root only).
+    pub mode: u32,
+    /// A user name to chown the socket to.
+    pub owner: Option<String>,
+    /// A group name to chown the socket to (with mode 0660, that group may use it).
+    pub group: Option<String>,
+}
+
+/// The control API on a TCP address, for remote tools; every request needs the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpControl {
+    /// Where to listen, e.g. "127.0.0.1:9465".
+    pub listen: String,
+    /// The file whose content (trimmed) is the bearer token; read by the daemon at start.
+    pub token_file: PathBuf,
 }
 
 /// One service: a target to act on and the probes that judge it.

@@ -170,6 +170,16 @@ pub(crate) struct RawSettings {
     pub alerts_file: Option<String>,
     /// The control API's unix socket.
     pub control_socket: Option<String>,
+    /// The socket's permission bits, octal ("0600").
+    pub control_socket_mode: Option<Spanned<String>>,
+    /// The socket's owner (a user name); medic must be root to change it.
+    pub control_socket_owner: Option<String>,
+    /// The socket's group (a group name).
+    pub control_socket_group: Option<String>,
+    /// A TCP address for the control API; off unless set, and then only with a token.
+    pub control_listen: Option<Spanned<String>>,
+    /// The file holding the bearer token that TCP control requires.
+    pub control_token_file: Option<String>,
     /// Metrics listen address; "" turns metrics off.
     pub metrics_listen: Option<String>,
     /// Docker engine address (unix:// or tcp://).

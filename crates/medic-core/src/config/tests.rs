@@ -242,6 +242,12 @@ fn settings_have_defaults_and_follow_state_dir() {
             recovery_log: "/var/lib/medic/recovery.jsonl".into(),
             alerts_file: "/var/lib/medic/alerts/critical.jsonl".into(),
             control_socket: "/run/medic/control.sock".into(),
+            control_access: SocketAccess {
+                mode: 0o600,
+                owner: None,
+                group: None,
+            },
+            control_tcp: None,
             metrics_listen: Some("127.0.0.1:9464".into()),
             docker_host: None,
             reconcile_interval: Duration::from_secs(10),
@@ -266,6 +272,35 @@ reconcile_interval = "1m30s"
     assert_eq!(medic.metrics_listen, None);
     assert_eq!(medic.docker_host.as_deref(), Some("tcp://127.0.0.1:2375"));
     assert_eq!(medic.reconcile_interval, Duration::from_secs(90));
+}
+
+#[test]
+fn control_access_and_tcp_control_need_valid_values() {
+    let medic = valid(
+        r#"
+[medic]
+control_socket_mode = "0660"
+control_socket_group = "adm"
+control_listen = "127.0.0.1:9465"
+control_token_file = "/etc/medic/token"
+"#,
+    )
+    .medic;
+    assert_eq!(medic.control_access.mode, 0o660);
+    assert_eq!(medic.control_access.group.as_deref(), Some("adm"));
+    assert_eq!(
+        medic.control_tcp,
+        Some(TcpControl {
+            listen: "127.0.0.1:9465".into(),
+            token_file: "/etc/medic/token".into(),
+        })
+    );
+    assert_snapshot!(check("[medic]\ncontrol_socket_mode = \"rw\"\ncontrol_listen = \"0.0.0.0:9465\"\n"), @r#"
+    medic.toml:2:23: error: `control_socket_mode` must be octal permission bits
+      hint: for example "0600" or "0660"
+    medic.toml:3:18: error: `control_listen` needs `control_token_file`
+      hint: TCP control always requires a bearer token: put one in a file only medic can read
+    "#);
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 use hyper::Method;
-use medic_daemon::status::StatusReport;
+use medic_daemon::status::{ServiceStatus, StatusReport};
 
 use crate::client::call;
 use crate::config_file::ConfigArgs;
@@ -98,6 +98,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
             "SINCE",
             "LAST SEEN",
             "ATTEMPTS",
+            "AVAIL 24H",
             "INCIDENT",
         ]);
         for s in &report.services {
@@ -117,7 +118,11 @@ pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
                 Cell::plain(since),
                 Cell::plain(seen),
                 Cell::plain(s.attempts.to_string()),
-                Cell::plain(s.incident.as_deref().unwrap_or("-")),
+                Cell::plain(
+                    s.availability_24h
+                        .map_or("-".to_owned(), |a| format!("{:.2}%", a * 100.0)),
+                ),
+                Cell::plain(incident(s)),
             ]);
         }
         table.write(&mut out)?;
@@ -150,6 +155,15 @@ fn send(args: &UnitArgs, command: &str, body: Option<serde_json::Value>) -> anyh
             .and_then(|e| e.as_str())
             .unwrap_or("refused");
         anyhow::bail!("{command} {}: {error}", args.service)
+    }
+}
+
+/// The open incident, else how the last one ended.
+fn incident(s: &ServiceStatus) -> String {
+    match (&s.incident, &s.last_incident) {
+        (Some(open), _) => format!("{open} (open)"),
+        (None, Some(last)) => format!("{} ({})", last.id, last.outcome),
+        (None, None) => "-".to_owned(),
     }
 }
 
