@@ -19,7 +19,7 @@ stop_timeout = "1s"
 "#;
 
 /// A config watching one container.
-fn config(container: &str, port: u16) -> String {
+pub(crate) fn config(container: &str, port: u16) -> String {
     FAST.to_owned()
         + &format!(
             r#"
@@ -35,7 +35,7 @@ container = {{ name = "{container}" }}
 }
 
 /// Starts a good:1 container serving on `port` with settings recreate must keep.
-fn run_good(engine: &Engine, name: &str, port: u16, scratch: &std::path::Path) {
+pub(crate) fn run_good(engine: &Engine, name: &str, port: u16, scratch: &std::path::Path) {
     engine.run(&[
         "run",
         "-d",
@@ -58,7 +58,7 @@ fn run_good(engine: &Engine, name: &str, port: u16, scratch: &std::path::Path) {
 }
 
 /// Starts medic on one container and waits until it is healthy with a recorded last known good spec.
-fn watch(name: &str, port: u16) -> Medic {
+pub(crate) fn watch(name: &str, port: u16) -> Medic {
     let medic = Medic::start(&config(name, port));
     medic.wait_event("healthy", |e| e["event"] == "healthy");
     eventually("the last known good spec", || {

@@ -4,5 +4,6 @@ mod support;
 
 mod cli;
 mod command_target;
+mod deploy;
 mod docker;
 mod service;

@@ -47,6 +47,14 @@ pub enum EventKind {
     WaitingForDependency,
     /// The service is no longer watched (config reload, container gone from a selector).
     Removed,
+    /// `medic deploy` began: automatic recovery is held.
+    DeployStarted,
+    /// The deploy command finished; the new version is verified.
+    DeployDone,
+    /// The deploy command failed, or the new version was not healthy in time: rollback follows.
+    DeployFailed,
+    /// The new version was healthy on fresh observations: it is the last known good now.
+    Deployed,
 }
 
 impl EventKind {
@@ -74,6 +82,10 @@ impl EventKind {
             EventKind::Interrupted => "interrupted",
             EventKind::WaitingForDependency => "waiting_for_dependency",
             EventKind::Removed => "removed",
+            EventKind::DeployStarted => "deploy",
+            EventKind::DeployDone => "deploy_done",
+            EventKind::DeployFailed => "deploy_failed",
+            EventKind::Deployed => "deployed",
         }
     }
 }

@@ -45,10 +45,27 @@ pub enum Phase {
     },
     /// No further automatic action until a person resets the unit.
     Escalated,
+    /// A person's deploy command runs; no automatic action meanwhile.
+    DeployRunning {
+        /// When the command's result must have arrived (else the deploy failed).
+        deadline: Instant,
+        /// How long the new version gets to be healthy once the command finished.
+        verify_timeout: Duration,
+    },
+    /// The deploy command finished; fresh successes of every probe must arrive before `deadline`.
+    DeployVerifying {
+        /// When the command finished; only observations after it count.
+        since: Instant,
+        /// When the deploy fails and is rolled back.
+        deadline: Instant,
+        /// When to ask for the next probe round.
+        next_probe: Instant,
+    },
 }
 
 impl Phase {
-    /// The state name of DESIGN.md: starting, healthy, failing, recovering, rolling_back, escalated.
+    /// The state name of DESIGN.md: starting, healthy, failing, recovering, rolling_back,
+    /// escalated, and deploying while `medic deploy` runs.
     pub fn name(&self) -> &'static str {
         match self {
             Phase::Starting => "starting",
@@ -65,6 +82,7 @@ impl Phase {
                 Step::Rollback => "rolling_back",
             },
             Phase::Escalated => "escalated",
+            Phase::DeployRunning { .. } | Phase::DeployVerifying { .. } => "deploying",
         }
     }
 
@@ -230,7 +248,12 @@ impl Machine {
 
     pub(crate) fn snapshot(&self) -> UnitSnapshot {
         let phase = match self.phase {
-            Phase::Starting | Phase::Healthy => SavedPhase::Fine,
+            // A deploy is not continued after a restart: supervision resumes as
+            // usual, with the last known good from before the deploy.
+            Phase::Starting
+            | Phase::Healthy
+            | Phase::DeployRunning { .. }
+            | Phase::DeployVerifying { .. } => SavedPhase::Fine,
             Phase::Failing => SavedPhase::Failing,
             Phase::Escalated => SavedPhase::Escalated,
             Phase::Waiting { step, .. }
@@ -287,6 +310,8 @@ impl Machine {
         match self.phase {
             Phase::Healthy => Health::Healthy,
             Phase::Starting if self.probes.iter().all(|p| p.last.is_none()) => Health::Unknown,
+            // Mid-deploy nothing is claimed until the new version is verified.
+            Phase::DeployRunning { .. } | Phase::DeployVerifying { .. } => Health::Unknown,
             _ => Health::Unhealthy,
         }
     }
@@ -328,7 +353,13 @@ impl Machine {
                 deadline,
                 next_probe,
                 ..
+            }
+            | Phase::DeployVerifying {
+                deadline,
+                next_probe,
+                ..
             } => Some(deadline.min(next_probe)),
+            Phase::DeployRunning { deadline, .. } => Some(deadline),
             _ => None,
         };
         let pause = self.paused.flatten();
@@ -454,6 +485,9 @@ impl Machine {
                 }
                 self.close_incident(now, kind, &message, ctx);
             }
+            Phase::DeployVerifying { since, .. } if self.all_ok_since(Some(since)) => {
+                self.deploy_promoted(now, ctx);
+            }
             _ => {}
         }
     }
@@ -465,7 +499,13 @@ impl Machine {
         observation: Observation,
         ctx: &mut Ctx,
     ) {
-        let acting = matches!(self.phase, Phase::Acting { .. } | Phase::Verifying { .. });
+        let acting = matches!(
+            self.phase,
+            Phase::Acting { .. }
+                | Phase::Verifying { .. }
+                | Phase::DeployRunning { .. }
+                | Phase::DeployVerifying { .. }
+        );
         if let Some(incident) = self.incident.as_mut().filter(|_| !acting) {
             // Alerts carry every probe's latest failure evidence, not only the first
             // one's; what a service shows while medic acts on it or while it boots
@@ -492,6 +532,12 @@ impl Machine {
             Phase::Verifying { step, .. } if decisive => {
                 let message = format!("still failing: {}", observation.message);
                 self.verification_failed(now, step, message, observation.evidence, ctx);
+            }
+            // A container that is gone may still be replaced before the deploy
+            // timeout; one that died is a failed deploy at once.
+            Phase::DeployVerifying { .. } if decisive && observation.urgency != Urgency::Gone => {
+                let message = format!("the new version fails: {}", observation.message);
+                self.deploy_failed(now, message, observation.evidence, ctx);
             }
             _ => {}
         }
@@ -623,6 +669,9 @@ impl Machine {
     }
 
     pub(crate) fn on_finished(&mut self, now: Instant, result: ActionResult, ctx: &mut Ctx) {
+        if let Phase::DeployRunning { verify_timeout, .. } = self.phase {
+            return self.deploy_command_finished(now, verify_timeout, result, ctx);
+        }
         let Phase::Acting { step } = self.phase else {
             return; // a late result after a reset: the reset already decided
         };
@@ -761,6 +810,41 @@ impl Machine {
         }
         match self.phase {
             Phase::Waiting { .. } => self.drive(now, ctx),
+            Phase::DeployRunning { deadline, .. } if now >= deadline => {
+                let message = "the deploy command did not report back in time".to_owned();
+                self.deploy_failed(now, message, Evidence::new(), ctx);
+            }
+            Phase::DeployVerifying {
+                since,
+                deadline,
+                next_probe,
+            } => {
+                if now >= deadline && self.blind {
+                    let deadline = now + self.policy.verify_interval;
+                    self.phase = Phase::DeployVerifying {
+                        since,
+                        deadline,
+                        next_probe,
+                    };
+                } else if now >= deadline {
+                    let message = format!(
+                        "not healthy on fresh observations within the deploy timeout ({})",
+                        humantime::format_duration(round_secs(
+                            deadline.saturating_duration_since(since)
+                        ))
+                    );
+                    self.deploy_failed(now, message, Evidence::new(), ctx);
+                } else if now >= next_probe {
+                    self.phase = Phase::DeployVerifying {
+                        since,
+                        deadline,
+                        next_probe: now + self.policy.verify_interval,
+                    };
+                    ctx.out.push_back(Action::Probe {
+                        unit: self.name.clone(),
+                    });
+                }
+            }
             Phase::Verifying {
                 step,
                 since,
@@ -875,7 +959,7 @@ impl Machine {
 
     /// A person asked for a restart now: a fresh attempt budget, even when paused or escalated.
     pub(crate) fn recover(&mut self, now: Instant, ctx: &mut Ctx) {
-        if matches!(self.phase, Phase::Acting { .. }) || !self.policy.can_restart {
+        if !self.can_deploy() || !self.policy.can_restart {
             return;
         }
         self.attempts.clear();
@@ -903,6 +987,148 @@ impl Machine {
                 at: now,
             },
         );
+        let ready = std::mem::replace(&mut ctx.dependencies_ready, true);
+        self.drive(now, ctx);
+        ctx.dependencies_ready = ready;
+        self.paused = paused;
+    }
+
+    /// Whether a deploy may begin: not while a recovery action or another deploy runs.
+    pub(crate) fn can_deploy(&self) -> bool {
+        !matches!(
+            self.phase,
+            Phase::Acting { .. } | Phase::DeployRunning { .. } | Phase::DeployVerifying { .. }
+        )
+    }
+
+    /// A person's deploy begins: no automatic action until its command reports
+    /// back (within `command_timeout`) and the new version is verified (within
+    /// `verify_timeout`).
+    pub(crate) fn deploy(
+        &mut self,
+        now: Instant,
+        command_timeout: Duration,
+        verify_timeout: Duration,
+        ctx: &mut Ctx,
+    ) {
+        if !self.can_deploy() {
+            return;
+        }
+        self.set_phase(
+            now,
+            Phase::DeployRunning {
+                deadline: now + command_timeout,
+                verify_timeout,
+            },
+        );
+        self.log(
+            ctx,
+            now,
+            EventKind::DeployStarted,
+            "deploy started: automatic recovery held until the new version is verified",
+        );
+    }
+
+    fn deploy_command_finished(
+        &mut self,
+        now: Instant,
+        verify_timeout: Duration,
+        result: ActionResult,
+        ctx: &mut Ctx,
+    ) {
+        match result {
+            ActionResult::Done { message, evidence } => {
+                for probe in &mut self.probes {
+                    probe.consecutive_ok = 0;
+                }
+                self.set_phase(
+                    now,
+                    Phase::DeployVerifying {
+                        since: now,
+                        deadline: now + verify_timeout,
+                        next_probe: now + self.policy.verify_interval,
+                    },
+                );
+                self.log_with(ctx, now, EventKind::DeployDone, message, evidence);
+                ctx.out.push_back(Action::Probe {
+                    unit: self.name.clone(),
+                });
+            }
+            ActionResult::Failed { message, evidence } => {
+                self.deploy_failed(
+                    now,
+                    format!("deploy command failed: {message}"),
+                    evidence,
+                    ctx,
+                );
+            }
+            ActionResult::Interrupted => {
+                let message = "deploy interrupted".to_owned();
+                self.deploy_failed(now, message, Evidence::new(), ctx);
+            }
+        }
+    }
+
+    /// The new version is healthy on fresh observations: it becomes the last known good.
+    fn deploy_promoted(&mut self, now: Instant, ctx: &mut Ctx) {
+        let message = "deploy verified healthy: the new version is the last known good";
+        if self.incident.is_some() {
+            self.close_incident(now, EventKind::Deployed, message, ctx);
+        } else {
+            self.set_phase(now, Phase::Healthy);
+            self.log(ctx, now, EventKind::Deployed, message);
+            self.record_last_known_good(ctx);
+        }
+    }
+
+    /// The deploy failed: a critical alert, then a rollback to the version from
+    /// before the deploy (even when paused: a person asked for the guard), or
+    /// escalation when there is nothing to roll back to.
+    fn deploy_failed(&mut self, now: Instant, message: String, evidence: Evidence, ctx: &mut Ctx) {
+        match self.incident.as_mut() {
+            Some(incident) => {
+                incident.rollback_tried = false;
+                incident.evidence.extend(evidence.clone());
+            }
+            None => {
+                *ctx.next_incident += 1;
+                self.incident = Some(Incident {
+                    id: format!("{}{}", ctx.incident_prefix, ctx.next_incident),
+                    opened: now,
+                    alerted: false,
+                    rollback_tried: false,
+                    evidence: evidence.clone(),
+                });
+            }
+        }
+        self.set_phase(now, Phase::Failing);
+        self.log_with(ctx, now, EventKind::DeployFailed, message.clone(), evidence);
+        if !self.policy.can_rollback {
+            let message = format!("{message}; no rollback is possible");
+            return self.escalate(now, message, Evidence::new(), ctx);
+        }
+        let mut all = self
+            .incident
+            .as_ref()
+            .map(|i| i.evidence.clone())
+            .unwrap_or_default();
+        all.insert("last_observations".into(), self.observation_summary());
+        self.alert_with(
+            ctx,
+            Severity::Critical,
+            "deploy_failed",
+            &message,
+            all,
+            false,
+        );
+        self.set_phase(
+            now,
+            Phase::Waiting {
+                step: Step::Rollback,
+                at: now,
+            },
+        );
+        let paused = self.paused.take();
         let ready = std::mem::replace(&mut ctx.dependencies_ready, true);
         self.drive(now, ctx);
         ctx.dependencies_ready = ready;

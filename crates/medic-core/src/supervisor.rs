@@ -2,7 +2,7 @@
 //! Inputs and the current time go in; actions and the next deadline come out.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::availability::Availability;
 use crate::event::RecoveryEvent;
@@ -91,6 +91,15 @@ pub enum Control {
     Reset,
     /// Restart now with a fresh attempt budget.
     Recover,
+    /// `medic deploy` begins: hold automatic action until the command's result
+    /// arrives as [`Input::Finished`] and the new version is verified; roll back
+    /// to the last known good if it is not healthy in time.
+    Deploy {
+        /// The command must report back within this.
+        command_timeout: Duration,
+        /// The new version must be healthy on fresh observations within this.
+        verify_timeout: Duration,
+    },
 }
 
 /// Something that happened, for one unit.
@@ -244,6 +253,11 @@ impl Supervisor {
         self.units.contains_key(unit)
     }
 
+    /// Whether a deploy of `unit` may begin now (no recovery action or other deploy running).
+    pub fn can_deploy(&self, unit: &str) -> bool {
+        self.units.get(unit).is_some_and(Machine::can_deploy)
+    }
+
     /// Feeds one input.
     pub fn handle_input(&mut self, now: Instant, input: Input) -> Result<(), UnknownUnit> {
         let unit = input.unit().to_owned();
@@ -261,6 +275,10 @@ impl Supervisor {
                 Control::Resume => machine.resume(now, ctx),
                 Control::Reset => machine.reset(now, ctx),
                 Control::Recover => machine.recover(now, ctx),
+                Control::Deploy {
+                    command_timeout,
+                    verify_timeout,
+                } => machine.deploy(now, command_timeout, verify_timeout, ctx),
             },
         });
         if !was_healthy && self.is_healthy_phase(&unit) {

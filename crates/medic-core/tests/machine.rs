@@ -261,3 +261,57 @@ fn long_blindness_raises_one_alert_and_resolves_it() {
     });
     assert_snapshot!(world.trace.last().unwrap(), @"!info:blind");
 }
+
+#[test]
+fn a_healthy_deploy_becomes_the_last_known_good() {
+    // Failures while the command runs are the deploy's business, not an incident.
+    assert_snapshot!(run(policy(), "ok deploy died fail fail fail done ok"), @"healthy →lkg deploy deploy_done deployed →lkg");
+}
+
+#[test]
+fn a_deploy_that_is_not_healthy_in_time_is_rolled_back() {
+    assert_snapshot!(run(policy(), "ok deploy done fail +30s done ok"), @"healthy →lkg deploy deploy_done deploy_failed !critical:deploy_failed rollback →rollback rollback_done !warning:rolled_back rolled_back !info:resolved →lkg");
+}
+
+#[test]
+fn a_deploy_whose_new_version_dies_is_rolled_back_at_once() {
+    assert_snapshot!(run(policy(), "ok deploy done died done ok"), @"healthy →lkg deploy deploy_done deploy_failed !critical:deploy_failed rollback →rollback rollback_done !warning:rolled_back rolled_back !info:resolved →lkg");
+}
+
+#[test]
+fn a_removed_container_may_still_be_replaced_before_the_deploy_timeout() {
+    assert_snapshot!(run(policy(), "ok deploy done gone +10s ok"), @"healthy →lkg deploy deploy_done deployed →lkg");
+}
+
+#[test]
+fn a_failed_deploy_command_rolls_back_even_when_paused() {
+    assert_snapshot!(run(policy(), "ok pause deploy error done ok"), @"healthy →lkg paused deploy deploy_failed !critical:deploy_failed rollback →rollback rollback_done !warning:rolled_back rolled_back !info:resolved →lkg");
+}
+
+#[test]
+fn a_deploy_command_that_never_reports_back_fails_the_deploy() {
+    assert_snapshot!(run(policy(), "ok deploy +61s"), @"healthy →lkg deploy deploy_failed !critical:deploy_failed rollback →rollback");
+}
+
+#[test]
+fn a_failed_deploy_without_rollback_escalates() {
+    let policy = Policy {
+        can_rollback: false,
+        ..policy()
+    };
+    assert_snapshot!(run(policy, "ok deploy error"), @"healthy deploy deploy_failed escalated !critical:escalated");
+}
+
+#[test]
+fn a_deploy_waits_for_a_running_action() {
+    let mut world = World::new(policy());
+    world.run("ok died");
+    assert!(!world.sup.can_deploy(UNIT), "a restart is running");
+    world.run("done ok");
+    assert!(world.sup.can_deploy(UNIT));
+    world.run("deploy");
+    assert!(!world.sup.can_deploy(UNIT), "one deploy at a time");
+    let status = world.sup.unit_status(world.now, UNIT).unwrap();
+    assert_eq!(status.health, Health::Unknown, "nothing claimed mid-deploy");
+    assert_eq!(status.state, "deploying");
+}

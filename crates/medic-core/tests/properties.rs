@@ -23,6 +23,7 @@ fn step() -> impl Strategy<Value = String> {
         1 => Just("resume".to_owned()),
         1 => Just("reset".to_owned()),
         1 => Just("recover".to_owned()),
+        1 => Just("deploy".to_owned()),
         4 => (0u64..200).prop_map(|s| format!("+{s}s")),
     ]
 }
@@ -76,7 +77,10 @@ proptest! {
     fn no_action_while_paused_blind_or_escalated(script in prop::collection::vec(step(), 1..120)) {
         let mut held_before = false;
         replay(&script, |step, world, trace_len, _| {
-            let acted = world.trace[trace_len..].iter().any(|t| t.starts_with('→') && t != "→lkg");
+            // A failed deploy is rolled back even when paused: a person asked for that guard.
+            let deploy_guard = world.trace[trace_len..].iter().any(|t| t == "deploy_failed");
+            let acted = !deploy_guard
+                && world.trace[trace_len..].iter().any(|t| t.starts_with('→') && t != "→lkg");
             let status = world.sup.unit_status(world.now, UNIT).unwrap();
             let blind = status.probes.iter().flatten().any(|p| p.observation.outcome == medic_core::Outcome::Blind);
             let held_after = status.paused.is_some() || blind || status.state == "escalated";
@@ -138,6 +142,22 @@ proptest! {
                 }
                 current = incident;
             }
+        }
+    }
+
+    /// A deploy always ends: without another word from the person, its
+    /// deadlines promote it, roll it back or escalate (unless medic is blind).
+    #[test]
+    fn a_deploy_never_holds_recovery_forever(script in prop::collection::vec(step(), 1..80)) {
+        let mut world = World::new(fast_policy());
+        for step in &script {
+            world.step(step);
+        }
+        world.run("+61s +31s +31s");
+        let status = world.sup.unit_status(world.now, UNIT).unwrap();
+        let blind = status.probes.iter().flatten().any(|p| p.observation.outcome == medic_core::Outcome::Blind);
+        if !blind {
+            assert_ne!(status.state, "deploying", "{:?}", world.trace);
         }
     }
 }

@@ -14,6 +14,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use medic_core::ActionResult;
 use medic_core::config::{Settings, SocketAccess};
 use nix::unistd::{Group, User};
 use serde::{Deserialize, Serialize};
@@ -21,7 +22,7 @@ use subtle::ConstantTimeEq;
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::daemon::{ControlCommand, ControlRequest, Shell};
+use crate::daemon::{ControlCommand, ControlRequest, DeployOutcome, Shell};
 use crate::status::StatusReport;
 
 /// The body of `POST /v1/services/{name}/pause`.
@@ -30,6 +31,35 @@ pub struct PauseBody {
     /// Pause for this many seconds; absent: until resumed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub for_secs: Option<u64>,
+}
+
+/// The body of `POST /v1/services/{name}/deploy`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeployBody {
+    /// The deploy command must report back within this many seconds.
+    pub command_timeout_secs: u64,
+    /// The new version must be healthy within this many seconds of the command's end.
+    pub verify_timeout_secs: u64,
+}
+
+/// The answer to a deploy's beginning.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeployStarted {
+    /// The version before the deploy, when medic recorded one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<serde_json::Value>,
+}
+
+/// The body of `POST /v1/services/{name}/deploy/finish`: how the command ended.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeployFinishBody {
+    /// It exited 0 (or the person chose to keep what it left).
+    pub ok: bool,
+    /// One line: `exited 0`, `exited 3`, `interrupted by Ctrl-C`.
+    pub message: String,
+    /// Exit status, output tail.
+    #[serde(default)]
+    pub evidence: medic_core::Evidence,
 }
 
 /// The error body of a refused request.
@@ -119,6 +149,8 @@ fn router(tx: mpsc::Sender<ControlRequest>) -> Router {
         .route("/v1/status", get(status))
         .route("/v1/reload", post(reload))
         .route("/v1/services/{name}/pause", post(pause))
+        .route("/v1/services/{name}/deploy", post(deploy_begin))
+        .route("/v1/services/{name}/deploy/finish", post(deploy_finish))
         .route("/v1/services/{name}/{command}", post(command))
         .with_state(tx)
 }
@@ -184,6 +216,52 @@ async fn pause(
 ) -> Reply<serde_json::Value> {
     let duration = body.and_then(|b| b.for_secs).map(Duration::from_secs);
     unit(tx, name, ControlCommand::Pause(duration)).await
+}
+
+async fn deploy_begin(
+    State(tx): State<mpsc::Sender<ControlRequest>>,
+    UrlPath(unit): UrlPath<String>,
+    Json(body): Json<DeployBody>,
+) -> Reply<DeployStarted> {
+    let (reply, answer) = oneshot::channel();
+    let request = ControlRequest::DeployBegin {
+        unit,
+        command_timeout: Duration::from_secs(body.command_timeout_secs),
+        verify_timeout: Duration::from_secs(body.verify_timeout_secs),
+        reply,
+    };
+    tx.send(request).await.map_err(|_| stopping())?;
+    match answer.await.map_err(|_| stopping())? {
+        Ok(before) => Ok(Json(DeployStarted { before })),
+        Err(error) => Err((StatusCode::CONFLICT, Json(ErrorBody { error }))),
+    }
+}
+
+/// Answers when the deploy has ended: promoted, rolled back or escalated.
+async fn deploy_finish(
+    State(tx): State<mpsc::Sender<ControlRequest>>,
+    UrlPath(unit): UrlPath<String>,
+    Json(body): Json<DeployFinishBody>,
+) -> Reply<DeployOutcome> {
+    let result = if body.ok {
+        ActionResult::Done {
+            message: body.message,
+            evidence: body.evidence,
+        }
+    } else {
+        ActionResult::Failed {
+            message: body.message,
+            evidence: body.evidence,
+        }
+    };
+    let (reply, answer) = oneshot::channel();
+    let request = ControlRequest::DeployFinish {
+        unit,
+        result,
+        reply,
+    };
+    tx.send(request).await.map_err(|_| stopping())?;
+    answer.await.map(Json).map_err(|_| stopping())
 }
 
 async fn command(

@@ -2,6 +2,7 @@
 //! control commands and the core's next deadline. It owns the core, the state
 //! store and the journals; everything slow runs in tracked tasks that report back.
 
+mod deploy;
 mod reload;
 
 use std::collections::BTreeMap;
@@ -28,6 +29,8 @@ use crate::schedule::UnitProbes;
 use crate::status::StatusReport;
 use crate::store::Store;
 use crate::units::{self, UnitSpec, UnitTarget};
+
+pub use deploy::DeployOutcome;
 
 /// Everything that can wake the supervisor loop.
 #[derive(Debug)]
@@ -86,6 +89,26 @@ pub enum ControlRequest {
     Reload(oneshot::Sender<Result<(), String>>),
     /// The Prometheus exposition.
     Metrics(oneshot::Sender<String>),
+    /// `medic deploy` begins: Ok carries the version from before the deploy.
+    DeployBegin {
+        /// The unit.
+        unit: String,
+        /// The deploy command must report back within this.
+        command_timeout: Duration,
+        /// The new version must be healthy within this.
+        verify_timeout: Duration,
+        /// The version before, or why the deploy cannot begin.
+        reply: oneshot::Sender<Result<Option<serde_json::Value>, String>>,
+    },
+    /// The deploy command ended; answered when the deploy has ended.
+    DeployFinish {
+        /// The unit.
+        unit: String,
+        /// How the command ended.
+        result: ActionResult,
+        /// Promoted, rolled back or escalated.
+        reply: oneshot::Sender<DeployOutcome>,
+    },
     /// pause / resume / reset / recover one unit.
     Unit {
         /// The unit (or service: applies to all its instances).
@@ -141,6 +164,8 @@ struct Daemon {
     units: BTreeMap<String, Unit>,
     executor: Executor,
     shell: Shell,
+    /// Deploys in progress, by unit.
+    deploys: BTreeMap<String, deploy::PendingDeploy>,
     /// Units with an action running, so shutdown can wait for them.
     in_flight: BTreeMap<String, ()>,
     /// Actions waiting for a free slot (at most `max_concurrent_actions` run at once).
@@ -185,6 +210,7 @@ pub async fn run(
         units: BTreeMap::new(),
         executor,
         shell: shell.clone(),
+        deploys: BTreeMap::new(),
         in_flight: BTreeMap::new(),
         queued: std::collections::VecDeque::new(),
         max_concurrent_actions: settings.max_concurrent_actions,
@@ -435,7 +461,7 @@ impl Daemon {
         let now = now();
         match request {
             ControlRequest::Status(reply) => {
-                let report = StatusReport::new(&self.sup, &self.clock, now);
+                let report = StatusReport::new(&self.sup, &self.store, &self.clock, now);
                 reply.send(report).ok();
             }
             ControlRequest::Reload(reply) => {
@@ -457,6 +483,20 @@ impl Daemon {
                     .send(self.metrics.render(&self.sup, now, &probes, &slo))
                     .ok();
             }
+            ControlRequest::DeployBegin {
+                unit,
+                command_timeout,
+                verify_timeout,
+                reply,
+            } => {
+                let result = self.deploy_begin(now, unit, command_timeout, verify_timeout);
+                reply.send(result).ok();
+            }
+            ControlRequest::DeployFinish {
+                unit,
+                result,
+                reply,
+            } => self.deploy_finish(now, unit, result, reply),
             ControlRequest::Unit {
                 unit,
                 control,
@@ -513,7 +553,8 @@ impl Daemon {
 
     fn act(&mut self, action: Action) -> anyhow::Result<()> {
         match action {
-            Action::Log(event) => {
+            Action::Log(mut event) => {
+                self.deploy_event(now(), &mut event);
                 self.metrics.event(&event.service, event.kind);
                 tracing::info!(
                     service = %event.service,
@@ -563,8 +604,11 @@ impl Daemon {
         };
         let lkg = self.store.last_known_good(&unit).cloned();
         let dependents = self.dependents_of(&unit);
+        let undo_deploy = self.deploying(&unit);
         self.in_flight.insert(unit.clone(), ());
-        let job = self.executor.job(&u.spec, step, lkg, dependents);
+        let job = self
+            .executor
+            .job(&u.spec, step, lkg, dependents, undo_deploy);
         let events = self.shell.events.clone();
         let cancel = self.shell.cancel.clone();
         self.shell.tracker.spawn(async move {

@@ -150,6 +150,7 @@ impl Docker {
         step: Step,
         last_known_good: Option<serde_json::Value>,
         dependents: Vec<UnitSpec>,
+        undo_deploy: bool,
     ) -> Job {
         let client = self.client.clone();
         let container = container.to_owned();
@@ -158,7 +159,7 @@ impl Docker {
         Box::pin(async move {
             let result = match step {
                 Step::Restart(_) => restart(&client, &container, stop_timeout, lkg.as_ref()).await,
-                Step::Rollback => rollback(&client, &container, lkg.as_ref()).await,
+                Step::Rollback => rollback(&client, &container, lkg.as_ref(), undo_deploy).await,
             };
             match result {
                 ActionResult::Done {
@@ -219,11 +220,13 @@ async fn restart(
     }
 }
 
-/// Returns a container to its last known good spec when it differs from what runs now.
+/// Returns a container to its last known good spec when it differs from what
+/// runs now. Undoing a deploy that left the spec as it was only starts it.
 async fn rollback(
     client: &DockerClient,
     container: &str,
     lkg: Option<&ContainerSpec>,
+    undo_deploy: bool,
 ) -> ActionResult {
     let Some(lkg) = lkg else {
         return failed("no last known good spec was recorded for this container");
@@ -237,6 +240,24 @@ async fn rollback(
     evidence.insert("to_image".into(), lkg.image_id().into());
     if let Some(current) = &current {
         evidence.insert("from_image".into(), current.image_id().into());
+        if !medic_docker::spec_differs(current, lkg) && undo_deploy {
+            let running = matches!(client.inspect(container).await, Ok(Some(f)) if f.is_running());
+            let started = if running {
+                Ok(())
+            } else {
+                client.start(container).await
+            };
+            return match started {
+                Ok(()) => ActionResult::Done {
+                    message: format!("`{container}` already runs its last known good spec"),
+                    evidence,
+                },
+                Err(error) => ActionResult::Failed {
+                    message: format!("cannot start `{container}`: {error}"),
+                    evidence,
+                },
+            };
+        }
         if !medic_docker::spec_differs(current, lkg) {
             return ActionResult::Failed {
                 message: "already on the last known good spec: nothing different to roll back to"

@@ -99,13 +99,16 @@ impl Executor {
         })
     }
 
-    /// The job that carries out `step` on a unit.
+    /// The job that carries out `step` on a unit. A rollback that undoes a
+    /// deploy (`undo_deploy`) also succeeds when the target already is on its
+    /// last known good version: the deploy changed nothing.
     pub fn job(
         &self,
         unit: &UnitSpec,
         step: Step,
         last_known_good: Option<serde_json::Value>,
         dependents: Vec<UnitSpec>,
+        undo_deploy: bool,
     ) -> Job {
         match (&unit.target, step) {
             (UnitTarget::None, _) => {
@@ -119,7 +122,14 @@ impl Executor {
                 None => Box::pin(async { failed("no rollback command configured") }),
             },
             (UnitTarget::Container { container, target }, step) => match &self.docker {
-                Some(docker) => docker.job(container, target, step, last_known_good, dependents),
+                Some(docker) => docker.job(
+                    container,
+                    target,
+                    step,
+                    last_known_good,
+                    dependents,
+                    undo_deploy,
+                ),
                 None => Box::pin(async { failed("no Docker connection") }),
             },
         }

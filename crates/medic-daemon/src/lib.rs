@@ -21,4 +21,4 @@ pub mod store;
 mod units;
 
 pub use check::{CheckRow, check_once, exit_code, millis};
-pub use daemon::{ControlCommand, ControlRequest, run};
+pub use daemon::{ControlCommand, ControlRequest, DeployOutcome, run};

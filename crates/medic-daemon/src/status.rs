@@ -6,6 +6,7 @@ use medic_core::{Health, Supervisor};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::WallClock;
+use crate::store::Store;
 
 const DAY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
@@ -45,6 +46,10 @@ pub struct ServiceStatus {
     /// counts neither way); absent before any verdict.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub availability_24h: Option<f64>,
+    /// The version a rollback returns to (image and image id for containers),
+    /// when medic recorded one while the service was healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_known_good: Option<serde_json::Value>,
     /// How the last closed incident ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_incident: Option<LastIncident>,
@@ -81,7 +86,12 @@ pub struct ProbeStatus {
 
 impl StatusReport {
     /// Builds the report from the supervisor's view as of `now`.
-    pub fn new(sup: &Supervisor, clock: &WallClock, now: std::time::Instant) -> Self {
+    pub fn new(
+        sup: &Supervisor,
+        store: &Store,
+        clock: &WallClock,
+        now: std::time::Instant,
+    ) -> Self {
         let services = sup
             .status(now)
             .into_iter()
@@ -116,7 +126,12 @@ impl StatusReport {
                     outcome: i.outcome.to_owned(),
                     ended: clock.to_wall(i.ended),
                 });
+                let last_known_good = store
+                    .last_known_good(&s.name)
+                    .and_then(|spec| spec.as_object())
+                    .and_then(version);
                 ServiceStatus {
+                    last_known_good,
                     availability_24h,
                     last_incident,
                     name: s.name,
@@ -138,6 +153,18 @@ impl StatusReport {
             services,
         }
     }
+}
+
+/// The keys that name a version, in a last known good spec or a probe's evidence.
+const VERSION_KEYS: &[&str] = &["image", "image_id", "plist", "plist_sha256"];
+
+/// The version a spec or an evidence object names, if it names one.
+pub fn version(value: &serde_json::Map<String, serde_json::Value>) -> Option<serde_json::Value> {
+    let picked: serde_json::Map<_, _> = VERSION_KEYS
+        .iter()
+        .filter_map(|key| Some(((*key).to_owned(), value.get(*key)?.clone())))
+        .collect();
+    (!picked.is_empty()).then_some(serde_json::Value::Object(picked))
 }
 
 /// The lowercase name of a health verdict.

@@ -103,7 +103,8 @@ impl World {
 
     /// Runs a script of space-separated steps and returns the trace it produced:
     /// `ok` `fail` `died` (decisive) `gone` `blind` observations; `done` `error`
-    /// `interrupted` action results; `pause` `resume` `reset` `recover` controls;
+    /// `interrupted` action results (also of a deploy command); `pause` `resume`
+    /// `reset` `recover` `deploy` (command within 60 s, healthy within 30 s) controls;
     /// `+5s` advances virtual time.
     pub fn run(&mut self, script: &str) -> String {
         let from = self.trace.len();
@@ -134,6 +135,10 @@ impl World {
             "resume" => self.control(Control::Resume),
             "reset" => self.control(Control::Reset),
             "recover" => self.control(Control::Recover),
+            "deploy" => self.control(Control::Deploy {
+                command_timeout: Duration::from_secs(60),
+                verify_timeout: Duration::from_secs(30),
+            }),
             advance if advance.starts_with('+') => {
                 let by = humantime::parse_duration(&advance[1..]).expect("a duration after +");
                 self.advance(by);

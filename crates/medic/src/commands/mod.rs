@@ -3,6 +3,7 @@
 mod check;
 mod config;
 mod control;
+mod deploy;
 mod install;
 mod logs;
 mod run;
@@ -28,6 +29,8 @@ pub enum Command {
     Reset(control::UnitArgs),
     /// Restart a service now, with a fresh attempt budget.
     Recover(control::UnitArgs),
+    /// Run a deploy command under guard: healthy in time or rolled back to the version before.
+    Deploy(deploy::DeployArgs),
     /// Re-read the config file in the running daemon (like SIGHUP); a bad config is rejected.
     Reload(control::ReloadArgs),
     /// Work with config files.
@@ -50,6 +53,7 @@ pub fn run(command: Command) -> anyhow::Result<u8> {
         Command::Reset(args) => control::unit(args, "reset"),
         Command::Recover(args) => control::unit(args, "recover"),
         Command::Reload(args) => control::reload(args),
+        Command::Deploy(args) => deploy::run(args),
         Command::Config(command) => config::run(command),
         Command::Install(command) => install::run(command),
     }

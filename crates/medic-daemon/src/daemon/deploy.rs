@@ -1,0 +1,185 @@
+//! `medic deploy` in the daemon: the core holds recovery while the person's
+//! command runs and judges the new version; this side records the versions
+//! before and after, and answers the waiting CLI when the deploy has ended
+//! (promoted, rolled back, or escalated).
+
+use std::time::{Duration, Instant};
+
+use medic_core::{ActionResult, Control, EventKind, Input, RecoveryEvent};
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use super::Daemon;
+use crate::status::version;
+
+/// How a deploy ended: the answer `medic deploy` waits for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeployOutcome {
+    /// The new version is healthy and is the last known good now.
+    pub promoted: bool,
+    /// One line: why it ended like this.
+    pub message: String,
+    /// The version before the deploy (image and image id for containers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<serde_json::Value>,
+    /// The version running at the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<serde_json::Value>,
+    /// The incident a failed deploy opened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<String>,
+}
+
+/// A deploy in progress.
+#[derive(Debug, Default)]
+pub(super) struct PendingDeploy {
+    before: Option<serde_json::Value>,
+    /// Why the deploy failed, once it has.
+    failure: Option<String>,
+    reply: Option<oneshot::Sender<DeployOutcome>>,
+}
+
+impl Daemon {
+    /// Begins a deploy of one unit; Ok carries the version from before it.
+    pub(super) fn deploy_begin(
+        &mut self,
+        now: Instant,
+        unit: String,
+        command_timeout: Duration,
+        verify_timeout: Duration,
+    ) -> Result<Option<serde_json::Value>, String> {
+        if !self.units.contains_key(&unit) {
+            let instances = self.matching_units(&unit);
+            return Err(match instances.as_slice() {
+                [] => format!("no service named `{unit}`"),
+                _ => format!(
+                    "`{unit}` has several instances: deploy one of {}",
+                    instances.join(", ")
+                ),
+            });
+        }
+        if !self.sup.can_deploy(&unit) {
+            return Err(format!(
+                "`{unit}` is busy: a recovery action or another deploy is running; try again shortly"
+            ));
+        }
+        let before = self
+            .store
+            .last_known_good(&unit)
+            .and_then(|spec| spec.as_object())
+            .and_then(version);
+        self.deploys.insert(
+            unit.clone(),
+            PendingDeploy {
+                before: before.clone(),
+                ..PendingDeploy::default()
+            },
+        );
+        let control = Control::Deploy {
+            command_timeout,
+            verify_timeout,
+        };
+        self.sup
+            .handle_input(now, Input::Control { unit, control })
+            .map_err(|e| e.to_string())?;
+        Ok(before)
+    }
+
+    /// The deploy command ended: the core verifies the new version or rolls
+    /// back; `reply` is answered when the deploy has ended.
+    pub(super) fn deploy_finish(
+        &mut self,
+        now: Instant,
+        unit: String,
+        result: ActionResult,
+        reply: oneshot::Sender<DeployOutcome>,
+    ) {
+        let Some(pending) = self.deploys.get_mut(&unit) else {
+            let outcome = DeployOutcome {
+                promoted: false,
+                message: format!(
+                    "no deploy of `{unit}` is in progress (it timed out or medic restarted)"
+                ),
+                before: None,
+                after: None,
+                incident: None,
+            };
+            reply.send(outcome).ok();
+            return;
+        };
+        pending.reply = Some(reply);
+        self.sup
+            .handle_input(now, Input::Finished { unit, result })
+            .ok();
+    }
+
+    /// Adds the versions to a deploy's recovery-log events, and answers the
+    /// waiting `medic deploy` once the deploy has ended.
+    pub(super) fn deploy_event(&mut self, now: Instant, event: &mut RecoveryEvent) {
+        let Some(pending) = self.deploys.get_mut(&event.service) else {
+            return;
+        };
+        if let Some(before) = &pending.before {
+            event.evidence.insert("before".into(), before.clone());
+        }
+        let (promoted, message) = match event.kind {
+            EventKind::DeployFailed => {
+                pending.failure = Some(event.message.clone());
+                return;
+            }
+            EventKind::Deployed => (
+                true,
+                "deployed: the new version is healthy and is the last known good now".to_owned(),
+            ),
+            EventKind::RolledBack => (
+                false,
+                "rolled back to the version from before the deploy".to_owned(),
+            ),
+            EventKind::Escalated => (
+                false,
+                format!(
+                    "the rollback did not bring it back: escalated ({})",
+                    event.message
+                ),
+            ),
+            EventKind::Reset | EventKind::Removed => (
+                false,
+                format!("the deploy ended by {}", event.kind.as_str()),
+            ),
+            _ => return,
+        };
+        let after = self
+            .sup
+            .unit_status(now, &event.service)
+            .into_iter()
+            .flat_map(|status| status.probes)
+            .flatten()
+            .find_map(|probe| version(&probe.observation.evidence));
+        if let Some(after) = &after {
+            event.evidence.insert("after".into(), after.clone());
+        }
+        let Some(pending) = self.deploys.remove(&event.service) else {
+            return;
+        };
+        let message = match pending.failure {
+            Some(failure) if !promoted => format!("{failure}; {message}"),
+            _ => message,
+        };
+        if let Some(reply) = pending.reply {
+            let outcome = DeployOutcome {
+                promoted,
+                message,
+                before: pending.before,
+                after,
+                incident: event.incident.clone(),
+            };
+            reply.send(outcome).ok();
+        }
+    }
+
+    /// Whether a rollback of `unit` undoes a deploy (then being on the last
+    /// known good already is fine: the deploy changed nothing).
+    pub(super) fn deploying(&self, unit: &str) -> bool {
+        self.deploys.contains_key(unit)
+    }
+}

@@ -1,0 +1,200 @@
+//! `medic deploy` on a real engine: a good new image is promoted to last known
+//! good; a bad image, a deploy that only removes the container, and a failing
+//! deploy command are rolled back to the version from before.
+
+use std::process::{Command, Output};
+
+use crate::docker::{config, run_good, watch};
+use crate::support::docker::{Cleanup, Engine, unique};
+use crate::support::medic::{Medic, bin, eventually, free_port};
+use crate::support::server::health_ok;
+
+/// `medic deploy web --timeout 5s -- sh -c SCRIPT` against this medic's config.
+fn deploy(medic: &Medic, script: &str) -> Output {
+    Command::new(bin("medic"))
+        .args(["deploy", "--config"])
+        .arg(&medic.config)
+        .args(["web", "--timeout", "5s", "--", "sh", "-c", script])
+        .envs(std::env::var("MEDIC_TEST_DOCKER_HOST").map(|host| ("DOCKER_HOST", host)))
+        .output()
+        .expect("run medic deploy")
+}
+
+/// Replaces container `name` with one from `image` serving on `port`.
+fn replace_with(name: &str, port: u16, image: &str) -> String {
+    format!(
+        "docker rm -f {name} && docker run -d --name {name} --network host -e PORT={port} {image}"
+    )
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// The image id the state store holds as web's last known good.
+fn last_known_good_image(medic: &Medic) -> Option<String> {
+    let state = std::fs::read(medic.state("state.json")).ok()?;
+    let state: serde_json::Value = serde_json::from_slice(&state).ok()?;
+    state["units"]["web"]["last_known_good"]["image_id"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// After a failed deploy: exit 1, a critical alert, and good:1 running and answering again.
+fn assert_rolled_back(engine: &Engine, medic: &Medic, name: &str, port: u16, out: &Output) {
+    assert_eq!(out.status.code(), Some(1), "{}", text(out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("deploy of web failed"),
+        "{}",
+        text(out)
+    );
+    let good = engine.image_id("medic-test/good:1");
+    let now = engine.inspect(name).expect("the container is there");
+    assert_eq!(
+        now["Image"], good,
+        "runs the version from before the deploy"
+    );
+    eventually("HTTP after the rollback", || health_ok(port).then_some(()));
+    let alert = medic
+        .alerts()
+        .into_iter()
+        .find(|a| a["kind"] == "deploy_failed")
+        .expect("a deploy_failed alert");
+    assert_eq!(alert["severity"], "critical", "{alert}");
+    assert!(alert["evidence"].is_object(), "{alert}");
+    assert_eq!(last_known_good_image(medic), Some(good), "LKG unchanged");
+}
+
+/// The daemon supervises web again: neither paused nor deploying.
+fn assert_supervised(medic: &Medic) {
+    let status = medic.cli(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let web = &status["services"][0];
+    assert_eq!(web["paused"], false, "never left paused: {web}");
+    assert_ne!(web["state"], "deploying", "{web}");
+}
+
+#[test]
+fn a_healthy_new_image_is_promoted_to_last_known_good() {
+    let Some(engine) = Engine::get() else { return };
+    let (name, port) = (unique("deploy-good"), free_port());
+    let _cleanup = Cleanup(&engine, vec![name.clone()]);
+    let scratch = tempfile::tempdir().unwrap();
+    run_good(&engine, &name, port, scratch.path());
+    let medic = watch(&name, port);
+
+    let out = deploy(&medic, &replace_with(&name, port, "medic-test/good:2"));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("deployed web: medic-test/good:1")
+            && stdout.contains("→ medic-test/good:2"),
+        "{}",
+        text(&out)
+    );
+    let deployed = medic.wait_event("deployed", |e| e["event"] == "deployed");
+    let deployed = deployed.iter().find(|e| e["event"] == "deployed").unwrap();
+    assert_eq!(
+        deployed["evidence"]["before"]["image"], "medic-test/good:1",
+        "{deployed}"
+    );
+    assert_eq!(
+        deployed["evidence"]["after"]["image"], "medic-test/good:2",
+        "{deployed}"
+    );
+    let good2 = engine.image_id("medic-test/good:2");
+    eventually("good:2 as last known good", || {
+        (last_known_good_image(&medic).as_deref() == Some(good2.as_str())).then_some(())
+    });
+    assert!(medic.alerts().is_empty(), "{:?}", medic.alerts());
+    assert_supervised(&medic);
+}
+
+#[test]
+fn a_bad_image_is_rolled_back_and_the_deploy_fails() {
+    let Some(engine) = Engine::get() else { return };
+    let (name, port) = (unique("deploy-bad"), free_port());
+    let _cleanup = Cleanup(&engine, vec![name.clone()]);
+    let scratch = tempfile::tempdir().unwrap();
+    run_good(&engine, &name, port, scratch.path());
+    let medic = watch(&name, port);
+
+    let out = deploy(&medic, &replace_with(&name, port, "medic-test/bad:1"));
+    assert_rolled_back(&engine, &medic, &name, port, &out);
+    assert_supervised(&medic);
+    let events = medic.events();
+    let failed = events
+        .iter()
+        .find(|e| e["event"] == "deploy_failed")
+        .unwrap();
+    assert_eq!(
+        failed["evidence"]["exit_code"], 3,
+        "the new container's exit: {failed}"
+    );
+}
+
+#[test]
+fn a_deploy_that_only_removes_the_container_is_restored_and_fails() {
+    let Some(engine) = Engine::get() else { return };
+    let (name, port) = (unique("deploy-rm"), free_port());
+    let _cleanup = Cleanup(&engine, vec![name.clone()]);
+    let scratch = tempfile::tempdir().unwrap();
+    run_good(&engine, &name, port, scratch.path());
+    let medic = watch(&name, port);
+
+    let out = deploy(&medic, &format!("docker rm -f {name}"));
+    assert_rolled_back(&engine, &medic, &name, port, &out);
+    assert_supervised(&medic);
+}
+
+#[test]
+fn a_failing_deploy_command_is_rolled_back() {
+    let Some(engine) = Engine::get() else { return };
+    let (name, port) = (unique("deploy-cmd"), free_port());
+    let _cleanup = Cleanup(&engine, vec![name.clone()]);
+    let scratch = tempfile::tempdir().unwrap();
+    run_good(&engine, &name, port, scratch.path());
+    let medic = watch(&name, port);
+
+    let out = deploy(&medic, "echo pulling the new version; exit 3");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("pulling the new version"),
+        "output streamed through: {}",
+        text(&out)
+    );
+    assert_rolled_back(&engine, &medic, &name, port, &out);
+    assert_supervised(&medic);
+    let events = medic.events();
+    let failed = events
+        .iter()
+        .find(|e| e["event"] == "deploy_failed")
+        .unwrap();
+    assert_eq!(failed["evidence"]["exit_code"], 3, "{failed}");
+    assert_eq!(
+        failed["evidence"]["output_tail"][0], "pulling the new version",
+        "{failed}"
+    );
+}
+
+#[test]
+fn without_a_daemon_the_deploy_guards_itself() {
+    let Some(engine) = Engine::get() else { return };
+    let (name, port) = (unique("deploy-alone"), free_port());
+    let _cleanup = Cleanup(&engine, vec![name.clone()]);
+    let scratch = tempfile::tempdir().unwrap();
+    run_good(&engine, &name, port, scratch.path());
+    let medic = Medic::prepare(&config(&name, port));
+
+    let out = deploy(&medic, &replace_with(&name, port, "medic-test/bad:1"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("guarding the deploy in-process"),
+        "{}",
+        text(&out)
+    );
+    assert_rolled_back(&engine, &medic, &name, port, &out);
+}
