@@ -4,9 +4,9 @@
 
 use std::process::{Command, Output};
 
-use crate::docker::{config, run_good, watch};
-use crate::support::docker::{Cleanup, Engine, unique};
-use crate::support::medic::{Medic, bin, eventually, free_port};
+use crate::docker::{GoodContainer, config, watch};
+use crate::support::docker::Engine;
+use crate::support::medic::{Medic, bin, eventually};
 use crate::support::server::health_ok;
 
 /// `medic deploy web --timeout 5s -- sh -c SCRIPT` against this medic's config.
@@ -81,14 +81,13 @@ fn assert_supervised(medic: &Medic) {
 
 #[test]
 fn a_healthy_new_image_is_promoted_to_last_known_good() {
-    let Some(engine) = Engine::get() else { return };
-    let (name, port) = (unique("deploy-good"), free_port());
-    let _cleanup = Cleanup(&engine, vec![name.clone()]);
-    let scratch = tempfile::tempdir().unwrap();
-    run_good(&engine, &name, port, scratch.path());
-    let medic = watch(&name, port);
+    let Some(web) = GoodContainer::start("deploy-good") else {
+        return;
+    };
+    let (engine, name, port) = (&web.engine, web.name.as_str(), web.port);
+    let medic = watch(name, port);
 
-    let out = deploy(&medic, &replace_with(&name, port, "medic-test/good:2"));
+    let out = deploy(&medic, &replace_with(name, port, "medic-test/good:2"));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -117,15 +116,14 @@ fn a_healthy_new_image_is_promoted_to_last_known_good() {
 
 #[test]
 fn a_bad_image_is_rolled_back_and_the_deploy_fails() {
-    let Some(engine) = Engine::get() else { return };
-    let (name, port) = (unique("deploy-bad"), free_port());
-    let _cleanup = Cleanup(&engine, vec![name.clone()]);
-    let scratch = tempfile::tempdir().unwrap();
-    run_good(&engine, &name, port, scratch.path());
-    let medic = watch(&name, port);
+    let Some(web) = GoodContainer::start("deploy-bad") else {
+        return;
+    };
+    let (engine, name, port) = (&web.engine, web.name.as_str(), web.port);
+    let medic = watch(name, port);
 
-    let out = deploy(&medic, &replace_with(&name, port, "medic-test/bad:1"));
-    assert_rolled_back(&engine, &medic, &name, port, &out);
+    let out = deploy(&medic, &replace_with(name, port, "medic-test/bad:1"));
+    assert_rolled_back(engine, &medic, name, port, &out);
     assert_supervised(&medic);
     let events = medic.events();
     let failed = events
@@ -140,26 +138,24 @@ fn a_bad_image_is_rolled_back_and_the_deploy_fails() {
 
 #[test]
 fn a_deploy_that_only_removes_the_container_is_restored_and_fails() {
-    let Some(engine) = Engine::get() else { return };
-    let (name, port) = (unique("deploy-rm"), free_port());
-    let _cleanup = Cleanup(&engine, vec![name.clone()]);
-    let scratch = tempfile::tempdir().unwrap();
-    run_good(&engine, &name, port, scratch.path());
-    let medic = watch(&name, port);
+    let Some(web) = GoodContainer::start("deploy-rm") else {
+        return;
+    };
+    let (engine, name, port) = (&web.engine, web.name.as_str(), web.port);
+    let medic = watch(name, port);
 
     let out = deploy(&medic, &format!("docker rm -f {name}"));
-    assert_rolled_back(&engine, &medic, &name, port, &out);
+    assert_rolled_back(engine, &medic, name, port, &out);
     assert_supervised(&medic);
 }
 
 #[test]
 fn a_failing_deploy_command_is_rolled_back() {
-    let Some(engine) = Engine::get() else { return };
-    let (name, port) = (unique("deploy-cmd"), free_port());
-    let _cleanup = Cleanup(&engine, vec![name.clone()]);
-    let scratch = tempfile::tempdir().unwrap();
-    run_good(&engine, &name, port, scratch.path());
-    let medic = watch(&name, port);
+    let Some(web) = GoodContainer::start("deploy-cmd") else {
+        return;
+    };
+    let (engine, name, port) = (&web.engine, web.name.as_str(), web.port);
+    let medic = watch(name, port);
 
     let out = deploy(&medic, "echo pulling the new version; exit 3");
     assert!(
@@ -167,7 +163,7 @@ fn a_failing_deploy_command_is_rolled_back() {
         "output streamed through: {}",
         text(&out)
     );
-    assert_rolled_back(&engine, &medic, &name, port, &out);
+    assert_rolled_back(engine, &medic, name, port, &out);
     assert_supervised(&medic);
     let events = medic.events();
     let failed = events
@@ -183,18 +179,17 @@ fn a_failing_deploy_command_is_rolled_back() {
 
 #[test]
 fn without_a_daemon_the_deploy_guards_itself() {
-    let Some(engine) = Engine::get() else { return };
-    let (name, port) = (unique("deploy-alone"), free_port());
-    let _cleanup = Cleanup(&engine, vec![name.clone()]);
-    let scratch = tempfile::tempdir().unwrap();
-    run_good(&engine, &name, port, scratch.path());
-    let medic = Medic::prepare(&config(&name, port));
+    let Some(web) = GoodContainer::start("deploy-alone") else {
+        return;
+    };
+    let (engine, name, port) = (&web.engine, web.name.as_str(), web.port);
+    let medic = Medic::prepare(&config(name, port));
 
-    let out = deploy(&medic, &replace_with(&name, port, "medic-test/bad:1"));
+    let out = deploy(&medic, &replace_with(name, port, "medic-test/bad:1"));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("guarding the deploy in-process"),
         "{}",
         text(&out)
     );
-    assert_rolled_back(&engine, &medic, &name, port, &out);
+    assert_rolled_back(engine, &medic, name, port, &out);
 }

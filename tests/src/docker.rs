@@ -57,6 +57,37 @@ pub(crate) fn run_good(engine: &Engine, name: &str, port: u16, scratch: &std::pa
     ]);
 }
 
+/// A good:1 container (see `run_good`) on a free port, removed with its
+/// forensic copies when dropped.
+pub(crate) struct GoodContainer {
+    pub engine: Engine,
+    pub name: String,
+    pub port: u16,
+    _scratch: tempfile::TempDir,
+}
+
+impl GoodContainer {
+    /// Starts one named after `tag`; None outside the test command (panics under CI).
+    pub(crate) fn start(tag: &str) -> Option<Self> {
+        let engine = Engine::get()?;
+        let (name, port) = (unique(tag), free_port());
+        let scratch = tempfile::tempdir().expect("a temp dir");
+        run_good(&engine, &name, port, scratch.path());
+        Some(Self {
+            engine,
+            name,
+            port,
+            _scratch: scratch,
+        })
+    }
+}
+
+impl Drop for GoodContainer {
+    fn drop(&mut self) {
+        drop(Cleanup(&self.engine, vec![self.name.clone()]));
+    }
+}
+
 /// Starts medic on one container and waits until it is healthy with a recorded last known good spec.
 pub(crate) fn watch(name: &str, port: u16) -> Medic {
     let medic = Medic::start(&config(name, port));

@@ -818,67 +818,72 @@ impl Machine {
                 since,
                 deadline,
                 next_probe,
-            } => {
-                if now >= deadline && self.blind {
-                    let deadline = now + self.policy.verify_interval;
+            } => match self.verification_timers(now, deadline, next_probe, ctx) {
+                Some((deadline, next_probe)) => {
                     self.phase = Phase::DeployVerifying {
                         since,
                         deadline,
                         next_probe,
                     };
-                } else if now >= deadline {
+                }
+                None => {
+                    let timeout = round_secs(deadline.saturating_duration_since(since));
                     let message = format!(
                         "not healthy on fresh observations within the deploy timeout ({})",
-                        humantime::format_duration(round_secs(
-                            deadline.saturating_duration_since(since)
-                        ))
+                        humantime::format_duration(timeout)
                     );
                     self.deploy_failed(now, message, Evidence::new(), ctx);
-                } else if now >= next_probe {
-                    self.phase = Phase::DeployVerifying {
-                        since,
-                        deadline,
-                        next_probe: now + self.policy.verify_interval,
-                    };
-                    ctx.out.push_back(Action::Probe {
-                        unit: self.name.clone(),
-                    });
                 }
-            }
+            },
             Phase::Verifying {
                 step,
                 since,
                 deadline,
                 next_probe,
-            } => {
-                if now >= deadline && self.blind {
-                    // Cannot verify while blind: wait for sight rather than burn an attempt.
-                    let deadline = now + self.policy.verify_interval;
+            } => match self.verification_timers(now, deadline, next_probe, ctx) {
+                Some((deadline, next_probe)) => {
                     self.phase = Phase::Verifying {
                         step,
                         since,
                         deadline,
                         next_probe,
                     };
-                } else if now >= deadline {
+                }
+                None => {
                     let timeout = humantime::format_duration(self.policy.recover_timeout);
                     let message = format!("not healthy within recover_timeout ({timeout})");
                     self.verification_failed(now, step, message, Evidence::new(), ctx);
-                } else if now >= next_probe {
-                    let next_probe = now + self.policy.verify_interval;
-                    self.phase = Phase::Verifying {
-                        step,
-                        since,
-                        deadline,
-                        next_probe,
-                    };
-                    ctx.out.push_back(Action::Probe {
-                        unit: self.name.clone(),
-                    });
                 }
-            }
+            },
             _ => {}
         }
+    }
+
+    /// A verification's timers at `now`: the next (deadline, next probe round),
+    /// asking for a probe round when one is due; None once the deadline passed.
+    /// While blind the deadline moves: medic cannot verify what it cannot see,
+    /// and waits for sight rather than burn an attempt.
+    fn verification_timers(
+        &self,
+        now: Instant,
+        deadline: Instant,
+        next_probe: Instant,
+        ctx: &mut Ctx,
+    ) -> Option<(Instant, Instant)> {
+        let interval = self.policy.verify_interval;
+        if now >= deadline && self.blind {
+            return Some((now + interval, next_probe));
+        }
+        if now >= deadline {
+            return None;
+        }
+        if now >= next_probe {
+            ctx.out.push_back(Action::Probe {
+                unit: self.name.clone(),
+            });
+            return Some((deadline, now + interval));
+        }
+        Some((deadline, next_probe))
     }
 
     pub(crate) fn pause(&mut self, now: Instant, until: Option<Instant>, ctx: &mut Ctx) {
