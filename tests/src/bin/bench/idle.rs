@@ -1,0 +1,78 @@
+//! Idle overhead: medic watching 50 containers on the engine (a label
+//! selector, the event stream, container probes every 10 s, reconcile every
+//! 10 s) for a while: CPU share of one core and RSS.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{Guard, Usage, cpu_percent, docker, events, medic_table, sibling, wait_for};
+
+const CONTAINERS: usize = 50;
+const LABEL: &str = "medic.bench=idle";
+
+pub fn run(seconds: u64) {
+    let names: Vec<String> = (0..CONTAINERS)
+        .map(|i| format!("medic-bench-idle-{i}"))
+        .collect();
+    for name in &names {
+        docker(&["rm", "-f", name]).ok();
+        docker(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "none",
+            "-l",
+            LABEL,
+            "medic-test/good:1",
+            "sleep",
+            "3600",
+        ])
+        .expect("start an idle container");
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("medic.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}[defaults]\ninterval = \"10s\"\n\n[[service]]\nname = \"idle\"\ncontainer = {{ label = \"{LABEL}\" }}\n",
+            medic_table(dir.path())
+        ),
+    )
+    .expect("write config");
+    let medic = Guard(
+        Command::new(sibling("medic"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start medic"),
+    );
+    let log = dir.path().join("state/recovery.jsonl");
+    wait_for(|| {
+        events(&log)
+            .iter()
+            .filter(|e| e["event"] == "healthy")
+            .count()
+            == CONTAINERS
+    });
+    let pid = medic.0.id();
+    let (t0, u0) = (Instant::now(), Usage::of(pid));
+    std::thread::sleep(Duration::from_secs(seconds));
+    let (t1, u1) = (Instant::now(), Usage::of(pid));
+    drop(medic);
+    for name in &names {
+        docker(&["rm", "-f", name]).ok();
+    }
+    println!(
+        "## Idle: watching {CONTAINERS} containers for {seconds} s (targets ≤ 15 MiB, ≤ 0.5 %)"
+    );
+    println!(
+        "CPU {:.2} % of one core, RSS {:.1} MiB (peak {:.1} MiB)\n",
+        cpu_percent(u0, u1, t1 - t0),
+        u1.rss_kib as f64 / 1024.0,
+        u1.peak_rss_kib as f64 / 1024.0
+    );
+}

@@ -1,0 +1,49 @@
+//! `scripts/bench`: medic's figures beside a baseline measured in the same run
+//! on the same machine. `medic-bench [recovery|probes|idle|startup|all] [--seconds N]`
+//!
+//! - recovery: kill → running and answering HTTP, medic versus a bare
+//!   `docker start`; detection latency from Docker's `die` event to medic's decision.
+//! - probes: 100, 1,000 and 10,000 HTTP endpoints probed every 10 s, medic
+//!   versus Monit doing the same checks: probes per second, lateness, CPU, RSS.
+//! - idle: medic watching 50 containers on the engine: CPU and RSS.
+//! - startup: `medic check` wall time on a 100-service config versus 1 service.
+//!
+//! Needs DOCKER_HOST pointing at an engine with medic-test/good:1 and Monit
+//! installed (scripts/bench provides both).
+
+mod idle;
+mod probes;
+mod recovery;
+mod startup;
+mod util;
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let mut which = "all".to_owned();
+    let mut seconds = 60;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--seconds" => {
+                seconds = args
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .expect("--seconds takes a whole number");
+            }
+            other => which = other.to_owned(),
+        }
+    }
+    println!("medic benchmarks ({})\n", util::host());
+    let all = which == "all";
+    if all || which == "recovery" {
+        recovery::run();
+    }
+    if all || which == "probes" {
+        probes::run(seconds);
+    }
+    if all || which == "idle" {
+        idle::run(seconds);
+    }
+    if all || which == "startup" {
+        startup::run();
+    }
+}

@@ -1,0 +1,136 @@
+//! What every benchmark shares: percentiles and rows, the docker CLI, process
+//! CPU and memory from /proc, and child processes stopped when dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+/// A child process killed and reaped when dropped.
+pub struct Guard(pub Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
+}
+
+/// CPU time and memory of one process, read from /proc.
+#[derive(Debug, Clone, Copy)]
+pub struct Usage {
+    /// utime + stime.
+    pub cpu: Duration,
+    /// Peak resident set (VmHWM).
+    pub peak_rss_kib: u64,
+    /// Resident set now (VmRSS).
+    pub rss_kib: u64,
+}
+
+impl Usage {
+    pub fn of(pid: u32) -> Self {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Fields after the command name (which may hold spaces) in parentheses.
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
+        let cpu = Duration::from_millis((ticks(11) + ticks(12)) * 1000 / clock_ticks());
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let kib = |key: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+                .unwrap_or(0)
+        };
+        Self {
+            cpu,
+            peak_rss_kib: kib("VmHWM:"),
+            rss_kib: kib("VmRSS:"),
+        }
+    }
+}
+
+fn clock_ticks() -> u64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100)
+}
+
+/// CPU share of one core between two readings.
+pub fn cpu_percent(before: Usage, after: Usage, wall: Duration) -> f64 {
+    (after.cpu.saturating_sub(before.cpu)).as_secs_f64() / wall.as_secs_f64() * 100.0
+}
+
+pub fn percentile(samples: &[Duration], p: usize) -> Duration {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    let index = (sorted.len().saturating_sub(1) * p).div_ceil(100);
+    sorted.get(index).copied().unwrap_or_default()
+}
+
+pub fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// `docker ARGS`: stdout, or stderr as the error.
+pub fn docker(args: &[&str]) -> Result<String, String> {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// Polls `done` until it holds; panics after a minute.
+pub fn wait_for(mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A binary built beside this one (medic, testsrv).
+pub fn sibling(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("own path");
+    exe.with_file_name(name)
+}
+
+/// The `[medic]` table of a bench config: everything in `dir`, no listeners.
+pub fn medic_table(dir: &Path) -> String {
+    format!(
+        "[medic]\nstate_dir = \"{0}/state\"\ncontrol_socket = \"{0}/control.sock\"\nmetrics_listen = \"\"\n\n",
+        dir.display()
+    )
+}
+
+/// The recovery log's events.
+pub fn events(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+pub fn host() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
+    let date = jiff::Timestamp::now().strftime("%Y-%m-%d").to_string();
+    format!(
+        "{date}, {cpus} CPUs, {}",
+        docker(&["version", "-f", "Docker {{.Server.Version}}"]).unwrap_or_default()
+    )
+}
