@@ -5,4 +5,5 @@ mod support;
 mod cli;
 mod command_target;
 mod docker;
+mod launchd;
 mod service;

@@ -14,6 +14,7 @@ use medic_probe::{ClientPool, ProbeRunner, run_command};
 use crate::checks::Check;
 use crate::daemon::Shell;
 use crate::docker::Docker;
+use crate::launchd::{AgentJob, Launchd};
 use crate::units::{UnitSpec, UnitTarget};
 
 /// Most bytes of a restart or rollback command's output kept as evidence.
@@ -27,6 +28,7 @@ pub type Job = Pin<Box<dyn Future<Output = ActionResult> + Send>>;
 pub struct Executor {
     clients: ClientPool,
     docker: Option<Docker>,
+    launchd: Option<Launchd>,
 }
 
 impl Executor {
@@ -36,6 +38,7 @@ impl Executor {
         Ok(Self {
             clients: ClientPool::default(),
             docker,
+            launchd: Launchd::for_config(config),
         })
     }
 
@@ -43,6 +46,9 @@ impl Executor {
     pub fn start_watchers(&self, shell: &Shell, config: &Config) {
         if let Some(docker) = &self.docker {
             docker.start_watchers(shell, config);
+        }
+        if let Some(launchd) = &self.launchd {
+            launchd.start_watchers(shell, config);
         }
     }
 
@@ -85,6 +91,14 @@ impl Executor {
         Ok(Check::Container(docker.check(container, timeout, on_stop)))
     }
 
+    /// A launchd job check.
+    pub fn launch_agent_check(&self, job: &AgentJob, timeout: Duration) -> anyhow::Result<Check> {
+        let launchd = self.launchd.as_ref().ok_or_else(|| {
+            anyhow::anyhow!("no launchctl (no service has a launch_agent target)")
+        })?;
+        Ok(Check::LaunchAgent(launchd.check(job.clone(), timeout)))
+    }
+
     /// The names of the containers a selector matches now.
     pub async fn find_containers(
         &self,
@@ -122,6 +136,10 @@ impl Executor {
                 Some(docker) => docker.job(container, target, step, last_known_good, dependents),
                 None => Box::pin(async { failed("no Docker connection") }),
             },
+            (UnitTarget::LaunchAgent(job), step) => match &self.launchd {
+                Some(launchd) => launchd.job(job, step, last_known_good),
+                None => Box::pin(async { failed("no launchctl") }),
+            },
         }
     }
 
@@ -131,6 +149,9 @@ impl Executor {
             (&unit.target, &self.docker)
         {
             docker.record_last_known_good(shell, &unit.name, container);
+        }
+        if let (UnitTarget::LaunchAgent(job), Some(launchd)) = (&unit.target, &self.launchd) {
+            launchd.record_last_known_good(shell, &unit.name, job);
         }
     }
 }

@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::WallClock;
 
+/// The window of the availability shown in status.
+const DAY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 /// Every unit's status.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusReport {
@@ -44,6 +47,12 @@ pub struct ServiceStatus {
     pub last_observation_ms: Option<u64>,
     /// The last observation of each probe.
     pub probes: Vec<ProbeStatus>,
+    /// launch_agent units: healthy, idle, failed, missing, or unknown without fresh evidence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classification: Option<String>,
+    /// Share of the last 24 h with a verdict that was healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability_24h: Option<f64>,
 }
 
 /// The last observation of one probe.
@@ -90,7 +99,19 @@ impl StatusReport {
                     .flatten()
                     .map(|p| millis(now.saturating_duration_since(p.at)))
                     .min();
+                let classification = s
+                    .probes
+                    .iter()
+                    .flatten()
+                    .find_map(|p| p.observation.evidence.get("classification")?.as_str())
+                    .map(|c| match s.health {
+                        Health::Unknown => "unknown".to_owned(),
+                        _ => c.to_owned(),
+                    });
+                let availability_24h = sup.availability(&s.name, now, DAY);
                 ServiceStatus {
+                    classification,
+                    availability_24h,
                     name: s.name,
                     state: s.state.to_owned(),
                     health: health_name(s.health).to_owned(),

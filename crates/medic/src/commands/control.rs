@@ -99,6 +99,8 @@ pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
             "LAST SEEN",
             "ATTEMPTS",
             "INCIDENT",
+            "AGENT",
+            "AVAIL 24H",
         ]);
         for s in &report.services {
             let state = if s.paused {
@@ -118,6 +120,11 @@ pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
                 Cell::plain(seen),
                 Cell::plain(s.attempts.to_string()),
                 Cell::plain(s.incident.as_deref().unwrap_or("-")),
+                Cell::status(s.classification.as_deref().unwrap_or("-")),
+                Cell::plain(
+                    s.availability_24h
+                        .map_or("-".to_owned(), |a| format!("{:.2}%", a * 100.0)),
+                ),
             ]);
         }
         table.write(&mut out)?;
