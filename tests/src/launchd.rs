@@ -237,3 +237,21 @@ fn nothing_to_roll_back_to_escalates_with_a_critical_alert() {
     assert_eq!(critical.len(), 1, "{alerts:?}");
     assert_eq!(critical[0]["kind"], "escalated");
 }
+
+#[test]
+fn install_launchd_writes_the_example_plist() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(crate::support::medic::bin("medic"))
+        .args(["install", "launchd", "--dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run medic install launchd");
+    assert!(output.status.success(), "{output:?}");
+    let written = std::fs::read_to_string(dir.path().join("com.medic.agent.plist")).unwrap();
+    let example = include_str!("../../launchd/com.medic.agent.plist");
+    assert_eq!(written, example);
+    let parsed = plist::Value::from_reader_xml(written.as_bytes()).expect("a valid plist");
+    let dict = parsed.as_dictionary().unwrap();
+    assert_eq!(dict["KeepAlive"].as_boolean(), Some(true));
+    assert_eq!(dict["ThrottleInterval"].as_unsigned_integer(), Some(10));
+}
