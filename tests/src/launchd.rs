@@ -255,3 +255,55 @@ fn install_launchd_writes_the_example_plist() {
     assert_eq!(dict["KeepAlive"].as_boolean(), Some(true));
     assert_eq!(dict["ThrottleInterval"].as_unsigned_integer(), Some(10));
 }
+
+#[test]
+fn a_label_prefix_watches_every_matching_job() {
+    let fake = FakeLaunchd::new();
+    for label in ["com.example.a", "com.example.b", "com.other.c"] {
+        let plist = fake.write_agent(label, "exec sleep 600");
+        fake.bootstrap(&plist);
+    }
+    let config = CONFIG.replace(
+        r#"launch_agent = { label = "com.example.job" }"#,
+        r#"launch_agent = { label_prefix = "com.example." }"#,
+    );
+    let mut medic = Medic::prepare_with("reconcile_interval = \"300ms\"", &config);
+
+    // `medic check` finds the jobs of the prefix too.
+    let output = std::process::Command::new(crate::support::medic::bin("medic"))
+        .args(["check", "--json", "--config"])
+        .arg(&medic.config)
+        .envs(fake.env())
+        .output()
+        .expect("run medic check");
+    let rows: Value = serde_json::from_slice(&output.stdout).expect("check JSON");
+    let services: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["service"].as_str().unwrap())
+        .collect();
+    assert_eq!(services, ["agent/com.example.a", "agent/com.example.b"]);
+    assert_eq!(output.status.code(), Some(0), "{rows}");
+
+    let env = fake.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    medic.spawn_with_env(&env);
+    for unit in ["agent/com.example.a", "agent/com.example.b"] {
+        medic.wait_event(unit, |e| e["service"] == unit && e["event"] == "healthy");
+    }
+
+    fake.crash("com.example.b");
+    let events = medic.wait_event("b recovered", |e| {
+        e["service"] == "agent/com.example.b" && e["event"] == "recovered"
+    });
+    assert!(fake.pid("com.example.b").is_some());
+    assert!(
+        events.iter().all(|e| e["service"] != "agent/com.other.c"),
+        "a job outside the prefix is not watched"
+    );
+    assert!(
+        !kinds(&events, "agent/com.example.a").contains(&"failing".to_owned()),
+        "the other job was left alone"
+    );
+}

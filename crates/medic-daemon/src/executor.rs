@@ -99,6 +99,14 @@ impl Executor {
         Ok(Check::LaunchAgent(launchd.check(job.clone(), timeout)))
     }
 
+    /// The labels of the loaded launchd jobs that start with `prefix`.
+    pub async fn find_launch_agents(&self, prefix: &str) -> anyhow::Result<Vec<String>> {
+        let launchd = self.launchd.as_ref().ok_or_else(|| {
+            anyhow::anyhow!("no launchctl (no service has a launch_agent target)")
+        })?;
+        Ok(launchd.find(prefix).await?)
+    }
+
     /// The names of the containers a selector matches now.
     pub async fn find_containers(
         &self,

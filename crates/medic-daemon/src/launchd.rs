@@ -114,17 +114,17 @@ impl Launchd {
                     () = shell2.cancel.cancelled() => return,
                     _ = ticks.tick() => {}
                 }
-                let entries = match ctl.list_all().await {
-                    Ok(entries) => entries,
+                let labels = match find(&ctl, &prefix).await {
+                    Ok(labels) => labels,
                     Err(error) => {
                         tracing::debug!(%service, %error, "Cannot list launchd jobs");
                         continue;
                     }
                 };
-                for entry in entries.into_iter().filter(|e| e.label.starts_with(&prefix)) {
+                for label in labels {
                     let event = Event::Found {
                         service: service.clone(),
-                        container: entry.label,
+                        container: label,
                         labels: std::collections::HashMap::new(),
                     };
                     if shell2.events.send(event).await.is_err() {
@@ -133,6 +133,11 @@ impl Launchd {
                 }
             }
         });
+    }
+
+    /// The labels of the loaded jobs that start with `prefix`.
+    pub async fn find(&self, prefix: &str) -> Result<Vec<String>, LaunchdError> {
+        find(&self.ctl, prefix).await
     }
 
     /// Captures the job's plist as its last known good.
@@ -199,6 +204,16 @@ impl Launchd {
             }
         })
     }
+}
+
+/// The labels `launchctl list` shows that start with `prefix`.
+async fn find(ctl: &Launchctl, prefix: &str) -> Result<Vec<String>, LaunchdError> {
+    let entries = ctl.list_all().await?;
+    Ok(entries
+        .into_iter()
+        .map(|e| e.label)
+        .filter(|l| l.starts_with(prefix))
+        .collect())
 }
 
 /// Kickstarts a loaded job (killing a running instance); bootstraps one that is not loaded.
