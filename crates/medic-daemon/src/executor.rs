@@ -7,7 +7,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use medic_core::config::{Config, ContainerSelector, ContainerTarget, OnStop, Probe};
+use medic_core::config::{
+    Config, ContainerSelector, ContainerTarget, LaunchAgentTarget, OnStop, Probe,
+};
 use medic_core::{ActionResult, Evidence, Step};
 use medic_probe::{ClientPool, ProbeRunner, run_command};
 
@@ -28,7 +30,8 @@ pub type Job = Pin<Box<dyn Future<Output = ActionResult> + Send>>;
 pub struct Executor {
     clients: ClientPool,
     docker: Option<Docker>,
-    launchd: Option<Launchd>,
+    /// launchctl is run per call, so it is always there (a reload may add the first agent).
+    launchd: Launchd,
 }
 
 impl Executor {
@@ -38,7 +41,7 @@ impl Executor {
         Ok(Self {
             clients: ClientPool::default(),
             docker,
-            launchd: Launchd::for_config(config),
+            launchd: Launchd::new(),
         })
     }
 
@@ -47,9 +50,7 @@ impl Executor {
         if let Some(docker) = &self.docker {
             docker.start_watchers(shell, config);
         }
-        if let Some(launchd) = &self.launchd {
-            launchd.start_watchers(shell, config);
-        }
+        self.launchd.start_watchers(shell, config);
     }
 
     /// Starts discovering the containers of a selector service added by a reload.
@@ -63,6 +64,17 @@ impl Executor {
         if let Some(docker) = &self.docker {
             docker.start_discovery(shell, config, service, target);
         }
+    }
+
+    /// Starts discovering the jobs of a `label_prefix` service added by a reload.
+    pub fn start_launch_agent_discovery(
+        &self,
+        shell: &Shell,
+        config: &Config,
+        service: &str,
+        target: &LaunchAgentTarget,
+    ) {
+        self.launchd.start_discovery(shell, config, service, target);
     }
 
     /// Runs the discovery of selector services now (an unknown container appeared).
@@ -92,19 +104,13 @@ impl Executor {
     }
 
     /// A launchd job check.
-    pub fn launch_agent_check(&self, job: &AgentJob, timeout: Duration) -> anyhow::Result<Check> {
-        let launchd = self.launchd.as_ref().ok_or_else(|| {
-            anyhow::anyhow!("no launchctl (no service has a launch_agent target)")
-        })?;
-        Ok(Check::LaunchAgent(launchd.check(job.clone(), timeout)))
+    pub fn launch_agent_check(&self, job: &AgentJob, timeout: Duration) -> Check {
+        Check::LaunchAgent(self.launchd.check(job.clone(), timeout))
     }
 
     /// The labels of the loaded launchd jobs that start with `prefix`.
     pub async fn find_launch_agents(&self, prefix: &str) -> anyhow::Result<Vec<String>> {
-        let launchd = self.launchd.as_ref().ok_or_else(|| {
-            anyhow::anyhow!("no launchctl (no service has a launch_agent target)")
-        })?;
-        Ok(launchd.find(prefix).await?)
+        Ok(self.launchd.find(prefix).await?)
     }
 
     /// The names of the containers a selector matches now.
@@ -144,10 +150,7 @@ impl Executor {
                 Some(docker) => docker.job(container, target, step, last_known_good, dependents),
                 None => Box::pin(async { failed("no Docker connection") }),
             },
-            (UnitTarget::LaunchAgent(job), step) => match &self.launchd {
-                Some(launchd) => launchd.job(job, step, last_known_good),
-                None => Box::pin(async { failed("no launchctl") }),
-            },
+            (UnitTarget::LaunchAgent(job), step) => self.launchd.job(job, step, last_known_good),
         }
     }
 
@@ -158,8 +161,8 @@ impl Executor {
         {
             docker.record_last_known_good(shell, &unit.name, container);
         }
-        if let (UnitTarget::LaunchAgent(job), Some(launchd)) = (&unit.target, &self.launchd) {
-            launchd.record_last_known_good(shell, &unit.name, job);
+        if let UnitTarget::LaunchAgent(job) = &unit.target {
+            self.launchd.record_last_known_good(shell, &unit.name, job);
         }
     }
 }

@@ -52,16 +52,12 @@ impl AgentJob {
 }
 
 impl Launchd {
-    /// The system's launchctl, when a service has a launch_agent target.
-    pub fn for_config(config: &Config) -> Option<Self> {
-        let wanted = config
-            .services
-            .iter()
-            .any(|s| matches!(s.target, Some(Target::LaunchAgent(_))));
-        wanted.then(|| Self {
+    /// The system's launchctl ([`medic_launchd::DEFAULT_PROGRAM`]); nothing runs until a call.
+    pub fn new() -> Self {
+        Self {
             ctl: Arc::new(Launchctl::system(CALL_TIMEOUT)),
             default_domain: Arc::new(OnceCell::new()),
-        })
+        }
     }
 
     async fn domain(&self, job: &AgentJob) -> Result<String, LaunchdError> {

@@ -167,7 +167,7 @@ pub fn unit(
                         service.name
                     );
                 };
-                executor.launch_agent_check(job, probe.timeout)?
+                executor.launch_agent_check(job, probe.timeout)
             }
             _ => executor.runner(probe).with_context(|| {
                 format!("service `{}`: {} probe", service.name, probe.kind_name())

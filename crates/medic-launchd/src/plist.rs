@@ -68,6 +68,12 @@ impl PlistCopy {
             move |source| LaunchdError::Io { path, source }
         };
         std::fs::write(&temp, &self.xml).map_err(io(&temp))?;
+        // launchd refuses group- or world-writable plists: keep the mode the file had.
+        if let Some(kept) = &moved
+            && let Ok(meta) = std::fs::metadata(kept)
+        {
+            std::fs::set_permissions(&temp, meta.permissions()).map_err(io(&temp))?;
+        }
         std::fs::rename(&temp, &self.path).map_err(io(&self.path))?;
         Ok(moved)
     }
