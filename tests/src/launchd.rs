@@ -307,3 +307,24 @@ fn a_label_prefix_watches_every_matching_job() {
         "the other job was left alone"
     );
 }
+
+#[test]
+fn without_launchctl_the_agent_is_unknown_and_left_alone() {
+    let mut medic = Medic::prepare(CONFIG);
+    // No launchctl anywhere on this PATH: the probe is blind.
+    medic.spawn_with_env(&[("PATH", "/nonexistent")]);
+    medic.wait_event("blind", |e| {
+        e["service"] == "agent" && e["event"] == "blind"
+    });
+    let report = eventually("status with an observation", || {
+        let output = medic.cli(&["status", "--json"]);
+        let report: Value = serde_json::from_slice(&output.stdout).ok()?;
+        (report["services"][0]["classification"] == "unknown").then_some(report)
+    });
+    assert_eq!(report["services"][0]["health"], "unknown", "{report}");
+    let acted: Vec<String> = kinds(&medic.events(), "agent")
+        .into_iter()
+        .filter(|k| k.starts_with("restart") || k.starts_with("rollback"))
+        .collect();
+    assert!(acted.is_empty(), "no action while blind: {acted:?}");
+}

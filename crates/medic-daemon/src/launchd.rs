@@ -316,9 +316,15 @@ impl LaunchAgentCheck {
         .await;
         let latency = started.elapsed();
         let (domain, facts) = match inspected {
-            Err(_) => return Observation::blind(latency, "launchctl did not answer in time"),
+            Err(_) => {
+                return Observation::blind(latency, "launchctl did not answer in time")
+                    .with("label", self.job.label.clone())
+                    .with("classification", "unknown");
+            }
             Ok(Err(error)) => {
-                return Observation::blind(latency, format!("launchctl unusable: {error}"));
+                return Observation::blind(latency, format!("launchctl unusable: {error}"))
+                    .with("label", self.job.label.clone())
+                    .with("classification", "unknown");
             }
             Ok(Ok(found)) => found,
         };
