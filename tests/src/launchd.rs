@@ -328,3 +328,24 @@ fn without_launchctl_the_agent_is_unknown_and_left_alone() {
         .collect();
     assert!(acted.is_empty(), "no action while blind: {acted:?}");
 }
+
+#[test]
+fn a_scheduled_job_between_runs_is_idle_and_healthy() {
+    let fake = FakeLaunchd::new();
+    let plist = fake.write_agent_with(
+        LABEL,
+        "echo done",
+        "\t<key>StartInterval</key>\n\t<integer>3600</integer>\n",
+    );
+    fake.bootstrap(&plist);
+    let medic = start(&fake);
+    let report = eventually("status", || {
+        let output = medic.cli(&["status", "--json"]);
+        serde_json::from_slice::<Value>(&output.stdout).ok()
+    });
+    let agent = &report["services"][0];
+    assert_eq!(agent["classification"], "idle", "{report}");
+    assert_eq!(agent["health"], "healthy", "{report}");
+    let table = String::from_utf8_lossy(&medic.cli(&["status"]).stdout).into_owned();
+    assert!(table.contains("idle"), "{table}");
+}

@@ -80,6 +80,11 @@ impl FakeLaunchd {
 
     /// Writes a LaunchAgent plist running `sh -c script` (RunAtLoad, logs to logs/<label>.{out,err}).
     pub fn write_agent(&self, label: &str, script: &str) -> PathBuf {
+        self.write_agent_with(label, script, "")
+    }
+
+    /// Like `write_agent`, with extra plist keys (`<key>StartInterval</key><integer>60</integer>`).
+    pub fn write_agent_with(&self, label: &str, script: &str, extra: &str) -> PathBuf {
         let escape = |s: &str| {
             s.replace('&', "&amp;")
                 .replace('<', "&lt;")
@@ -104,7 +109,7 @@ impl FakeLaunchd {
 	<string>{out}</string>
 	<key>StandardErrorPath</key>
 	<string>{err}</string>
-</dict>
+{extra}</dict>
 </plist>
 "#,
             script = escape(script),
