@@ -7,6 +7,10 @@ use std::time::Duration;
 
 use medic_launchd::{BOOTSTRAP_TRIES, Launchctl, LaunchdError, Source, current_uid};
 
+/// One test at a time: a script written while another thread forks can fail to
+/// exec with "Text file busy" (ETXTBSY) until that child has exec'd.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A launchctl that runs `body` (a sh script; `$STATE` is a scratch dir, `$FIXTURES` the fixtures).
 fn scripted(dir: &Path, body: &str) -> Launchctl {
     let program = dir.join("launchctl");
@@ -33,6 +37,7 @@ fn calls(dir: &Path) -> Vec<String> {
 
 #[tokio::test]
 async fn print_falls_back_to_list_and_unknown_labels_are_none() {
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let ctl = scripted(
         dir.path(),
@@ -56,6 +61,7 @@ esac"#,
 
 #[tokio::test]
 async fn print_answers_and_missing_labels_exit_113() {
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let ctl = scripted(
         dir.path(),
@@ -78,6 +84,7 @@ esac"#,
 
 #[tokio::test]
 async fn without_a_gui_login_the_domain_is_user() {
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let ctl = scripted(
         dir.path(),
@@ -101,6 +108,7 @@ esac"#,
 
 #[tokio::test]
 async fn bootstrap_is_retried_on_input_output_error() {
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     // Fails twice with EIO (teardown still running), then loads.
     let ctl = scripted(
@@ -133,6 +141,7 @@ if [ "$n" -le 2 ]; then echo 'Bootstrap failed: 5: Input/output error' >&2; exit
 
 #[tokio::test]
 async fn bootout_waits_until_the_job_is_gone() {
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     // bootout returns at once; print still knows the job twice more.
     let ctl = scripted(
@@ -167,6 +176,7 @@ esac"#,
 
 #[tokio::test]
 async fn a_missing_launchctl_is_a_spawn_error() {
+    let _serial = SERIAL.lock().await;
     let ctl = Launchctl::new("/nonexistent/launchctl", Duration::from_secs(1));
     let error = ctl.inspect("gui/501", "x").await.unwrap_err();
     assert!(matches!(error, LaunchdError::Spawn { .. }), "{error}");
