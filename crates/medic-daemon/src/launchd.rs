@@ -100,35 +100,14 @@ impl Launchd {
         let LabelSelector::Prefix(prefix) = &target.selector else {
             return;
         };
-        let (ctl, shell2) = (self.ctl.clone(), shell.clone());
-        let (service, prefix) = (service.to_owned(), prefix.clone());
-        let interval = config.medic.reconcile_interval;
-        shell.tracker.spawn(async move {
-            let mut ticks = tokio::time::interval(interval);
-            loop {
-                tokio::select! {
-                    () = shell2.cancel.cancelled() => return,
-                    _ = ticks.tick() => {}
-                }
-                let labels = match find(&ctl, &prefix).await {
-                    Ok(labels) => labels,
-                    Err(error) => {
-                        tracing::debug!(%service, %error, "Cannot list launchd jobs");
-                        continue;
-                    }
-                };
-                for label in labels {
-                    let event = Event::Found {
-                        service: service.clone(),
-                        container: label,
-                        labels: std::collections::HashMap::new(),
-                    };
-                    if shell2.events.send(event).await.is_err() {
-                        return;
-                    }
-                }
-            }
-        });
+        let discovery = discover(
+            self.ctl.clone(),
+            shell.clone(),
+            service.to_owned(),
+            prefix.clone(),
+            config.medic.reconcile_interval,
+        );
+        shell.tracker.spawn(discovery);
     }
 
     /// The labels of the loaded jobs that start with `prefix`.
@@ -199,6 +178,40 @@ impl Launchd {
                 Err(message) => ActionResult::Failed { message, evidence },
             }
         })
+    }
+}
+
+/// Lists the jobs of a `label_prefix` service every `interval` and reports each one.
+async fn discover(
+    ctl: Arc<Launchctl>,
+    shell: Shell,
+    service: String,
+    prefix: String,
+    interval: Duration,
+) {
+    let mut ticks = tokio::time::interval(interval);
+    loop {
+        tokio::select! {
+            () = shell.cancel.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let labels = match find(&ctl, &prefix).await {
+            Ok(labels) => labels,
+            Err(error) => {
+                tracing::debug!(%service, %error, "Cannot list launchd jobs");
+                continue;
+            }
+        };
+        for label in labels {
+            let event = Event::Found {
+                service: service.clone(),
+                container: label,
+                labels: std::collections::HashMap::new(),
+            };
+            if shell.events.send(event).await.is_err() {
+                return;
+            }
+        }
     }
 }
 
