@@ -6,4 +6,5 @@ mod cli;
 mod command_target;
 mod deploy;
 mod docker;
+mod launchd;
 mod service;

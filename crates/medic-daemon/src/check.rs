@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use medic_core::config::{Config, ContainerSelector, Target};
+use medic_core::config::{Config, ContainerSelector, LabelSelector, Target};
 use medic_core::{Observation, Outcome};
 
 use crate::executor::Executor;
@@ -24,6 +24,16 @@ pub async fn check_once(config: &Config) -> anyhow::Result<Vec<CheckRow>> {
     let executor = Executor::new(config)?;
     let mut specs = units::plan(config, &executor, &[])?;
     for service in &config.services {
+        if let Some(Target::LaunchAgent(target)) = &service.target
+            && let LabelSelector::Prefix(prefix) = &target.selector
+        {
+            for label in executor.find_launch_agents(prefix).await? {
+                let name = format!("{}/{label}", service.name);
+                specs.push(units::launch_agent_unit(
+                    service, target, &name, &label, &executor,
+                )?);
+            }
+        }
         let Some(Target::Container(target)) = &service.target else {
             continue;
         };

@@ -6,6 +6,7 @@ use medic_core::Observation;
 use medic_probe::ProbeRunner;
 
 use crate::docker::ContainerCheck;
+use crate::launchd::LaunchAgentCheck;
 
 /// One probe of a unit.
 #[derive(Debug, Clone)]
@@ -14,6 +15,8 @@ pub enum Check {
     Runner(Arc<ProbeRunner>),
     /// A container's state and Docker health.
     Container(ContainerCheck),
+    /// A launchd job's state, pid and last exit.
+    LaunchAgent(LaunchAgentCheck),
 }
 
 impl Check {
@@ -22,6 +25,7 @@ impl Check {
         match self {
             Check::Runner(runner) => runner.check().await,
             Check::Container(check) => check.run().await,
+            Check::LaunchAgent(check) => check.run().await,
         }
     }
 }

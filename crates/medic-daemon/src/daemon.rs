@@ -442,6 +442,15 @@ impl Daemon {
         let Some(service) = self.config.services.iter().find(|s| s.name == service) else {
             return;
         };
+        if let Some(medic_core::config::Target::LaunchAgent(target)) = &service.target {
+            match units::launch_agent_unit(service, target, &name, container, &self.executor) {
+                Ok(spec) => self.add_unit(spec),
+                Err(error) => {
+                    tracing::warn!(unit = %name, error = format!("{error:#}"), "Cannot watch a found launchd job")
+                }
+            }
+            return;
+        }
         let Some(medic_core::config::Target::Container(target)) = &service.target else {
             return;
         };

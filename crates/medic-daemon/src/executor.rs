@@ -7,13 +7,16 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use medic_core::config::{Config, ContainerSelector, ContainerTarget, OnStop, Probe};
+use medic_core::config::{
+    Config, ContainerSelector, ContainerTarget, LaunchAgentTarget, OnStop, Probe,
+};
 use medic_core::{ActionResult, Evidence, Step};
 use medic_probe::{ClientPool, ProbeRunner, run_command};
 
 use crate::checks::Check;
 use crate::daemon::Shell;
 use crate::docker::Docker;
+use crate::launchd::{AgentJob, Launchd};
 use crate::units::{UnitSpec, UnitTarget};
 
 /// Most bytes of a restart or rollback command's output kept as evidence.
@@ -27,6 +30,8 @@ pub type Job = Pin<Box<dyn Future<Output = ActionResult> + Send>>;
 pub struct Executor {
     clients: ClientPool,
     docker: Option<Docker>,
+    /// launchctl is run per call, so it is always there (a reload may add the first agent).
+    launchd: Launchd,
 }
 
 impl Executor {
@@ -36,6 +41,7 @@ impl Executor {
         Ok(Self {
             clients: ClientPool::default(),
             docker,
+            launchd: Launchd::new(),
         })
     }
 
@@ -44,6 +50,7 @@ impl Executor {
         if let Some(docker) = &self.docker {
             docker.start_watchers(shell, config);
         }
+        self.launchd.start_watchers(shell, config);
     }
 
     /// Starts discovering the containers of a selector service added by a reload.
@@ -57,6 +64,17 @@ impl Executor {
         if let Some(docker) = &self.docker {
             docker.start_discovery(shell, config, service, target);
         }
+    }
+
+    /// Starts discovering the jobs of a `label_prefix` service added by a reload.
+    pub fn start_launch_agent_discovery(
+        &self,
+        shell: &Shell,
+        config: &Config,
+        service: &str,
+        target: &LaunchAgentTarget,
+    ) {
+        self.launchd.start_discovery(shell, config, service, target);
     }
 
     /// Runs the discovery of selector services now (an unknown container appeared).
@@ -83,6 +101,16 @@ impl Executor {
     ) -> anyhow::Result<Check> {
         let docker = self.docker()?;
         Ok(Check::Container(docker.check(container, timeout, on_stop)))
+    }
+
+    /// A launchd job check.
+    pub fn launch_agent_check(&self, job: &AgentJob, timeout: Duration) -> Check {
+        Check::LaunchAgent(self.launchd.check(job.clone(), timeout))
+    }
+
+    /// The labels of the loaded launchd jobs that start with `prefix`.
+    pub async fn find_launch_agents(&self, prefix: &str) -> anyhow::Result<Vec<String>> {
+        Ok(self.launchd.find(prefix).await?)
     }
 
     /// The names of the containers a selector matches now.
@@ -132,6 +160,9 @@ impl Executor {
                 ),
                 None => Box::pin(async { failed("no Docker connection") }),
             },
+            // A launchd job's version is its plist: a deploy that kept it has
+            // nothing medic could return to, so its rollback fails and escalates.
+            (UnitTarget::LaunchAgent(job), step) => self.launchd.job(job, step, last_known_good),
         }
     }
 
@@ -141,6 +172,9 @@ impl Executor {
             (&unit.target, &self.docker)
         {
             docker.record_last_known_good(shell, &unit.name, container);
+        }
+        if let UnitTarget::LaunchAgent(job) = &unit.target {
+            self.launchd.record_last_known_good(shell, &unit.name, job);
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod daemon;
 mod docker;
 mod executor;
 pub mod journal;
+mod launchd;
 mod metrics;
 mod notify;
 mod schedule;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::WallClock;
 use crate::store::Store;
 
+/// The window of the availability shown in status.
 const DAY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// Every unit's status.
@@ -58,6 +59,9 @@ pub struct ServiceStatus {
     pub last_observation_ms: Option<u64>,
     /// The last observation of each probe.
     pub probes: Vec<ProbeStatus>,
+    /// launch_agent units: healthy, idle, failed, missing, or unknown without fresh evidence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classification: Option<String>,
 }
 
 /// An incident that ended.
@@ -120,6 +124,15 @@ impl StatusReport {
                     .flatten()
                     .map(|p| millis(now.saturating_duration_since(p.at)))
                     .min();
+                let classification = s
+                    .probes
+                    .iter()
+                    .flatten()
+                    .find_map(|p| p.observation.evidence.get("classification")?.as_str())
+                    .map(|c| match s.health {
+                        Health::Unknown => "unknown".to_owned(),
+                        _ => c.to_owned(),
+                    });
                 let availability_24h = sup.availability(&s.name, now, DAY);
                 let last_incident = s.last_incident.map(|i| LastIncident {
                     id: i.id,
@@ -131,6 +144,7 @@ impl StatusReport {
                     .and_then(|spec| spec.as_object())
                     .and_then(version);
                 ServiceStatus {
+                    classification,
                     last_known_good,
                     availability_24h,
                     last_incident,

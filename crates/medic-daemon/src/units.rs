@@ -7,11 +7,13 @@ use std::time::Duration;
 use anyhow::Context;
 use medic_core::Policy;
 use medic_core::config::{
-    CommandTarget, Config, ContainerSelector, ContainerTarget, OnStop, ProbeKind, Service, Target,
+    CommandTarget, Config, ContainerSelector, ContainerTarget, LabelSelector, LaunchAgentTarget,
+    OnStop, ProbeKind, Service, Target,
 };
 
 use crate::checks::Check;
 use crate::executor::Executor;
+use crate::launchd::AgentJob;
 
 /// One thing medic keeps alive: a service, or one container of a service whose selector matches several.
 #[derive(Debug, Clone)]
@@ -48,6 +50,8 @@ pub enum UnitTarget {
         /// Restart and restore settings.
         target: ContainerTarget,
     },
+    /// One launchd job, by label.
+    LaunchAgent(AgentJob),
 }
 
 /// The units of a config: one per service, except selectors that match many
@@ -76,12 +80,26 @@ pub fn plan(config: &Config, executor: &Executor, known: &[&str]) -> anyhow::Res
                     }
                 }
             },
-            Some(Target::LaunchAgent(_)) => {
-                anyhow::bail!(
-                    "service `{}`: launch_agent targets are not wired yet",
-                    service.name
-                );
-            }
+            Some(Target::LaunchAgent(target)) => match &target.selector {
+                LabelSelector::Label(label) => {
+                    units.push(launch_agent_unit(
+                        service,
+                        target,
+                        &service.name,
+                        label,
+                        executor,
+                    )?);
+                }
+                LabelSelector::Prefix(_) => {
+                    // Jobs seen before are watched from the start, so one unloaded
+                    // while medic was down is restored too; discovery finds the rest.
+                    let prefix = format!("{}/", service.name);
+                    for unit in known.iter().filter(|u| u.starts_with(&prefix)) {
+                        let label = &unit[prefix.len()..];
+                        units.push(launch_agent_unit(service, target, unit, label, executor)?);
+                    }
+                }
+            },
             Some(Target::Command(command)) => {
                 units.push(unit(
                     service,
@@ -111,6 +129,18 @@ pub fn container_unit(
     unit(service, unit_name, target, executor)
 }
 
+/// The unit of one launchd job of a service.
+pub fn launch_agent_unit(
+    service: &Service,
+    target: &LaunchAgentTarget,
+    unit_name: &str,
+    label: &str,
+    executor: &Executor,
+) -> anyhow::Result<UnitSpec> {
+    let target = UnitTarget::LaunchAgent(AgentJob::new(label, target));
+    unit(service, unit_name, target, executor)
+}
+
 /// Builds a unit and its checks.
 pub fn unit(
     service: &Service,
@@ -131,10 +161,13 @@ pub fn unit(
                 executor.container_check(container, probe.timeout, target.on_stop)?
             }
             ProbeKind::LaunchAgent => {
-                anyhow::bail!(
-                    "service `{}`: launch_agent probes are not wired yet",
-                    service.name
-                );
+                let UnitTarget::LaunchAgent(job) = &target else {
+                    anyhow::bail!(
+                        "service `{}`: a launch_agent probe needs a launch_agent target",
+                        service.name
+                    );
+                };
+                executor.launch_agent_check(job, probe.timeout)
             }
             _ => executor.runner(probe).with_context(|| {
                 format!("service `{}`: {} probe", service.name, probe.kind_name())

@@ -23,9 +23,9 @@ impl Cell {
     pub fn status(text: impl Into<String>) -> Self {
         let text = text.into();
         let colour = match text.as_str() {
-            "ok" | "healthy" => "32",
+            "ok" | "healthy" | "idle" => "32",
             "starting" | "recovering" | "rolling_back" | "paused" => "33",
-            "fail" | "failing" | "escalated" | "unhealthy" => "31",
+            "fail" | "failing" | "escalated" | "unhealthy" | "failed" | "missing" => "31",
             _ => "90",
         };
         Self {

@@ -2,5 +2,6 @@
 
 pub mod docker;
 pub mod env;
+pub mod launchd;
 pub mod medic;
 pub mod server;

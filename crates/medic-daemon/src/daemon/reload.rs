@@ -91,6 +91,16 @@ impl Daemon {
                 self.executor
                     .start_discovery(&self.shell, &self.config, &service.name, target);
             }
+            if !old.contains_key(&service.name)
+                && let Some(Target::LaunchAgent(target)) = &service.target
+            {
+                self.executor.start_launch_agent_discovery(
+                    &self.shell,
+                    &self.config,
+                    &service.name,
+                    target,
+                );
+            }
         }
         self.dirty = true;
         Ok(())

@@ -100,6 +100,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
             "ATTEMPTS",
             "AVAIL 24H",
             "INCIDENT",
+            "AGENT",
         ]);
         for s in &report.services {
             let state = if s.paused {
@@ -123,6 +124,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
                         .map_or("-".to_owned(), |a| format!("{:.2}%", a * 100.0)),
                 ),
                 Cell::plain(incident(s)),
+                Cell::status(s.classification.as_deref().unwrap_or("-")),
             ]);
         }
         table.write(&mut out)?;

@@ -1,5 +1,6 @@
 //! `medic install systemd`: writes the unit, the sysusers and tmpfiles
 //! snippets and a default config, then prints how to enable it.
+//! `medic install launchd`: writes the LaunchAgent plist that runs medic on macOS.
 
 use std::path::{Path, PathBuf};
 
@@ -16,7 +17,30 @@ const EXAMPLE_CONFIG: &str = include_str!("../../../../config/medic.toml");
 pub enum InstallCommand {
     /// The systemd unit (Type=notify, watchdog, hardening), sysusers and tmpfiles snippets.
     Systemd(SystemdArgs),
+    /// A LaunchAgent plist that keeps medic running (KeepAlive, ThrottleInterval, log files).
+    Launchd(LaunchdArgs),
 }
+
+/// Arguments of `medic install launchd`. With the defaults it writes exactly
+/// `launchd/com.medic.agent.plist` of the repository.
+#[derive(Debug, Args)]
+pub struct LaunchdArgs {
+    /// Folder the plist is written to [default: ~/Library/LaunchAgents].
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// The medic binary the agent runs.
+    #[arg(long, default_value = "/usr/local/bin/medic")]
+    bin: PathBuf,
+    /// The config file the agent runs with.
+    #[arg(long, default_value = "/usr/local/etc/medic/medic.toml")]
+    config: PathBuf,
+    /// Folder of medic's stdout and stderr files.
+    #[arg(long, default_value = "/usr/local/var/log/medic")]
+    log_dir: PathBuf,
+}
+
+/// The label of medic's own LaunchAgent.
+const LAUNCHD_LABEL: &str = "com.medic.agent";
 
 /// Arguments of `medic install systemd`.
 #[derive(Debug, Args)]
@@ -33,7 +57,67 @@ pub struct SystemdArgs {
 pub fn run(command: InstallCommand) -> anyhow::Result<u8> {
     match command {
         InstallCommand::Systemd(args) => systemd(&args),
+        InstallCommand::Launchd(args) => launchd(&args),
     }
+}
+
+fn launchd(args: &LaunchdArgs) -> anyhow::Result<u8> {
+    let dir = match &args.dir {
+        Some(dir) => dir.clone(),
+        None => std::env::var_os("HOME")
+            .map(|home| PathBuf::from(home).join("Library/LaunchAgents"))
+            .context("HOME is not set: pass --dir")?,
+    };
+    let path = dir.join(format!("{LAUNCHD_LABEL}.plist"));
+    write(&path, &launchd_plist(args)?)?;
+    println!("wrote    {}", path.display());
+    println!(
+        "\nEdit {config} (`medic config check {config}`), then:",
+        config = args.config.display()
+    );
+    println!(
+        "  mkdir -p {} && launchctl bootstrap gui/$(id -u) {}",
+        args.log_dir.display(),
+        path.display()
+    );
+    Ok(0)
+}
+
+/// The LaunchAgent plist: runs `medic run --config …` at login, restarted by
+/// launchd whenever it exits (at most every 10 s), stdout and stderr to files.
+fn launchd_plist(args: &LaunchdArgs) -> anyhow::Result<String> {
+    use plist::{Dictionary, Value};
+    let text = |p: &Path| Value::String(p.display().to_string());
+    let mut dict = Dictionary::new();
+    dict.insert("Label".into(), LAUNCHD_LABEL.into());
+    dict.insert(
+        "ProgramArguments".into(),
+        Value::Array(vec![
+            text(&args.bin),
+            "run".into(),
+            "--config".into(),
+            text(&args.config),
+        ]),
+    );
+    dict.insert("RunAtLoad".into(), true.into());
+    dict.insert("KeepAlive".into(), true.into());
+    dict.insert("ThrottleInterval".into(), 10.into());
+    // medic stops within its 5 s shutdown grace; launchd waits this long before SIGKILL.
+    dict.insert("ExitTimeOut".into(), 10.into());
+    dict.insert(
+        "StandardOutPath".into(),
+        text(&args.log_dir.join("medic.out.log")),
+    );
+    dict.insert(
+        "StandardErrorPath".into(),
+        text(&args.log_dir.join("medic.err.log")),
+    );
+    let mut xml = Vec::new();
+    Value::Dictionary(dict)
+        .to_writer_xml(&mut xml)
+        .context("cannot render the plist")?;
+    xml.push(b'\n');
+    String::from_utf8(xml).context("the plist is not UTF-8")
 }
 
 fn systemd(args: &SystemdArgs) -> anyhow::Result<u8> {
@@ -66,4 +150,29 @@ fn write(path: &Path, contents: &str) -> anyhow::Result<()> {
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
     std::fs::write(path, contents).with_context(|| format!("cannot write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Install {
+        #[command(subcommand)]
+        command: InstallCommand,
+    }
+
+    #[test]
+    fn the_launchd_example_is_what_the_defaults_write() {
+        let Install {
+            command: InstallCommand::Launchd(args),
+        } = Install::parse_from(["install", "launchd"])
+        else {
+            panic!("launchd parses as launchd");
+        };
+        let example = include_str!("../../../../launchd/com.medic.agent.plist");
+        assert_eq!(launchd_plist(&args).unwrap(), example);
+    }
 }

@@ -1,0 +1,351 @@
+//! LaunchAgents: the real medic against a fake launchctl (tests/src/bin/fake-launchctl.rs)
+//! whose jobs are real processes — crash → kickstart, an unloaded job restored,
+//! a changed plist rolled back, and escalation when there is nothing to roll back to.
+
+use serde_json::Value;
+
+use crate::support::launchd::FakeLaunchd;
+use crate::support::medic::{Medic, eventually, kinds};
+
+const LABEL: &str = "com.example.job";
+
+/// Probes every 300 ms with short backoffs, so a whole incident takes seconds.
+const CONFIG: &str = r#"
+[defaults]
+interval = "300ms"
+timeout = "250ms"
+failure_threshold = 2
+backoff = "100ms"
+recover_timeout = "3s"
+replace_grace = "300ms"
+
+[[service]]
+name = "agent"
+launch_agent = { label = "com.example.job" }
+"#;
+
+/// Starts medic on CONFIG with the fake launchctl on its PATH; waits until the agent is healthy.
+fn start(fake: &FakeLaunchd) -> Medic {
+    let mut medic = Medic::prepare(CONFIG);
+    let env = fake.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    medic.spawn_with_env(&env);
+    medic.wait_event("the agent healthy", |e| {
+        e["service"] == "agent" && e["event"] == "healthy"
+    });
+    medic
+}
+
+/// Waits until medic has recorded the agent's plist as last known good.
+fn wait_last_known_good(medic: &Medic) -> Value {
+    eventually("the last known good plist in the state store", || {
+        let text = std::fs::read_to_string(medic.state("state.json")).ok()?;
+        let state: Value = serde_json::from_str(&text).ok()?;
+        let lkg = &state["units"]["agent"]["last_known_good"];
+        lkg.is_object().then(|| lkg.clone())
+    })
+}
+
+fn from_failing(events: &[Value]) -> Vec<String> {
+    kinds(events, "agent")
+        .into_iter()
+        .skip_while(|k| k != "failing")
+        .collect()
+}
+
+#[test]
+fn a_crashed_agent_is_kickstarted() {
+    let fake = FakeLaunchd::new();
+    let plist = fake.write_agent(LABEL, "echo started; echo oops >&2; exec sleep 600");
+    fake.bootstrap(&plist);
+    let medic = start(&fake);
+    let first = fake.pid(LABEL).expect("the job runs");
+
+    fake.crash(LABEL);
+    let events = medic.wait_event("recovered", |e| e["event"] == "recovered");
+    assert_eq!(
+        from_failing(&events),
+        ["failing", "restart", "restart_done", "recovered"],
+        "{}",
+        medic.stderr()
+    );
+    let failing = events.iter().find(|e| e["event"] == "failing").unwrap();
+    let evidence = &failing["evidence"];
+    assert_eq!(evidence["classification"], "failed", "{failing}");
+    assert_eq!(evidence["last_signal"], 9, "{failing}");
+    assert_eq!(evidence["domain"], FakeLaunchd::domain(), "{failing}");
+    assert!(
+        evidence["stderr_tail"]
+            .as_array()
+            .is_some_and(|lines| lines.iter().any(|l| l == "oops")),
+        "the job's stderr tail is evidence: {failing}"
+    );
+    let restart = events
+        .iter()
+        .find(|e| e["event"] == "restart_done")
+        .unwrap();
+    assert!(
+        restart["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("kickstarted"),
+        "{restart}"
+    );
+    let again = fake.pid(LABEL).expect("the job runs again");
+    assert_ne!(first, again);
+
+    // `medic status` shows the classification and the availability.
+    let output = medic.cli(&["status", "--json"]);
+    let report: Value = serde_json::from_slice(&output.stdout).expect("status JSON");
+    let agent = &report["services"][0];
+    assert_eq!(agent["classification"], "healthy", "{report}");
+    assert!(agent["availability_24h"].as_f64().is_some(), "{report}");
+    let table = String::from_utf8_lossy(&medic.cli(&["status"]).stdout).into_owned();
+    assert!(
+        table.contains("AGENT") && table.contains("healthy"),
+        "{table}"
+    );
+    let failed_only = medic.cli(&["status", "--failed-only", "--json"]);
+    let report: Value = serde_json::from_slice(&failed_only.stdout).expect("status JSON");
+    assert_eq!(
+        report["services"].as_array().map(Vec::len),
+        Some(0),
+        "{report}"
+    );
+}
+
+#[test]
+fn an_unloaded_agent_is_bootstrapped_again() {
+    let fake = FakeLaunchd::new();
+    let plist = fake.write_agent(LABEL, "exec sleep 600");
+    fake.bootstrap(&plist);
+    let medic = start(&fake);
+
+    fake.bootout(LABEL);
+    let events = medic.wait_event("recovered", |e| e["event"] == "recovered");
+    let failing = events.iter().find(|e| e["event"] == "failing").unwrap();
+    assert_eq!(
+        failing["evidence"]["classification"], "missing",
+        "{failing}"
+    );
+    assert_eq!(
+        failing["message"], "`com.example.job` not loaded",
+        "{failing}"
+    );
+    let restart = events
+        .iter()
+        .find(|e| e["event"] == "restart_done")
+        .unwrap();
+    assert!(
+        restart["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("bootstrapped"),
+        "{restart}"
+    );
+    assert!(fake.pid(LABEL).is_some(), "the job runs again");
+}
+
+#[test]
+fn a_changed_plist_that_keeps_crashing_is_rolled_back() {
+    let fake = FakeLaunchd::new();
+    let plist = fake.write_agent(LABEL, "exec sleep 600");
+    fake.bootstrap(&plist);
+    let medic = start(&fake);
+    let lkg = wait_last_known_good(&medic);
+    assert_eq!(lkg["path"], plist.display().to_string());
+    let good = std::fs::read_to_string(&plist).unwrap();
+
+    // A deploy, with medic paused while it swaps the plist.
+    assert!(medic.cli(&["pause", "agent"]).status.success());
+    fake.bootout(LABEL);
+    fake.write_agent(LABEL, "echo bad deploy >&2; exit 3");
+    fake.bootstrap(&plist);
+    assert!(medic.cli(&["resume", "agent"]).status.success());
+
+    let events = medic.wait_event("rolled back", |e| e["event"] == "rolled_back");
+    let agent = kinds(&events, "agent");
+    assert_eq!(
+        agent.iter().filter(|k| *k == "restart").count(),
+        3,
+        "{agent:?}"
+    );
+    assert!(agent.contains(&"rollback_done".to_owned()), "{agent:?}");
+    assert_eq!(
+        std::fs::read_to_string(&plist).unwrap().trim_end(),
+        good.trim_end()
+    );
+    let kept: Vec<_> = std::fs::read_dir(plist.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().contains(".medic-failed-"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(
+        std::fs::read_to_string(&kept[0])
+            .unwrap()
+            .contains("bad deploy")
+    );
+    assert!(fake.pid(LABEL).is_some(), "the good job runs again");
+    let alert = medic
+        .alerts()
+        .into_iter()
+        .find(|a| a["kind"] == "rolled_back")
+        .expect("a rolled_back alert");
+    assert_eq!(alert["severity"], "warning");
+}
+
+#[test]
+fn nothing_to_roll_back_to_escalates_with_a_critical_alert() {
+    let fake = FakeLaunchd::new();
+    let flag = fake.log("broken");
+    let script = format!(
+        "if [ -e {} ]; then echo broken for good >&2; exit 3; fi; exec sleep 600",
+        flag.display()
+    );
+    let plist = fake.write_agent(LABEL, &script);
+    fake.bootstrap(&plist);
+    let medic = start(&fake);
+    wait_last_known_good(&medic);
+
+    std::fs::write(&flag, "").unwrap();
+    fake.crash(LABEL);
+    let events = medic.wait_event("escalated", |e| e["event"] == "escalated");
+    let agent = kinds(&events, "agent");
+    assert_eq!(
+        agent.iter().filter(|k| *k == "restart").count(),
+        3,
+        "{agent:?}"
+    );
+    let failed = events
+        .iter()
+        .find(|e| e["event"] == "rollback_failed")
+        .expect("a failed rollback");
+    assert!(
+        failed["message"]
+            .as_str()
+            .unwrap()
+            .contains("already on the last known good plist"),
+        "{failed}"
+    );
+    let alerts = medic.alerts();
+    let critical: Vec<&Value> = alerts
+        .iter()
+        .filter(|a| a["severity"] == "critical" && a["service"] == "agent")
+        .collect();
+    assert_eq!(critical.len(), 1, "{alerts:?}");
+    assert_eq!(critical[0]["kind"], "escalated");
+}
+
+#[test]
+fn install_launchd_writes_the_example_plist() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(crate::support::medic::bin("medic"))
+        .args(["install", "launchd", "--dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run medic install launchd");
+    assert!(output.status.success(), "{output:?}");
+    let written = std::fs::read_to_string(dir.path().join("com.medic.agent.plist")).unwrap();
+    let example = include_str!("../../launchd/com.medic.agent.plist");
+    assert_eq!(written, example);
+    let parsed = plist::Value::from_reader_xml(written.as_bytes()).expect("a valid plist");
+    let dict = parsed.as_dictionary().unwrap();
+    assert_eq!(dict["KeepAlive"].as_boolean(), Some(true));
+    assert_eq!(dict["ThrottleInterval"].as_unsigned_integer(), Some(10));
+}
+
+#[test]
+fn a_label_prefix_watches_every_matching_job() {
+    let fake = FakeLaunchd::new();
+    for label in ["com.example.a", "com.example.b", "com.other.c"] {
+        let plist = fake.write_agent(label, "exec sleep 600");
+        fake.bootstrap(&plist);
+    }
+    let config = CONFIG.replace(
+        r#"launch_agent = { label = "com.example.job" }"#,
+        r#"launch_agent = { label_prefix = "com.example." }"#,
+    );
+    let mut medic = Medic::prepare_with("reconcile_interval = \"300ms\"", &config);
+
+    // `medic check` finds the jobs of the prefix too.
+    let output = std::process::Command::new(crate::support::medic::bin("medic"))
+        .args(["check", "--json", "--config"])
+        .arg(&medic.config)
+        .envs(fake.env())
+        .output()
+        .expect("run medic check");
+    let rows: Value = serde_json::from_slice(&output.stdout).expect("check JSON");
+    let services: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["service"].as_str().unwrap())
+        .collect();
+    assert_eq!(services, ["agent/com.example.a", "agent/com.example.b"]);
+    assert_eq!(output.status.code(), Some(0), "{rows}");
+
+    let env = fake.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    medic.spawn_with_env(&env);
+    for unit in ["agent/com.example.a", "agent/com.example.b"] {
+        medic.wait_event(unit, |e| e["service"] == unit && e["event"] == "healthy");
+    }
+
+    fake.crash("com.example.b");
+    let events = medic.wait_event("b recovered", |e| {
+        e["service"] == "agent/com.example.b" && e["event"] == "recovered"
+    });
+    assert!(fake.pid("com.example.b").is_some());
+    assert!(
+        events.iter().all(|e| e["service"] != "agent/com.other.c"),
+        "a job outside the prefix is not watched"
+    );
+    assert!(
+        !kinds(&events, "agent/com.example.a").contains(&"failing".to_owned()),
+        "the other job was left alone"
+    );
+}
+
+#[test]
+fn without_launchctl_the_agent_is_unknown_and_left_alone() {
+    let mut medic = Medic::prepare(CONFIG);
+    // No launchctl anywhere on this PATH: the probe is blind.
+    medic.spawn_with_env(&[("PATH", "/nonexistent")]);
+    medic.wait_event("blind", |e| {
+        e["service"] == "agent" && e["event"] == "blind"
+    });
+    let report = eventually("status with an observation", || {
+        let output = medic.cli(&["status", "--json"]);
+        let report: Value = serde_json::from_slice(&output.stdout).ok()?;
+        (report["services"][0]["classification"] == "unknown").then_some(report)
+    });
+    assert_eq!(report["services"][0]["health"], "unknown", "{report}");
+    let acted: Vec<String> = kinds(&medic.events(), "agent")
+        .into_iter()
+        .filter(|k| k.starts_with("restart") || k.starts_with("rollback"))
+        .collect();
+    assert!(acted.is_empty(), "no action while blind: {acted:?}");
+}
+
+#[test]
+fn a_scheduled_job_between_runs_is_idle_and_healthy() {
+    let fake = FakeLaunchd::new();
+    let plist = fake.write_agent_with(
+        LABEL,
+        "echo done",
+        "\t<key>StartInterval</key>\n\t<integer>3600</integer>\n",
+    );
+    fake.bootstrap(&plist);
+    let medic = start(&fake);
+    let report = eventually("status", || {
+        let output = medic.cli(&["status", "--json"]);
+        serde_json::from_slice::<Value>(&output.stdout).ok()
+    });
+    let agent = &report["services"][0];
+    assert_eq!(agent["classification"], "idle", "{report}");
+    assert_eq!(agent["health"], "healthy", "{report}");
+    let table = String::from_utf8_lossy(&medic.cli(&["status"]).stdout).into_owned();
+    assert!(table.contains("idle"), "{table}");
+}
