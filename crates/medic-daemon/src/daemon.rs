@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 use jiff::Timestamp;
 use medic_core::config::Config;
-use medic_core::{Action, ActionResult, Control, Input, Observation, Supervisor};
+use medic_core::{Action, ActionResult, Control, EventKind, Input, Observation, Supervisor};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -171,7 +171,10 @@ struct Daemon {
     /// Actions waiting for a free slot (at most `max_concurrent_actions` run at once).
     queued: std::collections::VecDeque<(String, medic_core::Step)>,
     max_concurrent_actions: usize,
+    /// The state store must be saved after this drain (an incident, an attempt, a pause changed).
     dirty: bool,
+    /// The state store must be saved by then (changes a restart needs, but not at once).
+    save_by: Option<Instant>,
     alert_seq: u64,
     shutdown_grace: Duration,
 }
@@ -215,6 +218,7 @@ pub async fn run(
         queued: std::collections::VecDeque::new(),
         max_concurrent_actions: settings.max_concurrent_actions,
         dirty: true,
+        save_by: None,
         alert_seq: 0,
         shutdown_grace: settings.shutdown_grace,
     };
@@ -256,9 +260,19 @@ pub async fn run(
                     tracing::error!("Config reload rejected; the running config stays: {error}");
                 }
             }
-            Some(event) = events_rx.recv() => daemon.handle(event),
+            Some(event) = events_rx.recv() => {
+                daemon.handle(event);
+                // Whatever else is ready goes into the same drain (one fsync, one save).
+                for _ in 0..BATCH {
+                    match events_rx.try_recv() {
+                        Ok(event) => daemon.handle(event),
+                        Err(_) => break,
+                    }
+                }
+            }
             Some(request) = control.recv() => daemon.handle(Event::Control(request)),
             () = sleep_until(deadline) => daemon.sup.handle_timeout(now()),
+            () = sleep_until(daemon.save_by) => daemon.dirty = true,
         }
         daemon.drain()?;
         if !ready && daemon.first_round_done() {
@@ -271,6 +285,12 @@ pub async fn run(
     daemon.notifier.stopping();
     daemon.shutdown(&mut events_rx).await
 }
+
+/// Most events handled before the actions they caused are carried out.
+const BATCH: usize = 256;
+
+/// How long a change that no restart needs at once may wait to be saved.
+const SAVE_WITHIN: Duration = Duration::from_secs(1);
 
 /// How often the STATUS line is refreshed when no watchdog asks for more.
 const STATUS_EVERY: Duration = Duration::from_secs(5);
@@ -330,7 +350,13 @@ impl Daemon {
             &self.shell.events,
         );
         self.units.insert(spec.name.clone(), Unit { spec, probes });
-        self.dirty = true;
+        self.save_soon();
+    }
+
+    /// Saves the state store within `SAVE_WITHIN`: for changes a restarted
+    /// medic would rather have but that need no fsync of their own.
+    fn save_soon(&mut self) {
+        self.save_by.get_or_insert_with(|| Instant::now() + SAVE_WITHIN);
     }
 
     fn handle(&mut self, event: Event) {
@@ -549,6 +575,8 @@ impl Daemon {
         while let Some(action) = self.sup.poll_action() {
             self.act(action)?;
         }
+        self.recovery.sync().context("recovery log")?;
+        self.alerts.sync().context("alerts file")?;
         if self.dirty {
             self.store
                 .update(self.sup.snapshot(), self.sup.next_incident(), &self.clock);
@@ -556,6 +584,7 @@ impl Daemon {
                 tracing::error!(error = format!("{error:#}"), "Cannot save the state store");
             }
             self.dirty = false;
+            self.save_by = None;
         }
         Ok(())
     }
@@ -571,9 +600,23 @@ impl Daemon {
                     incident = event.incident.as_deref().unwrap_or(""),
                     "{}", event.message
                 );
+                // An incident, an attempt or a pause must survive a crash at once;
+                // watching, healthy, stale and the like can wait for the next save.
+                if matches!(
+                    event.kind,
+                    EventKind::Watching
+                        | EventKind::Healthy
+                        | EventKind::Stale
+                        | EventKind::Blind
+                        | EventKind::SightRestored
+                        | EventKind::WaitingForDependency
+                ) {
+                    self.save_soon();
+                } else {
+                    self.dirty = true;
+                }
                 let line = RecoveryLine::new(Timestamp::now(), event);
                 self.recovery.append(&line).context("recovery log")?;
-                self.dirty = true;
             }
             Action::Alert(alert) => {
                 self.alert_seq += 1;
@@ -682,6 +725,8 @@ impl Daemon {
                 self.act(action)?;
             }
         }
+        self.recovery.sync().context("recovery log")?;
+        self.alerts.sync().context("alerts file")?;
         self.store
             .update(self.sup.snapshot(), self.sup.next_incident(), &self.clock);
         self.store.save()?;

@@ -1,7 +1,9 @@
 //! The two append-only JSON Lines files people read: the recovery log and the
-//! critical alerts file. One `write` per line on an O_APPEND file, then fsync,
-//! so a crash loses at most the line being written and never corrupts the rest;
-//! readers skip a torn last line.
+//! critical alerts file. One `write` per line on an O_APPEND file, so a crash
+//! of medic loses at most the line being written and never corrupts the rest
+//! (readers skip a torn last line); fsync once per batch of lines (`sync`), so
+//! a power loss loses at most that batch and 10,000 units starting up do not
+//! cost 10,000 fsyncs.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -100,6 +102,8 @@ impl AlertLine {
 pub struct Journal {
     path: PathBuf,
     file: File,
+    /// Lines written since the last fsync.
+    unsynced: bool,
 }
 
 impl Journal {
@@ -113,10 +117,11 @@ impl Journal {
         Ok(Self {
             path: path.to_owned(),
             file,
+            unsynced: false,
         })
     }
 
-    /// Appends one value as one line and makes it durable.
+    /// Appends one value as one line (one `write`); `sync` makes it durable.
     pub fn append(&mut self, value: &impl Serialize) -> anyhow::Result<()> {
         let mut line = serde_json::to_vec(value).context("cannot encode a journal line")?;
         line.push(b'\n');
@@ -124,10 +129,20 @@ impl Journal {
             // Rotated away (renamed by logrotate): start a new file at the same path.
             self.file = open_append(&self.path)?;
         }
+        self.unsynced = true;
         self.file
             .write_all(&line)
-            .and_then(|()| self.file.sync_data())
             .with_context(|| format!("cannot append to {}", self.path.display()))
+    }
+
+    /// Makes the lines appended so far durable (fsync), if there are any.
+    pub fn sync(&mut self) -> anyhow::Result<()> {
+        if std::mem::take(&mut self.unsynced) {
+            self.file
+                .sync_data()
+                .with_context(|| format!("cannot fsync {}", self.path.display()))?;
+        }
+        Ok(())
     }
 }
 
