@@ -33,7 +33,10 @@ impl ConfigArgs {
 pub fn load_file(path: &Path) -> anyhow::Result<Config> {
     let source = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    config::parse(&source, &path.display().to_string()).map_err(|errors| {
+    config::parse_with_env(&source, &path.display().to_string(), &|name| {
+        std::env::var(name).ok()
+    })
+    .map_err(|errors| {
         eprint!("{errors}");
         Exit(EX_CONFIG).into()
     })
