@@ -138,6 +138,8 @@ struct Daemon {
     clock: WallClock,
     recovery: Journal,
     alerts: Journal,
+    /// The `[[alert]]` sinks every alert line is also handed to.
+    sinks: crate::alerts::Sinks,
     units: BTreeMap<String, Unit>,
     executor: Executor,
     shell: Shell,
@@ -172,6 +174,7 @@ pub async fn run(
     let mut sup = Supervisor::new(store.file.incident_prefix.clone(), store.file.next_incident);
     sup.set_blind_alert_after(settings.blind_alert_after);
     let executor = Executor::new(&config)?;
+    let sinks = crate::alerts::Sinks::start(&config, &shell)?;
     let mut daemon = Daemon {
         config: config.clone(),
         config_path,
@@ -182,6 +185,7 @@ pub async fn run(
         clock,
         recovery,
         alerts,
+        sinks,
         units: BTreeMap::new(),
         executor,
         shell: shell.clone(),
@@ -530,9 +534,9 @@ impl Daemon {
                 let ts = Timestamp::now();
                 let id = format!("{}-{}", ts.as_millisecond(), self.alert_seq);
                 tracing::warn!(service = %alert.service, kind = alert.kind, "{}", alert.message);
-                self.alerts
-                    .append(&AlertLine::new(ts, id, alert))
-                    .context("alerts file")?;
+                let line = AlertLine::new(ts, id, alert);
+                self.alerts.append(&line).context("alerts file")?;
+                self.sinks.send(&line);
             }
             Action::Restart { unit, attempt, .. } => {
                 self.start_action(unit, medic_core::Step::Restart(attempt));

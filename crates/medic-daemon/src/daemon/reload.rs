@@ -128,5 +128,6 @@ impl Daemon {
         if let Err(error) = self.alerts.append(&line) {
             tracing::error!(error = format!("{error:#}"), "Cannot write the alerts file");
         }
+        self.sinks.send(&line);
     }
 }

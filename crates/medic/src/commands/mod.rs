@@ -1,5 +1,7 @@
 //! The subcommands; the enum only dispatches.
 
+mod alert;
+mod alerts;
 mod check;
 mod config;
 mod control;
@@ -28,6 +30,11 @@ pub enum Command {
     Reset(control::UnitArgs),
     /// Restart a service now, with a fresh attempt budget.
     Recover(control::UnitArgs),
+    /// List recent alerts and where each was delivered.
+    Alerts(alerts::AlertsArgs),
+    /// Work with the [[alert]] notification sinks.
+    #[command(subcommand)]
+    Alert(alert::AlertCommand),
     /// Re-read the config file in the running daemon (like SIGHUP); a bad config is rejected.
     Reload(control::ReloadArgs),
     /// Work with config files.
@@ -50,6 +57,8 @@ pub fn run(command: Command) -> anyhow::Result<u8> {
         Command::Reset(args) => control::unit(args, "reset"),
         Command::Recover(args) => control::unit(args, "recover"),
         Command::Reload(args) => control::reload(args),
+        Command::Alerts(args) => alerts::run(args),
+        Command::Alert(command) => alert::run(command),
         Command::Config(command) => config::run(command),
         Command::Install(command) => install::run(command),
     }
