@@ -91,7 +91,7 @@ impl<'a> DeliveryView<'a> {
 
 /// Prints the alerts and their delivery state.
 pub fn run(args: AlertsArgs) -> anyhow::Result<u8> {
-    let config = args.config.load()?;
+    let config = args.config.load_without_secrets()?;
     let path = &config.medic.alerts_file;
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
