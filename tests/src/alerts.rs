@@ -603,3 +603,79 @@ repeat_interval = "1s"
         .find(|a| a["labels"]["kind"] == "test");
     assert!(test.is_some(), "the test alert in Alertmanager");
 }
+
+#[test]
+fn exec_and_slack_sinks_get_the_alert_and_a_missing_secret_stops_the_start() {
+    let hooks = Hooks::default();
+    let port = serve_in_background(hooks.app());
+    let scratch = tempfile::tempdir().unwrap();
+    let server = TestServer::start(free_port(), scratch.path());
+    // The command fails on its first run, then appends the alert from stdin.
+    let sinks = format!(
+        r#"
+[[alert]]
+name = "pager"
+kind = "exec"
+command = ["sh", "-c", "test -e {{dir}}/tried || {{ touch {{dir}}/tried; exit 1; }}; cat >> {{dir}}/paged.jsonl"]
+min_severity = "info"
+retry_backoff = "100ms"
+
+[[alert]]
+name = "chat"
+kind = "slack"
+url = "http://127.0.0.1:{port}/hook/slack"
+min_severity = "info"
+services = ["web"]
+"#
+    );
+    let mut medic = Medic::prepare(&service(&server, &sinks));
+    medic.spawn();
+    medic.wait_event("healthy", |e| e["event"] == "healthy");
+    server.kill();
+    let paged = eventually("the exec sink's second run", || {
+        read_jsonl_file(&medic.dir.path().join("paged.jsonl"))
+            .into_iter()
+            .next()
+    });
+    assert_eq!(paged["kind"], "recovered", "{paged}");
+    assert_eq!(paged["service"], "web");
+    assert!(paged["host"].is_string(), "{paged}");
+    let alerts = alerts_json(&medic);
+    let state = delivery(&alerts, paged["id"].as_str().unwrap(), "pager").unwrap();
+    assert_eq!(state["attempts"], 2, "retried after exit 1: {state}");
+    let slack = eventually("the Slack message", || {
+        hooks.on("/hook/slack").into_iter().next()
+    });
+    let text = slack.body["text"].as_str().unwrap();
+    assert!(text.contains("*INFO* `web` recovered on "), "{text}");
+    assert!(
+        text.contains(&format!("incident {}", paged["incident"].as_str().unwrap())),
+        "{text}"
+    );
+    assert!(text.contains("\n> "), "with the evidence summary: {text}");
+    medic.terminate();
+
+    // A sink whose secret is not in the environment: the config is rejected at start.
+    std::fs::write(
+        &medic.config,
+        std::fs::read_to_string(&medic.config)
+            .unwrap()
+            .replace("/hook/slack", "/hook/${MEDIC_TEST_UNSET_SECRET}"),
+    )
+    .unwrap();
+    let output = medic.cli(&["run"]);
+    assert_eq!(output.status.code(), Some(64), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("environment variable `MEDIC_TEST_UNSET_SECRET` is not set"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("medic.toml:"),
+        "with the position: {stderr}"
+    );
+}
+
+fn read_jsonl_file(path: &std::path::Path) -> Vec<Value> {
+    crate::support::medic::read_jsonl(path)
+}

@@ -157,8 +157,9 @@ impl Sender {
             })?;
         let run = async {
             if let Some(mut stdin) = child.stdin.take() {
-                // A command that does not read its stdin is its own business.
+                // One JSON line. A command that does not read its stdin is its own business.
                 stdin.write_all(body).await.ok();
+                stdin.write_all(b"\n").await.ok();
             }
             child.wait().await
         };
