@@ -15,7 +15,7 @@ use sha2::Sha256;
 
 use crate::support::env;
 use crate::support::medic::{Medic, eventually, free_port};
-use crate::support::server::{TestServer, serve_in_background};
+use crate::support::server::{TestServer, serve_in_background, serve_on};
 
 /// One request a test sink received.
 #[derive(Debug, Clone)]
@@ -108,26 +108,11 @@ impl Hooks {
 
 /// A command-target service on a testsrv, probed every 200 ms, plus `sinks`.
 fn service(server: &TestServer, sinks: &str) -> String {
-    format!(
-        r#"
-[defaults]
-interval = "200ms"
-timeout = "150ms"
-failure_threshold = 2
-backoff = "100ms"
-recover_timeout = "3s"
-
-[[service]]
-name = "web"
-command = {{ restart = {restart}, rollback = ["false"], timeout = "5s" }}
-  [[service.probe]]
-  kind = "http"
-  url = "http://127.0.0.1:{port}/health"
-  body_contains = "ok"
-{sinks}
-"#,
-        restart = server.start_command_toml(),
-        port = server.port,
+    crate::command_target::fast(
+        &server.start_command_toml(),
+        r#"["false"]"#,
+        server.port,
+        sinks,
     )
 }
 
@@ -456,21 +441,6 @@ retry_backoff_max = "300ms"
     );
     assert_eq!(got.len(), 3, "{counts:?}");
     medic.terminate();
-}
-
-/// Serves `app` on an already bound listener from a background thread.
-fn serve_on(listener: std::net::TcpListener, app: axum::Router) {
-    listener.set_nonblocking(true).expect("nonblocking");
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-            axum::serve(listener, app).await.ok();
-        });
-    });
 }
 
 /// GET a URL on loopback; the body.

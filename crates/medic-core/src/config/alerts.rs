@@ -133,15 +133,31 @@ fn build_one(
 
 fn build_kind(alert: &RawAlert, env: Env<'_>, errors: &mut Errors) -> Option<SinkKind> {
     let kind = alert.kind.get_ref().as_str();
-    let only = |key: &str, present: bool, errors: &mut Errors, span: Range<usize>| {
-        if present {
+    // Keys written that this kind does not use: an error each, at the key's value
+    // where its span is kept, else at `kind`.
+    let inapplicable: &[&str] = match kind {
+        "webhook" => &["command", "repeat_interval"],
+        "slack" => &["command", "hmac_secret", "repeat_interval"],
+        "alertmanager" => &["command", "hmac_secret"],
+        "exec" => &["url", "headers", "hmac_secret", "repeat_interval"],
+        _ => &[],
+    };
+    for key in inapplicable {
+        let written = match *key {
+            "command" => alert.command.as_ref().map(Spanned::span),
+            "url" => alert.url.as_ref().map(Spanned::span),
+            "hmac_secret" => alert.hmac_secret.as_ref().map(Spanned::span),
+            "headers" => (!alert.headers.is_empty()).then(|| alert.kind.span()),
+            _ => alert.repeat_interval.map(|_| alert.kind.span()),
+        };
+        if let Some(span) = written {
             errors.at(
                 span,
-                format!("`{key}` does not apply to a `{kind}` sink"),
+                format!("`{key}` does not apply to `{kind}` sinks"),
                 None,
             );
         }
-    };
+    }
     let headers = |errors: &mut Errors| -> Vec<(String, Secret)> {
         alert
             .headers
@@ -176,21 +192,8 @@ fn build_kind(alert: &RawAlert, env: Env<'_>, errors: &mut Errors) -> Option<Sin
         }
         Some(value)
     };
-    let command_span = alert.command.as_ref().map(|c| c.span());
-    let url_span = alert.url.as_ref().map(|u| u.span());
     match kind {
         "webhook" | "slack" | "alertmanager" => {
-            if let Some(span) = command_span {
-                only("command", true, errors, span);
-            }
-            if kind != "webhook"
-                && let Some(secret) = &alert.hmac_secret
-            {
-                only("hmac_secret", true, errors, secret.span());
-            }
-            if kind != "alertmanager" && alert.repeat_interval.is_some() {
-                only("repeat_interval", true, errors, alert.kind.span());
-            }
             let url = url(errors);
             let headers = headers(errors);
             let hmac_secret = alert
@@ -213,17 +216,6 @@ fn build_kind(alert: &RawAlert, env: Env<'_>, errors: &mut Errors) -> Option<Sin
             })
         }
         "exec" => {
-            for (key, span) in [
-                ("url", url_span),
-                ("hmac_secret", alert.hmac_secret.as_ref().map(|s| s.span())),
-            ] {
-                if let Some(span) = span {
-                    only(key, true, errors, span);
-                }
-            }
-            if !alert.headers.is_empty() || alert.repeat_interval.is_some() {
-                only("headers/repeat_interval", true, errors, alert.kind.span());
-            }
             let Some(command) = &alert.command else {
                 errors.at(
                     alert.kind.span(),

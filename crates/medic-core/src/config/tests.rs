@@ -746,6 +746,7 @@ services = ["nope"]
 [[alert]]
 name = "run"
 kind = "exec"
+hmac_secret = "k"
 "#), @r#"
     medic.toml:4:8: error: unknown alert sink kind `webhok`
       hint: did you mean `webhook`?
@@ -759,5 +760,6 @@ kind = "exec"
       hint: name a [[service]] of this file, or `medic`
     medic.toml:16:8: error: an `exec` sink needs `command`
       hint: add `command = ["/usr/local/bin/page", "--stdin"]`
+    medic.toml:17:15: error: `hmac_secret` does not apply to `exec` sinks
     "#);
 }
