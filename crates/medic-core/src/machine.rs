@@ -454,6 +454,12 @@ impl Machine {
         ctx: &mut Ctx,
     ) {
         let acting = matches!(self.phase, Phase::Acting { .. } | Phase::Verifying { .. });
+        if observation.urgency == Urgency::Gone
+            && let Some(incident) = self.incident.as_mut()
+        {
+            // `docker rm -f` kills first (died), then removes (gone): the incident is a removal.
+            incident.gone = true;
+        }
         if let Some(incident) = self.incident.as_mut().filter(|_| !acting) {
             // Alerts carry every probe's latest failure evidence, not only the first
             // one's; what a service shows while medic acts on it or while it boots

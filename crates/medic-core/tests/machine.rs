@@ -136,6 +136,7 @@ fn a_removed_thing_waits_for_a_replacement_before_restoring() {
     assert_snapshot!(run(policy(), "ok gone +29s ok"), @"healthy →lkg failing(1) recovered !info:recovered →lkg");
     assert_snapshot!(run(policy(), "ok gone +31s"), @"healthy →lkg failing(1) restart(1) →restart(1)");
     assert_snapshot!(run(policy(), "ok gone +31s done ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered !warning:restored_removed →lkg");
+    assert_snapshot!(run(policy(), "ok died gone +31s done ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered !warning:restored_removed →lkg");
 }
 
 #[test]
