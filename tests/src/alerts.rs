@@ -613,6 +613,10 @@ services = ["web"]
     let alerts = alerts_json(&medic);
     let state = delivery(&alerts, paged["id"].as_str().unwrap(), "pager").unwrap();
     assert_eq!(state["attempts"], 2, "retried after exit 1: {state}");
+    let table = medic.cli(&["alerts", "--since", "10m"]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(table.starts_with("TIME"), "{table}");
+    assert!(table.contains("pager: delivered (2 attempts)"), "{table}");
     let slack = eventually("the Slack message", || {
         hooks.on("/hook/slack").into_iter().next()
     });
