@@ -199,7 +199,11 @@ retry_backoff = "100ms"
 retry_backoff_max = "200ms"
 "#
     );
-    let mut medic = Medic::prepare(&service(&server, &sinks));
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let mut medic = Medic::prepare_with(
+        &format!("metrics_listen = \"{metrics}\""),
+        &service(&server, &sinks),
+    );
     medic.spawn_with_env(&env);
     medic.wait_event("healthy", |e| e["event"] == "healthy");
 
@@ -296,6 +300,35 @@ retry_backoff_max = "200ms"
     eventually("the second alert at the signed webhook", || {
         (hooks.on(&format!("/hook/{token}")).len() == 2).then_some(())
     });
+
+    // /metrics counts deliveries, failed attempts and what waits, per sink.
+    let sample = |text: &str, series: &str| -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    let text = eventually("both alerts delivered to the flaky sink", || {
+        let text = http_get(&format!("http://{metrics}"), "/metrics");
+        (sample(&text, r#"medic_alerts_delivered_total{sink="flaky"}"#)? == 2.0).then_some(text)
+    });
+    assert_eq!(
+        sample(&text, r#"medic_alert_attempts_failed_total{sink="flaky"}"#),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, r#"medic_alert_queue_length{sink="flaky"}"#),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(&text, r#"medic_alert_queue_length{sink="down"}"#),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, r#"medic_alerts_delivered_total{sink="down"}"#),
+        Some(0.0)
+    );
 
     // medic alert test: one test alert, now.
     let output = medic.cli_with_env(&["alert", "test", "signed"], &env);

@@ -457,9 +457,9 @@ impl Daemon {
                     .iter()
                     .map(|s| (s.name.clone(), s.slo))
                     .collect();
-                reply
-                    .send(self.metrics.render(&self.sup, now, &probes, &slo))
-                    .ok();
+                let mut text = self.metrics.render(&self.sup, now, &probes, &slo);
+                self.sinks.render_metrics(&mut text);
+                reply.send(text).ok();
             }
             ControlRequest::Unit {
                 unit,

@@ -6,10 +6,12 @@
 mod format;
 pub mod outbox;
 mod send;
+mod stats;
 mod task;
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use medic_core::config::{AlertSink, Config, SinkKind};
@@ -30,7 +32,7 @@ pub fn outbox_path(state_dir: &Path) -> PathBuf {
 #[derive(Debug)]
 pub struct Sinks {
     router: Router,
-    queues: Vec<(String, mpsc::Sender<AlertLine>)>,
+    queues: Vec<(String, mpsc::Sender<AlertLine>, Arc<stats::SinkStats>)>,
     outbox: Option<Outbox>,
 }
 
@@ -61,7 +63,10 @@ impl Sinks {
                 tracing::info!(sink = %sink.name, pending = queue.len(), "Delivering alerts queued before the restart");
             }
             let (tx, rx) = mpsc::channel(sink.queue);
+            let stats = Arc::new(stats::SinkStats::default());
+            stats.queued(queue.len() as u64);
             let task = task::SinkTask {
+                stats: stats.clone(),
                 sender,
                 outbox: outbox.clone(),
                 host: host.clone(),
@@ -70,7 +75,7 @@ impl Sinks {
                 firing: firing_after(&deliveries, sink),
             };
             shell.tracker.spawn(task.run(shell.cancel.child_token()));
-            sinks.queues.push((sink.name.clone(), tx));
+            sinks.queues.push((sink.name.clone(), tx, stats));
         }
         sinks.outbox = Some(outbox);
         Ok(sinks)
@@ -94,27 +99,44 @@ impl Sinks {
             resolved: line.resolved,
         };
         for index in self.router.route(route) {
-            let Some((sink, queue)) = self.queues.get(index) else {
+            let Some((sink, queue, stats)) = self.queues.get(index) else {
                 continue;
             };
             outbox.record(&Record::Queued {
                 sink: sink.clone(),
                 alert: line.clone(),
             });
-            if let Err(error) = queue.try_send(line.clone()) {
-                let full = matches!(error, mpsc::error::TrySendError::Full(_));
-                let reason = if full { "queue full" } else { "sink stopped" };
-                tracing::warn!(%sink, alert = %line.id, reason, "Alert not queued for delivery");
-                if full {
-                    outbox.record(&Record::Dropped {
-                        sink: sink.clone(),
-                        id: line.id.clone(),
-                        ts: Timestamp::now(),
-                        error: reason.to_owned(),
-                    });
+            match queue.try_send(line.clone()) {
+                Ok(()) => stats.queued(1),
+                Err(error) => {
+                    let full = matches!(error, mpsc::error::TrySendError::Full(_));
+                    let reason = if full { "queue full" } else { "sink stopped" };
+                    tracing::warn!(%sink, alert = %line.id, reason, "Alert not queued for delivery");
+                    if full {
+                        stats.dropped();
+                        outbox.record(&Record::Dropped {
+                            sink: sink.clone(),
+                            id: line.id.clone(),
+                            ts: Timestamp::now(),
+                            error: reason.to_owned(),
+                        });
+                    }
                 }
             }
         }
+    }
+
+    /// Appends the delivery counters of every sink to a Prometheus exposition.
+    pub fn render_metrics(&self, out: &mut String) {
+        if self.queues.is_empty() {
+            return;
+        }
+        stats::render(
+            out,
+            self.queues
+                .iter()
+                .map(|(name, _, s)| (name.as_str(), s.as_ref())),
+        );
     }
 }
 

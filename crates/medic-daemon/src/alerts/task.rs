@@ -27,6 +27,8 @@ pub(super) struct SinkTask {
     pub rx: mpsc::Receiver<AlertLine>,
     /// Alertmanager sinks: what fires there.
     pub firing: Firing,
+    /// Counters for `/metrics`.
+    pub stats: std::sync::Arc<super::stats::SinkStats>,
 }
 
 impl SinkTask {
@@ -86,6 +88,7 @@ impl SinkTask {
                         attempts,
                     });
                     tracing::info!(sink = self.name(), alert = %line.id, attempts, "Alert delivered");
+                    self.stats.delivered();
                     if let Some(alert) = am {
                         self.firing.delivered(&line, alert);
                     }
@@ -94,6 +97,7 @@ impl SinkTask {
                 Err(failure) if failure.outcome == Outcome::GiveUp => {
                     tracing::warn!(sink = self.name(), alert = %line.id, attempts, error = %failure.message, "Alert rejected by the sink; not retried");
                     let error = failure.message;
+                    self.stats.rejected();
                     self.outbox.record(&Record::Failed {
                         sink,
                         id,
@@ -120,6 +124,7 @@ impl SinkTask {
                         "Alert delivery failed; will retry"
                     );
                     let error = failure.message;
+                    self.stats.retried();
                     self.outbox.record(&Record::Retrying {
                         sink,
                         id,
