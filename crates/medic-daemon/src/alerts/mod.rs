@@ -212,3 +212,90 @@ pub fn hostname() -> String {
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "localhost".to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_util::sync::CancellationToken;
+    use tokio_util::task::TaskTracker;
+
+    fn line(n: u32) -> AlertLine {
+        AlertLine {
+            id: format!("a{n}"),
+            ts: Timestamp::UNIX_EPOCH,
+            service: "web".into(),
+            severity: "critical".into(),
+            kind: "escalated".into(),
+            incident: Some(format!("i{n}")),
+            message: "m".into(),
+            resolved: false,
+            evidence: Evidence::new(),
+        }
+    }
+
+    /// A sink that takes connections and never answers: the queue fills, the
+    /// overflow is dropped and recorded, and `send` never waits.
+    #[tokio::test]
+    async fn a_full_queue_drops_and_records_without_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let text = format!(
+            "[medic]\nstate_dir = \"{}\"\n[[alert]]\nname = \"slow\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{port}/\"\nqueue = 1\ntimeout = \"1m\"\n",
+            dir.path().display()
+        );
+        let config = medic_core::config::parse(&text, "t.toml").unwrap();
+        let (events, _events_rx) = mpsc::channel(1);
+        let shell = Shell {
+            events,
+            tracker: TaskTracker::new(),
+            cancel: CancellationToken::new(),
+        };
+        let mut sinks = Sinks::start(&config, &shell).unwrap();
+        sinks.send(&line(1));
+        // The task took the first alert off the queue once it is sending it.
+        let (_held, _) =
+            tokio::time::timeout(std::time::Duration::from_secs(10), listener.accept())
+                .await
+                .unwrap()
+                .unwrap();
+        let started = tokio::time::Instant::now();
+        sinks.send(&line(2)); // waits in the queue
+        sinks.send(&line(3)); // queue full: dropped
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(100),
+            "send never waits"
+        );
+        let mut metrics = String::new();
+        sinks.render_metrics(&mut metrics);
+        assert!(
+            metrics.contains("medic_alerts_undelivered_total{sink=\"slow\",reason=\"dropped\"} 1"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("medic_alert_queue_length{sink=\"slow\"} 2"),
+            "{metrics}"
+        );
+        shell.cancel.cancel();
+        shell.tracker.close();
+        shell.tracker.wait().await;
+
+        let deliveries = Deliveries::load(&outbox_path(dir.path())).unwrap();
+        let states: Vec<(&str, &str)> = deliveries
+            .entries
+            .iter()
+            .map(|((_, id), d)| (id.as_str(), d.state()))
+            .collect();
+        assert_eq!(
+            states,
+            [("a1", "queued"), ("a2", "queued"), ("a3", "dropped")]
+        );
+        // After a restart the two that were queued are delivered; the dropped one is not.
+        let pending: Vec<String> = deliveries
+            .pending("slow")
+            .into_iter()
+            .map(|(a, _)| a.id)
+            .collect();
+        assert_eq!(pending, ["a1", "a2"]);
+    }
+}
