@@ -53,69 +53,68 @@ impl SinkStats {
     }
 }
 
+/// One series per sink: its family, an extra label, and the counter it shows.
+struct Series {
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+    label: Option<(&'static str, &'static str)>,
+    read: fn(&SinkStats) -> &AtomicU64,
+}
+
+const UNDELIVERED: &str = "Alerts given up: rejected by the sink (4xx) or dropped (queue full).";
+
+const SERIES: [Series; 5] = [
+    Series {
+        name: "medic_alerts_delivered_total",
+        kind: "counter",
+        help: "Alerts the sink took.",
+        label: None,
+        read: |s| &s.delivered,
+    },
+    Series {
+        name: "medic_alert_attempts_failed_total",
+        kind: "counter",
+        help: "Delivery attempts that failed and were retried.",
+        label: None,
+        read: |s| &s.retried,
+    },
+    Series {
+        name: "medic_alerts_undelivered_total",
+        kind: "counter",
+        help: UNDELIVERED,
+        label: Some(("reason", "rejected")),
+        read: |s| &s.rejected,
+    },
+    Series {
+        name: "medic_alerts_undelivered_total",
+        kind: "counter",
+        help: UNDELIVERED,
+        label: Some(("reason", "dropped")),
+        read: |s| &s.dropped,
+    },
+    Series {
+        name: "medic_alert_queue_length",
+        kind: "gauge",
+        help: "Alerts waiting for delivery, including the one being retried.",
+        label: None,
+        read: |s| &s.waiting,
+    },
+];
+
 /// Appends the alert delivery families for `sinks` (name, counters) to a Prometheus exposition.
 pub fn render<'a>(out: &mut String, sinks: impl Iterator<Item = (&'a str, &'a SinkStats)> + Clone) {
-    let get = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
-    family(
-        out,
-        "medic_alerts_delivered_total",
-        "counter",
-        "Alerts the sink took.",
-    );
-    for (sink, s) in sinks.clone() {
-        sample(
-            out,
-            "medic_alerts_delivered_total",
-            &[("sink", sink)],
-            get(&s.delivered),
-        );
-    }
-    family(
-        out,
-        "medic_alert_attempts_failed_total",
-        "counter",
-        "Delivery attempts that failed and were retried.",
-    );
-    for (sink, s) in sinks.clone() {
-        sample(
-            out,
-            "medic_alert_attempts_failed_total",
-            &[("sink", sink)],
-            get(&s.retried),
-        );
-    }
-    family(
-        out,
-        "medic_alerts_undelivered_total",
-        "counter",
-        "Alerts given up: rejected by the sink (4xx) or dropped (queue full).",
-    );
-    for (sink, s) in sinks.clone() {
-        sample(
-            out,
-            "medic_alerts_undelivered_total",
-            &[("sink", sink), ("reason", "rejected")],
-            get(&s.rejected),
-        );
-        sample(
-            out,
-            "medic_alerts_undelivered_total",
-            &[("sink", sink), ("reason", "dropped")],
-            get(&s.dropped),
-        );
-    }
-    family(
-        out,
-        "medic_alert_queue_length",
-        "gauge",
-        "Alerts waiting for delivery, including the one being retried.",
-    );
-    for (sink, s) in sinks {
-        sample(
-            out,
-            "medic_alert_queue_length",
-            &[("sink", sink)],
-            get(&s.waiting),
-        );
+    let mut previous = "";
+    for series in &SERIES {
+        if series.name != previous {
+            family(out, series.name, series.kind, series.help);
+            previous = series.name;
+        }
+        for (sink, stats) in sinks.clone() {
+            let mut labels = vec![("sink", sink)];
+            labels.extend(series.label);
+            let value = (series.read)(stats).load(Ordering::Relaxed) as f64;
+            sample(out, series.name, &labels, value);
+        }
     }
 }
