@@ -9,7 +9,8 @@ use crate::support::medic::{Medic, eventually, free_port, kinds, read_jsonl};
 use crate::support::server::{TestServer, serve_in_background};
 
 /// Probes every 200 ms with short backoffs, so a whole incident takes seconds.
-fn fast(restart: &str, rollback: &str, port: u16, extra: &str) -> String {
+/// `extra` goes after `[defaults]`: policy keys, or whole tables such as `[[alert]]`.
+pub(crate) fn fast(restart: &str, rollback: &str, port: u16, extra: &str) -> String {
     format!(
         r#"
 [defaults]

@@ -174,6 +174,18 @@ fn a_removed_container_is_recreated_as_it_was() {
         restore["message"].as_str().unwrap().contains("recreated"),
         "{restore}"
     );
+    let alerts = medic.alerts();
+    let restored: Vec<_> = alerts
+        .iter()
+        .filter(|a| a["kind"] == "restored_removed")
+        .collect();
+    assert_eq!(
+        restored.len(),
+        1,
+        "one alert for the restoration: {alerts:?}"
+    );
+    assert_eq!(restored[0]["severity"], "warning");
+    assert_eq!(restored[0]["resolved"], true, "it ends the incident");
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod alerts;
 mod cli;
 mod command_target;
 mod deploy;

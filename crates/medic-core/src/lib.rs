@@ -10,6 +10,7 @@
 pub mod availability;
 pub mod backoff;
 pub mod config;
+pub mod delivery;
 pub mod event;
 pub mod machine;
 pub mod observation;

@@ -158,6 +158,8 @@ struct Incident {
     opened: Instant,
     alerted: bool,
     rollback_tried: bool,
+    /// Opened because the target was removed (a container gone): its recovery is a restoration.
+    gone: bool,
     /// The failure that opened it, attached to escalation alerts.
     evidence: Evidence,
 }
@@ -228,6 +230,7 @@ impl Machine {
             opened: i.opened,
             alerted: i.alerted,
             rollback_tried: i.rollback_tried,
+            gone: false,
             evidence: Evidence::new(),
         });
         let verify = |step| Phase::Verifying {
@@ -468,6 +471,10 @@ impl Machine {
             Phase::Failing | Phase::Waiting { .. }
                 if self.all_ok_since(self.incident.as_ref().map(|i| i.opened)) =>
             {
+                // Back without an action of medic's (a deploy replaced it, say): nothing was restored.
+                if let Some(incident) = self.incident.as_mut() {
+                    incident.gone = false;
+                }
                 self.close_incident(now, EventKind::Recovered, "recovered without action", ctx);
             }
             Phase::Verifying { step, since, .. } if self.all_ok_since(Some(since)) => {
@@ -480,9 +487,6 @@ impl Machine {
                         "rolled back to the last known good version".to_owned(),
                     ),
                 };
-                if step == Step::Rollback {
-                    self.alert(ctx, Severity::Warning, "rolled_back", &message, false);
-                }
                 self.close_incident(now, kind, &message, ctx);
             }
             Phase::DeployVerifying { since, .. } if self.all_ok_since(Some(since)) => {
@@ -506,6 +510,12 @@ impl Machine {
                 | Phase::DeployRunning { .. }
                 | Phase::DeployVerifying { .. }
         );
+        if observation.urgency == Urgency::Gone
+            && let Some(incident) = self.incident.as_mut()
+        {
+            // `docker rm -f` kills first (died), then removes (gone): the incident is a removal.
+            incident.gone = true;
+        }
         if let Some(incident) = self.incident.as_mut().filter(|_| !acting) {
             // Alerts carry every probe's latest failure evidence, not only the first
             // one's; what a service shows while medic acts on it or while it boots
@@ -547,14 +557,15 @@ impl Machine {
         *ctx.next_incident += 1;
         let mut evidence = observation.evidence.clone();
         evidence.insert("latency_ms".into(), millis(observation.latency).into());
+        let gone = observation.urgency == Urgency::Gone;
         self.incident = Some(Incident {
             id: format!("{}{}", ctx.incident_prefix, ctx.next_incident),
             opened: now,
             alerted: false,
             rollback_tried: false,
+            gone,
             evidence: evidence.clone(),
         });
-        let gone = observation.urgency == Urgency::Gone;
         self.next_step(now, gone, ctx);
         self.log_with(ctx, now, EventKind::Failing, observation.message, evidence);
         self.drive(now, ctx);
@@ -782,12 +793,28 @@ impl Machine {
             .collect()
     }
 
+    /// Ends the incident with one alert line that resolves it: `rolled_back`
+    /// (warning) after a rollback, `restored_removed` (warning) when a removed
+    /// target was recreated, `resolved` (info) when an alerted incident
+    /// recovered, `recovered` (info) otherwise.
     fn close_incident(&mut self, now: Instant, kind: EventKind, message: &str, ctx: &mut Ctx) {
         self.set_phase(now, Phase::Healthy);
         self.log(ctx, now, kind, message);
-        if self.incident.as_ref().is_some_and(|i| i.alerted) {
-            self.alert(ctx, Severity::Info, "resolved", message, true);
-        }
+        let (alerted, gone) = self
+            .incident
+            .as_ref()
+            .map_or((false, false), |i| (i.alerted, i.gone));
+        let (severity, alert_kind, text) = match kind {
+            EventKind::RolledBack => (Severity::Warning, "rolled_back", message.to_owned()),
+            _ if gone => (
+                Severity::Warning,
+                "restored_removed",
+                format!("removed, then restored from its recorded spec: {message}"),
+            ),
+            _ if alerted => (Severity::Info, "resolved", message.to_owned()),
+            _ => (Severity::Info, "recovered", message.to_owned()),
+        };
+        self.alert(ctx, severity, alert_kind, &text, true);
         self.end_incident(now, kind.as_str());
         self.record_last_known_good(ctx);
     }
@@ -975,6 +1002,7 @@ impl Machine {
                 opened: now,
                 alerted: false,
                 rollback_tried: false,
+                gone: false,
                 evidence: Evidence::new(),
             });
             self.log(
@@ -1102,6 +1130,7 @@ impl Machine {
                     opened: now,
                     alerted: false,
                     rollback_tried: false,
+                    gone: false,
                     evidence: evidence.clone(),
                 });
             }

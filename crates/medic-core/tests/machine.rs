@@ -24,7 +24,7 @@ fn watch_only() -> Policy {
 
 #[test]
 fn a_restart_that_works_closes_the_incident() {
-    assert_snapshot!(run(policy(), "ok fail fail fail done ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered →lkg");
+    assert_snapshot!(run(policy(), "ok fail fail fail done ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered →lkg");
 }
 
 #[test]
@@ -39,7 +39,7 @@ fn a_decisive_failure_acts_at_once() {
 
 #[test]
 fn three_failed_restarts_roll_back_and_a_verified_rollback_recovers() {
-    assert_snapshot!(run(policy(), "ok died error +2s error +5s error done ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2) restart_failed(2) restart(3) →restart(3) restart_failed(3) rollback →rollback rollback_done !warning:rolled_back rolled_back !info:resolved →lkg");
+    assert_snapshot!(run(policy(), "ok died error +2s error +5s error done ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2) restart_failed(2) restart(3) →restart(3) restart_failed(3) rollback →rollback rollback_done rolled_back !warning:rolled_back →lkg");
 }
 
 #[test]
@@ -63,7 +63,7 @@ fn an_action_that_does_not_verify_in_time_counts_as_failed() {
 
 #[test]
 fn dying_again_during_verification_counts_as_failed_but_booting_does_not() {
-    assert_snapshot!(run(policy(), "ok died done fail fail fail ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered →lkg");
+    assert_snapshot!(run(policy(), "ok died done fail fail fail ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered →lkg");
     assert_snapshot!(run(policy(), "ok died done died"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_done(1) restart_failed(1)");
 }
 
@@ -84,12 +84,12 @@ fn backoff_doubles_between_attempts() {
 
 #[test]
 fn a_flapping_service_reaches_rollback_inside_the_window() {
-    assert_snapshot!(run(policy(), "ok died done ok +1m died +2s done ok +1m died +5s done ok +1m died"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered →lkg failing(2) restart(2) →restart(2) restart_done(2) recovered →lkg failing(3) restart(3) →restart(3) restart_done(3) recovered →lkg failing rollback →rollback");
+    assert_snapshot!(run(policy(), "ok died done ok +1m died +2s done ok +1m died +5s done ok +1m died"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered →lkg failing(2) restart(2) →restart(2) restart_done(2) recovered !info:recovered →lkg failing(3) restart(3) →restart(3) restart_done(3) recovered !info:recovered →lkg failing rollback →rollback");
 }
 
 #[test]
 fn attempts_outside_the_window_are_forgotten() {
-    assert_snapshot!(run(policy(), "ok died done ok +11m died done ok +11m died done ok +11m died"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered →lkg failing(1) restart(1) →restart(1)");
+    assert_snapshot!(run(policy(), "ok died done ok +11m died done ok +11m died done ok +11m died"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered →lkg failing(1) restart(1) →restart(1)");
 }
 
 #[test]
@@ -105,7 +105,7 @@ fn the_start_period_forgives_normal_failures_but_not_decisive_ones() {
 
 #[test]
 fn watch_only_reports_and_recovers_without_acting() {
-    assert_snapshot!(run(watch_only(), "ok fail fail fail fail ok"), @"healthy failing recovered");
+    assert_snapshot!(run(watch_only(), "ok fail fail fail fail ok"), @"healthy failing recovered !info:recovered");
 }
 
 #[test]
@@ -127,14 +127,16 @@ fn a_pause_with_an_end_expires() {
 #[test]
 fn blind_services_are_not_acted_on() {
     assert_snapshot!(run(policy(), "ok died error blind +1m"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) blind(2)");
-    assert_snapshot!(run(policy(), "ok died error blind +1m ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) blind(2) sight_restored(2) recovered →lkg");
+    assert_snapshot!(run(policy(), "ok died error blind +1m ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) blind(2) sight_restored(2) recovered !info:recovered →lkg");
     assert_snapshot!(run(policy(), "ok blind fail fail fail ok"), @"healthy →lkg blind sight_restored failing(1) restart(1) →restart(1)");
 }
 
 #[test]
 fn a_removed_thing_waits_for_a_replacement_before_restoring() {
-    assert_snapshot!(run(policy(), "ok gone +29s ok"), @"healthy →lkg failing(1) recovered →lkg");
+    assert_snapshot!(run(policy(), "ok gone +29s ok"), @"healthy →lkg failing(1) recovered !info:recovered →lkg");
     assert_snapshot!(run(policy(), "ok gone +31s"), @"healthy →lkg failing(1) restart(1) →restart(1)");
+    assert_snapshot!(run(policy(), "ok gone +31s done ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered !warning:restored_removed →lkg");
+    assert_snapshot!(run(policy(), "ok died gone +31s done ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered !warning:restored_removed →lkg");
 }
 
 #[test]
@@ -184,7 +186,7 @@ fn never_observed_is_unknown() {
 
 #[test]
 fn an_interrupted_action_is_verified_again() {
-    assert_snapshot!(run(policy(), "ok died interrupted ok"), @"healthy →lkg failing(1) restart(1) →restart(1) interrupted(1) recovered →lkg");
+    assert_snapshot!(run(policy(), "ok died interrupted ok"), @"healthy →lkg failing(1) restart(1) →restart(1) interrupted(1) recovered !info:recovered →lkg");
 }
 
 #[test]
@@ -231,7 +233,7 @@ fn dependencies_hold_restarts_until_the_parent_is_healthy() {
     });
     db(&mut world, Observation::ok(Duration::ZERO, "ok"));
     assert_eq!(world.restarts, 2, "web restarted once db is healthy");
-    assert_snapshot!(world.trace.join(" "), @"failing(1) waiting_for_dependency(1) restart_done(1) recovered →lkg restart(1) →restart(1)");
+    assert_snapshot!(world.trace.join(" "), @"failing(1) waiting_for_dependency(1) restart_done(1) recovered !info:recovered →lkg restart(1) →restart(1)");
 }
 
 #[test]

@@ -127,6 +127,31 @@ proptest! {
         assert!(status.incident.is_none());
     }
 
+    /// One notification per incident state change, never one per probe: an
+    /// incident raises at most one alert that opens (escalated) and exactly one
+    /// line that ends it, however its probes flap.
+    #[test]
+    fn one_alert_per_incident_state_change(script in prop::collection::vec(step(), 1..120)) {
+        let mut world = World::new(fast_policy());
+        for step in &script {
+            world.step(step);
+        }
+        let mut per_incident: std::collections::BTreeMap<String, (u32, u32)> = Default::default();
+        for alert in &world.alerts {
+            let Some(incident) = &alert.incident else { continue };
+            let counts = per_incident.entry(incident.clone()).or_default();
+            if alert.resolved { counts.1 += 1 } else { counts.0 += 1 }
+        }
+        for (incident, (opening, ending)) in &per_incident {
+            assert!(*opening <= 1 && *ending <= 1, "{incident}: {opening} opening, {ending} ending alerts: {:?}", world.trace);
+        }
+        // Each closed incident ends with one resolving line; a reset adds one only for an alerted incident.
+        let count = |name: &str| world.trace.iter().filter(|t| *t == name).count();
+        let closed = count("recovered") + count("rolled_back");
+        let ends = world.alerts.iter().filter(|a| a.resolved && a.incident.is_some()).count();
+        assert!(closed <= ends && ends <= closed + count("reset"), "{closed} closed, {ends} ending alerts: {:?}", world.trace);
+    }
+
     /// Every event of an incident carries its id, and an incident id is never reused.
     #[test]
     fn incidents_have_unique_ids(script in prop::collection::vec(step(), 1..120)) {

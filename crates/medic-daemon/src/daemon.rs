@@ -161,6 +161,8 @@ struct Daemon {
     clock: WallClock,
     recovery: Journal,
     alerts: Journal,
+    /// The `[[alert]]` sinks every alert line is also handed to.
+    sinks: crate::alerts::Sinks,
     units: BTreeMap<String, Unit>,
     executor: Executor,
     shell: Shell,
@@ -200,6 +202,7 @@ pub async fn run(
     let mut sup = Supervisor::new(store.file.incident_prefix.clone(), store.file.next_incident);
     sup.set_blind_alert_after(settings.blind_alert_after);
     let executor = Executor::new(&config)?;
+    let sinks = crate::alerts::Sinks::start(&config, &shell)?;
     let mut daemon = Daemon {
         config: config.clone(),
         config_path,
@@ -210,6 +213,7 @@ pub async fn run(
         clock,
         recovery,
         alerts,
+        sinks,
         units: BTreeMap::new(),
         executor,
         shell: shell.clone(),
@@ -356,7 +360,8 @@ impl Daemon {
     /// Saves the state store within `SAVE_WITHIN`: for changes a restarted
     /// medic would rather have but that need no fsync of their own.
     fn save_soon(&mut self) {
-        self.save_by.get_or_insert_with(|| Instant::now() + SAVE_WITHIN);
+        self.save_by
+            .get_or_insert_with(|| Instant::now() + SAVE_WITHIN);
     }
 
     fn handle(&mut self, event: Event) {
@@ -514,9 +519,9 @@ impl Daemon {
                     .iter()
                     .map(|s| (s.name.clone(), s.slo))
                     .collect();
-                reply
-                    .send(self.metrics.render(&self.sup, now, &probes, &slo))
-                    .ok();
+                let mut text = self.metrics.render(&self.sup, now, &probes, &slo);
+                self.sinks.render_metrics(&mut text);
+                reply.send(text).ok();
             }
             ControlRequest::DeployBegin {
                 unit,
@@ -623,9 +628,9 @@ impl Daemon {
                 let ts = Timestamp::now();
                 let id = format!("{}-{}", ts.as_millisecond(), self.alert_seq);
                 tracing::warn!(service = %alert.service, kind = alert.kind, "{}", alert.message);
-                self.alerts
-                    .append(&AlertLine::new(ts, id, alert))
-                    .context("alerts file")?;
+                let line = AlertLine::new(ts, id, alert);
+                self.alerts.append(&line).context("alerts file")?;
+                self.sinks.send(&line);
             }
             Action::Restart { unit, attempt, .. } => {
                 self.start_action(unit, medic_core::Step::Restart(attempt));

@@ -333,12 +333,12 @@ fn unit_service(unit: &str) -> &str {
     unit.split('/').next().unwrap_or(unit)
 }
 
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+pub(crate) fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     // Invariant: writing to a String cannot fail.
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
-fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: f64) {
+pub(crate) fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: f64) {
     let labels: Vec<String> = labels
         .iter()
         .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))

@@ -21,19 +21,36 @@ pub struct ConfigArgs {
 
 impl ConfigArgs {
     /// Loads and validates the config; prints every error and fails with EX_CONFIG when invalid.
+    /// Every `${NAME}` of the `[[alert]]` sinks must be set: for commands that send alerts.
     pub fn load(&self) -> anyhow::Result<Config> {
         match &self.config {
             Some(path) => load_file(path),
             None => Ok(default_job()),
         }
     }
+
+    /// Like [`ConfigArgs::load`] for commands that never send an alert (`status`,
+    /// `logs`, `alerts`, `pause`, …): a person's shell need not hold the daemon's
+    /// secrets, so an unset `${NAME}` stands for a placeholder that is never used.
+    pub fn load_without_secrets(&self) -> anyhow::Result<Config> {
+        match &self.config {
+            Some(path) => load_with(path, &|name| {
+                Some(std::env::var(name).unwrap_or_else(|_| format!("http://unset.invalid/{name}")))
+            }),
+            None => Ok(default_job()),
+        }
+    }
 }
 
-/// Reads and validates a config file.
+/// Reads and validates a config file; `${NAME}`s come from the environment.
 pub fn load_file(path: &Path) -> anyhow::Result<Config> {
+    load_with(path, &|name| std::env::var(name).ok())
+}
+
+fn load_with(path: &Path, env: config::Env<'_>) -> anyhow::Result<Config> {
     let source = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    config::parse(&source, &path.display().to_string()).map_err(|errors| {
+    config::parse_with_env(&source, &path.display().to_string(), env).map_err(|errors| {
         eprint!("{errors}");
         Exit(EX_CONFIG).into()
     })

@@ -1,5 +1,5 @@
-//! Where the components the test command started are: a private Docker engine
-//! and the images it built. Outside the test command a test that needs one says
+//! Where the components the test command started are: a private Docker engine,
+//! the images it built and a private Alertmanager. Outside the test command a test that needs one says
 //! loudly that it was skipped; under CI=true it fails instead.
 
 /// The private Docker engine (`MEDIC_TEST_DOCKER_HOST`).
@@ -10,6 +10,11 @@ pub fn docker_host() -> Option<String> {
 /// The .deb the test command built with cargo-deb (`MEDIC_TEST_DEB`).
 pub fn deb() -> Option<String> {
     require("the .deb package", "MEDIC_TEST_DEB")
+}
+
+/// The private Alertmanager (`MEDIC_TEST_ALERTMANAGER`, e.g. `http://127.0.0.1:19093`).
+pub fn alertmanager() -> Option<String> {
+    require("an Alertmanager", "MEDIC_TEST_ALERTMANAGER")
 }
 
 /// A program the test command installs (`systemd-analyze`, `runuser`), found on PATH.

@@ -179,8 +179,14 @@ impl Medic {
 
     /// Runs a medic subcommand against this daemon's config.
     pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_with_env(args, &[])
+    }
+
+    /// Runs a medic subcommand with extra environment variables.
+    pub fn cli_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         Command::new(bin("medic"))
             .args(args)
+            .envs(env.iter().copied())
             .envs(std::env::var("MEDIC_TEST_DOCKER_HOST").map(|host| ("DOCKER_HOST", host)))
             .arg("--config")
             .arg(&self.config)

@@ -112,8 +112,14 @@ pub fn health_ok(port: u16) -> bool {
 /// Serves an axum router on 127.0.0.1 from a background thread; returns the port.
 pub fn serve_in_background(app: axum::Router) -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.set_nonblocking(true).expect("nonblocking");
     let port = listener.local_addr().expect("addr").port();
+    serve_on(listener, app);
+    port
+}
+
+/// Serves an axum router on an already bound listener from a background thread.
+pub fn serve_on(listener: std::net::TcpListener, app: axum::Router) {
+    listener.set_nonblocking(true).expect("nonblocking");
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -124,5 +130,4 @@ pub fn serve_in_background(app: axum::Router) -> u16 {
             axum::serve(listener, app).await.ok();
         });
     });
-    port
 }

@@ -1,6 +1,7 @@
 //! Configuration: TOML text in, a validated [`Config`] or every error out.
 //! Pure: the shell reads the file and passes its text and name.
 
+mod alerts;
 mod error;
 mod model;
 mod raw;
@@ -14,6 +15,7 @@ use serde::Deserialize;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
+pub use alerts::Env;
 use error::Errors;
 pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
@@ -36,7 +38,14 @@ pub fn default_config() -> Config {
 }
 
 /// Parses and validates a config; `origin` names the file in error messages.
+/// No environment: a `${NAME}` in an `[[alert]]` table is an error (see [`parse_with_env`]).
 pub fn parse(source: &str, origin: &str) -> Result<Config, ConfigErrors> {
+    parse_with_env(source, origin, &|_| None)
+}
+
+/// Like [`parse`], with `env` resolving the `${NAME}`s of `[[alert]]` tables
+/// (the shell passes the process environment).
+pub fn parse_with_env(source: &str, origin: &str, env: Env<'_>) -> Result<Config, ConfigErrors> {
     let mut errors = Errors::new(source);
     let (document, syntax) = DeTable::parse_recoverable(source);
     for error in &syntax {
@@ -49,25 +58,27 @@ pub fn parse(source: &str, origin: &str) -> Result<Config, ConfigErrors> {
     let mut settings = RawSettings::default();
     let mut defaults = RawPolicy::default();
     let mut services = (Vec::new(), BTreeSet::new());
+    let mut raw_alerts = Vec::new();
     for (key, value) in document {
         let span = key.span();
         match key.get_ref().as_ref() {
             "medic" => settings = lenient(value, &mut errors),
             "defaults" => defaults = lenient(value, &mut errors),
             "service" => services = decode_services(value, &mut errors),
+            "alert" => raw_alerts = alerts::decode(value, &mut errors),
             other => {
                 let what = if matches!(value.get_ref(), DeValue::Table(_) | DeValue::Array(_)) {
                     "table"
                 } else {
                     "key"
                 };
-                let hint = error::suggest(other, &["medic", "defaults", "service"])
+                let hint = error::suggest(other, &["medic", "defaults", "service", "alert"])
                     .map_or_else(String::new, |h| format!("{h} "));
                 errors.at(
                     span,
                     format!("unknown top-level {what} `{other}`"),
                     Some(format!(
-                        "{hint}the top level has [medic], [defaults] and [[service]]"
+                        "{hint}the top level has [medic], [defaults], [[service]] and [[alert]]"
                     )),
                 );
             }
@@ -76,7 +87,16 @@ pub fn parse(source: &str, origin: &str) -> Result<Config, ConfigErrors> {
     let medic = build_settings(settings, &mut errors);
     let (services, names) = services;
     let services = build_services(&services, &names, &defaults, &mut errors);
-    errors.into_result(origin, Config { medic, services })
+    let service_names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let alerts = alerts::build(raw_alerts, &service_names, env, &mut errors);
+    errors.into_result(
+        origin,
+        Config {
+            medic,
+            services,
+            alerts,
+        },
+    )
 }
 
 /// Decodes a table and reports every bad key in it; `None` when anything was

@@ -15,6 +15,8 @@ pub struct Config {
     pub medic: Settings,
     /// The services, in file order; names are unique.
     pub services: Vec<Service>,
+    /// Notification sinks (`[[alert]]`), in file order; names are unique.
+    pub alerts: Vec<AlertSink>,
 }
 
 /// Daemon-wide settings from `[medic]`.
@@ -245,4 +247,105 @@ pub struct ExecProbe {
     pub expect_exit: i32,
     /// Most bytes of stdout+stderr kept as evidence.
     pub max_output: usize,
+}
+
+/// A value that must not be shown: a webhook URL, a token, an HMAC key.
+/// Its `Debug` prints `<redacted>`; [`Secret::expose`] is the only way in.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a resolved secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// One `[[alert]]` notification sink.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertSink {
+    /// Unique name.
+    pub name: String,
+    /// Where and how alerts go.
+    pub kind: SinkKind,
+    /// Lowest severity sent; the line that resolves an incident the sink was told about is always sent.
+    pub min_severity: crate::Severity,
+    /// Only these services (and `service/instance` units of them); `None`: all.
+    pub services: Option<Vec<String>>,
+    /// Per delivery attempt.
+    pub timeout: Duration,
+    /// Most alerts waiting for delivery.
+    pub queue: usize,
+    /// First retry delay (doubling, with jitter).
+    pub retry_backoff: Duration,
+    /// Longest retry delay.
+    pub retry_backoff_max: Duration,
+}
+
+impl AlertSink {
+    /// Whether alerts of `unit` (a service or `service/instance`) go to this sink.
+    pub fn wants_service(&self, unit: &str) -> bool {
+        let service = unit.split('/').next().unwrap_or(unit);
+        self.services
+            .as_ref()
+            .is_none_or(|s| s.iter().any(|s| s == service || s == unit))
+    }
+}
+
+/// The kinds of sink.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SinkKind {
+    /// JSON POST of the alert line.
+    Webhook {
+        /// Where.
+        url: Secret,
+        /// Extra headers.
+        headers: Vec<(String, Secret)>,
+        /// Key for the `X-Medic-Signature` HMAC-SHA256 of the body.
+        hmac_secret: Option<Secret>,
+    },
+    /// Slack-compatible incoming webhook: `{"text": …}`.
+    Slack {
+        /// Where.
+        url: Secret,
+        /// Extra headers.
+        headers: Vec<(String, Secret)>,
+    },
+    /// Prometheus Alertmanager v2 API: one alert per incident.
+    Alertmanager {
+        /// Base URL (`http://host:9093`); alerts go to `/api/v2/alerts`.
+        url: Secret,
+        /// Extra headers (e.g. `Authorization`).
+        headers: Vec<(String, Secret)>,
+        /// How often firing alerts are posted again.
+        repeat_interval: Duration,
+    },
+    /// A command that gets the alert JSON on stdin.
+    Exec {
+        /// argv.
+        command: Vec<Secret>,
+    },
+}
+
+impl SinkKind {
+    /// `webhook`, `slack`, `alertmanager` or `exec`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SinkKind::Webhook { .. } => "webhook",
+            SinkKind::Slack { .. } => "slack",
+            SinkKind::Alertmanager { .. } => "alertmanager",
+            SinkKind::Exec { .. } => "exec",
+        }
+    }
 }

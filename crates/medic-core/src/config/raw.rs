@@ -391,3 +391,36 @@ pub(crate) struct RawProbe {
     /// exec: most output bytes kept.
     pub max_output: Option<ByteSize>,
 }
+
+/// One `[[alert]]` sink as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAlert {
+    /// Unique sink name (`medic alert test NAME`, the outbox, `medic alerts`).
+    pub name: Spanned<String>,
+    /// `webhook`, `slack`, `alertmanager` or `exec`.
+    pub kind: Spanned<String>,
+    /// Where to POST (webhook, slack, alertmanager base URL); may hold `${ENV}`.
+    pub url: Option<Spanned<String>>,
+    /// Extra request headers; values may hold `${ENV}`.
+    #[serde(default)]
+    pub headers: BTreeMap<String, Spanned<String>>,
+    /// Webhook: key for the `X-Medic-Signature: sha256=<hex>` HMAC of the body; may hold `${ENV}`.
+    pub hmac_secret: Option<Spanned<String>>,
+    /// Exec: argv that gets the alert JSON on stdin; elements may hold `${ENV}`.
+    pub command: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Lowest severity sent: `info`, `warning` (default) or `critical`.
+    pub min_severity: Option<Spanned<String>>,
+    /// Only alerts of these services (and their instances); all when absent.
+    pub services: Option<Vec<Spanned<String>>>,
+    /// Per delivery attempt.
+    pub timeout: Option<PosDur>,
+    /// Most alerts waiting for this sink; more are dropped (and recorded so).
+    pub queue: Option<Spanned<usize>>,
+    /// First retry delay; doubles per failed attempt.
+    pub retry_backoff: Option<PosDur>,
+    /// Longest retry delay.
+    pub retry_backoff_max: Option<PosDur>,
+    /// Alertmanager: how often firing alerts are posted again.
+    pub repeat_interval: Option<PosDur>,
+}

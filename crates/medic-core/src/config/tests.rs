@@ -45,6 +45,7 @@ fn the_annotated_example_documents_every_key() {
         "[[service]]\nname = \"a\"\nlaunch_agent = { zz = 1 }",
         "[[service]]\nname = \"a\"\ncommand = { zz = 1 }",
         "[[service]]\nname = \"a\"\n[[service.probe]]\nzz = 1",
+        "[[alert]]\nname = \"a\"\nkind = \"exec\"\nzz = 1",
     ];
     let mut undocumented = Vec::new();
     for table in tables {
@@ -116,7 +117,7 @@ fn unknown_keys_name_their_position_and_a_suggestion() {
     ");
     assert_snapshot!(check("[medics]\n"), @"
     medic.toml:1:2: error: unknown top-level table `medics`
-      hint: did you mean `medic`? the top level has [medic], [defaults] and [[service]]
+      hint: did you mean `medic`? the top level has [medic], [defaults], [[service]] and [[alert]]
     ");
 }
 
@@ -716,4 +717,84 @@ name = "a"
   address = "127.0.0.1:1"
   timeout = "15s"
 "#), @r#"medic.toml:4:11: error: invalid type: integer `5`, expected a duration with a unit, such as "10s", "5m" or "250ms""#);
+}
+
+#[test]
+fn alert_sinks_resolve_env_and_report_errors_without_values() {
+    let env = |name: &str| (name == "HOOK").then(|| "https://hooks.example/T0/s3cr3t".to_owned());
+    let source = r#"
+[[service]]
+name = "web"
+container = { name = "web" }
+
+[[alert]]
+name = "ops"
+kind = "webhook"
+url = "${HOOK}"
+headers = { Authorization = "Bearer ${HOOK}" }
+services = ["web"]
+min_severity = "critical"
+
+[[alert]]
+name = "am"
+kind = "alertmanager"
+url = "http://127.0.0.1:9093"
+"#;
+    let config = parse_with_env(source, "medic.toml", &env).unwrap();
+    assert_eq!(config.alerts.len(), 2);
+    let ops = &config.alerts[0];
+    assert_eq!(ops.min_severity, crate::Severity::Critical);
+    assert!(ops.wants_service("web") && ops.wants_service("web/web-1") && !ops.wants_service("db"));
+    let SinkKind::Webhook { url, headers, .. } = &ops.kind else {
+        panic!("{ops:?}");
+    };
+    assert_eq!(url.expose(), "https://hooks.example/T0/s3cr3t");
+    assert_eq!(
+        headers[0].1.expose(),
+        "Bearer https://hooks.example/T0/s3cr3t"
+    );
+    assert!(
+        !format!("{config:?}").contains("s3cr3t"),
+        "Debug redacts secrets"
+    );
+    let SinkKind::Alertmanager {
+        repeat_interval, ..
+    } = &config.alerts[1].kind
+    else {
+        panic!();
+    };
+    assert_eq!(*repeat_interval, Duration::from_secs(60));
+
+    assert_snapshot!(check(r#"
+[[alert]]
+name = "ops"
+kind = "webhok"
+url = "x"
+
+[[alert]]
+name = "ops"
+kind = "slack"
+url = "${SLACK_URL}"
+min_severity = "loud"
+services = ["nope"]
+
+[[alert]]
+name = "run"
+kind = "exec"
+hmac_secret = "k"
+"#), @r#"
+    medic.toml:4:8: error: unknown alert sink kind `webhok`
+      hint: did you mean `webhook`?
+    medic.toml:8:8: error: duplicate sink name `ops`
+      hint: the first one is on line 3
+    medic.toml:10:7: error: environment variable `SLACK_URL` is not set
+      hint: export SLACK_URL=… in medic's environment (for systemd: Environment= or EnvironmentFile= in a drop-in)
+    medic.toml:11:16: error: unknown severity `loud`
+      hint: write info, warning or critical
+    medic.toml:12:13: error: no service named `nope`
+      hint: name a [[service]] of this file, or `medic`
+    medic.toml:16:8: error: an `exec` sink needs `command`
+      hint: add `command = ["/usr/local/bin/page", "--stdin"]`
+    medic.toml:17:15: error: `hmac_secret` does not apply to `exec` sinks
+    "#);
 }

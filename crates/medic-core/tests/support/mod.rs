@@ -17,6 +17,8 @@ pub struct World {
     /// When each restart was asked for, in virtual time.
     pub restart_times: Vec<Instant>,
     pub rollbacks: u32,
+    /// Every alert, in order.
+    pub alerts: Vec<medic_core::Alert>,
 }
 
 impl World {
@@ -30,6 +32,7 @@ impl World {
             restarts: 0,
             restart_times: Vec::new(),
             rollbacks: 0,
+            alerts: Vec::new(),
         };
         world.sup.add_unit(start, UNIT, policy);
         world.drain();
@@ -93,7 +96,10 @@ impl World {
                     self.running.push(action.clone());
                     "→rollback".to_owned()
                 }
-                Action::Alert(alert) => format!("!{}:{}", alert.severity.as_str(), alert.kind),
+                Action::Alert(alert) => {
+                    self.alerts.push(alert.clone());
+                    format!("!{}:{}", alert.severity.as_str(), alert.kind)
+                }
                 Action::RecordLastKnownGood { .. } => "→lkg".to_owned(),
                 Action::Probe { .. } => continue,
             };

@@ -36,10 +36,15 @@ impl Daemon {
     fn apply(&mut self, path: &Path) -> Result<(), String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let new = medic_core::config::parse(&text, &path.display().to_string())
-            .map_err(|e| e.to_string())?;
+        let new = medic_core::config::parse_with_env(&text, &path.display().to_string(), &|name| {
+            std::env::var(name).ok()
+        })
+        .map_err(|e| e.to_string())?;
         if new.medic != self.config.medic {
             tracing::warn!("[medic] settings changed; they take effect when medic restarts");
+        }
+        if new.alerts != self.config.alerts {
+            tracing::warn!("[[alert]] sinks changed; they take effect when medic restarts");
         }
         let describe = |config: &Config| -> BTreeMap<String, String> {
             config
@@ -133,5 +138,6 @@ impl Daemon {
         if let Err(error) = self.alerts.append(&line) {
             tracing::error!(error = format!("{error:#}"), "Cannot write the alerts file");
         }
+        self.sinks.send(&line);
     }
 }

@@ -53,7 +53,7 @@ pub struct ReloadArgs {
 /// Asks the daemon to re-read its config file; a rejected config is printed and exits 1.
 /// The file is validated here first: an invalid one never reaches the daemon.
 pub fn reload(args: ReloadArgs) -> anyhow::Result<u8> {
-    let config = match args.config.load() {
+    let config = match args.config.load_without_secrets() {
         Ok(config) => config,
         Err(error) if error.downcast_ref::<crate::Exit>().is_some() => {
             eprintln!("medic: reload not sent: the running config stays");
@@ -78,7 +78,7 @@ pub fn reload(args: ReloadArgs) -> anyhow::Result<u8> {
 
 /// Prints every service's state; exit 0 all healthy, 1 otherwise, 2 when the daemon cannot be reached.
 pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
-    let config = args.config.load()?;
+    let config = args.config.load_without_secrets()?;
     let socket = config.medic.control_socket;
     let (_, json) = super::runtime()?.block_on(call(&socket, Method::GET, "/v1/status", None))?;
     let mut report: StatusReport = serde_json::from_value(json)
@@ -144,7 +144,7 @@ pub fn unit(args: UnitArgs, command: &str) -> anyhow::Result<u8> {
 }
 
 fn send(args: &UnitArgs, command: &str, body: Option<serde_json::Value>) -> anyhow::Result<u8> {
-    let config = args.config.load()?;
+    let config = args.config.load_without_secrets()?;
     let path = format!("/v1/services/{}/{command}", args.service);
     let socket = config.medic.control_socket;
     let (status, json) = super::runtime()?.block_on(call(&socket, Method::POST, &path, body))?;

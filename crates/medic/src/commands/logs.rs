@@ -86,7 +86,7 @@ fn readable(line: &RecoveryLine) -> String {
 
 /// Prints matching events; with -f keeps following until interrupted.
 pub fn run(args: LogsArgs) -> anyhow::Result<u8> {
-    let config = args.config.load()?;
+    let config = args.config.load_without_secrets()?;
     let path = config.medic.recovery_log;
     let filter = Filter {
         service: args.service,

@@ -1,5 +1,7 @@
 //! The subcommands; the enum only dispatches.
 
+mod alert;
+mod alerts;
 mod check;
 mod config;
 mod control;
@@ -31,6 +33,11 @@ pub enum Command {
     Recover(control::UnitArgs),
     /// Run a deploy command under guard: healthy in time or rolled back to the version before.
     Deploy(deploy::DeployArgs),
+    /// List recent alerts and where each was delivered.
+    Alerts(alerts::AlertsArgs),
+    /// Work with the [[alert]] notification sinks.
+    #[command(subcommand)]
+    Alert(alert::AlertCommand),
     /// Re-read the config file in the running daemon (like SIGHUP); a bad config is rejected.
     Reload(control::ReloadArgs),
     /// Work with config files.
@@ -54,6 +61,8 @@ pub fn run(command: Command) -> anyhow::Result<u8> {
         Command::Recover(args) => control::unit(args, "recover"),
         Command::Reload(args) => control::reload(args),
         Command::Deploy(args) => deploy::run(args),
+        Command::Alerts(args) => alerts::run(args),
+        Command::Alert(command) => alert::run(command),
         Command::Config(command) => config::run(command),
         Command::Install(command) => install::run(command),
     }

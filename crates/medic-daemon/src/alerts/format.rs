@@ -1,0 +1,303 @@
+//! What each kind of sink is sent: the webhook body and its HMAC signature,
+//! Slack text with an evidence summary, and Alertmanager v2 alerts with the
+//! state that keeps one alert per incident, re-posted while it fires.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use jiff::Timestamp;
+use medic_core::Evidence;
+use medic_core::delivery::incident_key;
+use serde::Serialize;
+use serde_json::Value;
+use sha2::Sha256;
+
+use crate::journal::AlertLine;
+
+/// The generic webhook's body: the alert line plus the host it comes from.
+#[derive(Debug, Serialize)]
+struct WebhookBody<'a> {
+    #[serde(flatten)]
+    alert: &'a AlertLine,
+    host: &'a str,
+}
+
+/// The webhook's JSON body.
+pub fn webhook_body(alert: &AlertLine, host: &str) -> Vec<u8> {
+    // Invariant: an AlertLine is plain strings and JSON values; encoding cannot fail.
+    serde_json::to_vec(&WebhookBody { alert, host }).unwrap_or_default()
+}
+
+/// `sha256=<hex>` of the HMAC-SHA256 of `body` under `key`: the `X-Medic-Signature` header.
+pub fn signature(key: &[u8], body: &[u8]) -> String {
+    // Invariant: HMAC takes a key of any length.
+    let mut mac = <Hmac<Sha256>>::new_from_slice(key).expect("HMAC accepts any key length");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// A Slack-compatible incoming-webhook body: `{"text": …}` for a person to read.
+pub fn slack_body(alert: &AlertLine, host: &str) -> Vec<u8> {
+    let icon = match (alert.severity.as_str(), alert.resolved) {
+        ("critical", _) => ":red_circle:",
+        ("warning", _) => ":warning:",
+        (_, true) => ":white_check_mark:",
+        _ => ":information_source:",
+    };
+    let mut text = format!(
+        "{icon} *{}* `{}` {} on {host}: {}",
+        alert.severity.to_uppercase(),
+        alert.service,
+        alert.kind,
+        alert.message
+    );
+    let incident = alert
+        .incident
+        .as_deref()
+        .map_or_else(String::new, |i| format!("incident {i} · "));
+    text.push_str(&format!("\n{incident}{}", alert.ts));
+    for line in evidence_summary(&alert.evidence) {
+        text.push_str("\n> ");
+        text.push_str(&line);
+    }
+    serde_json::to_vec(&serde_json::json!({ "text": text })).unwrap_or_default()
+}
+
+/// At most 12 readable `key: value` lines; long values are cut, log lines keep their tail.
+pub fn evidence_summary(evidence: &Evidence) -> Vec<String> {
+    const MAX_KEYS: usize = 12;
+    const MAX_CHARS: usize = 300;
+    let mut lines: Vec<String> = evidence
+        .iter()
+        .take(MAX_KEYS)
+        .map(|(key, value)| {
+            let text = match value {
+                Value::String(s) => s.clone(),
+                Value::Array(items) if items.iter().all(Value::is_string) => {
+                    let tail: Vec<&str> = items
+                        .iter()
+                        .rev()
+                        .take(5)
+                        .filter_map(Value::as_str)
+                        .collect();
+                    let shown: Vec<&str> = tail.into_iter().rev().collect();
+                    let more = items.len().saturating_sub(5);
+                    let prefix = if more > 0 {
+                        format!("(last 5 of {}) ", items.len())
+                    } else {
+                        String::new()
+                    };
+                    format!("{prefix}{}", shown.join(" | "))
+                }
+                other => other.to_string(),
+            };
+            format!("{key}: {}", cut(&text.replace('\n', " "), MAX_CHARS))
+        })
+        .collect();
+    if evidence.len() > MAX_KEYS {
+        lines.push(format!("… and {} more", evidence.len() - MAX_KEYS));
+    }
+    lines
+}
+
+fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut out: String = text.chars().take(max).collect();
+    out.push('…');
+    out
+}
+
+/// One alert of the Alertmanager v2 API (`POST /api/v2/alerts` takes an array of them).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AmAlert {
+    /// Identity: alertname, service, severity, kind, host, incident.
+    pub labels: BTreeMap<String, String>,
+    /// summary and description.
+    pub annotations: BTreeMap<String, String>,
+    /// When it began.
+    #[serde(rename = "startsAt")]
+    pub starts_at: Timestamp,
+    /// When it ends (or, while firing, until when it holds unless posted again).
+    #[serde(rename = "endsAt")]
+    pub ends_at: Timestamp,
+}
+
+/// The alerts firing in one Alertmanager, keyed by incident: the first line of
+/// an incident gives the labels, the line that resolves it posts the same
+/// labels with `endsAt`, and while it fires it is posted again every
+/// `repeat_interval` with `endsAt` 4 intervals ahead (as Prometheus does).
+#[derive(Debug, Default)]
+pub struct Firing {
+    alerts: BTreeMap<String, AmAlert>,
+}
+
+/// Alerts outside an incident that a later line resolves: only blindness.
+fn tracked(alert: &AlertLine) -> bool {
+    alert.incident.is_some() || alert.kind == "blind"
+}
+
+impl Firing {
+    /// How long a posted alert holds without being posted again.
+    pub fn hold(repeat: Duration) -> jiff::SignedDuration {
+        jiff::SignedDuration::try_from(repeat * 4).unwrap_or(jiff::SignedDuration::from_secs(240))
+    }
+
+    /// The alert to post for `line`.
+    pub fn alert_for(
+        &self,
+        line: &AlertLine,
+        host: &str,
+        now: Timestamp,
+        repeat: Duration,
+    ) -> AmAlert {
+        let key = incident_key(&line.service, &line.kind, line.incident.as_deref());
+        let held = now + Self::hold(repeat);
+        let mut annotations = BTreeMap::from([
+            ("summary".to_owned(), line.message.clone()),
+            (
+                "description".to_owned(),
+                evidence_summary(&line.evidence).join("\n"),
+            ),
+        ]);
+        if let Some(existing) = self.alerts.get(&key) {
+            let mut alert = existing.clone();
+            if line.resolved {
+                alert.ends_at = line.ts.max(alert.starts_at);
+                annotations.insert("resolution".to_owned(), line.message.clone());
+                annotations.insert(
+                    "summary".to_owned(),
+                    existing
+                        .annotations
+                        .get("summary")
+                        .cloned()
+                        .unwrap_or_default(),
+                );
+            } else {
+                alert.ends_at = held;
+            }
+            alert.annotations = annotations;
+            return alert;
+        }
+        let mut labels = BTreeMap::from([
+            ("alertname".to_owned(), "medic".to_owned()),
+            ("service".to_owned(), line.service.clone()),
+            ("severity".to_owned(), line.severity.clone()),
+            ("kind".to_owned(), line.kind.clone()),
+            ("host".to_owned(), host.to_owned()),
+        ]);
+        if let Some(incident) = &line.incident {
+            labels.insert("incident".to_owned(), incident.clone());
+        }
+        AmAlert {
+            labels,
+            annotations,
+            starts_at: line.ts,
+            // A resolving line nothing fired for is a record that ends as it starts.
+            ends_at: if line.resolved { line.ts } else { held },
+        }
+    }
+
+    /// Updates the state once `alert` (made by [`Firing::alert_for`] for `line`) was delivered.
+    pub fn delivered(&mut self, line: &AlertLine, alert: AmAlert) {
+        let key = incident_key(&line.service, &line.kind, line.incident.as_deref());
+        if line.resolved {
+            self.alerts.remove(&key);
+        } else if tracked(line) {
+            self.alerts.insert(key, alert);
+        }
+    }
+
+    /// Every firing alert, held for another 4 intervals from `now`.
+    pub fn repost(&self, now: Timestamp, repeat: Duration) -> Vec<AmAlert> {
+        self.alerts
+            .values()
+            .map(|a| AmAlert {
+                ends_at: now + Self::hold(repeat),
+                ..a.clone()
+            })
+            .collect()
+    }
+
+    /// Whether nothing is firing.
+    pub fn is_empty(&self) -> bool {
+        self.alerts.is_empty()
+    }
+}
+
+/// The body of `POST /api/v2/alerts`.
+pub fn alertmanager_body(alerts: &[AmAlert]) -> Vec<u8> {
+    serde_json::to_vec(alerts).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(kind: &str, severity: &str, resolved: bool) -> AlertLine {
+        let mut evidence = Evidence::new();
+        evidence.insert("exit_code".into(), 3.into());
+        evidence.insert(
+            "last_logs".into(),
+            serde_json::json!(["a", "b", "c", "d", "e", "f\nsecond"]),
+        );
+        AlertLine {
+            id: "1-1".into(),
+            ts: "2026-11-22T16:00:00Z".parse().unwrap(),
+            service: "web".into(),
+            severity: severity.into(),
+            kind: kind.into(),
+            incident: Some("t4k-3".into()),
+            message: "rollback failed: exit 4".into(),
+            resolved,
+            evidence,
+        }
+    }
+
+    #[test]
+    fn signature_is_hmac_sha256_hex() {
+        // RFC 4231 test case 2.
+        assert_eq!(
+            signature(b"Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn slack_text_is_readable() {
+        let body: Value =
+            serde_json::from_slice(&slack_body(&line("escalated", "critical", false), "h1"))
+                .unwrap();
+        assert_eq!(
+            body["text"],
+            ":red_circle: *CRITICAL* `web` escalated on h1: rollback failed: exit 4\nincident t4k-3 · 2026-11-22T16:00:00Z\n> exit_code: 3\n> last_logs: (last 5 of 6) b | c | d | e | f second"
+        );
+    }
+
+    #[test]
+    fn one_alertmanager_alert_per_incident_resolved_with_its_labels() {
+        let now: Timestamp = "2026-11-22T16:00:01Z".parse().unwrap();
+        let minute = Duration::from_secs(60);
+        let mut firing = Firing::default();
+        let escalated = line("escalated", "critical", false);
+        let alert = firing.alert_for(&escalated, "h1", now, minute);
+        assert_eq!(alert.labels["severity"], "critical");
+        assert_eq!(alert.labels["incident"], "t4k-3");
+        assert_eq!(alert.ends_at, now + jiff::SignedDuration::from_secs(240));
+        firing.delivered(&escalated, alert.clone());
+        assert_eq!(firing.repost(now, minute), vec![alert.clone()]);
+
+        let mut resolved = line("resolved", "info", true);
+        resolved.ts = "2026-11-22T16:05:00Z".parse().unwrap();
+        let end = firing.alert_for(&resolved, "h1", now, minute);
+        assert_eq!(
+            end.labels, alert.labels,
+            "same identity as the firing alert"
+        );
+        assert_eq!(end.ends_at, resolved.ts);
+        firing.delivered(&resolved, end);
+        assert!(firing.is_empty());
+    }
+}

@@ -1,0 +1,301 @@
+//! Alerts that reach a person: every line of the alerts file also goes to the
+//! configured `[[alert]]` sinks. The supervisor loop only routes and enqueues
+//! (an fsynced outbox record and a `try_send`), so a dead or slow sink never
+//! delays probing or recovery; one task per sink delivers (see `task.rs`).
+
+mod format;
+pub mod outbox;
+mod send;
+mod stats;
+mod task;
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use medic_core::config::{AlertSink, Config, SinkKind};
+use medic_core::delivery::{Route, Router, incident_key};
+use medic_core::{Evidence, Severity};
+use tokio::sync::mpsc;
+
+use crate::daemon::Shell;
+use crate::journal::AlertLine;
+use outbox::{Deliveries, Outbox, Record};
+
+/// The outbox's path under the state directory.
+pub fn outbox_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("alerts/outbox.jsonl")
+}
+
+/// The running sinks, as the supervisor loop holds them.
+#[derive(Debug)]
+pub struct Sinks {
+    router: Router,
+    queues: Vec<(String, mpsc::Sender<AlertLine>, Arc<stats::SinkStats>)>,
+    outbox: Option<Outbox>,
+}
+
+impl Sinks {
+    /// Opens the outbox and starts one task per sink, each first given what it
+    /// had not delivered before the last stop.
+    pub fn start(config: &Config, shell: &Shell) -> anyhow::Result<Self> {
+        let mut sinks = Self {
+            router: Router::new(&config.alerts),
+            queues: Vec::new(),
+            outbox: None,
+        };
+        if config.alerts.is_empty() {
+            return Ok(sinks);
+        }
+        let (outbox, deliveries) = Outbox::open(&outbox_path(&config.medic.state_dir))?;
+        for ((sink, _), delivery) in &deliveries.entries {
+            if let Some(alert) = &delivery.alert {
+                let key = incident_key(&alert.service, &alert.kind, alert.incident.as_deref());
+                sinks.router.replay(sink, &key, alert.resolved);
+            }
+        }
+        let host = hostname();
+        for sink in &config.alerts {
+            let sender = send::Sender::new(sink)?;
+            let queue: VecDeque<(AlertLine, u32)> = deliveries.pending(&sink.name).into();
+            if !queue.is_empty() {
+                tracing::info!(sink = %sink.name, pending = queue.len(), "Delivering alerts queued before the restart");
+            }
+            let (tx, rx) = mpsc::channel(sink.queue);
+            let stats = Arc::new(stats::SinkStats::default());
+            stats.queued(queue.len() as u64);
+            let task = task::SinkTask {
+                stats: stats.clone(),
+                sender,
+                outbox: outbox.clone(),
+                host: host.clone(),
+                queue,
+                rx,
+                firing: firing_after(&deliveries, sink),
+            };
+            shell.tracker.spawn(task.run(shell.cancel.child_token()));
+            sinks.queues.push((sink.name.clone(), tx, stats));
+        }
+        sinks.outbox = Some(outbox);
+        Ok(sinks)
+    }
+
+    /// Hands a line that was just written to the alerts file to every sink that wants it. Never waits.
+    pub fn send(&mut self, line: &AlertLine) {
+        let Some(outbox) = &self.outbox else {
+            return;
+        };
+        let severity = match line.severity.as_str() {
+            "critical" => Severity::Critical,
+            "warning" => Severity::Warning,
+            _ => Severity::Info,
+        };
+        let key = incident_key(&line.service, &line.kind, line.incident.as_deref());
+        let route = Route {
+            service: &line.service,
+            severity,
+            key: &key,
+            resolved: line.resolved,
+        };
+        for index in self.router.route(route) {
+            let Some((sink, queue, stats)) = self.queues.get(index) else {
+                continue;
+            };
+            outbox.record(&Record::Queued {
+                sink: sink.clone(),
+                alert: line.clone(),
+            });
+            match queue.try_send(line.clone()) {
+                Ok(()) => stats.queued(1),
+                Err(error) => {
+                    let full = matches!(error, mpsc::error::TrySendError::Full(_));
+                    let reason = if full { "queue full" } else { "sink stopped" };
+                    tracing::warn!(%sink, alert = %line.id, reason, "Alert not queued for delivery");
+                    if full {
+                        stats.dropped();
+                        outbox.record(&Record::Dropped {
+                            sink: sink.clone(),
+                            id: line.id.clone(),
+                            ts: Timestamp::now(),
+                            error: reason.to_owned(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Appends the delivery counters of every sink to a Prometheus exposition.
+    pub fn render_metrics(&self, out: &mut String) {
+        if self.queues.is_empty() {
+            return;
+        }
+        stats::render(
+            out,
+            self.queues
+                .iter()
+                .map(|(name, _, s)| (name.as_str(), s.as_ref())),
+        );
+    }
+}
+
+/// What fires in an Alertmanager sink, from the deliveries recorded before a restart.
+fn firing_after(deliveries: &Deliveries, sink: &AlertSink) -> format::Firing {
+    let mut firing = format::Firing::default();
+    let SinkKind::Alertmanager {
+        repeat_interval, ..
+    } = &sink.kind
+    else {
+        return firing;
+    };
+    let host = hostname();
+    for ((name, _), delivery) in &deliveries.entries {
+        if *name != sink.name {
+            continue;
+        }
+        if let (Some(alert), Record::Delivered { ts, .. }) = (&delivery.alert, &delivery.last) {
+            let posted = firing.alert_for(alert, &host, *ts, *repeat_interval);
+            firing.delivered(alert, posted);
+        }
+    }
+    firing
+}
+
+/// Sends one test alert to `sink` now, outside the outbox: `medic alert test SINK`.
+pub async fn send_test(sink: &AlertSink) -> anyhow::Result<()> {
+    let sender = send::Sender::new(sink)?;
+    let now = Timestamp::now();
+    let host = hostname();
+    let mut evidence = Evidence::new();
+    evidence.insert("sink".into(), sink.name.clone().into());
+    let line = AlertLine {
+        id: format!("test-{}", now.as_millisecond()),
+        ts: now,
+        service: "medic".into(),
+        severity: Severity::Critical.as_str().into(),
+        kind: "test".into(),
+        incident: None,
+        message: format!(
+            "test alert from medic on {host}: sink `{}` works",
+            sink.name
+        ),
+        resolved: false,
+        evidence,
+    };
+    let body = match &sink.kind {
+        SinkKind::Webhook { .. } | SinkKind::Exec { .. } => format::webhook_body(&line, &host),
+        SinkKind::Slack { .. } => format::slack_body(&line, &host),
+        SinkKind::Alertmanager {
+            repeat_interval, ..
+        } => {
+            let alert = format::Firing::default().alert_for(&line, &host, now, *repeat_interval);
+            format::alertmanager_body(&[alert])
+        }
+    };
+    sender
+        .attempt(&line.id, &body)
+        .await
+        .map_err(|failure| anyhow::anyhow!("{}", failure.message))
+}
+
+/// This host's name, for the `host` label and field.
+pub fn hostname() -> String {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|path| {
+            std::fs::read_to_string(path)
+                .ok()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+        })
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_util::sync::CancellationToken;
+    use tokio_util::task::TaskTracker;
+
+    fn line(n: u32) -> AlertLine {
+        AlertLine {
+            id: format!("a{n}"),
+            ts: Timestamp::UNIX_EPOCH,
+            service: "web".into(),
+            severity: "critical".into(),
+            kind: "escalated".into(),
+            incident: Some(format!("i{n}")),
+            message: "m".into(),
+            resolved: false,
+            evidence: Evidence::new(),
+        }
+    }
+
+    /// A sink that takes connections and never answers: the queue fills, the
+    /// overflow is dropped and recorded, and `send` never waits.
+    #[tokio::test]
+    async fn a_full_queue_drops_and_records_without_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let text = format!(
+            "[medic]\nstate_dir = \"{}\"\n[[alert]]\nname = \"slow\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{port}/\"\nqueue = 1\ntimeout = \"1m\"\n",
+            dir.path().display()
+        );
+        let config = medic_core::config::parse(&text, "t.toml").unwrap();
+        let (events, _events_rx) = mpsc::channel(1);
+        let shell = Shell {
+            events,
+            tracker: TaskTracker::new(),
+            cancel: CancellationToken::new(),
+        };
+        let mut sinks = Sinks::start(&config, &shell).unwrap();
+        sinks.send(&line(1));
+        // The task took the first alert off the queue once it is sending it.
+        let (_held, _) =
+            tokio::time::timeout(std::time::Duration::from_secs(10), listener.accept())
+                .await
+                .unwrap()
+                .unwrap();
+        let started = tokio::time::Instant::now();
+        sinks.send(&line(2)); // waits in the queue
+        sinks.send(&line(3)); // queue full: dropped
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(100),
+            "send never waits"
+        );
+        let mut metrics = String::new();
+        sinks.render_metrics(&mut metrics);
+        assert!(
+            metrics.contains("medic_alerts_undelivered_total{sink=\"slow\",reason=\"dropped\"} 1"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("medic_alert_queue_length{sink=\"slow\"} 2"),
+            "{metrics}"
+        );
+        shell.cancel.cancel();
+        shell.tracker.close();
+        shell.tracker.wait().await;
+
+        let deliveries = Deliveries::load(&outbox_path(dir.path())).unwrap();
+        let states: Vec<(&str, &str)> = deliveries
+            .entries
+            .iter()
+            .map(|((_, id), d)| (id.as_str(), d.state()))
+            .collect();
+        assert_eq!(
+            states,
+            [("a1", "queued"), ("a2", "queued"), ("a3", "dropped")]
+        );
+        // After a restart the two that were queued are delivered; the dropped one is not.
+        let pending: Vec<String> = deliveries
+            .pending("slow")
+            .into_iter()
+            .map(|(a, _)| a.id)
+            .collect();
+        assert_eq!(pending, ["a1", "a2"]);
+    }
+}
