@@ -638,6 +638,7 @@ impl Machine {
             return;
         };
         let incident_id = incident.id.clone();
+        let recreate = incident.gone;
         match step {
             Step::Restart(attempt) => {
                 self.attempts.push_back(now);
@@ -649,6 +650,7 @@ impl Machine {
                     unit: self.name.clone(),
                     incident: incident_id,
                     attempt,
+                    recreate,
                 });
             }
             Step::Rollback => {
@@ -704,7 +706,28 @@ impl Machine {
                     unit: self.name.clone(),
                 });
             }
-            ActionResult::Failed { message, evidence } => {
+            // Removed while medic was about to restart it (`docker rm -f` reports
+            // the kill before the removal): like any removal, a replacement gets
+            // `replace_grace` before the next attempt recreates it.
+            ActionResult::Gone { message, evidence }
+                if matches!(step, Step::Restart(_))
+                    && self.incident.as_ref().is_some_and(|i| !i.gone) =>
+            {
+                if let Some(incident) = self.incident.as_mut() {
+                    incident.gone = true;
+                }
+                let grace = humantime::format_duration(self.policy.replace_grace);
+                let message = format!("{message}: recreated after {grace} unless replaced");
+                self.log_with(ctx, now, failed, message, evidence);
+                self.next_step(now, false, ctx);
+                if let Phase::Waiting { step, at } = self.phase {
+                    let at = at.max(now + self.policy.replace_grace);
+                    self.phase = Phase::Waiting { step, at };
+                }
+                self.drive(now, ctx);
+            }
+            ActionResult::Failed { message, evidence }
+            | ActionResult::Gone { message, evidence } => {
                 self.log_with(ctx, now, failed, message.clone(), evidence.clone());
                 self.after_failed_step(now, step, message, evidence, ctx);
             }
@@ -1087,7 +1110,8 @@ impl Machine {
                     unit: self.name.clone(),
                 });
             }
-            ActionResult::Failed { message, evidence } => {
+            ActionResult::Failed { message, evidence }
+            | ActionResult::Gone { message, evidence } => {
                 self.deploy_failed(
                     now,
                     format!("deploy command failed: {message}"),

@@ -32,6 +32,10 @@ pub enum Action {
         incident: String,
         /// Which attempt this is.
         attempt: u32,
+        /// A target found gone may be recreated: the incident is a removal and
+        /// `replace_grace` has passed. Otherwise a gone target is reported as
+        /// [`ActionResult::Gone`], so a replacement still gets its grace.
+        recreate: bool,
     },
     /// Roll the unit's target back to its last known good version, then report [`Input::Finished`].
     Rollback {
@@ -71,6 +75,14 @@ pub enum ActionResult {
         /// One human line.
         message: String,
         /// Exit status, output, errors.
+        evidence: Evidence,
+    },
+    /// The target disappeared before the action could act on it (a container
+    /// removed while medic was about to restart it).
+    Gone {
+        /// One human line.
+        message: String,
+        /// What was found.
         evidence: Evidence,
     },
     /// Shutdown cut the action short.

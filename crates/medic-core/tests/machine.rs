@@ -134,8 +134,8 @@ fn blind_services_are_not_acted_on() {
 #[test]
 fn a_removed_thing_waits_for_a_replacement_before_restoring() {
     assert_snapshot!(run(policy(), "ok gone +29s ok"), @"healthy →lkg failing(1) recovered !info:recovered →lkg");
-    assert_snapshot!(run(policy(), "ok gone +31s"), @"healthy →lkg failing(1) restart(1) →restart(1)");
-    assert_snapshot!(run(policy(), "ok gone +31s done ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered !warning:restored_removed →lkg");
+    assert_snapshot!(run(policy(), "ok gone +31s"), @"healthy →lkg failing(1) restart(1) →recreate(1)");
+    assert_snapshot!(run(policy(), "ok gone +31s done ok"), @"healthy →lkg failing(1) restart(1) →recreate(1) restart_done(1) recovered !warning:restored_removed →lkg");
     assert_snapshot!(run(policy(), "ok died gone +31s done ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered !warning:restored_removed →lkg");
 }
 
@@ -272,12 +272,12 @@ fn a_healthy_deploy_becomes_the_last_known_good() {
 
 #[test]
 fn a_deploy_that_is_not_healthy_in_time_is_rolled_back() {
-    assert_snapshot!(run(policy(), "ok deploy done fail +30s done ok"), @"healthy →lkg deploy deploy_done deploy_failed !critical:deploy_failed rollback →rollback rollback_done !warning:rolled_back rolled_back !info:resolved →lkg");
+    assert_snapshot!(run(policy(), "ok deploy done fail +30s done ok"), @"healthy →lkg deploy deploy_done deploy_failed !critical:deploy_failed rollback →rollback rollback_done rolled_back !warning:rolled_back →lkg");
 }
 
 #[test]
 fn a_deploy_whose_new_version_dies_is_rolled_back_at_once() {
-    assert_snapshot!(run(policy(), "ok deploy done died done ok"), @"healthy →lkg deploy deploy_done deploy_failed !critical:deploy_failed rollback →rollback rollback_done !warning:rolled_back rolled_back !info:resolved →lkg");
+    assert_snapshot!(run(policy(), "ok deploy done died done ok"), @"healthy →lkg deploy deploy_done deploy_failed !critical:deploy_failed rollback →rollback rollback_done rolled_back !warning:rolled_back →lkg");
 }
 
 #[test]
@@ -287,7 +287,7 @@ fn a_removed_container_may_still_be_replaced_before_the_deploy_timeout() {
 
 #[test]
 fn a_failed_deploy_command_rolls_back_even_when_paused() {
-    assert_snapshot!(run(policy(), "ok pause deploy error done ok"), @"healthy →lkg paused deploy deploy_failed !critical:deploy_failed rollback →rollback rollback_done !warning:rolled_back rolled_back !info:resolved →lkg");
+    assert_snapshot!(run(policy(), "ok pause deploy error done ok"), @"healthy →lkg paused deploy deploy_failed !critical:deploy_failed rollback →rollback rollback_done rolled_back !warning:rolled_back →lkg");
 }
 
 #[test]
@@ -316,4 +316,13 @@ fn a_deploy_waits_for_a_running_action() {
     let status = world.sup.unit_status(world.now, UNIT).unwrap();
     assert_eq!(status.health, Health::Unknown, "nothing claimed mid-deploy");
     assert_eq!(status.state, "deploying");
+}
+
+#[test]
+fn a_target_removed_while_it_is_restarted_gets_its_replace_grace() {
+    // `docker rm -f`: died first, gone by the time the restart runs. A
+    // replacement gets replace_grace (30 s) before medic recreates the container.
+    assert_snapshot!(run(policy(), "ok died vanished +29s"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1)");
+    assert_snapshot!(run(policy(), "ok died vanished +30s done ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →recreate(2) restart_done(2) recovered !warning:restored_removed →lkg");
+    assert_snapshot!(run(policy(), "ok died vanished +10s ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) recovered !info:recovered →lkg");
 }

@@ -19,6 +19,7 @@ fn step() -> impl Strategy<Value = String> {
         3 => Just("done".to_owned()),
         3 => Just("error".to_owned()),
         1 => Just("interrupted".to_owned()),
+        1 => Just("vanished".to_owned()),
         1 => Just("pause".to_owned()),
         1 => Just("resume".to_owned()),
         1 => Just("reset".to_owned()),
@@ -128,28 +129,34 @@ proptest! {
     }
 
     /// One notification per incident state change, never one per probe: an
-    /// incident raises at most one alert that opens (escalated) and exactly one
-    /// line that ends it, however its probes flap.
+    /// incident raises at most one alert that opens (escalated; a failed deploy
+    /// adds its own) and exactly one line that ends it, however its probes flap.
     #[test]
     fn one_alert_per_incident_state_change(script in prop::collection::vec(step(), 1..120)) {
         let mut world = World::new(fast_policy());
         for step in &script {
             world.step(step);
         }
-        let mut per_incident: std::collections::BTreeMap<String, (u32, u32)> = Default::default();
+        let mut per_incident: std::collections::BTreeMap<String, (u32, u32, u32)> = Default::default();
         for alert in &world.alerts {
             let Some(incident) = &alert.incident else { continue };
             let counts = per_incident.entry(incident.clone()).or_default();
-            if alert.resolved { counts.1 += 1 } else { counts.0 += 1 }
+            match (alert.resolved, alert.kind) {
+                (true, _) => counts.1 += 1,
+                (false, "deploy_failed") => counts.2 += 1,
+                (false, _) => counts.0 += 1,
+            }
         }
-        for (incident, (opening, ending)) in &per_incident {
-            assert!(*opening <= 1 && *ending <= 1, "{incident}: {opening} opening, {ending} ending alerts: {:?}", world.trace);
+        // A person's deploy onto an incident is a new state change: it may escalate again.
+        for (incident, (opening, ending, deploys)) in &per_incident {
+            assert!(*opening <= 1 + deploys && *ending <= 1, "{incident}: {opening} opening, {ending} ending alerts: {:?}", world.trace);
         }
         // Each closed incident ends with one resolving line; a reset adds one only for an alerted incident.
         let count = |name: &str| world.trace.iter().filter(|t| *t == name).count();
         let closed = count("recovered") + count("rolled_back");
         let ends = world.alerts.iter().filter(|a| a.resolved && a.incident.is_some()).count();
-        assert!(closed <= ends && ends <= closed + count("reset"), "{closed} closed, {ends} ending alerts: {:?}", world.trace);
+        // A deploy closes the incident it was made onto, if there was one.
+        assert!(closed <= ends && ends <= closed + count("reset") + count("deployed"), "{closed} closed, {ends} ending alerts: {:?}", world.trace);
     }
 
     /// Every event of an incident carries its id, and an incident id is never reused.

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::clock::WallClock;
-use crate::executor::Executor;
+use crate::executor::{Executor, JobContext};
 use crate::journal::{AlertLine, Journal, RecoveryLine};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
@@ -171,7 +171,7 @@ struct Daemon {
     /// Units with an action running, so shutdown can wait for them.
     in_flight: BTreeMap<String, ()>,
     /// Actions waiting for a free slot (at most `max_concurrent_actions` run at once).
-    queued: std::collections::VecDeque<(String, medic_core::Step)>,
+    queued: std::collections::VecDeque<(String, medic_core::Step, bool)>,
     max_concurrent_actions: usize,
     /// The state store must be saved after this drain (an incident, an attempt, a pause changed).
     dirty: bool,
@@ -381,8 +381,8 @@ impl Daemon {
             }
             Event::Finished { unit, result } => {
                 self.in_flight.remove(&unit);
-                if let Some((next, step)) = self.queued.pop_front() {
-                    self.start_action(next, step);
+                if let Some((next, step, recreate)) = self.queued.pop_front() {
+                    self.start_action(next, step, recreate);
                 }
                 Input::Finished { unit, result }
             }
@@ -632,10 +632,17 @@ impl Daemon {
                 self.alerts.append(&line).context("alerts file")?;
                 self.sinks.send(&line);
             }
-            Action::Restart { unit, attempt, .. } => {
-                self.start_action(unit, medic_core::Step::Restart(attempt));
+            Action::Restart {
+                unit,
+                attempt,
+                recreate,
+                ..
+            } => {
+                self.start_action(unit, medic_core::Step::Restart(attempt), recreate);
             }
-            Action::Rollback { unit, .. } => self.start_action(unit, medic_core::Step::Rollback),
+            Action::Rollback { unit, .. } => {
+                self.start_action(unit, medic_core::Step::Rollback, false);
+            }
             Action::Probe { unit } => {
                 if let Some(u) = self.units.get(&unit) {
                     u.probes.probe_now();
@@ -650,22 +657,24 @@ impl Daemon {
         Ok(())
     }
 
-    fn start_action(&mut self, unit: String, step: medic_core::Step) {
+    /// Starts a restart or rollback job, or queues it while `max_concurrent_actions` run.
+    fn start_action(&mut self, unit: String, step: medic_core::Step, recreate: bool) {
         if self.in_flight.len() >= self.max_concurrent_actions {
             tracing::info!(%unit, running = self.in_flight.len(), "Action queued: too many running");
-            self.queued.push_back((unit, step));
+            self.queued.push_back((unit, step, recreate));
             return;
         }
         let Some(u) = self.units.get(&unit) else {
             return;
         };
-        let lkg = self.store.last_known_good(&unit).cloned();
-        let dependents = self.dependents_of(&unit);
-        let undo_deploy = self.deploying(&unit);
+        let context = JobContext {
+            last_known_good: self.store.last_known_good(&unit).cloned(),
+            dependents: self.dependents_of(&unit),
+            undo_deploy: self.deploying(&unit),
+            recreate,
+        };
         self.in_flight.insert(unit.clone(), ());
-        let job = self
-            .executor
-            .job(&u.spec, step, lkg, dependents, undo_deploy);
+        let job = self.executor.job(&u.spec, step, context);
         let events = self.shell.events.clone();
         let cancel = self.shell.cancel.clone();
         self.shell.tracker.spawn(async move {
@@ -714,7 +723,7 @@ impl Daemon {
         let now = now();
         let queued = std::mem::take(&mut self.queued)
             .into_iter()
-            .map(|(unit, _)| unit);
+            .map(|(unit, _, _)| unit);
         for unit in std::mem::take(&mut self.in_flight)
             .into_keys()
             .chain(queued)

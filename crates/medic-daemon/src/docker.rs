@@ -14,7 +14,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::daemon::{Event, Shell};
-use crate::executor::{Job, failed};
+use crate::executor::{Job, JobContext, failed};
 use crate::units::{UnitSpec, UnitTarget};
 
 /// Log lines of a failing container kept as evidence.
@@ -148,17 +148,23 @@ impl Docker {
         container: &str,
         target: &ContainerTarget,
         step: Step,
-        last_known_good: Option<serde_json::Value>,
-        dependents: Vec<UnitSpec>,
-        undo_deploy: bool,
+        context: JobContext,
     ) -> Job {
         let client = self.client.clone();
         let container = container.to_owned();
         let stop_timeout = target.stop_timeout;
+        let JobContext {
+            last_known_good,
+            dependents,
+            undo_deploy,
+            recreate,
+        } = context;
         let lkg = last_known_good.and_then(|v| serde_json::from_value::<ContainerSpec>(v).ok());
         Box::pin(async move {
             let result = match step {
-                Step::Restart(_) => restart(&client, &container, stop_timeout, lkg.as_ref()).await,
+                Step::Restart(_) => {
+                    restart(&client, &container, stop_timeout, lkg.as_ref(), recreate).await
+                }
                 Step::Rollback => rollback(&client, &container, lkg.as_ref(), undo_deploy).await,
             };
             match result {
@@ -177,12 +183,15 @@ impl Docker {
 }
 
 /// Brings a container back: start it if stopped, restart it if running,
-/// recreate it from its last known good spec if it is gone.
+/// recreate it from its last known good spec if it is gone and `recreate`
+/// allows it; otherwise a gone container is reported as such (the core decides
+/// when a removed container is recreated: after `replace_grace`).
 async fn restart(
     client: &DockerClient,
     container: &str,
     stop_timeout: Duration,
     lkg: Option<&ContainerSpec>,
+    recreate: bool,
 ) -> ActionResult {
     let facts = match client.inspect(container).await {
         Ok(facts) => facts,
@@ -191,6 +200,12 @@ async fn restart(
     let mut evidence = Evidence::new();
     let outcome = match facts {
         None => {
+            if !recreate {
+                return ActionResult::Gone {
+                    message: format!("`{container}` is gone"),
+                    evidence,
+                };
+            }
             let Some(spec) = lkg else {
                 return failed("the container is gone and no last known good spec was recorded");
             };

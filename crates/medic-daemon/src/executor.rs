@@ -25,6 +25,20 @@ const COMMAND_OUTPUT_CAP: usize = 64 * 1024;
 /// A running action.
 pub type Job = Pin<Box<dyn Future<Output = ActionResult> + Send>>;
 
+/// What a job needs to know besides the unit and the step.
+#[derive(Debug, Default)]
+pub struct JobContext {
+    /// The spec a rollback (or the recreation of a removed target) returns to.
+    pub last_known_good: Option<serde_json::Value>,
+    /// Units sharing this one's network namespace, restarted after it.
+    pub dependents: Vec<UnitSpec>,
+    /// The rollback undoes a deploy: already being on the last known good
+    /// version is fine (the deploy changed nothing).
+    pub undo_deploy: bool,
+    /// A target found gone may be recreated (the core waited `replace_grace`).
+    pub recreate: bool,
+}
+
 /// The adapters actions go through.
 #[derive(Debug)]
 pub struct Executor {
@@ -127,17 +141,8 @@ impl Executor {
         })
     }
 
-    /// The job that carries out `step` on a unit. A rollback that undoes a
-    /// deploy (`undo_deploy`) also succeeds when the target already is on its
-    /// last known good version: the deploy changed nothing.
-    pub fn job(
-        &self,
-        unit: &UnitSpec,
-        step: Step,
-        last_known_good: Option<serde_json::Value>,
-        dependents: Vec<UnitSpec>,
-        undo_deploy: bool,
-    ) -> Job {
+    /// The job that carries out `step` on a unit.
+    pub fn job(&self, unit: &UnitSpec, step: Step, context: JobContext) -> Job {
         match (&unit.target, step) {
             (UnitTarget::None, _) => {
                 Box::pin(async { failed("watch-only service: nothing to act on") })
@@ -150,19 +155,14 @@ impl Executor {
                 None => Box::pin(async { failed("no rollback command configured") }),
             },
             (UnitTarget::Container { container, target }, step) => match &self.docker {
-                Some(docker) => docker.job(
-                    container,
-                    target,
-                    step,
-                    last_known_good,
-                    dependents,
-                    undo_deploy,
-                ),
+                Some(docker) => docker.job(container, target, step, context),
                 None => Box::pin(async { failed("no Docker connection") }),
             },
             // A launchd job's version is its plist: a deploy that kept it has
             // nothing medic could return to, so its rollback fails and escalates.
-            (UnitTarget::LaunchAgent(job), step) => self.launchd.job(job, step, last_known_good),
+            (UnitTarget::LaunchAgent(job), step) => {
+                self.launchd.job(job, step, context.last_known_good)
+            }
         }
     }
 

@@ -85,11 +85,16 @@ impl World {
                     Some(k) => format!("{}({k})", event.kind.as_str()),
                     None => event.kind.as_str().to_owned(),
                 },
-                Action::Restart { attempt, .. } => {
+                Action::Restart {
+                    attempt, recreate, ..
+                } => {
                     self.restarts += 1;
                     self.restart_times.push(self.now);
                     self.running.push(action.clone());
-                    format!("→restart({attempt})")
+                    match recreate {
+                        true => format!("→recreate({attempt})"),
+                        false => format!("→restart({attempt})"),
+                    }
                 }
                 Action::Rollback { .. } => {
                     self.rollbacks += 1;
@@ -109,7 +114,7 @@ impl World {
 
     /// Runs a script of space-separated steps and returns the trace it produced:
     /// `ok` `fail` `died` (decisive) `gone` `blind` observations; `done` `error`
-    /// `interrupted` action results (also of a deploy command); `pause` `resume`
+    /// `interrupted` `vanished` (the target was gone) action results (also of a deploy command); `pause` `resume`
     /// `reset` `recover` `deploy` (command within 60 s, healthy within 30 s) controls;
     /// `+5s` advances virtual time.
     pub fn run(&mut self, script: &str) -> String {
@@ -137,6 +142,10 @@ impl World {
                 evidence: Default::default(),
             }),
             "interrupted" => self.finish(ActionResult::Interrupted),
+            "vanished" => self.finish(ActionResult::Gone {
+                message: "gone".into(),
+                evidence: Default::default(),
+            }),
             "pause" => self.control(Control::Pause { until: None }),
             "resume" => self.control(Control::Resume),
             "reset" => self.control(Control::Reset),
