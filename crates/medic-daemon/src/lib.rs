@@ -16,7 +16,7 @@ pub mod history;
 pub mod journal;
 mod metrics;
 mod notify;
-mod page;
+pub mod page;
 mod schedule;
 pub mod status;
 pub mod store;
