@@ -4,6 +4,7 @@ mod support;
 
 mod cli;
 mod command_target;
+mod dashboard;
 mod deploy;
 mod docker;
 mod service;
