@@ -343,3 +343,51 @@ fn status_page_in_chromium_shows_lights_turns_red_live_and_goes_grey_when_stale(
     }
     browser.screenshot(&shots.join("status-page-stale.png"));
 }
+
+#[test]
+fn availability_history_survives_a_restart() {
+    let (port, metrics) = (free_port(), free_port());
+    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let keys = format!("metrics_listen = \"127.0.0.1:{metrics}\"");
+    let mut medic = Medic::start_with(&keys, &(FAST.to_owned() + &tcp_service("db", port)));
+    medic.wait_event("db healthy", |e| {
+        e["service"] == "db" && e["event"] == "healthy"
+    });
+    // Some healthy time on record, then a graceful stop writes the history.
+    eventually("a second of healthy time", || {
+        let status = api_status(metrics)?;
+        let windows = status["services"][0]["availability"].as_array()?.clone();
+        let day = windows.iter().find(|w| w["window"] == "24h")?;
+        (day["ratio"].as_f64()? > 0.0).then_some(())
+    });
+    let (exit, _) = medic.terminate();
+    assert!(exit.success(), "{}", medic.stderr());
+    let file: Value =
+        serde_json::from_str(&std::fs::read_to_string(medic.state("availability.json")).unwrap())
+            .unwrap();
+    let hours = file["units"]["db"]["hours"]
+        .as_array()
+        .expect("db's hour buckets");
+    assert!(!hours.is_empty(), "{file}");
+
+    // Restarted with the service down: its 24 h figure still counts the healthy
+    // time from before the restart, so it is neither missing nor zero.
+    drop(listener);
+    medic.spawn();
+    medic.wait_event("db failing after the restart", |e| {
+        e["service"] == "db" && e["event"] == "failing"
+    });
+    let ratio = eventually("a 24 h figure after the restart", || {
+        let status = api_status(metrics)?;
+        let windows = status["services"][0]["availability"].as_array()?.clone();
+        windows.iter().find(|w| w["window"] == "30d")?["ratio"].as_f64()
+    });
+    assert!(ratio > 0.0 && ratio < 1.0, "30 d availability {ratio}");
+    let report = medic.cli(&["status", "--json"]);
+    let report: Value = serde_json::from_slice(&report.stdout).unwrap();
+    let day = report["services"][0]["availability_24h"].as_f64().unwrap();
+    assert!(
+        day > 0.0 && day < 1.0,
+        "medic status availability_24h {day}"
+    );
+}

@@ -1,5 +1,5 @@
 //! Prometheus metrics in the text exposition format on `metrics_listen`:
-//! per-service health, state, attempts, availability over 1 h / 24 h / 7 d
+//! per-service health, state, attempts, availability over 1 h / 24 h / 7 d / 30 d
 //! against the SLO with the error budget left, a 0–100 health score, probe
 //! latency histograms, observation and recovery counters, and medic's own
 //! process figures. A Prometheus server scraping every host's medic is how a
@@ -37,10 +37,11 @@ const STATES: [&str; 6] = [
     "rolling_back",
     "escalated",
 ];
-const WINDOWS: [(&str, Duration); 3] = [
+const WINDOWS: [(&str, Duration); 4] = [
     ("1h", Duration::from_secs(3600)),
     ("24h", Duration::from_secs(24 * 3600)),
     ("7d", Duration::from_secs(7 * 24 * 3600)),
+    ("30d", Duration::from_secs(30 * 24 * 3600)),
 ];
 
 #[derive(Debug, Default)]
