@@ -8,7 +8,12 @@
   const staleAfter = Number(body.dataset.staleAfter || 10) * 1000;
   const refresh = Math.max(1, Number(body.dataset.refresh || 2)) * 1000;
   // When the data shown was made, by the daemon's clock, and when it arrived, by ours.
-  let generated = Date.parse(body.dataset.generated);
+  // RFC 3339 with nanoseconds; trimmed to milliseconds so every browser parses
+  // it. An unparseable time is NaN, which markStale treats as stale.
+  function parseTs(ts) {
+    return Date.parse(String(ts).replace(/(\.\d{3})\d+/, "$1"));
+  }
+  let generated = parseTs(body.dataset.generated);
   let received = Date.now();
   let failed = false;
 
@@ -51,13 +56,15 @@
   }
 
   function utc(ts) {
-    return new Date(ts).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
+    const at = typeof ts === "number" ? ts : parseTs(ts);
+    if (Number.isNaN(at)) return String(ts);
+    return new Date(at).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
   }
 
   function service(s, generatedAt) {
     const state = s.paused ? s.state + " (paused)" : s.state;
     const seen = s.last_observation_ms === undefined ? "never" : ago(s.last_observation_ms / 1000);
-    const since = span((generatedAt - Date.parse(s.since)) / 1000);
+    const since = span((generatedAt - parseTs(s.since)) / 1000);
     let facts = "in state for " + since + " · last observation " + seen + " · attempts " + s.attempts;
     if (s.incident) facts += " · incident " + s.incident;
     const windows = el("div", { class: "windows" });
@@ -99,7 +106,7 @@
   }
 
   function render(data) {
-    const generatedAt = Date.parse(data.generated);
+    const generatedAt = parseTs(data.generated);
     const overall = { healthy: "green", unhealthy: "red" }[data.overall] || "grey";
     const light = document.getElementById("overall");
     light.className = "light " + overall;
@@ -131,7 +138,7 @@
     // Stale when the last poll failed, or the data we show is older than allowed
     // (by our clock since it arrived, and by the daemon's own timestamp).
     const age = Math.max(Date.now() - received, Date.now() - generated);
-    const stale = failed || age > staleAfter;
+    const stale = failed || !(age <= staleAfter);
     body.classList.toggle("stale", stale);
     document.getElementById("stale-since").textContent = utc(generated);
   }
@@ -144,7 +151,7 @@
       if (!response.ok) throw new Error("status " + response.status);
       const data = await response.json();
       render(data);
-      generated = Date.parse(data.generated);
+      generated = parseTs(data.generated);
       received = Date.now();
       failed = false;
     } catch (_) {
