@@ -104,7 +104,7 @@ fn top_shows_services_reflects_a_failure_filters_and_restores_the_terminal() {
         + &tcp_service("bad", bad)
         + &tcp_service("flip", flip)
         + &tcp_service("good", good);
-    let medic = Medic::start(&config);
+    let mut medic = Medic::start(&config);
     medic.wait_event("flip healthy", |e| {
         e["service"] == "flip" && e["event"] == "healthy"
     });
@@ -169,6 +169,15 @@ fn top_shows_services_reflects_a_failure_filters_and_restores_the_terminal() {
     });
     medic.wait_event("bad paused", |e| {
         e["service"] == "bad" && e["event"] == "paused"
+    });
+
+    // The daemon stops: the dashboard says its data is stale and claims no health.
+    medic.terminate();
+    tmux.wait_for("the stale display", |s| {
+        s.contains("STALE")
+            && ["bad", "flip"]
+                .iter()
+                .all(|name| row(s, name).is_some_and(|r| r.contains(" stale ")))
     });
 
     // q quits with exit 0 and gives the terminal back: main screen, no dashboard left.
