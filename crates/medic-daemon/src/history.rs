@@ -17,6 +17,10 @@ use serde::{Deserialize, Serialize};
 
 /// The file's format version.
 const VERSION: u32 = 1;
+/// Minute buckets kept: the last hour (and the one it starts in).
+const MINUTES_KEPT: u64 = 61;
+/// Hour buckets kept: the last 30 days (and the one they start in).
+const HOURS_KEPT: u64 = 30 * 24 + 1;
 
 /// The file as written.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -76,11 +80,22 @@ impl HistoryStore {
 
     /// Writes every unit's buckets as of `now` (= `wall`), atomically.
     pub fn save(&self, sup: &Supervisor, now: Instant, wall: Timestamp) -> anyhow::Result<()> {
-        let units = sup
+        let mut units: BTreeMap<String, StoredHistory> = sup
             .availability_history(now)
             .into_iter()
             .map(|(name, history)| (name, to_stored(&history, wall)))
             .collect();
+        // Units not watched (yet) keep their history while it is inside the
+        // window: containers found late, an engine that is down at start.
+        for (name, stored) in &self.pending {
+            if units.contains_key(name) {
+                continue;
+            }
+            let kept = to_stored(&to_history(stored, wall), wall);
+            if !kept.minutes.is_empty() || !kept.hours.is_empty() {
+                units.insert(name.clone(), kept);
+            }
+        }
         let file = HistoryFile {
             version: VERSION,
             units,
@@ -123,14 +138,16 @@ fn to_stored(history: &History, wall: Timestamp) -> StoredHistory {
 }
 
 fn to_history(stored: &StoredHistory, wall: Timestamp) -> History {
-    // Buckets "from the future" (the clock was set back) are dropped.
-    let convert = |buckets: &[(i64, u32, u32)], span: i64| {
+    // Buckets "from the future" (the clock was set back) and older than the
+    // window are dropped.
+    let convert = |buckets: &[(i64, u32, u32)], span: i64, keep: u64| {
         let current = epoch(wall, span);
         buckets
             .iter()
             .filter_map(|&(start, up_ms, known_ms)| {
-                Some(HistoryBucket {
-                    age: u64::try_from(current.checked_sub(start)?).ok()?,
+                let age = u64::try_from(current.checked_sub(start)?).ok()?;
+                (age < keep).then_some(HistoryBucket {
+                    age,
                     up_ms,
                     known_ms,
                 })
@@ -138,8 +155,8 @@ fn to_history(stored: &StoredHistory, wall: Timestamp) -> History {
             .collect()
     };
     History {
-        minutes: convert(&stored.minutes, 60),
-        hours: convert(&stored.hours, 3600),
+        minutes: convert(&stored.minutes, 60, MINUTES_KEPT),
+        hours: convert(&stored.hours, 3600, HOURS_KEPT),
     }
 }
 
@@ -188,6 +205,32 @@ mod tests {
         let mut store = HistoryStore::open(dir.path()).unwrap();
         store.restore(&mut again, "web", later, wall + Duration::from_secs(120));
         assert_eq!(again.availability("web", later, day), before);
+        // A unit not watched now keeps its history through a save; a month-old one does not.
+        let mut file: HistoryFile =
+            serde_json::from_slice(&std::fs::read(dir.path().join("availability.json")).unwrap())
+                .unwrap();
+        let recent = file.units["web"].clone();
+        let hour = epoch(wall, 3600);
+        file.units.insert("late".into(), recent);
+        file.units.insert(
+            "gone".into(),
+            StoredHistory {
+                minutes: vec![],
+                hours: vec![(hour - 24 * 31, 1000, 1000)],
+            },
+        );
+        std::fs::write(
+            dir.path().join("availability.json"),
+            serde_json::to_vec(&file).unwrap(),
+        )
+        .unwrap();
+        let store = HistoryStore::open(dir.path()).unwrap();
+        store.save(&again, later, wall).unwrap();
+        let saved: HistoryFile =
+            serde_json::from_slice(&std::fs::read(dir.path().join("availability.json")).unwrap())
+                .unwrap();
+        assert!(saved.units.contains_key("late"));
+        assert!(!saved.units.contains_key("gone"));
         let files: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .flatten()
