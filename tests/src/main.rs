@@ -5,6 +5,7 @@ mod support;
 mod alerts;
 mod cli;
 mod command_target;
+mod dashboard;
 mod deploy;
 mod docker;
 mod launchd;

@@ -1,7 +1,8 @@
 //! Availability arithmetic: how much of a window a unit was healthy, counting
 //! only time with a verdict (unknown time is neither up nor down), kept in
-//! minute buckets for the last hour and hour buckets for the last week —
-//! about 1.5 KiB per unit, so 10,000 units stay small.
+//! minute buckets for the last hour and hour buckets for the last 30 days —
+//! about 12 KiB per unit. The buckets can be taken out and put back as plain
+//! data ([`History`]), so the shell can keep them across restarts.
 
 use std::time::{Duration, Instant};
 
@@ -9,6 +10,33 @@ use crate::machine::Health;
 
 const MINUTE: u64 = 60_000;
 const HOUR: u64 = 3_600_000;
+/// The longest window kept: 30 days of hour buckets.
+pub const MAX_WINDOW: Duration = Duration::from_secs(30 * 24 * 3600);
+const MINUTE_BUCKETS: usize = 61;
+const HOUR_BUCKETS: usize = 30 * 24 + 1;
+/// Bucket times are counted from this long before the history began (a whole
+/// number of hours), so restored buckets up to 30 days old have an index.
+const BASE: u64 = 31 * 24 * HOUR;
+
+/// One bucket as plain data: `age` buckets before the one that holds `now`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryBucket {
+    /// 0 for the bucket holding `now`, 1 for the one before, …
+    pub age: u64,
+    /// Healthy milliseconds.
+    pub up_ms: u32,
+    /// Milliseconds with a verdict.
+    pub known_ms: u32,
+}
+
+/// A unit's availability buckets as plain data, for the shell to persist.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct History {
+    /// Minute buckets (the last hour), non-empty ones only.
+    pub minutes: Vec<HistoryBucket>,
+    /// Hour buckets (the last 30 days), non-empty ones only.
+    pub hours: Vec<HistoryBucket>,
+}
 
 /// Up and known milliseconds of one bucket.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -57,6 +85,70 @@ impl Ring {
         }
     }
 
+    /// The non-empty buckets, aged relative to the bucket holding `now_ms`.
+    fn export(&self, now_ms: u64) -> Vec<HistoryBucket> {
+        let current = now_ms / self.span;
+        let len = self.buckets.len() as u64;
+        let mut out: Vec<HistoryBucket> = self
+            .buckets
+            .iter()
+            .filter(|b| b.known > 0 && b.index <= current && current - b.index < len)
+            .map(|b| HistoryBucket {
+                age: current - b.index,
+                up_ms: b.up,
+                known_ms: b.known,
+            })
+            .collect();
+        out.sort_by_key(|b| std::cmp::Reverse(b.age));
+        out
+    }
+
+    /// Adds saved buckets, aged relative to the bucket holding `now_ms`; older than the ring holds are dropped.
+    fn import(&mut self, now_ms: u64, saved: &[HistoryBucket]) {
+        let current = now_ms / self.span;
+        let len = self.buckets.len() as u64;
+        for b in saved {
+            if b.age >= len || b.age > current {
+                continue;
+            }
+            let index = current - b.age;
+            let slot = &mut self.buckets[(index % len) as usize];
+            if slot.index != index {
+                *slot = Bucket {
+                    index,
+                    up: 0,
+                    known: 0,
+                };
+            }
+            let span = u32::try_from(self.span).unwrap_or(u32::MAX);
+            slot.known = slot.known.saturating_add(b.known_ms).min(span);
+            slot.up = slot
+                .up
+                .saturating_add(b.up_ms.min(b.known_ms))
+                .min(slot.known);
+        }
+    }
+
+    /// The healthy share of each of `bars` runs of `per` buckets ending with the one holding `to`, oldest first.
+    fn series(&self, to: u64, per: u64, bars: u64) -> Vec<Option<f64>> {
+        let last = to / self.span;
+        (0..bars)
+            .rev()
+            .map(|k| {
+                let end = last.saturating_sub(k * per);
+                let start = (end + 1).saturating_sub(per);
+                let (up, known) = self
+                    .buckets
+                    .iter()
+                    .filter(|b| (start..=end).contains(&b.index) && b.known > 0)
+                    .fold((0u64, 0u64), |(up, known), b| {
+                        (up + u64::from(b.up), known + u64::from(b.known))
+                    });
+                (known > 0).then(|| up as f64 / known as f64)
+            })
+            .collect()
+    }
+
     /// Up and known ms over the buckets that overlap `[from, to]` (ms since origin).
     fn sum(&self, from: u64, to: u64) -> (u64, u64) {
         let (first, last) = (from / self.span, to / self.span);
@@ -86,8 +178,8 @@ impl Availability {
             origin: now,
             // One bucket more than the window: a window that does not start on a
             // bucket boundary overlaps one more bucket.
-            minutes: Ring::new(MINUTE, 61),
-            hours: Ring::new(HOUR, 24 * 7 + 1),
+            minutes: Ring::new(MINUTE, MINUTE_BUCKETS),
+            hours: Ring::new(HOUR, HOUR_BUCKETS),
             current: (now, Health::Unknown),
         }
     }
@@ -105,7 +197,7 @@ impl Availability {
     }
 
     /// The share of known time that was healthy over the last `window`
-    /// (≤ 1 h: minute precision; longer: hour precision, up to 7 days); None without any verdict.
+    /// (≤ 1 h: minute precision; longer: hour precision, up to 30 days); None without any verdict.
     pub fn ratio(&self, now: Instant, window: Duration) -> Option<f64> {
         let mut copy = self.clone();
         copy.record(now, self.current.1);
@@ -115,13 +207,51 @@ impl Availability {
             copy.minutes.sum(to.saturating_sub(window), to)
         } else {
             copy.hours
-                .sum(to.saturating_sub(window.min(24 * 7 * HOUR)), to)
+                .sum(to.saturating_sub(window.min(30 * 24 * HOUR)), to)
         };
         (known > 0).then(|| up as f64 / known as f64)
     }
 
+    /// The last `window` cut into `bars` equal bars, oldest first: each bar's
+    /// healthy share of its known time, None where nothing was known. Windows up
+    /// to 1 h use minute buckets, longer ones hour buckets (at least one per bar).
+    pub fn series(&self, now: Instant, window: Duration, bars: usize) -> Vec<Option<f64>> {
+        let mut copy = self.clone();
+        copy.record(now, self.current.1);
+        let to = copy.ms(now);
+        let window = u64::try_from(window.min(MAX_WINDOW).as_millis()).unwrap_or(u64::MAX);
+        let bars = bars.max(1) as u64;
+        let ring = if window <= HOUR {
+            &copy.minutes
+        } else {
+            &copy.hours
+        };
+        let per = (window / ring.span / bars).max(1);
+        ring.series(to, per, bars)
+    }
+
+    /// The buckets as plain data as of `now` (the current verdict counted up to `now`).
+    pub fn history(&self, now: Instant) -> History {
+        let mut copy = self.clone();
+        copy.record(now, self.current.1);
+        let to = copy.ms(now);
+        History {
+            minutes: copy.minutes.export(to),
+            hours: copy.hours.export(to),
+        }
+    }
+
+    /// Adds buckets saved by [`Availability::history`], aged relative to `now`.
+    pub fn restore(&mut self, now: Instant, history: &History) {
+        let to = self.ms(now);
+        self.minutes.import(to, &history.minutes);
+        self.hours.import(to, &history.hours);
+    }
+
     fn ms(&self, at: Instant) -> u64 {
-        u64::try_from(at.saturating_duration_since(self.origin).as_millis()).unwrap_or(u64::MAX)
+        let since = u64::try_from(at.saturating_duration_since(self.origin).as_millis())
+            .unwrap_or(u64::MAX);
+        since.saturating_add(BASE)
     }
 }
 
@@ -177,6 +307,46 @@ mod tests {
         let later = start + MIN * 200;
         assert_eq!(a.ratio(later, MIN * 60), Some(1.0));
         assert!(a.ratio(later, MIN * 60 * 24).unwrap() < 1.0);
+    }
+
+    #[test]
+    fn thirty_days_and_bars() {
+        let start = Instant::now();
+        let mut a = Availability::new(start);
+        let day = MIN * 60 * 24;
+        a.record(start, Health::Unhealthy);
+        a.record(start + day, Health::Healthy);
+        let now = start + day * 20;
+        let month = a.ratio(now, day * 30).unwrap();
+        assert!((month - 19.0 / 20.0).abs() < 1e-3, "{month}");
+        assert_eq!(a.ratio(now, day * 7), Some(1.0));
+        let bars = a.series(now, day * 30, 30);
+        assert_eq!(bars.len(), 30);
+        // Bars end with the bucket holding `now`: the first day's bars are one hour late.
+        assert_eq!(&bars[..9], &[None; 9]);
+        assert_eq!(bars[9], Some(0.0));
+        assert!((bars[10].unwrap() - 1.0 / 24.0).abs() < 1e-9);
+        assert_eq!(bars[29], Some(1.0));
+    }
+
+    #[test]
+    fn history_survives_a_new_origin() {
+        let start = Instant::now();
+        let mut a = Availability::new(start);
+        a.record(start, Health::Healthy);
+        a.record(start + MIN * 90, Health::Unhealthy);
+        let saved_at = start + MIN * 120;
+        let history = a.history(saved_at);
+        assert!(history.minutes.len() <= MINUTE_BUCKETS);
+        assert!(!history.hours.is_empty());
+        // A restarted medic: a new origin, 10 minutes later, nothing known in between.
+        let restart = saved_at + MIN * 10;
+        let mut b = Availability::new(restart);
+        b.restore(restart, &history);
+        let day = b.ratio(restart, MIN * 60 * 24).unwrap();
+        let before = a.ratio(saved_at, MIN * 60 * 24).unwrap();
+        assert!((day - before).abs() < 1e-9, "{day} vs {before}");
+        assert_eq!(b.history(restart).hours.len(), history.hours.len());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use crate::availability::Availability;
+use crate::availability::{Availability, History};
 use crate::event::RecoveryEvent;
 use crate::machine::{Ctx, Machine, Phase, UnitStatus};
 use crate::observation::{Evidence, Observation};
@@ -399,7 +399,7 @@ impl Supervisor {
         self.units.get(unit).map(|m| m.status(now))
     }
 
-    /// The share of known time a unit was healthy over the last `window` (up to 7 days).
+    /// The share of known time a unit was healthy over the last `window` (up to 30 days).
     pub fn availability(
         &self,
         unit: &str,
@@ -407,6 +407,33 @@ impl Supervisor {
         window: std::time::Duration,
     ) -> Option<f64> {
         self.availability.get(unit)?.ratio(now, window)
+    }
+
+    /// The last `window` (up to 30 days) of a unit cut into `bars` bars, oldest
+    /// first: each one's healthy share of its known time.
+    pub fn availability_series(
+        &self,
+        unit: &str,
+        now: Instant,
+        window: std::time::Duration,
+        bars: usize,
+    ) -> Option<Vec<Option<f64>>> {
+        Some(self.availability.get(unit)?.series(now, window, bars))
+    }
+
+    /// Every unit's availability buckets as plain data, for the shell to persist.
+    pub fn availability_history(&self, now: Instant) -> Vec<(String, History)> {
+        self.availability
+            .iter()
+            .map(|(name, a)| (name.clone(), a.history(now)))
+            .collect()
+    }
+
+    /// Puts back a unit's saved availability buckets (after `add_unit` or `restore_unit`).
+    pub fn restore_availability(&mut self, now: Instant, unit: &str, history: &History) {
+        if let Some(a) = self.availability.get_mut(unit) {
+            a.restore(now, history);
+        }
     }
 
     /// Everything to persist, one entry per unit.

@@ -22,6 +22,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::clock::WallClock;
 use crate::executor::{Executor, JobContext};
+use crate::history::HistoryStore;
 use crate::journal::{AlertLine, Journal, RecoveryLine};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
@@ -89,6 +90,8 @@ pub enum ControlRequest {
     Reload(oneshot::Sender<Result<(), String>>),
     /// The Prometheus exposition.
     Metrics(oneshot::Sender<String>),
+    /// The status page's figures.
+    Page(oneshot::Sender<crate::page::PageSnapshot>),
     /// `medic deploy` begins: Ok carries the version from before the deploy.
     DeployBegin {
         /// The unit.
@@ -177,6 +180,9 @@ struct Daemon {
     dirty: bool,
     /// The state store must be saved by then (changes a restart needs, but not at once).
     save_by: Option<Instant>,
+    /// The availability history file and when it was last written.
+    history: HistoryStore,
+    history_saved: Instant,
     alert_seq: u64,
     shutdown_grace: Duration,
 }
@@ -193,6 +199,7 @@ pub async fn run(
     let store = Store::open(&settings.state_dir, Timestamp::now())?;
     let recovery = Journal::open(&settings.recovery_log)?;
     let alerts = Journal::open(&settings.alerts_file)?;
+    let history = HistoryStore::open(&settings.state_dir)?;
     let (events_tx, mut events_rx) = mpsc::channel(1024);
     let shell = Shell {
         events: events_tx,
@@ -223,6 +230,8 @@ pub async fn run(
         max_concurrent_actions: settings.max_concurrent_actions,
         dirty: true,
         save_by: None,
+        history,
+        history_saved: Instant::now(),
         alert_seq: 0,
         shutdown_grace: settings.shutdown_grace,
     };
@@ -258,6 +267,7 @@ pub async fn run(
             _ = heartbeat.tick() => {
                 let summary = daemon.summary();
                 daemon.notifier.alive(&summary);
+                daemon.save_history(false);
             }
             _ = hangup.recv() => {
                 if let Err(error) = daemon.reload() {
@@ -295,6 +305,8 @@ const BATCH: usize = 256;
 
 /// How long a change that no restart needs at once may wait to be saved.
 const SAVE_WITHIN: Duration = Duration::from_secs(1);
+/// How often the availability history is written.
+const HISTORY_EVERY: Duration = Duration::from_secs(60);
 
 /// How often the STATUS line is refreshed when no watchdog asks for more.
 const STATUS_EVERY: Duration = Duration::from_secs(5);
@@ -332,6 +344,21 @@ impl Daemon {
         )
     }
 
+    /// Writes the availability history at most once a minute, or now when `force`d.
+    fn save_history(&mut self, force: bool) {
+        if !force && self.history_saved.elapsed() < HISTORY_EVERY {
+            return;
+        }
+        self.history_saved = Instant::now();
+        let now = now();
+        if let Err(error) = self.history.save(&self.sup, now, self.clock.to_wall(now)) {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "Cannot save the availability history"
+            );
+        }
+    }
+
     fn add_unit(&mut self, spec: UnitSpec) {
         if self.units.contains_key(&spec.name) {
             return;
@@ -344,6 +371,8 @@ impl Daemon {
             }
             _ => self.sup.add_unit(now, &spec.name, spec.policy.clone()),
         }
+        self.history
+            .restore(&mut self.sup, &spec.name, now, self.clock.to_wall(now));
         self.sup
             .set_dependencies(&spec.name, spec.depends_on.clone());
         let probes = UnitProbes::spawn(
@@ -506,6 +535,13 @@ impl Daemon {
             }
             ControlRequest::Reload(reply) => {
                 reply.send(self.reload()).ok();
+            }
+            ControlRequest::Page(reply) => {
+                let report = StatusReport::new(&self.sup, &self.store, &self.clock, now);
+                let log = self.config.medic.recovery_log.clone();
+                reply
+                    .send(crate::page::PageSnapshot::new(report, &self.sup, now, log))
+                    .ok();
             }
             ControlRequest::Metrics(reply) => {
                 let probes = self
@@ -744,6 +780,7 @@ impl Daemon {
         self.store
             .update(self.sup.snapshot(), self.sup.next_incident(), &self.clock);
         self.store.save()?;
+        self.save_history(true);
         self.shell.cancel.cancel();
         self.shell.tracker.close();
         if tokio::time::timeout(Duration::from_secs(1), self.shell.tracker.wait())

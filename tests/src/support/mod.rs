@@ -1,5 +1,6 @@
 //! Helpers shared by the end-to-end tests.
 
+pub mod browser;
 pub mod docker;
 pub mod env;
 pub mod launchd;

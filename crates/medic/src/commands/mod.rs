@@ -9,6 +9,7 @@ mod deploy;
 mod install;
 mod logs;
 mod run;
+mod top;
 
 use clap::Subcommand;
 
@@ -21,6 +22,8 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Show each service's state from the running daemon; exit like `check`.
     Status(control::StatusArgs),
+    /// A live terminal dashboard: services, recent events, pause/resume/recover keys.
+    Top(top::TopArgs),
     /// Read and follow the recovery log.
     Logs(logs::LogsArgs),
     /// Pause automatic recovery of a service.
@@ -54,6 +57,7 @@ pub fn run(command: Command) -> anyhow::Result<u8> {
         Command::Run(args) => run::run(args),
         Command::Check(args) => check::run(args),
         Command::Status(args) => control::status(args),
+        Command::Top(args) => top::run(args),
         Command::Logs(args) => logs::run(args),
         Command::Pause(args) => control::pause(args),
         Command::Resume(args) => control::unit(args, "resume"),
