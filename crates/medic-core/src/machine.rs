@@ -451,7 +451,7 @@ impl Machine {
             p.consecutive_ok >= threshold
                 && p.last
                     .as_ref()
-                    .is_some_and(|l| since.is_none_or(|since| l.at >= since))
+                    .is_some_and(|l| since.is_none_or(|s| l.observation.began_since(l.at, s)))
         })
     }
 
@@ -539,13 +539,20 @@ impl Machine {
             }
             // A restarted service may fail while it boots: only a decisive failure
             // (it died again) or the end of recover_timeout fails the verification.
-            Phase::Verifying { step, .. } if decisive => {
+            // A probe that began before the action finished saw the old state.
+            Phase::Verifying { step, since, .. }
+                if decisive && observation.began_since(now, since) =>
+            {
                 let message = format!("still failing: {}", observation.message);
                 self.verification_failed(now, step, message, observation.evidence, ctx);
             }
             // A container that is gone may still be replaced before the deploy
             // timeout; one that died is a failed deploy at once.
-            Phase::DeployVerifying { .. } if decisive && observation.urgency != Urgency::Gone => {
+            Phase::DeployVerifying { since, .. }
+                if decisive
+                    && observation.urgency != Urgency::Gone
+                    && observation.began_since(now, since) =>
+            {
                 let message = format!("the new version fails: {}", observation.message);
                 self.deploy_failed(now, message, observation.evidence, ctx);
             }

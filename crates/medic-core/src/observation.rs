@@ -1,6 +1,6 @@
 //! One probe result: what the shell saw, handed to the core as evidence.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Structured evidence attached to observations, events and alerts (exit code,
 /// OOM flag, last log lines, HTTP status, …). A JSON object so every sink can
@@ -56,6 +56,9 @@ pub struct Observation {
     pub evidence: Evidence,
     /// Weight of a failure; ignored for `Ok` and `Blind`.
     pub urgency: Urgency,
+    /// When the probe began, if the shell knows: a probe that began before an
+    /// action finished says nothing about the action's result.
+    pub started: Option<Instant>,
 }
 
 impl Observation {
@@ -81,7 +84,19 @@ impl Observation {
             message: message.into(),
             evidence: Evidence::new(),
             urgency: Urgency::Normal,
+            started: None,
         }
+    }
+
+    /// Records when the probe began (builder style).
+    pub fn started_at(mut self, started: Instant) -> Self {
+        self.started = Some(started);
+        self
+    }
+
+    /// Whether the probe began at or after `since` (unknown start: when it was handed in, `at`).
+    pub fn began_since(&self, at: Instant, since: Instant) -> bool {
+        self.started.unwrap_or(at) >= since
     }
 
     /// Sets the urgency (builder style).

@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use insta::assert_snapshot;
-use medic_core::{Health, Policy};
+use medic_core::{Health, Observation, Policy, Urgency};
 use support::{UNIT, World, policy};
 
 fn run(policy: Policy, script: &str) -> String {
@@ -325,4 +325,30 @@ fn a_target_removed_while_it_is_restarted_gets_its_replace_grace() {
     assert_snapshot!(run(policy(), "ok died vanished +29s"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1)");
     assert_snapshot!(run(policy(), "ok died vanished +30s done ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →recreate(2) restart_done(2) recovered !warning:restored_removed →lkg");
     assert_snapshot!(run(policy(), "ok died vanished +10s ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) recovered !info:recovered →lkg");
+}
+
+#[test]
+fn a_probe_that_began_before_the_restart_finished_does_not_judge_it() {
+    let mut world = World::new(policy());
+    world.run("ok died");
+    let began = world.now;
+    world.run("+100ms done");
+    // The container probe a Docker event started during the restart reports the old death.
+    let stale = Observation::fail(Duration::from_millis(5), "exited with exit code 137")
+        .with_urgency(Urgency::Decisive)
+        .started_at(began);
+    world.observe(stale);
+    let ok_before = Observation::ok(Duration::from_millis(5), "200 OK").started_at(began);
+    world.observe(ok_before);
+    assert_snapshot!(world.trace.join(" "), @"watching healthy →lkg failing(1) restart(1) →restart(1) restart_done(1)");
+    world.run("ok");
+    assert!(
+        world.trace.ends_with(&[
+            "recovered".to_owned(),
+            "!info:recovered".to_owned(),
+            "→lkg".to_owned()
+        ]),
+        "{:?}",
+        world.trace
+    );
 }

@@ -108,9 +108,10 @@ impl ProbeTask {
                 }
             }
             first = false;
+            let started = Instant::now().into_std();
             let observation = tokio::select! {
                 () = self.cancel.cancelled() => return,
-                observation = self.check.run() => observation,
+                observation = self.check.run() => observation.started_at(started),
             };
             if self.send(observation).await.is_err() {
                 return;

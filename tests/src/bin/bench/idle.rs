@@ -2,10 +2,9 @@
 //! selector, the event stream, container probes every 10 s, reconcile every
 //! 10 s) for a while: CPU share of one core and RSS.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{Guard, Usage, cpu_percent, docker, events, medic_table, sibling, wait_for};
+use crate::util::{Usage, cpu_percent, docker, events, medic_table, run_medic, wait_for};
 
 const CONTAINERS: usize = 50;
 const LABEL: &str = "medic.bench=idle";
@@ -41,15 +40,7 @@ pub fn run(seconds: u64) {
         ),
     )
     .expect("write config");
-    let medic = Guard(
-        Command::new(sibling("medic"))
-            .args(["run", "--config"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start medic"),
-    );
+    let medic = run_medic(&config);
     let log = dir.path().join("state/recovery.jsonl");
     wait_for(|| {
         events(&log)

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::util::{Guard, Usage, cpu_percent, medic_table, ms, percentile, sibling};
+use crate::util::{Guard, Usage, cpu_percent, medic_table, ms, percentile, run_medic};
 
 const INTERVAL: Duration = Duration::from_secs(10);
 const SIZES: [usize; 3] = [100, 1_000, 10_000];
@@ -175,15 +175,7 @@ fn start_medic(dir: &Path, port: u16, size: usize) -> Guard {
     let path = dir.join("medic.toml");
     std::fs::write(&path, config).expect("write the medic config");
     std::fs::remove_dir_all(dir.join("state")).ok();
-    Guard(
-        Command::new(sibling("medic"))
-            .args(["run", "--config"])
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start medic"),
-    )
+    run_medic(&path)
 }
 
 fn start_monit(dir: &Path, port: u16, size: usize) -> Guard {

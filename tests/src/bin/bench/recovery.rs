@@ -8,17 +8,15 @@
 //! not a flapping service getting backoff, which is what production would do.
 
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{Guard, docker, events, medic_table, ms, percentile, sibling, wait_for};
+use crate::util::{docker, events, medic_table, ms, percentile, run_medic, wait_for};
 
 const ROUNDS: usize = 20;
 const PORT: u16 = 18765;
 const NAME: &str = "medic-bench-web";
 
 pub fn run() {
-    let medic = sibling("medic");
     docker(&["rm", "-f", NAME]).ok();
     docker(&[
         "run",
@@ -51,15 +49,7 @@ pub fn run() {
         "{}[defaults]\ninterval = \"1s\"\ntimeout = \"500ms\"\nattempt_window = \"100ms\"\n\n[[service]]\nname = \"web\"\ncontainer = {{ name = \"{NAME}\" }}\n",
         medic_table(dir.path())
     )).expect("write config");
-    let mut daemon = Guard(
-        Command::new(&medic)
-            .args(["run", "--config"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start medic"),
-    );
+    let mut daemon = run_medic(&config);
     let log = dir.path().join("state/recovery.jsonl");
     wait_for(|| events(&log).iter().any(|e| e["event"] == "healthy"));
 
@@ -99,6 +89,12 @@ pub fn run() {
         .into_iter()
         .filter(|e| e["event"] == "failing")
         .filter_map(|e| jiff_ts(e["ts"].as_str()?));
+    if std::env::var_os("MEDIC_BENCH_DEBUG").is_some() {
+        eprintln!("die events:\n{died}");
+        for e in events(&log) {
+            eprintln!("{} {} {}", e["ts"], e["event"], e["message"]);
+        }
+    }
     let detection: Vec<Duration> = died
         .lines()
         .filter_map(|l| l.trim().parse::<i128>().ok())

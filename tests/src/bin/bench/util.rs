@@ -15,6 +15,19 @@ impl Drop for Guard {
     }
 }
 
+/// `medic run --config CONFIG`, quiet, stopped when the guard is dropped.
+pub fn run_medic(config: &Path) -> Guard {
+    Guard(
+        Command::new(sibling("medic"))
+            .args(["run", "--config"])
+            .arg(config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start medic"),
+    )
+}
+
 /// CPU time and memory of one process, read from /proc.
 #[derive(Debug, Clone, Copy)]
 pub struct Usage {
