@@ -1,7 +1,7 @@
 //! Availability arithmetic: how much of a window a unit was healthy, counting
 //! only time with a verdict (unknown time is neither up nor down), kept in
 //! minute buckets for the last hour and hour buckets for the last 30 days —
-//! about 12 KiB per unit. The buckets can be taken out and put back as plain
+//! up to about 12 KiB per unit, allocated as the history grows. The buckets can be taken out and put back as plain
 //! data ([`History`]), so the shell can keep them across restarts.
 
 use std::time::{Duration, Instant};
@@ -47,10 +47,13 @@ struct Bucket {
     known: u32,
 }
 
-/// A ring of buckets of `span` milliseconds each.
+/// The last `len` buckets of `span` milliseconds each, sparse and sorted by
+/// index: a unit watched for an hour holds one hour bucket, not 721, so 10,000
+/// fresh units cost little; a unit watched for 30 days holds them all.
 #[derive(Debug, Clone)]
 struct Ring {
     span: u64,
+    len: u64,
     buckets: Vec<Bucket>,
 }
 
@@ -58,25 +61,44 @@ impl Ring {
     fn new(span: u64, len: usize) -> Self {
         Self {
             span,
-            buckets: vec![Bucket::default(); len],
+            len: len as u64,
+            buckets: Vec::new(),
         }
     }
 
-    /// Adds `[start, end)` (ms since origin) to the buckets it covers.
-    fn add(&mut self, mut start: u64, end: u64, up: bool) {
-        let len = self.buckets.len() as u64;
-        while start < end {
-            let index = start / self.span;
-            let chunk_end = ((index + 1) * self.span).min(end);
-            let slot = &mut self.buckets[(index % len) as usize];
-            if slot.index != index {
-                *slot = Bucket {
+    /// The bucket with `index`, created empty; buckets `len` or more older than
+    /// the newest are dropped.
+    fn bucket(&mut self, index: u64) -> &mut Bucket {
+        let at = match self.buckets.binary_search_by_key(&index, |b| b.index) {
+            Ok(at) => at,
+            Err(at) => {
+                let empty = Bucket {
                     index,
                     up: 0,
                     known: 0,
                 };
+                self.buckets.insert(at, empty);
+                let newest = self.buckets.last().map_or(index, |b| b.index);
+                let oldest_kept = (newest + 1).saturating_sub(self.len);
+                // Never the bucket just made, even if it is that old itself.
+                let expired = self
+                    .buckets
+                    .partition_point(|b| b.index < oldest_kept)
+                    .min(at);
+                self.buckets.drain(..expired);
+                at - expired
             }
+        };
+        &mut self.buckets[at]
+    }
+
+    /// Adds `[start, end)` (ms since origin) to the buckets it covers.
+    fn add(&mut self, mut start: u64, end: u64, up: bool) {
+        while start < end {
+            let index = start / self.span;
+            let chunk_end = ((index + 1) * self.span).min(end);
             let ms = u32::try_from(chunk_end - start).unwrap_or(u32::MAX);
+            let slot = self.bucket(index);
             slot.known = slot.known.saturating_add(ms);
             if up {
                 slot.up = slot.up.saturating_add(ms);
@@ -88,7 +110,7 @@ impl Ring {
     /// The non-empty buckets, aged relative to the bucket holding `now_ms`.
     fn export(&self, now_ms: u64) -> Vec<HistoryBucket> {
         let current = now_ms / self.span;
-        let len = self.buckets.len() as u64;
+        let len = self.len;
         let mut out: Vec<HistoryBucket> = self
             .buckets
             .iter()
@@ -106,21 +128,12 @@ impl Ring {
     /// Adds saved buckets, aged relative to the bucket holding `now_ms`; older than the ring holds are dropped.
     fn import(&mut self, now_ms: u64, saved: &[HistoryBucket]) {
         let current = now_ms / self.span;
-        let len = self.buckets.len() as u64;
+        let span = u32::try_from(self.span).unwrap_or(u32::MAX);
         for b in saved {
-            if b.age >= len || b.age > current {
+            if b.age >= self.len || b.age > current {
                 continue;
             }
-            let index = current - b.age;
-            let slot = &mut self.buckets[(index % len) as usize];
-            if slot.index != index {
-                *slot = Bucket {
-                    index,
-                    up: 0,
-                    known: 0,
-                };
-            }
-            let span = u32::try_from(self.span).unwrap_or(u32::MAX);
+            let slot = self.bucket(current - b.age);
             slot.known = slot.known.saturating_add(b.known_ms).min(span);
             slot.up = slot
                 .up
@@ -347,6 +360,24 @@ mod tests {
         let before = a.ratio(saved_at, MIN * 60 * 24).unwrap();
         assert!((day - before).abs() < 1e-9, "{day} vs {before}");
         assert_eq!(b.history(restart).hours.len(), history.hours.len());
+    }
+
+    #[test]
+    fn buckets_are_kept_only_as_history_grows_and_expire_after_the_window() {
+        let start = Instant::now();
+        let mut a = Availability::new(start);
+        a.record(start, Health::Healthy);
+        a.record(start + MIN * 90, Health::Healthy);
+        assert!(a.hours.buckets.len() <= 3, "{}", a.hours.buckets.len());
+        assert!(a.minutes.buckets.len() <= 61);
+        let month = MIN * 60 * 24 * 31;
+        a.record(start + month, Health::Healthy);
+        assert!(
+            a.hours.buckets.len() <= HOUR_BUCKETS,
+            "{}",
+            a.hours.buckets.len()
+        );
+        assert_eq!(a.ratio(start + month, MIN * 60), Some(1.0));
     }
 
     #[test]

@@ -109,9 +109,11 @@ impl ProbeTask {
             }
             first = false;
             let started = Instant::now().into_std();
+            // Boxed: the task then holds the probe's (large) future only while it
+            // runs, so 10,000 idle probe tasks stay small.
             let observation = tokio::select! {
                 () = self.cancel.cancelled() => return,
-                observation = self.check.run() => observation.started_at(started),
+                observation = Box::pin(self.check.run()) => observation.started_at(started),
             };
             if self.send(observation).await.is_err() {
                 return;
