@@ -57,7 +57,7 @@ proptest! {
     // change in medic, not luck (raise `cases` locally to search further).
     #![proptest_config(ProptestConfig {
         cases: 500,
-        rng_seed: RngSeed::Fixed(0x6d65_6469_63),
+        rng_seed: RngSeed::Fixed(0x6d65_6469_6321),
         ..ProptestConfig::default()
     })]
 
