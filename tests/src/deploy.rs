@@ -70,6 +70,15 @@ fn assert_rolled_back(engine: &Engine, medic: &Medic, name: &str, port: u16, out
     assert_eq!(last_known_good_image(medic), Some(good), "LKG unchanged");
 }
 
+/// The recovery log's `deploy_failed` event.
+fn deploy_failed_event(medic: &Medic) -> serde_json::Value {
+    medic
+        .events()
+        .into_iter()
+        .find(|e| e["event"] == "deploy_failed")
+        .expect("a deploy_failed event")
+}
+
 /// The daemon supervises web again: neither paused nor deploying.
 fn assert_supervised(medic: &Medic) {
     let status = medic.cli(&["status", "--json"]);
@@ -125,11 +134,7 @@ fn a_bad_image_is_rolled_back_and_the_deploy_fails() {
     let out = deploy(&medic, &replace_with(name, port, "medic-test/bad:1"));
     assert_rolled_back(engine, &medic, name, port, &out);
     assert_supervised(&medic);
-    let events = medic.events();
-    let failed = events
-        .iter()
-        .find(|e| e["event"] == "deploy_failed")
-        .unwrap();
+    let failed = deploy_failed_event(&medic);
     assert_eq!(
         failed["evidence"]["exit_code"], 3,
         "the new container's exit: {failed}"
@@ -165,11 +170,7 @@ fn a_failing_deploy_command_is_rolled_back() {
     );
     assert_rolled_back(engine, &medic, name, port, &out);
     assert_supervised(&medic);
-    let events = medic.events();
-    let failed = events
-        .iter()
-        .find(|e| e["event"] == "deploy_failed")
-        .unwrap();
+    let failed = deploy_failed_event(&medic);
     assert_eq!(failed["evidence"]["exit_code"], 3, "{failed}");
     assert_eq!(
         failed["evidence"]["output_tail"][0], "pulling the new version",

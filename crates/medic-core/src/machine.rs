@@ -164,6 +164,21 @@ struct Incident {
     evidence: Evidence,
 }
 
+impl Incident {
+    /// A new incident with the next id.
+    fn open(now: Instant, gone: bool, evidence: Evidence, ctx: &mut Ctx) -> Self {
+        *ctx.next_incident += 1;
+        Self {
+            id: format!("{}{}", ctx.incident_prefix, ctx.next_incident),
+            opened: now,
+            alerted: false,
+            rollback_tried: false,
+            gone,
+            evidence,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 struct ProbeState {
     last: Option<ProbeStatus>,
@@ -561,18 +576,10 @@ impl Machine {
     }
 
     fn open_incident(&mut self, now: Instant, observation: Observation, ctx: &mut Ctx) {
-        *ctx.next_incident += 1;
         let mut evidence = observation.evidence.clone();
         evidence.insert("latency_ms".into(), millis(observation.latency).into());
         let gone = observation.urgency == Urgency::Gone;
-        self.incident = Some(Incident {
-            id: format!("{}{}", ctx.incident_prefix, ctx.next_incident),
-            opened: now,
-            alerted: false,
-            rollback_tried: false,
-            gone,
-            evidence: evidence.clone(),
-        });
+        self.incident = Some(Incident::open(now, gone, evidence.clone(), ctx));
         self.next_step(now, gone, ctx);
         self.log_with(ctx, now, EventKind::Failing, observation.message, evidence);
         self.drive(now, ctx);
@@ -1026,15 +1033,7 @@ impl Machine {
         }
         self.attempts.clear();
         if self.incident.is_none() {
-            *ctx.next_incident += 1;
-            self.incident = Some(Incident {
-                id: format!("{}{}", ctx.incident_prefix, ctx.next_incident),
-                opened: now,
-                alerted: false,
-                rollback_tried: false,
-                gone: false,
-                evidence: Evidence::new(),
-            });
+            self.incident = Some(Incident::open(now, false, Evidence::new(), ctx));
             self.log(
                 ctx,
                 now,
@@ -1042,7 +1041,6 @@ impl Machine {
                 "recovery requested by a person",
             );
         }
-        let paused = self.paused.take();
         self.set_phase(
             now,
             Phase::Waiting {
@@ -1050,10 +1048,7 @@ impl Machine {
                 at: now,
             },
         );
-        let ready = std::mem::replace(&mut ctx.dependencies_ready, true);
-        self.drive(now, ctx);
-        ctx.dependencies_ready = ready;
-        self.paused = paused;
+        self.drive_for_a_person(now, ctx);
     }
 
     /// Whether a deploy may begin: not while a recovery action or another deploy runs.
@@ -1154,17 +1149,7 @@ impl Machine {
                 incident.rollback_tried = false;
                 incident.evidence.extend(evidence.clone());
             }
-            None => {
-                *ctx.next_incident += 1;
-                self.incident = Some(Incident {
-                    id: format!("{}{}", ctx.incident_prefix, ctx.next_incident),
-                    opened: now,
-                    alerted: false,
-                    rollback_tried: false,
-                    gone: false,
-                    evidence: evidence.clone(),
-                });
-            }
+            None => self.incident = Some(Incident::open(now, false, evidence.clone(), ctx)),
         }
         self.set_phase(now, Phase::Failing);
         self.log_with(ctx, now, EventKind::DeployFailed, message.clone(), evidence);
@@ -1193,6 +1178,12 @@ impl Machine {
                 at: now,
             },
         );
+        self.drive_for_a_person(now, ctx);
+    }
+
+    /// Starts the due action a person asked for (recover, a failed deploy's
+    /// rollback): neither a pause nor a dependency holds it; the pause stays.
+    fn drive_for_a_person(&mut self, now: Instant, ctx: &mut Ctx) {
         let paused = self.paused.take();
         let ready = std::mem::replace(&mut ctx.dependencies_ready, true);
         self.drive(now, ctx);

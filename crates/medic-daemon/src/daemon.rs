@@ -616,18 +616,28 @@ impl Daemon {
         while let Some(action) = self.sup.poll_action() {
             self.act(action)?;
         }
-        self.recovery.sync().context("recovery log")?;
-        self.alerts.sync().context("alerts file")?;
+        self.sync_journals()?;
         if self.dirty {
-            self.store
-                .update(self.sup.snapshot(), self.sup.next_incident(), &self.clock);
-            if let Err(error) = self.store.save() {
+            if let Err(error) = self.save_store() {
                 tracing::error!(error = format!("{error:#}"), "Cannot save the state store");
             }
             self.dirty = false;
             self.save_by = None;
         }
         Ok(())
+    }
+
+    /// Makes the journal lines appended so far durable (one fsync per batch).
+    fn sync_journals(&mut self) -> anyhow::Result<()> {
+        self.recovery.sync().context("recovery log")?;
+        self.alerts.sync().context("alerts file")
+    }
+
+    /// Replaces state.json with the supervisor's current snapshot.
+    fn save_store(&mut self) -> anyhow::Result<()> {
+        self.store
+            .update(self.sup.snapshot(), self.sup.next_incident(), &self.clock);
+        self.store.save()
     }
 
     fn act(&mut self, action: Action) -> anyhow::Result<()> {
@@ -775,11 +785,8 @@ impl Daemon {
                 self.act(action)?;
             }
         }
-        self.recovery.sync().context("recovery log")?;
-        self.alerts.sync().context("alerts file")?;
-        self.store
-            .update(self.sup.snapshot(), self.sup.next_incident(), &self.clock);
-        self.store.save()?;
+        self.sync_journals()?;
+        self.save_store()?;
         self.save_history(true);
         self.shell.cancel.cancel();
         self.shell.tracker.close();

@@ -170,7 +170,7 @@ impl StatusReport {
 }
 
 /// The keys that name a version, in a last known good spec or a probe's evidence.
-const VERSION_KEYS: &[&str] = &["image", "image_id", "plist", "plist_sha256"];
+const VERSION_KEYS: &[&str] = &["image", "image_id", "plist"];
 
 /// The version a spec or an evidence object names, if it names one.
 pub fn version(value: &serde_json::Map<String, serde_json::Value>) -> Option<serde_json::Value> {
