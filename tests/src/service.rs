@@ -456,3 +456,41 @@ fn metrics_parse_as_prometheus_text() {
         Some("1 when healthy on fresh observations, 0 otherwise (unknown is 0).")
     );
 }
+
+#[test]
+fn probes_never_run_more_than_max_concurrent_probes_at_once() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // A slow endpoint that counts the requests it is serving at once.
+    let most = Arc::new(AtomicUsize::new(0));
+    let (in_flight, peak) = (Arc::new(AtomicUsize::new(0)), most.clone());
+    let app = axum::Router::new().route(
+        "/health",
+        axum::routing::get(move || {
+            let (in_flight, peak) = (in_flight.clone(), peak.clone());
+            async move {
+                let serving = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(serving, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+                "ok"
+            }
+        }),
+    );
+    let port = crate::support::server::serve_in_background(app);
+    let mut config = "[defaults]\ninterval = \"1s\"\ntimeout = \"500ms\"\n\n".to_owned();
+    for i in 0..6 {
+        config.push_str(&format!(
+            "[[service]]\nname = \"web{i}\"\n  [[service.probe]]\n  kind = \"http\"\n  url = \"http://127.0.0.1:{port}/health\"\n\n"
+        ));
+    }
+    let medic = Medic::start_with("max_concurrent_probes = 2", &config);
+    // Six first rounds start together; all six are observed, two at a time.
+    for i in 0..6 {
+        let name = format!("web{i}");
+        medic.wait_event("every service healthy", |e| {
+            e["service"] == name.as_str() && e["event"] == "healthy"
+        });
+    }
+    assert_eq!(most.load(Ordering::SeqCst), 2);
+}

@@ -320,6 +320,11 @@ impl Machine {
         }
     }
 
+    /// Every probe has reported at least once.
+    pub(crate) fn observed_every_probe(&self) -> bool {
+        self.probes.iter().all(|p| p.last.is_some())
+    }
+
     /// Healthy only on fresh successes with no incident; unknown when blind or stale.
     pub(crate) fn health(&self, now: Instant) -> Health {
         if self.blind || self.is_stale(now) {

@@ -160,7 +160,8 @@ pub struct UnknownUnit(pub String);
 /// All units' state machines, their dependencies, and the output queue.
 #[derive(Debug)]
 pub struct Supervisor {
-    units: BTreeMap<String, Machine>,
+    /// Boxed: a B-tree node holds eleven slots, mostly empty ones for large values.
+    units: BTreeMap<String, Box<Machine>>,
     /// unit → the units it depends on.
     dependencies: BTreeMap<String, Vec<String>>,
     /// Every unit's next deadline, so a timeout costs O(log n), not O(n).
@@ -182,6 +183,9 @@ struct Blindness {
     alert_after: Option<std::time::Duration>,
     alerted: bool,
 }
+
+/// Actions the empty output queue keeps room for.
+const QUEUE_KEPT: usize = 64;
 
 /// The unit name alerts about medic itself carry.
 pub const MEDIC_UNIT: &str = "medic";
@@ -219,7 +223,7 @@ impl Supervisor {
             machine.set_policy(policy);
         } else {
             let machine = Machine::new(now, name.to_owned(), policy);
-            self.units.insert(name.to_owned(), machine);
+            self.units.insert(name.to_owned(), Box::new(machine));
             self.with_unit(name, |machine, ctx| machine.watching(now, ctx));
         }
         self.reschedule(now, name);
@@ -229,7 +233,7 @@ impl Supervisor {
     pub fn restore_unit(&mut self, now: Instant, saved: UnitSnapshot, policy: Policy) {
         let name = saved.name.clone();
         self.units
-            .insert(name.clone(), Machine::restore(now, saved, policy));
+            .insert(name.clone(), Box::new(Machine::restore(now, saved, policy)));
         self.with_unit(&name, |machine, ctx| machine.watching(now, ctx));
         self.reschedule(now, &name);
     }
@@ -267,7 +271,7 @@ impl Supervisor {
 
     /// Whether a deploy of `unit` may begin now (no recovery action or other deploy running).
     pub fn can_deploy(&self, unit: &str) -> bool {
-        self.units.get(unit).is_some_and(Machine::can_deploy)
+        self.units.get(unit).is_some_and(|m| m.can_deploy())
     }
 
     /// Feeds one input.
@@ -343,7 +347,7 @@ impl Supervisor {
         let mut evidence = Evidence::new();
         evidence.insert("units".into(), units.clone().into());
         for unit in &units {
-            if let Some(reason) = self.units.get(*unit).and_then(Machine::blind_reason) {
+            if let Some(reason) = self.units.get(*unit).and_then(|m| m.blind_reason()) {
                 evidence.insert("reason".into(), reason.into());
             }
         }
@@ -380,7 +384,12 @@ impl Supervisor {
 
     /// The next action to carry out, if any.
     pub fn poll_action(&mut self) -> Option<Action> {
-        self.out.pop_front()
+        let action = self.out.pop_front();
+        if action.is_none() && self.out.capacity() > QUEUE_KEPT {
+            // A burst (10,000 units starting) leaves a large empty queue behind.
+            self.out.shrink_to(QUEUE_KEPT);
+        }
+        action
     }
 
     /// When `handle_timeout` must be called next.
@@ -392,6 +401,16 @@ impl Supervisor {
     /// Every unit's status as of `now`.
     pub fn status(&self, now: Instant) -> Vec<UnitStatus> {
         self.units.values().map(|m| m.status(now)).collect()
+    }
+
+    /// Every unit's health, without building whole statuses (the STATUS line).
+    pub fn healths(&self, now: Instant) -> impl Iterator<Item = Health> + '_ {
+        self.units.values().map(move |m| m.health(now))
+    }
+
+    /// Every unit has reported on every probe at least once.
+    pub fn all_observed(&self) -> bool {
+        self.units.values().all(|m| m.observed_every_probe())
     }
 
     /// One unit's status.
@@ -438,7 +457,7 @@ impl Supervisor {
 
     /// Everything to persist, one entry per unit.
     pub fn snapshot(&self) -> Vec<UnitSnapshot> {
-        self.units.values().map(Machine::snapshot).collect()
+        self.units.values().map(|m| m.snapshot()).collect()
     }
 
     /// Overall health: healthy only when every unit is.
@@ -476,7 +495,7 @@ impl Supervisor {
             .filter(|name| {
                 self.units
                     .get(name)
-                    .is_some_and(Machine::is_held_for_dependency)
+                    .is_some_and(|m| m.is_held_for_dependency())
             })
             .collect();
         for name in dependents {
@@ -506,7 +525,7 @@ impl Supervisor {
                 .or_insert_with(|| Availability::new(now))
                 .record(now, machine.health(now));
         }
-        let blind = self.units.get(name).is_some_and(Machine::is_blind);
+        let blind = self.units.get(name).is_some_and(|m| m.is_blind());
         if blind {
             self.blindness.units.insert(name.to_owned());
         } else {
@@ -515,7 +534,7 @@ impl Supervisor {
         if let Some(at) = self.scheduled.remove(name) {
             self.deadlines.remove(&(at, name.to_owned()));
         }
-        if let Some(at) = self.units.get(name).and_then(Machine::next_deadline) {
+        if let Some(at) = self.units.get(name).and_then(|m| m.next_deadline()) {
             self.scheduled.insert(name.to_owned(), at);
             self.deadlines.insert((at, name.to_owned()));
         }

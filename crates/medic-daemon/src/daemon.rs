@@ -8,14 +8,17 @@ mod reload;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use jiff::Timestamp;
 use medic_core::config::Config;
-use medic_core::{Action, ActionResult, Control, EventKind, Input, Observation, Supervisor};
+use medic_core::{
+    Action, ActionResult, Control, EventKind, Health, Input, Observation, Supervisor,
+};
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -166,7 +169,8 @@ struct Daemon {
     alerts: Journal,
     /// The `[[alert]]` sinks every alert line is also handed to.
     sinks: crate::alerts::Sinks,
-    units: BTreeMap<String, Unit>,
+    /// Boxed: a B-tree node holds eleven slots, mostly empty ones for large values.
+    units: BTreeMap<String, Box<Unit>>,
     executor: Executor,
     shell: Shell,
     /// Deploys in progress, by unit.
@@ -176,6 +180,8 @@ struct Daemon {
     /// Actions waiting for a free slot (at most `max_concurrent_actions` run at once).
     queued: std::collections::VecDeque<(String, medic_core::Step, bool)>,
     max_concurrent_actions: usize,
+    /// Slots a probe holds while it runs (`max_concurrent_probes`).
+    probe_slots: Arc<Semaphore>,
     /// The state store must be saved after this drain (an incident, an attempt, a pause changed).
     dirty: bool,
     /// The state store must be saved by then (changes a restart needs, but not at once).
@@ -211,7 +217,8 @@ pub async fn run(
     let executor = Executor::new(&config)?;
     let sinks = crate::alerts::Sinks::start(&config, &shell)?;
     let mut daemon = Daemon {
-        config: config.clone(),
+        // Moved, not cloned: 10,000 services make a config of several MiB.
+        config,
         config_path,
         notifier: Notifier::from_env(),
         metrics: Metrics::default(),
@@ -228,6 +235,7 @@ pub async fn run(
         in_flight: BTreeMap::new(),
         queued: std::collections::VecDeque::new(),
         max_concurrent_actions: settings.max_concurrent_actions,
+        probe_slots: Arc::new(Semaphore::new(settings.max_concurrent_probes)),
         dirty: true,
         save_by: None,
         history,
@@ -237,12 +245,12 @@ pub async fn run(
     };
     let known: Vec<String> = daemon.store.file.units.keys().cloned().collect();
     let known: Vec<&str> = known.iter().map(String::as_str).collect();
-    for spec in units::plan(&config, &daemon.executor, &known)? {
+    for spec in units::plan(&daemon.config, &daemon.executor, &known)? {
         daemon.add_unit(spec);
     }
-    daemon.executor.start_watchers(&shell, &config);
+    daemon.executor.start_watchers(&shell, &daemon.config);
     daemon.drain()?;
-    tracing::info!(services = config.services.len(), "medic is running");
+    tracing::info!(services = daemon.config.services.len(), "medic is running");
 
     let (control_tx, mut control) = mpsc::channel(16);
     crate::control::serve(&settings, &shell, control_tx.clone())?;
@@ -289,7 +297,7 @@ pub async fn run(
             () = sleep_until(daemon.save_by) => daemon.dirty = true,
         }
         daemon.drain()?;
-        if !ready && daemon.first_round_done() {
+        if !ready && daemon.sup.all_observed() {
             ready = true;
             let summary = daemon.summary();
             tracing::info!("First round of observations done: {summary}");
@@ -323,24 +331,19 @@ fn now() -> std::time::Instant {
 }
 
 impl Daemon {
-    /// Every unit has reported on every probe at least once.
-    fn first_round_done(&self) -> bool {
-        self.sup
-            .status(now())
-            .iter()
-            .all(|u| u.probes.iter().all(Option::is_some))
-    }
-
     /// "3 services: 2 healthy, 1 unhealthy" for STATUS= and logs.
     fn summary(&self) -> String {
-        let status = self.sup.status(now());
-        let count = |health| status.iter().filter(|s| s.health == health).count();
+        let (mut healthy, mut unhealthy, mut unknown) = (0, 0, 0);
+        for health in self.sup.healths(now()) {
+            match health {
+                Health::Healthy => healthy += 1,
+                Health::Unhealthy => unhealthy += 1,
+                Health::Unknown => unknown += 1,
+            }
+        }
         format!(
-            "{} services: {} healthy, {} unhealthy, {} unknown",
-            status.len(),
-            count(medic_core::Health::Healthy),
-            count(medic_core::Health::Unhealthy),
-            count(medic_core::Health::Unknown)
+            "{} services: {healthy} healthy, {unhealthy} unhealthy, {unknown} unknown",
+            healthy + unhealthy + unknown
         )
     }
 
@@ -359,7 +362,7 @@ impl Daemon {
         }
     }
 
-    fn add_unit(&mut self, spec: UnitSpec) {
+    fn add_unit(&mut self, mut spec: UnitSpec) {
         if self.units.contains_key(&spec.name) {
             return;
         }
@@ -376,13 +379,13 @@ impl Daemon {
         self.sup
             .set_dependencies(&spec.name, spec.depends_on.clone());
         let probes = UnitProbes::spawn(
-            &self.shell.tracker,
-            &self.shell.cancel,
+            &self.shell,
+            &self.probe_slots,
             &spec.name,
-            spec.checks.clone(),
-            &self.shell.events,
+            std::mem::take(&mut spec.checks),
         );
-        self.units.insert(spec.name.clone(), Unit { spec, probes });
+        self.units
+            .insert(spec.name.clone(), Box::new(Unit { spec, probes }));
         self.save_soon();
     }
 

@@ -1,19 +1,20 @@
 //! Probe scheduling: one task per probe, running on its interval (fixed rate,
 //! with a per-probe offset so thousands of probes do not fire together), or at
-//! once when the supervisor asks for a verification round.
+//! once when the supervisor asks for a verification round. A probe runs only
+//! while it holds one of the shared slots (`max_concurrent_probes`), so the
+//! first round of 10,000 probes, or thousands hanging until their timeout,
+//! never hold 10,000 connections and their buffers at once.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use medic_core::Observation;
 use medic_core::backoff::stable_fraction;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, Semaphore, SemaphorePermit, mpsc};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::checks::Check;
-use crate::daemon::Event;
+use crate::daemon::{Event, Shell};
 
 /// The running probes of one unit.
 #[derive(Debug)]
@@ -26,13 +27,12 @@ pub struct UnitProbes {
 impl UnitProbes {
     /// Starts one task per check of `unit`.
     pub fn spawn(
-        tracker: &TaskTracker,
-        parent: &CancellationToken,
+        shell: &Shell,
+        slots: &Arc<Semaphore>,
         unit: &str,
         checks: Vec<(Check, Duration)>,
-        events: &mpsc::Sender<Event>,
     ) -> Self {
-        let cancel = parent.child_token();
+        let cancel = shell.cancel.child_token();
         let mut triggers = Vec::new();
         for (probe, (check, interval)) in checks.into_iter().enumerate() {
             let trigger = Arc::new(Notify::new());
@@ -43,10 +43,11 @@ impl UnitProbes {
                 check,
                 interval,
                 trigger,
+                slots: slots.clone(),
                 cancel: cancel.clone(),
-                events: events.clone(),
+                events: shell.events.clone(),
             };
-            tracker.spawn(task.run());
+            shell.tracker.spawn(task.run());
         }
         Self { triggers, cancel }
     }
@@ -85,12 +86,23 @@ struct ProbeTask {
     check: Check,
     interval: Duration,
     trigger: Arc<Notify>,
+    slots: Arc<Semaphore>,
     cancel: CancellationToken,
     events: mpsc::Sender<Event>,
 }
 
 impl ProbeTask {
     async fn run(self) {
+        // One cancellation point for the whole loop keeps the task's state small.
+        tokio::select! {
+            () = self.cancel.cancelled() => {}
+            () = self.rounds() => {}
+        }
+    }
+
+    /// Runs the probe on its interval, or at once when triggered, until the
+    /// daemon stops listening.
+    async fn rounds(&self) {
         // The first round runs at once (medic reports on fresh evidence quickly);
         // later rounds keep a per-probe offset inside the interval to spread load.
         let offset = self
@@ -102,31 +114,35 @@ impl ProbeTask {
         loop {
             if !first {
                 tokio::select! {
-                    () = self.cancel.cancelled() => return,
                     _ = ticks.tick() => {}
                     () = self.trigger.notified() => {}
                 }
             }
             first = false;
-            let started = Instant::now().into_std();
-            // Boxed: the task then holds the probe's (large) future only while it
-            // runs, so 10,000 idle probe tasks stay small.
-            let observation = tokio::select! {
-                () = self.cancel.cancelled() => return,
-                observation = Box::pin(self.check.run()) => observation.started_at(started),
+            // The semaphore is never closed, so acquiring only waits.
+            let Ok(slot) = self.slots.acquire().await else {
+                return;
             };
-            if self.send(observation).await.is_err() {
+            // Boxed: the task holds the probe's (large) future only while it
+            // runs, so 10,000 idle (or waiting) probe tasks stay small.
+            if Box::pin(self.probe_and_report(slot)).await.is_err() {
                 return;
             }
         }
     }
 
-    async fn send(&self, observation: Observation) -> Result<(), ()> {
-        let event = Event::Observed {
+    /// Runs the check in its slot, then hands the observation to the daemon.
+    async fn probe_and_report(&self, slot: SemaphorePermit<'_>) -> Result<(), ()> {
+        let started = Instant::now().into_std();
+        let observation = self.check.run().await.started_at(started);
+        // The daemon may be busy: waiting for it needs no probe slot.
+        drop(slot);
+        let permit = self.events.reserve().await.map_err(|_| ())?;
+        permit.send(Event::Observed {
             unit: self.unit.clone(),
             probe: self.probe,
             observation,
-        };
-        self.events.send(event).await.map_err(|_| ())
+        });
+        Ok(())
     }
 }

@@ -26,7 +26,8 @@ pub struct UnitSpec {
     pub policy: Policy,
     /// What acting on it means.
     pub target: UnitTarget,
-    /// Its probes and their intervals, in policy order.
+    /// Its probes and their intervals, in policy order (the daemon hands
+    /// them to the probe tasks, which own them from then on).
     pub checks: Vec<(Check, Duration)>,
     /// Each probe's kind (http, tcp, …), in the same order, for tables and metrics.
     pub probe_kinds: Vec<&'static str>,
@@ -148,7 +149,7 @@ pub fn unit(
     target: UnitTarget,
     executor: &Executor,
 ) -> anyhow::Result<UnitSpec> {
-    let mut checks = Vec::new();
+    let mut checks = Vec::with_capacity(service.probes.len());
     for probe in &service.probes {
         let check = match &probe.kind {
             ProbeKind::Container => {

@@ -2,12 +2,11 @@
 //! capped body) bounded by the probe timeout, judged by status, body and latency.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use medic_core::Observation;
 use medic_core::config::HttpProbe;
-use regex::Regex;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Client, Method, Url, redirect};
 use tokio::time::Instant;
@@ -113,7 +112,8 @@ impl ClientPool {
     }
 }
 
-/// One configured http probe: URL, method and headers parsed once.
+/// One configured http probe: URL, method and headers parsed once; the
+/// checks on the answer are read from the shared config.
 #[derive(Debug)]
 pub struct HttpCheck {
     client: Client,
@@ -122,16 +122,12 @@ pub struct HttpCheck {
     headers: HeaderMap,
     /// The URL without userinfo, for evidence and messages.
     shown_url: String,
-    expect_status: Vec<u16>,
-    body_contains: Option<String>,
-    body_regex: Option<Regex>,
-    json_pointer: Option<(String, serde_json::Value)>,
-    max_latency: Option<Duration>,
+    spec: Arc<HttpProbe>,
     max_body: usize,
 }
 
 impl HttpCheck {
-    pub fn new(spec: &HttpProbe, clients: &ClientPool) -> Result<Self, ProbeError> {
+    pub fn new(spec: &Arc<HttpProbe>, clients: &ClientPool) -> Result<Self, ProbeError> {
         let shown_url = redact(&spec.url);
         let url = Url::parse(&spec.url).map_err(|e| ProbeError::Url {
             url: shown_url.clone(),
@@ -153,11 +149,7 @@ impl HttpCheck {
             url,
             headers,
             shown_url,
-            expect_status: spec.expect_status.clone(),
-            body_contains: spec.body_contains.clone(),
-            body_regex: spec.body_regex.clone(),
-            json_pointer: spec.json_pointer.clone(),
-            max_latency: spec.max_latency,
+            spec: spec.clone(),
             max_body: usize::try_from(spec.max_body).unwrap_or(usize::MAX),
         })
     }
@@ -215,23 +207,24 @@ impl HttpCheck {
     }
 
     fn judge(&self, answer: &Answer, latency: Duration) -> Observation {
+        let spec = &self.spec;
         let status = answer.status.unwrap_or_default();
         let text = String::from_utf8_lossy(&answer.body);
-        let problem: Option<(&str, String)> = if !self.expect_status.contains(&status) {
+        let problem: Option<(&str, String)> = if !spec.expect_status.contains(&status) {
             Some((
                 "status",
                 format!(
                     "HTTP {status} (expected {})",
-                    status_list(&self.expect_status)
+                    status_list(&spec.expect_status)
                 ),
             ))
-        } else if let Some(needle) = self
+        } else if let Some(needle) = spec
             .body_contains
             .as_ref()
             .filter(|n| !text.contains(n.as_str()))
         {
             Some(("body_contains", format!("body does not contain {needle:?}")))
-        } else if let Some(regex) = self.body_regex.as_ref().filter(|r| !r.is_match(&text)) {
+        } else if let Some(regex) = spec.body_regex.as_ref().filter(|r| !r.is_match(&text)) {
             Some((
                 "body_regex",
                 format!("body does not match /{}/", regex.as_str()),
@@ -239,7 +232,7 @@ impl HttpCheck {
         } else if let Some(problem) = self.json_problem(answer) {
             Some(("json_pointer", problem))
         } else {
-            self.max_latency.filter(|max| latency > *max).map(|max| {
+            spec.max_latency.filter(|max| latency > *max).map(|max| {
                 (
                     "max_latency",
                     format!("answered in {latency:?}, slower than max_latency {max:?}"),
@@ -256,7 +249,7 @@ impl HttpCheck {
 
     /// Why the body fails the json_pointer check, if it does.
     fn json_problem(&self, answer: &Answer) -> Option<String> {
-        let (pointer, expected) = self.json_pointer.as_ref()?;
+        let (pointer, expected) = self.spec.json_pointer.as_ref()?;
         let json = match serde_json::from_slice::<serde_json::Value>(&answer.body) {
             Ok(json) => json,
             Err(error) if answer.truncated => {

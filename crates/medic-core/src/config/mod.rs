@@ -9,6 +9,7 @@ mod raw;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -268,18 +269,18 @@ fn decode_probes(
 }
 
 fn build_settings(raw: RawSettings, errors: &mut Errors) -> Settings {
-    let max_concurrent_actions = match raw.max_concurrent_actions {
-        Some(n) if *n.get_ref() == 0 => {
-            errors.at(
-                n.span(),
-                "`max_concurrent_actions` must be at least 1",
-                Some("the default is 4".into()),
-            );
-            4
-        }
-        Some(n) => *n.get_ref(),
-        None => 4,
-    };
+    let max_concurrent_actions = at_least_one(
+        raw.max_concurrent_actions,
+        "max_concurrent_actions",
+        4,
+        errors,
+    );
+    let max_concurrent_probes = at_least_one(
+        raw.max_concurrent_probes,
+        "max_concurrent_probes",
+        256,
+        errors,
+    );
     let state_dir = PathBuf::from(raw.state_dir.unwrap_or_else(|| "/var/lib/medic".into()));
     let mode = match raw.control_socket_mode {
         Some(mode) => match u32::from_str_radix(mode.get_ref(), 8) {
@@ -337,7 +338,29 @@ fn build_settings(raw: RawSettings, errors: &mut Errors) -> Settings {
         shutdown_grace: Dur::or(raw.shutdown_grace, Duration::from_secs(4)),
         blind_alert_after: Dur::or(raw.blind_alert_after, Duration::from_secs(300)),
         max_concurrent_actions,
+        max_concurrent_probes,
         state_dir,
+    }
+}
+
+/// A count that must be at least 1, or `default` when unset.
+fn at_least_one(
+    raw: Option<Spanned<usize>>,
+    key: &str,
+    default: usize,
+    errors: &mut Errors,
+) -> usize {
+    match raw {
+        Some(n) if *n.get_ref() == 0 => {
+            errors.at(
+                n.span(),
+                format!("`{key}` must be at least 1"),
+                Some(format!("the default is {default}")),
+            );
+            default
+        }
+        Some(n) => *n.get_ref(),
+        None => default,
     }
 }
 
@@ -766,7 +789,7 @@ fn build_probe(
         }
     }
     let kind = match kind {
-        "http" => ProbeKind::Http(Box::new(build_http(raw, span, errors)?)),
+        "http" => ProbeKind::Http(Arc::new(build_http(raw, span, errors)?)),
         "tcp" => match &raw.address {
             Some(address)
                 if address

@@ -2,6 +2,7 @@
 //! [`super::parse`], so every value here has passed validation.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use regex::Regex;
@@ -46,6 +47,9 @@ pub struct Settings {
     pub blind_alert_after: Duration,
     /// Most restarts and rollbacks running at once, so a host-wide failure causes no restart storm.
     pub max_concurrent_actions: usize,
+    /// Most probes running at once, so 10,000 of them starting (or hanging)
+    /// together never hold 10,000 connections and their buffers.
+    pub max_concurrent_probes: usize,
 }
 
 /// Permissions applied to the control socket after it is bound.
@@ -194,8 +198,9 @@ pub enum ProbeKind {
     Container,
     /// State, pid and last exit of the target's launchd jobs.
     LaunchAgent,
-    /// An HTTP request (boxed: it is much larger than the other kinds).
-    Http(Box<HttpProbe>),
+    /// An HTTP request (behind an Arc: it is much larger than the other kinds,
+    /// and the running probe shares it instead of copying its checks).
+    Http(Arc<HttpProbe>),
     /// A TCP connect.
     Tcp(TcpProbe),
     /// A command.

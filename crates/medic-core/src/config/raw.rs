@@ -192,6 +192,8 @@ pub(crate) struct RawSettings {
     pub blind_alert_after: Option<Dur>,
     /// Most restarts and rollbacks running at once.
     pub max_concurrent_actions: Option<Spanned<usize>>,
+    /// Most probes running at once.
+    pub max_concurrent_probes: Option<Spanned<usize>>,
 }
 
 /// Keys that may be set in `[defaults]` and per service.

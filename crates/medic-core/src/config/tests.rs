@@ -255,6 +255,7 @@ fn settings_have_defaults_and_follow_state_dir() {
             shutdown_grace: Duration::from_secs(4),
             blind_alert_after: Duration::from_secs(300),
             max_concurrent_actions: 4,
+            max_concurrent_probes: 256,
         }
     );
     let medic = valid(
@@ -273,6 +274,12 @@ reconcile_interval = "1m30s"
     assert_eq!(medic.metrics_listen, None);
     assert_eq!(medic.docker_host.as_deref(), Some("tcp://127.0.0.1:2375"));
     assert_eq!(medic.reconcile_interval, Duration::from_secs(90));
+    assert_snapshot!(check("[medic]\nmax_concurrent_actions = 0\nmax_concurrent_probes = 0\n"), @r"
+    medic.toml:2:26: error: `max_concurrent_actions` must be at least 1
+      hint: the default is 4
+    medic.toml:3:25: error: `max_concurrent_probes` must be at least 1
+      hint: the default is 256
+    ");
 }
 
 #[test]

@@ -335,19 +335,27 @@ fn probes_with_the_same_settings_share_one_client() {
     let clients = ClientPool::new();
     for port in 1..=1000 {
         let spec = http(format!("http://127.0.0.1:{port}/health"));
-        ProbeRunner::new(&probe(ProbeKind::Http(Box::new(spec)), SECOND), &clients).unwrap();
+        ProbeRunner::new(
+            &probe(ProbeKind::Http(std::sync::Arc::new(spec)), SECOND),
+            &clients,
+        )
+        .unwrap();
     }
     assert_eq!(clients.client_count(), 1);
     let mut follow = http("http://127.0.0.1:1/".into());
     follow.follow_redirects = true;
-    ProbeRunner::new(&probe(ProbeKind::Http(Box::new(follow)), SECOND), &clients).unwrap();
+    ProbeRunner::new(
+        &probe(ProbeKind::Http(std::sync::Arc::new(follow)), SECOND),
+        &clients,
+    )
+    .unwrap();
     assert_eq!(clients.client_count(), 2);
 }
 
 #[test]
 fn bad_specs_and_adapter_kinds_are_errors() {
     let build = |kind: ProbeKind| ProbeRunner::new(&probe(kind, SECOND), &ClientPool::new());
-    let http_kind = |spec: HttpProbe| ProbeKind::Http(Box::new(spec));
+    let http_kind = |spec: HttpProbe| ProbeKind::Http(std::sync::Arc::new(spec));
 
     let mut header = http("http://127.0.0.1:1/".into());
     header.headers = vec![("bad header".into(), "x".into())];

@@ -104,7 +104,7 @@ fn a_missing_or_empty_ca_file_is_an_error() {
         let mut spec = http("https://127.0.0.1:1/".into());
         spec.ca_file = Some(path);
         ProbeRunner::new(
-            &probe(ProbeKind::Http(Box::new(spec)), SECOND),
+            &probe(ProbeKind::Http(std::sync::Arc::new(spec)), SECOND),
             &ClientPool::new(),
         )
     };

@@ -60,7 +60,7 @@ pub async fn run(kind: ProbeKind, timeout: Duration) -> Observation {
 
 /// Runs an http probe once.
 pub async fn run_http(spec: HttpProbe, timeout: Duration) -> Observation {
-    run(ProbeKind::Http(Box::new(spec)), timeout).await
+    run(ProbeKind::Http(std::sync::Arc::new(spec)), timeout).await
 }
 
 #[track_caller]
