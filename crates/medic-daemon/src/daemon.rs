@@ -18,7 +18,7 @@ use medic_core::{
     Action, ActionResult, Control, EventKind, Health, Input, Observation, Supervisor,
 };
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -29,7 +29,7 @@ use crate::history::HistoryStore;
 use crate::journal::{AlertLine, Journal, RecoveryLine};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
-use crate::schedule::UnitProbes;
+use crate::schedule::{Pacing, UnitProbes};
 use crate::status::StatusReport;
 use crate::store::Store;
 use crate::units::{self, UnitSpec, UnitTarget};
@@ -180,8 +180,8 @@ struct Daemon {
     /// Actions waiting for a free slot (at most `max_concurrent_actions` run at once).
     queued: std::collections::VecDeque<(String, medic_core::Step, bool)>,
     max_concurrent_actions: usize,
-    /// Slots a probe holds while it runs (`max_concurrent_probes`).
-    probe_slots: Arc<Semaphore>,
+    /// What the probe tasks share.
+    pacing: Arc<Pacing>,
     /// The state store must be saved after this drain (an incident, an attempt, a pause changed).
     dirty: bool,
     /// The state store must be saved by then (changes a restart needs, but not at once).
@@ -235,7 +235,7 @@ pub async fn run(
         in_flight: BTreeMap::new(),
         queued: std::collections::VecDeque::new(),
         max_concurrent_actions: settings.max_concurrent_actions,
-        probe_slots: Arc::new(Semaphore::new(settings.max_concurrent_probes)),
+        pacing: Arc::new(Pacing::new(settings.max_concurrent_probes)),
         dirty: true,
         save_by: None,
         history,
@@ -380,7 +380,7 @@ impl Daemon {
             .set_dependencies(&spec.name, spec.depends_on.clone());
         let probes = UnitProbes::spawn(
             &self.shell,
-            &self.probe_slots,
+            &self.pacing,
             &spec.name,
             std::mem::take(&mut spec.checks),
         );

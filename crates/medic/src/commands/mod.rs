@@ -72,9 +72,11 @@ pub fn run(command: Command) -> anyhow::Result<u8> {
     }
 }
 
-/// A tokio runtime for one command.
+/// A tokio runtime for one command. One thread: medic's work is waiting on
+/// sockets and timers, and a single thread wakes no other thread to hand it
+/// over (the daemon's idle CPU was mostly such wake-ups).
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
+    Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?)
 }
