@@ -76,7 +76,9 @@ pub fn run(seconds: u64) {
     println!();
 }
 
-/// Starts a tool, waits until every endpoint was asked once, then measures for `seconds`.
+/// Starts a tool, waits until every endpoint was asked once and then one
+/// interval more (the rounds after the first settle on their offsets), then
+/// measures for `seconds`.
 fn measure(
     arrivals: &Arrivals,
     size: usize,
@@ -99,6 +101,7 @@ fn measure(
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    std::thread::sleep(INTERVAL);
     let (t0, u0) = (Instant::now(), Usage::of(pid));
     std::thread::sleep(Duration::from_secs(seconds));
     let (t1, u1) = (Instant::now(), Usage::of(pid));
