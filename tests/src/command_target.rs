@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::support::medic::{Medic, eventually, free_port, kinds, read_jsonl};
+use crate::support::medic::{Medic, eventually, first_event, free_port, kinds, read_jsonl};
 use crate::support::server::{TestServer, serve_in_background};
 
 /// Probes every 200 ms with short backoffs, so a whole incident takes seconds.
@@ -74,7 +74,7 @@ fn a_dead_server_is_restarted_by_its_restart_command() {
             .all(|i| *i == incidents[0] && i.is_string()),
         "one incident id: {incidents:?}"
     );
-    let failing = events.iter().find(|e| e["event"] == "failing").unwrap();
+    let failing = first_event(&events, "failing");
     assert!(
         failing["evidence"].is_object(),
         "detection carries evidence: {failing}"
@@ -110,10 +110,7 @@ fn three_failed_restarts_then_a_failed_rollback_escalate_once() {
         "{web:?}"
     );
     assert!(web.contains(&"rollback_failed".to_owned()));
-    let rollback_failed = events
-        .iter()
-        .find(|e| e["event"] == "rollback_failed")
-        .unwrap();
+    let rollback_failed = first_event(&events, "rollback_failed");
     assert_eq!(
         rollback_failed["evidence"]["exit_code"], 4,
         "{rollback_failed}"

@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 
 use crate::docker::{GoodContainer, config, watch};
 use crate::support::docker::Engine;
-use crate::support::medic::{Medic, bin, eventually};
+use crate::support::medic::{Medic, bin, eventually, first_event};
 use crate::support::server::health_ok;
 
 /// `medic deploy web --timeout 5s -- sh -c SCRIPT` against this medic's config.
@@ -72,11 +72,7 @@ fn assert_rolled_back(engine: &Engine, medic: &Medic, name: &str, port: u16, out
 
 /// The recovery log's `deploy_failed` event.
 fn deploy_failed_event(medic: &Medic) -> serde_json::Value {
-    medic
-        .events()
-        .into_iter()
-        .find(|e| e["event"] == "deploy_failed")
-        .expect("a deploy_failed event")
+    first_event(&medic.events(), "deploy_failed").clone()
 }
 
 /// The daemon supervises web again: neither paused nor deploying.
@@ -106,7 +102,7 @@ fn a_healthy_new_image_is_promoted_to_last_known_good() {
         text(&out)
     );
     let deployed = medic.wait_event("deployed", |e| e["event"] == "deployed");
-    let deployed = deployed.iter().find(|e| e["event"] == "deployed").unwrap();
+    let deployed = first_event(&deployed, "deployed");
     assert_eq!(
         deployed["evidence"]["before"]["image"], "medic-test/good:1",
         "{deployed}"

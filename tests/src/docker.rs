@@ -3,7 +3,7 @@
 //! service is left alone.
 
 use crate::support::docker::{Cleanup, Engine, OwnEngine, unique};
-use crate::support::medic::{Medic, eventually, free_port, kinds};
+use crate::support::medic::{Medic, eventually, first_event, free_port, kinds};
 use crate::support::server::health_ok;
 
 /// Fast probes and short grace periods, so each scenario takes seconds.
@@ -114,11 +114,7 @@ fn killed_and_stopped_containers_are_started_again() {
     engine.run(&["kill", &name]);
     medic.wait_event("recovered after kill", |e| e["event"] == "recovered");
     eventually("HTTP after kill", || health_ok(port).then_some(()));
-    let failing = medic
-        .events()
-        .into_iter()
-        .find(|e| e["event"] == "failing")
-        .unwrap();
+    let failing = first_event(&medic.events(), "failing").clone();
     assert_eq!(failing["evidence"]["exit_code"], 137, "{failing}");
     assert!(
         failing["evidence"]["logs"].is_array(),
@@ -165,11 +161,7 @@ fn a_removed_container_is_recreated_as_it_was() {
     ] {
         assert_eq!(after.pointer(field), before.pointer(field), "{field} kept");
     }
-    let restore = medic
-        .events()
-        .into_iter()
-        .find(|e| e["event"] == "restart_done")
-        .unwrap();
+    let restore = first_event(&medic.events(), "restart_done").clone();
     assert!(
         restore["message"].as_str().unwrap().contains("recreated"),
         "{restore}"
@@ -299,7 +291,7 @@ fn a_failing_docker_health_check_gets_the_container_restarted() {
 
     engine.run(&["exec", &name, "rm", "/tmp/healthy"]);
     let events = medic.wait_event("recovered from unhealthy", |e| e["event"] == "recovered");
-    let failing = events.iter().find(|e| e["event"] == "failing").unwrap();
+    let failing = first_event(&events, "failing");
     assert!(
         failing["message"].as_str().unwrap().contains("unhealthy"),
         "{failing}"

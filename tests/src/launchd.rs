@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use crate::support::launchd::FakeLaunchd;
-use crate::support::medic::{Medic, eventually, kinds};
+use crate::support::medic::{Medic, eventually, first_event, kinds};
 
 const LABEL: &str = "com.example.job";
 
@@ -69,7 +69,7 @@ fn a_crashed_agent_is_kickstarted() {
         "{}",
         medic.stderr()
     );
-    let failing = events.iter().find(|e| e["event"] == "failing").unwrap();
+    let failing = first_event(&events, "failing");
     let evidence = &failing["evidence"];
     assert_eq!(evidence["classification"], "failed", "{failing}");
     assert_eq!(evidence["last_signal"], 9, "{failing}");
@@ -80,10 +80,7 @@ fn a_crashed_agent_is_kickstarted() {
             .is_some_and(|lines| lines.iter().any(|l| l == "oops")),
         "the job's stderr tail is evidence: {failing}"
     );
-    let restart = events
-        .iter()
-        .find(|e| e["event"] == "restart_done")
-        .unwrap();
+    let restart = first_event(&events, "restart_done");
     assert!(
         restart["message"]
             .as_str()
@@ -123,7 +120,7 @@ fn an_unloaded_agent_is_bootstrapped_again() {
 
     fake.bootout(LABEL);
     let events = medic.wait_event("recovered", |e| e["event"] == "recovered");
-    let failing = events.iter().find(|e| e["event"] == "failing").unwrap();
+    let failing = first_event(&events, "failing");
     assert_eq!(
         failing["evidence"]["classification"], "missing",
         "{failing}"
@@ -132,10 +129,7 @@ fn an_unloaded_agent_is_bootstrapped_again() {
         failing["message"], "`com.example.job` not loaded",
         "{failing}"
     );
-    let restart = events
-        .iter()
-        .find(|e| e["event"] == "restart_done")
-        .unwrap();
+    let restart = first_event(&events, "restart_done");
     assert!(
         restart["message"]
             .as_str()
@@ -218,10 +212,7 @@ fn nothing_to_roll_back_to_escalates_with_a_critical_alert() {
         3,
         "{agent:?}"
     );
-    let failed = events
-        .iter()
-        .find(|e| e["event"] == "rollback_failed")
-        .expect("a failed rollback");
+    let failed = first_event(&events, "rollback_failed");
     assert!(
         failed["message"]
             .as_str()

@@ -249,6 +249,17 @@ pub fn read_jsonl(path: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// The first event named `kind`; panics naming the kinds there were.
+pub fn first_event<'a>(events: &'a [Value], kind: &str) -> &'a Value {
+    events
+        .iter()
+        .find(|e| e["event"] == kind)
+        .unwrap_or_else(|| {
+            let kinds: Vec<&Value> = events.iter().map(|e| &e["event"]).collect();
+            panic!("no `{kind}` event among {kinds:?}")
+        })
+}
+
 /// The `event` names of a service's events, in order.
 pub fn kinds(events: &[Value], service: &str) -> Vec<String> {
     events
