@@ -2,7 +2,8 @@
 //! on the same machine. `medic-bench [recovery|probes|idle|startup|all] [--seconds N]`
 //!
 //! - recovery: kill → running and answering HTTP, medic versus a bare
-//!   `docker start`; detection latency from Docker's `die` event to medic's decision.
+//!   `docker start`; detection latency from Docker's `die` event to medic's
+//!   decision, beside the engine's floor (an inspect answered right after `die`).
 //! - probes: 100, 1,000 and 10,000 HTTP endpoints probed every 10 s, medic
 //!   versus Monit doing the same checks: probes per second, lateness, CPU, RSS.
 //! - idle: medic watching 50 containers on the engine: CPU and RSS.

@@ -1,13 +1,17 @@
 //! Recovery speed: kill → running and answering HTTP, a bare `docker start`
 //! right after the kill (the baseline) versus medic bringing the container back
 //! on its own; and detection latency, from Docker's `die` event to medic's
-//! decision (the `failing` event in the recovery log).
+//! decision (the `failing` event in the recovery log), beside the engine's
+//! floor: an inspect sent the moment the `die` event arrives, which dockerd
+//! answers once the container is torn down (medic's decision waits for it).
 //!
 //! The rounds follow each other within seconds; medic's attempt window is set
 //! to 100 ms so that every round is a first restart (attempt 1 runs at once),
 //! not a flapping service getting backoff, which is what production would do.
 
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use crate::util::{docker, events, medic_table, ms, percentile, run_medic, wait_for};
@@ -32,6 +36,9 @@ pub fn run() {
     .expect("start the container");
     wait_http();
 
+    let (subscribed, ready) = std::sync::mpsc::channel();
+    let floor = std::thread::spawn(move || inspect_after_die(&subscribed));
+    ready.recv().expect("subscribed to events");
     let bare: Vec<Duration> = (0..ROUNDS)
         .map(|_| {
             docker(&["kill", NAME]).expect("kill");
@@ -42,6 +49,7 @@ pub fn run() {
             start.elapsed()
         })
         .collect();
+    let floor = floor.join().expect("the engine floor");
 
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("medic.toml");
@@ -112,10 +120,55 @@ pub fn run() {
     row("kill → HTTP answering, bare `docker start`", &bare);
     row("kill → HTTP answering, medic", &with_medic);
     row("detection: Docker die event → medic decision", &detection);
+    row("engine floor: die → inspect answered", &floor);
     println!(
         "ratio medic / bare docker start (p50): {:.2}×\n",
         medic_p50.as_secs_f64() / bare_p50.as_secs_f64()
     );
+}
+
+/// For each of `ROUNDS` `die` events: the time from the die to the answer of
+/// an inspect sent as soon as the event arrived, over the raw engine API.
+fn inspect_after_die(subscribed: &std::sync::mpsc::Sender<()>) -> Vec<Duration> {
+    let host = std::env::var("DOCKER_HOST").expect("DOCKER_HOST");
+    let socket = host.strip_prefix("unix://").expect("a unix:// DOCKER_HOST");
+    let filters = format!(r#"{{"container":["{NAME}"],"event":["die"]}}"#);
+    let mut events = UnixStream::connect(socket).expect("engine socket");
+    write!(
+        events,
+        "GET /events?filters={} HTTP/1.0\r\n\r\n",
+        filters
+            .replace('"', "%22")
+            .replace('{', "%7B")
+            .replace('}', "%7D")
+    )
+    .expect("subscribe");
+    let mut lines = BufReader::new(events).lines().map_while(Result::ok);
+    lines
+        .by_ref()
+        .find(String::is_empty)
+        .expect("response headers");
+    subscribed.send(()).expect("bench waiting");
+    let mut floor = Vec::new();
+    for line in lines {
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        let died = event["timeNano"].as_i64().expect("timeNano");
+        let mut inspect = UnixStream::connect(socket).expect("engine socket");
+        write!(inspect, "GET /containers/{NAME}/json HTTP/1.0\r\n\r\n").expect("inspect");
+        inspect
+            .read_to_end(&mut Vec::new())
+            .expect("inspect answer");
+        let answered = jiff::Timestamp::now().as_nanosecond();
+        floor.push(Duration::from_nanos(
+            u64::try_from(answered - i128::from(died)).unwrap_or(0),
+        ));
+        if floor.len() == ROUNDS {
+            break;
+        }
+    }
+    floor
 }
 
 fn row(name: &str, samples: &[Duration]) {
