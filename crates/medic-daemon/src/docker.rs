@@ -71,16 +71,11 @@ impl Docker {
         self.rediscover.notify_waiters();
     }
 
-    /// Starts the event stream and, for selector services, periodic discovery.
-    pub fn start_watchers(&self, shell: &Shell, config: &Config) {
+    /// Starts the event stream.
+    pub fn start_events(&self, shell: &Shell) {
         shell
             .tracker
             .spawn(watch_events(self.client.clone(), shell.clone()));
-        for service in &config.services {
-            if let Some(Target::Container(target)) = &service.target {
-                self.start_discovery(shell, config, &service.name, target);
-            }
-        }
     }
 
     /// Starts the discovery of one selector service (nothing for a name selector).

@@ -7,9 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use medic_core::config::{
-    Config, ContainerSelector, ContainerTarget, LaunchAgentTarget, OnStop, Probe,
-};
+use medic_core::config::{Config, ContainerSelector, OnStop, Probe, Service, Target};
 use medic_core::{ActionResult, Evidence, Step};
 use medic_probe::{ClientPool, ProbeRunner, run_command};
 
@@ -59,36 +57,32 @@ impl Executor {
         })
     }
 
-    /// Starts the adapters' background watchers (the Docker event stream and discovery).
+    /// Starts the adapters' background watchers: the Docker event stream, and
+    /// the discovery of every selector service.
     pub fn start_watchers(&self, shell: &Shell, config: &Config) {
         if let Some(docker) = &self.docker {
-            docker.start_watchers(shell, config);
+            docker.start_events(shell);
         }
-        self.launchd.start_watchers(shell, config);
-    }
-
-    /// Starts discovering the containers of a selector service added by a reload.
-    pub fn start_discovery(
-        &self,
-        shell: &Shell,
-        config: &Config,
-        service: &str,
-        target: &ContainerTarget,
-    ) {
-        if let Some(docker) = &self.docker {
-            docker.start_discovery(shell, config, service, target);
+        for service in &config.services {
+            self.start_discovery(shell, config, service);
         }
     }
 
-    /// Starts discovering the jobs of a `label_prefix` service added by a reload.
-    pub fn start_launch_agent_discovery(
-        &self,
-        shell: &Shell,
-        config: &Config,
-        service: &str,
-        target: &LaunchAgentTarget,
-    ) {
-        self.launchd.start_discovery(shell, config, service, target);
+    /// Starts discovering the containers or jobs of a selector service (at
+    /// start, or added by a reload); nothing for a single name or label.
+    pub fn start_discovery(&self, shell: &Shell, config: &Config, service: &Service) {
+        match &service.target {
+            Some(Target::Container(target)) => {
+                if let Some(docker) = &self.docker {
+                    docker.start_discovery(shell, config, &service.name, target);
+                }
+            }
+            Some(Target::LaunchAgent(target)) => {
+                self.launchd
+                    .start_discovery(shell, config, &service.name, target);
+            }
+            Some(Target::Command(_)) | None => {}
+        }
     }
 
     /// Runs the discovery of selector services now (an unknown container appeared).

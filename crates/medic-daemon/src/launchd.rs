@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use medic_core::config::{Config, LabelSelector, LaunchAgentTarget, Target};
+use medic_core::config::{Config, LabelSelector, LaunchAgentTarget};
 use medic_core::{ActionResult, Evidence, Observation, Step, Urgency};
 use medic_launchd::{Classification, JobFacts, LastExit, Launchctl, LaunchdError, PlistCopy};
 use tokio::sync::OnceCell;
@@ -76,15 +76,6 @@ impl Launchd {
             launchd: self.clone(),
             job,
             timeout,
-        }
-    }
-
-    /// Starts, for each `label_prefix` service, the discovery of its jobs.
-    pub fn start_watchers(&self, shell: &Shell, config: &Config) {
-        for service in &config.services {
-            if let Some(Target::LaunchAgent(target)) = &service.target {
-                self.start_discovery(shell, config, &service.name, target);
-            }
         }
     }
 

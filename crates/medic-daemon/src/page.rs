@@ -452,7 +452,9 @@ fn percent(ratio: Option<f64>) -> String {
     ratio.map_or("no data".to_owned(), |r| format!("{:.2} %", r * 100.0))
 }
 
-fn span(secs: u64) -> String {
+/// A duration in its largest whole unit ("45s", "3m", "2h", "5d"), for the
+/// status page and `medic top`.
+pub fn span(secs: u64) -> String {
     match secs {
         0..60 => format!("{secs}s"),
         60..3600 => format!("{}m", secs / 60),

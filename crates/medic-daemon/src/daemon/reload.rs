@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use jiff::Timestamp;
-use medic_core::config::{Config, Target};
+use medic_core::config::Config;
 use medic_core::supervisor::MEDIC_UNIT;
 
 use super::{Daemon, now};
@@ -90,21 +90,9 @@ impl Daemon {
             self.add_unit(spec);
         }
         for service in &self.config.services {
-            if !old.contains_key(&service.name)
-                && let Some(Target::Container(target)) = &service.target
-            {
+            if !old.contains_key(&service.name) {
                 self.executor
-                    .start_discovery(&self.shell, &self.config, &service.name, target);
-            }
-            if !old.contains_key(&service.name)
-                && let Some(Target::LaunchAgent(target)) = &service.target
-            {
-                self.executor.start_launch_agent_discovery(
-                    &self.shell,
-                    &self.config,
-                    &service.name,
-                    target,
-                );
+                    .start_discovery(&self.shell, &self.config, service);
             }
         }
         self.dirty = true;

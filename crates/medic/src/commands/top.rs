@@ -12,7 +12,7 @@ use clap::Args;
 use crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use hyper::Method;
 use medic_daemon::journal::RecoveryLine;
-use medic_daemon::page::{light, recent_events};
+use medic_daemon::page::{light, recent_events, span};
 use medic_daemon::status::{ServiceStatus, StatusReport};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -488,15 +488,6 @@ fn draw_footer(frame: &mut Frame, area: Rect, app: &App) {
         None => Line::from(keys),
     };
     frame.render_widget(line, area);
-}
-
-fn span(secs: u64) -> String {
-    match secs {
-        0..60 => format!("{secs}s"),
-        60..3600 => format!("{}m", secs / 60),
-        3600..86400 => format!("{}h", secs / 3600),
-        _ => format!("{}d", secs / 86400),
-    }
 }
 
 #[cfg(test)]
