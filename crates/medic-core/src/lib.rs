@@ -16,6 +16,7 @@ pub mod machine;
 pub mod observation;
 pub mod policy;
 pub mod snapshot;
+pub mod storm;
 pub mod supervisor;
 
 pub use event::{Alert, EventKind, RecoveryEvent, Severity};

@@ -337,6 +337,38 @@ fn unit_service(unit: &str) -> &str {
     unit.split('/').next().unwrap_or(unit)
 }
 
+/// Failed writes and lost lines of each file medic writes in the background.
+pub(crate) fn render_storage(out: &mut String, files: &[&crate::files::FileHealth]) {
+    family(
+        out,
+        "medic_journal_write_errors_total",
+        "counter",
+        "Failed writes of medic's own files (recovery log, alerts, state store, …); medic keeps supervising and retries.",
+    );
+    for file in files {
+        sample(
+            out,
+            "medic_journal_write_errors_total",
+            &[("file", file.what)],
+            file.errors_total() as f64,
+        );
+    }
+    family(
+        out,
+        "medic_journal_lines_dropped_total",
+        "counter",
+        "Lines lost because the file stayed unwritable until its bounded buffer was full.",
+    );
+    for file in files {
+        sample(
+            out,
+            "medic_journal_lines_dropped_total",
+            &[("file", file.what)],
+            file.dropped_total() as f64,
+        );
+    }
+}
+
 pub(crate) fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     // Invariant: writing to a String cannot fail.
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");

@@ -52,3 +52,11 @@ fn skip_or_fail<T>(message: &str) -> Option<T> {
     eprintln!("SKIPPED: {message}");
     None
 }
+
+/// Root, for the tests that mount a tmpfs to fill a disk (CI runs as root).
+pub fn root() -> Option<()> {
+    if nix::unistd::Uid::effective().is_root() {
+        return Some(());
+    }
+    skip_or_fail("mounting a tmpfs needs root: run the tests with scripts/test as root")
+}

@@ -50,6 +50,12 @@ pub struct Settings {
     /// Most probes running at once, so 10,000 of them starting (or hanging)
     /// together never hold 10,000 connections and their buffers.
     pub max_concurrent_probes: usize,
+    /// The recovery log and the alerts file rotate past this many bytes.
+    pub journal_max_size: u64,
+    /// Rotated files kept of each (`recovery.jsonl.1` newest … `.N`).
+    pub journal_keep: usize,
+    /// When many services failing together are one storm (one summary, one alert).
+    pub storm: crate::storm::StormRule,
 }
 
 /// Permissions applied to the control socket after it is bound.

@@ -256,6 +256,12 @@ fn settings_have_defaults_and_follow_state_dir() {
             blind_alert_after: Duration::from_secs(300),
             max_concurrent_actions: 4,
             max_concurrent_probes: 256,
+            journal_max_size: 64 * 1024 * 1024,
+            journal_keep: 5,
+            storm: crate::storm::StormRule {
+                share: 0.2,
+                window: Duration::from_secs(60),
+            },
         }
     );
     let medic = valid(

@@ -128,6 +128,9 @@ pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
             ]);
         }
         table.write(&mut out)?;
+        for problem in &report.problems {
+            writeln!(out, "medic: {problem}")?;
+        }
     }
     Ok(u8::from(report.overall != "healthy"))
 }
