@@ -5,9 +5,11 @@
 //! The rule: a storm begins when, within `window`, at least
 //! `max(MIN_SERVICES, ceil(share × services))` services open an incident. It
 //! lasts while incidents stay open and ends when fewer than half that many
-//! are still failing. While it lasts, per-service alerts still go to the
-//! critical alerts file but not to the sinks; the storm's own begin and end go
-//! to both. Pure: time comes in as `now`.
+//! are still failing. The services whose incidents opened in it are its
+//! members: while it lasts their alerts go to the critical alerts file but
+//! not to the sinks, and afterwards neither do the lines resolving those held
+//! incidents (a sink never gets a "resolved" for what it was never sent). The
+//! storm's own begin and end go to both. Pure: time comes in as `now`.
 
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -79,6 +81,8 @@ pub struct Storm {
     /// Incidents opened within the window: when, which unit, why.
     recent: VecDeque<(Instant, String, String)>,
     active: Option<Active>,
+    /// Services whose incident opened in the storm (see `holds`).
+    members: HashSet<String>,
 }
 
 impl Storm {
@@ -89,6 +93,7 @@ impl Storm {
             failing: HashSet::new(),
             recent: VecDeque::new(),
             active: None,
+            members: HashSet::new(),
         }
     }
 
@@ -123,8 +128,11 @@ impl Storm {
         if let Some(active) = &mut self.active {
             active.failed += 1;
             active.failing = self.failing.len();
+            self.members.insert(unit.to_owned());
             return None;
         }
+        // An incident outside a storm is alerted as usual.
+        self.members.remove(unit);
         self.recent
             .push_back((now, unit.to_owned(), reason.to_owned()));
         if self.recent.len() < self.rule.threshold(services) {
@@ -144,7 +152,8 @@ impl Storm {
             failing: self.failing.len(),
             summarised: (self.failing.len(), now),
         };
-        self.recent.clear();
+        self.members
+            .extend(self.recent.drain(..).map(|(_, unit, _)| unit));
         self.active = Some(active.clone());
         Some(Change::Began(active))
     }
@@ -166,6 +175,26 @@ impl Storm {
             failed: ended.failed,
             still_failing: self.failing.len(),
         })
+    }
+
+    /// Whether an alert about `unit` stays off the sinks: any alert of a
+    /// member while the storm lasts; afterwards only the line resolving a held
+    /// incident. A member's alert that is sent makes it an ordinary service.
+    pub fn holds(&mut self, unit: &str, resolved: bool) -> bool {
+        if !self.members.contains(unit) {
+            return false;
+        }
+        if self.active.is_some() || resolved {
+            return true;
+        }
+        self.members.remove(unit);
+        false
+    }
+
+    /// Forgets a service no longer watched.
+    pub fn forget(&mut self, unit: &str, services: usize) -> Option<Change> {
+        self.members.remove(unit);
+        self.recovered(unit, services)
     }
 
     /// The storm, when its failing count changed since it was last
@@ -229,6 +258,12 @@ mod tests {
             })
         );
         assert!(storm.active().is_none());
+        // The sinks never got ep95's incident, so not its resolution either;
+        // an escalation after the storm does go out, and then its resolution too.
+        assert!(storm.holds("ep95", true));
+        assert!(!storm.holds("ep96", false));
+        assert!(!storm.holds("ep96", true));
+        assert!(!storm.holds("elsewhere", false));
     }
 
     #[test]

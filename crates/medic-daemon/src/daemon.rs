@@ -89,8 +89,8 @@ struct Daemon {
     containers: HashMap<String, Vec<String>>,
     /// Many services failing at once: one summary and one alert instead of thousands.
     storm: medic_core::storm::Storm,
-    /// Files that were reported not writable, so the sinks are told once.
-    unwritable: BTreeMap<&'static str, String>,
+    /// The sinks were told that files are not writable (told once, then once when they are).
+    unwritable: bool,
     alert_seq: u64,
     shutdown_grace: Duration,
 }
@@ -169,7 +169,7 @@ pub async fn run(
         history_saved: Instant::now(),
         containers: HashMap::new(),
         storm: medic_core::storm::Storm::new(settings.storm),
-        unwritable: BTreeMap::new(),
+        unwritable: false,
         alert_seq: 0,
         shutdown_grace: settings.shutdown_grace,
     };
@@ -620,8 +620,8 @@ impl Daemon {
                 self.recovery.append(&line);
             }
             Action::Alert(alert) => {
-                let storm = self.storm.active().is_some() && alert.service != MEDIC_UNIT;
-                if storm {
+                let held = self.storm.holds(&alert.service, alert.resolved);
+                if held {
                     tracing::debug!(service = %alert.service, kind = alert.kind, "{}", alert.message);
                 } else {
                     tracing::warn!(service = %alert.service, kind = alert.kind, "{}", alert.message);
@@ -629,7 +629,7 @@ impl Daemon {
                 let line = self.alert_line(alert);
                 self.alerts.append(&line);
                 // In a storm the sinks get the storm's own alert, not one per service.
-                if !storm {
+                if !held {
                     self.sinks.send(&line);
                 }
             }
@@ -803,35 +803,28 @@ impl Daemon {
             .collect()
     }
 
-    /// Tells the alert sinks once when a file becomes unwritable, and once when it is writable again.
+    /// Tells the alert sinks once when files become unwritable, and once when
+    /// all are writable again.
     fn check_storage(&mut self) {
-        let now: Vec<(&'static str, Option<String>)> = self
-            .file_healths()
-            .iter()
-            .map(|h| (h.what, h.problem()))
-            .collect();
-        for (what, problem) in now {
-            match (problem, self.unwritable.contains_key(what)) {
-                (Some(problem), false) => {
-                    self.unwritable.insert(what, problem.clone());
-                    self.medic_alert(
-                        "storage",
-                        format!("{problem}; medic keeps supervising"),
-                        medic_core::Evidence::new(),
-                        false,
-                    );
-                }
-                (None, true) => {
-                    self.unwritable.remove(what);
-                    self.medic_alert(
-                        "storage",
-                        format!("{what} writable again"),
-                        medic_core::Evidence::new(),
-                        true,
-                    );
-                }
-                _ => {}
+        let problems = self.storage_problems();
+        match (problems.is_empty(), self.unwritable) {
+            (false, false) => {
+                self.unwritable = true;
+                let mut evidence = medic_core::Evidence::new();
+                evidence.insert("problems".into(), problems.clone().into());
+                let message = format!(
+                    "{}; medic keeps supervising and retries",
+                    problems.join("; ")
+                );
+                self.medic_alert("storage", message, evidence, false);
             }
+            (true, true) => {
+                self.unwritable = false;
+                let message = "medic's files are writable again; the lines that waited are written"
+                    .to_owned();
+                self.medic_alert("storage", message, medic_core::Evidence::new(), true);
+            }
+            _ => {}
         }
     }
 

@@ -82,7 +82,7 @@ impl Daemon {
             if removed {
                 self.sup.remove_unit(now, &name);
                 self.metrics.forget(&name);
-                self.storm.recovered(&name, self.units.len());
+                self.storm.forget(&name, self.units.len());
             }
         }
         for spec in planned {
