@@ -168,10 +168,9 @@ fn rotated_recovery_logs_are_read_as_one_by_medic_logs() {
     let log = medic.state("recovery.jsonl");
     eventually("medic answering", || started(&medic));
     for round in 0..3 {
-        let healthy = eventually("both healthy", || {
+        eventually("both healthy", || {
             (count(&status(&medic), "healthy") == 2).then_some(())
         });
-        let () = healthy;
         upstream.down.store(true, Ordering::SeqCst);
         eventually("both unhealthy", || {
             (count(&status(&medic), "unhealthy") == 2).then_some(())

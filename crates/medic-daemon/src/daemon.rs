@@ -422,16 +422,9 @@ impl Daemon {
     /// namespace it joins: held while the parent fails, restarted after it.
     fn follow_namespace(&mut self, unit: &str, parent_container: &str) {
         let parent = self
-            .units
-            .iter()
-            .find_map(|(name, u)| match &u.spec.target {
-                UnitTarget::Container { container, .. }
-                    if container == parent_container && name != unit =>
-                {
-                    Some(name.clone())
-                }
-                _ => None,
-            });
+            .containers
+            .get(parent_container)
+            .and_then(|names| names.iter().find(|n| *n != unit).cloned());
         let Some(parent) = parent else {
             return;
         };

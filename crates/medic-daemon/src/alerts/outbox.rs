@@ -367,7 +367,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("alerts/outbox.jsonl");
         let size = || {
-            std::fs::metadata(&dir.path().join("alerts/outbox.jsonl"))
+            std::fs::metadata(dir.path().join("alerts/outbox.jsonl"))
                 .unwrap()
                 .len()
         };
