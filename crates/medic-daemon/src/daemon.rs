@@ -297,9 +297,7 @@ impl Daemon {
             }
             Event::Finished { unit, result } => {
                 self.in_flight.remove(&unit);
-                if let Some((next, step, recreate)) = self.queued.pop_front() {
-                    self.start_action(next, step, recreate);
-                }
+                self.start_queued();
                 Input::Finished { unit, result }
             }
             Event::LastKnownGood {
@@ -590,13 +588,39 @@ impl Daemon {
         Ok(())
     }
 
-    /// Starts a restart or rollback job, or queues it while `max_concurrent_actions` run.
+    /// Starts a restart or rollback job, or queues it while `max_concurrent_actions`
+    /// run or while this unit's previous job (one the core gave up on) still runs.
     fn start_action(&mut self, unit: String, step: medic_core::Step, recreate: bool) {
-        if self.in_flight.len() >= self.max_concurrent_actions {
-            tracing::info!(%unit, running = self.in_flight.len(), "Action queued: too many running");
+        if self.in_flight.len() >= self.max_concurrent_actions || self.in_flight.contains_key(&unit)
+        {
+            tracing::info!(%unit, running = self.in_flight.len(), "Action queued");
             self.queued.push_back((unit, step, recreate));
             return;
         }
+        self.launch(unit, step, recreate);
+    }
+
+    /// Starts queued jobs while there is room. One whose unit is no longer
+    /// watched (removed by a reload) is dropped, so the queue never stalls on it;
+    /// one whose unit still has a job running keeps its place.
+    fn start_queued(&mut self) {
+        let mut kept = std::collections::VecDeque::new();
+        while self.in_flight.len() < self.max_concurrent_actions
+            && let Some((unit, step, recreate)) = self.queued.pop_front()
+        {
+            if !self.units.contains_key(&unit) {
+                tracing::info!(%unit, "Queued action dropped: the service is no longer watched");
+            } else if self.in_flight.contains_key(&unit) {
+                kept.push_back((unit, step, recreate));
+            } else {
+                self.launch(unit, step, recreate);
+            }
+        }
+        kept.append(&mut self.queued);
+        self.queued = kept;
+    }
+
+    fn launch(&mut self, unit: String, step: medic_core::Step, recreate: bool) {
         let Some(u) = self.units.get(&unit) else {
             return;
         };
