@@ -71,6 +71,9 @@ pub enum Event {
         /// die, destroy, start, health_status, …
         action: String,
     },
+    /// The Docker event stream is back after a break: check every container
+    /// (what happened meanwhile was not streamed) and run the discovery.
+    EngineReconnected,
     /// A container matching a service's selector exists: watch it as a unit of its own.
     Found {
         /// The service whose selector matched.
@@ -443,6 +446,15 @@ impl Daemon {
                 if !watched && matches!(action.as_str(), "create" | "start" | "rename") {
                     self.executor.rediscover();
                 }
+                return;
+            }
+            Event::EngineReconnected => {
+                for unit in self.units.values() {
+                    if matches!(unit.spec.target, UnitTarget::Container { .. }) {
+                        unit.probes.check_container();
+                    }
+                }
+                self.executor.rediscover();
                 return;
             }
             Event::Found {

@@ -24,5 +24,5 @@ pub mod status;
 pub mod store;
 mod units;
 
-pub use check::{CheckRow, check_once, exit_code, millis};
+pub use check::{CheckRow, check_once, container_engine, exit_code, millis};
 pub use daemon::{ControlCommand, ControlRequest, DeployOutcome, run};
