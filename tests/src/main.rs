@@ -8,5 +8,7 @@ mod command_target;
 mod dashboard;
 mod deploy;
 mod docker;
+mod engine_restarts;
 mod launchd;
+mod podman;
 mod service;

@@ -327,6 +327,15 @@ impl Daemon {
                 }
                 return;
             }
+            Event::EngineReconnected => {
+                for unit in self.units.values() {
+                    if matches!(unit.spec.target, UnitTarget::Container { .. }) {
+                        unit.probes.check_container();
+                    }
+                }
+                self.executor.rediscover();
+                return;
+            }
             Event::Found {
                 service,
                 container,

@@ -25,6 +25,6 @@ pub mod status;
 pub mod store;
 mod units;
 
-pub use check::{CheckRow, check_once, exit_code, millis};
+pub use check::{CheckRow, check_once, container_engine, exit_code, millis};
 pub use daemon::run;
 pub use shell::{ControlCommand, ControlRequest, DeployOutcome};

@@ -48,6 +48,9 @@ pub enum Event {
         /// die, destroy, start, health_status, …
         action: String,
     },
+    /// The Docker event stream is back after a break: check every container
+    /// (what happened meanwhile was not streamed) and run the discovery.
+    EngineReconnected,
     /// A container matching a service's selector exists: watch it as a unit of its own.
     Found {
         /// The service whose selector matched.

@@ -7,6 +7,11 @@ pub fn docker_host() -> Option<String> {
     require("a Docker engine", "MEDIC_TEST_DOCKER_HOST")
 }
 
+/// The private Podman service (`MEDIC_TEST_PODMAN_HOST`, its Docker-compatible socket).
+pub fn podman_host() -> Option<String> {
+    require("a Podman service", "MEDIC_TEST_PODMAN_HOST")
+}
+
 /// The .deb the test command built with cargo-deb (`MEDIC_TEST_DEB`).
 pub fn deb() -> Option<String> {
     require("the .deb package", "MEDIC_TEST_DEB")
