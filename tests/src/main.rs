@@ -10,3 +10,4 @@ mod deploy;
 mod docker;
 mod launchd;
 mod service;
+mod systemd;
