@@ -12,3 +12,4 @@ mod engine_restarts;
 mod launchd;
 mod podman;
 mod service;
+mod systemd;

@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::Context;
 use jiff::Timestamp;
 use medic_core::config::Config;
-use medic_core::{Action, ActionResult, Control, EventKind, Health, Input, Supervisor};
+use medic_core::{Action, ActionResult, Control, EventKind, Health, Input, Severity, Supervisor};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -539,12 +539,13 @@ impl Daemon {
             Action::Log(mut event) => {
                 self.deploy_event(now(), &mut event);
                 self.metrics.event(&event.service, event.kind);
-                tracing::info!(
-                    service = %event.service,
-                    event = event.kind.as_str(),
-                    incident = event.incident.as_deref().unwrap_or(""),
-                    "{}", event.message
-                );
+                let (service, kind) = (&event.service, event.kind.as_str());
+                let incident = event.incident.as_deref().unwrap_or("");
+                if is_trouble(event.kind) {
+                    tracing::warn!(%service, event = kind, incident, "{}", event.message);
+                } else {
+                    tracing::info!(%service, event = kind, incident, "{}", event.message);
+                }
                 // An incident, an attempt or a pause must survive a crash at once;
                 // watching, healthy, stale and the like can wait for the next save.
                 if matches!(
@@ -567,7 +568,11 @@ impl Daemon {
                 self.alert_seq += 1;
                 let ts = Timestamp::now();
                 let id = format!("{}-{}", ts.as_millisecond(), self.alert_seq);
-                tracing::warn!(service = %alert.service, kind = alert.kind, "{}", alert.message);
+                if alert.severity == Severity::Critical {
+                    tracing::error!(service = %alert.service, kind = alert.kind, "{}", alert.message);
+                } else {
+                    tracing::warn!(service = %alert.service, kind = alert.kind, "{}", alert.message);
+                }
                 let line = AlertLine::new(ts, id, alert);
                 self.alerts.append(&line).context("alerts file")?;
                 self.sinks.send(&line);
@@ -718,4 +723,20 @@ impl Daemon {
         }
         Ok(())
     }
+}
+
+/// Recovery events that mean something is wrong: logged as warnings, so they
+/// reach the journal at priority 4 (`journalctl -p warning -u medic`).
+fn is_trouble(kind: EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::Failing
+            | EventKind::RestartFailed
+            | EventKind::RollbackFailed
+            | EventKind::Escalated
+            | EventKind::Blind
+            | EventKind::Stale
+            | EventKind::Interrupted
+            | EventKind::DeployFailed
+    )
 }

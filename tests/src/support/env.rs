@@ -17,6 +17,11 @@ pub fn deb() -> Option<String> {
     require("the .deb package", "MEDIC_TEST_DEB")
 }
 
+/// The Debian image that boots systemd as PID 1 (`MEDIC_TEST_SYSTEMD_IMAGE`).
+pub fn systemd_image() -> Option<String> {
+    require("the systemd container image", "MEDIC_TEST_SYSTEMD_IMAGE")
+}
+
 /// The private Alertmanager (`MEDIC_TEST_ALERTMANAGER`, e.g. `http://127.0.0.1:19093`).
 pub fn alertmanager() -> Option<String> {
     require("an Alertmanager", "MEDIC_TEST_ALERTMANAGER")
