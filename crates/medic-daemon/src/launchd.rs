@@ -9,7 +9,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use medic_core::config::{Config, LabelSelector, LaunchAgentTarget};
 use medic_core::{ActionResult, Evidence, Observation, Step, Urgency};
-use medic_launchd::{Classification, JobFacts, Launchctl, LaunchdError, PlistCopy};
+use medic_launchd::{Classification, JobFacts, Launchctl, LaunchdError, PlistCopy, Source};
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
@@ -355,6 +355,14 @@ impl LaunchAgentCheck {
             }
             Ok(Ok(found)) => found,
         };
+        let mut facts = facts;
+        if let Some(facts) = facts.as_mut().filter(|f| f.source == Source::List)
+            && let Ok(path) = find_plist(&self.job, facts.plist.clone())
+        {
+            let (scheduled, on_demand) = medic_launchd::plist::triggers(&path);
+            facts.scheduled |= scheduled;
+            facts.on_demand |= on_demand;
+        }
         let verdict = medic_launchd::classify(facts.as_ref());
         let mut evidence = Evidence::new();
         evidence.insert("label".into(), self.job.label.clone().into());

@@ -138,7 +138,10 @@ impl JobFacts {
 
     fn last_exit_was_clean(&self) -> bool {
         self.exit_reason.is_none()
-            && matches!(self.last_exit, None | Some(LastExit::Never | LastExit::Code(0)))
+            && matches!(
+                self.last_exit,
+                None | Some(LastExit::Never | LastExit::Code(0))
+            )
     }
 
     /// launchd stopped it for being idle (jetsam's idle exit, or SIGKILL of an
@@ -213,9 +216,9 @@ impl JobFacts {
     /// "OS_REASON_CODESIGNING", "killed by signal 9 (SIGKILL)".
     pub fn last_exit_line(&self) -> Option<String> {
         match (&self.exit_reason, self.last_exit) {
-            (Some(reason), Some(exit @ (LastExit::Code(_) | LastExit::Signal(_)))) => {
-                Some(format!("{reason}, {}", exit.describe(self.exit_name.as_deref())))
-            }
+            (Some(reason), Some(exit @ (LastExit::Code(_) | LastExit::Signal(_)))) => Some(
+                format!("{reason}, {}", exit.describe(self.exit_name.as_deref())),
+            ),
             (Some(reason), _) => Some(reason.clone()),
             (None, Some(exit)) => Some(exit.describe(self.exit_name.as_deref())),
             (None, None) => None,
@@ -273,7 +276,10 @@ pub fn classify(facts: Option<&JobFacts>) -> Verdict {
     let Some(facts) = facts else {
         return verdict(Classification::Missing, "not loaded".into());
     };
-    let runs = facts.runs.map(|r| format!(", {r} runs")).unwrap_or_default();
+    let runs = facts
+        .runs
+        .map(|r| format!(", {r} runs"))
+        .unwrap_or_default();
     let last = facts.last_exit_line();
     if facts.is_running() {
         let pid = facts.pid.map_or(String::new(), |p| format!(" (pid {p})"));
@@ -283,10 +289,7 @@ pub fn classify(facts: Option<&JobFacts>) -> Verdict {
             }
             _ => String::new(),
         };
-        return verdict(
-            Classification::Healthy,
-            format!("running{pid}{previous}"),
-        );
+        return verdict(Classification::Healthy, format!("running{pid}{previous}"));
     }
     if facts.job_state.as_deref() == Some("spawn failed") {
         let why = last.map(|l| format!(", {l}")).unwrap_or_default();

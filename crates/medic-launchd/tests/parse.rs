@@ -4,7 +4,9 @@
 
 use std::path::Path;
 
-use medic_launchd::{Classification, LastExit, classify, parse_list, parse_list_table, parse_print};
+use medic_launchd::{
+    Classification, LastExit, classify, parse_list, parse_list_table, parse_print,
+};
 use serde_json::{Value, json};
 
 fn fixture(name: &str) -> String {
@@ -177,15 +179,27 @@ fn list_tables() {
     assert_eq!(rows.len(), 6);
     assert_eq!(
         rows[4],
-        ("homebrew.mxcl.postgresql".into(), None, Some(LastExit::Code(78)))
+        (
+            "homebrew.mxcl.postgresql".into(),
+            None,
+            Some(LastExit::Code(78))
+        )
     );
     assert_eq!(
         rows[0],
-        ("homebrew.mxcl.elasticsearch".into(), Some(805), Some(LastExit::Code(0)))
+        (
+            "homebrew.mxcl.elasticsearch".into(),
+            Some(805),
+            Some(LastExit::Code(0))
+        )
     );
     assert_eq!(
         table("list_table_catalina_sigkill.txt"),
-        [("com.zackelia.bclm.plist".into(), None, Some(LastExit::Signal(9)))]
+        [(
+            "com.zackelia.bclm.plist".into(),
+            None,
+            Some(LastExit::Signal(9))
+        )]
     );
     let rows = table("list_table_sequoia_system.txt");
     // The prompt, the header and the truncation note are not rows.
@@ -201,7 +215,10 @@ fn list_tables() {
 /// Empty trigger blocks, as older macOS prints them for every job, schedule nothing.
 #[test]
 fn empty_trigger_blocks_do_not_make_a_job_scheduled() {
-    let facts = parse_print("com.wazuh.agent", &fixture("print_catalina_system_running.txt"));
+    let facts = parse_print(
+        "com.wazuh.agent",
+        &fixture("print_catalina_system_running.txt"),
+    );
     assert!(!facts.scheduled && !facts.on_demand, "{facts:#?}");
     let facts = parse_print("job", &fixture("print_user_scheduled_exit0.txt"));
     assert!(facts.scheduled);
@@ -219,7 +236,10 @@ fn print_and_list_agree_on_an_idle_exit() {
     assert_eq!(classify(Some(&print)).class, Classification::Idle);
     assert_eq!(classify(Some(&list)).class, Classification::Idle);
     // Without Mach services or sockets nothing starts it again: a SIGKILL is a failure.
-    let plain = parse_list("job", "{\n\t\"Label\" = \"job\";\n\t\"LastExitStatus\" = 9;\n};\n");
+    let plain = parse_list(
+        "job",
+        "{\n\t\"Label\" = \"job\";\n\t\"LastExitStatus\" = 9;\n};\n",
+    );
     assert_eq!(classify(Some(&plain)).class, Classification::Failed);
 }
 
@@ -228,10 +248,7 @@ fn exit_codes_and_signals_have_names() {
     assert_eq!(medic_launchd::names::exit_code(78), Some("EX_CONFIG"));
     assert_eq!(medic_launchd::names::exit_code(134), Some("SIGABRT"));
     assert_eq!(medic_launchd::names::exit_code(3), None);
-    assert_eq!(
-        LastExit::Code(78).describe(None),
-        "exited 78 (EX_CONFIG)"
-    );
+    assert_eq!(LastExit::Code(78).describe(None), "exited 78 (EX_CONFIG)");
     assert_eq!(
         LastExit::Signal(9).describe(None),
         "killed by signal 9 (SIGKILL)"
@@ -247,13 +264,17 @@ fn constructed_states() {
         let facts = parse_print("job", &format!("gui/501/job = {{\n{body}}}\n"));
         classify(Some(&facts))
     };
-    let starting = read("\tactive count = 1\n\tstate = spawn scheduled\n\truns = 3\n\tlast exit code = 0\n");
+    let starting =
+        read("\tactive count = 1\n\tstate = spawn scheduled\n\truns = 3\n\tlast exit code = 0\n");
     assert_eq!(starting.class, Classification::Starting, "{starting:?}");
     for reason in ["OS_REASON_DYLD", "OS_REASON_TCC"] {
         let failed = read(&format!(
             "\tactive count = 0\n\tstate = not running\n\truns = 4\n\tlast exit reason = {reason}\n"
         ));
         assert_eq!(failed.class, Classification::Failed, "{failed:?}");
-        assert_eq!(failed.message, format!("failed: not running, {reason}, 4 runs"));
+        assert_eq!(
+            failed.message,
+            format!("failed: not running, {reason}, 4 runs")
+        );
     }
 }

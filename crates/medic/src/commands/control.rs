@@ -141,7 +141,11 @@ fn agent(s: &ServiceStatus) -> String {
     let Some(agent) = s.agent.as_ref().filter(|_| class == "failed") else {
         return class.to_owned();
     };
-    let text = |key: &str| agent.get(key).map(|v| v.as_str().map_or(v.to_string(), str::to_owned));
+    let text = |key: &str| {
+        agent
+            .get(key)
+            .map(|v| v.as_str().map_or(v.to_string(), str::to_owned))
+    };
     let why: Vec<String> = [
         text("last_exit"),
         text("job_state").filter(|j| j != "exited"),
