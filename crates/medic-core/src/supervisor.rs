@@ -432,6 +432,12 @@ impl Supervisor {
         self.availability.get(unit)?.ratio(now, window)
     }
 
+    /// A unit's milliseconds healthy and with a verdict since medic started
+    /// watching it (see [`crate::availability::Availability::totals`]).
+    pub fn availability_totals(&self, unit: &str, now: Instant) -> Option<(u64, u64)> {
+        Some(self.availability.get(unit)?.totals(now))
+    }
+
     /// The last `window` (up to 30 days) of a unit cut into `bars` bars, oldest
     /// first: each one's healthy share of its known time.
     pub fn availability_series(

@@ -438,18 +438,9 @@ impl Daemon {
                     .ok();
             }
             ControlRequest::Metrics(reply) => {
-                let probes = self
-                    .units
-                    .iter()
-                    .map(|(n, u)| (n.clone(), u.spec.probe_kinds.clone()))
-                    .collect();
-                let slo = self
-                    .config
-                    .services
-                    .iter()
-                    .map(|s| (s.name.clone(), s.slo))
-                    .collect();
-                let mut text = self.metrics.render(&self.sup, now, &probes, &slo);
+                let units =
+                    crate::metrics::unit_infos(&self.config, self.units.values().map(|u| &u.spec));
+                let mut text = self.metrics.render(&self.sup, now, &units);
                 self.sinks.render_metrics(&mut text);
                 reply.send(text).ok();
             }
