@@ -16,6 +16,7 @@ mod executor;
 pub mod history;
 pub mod journal;
 mod launchd;
+pub mod lock;
 mod metrics;
 mod notify;
 pub mod page;
