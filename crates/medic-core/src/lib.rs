@@ -11,6 +11,7 @@ pub mod availability;
 pub mod backoff;
 pub mod config;
 pub mod delivery;
+pub mod duration;
 pub mod event;
 pub mod machine;
 pub mod observation;

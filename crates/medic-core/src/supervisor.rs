@@ -252,6 +252,8 @@ impl Supervisor {
         if let Some(at) = self.scheduled.remove(name) {
             self.deadlines.remove(&(at, name.to_owned()));
         }
+        // The last blind unit gone ends the blindness (and resolves its alert).
+        self.update_blindness(now);
     }
 
     /// Declares that `unit` is not restarted while any of `on` is not healthy.

@@ -14,7 +14,9 @@ use std::time::Duration;
 use anyhow::Context;
 use jiff::Timestamp;
 use medic_core::config::Config;
-use medic_core::{Action, ActionResult, Control, EventKind, Health, Input, Severity, Supervisor};
+use medic_core::{
+    Action, ActionResult, Control, EventKind, Health, Input, Observation, Severity, Supervisor,
+};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -75,6 +77,8 @@ struct Daemon {
     history_saved: Instant,
     alert_seq: u64,
     shutdown_grace: Duration,
+    /// Per selector service, what its last discovery round saw (see `sight`).
+    sights: BTreeMap<String, Result<usize, String>>,
 }
 
 /// Runs the daemon until `shutdown` resolves; then stops within `shutdown_grace`.
@@ -85,6 +89,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let settings = config.medic.clone();
+    // First: a second medic on this state_dir stops here, before it touches anything.
+    let _lock = crate::lock::StateLock::acquire(&settings.state_dir)?;
+    crate::lock::clear_stale_socket(&settings.control_socket)?;
     let clock = WallClock::now();
     let store = Store::open(&settings.state_dir, Timestamp::now())?;
     let recovery = Journal::open(&settings.recovery_log)?;
@@ -126,6 +133,7 @@ pub async fn run(
         history_saved: Instant::now(),
         alert_seq: 0,
         shutdown_grace: settings.shutdown_grace,
+        sights: BTreeMap::new(),
     };
     let known: Vec<String> = daemon.store.file.units.keys().cloned().collect();
     let known: Vec<&str> = known.iter().map(String::as_str).collect();
@@ -344,6 +352,10 @@ impl Daemon {
                 self.found(&service, &container, &labels);
                 return;
             }
+            Event::Sight { service, sight } => {
+                self.sight(now, service, sight);
+                return;
+            }
             Event::Control(request) => {
                 self.control(request);
                 return;
@@ -420,11 +432,82 @@ impl Daemon {
         }
     }
 
+    /// A selector service's discovery round. While its engine cannot list
+    /// instances and none is watched, a placeholder unit named after the
+    /// service stands in, blind with the reason: status says `unknown` (and the
+    /// blind alert fires) instead of "healthy" over nothing. It gives way to the
+    /// instances once the engine answers. Changes are logged in one line.
+    fn sight(&mut self, now: std::time::Instant, service: String, sight: Result<usize, String>) {
+        let Some(config) = self.config.services.iter().find(|s| s.name == service) else {
+            return;
+        };
+        let what = units::selector_words(config);
+        let changed = match (self.sights.get(&service), &sight) {
+            (Some(Ok(before)), Ok(count)) => before != count,
+            (Some(Err(_)), Err(_)) => false,
+            _ => true,
+        };
+        match &sight {
+            Err(reason) => {
+                if changed {
+                    tracing::warn!(
+                        "{service}: {reason}: medic cannot see the {what}, so it watches none of them \
+                         until the engine answers (status: unknown)"
+                    );
+                }
+                let prefix = format!("{service}/");
+                if !self.units.keys().any(|u| u.starts_with(&prefix)) {
+                    if !self.units.contains_key(&service) {
+                        self.add_unit(units::placeholder(config));
+                    }
+                    let observation = Observation::blind(Duration::ZERO, reason.clone());
+                    let input = Input::Observed {
+                        unit: service.clone(),
+                        probe: 0,
+                        observation,
+                    };
+                    self.sup.handle_input(now, input).ok();
+                }
+            }
+            Ok(count) => {
+                if changed {
+                    tracing::info!("{service}: watching {count} {what}");
+                }
+                if let Some(placeholder) = self.units.remove(&service) {
+                    placeholder.probes.stop();
+                    self.sup.remove_unit(now, &service);
+                    self.metrics.forget(&service);
+                }
+            }
+        }
+        self.sights.insert(service, sight);
+    }
+
+    /// What each selector service's last discovery round saw, for status.
+    fn selector_status(&self) -> Vec<crate::status::SelectorStatus> {
+        self.sights
+            .iter()
+            .filter_map(|(service, sight)| {
+                let config = self.config.services.iter().find(|s| &s.name == service)?;
+                let what = units::selector_words(config);
+                Some(crate::status::SelectorStatus {
+                    service: service.clone(),
+                    watching: sight.as_ref().ok().copied(),
+                    message: match sight {
+                        Ok(count) => format!("watching {count} {what}"),
+                        Err(reason) => format!("{reason}: watching none of the {what}"),
+                    },
+                })
+            })
+            .collect()
+    }
+
     fn control(&mut self, request: ControlRequest) {
         let now = now();
         match request {
             ControlRequest::Status(reply) => {
-                let report = StatusReport::new(&self.sup, &self.store, &self.clock, now);
+                let mut report = StatusReport::new(&self.sup, &self.store, &self.clock, now);
+                report.selectors = self.selector_status();
                 reply.send(report).ok();
             }
             ControlRequest::Reload(reply) => {

@@ -441,7 +441,8 @@ async fn watch_events(client: Arc<DockerClient>, stops: Stops, shell: Shell) {
 }
 
 /// Lists the containers of a selector service every `interval`, and at once when
-/// the event stream saw a container appear, and reports each one it finds.
+/// the event stream saw a container appear, and reports each one it finds (or
+/// that the engine cannot be reached).
 async fn discover(
     client: Arc<DockerClient>,
     shell: Shell,
@@ -457,18 +458,13 @@ async fn discover(
             _ = ticks.tick() => {}
             () = now.notified() => {}
         }
-        let Ok(found) = client.find(&selector).await else {
-            continue; // unreachable: the container checks report blind
-        };
-        for container in found {
-            let event = Event::Found {
-                service: service.clone(),
-                container: container.name,
-                labels: container.labels,
-            };
-            if shell.events.send(event).await.is_err() {
-                return;
-            }
+        let found = client
+            .find(&selector)
+            .await
+            .map(|found| found.into_iter().map(|c| (c.name, c.labels)).collect())
+            .map_err(|error| error.to_string());
+        if !crate::executor::report_discovery(&shell, &service, found).await {
+            return;
         }
     }
 }

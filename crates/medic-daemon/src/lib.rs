@@ -15,6 +15,7 @@ mod executor;
 pub mod history;
 pub mod journal;
 mod launchd;
+pub mod lock;
 mod metrics;
 mod notify;
 pub mod page;

@@ -60,6 +60,14 @@ pub enum Event {
         /// Its labels, for per-container overrides (`medic.max_attempts=5`, …).
         labels: std::collections::HashMap<String, String>,
     },
+    /// A selector service's discovery round ended: how many instances its
+    /// engine lists (each one was reported as `Found` first), or why it cannot list them.
+    Sight {
+        /// The selector service.
+        service: String,
+        /// The number of instances, or the error (`Docker engine unreachable: …`).
+        sight: Result<usize, String>,
+    },
     /// A person's command from the control API.
     Control(ControlRequest),
 }

@@ -1079,6 +1079,7 @@ fn build_http(raw: &RawProbe, span: Range<usize>, errors: &mut Errors) -> Option
             .map(|h| h.get_ref().clone())
             .unwrap_or_default()
             .into_iter()
+            .map(|(name, value)| (name, Secret::new(value)))
             .collect(),
         expect_status: raw
             .expect_status

@@ -497,7 +497,11 @@ name = "web"
     assert_eq!(full.method, "HEAD");
     assert_eq!(
         full.headers,
-        vec![("Authorization".into(), "Bearer x".into())]
+        vec![("Authorization".into(), Secret::new("Bearer x"))]
+    );
+    assert!(
+        !format!("{full:?}").contains("Bearer x"),
+        "header values are secrets: {full:?}"
     );
     assert_eq!(full.expect_status, vec![204]);
     assert_eq!(
