@@ -8,6 +8,8 @@ mod command_target;
 mod dashboard;
 mod deploy;
 mod docker;
+mod engine_restarts;
 mod launchd;
+mod podman;
 mod service;
 mod systemd;

@@ -2,6 +2,7 @@
 //! and records last known good specs. Each job reports an `ActionResult` with
 //! its evidence; it never decides whether to retry (the core does).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -11,10 +12,10 @@ use medic_core::config::{Config, ContainerSelector, OnStop, Probe, Service, Targ
 use medic_core::{ActionResult, Evidence, Step};
 use medic_probe::{ClientPool, ProbeRunner, run_command};
 
-use crate::checks::Check;
-use crate::daemon::Shell;
 use crate::docker::Docker;
 use crate::launchd::{AgentJob, Launchd};
+use crate::probe::Check;
+use crate::shell::{Event, Shell};
 use crate::units::{UnitSpec, UnitTarget};
 
 /// Most bytes of a restart or rollback command's output kept as evidence.
@@ -35,6 +36,37 @@ pub struct JobContext {
     pub undo_deploy: bool,
     /// A target found gone may be recreated (the core waited `replace_grace`).
     pub recreate: bool,
+}
+
+/// Reports one discovery round of a selector service: a `Found` per instance
+/// (name, labels), then its `Sight`. False once the daemon has stopped listening.
+pub async fn report_discovery(
+    shell: &Shell,
+    service: &str,
+    found: Result<Vec<(String, HashMap<String, String>)>, String>,
+) -> bool {
+    let sight = match found {
+        Ok(found) => {
+            let count = found.len();
+            for (container, labels) in found {
+                let event = Event::Found {
+                    service: service.to_owned(),
+                    container,
+                    labels,
+                };
+                if shell.events.send(event).await.is_err() {
+                    return false;
+                }
+            }
+            Ok(count)
+        }
+        Err(reason) => Err(reason),
+    };
+    let event = Event::Sight {
+        service: service.to_owned(),
+        sight,
+    };
+    shell.events.send(event).await.is_ok()
 }
 
 /// The adapters actions go through.
