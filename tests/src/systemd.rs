@@ -179,6 +179,17 @@ fn the_deb_runs_under_a_real_systemd() {
     // 1. No docker group: the unit starts anyway (it used to fail 216/GROUP), and
     //    the engine's refusal reaches the journal as a warning.
     machine.must("groupdel docker");
+    // The unit a command target restarts, and its rollback script, writable by medic.
+    machine.write(
+        "/etc/systemd/system/api.service",
+        "[Service]\nExecStart=/bin/sh -c 'date +%%s.%%N >> /var/log/api-starts; exec sleep infinity'\n",
+    );
+    machine.write(
+        "/opt/api/rollback.sh",
+        "#!/bin/sh\necho previous > /opt/api/current\n",
+    );
+    machine.must("chmod 755 /opt/api/rollback.sh && chown medic /opt/api");
+    machine.must("systemctl daemon-reload && systemctl start api");
     let api_port = free_port();
     machine.write(
         "/etc/medic/medic.toml",
@@ -192,7 +203,27 @@ fn the_deb_runs_under_a_real_systemd() {
         "the blind container target is a warning in the journal:\n{}",
         machine.journal("-o cat")
     );
-    machine.must("systemctl stop medic");
+    // Without the opt-in the command target's restart is refused (user medic
+    // may not manage units) and its rollback cannot write (read-only /opt).
+    let line = |event: &str| {
+        let pattern = format!("service=api event=\"{event}\"");
+        eventually(&format!("api's {event}"), || {
+            let journal = machine.journal("-o cat");
+            Some(journal.lines().find(|l| l.contains(&pattern))?.to_owned())
+        })
+    };
+    let refused = line("restart_failed");
+    eprintln!("without the polkit rule: {refused}");
+    assert!(
+        refused.contains("Interactive authentication required")
+            || refused.contains("Access denied"),
+        "{refused}"
+    );
+    let read_only = line("rollback_failed");
+    eprintln!("without the drop-in: {read_only}");
+    assert!(read_only.contains("Read-only file system"), "{read_only}");
+    // A fresh start for phase 2: forget that incident.
+    machine.must("systemctl stop medic && rm -f /var/lib/medic/state.json");
 
     // 2. The group that owns the engine's socket, as on a Docker host, and the
     //    opt-in rights for command targets: the drop-in and the polkit rule.
@@ -209,16 +240,7 @@ fn the_deb_runs_under_a_real_systemd() {
          cp /usr/share/doc/medic/examples/command-targets.conf /etc/systemd/system/medic.service.d/ && \
          cp /usr/share/doc/medic/examples/medic-command-targets.rules /etc/polkit-1/rules.d/50-medic.rules",
     );
-    machine.write(
-        "/etc/systemd/system/api.service",
-        "[Service]\nExecStart=/bin/sh -c 'date +%%s.%%N >> /var/log/api-starts; exec sleep infinity'\n",
-    );
-    machine.write(
-        "/opt/api/rollback.sh",
-        "#!/bin/sh\necho previous > /opt/api/current\n",
-    );
-    machine.must("chmod 755 /opt/api/rollback.sh && chown medic /opt/api");
-    machine.must("systemctl daemon-reload && systemctl start api");
+    machine.must("systemctl daemon-reload");
 
     // READY: `systemctl start` of a Type=notify unit returns once medic sent it.
     let started = Instant::now();
@@ -292,6 +314,7 @@ fn the_deb_runs_under_a_real_systemd() {
     let stamped = regex_like_timestamp(&lines);
     assert!(stamped.is_none(), "a second timestamp: {stamped:?}");
     let warnings = machine.journal("-p warning -o cat");
+    eprintln!("journalctl -u medic -p warning -o cat:\n{warnings}");
     assert!(
         warnings.lines().any(|l| l.contains("WARN")),
         "`journalctl -p warning -u medic` shows medic's warnings:\n{lines}"

@@ -130,6 +130,19 @@ impl Docker {
         Ok(found.into_iter().map(|c| c.name).collect())
     }
 
+    /// Each container a selector matches now, with its state (`running`,
+    /// `exited`, …), stopped ones included: for `medic doctor`.
+    pub async fn states(
+        &self,
+        selector: &ContainerSelector,
+    ) -> anyhow::Result<Vec<(String, String)>> {
+        let found = self.client.find(&to_selector(selector)).await?;
+        Ok(found
+            .into_iter()
+            .map(|c| (c.name, c.state.to_string()))
+            .collect())
+    }
+
     /// Runs the discovery of selector services now.
     pub fn rediscover(&self) {
         self.rediscover.notify_waiters();

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod control;
 pub mod daemon;
 mod docker;
+pub mod doctor;
 mod executor;
 pub mod history;
 pub mod journal;

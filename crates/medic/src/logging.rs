@@ -25,15 +25,16 @@ pub fn init() {
             .event_format(Journal(Format::default().without_time().with_ansi(false)))
             .init();
     } else {
+        let no_color = std::env::var_os("NO_COLOR");
         builder
-            .with_ansi(colour(std::io::stderr().is_terminal()))
+            .with_ansi(colour(std::io::stderr().is_terminal(), no_color.as_deref()))
             .init();
     }
 }
 
 /// Colour on a terminal unless `NO_COLOR` is set to anything non-empty (no-color.org).
-fn colour(terminal: bool) -> bool {
-    terminal && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
+fn colour(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    terminal && no_color.is_none_or(|value| value.is_empty())
 }
 
 /// True when systemd connected stderr to journald: `JOURNAL_STREAM` names the
@@ -101,5 +102,15 @@ mod tests {
         .map(priority)
         .collect();
         assert_eq!(got, [3, 4, 6, 7, 7]);
+    }
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        let set = Some(std::ffi::OsStr::new("1"));
+        let empty = Some(std::ffi::OsStr::new(""));
+        assert!(colour(true, None));
+        assert!(colour(true, empty));
+        assert!(!colour(true, set));
+        assert!(!colour(false, None));
     }
 }
