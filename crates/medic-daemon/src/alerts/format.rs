@@ -315,7 +315,11 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains('<'), "no Slack markup survives: {text}");
-        assert_eq!(text.matches("\n> ").count(), 2, "medic's own quote marks stay: {text}");
+        assert_eq!(
+            text.matches("\n> ").count(),
+            2,
+            "medic's own quote marks stay: {text}"
+        );
     }
 
     #[test]

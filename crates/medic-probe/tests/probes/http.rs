@@ -69,7 +69,10 @@ fn app() -> Router {
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("none")
                     .to_owned();
-                (StatusCode::INTERNAL_SERVER_ERROR, format!("you sent {auth}"))
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("you sent {auth}"),
+                )
             }),
         )
         .route(
