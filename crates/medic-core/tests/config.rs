@@ -30,17 +30,23 @@ enum GenProbe {
 /// A duration as a person writes it: the largest unit that divides it, or a compound.
 fn write_duration(d: Duration, compound: bool) -> String {
     let ms = d.as_millis();
-    if compound && ms >= 3_600_000 && ms % 1000 == 0 {
+    if compound && ms >= 3_600_000 && ms.is_multiple_of(1000) {
         let s = d.as_secs();
         return format!("{}h {}m {}s", s / 3600, s % 3600 / 60, s % 60);
     }
-    match ms {
-        ms if ms % 86_400_000 == 0 => format!("{}d", ms / 86_400_000),
-        ms if ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
-        ms if ms % 60_000 == 0 => format!("{}m", ms / 60_000),
-        ms if ms % 1000 == 0 => format!("{}s", ms / 1000),
-        ms => format!("{ms}ms"),
-    }
+    let units = [
+        (86_400_000, "d"),
+        (3_600_000, "h"),
+        (60_000, "m"),
+        (1000, "s"),
+    ];
+    units
+        .iter()
+        .find(|(size, _)| ms.is_multiple_of(*size))
+        .map_or_else(
+            || format!("{ms}ms"),
+            |(size, unit)| format!("{}{unit}", ms / size),
+        )
 }
 
 fn toml_string(text: &str) -> String {
