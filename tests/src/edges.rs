@@ -380,30 +380,13 @@ fn header_secrets_stay_hidden_and_slack_text_mentions_nobody() {
         )
         .route("/hook/slack", axum::routing::post(record));
     let port = serve_in_background(app);
-    let config = format!(
-        r#"
-[defaults]
-interval = "200ms"
-timeout = "150ms"
-failure_threshold = 2
-backoff = "100ms"
-recover_timeout = "1s"
-
-[[alert]]
-name = "chat"
-kind = "slack"
-url = "http://127.0.0.1:{port}/hook/slack"
-min_severity = "info"
-
-[[service]]
-name = "web"
-command = {{ restart = ["sh", "-c", "echo '<!here> restarting <#C024BE7LR>'"], rollback = ["false"], timeout = "5s" }}
-  [[service.probe]]
-  kind = "http"
-  url = "http://127.0.0.1:{port}/health"
-  headers = {{ Authorization = "Bearer e2e-s3cret-token" }}
-"#
+    let restart = r#"["sh", "-c", "echo '<!here> restarting <#C024BE7LR>'; exit 1"]"#;
+    let slack = format!(
+        "[[alert]]\nname = \"chat\"\nkind = \"slack\"\nurl = \"http://127.0.0.1:{port}/hook/slack\"\nmin_severity = \"info\"\n"
     );
+    // The probe table comes last: its headers go on the end.
+    let config = crate::command_target::fast(restart, r#"["false"]"#, port, &slack)
+        + "  headers = { Authorization = \"Bearer e2e-s3cret-token\" }\n";
     let mut medic = Medic::start(&config);
     medic.wait_event("escalated", |e| e["event"] == "escalated");
     let texts = eventually("the escalation on Slack", || {
