@@ -17,6 +17,7 @@ pub mod observation;
 pub mod policy;
 pub mod snapshot;
 pub mod supervisor;
+pub mod time;
 
 pub use event::{Alert, EventKind, RecoveryEvent, Severity};
 pub use machine::{ClosedIncident, Health, Phase, UnitStatus};

@@ -14,11 +14,9 @@ use std::time::Duration;
 use anyhow::Context;
 use jiff::Timestamp;
 use medic_core::config::Config;
-use medic_core::{
-    Action, ActionResult, Control, EventKind, Health, Input, Observation, Supervisor,
-};
+use medic_core::{Action, ActionResult, Control, EventKind, Health, Input, Supervisor};
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -34,121 +32,7 @@ use crate::status::StatusReport;
 use crate::store::Store;
 use crate::units::{self, UnitSpec, UnitTarget};
 
-pub use deploy::DeployOutcome;
-
-/// Everything that can wake the supervisor loop.
-#[derive(Debug)]
-pub enum Event {
-    /// A probe reported.
-    Observed {
-        /// The unit.
-        unit: String,
-        /// The probe's index.
-        probe: usize,
-        /// What it saw.
-        observation: Observation,
-    },
-    /// An action ended.
-    Finished {
-        /// The unit.
-        unit: String,
-        /// How.
-        result: ActionResult,
-    },
-    /// A unit's last known good spec was captured.
-    LastKnownGood {
-        /// The unit.
-        unit: String,
-        /// The spec.
-        spec: serde_json::Value,
-        /// The container whose network namespace it joins (`network_mode: container:X`).
-        namespace_parent: Option<String>,
-    },
-    /// Docker reported a change to a container: check it now.
-    ContainerChanged {
-        /// The container's name.
-        container: String,
-        /// die, destroy, start, health_status, …
-        action: String,
-    },
-    /// A container matching a service's selector exists: watch it as a unit of its own.
-    Found {
-        /// The service whose selector matched.
-        service: String,
-        /// The container's name.
-        container: String,
-        /// Its labels, for per-container overrides (`medic.max_attempts=5`, …).
-        labels: std::collections::HashMap<String, String>,
-    },
-    /// A person's command from the control API.
-    Control(ControlRequest),
-}
-
-/// A command for the supervisor loop with a channel for its answer.
-#[derive(Debug)]
-pub enum ControlRequest {
-    /// Status of every unit.
-    Status(oneshot::Sender<StatusReport>),
-    /// Re-read the config file: Ok, or why it was rejected (the old config stays).
-    Reload(oneshot::Sender<Result<(), String>>),
-    /// The Prometheus exposition.
-    Metrics(oneshot::Sender<String>),
-    /// The status page's figures.
-    Page(oneshot::Sender<crate::page::PageSnapshot>),
-    /// `medic deploy` begins: Ok carries the version from before the deploy.
-    DeployBegin {
-        /// The unit.
-        unit: String,
-        /// The deploy command must report back within this.
-        command_timeout: Duration,
-        /// The new version must be healthy within this.
-        verify_timeout: Duration,
-        /// The version before, or why the deploy cannot begin.
-        reply: oneshot::Sender<Result<Option<serde_json::Value>, String>>,
-    },
-    /// The deploy command ended; answered when the deploy has ended.
-    DeployFinish {
-        /// The unit.
-        unit: String,
-        /// How the command ended.
-        result: ActionResult,
-        /// Promoted, rolled back or escalated.
-        reply: oneshot::Sender<DeployOutcome>,
-    },
-    /// pause / resume / reset / recover one unit.
-    Unit {
-        /// The unit (or service: applies to all its instances).
-        unit: String,
-        /// The command.
-        control: ControlCommand,
-        /// Ok, or why not.
-        reply: oneshot::Sender<Result<(), String>>,
-    },
-}
-
-/// A person's command on one unit.
-#[derive(Debug, Clone, Copy)]
-pub enum ControlCommand {
-    /// Pause, optionally for a while.
-    Pause(Option<Duration>),
-    /// Resume.
-    Resume,
-    /// Clear escalation and attempts.
-    Reset,
-    /// Restart now.
-    Recover,
-}
-
-/// Handles the daemon gives to its adapters.
-#[derive(Debug, Clone)]
-pub struct Shell {
-    /// Where adapters send what they see.
-    pub events: mpsc::Sender<Event>,
-    /// Tracks every task, so shutdown waits for them.
-    pub tracker: TaskTracker,
-    /// Cancelled at shutdown.
-    pub cancel: CancellationToken,
-}
+use crate::shell::{ControlCommand, ControlRequest, Event, Shell};
 
 struct Unit {
     spec: UnitSpec,
@@ -413,9 +297,7 @@ impl Daemon {
             }
             Event::Finished { unit, result } => {
                 self.in_flight.remove(&unit);
-                if let Some((next, step, recreate)) = self.queued.pop_front() {
-                    self.start_action(next, step, recreate);
-                }
+                self.start_queued();
                 Input::Finished { unit, result }
             }
             Event::LastKnownGood {
@@ -706,13 +588,39 @@ impl Daemon {
         Ok(())
     }
 
-    /// Starts a restart or rollback job, or queues it while `max_concurrent_actions` run.
+    /// Starts a restart or rollback job, or queues it while `max_concurrent_actions`
+    /// run or while this unit's previous job (one the core gave up on) still runs.
     fn start_action(&mut self, unit: String, step: medic_core::Step, recreate: bool) {
-        if self.in_flight.len() >= self.max_concurrent_actions {
-            tracing::info!(%unit, running = self.in_flight.len(), "Action queued: too many running");
+        if self.in_flight.len() >= self.max_concurrent_actions || self.in_flight.contains_key(&unit)
+        {
+            tracing::info!(%unit, running = self.in_flight.len(), "Action queued");
             self.queued.push_back((unit, step, recreate));
             return;
         }
+        self.launch(unit, step, recreate);
+    }
+
+    /// Starts queued jobs while there is room. One whose unit is no longer
+    /// watched (removed by a reload) is dropped, so the queue never stalls on it;
+    /// one whose unit still has a job running keeps its place.
+    fn start_queued(&mut self) {
+        let mut kept = std::collections::VecDeque::new();
+        while self.in_flight.len() < self.max_concurrent_actions
+            && let Some((unit, step, recreate)) = self.queued.pop_front()
+        {
+            if !self.units.contains_key(&unit) {
+                tracing::info!(%unit, "Queued action dropped: the service is no longer watched");
+            } else if self.in_flight.contains_key(&unit) {
+                kept.push_back((unit, step, recreate));
+            } else {
+                self.launch(unit, step, recreate);
+            }
+        }
+        kept.append(&mut self.queued);
+        self.queued = kept;
+    }
+
+    fn launch(&mut self, unit: String, step: medic_core::Step, recreate: bool) {
         let Some(u) = self.units.get(&unit) else {
             return;
         };

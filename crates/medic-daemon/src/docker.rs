@@ -13,8 +13,8 @@ use medic_docker::{ContainerSpec, DockerClient, Selector};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::daemon::{Event, Shell};
 use crate::executor::{Job, JobContext, failed};
+use crate::shell::{Event, Shell};
 use crate::units::{UnitSpec, UnitTarget};
 
 /// Log lines of a failing container kept as evidence.

@@ -11,10 +11,10 @@ use medic_core::config::{Config, ContainerSelector, OnStop, Probe, Service, Targ
 use medic_core::{ActionResult, Evidence, Step};
 use medic_probe::{ClientPool, ProbeRunner, run_command};
 
-use crate::checks::Check;
-use crate::daemon::Shell;
 use crate::docker::Docker;
 use crate::launchd::{AgentJob, Launchd};
+use crate::probe::Check;
+use crate::shell::Shell;
 use crate::units::{UnitSpec, UnitTarget};
 
 /// Most bytes of a restart or rollback command's output kept as evidence.

@@ -13,8 +13,8 @@ use medic_launchd::{Classification, JobFacts, Launchctl, LaunchdError, PlistCopy
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
-use crate::daemon::{Event, Shell};
 use crate::executor::{Job, failed};
+use crate::shell::{Event, Shell};
 
 /// Log lines of a failing job's StandardErrorPath / StandardOutPath kept as evidence.
 const LOG_LINES: usize = 50;

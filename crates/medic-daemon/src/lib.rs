@@ -7,7 +7,6 @@
 
 pub mod alerts;
 mod check;
-mod checks;
 pub mod clock;
 pub mod control;
 pub mod daemon;
@@ -19,10 +18,13 @@ mod launchd;
 mod metrics;
 mod notify;
 pub mod page;
+mod probe;
 mod schedule;
+pub mod shell;
 pub mod status;
 pub mod store;
 mod units;
 
 pub use check::{CheckRow, check_once, exit_code, millis};
-pub use daemon::{ControlCommand, ControlRequest, DeployOutcome, run};
+pub use daemon::run;
+pub use shell::{ControlCommand, ControlRequest, DeployOutcome};

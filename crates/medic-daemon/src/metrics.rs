@@ -21,8 +21,8 @@ use medic_core::availability::{error_budget_left, health_score};
 use medic_core::{EventKind, Health, Observation, Supervisor};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::daemon::{ControlRequest, Shell};
 use crate::page::{self, PageData};
+use crate::shell::{ControlRequest, Shell};
 use crate::status::health_name;
 
 /// Upper bounds of the probe latency histogram, in seconds.
