@@ -9,4 +9,5 @@ mod dashboard;
 mod deploy;
 mod docker;
 mod launchd;
+mod report;
 mod service;
