@@ -12,5 +12,6 @@ mod edges;
 mod engine_restarts;
 mod launchd;
 mod podman;
+mod report;
 mod service;
 mod systemd;

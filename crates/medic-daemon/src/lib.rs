@@ -21,6 +21,7 @@ mod metrics;
 mod notify;
 pub mod page;
 mod probe;
+pub mod report;
 mod schedule;
 pub mod shell;
 pub mod status;
