@@ -8,5 +8,6 @@ mod command_target;
 mod dashboard;
 mod deploy;
 mod docker;
+mod fleet;
 mod launchd;
 mod service;

@@ -305,7 +305,7 @@ impl Metrics {
             "counter",
             "Seconds with a verdict (healthy or unhealthy; unknown time counts neither way): the SLI's total.",
         );
-        for s in &status[..] {
+        for s in status {
             if let Some((up, known)) = sup.availability_totals(&s.name, now) {
                 let labels = with(info(&s.name), &[]);
                 sample(
