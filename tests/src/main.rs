@@ -10,6 +10,7 @@ mod deploy;
 mod docker;
 mod edges;
 mod engine_restarts;
+mod fleet;
 mod launchd;
 mod podman;
 mod report;
