@@ -36,11 +36,19 @@ pub fn rotate(path: &Path, keep: usize) -> std::io::Result<()> {
 /// (those that exist). With `since`, files last written before it are left
 /// out: all their lines are older.
 pub fn files(path: &Path, since: Option<SystemTime>) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = (1..)
-        .map(|n| rotated(path, n))
-        .take_while(|p| p.exists())
-        .collect();
-    out.reverse();
+    // Listed, not counted up from 1: a gap (a file removed by hand) hides nothing.
+    let mut rotated: Vec<(usize, PathBuf)> = Vec::new();
+    if let (Some(dir), Some(name)) = (path.parent(), path.file_name()) {
+        let prefix = format!("{}.", name.to_string_lossy());
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            if let Some(n) = file.strip_prefix(&prefix).and_then(|n| n.parse().ok()) {
+                rotated.push((n, entry.path()));
+            }
+        }
+    }
+    rotated.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
+    let mut out: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
     if path.exists() {
         out.push(path.to_owned());
     }
