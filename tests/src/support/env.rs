@@ -73,10 +73,13 @@ pub fn require(component: &str, var: &str) -> Option<String> {
     )
 }
 
-/// Root, for the tests that mount a tmpfs to fill a disk (CI runs as root).
+/// Root, for the tests that mount a tmpfs to fill a disk (CI runs as root);
+/// component `root`.
+#[track_caller]
 pub fn root() -> Option<()> {
+    skip::unless_skipped("root")?;
     if nix::unistd::Uid::effective().is_root() {
         return Some(());
     }
-    skip_or_fail("mounting a tmpfs needs root: run the tests with scripts/test as root")
+    skip::missing("root", "mounting a tmpfs needs root")
 }
