@@ -446,33 +446,23 @@ impl Metrics {
 
 /// Failed writes and lost lines of each file medic writes in the background.
 pub(crate) fn render_storage(out: &mut String, files: &[&crate::files::FileHealth]) {
-    family(
-        out,
-        "medic_journal_write_errors_total",
-        "counter",
-        "Failed writes of medic's own files (recovery log, alerts, state store, …); medic keeps supervising and retries.",
-    );
-    for file in files {
-        sample(
-            out,
+    let series: [(&str, &str, fn(&crate::files::FileHealth) -> u64); 2] = [
+        (
             "medic_journal_write_errors_total",
-            &[("file", file.what)],
-            file.errors_total() as f64,
-        );
-    }
-    family(
-        out,
-        "medic_journal_lines_dropped_total",
-        "counter",
-        "Lines lost because the file stayed unwritable until its bounded buffer was full.",
-    );
-    for file in files {
-        sample(
-            out,
+            "Failed writes of medic's own files (recovery log, alerts, state store, …); medic keeps supervising and retries.",
+            crate::files::FileHealth::errors_total,
+        ),
+        (
             "medic_journal_lines_dropped_total",
-            &[("file", file.what)],
-            file.dropped_total() as f64,
-        );
+            "Lines lost because the file stayed unwritable until its bounded buffer was full.",
+            crate::files::FileHealth::dropped_total,
+        ),
+    ];
+    for (name, help, value) in series {
+        family(out, name, "counter", help);
+        for file in files {
+            sample(out, name, &[("file", file.what)], value(file) as f64);
+        }
     }
 }
 

@@ -64,54 +64,20 @@ pub fn run(size: usize) {
     std::thread::sleep(INTERVAL);
 
     let files = Files::new(dir.path(), &stderr);
-    let mut phases = Vec::new();
-    phases.push(phase(
-        "healthy",
-        &config,
-        pid,
-        &upstream,
-        &files,
-        STORM,
-        size,
-        |_| false,
-    ));
-
+    let run = |name, length, done: &dyn Fn(&serde_json::Value) -> bool| {
+        phase(name, &config, pid, &upstream, &files, length, size, done)
+    };
+    let never = |_: &serde_json::Value| false;
+    let mut phases = vec![run("healthy", STORM, &never)];
     upstream.down.store(true, Ordering::SeqCst);
-    phases.push(phase(
-        "storm",
-        &config,
-        pid,
-        &upstream,
-        &files,
-        STORM,
-        size,
-        |_| false,
-    ));
-
+    phases.push(run("storm", STORM, &never));
     upstream.down.store(false, Ordering::SeqCst);
     let back = Instant::now();
-    let recovery = phase(
-        "recovery",
-        &config,
-        pid,
-        &upstream,
-        &files,
-        Duration::from_secs(300),
-        size,
-        |s| healthy(s) == size,
-    );
+    phases.push(run("recovery", Duration::from_secs(300), &|s| {
+        healthy(s) == size
+    }));
     let all_back = back.elapsed();
-    phases.push(recovery);
-    phases.push(phase(
-        "after",
-        &config,
-        pid,
-        &upstream,
-        &files,
-        STORM,
-        size,
-        |_| false,
-    ));
+    phases.push(run("after", STORM, &never));
 
     println!(
         "{:<9} {:>7} {:>22} {:>9} {:>8} {:>10} {:>12} {:>12} {:>26}",
@@ -169,7 +135,7 @@ fn phase(
     files: &Files,
     length: Duration,
     size: usize,
-    done: impl Fn(&serde_json::Value) -> bool,
+    done: &dyn Fn(&serde_json::Value) -> bool,
 ) -> Phase {
     let lines0 = files.lines();
     let probes0 = upstream.probes.load(Ordering::SeqCst);
@@ -315,33 +281,18 @@ fn write_config(dir: &Path, port: u16, size: usize) -> std::path::PathBuf {
 
 /// `GET /e/{i}`: `ok`, or 404 while the upstream is down; counts every probe.
 fn serve(upstream: Arc<Upstream>) -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("address").port();
-    listener.set_nonblocking(true).expect("nonblocking");
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async move {
-            let app = axum::Router::new().route(
-                "/e/{i}",
-                axum::routing::get(move || {
-                    let upstream = upstream.clone();
-                    async move {
-                        upstream.probes.fetch_add(1, Ordering::Relaxed);
-                        if upstream.down.load(Ordering::Relaxed) {
-                            (axum::http::StatusCode::NOT_FOUND, "gone")
-                        } else {
-                            (axum::http::StatusCode::OK, "ok")
-                        }
-                    }
-                }),
-            );
-            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-            axum::serve(listener, app).await.expect("serve");
-        });
-    });
-    port
+    crate::util::serve(axum::Router::new().route(
+        "/e/{i}",
+        axum::routing::get(move || {
+            let upstream = upstream.clone();
+            async move {
+                upstream.probes.fetch_add(1, Ordering::Relaxed);
+                if upstream.down.load(Ordering::Relaxed) {
+                    (axum::http::StatusCode::NOT_FOUND, "gone")
+                } else {
+                    (axum::http::StatusCode::OK, "ok")
+                }
+            }
+        }),
+    ))
 }
