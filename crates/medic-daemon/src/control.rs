@@ -22,7 +22,7 @@ use subtle::ConstantTimeEq;
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::daemon::{ControlCommand, ControlRequest, DeployOutcome, Shell};
+use crate::shell::{ControlCommand, ControlRequest, DeployOutcome, Shell};
 use crate::status::StatusReport;
 
 /// The body of `POST /v1/services/{name}/pause`.

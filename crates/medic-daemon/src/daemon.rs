@@ -15,10 +15,10 @@ use anyhow::Context;
 use jiff::Timestamp;
 use medic_core::config::Config;
 use medic_core::{
-    Action, ActionResult, Control, EventKind, Health, Input, Observation, Supervisor,
+    Action, ActionResult, Control, EventKind, Health, Input, Observation, Severity, Supervisor,
 };
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -34,129 +34,7 @@ use crate::status::StatusReport;
 use crate::store::Store;
 use crate::units::{self, UnitSpec, UnitTarget};
 
-pub use deploy::DeployOutcome;
-
-/// Everything that can wake the supervisor loop.
-#[derive(Debug)]
-pub enum Event {
-    /// A probe reported.
-    Observed {
-        /// The unit.
-        unit: String,
-        /// The probe's index.
-        probe: usize,
-        /// What it saw.
-        observation: Observation,
-    },
-    /// An action ended.
-    Finished {
-        /// The unit.
-        unit: String,
-        /// How.
-        result: ActionResult,
-    },
-    /// A unit's last known good spec was captured.
-    LastKnownGood {
-        /// The unit.
-        unit: String,
-        /// The spec.
-        spec: serde_json::Value,
-        /// The container whose network namespace it joins (`network_mode: container:X`).
-        namespace_parent: Option<String>,
-    },
-    /// Docker reported a change to a container: check it now.
-    ContainerChanged {
-        /// The container's name.
-        container: String,
-        /// die, destroy, start, health_status, …
-        action: String,
-    },
-    /// A container matching a service's selector exists: watch it as a unit of its own.
-    Found {
-        /// The service whose selector matched.
-        service: String,
-        /// The container's name.
-        container: String,
-        /// Its labels, for per-container overrides (`medic.max_attempts=5`, …).
-        labels: std::collections::HashMap<String, String>,
-    },
-    /// A selector service's discovery round ended: how many instances its
-    /// engine lists (each one was reported as `Found` first), or why it cannot list them.
-    Sight {
-        /// The selector service.
-        service: String,
-        /// The number of instances, or the error (`Docker engine unreachable: …`).
-        sight: Result<usize, String>,
-    },
-    /// A person's command from the control API.
-    Control(ControlRequest),
-}
-
-/// A command for the supervisor loop with a channel for its answer.
-#[derive(Debug)]
-pub enum ControlRequest {
-    /// Status of every unit.
-    Status(oneshot::Sender<StatusReport>),
-    /// Re-read the config file: Ok, or why it was rejected (the old config stays).
-    Reload(oneshot::Sender<Result<(), String>>),
-    /// The Prometheus exposition.
-    Metrics(oneshot::Sender<String>),
-    /// The status page's figures.
-    Page(oneshot::Sender<crate::page::PageSnapshot>),
-    /// `medic deploy` begins: Ok carries the version from before the deploy.
-    DeployBegin {
-        /// The unit.
-        unit: String,
-        /// The deploy command must report back within this.
-        command_timeout: Duration,
-        /// The new version must be healthy within this.
-        verify_timeout: Duration,
-        /// The version before, or why the deploy cannot begin.
-        reply: oneshot::Sender<Result<Option<serde_json::Value>, String>>,
-    },
-    /// The deploy command ended; answered when the deploy has ended.
-    DeployFinish {
-        /// The unit.
-        unit: String,
-        /// How the command ended.
-        result: ActionResult,
-        /// Promoted, rolled back or escalated.
-        reply: oneshot::Sender<DeployOutcome>,
-    },
-    /// pause / resume / reset / recover one unit.
-    Unit {
-        /// The unit (or service: applies to all its instances).
-        unit: String,
-        /// The command.
-        control: ControlCommand,
-        /// Ok, or why not.
-        reply: oneshot::Sender<Result<(), String>>,
-    },
-}
-
-/// A person's command on one unit.
-#[derive(Debug, Clone, Copy)]
-pub enum ControlCommand {
-    /// Pause, optionally for a while.
-    Pause(Option<Duration>),
-    /// Resume.
-    Resume,
-    /// Clear escalation and attempts.
-    Reset,
-    /// Restart now.
-    Recover,
-}
-
-/// Handles the daemon gives to its adapters.
-#[derive(Debug, Clone)]
-pub struct Shell {
-    /// Where adapters send what they see.
-    pub events: mpsc::Sender<Event>,
-    /// Tracks every task, so shutdown waits for them.
-    pub tracker: TaskTracker,
-    /// Cancelled at shutdown.
-    pub cancel: CancellationToken,
-}
+use crate::shell::{ControlCommand, ControlRequest, Event, Shell};
 
 struct Unit {
     spec: UnitSpec,
@@ -268,9 +146,7 @@ pub async fn run(
 
     let (control_tx, mut control) = mpsc::channel(16);
     crate::control::serve(&settings, &shell, control_tx.clone())?;
-    if let Some(listen) = &settings.metrics_listen {
-        crate::metrics::serve(listen, &shell, control_tx)?;
-    }
+    crate::web::serve(&settings, &shell, control_tx)?;
     let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     // The watchdog is pinged from this loop, so a hung loop gets medic restarted.
     let beat = daemon
@@ -427,9 +303,7 @@ impl Daemon {
             }
             Event::Finished { unit, result } => {
                 self.in_flight.remove(&unit);
-                if let Some((next, step, recreate)) = self.queued.pop_front() {
-                    self.start_action(next, step, recreate);
-                }
+                self.start_queued();
                 Input::Finished { unit, result }
             }
             Event::LastKnownGood {
@@ -457,6 +331,15 @@ impl Daemon {
                 if !watched && matches!(action.as_str(), "create" | "start" | "rename") {
                     self.executor.rediscover();
                 }
+                return;
+            }
+            Event::EngineReconnected => {
+                for unit in self.units.values() {
+                    if matches!(unit.spec.target, UnitTarget::Container { .. }) {
+                        unit.probes.check_container();
+                    }
+                }
+                self.executor.rediscover();
                 return;
             }
             Event::Found {
@@ -636,18 +519,9 @@ impl Daemon {
                     .ok();
             }
             ControlRequest::Metrics(reply) => {
-                let probes = self
-                    .units
-                    .iter()
-                    .map(|(n, u)| (n.clone(), u.spec.probe_kinds.clone()))
-                    .collect();
-                let slo = self
-                    .config
-                    .services
-                    .iter()
-                    .map(|s| (s.name.clone(), s.slo))
-                    .collect();
-                let mut text = self.metrics.render(&self.sup, now, &probes, &slo);
+                let units =
+                    crate::metrics::unit_infos(&self.config, self.units.values().map(|u| &u.spec));
+                let mut text = self.metrics.render(&self.sup, now, &units);
                 self.sinks.render_metrics(&mut text);
                 reply.send(text).ok();
             }
@@ -737,12 +611,13 @@ impl Daemon {
             Action::Log(mut event) => {
                 self.deploy_event(now(), &mut event);
                 self.metrics.event(&event.service, event.kind);
-                tracing::info!(
-                    service = %event.service,
-                    event = event.kind.as_str(),
-                    incident = event.incident.as_deref().unwrap_or(""),
-                    "{}", event.message
-                );
+                let (service, kind) = (&event.service, event.kind.as_str());
+                let incident = event.incident.as_deref().unwrap_or("");
+                if is_trouble(event.kind) {
+                    tracing::warn!(%service, event = kind, incident, "{}", event.message);
+                } else {
+                    tracing::info!(%service, event = kind, incident, "{}", event.message);
+                }
                 // An incident, an attempt or a pause must survive a crash at once;
                 // watching, healthy, stale and the like can wait for the next save.
                 if matches!(
@@ -765,7 +640,11 @@ impl Daemon {
                 self.alert_seq += 1;
                 let ts = Timestamp::now();
                 let id = format!("{}-{}", ts.as_millisecond(), self.alert_seq);
-                tracing::warn!(service = %alert.service, kind = alert.kind, "{}", alert.message);
+                if alert.severity == Severity::Critical {
+                    tracing::error!(service = %alert.service, kind = alert.kind, "{}", alert.message);
+                } else {
+                    tracing::warn!(service = %alert.service, kind = alert.kind, "{}", alert.message);
+                }
                 let line = AlertLine::new(ts, id, alert);
                 self.alerts.append(&line).context("alerts file")?;
                 self.sinks.send(&line);
@@ -795,13 +674,39 @@ impl Daemon {
         Ok(())
     }
 
-    /// Starts a restart or rollback job, or queues it while `max_concurrent_actions` run.
+    /// Starts a restart or rollback job, or queues it while `max_concurrent_actions`
+    /// run or while this unit's previous job (one the core gave up on) still runs.
     fn start_action(&mut self, unit: String, step: medic_core::Step, recreate: bool) {
-        if self.in_flight.len() >= self.max_concurrent_actions {
-            tracing::info!(%unit, running = self.in_flight.len(), "Action queued: too many running");
+        if self.in_flight.len() >= self.max_concurrent_actions || self.in_flight.contains_key(&unit)
+        {
+            tracing::info!(%unit, running = self.in_flight.len(), "Action queued");
             self.queued.push_back((unit, step, recreate));
             return;
         }
+        self.launch(unit, step, recreate);
+    }
+
+    /// Starts queued jobs while there is room. One whose unit is no longer
+    /// watched (removed by a reload) is dropped, so the queue never stalls on it;
+    /// one whose unit still has a job running keeps its place.
+    fn start_queued(&mut self) {
+        let mut kept = std::collections::VecDeque::new();
+        while self.in_flight.len() < self.max_concurrent_actions
+            && let Some((unit, step, recreate)) = self.queued.pop_front()
+        {
+            if !self.units.contains_key(&unit) {
+                tracing::info!(%unit, "Queued action dropped: the service is no longer watched");
+            } else if self.in_flight.contains_key(&unit) {
+                kept.push_back((unit, step, recreate));
+            } else {
+                self.launch(unit, step, recreate);
+            }
+        }
+        kept.append(&mut self.queued);
+        self.queued = kept;
+    }
+
+    fn launch(&mut self, unit: String, step: medic_core::Step, recreate: bool) {
         let Some(u) = self.units.get(&unit) else {
             return;
         };
@@ -890,4 +795,20 @@ impl Daemon {
         }
         Ok(())
     }
+}
+
+/// Recovery events that mean something is wrong: logged as warnings, so they
+/// reach the journal at priority 4 (`journalctl -p warning -u medic`).
+fn is_trouble(kind: EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::Failing
+            | EventKind::RestartFailed
+            | EventKind::RollbackFailed
+            | EventKind::Escalated
+            | EventKind::Blind
+            | EventKind::Stale
+            | EventKind::Interrupted
+            | EventKind::DeployFailed
+    )
 }

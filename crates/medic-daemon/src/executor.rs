@@ -12,10 +12,10 @@ use medic_core::config::{Config, ContainerSelector, OnStop, Probe, Service, Targ
 use medic_core::{ActionResult, Evidence, Step};
 use medic_probe::{ClientPool, ProbeRunner, run_command};
 
-use crate::checks::Check;
-use crate::daemon::{Event, Shell};
 use crate::docker::Docker;
 use crate::launchd::{AgentJob, Launchd};
+use crate::probe::Check;
+use crate::shell::{Event, Shell};
 use crate::units::{UnitSpec, UnitTarget};
 
 /// Most bytes of a restart or rollback command's output kept as evidence.
@@ -229,7 +229,7 @@ async fn run_target_command(argv: Vec<String>, timeout: Duration) -> ActionResul
             evidence,
         },
         (Some(code), _, _) => ActionResult::Failed {
-            message: format!("`{program}` exited {code}"),
+            message: format!("`{program}` exited {code}{}", output_tail(&outcome.output)),
             evidence,
         },
         (None, _, _) => ActionResult::Failed {
@@ -240,6 +240,21 @@ async fn run_target_command(argv: Vec<String>, timeout: Duration) -> ActionResul
             evidence,
         },
     }
+}
+
+/// The last lines of a failed command's output, for its one-line message: they
+/// usually say why ("Failed to restart api.service: Access denied").
+fn output_tail(output: &str) -> String {
+    let lines: Vec<&str> = output
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let tail = lines[lines.len().saturating_sub(3)..].join(" | ");
+    if tail.is_empty() {
+        return tail;
+    }
+    format!(": {}", tail.chars().take(300).collect::<String>())
 }
 
 /// A failed action with no evidence beyond its message.

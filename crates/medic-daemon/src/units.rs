@@ -11,9 +11,9 @@ use medic_core::config::{
     OnStop, ProbeKind, Service, Target,
 };
 
-use crate::checks::Check;
 use crate::executor::Executor;
 use crate::launchd::AgentJob;
+use crate::probe::Check;
 
 /// One thing medic keeps alive: a service, or one container of a service whose selector matches several.
 #[derive(Debug, Clone)]

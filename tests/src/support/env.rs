@@ -11,10 +11,24 @@ pub fn docker_host() -> Option<String> {
     require("docker", "MEDIC_TEST_DOCKER_HOST")
 }
 
+/// The private Podman service (`MEDIC_TEST_PODMAN_HOST`, its Docker-compatible socket);
+/// component `podman`.
+#[track_caller]
+pub fn podman_host() -> Option<String> {
+    require("podman", "MEDIC_TEST_PODMAN_HOST")
+}
+
 /// The .deb the test command built with cargo-deb (`MEDIC_TEST_DEB`); component `deb`.
 #[track_caller]
 pub fn deb() -> Option<String> {
     require("deb", "MEDIC_TEST_DEB")
+}
+
+/// The Debian image that boots systemd as PID 1 (`MEDIC_TEST_SYSTEMD_IMAGE`);
+/// component `systemd`.
+#[track_caller]
+pub fn systemd_image() -> Option<String> {
+    require("systemd", "MEDIC_TEST_SYSTEMD_IMAGE")
 }
 
 /// The private Alertmanager (`MEDIC_TEST_ALERTMANAGER`, e.g. `http://127.0.0.1:19093`);
