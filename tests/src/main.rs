@@ -8,6 +8,7 @@ mod command_target;
 mod dashboard;
 mod deploy;
 mod docker;
+mod doctor;
 mod engine_restarts;
 mod launchd;
 mod podman;
