@@ -195,6 +195,20 @@ fn the_deb_runs_under_a_real_systemd() {
         "/etc/medic/medic.toml",
         &config(&web, web_port, api_port, ""),
     );
+    // doctor, run where medic is installed, foresees both refusals below.
+    let (_, doctor) = machine.sh("medic doctor --config /etc/medic/medic.toml --json || true");
+    let doctor: serde_json::Value =
+        serde_json::from_str(&doctor).unwrap_or_else(|e| panic!("doctor --json ({e}): {doctor}"));
+    let hardening: Vec<&serde_json::Value> = doctor["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["check"] == "hardening" && f["service"] == "api")
+        .collect();
+    assert!(
+        hardening.len() == 2 && hardening.iter().all(|f| f["severity"] == "warning"),
+        "doctor warns about the restart and the rollback: {doctor:#}"
+    );
     machine.must("systemctl start medic");
     assert_eq!(machine.show("medic", "ActiveState"), "active");
     let blind = machine.journal("-p warning -o cat");

@@ -252,7 +252,9 @@ fn check_state_dir(config: &Config, unit: Option<&InstalledUnit>, out: &mut Find
     }
     match nix::sys::statvfs::statvfs(dir) {
         Ok(stat) => {
-            let free = stat.blocks_available() as u64 * stat.fragment_size() as u64;
+            // u64 on Linux, u32 on macOS.
+            #[allow(clippy::unnecessary_cast)]
+            let free = (stat.blocks_available() as u64).saturating_mul(stat.fragment_size() as u64);
             let text = format!("{} is writable, {} free", dir.display(), mib(free));
             if free < LOW_SPACE / 10 {
                 out.error("state_dir", None, text, "free space on that file system: medic degrades, but stops recording, when it is full");
