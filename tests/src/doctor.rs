@@ -40,6 +40,18 @@ fn findings<'a>(report: &'a Value, check: &str, service: Option<&str>) -> Vec<&'
         .collect()
 }
 
+/// `dir/root` with what `medic install systemd --root` writes: an installed unit.
+fn installed_root(dir: &Path) -> std::path::PathBuf {
+    let root = dir.join("root");
+    let install = Command::new(bin("medic"))
+        .args(["install", "systemd", "--root"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(install.status.success());
+    root
+}
+
 /// `[medic]` keeping every file in `dir`, with the engine given.
 fn medic_table(dir: &Path, docker_host: &str) -> String {
     format!(
@@ -171,13 +183,7 @@ fn doctor_reports_a_dependency_cycle_at_its_line() {
 #[test]
 fn doctor_warns_about_command_targets_the_installed_unit_forbids() {
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("root");
-    let install = Command::new(bin("medic"))
-        .args(["install", "systemd", "--root"])
-        .arg(&root)
-        .output()
-        .unwrap();
-    assert!(install.status.success());
+    let root = installed_root(dir.path());
     let config = format!(
         r#"[medic]
 state_dir = "{0}/state"
@@ -272,13 +278,7 @@ fn doctor_exits_0_when_all_is_well() {
         "medic-test/good:1",
     ]);
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("root");
-    let install = Command::new(bin("medic"))
-        .args(["install", "systemd", "--root"])
-        .arg(&root)
-        .output()
-        .unwrap();
-    assert!(install.status.success());
+    let root = installed_root(dir.path());
     let host = std::env::var("MEDIC_TEST_DOCKER_HOST").unwrap();
     let config = format!(
         r#"{medic}metrics_listen = "127.0.0.1:{metrics}"

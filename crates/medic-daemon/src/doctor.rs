@@ -507,9 +507,7 @@ async fn check_target(service: &Service, docker: Option<&Docker>, out: &mut Find
         }
         Some(Target::LaunchAgent(target)) => check_launch_agent(&service.name, target, out),
         Some(Target::Command(command)) => {
-            let mut argvs = vec![("restart", &command.restart)];
-            argvs.extend(command.rollback.as_ref().map(|r| ("rollback", r)));
-            for (what, argv) in argvs {
+            for (what, argv) in commands(command) {
                 let program = argv.first().map_or("", String::as_str);
                 match resolve(program) {
                     Ok(path) => out.ok(
@@ -851,9 +849,7 @@ fn check_hardening(
     out: &mut Findings,
 ) {
     let name = Some(service);
-    let mut argvs = vec![("restart", &command.restart)];
-    argvs.extend(command.rollback.as_ref().map(|r| ("rollback", r)));
-    for (what, argv) in argvs {
+    for (what, argv) in commands(command) {
         let program = argv
             .first()
             .map(|p| p.rsplit('/').next().unwrap_or(p))
@@ -931,6 +927,13 @@ fn check_hardening(
             }
         }
     }
+}
+
+/// A command target's argvs: restart, and rollback when it has one.
+fn commands(command: &CommandTarget) -> Vec<(&'static str, &Vec<String>)> {
+    let mut argvs = vec![("restart", &command.restart)];
+    argvs.extend(command.rollback.as_ref().map(|r| ("rollback", r)));
+    argvs
 }
 
 /// The text of every polkit rules file under `root`.
