@@ -85,6 +85,10 @@ container = {{ name = "{stopped}" }}
 [[service]]
 name = "agent"
 launch_agent = {{ label = "com.example.gone", plist = "{plist}" }}
+
+[[service]]
+name = "fleet"
+container = {{ label = "medic.e2e.none={stopped}" }}
 "#,
         medic = medic_table(dir.path(), &host),
         plist = plist.display()
@@ -119,6 +123,15 @@ launch_agent = {{ label = "com.example.gone", plist = "{plist}" }}
         "{report:#}"
     );
 
+    let fleet = findings(&report, "target", Some("fleet"));
+    assert_eq!(fleet[0]["severity"], "warning", "{report:#}");
+    assert!(
+        fleet[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("matches no container")
+    );
+
     let agent = findings(&report, "target", Some("agent"));
     assert_eq!(agent[0]["severity"], "error", "{report:#}");
     assert!(agent[0]["message"].as_str().unwrap().contains("is missing"));
@@ -150,6 +163,25 @@ launch_agent = {{ label = "com.example.gone", plist = "{plist}" }}
             .unwrap()
             .contains("/opt/gone/bin/agent"),
         "{report:#}"
+    );
+}
+
+#[test]
+fn doctor_says_when_no_engine_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = format!("unix://{}/docker.sock", dir.path().display());
+    let config = medic_table(dir.path(), &socket)
+        + "\n[[service]]\nname = \"web\"\ncontainer = { name = \"web\" }\n";
+    let (code, report) = doctor(dir.path(), &config, &[]);
+    assert_eq!(code, 2, "{report:#}");
+    let engine = findings(&report, "engine", None);
+    assert_eq!(engine[0]["severity"], "error", "{report:#}");
+    assert!(engine[0]["message"].as_str().unwrap().contains(&socket));
+    assert!(
+        engine[0]["fix"]
+            .as_str()
+            .unwrap()
+            .contains("start the engine")
     );
 }
 
