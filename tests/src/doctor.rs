@@ -8,6 +8,7 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::support::docker::{Cleanup, Engine, unique};
+use crate::support::env;
 use crate::support::medic::{bin, free_port};
 
 /// Runs `medic doctor --json --config <dir>/medic.toml ARGS`: (exit code, report).
@@ -183,6 +184,28 @@ fn doctor_says_when_no_engine_answers() {
             .unwrap()
             .contains("start the engine")
     );
+}
+
+#[test]
+fn doctor_names_podman_when_podman_answers() {
+    let Some(podman) = env::podman_host() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = medic_table(dir.path(), &podman)
+        + "\n[[service]]\nname = \"web\"\ncontainer = { name = \"medic-e2e-doctor-absent\" }\n";
+    let (_, report) = doctor(dir.path(), &config, &[]);
+    let engine = findings(&report, "engine", None);
+    assert_eq!(engine[0]["severity"], "ok", "{report:#}");
+    assert!(
+        engine[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Podman "),
+        "{report:#}"
+    );
+    let web = findings(&report, "target", Some("web"));
+    assert_eq!(web[0]["severity"], "error", "{report:#}");
 }
 
 #[test]
