@@ -172,12 +172,27 @@ async fn check_engine(config: &Config, out: &mut Findings) {
             "upgrade the engine (Docker 20.10 or Podman 4 and later)",
         ),
         Err(error) => {
-            let fix = if error.contains("ermission denied") {
-                "give medic's user the socket's group: `usermod -aG docker medic && systemctl restart medic` (Podman: `SocketGroup=medic` in a podman.socket drop-in; README, \"Running under systemd\")"
+            // The socket itself says why: refused to this user, or not there.
+            let socket = docker.endpoint();
+            let refused = socket.strip_prefix("unix://").is_some_and(|path| {
+                std::os::unix::net::UnixStream::connect(path)
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied)
+            });
+            if refused {
+                out.error(
+                    "engine",
+                    None,
+                    format!("{socket}: permission denied to this user"),
+                    "give medic's user the socket's group: `usermod -aG docker medic && systemctl restart medic` (Podman: `SocketGroup=medic` in a podman.socket drop-in; README, \"Running under systemd\")",
+                );
             } else {
-                "start the engine (`systemctl start docker` or `systemctl start podman.socket`), or point [medic] docker_host at its socket"
-            };
-            out.error("engine", None, error, fix);
+                out.error(
+                    "engine",
+                    None,
+                    error,
+                    "start the engine (`systemctl start docker` or `systemctl start podman.socket`), or point [medic] docker_host at its socket",
+                );
+            }
         }
     }
 }
