@@ -146,9 +146,7 @@ pub async fn run(
 
     let (control_tx, mut control) = mpsc::channel(16);
     crate::control::serve(&settings, &shell, control_tx.clone())?;
-    if let Some(listen) = &settings.metrics_listen {
-        crate::metrics::serve(listen, &shell, control_tx)?;
-    }
+    crate::web::serve(&settings, &shell, control_tx)?;
     let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     // The watchdog is pinged from this loop, so a hung loop gets medic restarted.
     let beat = daemon

@@ -39,6 +39,8 @@ pub struct Docker {
     rediscover: Arc<Notify>,
     /// Containers a command is stopping or restarting (by name), from the event stream.
     stops: Stops,
+    /// `docker_host` or DOCKER_HOST when set, for saying which engine is unreachable.
+    address: Option<Arc<str>>,
 }
 
 /// The last stop command per container the event stream reported, until the
@@ -97,10 +99,16 @@ impl Docker {
             Some(host) => DockerClient::connect_to(host)?,
             None => DockerClient::connect()?,
         };
+        let address = config
+            .medic
+            .docker_host
+            .clone()
+            .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()));
         Ok(Some(Self {
             client: Arc::new(client),
             rediscover: Arc::new(Notify::new()),
             stops: Stops::default(),
+            address: address.map(Arc::from),
         }))
     }
 
@@ -148,6 +156,26 @@ impl Docker {
             .collect())
     }
 
+    /// Why the engine cannot list containers, in one line with the root cause:
+    /// `Docker engine unreachable at unix:///run/docker.sock: connection refused`,
+    /// `Docker engine unreachable: Socket not found: /var/run/docker.sock`.
+    fn unreachable(&self, error: &medic_docker::DockerError) -> String {
+        let at = self
+            .address
+            .as_deref()
+            .map_or_else(String::new, |a| format!(" at {a}"));
+        // DockerError names no source; bollard's error chain goes down to the IO error.
+        let cause = match error.bollard() {
+            Some(bollard) => medic_probe::reason::innermost(bollard),
+            None => error.to_string(),
+        };
+        if error.is_unreachable() {
+            format!("Docker engine unreachable{at}: {cause}")
+        } else {
+            format!("Docker engine{at} cannot list containers: {cause}")
+        }
+    }
+
     /// Runs the discovery of selector services now.
     pub fn rediscover(&self) {
         self.rediscover.notify_waiters();
@@ -174,7 +202,7 @@ impl Docker {
             return;
         }
         let discovery = discover(
-            self.client.clone(),
+            self.clone(),
             shell.clone(),
             self.rediscover.clone(),
             service.to_owned(),
@@ -462,7 +490,7 @@ async fn watch_events(client: Arc<DockerClient>, stops: Stops, shell: Shell) {
 /// the event stream saw a container appear, and reports each one it finds (or
 /// that the engine cannot be reached).
 async fn discover(
-    client: Arc<DockerClient>,
+    docker: Docker,
     shell: Shell,
     now: Arc<Notify>,
     service: String,
@@ -476,11 +504,12 @@ async fn discover(
             _ = ticks.tick() => {}
             () = now.notified() => {}
         }
-        let found = client
+        let found = docker
+            .client
             .find(&selector)
             .await
             .map(|found| found.into_iter().map(|c| (c.name, c.labels)).collect())
-            .map_err(|error| error.to_string());
+            .map_err(|error| docker.unreachable(&error));
         if !crate::executor::report_discovery(&shell, &service, found).await {
             return;
         }

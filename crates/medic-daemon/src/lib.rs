@@ -21,11 +21,13 @@ mod metrics;
 mod notify;
 pub mod page;
 mod probe;
+pub mod report;
 mod schedule;
 pub mod shell;
 pub mod status;
 pub mod store;
 mod units;
+mod web;
 
 pub use check::{CheckRow, check_once, container_engine, exit_code, millis};
 pub use daemon::run;

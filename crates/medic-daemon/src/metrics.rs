@@ -3,27 +3,23 @@
 //! against the SLO with the error budget left, a 0–100 health score, probe
 //! latency histograms, observation and recovery counters, and medic's own
 //! process figures. A Prometheus server scraping every host's medic is how a
-//! fleet is watched. The same listener serves the status page (`page.rs`):
-//! `/`, `/api/status`, `/page.css`, `/page.js`.
+//! fleet is watched (`web.rs` binds the listener).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderName};
-use axum::response::{IntoResponse, Response};
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use medic_core::availability::{error_budget_left, health_score};
 use medic_core::config::{Config, Service};
 use medic_core::{EventKind, Health, Observation, Supervisor};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::page::{self, PageData};
-use crate::shell::{ControlRequest, Shell};
+use crate::shell::ControlRequest;
 use crate::status::health_name;
 use crate::units::UnitSpec;
 
@@ -305,7 +301,7 @@ impl Metrics {
             "counter",
             "Seconds with a verdict (healthy or unhealthy; unknown time counts neither way): the SLI's total.",
         );
-        for s in &status[..] {
+        for s in status {
             if let Some((up, known)) = sup.availability_totals(&s.name, now) {
                 let labels = with(info(&s.name), &[]);
                 sample(
@@ -517,32 +513,11 @@ fn process(out: &mut String) {
     }
 }
 
-/// Serves GET /metrics and the status page on `listen` until shutdown; the loop renders each answer.
-pub fn serve(
-    listen: &str,
-    shell: &Shell,
-    requests: mpsc::Sender<ControlRequest>,
-) -> anyhow::Result<()> {
-    let listener = std::net::TcpListener::bind(listen)
-        .with_context(|| format!("cannot listen on {listen} (metrics_listen)"))?;
-    listener.set_nonblocking(true)?;
-    let listener = tokio::net::TcpListener::from_std(listener)?;
-    let app = Router::new()
+/// `GET /metrics`; the supervisor loop renders each answer.
+pub fn routes(requests: mpsc::Sender<ControlRequest>) -> Router {
+    Router::new()
         .route("/metrics", get(scrape))
-        .route("/", get(page_html))
-        .route("/api/status", get(page_json))
-        .route("/page.css", get(page_css))
-        .route("/page.js", get(page_js))
-        .with_state(requests);
-    let cancel = shell.cancel.clone();
-    shell.tracker.spawn(async move {
-        let server = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { cancel.cancelled().await });
-        if let Err(error) = server.await {
-            tracing::error!(%error, "Metrics endpoint stopped");
-        }
-    });
-    Ok(())
+        .with_state(requests)
 }
 
 async fn scrape(State(requests): State<mpsc::Sender<ControlRequest>>) -> impl IntoResponse {
@@ -555,72 +530,4 @@ async fn scrape(State(requests): State<mpsc::Sender<ControlRequest>>) -> impl In
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         text,
     )
-}
-
-/// How long the page waits for the supervisor loop; a loop that does not answer
-/// makes the page's poll fail, so it shows its data as stale.
-const PAGE_ANSWER: Duration = Duration::from_secs(2);
-
-/// The page's data from the loop, with the incidents read from the recovery log.
-async fn page_data(requests: &mpsc::Sender<ControlRequest>) -> Option<PageData> {
-    let (reply, answer) = oneshot::channel();
-    requests.send(ControlRequest::Page(reply)).await.ok()?;
-    let snapshot = tokio::time::timeout(PAGE_ANSWER, answer).await.ok()?.ok()?;
-    // Reading the recovery log's tail is blocking file IO.
-    tokio::task::spawn_blocking(move || PageData::new(snapshot))
-        .await
-        .ok()
-}
-
-/// What every page answer carries: no caching, and nothing loaded from anywhere but here.
-const PAGE_HEADERS: [(HeaderName, &str); 2] = [
-    (CACHE_CONTROL, "no-store"),
-    (
-        CONTENT_SECURITY_POLICY,
-        "default-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-    ),
-];
-
-async fn page_html(State(requests): State<mpsc::Sender<ControlRequest>>) -> Response {
-    match page_data(&requests).await {
-        Some(data) => (
-            PAGE_HEADERS,
-            [(CONTENT_TYPE, "text/html; charset=utf-8")],
-            page::render(&data),
-        )
-            .into_response(),
-        None => unavailable(),
-    }
-}
-
-async fn page_json(State(requests): State<mpsc::Sender<ControlRequest>>) -> Response {
-    match page_data(&requests).await {
-        Some(data) => (PAGE_HEADERS, axum::Json(data)).into_response(),
-        None => unavailable(),
-    }
-}
-
-async fn page_css() -> impl IntoResponse {
-    (
-        PAGE_HEADERS,
-        [(CONTENT_TYPE, "text/css; charset=utf-8")],
-        page::CSS,
-    )
-}
-
-async fn page_js() -> impl IntoResponse {
-    (
-        PAGE_HEADERS,
-        [(CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        page::JS,
-    )
-}
-
-fn unavailable() -> Response {
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        PAGE_HEADERS,
-        "medic's supervisor loop did not answer: no current status\n",
-    )
-        .into_response()
 }

@@ -57,16 +57,6 @@ pub fn program(name: &str) -> Option<String> {
     found.or_else(|| skip::missing(component, &format!("`{name}` is not installed")))
 }
 
-/// Root, for what only root may do (mounting a tmpfs); component `root`.
-#[track_caller]
-pub fn root() -> Option<()> {
-    skip::unless_skipped("root")?;
-    if nix::unistd::geteuid().is_root() {
-        return Some(());
-    }
-    skip::missing("root", "this test must run as root")
-}
-
 /// The value of `var`, set by the test command for `component`; None only when
 /// `MEDIC_TEST_SKIP` names the component, a failure when it is unset.
 #[track_caller]

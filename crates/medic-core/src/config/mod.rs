@@ -361,6 +361,11 @@ fn build_settings(raw: RawSettings, errors: &mut Errors) -> Settings {
             Some(listen) => Some(listen),
             None => Some("127.0.0.1:9464".into()),
         },
+        status_listen: match raw.status_listen {
+            None => StatusListen::WithMetrics,
+            Some(listen) if listen.is_empty() => StatusListen::Off,
+            Some(listen) => StatusListen::Own(listen),
+        },
         external_url: raw.external_url.and_then(|url| {
             let text = url.get_ref();
             if text.starts_with("http://") || text.starts_with("https://") {

@@ -37,6 +37,8 @@ pub struct Settings {
     pub control_tcp: Option<TcpControl>,
     /// Prometheus metrics and status page address; `None` when set to "".
     pub metrics_listen: Option<String>,
+    /// Where the status page (`/`, `/api/status`) is served.
+    pub status_listen: StatusListen,
     /// Where people reach the status page (`https://medic.host1.example/`); alerts link to it.
     pub external_url: Option<String>,
     /// Docker engine address; `None` means `DOCKER_HOST` or the local socket.
@@ -52,6 +54,18 @@ pub struct Settings {
     /// Most probes running at once, so 10,000 of them starting (or hanging)
     /// together never hold 10,000 connections and their buffers.
     pub max_concurrent_probes: usize,
+}
+
+/// Where the status page is served: it shows every incident's evidence, so a
+/// listener opened for Prometheus can leave it out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusListen {
+    /// On `metrics_listen`, beside `/metrics` (`status_listen` unset).
+    WithMetrics,
+    /// On its own address; `metrics_listen` then serves `/metrics` alone.
+    Own(String),
+    /// Nowhere (`status_listen = ""`).
+    Off,
 }
 
 /// Permissions applied to the control socket after it is bound.

@@ -9,6 +9,7 @@ mod deploy;
 mod doctor;
 mod install;
 mod logs;
+mod report;
 mod run;
 mod top;
 
@@ -27,6 +28,8 @@ pub enum Command {
     Top(top::TopArgs),
     /// Read and follow the recovery log.
     Logs(logs::LogsArgs),
+    /// What happened over a period: availability, incidents, restarts, deploys, time to recover.
+    Report(report::ReportArgs),
     /// Pause automatic recovery of a service.
     Pause(control::PauseArgs),
     /// Resume automatic recovery of a service.
@@ -62,6 +65,7 @@ pub fn run(command: Command) -> anyhow::Result<u8> {
         Command::Status(args) => control::status(args),
         Command::Top(args) => top::run(args),
         Command::Logs(args) => logs::run(args),
+        Command::Report(args) => report::run(args),
         Command::Pause(args) => control::pause(args),
         Command::Resume(args) => control::unit(args, "resume"),
         Command::Reset(args) => control::unit(args, "reset"),
