@@ -138,6 +138,11 @@ impl Docker {
         Ok(found.into_iter().map(|c| c.name).collect())
     }
 
+    /// Where the engine is expected (`unix:///var/run/docker.sock`).
+    pub fn endpoint(&self) -> String {
+        self.client.endpoint()
+    }
+
     /// Each container a selector matches now, with its state (`running`,
     /// `exited`, …), stopped ones included: for `medic doctor`.
     pub async fn states(
