@@ -11,7 +11,7 @@ use crate::support::server::health_ok;
 
 /// `podman run` of a good:1 container on `port`; on these machines Podman
 /// needs the ulimits spelled out and the host network.
-fn run_good(engine: &Engine, name: &str, port: u16, image: &str) {
+pub(crate) fn run_good(engine: &Engine, name: &str, port: u16, image: &str) {
     engine.run(&[
         "run",
         "-d",
