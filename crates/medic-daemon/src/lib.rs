@@ -17,6 +17,7 @@ pub mod journal;
 mod launchd;
 mod metrics;
 mod notify;
+pub mod output;
 pub mod page;
 mod probe;
 pub mod report;

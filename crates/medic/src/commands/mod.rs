@@ -8,6 +8,7 @@ mod control;
 mod deploy;
 mod install;
 mod logs;
+mod output;
 mod report;
 mod run;
 mod top;
