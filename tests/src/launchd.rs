@@ -479,7 +479,7 @@ fn logs_output_shows_and_follows_the_agent_output() {
     });
     let deadline = std::time::Duration::from_secs(10);
     let mut seen = String::new();
-    let mut read_until = |what: &str, seen: &mut String| {
+    let read_until = |what: &str, seen: &mut String| {
         while !seen.contains(what) {
             match chunks.recv_timeout(deadline) {
                 Ok(chunk) => seen.push_str(&chunk),

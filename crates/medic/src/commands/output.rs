@@ -27,7 +27,10 @@ pub fn run(config: &Config, unit: &str, follow: bool) -> anyhow::Result<u8> {
             for line in &seen {
                 writeln!(out, "{line}")?;
             }
-            while follow {
+            if !follow {
+                return Ok(0);
+            }
+            loop {
                 out.flush()?;
                 std::thread::sleep(POLL);
                 let now = runtime.block_on(client.tail_logs(&id, WINDOW))?;
@@ -49,7 +52,10 @@ pub fn run(config: &Config, unit: &str, follow: bool) -> anyhow::Result<u8> {
                 }
                 offsets.push(std::fs::metadata(file).map_or(0, |m| m.len()));
             }
-            while follow {
+            if !follow {
+                return Ok(0);
+            }
+            loop {
                 out.flush()?;
                 std::thread::sleep(POLL);
                 for (file, offset) in files.iter().zip(offsets.iter_mut()) {
@@ -64,7 +70,6 @@ pub fn run(config: &Config, unit: &str, follow: bool) -> anyhow::Result<u8> {
             }
         }
     }
-    Ok(0)
 }
 
 /// The complete lines written to `file` after `offset`, moving it on; a file
