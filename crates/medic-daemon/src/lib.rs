@@ -10,6 +10,7 @@ mod check;
 pub mod clock;
 pub mod control;
 pub mod daemon;
+mod digest;
 mod docker;
 mod executor;
 pub mod history;

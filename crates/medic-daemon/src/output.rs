@@ -117,7 +117,10 @@ mod tests {
     #[test]
     fn a_polled_window_yields_only_what_is_new() {
         assert_eq!(new_lines(&lines("a b c"), &lines("b c d e")), lines("d e"));
-        assert_eq!(new_lines(&lines("a b c"), &lines("a b c")), Vec::<String>::new());
+        assert_eq!(
+            new_lines(&lines("a b c"), &lines("a b c")),
+            Vec::<String>::new()
+        );
         // Nothing in common (more was written than the window holds): all of it.
         assert_eq!(new_lines(&lines("a b"), &lines("x y")), lines("x y"));
     }
