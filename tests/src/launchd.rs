@@ -401,10 +401,14 @@ fn print_and_list_agree_on_the_same_job() {
     std::fs::write(&missing, text).unwrap();
     fake.bootstrap(&missing);
 
-    let config = CONFIG.replace(
-        r#"launch_agent = { label = "com.example.job" }"#,
-        r#"launch_agent = { label_prefix = "com.example." }"#,
-    );
+    // `medic check` runs launchctl once per job: a generous timeout, so a
+    // loaded machine does not turn a job blind.
+    let config = CONFIG
+        .replace(
+            r#"launch_agent = { label = "com.example.job" }"#,
+            r#"launch_agent = { label_prefix = "com.example." }"#,
+        )
+        .replace(r#"timeout = "250ms""#, r#"timeout = "10s""#);
     let medic = Medic::prepare(&config);
     let print = eventually("every job settled", || {
         let rows = check_evidence(&fake, &medic.config, false);

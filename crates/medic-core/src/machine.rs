@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use crate::backoff;
 use crate::event::{Alert, EventKind, RecoveryEvent, Severity};
-use crate::observation::{Evidence, Observation, Outcome, Urgency};
+use crate::observation::{
+    ENGINE_GRACE, Evidence, Observation, Outcome, RESTART_EXPECTED_FROM, Urgency,
+};
 use crate::policy::Policy;
 use crate::snapshot::{SavedIncident, SavedPhase, UnitSnapshot};
 use crate::supervisor::{Action, ActionResult, Step};
@@ -568,7 +570,27 @@ impl Machine {
                 if let Some(incident) = self.incident.as_mut() {
                     incident.gone = false;
                 }
-                self.close_incident(now, EventKind::Recovered, "recovered without action", ctx);
+                match self.restart_expected_from() {
+                    // The engine (or whoever ran `docker restart`) brought it back: say who.
+                    Some(who) => {
+                        let message = format!("started again by {who}; medic did not act");
+                        let evidence =
+                            Evidence::from_iter([("restarted_by".to_owned(), who.into())]);
+                        self.close_incident_with(
+                            now,
+                            EventKind::Recovered,
+                            &message,
+                            evidence,
+                            ctx,
+                        );
+                    }
+                    None => self.close_incident(
+                        now,
+                        EventKind::Recovered,
+                        "recovered without action",
+                        ctx,
+                    ),
+                }
             }
             Phase::Verifying { step, since, .. } if self.all_ok_since(Some(since)) => {
                 let (kind, message) = match step {
@@ -656,6 +678,11 @@ impl Machine {
     fn open_incident(&mut self, now: Instant, observation: Observation, ctx: &mut Ctx) {
         let mut evidence = observation.evidence.clone();
         evidence.insert("latency_ms".into(), millis(observation.latency).into());
+        if observation.urgency == Urgency::EngineRestarts {
+            evidence
+                .entry(RESTART_EXPECTED_FROM)
+                .or_insert_with(|| "the engine".into());
+        }
         let gone = observation.urgency == Urgency::Gone;
         self.incident = Some(Incident::open(now, gone, evidence.clone(), ctx));
         self.next_step(now, gone, ctx);
@@ -677,6 +704,10 @@ impl Machine {
             let mut delay = backoff::delay(attempt, p.backoff_base, p.backoff_max, &self.name);
             if gone && attempt == 1 {
                 delay = delay.max(p.replace_grace);
+            }
+            // The engine restarts it itself: it gets the first chance.
+            if attempt == 1 && self.restart_expected_from().is_some() {
+                delay = delay.max(ENGINE_GRACE);
             }
             let step = Step::Restart(attempt);
             self.set_phase(
@@ -760,6 +791,14 @@ impl Machine {
                 });
             }
         }
+    }
+
+    /// Who brings the open incident's target back by itself, when the failure
+    /// that opened it said so ([`Urgency::EngineRestarts`]).
+    fn restart_expected_from(&self) -> Option<String> {
+        let incident = self.incident.as_ref()?;
+        let who = incident.evidence.get(RESTART_EXPECTED_FROM)?;
+        Some(who.as_str().unwrap_or("the engine").to_owned())
     }
 
     fn prune_attempts(&mut self, now: Instant) {
@@ -926,8 +965,20 @@ impl Machine {
     /// target was recreated, `resolved` (info) when an alerted incident
     /// recovered, `recovered` (info) otherwise.
     fn close_incident(&mut self, now: Instant, kind: EventKind, message: &str, ctx: &mut Ctx) {
+        self.close_incident_with(now, kind, message, Evidence::new(), ctx);
+    }
+
+    /// [`Self::close_incident`] with evidence on its recovery-log line.
+    fn close_incident_with(
+        &mut self,
+        now: Instant,
+        kind: EventKind,
+        message: &str,
+        evidence: Evidence,
+        ctx: &mut Ctx,
+    ) {
         self.set_phase(now, Phase::Healthy);
-        self.log(ctx, now, kind, message);
+        self.log_with(ctx, now, kind, message.to_owned(), evidence);
         let (alerted, gone) = self
             .incident
             .as_ref()

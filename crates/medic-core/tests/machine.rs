@@ -382,3 +382,25 @@ fn a_probe_that_began_before_the_restart_finished_does_not_judge_it() {
         world.trace
     );
 }
+
+#[test]
+fn the_engines_own_restart_gets_the_first_chance() {
+    // Back within the grace: medic does not act, and says who brought it back.
+    let mut world = World::new(policy());
+    assert_snapshot!(world.run("ok engine +1s ok"), @"healthy →lkg failing(1) recovered !info:recovered →lkg");
+    let recovered = world.alerts.last().unwrap();
+    assert_eq!(
+        recovered.message,
+        "started again by restart policy `always`; medic did not act"
+    );
+    // Not back within the grace (a `docker stop` the policy never undoes): medic acts then.
+    assert_snapshot!(run(policy(), "ok engine +4s"), @"healthy →lkg failing(1)");
+    let mut world = World::new(policy());
+    assert_snapshot!(world.run("ok engine +5s done ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered →lkg");
+    assert_eq!(
+        world.restart_times[0] - world.now + Duration::from_secs(5),
+        medic_core::ENGINE_GRACE
+    );
+    // Only the first attempt waits: a second failure in the incident follows the backoff.
+    assert_snapshot!(run(policy(), "ok engine +5s error engine +2s"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2)");
+}

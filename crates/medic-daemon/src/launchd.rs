@@ -2,6 +2,7 @@
 //! `label_prefix`, the restart / restore / rollback jobs, and recording a job's
 //! plist as its last known good.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -184,7 +185,8 @@ impl Launchd {
     }
 }
 
-/// Lists the jobs of a `label_prefix` service every `interval` and reports each one.
+/// Lists the jobs of a `label_prefix` service every `interval` and reports each
+/// one (or that launchctl cannot list them).
 async fn discover(
     ctl: Arc<Launchctl>,
     shell: Shell,
@@ -198,22 +200,12 @@ async fn discover(
             () = shell.cancel.cancelled() => return,
             _ = ticks.tick() => {}
         }
-        let labels = match find(&ctl, &prefix).await {
-            Ok(labels) => labels,
-            Err(error) => {
-                tracing::debug!(%service, %error, "Cannot list launchd jobs");
-                continue;
-            }
-        };
-        for label in labels {
-            let event = Event::Found {
-                service: service.clone(),
-                container: label,
-                labels: std::collections::HashMap::new(),
-            };
-            if shell.events.send(event).await.is_err() {
-                return;
-            }
+        let found = find(&ctl, &prefix)
+            .await
+            .map(|labels| labels.into_iter().map(|l| (l, HashMap::new())).collect())
+            .map_err(|error| format!("cannot list launchd jobs: {error}"));
+        if !crate::executor::report_discovery(&shell, &service, found).await {
+            return;
         }
     }
 }

@@ -55,6 +55,9 @@ pub enum Event {
         /// die, destroy, start, health_status, …
         action: String,
     },
+    /// The Docker event stream is back after a break: check every container
+    /// (what happened meanwhile was not streamed) and run the discovery.
+    EngineReconnected,
     /// A container matching a service's selector exists: watch it as a unit of its own.
     Found {
         /// The service whose selector matched.
@@ -63,6 +66,14 @@ pub enum Event {
         container: String,
         /// Its labels, for per-container overrides (`medic.max_attempts=5`, …).
         labels: std::collections::HashMap<String, String>,
+    },
+    /// A selector service's discovery round ended: how many instances its
+    /// engine lists (each one was reported as `Found` first), or why it cannot list them.
+    Sight {
+        /// The selector service.
+        service: String,
+        /// The number of instances, or the error (`Docker engine unreachable: …`).
+        sight: Result<usize, String>,
     },
     /// A person's command from the control API.
     Control(ControlRequest),

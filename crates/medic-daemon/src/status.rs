@@ -20,6 +20,22 @@ pub struct StatusReport {
     pub overall: String,
     /// One entry per unit.
     pub services: Vec<ServiceStatus>,
+    /// What each selector service's engine lists (`watching 0 containers
+    /// labelled medic.enable=true`), or why it cannot.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub selectors: Vec<SelectorStatus>,
+}
+
+/// A selector service (label, compose or label prefix): what discovery sees.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SelectorStatus {
+    /// The service.
+    pub service: String,
+    /// How many instances the engine lists; absent while it cannot be reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watching: Option<usize>,
+    /// One line: `watching 2 containers labelled medic.enable=true`, or the error.
+    pub message: String,
 }
 
 /// One unit's status.
@@ -196,6 +212,7 @@ impl StatusReport {
             generated: clock.to_wall(now),
             overall: health_name(sup.overall(now)).to_owned(),
             services,
+            selectors: Vec::new(),
         }
     }
 }

@@ -39,7 +39,7 @@ pub struct PauseArgs {
     #[command(flatten)]
     unit: UnitArgs,
     /// Resume automatically after this long (e.g. 30m); without it, until `medic resume`.
-    #[arg(long = "for", value_parser = humantime::parse_duration)]
+    #[arg(long = "for", value_parser = medic_core::duration::parse)]
     duration: Option<Duration>,
 }
 
@@ -128,6 +128,9 @@ pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
             ]);
         }
         table.write(&mut out)?;
+        for selector in &report.selectors {
+            writeln!(out, "{}: {}", selector.service, selector.message)?;
+        }
     }
     Ok(u8::from(report.overall != "healthy"))
 }

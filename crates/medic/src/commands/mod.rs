@@ -6,6 +6,7 @@ mod check;
 mod config;
 mod control;
 mod deploy;
+mod doctor;
 mod install;
 mod logs;
 mod output;
@@ -50,6 +51,8 @@ pub enum Command {
     /// Work with config files.
     #[command(subcommand)]
     Config(config::ConfigCommand),
+    /// Check the host and the config for what would break; exit 0 ok, 1 warnings, 2 errors.
+    Doctor(doctor::DoctorArgs),
     /// Install medic as a system service.
     #[command(subcommand)]
     Install(install::InstallCommand),
@@ -73,6 +76,7 @@ pub fn run(command: Command) -> anyhow::Result<u8> {
         Command::Alerts(args) => alerts::run(args),
         Command::Alert(command) => alert::run(command),
         Command::Config(command) => config::run(command),
+        Command::Doctor(args) => doctor::run(args),
         Command::Install(command) => install::run(command),
     }
 }
