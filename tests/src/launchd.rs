@@ -408,7 +408,8 @@ fn print_and_list_agree_on_the_same_job() {
             r#"launch_agent = { label = "com.example.job" }"#,
             r#"launch_agent = { label_prefix = "com.example." }"#,
         )
-        .replace(r#"timeout = "250ms""#, r#"timeout = "10s""#);
+        .replace(r#"interval = "300ms""#, r#"interval = "10s""#)
+        .replace(r#"timeout = "250ms""#, r#"timeout = "5s""#);
     let medic = Medic::prepare(&config);
     let print = eventually("every job settled", || {
         let rows = check_evidence(&fake, &medic.config, false);
