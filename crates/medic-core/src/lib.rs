@@ -11,12 +11,14 @@ pub mod availability;
 pub mod backoff;
 pub mod config;
 pub mod delivery;
+pub mod duration;
 pub mod event;
 pub mod machine;
 pub mod observation;
 pub mod policy;
 pub mod snapshot;
 pub mod supervisor;
+pub mod time;
 
 pub use event::{Alert, EventKind, RecoveryEvent, Severity};
 pub use machine::{ClosedIncident, Health, Phase, UnitStatus};

@@ -16,8 +16,8 @@ use medic_docker::{ContainerEvent, ContainerSpec, DockerClient, Selector, StopCo
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::daemon::{Event, Shell};
 use crate::executor::{Job, JobContext, failed};
+use crate::shell::{Event, Shell};
 use crate::units::{UnitSpec, UnitTarget};
 
 /// Log lines of a failing container kept as evidence.
@@ -39,6 +39,8 @@ pub struct Docker {
     rediscover: Arc<Notify>,
     /// Containers a command is stopping or restarting (by name), from the event stream.
     stops: Stops,
+    /// `docker_host` or DOCKER_HOST when set, for saying which engine is unreachable.
+    address: Option<Arc<str>>,
 }
 
 /// The last stop command per container the event stream reported, until the
@@ -116,10 +118,16 @@ impl Docker {
             Some(host) => DockerClient::connect_to(host)?,
             None => DockerClient::connect()?,
         };
+        let address = config
+            .medic
+            .docker_host
+            .clone()
+            .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()));
         Ok(Some(Self {
             client: Arc::new(client),
             rediscover: Arc::new(Notify::new()),
             stops: Stops::default(),
+            address: address.map(Arc::from),
         }))
     }
 
@@ -149,6 +157,44 @@ impl Docker {
         Ok(found.into_iter().map(|c| c.name).collect())
     }
 
+    /// Where the engine is expected (`unix:///var/run/docker.sock`).
+    pub fn endpoint(&self) -> String {
+        self.client.endpoint()
+    }
+
+    /// Each container a selector matches now, with its state (`running`,
+    /// `exited`, …), stopped ones included: for `medic doctor`.
+    pub async fn states(
+        &self,
+        selector: &ContainerSelector,
+    ) -> anyhow::Result<Vec<(String, String)>> {
+        let found = self.client.find(&to_selector(selector)).await?;
+        Ok(found
+            .into_iter()
+            .map(|c| (c.name, c.state.to_string()))
+            .collect())
+    }
+
+    /// Why the engine cannot list containers, in one line with the root cause:
+    /// `Docker engine unreachable at unix:///run/docker.sock: connection refused`,
+    /// `Docker engine unreachable: Socket not found: /var/run/docker.sock`.
+    fn unreachable(&self, error: &medic_docker::DockerError) -> String {
+        let at = self
+            .address
+            .as_deref()
+            .map_or_else(String::new, |a| format!(" at {a}"));
+        // DockerError names no source; bollard's error chain goes down to the IO error.
+        let cause = match error.bollard() {
+            Some(bollard) => medic_probe::reason::innermost(bollard),
+            None => error.to_string(),
+        };
+        if error.is_unreachable() {
+            format!("Docker engine unreachable{at}: {cause}")
+        } else {
+            format!("Docker engine{at} cannot list containers: {cause}")
+        }
+    }
+
     /// Runs the discovery of selector services now.
     pub fn rediscover(&self) {
         self.rediscover.notify_waiters();
@@ -175,7 +221,7 @@ impl Docker {
             return;
         }
         let discovery = discover(
-            self.client.clone(),
+            self.clone(),
             shell.clone(),
             self.rediscover.clone(),
             service.to_owned(),
@@ -472,9 +518,10 @@ async fn watch_events(client: Arc<DockerClient>, stops: Stops, shell: Shell) {
 }
 
 /// Lists the containers of a selector service every `interval`, and at once when
-/// the event stream saw a container appear, and reports each one it finds.
+/// the event stream saw a container appear, and reports each one it finds (or
+/// that the engine cannot be reached).
 async fn discover(
-    client: Arc<DockerClient>,
+    docker: Docker,
     shell: Shell,
     now: Arc<Notify>,
     service: String,
@@ -488,18 +535,14 @@ async fn discover(
             _ = ticks.tick() => {}
             () = now.notified() => {}
         }
-        let Ok(found) = client.find(&selector).await else {
-            continue; // unreachable: the container checks report blind
-        };
-        for container in found {
-            let event = Event::Found {
-                service: service.clone(),
-                container: container.name,
-                labels: container.labels,
-            };
-            if shell.events.send(event).await.is_err() {
-                return;
-            }
+        let found = docker
+            .client
+            .find(&selector)
+            .await
+            .map(|found| found.into_iter().map(|c| (c.name, c.labels)).collect())
+            .map_err(|error| docker.unreachable(&error));
+        if !crate::executor::report_discovery(&shell, &service, found).await {
+            return;
         }
     }
 }

@@ -13,7 +13,8 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// The test engine, or None when run outside scripts/test (panics under CI).
+    /// The test engine; None only when `MEDIC_TEST_SKIP` names `docker`, a failure when it is missing.
+    #[track_caller]
     pub fn get() -> Option<Self> {
         super::env::docker_host().map(|host| Self {
             host,
