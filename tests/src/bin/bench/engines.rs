@@ -91,7 +91,7 @@ fn measure(host: &str) -> Figures {
         let medic = Watching::start(host);
         let start = Instant::now();
         engine(&["rm", "-f", NAME]).expect("rm");
-        wait_long(|| medic.count("recovered") > 0);
+        medic.wait_long("recovered after rm -f", "recovered");
         wait_http();
         figures.removed.push(start.elapsed());
         drop(medic);
@@ -101,7 +101,7 @@ fn measure(host: &str) -> Figures {
         let start = Instant::now();
         engine(&["rm", "-f", NAME]).expect("rm");
         run_image(host, "medic-test/bad:1");
-        wait_long(|| medic.count("rolled_back") > 0);
+        medic.wait_long("rolled back", "rolled_back");
         wait_http();
         figures.rolled_back.push(start.elapsed());
     }
@@ -139,6 +139,18 @@ impl Watching {
         watching
     }
 
+    /// Waits up to [`SLOW`] for an `event` line; panics with the recovery log.
+    fn wait_long(&self, what: &str, event: &str) {
+        let deadline = Instant::now() + SLOW;
+        while self.count(event) == 0 {
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(self.dir.path().join("state/recovery.jsonl"));
+                panic!("timed out waiting for {what}: {}", log.unwrap_or_default());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// How many `event` lines the recovery log holds.
     fn count(&self, event: &str) -> usize {
         let log = self.dir.path().join("state/recovery.jsonl");
@@ -174,15 +186,6 @@ fn has_last_known_good(dir: &Path) -> bool {
     let state = std::fs::read(dir.join("state/state.json")).unwrap_or_default();
     serde_json::from_slice::<serde_json::Value>(&state)
         .is_ok_and(|s| s["units"]["web"]["last_known_good"].is_object())
-}
-
-/// Polls `done` until it holds; panics after [`SLOW`].
-fn wait_long(mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + SLOW;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 fn wait_http() {
