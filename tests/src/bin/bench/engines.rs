@@ -112,8 +112,10 @@ fn measure(host: &str) -> Figures {
     figures
 }
 
-/// medic with its default config watching the bench container, healthy with a
-/// recorded last known good spec; stopped when dropped.
+/// medic with its default config watching the bench container (and its HTTP
+/// health: a container probe alone can catch a crash-looping bad image
+/// running for an instant and take it for recovered), healthy with a recorded
+/// last known good spec; stopped when dropped.
 struct Watching {
     _daemon: crate::util::Guard,
     dir: tempfile::TempDir,
@@ -126,7 +128,7 @@ impl Watching {
         std::fs::write(
             &config,
             format!(
-                "{}\ndocker_host = \"{host}\"\n\n[[service]]\nname = \"web\"\ncontainer = {{ name = \"{NAME}\" }}\n",
+                "{}\ndocker_host = \"{host}\"\n\n[[service]]\nname = \"web\"\ncontainer = {{ name = \"{NAME}\" }}\n  [[service.probe]]\n  kind = \"http\"\n  url = \"http://127.0.0.1:{PORT}/health\"\n",
                 medic_table(dir.path()).trim_end()
             ),
         )
