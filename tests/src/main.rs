@@ -8,6 +8,7 @@ mod command_target;
 mod dashboard;
 mod deploy;
 mod docker;
+mod exposure;
 mod fleet;
 mod launchd;
 mod service;

@@ -23,7 +23,7 @@ mod schedule;
 pub mod status;
 pub mod store;
 mod units;
-mod web;
+pub mod web;
 
 pub use check::{CheckRow, check_once, exit_code, millis};
 pub use daemon::{ControlCommand, ControlRequest, DeployOutcome, run};
