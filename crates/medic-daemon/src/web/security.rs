@@ -281,3 +281,60 @@ pub async fn basic_auth(State(guard): State<Guard>, request: Request, next: Next
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(yaml: &str) -> anyhow::Result<WebConfig> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("web.yml");
+        std::fs::write(&path, yaml)?;
+        WebConfig::load(&path)
+    }
+
+    #[test]
+    fn the_toolkit_format_and_its_mistakes() {
+        let empty = load("").unwrap();
+        assert!(empty.tls.is_none() && !empty.authenticates());
+        let hash = bcrypt::hash("pw", 4).unwrap();
+        let users = load(&format!("basic_auth_users:\n  prom: '{hash}'\n")).unwrap();
+        assert!(users.authenticates());
+        let error = |yaml: &str| format!("{:#}", load(yaml).unwrap_err());
+        assert!(error("basic_auth_users:\n  prom: plain\n").contains("not a bcrypt hash"));
+        assert!(
+            error("tls_server_config:\n  cert_file: missing.pem\n  key_file: missing.key\n")
+                .contains("cannot read cert_file missing.pem")
+        );
+        assert!(
+            error("http_server_config:\n  http2: false\n")
+                .contains("unknown field `http_server_config`")
+        );
+    }
+
+    #[tokio::test]
+    async fn basic_auth_needs_a_known_user_and_the_right_password() {
+        let hash = bcrypt::hash("s3cret", 4).unwrap();
+        let guard = Guard::new(WebConfig {
+            path: PathBuf::new(),
+            tls: None,
+            users: Arc::new(BTreeMap::from([("prom".to_owned(), hash)])),
+        });
+        let header = |user: &str, password: &str| {
+            let token =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            HeaderValue::from_str(&format!("Basic {token}")).unwrap()
+        };
+        assert!(guard.check(Some(&header("prom", "s3cret"))).await);
+        // Remembered: the second check needs no bcrypt and gives the same answer.
+        assert!(guard.check(Some(&header("prom", "s3cret"))).await);
+        assert!(!guard.check(Some(&header("prom", "wrong"))).await);
+        assert!(!guard.check(Some(&header("root", "s3cret"))).await);
+        assert!(!guard.check(None).await);
+        assert!(
+            !guard
+                .check(Some(&HeaderValue::from_static("Bearer x")))
+                .await
+        );
+    }
+}
