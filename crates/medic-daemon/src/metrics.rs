@@ -19,7 +19,7 @@ use medic_core::config::{Config, Service};
 use medic_core::{EventKind, Health, Observation, Supervisor};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::daemon::ControlRequest;
+use crate::shell::ControlRequest;
 use crate::status::health_name;
 use crate::units::UnitSpec;
 

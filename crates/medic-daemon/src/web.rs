@@ -23,7 +23,7 @@ use tokio_util::task::TaskTracker;
 
 pub use security::{Guard, WebConfig};
 
-use crate::daemon::{ControlRequest, Shell};
+use crate::shell::{ControlRequest, Shell};
 
 /// How long a client may take over its TLS handshake.
 const HANDSHAKE: Duration = Duration::from_secs(10);

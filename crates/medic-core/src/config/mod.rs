@@ -485,7 +485,8 @@ fn build_service(
         }
     }
     let interval = Dur::or(policy.interval, Duration::from_secs(10));
-    let timeout = Dur::or(policy.timeout, Duration::from_secs(2));
+    // Unwritten, the timeout follows each probe's interval (see `default_timeout`).
+    let timeout = policy.timeout.map(|t| t.0);
     let mut probes = Vec::new();
     let implied = match (&target, &raw.container, &raw.launch_agent) {
         (Some(Target::Container(_)), Some(c), _) => {
@@ -499,6 +500,7 @@ fn build_service(
     if let Some((kind, probe, span)) = implied
         && !raw.probe.iter().any(|p| p.get_ref().kind.get_ref() == kind)
     {
+        let timeout = timeout.unwrap_or_else(|| default_timeout(interval));
         check_timing(
             interval,
             timeout,
@@ -608,6 +610,11 @@ fn build_policy(
         recover_timeout: Dur::or(raw.recover_timeout, defaults.recover_timeout),
         verify_interval: Dur::or(raw.verify_interval, defaults.verify_interval),
         replace_grace: Dur::or(raw.replace_grace, defaults.replace_grace),
+        // A command target's own timeout ends its action first; 30 s for the kill and the report.
+        action_timeout: match target {
+            Some(Target::Command(c)) => c.timeout.saturating_add(Duration::from_secs(30)),
+            _ => defaults.action_timeout,
+        },
         can_restart: target.is_some(),
         can_rollback: match target {
             Some(Target::Container(_) | Target::LaunchAgent(_)) => true,
@@ -784,13 +791,17 @@ fn build_probe(
     spanned: &Spanned<RawProbe>,
     target: &Option<Target>,
     interval: Duration,
-    timeout: Duration,
+    timeout: Option<Duration>,
     errors: &mut Errors,
 ) -> Option<Probe> {
     let raw = spanned.get_ref();
     let span = spanned.span();
     let interval = Dur::or(raw.interval, interval);
-    let timeout = Dur::or(raw.timeout, timeout);
+    let timeout = raw
+        .timeout
+        .map(|t| t.0)
+        .or(timeout)
+        .unwrap_or_else(|| default_timeout(interval));
     let kind = raw.kind.get_ref().as_str();
     check_timing(
         interval,
@@ -937,7 +948,14 @@ fn build_probe(
     })
 }
 
-/// A probe's timeout must end before its next run starts.
+/// A probe's timeout when none is written: 2 s, or half the interval when
+/// that is shorter, so `interval = "500ms"` alone is valid.
+fn default_timeout(interval: Duration) -> Duration {
+    Duration::from_secs(2).min(interval / 2)
+}
+
+/// A probe's timeout must end before its next run starts (a written pair that
+/// breaks this is an error).
 fn check_timing(
     interval: Duration,
     timeout: Duration,
@@ -1067,6 +1085,7 @@ fn build_http(raw: &RawProbe, span: Range<usize>, errors: &mut Errors) -> Option
             .map(|h| h.get_ref().clone())
             .unwrap_or_default()
             .into_iter()
+            .map(|(name, value)| (name, Secret::new(value)))
             .collect(),
         expect_status: raw
             .expect_status

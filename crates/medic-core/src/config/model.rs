@@ -235,8 +235,8 @@ pub struct HttpProbe {
     pub url: String,
     /// Request method, upper case.
     pub method: String,
-    /// Request headers.
-    pub headers: Vec<(String, String)>,
+    /// Request headers; the values are secrets (`Authorization: Bearer …`).
+    pub headers: Vec<(String, Secret)>,
     /// Accepted status codes.
     pub expect_status: Vec<u16>,
     /// The body must contain this text.
@@ -275,7 +275,8 @@ pub struct ExecProbe {
     pub max_output: usize,
 }
 
-/// A value that must not be shown: a webhook URL, a token, an HMAC key.
+/// A value that must not be shown: a webhook URL, a token, an HMAC key, a
+/// probe's header value.
 /// Its `Debug` prints `<redacted>`; [`Secret::expose`] is the only way in.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);

@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
-/// A duration written as "10s", "5m", "1h30m", "250ms". `Dur<true>` ([`PosDur`])
+/// A duration written as "10s", "5m", "1h30m", "250ms", at most
+/// [`crate::duration::MAX`]. `Dur<true>` ([`PosDur`])
 /// also rejects zero, for timers that would otherwise spin or always fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Dur<const POSITIVE: bool = false>(pub Duration);
@@ -31,11 +32,7 @@ impl<'de, const POSITIVE: bool> Deserialize<'de> for Dur<POSITIVE> {
                 f.write_str("a duration with a unit, such as \"10s\", \"5m\" or \"250ms\"")
             }
             fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
-                let duration = humantime::parse_duration(text.trim()).map_err(|e| {
-                    E::custom(format!(
-                        "invalid duration \"{text}\": {e} (write e.g. \"10s\", \"5m\", \"250ms\")"
-                    ))
-                })?;
+                let duration = crate::duration::parse(text).map_err(E::custom)?;
                 if P && duration.is_zero() {
                     return Err(E::custom(format!(
                         "this duration must be greater than zero, not \"{text}\""

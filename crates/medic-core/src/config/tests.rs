@@ -193,8 +193,6 @@ interval = "1s"
     medic.toml:8:16: error: invalid `body_regex`: error: unclosed group
     medic.toml:9:18: error: `json_pointer` must be empty or start with `/`
       hint: e.g. "/status" or "/checks/0/ok" (RFC 6901)
-    medic.toml:13:3: error: container probe: timeout (2s) must be shorter than interval (1s)
-      hint: set `timeout` below `interval`, on the probe, the service or [defaults]
     medic.toml:14:10: error: a container probe needs a container target
       hint: add container = { name = "…" }
     "#);
@@ -353,6 +351,7 @@ start_period = "30s"
             recover_timeout: Duration::from_secs(120),
             verify_interval: Duration::from_secs(1),
             replace_grace: Duration::from_secs(30),
+            action_timeout: Duration::from_secs(90),
             can_restart: true,
             can_rollback: false,
             probes: vec![
@@ -500,7 +499,11 @@ name = "web"
     assert_eq!(full.method, "HEAD");
     assert_eq!(
         full.headers,
-        vec![("Authorization".into(), "Bearer x".into())]
+        vec![("Authorization".into(), Secret::new("Bearer x"))]
+    );
+    assert!(
+        !format!("{full:?}").contains("Bearer x"),
+        "header values are secrets: {full:?}"
     );
     assert_eq!(full.expect_status, vec![204]);
     assert_eq!(
@@ -693,11 +696,12 @@ fn the_implied_probe_is_timed_too() {
     assert_snapshot!(check(r#"
 [defaults]
 interval = "2s"
+timeout = "2s"
 [[service]]
 name = "a"
 container = { name = "x" }
 "#), @"
-    medic.toml:6:13: error: the implied container probe: timeout (2s) must be shorter than interval (2s)
+    medic.toml:7:13: error: the implied container probe: timeout (2s) must be shorter than interval (2s)
       hint: set `timeout` below `interval`, on the probe, the service or [defaults]
     ");
 }
@@ -807,6 +811,26 @@ hmac_secret = "k"
       hint: add `command = ["/usr/local/bin/page", "--stdin"]`
     medic.toml:17:15: error: `hmac_secret` does not apply to `exec` sinks
     "#);
+}
+
+#[test]
+fn an_unwritten_timeout_follows_the_interval() {
+    let config = parse(
+        "[[service]]\nname = \"api\"\n  [[service.probe]]\n  kind = \"tcp\"\n  address = \"127.0.0.1:1\"\n  interval = \"500ms\"\n",
+        "medic.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        config.services[0].probes[0].timeout,
+        Duration::from_millis(250)
+    );
+    let config = parse(
+        "[[service]]\nname = \"api\"\n  [[service.probe]]\n  kind = \"tcp\"\n  address = \"127.0.0.1:1\"\n",
+        "medic.toml",
+    )
+    .unwrap();
+    assert_eq!(config.services[0].probes[0].timeout, Duration::from_secs(2));
+    assert_snapshot!(check("[defaults]\ntimeout = \"1s\"\n\n[[service]]\nname = \"api\"\n  [[service.probe]]\n  kind = \"tcp\"\n  address = \"127.0.0.1:1\"\n  interval = \"500ms\"\n"), @"medic.toml:6:3: error: tcp probe: timeout (1s) must be shorter than interval (500ms)\n  hint: set `timeout` below `interval`, on the probe, the service or [defaults]");
 }
 
 #[test]

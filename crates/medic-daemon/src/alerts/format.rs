@@ -46,22 +46,39 @@ pub fn slack_body(alert: &AlertLine, host: &str) -> Vec<u8> {
         _ => ":information_source:",
     };
     let mut text = format!(
-        "{icon} *{}* `{}` {} on {host}: {}",
+        "{icon} *{}* `{}` {} on {}: {}",
         alert.severity.to_uppercase(),
-        alert.service,
-        alert.kind,
-        alert.message
+        slack_escape(&alert.service),
+        slack_escape(&alert.kind),
+        slack_escape(host),
+        slack_escape(&alert.message)
     );
     let incident = alert
         .incident
         .as_deref()
-        .map_or_else(String::new, |i| format!("incident {i} · "));
+        .map_or_else(String::new, |i| format!("incident {} · ", slack_escape(i)));
     text.push_str(&format!("\n{incident}{}", alert.ts));
     for line in evidence_summary(&alert.evidence) {
         text.push_str("\n> ");
-        text.push_str(&line);
+        text.push_str(&slack_escape(&line));
     }
     serde_json::to_vec(&serde_json::json!({ "text": text })).unwrap_or_default()
+}
+
+/// Slack's escaping of text it must show as written: `&`, `<` and `>`. What
+/// medic quotes (a log line saying `<!channel>` or `<@U123>`) then never pings
+/// a channel or a person, nor turns into a link.
+fn slack_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// At most 12 readable `key: value` lines; long values are cut, log lines keep their tail.
@@ -326,6 +343,35 @@ mod tests {
         assert_eq!(
             body["text"],
             ":red_circle: *CRITICAL* `web` escalated on h1: rollback failed: exit 4\nincident t4k-3 · 2026-11-22T16:00:00Z\n> exit_code: 3\n> last_logs: (last 5 of 6) b | c | d | e | f second"
+        );
+    }
+
+    #[test]
+    fn slack_text_mentions_nobody() {
+        let mut alert = line("escalated", "critical", false);
+        alert.service = "web<@U123>".into();
+        alert.message = "exited: <!channel> look & see <https://evil.example|click>".into();
+        alert.evidence.insert(
+            "last_logs".into(),
+            serde_json::json!(["<!here> deploy done", "ping <@U0G9QF9C6> <#C024BE7LR>"]),
+        );
+        let body: Value = serde_json::from_slice(&slack_body(&alert, "h<1>")).unwrap();
+        let text = body["text"].as_str().unwrap();
+        assert!(
+            text.starts_with(
+                ":red_circle: *CRITICAL* `web&lt;@U123&gt;` escalated on h&lt;1&gt;: exited: &lt;!channel&gt; look &amp; see &lt;https://evil.example|click&gt;\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("> last_logs: &lt;!here&gt; deploy done | ping &lt;@U0G9QF9C6&gt; &lt;#C024BE7LR&gt;"),
+            "{text}"
+        );
+        assert!(!text.contains('<'), "no Slack markup survives: {text}");
+        assert_eq!(
+            text.matches("\n> ").count(),
+            2,
+            "medic's own quote marks stay: {text}"
         );
     }
 

@@ -19,8 +19,8 @@ use medic_core::delivery::{Route, Router, incident_key};
 use medic_core::{Evidence, Severity};
 use tokio::sync::mpsc;
 
-use crate::daemon::Shell;
 use crate::journal::AlertLine;
+use crate::shell::Shell;
 use outbox::{Deliveries, Outbox, Record};
 
 /// The outbox's path under the state directory.

@@ -13,7 +13,7 @@ use axum::routing::get;
 use tokio::sync::{mpsc, oneshot};
 
 use super::PageData;
-use crate::daemon::ControlRequest;
+use crate::shell::ControlRequest;
 
 /// The page and its data, answered by the supervisor loop through `requests`.
 pub fn routes(requests: mpsc::Sender<ControlRequest>) -> Router {
