@@ -25,6 +25,8 @@ pub use security::{Guard, WebConfig};
 
 use crate::shell::{ControlRequest, Shell};
 
+/// How long accepting pauses after an error (EMFILE and the like), as axum's own server does.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// How long a client may take over its TLS handshake.
 const HANDSHAKE: Duration = Duration::from_secs(10);
 
@@ -109,10 +111,13 @@ async fn accept(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
                 Err(error) => {
-                    // Out of file descriptors and the like: the next accept may work.
+                    // Out of file descriptors and the like: pause so a failing
+                    // accept cannot spin the runtime's only thread, then try again.
                     tracing::warn!(%error, listener = %key, "Cannot accept a connection");
-                    tokio::task::yield_now().await;
-                    continue;
+                    tokio::select! {
+                        () = cancel.cancelled() => return,
+                        () = tokio::time::sleep(ACCEPT_PAUSE) => continue,
+                    }
                 }
             },
         };
