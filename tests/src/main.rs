@@ -8,6 +8,7 @@ mod command_target;
 mod dashboard;
 mod deploy;
 mod docker;
+mod doctor;
 mod edges;
 mod engine_restarts;
 mod exposure;

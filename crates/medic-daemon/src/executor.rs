@@ -38,12 +38,16 @@ pub struct JobContext {
     pub recreate: bool,
 }
 
-/// Reports one discovery round of a selector service: a `Found` per instance
-/// (name, labels), then its `Sight`. False once the daemon has stopped listening.
+/// One instance a discovery round found: its name (container or launchd
+/// label) and labels (for `medic.*` overrides).
+pub type Instance = (String, HashMap<String, String>);
+
+/// Reports one discovery round of a selector service: a `Found` per instance,
+/// then its `Sight`. False once the daemon has stopped listening.
 pub async fn report_discovery(
     shell: &Shell,
     service: &str,
-    found: Result<Vec<(String, HashMap<String, String>)>, String>,
+    found: Result<Vec<Instance>, String>,
 ) -> bool {
     let sight = match found {
         Ok(found) => {
