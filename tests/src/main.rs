@@ -11,6 +11,7 @@ mod docker;
 mod doctor;
 mod edges;
 mod engine_restarts;
+mod exposure;
 mod fleet;
 mod launchd;
 mod podman;

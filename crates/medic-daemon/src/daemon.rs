@@ -192,8 +192,9 @@ pub async fn run(
     tracing::info!(services = daemon.config.services.len(), "medic is running");
 
     let (control_tx, mut control) = mpsc::channel(16);
-    crate::control::serve(&settings, &shell, control_tx.clone())?;
-    crate::web::serve(&settings, &shell, control_tx)?;
+    let guard = crate::web::guard(&settings)?;
+    crate::control::serve(&settings, &shell, guard.as_ref(), control_tx.clone())?;
+    crate::web::serve(&settings, &shell, guard.as_ref(), control_tx)?;
     let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     // The watchdog is pinged from this loop, so a hung loop gets medic restarted.
     let beat = daemon

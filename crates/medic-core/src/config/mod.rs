@@ -367,6 +367,7 @@ fn build_settings(raw: RawSettings, errors: &mut Errors) -> Settings {
             Some(listen) => Some(listen),
             None => Some("127.0.0.1:9464".into()),
         },
+        web_config: raw.web_config.map(PathBuf::from),
         status_listen: match raw.status_listen {
             None => StatusListen::WithMetrics,
             Some(listen) if listen.is_empty() => StatusListen::Off,

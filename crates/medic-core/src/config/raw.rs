@@ -179,6 +179,8 @@ pub(crate) struct RawSettings {
     pub control_token_file: Option<String>,
     /// Metrics listen address; "" turns metrics off.
     pub metrics_listen: Option<String>,
+    /// TLS and basic auth for the HTTP listeners (Prometheus exporter-toolkit YAML).
+    pub web_config: Option<String>,
     /// The status page's own address ("" turns the page off); unset: on metrics_listen.
     pub status_listen: Option<String>,
     /// The URL people reach medic's status page at (alerts link to it).

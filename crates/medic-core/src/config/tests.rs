@@ -249,6 +249,7 @@ fn settings_have_defaults_and_follow_state_dir() {
             control_tcp: None,
             metrics_listen: Some("127.0.0.1:9464".into()),
             status_listen: StatusListen::WithMetrics,
+            web_config: None,
             external_url: None,
             docker_host: None,
             reconcile_interval: Duration::from_secs(10),
