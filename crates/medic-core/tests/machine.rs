@@ -237,6 +237,38 @@ fn dependencies_hold_restarts_until_the_parent_is_healthy() {
 }
 
 #[test]
+fn a_selector_dependency_is_ready_when_every_instance_is_healthy() {
+    use medic_core::{Input, Observation, Urgency};
+    let mut world = World::new(policy());
+    // `db` is a selector service: its units are its instances.
+    for unit in ["db/app_db_1", "db/app_db_2", "dbx"] {
+        world.sup.add_unit(world.now, unit, policy());
+    }
+    world.sup.set_dependencies(UNIT, vec!["db".into()]);
+    let observe = |world: &mut World, unit: &str, ok: bool| {
+        let observation = if ok {
+            Observation::ok(Duration::ZERO, "ok")
+        } else {
+            Observation::fail(Duration::ZERO, "down").with_urgency(Urgency::Decisive)
+        };
+        world.input(Input::Observed {
+            unit: unit.into(),
+            probe: 0,
+            observation,
+        })
+    };
+    world.run("ok");
+    observe(&mut world, "db/app_db_1", true);
+    // One instance never observed, another unit merely sharing the prefix: still held.
+    world.run("died");
+    assert_eq!(world.restarts, 0, "held while db/app_db_2 is not healthy");
+    observe(&mut world, "dbx", true);
+    assert_eq!(world.restarts, 0, "dbx is not an instance of db");
+    observe(&mut world, "db/app_db_2", true);
+    assert_eq!(world.restarts, 1, "released once every instance is healthy");
+}
+
+#[test]
 fn long_blindness_raises_one_alert_and_resolves_it() {
     let mut world = World::new(policy());
     world.sup.set_blind_alert_after(Duration::from_secs(300));
