@@ -1196,8 +1196,8 @@ impl Machine {
         self.paused = paused;
     }
 
-    pub(crate) fn removed(&mut self, now: Instant, ctx: &mut Ctx) {
-        self.log(ctx, now, EventKind::Removed, "no longer watched");
+    pub(crate) fn removed(&mut self, now: Instant, why: &str, ctx: &mut Ctx) {
+        self.log(ctx, now, EventKind::Removed, why);
     }
 
     pub(crate) fn watching(&mut self, now: Instant, ctx: &mut Ctx) {

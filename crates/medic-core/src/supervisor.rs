@@ -241,7 +241,13 @@ impl Supervisor {
 
     /// Stops watching a unit.
     pub fn remove_unit(&mut self, now: Instant, name: &str) {
-        self.with_unit(name, |machine, ctx| machine.removed(now, ctx));
+        self.retire_unit(now, name, "no longer watched");
+    }
+
+    /// Stops watching a unit for a reason the recovery log's `removed` event
+    /// gives (an instance retired by a deploy, `medic forget`, a selector change).
+    pub fn retire_unit(&mut self, now: Instant, name: &str, why: &str) {
+        self.with_unit(name, |machine, ctx| machine.removed(now, why, ctx));
         self.units.remove(name);
         self.dependencies.remove(name);
         self.blindness.units.remove(name);

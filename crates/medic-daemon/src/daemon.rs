@@ -3,7 +3,9 @@
 //! store and the journals; everything slow runs in tracked tasks that report back.
 
 mod deploy;
+mod instances;
 mod reload;
+mod rollout;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -35,6 +37,8 @@ use crate::store::Store;
 use crate::units::{self, UnitSpec, UnitTarget};
 
 pub use deploy::DeployOutcome;
+pub use instances::Listing;
+pub use rollout::InstanceOutcome;
 
 /// Everything that can wake the supervisor loop.
 #[derive(Debug)]
@@ -80,6 +84,15 @@ pub enum Event {
         /// Its labels, for per-container overrides (`medic.max_attempts=5`, …).
         labels: std::collections::HashMap<String, String>,
     },
+    /// The containers a selector service matches now, listed for a reload or a deploy.
+    Listed {
+        /// The service.
+        service: String,
+        /// Why they were listed.
+        why: Listing,
+        /// Each container's name and labels, or why the engine could not list them.
+        found: Result<Vec<crate::docker::Found>, String>,
+    },
     /// A person's command from the control API.
     Control(ControlRequest),
 }
@@ -114,6 +127,20 @@ pub enum ControlRequest {
         result: ActionResult,
         /// Promoted, rolled back or escalated.
         reply: oneshot::Sender<DeployOutcome>,
+    },
+    /// The units a name means (a unit, a service's instances, a Compose service's).
+    Resolve {
+        /// The name as the person gave it.
+        name: String,
+        /// The units, empty when none.
+        reply: oneshot::Sender<Vec<String>>,
+    },
+    /// `medic forget`: stop watching instances removed on purpose.
+    Forget {
+        /// An instance, or a service or Compose service for all its instances.
+        name: String,
+        /// The units retired, or why not.
+        reply: oneshot::Sender<Result<Vec<String>, String>>,
     },
     /// pause / resume / reset / recover one unit.
     Unit {
@@ -153,6 +180,8 @@ pub struct Shell {
 struct Unit {
     spec: UnitSpec,
     probes: UnitProbes,
+    /// What the container's labels say (selector instances only).
+    labels: instances::InstanceLabels,
 }
 
 /// The running daemon's state, owned by the supervisor loop.
@@ -175,6 +204,10 @@ struct Daemon {
     shell: Shell,
     /// Deploys in progress, by unit.
     deploys: BTreeMap<String, deploy::PendingDeploy>,
+    /// Deploys of several instances in progress, by the name the person gave.
+    rollouts: BTreeMap<String, rollout::Rollout>,
+    /// The discovery task of each selector service, stopped when a reload replaces it.
+    discoveries: BTreeMap<String, CancellationToken>,
     /// Units with an action running, so shutdown can wait for them.
     in_flight: BTreeMap<String, ()>,
     /// Actions waiting for a free slot (at most `max_concurrent_actions` run at once).
@@ -232,6 +265,8 @@ pub async fn run(
         executor,
         shell: shell.clone(),
         deploys: BTreeMap::new(),
+        rollouts: BTreeMap::new(),
+        discoveries: BTreeMap::new(),
         in_flight: BTreeMap::new(),
         queued: std::collections::VecDeque::new(),
         max_concurrent_actions: settings.max_concurrent_actions,
@@ -248,7 +283,11 @@ pub async fn run(
     for spec in units::plan(&daemon.config, &daemon.executor, &known)? {
         daemon.add_unit(spec);
     }
-    daemon.executor.start_watchers(&shell, &daemon.config);
+    daemon.executor.start_events(&shell);
+    let services: Vec<String> = daemon.config.services.iter().map(|s| s.name.clone()).collect();
+    for service in services {
+        daemon.start_discovery(&service);
+    }
     daemon.drain()?;
     tracing::info!(services = daemon.config.services.len(), "medic is running");
 
@@ -384,8 +423,9 @@ impl Daemon {
             &spec.name,
             std::mem::take(&mut spec.checks),
         );
+        let labels = instances::InstanceLabels::default();
         self.units
-            .insert(spec.name.clone(), Box::new(Unit { spec, probes }));
+            .insert(spec.name.clone(), Box::new(Unit { spec, probes, labels }));
         self.save_soon();
     }
 
@@ -453,6 +493,14 @@ impl Daemon {
                 self.found(&service, &container, &labels);
                 return;
             }
+            Event::Listed {
+                service,
+                why,
+                found,
+            } => {
+                self.listed(&service, why, found);
+                return;
+            }
             Event::Control(request) => {
                 self.control(request);
                 return;
@@ -488,44 +536,6 @@ impl Daemon {
             let mut dependencies = u.spec.depends_on.clone();
             dependencies.push(parent);
             self.sup.set_dependencies(unit, dependencies);
-        }
-    }
-
-    /// Watches a newly found container of a selector service as its own unit.
-    fn found(
-        &mut self,
-        service: &str,
-        container: &str,
-        labels: &std::collections::HashMap<String, String>,
-    ) {
-        let name = format!("{service}/{container}");
-        if self.units.contains_key(&name) {
-            return;
-        }
-        let Some(service) = self.config.services.iter().find(|s| s.name == service) else {
-            return;
-        };
-        if let Some(medic_core::config::Target::LaunchAgent(target)) = &service.target {
-            match units::launch_agent_unit(service, target, &name, container, &self.executor) {
-                Ok(spec) => self.add_unit(spec),
-                Err(error) => {
-                    tracing::warn!(unit = %name, error = format!("{error:#}"), "Cannot watch a found launchd job")
-                }
-            }
-            return;
-        }
-        let Some(medic_core::config::Target::Container(target)) = &service.target else {
-            return;
-        };
-        let (mut service, mut target) = (service.clone(), target.clone());
-        if let Err(error) = units::apply_label_overrides(&mut service.policy, &mut target, labels) {
-            tracing::warn!(unit = %name, %error, "Ignoring an invalid medic.* label");
-        }
-        match units::container_unit(&service, &target, &name, container, &self.executor) {
-            Ok(spec) => self.add_unit(spec),
-            Err(error) => {
-                tracing::warn!(unit = %name, error = format!("{error:#}"), "Cannot watch a found container")
-            }
         }
     }
 
@@ -576,14 +586,22 @@ impl Daemon {
                 result,
                 reply,
             } => self.deploy_finish(now, unit, result, reply),
+            ControlRequest::Resolve { name, reply } => {
+                reply.send(self.resolve(&name)).ok();
+            }
+            ControlRequest::Forget { name, reply } => {
+                reply.send(self.forget(&name)).ok();
+            }
             ControlRequest::Unit {
                 unit,
                 control,
                 reply,
             } => {
-                let targets = self.matching_units(&unit);
+                let targets = self.resolve(&unit);
                 if targets.is_empty() {
-                    reply.send(Err(format!("no service named `{unit}`"))).ok();
+                    reply
+                        .send(Err(format!("no service or instance named `{unit}`")))
+                        .ok();
                     return;
                 }
                 let control = match control {
@@ -602,16 +620,6 @@ impl Daemon {
                 reply.send(Ok(())).ok();
             }
         }
-    }
-
-    /// A unit by name, or every instance of a service (`service/instance`).
-    fn matching_units(&self, name: &str) -> Vec<String> {
-        let prefix = format!("{name}/");
-        self.sup
-            .unit_names()
-            .filter(|u| *u == name || u.starts_with(&prefix))
-            .map(str::to_owned)
-            .collect()
     }
 
     /// Carries out every action the core decided, then persists if anything changed.
@@ -698,6 +706,9 @@ impl Daemon {
                 }
             }
             Action::RecordLastKnownGood { unit } => {
+                if self.hold_last_known_good(&unit) {
+                    return Ok(());
+                }
                 if let Some(u) = self.units.get(&unit) {
                     self.executor.record_last_known_good(&self.shell, &u.spec);
                 }

@@ -2,6 +2,7 @@
 //! checks within milliseconds of a change, discovery of containers matching a
 //! selector, and the restart / restore / rollback jobs.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,12 +11,15 @@ use jiff::Timestamp;
 use medic_core::config::{Config, ContainerSelector, ContainerTarget, OnStop, Target};
 use medic_core::{ActionResult, Evidence, Observation, Step, Urgency};
 use medic_docker::{ContainerSpec, DockerClient, Selector};
-use tokio::sync::Notify;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::daemon::{Event, Shell};
 use crate::executor::{Job, JobContext, failed};
 use crate::units::{UnitSpec, UnitTarget};
+
+/// A container a selector matched: its name and labels.
+pub type Found = (String, std::collections::HashMap<String, String>);
 
 /// Log lines of a failing container kept as evidence.
 const LOG_LINES: usize = 50;
@@ -26,8 +30,9 @@ const RECONNECT_MAX: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub struct Docker {
     client: Arc<DockerClient>,
-    /// Wakes the discovery of selector services (a container was created or started).
-    rediscover: Arc<Notify>,
+    /// Wakes the discovery of selector services (a container was created or
+    /// started): a counter, so a wake-up during a round is not lost.
+    rediscover: Arc<watch::Sender<u64>>,
 }
 
 impl Docker {
@@ -46,7 +51,7 @@ impl Docker {
         };
         Ok(Some(Self {
             client: Arc::new(client),
-            rediscover: Arc::new(Notify::new()),
+            rediscover: Arc::new(watch::Sender::new(0)),
         }))
     }
 
@@ -66,9 +71,22 @@ impl Docker {
         Ok(found.into_iter().map(|c| c.name).collect())
     }
 
+    /// Lists the containers a selector matches now, with their labels (a task
+    /// of its own: the supervisor loop never waits for the engine).
+    pub fn list(
+        &self,
+        selector: &ContainerSelector,
+    ) -> impl Future<Output = anyhow::Result<Vec<Found>>> + Send + 'static {
+        let (client, selector) = (self.client.clone(), to_selector(selector));
+        async move {
+            let found = client.find(&selector).await?;
+            Ok(found.into_iter().map(|c| (c.name, c.labels)).collect())
+        }
+    }
+
     /// Runs the discovery of selector services now.
     pub fn rediscover(&self) {
-        self.rediscover.notify_waiters();
+        self.rediscover.send_modify(|round| *round = round.wrapping_add(1));
     }
 
     /// Starts the event stream.
@@ -92,7 +110,7 @@ impl Docker {
         let discovery = discover(
             self.client.clone(),
             shell.clone(),
-            self.rediscover.clone(),
+            self.rediscover.subscribe(),
             service.to_owned(),
             to_selector(&target.selector),
             config.medic.reconcile_interval,
@@ -366,7 +384,7 @@ async fn watch_events(client: Arc<DockerClient>, shell: Shell) {
 async fn discover(
     client: Arc<DockerClient>,
     shell: Shell,
-    now: Arc<Notify>,
+    mut now: watch::Receiver<u64>,
     service: String,
     selector: Selector,
     interval: Duration,
@@ -376,8 +394,9 @@ async fn discover(
         tokio::select! {
             () = shell.cancel.cancelled() => return,
             _ = ticks.tick() => {}
-            () = now.notified() => {}
+            changed = now.changed() => if changed.is_err() { return },
         }
+        now.mark_unchanged();
         let Ok(found) = client.find(&selector).await else {
             continue; // unreachable: the container checks report blind
         };

@@ -57,15 +57,21 @@ impl Executor {
         })
     }
 
-    /// Starts the adapters' background watchers: the Docker event stream, and
-    /// the discovery of every selector service.
-    pub fn start_watchers(&self, shell: &Shell, config: &Config) {
+    /// Starts the Docker event stream, when there is a Docker connection.
+    pub fn start_events(&self, shell: &Shell) {
         if let Some(docker) = &self.docker {
             docker.start_events(shell);
         }
-        for service in &config.services {
-            self.start_discovery(shell, config, service);
-        }
+    }
+
+    /// Lists the containers a selector matches, with their labels, as a future
+    /// a task of its own awaits; None without a Docker connection.
+    pub fn list_containers(
+        &self,
+        selector: &ContainerSelector,
+    ) -> Option<impl Future<Output = anyhow::Result<Vec<crate::docker::Found>>> + Send + 'static>
+    {
+        self.docker.as_ref().map(|docker| docker.list(selector))
     }
 
     /// Starts discovering the containers or jobs of a selector service (at
