@@ -602,7 +602,9 @@ impl Machine {
             let attempt = used + 1;
             let p = &self.policy;
             let mut delay = backoff::delay(attempt, p.backoff_base, p.backoff_max, &self.name);
-            if gone && attempt == 1 {
+            // A removal waits replace_grace whatever the attempt (a recent incident
+            // in the window must not make a Compose removal be undone at once).
+            if gone {
                 delay = delay.max(p.replace_grace);
             }
             let step = Step::Restart(attempt);

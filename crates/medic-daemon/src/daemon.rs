@@ -284,7 +284,12 @@ pub async fn run(
         daemon.add_unit(spec);
     }
     daemon.executor.start_events(&shell);
-    let services: Vec<String> = daemon.config.services.iter().map(|s| s.name.clone()).collect();
+    let services: Vec<String> = daemon
+        .config
+        .services
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
     for service in services {
         daemon.start_discovery(&service);
     }
@@ -424,8 +429,14 @@ impl Daemon {
             std::mem::take(&mut spec.checks),
         );
         let labels = instances::InstanceLabels::default();
-        self.units
-            .insert(spec.name.clone(), Box::new(Unit { spec, probes, labels }));
+        self.units.insert(
+            spec.name.clone(),
+            Box::new(Unit {
+                spec,
+                probes,
+                labels,
+            }),
+        );
         self.save_soon();
     }
 

@@ -23,6 +23,19 @@ pub type Found = (String, std::collections::HashMap<String, String>);
 
 /// Log lines of a failing container kept as evidence.
 const LOG_LINES: usize = 50;
+/// How long a container stopped on request (`docker stop`, `docker-compose
+/// stop`, `rm -s`, `up` recreating it, `down`) is left to the person's tool
+/// before medic treats the stop as a failure: long enough for Compose to
+/// remove, rename or replace it, short enough that `docker stop` is undone soon.
+pub const STOP_SETTLE: Duration = Duration::from_secs(3);
+/// At most this many stop requests are remembered (the oldest are dropped).
+const STOP_REQUESTS_MAX: usize = 4096;
+/// A stop request explains a `die` that follows within this long (the stop
+/// timeout, 10 s by default, passes first when the process ignores SIGTERM).
+const STOP_REQUEST_WINDOW: Duration = Duration::from_secs(300);
+/// The signal of `docker kill`: a kill, not a request to stop.
+const SIGKILL: i64 = 9;
+
 /// The longest a reconnect to a lost event stream waits.
 const RECONNECT_MAX: Duration = Duration::from_secs(30);
 
@@ -33,6 +46,56 @@ pub struct Docker {
     /// Wakes the discovery of selector services (a container was created or
     /// started): a counter, so a wake-up during a round is not lost.
     rediscover: Arc<watch::Sender<u64>>,
+    /// Containers asked to stop through the engine, and when.
+    stops: Arc<StopRequests>,
+}
+
+/// Which containers were asked to stop (a `kill` event with a signal other
+/// than SIGKILL: `docker stop` and Compose send SIGTERM), so the check can tell
+/// a stop someone's tool is carrying out from a crash.
+/// Per container: when the stop was asked for, and when it settles from (the
+/// one `die` it explains).
+#[derive(Debug, Default)]
+pub struct StopRequests(
+    std::sync::Mutex<std::collections::HashMap<String, (Instant, Option<Instant>)>>,
+);
+
+impl StopRequests {
+    /// A `kill` other than SIGKILL: someone asked the container to stop.
+    fn requested(&self, container: &str, at: Instant) {
+        // Invariant: no code panics while holding this lock.
+        let mut stops = self.0.lock().expect("stop requests lock");
+        stops.retain(|_, (asked, _)| at.saturating_duration_since(*asked) < STOP_REQUEST_WINDOW);
+        if stops.len() < STOP_REQUESTS_MAX {
+            stops.insert(container.to_owned(), (at, None));
+        }
+    }
+
+    /// The container died: when a stop was asked for, it settles from now; true then.
+    fn died(&self, container: &str, at: Instant) -> bool {
+        let mut stops = self.0.lock().expect("stop requests lock");
+        match stops.get_mut(container) {
+            Some((asked, settle_from @ None))
+                if at.saturating_duration_since(*asked) < STOP_REQUEST_WINDOW =>
+            {
+                *settle_from = Some(at);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The container runs again: its stop is over.
+    fn started(&self, container: &str) {
+        self.0.lock().expect("stop requests lock").remove(container);
+    }
+
+    /// How long ago `container` stopped on request, if it did and has not started since.
+    fn stopped_on_request(&self, container: &str) -> Option<Duration> {
+        let stops = self.0.lock().expect("stop requests lock");
+        let (_, settle_from) = stops.get(container)?;
+        Some(settle_from.as_ref()?.elapsed())
+    }
 }
 
 impl Docker {
@@ -52,6 +115,7 @@ impl Docker {
         Ok(Some(Self {
             client: Arc::new(client),
             rediscover: Arc::new(watch::Sender::new(0)),
+            stops: Arc::default(),
         }))
     }
 
@@ -62,6 +126,7 @@ impl Docker {
             container: container.to_owned(),
             timeout,
             on_stop,
+            stops: self.stops.clone(),
         }
     }
 
@@ -86,14 +151,17 @@ impl Docker {
 
     /// Runs the discovery of selector services now.
     pub fn rediscover(&self) {
-        self.rediscover.send_modify(|round| *round = round.wrapping_add(1));
+        self.rediscover
+            .send_modify(|round| *round = round.wrapping_add(1));
     }
 
     /// Starts the event stream.
     pub fn start_events(&self, shell: &Shell) {
-        shell
-            .tracker
-            .spawn(watch_events(self.client.clone(), shell.clone()));
+        shell.tracker.spawn(watch_events(
+            self.client.clone(),
+            shell.clone(),
+            self.stops.clone(),
+        ));
     }
 
     /// Starts the discovery of one selector service (nothing for a name selector).
@@ -340,7 +408,7 @@ async fn follow_parent(
 
 /// Streams Docker events and asks for an immediate check of the container they
 /// concern; reconnects with backoff when the stream breaks.
-async fn watch_events(client: Arc<DockerClient>, shell: Shell) {
+async fn watch_events(client: Arc<DockerClient>, shell: Shell, stops: Arc<StopRequests>) {
     let mut delay = Duration::from_millis(250);
     loop {
         let mut stream = Box::pin(client.events());
@@ -353,6 +421,16 @@ async fn watch_events(client: Arc<DockerClient>, shell: Shell) {
             match item {
                 Some(Ok(event)) => {
                     delay = Duration::from_millis(250);
+                    match event.kind() {
+                        "kill" if event.signal != Some(SIGKILL) => {
+                            stops.requested(&event.name, Instant::now());
+                        }
+                        "die" if stops.died(&event.name, Instant::now()) => {
+                            settle_then_check(&shell, &event.name);
+                        }
+                        "start" => stops.started(&event.name),
+                        _ => {}
+                    }
                     let event = Event::ContainerChanged {
                         container: event.name,
                         action: event.action,
@@ -377,6 +455,22 @@ async fn watch_events(client: Arc<DockerClient>, shell: Shell) {
         }
         delay = (delay * 2).min(RECONNECT_MAX);
     }
+}
+
+/// Asks for a check of a container once its stop has settled: still stopped
+/// then, it is a failure to restore; gone, a removal; running, nothing to do.
+fn settle_then_check(shell: &Shell, container: &str) {
+    let (events, cancel) = (shell.events.clone(), shell.cancel.clone());
+    let container = container.to_owned();
+    shell.tracker.spawn(async move {
+        tokio::select! {
+            () = cancel.cancelled() => {}
+            () = tokio::time::sleep(STOP_SETTLE) => {
+                let action = "stop_settled".to_owned();
+                events.send(Event::ContainerChanged { container, action }).await.ok();
+            }
+        }
+    });
 }
 
 /// Lists the containers of a selector service every `interval`, and at once when
@@ -420,6 +514,7 @@ pub struct ContainerCheck {
     container: String,
     timeout: Duration,
     on_stop: OnStop,
+    stops: Arc<StopRequests>,
 }
 
 impl ContainerCheck {
@@ -436,10 +531,14 @@ impl ContainerCheck {
                 return Observation::blind(latency, format!("Docker engine unreachable: {error}"));
             }
             Ok(Ok(None)) => {
-                return Observation::fail(
-                    latency,
-                    format!("container `{}` is gone", self.container),
-                )
+                let message = match self.stops.stopped_on_request(&self.container) {
+                    Some(_) => format!(
+                        "container `{}` is gone: removed after a stop on request (docker-compose rm -sf, down); restored after replace_grace unless a replacement appears (`medic forget` keeps it away)",
+                        self.container
+                    ),
+                    None => format!("container `{}` is gone", self.container),
+                };
+                return Observation::fail(latency, message)
                 .with_urgency(Urgency::Gone)
                 .with("container", self.container.clone());
             }
@@ -462,13 +561,33 @@ impl ContainerCheck {
             evidence.insert("logs".into(), lines.into());
         }
         // Exited or dead is decisive; created, removing or stopping are passing
-        // states (a recreate in progress, a removal underway) and count normally.
-        let urgency = if facts.has_stopped() {
-            Urgency::Decisive
+        // states (a recreate in progress, a removal underway) and count normally,
+        // and so does a stop someone asked for, until it settles.
+        let on_request = self
+            .stops
+            .stopped_on_request(&self.container)
+            .filter(|_| facts.has_stopped());
+        let (urgency, message) = if on_request.is_some_and(|ago| ago < STOP_SETTLE) {
+            evidence.insert("stop_requested".into(), true.into());
+            let message = format!(
+                "{}; stopped on request (docker stop, or Compose stopping, removing or recreating it): left to it for {}s, then restored unless removed or replaced",
+                verdict.message,
+                STOP_SETTLE.as_secs()
+            );
+            (Urgency::Normal, message)
+        } else if on_request.is_some() {
+            let message = format!(
+                "{}; stopped on request and still stopped after {}s: restored (`medic pause` stops a service on purpose)",
+                verdict.message,
+                STOP_SETTLE.as_secs()
+            );
+            (Urgency::Decisive, message)
+        } else if facts.has_stopped() {
+            (Urgency::Decisive, verdict.message)
         } else {
-            Urgency::Normal
+            (Urgency::Normal, verdict.message)
         };
-        let mut observation = Observation::fail(latency, verdict.message).with_urgency(urgency);
+        let mut observation = Observation::fail(latency, message).with_urgency(urgency);
         observation.evidence = evidence;
         observation
     }

@@ -48,6 +48,8 @@ pub struct ContainerEvent {
     pub image: Option<String>,
     /// For `die`: the exit code.
     pub exit_code: Option<i64>,
+    /// For `kill`: the signal sent (15 from `docker stop` and Compose, 9 from `docker kill`).
+    pub signal: Option<i64>,
     /// The container's labels.
     pub labels: HashMap<String, String>,
     /// When Docker recorded it, in nanoseconds since the epoch.
@@ -64,6 +66,7 @@ impl ContainerEvent {
         let old_name = take("oldName").map(|n| n.trim_start_matches('/').to_owned());
         let image = take("image");
         let exit_code = take("exitCode").and_then(|c| c.parse().ok());
+        let signal = take("signal").and_then(|c| c.parse().ok());
         for key in NOT_LABELS {
             attributes.remove(*key);
         }
@@ -74,6 +77,7 @@ impl ContainerEvent {
             old_name,
             image,
             exit_code,
+            signal,
             labels: attributes,
             time_nanos: message
                 .time_nano
@@ -117,6 +121,7 @@ mod tests {
                 old_name: None,
                 image: Some("app:1".into()),
                 exit_code: Some(3),
+                signal: None,
                 labels: HashMap::from([("medic.enable".to_owned(), "true".to_owned())]),
                 time_nanos: 1_700_000_000_123_456_789,
             }

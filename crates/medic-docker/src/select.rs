@@ -154,9 +154,10 @@ pub fn forensic_name(name: &str, stamp: &str) -> String {
 /// removed a moment later, and its replacement keeps the name.
 pub fn is_compose_transient(found: &ContainerSummary) -> bool {
     found.labels.contains_key("com.docker.compose.project")
-        && found.name.split_once('_').is_some_and(|(prefix, _)| {
-            prefix.len() == 12 && found.id.starts_with(prefix)
-        })
+        && found
+            .name
+            .split_once('_')
+            .is_some_and(|(prefix, _)| prefix.len() == 12 && found.id.starts_with(prefix))
 }
 
 /// Whether a container name is one of medic's forensic copies.

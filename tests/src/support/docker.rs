@@ -16,6 +16,11 @@ impl Engine {
         super::env::docker_host().map(|host| Self { host })
     }
 
+    /// The engine's address (`DOCKER_HOST`).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
     /// Runs `docker ARGS`; panics with its stderr when it fails.
     #[track_caller]
     pub fn run(&self, args: &[&str]) -> String {

@@ -31,10 +31,9 @@ impl InstanceLabels {
             (Some(project), Some(service)) => Some((project.clone(), service.clone())),
             _ => None,
         };
-        Self {
-            overrides: medic_docker::overrides(labels),
-            compose,
-        }
+        let mut overrides = medic_docker::overrides(labels);
+        overrides.remove("enable"); // the opt-in of the default job, not a policy
+        Self { overrides, compose }
     }
 
     /// Whether a name means this instance's Compose service: `web` or `app/web`.
@@ -85,7 +84,12 @@ impl Daemon {
 
     /// Watches a container a selector service found as its own unit; for one
     /// watched already, re-reads its `medic.*` labels: a changed label changes the policy.
-    pub(super) fn found(&mut self, service: &str, container: &str, labels: &HashMap<String, String>) {
+    pub(super) fn found(
+        &mut self,
+        service: &str,
+        container: &str,
+        labels: &HashMap<String, String>,
+    ) {
         let name = format!("{service}/{container}");
         let read = InstanceLabels::read(labels);
         if let Some(unit) = self.units.get_mut(&name) {
@@ -93,7 +97,7 @@ impl Daemon {
                 unit.labels = read;
                 return;
             }
-            tracing::info!(unit = %name, labels = ?read.overrides, "medic.* labels changed: the policy follows them");
+            tracing::info!(unit = %name, labels = ?read.overrides, "medic.* labels read: the policy follows them");
             if let Some(old) = self.units.remove(&name) {
                 old.probes.stop();
             }
@@ -155,7 +159,10 @@ impl Daemon {
             ));
         }
         for unit in &units {
-            self.retire(unit, "forgotten by a person (medic forget): no longer restored");
+            self.retire(
+                unit,
+                "forgotten by a person (medic forget): no longer restored",
+            );
         }
         Ok(units)
     }
@@ -208,7 +215,12 @@ impl Daemon {
     }
 
     /// A listing asked for by [`Daemon::list_instances`] arrived.
-    pub(super) fn listed(&mut self, service: &str, why: Listing, found: Result<Vec<Found>, String>) {
+    pub(super) fn listed(
+        &mut self,
+        service: &str,
+        why: Listing,
+        found: Result<Vec<Found>, String>,
+    ) {
         match why {
             Listing::Reload => {
                 let Ok(found) = found else {
@@ -216,7 +228,8 @@ impl Daemon {
                     return;
                 };
                 let prefix = format!("{service}/");
-                let matched: Vec<String> = found.iter().map(|(c, _)| format!("{prefix}{c}")).collect();
+                let matched: Vec<String> =
+                    found.iter().map(|(c, _)| format!("{prefix}{c}")).collect();
                 let gone: Vec<String> = self
                     .sup
                     .unit_names()
@@ -224,7 +237,10 @@ impl Daemon {
                     .map(str::to_owned)
                     .collect();
                 for unit in gone {
-                    self.retire(&unit, "the service's selector no longer matches it (config reload)");
+                    self.retire(
+                        &unit,
+                        "the service's selector no longer matches it (config reload)",
+                    );
                 }
                 for (container, labels) in &found {
                     self.found(service, container, labels);
@@ -236,7 +252,10 @@ impl Daemon {
 }
 
 /// Whether a reload changed how a service selects its containers.
-pub(super) fn selector_changed(old: Option<&medic_core::config::Service>, new: &medic_core::config::Service) -> bool {
+pub(super) fn selector_changed(
+    old: Option<&medic_core::config::Service>,
+    new: &medic_core::config::Service,
+) -> bool {
     let selector = |s: &medic_core::config::Service| match &s.target {
         Some(Target::Container(t)) if !matches!(t.selector, ContainerSelector::Name(_)) => {
             Some(t.selector.clone())

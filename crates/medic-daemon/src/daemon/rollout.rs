@@ -85,7 +85,11 @@ impl Daemon {
         services.dedup();
         let service = match services.as_slice() {
             [service] => (*service).to_owned(),
-            _ => return Err(format!("`{name}` means instances of several services: deploy one")),
+            _ => {
+                return Err(format!(
+                    "`{name}` means instances of several services: deploy one"
+                ));
+            }
         };
         if self.rollouts.contains_key(&name) {
             return Err(format!("a deploy of `{name}` is already running"));
@@ -215,7 +219,9 @@ impl Daemon {
         // The instances the name means now: all of the service's, or one Compose service's.
         let found: Vec<Found> = found
             .into_iter()
-            .filter(|(_, labels)| name == service || InstanceLabels::read(labels).names_compose_service(name))
+            .filter(|(_, labels)| {
+                name == service || InstanceLabels::read(labels).names_compose_service(name)
+            })
             .collect();
         let done = ActionResult::Done {
             message: "the deploy command ended".into(),
@@ -388,7 +394,9 @@ impl Daemon {
                 State::Gone => {
                     self.retire(
                         &unit,
-                        &format!("removed by the guarded deploy of `{name}`: retired, not restored"),
+                        &format!(
+                            "removed by the guarded deploy of `{name}`: retired, not restored"
+                        ),
                     );
                     "retired"
                 }
