@@ -539,8 +539,8 @@ impl ContainerCheck {
                     None => format!("container `{}` is gone", self.container),
                 };
                 return Observation::fail(latency, message)
-                .with_urgency(Urgency::Gone)
-                .with("container", self.container.clone());
+                    .with_urgency(Urgency::Gone)
+                    .with("container", self.container.clone());
             }
             Ok(Ok(Some(facts))) => facts,
         };

@@ -264,3 +264,30 @@ pub(super) fn selector_changed(
     };
     old.is_some_and(|old| selector(old).is_some() && selector(old) != selector(new))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_compose_service_is_named_alone_or_with_its_project() {
+        let labels = HashMap::from([
+            (COMPOSE_PROJECT.to_owned(), "shop".to_owned()),
+            (COMPOSE_SERVICE.to_owned(), "web".to_owned()),
+            ("medic.enable".to_owned(), "true".to_owned()),
+            ("medic.on_stop".to_owned(), "leave".to_owned()),
+        ]);
+        let read = InstanceLabels::read(&labels);
+        assert!(read.names_compose_service("web"));
+        assert!(read.names_compose_service("shop/web"));
+        assert!(!read.names_compose_service("other/web"));
+        assert!(!read.names_compose_service("shop"));
+        let overrides: Vec<_> = read.overrides.into_iter().collect();
+        assert_eq!(
+            overrides,
+            [("on_stop".to_owned(), "leave".to_owned())],
+            "enable is no policy"
+        );
+        assert!(!InstanceLabels::default().names_compose_service("web"));
+    }
+}

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use hyper::Method;
-use medic_core::config::{Config, Target};
+use medic_core::config::{Config, ContainerSelector, Target};
 use medic_daemon::DeployOutcome;
 use medic_daemon::control::{DeployBody, DeployFinishBody, DeployStarted};
 use medic_daemon::status::StatusReport;
@@ -20,7 +20,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
-use crate::client::{call, service_path};
+use crate::client::{call, encode, service_path};
 use crate::config_file::ConfigArgs;
 
 /// Lines of the command's output kept as evidence.
@@ -291,7 +291,14 @@ struct Standalone {
 impl Standalone {
     fn start(mut config: Config, service: &str) -> anyhow::Result<Self> {
         let name = service.split('/').next().unwrap_or(service);
-        config.services.retain(|s| s.name == name);
+        if config.services.iter().any(|s| s.name == name) {
+            config.services.retain(|s| s.name == name);
+        } else {
+            // A Compose service (`web`, `app/web`): the selector services that may watch it.
+            config.services.retain(|s| {
+                matches!(&s.target, Some(Target::Container(t)) if !matches!(t.selector, ContainerSelector::Name(_)))
+            });
+        }
         anyhow::ensure!(
             !config.services.is_empty(),
             "no service named `{name}` in the config"
@@ -317,13 +324,17 @@ impl Standalone {
             if self.task.is_finished() {
                 anyhow::bail!("the in-process daemon stopped (see the recovery log)");
             }
-            if let Ok((_, json)) = call(socket, Method::GET, "/v1/status", None).await
+            // Every unit the name means (one, or a selector's instances) has a verdict.
+            let path = format!("/v1/status?service={}", encode(service));
+            if let Ok((_, json)) = call(socket, Method::GET, &path, None).await
                 && let Ok(report) = serde_json::from_value::<StatusReport>(json)
-                && let Some(unit) = report.services.iter().find(|s| s.name == service)
-                && unit.state != "starting"
-                && (unit.health != "healthy"
-                    || unit.last_known_good.is_some()
-                    || !self.records_versions)
+                && !report.services.is_empty()
+                && report.services.iter().all(|unit| {
+                    unit.state != "starting"
+                        && (unit.health != "healthy"
+                            || unit.last_known_good.is_some()
+                            || !self.records_versions)
+                })
             {
                 return Ok(());
             }
