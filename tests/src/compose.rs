@@ -9,6 +9,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+use crate::deploy::text;
 use crate::support::compose::Project;
 use crate::support::medic::{Medic, bin, eventually, kinds};
 
@@ -30,15 +31,6 @@ fn deploy(medic: &Medic, project: &Project, name: &str, args: &[&str]) -> Output
         .env("DOCKER_HOST", project.engine.host())
         .output()
         .expect("run medic deploy")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// `medic status --json [--service NAME]`: the units listed.
@@ -92,6 +84,28 @@ fn compose_rm_is_restored_once_the_removal_completes_and_one_instance_pauses() {
     medic.wait_event("db resumed", |e| {
         e["service"] == *db && e["event"] == "resumed"
     });
+    // A Compose v2 style name with `-` and `.` reaches its unit too.
+    let v2 = format!("{}-web-1.v2", project.name);
+    let label = format!("com.docker.compose.project={}", project.name);
+    let sleep = ["medic-test/good:1", "sh", "-c", "exec sleep 1000000"];
+    let args = [
+        "run",
+        "-d",
+        "--name",
+        &v2,
+        "--network",
+        "host",
+        "-l",
+        "medic.enable=true",
+        "-l",
+        &label,
+    ];
+    project.engine.run(&[&args[..], &sleep[..]].concat());
+    let v2 = format!("docker/{v2}");
+    healthy(&medic, &[&v2]);
+    let out = medic.cli(&["pause", &v2]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(status(&medic, Some(&v2))[0]["paused"], true);
 
     // The person's removal completes (medic does not start the container
     // again between Compose's stop and its removal) …
@@ -210,6 +224,67 @@ fn guarded_deploys_of_a_compose_service_promote_a_recreate_and_retire_a_replica(
         None,
         "and not restored"
     );
+}
+
+#[test]
+fn a_failed_deploy_of_a_compose_service_rolls_every_instance_back() {
+    let services = service("web", "") + "    scale: 2\n";
+    let Some(project) = Project::up("rollback", &services) else {
+        return;
+    };
+    let medic = Medic::start(&project.default_job());
+    let units: Vec<String> = (1..=2)
+        .map(|n| format!("docker/{}", project.container("web", n)))
+        .collect();
+    healthy(&medic, &[&units[0], &units[1]]);
+    eventually("both last known good specs", || {
+        let state = std::fs::read(medic.state("state.json")).ok()?;
+        let state: Value = serde_json::from_slice(&state).ok()?;
+        units
+            .iter()
+            .all(|u| state["units"][u]["last_known_good"].is_object())
+            .then_some(())
+    });
+    let ids: Vec<Option<String>> = (1..=2)
+        .map(|n| project.id(&project.container("web", n)))
+        .collect();
+
+    // The new version exits at once: the deploy fails and both go back.
+    let file = project.argv(&[])[4].clone();
+    let breaks = format!(
+        "sed -i 's/exec sleep 1000000/exit 3/' {file} && {}",
+        project.argv(&["up", "-d", "web"]).join(" ")
+    );
+    let out = Command::new(bin("medic"))
+        .args(["deploy", "--config"])
+        .arg(&medic.config)
+        .args(["web", "--timeout", "30s", "--", "sh", "-c", &breaks])
+        .env("DOCKER_HOST", project.engine.host())
+        .output()
+        .expect("run medic deploy");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for unit in &units {
+        assert!(
+            stdout.contains(&format!("{unit}: rolled_back")),
+            "{}",
+            text(&out)
+        );
+    }
+    for n in 1..=2 {
+        let name = project.container("web", n);
+        let running = project
+            .engine
+            .run(&["inspect", "-f", "{{.State.Running}} {{.Id}}", &name]);
+        assert!(
+            running.starts_with("true"),
+            "{name} runs its last known good again: {running}"
+        );
+        assert!(
+            !ids.contains(&running.split(' ').nth(1).map(str::to_owned)),
+            "recreated, not the old one"
+        );
+    }
 }
 
 #[test]
