@@ -244,3 +244,97 @@ fn restarts_beyond_max_concurrent_actions_wait_their_turn() {
         "one at a time"
     );
 }
+
+/// Issue #23's scenario: a restart that keeps failing, a probe that never
+/// passes, medic stopped at a moment of the ladder and started again. The
+/// incident resumes (one `resumed` event) and ends exactly as without the
+/// restart: attempts 1, 2, 3 once each, one rollback, one escalation.
+fn restarted_mid_ladder(moment: &str, at: impl Fn(&serde_json::Value) -> bool, kill9: bool) {
+    let config = format!(
+        r#"
+[defaults]
+interval = "300ms"
+failure_threshold = 1
+# Verifies the rollback (and a restart whose result a kill -9 lost) within seconds.
+recover_timeout = "3s"
+
+[[service]]
+name = "web"
+command = {{ restart = ["sh", "-c", "sleep 0.3; exit 1"], rollback = ["sh", "-c", "sleep 0.3"] }}
+  [[service.probe]]
+  kind = "tcp"
+  address = "127.0.0.1:{}"
+"#,
+        free_port()
+    );
+    let mut medic = Medic::start(&config);
+    medic.wait_event(moment, at);
+    if kill9 {
+        medic.kill9();
+    } else {
+        let (status, _) = medic.terminate();
+        assert!(status.success(), "{status:?}: {}", medic.stderr());
+    }
+    medic.spawn();
+    let events = medic.wait_event("escalation", |e| e["event"] == "escalated");
+    let web: Vec<&serde_json::Value> = events.iter().filter(|e| e["service"] == "web").collect();
+    let trace: Vec<String> = web
+        .iter()
+        .map(|e| format!("{}({})", e["event"].as_str().unwrap_or(""), e["attempt"]))
+        .collect();
+    let attempts: Vec<&serde_json::Value> = web
+        .iter()
+        .filter(|e| e["event"] == "restart")
+        .map(|e| &e["attempt"])
+        .collect();
+    assert_eq!(attempts, [1, 2, 3], "{trace:?}");
+    let count = |kind: &str| web.iter().filter(|e| e["event"] == kind).count();
+    assert_eq!(count("rollback"), 1, "{trace:?}");
+    assert_eq!(count("escalated"), 1, "{trace:?}");
+    let resumed: Vec<&&serde_json::Value> =
+        web.iter().filter(|e| e["event"] == "resumed").collect();
+    assert_eq!(resumed.len(), 1, "{trace:?}");
+    let message = resumed[0]["message"].as_str().unwrap_or("");
+    assert!(message.contains("after a restart of medic"), "{message}");
+    let incidents: std::collections::BTreeSet<&str> =
+        web.iter().filter_map(|e| e["incident"].as_str()).collect();
+    assert_eq!(incidents.len(), 1, "one incident throughout: {incidents:?}");
+    let alerts = medic.alerts();
+    assert_eq!(
+        alerts.iter().filter(|a| a["kind"] == "escalated").count(),
+        1,
+        "{alerts:?}"
+    );
+}
+
+#[test]
+fn sigterm_before_an_attempt_resumes_the_backoff() {
+    restarted_mid_ladder(
+        "the first failed attempt",
+        |e| e["event"] == "restart_failed" && e["attempt"] == 1,
+        false,
+    );
+}
+
+#[test]
+fn kill9_during_an_attempt_verifies_it_and_goes_on() {
+    restarted_mid_ladder(
+        "attempt 2 running",
+        |e| e["event"] == "restart" && e["attempt"] == 2,
+        true,
+    );
+}
+
+#[test]
+fn sigterm_during_verification_verifies_again() {
+    restarted_mid_ladder(
+        "the rollback being verified",
+        |e| e["event"] == "rollback_done",
+        false,
+    );
+}
+
+#[test]
+fn kill9_during_the_rollback_verifies_it_and_escalates() {
+    restarted_mid_ladder("the rollback running", |e| e["event"] == "rollback", true);
+}

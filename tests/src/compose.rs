@@ -137,10 +137,15 @@ fn compose_rm_is_restored_once_the_removal_completes_and_one_instance_pauses() {
         1,
         "one restore, no restart fought the stop: {web_events:?}"
     );
-    let stopped = events
+    let failing = events
         .iter()
-        .any(|e| e["service"] == *web && e["message"].as_str().unwrap_or("").contains("gone"));
-    assert!(stopped, "the log says it was removed: {events:?}");
+        .find(|e| e["service"] == *web && e["event"] == "failing")
+        .unwrap_or_else(|| panic!("web failing: {events:?}"));
+    let message = failing["message"].as_str().unwrap_or("");
+    assert!(
+        message.contains("stopped by a command") && message.contains("Compose"),
+        "the log says whose stop it was and what medic does: {failing}"
+    );
 }
 
 #[test]

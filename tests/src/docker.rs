@@ -67,7 +67,7 @@ pub(crate) struct GoodContainer {
 }
 
 impl GoodContainer {
-    /// Starts one named after `tag`; None outside the test command (panics under CI).
+    /// Starts one named after `tag`; None only when `MEDIC_TEST_SKIP` names `docker`.
     pub(crate) fn start(tag: &str) -> Option<Self> {
         let engine = Engine::get()?;
         let (name, port) = (unique(tag), free_port());
@@ -487,4 +487,43 @@ container = {{ name = "{child}" }}
         "the child was restarted after its parent"
     );
     eventually("the child answers", || health_ok(child_port).then_some(()));
+}
+
+/// medic killed mid-incident on a real engine: the new medic resumes the same
+/// incident and finishes its ladder (three restarts in all, then the rollback).
+#[test]
+fn medic_killed_mid_incident_resumes_it_on_the_engine() {
+    let Some(engine) = Engine::get() else { return };
+    let (name, port) = (unique("resume"), free_port());
+    let _cleanup = Cleanup(&engine, vec![name.clone()]);
+    let scratch = tempfile::tempdir().unwrap();
+    run_good(&engine, &name, port, scratch.path());
+    let mut medic = watch(&name, port);
+
+    engine.run(&["rm", "-f", &name]);
+    engine.run(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--network",
+        "host",
+        "medic-test/bad:1",
+    ]);
+    medic.wait_event("the first restart", |e| {
+        e["event"] == "restart" && e["attempt"] == 1
+    });
+    medic.kill9();
+    medic.spawn();
+    let events = medic.wait_event("rolled back", |e| e["event"] == "rolled_back");
+    let web = kinds(&events, "web");
+    assert_eq!(web.iter().filter(|k| *k == "restart").count(), 3, "{web:?}");
+    assert_eq!(web.iter().filter(|k| *k == "resumed").count(), 1, "{web:?}");
+    let incidents: std::collections::BTreeSet<&str> = events
+        .iter()
+        .skip_while(|e| e["event"] != "failing")
+        .filter_map(|e| e["incident"].as_str())
+        .collect();
+    assert_eq!(incidents.len(), 1, "one incident throughout: {incidents:?}");
+    eventually("HTTP after rollback", || health_ok(port).then_some(()));
 }

@@ -11,15 +11,19 @@ pub mod availability;
 pub mod backoff;
 pub mod config;
 pub mod delivery;
+pub mod duration;
 pub mod event;
 pub mod machine;
 pub mod observation;
 pub mod policy;
 pub mod snapshot;
 pub mod supervisor;
+pub mod time;
 
 pub use event::{Alert, EventKind, RecoveryEvent, Severity};
 pub use machine::{ClosedIncident, Health, Phase, UnitStatus};
-pub use observation::{Evidence, Observation, Outcome, Urgency};
+pub use observation::{
+    ENGINE_GRACE, Evidence, Observation, Outcome, RESTART_EXPECTED_FROM, Urgency,
+};
 pub use policy::{Policy, ProbeTiming};
 pub use supervisor::{Action, ActionResult, Control, Input, Step, Supervisor};

@@ -6,10 +6,13 @@ use std::time::{Duration, Instant};
 
 use crate::backoff;
 use crate::event::{Alert, EventKind, RecoveryEvent, Severity};
-use crate::observation::{Evidence, Observation, Outcome, Urgency};
+use crate::observation::{
+    ENGINE_GRACE, Evidence, Observation, Outcome, RESTART_EXPECTED_FROM, Urgency,
+};
 use crate::policy::Policy;
 use crate::snapshot::{SavedIncident, SavedPhase, UnitSnapshot};
 use crate::supervisor::{Action, ActionResult, Step};
+use crate::time::after;
 
 /// Where a unit is in its recovery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,10 +30,12 @@ pub enum Phase {
         /// When.
         at: Instant,
     },
-    /// An action is running in the shell.
+    /// An action is running in the shell; one that has not reported by `deadline` failed.
     Acting {
         /// Which.
         step: Step,
+        /// When it counts as failed without a report.
+        deadline: Instant,
     },
     /// The action finished; fresh successes must arrive before `deadline`.
     Verifying {
@@ -76,7 +81,7 @@ impl Phase {
                 ..
             } => "failing",
             Phase::Waiting { step, .. }
-            | Phase::Acting { step }
+            | Phase::Acting { step, .. }
             | Phase::Verifying { step, .. } => match step {
                 Step::Restart(_) => "recovering",
                 Step::Rollback => "rolling_back",
@@ -89,7 +94,7 @@ impl Phase {
     fn step(&self) -> Option<Step> {
         match self {
             Phase::Waiting { step, .. }
-            | Phase::Acting { step }
+            | Phase::Acting { step, .. }
             | Phase::Verifying { step, .. } => Some(*step),
             _ => None,
         }
@@ -211,6 +216,8 @@ pub(crate) struct Machine {
     stale: bool,
     /// A due action is held until the services this one depends on are healthy.
     held_for_dependency: bool,
+    /// Actions given up on (no report before their deadline) whose late result is still to come.
+    abandoned: u32,
 }
 
 impl Machine {
@@ -230,12 +237,15 @@ impl Machine {
             blind: false,
             stale: false,
             held_for_dependency: false,
+            abandoned: 0,
         }
     }
 
     /// Rebuilds a machine from the state store. Health is never restored: it
-    /// needs fresh observations. An action that was running may or may not have
-    /// happened, so it is verified again, which continues the attempt count.
+    /// needs fresh observations. Every open incident resumes where it was (see
+    /// [`Machine::resume_after_restart`], which the supervisor calls next): a due step keeps its
+    /// time, an action that was running counts as finished with an unknown
+    /// result and is verified on fresh observations, as is one being verified.
     pub(crate) fn restore(now: Instant, saved: UnitSnapshot, policy: Policy) -> Self {
         let mut machine = Self::new(now, saved.name, policy);
         machine.attempts = saved.attempts.into_iter().collect();
@@ -245,41 +255,100 @@ impl Machine {
             opened: i.opened,
             alerted: i.alerted,
             rollback_tried: i.rollback_tried,
-            gone: false,
+            gone: i.gone,
             evidence: Evidence::new(),
         });
-        let verify = |step| Phase::Verifying {
+        let recover_timeout = machine.policy.recover_timeout;
+        // At least one probe round to see the unit again, however little was left.
+        let fresh = after(now, machine.verify_round());
+        let verify = |step, deadline: Instant| Phase::Verifying {
             step,
             since: now,
-            deadline: now + machine.policy.recover_timeout,
+            deadline: deadline.max(fresh),
             next_probe: now,
         };
         machine.phase = match (saved.phase, machine.incident.is_some()) {
+            (SavedPhase::Deploying, _) => Phase::DeployRunning {
+                // Failed by `resume`: the command's result can no longer arrive.
+                deadline: now,
+                verify_timeout: Duration::ZERO,
+            },
             (_, false) | (SavedPhase::Fine, _) => Phase::Starting,
-            (SavedPhase::Failing, true) => verify(Step::Restart(0)),
-            (SavedPhase::Recovering(k), true) => verify(Step::Restart(k)),
-            (SavedPhase::RollingBack, true) => verify(Step::Rollback),
+            (SavedPhase::Failing, true) => Phase::Failing,
+            (SavedPhase::Waiting { step, at }, true) => Phase::Waiting { step, at },
+            (SavedPhase::Acting(step), true) => verify(step, after(now, recover_timeout)),
+            (SavedPhase::Verifying { step, deadline }, true) => verify(step, deadline),
             (SavedPhase::Escalated, true) => Phase::Escalated,
         };
         machine
     }
 
+    /// The first moves after a restore: one `resumed` event per open incident
+    /// saying where it continues, a failed deploy rolled back as the guard says,
+    /// and the ladder continued where it stood.
+    pub(crate) fn resume_after_restart(&mut self, now: Instant, ctx: &mut Ctx) {
+        if let Phase::DeployRunning { .. } = self.phase {
+            self.set_phase(now, Phase::Starting);
+            let message = "medic restarted while the deploy ran: its result is unknown".to_owned();
+            return self.deploy_failed(now, message, Evidence::new(), ctx);
+        }
+        let Some(incident) = &self.incident else {
+            return;
+        };
+        let max = self.policy.max_attempts;
+        let at = match self.phase {
+            Phase::Waiting {
+                step: Step::Restart(k),
+                ..
+            } => format!("at attempt {k} of {max}"),
+            Phase::Verifying {
+                step: Step::Restart(k),
+                ..
+            } => format!("verifying attempt {k} of {max} on fresh observations"),
+            Phase::Waiting {
+                step: Step::Rollback,
+                ..
+            } => "at the rollback".to_owned(),
+            Phase::Verifying {
+                step: Step::Rollback,
+                ..
+            } => "verifying the rollback on fresh observations".to_owned(),
+            Phase::Escalated => "escalated, waiting for a person".to_owned(),
+            _ => "watching".to_owned(),
+        };
+        let paused = if self.paused.is_some() {
+            " (paused)"
+        } else {
+            ""
+        };
+        let message = format!(
+            "resumed incident {} {at} after a restart of medic{paused}",
+            incident.id
+        );
+        self.log(ctx, now, EventKind::Resumed, &message);
+        if self.phase == Phase::Failing && self.policy.can_restart {
+            self.next_step(now, false, ctx);
+        }
+        // A due step starts from the supervisor's next timeout, once dependencies are declared.
+    }
+
+    /// How long one verification probe round may take: the verify interval plus the slowest probe.
+    fn verify_round(&self) -> Duration {
+        let slowest = self.policy.probes.iter().map(|p| p.timeout).max();
+        self.policy
+            .verify_interval
+            .saturating_add(slowest.unwrap_or_default())
+    }
+
     pub(crate) fn snapshot(&self) -> UnitSnapshot {
         let phase = match self.phase {
-            // A deploy is not continued after a restart: supervision resumes as
-            // usual, with the last known good from before the deploy.
-            Phase::Starting
-            | Phase::Healthy
-            | Phase::DeployRunning { .. }
-            | Phase::DeployVerifying { .. } => SavedPhase::Fine,
+            Phase::Starting | Phase::Healthy => SavedPhase::Fine,
+            Phase::DeployRunning { .. } | Phase::DeployVerifying { .. } => SavedPhase::Deploying,
             Phase::Failing => SavedPhase::Failing,
             Phase::Escalated => SavedPhase::Escalated,
-            Phase::Waiting { step, .. }
-            | Phase::Acting { step }
-            | Phase::Verifying { step, .. } => match step {
-                Step::Restart(k) => SavedPhase::Recovering(k),
-                Step::Rollback => SavedPhase::RollingBack,
-            },
+            Phase::Waiting { step, at } => SavedPhase::Waiting { step, at },
+            Phase::Acting { step, .. } => SavedPhase::Acting(step),
+            Phase::Verifying { step, deadline, .. } => SavedPhase::Verifying { step, deadline },
         };
         UnitSnapshot {
             name: self.name.clone(),
@@ -289,6 +358,7 @@ impl Machine {
                 opened: i.opened,
                 alerted: i.alerted,
                 rollback_tried: i.rollback_tried,
+                gone: i.gone,
             }),
             attempts: self.attempts.iter().copied().collect(),
             paused: self.paused,
@@ -349,7 +419,10 @@ impl Machine {
             .iter()
             .zip(&self.policy.probes)
             .map(|(probe, timing)| {
-                probe.last.as_ref().map_or(self.started, |l| l.at) + timing.stale_after()
+                after(
+                    probe.last.as_ref().map_or(self.started, |l| l.at),
+                    timing.stale_after(),
+                )
             })
             .min()
     }
@@ -382,7 +455,9 @@ impl Machine {
                 next_probe,
                 ..
             } => Some(deadline.min(next_probe)),
-            Phase::DeployRunning { deadline, .. } => Some(deadline),
+            Phase::DeployRunning { deadline, .. } | Phase::Acting { deadline, .. } => {
+                Some(deadline)
+            }
             _ => None,
         };
         let pause = self.paused.flatten();
@@ -495,7 +570,27 @@ impl Machine {
                 if let Some(incident) = self.incident.as_mut() {
                     incident.gone = false;
                 }
-                self.close_incident(now, EventKind::Recovered, "recovered without action", ctx);
+                match self.restart_expected_from() {
+                    // The engine (or whoever ran `docker restart`) brought it back: say who.
+                    Some(who) => {
+                        let message = format!("started again by {who}; medic did not act");
+                        let evidence =
+                            Evidence::from_iter([("restarted_by".to_owned(), who.into())]);
+                        self.close_incident_with(
+                            now,
+                            EventKind::Recovered,
+                            &message,
+                            evidence,
+                            ctx,
+                        );
+                    }
+                    None => self.close_incident(
+                        now,
+                        EventKind::Recovered,
+                        "recovered without action",
+                        ctx,
+                    ),
+                }
             }
             Phase::Verifying { step, since, .. } if self.all_ok_since(Some(since)) => {
                 let (kind, message) = match step {
@@ -549,7 +644,7 @@ impl Machine {
         let over_threshold = consecutive_failures >= self.policy.failure_threshold;
         match self.phase {
             Phase::Starting => {
-                let in_grace = now < self.started + self.policy.start_period;
+                let in_grace = now < after(self.started, self.policy.start_period);
                 if decisive || (over_threshold && !in_grace) {
                     self.open_incident(now, observation, ctx);
                 }
@@ -583,6 +678,11 @@ impl Machine {
     fn open_incident(&mut self, now: Instant, observation: Observation, ctx: &mut Ctx) {
         let mut evidence = observation.evidence.clone();
         evidence.insert("latency_ms".into(), millis(observation.latency).into());
+        if observation.urgency == Urgency::EngineRestarts {
+            evidence
+                .entry(RESTART_EXPECTED_FROM)
+                .or_insert_with(|| "the engine".into());
+        }
         let gone = observation.urgency == Urgency::Gone;
         self.incident = Some(Incident::open(now, gone, evidence.clone(), ctx));
         self.next_step(now, gone, ctx);
@@ -607,12 +707,16 @@ impl Machine {
             if gone {
                 delay = delay.max(p.replace_grace);
             }
+            // The engine restarts it itself: it gets the first chance.
+            if attempt == 1 && self.restart_expected_from().is_some() {
+                delay = delay.max(ENGINE_GRACE);
+            }
             let step = Step::Restart(attempt);
             self.set_phase(
                 now,
                 Phase::Waiting {
                     step,
-                    at: now + delay,
+                    at: after(now, delay),
                 },
             );
         } else if self.policy.can_rollback && !rollback_tried {
@@ -664,7 +768,7 @@ impl Machine {
             Step::Restart(attempt) => {
                 self.attempts.push_back(now);
                 self.prune_attempts(now);
-                self.set_phase(now, Phase::Acting { step });
+                self.set_phase(now, self.acting(now, step));
                 let message = format!("restart attempt {attempt} of {}", self.policy.max_attempts);
                 self.log(ctx, now, EventKind::Restart, &message);
                 ctx.out.push_back(Action::Restart {
@@ -676,7 +780,7 @@ impl Machine {
             }
             Step::Rollback => {
                 incident.rollback_tried = true;
-                self.set_phase(now, Phase::Acting { step });
+                self.set_phase(now, self.acting(now, step));
                 self.log(
                     ctx,
                     now,
@@ -689,6 +793,14 @@ impl Machine {
                 });
             }
         }
+    }
+
+    /// Who brings the open incident's target back by itself, when the failure
+    /// that opened it said so ([`Urgency::EngineRestarts`]).
+    fn restart_expected_from(&self) -> Option<String> {
+        let incident = self.incident.as_ref()?;
+        let who = incident.evidence.get(RESTART_EXPECTED_FROM)?;
+        Some(who.as_str().unwrap_or("the engine").to_owned())
     }
 
     fn prune_attempts(&mut self, now: Instant) {
@@ -706,7 +818,12 @@ impl Machine {
         if let Phase::DeployRunning { verify_timeout, .. } = self.phase {
             return self.deploy_command_finished(now, verify_timeout, result, ctx);
         }
-        let Phase::Acting { step } = self.phase else {
+        if self.abandoned > 0 {
+            // The late result of an action given up on: the ladder has moved on.
+            self.abandoned -= 1;
+            return;
+        }
+        let Phase::Acting { step, .. } = self.phase else {
             return; // a late result after a reset: the reset already decided
         };
         let (done, failed) = match step {
@@ -720,7 +837,7 @@ impl Machine {
                 }
                 self.set_phase(
                     now,
-                    self.verifying(step, now, now + self.policy.verify_interval),
+                    self.verifying(step, now, after(now, self.policy.verify_interval)),
                 );
                 self.log_with(ctx, now, done, message, evidence);
                 ctx.out.push_back(Action::Probe {
@@ -742,7 +859,7 @@ impl Machine {
                 self.log_with(ctx, now, failed, message, evidence);
                 self.next_step(now, false, ctx);
                 if let Phase::Waiting { step, at } = self.phase {
-                    let at = at.max(now + self.policy.replace_grace);
+                    let at = at.max(after(now, self.policy.replace_grace));
                     self.phase = Phase::Waiting { step, at };
                 }
                 self.drive(now, ctx);
@@ -769,8 +886,16 @@ impl Machine {
         Phase::Verifying {
             step,
             since: now,
-            deadline: now + self.policy.recover_timeout,
+            deadline: after(now, self.policy.recover_timeout),
             next_probe: first_probe,
+        }
+    }
+
+    /// `step`'s action starts now and must report back within `action_timeout`.
+    fn acting(&self, now: Instant, step: Step) -> Phase {
+        Phase::Acting {
+            step,
+            deadline: after(now, self.policy.action_timeout),
         }
     }
 
@@ -842,8 +967,20 @@ impl Machine {
     /// target was recreated, `resolved` (info) when an alerted incident
     /// recovered, `recovered` (info) otherwise.
     fn close_incident(&mut self, now: Instant, kind: EventKind, message: &str, ctx: &mut Ctx) {
+        self.close_incident_with(now, kind, message, Evidence::new(), ctx);
+    }
+
+    /// [`Self::close_incident`] with evidence on its recovery-log line.
+    fn close_incident_with(
+        &mut self,
+        now: Instant,
+        kind: EventKind,
+        message: &str,
+        evidence: Evidence,
+        ctx: &mut Ctx,
+    ) {
         self.set_phase(now, Phase::Healthy);
-        self.log(ctx, now, kind, message);
+        self.log_with(ctx, now, kind, message.to_owned(), evidence);
         let (alerted, gone) = self
             .incident
             .as_ref()
@@ -881,6 +1018,14 @@ impl Machine {
         }
         match self.phase {
             Phase::Waiting { .. } => self.drive(now, ctx),
+            Phase::Acting { step, deadline } if now >= deadline => {
+                // Its result, should it still come, is ignored; the shell starts
+                // no other action of this unit before it (one at a time per unit).
+                self.abandoned = self.abandoned.saturating_add(1);
+                let timeout = humantime::format_duration(self.policy.action_timeout);
+                let message = format!("no result within {timeout}: counted as failed");
+                self.verification_failed(now, step, message, Evidence::new(), ctx);
+            }
             Phase::DeployRunning { deadline, .. } if now >= deadline => {
                 let message = "the deploy command did not report back in time".to_owned();
                 self.deploy_failed(now, message, Evidence::new(), ctx);
@@ -943,7 +1088,7 @@ impl Machine {
     ) -> Option<(Instant, Instant)> {
         let interval = self.policy.verify_interval;
         if now >= deadline && self.blind {
-            return Some((now + interval, next_probe));
+            return Some((after(now, interval), next_probe));
         }
         if now >= deadline {
             return None;
@@ -952,7 +1097,7 @@ impl Machine {
             ctx.out.push_back(Action::Probe {
                 unit: self.name.clone(),
             });
-            return Some((deadline, now + interval));
+            return Some((deadline, after(now, interval)));
         }
         Some((deadline, next_probe))
     }
@@ -1002,6 +1147,10 @@ impl Machine {
     }
 
     pub(crate) fn reset(&mut self, now: Instant, ctx: &mut Ctx) {
+        if let Phase::Acting { .. } = self.phase {
+            // Its result still comes, and must not count for a later action.
+            self.abandoned = self.abandoned.saturating_add(1);
+        }
         self.attempts.clear();
         for probe in &mut self.probes {
             probe.consecutive_ok = 0;
@@ -1082,7 +1231,7 @@ impl Machine {
         self.set_phase(
             now,
             Phase::DeployRunning {
-                deadline: now + command_timeout,
+                deadline: after(now, command_timeout),
                 verify_timeout,
             },
         );
@@ -1110,8 +1259,8 @@ impl Machine {
                     now,
                     Phase::DeployVerifying {
                         since: now,
-                        deadline: now + verify_timeout,
-                        next_probe: now + self.policy.verify_interval,
+                        deadline: after(now, verify_timeout),
+                        next_probe: after(now, self.policy.verify_interval),
                     },
                 );
                 self.log_with(ctx, now, EventKind::DeployDone, message, evidence);

@@ -14,7 +14,7 @@ pub struct ProbeTiming {
 impl ProbeTiming {
     /// No observation within `2 × interval + timeout` means the probe's last word is stale.
     pub fn stale_after(&self) -> Duration {
-        self.interval * 2 + self.timeout
+        self.interval.saturating_mul(2).saturating_add(self.timeout)
     }
 }
 
@@ -39,6 +39,9 @@ pub struct Policy {
     pub recover_timeout: Duration,
     /// How often the probes are re-run while a recovery is being verified.
     pub verify_interval: Duration,
+    /// How long a restart or rollback may run before it counts as failed (the
+    /// shell's own timeouts should end it first: this is the core's backstop).
+    pub action_timeout: Duration,
     /// How long to wait for a replacement of something that was removed before restoring it.
     pub replace_grace: Duration,
     /// The target can be restarted (false: watch only).
@@ -63,6 +66,7 @@ impl Default for Policy {
             recover_timeout: Duration::from_secs(60),
             verify_interval: Duration::from_secs(1),
             replace_grace: Duration::from_secs(30),
+            action_timeout: Duration::from_secs(300),
             can_restart: true,
             can_rollback: true,
             probes: vec![ProbeTiming {

@@ -1,21 +1,37 @@
 //! What the state store keeps of a unit across daemon restarts: enough to
-//! continue an incident and its attempt count, never enough to claim health.
+//! resume an incident exactly where it was, never enough to claim health.
 
 use std::time::Instant;
+
+use crate::supervisor::Step;
 
 /// Where a unit was in its recovery when it was saved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SavedPhase {
     /// Starting or healthy: both restart as `starting`, since health needs fresh evidence.
     Fine,
-    /// An incident is open and no action was running.
+    /// An incident is open and no action is scheduled (watch only).
     Failing,
-    /// Restart attempt `k` was running or being verified.
-    Recovering(u32),
-    /// A rollback was running or being verified.
-    RollingBack,
+    /// `step` was due at `at` (a backoff or replace grace): it fires at its time, or at once.
+    Waiting {
+        /// What comes next.
+        step: Step,
+        /// When.
+        at: Instant,
+    },
+    /// `step`'s action was running: it finished with an unknown result and is verified.
+    Acting(Step),
+    /// `step`'s action had finished and was being verified until `deadline`.
+    Verifying {
+        /// Which action.
+        step: Step,
+        /// When its verification gives up.
+        deadline: Instant,
+    },
     /// Waiting for a person.
     Escalated,
+    /// A person's deploy was running or being verified: it failed with the restart of medic.
+    Deploying,
 }
 
 /// An open incident.
@@ -29,6 +45,8 @@ pub struct SavedIncident {
     pub alerted: bool,
     /// Whether a rollback was already tried in this incident.
     pub rollback_tried: bool,
+    /// Opened by a removal: its restart recreates the target.
+    pub gone: bool,
 }
 
 /// One unit's persisted state.

@@ -230,12 +230,16 @@ impl Supervisor {
         self.reschedule(now, name);
     }
 
-    /// Continues a unit from the state store: its incident and attempt count go on.
+    /// Continues a unit from the state store: its incident resumes where it
+    /// stood (one `resumed` event), with its attempt count.
     pub fn restore_unit(&mut self, now: Instant, saved: UnitSnapshot, policy: Policy) {
         let name = saved.name.clone();
         self.units
             .insert(name.clone(), Box::new(Machine::restore(now, saved, policy)));
-        self.with_unit(&name, |machine, ctx| machine.watching(now, ctx));
+        self.with_unit(&name, |machine, ctx| {
+            machine.watching(now, ctx);
+            machine.resume_after_restart(now, ctx);
+        });
         self.reschedule(now, &name);
     }
 
@@ -255,6 +259,8 @@ impl Supervisor {
         if let Some(at) = self.scheduled.remove(name) {
             self.deadlines.remove(&(at, name.to_owned()));
         }
+        // The last blind unit gone ends the blindness (and resolves its alert).
+        self.update_blindness(now);
     }
 
     /// Declares that `unit` is not restarted while any of `on` is not healthy.
@@ -341,7 +347,7 @@ impl Supervisor {
         if b.alerted {
             return None;
         }
-        Some(b.since? + b.alert_after?)
+        Some(crate::time::after(b.since?, b.alert_after?))
     }
 
     fn alert_blindness(&mut self, now: Instant) {
@@ -433,6 +439,12 @@ impl Supervisor {
         window: std::time::Duration,
     ) -> Option<f64> {
         self.availability.get(unit)?.ratio(now, window)
+    }
+
+    /// A unit's milliseconds healthy and with a verdict since medic started
+    /// watching it (see [`crate::availability::Availability::totals`]).
+    pub fn availability_totals(&self, unit: &str, now: Instant) -> Option<(u64, u64)> {
+        Some(self.availability.get(unit)?.totals(now))
     }
 
     /// The last `window` (up to 30 days) of a unit cut into `bars` bars, oldest

@@ -192,17 +192,47 @@ fn an_interrupted_action_is_verified_again() {
     assert_snapshot!(run(policy(), "ok died interrupted ok"), @"healthy →lkg failing(1) restart(1) →restart(1) interrupted(1) recovered !info:recovered →lkg");
 }
 
+/// medic restarted at each moment of the ladder: every incident resumes where
+/// it stood, says so once, and ends in recovery, rollback or escalation.
 #[test]
-fn a_daemon_restarted_mid_incident_continues_its_attempt_count() {
+fn a_restart_of_medic_resumes_every_phase() {
+    // During the backoff before attempt 2: attempt 2 still comes at its time.
+    assert_snapshot!(run(policy(), "ok died error restart-medic +2s"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) watching(2) resumed(2) restart(2) →restart(2)");
+    // Long after its time: at once.
+    assert_snapshot!(run(policy(), "ok died error restart-medic+1h +0s"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) watching(2) resumed(2) restart(2) →restart(2)");
+    // During attempt 2: its result is unknown, it is verified on fresh observations, and the ladder goes on.
+    assert_snapshot!(run(policy(), "ok died error +2s restart-medic fail +10s +5s"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2) watching(2) resumed(2) restart_failed(2) restart(3) →restart(3)");
+    // The same attempt, back healthy: recovered.
+    assert_snapshot!(run(policy(), "ok died error +2s restart-medic +1s ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2) watching(2) resumed(2) recovered !info:recovered →lkg");
+    // During verification of attempt 3.
+    assert_snapshot!(run(policy(), "ok died error +2s error +5s done restart-medic fail +10s done ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2) restart_failed(2) restart(3) →restart(3) restart_done(3) watching(3) resumed(3) restart_failed(3) rollback →rollback rollback_done rolled_back !warning:rolled_back →lkg");
+    // During the rollback: verified, then escalated when it does not bring the unit back.
+    assert_snapshot!(run(policy(), "ok died error +2s error +5s error restart-medic +10s fail"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2) restart_failed(2) restart(3) →restart(3) restart_failed(3) rollback →rollback watching resumed rollback_failed escalated !critical:escalated");
+    // Escalated stays escalated.
+    assert_snapshot!(run(policy(), "ok died error +2s error +5s error error restart-medic +1h fail"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2) restart_failed(2) restart(3) →restart(3) restart_failed(3) rollback →rollback rollback_failed escalated !critical:escalated watching resumed");
+    // Paused stays paused; a pause with an end still ends.
+    assert_snapshot!(run(policy(), "ok died pause error restart-medic +1h resume"), @"healthy →lkg failing(1) restart(1) →restart(1) paused(1) restart_failed(1) watching(2) resumed(2) resumed(2) restart(2) →restart(2)");
+    // A deploy that was running failed: rolled back as the guard says.
+    assert_snapshot!(run(policy(), "ok deploy restart-medic done ok"), @"healthy →lkg deploy watching deploy_failed !critical:deploy_failed rollback →rollback rollback_done rolled_back !warning:rolled_back →lkg");
+    // Nothing open: nothing said.
+    assert_snapshot!(run(policy(), "ok restart-medic ok"), @"healthy →lkg watching healthy →lkg");
+}
+
+#[test]
+fn a_timed_pause_still_ends_after_a_restart_of_medic() {
     let mut world = World::new(policy());
-    world.run("ok died error +2s");
-    assert_eq!(world.restarts, 2);
-    let saved = world.sup.snapshot().pop().unwrap();
-    let mut next = medic_core::Supervisor::new("i", world.sup.next_incident());
-    next.restore_unit(world.now, saved, policy());
-    world.sup = next;
-    world.running.clear();
-    assert_snapshot!(world.run("fail fail fail +5s error"), @"watching(2)");
+    world.run("ok died");
+    world.control(medic_core::Control::Pause {
+        until: Some(world.now + Duration::from_secs(60)),
+    });
+    assert_snapshot!(world.run("error restart-medic +61s"), @"restart_failed(1) watching(2) resumed(2) resumed(2) restart(2) →restart(2)");
+}
+
+/// An action that never reports counts as failed at `action_timeout`, and its
+/// late result does not count for the next one.
+#[test]
+fn an_action_that_never_reports_fails_at_its_deadline() {
+    assert_snapshot!(run(policy(), "ok died +5m +2s error"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2)");
 }
 
 #[test]
@@ -386,4 +416,26 @@ fn a_probe_that_began_before_the_restart_finished_does_not_judge_it() {
         "{:?}",
         world.trace
     );
+}
+
+#[test]
+fn the_engines_own_restart_gets_the_first_chance() {
+    // Back within the grace: medic does not act, and says who brought it back.
+    let mut world = World::new(policy());
+    assert_snapshot!(world.run("ok engine +1s ok"), @"healthy →lkg failing(1) recovered !info:recovered →lkg");
+    let recovered = world.alerts.last().unwrap();
+    assert_eq!(
+        recovered.message,
+        "started again by restart policy `always`; medic did not act"
+    );
+    // Not back within the grace (a `docker stop` the policy never undoes): medic acts then.
+    assert_snapshot!(run(policy(), "ok engine +4s"), @"healthy →lkg failing(1)");
+    let mut world = World::new(policy());
+    assert_snapshot!(world.run("ok engine +5s done ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered →lkg");
+    assert_eq!(
+        world.restart_times[0] - world.now + Duration::from_secs(5),
+        medic_core::ENGINE_GRACE
+    );
+    // Only the first attempt waits: a second failure in the incident follows the backoff.
+    assert_snapshot!(run(policy(), "ok engine +5s error engine +2s"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2)");
 }

@@ -41,7 +41,7 @@ impl WallClock {
             let back = Duration::try_from(delta.abs()).unwrap_or(Duration::ZERO);
             base.checked_sub(back).unwrap_or(base)
         } else {
-            base + Duration::try_from(delta).unwrap_or(Duration::ZERO)
+            medic_core::time::after(base, Duration::try_from(delta).unwrap_or(Duration::ZERO))
         }
     }
 }

@@ -2,99 +2,91 @@
 //! checks within milliseconds of a change, discovery of containers matching a
 //! selector, and the restart / restore / rollback jobs.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use jiff::Timestamp;
 use medic_core::config::{Config, ContainerSelector, ContainerTarget, OnStop, Target};
-use medic_core::{ActionResult, Evidence, Observation, Step, Urgency};
-use medic_docker::{ContainerSpec, DockerClient, Selector};
+use medic_core::{
+    ActionResult, ENGINE_GRACE, Evidence, Observation, RESTART_EXPECTED_FROM, Step, Urgency,
+};
+use medic_docker::{
+    ContainerEvent, ContainerSpec, DockerClient, EngineKind, Selector, StopCommand,
+};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::daemon::{Event, Shell};
 use crate::executor::{Job, JobContext, failed};
+use crate::shell::{Event, Found, Shell};
 use crate::units::{UnitSpec, UnitTarget};
-
-/// A container a selector matched: its name and labels.
-pub type Found = (String, std::collections::HashMap<String, String>);
 
 /// Log lines of a failing container kept as evidence.
 const LOG_LINES: usize = 50;
-/// How long a container stopped on request (`docker stop`, `docker-compose
-/// stop`, `rm -s`, `up` recreating it, `down`) is left to the person's tool
-/// before medic treats the stop as a failure: long enough for Compose to
-/// remove, rename or replace it, short enough that `docker stop` is undone soon.
-pub const STOP_SETTLE: Duration = Duration::from_secs(3);
-/// At most this many stop requests are remembered (the oldest are dropped).
-const STOP_REQUESTS_MAX: usize = 4096;
-/// A stop request explains a `die` that follows within this long (the stop
-/// timeout, 10 s by default, passes first when the process ignores SIGTERM).
-const STOP_REQUEST_WINDOW: Duration = Duration::from_secs(300);
-/// The signal of `docker kill`: a kill, not a request to stop.
-const SIGKILL: i64 = 9;
-
 /// The longest a reconnect to a lost event stream waits.
 const RECONNECT_MAX: Duration = Duration::from_secs(30);
+/// How long a stop command seen on the event stream explains a container's
+/// exit (longer than the usual stop timeouts, so a `docker restart` of a
+/// container that ignores SIGTERM still counts).
+const STOP_MEMORY: Duration = Duration::from_secs(60);
 
 /// The daemon's Docker connection.
 #[derive(Debug, Clone)]
 pub struct Docker {
     client: Arc<DockerClient>,
-    /// Wakes the discovery of selector services (a container was created or
-    /// started): a counter, so a wake-up during a round is not lost.
+    /// Wakes the discovery of selector services (a container was created or started).
+    /// A counter, so a wake-up during a discovery round is not lost.
     rediscover: Arc<watch::Sender<u64>>,
-    /// Containers asked to stop through the engine, and when.
-    stops: Arc<StopRequests>,
+    /// Containers a command is stopping or restarting (by name), from the event stream.
+    stops: Stops,
+    /// `docker_host` or DOCKER_HOST when set, for saying which engine is unreachable.
+    address: Option<Arc<str>>,
 }
 
-/// Which containers were asked to stop (a `kill` event with a signal other
-/// than SIGKILL: `docker stop` and Compose send SIGTERM), so the check can tell
-/// a stop someone's tool is carrying out from a crash.
-/// Per container: when the stop was asked for, and when it settles from (the
-/// one `die` it explains).
-#[derive(Debug, Default)]
-pub struct StopRequests(
-    std::sync::Mutex<std::collections::HashMap<String, (Instant, Option<Instant>)>>,
-);
+/// The last stop command per container the event stream reported, until the
+/// container starts again or is removed; the checks read it to tell a
+/// `docker restart` under way from a crash. Entries older than
+/// [`STOP_MEMORY`] are dropped, so it stays as small as the containers
+/// being stopped at once.
+#[derive(Debug, Clone, Default)]
+pub struct Stops(Arc<Mutex<HashMap<String, (Instant, StopCommand)>>>);
 
-impl StopRequests {
-    /// A `kill` other than SIGKILL: someone asked the container to stop.
-    fn requested(&self, container: &str, at: Instant) {
-        // Invariant: no code panics while holding this lock.
-        let mut stops = self.0.lock().expect("stop requests lock");
-        stops.retain(|_, (asked, _)| at.saturating_duration_since(*asked) < STOP_REQUEST_WINDOW);
-        if stops.len() < STOP_REQUESTS_MAX {
-            stops.insert(container.to_owned(), (at, None));
-        }
+impl Stops {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, StopCommand)>> {
+        // A plain map that no panic can leave half-written.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The container died: when a stop was asked for, it settles from now; true then.
-    fn died(&self, container: &str, at: Instant) -> bool {
-        let mut stops = self.0.lock().expect("stop requests lock");
-        match stops.get_mut(container) {
-            Some((asked, settle_from @ None))
-                if at.saturating_duration_since(*asked) < STOP_REQUEST_WINDOW =>
-            {
-                *settle_from = Some(at);
-                true
+    /// Notes what an event says about a stop by command.
+    fn note(&self, event: &ContainerEvent, engine: Option<EngineKind>) {
+        let command = match event.kind() {
+            "kill" if event.is_graceful_kill() => StopCommand::Graceful,
+            // The SIGKILL that `docker stop` (or Compose) sends once its stop
+            // timeout passes ends the same graceful stop: no crash, no `docker kill`.
+            "kill" if self.get(&event.name) == Some(StopCommand::Graceful) => return,
+            "kill" => StopCommand::Kill,
+            // Podman announces `restart` before it stops the container; Docker
+            // after it started it again (its SIGTERM kill came first).
+            "restart" if engine == Some(EngineKind::Podman) => StopCommand::Restart,
+            "start" | "destroy" => {
+                self.map().remove(&event.name);
+                return;
             }
-            _ => false,
-        }
+            _ => return,
+        };
+        let now = Instant::now();
+        let mut map = self.map();
+        map.retain(|_, (at, _)| now.duration_since(*at) < STOP_MEMORY);
+        map.insert(event.name.clone(), (now, command));
     }
 
-    /// The container runs again: its stop is over.
-    fn started(&self, container: &str) {
-        self.0.lock().expect("stop requests lock").remove(container);
-    }
-
-    /// How long ago `container` stopped on request, if it did and has not started since.
-    fn stopped_on_request(&self, container: &str) -> Option<Duration> {
-        let stops = self.0.lock().expect("stop requests lock");
-        let (_, settle_from) = stops.get(container)?;
-        Some(settle_from.as_ref()?.elapsed())
+    /// How `container` was last stopped by a command, if recently.
+    fn get(&self, container: &str) -> Option<StopCommand> {
+        let map = self.map();
+        let (at, command) = map.get(container)?;
+        (at.elapsed() < STOP_MEMORY).then_some(*command)
     }
 }
 
@@ -112,21 +104,36 @@ impl Docker {
             Some(host) => DockerClient::connect_to(host)?,
             None => DockerClient::connect()?,
         };
+        let address = config
+            .medic
+            .docker_host
+            .clone()
+            .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()));
         Ok(Some(Self {
             client: Arc::new(client),
             rediscover: Arc::new(watch::Sender::new(0)),
-            stops: Arc::default(),
+            stops: Stops::default(),
+            address: address.map(Arc::from),
         }))
+    }
+
+    /// Which engine answers (Docker or Podman), its version and where, for
+    /// `medic check` and `medic doctor`; Err says which socket did not answer and why.
+    pub async fn engine(&self) -> Result<medic_docker::EngineInfo, String> {
+        self.client
+            .engine()
+            .await
+            .map_err(|error| format!("no engine answers at {}: {error}", self.client.endpoint()))
     }
 
     /// The check of one container.
     pub fn check(&self, container: &str, timeout: Duration, on_stop: OnStop) -> ContainerCheck {
         ContainerCheck {
             client: self.client.clone(),
+            stops: self.stops.clone(),
             container: container.to_owned(),
             timeout,
             on_stop,
-            stops: self.stops.clone(),
         }
     }
 
@@ -134,6 +141,45 @@ impl Docker {
     pub async fn find(&self, selector: &ContainerSelector) -> anyhow::Result<Vec<String>> {
         let found = self.client.find(&to_selector(selector)).await?;
         Ok(found.into_iter().map(|c| c.name).collect())
+    }
+
+    /// Each container a selector matches now, with its state (`running`,
+    /// `exited`, …), stopped ones included: for `medic doctor`.
+    pub async fn states(
+        &self,
+        selector: &ContainerSelector,
+    ) -> anyhow::Result<Vec<(String, String)>> {
+        let found = self.client.find(&to_selector(selector)).await?;
+        Ok(found
+            .into_iter()
+            .map(|c| (c.name, c.state.to_string()))
+            .collect())
+    }
+
+    /// Why the engine cannot list containers, in one line with the root cause:
+    /// `Docker engine unreachable at unix:///run/docker.sock: connection refused`,
+    /// `Docker engine unreachable: Socket not found: /var/run/docker.sock`.
+    fn unreachable(&self, error: &medic_docker::DockerError) -> String {
+        let at = self
+            .address
+            .as_deref()
+            .map_or_else(String::new, |a| format!(" at {a}"));
+        // DockerError names no source; bollard's error chain goes down to the IO error.
+        let cause = match error.bollard() {
+            Some(bollard) => medic_probe::reason::innermost(bollard),
+            None => error.to_string(),
+        };
+        if error.is_unreachable() {
+            format!("Docker engine unreachable{at}: {cause}")
+        } else {
+            format!("Docker engine{at} cannot list containers: {cause}")
+        }
+    }
+
+    /// Runs the discovery of selector services now.
+    pub fn rediscover(&self) {
+        self.rediscover
+            .send_modify(|round| *round = round.wrapping_add(1));
     }
 
     /// Lists the containers a selector matches now, with their labels (a task
@@ -149,18 +195,12 @@ impl Docker {
         }
     }
 
-    /// Runs the discovery of selector services now.
-    pub fn rediscover(&self) {
-        self.rediscover
-            .send_modify(|round| *round = round.wrapping_add(1));
-    }
-
     /// Starts the event stream.
     pub fn start_events(&self, shell: &Shell) {
         shell.tracker.spawn(watch_events(
             self.client.clone(),
-            shell.clone(),
             self.stops.clone(),
+            shell.clone(),
         ));
     }
 
@@ -176,7 +216,7 @@ impl Docker {
             return;
         }
         let discovery = discover(
-            self.client.clone(),
+            self.clone(),
             shell.clone(),
             self.rediscover.subscribe(),
             service.to_owned(),
@@ -407,12 +447,24 @@ async fn follow_parent(
 }
 
 /// Streams Docker events and asks for an immediate check of the container they
-/// concern; reconnects with backoff when the stream breaks.
-async fn watch_events(client: Arc<DockerClient>, shell: Shell, stops: Arc<StopRequests>) {
+/// concern; reconnects with backoff when the stream breaks. A stream that
+/// ends (Podman's socket-activated service exits when idle, an engine
+/// restarts) is reconnected at once, and every container is checked again
+/// then: what happened while it was down was not streamed.
+async fn watch_events(client: Arc<DockerClient>, stops: Stops, shell: Shell) {
     let mut delay = Duration::from_millis(250);
+    let mut first = true;
     loop {
         let mut stream = Box::pin(client.events());
         let connected = Instant::now();
+        // Which engine: Podman and Docker order a restart's events differently.
+        let engine = client.engine().await.ok().map(|e| e.kind);
+        if engine.is_some() && !std::mem::take(&mut first) {
+            tracing::debug!("Docker event stream reconnected; checking every container");
+            if shell.events.send(Event::EngineReconnected).await.is_err() {
+                return;
+            }
+        }
         loop {
             let item = tokio::select! {
                 () = shell.cancel.cancelled() => return,
@@ -421,16 +473,7 @@ async fn watch_events(client: Arc<DockerClient>, shell: Shell, stops: Arc<StopRe
             match item {
                 Some(Ok(event)) => {
                     delay = Duration::from_millis(250);
-                    match event.kind() {
-                        "kill" if event.signal != Some(SIGKILL) => {
-                            stops.requested(&event.name, Instant::now());
-                        }
-                        "die" if stops.died(&event.name, Instant::now()) => {
-                            settle_then_check(&shell, &event.name);
-                        }
-                        "start" => stops.started(&event.name),
-                        _ => {}
-                    }
+                    stops.note(&event, engine);
                     let event = Event::ContainerChanged {
                         container: event.name,
                         action: event.action,
@@ -457,26 +500,11 @@ async fn watch_events(client: Arc<DockerClient>, shell: Shell, stops: Arc<StopRe
     }
 }
 
-/// Asks for a check of a container once its stop has settled: still stopped
-/// then, it is a failure to restore; gone, a removal; running, nothing to do.
-fn settle_then_check(shell: &Shell, container: &str) {
-    let (events, cancel) = (shell.events.clone(), shell.cancel.clone());
-    let container = container.to_owned();
-    shell.tracker.spawn(async move {
-        tokio::select! {
-            () = cancel.cancelled() => {}
-            () = tokio::time::sleep(STOP_SETTLE) => {
-                let action = "stop_settled".to_owned();
-                events.send(Event::ContainerChanged { container, action }).await.ok();
-            }
-        }
-    });
-}
-
 /// Lists the containers of a selector service every `interval`, and at once when
-/// the event stream saw a container appear, and reports each one it finds.
+/// the event stream saw a container appear, and reports each one it finds (or
+/// that the engine cannot be reached).
 async fn discover(
-    client: Arc<DockerClient>,
+    docker: Docker,
     shell: Shell,
     mut now: watch::Receiver<u64>,
     service: String,
@@ -490,19 +518,16 @@ async fn discover(
             _ = ticks.tick() => {}
             changed = now.changed() => if changed.is_err() { return },
         }
+        // A wake-up from now on asks for another round after this one.
         now.mark_unchanged();
-        let Ok(found) = client.find(&selector).await else {
-            continue; // unreachable: the container checks report blind
-        };
-        for container in found {
-            let event = Event::Found {
-                service: service.clone(),
-                container: container.name,
-                labels: container.labels,
-            };
-            if shell.events.send(event).await.is_err() {
-                return;
-            }
+        let found = docker
+            .client
+            .find(&selector)
+            .await
+            .map(|found| found.into_iter().map(|c| (c.name, c.labels)).collect())
+            .map_err(|error| docker.unreachable(&error));
+        if !crate::executor::report_discovery(&shell, &service, found).await {
+            return;
         }
     }
 }
@@ -511,16 +536,18 @@ async fn discover(
 #[derive(Debug, Clone)]
 pub struct ContainerCheck {
     client: Arc<DockerClient>,
+    stops: Stops,
     container: String,
     timeout: Duration,
     on_stop: OnStop,
-    stops: Arc<StopRequests>,
 }
 
 impl ContainerCheck {
     /// One observation: running and not unhealthy is ok; exited is a decisive
     /// failure; gone is `Gone`; an unreachable engine is blind.
     pub async fn run(&self) -> Observation {
+        // Read before the inspect: a restart's `start` clears it.
+        let stopped_by = self.stops.get(&self.container);
         let started = Instant::now();
         let inspected =
             tokio::time::timeout(self.timeout, self.client.inspect(&self.container)).await;
@@ -531,16 +558,12 @@ impl ContainerCheck {
                 return Observation::blind(latency, format!("Docker engine unreachable: {error}"));
             }
             Ok(Ok(None)) => {
-                let message = match self.stops.stopped_on_request(&self.container) {
-                    Some(_) => format!(
-                        "container `{}` is gone: removed after a stop on request (docker-compose rm -sf, down); restored after replace_grace unless a replacement appears (`medic forget` keeps it away)",
-                        self.container
-                    ),
-                    None => format!("container `{}` is gone", self.container),
-                };
-                return Observation::fail(latency, message)
-                    .with_urgency(Urgency::Gone)
-                    .with("container", self.container.clone());
+                return Observation::fail(
+                    latency,
+                    format!("container `{}` is gone", self.container),
+                )
+                .with_urgency(Urgency::Gone)
+                .with("container", self.container.clone());
             }
             Ok(Ok(Some(facts))) => facts,
         };
@@ -560,32 +583,33 @@ impl ContainerCheck {
         if let Ok(lines) = self.client.tail_logs(&facts.id, LOG_LINES).await {
             evidence.insert("logs".into(), lines.into());
         }
-        // Exited or dead is decisive; created, removing or stopping are passing
-        // states (a recreate in progress, a removal underway) and count normally,
-        // and so does a stop someone asked for, until it settles.
-        let on_request = self
-            .stops
-            .stopped_on_request(&self.container)
-            .filter(|_| facts.has_stopped());
-        let (urgency, message) = if on_request.is_some_and(|ago| ago < STOP_SETTLE) {
-            evidence.insert("stop_requested".into(), true.into());
-            let message = format!(
-                "{}; stopped on request (docker stop, or Compose stopping, removing or recreating it): left to it for {}s, then restored unless removed or replaced",
-                verdict.message,
-                STOP_SETTLE.as_secs()
-            );
-            (Urgency::Normal, message)
-        } else if on_request.is_some() {
-            let message = format!(
-                "{}; stopped on request and still stopped after {}s: restored (`medic pause` stops a service on purpose)",
-                verdict.message,
-                STOP_SETTLE.as_secs()
-            );
-            (Urgency::Decisive, message)
-        } else if facts.has_stopped() {
-            (Urgency::Decisive, verdict.message)
-        } else {
-            (Urgency::Normal, verdict.message)
+        // Exited or dead is decisive, unless the engine brings it back itself
+        // (its restart policy, a `docker restart` under way): then the engine
+        // gets the first chance. Created, removing or stopping are passing
+        // states (a recreate in progress, a removal underway) and count normally.
+        let mut message = verdict.message;
+        let urgency = match facts.restart_expected_from(stopped_by) {
+            // `docker stop` or `restart`, or Compose recreating (`up`), removing
+            // (`rm -sf`, `down`) or stopping it: its command goes first.
+            Some(who) if stopped_by == Some(StopCommand::Graceful) => {
+                message = format!(
+                    "{message}; stopped by a command ({who}, or Compose's up, rm -s or down): \
+                     left to it for {}s, then medic restores it (recreated if removed)",
+                    ENGINE_GRACE.as_secs()
+                );
+                evidence.insert(RESTART_EXPECTED_FROM.into(), who.into());
+                Urgency::EngineRestarts
+            }
+            Some(who) => {
+                message = format!(
+                    "{message}; {who} should bring it back (medic acts if not within {}s)",
+                    ENGINE_GRACE.as_secs()
+                );
+                evidence.insert(RESTART_EXPECTED_FROM.into(), who.into());
+                Urgency::EngineRestarts
+            }
+            None if facts.has_stopped() => Urgency::Decisive,
+            None => Urgency::Normal,
         };
         let mut observation = Observation::fail(latency, message).with_urgency(urgency);
         observation.evidence = evidence;

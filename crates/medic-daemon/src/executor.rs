@@ -11,10 +11,10 @@ use medic_core::config::{Config, ContainerSelector, OnStop, Probe, Service, Targ
 use medic_core::{ActionResult, Evidence, Step};
 use medic_probe::{ClientPool, ProbeRunner, run_command};
 
-use crate::checks::Check;
-use crate::daemon::Shell;
 use crate::docker::Docker;
 use crate::launchd::{AgentJob, Launchd};
+use crate::probe::Check;
+use crate::shell::{Event, Shell};
 use crate::units::{UnitSpec, UnitTarget};
 
 /// Most bytes of a restart or rollback command's output kept as evidence.
@@ -35,6 +35,37 @@ pub struct JobContext {
     pub undo_deploy: bool,
     /// A target found gone may be recreated (the core waited `replace_grace`).
     pub recreate: bool,
+}
+
+/// Reports one discovery round of a selector service: a `Found` per instance
+/// (name, labels), then its `Sight`. False once the daemon has stopped listening.
+pub async fn report_discovery(
+    shell: &Shell,
+    service: &str,
+    found: Result<Vec<crate::shell::Found>, String>,
+) -> bool {
+    let sight = match found {
+        Ok(found) => {
+            let count = found.len();
+            for (container, labels) in found {
+                let event = Event::Found {
+                    service: service.to_owned(),
+                    container,
+                    labels,
+                };
+                if shell.events.send(event).await.is_err() {
+                    return false;
+                }
+            }
+            Ok(count)
+        }
+        Err(reason) => Err(reason),
+    };
+    let event = Event::Sight {
+        service: service.to_owned(),
+        sight,
+    };
+    shell.events.send(event).await.is_ok()
 }
 
 /// The adapters actions go through.
@@ -69,7 +100,7 @@ impl Executor {
     pub fn list_containers(
         &self,
         selector: &ContainerSelector,
-    ) -> Option<impl Future<Output = anyhow::Result<Vec<crate::docker::Found>>> + Send + 'static>
+    ) -> Option<impl Future<Output = anyhow::Result<Vec<crate::shell::Found>>> + Send + 'static>
     {
         self.docker.as_ref().map(|docker| docker.list(selector))
     }
@@ -199,7 +230,7 @@ async fn run_target_command(argv: Vec<String>, timeout: Duration) -> ActionResul
             evidence,
         },
         (Some(code), _, _) => ActionResult::Failed {
-            message: format!("`{program}` exited {code}"),
+            message: format!("`{program}` exited {code}{}", output_tail(&outcome.output)),
             evidence,
         },
         (None, _, _) => ActionResult::Failed {
@@ -210,6 +241,21 @@ async fn run_target_command(argv: Vec<String>, timeout: Duration) -> ActionResul
             evidence,
         },
     }
+}
+
+/// The last lines of a failed command's output, for its one-line message: they
+/// usually say why ("Failed to restart api.service: Access denied").
+fn output_tail(output: &str) -> String {
+    let lines: Vec<&str> = output
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let tail = lines[lines.len().saturating_sub(3)..].join(" | ");
+    if tail.is_empty() {
+        return tail;
+    }
+    format!(": {}", tail.chars().take(300).collect::<String>())
 }
 
 /// A failed action with no evidence beyond its message.

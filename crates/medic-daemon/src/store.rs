@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use jiff::Timestamp;
+use medic_core::Step;
 use medic_core::snapshot::{SavedIncident, SavedPhase, UnitSnapshot};
 use serde::{Deserialize, Serialize};
 
@@ -33,11 +34,19 @@ pub struct StoreFile {
 /// One unit's persisted state.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StoredUnit {
-    /// `fine`, `failing`, `recovering`, `rolling_back` or `escalated`.
+    /// `fine`, `failing`, `recovering`, `rolling_back`, `escalated` or `deploying`.
     pub phase: String,
     /// The attempt being made, when recovering.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempt: Option<u32>,
+    /// Where the recovering or rolling back step stood: `waiting` (for `due`),
+    /// `acting` (its result unknown) or `verifying` (until `due`). Absent in
+    /// older files: then the step counts as acting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    /// When a waiting step is due, or a verification gives up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due: Option<Timestamp>,
     /// The open incident.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident: Option<StoredIncident>,
@@ -63,6 +72,9 @@ pub struct StoredIncident {
     pub alerted: bool,
     /// Whether a rollback was tried.
     pub rollback_tried: bool,
+    /// Opened by a removal (its restart recreates the target).
+    #[serde(default)]
+    pub gone: bool,
 }
 
 /// A pause.
@@ -185,21 +197,30 @@ fn incident_prefix(now: Timestamp) -> String {
 }
 
 fn to_stored(snapshot: &UnitSnapshot, clock: &WallClock) -> StoredUnit {
-    let (phase, attempt) = match snapshot.phase {
-        SavedPhase::Fine => ("fine", None),
-        SavedPhase::Failing => ("failing", None),
-        SavedPhase::Recovering(k) => ("recovering", Some(k)),
-        SavedPhase::RollingBack => ("rolling_back", None),
-        SavedPhase::Escalated => ("escalated", None),
+    let step = |step: Step| match step {
+        Step::Restart(k) => ("recovering", Some(k)),
+        Step::Rollback => ("rolling_back", None),
+    };
+    let ((phase, attempt), stage, due) = match snapshot.phase {
+        SavedPhase::Fine => (("fine", None), None, None),
+        SavedPhase::Failing => (("failing", None), None, None),
+        SavedPhase::Escalated => (("escalated", None), None, None),
+        SavedPhase::Deploying => (("deploying", None), None, None),
+        SavedPhase::Waiting { step: s, at } => (step(s), Some("waiting"), Some(at)),
+        SavedPhase::Acting(s) => (step(s), Some("acting"), None),
+        SavedPhase::Verifying { step: s, deadline } => (step(s), Some("verifying"), Some(deadline)),
     };
     StoredUnit {
         phase: phase.to_owned(),
         attempt,
+        stage: stage.map(str::to_owned),
+        due: due.map(|at| clock.to_wall(at)),
         incident: snapshot.incident.as_ref().map(|i| StoredIncident {
             id: i.id.clone(),
             opened: clock.to_wall(i.opened),
             alerted: i.alerted,
             rollback_tried: i.rollback_tried,
+            gone: i.gone,
         }),
         attempts: snapshot
             .attempts
@@ -214,11 +235,21 @@ fn to_stored(snapshot: &UnitSnapshot, clock: &WallClock) -> StoredUnit {
 }
 
 fn from_stored(name: &str, unit: &StoredUnit, clock: &WallClock) -> UnitSnapshot {
-    let phase = match (unit.phase.as_str(), unit.attempt) {
-        ("failing", _) => SavedPhase::Failing,
-        ("recovering", k) => SavedPhase::Recovering(k.unwrap_or(0)),
-        ("rolling_back", _) => SavedPhase::RollingBack,
-        ("escalated", _) => SavedPhase::Escalated,
+    let step = match (unit.phase.as_str(), unit.attempt) {
+        ("recovering", k) => Some(Step::Restart(k.unwrap_or(1).max(1))),
+        ("rolling_back", _) => Some(Step::Rollback),
+        _ => None,
+    };
+    let due = unit.due.map(|at| clock.to_instant(at));
+    let phase = match (unit.phase.as_str(), step, unit.stage.as_deref(), due) {
+        (_, Some(step), Some("waiting"), Some(at)) => SavedPhase::Waiting { step, at },
+        (_, Some(step), Some("verifying"), Some(deadline)) => {
+            SavedPhase::Verifying { step, deadline }
+        }
+        (_, Some(step), _, _) => SavedPhase::Acting(step),
+        ("failing", ..) => SavedPhase::Failing,
+        ("escalated", ..) => SavedPhase::Escalated,
+        ("deploying", ..) => SavedPhase::Deploying,
         _ => SavedPhase::Fine,
     };
     UnitSnapshot {
@@ -229,6 +260,7 @@ fn from_stored(name: &str, unit: &StoredUnit, clock: &WallClock) -> UnitSnapshot
             opened: clock.to_instant(i.opened),
             alerted: i.alerted,
             rollback_tried: i.rollback_tried,
+            gone: i.gone,
         }),
         attempts: unit.attempts.iter().map(|a| clock.to_instant(*a)).collect(),
         paused: unit
@@ -249,12 +281,13 @@ mod tests {
         let now = std::time::Instant::now();
         let snapshot = UnitSnapshot {
             name: "web".into(),
-            phase: SavedPhase::Recovering(2),
+            phase: SavedPhase::Acting(Step::Restart(2)),
             incident: Some(SavedIncident {
                 id: "x-1".into(),
                 opened: now,
                 alerted: false,
                 rollback_tried: false,
+                gone: true,
             }),
             attempts: vec![now, now],
             paused: Some(None),
@@ -268,6 +301,7 @@ mod tests {
         assert_eq!(again.file.next_incident, 7);
         let restored = again.snapshot("web", &clock).unwrap();
         assert_eq!(restored.phase, snapshot.phase);
+        assert!(restored.incident.as_ref().unwrap().gone);
         assert_eq!(restored.attempts.len(), 2);
         assert_eq!(restored.incident.unwrap().id, "x-1");
         assert_eq!(again.last_known_good("web").unwrap()["image"], "sha256:1");

@@ -7,3 +7,4 @@ pub mod env;
 pub mod launchd;
 pub mod medic;
 pub mod server;
+pub mod skip;

@@ -28,7 +28,35 @@ use crate::policy::{Policy, ProbeTiming};
 pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
 
 /// The keys of `RawService`; `probe` and the policy keys are decoded apart.
-const SERVICE_KEYS: &[&str] = &["name", "container", "launch_agent", "command", "depends_on"];
+const SERVICE_KEYS: &[&str] = &[
+    "name",
+    "container",
+    "launch_agent",
+    "command",
+    "depends_on",
+    "labels",
+];
+/// Label names medic sets itself (or Prometheus does), so a service's `labels` cannot.
+const RESERVED_LABELS: &[&str] = &[
+    "service",
+    "instance_name",
+    "instance",
+    "job",
+    "alertname",
+    "severity",
+    "kind",
+    "host",
+    "incident",
+    "probe",
+    "index",
+    "outcome",
+    "state",
+    "health",
+    "window",
+    "sink",
+    "reason",
+    "le",
+];
 const PROBE_KINDS: &str = "http, tcp, exec, container, launch_agent";
 
 /// The embedded default job, validated.
@@ -333,6 +361,24 @@ fn build_settings(raw: RawSettings, errors: &mut Errors) -> Settings {
             Some(listen) => Some(listen),
             None => Some("127.0.0.1:9464".into()),
         },
+        status_listen: match raw.status_listen {
+            None => StatusListen::WithMetrics,
+            Some(listen) if listen.is_empty() => StatusListen::Off,
+            Some(listen) => StatusListen::Own(listen),
+        },
+        external_url: raw.external_url.and_then(|url| {
+            let text = url.get_ref();
+            if text.starts_with("http://") || text.starts_with("https://") {
+                Some(text.trim_end_matches('/').to_owned())
+            } else {
+                errors.at(
+                    url.span(),
+                    "`external_url` must start with http:// or https://",
+                    Some("the address people open the status page at, e.g. \"https://host1.example:9464\"".into()),
+                );
+                None
+            }
+        }),
         docker_host: raw.docker_host,
         reconcile_interval: Dur::or(raw.reconcile_interval, Duration::from_secs(10)),
         shutdown_grace: Dur::or(raw.shutdown_grace, Duration::from_secs(4)),
@@ -438,7 +484,8 @@ fn build_service(
         }
     }
     let interval = Dur::or(policy.interval, Duration::from_secs(10));
-    let timeout = Dur::or(policy.timeout, Duration::from_secs(2));
+    // Unwritten, the timeout follows each probe's interval (see `default_timeout`).
+    let timeout = policy.timeout.map(|t| t.0);
     let mut probes = Vec::new();
     let implied = match (&target, &raw.container, &raw.launch_agent) {
         (Some(Target::Container(_)), Some(c), _) => {
@@ -452,6 +499,7 @@ fn build_service(
     if let Some((kind, probe, span)) = implied
         && !raw.probe.iter().any(|p| p.get_ref().kind.get_ref() == kind)
     {
+        let timeout = timeout.unwrap_or_else(|| default_timeout(interval));
         check_timing(
             interval,
             timeout,
@@ -490,7 +538,27 @@ fn build_service(
         None => 0.999,
     };
     let policy = build_policy(&policy, &target, &probes, errors);
+    let labels = raw
+        .labels
+        .iter()
+        .filter(|(key, value)| {
+            let valid = is_label_name(key) && !RESERVED_LABELS.contains(&key.as_str());
+            if !valid {
+                errors.at(
+                    value.span(),
+                    format!("`{key}` cannot be a label name"),
+                    Some(format!(
+                        "Prometheus label names match [a-zA-Z_][a-zA-Z0-9_]*, do not start with __, and medic sets these itself: {}",
+                        RESERVED_LABELS.join(", ")
+                    )),
+                );
+            }
+            valid
+        })
+        .map(|(key, value)| (key.clone(), value.get_ref().clone()))
+        .collect();
     Some(Service {
+        labels,
         slo,
         name,
         target,
@@ -541,6 +609,11 @@ fn build_policy(
         recover_timeout: Dur::or(raw.recover_timeout, defaults.recover_timeout),
         verify_interval: Dur::or(raw.verify_interval, defaults.verify_interval),
         replace_grace: Dur::or(raw.replace_grace, defaults.replace_grace),
+        // A command target's own timeout ends its action first; 30 s for the kill and the report.
+        action_timeout: match target {
+            Some(Target::Command(c)) => c.timeout.saturating_add(Duration::from_secs(30)),
+            _ => defaults.action_timeout,
+        },
         can_restart: target.is_some(),
         can_rollback: match target {
             Some(Target::Container(_) | Target::LaunchAgent(_)) => true,
@@ -717,13 +790,17 @@ fn build_probe(
     spanned: &Spanned<RawProbe>,
     target: &Option<Target>,
     interval: Duration,
-    timeout: Duration,
+    timeout: Option<Duration>,
     errors: &mut Errors,
 ) -> Option<Probe> {
     let raw = spanned.get_ref();
     let span = spanned.span();
     let interval = Dur::or(raw.interval, interval);
-    let timeout = Dur::or(raw.timeout, timeout);
+    let timeout = raw
+        .timeout
+        .map(|t| t.0)
+        .or(timeout)
+        .unwrap_or_else(|| default_timeout(interval));
     let kind = raw.kind.get_ref().as_str();
     check_timing(
         interval,
@@ -870,7 +947,14 @@ fn build_probe(
     })
 }
 
-/// A probe's timeout must end before its next run starts.
+/// A probe's timeout when none is written: 2 s, or half the interval when
+/// that is shorter, so `interval = "500ms"` alone is valid.
+fn default_timeout(interval: Duration) -> Duration {
+    Duration::from_secs(2).min(interval / 2)
+}
+
+/// A probe's timeout must end before its next run starts (a written pair that
+/// breaks this is an error).
 fn check_timing(
     interval: Duration,
     timeout: Duration,
@@ -1000,6 +1084,7 @@ fn build_http(raw: &RawProbe, span: Range<usize>, errors: &mut Errors) -> Option
             .map(|h| h.get_ref().clone())
             .unwrap_or_default()
             .into_iter()
+            .map(|(name, value)| (name, Secret::new(value)))
             .collect(),
         expect_status: raw
             .expect_status
@@ -1022,6 +1107,16 @@ fn is_token(text: &str) -> bool {
         && text
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
+}
+
+/// A Prometheus label name that is not reserved for Prometheus itself (`__…`).
+fn is_label_name(text: &str) -> bool {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !text.starts_with("__")
 }
 
 /// Reports each dependency cycle once, at the service that closes it.

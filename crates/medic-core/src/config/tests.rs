@@ -193,8 +193,6 @@ interval = "1s"
     medic.toml:8:16: error: invalid `body_regex`: error: unclosed group
     medic.toml:9:18: error: `json_pointer` must be empty or start with `/`
       hint: e.g. "/status" or "/checks/0/ok" (RFC 6901)
-    medic.toml:13:3: error: container probe: timeout (2s) must be shorter than interval (1s)
-      hint: set `timeout` below `interval`, on the probe, the service or [defaults]
     medic.toml:14:10: error: a container probe needs a container target
       hint: add container = { name = "…" }
     "#);
@@ -250,6 +248,8 @@ fn settings_have_defaults_and_follow_state_dir() {
             },
             control_tcp: None,
             metrics_listen: Some("127.0.0.1:9464".into()),
+            status_listen: StatusListen::WithMetrics,
+            external_url: None,
             docker_host: None,
             reconcile_interval: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(4),
@@ -350,6 +350,7 @@ start_period = "30s"
             recover_timeout: Duration::from_secs(120),
             verify_interval: Duration::from_secs(1),
             replace_grace: Duration::from_secs(30),
+            action_timeout: Duration::from_secs(90),
             can_restart: true,
             can_rollback: false,
             probes: vec![
@@ -497,7 +498,11 @@ name = "web"
     assert_eq!(full.method, "HEAD");
     assert_eq!(
         full.headers,
-        vec![("Authorization".into(), "Bearer x".into())]
+        vec![("Authorization".into(), Secret::new("Bearer x"))]
+    );
+    assert!(
+        !format!("{full:?}").contains("Bearer x"),
+        "header values are secrets: {full:?}"
     );
     assert_eq!(full.expect_status, vec![204]);
     assert_eq!(
@@ -528,7 +533,7 @@ failure_treshold = 3
   kind = "http"
   urll = "http://x"
 "#), @"
-    medic.toml:5:1: error: unknown field `failure_treshold`, expected one of `name`, `container`, `launch_agent`, `command`, `depends_on`, `probe`, `interval`, `timeout`, `failure_threshold`, `success_threshold`, `start_period`, `max_attempts`, `attempt_window`, `backoff`, `backoff_max`, `recover_timeout`, `verify_interval`, `replace_grace`, `stop_timeout`, `on_stop`, `slo`
+    medic.toml:5:1: error: unknown field `failure_treshold`, expected one of `name`, `container`, `launch_agent`, `command`, `depends_on`, `labels`, `probe`, `interval`, `timeout`, `failure_threshold`, `success_threshold`, `start_period`, `max_attempts`, `attempt_window`, `backoff`, `backoff_max`, `recover_timeout`, `verify_interval`, `replace_grace`, `stop_timeout`, `on_stop`, `slo`
       hint: did you mean `failure_threshold`?
     medic.toml:8:3: error: unknown field `urll`, expected one of `kind`, `interval`, `timeout`, `url`, `method`, `headers`, `expect_status`, `body_contains`, `body_regex`, `json_pointer`, `json_equals`, `max_latency`, `tls_verify`, `ca_file`, `follow_redirects`, `max_body`, `address`, `command`, `expect_exit`, `max_output`
       hint: did you mean `url`?
@@ -690,11 +695,12 @@ fn the_implied_probe_is_timed_too() {
     assert_snapshot!(check(r#"
 [defaults]
 interval = "2s"
+timeout = "2s"
 [[service]]
 name = "a"
 container = { name = "x" }
 "#), @"
-    medic.toml:6:13: error: the implied container probe: timeout (2s) must be shorter than interval (2s)
+    medic.toml:7:13: error: the implied container probe: timeout (2s) must be shorter than interval (2s)
       hint: set `timeout` below `interval`, on the probe, the service or [defaults]
     ");
 }
@@ -711,7 +717,7 @@ bogus = 1
 name = "web"
 container = { name = "y" }
 depends_on = ["api"]
-"#), @"medic.toml:5:1: error: unknown field `bogus`, expected one of `name`, `container`, `launch_agent`, `command`, `depends_on`, `probe`, `interval`, `timeout`, `failure_threshold`, `success_threshold`, `start_period`, `max_attempts`, `attempt_window`, `backoff`, `backoff_max`, `recover_timeout`, `verify_interval`, `replace_grace`, `stop_timeout`, `on_stop`, `slo`");
+"#), @"medic.toml:5:1: error: unknown field `bogus`, expected one of `name`, `container`, `launch_agent`, `command`, `depends_on`, `labels`, `probe`, `interval`, `timeout`, `failure_threshold`, `success_threshold`, `start_period`, `max_attempts`, `attempt_window`, `backoff`, `backoff_max`, `recover_timeout`, `verify_interval`, `replace_grace`, `stop_timeout`, `on_stop`, `slo`");
     // A bad key in [defaults] falls back to its default; the good ones still apply.
     assert_snapshot!(check(r#"
 [defaults]
@@ -803,5 +809,93 @@ hmac_secret = "k"
     medic.toml:16:8: error: an `exec` sink needs `command`
       hint: add `command = ["/usr/local/bin/page", "--stdin"]`
     medic.toml:17:15: error: `hmac_secret` does not apply to `exec` sinks
+    "#);
+}
+
+#[test]
+fn an_unwritten_timeout_follows_the_interval() {
+    let config = parse(
+        "[[service]]\nname = \"api\"\n  [[service.probe]]\n  kind = \"tcp\"\n  address = \"127.0.0.1:1\"\n  interval = \"500ms\"\n",
+        "medic.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        config.services[0].probes[0].timeout,
+        Duration::from_millis(250)
+    );
+    let config = parse(
+        "[[service]]\nname = \"api\"\n  [[service.probe]]\n  kind = \"tcp\"\n  address = \"127.0.0.1:1\"\n",
+        "medic.toml",
+    )
+    .unwrap();
+    assert_eq!(config.services[0].probes[0].timeout, Duration::from_secs(2));
+    assert_snapshot!(check("[defaults]\ntimeout = \"1s\"\n\n[[service]]\nname = \"api\"\n  [[service.probe]]\n  kind = \"tcp\"\n  address = \"127.0.0.1:1\"\n  interval = \"500ms\"\n"), @"medic.toml:6:3: error: tcp probe: timeout (1s) must be shorter than interval (500ms)\n  hint: set `timeout` below `interval`, on the probe, the service or [defaults]");
+}
+
+#[test]
+fn fleet_labels_external_url_and_alertmanager_cluster() {
+    let config = valid(
+        r#"
+[medic]
+external_url = "https://host1.example:9464/"
+
+[[service]]
+name = "web"
+labels = { team = "shop", tier = "1" }
+  [[service.probe]]
+  kind = "tcp"
+  address = "127.0.0.1:1"
+
+[[alert]]
+name = "am"
+kind = "alertmanager"
+urls = ["http://127.0.0.1:9093", "http://127.0.0.1:9094"]
+"#,
+    );
+    assert_eq!(
+        config.medic.external_url.as_deref(),
+        Some("https://host1.example:9464")
+    );
+    assert_eq!(
+        config.services[0].labels,
+        vec![("team".into(), "shop".into()), ("tier".into(), "1".into())]
+    );
+    let SinkKind::Alertmanager { urls, .. } = &config.alerts[0].kind else {
+        panic!();
+    };
+    assert_eq!(urls.len(), 2);
+
+    assert_snapshot!(check(r#"
+[medic]
+external_url = "host1:9464"
+
+[[service]]
+name = "web"
+labels = { "1team" = "a", service = "b", __name = "c", ok_label = "d" }
+  [[service.probe]]
+  kind = "tcp"
+  address = "127.0.0.1:1"
+
+[[alert]]
+name = "am"
+kind = "alertmanager"
+url = "http://a:9093"
+urls = ["http://b:9093"]
+
+[[alert]]
+name = "hook"
+kind = "webhook"
+urls = ["http://b:9093"]
+"#), @r#"
+    medic.toml:3:16: error: `external_url` must start with http:// or https://
+      hint: the address people open the status page at, e.g. "https://host1.example:9464"
+    medic.toml:7:22: error: `1team` cannot be a label name
+      hint: Prometheus label names match [a-zA-Z_][a-zA-Z0-9_]*, do not start with __, and medic sets these itself: service, instance_name, instance, job, alertname, severity, kind, host, incident, probe, index, outcome, state, health, window, sink, reason, le
+    medic.toml:7:37: error: `service` cannot be a label name
+      hint: Prometheus label names match [a-zA-Z_][a-zA-Z0-9_]*, do not start with __, and medic sets these itself: service, instance_name, instance, job, alertname, severity, kind, host, incident, probe, index, outcome, state, health, window, sink, reason, le
+    medic.toml:7:51: error: `__name` cannot be a label name
+      hint: Prometheus label names match [a-zA-Z_][a-zA-Z0-9_]*, do not start with __, and medic sets these itself: service, instance_name, instance, job, alertname, severity, kind, host, incident, probe, index, outcome, state, health, window, sink, reason, le
+    medic.toml:15:7: error: write `url` or `urls`, not both
+    medic.toml:21:8: error: `urls` does not apply to `webhook` sinks
     "#);
 }

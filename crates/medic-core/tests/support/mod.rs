@@ -19,6 +19,8 @@ pub struct World {
     pub rollbacks: u32,
     /// Every alert, in order.
     pub alerts: Vec<medic_core::Alert>,
+    /// The policy every unit of the world was added with.
+    pub policy: Policy,
 }
 
 impl World {
@@ -33,10 +35,23 @@ impl World {
             restart_times: Vec::new(),
             rollbacks: 0,
             alerts: Vec::new(),
+            policy: policy.clone(),
         };
         world.sup.add_unit(start, UNIT, policy);
         world.drain();
         world
+    }
+
+    /// medic stops (its state saved) and starts again: a new supervisor restored
+    /// from the snapshot. Whatever ran in the shell is gone with it.
+    pub fn restart_medic(&mut self) {
+        let saved = self.sup.snapshot();
+        self.sup = Supervisor::new("i", self.sup.next_incident());
+        for unit in saved {
+            self.sup.restore_unit(self.now, unit, self.policy.clone());
+        }
+        self.running.clear();
+        self.drain();
     }
 
     pub fn input(&mut self, input: Input) {
@@ -113,9 +128,10 @@ impl World {
     }
 
     /// Runs a script of space-separated steps and returns the trace it produced:
-    /// `ok` `fail` `died` (decisive) `gone` `blind` observations; `done` `error`
+    /// `ok` `fail` `died` (decisive) `gone` `engine` (the engine restarts it) `blind` observations; `done` `error`
     /// `interrupted` `vanished` (the target was gone) action results (also of a deploy command); `pause` `resume`
     /// `reset` `recover` `deploy` (command within 60 s, healthy within 30 s) controls;
+    /// `restart-medic` (save, then restore into a new supervisor; `restart-medic+1h`: down for an hour);
     /// `+5s` advances virtual time.
     pub fn run(&mut self, script: &str) -> String {
         let from = self.trace.len();
@@ -132,6 +148,11 @@ impl World {
             "fail" => self.observe(Observation::fail(ms, "HTTP 503")),
             "died" => self.observe(Observation::fail(ms, "died").with_urgency(Urgency::Decisive)),
             "gone" => self.observe(Observation::fail(ms, "removed").with_urgency(Urgency::Gone)),
+            "engine" => self.observe(
+                Observation::fail(ms, "exited; its restart policy restarts it")
+                    .with_urgency(Urgency::EngineRestarts)
+                    .with(medic_core::RESTART_EXPECTED_FROM, "restart policy `always`"),
+            ),
             "blind" => self.observe(Observation::blind(ms, "socket down")),
             "done" => self.finish(ActionResult::Done {
                 message: "exit 0".into(),
@@ -146,6 +167,20 @@ impl World {
                 message: "gone".into(),
                 evidence: Default::default(),
             }),
+            "restart-medic" => self.restart_medic(),
+            down if down.starts_with("restart-medic+") => {
+                let by =
+                    humantime::parse_duration(&down["restart-medic+".len()..]).expect("a duration");
+                // Saved now, started again `by` later: nothing ran meanwhile.
+                let saved = self.sup.snapshot();
+                self.now += by;
+                self.sup = Supervisor::new("i", self.sup.next_incident());
+                for unit in saved {
+                    self.sup.restore_unit(self.now, unit, self.policy.clone());
+                }
+                self.running.clear();
+                self.drain();
+            }
             "pause" => self.control(Control::Pause { until: None }),
             "resume" => self.control(Control::Resume),
             "reset" => self.control(Control::Reset),

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use medic_core::config::{ContainerSelector, Target};
 
-use super::{Daemon, Event, now};
-use crate::docker::Found;
+use super::{Daemon, now};
+use crate::shell::{Event, Found, Listing, Shell};
 use crate::units;
 
 /// Compose's labels, by which `web` or `app/web` names a Compose service's instances.
@@ -45,15 +45,6 @@ impl InstanceLabels {
                 None => name == service,
             })
     }
-}
-
-/// Why the instances of a service are being listed.
-#[derive(Debug, Clone)]
-pub enum Listing {
-    /// A reload changed the selector: units it no longer matches are retired.
-    Reload,
-    /// A guarded deploy's command ended: the instances now are the new set.
-    Deploy(String),
 }
 
 impl Daemon {
@@ -176,7 +167,7 @@ impl Daemon {
             return;
         };
         let cancel = self.shell.cancel.child_token();
-        let shell = super::Shell {
+        let shell = Shell {
             cancel: cancel.clone(),
             ..self.shell.clone()
         };

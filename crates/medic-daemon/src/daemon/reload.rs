@@ -99,7 +99,7 @@ impl Daemon {
             let before = old_config.services.iter().find(|s| &s.name == name);
             let after = self.config.services.iter().find(|s| &s.name == name);
             if after.is_some_and(|after| super::instances::selector_changed(before, after)) {
-                self.list_instances(name, super::instances::Listing::Reload);
+                self.list_instances(name, crate::shell::Listing::Reload);
             }
         }
         self.discoveries.retain(|name, task| {

@@ -10,29 +10,13 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use medic_core::{ActionResult, Control, Evidence, Input};
-use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use super::Daemon;
-use super::deploy::{DeployOutcome, PendingDeploy};
+use super::deploy::PendingDeploy;
 use super::instances::InstanceLabels;
-use crate::docker::Found;
+use crate::shell::{DeployOutcome, Found, InstanceOutcome};
 use crate::status::version;
-
-/// How one instance fared in a deploy: part of the answer to `medic deploy`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct InstanceOutcome {
-    /// The unit (`service/container`).
-    pub unit: String,
-    /// `promoted`, `retired`, `rolled_back`, `escalated`, …
-    pub outcome: String,
-    /// Its version before the deploy (none for an instance the deploy created).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub before: Option<serde_json::Value>,
-    /// Its version at the end.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub after: Option<serde_json::Value>,
-}
 
 /// A deploy of several instances in progress, keyed by the name the person gave.
 #[derive(Debug)]
@@ -183,7 +167,7 @@ impl Daemon {
         match result {
             ActionResult::Done { .. } => {
                 let service = rollout.service.clone();
-                self.list_instances(&service, super::instances::Listing::Deploy(name.to_owned()));
+                self.list_instances(&service, crate::shell::Listing::Deploy(name.to_owned()));
             }
             failed => {
                 let units: Vec<String> = rollout.members.keys().cloned().collect();

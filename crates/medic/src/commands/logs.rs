@@ -28,7 +28,7 @@ pub struct LogsArgs {
     #[arg(long, short = 's')]
     service: Option<String>,
     /// Only events newer than this (e.g. 10m, 2h).
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = medic_core::duration::parse)]
     since: Option<Duration>,
     /// Print the JSON lines as stored.
     #[arg(long)]
