@@ -129,21 +129,7 @@ fn a_persons_podman_restart_is_not_restarted_again() {
     };
     let (name, port) = (unique("podman-person"), free_port());
     let _cleanup = Cleanup(&engine, vec![name.clone()]);
-    engine.run(&[
-        "run",
-        "-d",
-        "--name",
-        &name,
-        "--network",
-        "host",
-        "--ulimit",
-        "nofile=1024:1024",
-        "--ulimit",
-        "nproc=1024:1024",
-        "-e",
-        &format!("PORT={port}"),
-        "medic-test/good:1",
-    ]);
+    crate::podman::run_good(&engine, &name, port, "medic-test/good:1");
     let medic = watch(&engine, &name, port);
 
     // Podman reports restart first, then died, init, start.

@@ -9,6 +9,7 @@ mod compose;
 mod dashboard;
 mod deploy;
 mod docker;
+mod doctor;
 mod edges;
 mod engine_restarts;
 mod fleet;

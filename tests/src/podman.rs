@@ -11,7 +11,7 @@ use crate::support::server::health_ok;
 
 /// `podman run` of a good:1 container on `port`; on these machines Podman
 /// needs the ulimits spelled out and the host network.
-fn run_good(engine: &Engine, name: &str, port: u16, image: &str) {
+pub(crate) fn run_good(engine: &Engine, name: &str, port: u16, image: &str) {
     engine.run(&[
         "run",
         "-d",
@@ -33,9 +33,14 @@ fn run_good(engine: &Engine, name: &str, port: u16, image: &str) {
 
 /// medic on one container of the Podman service, healthy with a recorded last known good spec.
 fn watch(engine: &Engine, name: &str, port: u16) -> Medic {
+    watch_with(engine, name, port, ("", ""))
+}
+
+/// Like `watch`, with one setting of the tests' config replaced (`from`, `to`).
+fn watch_with(engine: &Engine, name: &str, port: u16, (from, to): (&str, &str)) -> Medic {
     let medic = Medic::start_with(
         &format!("docker_host = \"{}\"", engine.host()),
-        &config(name, port),
+        &config(name, port).replacen(from, to, usize::from(!from.is_empty())),
     );
     medic.wait_event("healthy", |e| e["event"] == "healthy");
     eventually("the last known good spec", || {
@@ -73,10 +78,12 @@ fn podman_killed_and_removed_containers_come_back() {
     assert_eq!(failing["evidence"]["exit_code"], 137, "{failing}");
 
     engine.run(&["rm", "-f", &name]);
-    eventually("a second recovery, after the removal", || {
-        let events = medic.events();
-        let web = kinds(&events, "web");
-        (web.iter().filter(|k| *k == "recovered").count() == 2).then_some(())
+    medic.wait_event("restored after the removal", |e| {
+        e["event"] == "restart_done" && e["message"].as_str().unwrap_or("").contains("recreated")
+    });
+    medic.wait_event("recovered after the removal", |e| {
+        e["event"] == "recovered"
+            && e["message"] != first_event(&medic.events(), "recovered")["message"]
     });
     eventually("HTTP after removal", || health_ok(port).then_some(()));
     let after = engine
@@ -111,10 +118,17 @@ fn podman_bad_image_is_rolled_back() {
     let _cleanup = Cleanup(&engine, vec![name.clone()]);
     run_good(&engine, &name, port, "medic-test/good:1");
     let good_image = engine.inspect(&name).unwrap()["Image"].clone();
-    let medic = watch(&engine, &name, port);
+    // The default replace_grace: the deploy below removes and creates the
+    // container, and `podman run` may take longer than the tests' 1 s.
+    let medic = watch_with(
+        &engine,
+        &name,
+        port,
+        ("replace_grace = \"1s\"", "replace_grace = \"30s\""),
+    );
 
     // A deploy replaces the container with one from an image that exits at start.
-    engine.run(&["rm", "-f", &name]);
+    engine.run(&["rm", "-f", "-t", "0", &name]);
     run_good(&engine, &name, port, "medic-test/bad:1");
     let events = medic.wait_event("rolled back", |e| e["event"] == "rolled_back");
     let web = kinds(&events, "web");

@@ -50,9 +50,9 @@ pub enum Urgency {
 }
 
 /// How long the engine gets to bring back a container it restarts itself
-/// (Docker's policy restarts after 100 ms, doubling; `docker restart` starts
-/// right after the stop) before medic acts.
-pub const ENGINE_GRACE: Duration = Duration::from_secs(5);
+/// before medic acts: Docker's policy restarts after 100 ms (doubling), a
+/// `docker restart` starts right after the stop, a busy Podman takes seconds.
+pub const ENGINE_GRACE: Duration = Duration::from_secs(10);
 
 /// Evidence key naming who is expected to bring an [`Urgency::EngineRestarts`] failure back.
 pub const RESTART_EXPECTED_FROM: &str = "restart_expected_from";

@@ -429,13 +429,13 @@ fn the_engines_own_restart_gets_the_first_chance() {
         "started again by restart policy `always`; medic did not act"
     );
     // Not back within the grace (a `docker stop` the policy never undoes): medic acts then.
-    assert_snapshot!(run(policy(), "ok engine +4s"), @"healthy →lkg failing(1)");
+    assert_snapshot!(run(policy(), "ok engine +9s"), @"healthy →lkg failing(1)");
     let mut world = World::new(policy());
-    assert_snapshot!(world.run("ok engine +5s done ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered →lkg");
+    assert_snapshot!(world.run("ok engine +10s done ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered →lkg");
     assert_eq!(
-        world.restart_times[0] - world.now + Duration::from_secs(5),
+        world.restart_times[0] - world.now + Duration::from_secs(10),
         medic_core::ENGINE_GRACE
     );
     // Only the first attempt waits: a second failure in the incident follows the backoff.
-    assert_snapshot!(run(policy(), "ok engine +5s error engine +2s"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2)");
+    assert_snapshot!(run(policy(), "ok engine +10s error engine +2s"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2)");
 }

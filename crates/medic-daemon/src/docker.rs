@@ -13,9 +13,7 @@ use medic_core::config::{Config, ContainerSelector, ContainerTarget, OnStop, Tar
 use medic_core::{
     ActionResult, ENGINE_GRACE, Evidence, Observation, RESTART_EXPECTED_FROM, Step, Urgency,
 };
-use medic_docker::{
-    ContainerEvent, ContainerSpec, DockerClient, EngineKind, Selector, StopCommand,
-};
+use medic_docker::{ContainerEvent, ContainerSpec, DockerClient, Selector, StopCommand};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -31,6 +29,8 @@ const RECONNECT_MAX: Duration = Duration::from_secs(30);
 /// exit (longer than the usual stop timeouts, so a `docker restart` of a
 /// container that ignores SIGTERM still counts).
 const STOP_MEMORY: Duration = Duration::from_secs(60);
+/// A Podman `restart` event this soon after a `start` belongs to that start.
+const RESTART_SETTLE: Duration = Duration::from_secs(1);
 
 /// The daemon's Docker connection.
 #[derive(Debug, Clone)]
@@ -51,42 +51,58 @@ pub struct Docker {
 /// [`STOP_MEMORY`] are dropped, so it stays as small as the containers
 /// being stopped at once.
 #[derive(Debug, Clone, Default)]
-pub struct Stops(Arc<Mutex<HashMap<String, (Instant, StopCommand)>>>);
+pub struct Stops(Arc<Mutex<HashMap<String, (Instant, Noted)>>>);
+
+/// What the event stream last said about a container's stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Noted {
+    /// A command is stopping (or restarting) it.
+    Stop(StopCommand),
+    /// It started: an earlier stop command is done.
+    Started,
+}
 
 impl Stops {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, StopCommand)>> {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Noted)>> {
         // A plain map that no panic can leave half-written.
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Notes what an event says about a stop by command.
-    fn note(&self, event: &ContainerEvent, engine: Option<EngineKind>) {
-        let command = match event.kind() {
-            "kill" if event.is_graceful_kill() => StopCommand::Graceful,
-            // The SIGKILL that `docker stop` (or Compose) sends once its stop
-            // timeout passes ends the same graceful stop: no crash, no `docker kill`.
-            "kill" if self.get(&event.name) == Some(StopCommand::Graceful) => return,
-            "kill" => StopCommand::Kill,
-            // Podman announces `restart` before it stops the container; Docker
-            // after it started it again (its SIGTERM kill came first).
-            "restart" if engine == Some(EngineKind::Podman) => StopCommand::Restart,
-            "start" | "destroy" => {
-                self.map().remove(&event.name);
-                return;
-            }
-            _ => return,
-        };
+    fn note(&self, event: &ContainerEvent) {
         let now = Instant::now();
         let mut map = self.map();
+        let last = map
+            .get(&event.name)
+            .map(|(at, noted)| (now.duration_since(*at), *noted));
+        let noted = match (event.kind(), last) {
+            ("destroy", _) => {
+                map.remove(&event.name);
+                return;
+            }
+            ("start", _) => Noted::Started,
+            ("kill", _) if event.is_graceful_kill() => Noted::Stop(StopCommand::Graceful),
+            // The SIGKILL that ends a stop timeout does not turn a `docker
+            // stop` or `docker restart` into a `docker kill`.
+            ("kill", Some((_, Noted::Stop(StopCommand::Graceful)))) => return,
+            ("kill", _) => Noted::Stop(StopCommand::Kill),
+            // Podman announces `restart` before it stops a running container
+            // (Docker after it started it again, its SIGTERM kill came first);
+            // restarting a stopped one, Podman starts it first: nothing to wait for.
+            ("restart", Some((since, Noted::Started))) if since < RESTART_SETTLE => return,
+            ("restart", _) if event.from_podman => Noted::Stop(StopCommand::Restart),
+            _ => return,
+        };
         map.retain(|_, (at, _)| now.duration_since(*at) < STOP_MEMORY);
-        map.insert(event.name.clone(), (now, command));
+        map.insert(event.name.clone(), (now, noted));
     }
 
-    /// How `container` was last stopped by a command, if recently.
+    /// How `container` was last stopped by a command, if recently and it has not started since.
     fn get(&self, container: &str) -> Option<StopCommand> {
-        let map = self.map();
-        let (at, command) = map.get(container)?;
-        (at.elapsed() < STOP_MEMORY).then_some(*command)
+        match self.map().get(container) {
+            Some((at, Noted::Stop(command))) if at.elapsed() < STOP_MEMORY => Some(*command),
+            _ => None,
+        }
     }
 }
 
@@ -141,6 +157,11 @@ impl Docker {
     pub async fn find(&self, selector: &ContainerSelector) -> anyhow::Result<Vec<String>> {
         let found = self.client.find(&to_selector(selector)).await?;
         Ok(found.into_iter().map(|c| c.name).collect())
+    }
+
+    /// Where the engine is expected (`unix:///var/run/docker.sock`).
+    pub fn endpoint(&self) -> String {
+        self.client.endpoint()
     }
 
     /// Each container a selector matches now, with its state (`running`,
@@ -314,10 +335,22 @@ async fn restart(
     lkg: Option<&ContainerSpec>,
     recreate: bool,
 ) -> ActionResult {
-    let facts = match client.inspect(container).await {
+    let mut facts = match client.inspect(container).await {
         Ok(facts) => facts,
         Err(error) => return failed(&format!("cannot inspect `{container}`: {error}")),
     };
+    if facts.as_ref().is_some_and(|f| f.is_stopping()) {
+        // A `podman stop` or `podman rm -f` is under way: let the engine finish
+        // (its stop timeout), then act on what is left: a stopped container
+        // is started, a removed one is gone.
+        if let Err(error) = client.wait_stopped(container).await {
+            return failed(&format!("cannot wait for `{container}` to stop: {error}"));
+        }
+        facts = match client.inspect(container).await {
+            Ok(facts) => facts,
+            Err(error) => return failed(&format!("cannot inspect `{container}`: {error}")),
+        };
+    }
     let mut evidence = Evidence::new();
     let outcome = match facts {
         None => {
@@ -455,16 +488,16 @@ async fn watch_events(client: Arc<DockerClient>, stops: Stops, shell: Shell) {
     let mut delay = Duration::from_millis(250);
     let mut first = true;
     loop {
-        let mut stream = Box::pin(client.events());
-        let connected = Instant::now();
-        // Which engine: Podman and Docker order a restart's events differently.
-        let engine = client.engine().await.ok().map(|e| e.kind);
-        if engine.is_some() && !std::mem::take(&mut first) {
+        // Back after a break (a ping also wakes a socket-activated Podman):
+        // what happened meanwhile was not streamed, so every container is checked.
+        if !std::mem::take(&mut first) && client.ping().await.is_ok() {
             tracing::debug!("Docker event stream reconnected; checking every container");
             if shell.events.send(Event::EngineReconnected).await.is_err() {
                 return;
             }
         }
+        let mut stream = Box::pin(client.events());
+        let connected = Instant::now();
         loop {
             let item = tokio::select! {
                 () = shell.cancel.cancelled() => return,
@@ -473,7 +506,7 @@ async fn watch_events(client: Arc<DockerClient>, stops: Stops, shell: Shell) {
             match item {
                 Some(Ok(event)) => {
                     delay = Duration::from_millis(250);
-                    stops.note(&event, engine);
+                    stops.note(&event);
                     let event = Event::ContainerChanged {
                         container: event.name,
                         action: event.action,
@@ -554,8 +587,13 @@ impl ContainerCheck {
         let latency = started.elapsed();
         let facts = match inspected {
             Err(_) => return Observation::blind(latency, "Docker engine did not answer in time"),
+            // Also an answer medic cannot read (Podman's transient `stopped`
+            // state is not in Docker's API): no verdict either way.
+            Ok(Err(error)) if error.is_unreachable() => {
+                return Observation::blind(latency, error.to_string());
+            }
             Ok(Err(error)) => {
-                return Observation::blind(latency, format!("Docker engine unreachable: {error}"));
+                return Observation::blind(latency, format!("the engine's answer: {error}"));
             }
             Ok(Ok(None)) => {
                 return Observation::fail(

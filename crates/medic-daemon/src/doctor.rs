@@ -172,12 +172,27 @@ async fn check_engine(config: &Config, out: &mut Findings) {
             "upgrade the engine (Docker 20.10 or Podman 4 and later)",
         ),
         Err(error) => {
-            let fix = if error.contains("ermission denied") {
-                "give medic's user the socket's group: `usermod -aG docker medic && systemctl restart medic` (Podman: `SocketGroup=medic` in a podman.socket drop-in; README, \"Running under systemd\")"
+            // The socket itself says why: refused to this user, or not there.
+            let socket = docker.endpoint();
+            let refused = socket.strip_prefix("unix://").is_some_and(|path| {
+                std::os::unix::net::UnixStream::connect(path)
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied)
+            });
+            if refused {
+                out.error(
+                    "engine",
+                    None,
+                    format!("{socket}: permission denied to this user"),
+                    "give medic's user the socket's group: `usermod -aG docker medic && systemctl restart medic` (Podman: `SocketGroup=medic` in a podman.socket drop-in; README, \"Running under systemd\")",
+                );
             } else {
-                "start the engine (`systemctl start docker` or `systemctl start podman.socket`), or point [medic] docker_host at its socket"
-            };
-            out.error("engine", None, error, fix);
+                out.error(
+                    "engine",
+                    None,
+                    error,
+                    "start the engine (`systemctl start docker` or `systemctl start podman.socket`), or point [medic] docker_host at its socket",
+                );
+            }
         }
     }
 }
@@ -252,8 +267,9 @@ fn check_state_dir(config: &Config, unit: Option<&InstalledUnit>, out: &mut Find
     }
     match nix::sys::statvfs::statvfs(dir) {
         Ok(stat) => {
-            #[allow(clippy::unnecessary_cast)] // u32 on macOS, u64 on Linux
-            let free = stat.blocks_available() as u64 * stat.fragment_size() as u64;
+            // u64 on Linux, u32 on macOS.
+            #[allow(clippy::unnecessary_cast)]
+            let free = (stat.blocks_available() as u64).saturating_mul(stat.fragment_size() as u64);
             let text = format!("{} is writable, {} free", dir.display(), mib(free));
             if free < LOW_SPACE / 10 {
                 out.error("state_dir", None, text, "free space on that file system: medic degrades, but stops recording, when it is full");
@@ -506,9 +522,7 @@ async fn check_target(service: &Service, docker: Option<&Docker>, out: &mut Find
         }
         Some(Target::LaunchAgent(target)) => check_launch_agent(&service.name, target, out),
         Some(Target::Command(command)) => {
-            let mut argvs = vec![("restart", &command.restart)];
-            argvs.extend(command.rollback.as_ref().map(|r| ("rollback", r)));
-            for (what, argv) in argvs {
+            for (what, argv) in commands(command) {
                 let program = argv.first().map_or("", String::as_str);
                 match resolve(program) {
                     Ok(path) => out.ok(
@@ -850,9 +864,7 @@ fn check_hardening(
     out: &mut Findings,
 ) {
     let name = Some(service);
-    let mut argvs = vec![("restart", &command.restart)];
-    argvs.extend(command.rollback.as_ref().map(|r| ("rollback", r)));
-    for (what, argv) in argvs {
+    for (what, argv) in commands(command) {
         let program = argv
             .first()
             .map(|p| p.rsplit('/').next().unwrap_or(p))
@@ -930,6 +942,13 @@ fn check_hardening(
             }
         }
     }
+}
+
+/// A command target's argvs: restart, and rollback when it has one.
+fn commands(command: &CommandTarget) -> Vec<(&'static str, &Vec<String>)> {
+    let mut argvs = vec![("restart", &command.restart)];
+    argvs.extend(command.rollback.as_ref().map(|r| ("rollback", r)));
+    argvs
 }
 
 /// The text of every polkit rules file under `root`.

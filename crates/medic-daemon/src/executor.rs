@@ -37,8 +37,8 @@ pub struct JobContext {
     pub recreate: bool,
 }
 
-/// Reports one discovery round of a selector service: a `Found` per instance
-/// (name, labels), then its `Sight`. False once the daemon has stopped listening.
+/// Reports one discovery round of a selector service: a `Found` per instance,
+/// then its `Sight`. False once the daemon has stopped listening.
 pub async fn report_discovery(
     shell: &Shell,
     service: &str,

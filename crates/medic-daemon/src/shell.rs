@@ -81,7 +81,8 @@ pub enum Event {
     Control(ControlRequest),
 }
 
-/// A container a selector matched: its name and labels.
+/// One instance a discovery round or a listing found: its name (container or
+/// launchd label) and labels (for `medic.*` overrides and Compose names).
 pub type Found = (String, std::collections::HashMap<String, String>);
 
 /// Why the instances of a selector service are being listed.

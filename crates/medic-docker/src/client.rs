@@ -11,7 +11,7 @@ use bollard::models::{
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, EventsOptionsBuilder, ListContainersOptionsBuilder,
     LogsOptionsBuilder, RemoveContainerOptionsBuilder, RenameContainerOptionsBuilder,
-    RestartContainerOptionsBuilder, StopContainerOptionsBuilder,
+    RestartContainerOptionsBuilder, StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use bollard::{API_DEFAULT_VERSION, Docker};
 use futures_util::{Stream, StreamExt, TryStreamExt, stream};
@@ -301,6 +301,25 @@ impl DockerClient {
             .map_err(|e| self.seen(e))
     }
 
+    /// Waits until a container being stopped or removed by someone else (Podman
+    /// shows `stopping` for the whole stop timeout of a `podman stop` or
+    /// `podman rm -f`) is no longer running: the engine's own wait, bounded by
+    /// the request timeout. A container that is removed meanwhile ends the wait too.
+    pub async fn wait_stopped(&self, id: &str) -> Result<(), DockerError> {
+        let options = WaitContainerOptionsBuilder::default()
+            .condition("not-running")
+            .build();
+        let docker = self.docker().await?;
+        match docker.wait_container(id, Some(options)).next().await {
+            Some(Err(error)) => match self.seen(error) {
+                error if error.is_unreachable() => Err(error),
+                // Podman answers a removal with an error body: it is not running, all the same.
+                _ => Ok(()),
+            },
+            _ => Ok(()),
+        }
+    }
+
     /// `docker restart`: stop (SIGTERM, then SIGKILL after `stop_timeout`), start.
     pub async fn restart(&self, id: &str, stop_timeout: Duration) -> Result<(), DockerError> {
         let options = RestartContainerOptionsBuilder::default()
@@ -463,7 +482,11 @@ impl DockerClient {
             };
             if let Err(error) = docker.update_container(id, update).await {
                 match self.seen(error) {
-                    error if error.is_not_found() => return Ok(()),
+                    // Podman 4 has no update endpoint (404 as well): only a
+                    // container that is really gone leaves nothing to keep.
+                    error if error.is_not_found() && self.inspect_raw(id).await?.is_none() => {
+                        return Ok(());
+                    }
                     // Worth keeping the copy anyway: only a dockerd restart would start it.
                     error => {
                         tracing::warn!(%id, %error, "Cannot clear the restart policy of a failed container")

@@ -40,7 +40,6 @@ const NOT_LABELS: &[&str] = &[
     "signal",
     "health_status",
     "containerExitCode",
-    "podId",
 ];
 
 /// One container event.
@@ -61,6 +60,8 @@ pub struct ContainerEvent {
     pub exit_code: Option<i64>,
     /// For `kill`: the signal sent (`15`, `9`), when the engine says (Docker does).
     pub signal: Option<String>,
+    /// Sent by Podman (its events carry a `podId` attribute, Docker's never do).
+    pub from_podman: bool,
     /// The container's labels.
     pub labels: HashMap<String, String>,
     /// When Docker recorded it, in nanoseconds since the epoch.
@@ -80,6 +81,7 @@ impl ContainerEvent {
         let image = take("image");
         let exit_code = take("exitCode").and_then(|c| c.parse().ok());
         let signal = take("signal");
+        let from_podman = take("podId").is_some();
         let health = take("health_status");
         for key in NOT_LABELS {
             attributes.remove(*key);
@@ -99,6 +101,7 @@ impl ContainerEvent {
             image,
             exit_code,
             signal,
+            from_podman,
             labels: attributes,
             time_nanos: message
                 .time_nano
@@ -155,6 +158,7 @@ mod tests {
                 image: Some("app:1".into()),
                 exit_code: Some(3),
                 signal: None,
+                from_podman: false,
                 labels: HashMap::from([("medic.enable".to_owned(), "true".to_owned())]),
                 time_nanos: 1_700_000_000_123_456_789,
             }
@@ -188,6 +192,7 @@ mod tests {
                       "image": "localhost/medic-test/good:1", "name": "web", "podId": "", "team": "web"}}
         }));
         assert_eq!((died.kind(), died.exit_code), ("die", Some(137)));
+        assert!(died.from_podman);
         assert_eq!(
             died.labels,
             HashMap::from([("team".to_owned(), "web".to_owned())])

@@ -241,6 +241,15 @@ impl ContainerFacts {
         matches!(self.state, ContainerState::Running | ContainerState::Paused)
     }
 
+    /// Being stopped or removed by someone (Podman's `stopping`, `removing`):
+    /// the engine has not finished, and neither start nor restart applies yet.
+    pub fn is_stopping(&self) -> bool {
+        matches!(
+            self.state,
+            ContainerState::Stopping | ContainerState::Removing
+        )
+    }
+
     /// Its process ended: exited or dead.
     pub fn has_stopped(&self) -> bool {
         matches!(self.state, ContainerState::Exited | ContainerState::Dead)
@@ -255,12 +264,15 @@ impl ContainerFacts {
         let by_policy = || format!("its restart policy `{policy}`");
         match (self.state, command) {
             (ContainerState::Restarting, _) => Some(by_policy()),
-            (ContainerState::Exited | ContainerState::Dead, Some(StopCommand::Restart)) => {
-                Some("`podman restart` (a person or a script)".to_owned())
-            }
-            (ContainerState::Exited | ContainerState::Dead, Some(StopCommand::Graceful)) => {
-                Some("`docker restart` (a person or a script)".to_owned())
-            }
+            // Podman shows `stopping` during a restart's stop timeout.
+            (
+                ContainerState::Exited | ContainerState::Dead | ContainerState::Stopping,
+                Some(StopCommand::Restart),
+            ) => Some("`podman restart` (a person or a script)".to_owned()),
+            (
+                ContainerState::Exited | ContainerState::Dead | ContainerState::Stopping,
+                Some(StopCommand::Graceful),
+            ) => Some("`docker restart` (a person or a script)".to_owned()),
             (ContainerState::Exited | ContainerState::Dead, None) => {
                 let retries_left =
                     self.restart_max_retries <= 0 || self.restart_count < self.restart_max_retries;
@@ -569,6 +581,9 @@ mod tests {
         let person = Some("`docker restart` (a person or a script)".to_owned());
         assert_eq!(with(S::Exited, "no", 143, Some(C::Graceful)), person);
         assert_eq!(with(S::Running, "always", 0, Some(C::Graceful)), None);
+        let podman = Some("`podman restart` (a person or a script)".to_owned());
+        assert_eq!(with(S::Stopping, "no", 0, Some(C::Restart)), podman);
+        assert_eq!(with(S::Stopping, "no", 0, None), None, "podman stop, rm -f");
         let mut limited = facts(S::Exited, None);
         (limited.restart_policy, limited.restart_max_retries) = (Some("on-failure".into()), 4);
         assert_eq!(

@@ -39,12 +39,15 @@ pub fn alertmanager() -> Option<String> {
 }
 
 /// A program the test command installs (`systemd-analyze`, `runuser`, `tmux`,
-/// `chromium`), found on PATH; the component is the program's name
-/// (`chromedriver` belongs to `chromium`).
+/// `chromium`, `prometheus`), found on PATH; the component is the program's
+/// name, except helpers that belong to one (`chromedriver` to `chromium`,
+/// `prometheus-alertmanager` to `alertmanager`, `promtool` to `prometheus`).
 #[track_caller]
 pub fn program(name: &str) -> Option<String> {
     let component = match name {
         "chromedriver" => "chromium",
+        "prometheus-alertmanager" => "alertmanager",
+        "promtool" => "prometheus",
         other => other,
     };
     skip::unless_skipped(component)?;
