@@ -401,10 +401,15 @@ fn print_and_list_agree_on_the_same_job() {
     std::fs::write(&missing, text).unwrap();
     fake.bootstrap(&missing);
 
-    let config = CONFIG.replace(
-        r#"launch_agent = { label = "com.example.job" }"#,
-        r#"launch_agent = { label_prefix = "com.example." }"#,
-    );
+    // `medic check` runs launchctl once per job: a generous timeout, so a
+    // loaded machine does not turn a job blind.
+    let config = CONFIG
+        .replace(
+            r#"launch_agent = { label = "com.example.job" }"#,
+            r#"launch_agent = { label_prefix = "com.example." }"#,
+        )
+        .replace(r#"interval = "300ms""#, r#"interval = "10s""#)
+        .replace(r#"timeout = "250ms""#, r#"timeout = "5s""#);
     let medic = Medic::prepare(&config);
     let print = eventually("every job settled", || {
         let rows = check_evidence(&fake, &medic.config, false);
@@ -431,5 +436,75 @@ fn print_and_list_agree_on_the_same_job() {
     assert_eq!(
         print["agent/com.example.killed"]["last_signal_name"], "SIGKILL",
         "{print:#}"
+    );
+}
+
+/// `medic logs S --output` shows a LaunchAgent's StandardErrorPath and
+/// StandardOutPath, and `-f` follows what the job writes next.
+#[test]
+fn logs_output_shows_and_follows_the_agent_output() {
+    let fake = FakeLaunchd::new();
+    let plist = fake.write_agent(LABEL, "echo started; echo oops >&2; exec sleep 600");
+    fake.bootstrap(&plist);
+    let medic = Medic::prepare(CONFIG);
+    eventually("the job wrote its output", || {
+        let text = std::fs::read_to_string(fake.log(&format!("{LABEL}.out"))).ok()?;
+        text.contains("started").then_some(())
+    });
+    let env = fake.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let output = medic.cli_with_env(&["logs", "agent", "--output"], &env);
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        text.contains("oops") && text.contains("started") && text.contains(".err <=="),
+        "{text}"
+    );
+
+    let mut follow = std::process::Command::new(crate::support::medic::bin("medic"))
+        .args(["logs", "agent", "--output", "-f", "--config"])
+        .arg(&medic.config)
+        .envs(fake.env())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run medic logs -f");
+    // Read what it prints on a thread; follow only after the first lines are out.
+    let mut stdout = follow.stdout.take().unwrap();
+    let (sender, chunks) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = std::io::Read::read(&mut stdout, &mut buf) {
+            if sender
+                .send(String::from_utf8_lossy(&buf[..n]).into_owned())
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Duration::from_secs(10);
+    let mut seen = String::new();
+    let read_until = |what: &str, seen: &mut String| {
+        while !seen.contains(what) {
+            match chunks.recv_timeout(deadline) {
+                Ok(chunk) => seen.push_str(&chunk),
+                Err(_) => panic!("no {what:?} from medic logs -f: {seen}"),
+            }
+        }
+    };
+    read_until("started", &mut seen);
+    let err = fake.log(&format!("{LABEL}.err"));
+    let mut file = std::fs::OpenOptions::new().append(true).open(&err).unwrap();
+    std::io::Write::write_all(&mut file, b"written later\n").unwrap();
+    read_until("written later", &mut seen);
+    follow.kill().ok();
+    follow.wait().ok();
+
+    // A service without a container or LaunchAgent target says why.
+    let output = medic.cli(&["logs", "nosuch", "--output"]);
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("no service `nosuch`"),
+        "{output:?}"
     );
 }

@@ -142,3 +142,74 @@ command = {{ restart = ["true"], rollback = ["false"], timeout = "5s" }}
         "{table}"
     );
 }
+
+/// `[report] every` sends the Markdown report to its sinks once per period: a
+/// period that ended while medic was down goes out at start, and a restart
+/// does not send it again.
+#[test]
+fn the_digest_goes_out_once_per_period_across_restarts() {
+    let config = r#"
+[[service]]
+name = "probe-only"
+  [[service.probe]]
+  kind = "exec"
+  command = ["true"]
+
+[[alert]]
+name = "digest"
+kind = "exec"
+command = ["sh", "-c", "cat >> {dir}/digest.jsonl"]
+
+[report]
+every = "1h"
+sinks = ["digest"]
+"#;
+    let mut medic = Medic::prepare(config);
+    // The last digest went out for the period that ended an hour before the
+    // current one: medic was down when the last one became due.
+    let now = jiff::Timestamp::now().as_second();
+    let last = now - now % 3600 - 3600;
+    let state = medic.state("report-digest.json");
+    std::fs::create_dir_all(state.parent().unwrap()).unwrap();
+    let last_end = jiff::Timestamp::from_second(last).unwrap();
+    std::fs::write(&state, format!(r#"{{"last_period_end":"{last_end}"}}"#)).unwrap();
+    let sent = state
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("digest.jsonl");
+
+    medic.spawn();
+    let digest: Value = crate::support::medic::eventually("the digest delivered", || {
+        let text = std::fs::read_to_string(&sent).ok()?;
+        serde_json::from_str(text.lines().next()?).ok()
+    });
+    assert_eq!(digest["kind"], "report", "{digest:#}");
+    assert_eq!(digest["severity"], "info", "{digest:#}");
+    let message = digest["message"].as_str().unwrap();
+    assert!(message.starts_with("## medic report for "), "{message}");
+    assert!(message.contains("| probe-only |"), "{message}");
+    assert_eq!(
+        digest["evidence"]["to"],
+        (last_end.as_second() + 3600)
+            .to_string()
+            .parse::<i64>()
+            .map(|s| jiff::Timestamp::from_second(s).unwrap().to_string())
+            .unwrap(),
+        "{digest:#}"
+    );
+    medic.wait_event("healthy", |e| e["event"] == "healthy");
+    medic.terminate();
+
+    // Started again within the same period: nothing more is sent.
+    medic.spawn();
+    medic.wait_event("healthy again", |e| e["event"] == "healthy");
+    medic.terminate();
+    let queued = crate::support::medic::read_jsonl(&medic.state("alerts/outbox.jsonl"))
+        .into_iter()
+        .filter(|r| r["alert"]["kind"] == "report")
+        .count();
+    assert_eq!(queued, 1, "one digest for one period");
+    assert_eq!(std::fs::read_to_string(&sent).unwrap().lines().count(), 1);
+}

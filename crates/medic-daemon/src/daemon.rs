@@ -115,6 +115,7 @@ pub async fn run(
     sup.set_blind_alert_after(settings.blind_alert_after);
     let executor = Executor::new(&config)?;
     let sinks = crate::alerts::Sinks::start(&config, &shell)?;
+    crate::digest::start(&config, &shell);
     let mut daemon = Daemon {
         // Moved, not cloned: 10,000 services make a config of several MiB.
         config,
@@ -331,6 +332,10 @@ impl Daemon {
                 self.in_flight.remove(&unit);
                 self.start_queued();
                 Input::Finished { unit, result }
+            }
+            Event::Digest { line, sinks } => {
+                self.sinks.send_to(&sinks, &line);
+                return;
             }
             Event::LastKnownGood {
                 unit,

@@ -655,7 +655,7 @@ impl ContainerCheck {
     }
 }
 
-fn to_selector(selector: &ContainerSelector) -> Selector {
+pub(crate) fn to_selector(selector: &ContainerSelector) -> Selector {
     match selector {
         ContainerSelector::Name(name) => Selector::Name(name.clone()),
         ContainerSelector::Labels(labels) => Selector::Labels(labels.clone()),

@@ -153,10 +153,12 @@ pub fn read_history(state_dir: &Path) -> Option<HistoryFile> {
 }
 
 /// Builds the report for `[to - period, to)`, for `service` (and its
-/// instances) or every service.
+/// instances) or every service: those in the log or the history, and the
+/// configured ones (`configured`) even when nothing happened to them.
 pub fn build(
     lines: &[RecoveryLine],
     history: Option<&HistoryFile>,
+    configured: &[String],
     to: Timestamp,
     period: SignedDuration,
     service: Option<&str>,
@@ -182,6 +184,15 @@ pub fn build(
                 .filter(|u| wanted(u)),
         )
         .collect();
+    for name in configured.iter().filter(|n| wanted(n)) {
+        let has_instances = units.iter().any(|u| {
+            u.strip_prefix(name.as_str())
+                .is_some_and(|r| r.starts_with('/'))
+        });
+        if !has_instances {
+            units.push(name.clone());
+        }
+    }
     units.sort();
     units.dedup();
     let mut services = Vec::new();
@@ -581,7 +592,7 @@ mod tests {
         );
         let to: Timestamp = "2026-11-29T12:00:00Z".parse().unwrap();
         let week = SignedDuration::from_hours(24 * 7);
-        let report = build(&lines, Some(&history), to, week, None);
+        let report = build(&lines, Some(&history), &[], to, week, None);
 
         let web = &report.services.iter().find(|s| s.service == "web").unwrap();
         assert_eq!((web.summary.incidents, web.summary.restarts), (1, 2));
@@ -605,7 +616,7 @@ mod tests {
         );
 
         // --service q covers its instances only.
-        let q = build(&lines, Some(&history), to, week, Some("q"));
+        let q = build(&lines, Some(&history), &["q".into()], to, week, Some("q"));
         assert_eq!(q.services.len(), 1);
         assert_eq!(q.overall.incidents, 2);
 

@@ -32,6 +32,13 @@ pub enum Event {
         /// How.
         result: ActionResult,
     },
+    /// The scheduled report digest is due: hand it to these sinks.
+    Digest {
+        /// The digest, as an alert line (kind `report`).
+        line: crate::journal::AlertLine,
+        /// The `[[alert]]` sinks it goes to.
+        sinks: Vec<String>,
+    },
     /// A unit's last known good spec was captured.
     LastKnownGood {
         /// The unit.

@@ -5,6 +5,7 @@ mod alerts;
 mod error;
 mod model;
 mod raw;
+mod report;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
@@ -88,6 +89,7 @@ pub fn parse_with_env(source: &str, origin: &str, env: Env<'_>) -> Result<Config
     let mut defaults = RawPolicy::default();
     let mut services = (Vec::new(), BTreeSet::new());
     let mut raw_alerts = Vec::new();
+    let mut raw_report = None;
     for (key, value) in document {
         let span = key.span();
         match key.get_ref().as_ref() {
@@ -95,19 +97,21 @@ pub fn parse_with_env(source: &str, origin: &str, env: Env<'_>) -> Result<Config
             "defaults" => defaults = lenient(value, &mut errors),
             "service" => services = decode_services(value, &mut errors),
             "alert" => raw_alerts = alerts::decode(value, &mut errors),
+            "report" => raw_report = report::decode(value, &mut errors),
             other => {
                 let what = if matches!(value.get_ref(), DeValue::Table(_) | DeValue::Array(_)) {
                     "table"
                 } else {
                     "key"
                 };
-                let hint = error::suggest(other, &["medic", "defaults", "service", "alert"])
-                    .map_or_else(String::new, |h| format!("{h} "));
+                let hint =
+                    error::suggest(other, &["medic", "defaults", "service", "alert", "report"])
+                        .map_or_else(String::new, |h| format!("{h} "));
                 errors.at(
                     span,
                     format!("unknown top-level {what} `{other}`"),
                     Some(format!(
-                        "{hint}the top level has [medic], [defaults], [[service]] and [[alert]]"
+                        "{hint}the top level has [medic], [defaults], [[service]], [[alert]] and [report]"
                     )),
                 );
             }
@@ -118,12 +122,14 @@ pub fn parse_with_env(source: &str, origin: &str, env: Env<'_>) -> Result<Config
     let services = build_services(&services, &names, &defaults, &mut errors);
     let service_names: Vec<&str> = names.iter().map(String::as_str).collect();
     let alerts = alerts::build(raw_alerts, &service_names, env, &mut errors);
+    let report = report::build(raw_report, &alerts, &mut errors);
     errors.into_result(
         origin,
         Config {
             medic,
             services,
             alerts,
+            report,
         },
     )
 }

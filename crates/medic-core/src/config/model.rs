@@ -18,6 +18,8 @@ pub struct Config {
     pub services: Vec<Service>,
     /// Notification sinks (`[[alert]]`), in file order; names are unique.
     pub alerts: Vec<AlertSink>,
+    /// `[report]`: the scheduled digest, when configured.
+    pub report: Option<ReportDigest>,
 }
 
 /// Daemon-wide settings from `[medic]`.
@@ -373,4 +375,14 @@ impl SinkKind {
             SinkKind::Exec { .. } => "exec",
         }
     }
+}
+
+/// `[report]`: send the Markdown report of the last `every` to `sinks`, once
+/// per period, at period boundaries aligned to Monday 00:00 UTC.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportDigest {
+    /// The period (and how often it is sent).
+    pub every: Duration,
+    /// Names of `[[alert]]` sinks.
+    pub sinks: Vec<String>,
 }

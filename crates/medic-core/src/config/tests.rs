@@ -117,7 +117,7 @@ fn unknown_keys_name_their_position_and_a_suggestion() {
     ");
     assert_snapshot!(check("[medics]\n"), @"
     medic.toml:1:2: error: unknown top-level table `medics`
-      hint: did you mean `medic`? the top level has [medic], [defaults], [[service]] and [[alert]]
+      hint: did you mean `medic`? the top level has [medic], [defaults], [[service]], [[alert]] and [report]
     ");
 }
 

@@ -83,9 +83,9 @@ impl Sinks {
 
     /// Hands a line that was just written to the alerts file to every sink that wants it. Never waits.
     pub fn send(&mut self, line: &AlertLine) {
-        let Some(outbox) = &self.outbox else {
+        if self.outbox.is_none() {
             return;
-        };
+        }
         let severity = match line.severity.as_str() {
             "critical" => Severity::Critical,
             "warning" => Severity::Warning,
@@ -99,28 +99,47 @@ impl Sinks {
             resolved: line.resolved,
         };
         for index in self.router.route(route) {
-            let Some((sink, queue, stats)) = self.queues.get(index) else {
-                continue;
-            };
-            outbox.record(&Record::Queued {
-                sink: sink.clone(),
-                alert: line.clone(),
-            });
-            match queue.try_send(line.clone()) {
-                Ok(()) => stats.queued(1),
-                Err(error) => {
-                    let full = matches!(error, mpsc::error::TrySendError::Full(_));
-                    let reason = if full { "queue full" } else { "sink stopped" };
-                    tracing::warn!(%sink, alert = %line.id, reason, "Alert not queued for delivery");
-                    if full {
-                        stats.dropped();
-                        outbox.record(&Record::Dropped {
-                            sink: sink.clone(),
-                            id: line.id.clone(),
-                            ts: Timestamp::now(),
-                            error: reason.to_owned(),
-                        });
-                    }
+            self.enqueue(index, line);
+        }
+    }
+
+    /// Hands `line` to the named sinks, whatever their routing (the scheduled
+    /// report digest goes to the sinks `[report]` lists).
+    pub fn send_to(&self, names: &[String], line: &AlertLine) {
+        for index in 0..self.queues.len() {
+            if names.contains(&self.queues[index].0) {
+                self.enqueue(index, line);
+            }
+        }
+    }
+
+    /// Records `line` as queued for sink `index` in the outbox and hands it to
+    /// the sink's queue without waiting (a full queue drops it, recorded).
+    fn enqueue(&self, index: usize, line: &AlertLine) {
+        let Some(outbox) = &self.outbox else {
+            return;
+        };
+        let Some((sink, queue, stats)) = self.queues.get(index) else {
+            return;
+        };
+        outbox.record(&Record::Queued {
+            sink: sink.clone(),
+            alert: line.clone(),
+        });
+        match queue.try_send(line.clone()) {
+            Ok(()) => stats.queued(1),
+            Err(error) => {
+                let full = matches!(error, mpsc::error::TrySendError::Full(_));
+                let reason = if full { "queue full" } else { "sink stopped" };
+                tracing::warn!(%sink, alert = %line.id, reason, "Alert not queued for delivery");
+                if full {
+                    stats.dropped();
+                    outbox.record(&Record::Dropped {
+                        sink: sink.clone(),
+                        id: line.id.clone(),
+                        ts: Timestamp::now(),
+                        error: reason.to_owned(),
+                    });
                 }
             }
         }

@@ -9,6 +9,7 @@ mod deploy;
 mod doctor;
 mod install;
 mod logs;
+mod output;
 mod report;
 mod run;
 mod top;

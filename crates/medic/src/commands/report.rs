@@ -39,9 +39,11 @@ pub fn run(args: ReportArgs) -> anyhow::Result<u8> {
         .map_err(|_| anyhow::anyhow!("--since {:?} is too long", args.since))?;
     let lines = report::read_recovery_log(&config.medic.recovery_log);
     let history = report::read_history(&config.medic.state_dir);
+    let configured: Vec<String> = config.services.iter().map(|s| s.name.clone()).collect();
     let report = report::build(
         &lines,
         history.as_ref(),
+        &configured,
         Timestamp::now(),
         period,
         args.service.as_deref(),
