@@ -5,6 +5,7 @@ mod support;
 mod alerts;
 mod cli;
 mod command_target;
+mod compose;
 mod dashboard;
 mod deploy;
 mod docker;

@@ -702,7 +702,9 @@ impl Machine {
             let attempt = used + 1;
             let p = &self.policy;
             let mut delay = backoff::delay(attempt, p.backoff_base, p.backoff_max, &self.name);
-            if gone && attempt == 1 {
+            // A removal waits replace_grace whatever the attempt (a recent incident
+            // in the window must not make a Compose removal be undone at once).
+            if gone {
                 delay = delay.max(p.replace_grace);
             }
             // The engine restarts it itself: it gets the first chance.
@@ -1345,8 +1347,8 @@ impl Machine {
         self.paused = paused;
     }
 
-    pub(crate) fn removed(&mut self, now: Instant, ctx: &mut Ctx) {
-        self.log(ctx, now, EventKind::Removed, "no longer watched");
+    pub(crate) fn removed(&mut self, now: Instant, why: &str, ctx: &mut Ctx) {
+        self.log(ctx, now, EventKind::Removed, why);
     }
 
     pub(crate) fn watching(&mut self, now: Instant, ctx: &mut Ctx) {

@@ -2,6 +2,7 @@
 //! Inputs and the current time go in; actions and the next deadline come out.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::ops::Bound;
 use std::time::{Duration, Instant};
 
 use crate::availability::{Availability, History};
@@ -244,7 +245,13 @@ impl Supervisor {
 
     /// Stops watching a unit.
     pub fn remove_unit(&mut self, now: Instant, name: &str) {
-        self.with_unit(name, |machine, ctx| machine.removed(now, ctx));
+        self.retire_unit(now, name, "no longer watched");
+    }
+
+    /// Stops watching a unit for a reason the recovery log's `removed` event
+    /// gives (an instance retired by a deploy, `medic forget`, a selector change).
+    pub fn retire_unit(&mut self, now: Instant, name: &str, why: &str) {
+        self.with_unit(name, |machine, ctx| machine.removed(now, why, ctx));
         self.units.remove(name);
         self.dependencies.remove(name);
         self.blindness.units.remove(name);
@@ -499,7 +506,23 @@ impl Supervisor {
     fn dependencies_ready(&self, unit: &str) -> bool {
         self.dependencies
             .get(unit)
-            .is_none_or(|deps| deps.iter().all(|d| self.is_healthy_phase(d)))
+            .is_none_or(|deps| deps.iter().all(|d| self.dependency_ready(d)))
+    }
+
+    /// A dependency is a unit, or a selector service whose units are its
+    /// instances (`db/app-db-1`, …): then it is ready when it has at least one
+    /// instance and every instance is healthy.
+    fn dependency_ready(&self, dependency: &str) -> bool {
+        if self.units.contains_key(dependency) {
+            return self.is_healthy_phase(dependency);
+        }
+        let mut instances = self
+            .units
+            .range::<str, _>((Bound::Excluded(dependency), Bound::Unbounded))
+            .take_while(|(name, _)| name.starts_with(dependency))
+            .filter(|(name, _)| is_instance_of(name, dependency))
+            .peekable();
+        instances.peek().is_some() && instances.all(|(_, m)| m.phase() == Phase::Healthy)
     }
 
     /// A unit became healthy: actions held for it may go now.
@@ -507,7 +530,7 @@ impl Supervisor {
         let dependents: Vec<String> = self
             .dependencies
             .iter()
-            .filter(|(_, deps)| deps.iter().any(|d| d == unit))
+            .filter(|(_, deps)| deps.iter().any(|d| d == unit || is_instance_of(unit, d)))
             .map(|(name, _)| name.clone())
             .filter(|name| {
                 self.units
@@ -556,4 +579,10 @@ impl Supervisor {
             self.deadlines.insert((at, name.to_owned()));
         }
     }
+}
+
+/// Whether `unit` is one instance (`service/instance`) of the selector service `service`.
+fn is_instance_of(unit: &str, service: &str) -> bool {
+    unit.strip_prefix(service)
+        .is_some_and(|rest| rest.starts_with('/'))
 }

@@ -137,6 +137,9 @@ fn a_removed_thing_waits_for_a_replacement_before_restoring() {
     assert_snapshot!(run(policy(), "ok gone +31s"), @"healthy →lkg failing(1) restart(1) →recreate(1)");
     assert_snapshot!(run(policy(), "ok gone +31s done ok"), @"healthy →lkg failing(1) restart(1) →recreate(1) restart_done(1) recovered !warning:restored_removed →lkg");
     assert_snapshot!(run(policy(), "ok died gone +31s done ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered !warning:restored_removed →lkg");
+    // A removal soon after another incident (a `docker stop` undone, then
+    // `docker-compose rm`) still waits: its attempt 2 is not due after 1 s.
+    assert_snapshot!(run(policy(), "ok died done ok gone +2s"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered →lkg failing(2)");
 }
 
 #[test]
@@ -264,6 +267,38 @@ fn dependencies_hold_restarts_until_the_parent_is_healthy() {
     db(&mut world, Observation::ok(Duration::ZERO, "ok"));
     assert_eq!(world.restarts, 2, "web restarted once db is healthy");
     assert_snapshot!(world.trace.join(" "), @"failing(1) waiting_for_dependency(1) restart_done(1) recovered !info:recovered →lkg restart(1) →restart(1)");
+}
+
+#[test]
+fn a_selector_dependency_is_ready_when_every_instance_is_healthy() {
+    use medic_core::{Input, Observation, Urgency};
+    let mut world = World::new(policy());
+    // `db` is a selector service: its units are its instances.
+    for unit in ["db/app_db_1", "db/app_db_2", "dbx"] {
+        world.sup.add_unit(world.now, unit, policy());
+    }
+    world.sup.set_dependencies(UNIT, vec!["db".into()]);
+    let observe = |world: &mut World, unit: &str, ok: bool| {
+        let observation = if ok {
+            Observation::ok(Duration::ZERO, "ok")
+        } else {
+            Observation::fail(Duration::ZERO, "down").with_urgency(Urgency::Decisive)
+        };
+        world.input(Input::Observed {
+            unit: unit.into(),
+            probe: 0,
+            observation,
+        })
+    };
+    world.run("ok");
+    observe(&mut world, "db/app_db_1", true);
+    // One instance never observed, another unit merely sharing the prefix: still held.
+    world.run("died");
+    assert_eq!(world.restarts, 0, "held while db/app_db_2 is not healthy");
+    observe(&mut world, "dbx", true);
+    assert_eq!(world.restarts, 0, "dbx is not an instance of db");
+    observe(&mut world, "db/app_db_2", true);
+    assert_eq!(world.restarts, 1, "released once every instance is healthy");
 }
 
 #[test]

@@ -5,7 +5,9 @@
 //! `saver.rs`), so the loop never waits for the disk.
 
 mod deploy;
+mod instances;
 mod reload;
+mod rollout;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
@@ -45,6 +47,8 @@ use crate::shell::{ControlCommand, ControlRequest, Event, Shell};
 struct Unit {
     spec: UnitSpec,
     probes: UnitProbes,
+    /// What the container's labels say (selector instances only).
+    labels: instances::InstanceLabels,
 }
 
 /// The running daemon's state, owned by the supervisor loop.
@@ -67,6 +71,10 @@ struct Daemon {
     shell: Shell,
     /// Deploys in progress, by unit.
     deploys: BTreeMap<String, deploy::PendingDeploy>,
+    /// Deploys of several instances in progress, by the name the person gave.
+    rollouts: BTreeMap<String, rollout::Rollout>,
+    /// The discovery task of each selector service, stopped when a reload replaces it.
+    discoveries: BTreeMap<String, CancellationToken>,
     /// Units with an action running, so shutdown can wait for them.
     in_flight: BTreeMap<String, ()>,
     /// Actions waiting for a free slot (at most `max_concurrent_actions` run at once).
@@ -163,6 +171,8 @@ pub async fn run(
         executor,
         shell: shell.clone(),
         deploys: BTreeMap::new(),
+        rollouts: BTreeMap::new(),
+        discoveries: BTreeMap::new(),
         in_flight: BTreeMap::new(),
         queued: std::collections::VecDeque::new(),
         max_concurrent_actions: settings.max_concurrent_actions,
@@ -187,7 +197,16 @@ pub async fn run(
     for spec in units::plan(&daemon.config, &daemon.executor, &known)? {
         daemon.add_unit(spec);
     }
-    daemon.executor.start_watchers(&shell, &daemon.config);
+    daemon.executor.start_events(&shell);
+    let services: Vec<String> = daemon
+        .config
+        .services
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
+    for service in services {
+        daemon.start_discovery(&service);
+    }
     daemon.drain();
     tracing::info!(services = daemon.config.services.len(), "medic is running");
 
@@ -330,8 +349,15 @@ impl Daemon {
                 .push(spec.name.clone());
         }
         self.store_changed.insert(spec.name.clone());
-        self.units
-            .insert(spec.name.clone(), Box::new(Unit { spec, probes }));
+        let labels = instances::InstanceLabels::default();
+        self.units.insert(
+            spec.name.clone(),
+            Box::new(Unit {
+                spec,
+                probes,
+                labels,
+            }),
+        );
         self.save_soon();
     }
 
@@ -427,6 +453,14 @@ impl Daemon {
                 self.found(&service, &container, &labels);
                 return;
             }
+            Event::Listed {
+                service,
+                why,
+                found,
+            } => {
+                self.listed(&service, why, found);
+                return;
+            }
             Event::Sight { service, sight } => {
                 self.sight(now, service, sight);
                 return;
@@ -459,44 +493,6 @@ impl Daemon {
             let mut dependencies = u.spec.depends_on.clone();
             dependencies.push(parent);
             self.sup.set_dependencies(unit, dependencies);
-        }
-    }
-
-    /// Watches a newly found container of a selector service as its own unit.
-    fn found(
-        &mut self,
-        service: &str,
-        container: &str,
-        labels: &std::collections::HashMap<String, String>,
-    ) {
-        let name = format!("{service}/{container}");
-        if self.units.contains_key(&name) {
-            return;
-        }
-        let Some(service) = self.config.services.iter().find(|s| s.name == service) else {
-            return;
-        };
-        if let Some(medic_core::config::Target::LaunchAgent(target)) = &service.target {
-            match units::launch_agent_unit(service, target, &name, container, &self.executor) {
-                Ok(spec) => self.add_unit(spec),
-                Err(error) => {
-                    tracing::warn!(unit = %name, error = format!("{error:#}"), "Cannot watch a found launchd job")
-                }
-            }
-            return;
-        }
-        let Some(medic_core::config::Target::Container(target)) = &service.target else {
-            return;
-        };
-        let (mut service, mut target) = (service.clone(), target.clone());
-        if let Err(error) = units::apply_label_overrides(&mut service.policy, &mut target, labels) {
-            tracing::warn!(unit = %name, %error, "Ignoring an invalid medic.* label");
-        }
-        match units::container_unit(&service, &target, &name, container, &self.executor) {
-            Ok(spec) => self.add_unit(spec),
-            Err(error) => {
-                tracing::warn!(unit = %name, error = format!("{error:#}"), "Cannot watch a found container")
-            }
         }
     }
 
@@ -612,14 +608,22 @@ impl Daemon {
                 result,
                 reply,
             } => self.deploy_finish(now, unit, result, reply),
+            ControlRequest::Resolve { name, reply } => {
+                reply.send(self.resolve(&name)).ok();
+            }
+            ControlRequest::Forget { name, reply } => {
+                reply.send(self.forget(&name)).ok();
+            }
             ControlRequest::Unit {
                 unit,
                 control,
                 reply,
             } => {
-                let targets = self.matching_units(&unit);
+                let targets = self.resolve(&unit);
                 if targets.is_empty() {
-                    reply.send(Err(format!("no service named `{unit}`"))).ok();
+                    reply
+                        .send(Err(format!("no service or instance named `{unit}`")))
+                        .ok();
                     return;
                 }
                 let control = match control {
@@ -638,16 +642,6 @@ impl Daemon {
                 reply.send(Ok(())).ok();
             }
         }
-    }
-
-    /// A unit by name, or every instance of a service (`service/instance`).
-    fn matching_units(&self, name: &str) -> Vec<String> {
-        let prefix = format!("{name}/");
-        self.sup
-            .unit_names()
-            .filter(|u| *u == name || u.starts_with(&prefix))
-            .map(str::to_owned)
-            .collect()
     }
 
     /// Carries out every action the core decided.
@@ -729,6 +723,9 @@ impl Daemon {
                 }
             }
             Action::RecordLastKnownGood { unit } => {
+                if self.hold_last_known_good(&unit) {
+                    return;
+                }
                 if let Some(u) = self.units.get(&unit) {
                     self.executor.record_last_known_good(&self.shell, &u.spec);
                 }
