@@ -18,9 +18,11 @@ pub mod policy;
 pub mod snapshot;
 pub mod supervisor;
 pub mod time;
+pub mod vocabulary;
 
 pub use event::{Alert, EventKind, RecoveryEvent, Severity};
 pub use machine::{ClosedIncident, Health, Phase, UnitStatus};
 pub use observation::{Evidence, Observation, Outcome, Urgency};
 pub use policy::{Policy, ProbeTiming};
-pub use supervisor::{Action, ActionResult, Control, Input, Step, Supervisor};
+pub use supervisor::Supervisor;
+pub use vocabulary::{Action, ActionResult, Control, Input, Step};

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use crate::supervisor::Step;
+use crate::vocabulary::Step;
 
 /// Where a unit was in its recovery when it was saved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
