@@ -18,6 +18,8 @@ pub struct Config {
     pub services: Vec<Service>,
     /// Notification sinks (`[[alert]]`), in file order; names are unique.
     pub alerts: Vec<AlertSink>,
+    /// What is valid but should change (deprecated keys), as `file:line: warning: …`.
+    pub warnings: Vec<String>,
 }
 
 /// Daemon-wide settings from `[medic]`.

@@ -13,69 +13,90 @@ use crate::time::after;
 use crate::vocabulary::{Action, ActionResult, Step};
 
 impl Machine {
-    pub(super) fn attempts_in_window(&self, now: Instant) -> u32 {
-        let window = self.policy.attempt_window;
-        let count = self
-            .attempts
-            .iter()
-            .filter(|at| now.saturating_duration_since(**at) < window)
-            .count();
-        u32::try_from(count).unwrap_or(u32::MAX)
-    }
-
+    /// An incident opens: flapping (`flap_limit` incidents within `flap_window`
+    /// before this one) sends it straight to rollback; otherwise its first restart.
     pub(super) fn open_incident(&mut self, now: Instant, observation: Observation, ctx: &mut Ctx) {
         let mut evidence = observation.evidence.clone();
         evidence.insert("latency_ms".into(), millis(observation.latency).into());
         let gone = observation.urgency == Urgency::Gone;
-        self.incident = Some(Incident::open(now, gone, evidence.clone(), ctx));
-        self.next_step(now, gone, ctx);
+        let mut incident = Incident::open(now, gone, evidence.clone(), ctx);
+        incident.reason = self.flapping(now);
+        self.incident = Some(incident);
+        let first = ctx.out.len();
+        self.next_step(now, ctx);
         self.log_with(ctx, now, EventKind::Failing, observation.message, evidence);
+        // The failing event comes first, before what the next step said (an escalation).
+        if let Some(failing) = ctx.out.pop_back() {
+            ctx.out.insert(first, failing);
+        }
         self.drive(now, ctx);
     }
 
-    /// Picks what follows a failure: another restart inside the window, a rollback, or escalation.
-    pub(super) fn next_step(&mut self, now: Instant, gone: bool, ctx: &mut Ctx) {
+    /// Counts this incident in the flap window; `flapping: N incidents in W`
+    /// when the ones before it reach `flap_limit`.
+    fn flapping(&mut self, now: Instant) -> Option<String> {
+        let window = self.policy.flap_window;
+        while self
+            .incidents
+            .front()
+            .is_some_and(|at| now.saturating_duration_since(*at) >= window)
+        {
+            self.incidents.pop_front();
+        }
+        let before = self.incidents.len();
+        self.incidents.push_back(now);
+        let limit = usize::try_from(self.policy.flap_limit).unwrap_or(usize::MAX);
+        (before >= limit).then(|| {
+            let secs = window.as_secs();
+            let window = match secs % 60 {
+                0 if secs > 0 => format!("{} min", secs / 60),
+                _ => humantime::format_duration(window).to_string(),
+            };
+            format!("flapping: {} incidents in {window}", before + 1)
+        })
+    }
+
+    /// Picks what follows a failure: the incident's next restart (with
+    /// backoff), a rollback once `max_attempts` restarts failed or the service
+    /// is flapping, or escalation.
+    pub(super) fn next_step(&mut self, now: Instant, ctx: &mut Ctx) {
         if !self.policy.can_restart {
             self.set_phase(now, Phase::Failing);
             return;
         }
-        let used = self.attempts_in_window(now);
-        let rollback_tried = self.incident.as_ref().is_some_and(|i| i.rollback_tried);
-        if used < self.policy.max_attempts {
+        let Some(incident) = &self.incident else {
+            return;
+        };
+        let (used, rollback_tried) = (incident.attempts, incident.rollback_tried);
+        let reason = incident.reason.clone();
+        if used < self.policy.max_attempts && reason.is_none() {
             let attempt = used + 1;
             let p = &self.policy;
-            let mut delay = backoff::delay(attempt, p.backoff_base, p.backoff_max, &self.name);
-            if gone && attempt == 1 {
-                delay = delay.max(p.replace_grace);
-            }
-            let step = Step::Restart(attempt);
-            self.set_phase(
-                now,
-                Phase::Waiting {
-                    step,
-                    at: after(now, delay),
-                },
-            );
+            let delay = backoff::delay(attempt, p.backoff_base, p.backoff_max, &self.name);
+            self.schedule(now, Step::Restart(attempt), after(now, delay));
         } else if self.policy.can_rollback && !rollback_tried {
-            self.set_phase(
-                now,
-                Phase::Waiting {
-                    step: Step::Rollback,
-                    at: now,
-                },
-            );
+            self.schedule(now, Step::Rollback, now);
         } else {
             let why = if rollback_tried {
                 "rollback did not bring it back"
             } else {
                 "no rollback is possible"
             };
-            let message = format!(
-                "{} restart attempts failed and {why}",
-                self.policy.max_attempts
-            );
+            let message = match reason {
+                Some(reason) => format!("{reason}; {why}"),
+                None => format!("{used} restart attempts failed and {why}"),
+            };
             self.escalate(now, message, Evidence::new(), ctx);
         }
+    }
+
+    /// Waits for `step` until `at`, and after a removal until `replace_grace`
+    /// has passed since it, whatever the step: a deploy may be putting a
+    /// replacement in place, and medic must not race it.
+    pub(super) fn schedule(&mut self, now: Instant, step: Step, at: Instant) {
+        let removed = self.incident.as_ref().and_then(|i| i.removed_at);
+        let at = removed.map_or(at, |r| at.max(after(r, self.policy.replace_grace)));
+        self.set_phase(now, Phase::Waiting { step, at });
     }
 
     /// Starts a due action unless paused, blind or waiting for a dependency.
@@ -103,8 +124,7 @@ impl Machine {
         let recreate = incident.gone;
         match step {
             Step::Restart(attempt) => {
-                self.attempts.push_back(now);
-                self.prune_attempts(now);
+                incident.attempts = incident.attempts.max(attempt);
                 self.set_phase(now, self.acting(now, step));
                 let message = format!("restart attempt {attempt} of {}", self.policy.max_attempts);
                 self.log(ctx, now, EventKind::Restart, &message);
@@ -117,29 +137,19 @@ impl Machine {
             }
             Step::Rollback => {
                 incident.rollback_tried = true;
+                let message = match &incident.reason {
+                    Some(reason) => {
+                        format!("{reason}: rolling back to the last known good version")
+                    }
+                    None => "rolling back to the last known good version".to_owned(),
+                };
                 self.set_phase(now, self.acting(now, step));
-                self.log(
-                    ctx,
-                    now,
-                    EventKind::Rollback,
-                    "rolling back to the last known good version",
-                );
+                self.log(ctx, now, EventKind::Rollback, &message);
                 ctx.out.push_back(Action::Rollback {
                     unit: self.name.clone(),
                     incident: incident_id,
                 });
             }
-        }
-    }
-
-    pub(super) fn prune_attempts(&mut self, now: Instant) {
-        let window = self.policy.attempt_window;
-        while self
-            .attempts
-            .front()
-            .is_some_and(|at| now.saturating_duration_since(*at) >= window)
-        {
-            self.attempts.pop_front();
         }
     }
 
@@ -171,25 +181,24 @@ impl Machine {
                     unit: self.name.clone(),
                 });
             }
-            // Removed while medic was about to restart it (`docker rm -f` reports
-            // the kill before the removal): like any removal, a replacement gets
-            // `replace_grace` before the next attempt recreates it.
+            // Removed while medic was about to act on it (`docker rm -f` reports
+            // the kill before the removal): not a failed step. Like any removal, a
+            // replacement gets `replace_grace`; then the same step runs again.
             ActionResult::Gone { message, evidence }
-                if matches!(step, Step::Restart(_))
-                    && self.incident.as_ref().is_some_and(|i| !i.gone) =>
+                if self.incident.as_ref().is_some_and(|i| !i.gone) =>
             {
                 if let Some(incident) = self.incident.as_mut() {
                     incident.gone = true;
+                    incident.removed_at = Some(now);
+                    match step {
+                        Step::Restart(k) => incident.attempts = k.saturating_sub(1),
+                        Step::Rollback => incident.rollback_tried = false,
+                    }
                 }
                 let grace = humantime::format_duration(self.policy.replace_grace);
-                let message = format!("{message}: recreated after {grace} unless replaced");
+                let message = format!("{message}: restored after {grace} unless replaced");
                 self.log_with(ctx, now, failed, message, evidence);
-                self.next_step(now, false, ctx);
-                if let Phase::Waiting { step, at } = self.phase {
-                    let at = at.max(after(now, self.policy.replace_grace));
-                    self.phase = Phase::Waiting { step, at };
-                }
-                self.drive(now, ctx);
+                self.schedule(now, step, now);
             }
             ActionResult::Failed { message, evidence }
             | ActionResult::Gone { message, evidence } => {
@@ -252,7 +261,7 @@ impl Machine {
     ) {
         match step {
             Step::Restart(_) => {
-                self.next_step(now, false, ctx);
+                self.next_step(now, ctx);
                 self.drive(now, ctx);
             }
             Step::Rollback => {
@@ -275,7 +284,8 @@ impl Machine {
             .map(|i| i.evidence.clone())
             .unwrap_or_default();
         all.extend(evidence);
-        all.insert("attempts".into(), self.attempts_in_window(now).into());
+        let attempts = self.incident.as_ref().map_or(0, |i| i.attempts);
+        all.insert("attempts".into(), attempts.into());
         all.insert("last_observations".into(), self.observation_summary());
         self.log_with(ctx, now, EventKind::Escalated, message.clone(), all.clone());
         self.alert_with(ctx, Severity::Critical, "escalated", &message, all, false);
@@ -312,8 +322,14 @@ impl Machine {
             .incident
             .as_ref()
             .map_or((false, false), |i| (i.alerted, i.gone));
-        let (severity, alert_kind, text) = match kind {
-            EventKind::RolledBack => (Severity::Warning, "rolled_back", message.to_owned()),
+        let reason = self.incident.as_ref().and_then(|i| i.reason.as_deref());
+        let (severity, alert_kind, text) = match (kind, reason) {
+            (EventKind::RolledBack, Some(reason)) => (
+                Severity::Warning,
+                "rolled_back",
+                format!("{reason}: {message}"),
+            ),
+            (EventKind::RolledBack, None) => (Severity::Warning, "rolled_back", message.to_owned()),
             _ if gone => (
                 Severity::Warning,
                 "restored_removed",
@@ -332,7 +348,7 @@ impl Machine {
             // Its result still comes, and must not count for a later action.
             self.abandoned = self.abandoned.saturating_add(1);
         }
-        self.attempts.clear();
+        self.incidents.clear();
         for probe in &mut self.probes {
             probe.consecutive_ok = 0;
             if let Some(last) = probe.last.as_mut() {
@@ -345,7 +361,7 @@ impl Machine {
             ctx,
             now,
             EventKind::Reset,
-            "reset by a person: attempts and escalation cleared",
+            "reset by a person: attempts, flapping and escalation cleared",
         );
         if self.incident.as_ref().is_some_and(|i| i.alerted) {
             self.alert(ctx, Severity::Info, "resolved", "reset by a person", true);
@@ -368,7 +384,10 @@ impl Machine {
         if !self.can_deploy() || !self.policy.can_restart {
             return;
         }
-        self.attempts.clear();
+        if let Some(incident) = self.incident.as_mut() {
+            incident.attempts = 0;
+            incident.reason = None;
+        }
         if self.incident.is_none() {
             self.incident = Some(Incident::open(now, false, Evidence::new(), ctx));
             self.log(

@@ -121,8 +121,10 @@ pub struct UnitStatus {
     pub paused: Option<Option<Instant>>,
     /// When the state last changed.
     pub since: Instant,
-    /// Restart attempts inside the attempt window.
+    /// Restarts started in the open incident.
     pub attempts: u32,
+    /// Why the open incident skipped its restarts (`flapping: 4 incidents in 10 min`).
+    pub reason: Option<String>,
     /// The open incident.
     pub incident: Option<String>,
     /// How the last closed incident ended, since medic started.
@@ -148,8 +150,14 @@ struct Incident {
     opened: Instant,
     alerted: bool,
     rollback_tried: bool,
+    /// Restarts started in this incident (each incident gets `max_attempts`).
+    attempts: u32,
+    /// Why the ladder was cut short (`flapping: 4 incidents in 10 min`), for the log, alerts and status.
+    reason: Option<String>,
     /// Opened because the target was removed (a container gone): its recovery is a restoration.
     gone: bool,
+    /// When the removal was seen: no step runs before `replace_grace` has passed since.
+    removed_at: Option<Instant>,
     /// The failure that opened it, attached to escalation alerts.
     evidence: Evidence,
 }
@@ -163,7 +171,10 @@ impl Incident {
             opened: now,
             alerted: false,
             rollback_tried: false,
+            attempts: 0,
+            reason: None,
             gone,
+            removed_at: gone.then_some(now),
             evidence,
         }
     }
@@ -189,7 +200,8 @@ pub(crate) struct Machine {
     probes: Vec<ProbeState>,
     incident: Option<Incident>,
     last_incident: Option<ClosedIncident>,
-    attempts: VecDeque<Instant>,
+    /// When recent incidents opened (within `flap_window`), for flapping.
+    incidents: VecDeque<Instant>,
     paused: Option<Option<Instant>>,
     blind: bool,
     stale: bool,
@@ -211,7 +223,7 @@ impl Machine {
             probes,
             incident: None,
             last_incident: None,
-            attempts: VecDeque::new(),
+            incidents: VecDeque::new(),
             paused: None,
             blind: false,
             stale: false,
@@ -238,7 +250,8 @@ impl Machine {
             health: self.health(now),
             paused: self.paused,
             since: self.since,
-            attempts: self.attempts_in_window(now),
+            attempts: self.incident.as_ref().map_or(0, |i| i.attempts),
+            reason: self.incident.as_ref().and_then(|i| i.reason.clone()),
             incident: self.incident.as_ref().map(|i| i.id.clone()),
             last_incident: self.last_incident.clone(),
             probes: self.probes.iter().map(|p| p.last.clone()).collect(),
@@ -382,8 +395,13 @@ impl Machine {
         if observation.urgency == Urgency::Gone
             && let Some(incident) = self.incident.as_mut()
         {
-            // `docker rm -f` kills first (died), then removes (gone): the incident is a removal.
+            // `docker rm -f` kills first (died), then removes (gone): the incident is a
+            // removal, and whatever step is due waits `replace_grace` for a replacement.
             incident.gone = true;
+            incident.removed_at.get_or_insert(now);
+            if let Phase::Waiting { step, at } = self.phase {
+                self.schedule(now, step, at);
+            }
         }
         if let Some(incident) = self.incident.as_mut().filter(|_| !acting) {
             // Alerts carry every probe's latest failure evidence, not only the first

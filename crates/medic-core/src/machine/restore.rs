@@ -19,14 +19,17 @@ impl Machine {
     /// result and is verified on fresh observations, as is one being verified.
     pub(crate) fn restore(now: Instant, saved: UnitSnapshot, policy: Policy) -> Self {
         let mut machine = Self::new(now, saved.name, policy);
-        machine.attempts = saved.attempts.into_iter().collect();
+        machine.incidents = saved.incidents.into_iter().collect();
         machine.paused = saved.paused;
         machine.incident = saved.incident.map(|i| Incident {
             id: i.id,
             opened: i.opened,
             alerted: i.alerted,
             rollback_tried: i.rollback_tried,
+            attempts: i.attempts,
+            reason: i.reason,
             gone: i.gone,
+            removed_at: i.removed_at,
             evidence: Evidence::new(),
         });
         let recover_timeout = machine.policy.recover_timeout;
@@ -98,7 +101,7 @@ impl Machine {
         );
         self.log(ctx, now, EventKind::Resumed, &message);
         if self.phase == Phase::Failing && self.policy.can_restart {
-            self.next_step(now, false, ctx);
+            self.next_step(now, ctx);
         }
         // A due step starts from the supervisor's next timeout, once dependencies are declared.
     }
@@ -129,9 +132,12 @@ impl Machine {
                 opened: i.opened,
                 alerted: i.alerted,
                 rollback_tried: i.rollback_tried,
+                attempts: i.attempts,
+                reason: i.reason.clone(),
                 gone: i.gone,
+                removed_at: i.removed_at,
             }),
-            attempts: self.attempts.iter().copied().collect(),
+            incidents: self.incidents.iter().copied().collect(),
             paused: self.paused,
         }
     }
