@@ -38,8 +38,11 @@ pub struct ServiceStatus {
     pub paused_until: Option<Timestamp>,
     /// When the state last changed.
     pub since: Timestamp,
-    /// Restart attempts used inside the attempt window.
+    /// Restarts started in the open incident.
     pub attempts: u32,
+    /// Why the open incident skipped its restarts (`flapping: 4 incidents in 10 min`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// The open incident.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident: Option<String>,
@@ -155,6 +158,7 @@ impl StatusReport {
                     paused_until: s.paused.flatten().map(|u| clock.to_wall(u)),
                     since: clock.to_wall(s.since),
                     attempts: s.attempts,
+                    reason: s.reason.clone(),
                     incident: s.incident,
                     last_observation_ms,
                     probes,
