@@ -38,6 +38,9 @@ pub enum Action {
         unit: String,
         /// The incident it belongs to.
         incident: String,
+        /// As for [`Action::Restart`]: a gone target may be recreated (the
+        /// removal's `replace_grace` has passed); otherwise report [`ActionResult::Gone`].
+        recreate: bool,
     },
     /// Run the unit's probes now (verification after an action).
     Probe {

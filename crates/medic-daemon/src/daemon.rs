@@ -687,8 +687,8 @@ impl Daemon {
             } => {
                 self.start_action(unit, medic_core::Step::Restart(attempt), recreate);
             }
-            Action::Rollback { unit, .. } => {
-                self.start_action(unit, medic_core::Step::Rollback, false);
+            Action::Rollback { unit, recreate, .. } => {
+                self.start_action(unit, medic_core::Step::Rollback, recreate);
             }
             Action::Probe { unit } => {
                 if let Some(u) = self.units.get(&unit) {

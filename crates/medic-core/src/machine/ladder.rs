@@ -75,7 +75,13 @@ impl Machine {
             let delay = backoff::delay(attempt, p.backoff_base, p.backoff_max, &self.name);
             self.schedule(now, Step::Restart(attempt), after(now, delay));
         } else if self.policy.can_rollback && !rollback_tried {
-            self.schedule(now, Step::Rollback, now);
+            // A flapping incident waits one backoff step: `docker rm -f` reports the
+            // kill before the removal, and a deploy's replacement must not be raced.
+            let at = match reason {
+                Some(_) => after(now, self.policy.backoff_base),
+                None => now,
+            };
+            self.schedule(now, Step::Rollback, at);
         } else {
             let why = if rollback_tried {
                 "rollback did not bring it back"
@@ -148,6 +154,7 @@ impl Machine {
                 ctx.out.push_back(Action::Rollback {
                     unit: self.name.clone(),
                     incident: incident_id,
+                    recreate,
                 });
             }
         }
