@@ -51,6 +51,9 @@ pub enum Action {
     RecordLastKnownGood {
         /// The unit.
         unit: String,
+        /// The evidence of the observations that judged it healthy: what to
+        /// record (a container by its `container_id`), not a name looked up later.
+        seen: Evidence,
     },
     /// Append this event to the recovery log.
     Log(RecoveryEvent),

@@ -440,3 +440,17 @@ fn a_removal_during_any_ladder_step_waits_replace_grace() {
 fn a_recreate_that_meets_a_replacement_adopts_it() {
     assert_snapshot!(run(policy(), "ok gone +30s done ok"), @"healthy →lkg failing(1) restart(1) →recreate(1) restart_done(1) recovered !warning:restored_removed →lkg");
 }
+
+/// Below the threshold a healthy unit is shown as failing (1/3), while the
+/// state machine still waits for the threshold before acting.
+#[test]
+fn failures_below_the_threshold_are_shown_not_acted_on() {
+    let mut world = World::new(policy());
+    assert_snapshot!(world.run("ok fail"), @"healthy →lkg");
+    let status = world.sup.unit_status(world.now, UNIT).unwrap();
+    assert_eq!(status.below_threshold, Some((1, 3)));
+    assert_eq!(status.state, "healthy");
+    world.run("fail fail");
+    let status = world.sup.unit_status(world.now, UNIT).unwrap();
+    assert_eq!(status.below_threshold, None, "an incident is open now");
+}

@@ -613,9 +613,16 @@ impl Daemon {
     }
 
     /// Carries out every action the core decided, then persists if anything changed.
+    /// Restarts and rollbacks start only after the state store says they run:
+    /// a kill -9 at any moment never leaves a started action recorded as still due
+    /// (which a restarted medic would start a second time).
     fn drain(&mut self) -> anyhow::Result<()> {
+        let mut jobs = Vec::new();
         while let Some(action) = self.sup.poll_action() {
-            self.act(action)?;
+            match action {
+                Action::Restart { .. } | Action::Rollback { .. } => jobs.push(action),
+                action => self.act(action)?,
+            }
         }
         self.sync_journals()?;
         if self.dirty {
@@ -624,6 +631,9 @@ impl Daemon {
             }
             self.dirty = false;
             self.save_by = None;
+        }
+        for job in jobs {
+            self.act(job)?;
         }
         Ok(())
     }
@@ -695,9 +705,11 @@ impl Daemon {
                     u.probes.probe_now();
                 }
             }
-            Action::RecordLastKnownGood { unit } => {
+            Action::RecordLastKnownGood { unit, seen } => {
                 if let Some(u) = self.units.get(&unit) {
-                    self.executor.record_last_known_good(&self.shell, &u.spec);
+                    let id = seen.get("container_id").and_then(|v| v.as_str());
+                    self.executor
+                        .record_last_known_good(&self.shell, &u.spec, id);
                 }
             }
         }

@@ -459,9 +459,11 @@ impl ContainerCheck {
         if let Ok(lines) = self.client.tail_logs(&facts.id, LOG_LINES).await {
             evidence.insert("logs".into(), lines.into());
         }
-        // Exited or dead is decisive; created, removing or stopping are passing
-        // states (a recreate in progress, a removal underway) and count normally.
-        let urgency = if facts.has_stopped() {
+        // Exited or dead is decisive, and so is Docker's own `unhealthy` verdict
+        // (it already includes its retries); created, removing or stopping are
+        // passing states (a recreate in progress, a removal underway) and count normally.
+        let unhealthy = facts.is_running() && facts.health == Some(medic_docker::Health::Unhealthy);
+        let urgency = if facts.has_stopped() || unhealthy {
             Urgency::Decisive
         } else {
             Urgency::Normal

@@ -29,7 +29,8 @@ pub struct ServiceStatus {
     pub name: String,
     /// starting, healthy, failing, recovering, rolling_back, escalated.
     pub state: String,
-    /// healthy, unhealthy or unknown (stale or blind data is never healthy).
+    /// healthy, unhealthy or unknown (stale or blind data is never healthy);
+    /// `failing (1/3)` while a healthy service fails below its `failure_threshold`.
     pub health: String,
     /// Paused by a person.
     pub paused: bool,
@@ -153,7 +154,10 @@ impl StatusReport {
                     last_incident,
                     name: s.name,
                     state: s.state.to_owned(),
-                    health: health_name(s.health).to_owned(),
+                    health: match s.below_threshold {
+                        Some((streak, threshold)) => format!("failing ({streak}/{threshold})"),
+                        None => health_name(s.health).to_owned(),
+                    },
                     paused: s.paused.is_some(),
                     paused_until: s.paused.flatten().map(|u| clock.to_wall(u)),
                     since: clock.to_wall(s.since),

@@ -39,6 +39,21 @@ pub(super) struct ProbeState {
 }
 
 impl Machine {
+    /// (consecutive failures, threshold) while a healthy unit fails below its
+    /// threshold on fresh observations: not plain healthy, not an incident yet.
+    pub(super) fn below_threshold(&self, now: Instant) -> Option<(u32, u32)> {
+        if self.phase != Phase::Healthy || self.health(now) != Health::Healthy {
+            return None;
+        }
+        let streak = self
+            .probes
+            .iter()
+            .filter_map(|p| p.last.as_ref())
+            .map(|l| l.consecutive_failures)
+            .max()?;
+        (streak > 0).then_some((streak, self.policy.failure_threshold))
+    }
+
     /// Every probe has reported at least once.
     pub(crate) fn observed_every_probe(&self) -> bool {
         self.probes.iter().all(|p| p.last.is_some())

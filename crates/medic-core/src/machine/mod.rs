@@ -125,6 +125,9 @@ pub struct UnitStatus {
     pub attempts: u32,
     /// Why the open incident skipped its restarts (`flapping: 4 incidents in 10 min`).
     pub reason: Option<String>,
+    /// Healthy so far, but failing below the threshold: (consecutive failures,
+    /// `failure_threshold`), shown as `failing (1/3)`; no incident is open yet.
+    pub below_threshold: Option<(u32, u32)>,
     /// The open incident.
     pub incident: Option<String>,
     /// How the last closed incident ended, since medic started.
@@ -252,6 +255,7 @@ impl Machine {
             since: self.since,
             attempts: self.incident.as_ref().map_or(0, |i| i.attempts),
             reason: self.incident.as_ref().and_then(|i| i.reason.clone()),
+            below_threshold: self.below_threshold(now),
             incident: self.incident.as_ref().map(|i| i.id.clone()),
             last_incident: self.last_incident.clone(),
             probes: self.probes.iter().map(|p| p.last.clone()).collect(),
@@ -575,10 +579,19 @@ impl Machine {
         self.phase = phase;
     }
 
+    /// Asks the shell to record what was just judged healthy, as the
+    /// observations that judged it saw it (a container's id), never looked up
+    /// again by name: a container swapped in meanwhile must not become the
+    /// last known good unverified.
     fn record_last_known_good(&self, ctx: &mut Ctx) {
         if self.policy.can_rollback {
+            let mut seen = Evidence::new();
+            for last in self.probes.iter().filter_map(|p| p.last.as_ref()) {
+                seen.extend(last.observation.evidence.clone());
+            }
             ctx.out.push_back(Action::RecordLastKnownGood {
                 unit: self.name.clone(),
+                seen,
             });
         }
     }
