@@ -285,7 +285,8 @@ proptest! {
         let bound = (policy.max_attempts * (flap_limit + 1)) as usize;
         let step = match verified {
             // Restarted and verified, then down again `gap` later.
-            true => format!("died done ok +{gap}s +{}s", backoff_max + 1),
+            // (A flapping incident's rollback waits one backoff step.)
+            true => format!("died +{}s done ok +{gap}s +{}s", backoff + 1, backoff_max + 1),
             // Restarts that report done but never bring it back.
             false => format!("died done fail +{}s +{}s", recover + 1, backoff_max + 1),
         };
@@ -295,7 +296,7 @@ proptest! {
                 break;
             }
         }
-        let period = gap + backoff_max + 2;
+        let period = backoff + 1 + gap + backoff_max + 2;
         if !verified || period * u64::from(flap_limit) < flap_window {
             prop_assert!(reached(&world), "{} restarts, no rollback: {:?}", world.restarts, world.trace);
         }
