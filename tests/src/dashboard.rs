@@ -315,11 +315,22 @@ fn status_page_in_chromium_shows_lights_turns_red_live_and_goes_grey_when_stale(
             "a request left loopback: {url}"
         );
     }
+    // One rendering: the script fetches the server-rendered page again (the
+    // document once as navigation, then as polls) and swaps what changed.
     assert!(
         requests
             .iter()
-            .any(|r| r.as_str().is_some_and(|u| u.ends_with("/api/status"))),
-        "the page polls /api/status: {requests:?}"
+            .filter(|r| r.as_str() == Some(url.as_str()))
+            .count()
+            >= 2,
+        "the page polls itself: {requests:?}"
+    );
+    let script = http(metrics, "GET", "/page.js", None)
+        .expect("the script")
+        .1;
+    assert!(
+        !script.contains("/api/status") && !script.contains("createElement"),
+        "the script renders nothing itself"
     );
     // A line of our own proves the console is read at all.
     browser.script("console.warn('medic-test-console'); return 1;");

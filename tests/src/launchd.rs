@@ -73,6 +73,9 @@ fn a_crashed_agent_is_kickstarted() {
     let evidence = &failing["evidence"];
     assert_eq!(evidence["classification"], "failed", "{failing}");
     assert_eq!(evidence["last_signal"], 9, "{failing}");
+    assert_eq!(evidence["last_signal_name"], "SIGKILL", "{failing}");
+    assert_eq!(evidence["job_state"], "exited", "{failing}");
+    assert_eq!(evidence["runs"], 1, "{failing}");
     assert_eq!(evidence["domain"], FakeLaunchd::domain(), "{failing}");
     assert!(
         evidence["stderr_tail"]
@@ -96,6 +99,8 @@ fn a_crashed_agent_is_kickstarted() {
     let report: Value = serde_json::from_slice(&output.stdout).expect("status JSON");
     let agent = &report["services"][0];
     assert_eq!(agent["classification"], "healthy", "{report}");
+    assert_eq!(agent["agent"]["runs"], 2, "{report}");
+    assert_eq!(agent["agent"]["job_state"], "running", "{report}");
     assert!(agent["availability_24h"].as_f64().is_some(), "{report}");
     let table = String::from_utf8_lossy(&medic.cli(&["status"]).stdout).into_owned();
     assert!(
@@ -339,4 +344,167 @@ fn a_scheduled_job_between_runs_is_idle_and_healthy() {
     assert_eq!(agent["health"], "healthy", "{report}");
     let table = String::from_utf8_lossy(&medic.cli(&["status"]).stdout).into_owned();
     assert!(table.contains("idle"), "{table}");
+}
+
+/// `medic check --json` rows of a `label_prefix` service: unit → evidence.
+fn check_evidence(fake: &FakeLaunchd, config: &std::path::Path, legacy: bool) -> Value {
+    let mut command = std::process::Command::new(crate::support::medic::bin("medic"));
+    command
+        .args(["check", "--json", "--config"])
+        .arg(config)
+        .envs(fake.env());
+    if legacy {
+        command.env("FAKE_LAUNCHCTL_LEGACY", "1");
+    }
+    let output = command.output().expect("run medic check");
+    let rows: Value = serde_json::from_slice(&output.stdout).expect("check JSON");
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["service"].as_str().unwrap().to_owned(),
+                r["evidence"].clone(),
+            )
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+/// The same job reads the same through `print` and through `list <label>` (the
+/// fallback where print is missing), in every state: running, exited non-zero,
+/// killed, scheduled between runs, and a program launchd cannot spawn.
+#[test]
+fn print_and_list_agree_on_the_same_job() {
+    let fake = FakeLaunchd::new();
+    let jobs = [
+        ("com.example.running", "exec sleep 600", "", "healthy"),
+        ("com.example.exit3", "exit 3", "", "failed"),
+        ("com.example.killed", "exec sleep 600", "", "failed"),
+        (
+            "com.example.scheduled",
+            "echo done",
+            "\t<key>StartInterval</key>\n\t<integer>3600</integer>\n",
+            "idle",
+        ),
+    ];
+    for (label, script, extra, _) in jobs {
+        fake.bootstrap(&fake.write_agent_with(label, script, extra));
+    }
+    fake.crash("com.example.killed");
+    // A program that does not exist: launchd cannot spawn it (78: EX_CONFIG).
+    let missing = fake.write_agent("com.example.unspawnable", "exit 0");
+    let text = std::fs::read_to_string(&missing).unwrap().replace(
+        "<string>/bin/sh</string>",
+        "<string>/nonexistent/program</string>",
+    );
+    std::fs::write(&missing, text).unwrap();
+    fake.bootstrap(&missing);
+
+    // `medic check` runs launchctl once per job: a generous timeout, so a
+    // loaded machine does not turn a job blind.
+    let config = CONFIG
+        .replace(
+            r#"launch_agent = { label = "com.example.job" }"#,
+            r#"launch_agent = { label_prefix = "com.example." }"#,
+        )
+        .replace(r#"interval = "300ms""#, r#"interval = "10s""#)
+        .replace(r#"timeout = "250ms""#, r#"timeout = "5s""#);
+    let medic = Medic::prepare(&config);
+    let print = eventually("every job settled", || {
+        let rows = check_evidence(&fake, &medic.config, false);
+        let settled = rows["agent/com.example.exit3"]["last_exit_code"] == 3
+            && rows["agent/com.example.scheduled"]["last_exit_code"] == 0
+            && rows["agent/com.example.killed"]["last_signal"] == 9;
+        settled.then_some(rows)
+    });
+    let list = check_evidence(&fake, &medic.config, true);
+    for (label, _, _, class) in jobs {
+        let unit = format!("agent/{label}");
+        assert_eq!(print[&unit]["classification"], class, "print: {print:#}");
+        assert_eq!(list[&unit]["classification"], class, "list: {list:#}");
+    }
+    let unspawnable = &print["agent/com.example.unspawnable"];
+    assert_eq!(unspawnable["classification"], "failed", "{print:#}");
+    assert_eq!(unspawnable["job_state"], "spawn failed", "{print:#}");
+    assert_eq!(unspawnable["last_exit_code"], 78, "{print:#}");
+    assert_eq!(unspawnable["last_exit_name"], "EX_CONFIG", "{print:#}");
+    assert_eq!(
+        list["agent/com.example.unspawnable"]["classification"], "failed",
+        "{list:#}"
+    );
+    assert_eq!(
+        print["agent/com.example.killed"]["last_signal_name"], "SIGKILL",
+        "{print:#}"
+    );
+}
+
+/// `medic logs S --output` shows a LaunchAgent's StandardErrorPath and
+/// StandardOutPath, and `-f` follows what the job writes next.
+#[test]
+fn logs_output_shows_and_follows_the_agent_output() {
+    let fake = FakeLaunchd::new();
+    let plist = fake.write_agent(LABEL, "echo started; echo oops >&2; exec sleep 600");
+    fake.bootstrap(&plist);
+    let medic = Medic::prepare(CONFIG);
+    eventually("the job wrote its output", || {
+        let text = std::fs::read_to_string(fake.log(&format!("{LABEL}.out"))).ok()?;
+        text.contains("started").then_some(())
+    });
+    let env = fake.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let output = medic.cli_with_env(&["logs", "agent", "--output"], &env);
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        text.contains("oops") && text.contains("started") && text.contains(".err <=="),
+        "{text}"
+    );
+
+    let mut follow = std::process::Command::new(crate::support::medic::bin("medic"))
+        .args(["logs", "agent", "--output", "-f", "--config"])
+        .arg(&medic.config)
+        .envs(fake.env())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run medic logs -f");
+    // Read what it prints on a thread; follow only after the first lines are out.
+    let mut stdout = follow.stdout.take().unwrap();
+    let (sender, chunks) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = std::io::Read::read(&mut stdout, &mut buf) {
+            if sender
+                .send(String::from_utf8_lossy(&buf[..n]).into_owned())
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Duration::from_secs(10);
+    let mut seen = String::new();
+    let read_until = |what: &str, seen: &mut String| {
+        while !seen.contains(what) {
+            match chunks.recv_timeout(deadline) {
+                Ok(chunk) => seen.push_str(&chunk),
+                Err(_) => panic!("no {what:?} from medic logs -f: {seen}"),
+            }
+        }
+    };
+    read_until("started", &mut seen);
+    let err = fake.log(&format!("{LABEL}.err"));
+    let mut file = std::fs::OpenOptions::new().append(true).open(&err).unwrap();
+    std::io::Write::write_all(&mut file, b"written later\n").unwrap();
+    read_until("written later", &mut seen);
+    follow.kill().ok();
+    follow.wait().ok();
+
+    // A service without a container or LaunchAgent target says why.
+    let output = medic.cli(&["logs", "nosuch", "--output"]);
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("no service `nosuch`"),
+        "{output:?}"
+    );
 }

@@ -53,10 +53,13 @@ fn install_writes_a_unit_that_systemd_analyze_verifies() {
         "Restart=on-failure",
         "NoNewPrivileges=yes",
         "ProtectSystem=strict",
-        "SupplementaryGroups=docker",
     ] {
         assert!(text.contains(line), "{line} in the unit");
     }
+    assert!(
+        !text.contains("\nSupplementaryGroups="),
+        "the unit starts where no docker group exists"
+    );
     assert_verifies(&analyze, &unit);
 }
 
@@ -406,7 +409,12 @@ fn tcp_control_needs_the_bearer_token_and_the_socket_takes_its_group() {
 fn metrics_parse_as_prometheus_text() {
     let (up, down, metrics) = (free_port(), free_port(), free_port());
     let _listener = std::net::TcpListener::bind(("127.0.0.1", up)).unwrap();
-    let config = FAST.to_owned() + &tcp_service("db", up) + &tcp_service("cache", down);
+    let db = tcp_service("db", up).replacen(
+        "name = \"db\"\n",
+        "name = \"db\"\nlabels = { team = \"data\", tier = \"1\" }\n",
+        1,
+    );
+    let config = FAST.to_owned() + &db + &tcp_service("cache", down);
     let medic = Medic::start_with(
         &format!("metrics_listen = \"127.0.0.1:{metrics}\""),
         &config,
@@ -454,6 +462,35 @@ fn metrics_parse_as_prometheus_text() {
     assert_eq!(
         scrape.docs.get("medic_service_up").map(String::as_str),
         Some("1 when healthy on fresh observations, 0 otherwise (unknown is 0).")
+    );
+    // Prometheus conventions: build info, user labels on every series of the
+    // service, counters ending in _total, and the availability SLI as counters.
+    let info = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "medic_build_info")
+        .expect("medic_build_info");
+    assert_eq!(info.labels.get("version"), Some(env!("CARGO_PKG_VERSION")));
+    assert!(info.labels.get("revision").is_some_and(|r| !r.is_empty()));
+    for sample in scrape
+        .samples
+        .iter()
+        .filter(|s| s.labels.get("service") == Some("db"))
+    {
+        assert_eq!(sample.labels.get("team"), Some("data"), "{sample:?}");
+        assert_eq!(sample.labels.get("tier"), Some("1"), "{sample:?}");
+    }
+    for sample in &scrape.samples {
+        if matches!(sample.value, prometheus_parse::Value::Counter(_)) {
+            assert!(sample.metric.ends_with("_total"), "{sample:?}");
+        }
+    }
+    let known = value("medic_service_known_seconds_total", "db").expect("SLI total");
+    let healthy = value("medic_service_healthy_seconds_total", "db").expect("SLI good");
+    assert!(known > 0.0 && healthy <= known, "{healthy} of {known}");
+    assert_eq!(
+        value("medic_service_healthy_seconds_total", "cache"),
+        Some(0.0)
     );
 }
 

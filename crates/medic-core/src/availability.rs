@@ -182,6 +182,8 @@ pub struct Availability {
     hours: Ring,
     /// The verdict since the last record, and when it began.
     current: (Instant, Health),
+    /// Milliseconds healthy and with a verdict since this history began (counters for metrics).
+    totals: (u64, u64),
 }
 
 impl Availability {
@@ -194,6 +196,7 @@ impl Availability {
             minutes: Ring::new(MINUTE, MINUTE_BUCKETS),
             hours: Ring::new(HOUR, HOUR_BUCKETS),
             current: (now, Health::Unknown),
+            totals: (0, 0),
         }
     }
 
@@ -205,8 +208,20 @@ impl Availability {
             let up = previous == Health::Healthy;
             self.minutes.add(start, end, up);
             self.hours.add(start, end, up);
+            let length = end - start;
+            self.totals.0 += if up { length } else { 0 };
+            self.totals.1 += length;
         }
         self.current = (now, health);
+    }
+
+    /// Milliseconds healthy and with a verdict (healthy or unhealthy) since this
+    /// history began, up to `now`: ever-growing counters, the availability SLI
+    /// that Prometheus takes rates of.
+    pub fn totals(&self, now: Instant) -> (u64, u64) {
+        let mut copy = self.clone();
+        copy.record(now, self.current.1);
+        copy.totals
     }
 
     /// The share of known time that was healthy over the last `window`
@@ -309,6 +324,10 @@ mod tests {
         assert!((hour - 40.0 / 50.0).abs() < 1e-9, "{hour}");
         let day = a.ratio(start + MIN * 60, MIN * 60 * 24).unwrap();
         assert!((day - 40.0 / 50.0).abs() < 1e-9, "{day}");
+        // The counters behind the SLI: 40 healthy of 50 known minutes, still growing.
+        let minute = 60_000;
+        assert_eq!(a.totals(start + MIN * 60), (40 * minute, 50 * minute));
+        assert_eq!(a.totals(start + MIN * 61), (41 * minute, 51 * minute));
     }
 
     #[test]

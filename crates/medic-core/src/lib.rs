@@ -11,6 +11,7 @@ pub mod availability;
 pub mod backoff;
 pub mod config;
 pub mod delivery;
+pub mod duration;
 pub mod event;
 pub mod machine;
 pub mod observation;
@@ -22,7 +23,9 @@ pub mod vocabulary;
 
 pub use event::{Alert, EventKind, RecoveryEvent, Severity};
 pub use machine::{ClosedIncident, Health, Phase, UnitStatus};
-pub use observation::{Evidence, Observation, Outcome, Urgency};
+pub use observation::{
+    ENGINE_GRACE, Evidence, Observation, Outcome, RESTART_EXPECTED_FROM, Urgency,
+};
 pub use policy::{Policy, ProbeTiming};
 pub use supervisor::Supervisor;
 pub use vocabulary::{Action, ActionResult, Control, Input, Step};

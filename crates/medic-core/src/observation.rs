@@ -41,7 +41,21 @@ pub enum Urgency {
     /// The thing is gone (container destroyed, job unloaded): fails at once, but
     /// the first restore waits `replace_grace` so a deploy can put a replacement in place.
     Gone,
+    /// Stopped, but the engine is bringing it back itself (its restart policy, or
+    /// a `docker restart` / `podman restart` under way): fails at once, and the
+    /// first restart waits [`ENGINE_GRACE`], so medic and the engine never
+    /// restart the same thing twice. Who is expected is in the evidence under
+    /// [`RESTART_EXPECTED_FROM`].
+    EngineRestarts,
 }
+
+/// How long the engine gets to bring back a container it restarts itself
+/// before medic acts: Docker's policy restarts after 100 ms (doubling), a
+/// `docker restart` starts right after the stop, a busy Podman takes seconds.
+pub const ENGINE_GRACE: Duration = Duration::from_secs(10);
+
+/// Evidence key naming who is expected to bring an [`Urgency::EngineRestarts`] failure back.
+pub const RESTART_EXPECTED_FROM: &str = "restart_expected_from";
 
 /// One probe result.
 #[derive(Debug, Clone, PartialEq)]

@@ -112,6 +112,8 @@ impl Supervisor {
         if let Some(at) = self.scheduled.remove(name) {
             self.deadlines.remove(&(at, name.to_owned()));
         }
+        // The last blind unit gone ends the blindness (and resolves its alert).
+        self.update_blindness(now);
     }
 
     /// Declares that `unit` is not restarted while any of `on` is not healthy.
@@ -290,6 +292,12 @@ impl Supervisor {
         window: std::time::Duration,
     ) -> Option<f64> {
         self.availability.get(unit)?.ratio(now, window)
+    }
+
+    /// A unit's milliseconds healthy and with a verdict since medic started
+    /// watching it (see [`crate::availability::Availability::totals`]).
+    pub fn availability_totals(&self, unit: &str, now: Instant) -> Option<(u64, u64)> {
+        Some(self.availability.get(unit)?.totals(now))
     }
 
     /// The last `window` (up to 30 days) of a unit cut into `bars` bars, oldest

@@ -454,3 +454,25 @@ fn failures_below_the_threshold_are_shown_not_acted_on() {
     let status = world.sup.unit_status(world.now, UNIT).unwrap();
     assert_eq!(status.below_threshold, None, "an incident is open now");
 }
+
+#[test]
+fn the_engines_own_restart_gets_the_first_chance() {
+    // Back within the grace: medic does not act, and says who brought it back.
+    let mut world = World::new(policy());
+    assert_snapshot!(world.run("ok engine +1s ok"), @"healthy →lkg failing(1) recovered !info:recovered →lkg");
+    let recovered = world.alerts.last().unwrap();
+    assert_eq!(
+        recovered.message,
+        "started again by restart policy `always`; medic did not act"
+    );
+    // Not back within the grace (a `docker stop` the policy never undoes): medic acts then.
+    assert_snapshot!(run(policy(), "ok engine +9s"), @"healthy →lkg failing(1)");
+    let mut world = World::new(policy());
+    assert_snapshot!(world.run("ok engine +10s done ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered →lkg");
+    assert_eq!(
+        world.restart_times[0] - world.now + Duration::from_secs(10),
+        medic_core::ENGINE_GRACE
+    );
+    // Only the first attempt waits: a second failure in the incident follows the backoff.
+    assert_snapshot!(run(policy(), "ok engine +10s error engine +2s"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2)");
+}

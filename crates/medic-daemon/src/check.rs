@@ -62,6 +62,19 @@ pub async fn check_once(config: &Config) -> anyhow::Result<Vec<CheckRow>> {
     Ok(futures_util::future::join_all(runs).await)
 }
 
+/// The container engine the config's container services use (`[medic]
+/// docker_host`, else `DOCKER_HOST`, else the Docker socket, then the Podman
+/// sockets): Docker or Podman, its version and socket, or why none answers.
+/// None when no service has a container target.
+pub async fn container_engine(
+    config: &Config,
+) -> anyhow::Result<Option<Result<medic_docker::EngineInfo, String>>> {
+    match crate::docker::Docker::for_config(config)? {
+        Some(docker) => Ok(Some(docker.engine().await)),
+        None => Ok(None),
+    }
+}
+
 /// The exit code of `medic check` and `medic status`: 0 all healthy, 1 otherwise.
 pub fn exit_code(rows: &[CheckRow]) -> i32 {
     i32::from(rows.iter().any(|r| r.observation.outcome != Outcome::Ok))

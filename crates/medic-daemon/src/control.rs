@@ -22,7 +22,7 @@ use subtle::ConstantTimeEq;
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::daemon::{ControlCommand, ControlRequest, DeployOutcome, Shell};
+use crate::shell::{ControlCommand, ControlRequest, DeployOutcome, Shell};
 use crate::status::StatusReport;
 
 /// The body of `POST /v1/services/{name}/pause`.
@@ -71,7 +71,7 @@ pub struct ErrorBody {
 
 type Reply<T> = Result<Json<T>, (StatusCode, Json<ErrorBody>)>;
 
-/// Binds the socket (replacing a stale one) with its configured access, and
+/// Binds the socket (`run` has cleared a stale one away: see `lock.rs`) with its configured access, and
 /// the TCP listener when configured; serves until shutdown; requests go to `tx`.
 pub fn serve(
     settings: &Settings,
@@ -82,13 +82,6 @@ pub fn serve(
     if let Some(parent) = socket.parent() {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
-    }
-    match std::fs::remove_file(socket) {
-        Ok(()) => {}
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-        Err(error) => {
-            return Err(error).with_context(|| format!("cannot remove stale {}", socket.display()));
-        }
     }
     let listener =
         UnixListener::bind(socket).with_context(|| format!("cannot bind {}", socket.display()))?;
@@ -144,7 +137,9 @@ fn restrict(socket: &Path, access: &SocketAccess) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn router(tx: mpsc::Sender<ControlRequest>) -> Router {
+/// The routes, answering through `tx`; public so the fuzz target
+/// (`fuzz/fuzz_targets/control.rs`) drives the very handlers the socket serves.
+pub fn router(tx: mpsc::Sender<ControlRequest>) -> Router {
     Router::new()
         .route("/v1/status", get(status))
         .route("/v1/reload", post(reload))
@@ -214,7 +209,10 @@ async fn pause(
     UrlPath(name): UrlPath<String>,
     body: Option<Json<PauseBody>>,
 ) -> Reply<serde_json::Value> {
-    let duration = body.and_then(|b| b.for_secs).map(Duration::from_secs);
+    let duration = match body.and_then(|b| b.for_secs) {
+        Some(secs) => Some(bounded("for_secs", secs)?),
+        None => None,
+    };
     unit(tx, name, ControlCommand::Pause(duration)).await
 }
 
@@ -226,8 +224,8 @@ async fn deploy_begin(
     let (reply, answer) = oneshot::channel();
     let request = ControlRequest::DeployBegin {
         unit,
-        command_timeout: Duration::from_secs(body.command_timeout_secs),
-        verify_timeout: Duration::from_secs(body.verify_timeout_secs),
+        command_timeout: bounded("command_timeout_secs", body.command_timeout_secs)?,
+        verify_timeout: bounded("verify_timeout_secs", body.verify_timeout_secs)?,
         reply,
     };
     tx.send(request).await.map_err(|_| stopping())?;
@@ -296,6 +294,14 @@ async fn unit(
         Ok(()) => Ok(Json(serde_json::json!({ "ok": true }))),
         Err(error) => Err((StatusCode::NOT_FOUND, Json(ErrorBody { error }))),
     }
+}
+
+/// A number of seconds from a request body, refused (400) beyond medic's longest duration.
+fn bounded(field: &str, secs: u64) -> Result<Duration, (StatusCode, Json<ErrorBody>)> {
+    medic_core::duration::from_secs(secs).map_err(|e| {
+        let error = format!("{field}: {e}");
+        (StatusCode::BAD_REQUEST, Json(ErrorBody { error }))
+    })
 }
 
 fn stopping() -> (StatusCode, Json<ErrorBody>) {

@@ -15,10 +15,10 @@ use anyhow::Context;
 use jiff::Timestamp;
 use medic_core::config::Config;
 use medic_core::{
-    Action, ActionResult, Control, EventKind, Health, Input, Observation, Supervisor,
+    Action, ActionResult, Control, EventKind, Health, Input, Observation, Severity, Supervisor,
 };
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -34,121 +34,7 @@ use crate::status::StatusReport;
 use crate::store::Store;
 use crate::units::{self, UnitSpec, UnitTarget};
 
-pub use deploy::DeployOutcome;
-
-/// Everything that can wake the supervisor loop.
-#[derive(Debug)]
-pub enum Event {
-    /// A probe reported.
-    Observed {
-        /// The unit.
-        unit: String,
-        /// The probe's index.
-        probe: usize,
-        /// What it saw.
-        observation: Observation,
-    },
-    /// An action ended.
-    Finished {
-        /// The unit.
-        unit: String,
-        /// How.
-        result: ActionResult,
-    },
-    /// A unit's last known good spec was captured.
-    LastKnownGood {
-        /// The unit.
-        unit: String,
-        /// The spec.
-        spec: serde_json::Value,
-        /// The container whose network namespace it joins (`network_mode: container:X`).
-        namespace_parent: Option<String>,
-    },
-    /// Docker reported a change to a container: check it now.
-    ContainerChanged {
-        /// The container's name.
-        container: String,
-        /// die, destroy, start, health_status, …
-        action: String,
-    },
-    /// A container matching a service's selector exists: watch it as a unit of its own.
-    Found {
-        /// The service whose selector matched.
-        service: String,
-        /// The container's name.
-        container: String,
-        /// Its labels, for per-container overrides (`medic.max_attempts=5`, …).
-        labels: std::collections::HashMap<String, String>,
-    },
-    /// A person's command from the control API.
-    Control(ControlRequest),
-}
-
-/// A command for the supervisor loop with a channel for its answer.
-#[derive(Debug)]
-pub enum ControlRequest {
-    /// Status of every unit.
-    Status(oneshot::Sender<StatusReport>),
-    /// Re-read the config file: Ok, or why it was rejected (the old config stays).
-    Reload(oneshot::Sender<Result<(), String>>),
-    /// The Prometheus exposition.
-    Metrics(oneshot::Sender<String>),
-    /// The status page's figures.
-    Page(oneshot::Sender<crate::page::PageSnapshot>),
-    /// `medic deploy` begins: Ok carries the version from before the deploy.
-    DeployBegin {
-        /// The unit.
-        unit: String,
-        /// The deploy command must report back within this.
-        command_timeout: Duration,
-        /// The new version must be healthy within this.
-        verify_timeout: Duration,
-        /// The version before, or why the deploy cannot begin.
-        reply: oneshot::Sender<Result<Option<serde_json::Value>, String>>,
-    },
-    /// The deploy command ended; answered when the deploy has ended.
-    DeployFinish {
-        /// The unit.
-        unit: String,
-        /// How the command ended.
-        result: ActionResult,
-        /// Promoted, rolled back or escalated.
-        reply: oneshot::Sender<DeployOutcome>,
-    },
-    /// pause / resume / reset / recover one unit.
-    Unit {
-        /// The unit (or service: applies to all its instances).
-        unit: String,
-        /// The command.
-        control: ControlCommand,
-        /// Ok, or why not.
-        reply: oneshot::Sender<Result<(), String>>,
-    },
-}
-
-/// A person's command on one unit.
-#[derive(Debug, Clone, Copy)]
-pub enum ControlCommand {
-    /// Pause, optionally for a while.
-    Pause(Option<Duration>),
-    /// Resume.
-    Resume,
-    /// Clear escalation and attempts.
-    Reset,
-    /// Restart now.
-    Recover,
-}
-
-/// Handles the daemon gives to its adapters.
-#[derive(Debug, Clone)]
-pub struct Shell {
-    /// Where adapters send what they see.
-    pub events: mpsc::Sender<Event>,
-    /// Tracks every task, so shutdown waits for them.
-    pub tracker: TaskTracker,
-    /// Cancelled at shutdown.
-    pub cancel: CancellationToken,
-}
+use crate::shell::{ControlCommand, ControlRequest, Event, Shell};
 
 struct Unit {
     spec: UnitSpec,
@@ -191,6 +77,8 @@ struct Daemon {
     history_saved: Instant,
     alert_seq: u64,
     shutdown_grace: Duration,
+    /// Per selector service, what its last discovery round saw (see `sight`).
+    sights: BTreeMap<String, Result<usize, String>>,
 }
 
 /// Runs the daemon until `shutdown` resolves; then stops within `shutdown_grace`.
@@ -201,6 +89,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let settings = config.medic.clone();
+    // First: a second medic on this state_dir stops here, before it touches anything.
+    let _lock = crate::lock::StateLock::acquire(&settings.state_dir)?;
+    crate::lock::clear_stale_socket(&settings.control_socket)?;
     let clock = WallClock::now();
     let store = Store::open(&settings.state_dir, Timestamp::now())?;
     let recovery = Journal::open(&settings.recovery_log)?;
@@ -216,6 +107,7 @@ pub async fn run(
     sup.set_blind_alert_after(settings.blind_alert_after);
     let executor = Executor::new(&config)?;
     let sinks = crate::alerts::Sinks::start(&config, &shell)?;
+    crate::digest::start(&config, &shell);
     let mut daemon = Daemon {
         // Moved, not cloned: 10,000 services make a config of several MiB.
         config,
@@ -242,6 +134,7 @@ pub async fn run(
         history_saved: Instant::now(),
         alert_seq: 0,
         shutdown_grace: settings.shutdown_grace,
+        sights: BTreeMap::new(),
     };
     let known: Vec<String> = daemon.store.file.units.keys().cloned().collect();
     let known: Vec<&str> = known.iter().map(String::as_str).collect();
@@ -254,9 +147,7 @@ pub async fn run(
 
     let (control_tx, mut control) = mpsc::channel(16);
     crate::control::serve(&settings, &shell, control_tx.clone())?;
-    if let Some(listen) = &settings.metrics_listen {
-        crate::metrics::serve(listen, &shell, control_tx)?;
-    }
+    crate::web::serve(&settings, &shell, control_tx)?;
     let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     // The watchdog is pinged from this loop, so a hung loop gets medic restarted.
     let beat = daemon
@@ -416,6 +307,10 @@ impl Daemon {
                 self.start_queued();
                 Input::Finished { unit, result }
             }
+            Event::Digest { line, sinks } => {
+                self.sinks.send_to(&sinks, &line);
+                return;
+            }
             Event::LastKnownGood {
                 unit,
                 spec,
@@ -443,12 +338,25 @@ impl Daemon {
                 }
                 return;
             }
+            Event::EngineReconnected => {
+                for unit in self.units.values() {
+                    if matches!(unit.spec.target, UnitTarget::Container { .. }) {
+                        unit.probes.check_container();
+                    }
+                }
+                self.executor.rediscover();
+                return;
+            }
             Event::Found {
                 service,
                 container,
                 labels,
             } => {
                 self.found(&service, &container, &labels);
+                return;
+            }
+            Event::Sight { service, sight } => {
+                self.sight(now, service, sight);
                 return;
             }
             Event::Control(request) => {
@@ -527,11 +435,82 @@ impl Daemon {
         }
     }
 
+    /// A selector service's discovery round. While its engine cannot list
+    /// instances and none is watched, a placeholder unit named after the
+    /// service stands in, blind with the reason: status says `unknown` (and the
+    /// blind alert fires) instead of "healthy" over nothing. It gives way to the
+    /// instances once the engine answers. Changes are logged in one line.
+    fn sight(&mut self, now: std::time::Instant, service: String, sight: Result<usize, String>) {
+        let Some(config) = self.config.services.iter().find(|s| s.name == service) else {
+            return;
+        };
+        let what = units::selector_words(config);
+        let changed = match (self.sights.get(&service), &sight) {
+            (Some(Ok(before)), Ok(count)) => before != count,
+            (Some(Err(_)), Err(_)) => false,
+            _ => true,
+        };
+        match &sight {
+            Err(reason) => {
+                if changed {
+                    tracing::warn!(
+                        "{service}: {reason}: medic cannot see the {what}, so it watches none of them \
+                         until the engine answers (status: unknown)"
+                    );
+                }
+                let prefix = format!("{service}/");
+                if !self.units.keys().any(|u| u.starts_with(&prefix)) {
+                    if !self.units.contains_key(&service) {
+                        self.add_unit(units::placeholder(config));
+                    }
+                    let observation = Observation::blind(Duration::ZERO, reason.clone());
+                    let input = Input::Observed {
+                        unit: service.clone(),
+                        probe: 0,
+                        observation,
+                    };
+                    self.sup.handle_input(now, input).ok();
+                }
+            }
+            Ok(count) => {
+                if changed {
+                    tracing::info!("{service}: watching {count} {what}");
+                }
+                if let Some(placeholder) = self.units.remove(&service) {
+                    placeholder.probes.stop();
+                    self.sup.remove_unit(now, &service);
+                    self.metrics.forget(&service);
+                }
+            }
+        }
+        self.sights.insert(service, sight);
+    }
+
+    /// What each selector service's last discovery round saw, for status.
+    fn selector_status(&self) -> Vec<crate::status::SelectorStatus> {
+        self.sights
+            .iter()
+            .filter_map(|(service, sight)| {
+                let config = self.config.services.iter().find(|s| &s.name == service)?;
+                let what = units::selector_words(config);
+                Some(crate::status::SelectorStatus {
+                    service: service.clone(),
+                    watching: sight.as_ref().ok().copied(),
+                    message: match sight {
+                        Ok(count) => format!("watching {count} {what}"),
+                        Err(reason) => format!("{reason}: watching none of the {what}"),
+                    },
+                })
+            })
+            .collect()
+    }
+
     fn control(&mut self, request: ControlRequest) {
         let now = now();
         match request {
             ControlRequest::Status(reply) => {
-                let report = StatusReport::new(&self.sup, &self.store, &self.clock, now);
+                let mut report = StatusReport::new(&self.sup, &self.store, &self.clock, now);
+                report.selectors = self.selector_status();
                 reply.send(report).ok();
             }
             ControlRequest::Reload(reply) => {
@@ -545,18 +524,9 @@ impl Daemon {
                     .ok();
             }
             ControlRequest::Metrics(reply) => {
-                let probes = self
-                    .units
-                    .iter()
-                    .map(|(n, u)| (n.clone(), u.spec.probe_kinds.clone()))
-                    .collect();
-                let slo = self
-                    .config
-                    .services
-                    .iter()
-                    .map(|s| (s.name.clone(), s.slo))
-                    .collect();
-                let mut text = self.metrics.render(&self.sup, now, &probes, &slo);
+                let units =
+                    crate::metrics::unit_infos(&self.config, self.units.values().map(|u| &u.spec));
+                let mut text = self.metrics.render(&self.sup, now, &units);
                 self.sinks.render_metrics(&mut text);
                 reply.send(text).ok();
             }
@@ -656,12 +626,13 @@ impl Daemon {
             Action::Log(mut event) => {
                 self.deploy_event(now(), &mut event);
                 self.metrics.event(&event.service, event.kind);
-                tracing::info!(
-                    service = %event.service,
-                    event = event.kind.as_str(),
-                    incident = event.incident.as_deref().unwrap_or(""),
-                    "{}", event.message
-                );
+                let (service, kind) = (&event.service, event.kind.as_str());
+                let incident = event.incident.as_deref().unwrap_or("");
+                if is_trouble(event.kind) {
+                    tracing::warn!(%service, event = kind, incident, "{}", event.message);
+                } else {
+                    tracing::info!(%service, event = kind, incident, "{}", event.message);
+                }
                 // An incident, an attempt or a pause must survive a crash at once;
                 // watching, healthy, stale and the like can wait for the next save.
                 if matches!(
@@ -684,7 +655,11 @@ impl Daemon {
                 self.alert_seq += 1;
                 let ts = Timestamp::now();
                 let id = format!("{}-{}", ts.as_millisecond(), self.alert_seq);
-                tracing::warn!(service = %alert.service, kind = alert.kind, "{}", alert.message);
+                if alert.severity == Severity::Critical {
+                    tracing::error!(service = %alert.service, kind = alert.kind, "{}", alert.message);
+                } else {
+                    tracing::warn!(service = %alert.service, kind = alert.kind, "{}", alert.message);
+                }
                 let line = AlertLine::new(ts, id, alert);
                 self.alerts.append(&line).context("alerts file")?;
                 self.sinks.send(&line);
@@ -837,4 +812,20 @@ impl Daemon {
         }
         Ok(())
     }
+}
+
+/// Recovery events that mean something is wrong: logged as warnings, so they
+/// reach the journal at priority 4 (`journalctl -p warning -u medic`).
+fn is_trouble(kind: EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::Failing
+            | EventKind::RestartFailed
+            | EventKind::RollbackFailed
+            | EventKind::Escalated
+            | EventKind::Blind
+            | EventKind::Stale
+            | EventKind::Interrupted
+            | EventKind::DeployFailed
+    )
 }

@@ -2,25 +2,34 @@
 //! checks within milliseconds of a change, discovery of containers matching a
 //! selector, and the restart / restore / rollback jobs.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use jiff::Timestamp;
 use medic_core::config::{Config, ContainerSelector, ContainerTarget, OnStop, Target};
-use medic_core::{ActionResult, Evidence, Observation, Step, Urgency};
-use medic_docker::{ContainerSpec, DockerClient, Selector};
+use medic_core::{
+    ActionResult, ENGINE_GRACE, Evidence, Observation, RESTART_EXPECTED_FROM, Step, Urgency,
+};
+use medic_docker::{ContainerEvent, ContainerSpec, DockerClient, Selector, StopCommand};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::daemon::{Event, Shell};
 use crate::executor::{Job, JobContext, failed};
+use crate::shell::{Event, Shell};
 use crate::units::{UnitSpec, UnitTarget};
 
 /// Log lines of a failing container kept as evidence.
 const LOG_LINES: usize = 50;
 /// The longest a reconnect to a lost event stream waits.
 const RECONNECT_MAX: Duration = Duration::from_secs(30);
+/// How long a stop command seen on the event stream explains a container's
+/// exit (longer than the usual stop timeouts, so a `docker restart` of a
+/// container that ignores SIGTERM still counts).
+const STOP_MEMORY: Duration = Duration::from_secs(60);
+/// A Podman `restart` event this soon after a `start` belongs to that start.
+const RESTART_SETTLE: Duration = Duration::from_secs(1);
 
 /// The daemon's Docker connection.
 #[derive(Debug, Clone)]
@@ -28,6 +37,71 @@ pub struct Docker {
     client: Arc<DockerClient>,
     /// Wakes the discovery of selector services (a container was created or started).
     rediscover: Arc<Notify>,
+    /// Containers a command is stopping or restarting (by name), from the event stream.
+    stops: Stops,
+    /// `docker_host` or DOCKER_HOST when set, for saying which engine is unreachable.
+    address: Option<Arc<str>>,
+}
+
+/// The last stop command per container the event stream reported, until the
+/// container starts again or is removed; the checks read it to tell a
+/// `docker restart` under way from a crash. Entries older than
+/// [`STOP_MEMORY`] are dropped, so it stays as small as the containers
+/// being stopped at once.
+#[derive(Debug, Clone, Default)]
+pub struct Stops(Arc<Mutex<HashMap<String, (Instant, Noted)>>>);
+
+/// What the event stream last said about a container's stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Noted {
+    /// A command is stopping (or restarting) it.
+    Stop(StopCommand),
+    /// It started: an earlier stop command is done.
+    Started,
+}
+
+impl Stops {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Noted)>> {
+        // A plain map that no panic can leave half-written.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Notes what an event says about a stop by command.
+    fn note(&self, event: &ContainerEvent) {
+        let now = Instant::now();
+        let mut map = self.map();
+        let last = map
+            .get(&event.name)
+            .map(|(at, noted)| (now.duration_since(*at), *noted));
+        let noted = match (event.kind(), last) {
+            ("destroy", _) => {
+                map.remove(&event.name);
+                return;
+            }
+            ("start", _) => Noted::Started,
+            ("kill", _) if event.is_graceful_kill() => Noted::Stop(StopCommand::Graceful),
+            // The SIGKILL that ends a stop timeout does not turn a `docker
+            // stop` or `docker restart` into a `docker kill`.
+            ("kill", Some((_, Noted::Stop(StopCommand::Graceful)))) => return,
+            ("kill", _) => Noted::Stop(StopCommand::Kill),
+            // Podman announces `restart` before it stops a running container
+            // (Docker after it started it again, its SIGTERM kill came first);
+            // restarting a stopped one, Podman starts it first: nothing to wait for.
+            ("restart", Some((since, Noted::Started))) if since < RESTART_SETTLE => return,
+            ("restart", _) if event.from_podman => Noted::Stop(StopCommand::Restart),
+            _ => return,
+        };
+        map.retain(|_, (at, _)| now.duration_since(*at) < STOP_MEMORY);
+        map.insert(event.name.clone(), (now, noted));
+    }
+
+    /// How `container` was last stopped by a command, if recently and it has not started since.
+    fn get(&self, container: &str) -> Option<StopCommand> {
+        match self.map().get(container) {
+            Some((at, Noted::Stop(command))) if at.elapsed() < STOP_MEMORY => Some(*command),
+            _ => None,
+        }
+    }
 }
 
 impl Docker {
@@ -44,16 +118,33 @@ impl Docker {
             Some(host) => DockerClient::connect_to(host)?,
             None => DockerClient::connect()?,
         };
+        let address = config
+            .medic
+            .docker_host
+            .clone()
+            .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()));
         Ok(Some(Self {
             client: Arc::new(client),
             rediscover: Arc::new(Notify::new()),
+            stops: Stops::default(),
+            address: address.map(Arc::from),
         }))
+    }
+
+    /// Which engine answers (Docker or Podman), its version and where, for
+    /// `medic check` and `medic doctor`; Err says which socket did not answer and why.
+    pub async fn engine(&self) -> Result<medic_docker::EngineInfo, String> {
+        self.client
+            .engine()
+            .await
+            .map_err(|error| format!("no engine answers at {}: {error}", self.client.endpoint()))
     }
 
     /// The check of one container.
     pub fn check(&self, container: &str, timeout: Duration, on_stop: OnStop) -> ContainerCheck {
         ContainerCheck {
             client: self.client.clone(),
+            stops: self.stops.clone(),
             container: container.to_owned(),
             timeout,
             on_stop,
@@ -66,6 +157,44 @@ impl Docker {
         Ok(found.into_iter().map(|c| c.name).collect())
     }
 
+    /// Where the engine is expected (`unix:///var/run/docker.sock`).
+    pub fn endpoint(&self) -> String {
+        self.client.endpoint()
+    }
+
+    /// Each container a selector matches now, with its state (`running`,
+    /// `exited`, …), stopped ones included: for `medic doctor`.
+    pub async fn states(
+        &self,
+        selector: &ContainerSelector,
+    ) -> anyhow::Result<Vec<(String, String)>> {
+        let found = self.client.find(&to_selector(selector)).await?;
+        Ok(found
+            .into_iter()
+            .map(|c| (c.name, c.state.to_string()))
+            .collect())
+    }
+
+    /// Why the engine cannot list containers, in one line with the root cause:
+    /// `Docker engine unreachable at unix:///run/docker.sock: connection refused`,
+    /// `Docker engine unreachable: Socket not found: /var/run/docker.sock`.
+    fn unreachable(&self, error: &medic_docker::DockerError) -> String {
+        let at = self
+            .address
+            .as_deref()
+            .map_or_else(String::new, |a| format!(" at {a}"));
+        // DockerError names no source; bollard's error chain goes down to the IO error.
+        let cause = match error.bollard() {
+            Some(bollard) => medic_probe::reason::innermost(bollard),
+            None => error.to_string(),
+        };
+        if error.is_unreachable() {
+            format!("Docker engine unreachable{at}: {cause}")
+        } else {
+            format!("Docker engine{at} cannot list containers: {cause}")
+        }
+    }
+
     /// Runs the discovery of selector services now.
     pub fn rediscover(&self) {
         self.rediscover.notify_waiters();
@@ -73,9 +202,11 @@ impl Docker {
 
     /// Starts the event stream.
     pub fn start_events(&self, shell: &Shell) {
-        shell
-            .tracker
-            .spawn(watch_events(self.client.clone(), shell.clone()));
+        shell.tracker.spawn(watch_events(
+            self.client.clone(),
+            self.stops.clone(),
+            shell.clone(),
+        ));
     }
 
     /// Starts the discovery of one selector service (nothing for a name selector).
@@ -90,7 +221,7 @@ impl Docker {
             return;
         }
         let discovery = discover(
-            self.client.clone(),
+            self.clone(),
             shell.clone(),
             self.rediscover.clone(),
             service.to_owned(),
@@ -190,10 +321,22 @@ async fn restart(
     lkg: Option<&ContainerSpec>,
     recreate: bool,
 ) -> ActionResult {
-    let facts = match client.inspect(container).await {
+    let mut facts = match client.inspect(container).await {
         Ok(facts) => facts,
         Err(error) => return failed(&format!("cannot inspect `{container}`: {error}")),
     };
+    if facts.as_ref().is_some_and(|f| f.is_stopping()) {
+        // A `podman stop` or `podman rm -f` is under way: let the engine finish
+        // (its stop timeout), then act on what is left: a stopped container
+        // is started, a removed one is gone.
+        if let Err(error) = client.wait_stopped(container).await {
+            return failed(&format!("cannot wait for `{container}` to stop: {error}"));
+        }
+        facts = match client.inspect(container).await {
+            Ok(facts) => facts,
+            Err(error) => return failed(&format!("cannot inspect `{container}`: {error}")),
+        };
+    }
     let mut evidence = Evidence::new();
     let outcome = match facts {
         None => {
@@ -338,10 +481,22 @@ async fn follow_parent(
 }
 
 /// Streams Docker events and asks for an immediate check of the container they
-/// concern; reconnects with backoff when the stream breaks.
-async fn watch_events(client: Arc<DockerClient>, shell: Shell) {
+/// concern; reconnects with backoff when the stream breaks. A stream that
+/// ends (Podman's socket-activated service exits when idle, an engine
+/// restarts) is reconnected at once, and every container is checked again
+/// then: what happened while it was down was not streamed.
+async fn watch_events(client: Arc<DockerClient>, stops: Stops, shell: Shell) {
     let mut delay = Duration::from_millis(250);
+    let mut first = true;
     loop {
+        // Back after a break (a ping also wakes a socket-activated Podman):
+        // what happened meanwhile was not streamed, so every container is checked.
+        if !std::mem::take(&mut first) && client.ping().await.is_ok() {
+            tracing::debug!("Docker event stream reconnected; checking every container");
+            if shell.events.send(Event::EngineReconnected).await.is_err() {
+                return;
+            }
+        }
         let mut stream = Box::pin(client.events());
         let connected = Instant::now();
         loop {
@@ -352,6 +507,7 @@ async fn watch_events(client: Arc<DockerClient>, shell: Shell) {
             match item {
                 Some(Ok(event)) => {
                     delay = Duration::from_millis(250);
+                    stops.note(&event);
                     let event = Event::ContainerChanged {
                         container: event.name,
                         action: event.action,
@@ -379,9 +535,10 @@ async fn watch_events(client: Arc<DockerClient>, shell: Shell) {
 }
 
 /// Lists the containers of a selector service every `interval`, and at once when
-/// the event stream saw a container appear, and reports each one it finds.
+/// the event stream saw a container appear, and reports each one it finds (or
+/// that the engine cannot be reached).
 async fn discover(
-    client: Arc<DockerClient>,
+    docker: Docker,
     shell: Shell,
     now: Arc<Notify>,
     service: String,
@@ -395,18 +552,14 @@ async fn discover(
             _ = ticks.tick() => {}
             () = now.notified() => {}
         }
-        let Ok(found) = client.find(&selector).await else {
-            continue; // unreachable: the container checks report blind
-        };
-        for container in found {
-            let event = Event::Found {
-                service: service.clone(),
-                container: container.name,
-                labels: container.labels,
-            };
-            if shell.events.send(event).await.is_err() {
-                return;
-            }
+        let found = docker
+            .client
+            .find(&selector)
+            .await
+            .map(|found| found.into_iter().map(|c| (c.name, c.labels)).collect())
+            .map_err(|error| docker.unreachable(&error));
+        if !crate::executor::report_discovery(&shell, &service, found).await {
+            return;
         }
     }
 }
@@ -415,6 +568,7 @@ async fn discover(
 #[derive(Debug, Clone)]
 pub struct ContainerCheck {
     client: Arc<DockerClient>,
+    stops: Stops,
     container: String,
     timeout: Duration,
     on_stop: OnStop,
@@ -424,14 +578,21 @@ impl ContainerCheck {
     /// One observation: running and not unhealthy is ok; exited is a decisive
     /// failure; gone is `Gone`; an unreachable engine is blind.
     pub async fn run(&self) -> Observation {
+        // Read before the inspect: a restart's `start` clears it.
+        let stopped_by = self.stops.get(&self.container);
         let started = Instant::now();
         let inspected =
             tokio::time::timeout(self.timeout, self.client.inspect(&self.container)).await;
         let latency = started.elapsed();
         let facts = match inspected {
             Err(_) => return Observation::blind(latency, "Docker engine did not answer in time"),
+            // Also an answer medic cannot read (Podman's transient `stopped`
+            // state is not in Docker's API): no verdict either way.
+            Ok(Err(error)) if error.is_unreachable() => {
+                return Observation::blind(latency, error.to_string());
+            }
             Ok(Err(error)) => {
-                return Observation::blind(latency, format!("Docker engine unreachable: {error}"));
+                return Observation::blind(latency, format!("the engine's answer: {error}"));
             }
             Ok(Ok(None)) => {
                 return Observation::fail(
@@ -459,22 +620,32 @@ impl ContainerCheck {
         if let Ok(lines) = self.client.tail_logs(&facts.id, LOG_LINES).await {
             evidence.insert("logs".into(), lines.into());
         }
-        // Exited or dead is decisive, and so is Docker's own `unhealthy` verdict
-        // (it already includes its retries); created, removing or stopping are
+        // Exited or dead is decisive, unless the engine brings it back itself
+        // (its restart policy, a `docker restart` under way): then the engine
+        // gets the first chance. Docker's own `unhealthy` verdict is decisive too
+        // (it already includes its retries). Created, removing or stopping are
         // passing states (a recreate in progress, a removal underway) and count normally.
+        let mut message = verdict.message;
         let unhealthy = facts.is_running() && facts.health == Some(medic_docker::Health::Unhealthy);
-        let urgency = if facts.has_stopped() || unhealthy {
-            Urgency::Decisive
-        } else {
-            Urgency::Normal
+        let urgency = match facts.restart_expected_from(stopped_by) {
+            Some(who) => {
+                message = format!(
+                    "{message}; {who} should bring it back (medic acts if not within {}s)",
+                    ENGINE_GRACE.as_secs()
+                );
+                evidence.insert(RESTART_EXPECTED_FROM.into(), who.into());
+                Urgency::EngineRestarts
+            }
+            None if facts.has_stopped() || unhealthy => Urgency::Decisive,
+            None => Urgency::Normal,
         };
-        let mut observation = Observation::fail(latency, verdict.message).with_urgency(urgency);
+        let mut observation = Observation::fail(latency, message).with_urgency(urgency);
         observation.evidence = evidence;
         observation
     }
 }
 
-fn to_selector(selector: &ContainerSelector) -> Selector {
+pub(crate) fn to_selector(selector: &ContainerSelector) -> Selector {
     match selector {
         ContainerSelector::Name(name) => Selector::Name(name.clone()),
         ContainerSelector::Labels(labels) => Selector::Labels(labels.clone()),

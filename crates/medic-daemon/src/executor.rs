@@ -2,6 +2,7 @@
 //! and records last known good specs. Each job reports an `ActionResult` with
 //! its evidence; it never decides whether to retry (the core does).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -11,10 +12,10 @@ use medic_core::config::{Config, ContainerSelector, OnStop, Probe, Service, Targ
 use medic_core::{ActionResult, Evidence, Step};
 use medic_probe::{ClientPool, ProbeRunner, run_command};
 
-use crate::checks::Check;
-use crate::daemon::Shell;
 use crate::docker::Docker;
 use crate::launchd::{AgentJob, Launchd};
+use crate::probe::Check;
+use crate::shell::{Event, Shell};
 use crate::units::{UnitSpec, UnitTarget};
 
 /// Most bytes of a restart or rollback command's output kept as evidence.
@@ -35,6 +36,41 @@ pub struct JobContext {
     pub undo_deploy: bool,
     /// A target found gone may be recreated (the core waited `replace_grace`).
     pub recreate: bool,
+}
+
+/// One instance a discovery round found: its name (container or launchd
+/// label) and labels (for `medic.*` overrides).
+pub type Instance = (String, HashMap<String, String>);
+
+/// Reports one discovery round of a selector service: a `Found` per instance,
+/// then its `Sight`. False once the daemon has stopped listening.
+pub async fn report_discovery(
+    shell: &Shell,
+    service: &str,
+    found: Result<Vec<Instance>, String>,
+) -> bool {
+    let sight = match found {
+        Ok(found) => {
+            let count = found.len();
+            for (container, labels) in found {
+                let event = Event::Found {
+                    service: service.to_owned(),
+                    container,
+                    labels,
+                };
+                if shell.events.send(event).await.is_err() {
+                    return false;
+                }
+            }
+            Ok(count)
+        }
+        Err(reason) => Err(reason),
+    };
+    let event = Event::Sight {
+        service: service.to_owned(),
+        sight,
+    };
+    shell.events.send(event).await.is_ok()
 }
 
 /// The adapters actions go through.
@@ -200,7 +236,7 @@ async fn run_target_command(argv: Vec<String>, timeout: Duration) -> ActionResul
             evidence,
         },
         (Some(code), _, _) => ActionResult::Failed {
-            message: format!("`{program}` exited {code}"),
+            message: format!("`{program}` exited {code}{}", output_tail(&outcome.output)),
             evidence,
         },
         (None, _, _) => ActionResult::Failed {
@@ -211,6 +247,21 @@ async fn run_target_command(argv: Vec<String>, timeout: Duration) -> ActionResul
             evidence,
         },
     }
+}
+
+/// The last lines of a failed command's output, for its one-line message: they
+/// usually say why ("Failed to restart api.service: Access denied").
+fn output_tail(output: &str) -> String {
+    let lines: Vec<&str> = output
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let tail = lines[lines.len().saturating_sub(3)..].join(" | ");
+    if tail.is_empty() {
+        return tail;
+    }
+    format!(": {}", tail.chars().take(300).collect::<String>())
 }
 
 /// A failed action with no evidence beyond its message.

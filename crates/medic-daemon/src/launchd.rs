@@ -2,6 +2,7 @@
 //! `label_prefix`, the restart / restore / rollback jobs, and recording a job's
 //! plist as its last known good.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,12 +10,12 @@ use std::time::Duration;
 use jiff::Timestamp;
 use medic_core::config::{Config, LabelSelector, LaunchAgentTarget};
 use medic_core::{ActionResult, Evidence, Observation, Step, Urgency};
-use medic_launchd::{Classification, JobFacts, LastExit, Launchctl, LaunchdError, PlistCopy};
+use medic_launchd::{Classification, JobFacts, Launchctl, LaunchdError, PlistCopy, Source};
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
-use crate::daemon::{Event, Shell};
 use crate::executor::{Job, failed};
+use crate::shell::{Event, Shell};
 
 /// Log lines of a failing job's StandardErrorPath / StandardOutPath kept as evidence.
 const LOG_LINES: usize = 50;
@@ -113,6 +114,10 @@ impl Launchd {
         shell.tracker.spawn(async move {
             let copy = match launchd.capture(&job).await {
                 Ok(copy) => copy,
+                Err(error @ LaunchdError::Submitted { .. }) => {
+                    tracing::info!(%unit, error = %error, "No plist to keep as last known good");
+                    return;
+                }
                 Err(error) => {
                     tracing::warn!(%unit, error = %error, "Cannot record the last known good plist");
                     return;
@@ -135,6 +140,14 @@ impl Launchd {
     async fn capture(&self, job: &AgentJob) -> Result<PlistCopy, LaunchdError> {
         let domain = self.domain(job).await?;
         let facts = self.ctl.inspect(&domain, &job.label).await?;
+        if let Some(by) = facts.as_ref().and_then(|f| f.submitted_by.clone())
+            && job.plist.is_none()
+        {
+            return Err(LaunchdError::Submitted {
+                label: job.label.clone(),
+                by,
+            });
+        }
         let path = find_plist(job, facts.as_ref().and_then(|f| f.plist.clone()))?;
         PlistCopy::capture(&job.label, &path)
     }
@@ -172,7 +185,8 @@ impl Launchd {
     }
 }
 
-/// Lists the jobs of a `label_prefix` service every `interval` and reports each one.
+/// Lists the jobs of a `label_prefix` service every `interval` and reports each
+/// one (or that launchctl cannot list them).
 async fn discover(
     ctl: Arc<Launchctl>,
     shell: Shell,
@@ -186,22 +200,12 @@ async fn discover(
             () = shell.cancel.cancelled() => return,
             _ = ticks.tick() => {}
         }
-        let labels = match find(&ctl, &prefix).await {
-            Ok(labels) => labels,
-            Err(error) => {
-                tracing::debug!(%service, %error, "Cannot list launchd jobs");
-                continue;
-            }
-        };
-        for label in labels {
-            let event = Event::Found {
-                service: service.clone(),
-                container: label,
-                labels: std::collections::HashMap::new(),
-            };
-            if shell.events.send(event).await.is_err() {
-                return;
-            }
+        let found = find(&ctl, &prefix)
+            .await
+            .map(|labels| labels.into_iter().map(|l| (l, HashMap::new())).collect())
+            .map_err(|error| format!("cannot list launchd jobs: {error}"));
+        if !crate::executor::report_discovery(&shell, &service, found).await {
+            return;
         }
     }
 }
@@ -255,10 +259,21 @@ async fn rollback(
     lkg: Option<&PlistCopy>,
     evidence: &mut Evidence,
 ) -> Result<String, String> {
+    let label = &job.label;
+    if job.plist.is_none() {
+        let facts = ctl.inspect(domain, label).await.ok().flatten();
+        if let Some(by) = facts.and_then(|f| f.submitted_by) {
+            evidence.insert("submitted_by".into(), by.clone().into());
+            return Err(LaunchdError::Submitted {
+                label: label.clone(),
+                by,
+            }
+            .to_string());
+        }
+    }
     let Some(lkg) = lkg else {
         return Err("no last known good plist was recorded for this job".into());
     };
-    let label = &job.label;
     evidence.insert("plist".into(), lkg.path.display().to_string().into());
     if !lkg.differs_from_disk() {
         return Err(
@@ -332,6 +347,14 @@ impl LaunchAgentCheck {
             }
             Ok(Ok(found)) => found,
         };
+        let mut facts = facts;
+        if let Some(facts) = facts.as_mut().filter(|f| f.source == Source::List)
+            && let Ok(path) = find_plist(&self.job, facts.plist.clone())
+        {
+            let (scheduled, on_demand) = medic_launchd::plist::triggers(&path);
+            facts.scheduled |= scheduled;
+            facts.on_demand |= on_demand;
+        }
         let verdict = medic_launchd::classify(facts.as_ref());
         let mut evidence = Evidence::new();
         evidence.insert("label".into(), self.job.label.clone().into());
@@ -346,13 +369,17 @@ impl LaunchAgentCheck {
             observation.evidence = evidence;
             return observation;
         }
-        let urgency = if verdict.class == Classification::Missing {
-            Urgency::Gone
-        } else {
-            if let Some(facts) = &facts {
-                self.log_tails(facts, &mut evidence);
+        // Starting is no failure yet, and no success either: it counts only
+        // when launchd stays stuck there for `failure_threshold` observations.
+        let urgency = match verdict.class {
+            Classification::Missing => Urgency::Gone,
+            Classification::Starting => Urgency::Normal,
+            _ => {
+                if let Some(facts) = &facts {
+                    self.log_tails(facts, &mut evidence);
+                }
+                Urgency::Decisive
             }
-            Urgency::Decisive
         };
         let mut observation = Observation::fail(latency, message).with_urgency(urgency);
         observation.evidence = evidence;
@@ -379,28 +406,5 @@ impl LaunchAgentCheck {
 }
 
 fn facts_evidence(facts: &JobFacts, evidence: &mut Evidence) {
-    if let Some(state) = &facts.state {
-        evidence.insert("state".into(), state.clone().into());
-    }
-    if let Some(pid) = facts.pid {
-        evidence.insert("pid".into(), pid.into());
-    }
-    if let Some(runs) = facts.runs {
-        evidence.insert("runs".into(), runs.into());
-    }
-    match facts.last_exit {
-        Some(LastExit::Code(code)) => {
-            evidence.insert("last_exit_code".into(), code.into());
-        }
-        Some(LastExit::Signal(signal)) => {
-            evidence.insert("last_signal".into(), signal.into());
-        }
-        Some(LastExit::Never) | None => {}
-    }
-    if let Some(reason) = &facts.reason {
-        evidence.insert("reason".into(), reason.clone().into());
-    }
-    if let Some(plist) = &facts.plist {
-        evidence.insert("plist".into(), plist.display().to_string().into());
-    }
+    evidence.extend(facts.evidence());
 }

@@ -7,22 +7,30 @@
 
 pub mod alerts;
 mod check;
-mod checks;
 pub mod clock;
 pub mod control;
 pub mod daemon;
+mod digest;
 mod docker;
+pub mod doctor;
 mod executor;
 pub mod history;
 pub mod journal;
 mod launchd;
+pub mod lock;
 mod metrics;
 mod notify;
+pub mod output;
 pub mod page;
+mod probe;
+pub mod report;
 mod schedule;
+pub mod shell;
 pub mod status;
 pub mod store;
 mod units;
+mod web;
 
-pub use check::{CheckRow, check_once, exit_code, millis};
-pub use daemon::{ControlCommand, ControlRequest, DeployOutcome, run};
+pub use check::{CheckRow, check_once, container_engine, exit_code, millis};
+pub use daemon::run;
+pub use shell::{ControlCommand, ControlRequest, DeployOutcome};

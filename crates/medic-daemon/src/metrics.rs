@@ -3,39 +3,38 @@
 //! against the SLO with the error budget left, a 0–100 health score, probe
 //! latency histograms, observation and recovery counters, and medic's own
 //! process figures. A Prometheus server scraping every host's medic is how a
-//! fleet is watched. The same listener serves the status page (`page.rs`):
-//! `/`, `/api/status`, `/page.css`, `/page.js`.
+//! fleet is watched (`web.rs` binds the listener).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderName};
-use axum::response::{IntoResponse, Response};
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use medic_core::availability::{error_budget_left, health_score};
+use medic_core::config::{Config, Service};
 use medic_core::{EventKind, Health, Observation, Supervisor};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::daemon::{ControlRequest, Shell};
-use crate::page::{self, PageData};
+use crate::shell::ControlRequest;
 use crate::status::health_name;
+use crate::units::UnitSpec;
 
 /// Upper bounds of the probe latency histogram, in seconds.
 const BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
-const STATES: [&str; 6] = [
+const STATES: [&str; 7] = [
     "starting",
     "healthy",
     "failing",
     "recovering",
     "rolling_back",
     "escalated",
+    "deploying",
 ];
 const WINDOWS: [(&str, Duration); 4] = [
     ("1h", Duration::from_secs(3600)),
@@ -43,6 +42,8 @@ const WINDOWS: [(&str, Duration); 4] = [
     ("7d", Duration::from_secs(7 * 24 * 3600)),
     ("30d", Duration::from_secs(30 * 24 * 3600)),
 ];
+/// The revision medic was built from (`build.rs`), or `unknown`.
+const REVISION: &str = env!("MEDIC_REVISION");
 
 #[derive(Debug, Default)]
 struct Histogram {
@@ -51,12 +52,72 @@ struct Histogram {
     sum: f64,
 }
 
+/// What the exposition needs to know of one unit besides its status.
+#[derive(Debug, Clone, Default)]
+pub struct UnitInfo {
+    /// The labels every series of the unit carries: `service`, `instance_name`
+    /// for a selector's instance (`web/app-1` → `web`, `app-1`), then the
+    /// service's user labels.
+    pub labels: Vec<(String, String)>,
+    /// The kind of each probe, by index.
+    pub probes: Vec<&'static str>,
+    /// The availability objective.
+    pub slo: f64,
+}
+
+impl UnitInfo {
+    /// The info of unit `unit` of `service` (None: a unit whose service left the config).
+    pub fn new(unit: &str, service: Option<&Service>, probes: Vec<&'static str>) -> Self {
+        let mut labels = match unit.split_once('/') {
+            Some((service, instance)) => vec![
+                ("service".to_owned(), service.to_owned()),
+                ("instance_name".to_owned(), instance.to_owned()),
+            ],
+            None => vec![("service".to_owned(), unit.to_owned())],
+        };
+        labels.extend(service.into_iter().flat_map(|s| s.labels.iter().cloned()));
+        Self {
+            labels,
+            probes,
+            slo: service.map_or(0.999, |s| s.slo),
+        }
+    }
+}
+
+/// Every unit's [`UnitInfo`], from the config and the units' specs.
+pub fn unit_infos<'a>(
+    config: &Config,
+    specs: impl Iterator<Item = &'a UnitSpec>,
+) -> BTreeMap<String, UnitInfo> {
+    let services: BTreeMap<&str, &Service> = config
+        .services
+        .iter()
+        .map(|s| (s.name.as_str(), s))
+        .collect();
+    specs
+        .map(|spec| {
+            let service = services.get(spec.service.as_str()).copied();
+            let info = UnitInfo::new(&spec.name, service, spec.probe_kinds.clone());
+            (spec.name.clone(), info)
+        })
+        .collect()
+}
+
 /// Counters and histograms fed by the supervisor loop.
 #[derive(Debug, Default)]
 pub struct Metrics {
     latency: BTreeMap<(String, usize), Histogram>,
     observations: BTreeMap<(String, usize, &'static str), u64>,
     recoveries: BTreeMap<(String, &'static str), u64>,
+}
+
+/// A unit's labels followed by `extra`.
+fn with<'a>(info: &'a UnitInfo, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    info.labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain(extra.iter().copied())
+        .collect()
 }
 
 impl Metrics {
@@ -98,15 +159,32 @@ impl Metrics {
         self.recoveries.retain(|(u, _), _| u != unit);
     }
 
-    /// The whole exposition. `probes` names each unit's probe kinds; `slo` each unit's objective.
+    /// The whole exposition; `units` holds each unit's labels, probe kinds and objective.
     pub fn render(
         &self,
         sup: &Supervisor,
         now: Instant,
-        probes: &BTreeMap<String, Vec<&'static str>>,
-        slo: &BTreeMap<String, f64>,
+        units: &BTreeMap<String, UnitInfo>,
     ) -> String {
         let mut out = String::new();
+        let fallback = UnitInfo::default();
+        let info = |unit: &str| units.get(unit).unwrap_or(&fallback);
+        family(
+            &mut out,
+            "medic_build_info",
+            "gauge",
+            "Always 1; the labels say which medic runs and on which host.",
+        );
+        sample(
+            &mut out,
+            "medic_build_info",
+            &[
+                ("version", env!("CARGO_PKG_VERSION")),
+                ("revision", REVISION),
+                ("host", &crate::alerts::hostname()),
+            ],
+            1.0,
+        );
         let status = sup.status(now);
         family(
             &mut out,
@@ -118,7 +196,7 @@ impl Metrics {
             sample(
                 &mut out,
                 "medic_service_up",
-                &[("service", &s.name)],
+                &with(info(&s.name), &[]),
                 f64::from(u8::from(s.health == Health::Healthy)),
             );
         }
@@ -134,7 +212,7 @@ impl Metrics {
                 sample(
                     &mut out,
                     "medic_service_health",
-                    &[("service", &s.name), ("health", health_name(health))],
+                    &with(info(&s.name), &[("health", health_name(health))]),
                     value,
                 );
             }
@@ -150,7 +228,7 @@ impl Metrics {
                 sample(
                     &mut out,
                     "medic_service_state",
-                    &[("service", &s.name), ("state", state)],
+                    &with(info(&s.name), &[("state", state)]),
                     f64::from(u8::from(s.state == state)),
                 );
             }
@@ -168,80 +246,22 @@ impl Metrics {
             "Restart attempts used inside the attempt window.",
         );
         for s in &status {
+            let labels = with(info(&s.name), &[]);
             sample(
                 &mut out,
                 "medic_service_paused",
-                &[("service", &s.name)],
+                &labels,
                 f64::from(u8::from(s.paused.is_some())),
             );
             sample(
                 &mut out,
                 "medic_service_attempts",
-                &[("service", &s.name)],
+                &labels,
                 f64::from(s.attempts),
             );
         }
-        family(
-            &mut out,
-            "medic_availability_ratio",
-            "gauge",
-            "Share of time with a verdict that the service was healthy.",
-        );
-        for s in &status {
-            for (window, length) in WINDOWS {
-                if let Some(ratio) = sup.availability(&s.name, now, length) {
-                    sample(
-                        &mut out,
-                        "medic_availability_ratio",
-                        &[("service", &s.name), ("window", window)],
-                        ratio,
-                    );
-                }
-            }
-        }
-        family(
-            &mut out,
-            "medic_slo_objective_ratio",
-            "gauge",
-            "The availability objective (slo).",
-        );
-        family(
-            &mut out,
-            "medic_error_budget_remaining_ratio",
-            "gauge",
-            "Error budget left over 7 days: 1 untouched, 0 spent.",
-        );
-        family(
-            &mut out,
-            "medic_health_score",
-            "gauge",
-            "0-100: half the verdict now (unknown counts half), half the 24 h availability.",
-        );
-        for s in &status {
-            let objective = slo.get(unit_service(&s.name)).copied().unwrap_or(0.999);
-            sample(
-                &mut out,
-                "medic_slo_objective_ratio",
-                &[("service", &s.name)],
-                objective,
-            );
-            if let Some(week) = sup.availability(&s.name, now, WINDOWS[2].1) {
-                sample(
-                    &mut out,
-                    "medic_error_budget_remaining_ratio",
-                    &[("service", &s.name)],
-                    error_budget_left(week, objective),
-                );
-            }
-            let day = sup.availability(&s.name, now, WINDOWS[1].1);
-            sample(
-                &mut out,
-                "medic_health_score",
-                &[("service", &s.name)],
-                f64::from(health_score(s.health, day)),
-            );
-        }
-        self.render_probes(&mut out, probes);
+        self.render_availability(&mut out, sup, now, &status, &info);
+        self.render_probes(&mut out, &info);
         family(
             &mut out,
             "medic_recoveries_total",
@@ -252,7 +272,7 @@ impl Metrics {
             sample(
                 &mut out,
                 "medic_recoveries_total",
-                &[("service", unit), ("outcome", outcome)],
+                &with(info(unit), &[("outcome", outcome)]),
                 *count as f64,
             );
         }
@@ -260,14 +280,105 @@ impl Metrics {
         out
     }
 
-    fn render_probes(&self, out: &mut String, probes: &BTreeMap<String, Vec<&'static str>>) {
-        let kind = |unit: &str, probe: usize| {
-            probes
-                .get(unit)
-                .and_then(|k| k.get(probe))
-                .copied()
-                .unwrap_or("unknown")
-        };
+    /// The availability SLI (counters), its windows, the SLO and what is left of the budget.
+    fn render_availability<'a>(
+        &self,
+        out: &mut String,
+        sup: &Supervisor,
+        now: Instant,
+        status: &[medic_core::UnitStatus],
+        info: &impl Fn(&str) -> &'a UnitInfo,
+    ) {
+        family(
+            out,
+            "medic_service_healthy_seconds_total",
+            "counter",
+            "Seconds the service was healthy since medic began watching it: the availability SLI's good time.",
+        );
+        family(
+            out,
+            "medic_service_known_seconds_total",
+            "counter",
+            "Seconds with a verdict (healthy or unhealthy; unknown time counts neither way): the SLI's total.",
+        );
+        for s in status {
+            if let Some((up, known)) = sup.availability_totals(&s.name, now) {
+                let labels = with(info(&s.name), &[]);
+                sample(
+                    out,
+                    "medic_service_healthy_seconds_total",
+                    &labels,
+                    up as f64 / 1000.0,
+                );
+                sample(
+                    out,
+                    "medic_service_known_seconds_total",
+                    &labels,
+                    known as f64 / 1000.0,
+                );
+            }
+        }
+        family(
+            out,
+            "medic_availability_ratio",
+            "gauge",
+            "Share of time with a verdict that the service was healthy.",
+        );
+        for s in status {
+            for (window, length) in WINDOWS {
+                if let Some(ratio) = sup.availability(&s.name, now, length) {
+                    sample(
+                        out,
+                        "medic_availability_ratio",
+                        &with(info(&s.name), &[("window", window)]),
+                        ratio,
+                    );
+                }
+            }
+        }
+        family(
+            out,
+            "medic_slo_objective_ratio",
+            "gauge",
+            "The availability objective (slo).",
+        );
+        family(
+            out,
+            "medic_error_budget_remaining_ratio",
+            "gauge",
+            "Error budget left over 7 days: 1 untouched, 0 spent.",
+        );
+        family(
+            out,
+            "medic_health_score",
+            "gauge",
+            "0-100: half the verdict now (unknown counts half), half the 24 h availability.",
+        );
+        for s in status {
+            let unit = info(&s.name);
+            let labels = with(unit, &[]);
+            sample(out, "medic_slo_objective_ratio", &labels, unit.slo);
+            if let Some(week) = sup.availability(&s.name, now, WINDOWS[2].1) {
+                sample(
+                    out,
+                    "medic_error_budget_remaining_ratio",
+                    &labels,
+                    error_budget_left(week, unit.slo),
+                );
+            }
+            let day = sup.availability(&s.name, now, WINDOWS[1].1);
+            sample(
+                out,
+                "medic_health_score",
+                &labels,
+                f64::from(health_score(s.health, day)),
+            );
+        }
+    }
+
+    fn render_probes<'a>(&self, out: &mut String, info: &impl Fn(&str) -> &'a UnitInfo) {
+        let kind =
+            |unit: &str, probe: usize| info(unit).probes.get(probe).copied().unwrap_or("unknown");
         family(
             out,
             "medic_probe_latency_seconds",
@@ -276,14 +387,13 @@ impl Metrics {
         );
         for ((unit, probe), h) in &self.latency {
             let index = probe.to_string();
-            let labels = [
-                ("service", unit.as_str()),
-                ("probe", kind(unit, *probe)),
-                ("index", index.as_str()),
-            ];
+            let labels = with(
+                info(unit),
+                &[("probe", kind(unit, *probe)), ("index", index.as_str())],
+            );
             for (bound, count) in BUCKETS.iter().zip(h.counts) {
                 let le = bound.to_string();
-                let mut with_le = labels.to_vec();
+                let mut with_le = labels.clone();
                 with_le.push(("le", &le));
                 sample(
                     out,
@@ -292,7 +402,7 @@ impl Metrics {
                     count as f64,
                 );
             }
-            let mut inf = labels.to_vec();
+            let mut inf = labels.clone();
             inf.push(("le", "+Inf"));
             sample(
                 out,
@@ -316,12 +426,14 @@ impl Metrics {
         );
         for ((unit, probe, outcome), count) in &self.observations {
             let index = probe.to_string();
-            let labels = [
-                ("service", unit.as_str()),
-                ("probe", kind(unit, *probe)),
-                ("index", &index),
-                ("outcome", outcome),
-            ];
+            let labels = with(
+                info(unit),
+                &[
+                    ("probe", kind(unit, *probe)),
+                    ("index", &index),
+                    ("outcome", outcome),
+                ],
+            );
             sample(
                 out,
                 "medic_probe_observations_total",
@@ -330,11 +442,6 @@ impl Metrics {
             );
         }
     }
-}
-
-/// The service a unit belongs to (`service/container` → `service`).
-fn unit_service(unit: &str) -> &str {
-    unit.split('/').next().unwrap_or(unit)
 }
 
 pub(crate) fn family(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -406,32 +513,11 @@ fn process(out: &mut String) {
     }
 }
 
-/// Serves GET /metrics and the status page on `listen` until shutdown; the loop renders each answer.
-pub fn serve(
-    listen: &str,
-    shell: &Shell,
-    requests: mpsc::Sender<ControlRequest>,
-) -> anyhow::Result<()> {
-    let listener = std::net::TcpListener::bind(listen)
-        .with_context(|| format!("cannot listen on {listen} (metrics_listen)"))?;
-    listener.set_nonblocking(true)?;
-    let listener = tokio::net::TcpListener::from_std(listener)?;
-    let app = Router::new()
+/// `GET /metrics`; the supervisor loop renders each answer.
+pub fn routes(requests: mpsc::Sender<ControlRequest>) -> Router {
+    Router::new()
         .route("/metrics", get(scrape))
-        .route("/", get(page_html))
-        .route("/api/status", get(page_json))
-        .route("/page.css", get(page_css))
-        .route("/page.js", get(page_js))
-        .with_state(requests);
-    let cancel = shell.cancel.clone();
-    shell.tracker.spawn(async move {
-        let server = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { cancel.cancelled().await });
-        if let Err(error) = server.await {
-            tracing::error!(%error, "Metrics endpoint stopped");
-        }
-    });
-    Ok(())
+        .with_state(requests)
 }
 
 async fn scrape(State(requests): State<mpsc::Sender<ControlRequest>>) -> impl IntoResponse {
@@ -444,72 +530,4 @@ async fn scrape(State(requests): State<mpsc::Sender<ControlRequest>>) -> impl In
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         text,
     )
-}
-
-/// How long the page waits for the supervisor loop; a loop that does not answer
-/// makes the page's poll fail, so it shows its data as stale.
-const PAGE_ANSWER: Duration = Duration::from_secs(2);
-
-/// The page's data from the loop, with the incidents read from the recovery log.
-async fn page_data(requests: &mpsc::Sender<ControlRequest>) -> Option<PageData> {
-    let (reply, answer) = oneshot::channel();
-    requests.send(ControlRequest::Page(reply)).await.ok()?;
-    let snapshot = tokio::time::timeout(PAGE_ANSWER, answer).await.ok()?.ok()?;
-    // Reading the recovery log's tail is blocking file IO.
-    tokio::task::spawn_blocking(move || PageData::new(snapshot))
-        .await
-        .ok()
-}
-
-/// What every page answer carries: no caching, and nothing loaded from anywhere but here.
-const PAGE_HEADERS: [(HeaderName, &str); 2] = [
-    (CACHE_CONTROL, "no-store"),
-    (
-        CONTENT_SECURITY_POLICY,
-        "default-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-    ),
-];
-
-async fn page_html(State(requests): State<mpsc::Sender<ControlRequest>>) -> Response {
-    match page_data(&requests).await {
-        Some(data) => (
-            PAGE_HEADERS,
-            [(CONTENT_TYPE, "text/html; charset=utf-8")],
-            page::render(&data),
-        )
-            .into_response(),
-        None => unavailable(),
-    }
-}
-
-async fn page_json(State(requests): State<mpsc::Sender<ControlRequest>>) -> Response {
-    match page_data(&requests).await {
-        Some(data) => (PAGE_HEADERS, axum::Json(data)).into_response(),
-        None => unavailable(),
-    }
-}
-
-async fn page_css() -> impl IntoResponse {
-    (
-        PAGE_HEADERS,
-        [(CONTENT_TYPE, "text/css; charset=utf-8")],
-        page::CSS,
-    )
-}
-
-async fn page_js() -> impl IntoResponse {
-    (
-        PAGE_HEADERS,
-        [(CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        page::JS,
-    )
-}
-
-fn unavailable() -> Response {
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        PAGE_HEADERS,
-        "medic's supervisor loop did not answer: no current status\n",
-    )
-        .into_response()
 }

@@ -1,7 +1,8 @@
-//! The status page on the metrics listener: `/` is server-rendered HTML that
-//! reads fine without JavaScript, `/api/status` the same data as JSON, which
-//! the embedded script (`page/app.js`, no build step, no CDN) polls to refresh
-//! the page in place. Per service a light — green only on fresh healthy
+//! The status page: `/` is HTML rendered here, the only rendering; it reads
+//! fine without JavaScript, and the embedded script (`page/app.js`, no build
+//! step, no CDN) fetches it again every few seconds and swaps the parts that
+//! changed. `/api/status` is the same data as JSON for tools (`page/server.rs`
+//! holds the routes). Per service a light — green only on fresh healthy
 //! evidence, amber while medic acts, red when failing or escalated, grey when
 //! nothing is known — availability bars over 24 h / 7 d / 30 d from the
 //! recorded history, and the open and recent incidents from the recovery log
@@ -18,11 +19,14 @@ use medic_core::Supervisor;
 use serde::{Deserialize, Serialize};
 
 use crate::journal::RecoveryLine;
+
+mod server;
 use crate::status::StatusReport;
+pub use server::routes;
 
 /// The page's stylesheet.
 pub const CSS: &str = include_str!("page/style.css");
-/// The page's script: polls `/api/status` and re-renders; marks stale data.
+/// The page's script: fetches the page again and swaps what changed; marks stale data.
 pub const JS: &str = include_str!("page/app.js");
 
 /// The windows the page shows, with how many bars each is cut into.
@@ -438,7 +442,7 @@ fn incident_html(out: &mut String, i: &PageIncident) {
     out.push_str("</ol>\n</details>\n");
 }
 
-/// The CSS class of one availability bar (the script uses the same thresholds).
+/// The CSS class of one availability bar.
 fn bar_class(ratio: Option<f64>) -> &'static str {
     match ratio {
         None => "none",

@@ -11,8 +11,8 @@ use tokio::sync::{Notify, Semaphore, SemaphorePermit, mpsc};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use crate::checks::Check;
-use crate::daemon::{Event, Shell};
+use crate::probe::Check;
+use crate::shell::{Event, Shell};
 
 /// Rounds start on this grid (from a common epoch), so one wake-up of the
 /// process serves every probe due in the same tenth of a second: 10,000

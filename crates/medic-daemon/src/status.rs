@@ -20,6 +20,22 @@ pub struct StatusReport {
     pub overall: String,
     /// One entry per unit.
     pub services: Vec<ServiceStatus>,
+    /// What each selector service's engine lists (`watching 0 containers
+    /// labelled medic.enable=true`), or why it cannot.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub selectors: Vec<SelectorStatus>,
+}
+
+/// A selector service (label, compose or label prefix): what discovery sees.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SelectorStatus {
+    /// The service.
+    pub service: String,
+    /// How many instances the engine lists; absent while it cannot be reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watching: Option<usize>,
+    /// One line: `watching 2 containers labelled medic.enable=true`, or the error.
+    pub message: String,
 }
 
 /// One unit's status.
@@ -63,10 +79,31 @@ pub struct ServiceStatus {
     pub last_observation_ms: Option<u64>,
     /// The last observation of each probe.
     pub probes: Vec<ProbeStatus>,
-    /// launch_agent units: healthy, idle, failed, missing, or unknown without fresh evidence.
+    /// launch_agent units: healthy, starting, idle, failed, missing, or unknown without fresh evidence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub classification: Option<String>,
+    /// launch_agent units: what launchctl said, so a person sees why at once
+    /// (state, job_state, pid, runs, last_exit_code + last_exit_name or
+    /// last_signal + last_signal_name, exit_reason, last_exit, plist or submitted_by).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<serde_json::Map<String, serde_json::Value>>,
 }
+
+/// The evidence keys of a launch_agent observation that `agent` carries.
+const AGENT_KEYS: &[&str] = &[
+    "state",
+    "job_state",
+    "pid",
+    "runs",
+    "last_exit_code",
+    "last_exit_name",
+    "last_signal",
+    "last_signal_name",
+    "exit_reason",
+    "last_exit",
+    "plist",
+    "submitted_by",
+];
 
 /// An incident that ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -128,15 +165,24 @@ impl StatusReport {
                     .flatten()
                     .map(|p| millis(now.saturating_duration_since(p.at)))
                     .min();
-                let classification = s
+                let agent_evidence = s
                     .probes
                     .iter()
                     .flatten()
-                    .find_map(|p| p.observation.evidence.get("classification")?.as_str())
+                    .map(|p| &p.observation.evidence)
+                    .find(|e| e.contains_key("classification"));
+                let classification = agent_evidence
+                    .and_then(|e| e.get("classification")?.as_str())
                     .map(|c| match s.health {
                         Health::Unknown => "unknown".to_owned(),
                         _ => c.to_owned(),
                     });
+                let agent = agent_evidence.map(|e| {
+                    AGENT_KEYS
+                        .iter()
+                        .filter_map(|k| Some(((*k).to_owned(), e.get(*k)?.clone())))
+                        .collect()
+                });
                 let availability_24h = sup.availability(&s.name, now, DAY);
                 let last_incident = s.last_incident.map(|i| LastIncident {
                     id: i.id,
@@ -149,6 +195,7 @@ impl StatusReport {
                     .and_then(version);
                 ServiceStatus {
                     classification,
+                    agent,
                     last_known_good,
                     availability_24h,
                     last_incident,
@@ -173,6 +220,7 @@ impl StatusReport {
             generated: clock.to_wall(now),
             overall: health_name(sup.overall(now)).to_owned(),
             services,
+            selectors: Vec::new(),
         }
     }
 }

@@ -11,9 +11,9 @@ use medic_core::config::{
     OnStop, ProbeKind, Service, Target,
 };
 
-use crate::checks::Check;
 use crate::executor::Executor;
 use crate::launchd::AgentJob;
+use crate::probe::Check;
 
 /// One thing medic keeps alive: a service, or one container of a service whose selector matches several.
 #[derive(Debug, Clone)]
@@ -188,6 +188,50 @@ pub fn unit(
     })
 }
 
+/// The stand-in for a selector service whose engine cannot list its
+/// instances: no target, no probe tasks; the daemon feeds it blind observations.
+pub fn placeholder(service: &Service) -> UnitSpec {
+    UnitSpec {
+        name: service.name.clone(),
+        service: service.name.clone(),
+        policy: service.policy.clone(),
+        target: UnitTarget::None,
+        checks: Vec::new(),
+        probe_kinds: service.probes.iter().map(|p| p.kind_name()).collect(),
+        depends_on: Vec::new(),
+        namespace_parent: None,
+    }
+}
+
+/// What a selector service watches, in words: `containers labelled
+/// medic.enable=true`, `containers of compose service app/web`, `launchd jobs
+/// labelled com.example.*`.
+pub fn selector_words(service: &Service) -> String {
+    match &service.target {
+        Some(Target::Container(target)) => match &target.selector {
+            ContainerSelector::Name(name) => format!("container `{name}`"),
+            ContainerSelector::Labels(labels) => {
+                let labels: Vec<String> = labels
+                    .iter()
+                    .map(|(key, value)| match value {
+                        Some(value) => format!("{key}={value}"),
+                        None => key.clone(),
+                    })
+                    .collect();
+                format!("containers labelled {}", labels.join(","))
+            }
+            ContainerSelector::Compose { project, service } => {
+                format!("containers of compose service {project}/{service}")
+            }
+        },
+        Some(Target::LaunchAgent(target)) => match &target.selector {
+            LabelSelector::Label(label) => format!("launchd job {label}"),
+            LabelSelector::Prefix(prefix) => format!("launchd jobs labelled {prefix}*"),
+        },
+        _ => "instances".to_owned(),
+    }
+}
+
 /// Per-container overrides from `medic.*` labels on containers found by a
 /// selector (`medic.max_attempts=5`, `medic.on_stop=leave`, …). Every valid
 /// label applies; the invalid ones are returned, one message each.
@@ -227,7 +271,7 @@ fn apply_label(
         )),
     };
     let duration =
-        || humantime::parse_duration(value).map_err(|e| format!("medic.{key}={value}: {e}"));
+        || medic_core::duration::parse(value).map_err(|e| format!("medic.{key}={value}: {e}"));
     match key {
         "enable" => {}
         "max_attempts" => policy.max_attempts = count()?,

@@ -11,7 +11,7 @@ use bollard::models::{
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, EventsOptionsBuilder, ListContainersOptionsBuilder,
     LogsOptionsBuilder, RemoveContainerOptionsBuilder, RenameContainerOptionsBuilder,
-    RestartContainerOptionsBuilder, StopContainerOptionsBuilder,
+    RestartContainerOptionsBuilder, StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use bollard::{API_DEFAULT_VERSION, Docker};
 use futures_util::{Stream, StreamExt, TryStreamExt, stream};
@@ -59,9 +59,11 @@ struct Inner {
 }
 
 impl DockerClient {
-    /// `DOCKER_HOST` when set (`unix://…`, `tcp://…`), else the local socket:
-    /// `/var/run/docker.sock`, or where rootless Docker or Docker Desktop put
-    /// theirs when only that one exists.
+    /// `DOCKER_HOST` when set (`unix://…`, `tcp://…`), else the first local
+    /// socket that exists: Docker's (`/var/run/docker.sock`, rootless Docker's,
+    /// Docker Desktop's), then Podman's (rootless
+    /// `$XDG_RUNTIME_DIR/podman/podman.sock`, rootful `/run/podman/podman.sock`);
+    /// `/var/run/docker.sock` when none does.
     pub fn connect() -> Result<Self, DockerError> {
         let env = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
         match env("DOCKER_HOST") {
@@ -79,6 +81,8 @@ impl DockerClient {
                     Some(PathBuf::from("/var/run/docker.sock")),
                     env("XDG_RUNTIME_DIR").map(|d| Path::new(&d).join("docker.sock")),
                     env("HOME").map(|h| Path::new(&h).join(".docker/run/docker.sock")),
+                    env("XDG_RUNTIME_DIR").map(|d| Path::new(&d).join("podman/podman.sock")),
+                    Some(PathBuf::from("/run/podman/podman.sock")),
                 ];
                 let socket = default_socket(candidates.into_iter().flatten(), |p| p.exists());
                 Ok(Self::with(Endpoint::Unix(
@@ -136,6 +140,35 @@ impl DockerClient {
             *self.slot() = None;
         }
         error
+    }
+
+    /// Where the engine listens, as `DOCKER_HOST` would say it.
+    pub fn endpoint(&self) -> String {
+        match &self.inner.endpoint {
+            Endpoint::Unix(path) => format!("unix://{path}"),
+            Endpoint::Http(addr) => format!("tcp://{addr}"),
+        }
+    }
+
+    /// Which engine answers (Docker or Podman) and its version.
+    pub async fn engine(&self) -> Result<EngineInfo, DockerError> {
+        let docker = self.docker().await?;
+        let version = docker.version().await.map_err(|e| self.seen(e))?;
+        let components = version.components.unwrap_or_default();
+        let podman = components.iter().find(|c| c.name == "Podman Engine");
+        Ok(EngineInfo {
+            kind: if podman.is_some() {
+                EngineKind::Podman
+            } else {
+                EngineKind::Docker
+            },
+            version: podman
+                .map(|c| c.version.clone())
+                .or(version.version)
+                .unwrap_or_default(),
+            api_version: docker.client_version().to_string(),
+            endpoint: self.endpoint(),
+        })
     }
 
     /// Checks that the engine answers.
@@ -266,6 +299,25 @@ impl DockerClient {
             .start_container(id, None)
             .await
             .map_err(|e| self.seen(e))
+    }
+
+    /// Waits until a container being stopped or removed by someone else (Podman
+    /// shows `stopping` for the whole stop timeout of a `podman stop` or
+    /// `podman rm -f`) is no longer running: the engine's own wait, bounded by
+    /// the request timeout. A container that is removed meanwhile ends the wait too.
+    pub async fn wait_stopped(&self, id: &str) -> Result<(), DockerError> {
+        let options = WaitContainerOptionsBuilder::default()
+            .condition("not-running")
+            .build();
+        let docker = self.docker().await?;
+        match docker.wait_container(id, Some(options)).next().await {
+            Some(Err(error)) => match self.seen(error) {
+                error if error.is_unreachable() => Err(error),
+                // Podman answers a removal with an error body: it is not running, all the same.
+                _ => Ok(()),
+            },
+            _ => Ok(()),
+        }
     }
 
     /// `docker restart`: stop (SIGTERM, then SIGKILL after `stop_timeout`), start.
@@ -430,7 +482,11 @@ impl DockerClient {
             };
             if let Err(error) = docker.update_container(id, update).await {
                 match self.seen(error) {
-                    error if error.is_not_found() => return Ok(()),
+                    // Podman 4 has no update endpoint (404 as well): only a
+                    // container that is really gone leaves nothing to keep.
+                    error if error.is_not_found() && self.inspect_raw(id).await?.is_none() => {
+                        return Ok(());
+                    }
                     // Worth keeping the copy anyway: only a dockerd restart would start it.
                     error => {
                         tracing::warn!(%id, %error, "Cannot clear the restart policy of a failed container")
@@ -501,6 +557,51 @@ impl DockerClient {
             Ok::<_, DockerError>(events)
         })
         .try_flatten()
+    }
+}
+
+/// The kind of engine behind the socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineKind {
+    /// Docker Engine (dockerd).
+    Docker,
+    /// Podman's Docker-compatible service (`podman system service`).
+    Podman,
+}
+
+impl EngineKind {
+    /// Its name for people.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Docker => "Docker",
+            Self::Podman => "Podman",
+        }
+    }
+}
+
+/// Which engine medic talks to: for `medic check` and `medic doctor`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineInfo {
+    /// Docker or Podman.
+    pub kind: EngineKind,
+    /// The engine's own version (`20.10.24`, `4.3.1`).
+    pub version: String,
+    /// The Docker API version medic and the engine agreed on.
+    pub api_version: String,
+    /// Where it listens (`unix:///run/podman/podman.sock`).
+    pub endpoint: String,
+}
+
+impl std::fmt::Display for EngineInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} (API {}) at {}",
+            self.kind.as_str(),
+            self.version,
+            self.api_version,
+            self.endpoint
+        )
     }
 }
 

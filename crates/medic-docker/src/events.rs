@@ -6,21 +6,28 @@ use std::collections::HashMap;
 use bollard::models::EventMessage;
 
 /// The actions medic listens to (Docker's `event` filter; `health_status`
-/// matches `health_status: healthy` and the like).
+/// matches `health_status: healthy` and the like). Podman's compatible API
+/// filters on its own names (`died`, `remove`: a filter on `die` returns
+/// nothing there) but reports Docker's `die`; each engine ignores the other's names.
 pub const ACTIONS: &[&str] = &[
     "create",
     "start",
     "restart",
     "die",
+    "died",
     "oom",
     "kill",
     "stop",
     "destroy",
+    "remove",
     "rename",
     "pause",
     "unpause",
     "health_status",
 ];
+
+/// Podman's words for Docker's actions.
+const PODMAN_ACTIONS: &[(&str, &str)] = &[("died", "die"), ("remove", "destroy")];
 
 /// Event attributes that Docker adds beside the container's labels.
 const NOT_LABELS: &[&str] = &[
@@ -30,6 +37,9 @@ const NOT_LABELS: &[&str] = &[
     "signal",
     "oldName",
     "execDuration",
+    "signal",
+    "health_status",
+    "containerExitCode",
 ];
 
 /// One container event.
@@ -48,6 +58,10 @@ pub struct ContainerEvent {
     pub image: Option<String>,
     /// For `die`: the exit code.
     pub exit_code: Option<i64>,
+    /// For `kill`: the signal sent (`15`, `9`), when the engine says (Docker does).
+    pub signal: Option<String>,
+    /// Sent by Podman (its events carry a `podId` attribute, Docker's never do).
+    pub from_podman: bool,
     /// The container's labels.
     pub labels: HashMap<String, String>,
     /// When Docker recorded it, in nanoseconds since the epoch.
@@ -55,7 +69,9 @@ pub struct ContainerEvent {
 }
 
 impl ContainerEvent {
-    /// Reads a Docker event message.
+    /// Reads a Docker (or Podman) event message, in Docker's words: Podman's
+    /// `died` is `die`, `remove` is `destroy`, and a health status it puts in
+    /// the attributes becomes `health_status: <status>`.
     pub fn from_message(message: EventMessage) -> Self {
         let actor = message.actor.unwrap_or_default();
         let mut attributes = actor.attributes.unwrap_or_default();
@@ -64,16 +80,28 @@ impl ContainerEvent {
         let old_name = take("oldName").map(|n| n.trim_start_matches('/').to_owned());
         let image = take("image");
         let exit_code = take("exitCode").and_then(|c| c.parse().ok());
+        let signal = take("signal");
+        let from_podman = take("podId").is_some();
+        let health = take("health_status");
         for key in NOT_LABELS {
             attributes.remove(*key);
         }
+        let mut action = message.action.unwrap_or_default();
+        if let Some((_, docker)) = PODMAN_ACTIONS.iter().find(|(podman, _)| *podman == action) {
+            action = (*docker).to_owned();
+        }
+        if let Some(health) = health.filter(|_| action == "health_status") {
+            action = format!("health_status: {health}");
+        }
         Self {
-            action: message.action.unwrap_or_default(),
+            action,
             id: actor.id.unwrap_or_default(),
             name,
             old_name,
             image,
             exit_code,
+            signal,
+            from_podman,
             labels: attributes,
             time_nanos: message
                 .time_nano
@@ -87,10 +115,22 @@ impl ContainerEvent {
         self.action.split(':').next().unwrap_or_default().trim()
     }
 
-    /// For `health_status` events: the new status (`healthy`, `unhealthy`, `starting`).
+    /// For `health_status` events: the new status (`healthy`, `unhealthy`,
+    /// `starting`), when the engine says (Podman 4 puts it where bollard does not read).
     pub fn health(&self) -> Option<&str> {
         let (kind, status) = self.action.split_once(':')?;
         (kind.trim() == "health_status").then(|| status.trim())
+    }
+
+    /// A `kill` that asks the container to stop rather than killing it
+    /// outright: `docker stop` and `docker restart` send the stop signal
+    /// (SIGTERM) first, `docker kill` sends SIGKILL. Podman names no signal.
+    pub fn is_graceful_kill(&self) -> bool {
+        self.action == "kill"
+            && self
+                .signal
+                .as_deref()
+                .is_some_and(|s| !matches!(s, "9" | "SIGKILL" | "KILL"))
     }
 }
 
@@ -117,6 +157,8 @@ mod tests {
                 old_name: None,
                 image: Some("app:1".into()),
                 exit_code: Some(3),
+                signal: None,
+                from_podman: false,
                 labels: HashMap::from([("medic.enable".to_owned(), "true".to_owned())]),
                 time_nanos: 1_700_000_000_123_456_789,
             }
@@ -139,5 +181,48 @@ mod tests {
             ("health_status", Some("unhealthy"))
         );
         assert_eq!((rename.kind(), rename.health()), ("rename", None));
+    }
+
+    #[test]
+    fn reads_podman_events_in_dockers_words() {
+        // As Podman 4.3's compatible API sends them (some attributes left out).
+        let died = event(serde_json::json!({
+            "status": "died", "Type": "container", "Action": "died", "timeNano": 1,
+            "Actor": {"ID": "abc", "Attributes": {"containerExitCode": "137", "exitCode": "137",
+                      "image": "localhost/medic-test/good:1", "name": "web", "podId": "", "team": "web"}}
+        }));
+        assert_eq!((died.kind(), died.exit_code), ("die", Some(137)));
+        assert!(died.from_podman);
+        assert_eq!(
+            died.labels,
+            HashMap::from([("team".to_owned(), "web".to_owned())])
+        );
+        let removed = event(serde_json::json!({"Action": "remove", "Actor": {"ID": "abc"}}));
+        assert_eq!(removed.action, "destroy");
+        let health = event(serde_json::json!({
+            "Action": "health_status", "HealthStatus": "healthy",
+            "Actor": {"ID": "abc", "Attributes": {"health_status": "unhealthy"}}
+        }));
+        assert_eq!(health.health(), Some("unhealthy"));
+        // Podman 4.3 puts the status beside the actor, where bollard does not read it.
+        let unsaid =
+            event(serde_json::json!({"Action": "health_status", "HealthStatus": "healthy"}));
+        assert_eq!((unsaid.kind(), unsaid.health()), ("health_status", None));
+    }
+
+    #[test]
+    fn a_stop_signal_is_a_graceful_kill() {
+        let kill = |signal: &str| {
+            event(
+                serde_json::json!({"Action": "kill", "Actor": {"ID": "abc", "Attributes": {"signal": signal}}}),
+            )
+        };
+        assert!(
+            kill("15").is_graceful_kill(),
+            "docker stop / docker restart"
+        );
+        assert!(!kill("9").is_graceful_kill(), "docker kill");
+        let unsaid = event(serde_json::json!({"Action": "kill", "Actor": {"ID": "abc"}}));
+        assert!(!unsaid.is_graceful_kill());
     }
 }

@@ -139,12 +139,25 @@ pub struct ContainerFacts {
     pub restart_count: i64,
     /// Docker's restart policy: no, always, unless-stopped, on-failure.
     pub restart_policy: Option<String>,
+    /// For `on-failure`: how many restarts it allows (0: no limit).
+    pub restart_max_retries: i64,
     /// The image id it runs.
     pub image_id: String,
     /// The image reference it was created from.
     pub image: String,
     /// Its labels.
     pub labels: HashMap<String, String>,
+}
+
+/// How a container was last stopped by a command, as the event stream told it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopCommand {
+    /// Sent its stop signal (a `kill` with SIGTERM): `docker stop` or `docker restart`.
+    Graceful,
+    /// Killed outright (`docker kill`): no restart policy brings it back.
+    Kill,
+    /// `podman restart` (Podman announces the restart before the stop).
+    Restart,
 }
 
 /// medic's reading of the facts.
@@ -211,6 +224,12 @@ impl ContainerFacts {
                 .and_then(|p| p.name)
                 .map(|n| n.to_string())
                 .filter(|n| !n.is_empty()),
+            restart_max_retries: inspect
+                .host_config
+                .as_ref()
+                .and_then(|h| h.restart_policy.as_ref())
+                .and_then(|p| p.maximum_retry_count)
+                .unwrap_or(0),
             image_id: inspect.image.clone().unwrap_or_default(),
             image: config.and_then(|c| c.image.clone()).unwrap_or_default(),
             labels: config.and_then(|c| c.labels.clone()).unwrap_or_default(),
@@ -222,9 +241,50 @@ impl ContainerFacts {
         matches!(self.state, ContainerState::Running | ContainerState::Paused)
     }
 
+    /// Being stopped or removed by someone (Podman's `stopping`, `removing`):
+    /// the engine has not finished, and neither start nor restart applies yet.
+    pub fn is_stopping(&self) -> bool {
+        matches!(
+            self.state,
+            ContainerState::Stopping | ContainerState::Removing
+        )
+    }
+
     /// Its process ended: exited or dead.
     pub fn has_stopped(&self) -> bool {
         matches!(self.state, ContainerState::Exited | ContainerState::Dead)
+    }
+
+    /// Who brings a stopped (or restarting) container back by itself, if
+    /// anyone: a `docker restart` / `podman restart` under way, or the
+    /// engine's restart policy (which never undoes `docker kill`). `command` is
+    /// how it was last stopped, when the event stream saw a command do it.
+    pub fn restart_expected_from(&self, command: Option<StopCommand>) -> Option<String> {
+        let policy = self.restart_policy.as_deref().unwrap_or("no");
+        let by_policy = || format!("its restart policy `{policy}`");
+        match (self.state, command) {
+            (ContainerState::Restarting, _) => Some(by_policy()),
+            // Podman shows `stopping` during a restart's stop timeout.
+            (
+                ContainerState::Exited | ContainerState::Dead | ContainerState::Stopping,
+                Some(StopCommand::Restart),
+            ) => Some("`podman restart` (a person or a script)".to_owned()),
+            (
+                ContainerState::Exited | ContainerState::Dead | ContainerState::Stopping,
+                Some(StopCommand::Graceful),
+            ) => Some("`docker restart` (a person or a script)".to_owned()),
+            (ContainerState::Exited | ContainerState::Dead, None) => {
+                let retries_left =
+                    self.restart_max_retries <= 0 || self.restart_count < self.restart_max_retries;
+                let restarts = match policy {
+                    "always" | "unless-stopped" => true,
+                    "on-failure" => self.exit_code.unwrap_or(0) != 0 && retries_left,
+                    _ => false,
+                };
+                restarts.then(by_policy)
+            }
+            _ => None,
+        }
     }
 
     /// Its `medic.*` override labels, see [`crate::overrides`].
@@ -255,6 +315,11 @@ impl ContainerFacts {
                 ok: true,
                 starting: health == Some(Health::Starting),
                 message: match health {
+                    // Podman runs health checks from systemd timers: without
+                    // systemd none ever runs and it stays `starting`.
+                    Some(Health::Starting) if self.health_log.is_empty() => {
+                        "running (health starting: no health check has run yet)".to_owned()
+                    }
                     Some(health) => format!("running ({health})"),
                     None => "running".to_owned(),
                 },
@@ -386,6 +451,7 @@ mod tests {
             finished_at: Some("2025-01-01T00:00:00Z".into()),
             restart_count: 4,
             restart_policy: Some("always".into()),
+            restart_max_retries: 0,
             image_id: "sha256:1".into(),
             image: "app:1".into(),
             labels: HashMap::new(),
@@ -487,6 +553,54 @@ mod tests {
         assert_eq!(outputs, ["b", "c", "d"]);
         assert_eq!(facts.restart_policy.as_deref(), Some("on-failure"));
         assert_eq!(facts.overrides()["max_attempts"], "5");
+    }
+
+    #[test]
+    fn who_brings_a_stopped_container_back() {
+        use ContainerState as S;
+        use StopCommand as C;
+        let with = |state, policy: &str, exit: i64, command| {
+            let mut facts = facts(state, None);
+            facts.restart_policy = Some(policy.to_owned()).filter(|p| !p.is_empty());
+            facts.exit_code = Some(exit);
+            facts.restart_expected_from(command)
+        };
+        let policy = |p: &str| Some(format!("its restart policy `{p}`"));
+        assert_eq!(with(S::Exited, "always", 3, None), policy("always"));
+        assert_eq!(
+            with(S::Exited, "unless-stopped", 0, None),
+            policy("unless-stopped")
+        );
+        assert_eq!(with(S::Exited, "on-failure", 3, None), policy("on-failure"));
+        assert_eq!(with(S::Exited, "on-failure", 0, None), None, "a clean exit");
+        assert_eq!(with(S::Exited, "no", 3, None), None);
+        assert_eq!(with(S::Exited, "", 3, None), None);
+        assert_eq!(with(S::Restarting, "always", 3, None), policy("always"));
+        // The engine's policy never undoes `docker kill`.
+        assert_eq!(with(S::Exited, "always", 137, Some(C::Kill)), None);
+        let person = Some("`docker restart` (a person or a script)".to_owned());
+        assert_eq!(with(S::Exited, "no", 143, Some(C::Graceful)), person);
+        assert_eq!(with(S::Running, "always", 0, Some(C::Graceful)), None);
+        let podman = Some("`podman restart` (a person or a script)".to_owned());
+        assert_eq!(with(S::Stopping, "no", 0, Some(C::Restart)), podman);
+        assert_eq!(with(S::Stopping, "no", 0, None), None, "podman stop, rm -f");
+        let mut limited = facts(S::Exited, None);
+        (limited.restart_policy, limited.restart_max_retries) = (Some("on-failure".into()), 4);
+        assert_eq!(
+            limited.restart_expected_from(None),
+            None,
+            "4 of 4 retries used"
+        );
+    }
+
+    #[test]
+    fn a_health_check_that_never_ran_is_said_so() {
+        let mut facts = facts(ContainerState::Running, Some(Health::Starting));
+        facts.health_log.clear();
+        assert_eq!(
+            facts.verdict().message,
+            "running (health starting: no health check has run yet)"
+        );
     }
 
     #[test]

@@ -14,10 +14,10 @@ mod facts;
 mod select;
 mod spec;
 
-pub use client::DockerClient;
+pub use client::{DockerClient, EngineInfo, EngineKind};
 pub use error::DockerError;
 pub use events::{ACTIONS, ContainerEvent};
-pub use facts::{ContainerFacts, ContainerState, Health, HealthCheckRun, Verdict};
+pub use facts::{ContainerFacts, ContainerState, Health, HealthCheckRun, StopCommand, Verdict};
 pub use select::{
     ContainerSummary, OVERRIDE_PREFIX, Selector, forensic_name, is_forensic, overrides,
 };

@@ -130,6 +130,11 @@ impl ContainerSpec {
             }
         }
         let mut host_config = self.host_config.clone();
+        for ulimit in host_config.ulimits.iter_mut().flatten() {
+            if let Some(name) = &mut ulimit.name {
+                *name = ulimit_name(name);
+            }
+        }
         if let Some(links) = &mut host_config.links {
             *links = links.iter().map(|l| canonical_link(l)).collect();
         }
@@ -187,6 +192,16 @@ fn clean_endpoint(endpoint: &EndpointSettings) -> EndpointSettings {
         gw_priority: endpoint.gw_priority.filter(|p| *p != 0),
         ..Default::default()
     }
+}
+
+/// Podman's inspect names ulimits as the kernel does (`RLIMIT_NOFILE`), its
+/// create (like Docker's) takes `nofile`.
+fn ulimit_name(name: &str) -> String {
+    let bare = match name.get(..7) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("RLIMIT_") => &name[7..],
+        _ => name,
+    };
+    bare.to_ascii_lowercase()
 }
 
 /// Inspect shows links as `/db:/web/db`; create takes `db:db`.
@@ -489,6 +504,31 @@ mod tests {
             strings(&["db:db", "cache:kv"])
         );
         assert_eq!(canonical_link("db"), "db");
+    }
+
+    #[test]
+    fn podman_ulimit_names_are_created_in_dockers_words() {
+        let mut spec = spec("sha256:1", &[], "host");
+        let ulimit = |name: &str| bollard::models::ResourcesUlimits {
+            name: Some(name.into()),
+            soft: Some(1024),
+            hard: Some(1024),
+        };
+        spec.host_config.ulimits = Some(vec![
+            ulimit("RLIMIT_NOFILE"),
+            ulimit("nproc"),
+            ulimit("rlimit_as"),
+        ]);
+        let (body, _) = spec.create_body();
+        let names: Vec<_> = body
+            .host_config
+            .unwrap()
+            .ulimits
+            .unwrap()
+            .into_iter()
+            .map(|u| u.name.unwrap())
+            .collect();
+        assert_eq!(names, ["nofile", "nproc", "as"]);
     }
 
     #[test]

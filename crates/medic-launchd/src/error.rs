@@ -46,6 +46,17 @@ pub enum LaunchdError {
         /// The job's label.
         label: String,
     },
+    /// The job was submitted (SMAppService or another process), not loaded
+    /// from a plist file: there is nothing to capture, restore or bootstrap.
+    #[error(
+        "`{label}` was registered by {by} (SMAppService or another process), not from a plist file: there is no plist to roll back to or bootstrap from; re-register it from the app that owns it"
+    )]
+    Submitted {
+        /// The job's label.
+        label: String,
+        /// Who submitted it (`smd.553`).
+        by: String,
+    },
     /// A plist could not be read, parsed or written.
     #[error("plist {path}: {source}")]
     Plist {

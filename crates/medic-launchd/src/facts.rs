@@ -1,12 +1,16 @@
 //! What launchctl says about one job, parsed from `launchctl print` or
-//! `launchctl list <label>`, and the verdict medic draws from it.
+//! `launchctl list <label>`, and the verdict a person reading it would draw.
 //!
-//! Neither output is an official format. `print` is parsed by top-level keys
-//! only: nested blocks (`endpoints = {`, `environment = {`, `event triggers`)
-//! carry their own `pid` and `state` lines that must not be mistaken for the
-//! job's. The `list <label>` dict is parsed the same way, top level only.
+//! Neither output is an official format; `tests/fixtures` holds real captures
+//! from macOS 10.15 to 26 with their sources. `print` is read by top-level keys
+//! only: nested blocks (`endpoints`, `resource coalition`, `event triggers`)
+//! carry their own `pid` and `state = active` lines that are not the job's.
+//! Older macOS prints empty `event triggers = { }` and `sockets = { }` blocks
+//! for every job, so a block counts as a trigger only when something is in it.
 
 use std::path::PathBuf;
+
+use crate::names;
 
 /// How a job's last run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +48,21 @@ impl LastExit {
             Self::Code(i32::try_from(status).unwrap_or(i32::MAX))
         }
     }
+
+    /// "exited 78 (EX_CONFIG)", "killed by signal 9 (SIGKILL)", "never exited".
+    pub fn describe(self, printed_name: Option<&str>) -> String {
+        match self {
+            LastExit::Never => "never exited".into(),
+            LastExit::Code(code) => match printed_name.or(names::exit_code(code)) {
+                Some(name) => format!("exited {code} ({name})"),
+                None => format!("exited {code}"),
+            },
+            LastExit::Signal(signal) => match names::signal(signal) {
+                Some(name) => format!("killed by signal {signal} ({name})"),
+                None => format!("killed by signal {signal}"),
+            },
+        }
+    }
 }
 
 /// Which launchctl output the facts came from.
@@ -60,25 +79,39 @@ pub enum Source {
 pub struct JobFacts {
     /// The job's label.
     pub label: String,
-    /// `running`, `not running`, `spawn scheduled`, … (`print` only; `list` implies it from the pid).
+    /// `running`, `not running`, `spawn scheduled`, `xpcproxy`, … (`print` only;
+    /// `list` implies it from the pid).
     pub state: Option<String>,
+    /// `job state = spawn failed | exited | running | …` (recent macOS).
+    pub job_state: Option<String>,
+    /// `active count`: 1 while launchd holds the job active (running or being spawned).
+    pub active_count: Option<u32>,
     /// The pid while it runs.
     pub pid: Option<u32>,
     /// How its last run ended, when launchctl says.
     pub last_exit: Option<LastExit>,
-    /// Why it was last started or stopped, when launchctl says (`immediate reason`, `last exit reason`).
-    pub reason: Option<String>,
+    /// The name launchctl printed beside the exit code (`78: EX_CONFIG`,
+    /// `134: Abort trap`) or the signal (`Killed: 9`).
+    pub exit_name: Option<String>,
+    /// `last exit reason` (OS_REASON_CODESIGNING, JETSAM_REASON_MEMORY_IDLE_EXIT …).
+    pub exit_reason: Option<String>,
     /// How often it was started since it was loaded (`print` only).
     pub runs: Option<u64>,
-    /// The plist it was loaded from (`path = …` in print).
+    /// The plist it was loaded from (`path = …` in print), when it is a file.
     pub plist: Option<PathBuf>,
+    /// Who registered it when it has no plist file: `path = (submitted by smd.553)`
+    /// (SMAppService, or a process that submitted the job).
+    pub submitted_by: Option<String>,
     /// Its StandardOutPath.
     pub stdout_path: Option<PathBuf>,
     /// Its StandardErrorPath.
     pub stderr_path: Option<PathBuf>,
     /// Something starts it later on its own: StartInterval, StartCalendarInterval,
-    /// WatchPaths, sockets, Mach services or other event triggers.
+    /// WatchPaths, QueueDirectories, sockets or other event triggers (non-empty).
     pub scheduled: bool,
+    /// It is started on demand through Mach services or sockets, so launchd may
+    /// stop it when idle and start it at the next request.
+    pub on_demand: bool,
     /// Where the facts came from.
     pub source: Source,
 }
@@ -86,7 +119,110 @@ pub struct JobFacts {
 impl JobFacts {
     /// It runs now.
     pub fn is_running(&self) -> bool {
-        self.pid.is_some_and(|p| p > 0) || self.state.as_deref() == Some("running")
+        let state = self.state.as_deref();
+        self.pid.is_some_and(|p| p > 0) && matches!(state, None | Some("running"))
+            || state == Some("running")
+    }
+
+    /// launchd is starting it right now: `xpcproxy` (between fork and exec) or
+    /// `spawn scheduled` / `spawning` while it holds the job active.
+    pub fn is_starting(&self) -> bool {
+        match self.state.as_deref() {
+            Some("xpcproxy" | "spawning") => true,
+            Some("spawn scheduled") => {
+                self.active_count.unwrap_or(0) > 0 || self.last_exit_was_clean()
+            }
+            _ => false,
+        }
+    }
+
+    fn last_exit_was_clean(&self) -> bool {
+        self.exit_reason.is_none()
+            && matches!(
+                self.last_exit,
+                None | Some(LastExit::Never | LastExit::Code(0))
+            )
+    }
+
+    /// launchd stopped it for being idle (jetsam's idle exit, or SIGKILL of an
+    /// on-demand job as `launchctl list` shows it); it starts again on demand.
+    pub fn idle_exit(&self) -> bool {
+        if let Some(reason) = &self.exit_reason {
+            return names::is_idle_exit(reason);
+        }
+        self.on_demand && self.last_exit == Some(LastExit::Signal(9))
+    }
+
+    /// Its plist is a file medic can read, restore and bootstrap from.
+    pub fn has_plist_file(&self) -> bool {
+        self.submitted_by.is_none()
+    }
+
+    /// The facts a person needs to see why a job is in its state, as evidence:
+    /// state, job state, pid, runs, the exit code and its name or the signal
+    /// and its name, the exit reason, and the plist or who submitted the job.
+    pub fn evidence(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut map = serde_json::Map::new();
+        let mut put = |key: &str, value: serde_json::Value| {
+            map.insert(key.to_owned(), value);
+        };
+        if let Some(state) = &self.state {
+            put("state", state.clone().into());
+        }
+        if let Some(job_state) = &self.job_state {
+            put("job_state", job_state.clone().into());
+        }
+        if let Some(active) = self.active_count {
+            put("active_count", active.into());
+        }
+        if let Some(pid) = self.pid {
+            put("pid", pid.into());
+        }
+        if let Some(runs) = self.runs {
+            put("runs", runs.into());
+        }
+        match self.last_exit {
+            Some(LastExit::Code(code)) => {
+                put("last_exit_code", code.into());
+                let name = self.exit_name.as_deref().or(names::exit_code(code));
+                if let Some(name) = name {
+                    put("last_exit_name", name.into());
+                }
+            }
+            Some(LastExit::Signal(signal)) => {
+                put("last_signal", signal.into());
+                if let Some(name) = names::signal(signal) {
+                    put("last_signal_name", name.into());
+                }
+            }
+            Some(LastExit::Never) | None => {}
+        }
+        if let Some(reason) = &self.exit_reason {
+            put("exit_reason", reason.clone().into());
+        }
+        if let Some(line) = self.last_exit_line() {
+            put("last_exit", line.into());
+        }
+        if let Some(plist) = &self.plist {
+            put("plist", plist.display().to_string().into());
+        }
+        if let Some(by) = &self.submitted_by {
+            put("submitted_by", by.clone().into());
+        }
+        map
+    }
+
+    /// One line on how the last run ended: "exited 78 (EX_CONFIG)",
+    /// "OS_REASON_CODESIGNING", "killed by signal 9 (SIGKILL)".
+    pub fn last_exit_line(&self) -> Option<String> {
+        match (&self.exit_reason, self.last_exit) {
+            (Some(reason), Some(exit @ (LastExit::Code(_) | LastExit::Signal(_)))) => Some(
+                format!("{reason}, {}", exit.describe(self.exit_name.as_deref())),
+            ),
+            (Some(reason), _) => Some(reason.clone()),
+            (None, Some(exit)) => Some(exit.describe(self.exit_name.as_deref())),
+            (None, None) => None,
+        }
     }
 }
 
@@ -95,9 +231,13 @@ impl JobFacts {
 pub enum Classification {
     /// Running.
     Healthy,
-    /// Not running, last exit 0, and something starts it again (a schedule, a trigger).
+    /// launchd is spawning it right now (`xpcproxy`, `spawn scheduled` while active).
+    Starting,
+    /// Not running, and nothing is wrong: between scheduled runs, waiting for a
+    /// trigger, or stopped by launchd for being idle.
     Idle,
-    /// Not running after a non-zero exit or a signal, or not running with nothing to start it.
+    /// Not running after a non-zero exit, a signal, an exit reason, a failed
+    /// spawn, or with nothing to start it again.
     Failed,
     /// Not loaded at all.
     Missing,
@@ -108,6 +248,7 @@ impl Classification {
     pub fn as_str(self) -> &'static str {
         match self {
             Classification::Healthy => "healthy",
+            Classification::Starting => "starting",
             Classification::Idle => "idle",
             Classification::Failed => "failed",
             Classification::Missing => "missing",
@@ -125,120 +266,208 @@ impl Classification {
 pub struct Verdict {
     /// The class.
     pub class: Classification,
-    /// "running (pid 123)", "exited with 3", "killed by signal 9", "not loaded".
+    /// "running (pid 123)", "failed: spawn failed, exited 78 (EX_CONFIG), 22138 runs".
     pub message: String,
 }
 
-/// Classifies a job from its facts; `None` means launchctl does not know the label.
+/// Classifies a job from its facts as a person reading launchctl would;
+/// `None` means launchctl does not know the label.
 pub fn classify(facts: Option<&JobFacts>) -> Verdict {
     let Some(facts) = facts else {
-        return Verdict {
-            class: Classification::Missing,
-            message: "not loaded".into(),
+        return verdict(Classification::Missing, "not loaded".into());
+    };
+    let runs = facts
+        .runs
+        .map(|r| format!(", {r} runs"))
+        .unwrap_or_default();
+    let last = facts.last_exit_line();
+    if facts.is_running() {
+        let pid = facts.pid.map_or(String::new(), |p| format!(" (pid {p})"));
+        let previous = match &last {
+            Some(line) if facts.last_exit != Some(LastExit::Never) => {
+                format!("; previous run: {line}")
+            }
+            _ => String::new(),
         };
+        return verdict(Classification::Healthy, format!("running{pid}{previous}"));
+    }
+    if facts.job_state.as_deref() == Some("spawn failed") {
+        let why = last.map(|l| format!(", {l}")).unwrap_or_default();
+        return verdict(
+            Classification::Failed,
+            format!("failed: launchd cannot start it (spawn failed{why}{runs})"),
+        );
+    }
+    if facts.is_starting() {
+        let state = facts.state.as_deref().unwrap_or("spawning");
+        return verdict(Classification::Starting, format!("starting ({state})"));
+    }
+    if facts.idle_exit() {
+        let why = last.unwrap_or_else(|| "idle".into());
+        return verdict(
+            Classification::Idle,
+            format!("idle: launchd stopped it when idle ({why}); it starts on demand"),
+        );
+    }
+    let retrying = if facts.state.as_deref() == Some("spawn scheduled") {
+        "; launchd retries it"
+    } else {
+        ""
     };
-    let (class, message) = match (facts.is_running(), facts.last_exit) {
-        (true, _) => {
-            let pid = facts.pid.map_or(String::new(), |p| format!(" (pid {p})"));
-            (Classification::Healthy, format!("running{pid}"))
-        }
-        (false, Some(LastExit::Signal(signal))) => (
+    let failed_exit = facts.exit_reason.is_some()
+        || matches!(facts.last_exit, Some(LastExit::Signal(_)))
+        || matches!(facts.last_exit, Some(LastExit::Code(code)) if code != 0);
+    if failed_exit {
+        let line = last.unwrap_or_default();
+        let state = if facts.state.is_some() {
+            "not running, "
+        } else {
+            ""
+        };
+        return verdict(
             Classification::Failed,
-            format!("not running: killed by signal {signal}"),
-        ),
-        (false, Some(LastExit::Code(code))) if code != 0 => (
-            Classification::Failed,
-            format!("not running: exited with {code}"),
-        ),
-        (false, exit) if facts.scheduled => {
-            let last = match exit {
-                Some(LastExit::Code(_)) => "last exit 0",
-                _ => "not run yet",
-            };
-            (
-                Classification::Idle,
-                format!("idle: not running, {last}, waits for its schedule"),
-            )
-        }
-        (false, Some(LastExit::Code(_))) => (
-            Classification::Failed,
-            "not running: exited 0 and nothing starts it again".into(),
-        ),
-        (false, _) => (
-            Classification::Failed,
-            "not running and nothing starts it".into(),
-        ),
+            format!("failed: {state}{line}{runs}{retrying}"),
+        );
+    }
+    if facts.scheduled || facts.on_demand {
+        let last = match facts.last_exit {
+            Some(LastExit::Code(_)) => "last exit 0",
+            _ => "not run yet",
+        };
+        let waits = if facts.scheduled {
+            "waits for its schedule"
+        } else {
+            "starts on demand"
+        };
+        return verdict(
+            Classification::Idle,
+            format!("idle: not running, {last}, {waits}"),
+        );
+    }
+    let message = match facts.last_exit {
+        Some(LastExit::Code(_)) => "failed: not running, exited 0 and nothing starts it again",
+        _ => "failed: not running and nothing starts it",
     };
+    verdict(Classification::Failed, message.into())
+}
+
+fn verdict(class: Classification, message: String) -> Verdict {
     Verdict { class, message }
+}
+
+/// A nested block being read at depth 1 of `print`: its name and whether anything is in it.
+struct OpenBlock {
+    name: String,
+    empty: bool,
 }
 
 /// Parses `launchctl print <domain>/<label>`: top-level keys only.
 pub fn parse_print(label: &str, text: &str) -> JobFacts {
     let mut facts = empty(label, Source::Print);
     let mut depth = 0usize;
+    let mut block: Option<OpenBlock> = None;
     for line in text.lines() {
         let trimmed = line.trim();
         if trimmed == "}" {
             depth = depth.saturating_sub(1);
+            if depth == 1
+                && let Some(closed) = block.take()
+                && !closed.empty
+            {
+                mark_block(&mut facts, &closed.name);
+            }
             continue;
+        }
+        if depth >= 2
+            && !trimmed.is_empty()
+            && let Some(open) = &mut block
+        {
+            open.empty = false;
         }
         if let Some(head) = trimmed.strip_suffix('{') {
             // A block opens; at depth 1 its name is a top-level key.
             if depth == 1 {
                 let name = head.trim().trim_end_matches('=').trim();
-                if is_trigger_block(name) {
-                    facts.scheduled = true;
-                }
+                block = Some(OpenBlock {
+                    name: name.to_owned(),
+                    empty: true,
+                });
             }
             depth += 1;
             continue;
         }
-        if depth != 1 {
+        // Depth 0 holds keys only when the output was filtered (`| grep`).
+        if depth > 1 {
             continue;
         }
         let Some((key, value)) = trimmed.split_once(" = ") else {
             continue;
         };
-        let value = value.trim();
-        match key.trim() {
-            "state" => facts.state = Some(value.to_owned()),
-            "pid" => facts.pid = value.parse().ok(),
-            "runs" => facts.runs = value.parse().ok(),
-            "path" => facts.plist = Some(PathBuf::from(value)),
-            "stdout path" => facts.stdout_path = Some(PathBuf::from(value)),
-            "stderr path" => facts.stderr_path = Some(PathBuf::from(value)),
-            "last exit code" => {
-                facts.last_exit = match value.parse::<i32>() {
-                    Ok(code) => Some(LastExit::Code(code)),
-                    Err(_) if value.contains("never exited") => Some(LastExit::Never),
-                    Err(_) => facts.last_exit,
-                };
-            }
-            "last terminating signal" => {
-                // "Killed: 9", "Terminated: 15", "Abort trap: 6"
-                let number = value.rsplit(':').next().map(str::trim);
-                if let Some(signal) = number.and_then(|n| n.parse().ok()) {
-                    facts.last_exit = Some(LastExit::Signal(signal));
-                }
-                facts.reason = Some(value.to_owned());
-            }
-            "last exit reason" => facts.reason = Some(value.to_owned()),
-            "immediate reason" => {
-                facts.reason.get_or_insert_with(|| value.to_owned());
-            }
-            "run interval" => facts.scheduled = true,
-            _ => {}
-        }
+        read_print_key(&mut facts, key.trim(), value.trim());
     }
     facts
 }
 
-/// Event triggers, sockets, Mach services and watch paths start a job on demand.
-fn is_trigger_block(name: &str) -> bool {
-    matches!(
-        name,
-        "event triggers" | "sockets" | "watch paths" | "queue directories"
-    )
+fn read_print_key(facts: &mut JobFacts, key: &str, value: &str) {
+    match key {
+        "state" => facts.state = Some(value.to_owned()),
+        "job state" => facts.job_state = Some(value.to_owned()),
+        "active count" => facts.active_count = value.parse().ok(),
+        "pid" => facts.pid = value.parse().ok(),
+        "runs" => facts.runs = value.parse().ok(),
+        "path" => match value
+            .strip_prefix("(submitted by ")
+            .and_then(|v| v.strip_suffix(')'))
+        {
+            Some(by) => facts.submitted_by = Some(by.to_owned()),
+            None if value.starts_with('/') => facts.plist = Some(PathBuf::from(value)),
+            None => {}
+        },
+        "stdout path" => facts.stdout_path = Some(PathBuf::from(value)),
+        "stderr path" => facts.stderr_path = Some(PathBuf::from(value)),
+        "last exit code" | "last exit status" => {
+            // "78: EX_CONFIG", "134: Abort trap", "1", "(never exited)"
+            let (number, name) = match value.split_once(':') {
+                Some((n, name)) => (n.trim(), Some(name.trim())),
+                None => (value, None),
+            };
+            match number.parse::<i32>() {
+                Ok(code) if key == "last exit status" => {
+                    facts.last_exit = Some(LastExit::from_wait_status(i64::from(code)));
+                }
+                Ok(code) => {
+                    if !matches!(facts.last_exit, Some(LastExit::Signal(_))) {
+                        facts.last_exit = Some(LastExit::Code(code));
+                        facts.exit_name = name.filter(|n| !n.is_empty()).map(str::to_owned);
+                    }
+                }
+                Err(_) if value.contains("never exited") => {
+                    facts.last_exit.get_or_insert(LastExit::Never);
+                }
+                Err(_) => {}
+            }
+        }
+        "last terminating signal" => {
+            // "Killed: 9", "Terminated: 15", "Abort trap: 6"
+            let (name, number) = value.rsplit_once(':').unwrap_or(("", value));
+            if let Ok(signal) = number.trim().parse() {
+                facts.last_exit = Some(LastExit::Signal(signal));
+                facts.exit_name = Some(name.trim().to_owned()).filter(|n| !n.is_empty());
+            }
+        }
+        "last exit reason" => facts.exit_reason = Some(value.to_owned()),
+        "run interval" => facts.scheduled = true,
+        _ => {}
+    }
+}
+
+/// A non-empty top-level block that starts the job later or on demand.
+fn mark_block(facts: &mut JobFacts, name: &str) {
+    match name {
+        "event triggers" | "watch paths" | "queue directories" => facts.scheduled = true,
+        "sockets" | "endpoints" => facts.on_demand = true,
+        _ => {}
+    }
 }
 
 /// Parses `launchctl list <label>`: the top-level keys of its dict.
@@ -261,8 +490,14 @@ pub fn parse_list(label: &str, text: &str) -> JobFacts {
         let opens = value == "{" || value == "(";
         let top = depth == 1;
         if opens {
-            if top && is_trigger_key(unquote(key.trim())) {
-                facts.scheduled = true;
+            if top {
+                match unquote(key.trim()) {
+                    "MachServices" | "Sockets" => facts.on_demand = true,
+                    "WatchPaths" | "QueueDirectories" | "StartCalendarInterval" => {
+                        facts.scheduled = true;
+                    }
+                    _ => {}
+                }
             }
             depth += 1;
             continue;
@@ -282,22 +517,9 @@ pub fn parse_list(label: &str, text: &str) -> JobFacts {
             _ => {}
         }
     }
-    facts.state = Some(
-        if facts.pid.is_some() {
-            "running"
-        } else {
-            "not running"
-        }
-        .into(),
-    );
+    let running = facts.pid.is_some();
+    facts.state = Some(if running { "running" } else { "not running" }.into());
     facts
-}
-
-fn is_trigger_key(key: &str) -> bool {
-    matches!(
-        key,
-        "Sockets" | "MachServices" | "WatchPaths" | "QueueDirectories" | "StartCalendarInterval"
-    )
 }
 
 fn unquote(text: &str) -> &str {
@@ -318,19 +540,21 @@ pub struct ListEntry {
 }
 
 /// Parses the `launchctl list` table (`PID\tStatus\tLabel`; `-` for none; a
-/// negative status is the negated signal that killed the job).
+/// negative status is the negated signal that killed the job). Lines that are
+/// not rows (a prompt, the header, a note) are skipped.
 pub fn parse_list_table(text: &str) -> Vec<ListEntry> {
     text.lines()
         .filter_map(|line| {
-            let mut columns = line.split_whitespace();
+            let mut columns = line.split('\t');
             let (pid, status, label) = (columns.next()?, columns.next()?, columns.next()?);
-            if pid == "PID" {
+            let pid = pid.trim();
+            if pid == "PID" || !(pid == "-" || pid.parse::<u32>().is_ok()) {
                 return None;
             }
             Some(ListEntry {
-                label: label.to_owned(),
+                label: label.trim().to_owned(),
                 pid: pid.parse().ok(),
-                last_exit: status.parse().ok().map(LastExit::from_list_column),
+                last_exit: status.trim().parse().ok().map(LastExit::from_list_column),
             })
         })
         .collect()
@@ -340,14 +564,19 @@ fn empty(label: &str, source: Source) -> JobFacts {
     JobFacts {
         label: label.to_owned(),
         state: None,
+        job_state: None,
+        active_count: None,
         pid: None,
         last_exit: None,
-        reason: None,
+        exit_name: None,
+        exit_reason: None,
         runs: None,
         plist: None,
+        submitted_by: None,
         stdout_path: None,
         stderr_path: None,
         scheduled: false,
+        on_demand: false,
         source,
     }
 }

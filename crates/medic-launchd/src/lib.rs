@@ -11,6 +11,7 @@
 mod client;
 mod error;
 mod facts;
+pub mod names;
 pub mod plist;
 
 pub use client::{

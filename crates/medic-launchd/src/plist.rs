@@ -75,7 +75,36 @@ impl PlistCopy {
             std::fs::set_permissions(&temp, meta.permissions()).map_err(io(&temp))?;
         }
         std::fs::rename(&temp, &self.path).map_err(io(&self.path))?;
+        prune_forensic(&self.path, KEEP_FORENSIC);
         Ok(moved)
+    }
+}
+
+/// How many `.medic-failed-<stamp>` copies of a plist are kept, like containers.
+pub const KEEP_FORENSIC: usize = 3;
+
+/// Removes all but the newest `keep` forensic copies of `path` (the stamps sort
+/// by time). Best effort: a copy that cannot be listed or removed stays.
+pub fn prune_forensic(path: &Path, keep: usize) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let prefix = format!("{}.medic-failed-", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut copies: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
+        })
+        .collect();
+    copies.sort();
+    let excess = copies.len().saturating_sub(keep);
+    for old in &copies[..excess] {
+        std::fs::remove_file(old).ok();
     }
 }
 
@@ -130,6 +159,30 @@ pub fn find(
         .into_iter()
         .map(|folder| folder.join(format!("{label}.plist")))
         .find(|path| path.is_file())
+}
+
+/// What starts a job according to its plist: (on a schedule or trigger, on
+/// demand through Mach services or sockets). `launchctl list <label>` does not
+/// show StartInterval and friends, so `list` facts are completed from here.
+pub fn triggers(path: &Path) -> (bool, bool) {
+    let Ok(value) = read(path) else {
+        return (false, false);
+    };
+    let Some(dict) = value.as_dictionary() else {
+        return (false, false);
+    };
+    let has = |keys: &[&str]| keys.iter().any(|k| dict.contains_key(k));
+    (
+        has(&[
+            "StartInterval",
+            "StartCalendarInterval",
+            "WatchPaths",
+            "QueueDirectories",
+            "StartOnMount",
+            "LaunchEvents",
+        ]),
+        has(&["MachServices", "Sockets"]),
+    )
 }
 
 /// StandardOutPath and StandardErrorPath from a plist, when it sets them.

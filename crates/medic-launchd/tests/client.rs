@@ -43,8 +43,8 @@ async fn print_falls_back_to_list_and_unknown_labels_are_none() {
         dir.path(),
         r#"case "$1 $2" in
   "print "*) echo 'Unrecognized subcommand: print' >&2; exit 64 ;;
-  "list com.example.vtt-watcher") cat "$FIXTURES/list_running.txt" ;;
-  *) cat "$FIXTURES/list_missing.stderr" >&2; exit 113 ;;
+  "list com.example.vtt-watcher") cat "$FIXTURES/list_label_running_over_ssh.txt" ;;
+  *) cat "$FIXTURES/print_missing_gui.stderr" >&2; exit 113 ;;
 esac"#,
     );
     let facts = ctl
@@ -52,7 +52,7 @@ esac"#,
         .await
         .unwrap()
         .expect("found through list");
-    assert_eq!((facts.source, facts.pid), (Source::List, Some(4242)));
+    assert_eq!((facts.source, facts.pid), (Source::List, Some(40425)));
     assert_eq!(
         ctl.inspect("gui/501", "com.example.gone").await.unwrap(),
         None
@@ -66,8 +66,8 @@ async fn print_answers_and_missing_labels_exit_113() {
     let ctl = scripted(
         dir.path(),
         r#"case "$2" in
-  gui/501/com.example.vtt-watcher) cat "$FIXTURES/print_signal.txt" ;;
-  *) cat "$FIXTURES/print_missing.stderr" >&2; exit 113 ;;
+  gui/501/com.example.vtt-watcher) cat "$FIXTURES/print_abort_trap.txt" ;;
+  *) cat "$FIXTURES/print_missing_gui.stderr" >&2; exit 113 ;;
 esac"#,
     );
     let facts = ctl
@@ -149,7 +149,7 @@ async fn bootout_waits_until_the_job_is_gone() {
         r#"case "$1" in
   bootout) exit 0 ;;
   print) n=$(grep -c '^print' "$STATE/calls")
-    if [ "$n" -le 2 ]; then cat "$FIXTURES/print_running.txt"; else cat "$FIXTURES/print_missing.stderr" >&2; exit 113; fi ;;
+    if [ "$n" -le 2 ]; then cat "$FIXTURES/print_gui_running_keepalive.txt"; else cat "$FIXTURES/print_missing_gui.stderr" >&2; exit 113; fi ;;
 esac"#,
     );
     ctl.bootout("gui/501", "com.example.vtt-watcher")

@@ -1,12 +1,13 @@
-//! The launchctl parsers and the classification on recorded real outputs (see fixtures/README.md).
+//! Table tests over every recorded `launchctl` capture in `tests/fixtures`
+//! (sources in fixtures/README.md): the classification a person reading the
+//! output would give, the message, and the evidence medic attaches.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use medic_launchd::{
-    Classification, JobFacts, LastExit, Source, classify, parse_list, parse_list_table, parse_print,
+    Classification, LastExit, classify, parse_list, parse_list_table, parse_print,
 };
-
-const LABEL: &str = "com.example.vtt-watcher";
+use serde_json::{Value, json};
 
 fn fixture(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -15,149 +16,265 @@ fn fixture(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// What the tests compare: pid, last exit, runs, scheduled, classification.
+/// Parses one `print` or `list <label>` capture and compares classification, message and evidence.
 #[track_caller]
-fn check(facts: &JobFacts, pid: Option<u32>, exit: Option<LastExit>, class: Classification) {
-    assert_eq!(facts.pid, pid, "pid of {facts:#?}");
-    assert_eq!(facts.last_exit, exit, "last exit of {facts:#?}");
-    assert_eq!(classify(Some(facts)).class, class, "class of {facts:#?}");
+fn check(name: &str, class: Classification, message: &str, evidence: Value) {
+    let text = fixture(name);
+    let facts = if name.starts_with("print_") {
+        parse_print("job", &text)
+    } else {
+        parse_list("job", &text)
+    };
+    let verdict = classify(Some(&facts));
+    assert_eq!(
+        (verdict.class, verdict.message.as_str()),
+        (class, message),
+        "{name}: {facts:#?}"
+    );
+    assert_eq!(Value::Object(facts.evidence()), evidence, "{name}");
 }
 
 #[test]
-fn print_running_reads_top_level_keys_only() {
-    let facts = parse_print(LABEL, &fixture("print_running.txt"));
-    // The endpoints block has its own `pid = 77` and `state = waiting`.
+fn print_captures() {
     check(
-        &facts,
-        Some(4242),
-        Some(LastExit::Never),
+        "print_catalina_system_running.txt",
         Classification::Healthy,
+        "running (pid 1061); previous run: exited 0",
+        json!({"active_count": 1, "state": "running", "pid": 1061, "runs": 2, "last_exit_code": 0,
+               "last_exit": "exited 0", "plist": "/Library/LaunchDaemons/com.wazuh.agent.plist"}),
     );
-    assert_eq!(facts.state.as_deref(), Some("running"));
-    assert_eq!(facts.runs, Some(3));
-    assert_eq!(facts.source, Source::Print);
-    assert_eq!(
-        facts.plist,
-        Some(PathBuf::from(
-            "/Users/ada/Library/LaunchAgents/com.example.vtt-watcher.plist"
-        ))
-    );
-    assert_eq!(
-        facts.stderr_path,
-        Some(PathBuf::from("/Users/ada/Library/Logs/vtt-watcher.err.log"))
-    );
-    assert!(!facts.scheduled);
-    assert_eq!(classify(Some(&facts)).message, "running (pid 4242)");
-}
-
-#[test]
-fn print_exited_0_with_a_schedule_is_idle() {
-    let facts = parse_print(LABEL, &fixture("print_exited_0.txt"));
-    check(&facts, None, Some(LastExit::Code(0)), Classification::Idle);
-    assert!(facts.scheduled);
-    assert_eq!(facts.runs, Some(12));
-    assert_eq!(facts.state.as_deref(), Some("not running"));
-}
-
-#[test]
-fn print_exited_nonzero_is_failed() {
-    let facts = parse_print(LABEL, &fixture("print_exited_nonzero.txt"));
     check(
-        &facts,
-        None,
-        Some(LastExit::Code(3)),
-        Classification::Failed,
+        "print_system_daemon_running.txt",
+        Classification::Healthy,
+        "running (pid 4205)",
+        json!({"active_count": 1, "state": "running", "pid": 4205, "runs": 1, "last_exit": "never exited",
+               "plist": "/Library/LaunchDaemons/com.wazuh.agent.plist"}),
     );
-    assert_eq!(classify(Some(&facts)).message, "not running: exited with 3");
+    check(
+        "print_gui_running_keepalive.txt",
+        Classification::Healthy,
+        "running (pid 94358)",
+        json!({"active_count": 1, "state": "running", "pid": 94358, "runs": 1, "last_exit": "never exited",
+               "plist": "/Users/ny/Library/LaunchAgents/ai.openclaw.gateway.plist"}),
+    );
+    check(
+        "print_running_after_codesigning_kill.txt",
+        Classification::Healthy,
+        "running (pid 77880); previous run: OS_REASON_CODESIGNING",
+        json!({"state": "running", "pid": 77880, "runs": 24991, "exit_reason": "OS_REASON_CODESIGNING",
+               "last_exit": "OS_REASON_CODESIGNING",
+               "plist": "/Users/daniel/Library/LaunchAgents/com.pogo.daemon.plist"}),
+    );
+    check(
+        "print_user_scheduled_exit0.txt",
+        Classification::Idle,
+        "idle: not running, last exit 0, waits for its schedule",
+        json!({"active_count": 0, "state": "not running", "runs": 1, "last_exit_code": 0, "last_exit": "exited 0",
+               "plist": "/Users/cp/Library/LaunchAgents/local.resticprofile.self.check.agent.plist"}),
+    );
+    check(
+        "print_gui_calendar_never_run.txt",
+        Classification::Idle,
+        "idle: not running, not run yet, waits for its schedule",
+        json!({"active_count": 0, "state": "not running", "runs": 0, "last_exit": "never exited",
+               "plist": "/Users/ny/Library/LaunchAgents/ai.openclaw.auto-detect-and-unfollow-inactive.plist"}),
+    );
+    check(
+        "print_system_jetsam_idle_exit.txt",
+        Classification::Idle,
+        "idle: launchd stopped it when idle (JETSAM_REASON_MEMORY_IDLE_EXIT); it starts on demand",
+        json!({"active_count": 0, "state": "not running", "runs": 1, "exit_reason": "JETSAM_REASON_MEMORY_IDLE_EXIT",
+               "last_exit": "JETSAM_REASON_MEMORY_IDLE_EXIT",
+               "plist": "/System/Library/LaunchDaemons/com.byliu.egress-guard.daemon.plist"}),
+    );
+    check(
+        "print_xpcproxy_starting.txt",
+        Classification::Starting,
+        "starting (xpcproxy)",
+        json!({"active_count": 1, "state": "xpcproxy", "runs": 1, "last_exit": "never exited"}),
+    );
+    check(
+        "print_smappservice_running.txt",
+        Classification::Healthy,
+        "running (pid 64011); previous run: exited 0",
+        json!({"active_count": 1, "state": "running", "job_state": "running", "pid": 64011, "runs": 2,
+               "last_exit_code": 0, "last_exit": "exited 0", "submitted_by": "smd.89007"}),
+    );
+    check(
+        "print_smappservice_spawn_failed.txt",
+        Classification::Failed,
+        "failed: launchd cannot start it (spawn failed, exited 78 (EX_CONFIG), 22138 runs)",
+        json!({"active_count": 0, "state": "spawn scheduled", "job_state": "spawn failed", "runs": 22138,
+               "last_exit_code": 78, "last_exit_name": "EX_CONFIG", "last_exit": "exited 78 (EX_CONFIG)",
+               "submitted_by": "smd.553"}),
+    );
+    check(
+        "print_codesigning_spawn_failed.txt",
+        Classification::Failed,
+        "failed: launchd cannot start it (spawn failed, OS_REASON_CODESIGNING, 6 runs)",
+        json!({"active_count": 0, "state": "spawn scheduled", "job_state": "spawn failed", "runs": 6,
+               "exit_reason": "OS_REASON_CODESIGNING", "last_exit": "OS_REASON_CODESIGNING"}),
+    );
+    check(
+        "print_system_submitted_crash_loop.txt",
+        Classification::Failed,
+        "failed: not running, exited 1, 199773 runs; launchd retries it",
+        json!({"active_count": 0, "state": "spawn scheduled", "runs": 199773, "last_exit_code": 1,
+               "last_exit": "exited 1", "submitted_by": "smd[532]"}),
+    );
+    check(
+        "print_abort_trap.txt",
+        Classification::Failed,
+        "failed: not running, exited 134 (Abort trap), 2 runs",
+        json!({"active_count": 0, "state": "not running", "job_state": "exited", "runs": 2,
+               "last_exit_code": 134, "last_exit_name": "Abort trap", "last_exit": "exited 134 (Abort trap)",
+               "plist": "/Users/robert/Library/LaunchAgents/com.devthrottle.cc-launcher.plist"}),
+    );
+    // Filtered with grep: only the one line, outside any block.
+    check(
+        "print_tahoe_exit_150.txt",
+        Classification::Failed,
+        "failed: exited 150",
+        json!({"last_exit_code": 150, "last_exit": "exited 150"}),
+    );
 }
 
 #[test]
-fn print_killed_by_a_signal_is_failed() {
-    let facts = parse_print(LABEL, &fixture("print_signal.txt"));
+fn list_label_captures() {
     check(
-        &facts,
-        None,
-        Some(LastExit::Signal(9)),
-        Classification::Failed,
+        "list_label_running_over_ssh.txt",
+        Classification::Healthy,
+        "running (pid 40425); previous run: exited 0",
+        json!({"state": "running", "pid": 40425, "last_exit_code": 0, "last_exit": "exited 0"}),
     );
-    assert_eq!(facts.reason.as_deref(), Some("Killed: 9"));
-    assert_eq!(
-        classify(Some(&facts)).message,
-        "not running: killed by signal 9"
+    // LastExitStatus is a wait(2) status: 1 is SIGHUP, not exit 1.
+    check(
+        "list_label_keepalive_exited.txt",
+        Classification::Failed,
+        "failed: not running, killed by signal 1 (SIGHUP)",
+        json!({"state": "not running", "last_signal": 1, "last_signal_name": "SIGHUP",
+               "last_exit": "killed by signal 1 (SIGHUP)"}),
     );
 }
 
 #[test]
 fn a_missing_label_is_missing() {
-    assert!(fixture("print_missing.stderr").contains("Could not find service"));
-    assert!(fixture("list_missing.stderr").contains("Could not find service"));
+    assert!(fixture("print_missing_gui.stderr").contains("Could not find service"));
     let verdict = classify(None);
     assert_eq!(verdict.class, Classification::Missing);
     assert_eq!(verdict.message, "not loaded");
 }
 
+#[track_caller]
+fn table(name: &str) -> Vec<(String, Option<u32>, Option<LastExit>)> {
+    parse_list_table(&fixture(name))
+        .into_iter()
+        .map(|e| (e.label, e.pid, e.last_exit))
+        .collect()
+}
+
 #[test]
-fn list_running() {
-    let facts = parse_list(LABEL, &fixture("list_running.txt"));
-    check(
-        &facts,
-        Some(4242),
-        Some(LastExit::Code(0)),
-        Classification::Healthy,
-    );
-    assert_eq!(facts.source, Source::List);
+fn list_tables() {
+    let rows = table("list_table_grep_exit78.txt");
+    assert_eq!(rows.len(), 6);
     assert_eq!(
-        facts.stdout_path,
-        Some(PathBuf::from("/Users/ada/Library/Logs/vtt-watcher.out.log"))
+        rows[4],
+        (
+            "homebrew.mxcl.postgresql".into(),
+            None,
+            Some(LastExit::Code(78))
+        )
     );
-}
-
-#[test]
-fn list_exited_0_on_demand_is_idle() {
-    let facts = parse_list(LABEL, &fixture("list_exited_0.txt"));
-    check(&facts, None, Some(LastExit::Code(0)), Classification::Idle);
-}
-
-#[test]
-fn list_exit_status_is_a_wait_status() {
-    let facts = parse_list(LABEL, &fixture("list_exited_nonzero.txt"));
-    check(
-        &facts,
-        None,
-        Some(LastExit::Code(3)),
-        Classification::Failed,
-    );
-    let facts = parse_list(LABEL, &fixture("list_signal.txt"));
-    check(
-        &facts,
-        None,
-        Some(LastExit::Signal(9)),
-        Classification::Failed,
-    );
-}
-
-#[test]
-fn list_table_negative_status_is_the_signal() {
-    let entries = parse_list_table(&fixture("list_table.txt"));
-    let got: Vec<(&str, Option<u32>, Option<LastExit>)> = entries
-        .iter()
-        .map(|e| (e.label.as_str(), e.pid, e.last_exit))
-        .collect();
     assert_eq!(
-        got,
-        [
-            (LABEL, Some(4242), Some(LastExit::Code(0))),
-            ("com.example.backup", None, Some(LastExit::Code(0))),
-            ("com.example.indexer", None, Some(LastExit::Signal(9))),
-            ("com.example.sync", None, Some(LastExit::Code(78))),
-            ("com.apple.Finder", Some(633), Some(LastExit::Code(0))),
-        ]
+        rows[0],
+        (
+            "homebrew.mxcl.elasticsearch".into(),
+            Some(805),
+            Some(LastExit::Code(0))
+        )
     );
+    assert_eq!(
+        table("list_table_catalina_sigkill.txt"),
+        [(
+            "com.zackelia.bclm.plist".into(),
+            None,
+            Some(LastExit::Signal(9))
+        )]
+    );
+    let rows = table("list_table_sequoia_system.txt");
+    // The prompt, the header and the truncation note are not rows.
+    assert_eq!(rows.len(), 30);
+    // Running again after a crash: a pid and the negated signal of the previous run.
+    assert!(rows.contains(&(
+        "com.apple.WindowServer".into(),
+        Some(282),
+        Some(LastExit::Signal(11))
+    )));
+}
+
+/// Empty trigger blocks, as older macOS prints them for every job, schedule nothing.
+#[test]
+fn empty_trigger_blocks_do_not_make_a_job_scheduled() {
+    let facts = parse_print(
+        "com.wazuh.agent",
+        &fixture("print_catalina_system_running.txt"),
+    );
+    assert!(!facts.scheduled && !facts.on_demand, "{facts:#?}");
+    let facts = parse_print("job", &fixture("print_user_scheduled_exit0.txt"));
+    assert!(facts.scheduled);
+}
+
+/// A person reads the same job the same way from `print` and from `list`:
+/// an on-demand job that launchd SIGKILLed when idle is idle in both.
+#[test]
+fn print_and_list_agree_on_an_idle_exit() {
+    let print = parse_print("job", &fixture("print_system_jetsam_idle_exit.txt"));
+    let list = parse_list(
+        "job",
+        "{\n\t\"MachServices\" = {\n\t\t\"com.example.job\" = mach-port-object;\n\t};\n\t\"Label\" = \"job\";\n\t\"LastExitStatus\" = 9;\n};\n",
+    );
+    assert_eq!(classify(Some(&print)).class, Classification::Idle);
+    assert_eq!(classify(Some(&list)).class, Classification::Idle);
+    // Without Mach services or sockets nothing starts it again: a SIGKILL is a failure.
+    let plain = parse_list(
+        "job",
+        "{\n\t\"Label\" = \"job\";\n\t\"LastExitStatus\" = 9;\n};\n",
+    );
+    assert_eq!(classify(Some(&plain)).class, Classification::Failed);
 }
 
 #[test]
-fn not_running_after_exit_0_without_a_schedule_is_failed() {
-    let mut facts = parse_print(LABEL, &fixture("print_exited_0.txt"));
-    facts.scheduled = false;
-    assert_eq!(classify(Some(&facts)).class, Classification::Failed);
+fn exit_codes_and_signals_have_names() {
+    assert_eq!(medic_launchd::names::exit_code(78), Some("EX_CONFIG"));
+    assert_eq!(medic_launchd::names::exit_code(134), Some("SIGABRT"));
+    assert_eq!(medic_launchd::names::exit_code(3), None);
+    assert_eq!(LastExit::Code(78).describe(None), "exited 78 (EX_CONFIG)");
+    assert_eq!(
+        LastExit::Signal(9).describe(None),
+        "killed by signal 9 (SIGKILL)"
+    );
+    assert_eq!(LastExit::from_wait_status(768), LastExit::Code(3));
+}
+
+/// States no public capture showed whole, read from constructed `print` output
+/// in the layout of the captures above.
+#[test]
+fn constructed_states() {
+    let read = |body: &str| {
+        let facts = parse_print("job", &format!("gui/501/job = {{\n{body}}}\n"));
+        classify(Some(&facts))
+    };
+    let starting =
+        read("\tactive count = 1\n\tstate = spawn scheduled\n\truns = 3\n\tlast exit code = 0\n");
+    assert_eq!(starting.class, Classification::Starting, "{starting:?}");
+    for reason in ["OS_REASON_DYLD", "OS_REASON_TCC"] {
+        let failed = read(&format!(
+            "\tactive count = 0\n\tstate = not running\n\truns = 4\n\tlast exit reason = {reason}\n"
+        ));
+        assert_eq!(failed.class, Classification::Failed, "{failed:?}");
+        assert_eq!(
+            failed.message,
+            format!("failed: not running, {reason}, 4 runs")
+        );
+    }
 }

@@ -83,3 +83,52 @@ fn tail_keeps_the_last_lines() {
     assert_eq!(tail(&log, 2).unwrap(), ["line 99", "line 100"]);
     assert_eq!(tail(&dir.path().join("none"), 2), None);
 }
+
+/// Like containers, only the newest three forensic copies of a plist are kept.
+#[test]
+fn restore_keeps_the_newest_three_forensic_copies() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("com.example.job.plist");
+    let other = dir
+        .path()
+        .join("com.example.other.plist.medic-failed-20260101T000000Z");
+    std::fs::write(&other, "another job's copy").unwrap();
+    std::fs::write(&path, agent("/bin/good")).unwrap();
+    let good = PlistCopy::capture("com.example.job", &path).unwrap();
+    for (i, stamp) in [
+        "20261123T040001Z",
+        "20261123T040002Z",
+        "20261123T040003Z",
+        "20261123T040004Z",
+        "20261123T040005Z",
+    ]
+    .iter()
+    .enumerate()
+    {
+        std::fs::write(&path, agent(&format!("/bin/bad{i}"))).unwrap();
+        good.restore(stamp).unwrap();
+    }
+    let mut kept: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("com.example.job.plist.medic-failed-"))
+        .collect();
+    kept.sort();
+    assert_eq!(
+        kept,
+        [
+            "com.example.job.plist.medic-failed-20261123T040003Z",
+            "com.example.job.plist.medic-failed-20261123T040004Z",
+            "com.example.job.plist.medic-failed-20261123T040005Z",
+        ]
+    );
+    let newest = dir.path().join(&kept[2]);
+    assert!(
+        std::fs::read_to_string(newest)
+            .unwrap()
+            .contains("/bin/bad4")
+    );
+    assert!(other.exists(), "another job's copies are not touched");
+    assert!(!good.differs_from_disk());
+}

@@ -208,6 +208,11 @@ fn spawn(program: &str, args: &[String]) -> io::Result<(Child, pipe::Receiver)> 
         .stdout(stdout)
         .stderr(stderr)
         .process_group(0)
+        // medic's link to systemd is medic's alone: a child that inherited it
+        // (systemctl does) would send notifications systemd rejects and logs.
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_PID")
+        .env_remove("WATCHDOG_USEC")
         .kill_on_drop(true);
     let child = command.spawn()?;
     // `command` still holds our copies of the write end; drop them now, or the

@@ -139,8 +139,10 @@ impl HttpCheck {
         for (name, value) in &spec.headers {
             let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| ProbeError::Header(name.clone()))?;
-            let value =
-                HeaderValue::from_str(value).map_err(|_| ProbeError::Header(name.to_string()))?;
+            let mut value = HeaderValue::from_str(value.expose())
+                .map_err(|_| ProbeError::Header(name.to_string()))?;
+            // Debug of the request and its HeaderMap prints `Sensitive`.
+            value.set_sensitive(true);
             headers.append(name, value);
         }
         Ok(Self {
@@ -177,7 +179,37 @@ impl HttpCheck {
             }
             Ok(Ok(())) => self.judge(&answer, latency),
         };
-        answer.evidence(observation, &self.shown_url, latency)
+        let observation = answer.evidence(observation, &self.shown_url, latency);
+        self.redact(observation)
+    }
+
+    /// Header values are secrets: a server that echoes one back (in its body,
+    /// an error) must not put it in the evidence, the recovery log or alerts.
+    fn redact(&self, mut observation: Observation) -> Observation {
+        let secrets: Vec<&str> = self
+            .spec
+            .headers
+            .iter()
+            .map(|(_, value)| value.expose())
+            .filter(|value| value.len() >= 4)
+            .collect();
+        if secrets.is_empty() {
+            return observation;
+        }
+        let scrub = |text: &mut String| {
+            for secret in &secrets {
+                if text.contains(secret) {
+                    *text = text.replace(secret, "<redacted>");
+                }
+            }
+        };
+        scrub(&mut observation.message);
+        for value in observation.evidence.values_mut() {
+            if let serde_json::Value::String(text) = value {
+                scrub(text);
+            }
+        }
+        observation
     }
 
     /// Sends the request and reads at most `max_body` bytes of the body into

@@ -8,7 +8,7 @@
 
 mod command;
 mod http;
-mod reason;
+pub mod reason;
 mod tcp;
 
 use std::time::Duration;

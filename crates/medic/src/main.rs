@@ -3,6 +3,7 @@
 mod client;
 mod commands;
 mod config_file;
+mod logging;
 mod table;
 
 use std::process::ExitCode;

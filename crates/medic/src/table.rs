@@ -24,8 +24,8 @@ impl Cell {
         let text = text.into();
         let colour = match text.as_str() {
             "ok" | "healthy" | "idle" => "32",
-            "starting" | "recovering" | "rolling_back" | "paused" => "33",
-            "fail" | "failing" | "escalated" | "unhealthy" | "failed" | "missing" => "31",
+            "starting" | "recovering" | "rolling_back" | "paused" | "warning" => "33",
+            "fail" | "failing" | "escalated" | "unhealthy" | "failed" | "missing" | "error" => "31",
             _ => "90",
         };
         Self {

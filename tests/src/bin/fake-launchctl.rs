@@ -10,6 +10,7 @@
 //! `plist` (the path it was loaded from), `runs`, `pid` (while it runs),
 //! `exit` (`code N` or `signal N`), `tearing` (after bootout, until it is gone).
 //! `gui/<uid>` exists only when `$FAKE_LAUNCHCTL_DIR/gui` does (no GUI login otherwise).
+//! With `$FAKE_LAUNCHCTL_LEGACY` set it has no `print`, like OS X 10.9.
 
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -26,7 +27,13 @@ fn main() -> ExitCode {
         return ExitCode::from(64);
     };
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let legacy = std::env::var_os("FAKE_LAUNCHCTL_LEGACY").is_some();
     let code = match args.as_slice() {
+        // The launchctl of OS X 10.9 and older: no `print`, only `list`.
+        ["print", _] if legacy => {
+            eprintln!("Unrecognized subcommand: print");
+            64
+        }
         ["print", target] => print(&root, target),
         ["list"] => list_all(&root),
         ["list", label] => list(&root, label),
@@ -124,23 +131,58 @@ fn print(root: &Path, target: &str) -> u8 {
         out += &format!("\tpid = {pid}\n");
     }
     match last_exit(&dir) {
-        Some(Exit::Code(code)) => out += &format!("\tlast exit code = {code}\n"),
+        Some(Exit::Code(code)) => out += &format!("\tlast exit code = {}\n", named(code)),
         Some(Exit::Signal(signal)) => {
-            out += "\tlast exit code = (never exited)\n";
             out += &format!(
                 "\tlast terminating signal = {}: {signal}\n",
                 signal_name(signal)
             );
         }
+        Some(Exit::SpawnFailed(code)) => out += &format!("\tlast exit code = {}\n", named(code)),
         None => out += "\tlast exit code = (never exited)\n",
     }
-    // A nested block with its own pid and state, as real output has.
-    out += &format!(
-        "\n\tendpoints = {{\n\t\t\"{label}.xpc\" = {{\n\t\t\tport = 0x4a803\n\t\t\tpid = 1\n\t\t\tstate = waiting\n\t\t}}\n\t}}\n\n"
-    );
+    // A nested block with its own state, as real output has (resource coalition).
+    out += "\n\tresource coalition = {\n\t\tID = 1348\n\t\ttype = resource\n\t\tstate = active\n\t\tactive count = 1\n\t}\n\n";
+    let job_state = match (pid, last_exit(&dir)) {
+        (Some(_), _) => "running",
+        (None, Some(Exit::SpawnFailed(_))) => "spawn failed",
+        (None, Some(_)) => "exited",
+        (None, None) => "",
+    };
+    if !job_state.is_empty() {
+        out += &format!("\tjob state = {job_state}\n");
+    }
     out += "\tspawn type = daemon (3)\n\tproperties = runatload | inferred program\n}\n";
     print!("{out}");
     0
+}
+
+/// An exit code as recent macOS prints it: `78: EX_CONFIG` for the sysexits.h codes.
+fn named(code: i32) -> String {
+    const SYSEXITS: [&str; 15] = [
+        "EX_USAGE",
+        "EX_DATAERR",
+        "EX_NOINPUT",
+        "EX_NOUSER",
+        "EX_NOHOST",
+        "EX_UNAVAILABLE",
+        "EX_SOFTWARE",
+        "EX_OSERR",
+        "EX_OSFILE",
+        "EX_CANTCREAT",
+        "EX_IOERR",
+        "EX_TEMPFAIL",
+        "EX_PROTOCOL",
+        "EX_NOPERM",
+        "EX_CONFIG",
+    ];
+    match usize::try_from(code - 64)
+        .ok()
+        .and_then(|i| SYSEXITS.get(i))
+    {
+        Some(name) => format!("{code}: {name}"),
+        None => code.to_string(),
+    }
 }
 
 fn signal_name(signal: i32) -> &'static str {
@@ -155,16 +197,18 @@ fn signal_name(signal: i32) -> &'static str {
 enum Exit {
     Code(i32),
     Signal(i32),
+    /// launchd could not start the program at all (`job state = spawn failed`).
+    SpawnFailed(i32),
 }
 
 fn last_exit(dir: &Path) -> Option<Exit> {
     let text = read(&dir.join("exit"))?;
     let (kind, number) = text.split_once(' ')?;
     let number = number.parse().ok()?;
-    Some(if kind == "signal" {
-        Exit::Signal(number)
-    } else {
-        Exit::Code(number)
+    Some(match kind {
+        "signal" => Exit::Signal(number),
+        "spawnfail" => Exit::SpawnFailed(number),
+        _ => Exit::Code(number),
     })
 }
 
@@ -199,7 +243,7 @@ fn list_all(root: &Path) -> u8 {
     for (label, dir) in jobs(root) {
         let pid = running_pid(&dir).map_or("-".to_owned(), |p| p.to_string());
         let status = match last_exit(&dir) {
-            Some(Exit::Code(code)) => code.to_string(),
+            Some(Exit::Code(code) | Exit::SpawnFailed(code)) => code.to_string(),
             Some(Exit::Signal(signal)) => format!("-{signal}"),
             None => "0".into(),
         };
@@ -224,7 +268,7 @@ fn list(root: &Path, label: &str) -> u8 {
     }
     out += &format!("\t\"Label\" = \"{label}\";\n\t\"OnDemand\" = true;\n");
     let status = match last_exit(&dir) {
-        Some(Exit::Code(code)) => code << 8,
+        Some(Exit::Code(code) | Exit::SpawnFailed(code)) => code << 8,
         Some(Exit::Signal(signal)) => signal,
         None => 0,
     };
@@ -358,7 +402,7 @@ fn wait_for(mut done: impl FnMut() -> bool) {
 fn supervise(dir: &Path) -> u8 {
     let plist = Plist::read(Path::new(&read(&dir.join("plist")).unwrap_or_default()));
     let Some((program, args)) = plist.args.split_first() else {
-        std::fs::write(dir.join("exit"), "code 78").ok();
+        std::fs::write(dir.join("exit"), "spawnfail 78").ok();
         return 0;
     };
     let log = |path: &Option<String>| match path {
@@ -378,7 +422,7 @@ fn supervise(dir: &Path) -> u8 {
     let mut child = match child {
         Ok(child) => child,
         Err(_) => {
-            std::fs::write(dir.join("exit"), "code 78").ok();
+            std::fs::write(dir.join("exit"), "spawnfail 78").ok();
             return 0;
         }
     };

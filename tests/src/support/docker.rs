@@ -5,28 +5,53 @@ use std::process::Command;
 
 use serde_json::Value;
 
-/// The docker CLI against the test engine.
+/// The docker CLI against the test engine (or the podman CLI against the test
+/// Podman service).
 pub struct Engine {
     host: String,
+    podman: bool,
 }
 
 impl Engine {
-    /// The test engine, or None when run outside scripts/test (panics under CI).
+    /// The test engine; None only when `MEDIC_TEST_SKIP` names `docker`, a failure when it is missing.
+    #[track_caller]
     pub fn get() -> Option<Self> {
-        super::env::docker_host().map(|host| Self { host })
+        super::env::docker_host().map(|host| Self {
+            host,
+            podman: false,
+        })
     }
 
-    /// Runs `docker ARGS`; panics with its stderr when it fails.
+    /// The test Podman service driven with `podman --remote` as a Podman user
+    /// would (inspect still answers in Docker's format), or None outside scripts/test.
+    pub fn podman() -> Option<Self> {
+        super::env::podman_host().map(|host| Self { host, podman: true })
+    }
+
+    /// The engine's address, for medic's `docker_host`.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Runs `docker ARGS` (`podman ARGS`); panics with its stderr when it fails.
     #[track_caller]
     pub fn run(&self, args: &[&str]) -> String {
         let out = self.try_run(args);
-        assert!(out.0, "docker {args:?} failed: {}", out.1);
+        assert!(out.0, "{args:?} failed: {}", out.1);
         out.1
     }
 
-    /// Runs `docker ARGS`; (success, stdout or stderr).
+    /// Runs `docker ARGS` (`podman ARGS`); (success, stdout or stderr).
     pub fn try_run(&self, args: &[&str]) -> (bool, String) {
-        let out = Command::new("docker")
+        let mut command = match self.podman {
+            true => {
+                let mut podman = Command::new("podman");
+                podman.args(["--remote", "--url", &self.host]);
+                podman
+            }
+            false => Command::new("docker"),
+        };
+        let out = command
             .args(args)
             .env("DOCKER_HOST", &self.host)
             .output()
@@ -42,16 +67,24 @@ impl Engine {
         )
     }
 
-    /// `docker inspect NAME` as JSON, or None when it does not exist.
+    /// `docker inspect NAME` as JSON (Docker's format, on Podman too), or None when it does not exist.
     pub fn inspect(&self, name: &str) -> Option<Value> {
-        let (ok, text) = self.try_run(&["inspect", name]);
+        let docker = Self {
+            host: self.host.clone(),
+            podman: false,
+        };
+        let (ok, text) = docker.try_run(&["inspect", name]);
         ok.then(|| serde_json::from_str::<Value>(&text).ok()?.get(0).cloned())
             .flatten()
     }
 
-    /// The image id of an image reference.
+    /// The image id of an image reference (as Docker's API says it).
     pub fn image_id(&self, reference: &str) -> String {
-        self.run(&["image", "inspect", "-f", "{{.Id}}", reference])
+        let docker = Self {
+            host: self.host.clone(),
+            podman: false,
+        };
+        docker.run(&["image", "inspect", "-f", "{{.Id}}", reference])
     }
 }
 
@@ -95,7 +128,10 @@ impl OwnEngine {
         let mut own = Self {
             dir,
             child: None,
-            engine: Engine { host },
+            engine: Engine {
+                host,
+                podman: false,
+            },
         };
         own.spawn();
         for image in images {

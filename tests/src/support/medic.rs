@@ -194,6 +194,19 @@ impl Medic {
             .expect("run medic")
     }
 
+    /// medic's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("medic is running").id()
+    }
+
+    /// Waits until the control socket answers `medic status` (whatever the health).
+    pub fn wait_listening(&self) {
+        eventually("medic to answer on its control socket", || {
+            let output = self.cli(&["status", "--json"]);
+            serde_json::from_slice::<Value>(&output.stdout).ok()
+        });
+    }
+
     /// Sends a signal to medic.
     pub fn signal(&self, signal: nix::sys::signal::Signal) {
         let child = self.child.as_ref().expect("medic is running");

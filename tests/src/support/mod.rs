@@ -6,3 +6,4 @@ pub mod env;
 pub mod launchd;
 pub mod medic;
 pub mod server;
+pub mod skip;

@@ -136,16 +136,17 @@ fn build_kind(alert: &RawAlert, env: Env<'_>, errors: &mut Errors) -> Option<Sin
     // Keys written that this kind does not use: an error each, at the key's value
     // where its span is kept, else at `kind`.
     let inapplicable: &[&str] = match kind {
-        "webhook" => &["command", "repeat_interval"],
-        "slack" => &["command", "hmac_secret", "repeat_interval"],
+        "webhook" => &["command", "repeat_interval", "urls"],
+        "slack" => &["command", "hmac_secret", "repeat_interval", "urls"],
         "alertmanager" => &["command", "hmac_secret"],
-        "exec" => &["url", "headers", "hmac_secret", "repeat_interval"],
+        "exec" => &["url", "urls", "headers", "hmac_secret", "repeat_interval"],
         _ => &[],
     };
     for key in inapplicable {
         let written = match *key {
             "command" => alert.command.as_ref().map(Spanned::span),
             "url" => alert.url.as_ref().map(Spanned::span),
+            "urls" => alert.urls.as_ref().map(Spanned::span),
             "hmac_secret" => alert.hmac_secret.as_ref().map(Spanned::span),
             "headers" => (!alert.headers.is_empty()).then(|| alert.kind.span()),
             _ => alert.repeat_interval.map(|_| alert.kind.span()),
@@ -170,49 +171,75 @@ fn build_kind(alert: &RawAlert, env: Env<'_>, errors: &mut Errors) -> Option<Sin
             })
             .collect()
     };
-    let url = |errors: &mut Errors| -> Option<Secret> {
-        let Some(url) = &alert.url else {
-            errors.at(
-                alert.kind.span(),
-                format!("a `{kind}` sink needs `url`"),
-                Some("add `url = \"https://…\"` (it may read `${ENV_VAR}`)".into()),
-            );
-            return None;
-        };
+    let http = |url: &Spanned<String>, key: &str, errors: &mut Errors| -> Option<Secret> {
         let value = expand(url, env, errors)?;
         let ok = value.expose().starts_with("http://") || value.expose().starts_with("https://");
         if !ok {
             // The value may be a secret: name the key, never the value.
             errors.at(
                 url.span(),
-                "`url` must start with http:// or https://",
+                format!("`{key}` must start with http:// or https://"),
                 None,
             );
             return None;
         }
         Some(value)
     };
+    // `url`, or for Alertmanager `urls` (every member of a cluster); one of them.
+    let urls = |errors: &mut Errors| -> Option<Vec<Secret>> {
+        match (&alert.url, &alert.urls) {
+            (Some(url), None) => Some(vec![http(url, "url", errors)?]),
+            (None, Some(urls)) if !urls.get_ref().is_empty() => urls
+                .get_ref()
+                .iter()
+                .map(|url| http(url, "urls", errors))
+                .collect::<Vec<_>>()
+                .into_iter()
+                .collect(),
+            (Some(url), Some(_)) => {
+                errors.at(url.span(), "write `url` or `urls`, not both", None);
+                None
+            }
+            (None, urls) => {
+                let hint = if kind == "alertmanager" {
+                    "add `url = \"http://…:9093\"`, or `urls = [\"http://am1:9093\", \"http://am2:9093\"]` for a cluster"
+                } else {
+                    "add `url = \"https://…\"` (it may read `${ENV_VAR}`)"
+                };
+                errors.at(
+                    urls.as_ref().map_or(alert.kind.span(), Spanned::span),
+                    format!("a `{kind}` sink needs `url`"),
+                    Some(hint.into()),
+                );
+                None
+            }
+        }
+    };
     match kind {
         "webhook" | "slack" | "alertmanager" => {
-            let url = url(errors);
+            let urls = urls(errors);
             let headers = headers(errors);
             let hmac_secret = alert
                 .hmac_secret
                 .as_ref()
                 .and_then(|s| expand(s, env, errors));
-            let url = url?;
+            let mut urls = urls?;
+            if kind == "alertmanager" {
+                return Some(SinkKind::Alertmanager {
+                    urls,
+                    headers,
+                    repeat_interval: Dur::or(alert.repeat_interval, Duration::from_secs(60)),
+                });
+            }
+            // Invariant: only Alertmanager sinks take `urls`, so there is exactly one.
+            let url = urls.swap_remove(0);
             Some(match kind {
                 "webhook" => SinkKind::Webhook {
                     url,
                     headers,
                     hmac_secret,
                 },
-                "slack" => SinkKind::Slack { url, headers },
-                _ => SinkKind::Alertmanager {
-                    url,
-                    headers,
-                    repeat_interval: Dur::or(alert.repeat_interval, Duration::from_secs(60)),
-                },
+                _ => SinkKind::Slack { url, headers },
             })
         }
         "exec" => {

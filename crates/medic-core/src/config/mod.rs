@@ -5,6 +5,7 @@ mod alerts;
 mod error;
 mod model;
 mod raw;
+mod report;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
@@ -28,7 +29,35 @@ use crate::policy::{Policy, ProbeTiming};
 pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
 
 /// The keys of `RawService`; `probe` and the policy keys are decoded apart.
-const SERVICE_KEYS: &[&str] = &["name", "container", "launch_agent", "command", "depends_on"];
+const SERVICE_KEYS: &[&str] = &[
+    "name",
+    "container",
+    "launch_agent",
+    "command",
+    "depends_on",
+    "labels",
+];
+/// Label names medic sets itself (or Prometheus does), so a service's `labels` cannot.
+const RESERVED_LABELS: &[&str] = &[
+    "service",
+    "instance_name",
+    "instance",
+    "job",
+    "alertname",
+    "severity",
+    "kind",
+    "host",
+    "incident",
+    "probe",
+    "index",
+    "outcome",
+    "state",
+    "health",
+    "window",
+    "sink",
+    "reason",
+    "le",
+];
 const PROBE_KINDS: &str = "http, tcp, exec, container, launch_agent";
 
 /// The embedded default job, validated.
@@ -60,6 +89,7 @@ pub fn parse_with_env(source: &str, origin: &str, env: Env<'_>) -> Result<Config
     let mut defaults = RawPolicy::default();
     let mut services = (Vec::new(), BTreeSet::new());
     let mut raw_alerts = Vec::new();
+    let mut raw_report = None;
     for (key, value) in document {
         let span = key.span();
         match key.get_ref().as_ref() {
@@ -67,19 +97,21 @@ pub fn parse_with_env(source: &str, origin: &str, env: Env<'_>) -> Result<Config
             "defaults" => defaults = lenient(value, &mut errors),
             "service" => services = decode_services(value, &mut errors),
             "alert" => raw_alerts = alerts::decode(value, &mut errors),
+            "report" => raw_report = report::decode(value, &mut errors),
             other => {
                 let what = if matches!(value.get_ref(), DeValue::Table(_) | DeValue::Array(_)) {
                     "table"
                 } else {
                     "key"
                 };
-                let hint = error::suggest(other, &["medic", "defaults", "service", "alert"])
-                    .map_or_else(String::new, |h| format!("{h} "));
+                let hint =
+                    error::suggest(other, &["medic", "defaults", "service", "alert", "report"])
+                        .map_or_else(String::new, |h| format!("{h} "));
                 errors.at(
                     span,
                     format!("unknown top-level {what} `{other}`"),
                     Some(format!(
-                        "{hint}the top level has [medic], [defaults], [[service]] and [[alert]]"
+                        "{hint}the top level has [medic], [defaults], [[service]], [[alert]] and [report]"
                     )),
                 );
             }
@@ -90,12 +122,14 @@ pub fn parse_with_env(source: &str, origin: &str, env: Env<'_>) -> Result<Config
     let services = build_services(&services, &names, &defaults, &mut errors);
     let service_names: Vec<&str> = names.iter().map(String::as_str).collect();
     let alerts = alerts::build(raw_alerts, &service_names, env, &mut errors);
+    let report = report::build(raw_report, &alerts, &mut errors);
     errors.into_result(
         origin,
         Config {
             medic,
             services,
             alerts,
+            report,
             warnings: deprecations(source, origin),
         },
     )
@@ -352,6 +386,24 @@ fn build_settings(raw: RawSettings, errors: &mut Errors) -> Settings {
             Some(listen) => Some(listen),
             None => Some("127.0.0.1:9464".into()),
         },
+        status_listen: match raw.status_listen {
+            None => StatusListen::WithMetrics,
+            Some(listen) if listen.is_empty() => StatusListen::Off,
+            Some(listen) => StatusListen::Own(listen),
+        },
+        external_url: raw.external_url.and_then(|url| {
+            let text = url.get_ref();
+            if text.starts_with("http://") || text.starts_with("https://") {
+                Some(text.trim_end_matches('/').to_owned())
+            } else {
+                errors.at(
+                    url.span(),
+                    "`external_url` must start with http:// or https://",
+                    Some("the address people open the status page at, e.g. \"https://host1.example:9464\"".into()),
+                );
+                None
+            }
+        }),
         docker_host: raw.docker_host,
         reconcile_interval: Dur::or(raw.reconcile_interval, Duration::from_secs(10)),
         shutdown_grace: Dur::or(raw.shutdown_grace, Duration::from_secs(4)),
@@ -511,7 +563,27 @@ fn build_service(
         None => 0.999,
     };
     let policy = build_policy(&policy, &target, &probes, errors);
+    let labels = raw
+        .labels
+        .iter()
+        .filter(|(key, value)| {
+            let valid = is_label_name(key) && !RESERVED_LABELS.contains(&key.as_str());
+            if !valid {
+                errors.at(
+                    value.span(),
+                    format!("`{key}` cannot be a label name"),
+                    Some(format!(
+                        "Prometheus label names match [a-zA-Z_][a-zA-Z0-9_]*, do not start with __, and medic sets these itself: {}",
+                        RESERVED_LABELS.join(", ")
+                    )),
+                );
+            }
+            valid
+        })
+        .map(|(key, value)| (key.clone(), value.get_ref().clone()))
+        .collect();
     Some(Service {
+        labels,
         slo,
         name,
         target,
@@ -1040,6 +1112,7 @@ fn build_http(raw: &RawProbe, span: Range<usize>, errors: &mut Errors) -> Option
             .map(|h| h.get_ref().clone())
             .unwrap_or_default()
             .into_iter()
+            .map(|(name, value)| (name, Secret::new(value)))
             .collect(),
         expect_status: raw
             .expect_status
@@ -1062,6 +1135,16 @@ fn is_token(text: &str) -> bool {
         && text
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
+}
+
+/// A Prometheus label name that is not reserved for Prometheus itself (`__…`).
+fn is_label_name(text: &str) -> bool {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !text.starts_with("__")
 }
 
 /// Reports each dependency cycle once, at the service that closes it.

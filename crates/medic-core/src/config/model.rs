@@ -18,6 +18,8 @@ pub struct Config {
     pub services: Vec<Service>,
     /// Notification sinks (`[[alert]]`), in file order; names are unique.
     pub alerts: Vec<AlertSink>,
+    /// `[report]`: the scheduled digest, when configured.
+    pub report: Option<ReportDigest>,
     /// What is valid but should change (deprecated keys), as `file:line: warning: …`.
     pub warnings: Vec<String>,
 }
@@ -39,6 +41,10 @@ pub struct Settings {
     pub control_tcp: Option<TcpControl>,
     /// Prometheus metrics and status page address; `None` when set to "".
     pub metrics_listen: Option<String>,
+    /// Where the status page (`/`, `/api/status`) is served.
+    pub status_listen: StatusListen,
+    /// Where people reach the status page (`https://medic.host1.example/`); alerts link to it.
+    pub external_url: Option<String>,
     /// Docker engine address; `None` means `DOCKER_HOST` or the local socket.
     pub docker_host: Option<String>,
     /// How often the Docker adapter lists and inspects everything, so missed events never hide a failure.
@@ -52,6 +58,18 @@ pub struct Settings {
     /// Most probes running at once, so 10,000 of them starting (or hanging)
     /// together never hold 10,000 connections and their buffers.
     pub max_concurrent_probes: usize,
+}
+
+/// Where the status page is served: it shows every incident's evidence, so a
+/// listener opened for Prometheus can leave it out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusListen {
+    /// On `metrics_listen`, beside `/metrics` (`status_listen` unset).
+    WithMetrics,
+    /// On its own address; `metrics_listen` then serves `/metrics` alone.
+    Own(String),
+    /// Nowhere (`status_listen = ""`).
+    Off,
 }
 
 /// Permissions applied to the control socket after it is bound.
@@ -89,6 +107,8 @@ pub struct Service {
     pub depends_on: Vec<String>,
     /// Availability objective (0.999 = 99.9 %), for the error budget in metrics.
     pub slo: f64,
+    /// User labels (valid Prometheus label names) copied to metrics and alerts.
+    pub labels: Vec<(String, String)>,
 }
 
 /// What medic acts on.
@@ -216,8 +236,8 @@ pub struct HttpProbe {
     pub url: String,
     /// Request method, upper case.
     pub method: String,
-    /// Request headers.
-    pub headers: Vec<(String, String)>,
+    /// Request headers; the values are secrets (`Authorization: Bearer …`).
+    pub headers: Vec<(String, Secret)>,
     /// Accepted status codes.
     pub expect_status: Vec<u16>,
     /// The body must contain this text.
@@ -256,7 +276,8 @@ pub struct ExecProbe {
     pub max_output: usize,
 }
 
-/// A value that must not be shown: a webhook URL, a token, an HMAC key.
+/// A value that must not be shown: a webhook URL, a token, an HMAC key, a
+/// probe's header value.
 /// Its `Debug` prints `<redacted>`; [`Secret::expose`] is the only way in.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -331,8 +352,9 @@ pub enum SinkKind {
     },
     /// Prometheus Alertmanager v2 API: one alert per incident.
     Alertmanager {
-        /// Base URL (`http://host:9093`); alerts go to `/api/v2/alerts`.
-        url: Secret,
+        /// Base URLs (`http://host:9093`), one per Alertmanager of a cluster;
+        /// alerts go to `/api/v2/alerts` of each.
+        urls: Vec<Secret>,
         /// Extra headers (e.g. `Authorization`).
         headers: Vec<(String, Secret)>,
         /// How often firing alerts are posted again.
@@ -355,4 +377,14 @@ impl SinkKind {
             SinkKind::Exec { .. } => "exec",
         }
     }
+}
+
+/// `[report]`: send the Markdown report of the last `every` to `sinks`, once
+/// per period, at period boundaries aligned to Monday 00:00 UTC.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportDigest {
+    /// The period (and how often it is sent).
+    pub every: Duration,
+    /// Names of `[[alert]]` sinks.
+    pub sinks: Vec<String>,
 }

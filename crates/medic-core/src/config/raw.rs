@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
-/// A duration written as "10s", "5m", "1h30m", "250ms". `Dur<true>` ([`PosDur`])
+/// A duration written as "10s", "5m", "1h30m", "250ms", at most
+/// [`crate::duration::MAX`]. `Dur<true>` ([`PosDur`])
 /// also rejects zero, for timers that would otherwise spin or always fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Dur<const POSITIVE: bool = false>(pub Duration);
@@ -31,11 +32,7 @@ impl<'de, const POSITIVE: bool> Deserialize<'de> for Dur<POSITIVE> {
                 f.write_str("a duration with a unit, such as \"10s\", \"5m\" or \"250ms\"")
             }
             fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
-                let duration = humantime::parse_duration(text.trim()).map_err(|e| {
-                    E::custom(format!(
-                        "invalid duration \"{text}\": {e} (write e.g. \"10s\", \"5m\", \"250ms\")"
-                    ))
-                })?;
+                let duration = crate::duration::parse(text).map_err(E::custom)?;
                 if P && duration.is_zero() {
                     return Err(E::custom(format!(
                         "this duration must be greater than zero, not \"{text}\""
@@ -182,6 +179,10 @@ pub(crate) struct RawSettings {
     pub control_token_file: Option<String>,
     /// Metrics listen address; "" turns metrics off.
     pub metrics_listen: Option<String>,
+    /// The status page's own address ("" turns the page off); unset: on metrics_listen.
+    pub status_listen: Option<String>,
+    /// The URL people reach medic's status page at (alerts link to it).
+    pub external_url: Option<Spanned<String>>,
     /// Docker engine address (unix:// or tcp://).
     pub docker_host: Option<String>,
     /// How often containers are listed and inspected besides the event stream.
@@ -309,6 +310,9 @@ pub(crate) struct RawService {
     /// Services that must be healthy before this one is restarted.
     #[serde(default)]
     pub depends_on: Vec<Spanned<String>>,
+    /// Labels copied to the service's metrics and alerts (Prometheus label names).
+    #[serde(default)]
+    pub labels: BTreeMap<String, Spanned<String>>,
     /// The probes (`[[service.probe]]`), decoded one by one apart from the rest so
     /// that every broken probe is reported.
     #[serde(skip)]
@@ -415,6 +419,8 @@ pub(crate) struct RawAlert {
     pub kind: Spanned<String>,
     /// Where to POST (webhook, slack, alertmanager base URL); may hold `${ENV}`.
     pub url: Option<Spanned<String>>,
+    /// Alertmanager: every Alertmanager of a cluster (each gets every alert); may hold `${ENV}`.
+    pub urls: Option<Spanned<Vec<Spanned<String>>>>,
     /// Extra request headers; values may hold `${ENV}`.
     #[serde(default)]
     pub headers: BTreeMap<String, Spanned<String>>,

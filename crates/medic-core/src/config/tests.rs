@@ -117,7 +117,7 @@ fn unknown_keys_name_their_position_and_a_suggestion() {
     ");
     assert_snapshot!(check("[medics]\n"), @"
     medic.toml:1:2: error: unknown top-level table `medics`
-      hint: did you mean `medic`? the top level has [medic], [defaults], [[service]] and [[alert]]
+      hint: did you mean `medic`? the top level has [medic], [defaults], [[service]], [[alert]] and [report]
     ");
 }
 
@@ -248,6 +248,8 @@ fn settings_have_defaults_and_follow_state_dir() {
             },
             control_tcp: None,
             metrics_listen: Some("127.0.0.1:9464".into()),
+            status_listen: StatusListen::WithMetrics,
+            external_url: None,
             docker_host: None,
             reconcile_interval: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(4),
@@ -497,7 +499,11 @@ name = "web"
     assert_eq!(full.method, "HEAD");
     assert_eq!(
         full.headers,
-        vec![("Authorization".into(), "Bearer x".into())]
+        vec![("Authorization".into(), Secret::new("Bearer x"))]
+    );
+    assert!(
+        !format!("{full:?}").contains("Bearer x"),
+        "header values are secrets: {full:?}"
     );
     assert_eq!(full.expect_status, vec![204]);
     assert_eq!(
@@ -528,7 +534,7 @@ failure_treshold = 3
   kind = "http"
   urll = "http://x"
 "#), @"
-    medic.toml:5:1: error: unknown field `failure_treshold`, expected one of `name`, `container`, `launch_agent`, `command`, `depends_on`, `probe`, `interval`, `timeout`, `failure_threshold`, `success_threshold`, `start_period`, `max_attempts`, `attempt_window`, `flap_limit`, `flap_window`, `backoff`, `backoff_max`, `recover_timeout`, `verify_interval`, `replace_grace`, `stop_timeout`, `on_stop`, `slo`
+    medic.toml:5:1: error: unknown field `failure_treshold`, expected one of `name`, `container`, `launch_agent`, `command`, `depends_on`, `labels`, `probe`, `interval`, `timeout`, `failure_threshold`, `success_threshold`, `start_period`, `max_attempts`, `attempt_window`, `flap_limit`, `flap_window`, `backoff`, `backoff_max`, `recover_timeout`, `verify_interval`, `replace_grace`, `stop_timeout`, `on_stop`, `slo`
       hint: did you mean `failure_threshold`?
     medic.toml:8:3: error: unknown field `urll`, expected one of `kind`, `interval`, `timeout`, `url`, `method`, `headers`, `expect_status`, `body_contains`, `body_regex`, `json_pointer`, `json_equals`, `max_latency`, `tls_verify`, `ca_file`, `follow_redirects`, `max_body`, `address`, `command`, `expect_exit`, `max_output`
       hint: did you mean `url`?
@@ -712,7 +718,7 @@ bogus = 1
 name = "web"
 container = { name = "y" }
 depends_on = ["api"]
-"#), @"medic.toml:5:1: error: unknown field `bogus`, expected one of `name`, `container`, `launch_agent`, `command`, `depends_on`, `probe`, `interval`, `timeout`, `failure_threshold`, `success_threshold`, `start_period`, `max_attempts`, `attempt_window`, `flap_limit`, `flap_window`, `backoff`, `backoff_max`, `recover_timeout`, `verify_interval`, `replace_grace`, `stop_timeout`, `on_stop`, `slo`");
+"#), @"medic.toml:5:1: error: unknown field `bogus`, expected one of `name`, `container`, `launch_agent`, `command`, `depends_on`, `labels`, `probe`, `interval`, `timeout`, `failure_threshold`, `success_threshold`, `start_period`, `max_attempts`, `attempt_window`, `flap_limit`, `flap_window`, `backoff`, `backoff_max`, `recover_timeout`, `verify_interval`, `replace_grace`, `stop_timeout`, `on_stop`, `slo`");
     // A bad key in [defaults] falls back to its default; the good ones still apply.
     assert_snapshot!(check(r#"
 [defaults]
@@ -841,4 +847,72 @@ fn attempt_window_still_works_as_the_flap_window_with_a_warning() {
         "{:?}",
         config.warnings
     );
+}
+
+#[test]
+fn fleet_labels_external_url_and_alertmanager_cluster() {
+    let config = valid(
+        r#"
+[medic]
+external_url = "https://host1.example:9464/"
+
+[[service]]
+name = "web"
+labels = { team = "shop", tier = "1" }
+  [[service.probe]]
+  kind = "tcp"
+  address = "127.0.0.1:1"
+
+[[alert]]
+name = "am"
+kind = "alertmanager"
+urls = ["http://127.0.0.1:9093", "http://127.0.0.1:9094"]
+"#,
+    );
+    assert_eq!(
+        config.medic.external_url.as_deref(),
+        Some("https://host1.example:9464")
+    );
+    assert_eq!(
+        config.services[0].labels,
+        vec![("team".into(), "shop".into()), ("tier".into(), "1".into())]
+    );
+    let SinkKind::Alertmanager { urls, .. } = &config.alerts[0].kind else {
+        panic!();
+    };
+    assert_eq!(urls.len(), 2);
+
+    assert_snapshot!(check(r#"
+[medic]
+external_url = "host1:9464"
+
+[[service]]
+name = "web"
+labels = { "1team" = "a", service = "b", __name = "c", ok_label = "d" }
+  [[service.probe]]
+  kind = "tcp"
+  address = "127.0.0.1:1"
+
+[[alert]]
+name = "am"
+kind = "alertmanager"
+url = "http://a:9093"
+urls = ["http://b:9093"]
+
+[[alert]]
+name = "hook"
+kind = "webhook"
+urls = ["http://b:9093"]
+"#), @r#"
+    medic.toml:3:16: error: `external_url` must start with http:// or https://
+      hint: the address people open the status page at, e.g. "https://host1.example:9464"
+    medic.toml:7:22: error: `1team` cannot be a label name
+      hint: Prometheus label names match [a-zA-Z_][a-zA-Z0-9_]*, do not start with __, and medic sets these itself: service, instance_name, instance, job, alertname, severity, kind, host, incident, probe, index, outcome, state, health, window, sink, reason, le
+    medic.toml:7:37: error: `service` cannot be a label name
+      hint: Prometheus label names match [a-zA-Z_][a-zA-Z0-9_]*, do not start with __, and medic sets these itself: service, instance_name, instance, job, alertname, severity, kind, host, incident, probe, index, outcome, state, health, window, sink, reason, le
+    medic.toml:7:51: error: `__name` cannot be a label name
+      hint: Prometheus label names match [a-zA-Z_][a-zA-Z0-9_]*, do not start with __, and medic sets these itself: service, instance_name, instance, job, alertname, severity, kind, host, incident, probe, index, outcome, state, health, window, sink, reason, le
+    medic.toml:15:7: error: write `url` or `urls`, not both
+    medic.toml:21:8: error: `urls` does not apply to `webhook` sinks
+    "#);
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 use super::{ClosedIncident, Ctx, Incident, Machine, Phase, millis};
 use crate::backoff;
 use crate::event::{EventKind, Severity};
-use crate::observation::{Evidence, Observation, Urgency};
+use crate::observation::{ENGINE_GRACE, Evidence, Observation, RESTART_EXPECTED_FROM, Urgency};
 use crate::time::after;
 use crate::vocabulary::{Action, ActionResult, Step};
 
@@ -18,6 +18,11 @@ impl Machine {
     pub(super) fn open_incident(&mut self, now: Instant, observation: Observation, ctx: &mut Ctx) {
         let mut evidence = observation.evidence.clone();
         evidence.insert("latency_ms".into(), millis(observation.latency).into());
+        if observation.urgency == Urgency::EngineRestarts {
+            evidence
+                .entry(RESTART_EXPECTED_FROM)
+                .or_insert_with(|| "the engine".into());
+        }
         let gone = observation.urgency == Urgency::Gone;
         let mut incident = Incident::open(now, gone, evidence.clone(), ctx);
         incident.reason = self.flapping(now);
@@ -72,7 +77,11 @@ impl Machine {
         if used < self.policy.max_attempts && reason.is_none() {
             let attempt = used + 1;
             let p = &self.policy;
-            let delay = backoff::delay(attempt, p.backoff_base, p.backoff_max, &self.name);
+            let mut delay = backoff::delay(attempt, p.backoff_base, p.backoff_max, &self.name);
+            // The engine restarts it itself: it gets the first chance.
+            if attempt == 1 && self.restart_expected_from().is_some() {
+                delay = delay.max(ENGINE_GRACE);
+            }
             self.schedule(now, Step::Restart(attempt), after(now, delay));
         } else if self.policy.can_rollback && !rollback_tried {
             // A flapping incident waits one backoff step: `docker rm -f` reports the
@@ -94,6 +103,14 @@ impl Machine {
             };
             self.escalate(now, message, Evidence::new(), ctx);
         }
+    }
+
+    /// Who brings the open incident's target back by itself, when the failure
+    /// that opened it said so ([`Urgency::EngineRestarts`]).
+    pub(super) fn restart_expected_from(&self) -> Option<String> {
+        let incident = self.incident.as_ref()?;
+        let who = incident.evidence.get(RESTART_EXPECTED_FROM)?;
+        Some(who.as_str().unwrap_or("the engine").to_owned())
     }
 
     /// Waits for `step` until `at`, and after a removal until `replace_grace`
@@ -323,8 +340,20 @@ impl Machine {
         message: &str,
         ctx: &mut Ctx,
     ) {
+        self.close_incident_with(now, kind, message, Evidence::new(), ctx);
+    }
+
+    /// [`Self::close_incident`] with evidence on its recovery-log line.
+    pub(super) fn close_incident_with(
+        &mut self,
+        now: Instant,
+        kind: EventKind,
+        message: &str,
+        evidence: Evidence,
+        ctx: &mut Ctx,
+    ) {
         self.set_phase(now, Phase::Healthy);
-        self.log(ctx, now, kind, message);
+        self.log_with(ctx, now, kind, message.to_owned(), evidence);
         let (alerted, gone) = self
             .incident
             .as_ref()

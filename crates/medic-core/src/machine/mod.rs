@@ -361,7 +361,27 @@ impl Machine {
                 if let Some(incident) = self.incident.as_mut() {
                     incident.gone = false;
                 }
-                self.close_incident(now, EventKind::Recovered, "recovered without action", ctx);
+                match self.restart_expected_from() {
+                    // The engine (or whoever ran `docker restart`) brought it back: say who.
+                    Some(who) => {
+                        let message = format!("started again by {who}; medic did not act");
+                        let evidence =
+                            Evidence::from_iter([("restarted_by".to_owned(), who.into())]);
+                        self.close_incident_with(
+                            now,
+                            EventKind::Recovered,
+                            &message,
+                            evidence,
+                            ctx,
+                        );
+                    }
+                    None => self.close_incident(
+                        now,
+                        EventKind::Recovered,
+                        "recovered without action",
+                        ctx,
+                    ),
+                }
             }
             Phase::Verifying { step, since, .. } if self.all_ok_since(Some(since)) => {
                 let (kind, message) = match step {

@@ -128,7 +128,7 @@ impl World {
     }
 
     /// Runs a script of space-separated steps and returns the trace it produced:
-    /// `ok` `fail` `died` (decisive) `gone` `blind` observations; `done` `error`
+    /// `ok` `fail` `died` (decisive) `gone` `engine` (the engine restarts it) `blind` observations; `done` `error`
     /// `interrupted` `vanished` (the target was gone) action results (also of a deploy command); `pause` `resume`
     /// `reset` `recover` `deploy` (command within 60 s, healthy within 30 s) controls;
     /// `restart-medic` (save, then restore into a new supervisor; `restart-medic+1h`: down for an hour);
@@ -148,6 +148,11 @@ impl World {
             "fail" => self.observe(Observation::fail(ms, "HTTP 503")),
             "died" => self.observe(Observation::fail(ms, "died").with_urgency(Urgency::Decisive)),
             "gone" => self.observe(Observation::fail(ms, "removed").with_urgency(Urgency::Gone)),
+            "engine" => self.observe(
+                Observation::fail(ms, "exited; its restart policy restarts it")
+                    .with_urgency(Urgency::EngineRestarts)
+                    .with(medic_core::RESTART_EXPECTED_FROM, "restart policy `always`"),
+            ),
             "blind" => self.observe(Observation::blind(ms, "socket down")),
             "done" => self.finish(ActionResult::Done {
                 message: "exit 0".into(),

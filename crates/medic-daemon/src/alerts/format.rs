@@ -46,22 +46,39 @@ pub fn slack_body(alert: &AlertLine, host: &str) -> Vec<u8> {
         _ => ":information_source:",
     };
     let mut text = format!(
-        "{icon} *{}* `{}` {} on {host}: {}",
+        "{icon} *{}* `{}` {} on {}: {}",
         alert.severity.to_uppercase(),
-        alert.service,
-        alert.kind,
-        alert.message
+        slack_escape(&alert.service),
+        slack_escape(&alert.kind),
+        slack_escape(host),
+        slack_escape(&alert.message)
     );
     let incident = alert
         .incident
         .as_deref()
-        .map_or_else(String::new, |i| format!("incident {i} · "));
+        .map_or_else(String::new, |i| format!("incident {} · ", slack_escape(i)));
     text.push_str(&format!("\n{incident}{}", alert.ts));
     for line in evidence_summary(&alert.evidence) {
         text.push_str("\n> ");
-        text.push_str(&line);
+        text.push_str(&slack_escape(&line));
     }
     serde_json::to_vec(&serde_json::json!({ "text": text })).unwrap_or_default()
+}
+
+/// Slack's escaping of text it must show as written: `&`, `<` and `>`. What
+/// medic quotes (a log line saying `<!channel>` or `<@U123>`) then never pings
+/// a channel or a person, nor turns into a link.
+fn slack_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// At most 12 readable `key: value` lines; long values are cut, log lines keep their tail.
@@ -110,13 +127,46 @@ fn cut(text: &str, max: usize) -> String {
     out
 }
 
+/// Where alerts come from: this host, its status page, and each service's user labels.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    /// The `host` label and field.
+    pub host: String,
+    /// `[medic] external_url`: Alertmanager's `generatorURL`.
+    pub external_url: Option<String>,
+    /// Per service, its `labels` from the config.
+    pub labels: BTreeMap<String, Vec<(String, String)>>,
+}
+
+impl Origin {
+    /// This host's origin under `config`.
+    pub fn new(config: &medic_core::config::Config) -> Self {
+        Self {
+            host: super::hostname(),
+            external_url: config.medic.external_url.clone(),
+            labels: config
+                .services
+                .iter()
+                .map(|s| (s.name.clone(), s.labels.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// How much evidence JSON one Alertmanager annotation carries.
+const EVIDENCE_CHARS: usize = 4000;
+
 /// One alert of the Alertmanager v2 API (`POST /api/v2/alerts` takes an array of them).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AmAlert {
-    /// Identity: alertname, service, severity, kind, host, incident.
+    /// Identity: alertname, service (and instance_name), severity, kind, host,
+    /// incident, and the service's user labels.
     pub labels: BTreeMap<String, String>,
-    /// summary and description.
+    /// summary, description (the evidence in lines), evidence (as JSON), resolution.
     pub annotations: BTreeMap<String, String>,
+    /// medic's status page (`external_url`).
+    #[serde(rename = "generatorURL", skip_serializing_if = "Option::is_none")]
+    pub generator_url: Option<String>,
     /// When it began.
     #[serde(rename = "startsAt")]
     pub starts_at: Timestamp,
@@ -149,7 +199,7 @@ impl Firing {
     pub fn alert_for(
         &self,
         line: &AlertLine,
-        host: &str,
+        origin: &Origin,
         now: Timestamp,
         repeat: Duration,
     ) -> AmAlert {
@@ -162,6 +212,10 @@ impl Firing {
                 evidence_summary(&line.evidence).join("\n"),
             ),
         ]);
+        if !line.evidence.is_empty() {
+            let json = serde_json::to_string(&line.evidence).unwrap_or_default();
+            annotations.insert("evidence".to_owned(), cut(&json, EVIDENCE_CHARS));
+        }
         if let Some(existing) = self.alerts.get(&key) {
             let mut alert = existing.clone();
             if line.resolved {
@@ -181,19 +235,35 @@ impl Firing {
             alert.annotations = annotations;
             return alert;
         }
-        let mut labels = BTreeMap::from([
+        // A selector instance `web/app-1` is service `web`, instance_name `app-1`, as in `/metrics`.
+        let (service, instance) = match line.service.split_once('/') {
+            Some((service, instance)) => (service, Some(instance)),
+            None => (line.service.as_str(), None),
+        };
+        let mut labels: BTreeMap<String, String> = origin
+            .labels
+            .get(service)
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        labels.extend([
             ("alertname".to_owned(), "medic".to_owned()),
-            ("service".to_owned(), line.service.clone()),
+            ("service".to_owned(), service.to_owned()),
             ("severity".to_owned(), line.severity.clone()),
             ("kind".to_owned(), line.kind.clone()),
-            ("host".to_owned(), host.to_owned()),
+            ("host".to_owned(), origin.host.clone()),
         ]);
+        if let Some(instance) = instance {
+            labels.insert("instance_name".to_owned(), instance.to_owned());
+        }
         if let Some(incident) = &line.incident {
             labels.insert("incident".to_owned(), incident.clone());
         }
         AmAlert {
             labels,
             annotations,
+            generator_url: origin.external_url.clone(),
             starts_at: line.ts,
             // A resolving line nothing fired for is a record that ends as it starts.
             ends_at: if line.resolved { line.ts } else { held },
@@ -277,12 +347,53 @@ mod tests {
     }
 
     #[test]
+    fn slack_text_mentions_nobody() {
+        let mut alert = line("escalated", "critical", false);
+        alert.service = "web<@U123>".into();
+        alert.message = "exited: <!channel> look & see <https://evil.example|click>".into();
+        alert.evidence.insert(
+            "last_logs".into(),
+            serde_json::json!(["<!here> deploy done", "ping <@U0G9QF9C6> <#C024BE7LR>"]),
+        );
+        let body: Value = serde_json::from_slice(&slack_body(&alert, "h<1>")).unwrap();
+        let text = body["text"].as_str().unwrap();
+        assert!(
+            text.starts_with(
+                ":red_circle: *CRITICAL* `web&lt;@U123&gt;` escalated on h&lt;1&gt;: exited: &lt;!channel&gt; look &amp; see &lt;https://evil.example|click&gt;\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("> last_logs: &lt;!here&gt; deploy done | ping &lt;@U0G9QF9C6&gt; &lt;#C024BE7LR&gt;"),
+            "{text}"
+        );
+        assert!(!text.contains('<'), "no Slack markup survives: {text}");
+        assert_eq!(
+            text.matches("\n> ").count(),
+            2,
+            "medic's own quote marks stay: {text}"
+        );
+    }
+
+    #[test]
     fn one_alertmanager_alert_per_incident_resolved_with_its_labels() {
         let now: Timestamp = "2026-11-22T16:00:01Z".parse().unwrap();
         let minute = Duration::from_secs(60);
         let mut firing = Firing::default();
         let escalated = line("escalated", "critical", false);
-        let alert = firing.alert_for(&escalated, "h1", now, minute);
+        let origin = Origin {
+            host: "h1".into(),
+            external_url: Some("https://h1.example:9464".into()),
+            labels: BTreeMap::from([("web".into(), vec![("team".into(), "shop".into())])]),
+        };
+        let alert = firing.alert_for(&escalated, &origin, now, minute);
+        assert_eq!(alert.labels["team"], "shop");
+        assert_eq!(alert.labels["service"], "web");
+        assert_eq!(
+            alert.generator_url.as_deref(),
+            Some("https://h1.example:9464")
+        );
+        assert!(alert.annotations["evidence"].contains("\"exit_code\":3"));
         assert_eq!(alert.labels["severity"], "critical");
         assert_eq!(alert.labels["incident"], "t4k-3");
         assert_eq!(alert.ends_at, now + jiff::SignedDuration::from_secs(240));
@@ -291,7 +402,7 @@ mod tests {
 
         let mut resolved = line("resolved", "info", true);
         resolved.ts = "2026-11-22T16:05:00Z".parse().unwrap();
-        let end = firing.alert_for(&resolved, "h1", now, minute);
+        let end = firing.alert_for(&resolved, &origin, now, minute);
         assert_eq!(
             end.labels, alert.labels,
             "same identity as the firing alert"

@@ -19,8 +19,8 @@ use medic_core::delivery::{Route, Router, incident_key};
 use medic_core::{Evidence, Severity};
 use tokio::sync::mpsc;
 
-use crate::daemon::Shell;
 use crate::journal::AlertLine;
+use crate::shell::Shell;
 use outbox::{Deliveries, Outbox, Record};
 
 /// The outbox's path under the state directory.
@@ -55,7 +55,7 @@ impl Sinks {
                 sinks.router.replay(sink, &key, alert.resolved);
             }
         }
-        let host = hostname();
+        let origin = format::Origin::new(config);
         for sink in &config.alerts {
             let sender = send::Sender::new(sink)?;
             let queue: VecDeque<(AlertLine, u32)> = deliveries.pending(&sink.name).into();
@@ -69,10 +69,10 @@ impl Sinks {
                 stats: stats.clone(),
                 sender,
                 outbox: outbox.clone(),
-                host: host.clone(),
+                origin: origin.clone(),
                 queue,
                 rx,
-                firing: firing_after(&deliveries, sink),
+                firing: firing_after(&deliveries, sink, &origin),
             };
             shell.tracker.spawn(task.run(shell.cancel.child_token()));
             sinks.queues.push((sink.name.clone(), tx, stats));
@@ -83,9 +83,9 @@ impl Sinks {
 
     /// Hands a line that was just written to the alerts file to every sink that wants it. Never waits.
     pub fn send(&mut self, line: &AlertLine) {
-        let Some(outbox) = &self.outbox else {
+        if self.outbox.is_none() {
             return;
-        };
+        }
         let severity = match line.severity.as_str() {
             "critical" => Severity::Critical,
             "warning" => Severity::Warning,
@@ -99,28 +99,47 @@ impl Sinks {
             resolved: line.resolved,
         };
         for index in self.router.route(route) {
-            let Some((sink, queue, stats)) = self.queues.get(index) else {
-                continue;
-            };
-            outbox.record(&Record::Queued {
-                sink: sink.clone(),
-                alert: line.clone(),
-            });
-            match queue.try_send(line.clone()) {
-                Ok(()) => stats.queued(1),
-                Err(error) => {
-                    let full = matches!(error, mpsc::error::TrySendError::Full(_));
-                    let reason = if full { "queue full" } else { "sink stopped" };
-                    tracing::warn!(%sink, alert = %line.id, reason, "Alert not queued for delivery");
-                    if full {
-                        stats.dropped();
-                        outbox.record(&Record::Dropped {
-                            sink: sink.clone(),
-                            id: line.id.clone(),
-                            ts: Timestamp::now(),
-                            error: reason.to_owned(),
-                        });
-                    }
+            self.enqueue(index, line);
+        }
+    }
+
+    /// Hands `line` to the named sinks, whatever their routing (the scheduled
+    /// report digest goes to the sinks `[report]` lists).
+    pub fn send_to(&self, names: &[String], line: &AlertLine) {
+        for index in 0..self.queues.len() {
+            if names.contains(&self.queues[index].0) {
+                self.enqueue(index, line);
+            }
+        }
+    }
+
+    /// Records `line` as queued for sink `index` in the outbox and hands it to
+    /// the sink's queue without waiting (a full queue drops it, recorded).
+    fn enqueue(&self, index: usize, line: &AlertLine) {
+        let Some(outbox) = &self.outbox else {
+            return;
+        };
+        let Some((sink, queue, stats)) = self.queues.get(index) else {
+            return;
+        };
+        outbox.record(&Record::Queued {
+            sink: sink.clone(),
+            alert: line.clone(),
+        });
+        match queue.try_send(line.clone()) {
+            Ok(()) => stats.queued(1),
+            Err(error) => {
+                let full = matches!(error, mpsc::error::TrySendError::Full(_));
+                let reason = if full { "queue full" } else { "sink stopped" };
+                tracing::warn!(%sink, alert = %line.id, reason, "Alert not queued for delivery");
+                if full {
+                    stats.dropped();
+                    outbox.record(&Record::Dropped {
+                        sink: sink.clone(),
+                        id: line.id.clone(),
+                        ts: Timestamp::now(),
+                        error: reason.to_owned(),
+                    });
                 }
             }
         }
@@ -141,7 +160,11 @@ impl Sinks {
 }
 
 /// What fires in an Alertmanager sink, from the deliveries recorded before a restart.
-fn firing_after(deliveries: &Deliveries, sink: &AlertSink) -> format::Firing {
+fn firing_after(
+    deliveries: &Deliveries,
+    sink: &AlertSink,
+    origin: &format::Origin,
+) -> format::Firing {
     let mut firing = format::Firing::default();
     let SinkKind::Alertmanager {
         repeat_interval, ..
@@ -149,13 +172,12 @@ fn firing_after(deliveries: &Deliveries, sink: &AlertSink) -> format::Firing {
     else {
         return firing;
     };
-    let host = hostname();
     for ((name, _), delivery) in &deliveries.entries {
         if *name != sink.name {
             continue;
         }
         if let (Some(alert), Record::Delivered { ts, .. }) = (&delivery.alert, &delivery.last) {
-            let posted = firing.alert_for(alert, &host, *ts, *repeat_interval);
+            let posted = firing.alert_for(alert, origin, *ts, *repeat_interval);
             firing.delivered(alert, posted);
         }
     }
@@ -163,10 +185,11 @@ fn firing_after(deliveries: &Deliveries, sink: &AlertSink) -> format::Firing {
 }
 
 /// Sends one test alert to `sink` now, outside the outbox: `medic alert test SINK`.
-pub async fn send_test(sink: &AlertSink) -> anyhow::Result<()> {
+pub async fn send_test(config: &Config, sink: &AlertSink) -> anyhow::Result<()> {
     let sender = send::Sender::new(sink)?;
     let now = Timestamp::now();
-    let host = hostname();
+    let origin = format::Origin::new(config);
+    let host = &origin.host;
     let mut evidence = Evidence::new();
     evidence.insert("sink".into(), sink.name.clone().into());
     let line = AlertLine {
@@ -184,12 +207,12 @@ pub async fn send_test(sink: &AlertSink) -> anyhow::Result<()> {
         evidence,
     };
     let body = match &sink.kind {
-        SinkKind::Webhook { .. } | SinkKind::Exec { .. } => format::webhook_body(&line, &host),
-        SinkKind::Slack { .. } => format::slack_body(&line, &host),
+        SinkKind::Webhook { .. } | SinkKind::Exec { .. } => format::webhook_body(&line, host),
+        SinkKind::Slack { .. } => format::slack_body(&line, host),
         SinkKind::Alertmanager {
             repeat_interval, ..
         } => {
-            let alert = format::Firing::default().alert_for(&line, &host, now, *repeat_interval);
+            let alert = format::Firing::default().alert_for(&line, &origin, now, *repeat_interval);
             format::alertmanager_body(&[alert])
         }
     };

@@ -70,15 +70,50 @@ impl Sender {
             SinkKind::Slack { url, headers } => {
                 self.post(url.expose(), headers, id, body, None).await
             }
-            SinkKind::Alertmanager { url, headers, .. } => {
-                let url = format!("{}/api/v2/alerts", url.expose().trim_end_matches('/'));
-                self.post(&url, headers, id, body, None).await
+            SinkKind::Alertmanager { urls, headers, .. } => {
+                self.post_every(urls, headers, id, body).await
             }
             SinkKind::Exec { command } => self.exec(command, body).await,
         };
         result.map_err(|failure| Failure {
             message: self.redact(failure.message),
             ..failure
+        })
+    }
+
+    /// Posts to every Alertmanager of a cluster at once, as Prometheus does
+    /// (their HA model: each one gets every alert, they deduplicate
+    /// notifications among themselves). Delivered when at least one took it; a
+    /// member that was down gets what still fires with the next re-post.
+    async fn post_every(
+        &self,
+        urls: &[Secret],
+        headers: &[(String, Secret)],
+        id: &str,
+        body: &[u8],
+    ) -> Result<(), Failure> {
+        let posts = urls.iter().map(|url| async move {
+            let url = format!("{}/api/v2/alerts", url.expose().trim_end_matches('/'));
+            self.post(&url, headers, id, body, None).await
+        });
+        let results = futures_util::future::join_all(posts).await;
+        let failures: Vec<Failure> = results.into_iter().filter_map(Result::err).collect();
+        if failures.len() < urls.len() {
+            for failure in &failures {
+                let error = self.redact(failure.message.clone());
+                tracing::warn!(sink = %self.sink.name, %error, "One Alertmanager of the sink did not take the alert");
+            }
+            return Ok(());
+        }
+        let outcome = if failures.iter().any(|f| f.outcome == Outcome::Retry) {
+            Outcome::Retry
+        } else {
+            Outcome::GiveUp
+        };
+        let messages: Vec<String> = failures.into_iter().map(|f| f.message).collect();
+        Err(Failure {
+            outcome,
+            message: messages.join("; "),
         })
     }
 
@@ -222,8 +257,12 @@ impl Sender {
                 secrets.extend(headers.iter().map(|(_, v)| v.expose()));
                 secrets.extend(hmac_secret.iter().map(Secret::expose));
             }
-            SinkKind::Slack { url, headers } | SinkKind::Alertmanager { url, headers, .. } => {
+            SinkKind::Slack { url, headers } => {
                 secrets.push(url.expose());
+                secrets.extend(headers.iter().map(|(_, v)| v.expose()));
+            }
+            SinkKind::Alertmanager { urls, headers, .. } => {
+                secrets.extend(urls.iter().map(Secret::expose));
                 secrets.extend(headers.iter().map(|(_, v)| v.expose()));
             }
             SinkKind::Exec { command } => {

@@ -21,7 +21,8 @@ use crate::journal::AlertLine;
 pub(super) struct SinkTask {
     pub sender: Sender,
     pub outbox: Outbox,
-    pub host: String,
+    /// This host, its status page, the services' labels.
+    pub origin: format::Origin,
     /// Alerts to deliver, oldest first, with the attempts already failed.
     pub queue: VecDeque<(AlertLine, u32)>,
     pub rx: mpsc::Receiver<AlertLine>,
@@ -157,20 +158,20 @@ impl SinkTask {
     /// The body for this sink's kind; for Alertmanager also the alert it posts.
     fn payload(&self, line: &AlertLine) -> (Vec<u8>, Option<format::AmAlert>) {
         match &self.sender.sink().kind {
-            SinkKind::Webhook { .. } => (format::webhook_body(line, &self.host), None),
-            SinkKind::Slack { .. } => (format::slack_body(line, &self.host), None),
+            SinkKind::Webhook { .. } => (format::webhook_body(line, &self.origin.host), None),
+            SinkKind::Slack { .. } => (format::slack_body(line, &self.origin.host), None),
             SinkKind::Alertmanager {
                 repeat_interval, ..
             } => {
                 let alert =
                     self.firing
-                        .alert_for(line, &self.host, Timestamp::now(), *repeat_interval);
+                        .alert_for(line, &self.origin, Timestamp::now(), *repeat_interval);
                 (
                     format::alertmanager_body(std::slice::from_ref(&alert)),
                     Some(alert),
                 )
             }
-            SinkKind::Exec { .. } => (format::webhook_body(line, &self.host), None),
+            SinkKind::Exec { .. } => (format::webhook_body(line, &self.origin.host), None),
         }
     }
 

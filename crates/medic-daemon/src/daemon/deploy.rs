@@ -6,29 +6,11 @@
 use std::time::{Duration, Instant};
 
 use medic_core::{ActionResult, Control, EventKind, Input, RecoveryEvent};
-use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use super::Daemon;
+use crate::shell::DeployOutcome;
 use crate::status::version;
-
-/// How a deploy ended: the answer `medic deploy` waits for.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DeployOutcome {
-    /// The new version is healthy and is the last known good now.
-    pub promoted: bool,
-    /// One line: why it ended like this.
-    pub message: String,
-    /// The version before the deploy (image and image id for containers).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub before: Option<serde_json::Value>,
-    /// The version running at the end.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub after: Option<serde_json::Value>,
-    /// The incident a failed deploy opened.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub incident: Option<String>,
-}
 
 /// A deploy in progress.
 #[derive(Debug, Default)]

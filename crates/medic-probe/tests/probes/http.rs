@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Redirect;
 use axum::routing::get;
 use medic_core::Outcome;
-use medic_core::config::{HttpProbe, ProbeKind};
+use medic_core::config::{HttpProbe, ProbeKind, Secret};
 use medic_probe::{ClientPool, ProbeError, ProbeRunner};
 
 use crate::util::{closed_port, expect, http, probe, run_http, serve, wait_until};
@@ -59,6 +59,20 @@ fn app() -> Router {
                     Some("Bearer s3cret") => (StatusCode::OK, "in"),
                     _ => (StatusCode::UNAUTHORIZED, "out"),
                 }
+            }),
+        )
+        .route(
+            "/echo",
+            get(|headers: HeaderMap| async move {
+                let auth = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("none")
+                    .to_owned();
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("you sent {auth}"),
+                )
             }),
         )
         .route(
@@ -306,12 +320,28 @@ async fn headers_and_the_user_agent_are_sent() {
         Outcome::Fail,
         "HTTP 401",
     );
-    auth.headers = vec![("Authorization".into(), "Bearer s3cret".into())];
+    auth.headers = vec![("Authorization".into(), Secret::new("Bearer s3cret"))];
     expect(&run_http(auth, SECOND).await, Outcome::Ok, "HTTP 200");
 
     let mut agent = http(url("/agent"));
     agent.body_contains = Some(format!("medic/{}", env!("CARGO_PKG_VERSION")));
     expect(&run_http(agent, SECOND).await, Outcome::Ok, "HTTP 200");
+}
+
+#[tokio::test]
+async fn header_values_are_secrets() {
+    let url = base().await;
+    let mut echo = http(url("/echo"));
+    echo.headers = vec![("Authorization".into(), Secret::new("Bearer s3cret-token"))];
+    let shown = format!("{echo:?}");
+    assert!(!shown.contains("s3cret"), "Debug of the probe: {shown}");
+    let observation = run_http(echo, SECOND).await;
+    expect(&observation, Outcome::Fail, "HTTP 500");
+    let everything = format!("{observation:?}");
+    assert!(
+        !everything.contains("s3cret") && everything.contains("you sent <redacted>"),
+        "the echoed header is redacted from message and evidence: {everything}"
+    );
 }
 
 #[tokio::test]
@@ -358,7 +388,7 @@ fn bad_specs_and_adapter_kinds_are_errors() {
     let http_kind = |spec: HttpProbe| ProbeKind::Http(std::sync::Arc::new(spec));
 
     let mut header = http("http://127.0.0.1:1/".into());
-    header.headers = vec![("bad header".into(), "x".into())];
+    header.headers = vec![("bad header".into(), Secret::new("x"))];
     assert!(matches!(
         build(http_kind(header)),
         Err(ProbeError::Header(_))

@@ -20,7 +20,7 @@ pub struct AlertsArgs {
     #[command(flatten)]
     config: ConfigArgs,
     /// Only alerts newer than this (e.g. 10m, 2h, 7d).
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = medic_core::duration::parse)]
     since: Option<Duration>,
     /// One JSON object per alert and line (the alert line plus `deliveries`).
     #[arg(long)]

@@ -38,7 +38,9 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
                 Some(_) => crate::Exit(2).into(),
                 None => e,
             })?;
-    let rows = super::runtime()?.block_on(medic_daemon::check_once(&config))?;
+    let runtime = super::runtime()?;
+    let rows = runtime.block_on(medic_daemon::check_once(&config))?;
+    let engine = runtime.block_on(medic_daemon::container_engine(&config))?;
     let mut out = std::io::stdout().lock();
     if args.json {
         let json: Vec<CheckJson> = rows
@@ -67,6 +69,11 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
             ]);
         }
         table.write(&mut out)?;
+        match engine {
+            Some(Ok(engine)) => writeln!(out, "container engine: {engine}")?,
+            Some(Err(error)) => writeln!(out, "container engine: {error}")?,
+            None => {}
+        }
     }
     Ok(u8::try_from(medic_daemon::exit_code(&rows)).unwrap_or(1))
 }

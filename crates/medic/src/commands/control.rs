@@ -39,7 +39,7 @@ pub struct PauseArgs {
     #[command(flatten)]
     unit: UnitArgs,
     /// Resume automatically after this long (e.g. 30m); without it, until `medic resume`.
-    #[arg(long = "for", value_parser = humantime::parse_duration)]
+    #[arg(long = "for", value_parser = medic_core::duration::parse)]
     duration: Option<Duration>,
 }
 
@@ -124,12 +124,40 @@ pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
                         .map_or("-".to_owned(), |a| format!("{:.2}%", a * 100.0)),
                 ),
                 Cell::plain(incident(s)),
-                Cell::status(s.classification.as_deref().unwrap_or("-")),
+                Cell::status(agent(s)),
             ]);
         }
         table.write(&mut out)?;
+        for selector in &report.selectors {
+            writeln!(out, "{}: {}", selector.service, selector.message)?;
+        }
     }
     Ok(u8::from(report.overall != "healthy"))
+}
+
+/// The AGENT column: the classification and, when the job is not fine, why
+/// ("failed: exited 78 (EX_CONFIG), spawn failed, 22138 runs").
+fn agent(s: &ServiceStatus) -> String {
+    let Some(class) = s.classification.as_deref() else {
+        return "-".into();
+    };
+    let Some(agent) = s.agent.as_ref().filter(|_| class == "failed") else {
+        return class.to_owned();
+    };
+    let text = |key: &str| {
+        agent
+            .get(key)
+            .map(|v| v.as_str().map_or(v.to_string(), str::to_owned))
+    };
+    let why: Vec<String> = [
+        text("last_exit"),
+        text("job_state").filter(|j| j != "exited"),
+        text("runs").map(|r| format!("{r} runs")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    format!("{class}: {}", why.join(", "))
 }
 
 /// Pauses a service.

@@ -34,10 +34,10 @@ pub struct DeployArgs {
     /// The service to deploy (one unit: `service` or `service/container`).
     service: String,
     /// How long the new version has to be healthy on fresh observations once the command finished.
-    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "2m", value_parser = medic_core::duration::parse)]
     timeout: Duration,
     /// The longest the deploy command may run; past it medic rolls back even if this CLI died.
-    #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "30m", value_parser = medic_core::duration::parse)]
     command_timeout: Duration,
     /// The deploy command and its arguments (no shell unless you write one).
     #[arg(last = true, required = true, num_args = 1..)]
@@ -273,6 +273,7 @@ impl Standalone {
         );
         let records_versions = matches!(config.services[0].target, Some(Target::Container(_)));
         config.medic.metrics_listen = None;
+        config.medic.status_listen = medic_core::config::StatusListen::Off;
         config.medic.control_tcp = None;
         let cancel = CancellationToken::new();
         let shutdown = cancel.clone().cancelled_owned();

@@ -28,11 +28,18 @@ pub struct LogsArgs {
     #[arg(long, short = 's')]
     service: Option<String>,
     /// Only events newer than this (e.g. 10m, 2h).
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = medic_core::duration::parse)]
     since: Option<Duration>,
     /// Print the JSON lines as stored.
     #[arg(long)]
     json: bool,
+    /// Show the service's own output instead: its container's log, or its
+    /// LaunchAgent's StandardErrorPath and StandardOutPath.
+    #[arg(long, requires = "unit")]
+    output: bool,
+    /// The service (like --service).
+    #[arg(value_name = "SERVICE", conflicts_with = "service")]
+    unit: Option<String>,
 }
 
 struct Filter {
@@ -87,9 +94,14 @@ fn readable(line: &RecoveryLine) -> String {
 /// Prints matching events; with -f keeps following until interrupted.
 pub fn run(args: LogsArgs) -> anyhow::Result<u8> {
     let config = args.config.load_without_secrets()?;
+    if args.output
+        && let Some(unit) = &args.unit
+    {
+        return super::output::run(&config, unit, args.follow);
+    }
     let path = config.medic.recovery_log;
     let filter = Filter {
-        service: args.service,
+        service: args.service.or(args.unit),
         since: args.since.and_then(|d| {
             Timestamp::now()
                 .checked_sub(jiff::SignedDuration::try_from(d).ok()?)

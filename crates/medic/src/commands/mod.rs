@@ -6,8 +6,11 @@ mod check;
 mod config;
 mod control;
 mod deploy;
+mod doctor;
 mod install;
 mod logs;
+mod output;
+mod report;
 mod run;
 mod top;
 
@@ -26,6 +29,8 @@ pub enum Command {
     Top(top::TopArgs),
     /// Read and follow the recovery log.
     Logs(logs::LogsArgs),
+    /// What happened over a period: availability, incidents, restarts, deploys, time to recover.
+    Report(report::ReportArgs),
     /// Pause automatic recovery of a service.
     Pause(control::PauseArgs),
     /// Resume automatic recovery of a service.
@@ -46,6 +51,8 @@ pub enum Command {
     /// Work with config files.
     #[command(subcommand)]
     Config(config::ConfigCommand),
+    /// Check the host and the config for what would break; exit 0 ok, 1 warnings, 2 errors.
+    Doctor(doctor::DoctorArgs),
     /// Install medic as a system service.
     #[command(subcommand)]
     Install(install::InstallCommand),
@@ -59,6 +66,7 @@ pub fn run(command: Command) -> anyhow::Result<u8> {
         Command::Status(args) => control::status(args),
         Command::Top(args) => top::run(args),
         Command::Logs(args) => logs::run(args),
+        Command::Report(args) => report::run(args),
         Command::Pause(args) => control::pause(args),
         Command::Resume(args) => control::unit(args, "resume"),
         Command::Reset(args) => control::unit(args, "reset"),
@@ -68,6 +76,7 @@ pub fn run(command: Command) -> anyhow::Result<u8> {
         Command::Alerts(args) => alerts::run(args),
         Command::Alert(command) => alert::run(command),
         Command::Config(command) => config::run(command),
+        Command::Doctor(args) => doctor::run(args),
         Command::Install(command) => install::run(command),
     }
 }

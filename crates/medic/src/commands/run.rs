@@ -15,7 +15,7 @@ pub struct RunArgs {
 /// Runs the daemon; a bad config exits 64 before anything starts.
 pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     let config = args.config.load()?;
-    init_tracing();
+    crate::logging::init();
     super::runtime()?.block_on(async {
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
@@ -28,14 +28,4 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         medic_daemon::run(config, args.config.config.clone(), shutdown).await
     })?;
     Ok(0)
-}
-
-/// Diagnostic logging to stderr (journald adds its own timestamps); RUST_LOG overrides the level.
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }

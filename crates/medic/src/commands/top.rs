@@ -29,7 +29,7 @@ pub struct TopArgs {
     #[command(flatten)]
     config: ConfigArgs,
     /// How often to ask the daemon for its status.
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "1s", value_parser = medic_core::duration::parse)]
     interval: Duration,
     /// Start with only the services that are not healthy.
     #[arg(long)]

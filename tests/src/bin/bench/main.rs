@@ -4,6 +4,8 @@
 //! - recovery: kill → running and answering HTTP, medic versus a bare
 //!   `docker start`; detection latency from Docker's `die` event to medic's
 //!   decision, beside the engine's floor (an inspect answered right after `die`).
+//! - engines: kill, `rm -f` and a bad image on Docker and on Podman, Podman's
+//!   figures as ratios against Docker's.
 //! - probes: 100, 1,000 and 10,000 HTTP endpoints probed every 10 s, medic
 //!   versus Monit doing the same checks: probes per second, lateness, CPU, RSS.
 //! - idle: medic watching 50 containers on the engine: CPU and RSS.
@@ -12,6 +14,7 @@
 //! Needs DOCKER_HOST pointing at an engine with medic-test/good:1 and Monit
 //! installed (scripts/bench provides both).
 
+mod engines;
 mod idle;
 mod probes;
 mod recovery;
@@ -37,6 +40,9 @@ fn main() {
     let all = which == "all";
     if all || which == "recovery" {
         recovery::run();
+    }
+    if all || which == "engines" {
+        engines::run();
     }
     if all || which == "probes" {
         probes::run(seconds);

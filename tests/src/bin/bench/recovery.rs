@@ -210,16 +210,7 @@ fn row(name: &str, samples: &[Duration]) {
 }
 
 fn wait_http() {
-    wait_for(|| {
-        use std::io::{Read, Write};
-        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", PORT)) else {
-            return false;
-        };
-        let mut answer = String::new();
-        stream.write_all(b"GET /health HTTP/1.0\r\n\r\n").is_ok()
-            && stream.read_to_string(&mut answer).is_ok()
-            && answer.trim_end().ends_with("ok")
-    });
+    crate::util::wait_http(PORT);
 }
 
 fn wait_exited() {

@@ -96,10 +96,16 @@ pub fn ms(d: Duration) -> String {
 
 /// `docker ARGS`: stdout, or stderr as the error.
 pub fn docker(args: &[&str]) -> Result<String, String> {
-    let out = Command::new("docker")
-        .args(args)
-        .output()
-        .map_err(|e| e.to_string())?;
+    docker_on(None, args)
+}
+
+/// `docker ARGS` against `host` (else `DOCKER_HOST`): stdout, or stderr as the error.
+pub fn docker_on(host: Option<&str>, args: &[&str]) -> Result<String, String> {
+    let mut command = Command::new("docker");
+    if let Some(host) = host {
+        command.env("DOCKER_HOST", host);
+    }
+    let out = command.args(args).output().map_err(|e| e.to_string())?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     } else {
@@ -114,6 +120,20 @@ pub fn wait_for(mut done: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out");
         std::thread::sleep(Duration::from_millis(1));
     }
+}
+
+/// Waits until busybox httpd on 127.0.0.1:`port` answers `/health` with ok.
+pub fn wait_http(port: u16) {
+    wait_for(|| {
+        use std::io::{Read, Write};
+        let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            return false;
+        };
+        let mut answer = String::new();
+        stream.write_all(b"GET /health HTTP/1.0\r\n\r\n").is_ok()
+            && stream.read_to_string(&mut answer).is_ok()
+            && answer.trim_end().ends_with("ok")
+    });
 }
 
 /// A binary built beside this one (medic, testsrv).

@@ -1,4 +1,4 @@
-//! The probes of one unit, whatever their kind, behind one `run()`.
+//! One probe of a unit, whatever its kind (http, tcp, exec, container, launchd job), behind one `run()`.
 
 use std::sync::Arc;
 

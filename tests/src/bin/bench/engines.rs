@@ -1,0 +1,170 @@
+//! The same recoveries on Docker and on Podman (`podman system service`,
+//! Docker-compatible API): kill → HTTP answering again, `rm -f` → recreated
+//! and answering (this includes the default `replace_grace` of 30 s, in case
+//! a deploy puts a replacement in place), and a bad image (the container
+//! removed and created again from it) → rolled back: `replace_grace` again,
+//! three failed restarts with backoff, then the last known good. Podman's figures
+//! are printed as ratios against Docker's from the same run.
+//!
+//! medic runs with its defaults but for `attempt_window = "100ms"`, as in the
+//! recovery bench: rounds follow each other within seconds and each should be
+//! a first incident, not a flapping service.
+
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::util::{docker_on, events, medic_table, ms, percentile, run_medic, wait_for};
+
+const ROUNDS: usize = 2;
+/// A bad image waits `replace_grace`, then three restarts and a rollback: longer than `wait_for`'s minute.
+const SLOW: Duration = Duration::from_secs(180);
+const PORT: u16 = 18766;
+const NAME: &str = "medic-bench-engine";
+
+/// One engine's figures: kill, rm, bad image.
+struct Figures {
+    kill: Vec<Duration>,
+    removed: Vec<Duration>,
+    rolled_back: Vec<Duration>,
+}
+
+pub fn run() {
+    let docker = std::env::var("DOCKER_HOST").expect("DOCKER_HOST");
+    let Ok(podman) = std::env::var("MEDIC_TEST_PODMAN_HOST") else {
+        println!("## Engines: skipped (MEDIC_TEST_PODMAN_HOST unset: run scripts/bench)\n");
+        return;
+    };
+    let on_docker = measure(&docker);
+    let on_podman = measure(&podman);
+    println!("## Engines: Docker vs Podman ({ROUNDS} rounds each, medic's defaults)");
+    println!(
+        "{:<38} {:>10} {:>10} {:>8}",
+        "measure (p50)", "Docker", "Podman", "ratio"
+    );
+    let row = |name: &str, docker: &[Duration], podman: &[Duration]| {
+        let (d, p) = (percentile(docker, 50), percentile(podman, 50));
+        println!(
+            "{name:<38} {:>10} {:>10} {:>7.2}×",
+            ms(d),
+            ms(p),
+            p.as_secs_f64() / d.as_secs_f64().max(1e-9)
+        );
+    };
+    row("kill → HTTP answering", &on_docker.kill, &on_podman.kill);
+    row(
+        "rm -f → recreated, HTTP answering",
+        &on_docker.removed,
+        &on_podman.removed,
+    );
+    row(
+        "bad image → rolled back",
+        &on_docker.rolled_back,
+        &on_podman.rolled_back,
+    );
+    println!();
+}
+
+/// The three recoveries, `ROUNDS` times, on the engine at `host`.
+fn measure(host: &str) -> Figures {
+    let engine = |args: &[&str]| docker_on(Some(host), args);
+    engine(&["rm", "-f", NAME]).ok();
+    run_image(host, "medic-test/good:1");
+    wait_http();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("medic.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}\ndocker_host = \"{host}\"\n[defaults]\nattempt_window = \"100ms\"\n\n[[service]]\nname = \"web\"\ncontainer = {{ name = \"{NAME}\" }}\n",
+            medic_table(dir.path()).trim_end()
+        ),
+    )
+    .expect("write config");
+    let daemon = run_medic(&config);
+    let log = dir.path().join("state/recovery.jsonl");
+    let count = |event: &str| events(&log).iter().filter(|e| e["event"] == event).count();
+    wait_for(|| count("healthy") >= 1 && has_last_known_good(dir.path()));
+
+    let mut figures = Figures {
+        kill: Vec::new(),
+        removed: Vec::new(),
+        rolled_back: Vec::new(),
+    };
+    for _ in 0..ROUNDS {
+        let recovered = count("recovered");
+        let start = Instant::now();
+        engine(&["kill", NAME]).expect("kill");
+        wait_for(|| {
+            TcpStream::connect(("127.0.0.1", PORT)).is_err() || count("recovered") > recovered
+        });
+        wait_http();
+        figures.kill.push(start.elapsed());
+        wait_for(|| count("recovered") > recovered);
+
+        let recovered = count("recovered");
+        let start = Instant::now();
+        engine(&["rm", "-f", NAME]).expect("rm");
+        wait_long(|| count("recovered") > recovered);
+        wait_http();
+        figures.removed.push(start.elapsed());
+
+        // A deploy of a bad image: removed and created again from it at once.
+        let rolled_back = count("rolled_back");
+        let start = Instant::now();
+        engine(&["rm", "-f", NAME]).expect("rm");
+        run_image(host, "medic-test/bad:1");
+        wait_long(|| count("rolled_back") > rolled_back);
+        wait_http();
+        figures.rolled_back.push(start.elapsed());
+    }
+    drop(daemon);
+    let copies = engine(&["ps", "-aq", "--filter", &format!("name={NAME}")]).unwrap_or_default();
+    for id in copies.split_whitespace() {
+        engine(&["rm", "-f", id]).ok();
+    }
+    figures
+}
+
+/// `docker run` of the bench container from `image` (the ulimits Podman needs here, on both).
+fn run_image(host: &str, image: &str) {
+    docker_on(
+        Some(host),
+        &[
+            "run",
+            "-d",
+            "--name",
+            NAME,
+            "--network",
+            "host",
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+            "-e",
+            &format!("PORT={PORT}"),
+            image,
+        ],
+    )
+    .expect("start the container");
+}
+
+/// medic recorded the container's spec (a removal is restored from it).
+fn has_last_known_good(dir: &Path) -> bool {
+    let state = std::fs::read(dir.join("state/state.json")).unwrap_or_default();
+    serde_json::from_slice::<serde_json::Value>(&state)
+        .is_ok_and(|s| s["units"]["web"]["last_known_good"].is_object())
+}
+
+/// Polls `done` until it holds; panics after [`SLOW`].
+fn wait_long(mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + SLOW;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn wait_http() {
+    crate::util::wait_http(PORT);
+}

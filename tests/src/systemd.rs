@@ -1,0 +1,404 @@
+//! medic's .deb under a real systemd: systemd runs as PID 1 in a container on
+//! the test engine (image from scripts/test, `MEDIC_TEST_SYSTEMD_IMAGE`), with
+//! the engine's socket bind-mounted in. One container serves every check, in
+//! the order a user meets them: the unit starts without a docker group, then
+//! with it; READY, reload, command targets through the opt-in drop-in and
+//! polkit rule, journal lines and priorities, the watchdog, and stop.
+
+use std::time::{Duration, Instant};
+
+use crate::support::docker::{Cleanup, Engine, unique};
+use crate::support::env;
+use crate::support::medic::{eventually, free_port};
+
+/// One container running systemd as PID 1; removed when dropped.
+struct Machine<'a> {
+    engine: &'a Engine,
+    name: String,
+}
+
+impl<'a> Machine<'a> {
+    /// Boots `image` with the recipe that works without `--privileged`, the
+    /// package at /medic.deb and the engine's socket at /run/docker.sock.
+    fn boot(engine: &'a Engine, image: &str, deb: &str, socket: &str) -> Self {
+        let name = unique("systemd");
+        engine.run(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--network",
+            "host",
+            "--cgroupns=host",
+            "--cap-add",
+            "SYS_ADMIN",
+            "--security-opt",
+            "seccomp=unconfined",
+            "--security-opt",
+            "apparmor=unconfined",
+            "-e",
+            "container=docker",
+            "-v",
+            "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+            "--tmpfs",
+            "/run",
+            "--tmpfs",
+            "/run/lock",
+            "--tmpfs",
+            "/tmp",
+            "-v",
+            &format!("{deb}:/medic.deb:ro"),
+            "-v",
+            &format!("{socket}:/run/docker.sock"),
+            image,
+            "/lib/systemd/systemd",
+        ]);
+        Self { engine, name }
+    }
+
+    /// Runs `sh -c script` in the container as root: (success, stdout or stderr).
+    fn sh(&self, script: &str) -> (bool, String) {
+        self.engine
+            .try_run(&["exec", &self.name, "sh", "-c", script])
+    }
+
+    /// Like `sh`, and fails the test when the script fails.
+    #[track_caller]
+    fn must(&self, script: &str) -> String {
+        let (ok, out) = self.sh(script);
+        assert!(ok, "`{script}` failed in the systemd container: {out}");
+        out
+    }
+
+    /// Writes a file in the container (mode 0644, parents created).
+    #[track_caller]
+    fn write(&self, path: &str, contents: &str) {
+        let (ok, out) = self.engine.try_run(&[
+            "exec",
+            &self.name,
+            "sh",
+            "-c",
+            r#"mkdir -p "$(dirname "$2")" && printf '%s' "$1" > "$2""#,
+            "sh",
+            contents,
+            path,
+        ]);
+        assert!(ok, "writing {path}: {out}");
+    }
+
+    /// One property of a unit (`systemctl show -p NAME --value`).
+    fn show(&self, unit: &str, property: &str) -> String {
+        self.sh(&format!("systemctl show {unit} -p {property} --value"))
+            .1
+    }
+
+    /// medic's journal since the container started, as `journalctl` prints it with `args`.
+    fn journal(&self, args: &str) -> String {
+        self.sh(&format!("journalctl -u medic --no-pager {args}")).1
+    }
+}
+
+impl Drop for Machine<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "--- journal of the systemd container ---\n{}",
+                self.sh("journalctl --no-pager -n 150").1
+            );
+        }
+        self.engine.try_run(&["rm", "-f", &self.name]);
+    }
+}
+
+/// The medic config used in the container: a container target on the test
+/// engine and a command target whose probe never answers, so medic restarts
+/// it through systemctl and then runs its rollback script.
+fn config(web: &str, web_port: u16, api_port: u16, extra: &str) -> String {
+    format!(
+        r#"
+[[service]]
+name = "web"
+container = {{ name = "{web}" }}
+  [[service.probe]]
+  kind = "http"
+  url = "http://127.0.0.1:{web_port}/health"
+
+[[service]]
+name = "api"
+command = {{ restart = ["systemctl", "restart", "api"], rollback = ["/opt/api/rollback.sh"], timeout = "10s" }}
+interval = "1s"
+timeout = "500ms"
+backoff = "200ms"
+recover_timeout = "3s"
+  [[service.probe]]
+  kind = "tcp"
+  address = "127.0.0.1:{api_port}"
+{extra}"#
+    )
+}
+
+#[test]
+fn the_deb_runs_under_a_real_systemd() {
+    let Some(engine) = Engine::get() else { return };
+    let (Some(image), Some(deb)) = (env::systemd_image(), env::deb()) else {
+        return;
+    };
+    let socket = env::docker_host()
+        .and_then(|host| host.strip_prefix("unix://").map(str::to_owned))
+        .expect("the test engine listens on a unix socket");
+    let web = unique("sd-web");
+    let _cleanup = Cleanup(&engine, vec![web.clone()]);
+    let web_port = free_port();
+    engine.run(&[
+        "run",
+        "-d",
+        "--name",
+        &web,
+        "--network",
+        "host",
+        "-e",
+        &format!("PORT={web_port}"),
+        "medic-test/good:1",
+    ]);
+
+    let machine = Machine::boot(&engine, &image, &deb, &socket);
+    // The manager's bus appears a moment after PID 1 starts (until then systemctl
+    // fails to connect, or reports "offline"); then wait for boot to finish.
+    let booted = eventually("systemd booted in the container", || {
+        let state = machine
+            .sh("timeout 60 systemctl is-system-running --wait")
+            .1;
+        ["running", "degraded", "maintenance", "stopping"]
+            .contains(&state.as_str())
+            .then_some(state)
+    });
+    assert!(
+        booted == "running" || booted == "degraded",
+        "systemd did not boot: {booted}\n{}",
+        machine.sh("systemctl --failed --no-pager").1
+    );
+    machine.must("dpkg -i /medic.deb");
+
+    // 1. No docker group: the unit starts anyway (it used to fail 216/GROUP), and
+    //    the engine's refusal reaches the journal as a warning.
+    machine.must("groupdel docker");
+    // The unit a command target restarts, and its rollback script, writable by medic.
+    machine.write(
+        "/etc/systemd/system/api.service",
+        "[Service]\nExecStart=/bin/sh -c 'date +%%s.%%N >> /var/log/api-starts; exec sleep infinity'\n",
+    );
+    machine.write(
+        "/opt/api/rollback.sh",
+        "#!/bin/sh\necho previous > /opt/api/current\n",
+    );
+    machine.must("chmod 755 /opt/api/rollback.sh && chown medic /opt/api");
+    machine.must("systemctl daemon-reload && systemctl start api");
+    let api_port = free_port();
+    machine.write(
+        "/etc/medic/medic.toml",
+        &config(&web, web_port, api_port, ""),
+    );
+    // doctor, run where medic is installed, foresees both refusals below.
+    let (_, doctor) = machine.sh("medic doctor --config /etc/medic/medic.toml --json || true");
+    let doctor: serde_json::Value =
+        serde_json::from_str(&doctor).unwrap_or_else(|e| panic!("doctor --json ({e}): {doctor}"));
+    let hardening: Vec<&serde_json::Value> = doctor["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["check"] == "hardening" && f["service"] == "api")
+        .collect();
+    assert!(
+        hardening.len() == 2 && hardening.iter().all(|f| f["severity"] == "warning"),
+        "doctor warns about the restart and the rollback: {doctor:#}"
+    );
+    // As user medic, with no group for the socket, doctor names the fix.
+    let (_, as_medic) = machine
+        .sh("runuser -u medic -- medic doctor --config /etc/medic/medic.toml --json || true");
+    assert!(
+        as_medic.contains("usermod -aG docker medic"),
+        "doctor as medic, engine refused: {as_medic}"
+    );
+    machine.must("systemctl start medic");
+    assert_eq!(machine.show("medic", "ActiveState"), "active");
+    let blind = machine.journal("-p warning -o cat");
+    assert!(
+        blind.contains("Docker engine unreachable"),
+        "the blind container target is a warning in the journal:\n{}",
+        machine.journal("-o cat")
+    );
+    // Without the opt-in the command target's restart is refused (user medic
+    // may not manage units) and its rollback cannot write (read-only /opt).
+    let line = |event: &str| {
+        let pattern = format!("service=api event=\"{event}\"");
+        eventually(&format!("api's {event}"), || {
+            let journal = machine.journal("-o cat");
+            Some(journal.lines().find(|l| l.contains(&pattern))?.to_owned())
+        })
+    };
+    let refused = line("restart_failed");
+    eprintln!("without the polkit rule: {refused}");
+    assert!(
+        refused.contains("Interactive authentication required")
+            || refused.contains("Access denied"),
+        "{refused}"
+    );
+    let read_only = line("rollback_failed");
+    eprintln!("without the drop-in: {read_only}");
+    assert!(read_only.contains("Read-only file system"), "{read_only}");
+    // A fresh start for phase 2: forget that incident.
+    machine.must("systemctl stop medic && rm -f /var/lib/medic/state.json");
+
+    // 2. The group that owns the engine's socket, as on a Docker host, and the
+    //    opt-in rights for command targets: the drop-in and the polkit rule.
+    let gid = machine.must("stat -c %g /run/docker.sock");
+    assert_ne!(
+        gid, "0",
+        "the test engine's socket belongs to a docker group"
+    );
+    machine.must(&format!(
+        "groupadd -g {gid} docker && usermod -aG docker medic"
+    ));
+    machine.must(
+        "mkdir -p /etc/systemd/system/medic.service.d /etc/polkit-1/rules.d && \
+         cp /usr/share/doc/medic/examples/command-targets.conf /etc/systemd/system/medic.service.d/ && \
+         cp /usr/share/doc/medic/examples/medic-command-targets.rules /etc/polkit-1/rules.d/50-medic.rules",
+    );
+    machine.must("systemctl daemon-reload");
+
+    // READY: `systemctl start` of a Type=notify unit returns once medic sent it.
+    let started = Instant::now();
+    machine.must("systemctl start medic");
+    eprintln!("systemctl start medic: {:?}", started.elapsed());
+    assert_eq!(
+        machine.show("medic", "ActiveState") + " " + &machine.show("medic", "SubState"),
+        "active running"
+    );
+    let journal = machine.journal("-o cat");
+    let ready = journal.rfind("First round of observations done");
+    let started = journal.rfind("Started medic.service");
+    assert!(
+        ready.is_some() && ready < started,
+        "active only after the first round (READY):\n{journal}"
+    );
+    let status = machine.show("medic", "StatusText");
+    assert!(!status.is_empty(), "medic sends a STATUS line");
+
+    // The engine is reachable: the container target is healthy.
+    eventually("web healthy through the engine's socket", || {
+        let out = machine.sh("medic status --json || true").1;
+        let status: serde_json::Value = serde_json::from_str(&out).ok()?;
+        let web = status["services"]
+            .as_array()?
+            .iter()
+            .find(|s| s["name"] == "web")?;
+        (web["health"] == "healthy").then_some(())
+    });
+
+    // Command targets act: `systemctl restart api` as user medic (polkit), then
+    // the rollback script writes under /opt/api (the drop-in's ReadWritePaths).
+    eventually("the rollback script wrote /opt/api/current", || {
+        machine
+            .sh("cat /opt/api/current")
+            .1
+            .contains("previous")
+            .then_some(())
+    });
+    let starts = machine.must("wc -l < /var/log/api-starts");
+    assert!(
+        starts.parse::<u32>().unwrap_or(0) >= 2,
+        "medic's `systemctl restart api` restarted the unit ({starts} starts)\n{}",
+        machine.sh("cat /var/lib/medic/recovery.jsonl").1
+    );
+
+    // Reload re-reads the config: a new service appears.
+    machine.write(
+        "/etc/medic/medic.toml",
+        &config(
+            &web,
+            web_port,
+            api_port,
+            &format!(
+                "\n[[service]]\nname = \"added\"\n  [[service.probe]]\n  kind = \"tcp\"\n  address = \"127.0.0.1:{web_port}\"\n"
+            ),
+        ),
+    );
+    machine.must("systemctl reload medic");
+    eventually("the reloaded config's new service", || {
+        machine
+            .sh("medic status --json || true")
+            .1
+            .contains("\"added\"")
+            .then_some(())
+    });
+
+    // The journal: plain lines, no second timestamp, warnings at priority 4.
+    let lines = machine.journal("-o cat");
+    assert!(!lines.contains('\u{1b}'), "no ANSI escapes:\n{lines}");
+    let stamped = regex_like_timestamp(&lines);
+    assert!(stamped.is_none(), "a second timestamp: {stamped:?}");
+    let warnings = machine.journal("-p warning -o cat");
+    eprintln!("journalctl -u medic -p warning -o cat:\n{warnings}");
+    assert!(
+        warnings.lines().any(|l| l.contains("WARN")),
+        "`journalctl -p warning -u medic` shows medic's warnings:\n{lines}"
+    );
+    assert!(
+        !warnings.lines().any(|l| l.contains(" INFO ")),
+        "info lines stay out of -p warning:\n{warnings}"
+    );
+
+    // The watchdog: a stopped loop is killed and medic restarted, with the
+    // unit's own WatchdogSec.
+    let main_pid = || {
+        machine
+            .show("medic", "MainPID")
+            .parse::<u32>()
+            .ok()
+            .filter(|p| *p > 0)
+    };
+    let pid = main_pid().expect("medic runs");
+    let stopped = Instant::now();
+    machine.must(&format!("kill -STOP {pid}"));
+    // A busy machine can make one `systemctl show` fail: only a real new pid counts.
+    eventually("systemd's watchdog restarts a hung medic", || {
+        let now = main_pid()?;
+        (now != pid && machine.show("medic", "ActiveState") == "active").then_some(())
+    });
+    eprintln!(
+        "watchdog (WatchdogSec={}): hung loop to a new medic in {:?}",
+        machine.show("medic", "WatchdogUSec"),
+        stopped.elapsed()
+    );
+    let journal = machine.journal("-o cat");
+    assert!(
+        journal.contains("Watchdog timeout"),
+        "restarted by the watchdog:\n{journal}"
+    );
+
+    // Stop: STOPPING=1 reaches systemd and medic exits well within TimeoutStopSec.
+    machine.must("systemd-analyze log-level debug");
+    let stopping = Instant::now();
+    machine.must("systemctl stop medic");
+    let took = stopping.elapsed();
+    machine.must("systemd-analyze log-level info");
+    eprintln!("systemctl stop medic: {took:?}");
+    assert!(took < Duration::from_secs(10), "stopped in {took:?}");
+    assert_eq!(machine.show("medic", "Result"), "success");
+    assert!(
+        machine.journal("-o cat").contains("STOPPING=1"),
+        "systemd received STOPPING=1"
+    );
+}
+
+/// The first journal line that starts with a date (`2026-…`), which journald's
+/// own timestamp makes redundant.
+fn regex_like_timestamp(lines: &str) -> Option<&str> {
+    lines.lines().find(|line| {
+        let bytes = line.as_bytes();
+        bytes.len() > 10
+            && bytes[..4].iter().all(u8::is_ascii_digit)
+            && bytes[4] == b'-'
+            && bytes[7] == b'-'
+    })
+}
