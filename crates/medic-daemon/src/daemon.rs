@@ -91,6 +91,10 @@ struct Daemon {
     /// When it was last handed over: at most once per `SAVE_EVERY`.
     store_saved: Instant,
     store_saver: Saver<SharedStoreFile>,
+    /// The number of the newest store save the writer has finished.
+    store_written: tokio::sync::watch::Receiver<u64>,
+    /// Restarts and rollbacks waiting for the store save (by its number) that records them.
+    after_save: Vec<(u64, Action)>,
     /// The availability history file and when it was last written.
     history: HistoryStore,
     history_saver: Saver<HistoryFile>,
@@ -181,6 +185,8 @@ pub async fn run(
         store_all: true,
         save_by: Some(Instant::now()),
         store_saved: Instant::now(),
+        store_written: store_saver.finished(),
+        after_save: Vec::new(),
         store_saver,
         history,
         history_saver,
@@ -253,7 +259,8 @@ pub async fn run(
             }
             Some(request) = control.recv() => daemon.handle(Event::Control(request)),
             () = sleep_until(deadline) => daemon.sup.handle_timeout(now()),
-            () = sleep_until(daemon.save_by) => daemon.save_store(),
+            () = sleep_until(daemon.save_by) => { daemon.save_store(); }
+            Ok(()) = daemon.store_written.changed() => daemon.start_saved_jobs(),
         }
         daemon.drain();
         if !ready && daemon.sup.all_observed() {
@@ -644,15 +651,55 @@ impl Daemon {
         }
     }
 
-    /// Carries out every action the core decided.
+    /// Carries out every action the core decided. Restarts and rollbacks
+    /// start only once the state store that says they run is on disk (its
+    /// writer reports it; the loop never waits): a kill -9 at any moment never
+    /// leaves a started action recorded as still due, which a restarted medic
+    /// would start a second time.
     fn drain(&mut self) {
+        let mut jobs = Vec::new();
         while let Some(action) = self.sup.poll_action() {
-            self.act(action);
+            match action {
+                Action::Restart { ref unit, .. } | Action::Rollback { ref unit, .. } => {
+                    self.store_changed.insert(unit.clone());
+                    jobs.push(action);
+                }
+                action => self.act(action),
+            }
+        }
+        if !jobs.is_empty() {
+            let saved = self.save_store_now();
+            self.after_save
+                .extend(jobs.into_iter().map(|job| (saved, job)));
         }
     }
 
-    /// Takes the changed units into the state store and hands it to its writer.
-    fn save_store(&mut self) {
+    /// Hands the state store to its writer at once (not after `SAVE_EVERY`):
+    /// the restarts and rollbacks waiting for it start when it is written.
+    fn save_store_now(&mut self) -> u64 {
+        self.store_saver.urgent();
+        self.save_store()
+    }
+
+    /// Starts the restarts and rollbacks whose state the writer has put on
+    /// disk (or failed to: a full disk must not stop recovery).
+    fn start_saved_jobs(&mut self) {
+        let written = *self.store_written.borrow_and_update();
+        let ready: Vec<Action> = {
+            let (ready, waiting) = std::mem::take(&mut self.after_save)
+                .into_iter()
+                .partition::<Vec<_>, _>(|(saved, _)| *saved <= written);
+            self.after_save = waiting;
+            ready.into_iter().map(|(_, job)| job).collect()
+        };
+        for job in ready {
+            self.act(job);
+        }
+    }
+
+    /// Takes the changed units into the state store and hands it to its
+    /// writer; returns the save's number (see [`Saver::finished`]).
+    fn save_store(&mut self) -> u64 {
         self.save_by = None;
         self.store_saved = Instant::now();
         if std::mem::take(&mut self.store_all) {
@@ -665,7 +712,7 @@ impl Daemon {
             self.store.update_unit(&name, snapshot, &self.clock);
         }
         self.store.set_next_incident(self.sup.next_incident());
-        self.store_saver.save(self.store.shared());
+        self.store_saver.save(self.store.shared())
     }
 
     fn act(&mut self, action: Action) {
@@ -714,20 +761,22 @@ impl Daemon {
             } => {
                 self.start_action(unit, medic_core::Step::Restart(attempt), recreate);
             }
-            Action::Rollback { unit, .. } => {
-                self.start_action(unit, medic_core::Step::Rollback, false);
+            Action::Rollback { unit, recreate, .. } => {
+                self.start_action(unit, medic_core::Step::Rollback, recreate);
             }
             Action::Probe { unit } => {
                 if let Some(u) = self.units.get(&unit) {
                     u.probes.probe_now();
                 }
             }
-            Action::RecordLastKnownGood { unit } => {
+            Action::RecordLastKnownGood { unit, seen } => {
                 if self.hold_last_known_good(&unit) {
                     return;
                 }
                 if let Some(u) = self.units.get(&unit) {
-                    self.executor.record_last_known_good(&self.shell, &u.spec);
+                    let id = seen.get("container_id").and_then(|v| v.as_str());
+                    self.executor
+                        .record_last_known_good(&self.shell, &u.spec, id);
                 }
             }
         }

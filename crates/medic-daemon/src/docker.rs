@@ -307,7 +307,9 @@ impl Docker {
                 Step::Restart(_) => {
                     restart(&client, &container, stop_timeout, lkg.as_ref(), recreate).await
                 }
-                Step::Rollback => rollback(&client, &container, lkg.as_ref(), undo_deploy).await,
+                Step::Rollback => {
+                    rollback(&client, &container, lkg.as_ref(), undo_deploy, recreate).await
+                }
             };
             match result {
                 ActionResult::Done {
@@ -364,12 +366,19 @@ async fn restart(
                 return failed("the container is gone and no last known good spec was recorded");
             };
             evidence.insert("image".into(), spec.image_id().into());
-            client.recreate(spec).await.map(|id| {
-                format!(
-                    "recreated `{container}` from its last known good spec ({})",
-                    short(&id)
-                )
-            })
+            match client.recreate(spec).await {
+                // Somebody (a deploy) created it meanwhile: adopt it and let
+                // verification judge it; never overwrite a replacement.
+                Err(error) if error.is_conflict() => Ok(format!(
+                    "a container named `{container}` appeared meanwhile: adopted, verifying it"
+                )),
+                result => result.map(|id| {
+                    format!(
+                        "recreated `{container}` from its last known good spec ({})",
+                        short(&id)
+                    )
+                }),
+            }
         }
         Some(facts) if !facts.is_running() => client
             .start(container)
@@ -396,6 +405,7 @@ async fn rollback(
     container: &str,
     lkg: Option<&ContainerSpec>,
     undo_deploy: bool,
+    recreate: bool,
 ) -> ActionResult {
     let Some(lkg) = lkg else {
         return failed("no last known good spec was recorded for this container");
@@ -406,6 +416,13 @@ async fn rollback(
         Err(error) => return failed(&format!("cannot inspect `{container}`: {error}")),
     };
     let mut evidence = Evidence::new();
+    if current.is_none() && !recreate && !undo_deploy {
+        // Removed (a deploy's `docker rm -f`?): the core gives a replacement its grace first.
+        return ActionResult::Gone {
+            message: format!("`{container}` is gone"),
+            evidence,
+        };
+    }
     evidence.insert("to_image".into(), lkg.image_id().into());
     if let Some(current) = &current {
         evidence.insert("from_image".into(), current.image_id().into());
@@ -623,9 +640,11 @@ impl ContainerCheck {
         }
         // Exited or dead is decisive, unless the engine brings it back itself
         // (its restart policy, a `docker restart` under way): then the engine
-        // gets the first chance. Created, removing or stopping are passing
-        // states (a recreate in progress, a removal underway) and count normally.
+        // gets the first chance. Docker's own `unhealthy` verdict is decisive too
+        // (it already includes its retries). Created, removing or stopping are
+        // passing states (a recreate in progress, a removal underway) and count normally.
         let mut message = verdict.message;
+        let unhealthy = facts.is_running() && facts.health == Some(medic_docker::Health::Unhealthy);
         let urgency = match facts.restart_expected_from(stopped_by) {
             // `docker stop` or `restart`, or Compose recreating (`up`), removing
             // (`rm -sf`, `down`) or stopping it: its command goes first.
@@ -646,7 +665,7 @@ impl ContainerCheck {
                 evidence.insert(RESTART_EXPECTED_FROM.into(), who.into());
                 Urgency::EngineRestarts
             }
-            None if facts.has_stopped() => Urgency::Decisive,
+            None if facts.has_stopped() || unhealthy => Urgency::Decisive,
             None => Urgency::Normal,
         };
         let mut observation = Observation::fail(latency, message).with_urgency(urgency);

@@ -198,11 +198,18 @@ impl Executor {
     }
 
     /// Captures what runs now as the unit's last known good spec (reported as an event).
-    pub fn record_last_known_good(&self, shell: &Shell, unit: &UnitSpec) {
+    /// `container_id`: the container the verifying observations saw, recorded
+    /// by id (the name may already belong to another one).
+    pub fn record_last_known_good(
+        &self,
+        shell: &Shell,
+        unit: &UnitSpec,
+        container_id: Option<&str>,
+    ) {
         if let (UnitTarget::Container { container, .. }, Some(docker)) =
             (&unit.target, &self.docker)
         {
-            docker.record_last_known_good(shell, &unit.name, container);
+            docker.record_last_known_good(shell, &unit.name, container_id.unwrap_or(container));
         }
         if let UnitTarget::LaunchAgent(job) = &unit.target {
             self.launchd.record_last_known_good(shell, &unit.name, job);

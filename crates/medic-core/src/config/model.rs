@@ -20,6 +20,8 @@ pub struct Config {
     pub alerts: Vec<AlertSink>,
     /// `[report]`: the scheduled digest, when configured.
     pub report: Option<ReportDigest>,
+    /// What is valid but should change (deprecated keys), as `file:line: warning: …`.
+    pub warnings: Vec<String>,
 }
 
 /// Daemon-wide settings from `[medic]`.

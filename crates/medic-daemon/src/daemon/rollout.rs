@@ -369,7 +369,8 @@ impl Daemon {
         };
         for unit in &rollout.held {
             if let Some(u) = self.units.get(unit) {
-                self.executor.record_last_known_good(&self.shell, &u.spec);
+                self.executor
+                    .record_last_known_good(&self.shell, &u.spec, None);
             }
         }
         let mut instances = Vec::new();
