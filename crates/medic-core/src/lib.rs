@@ -17,6 +17,7 @@ pub mod machine;
 pub mod observation;
 pub mod policy;
 pub mod snapshot;
+pub mod storm;
 pub mod supervisor;
 pub mod time;
 

@@ -467,6 +467,11 @@ impl Supervisor {
         }
     }
 
+    /// What to persist of one unit, when it is watched.
+    pub fn unit_snapshot(&self, unit: &str) -> Option<UnitSnapshot> {
+        self.units.get(unit).map(|m| m.snapshot())
+    }
+
     /// Everything to persist, one entry per unit.
     pub fn snapshot(&self) -> Vec<UnitSnapshot> {
         self.units.values().map(|m| m.snapshot()).collect()

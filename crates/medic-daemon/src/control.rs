@@ -1,6 +1,7 @@
 //! The control API: HTTP+JSON on a unix socket (mode 0600 unless configured),
 //! through which `medic status`, `pause`, `resume`, `reset` and `recover`
-//! reach the daemon; optionally the same API on TCP, behind a bearer token.
+//! reach the daemon; optionally the same API on TCP, behind a bearer token
+//! (and over TLS with `web_config`).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -76,6 +77,7 @@ type Reply<T> = Result<Json<T>, (StatusCode, Json<ErrorBody>)>;
 pub fn serve(
     settings: &Settings,
     shell: &Shell,
+    guard: Option<&crate::web::Guard>,
     tx: mpsc::Sender<ControlRequest>,
 ) -> anyhow::Result<()> {
     let socket = &settings.control_socket;
@@ -100,12 +102,10 @@ pub fn serve(
             "control_token_file {} is empty",
             tcp.token_file.display()
         );
-        let listener = std::net::TcpListener::bind(&tcp.listen)
-            .with_context(|| format!("cannot listen on control_listen {}", tcp.listen))?;
-        listener.set_nonblocking(true)?;
-        let listener = tokio::net::TcpListener::from_std(listener)?;
+        // web_config's TLS applies here too; the bearer token stays the
+        // authentication (it is the Authorization header basic auth would use).
         let app = router(tx).layer(middleware::from_fn_with_state(token, bearer));
-        spawn(shell, listener, app);
+        crate::web::listen_on(&tcp.listen, "control_listen", shell, app, guard)?;
     }
     Ok(())
 }

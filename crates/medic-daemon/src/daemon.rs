@@ -1,11 +1,13 @@
 //! The supervisor loop: one `select!` over probe observations, action results,
-//! control commands and the core's next deadline. It owns the core, the state
-//! store and the journals; everything slow runs in tracked tasks that report back.
+//! control commands and the core's next deadline. It owns the core and the
+//! state store's contents; everything slow runs in tracked tasks that report
+//! back, and everything written to disk goes to a writer task (`journal.rs`,
+//! `saver.rs`), so the loop never waits for the disk.
 
 mod deploy;
 mod reload;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,6 +16,8 @@ use std::time::Duration;
 use anyhow::Context;
 use jiff::Timestamp;
 use medic_core::config::Config;
+use medic_core::storm::Change;
+use medic_core::supervisor::MEDIC_UNIT;
 use medic_core::{
     Action, ActionResult, Control, EventKind, Health, Input, Observation, Severity, Supervisor,
 };
@@ -25,13 +29,15 @@ use tokio_util::task::TaskTracker;
 
 use crate::clock::WallClock;
 use crate::executor::{Executor, JobContext};
-use crate::history::HistoryStore;
-use crate::journal::{AlertLine, Journal, RecoveryLine};
+use crate::files::FileHealth;
+use crate::history::{HistoryFile, HistoryStore};
+use crate::journal::{AlertLine, Journal, Limit, RecoveryLine};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
+use crate::saver::Saver;
 use crate::schedule::{Pacing, UnitProbes};
 use crate::status::StatusReport;
-use crate::store::Store;
+use crate::store::{SharedStoreFile, Store};
 use crate::units::{self, UnitSpec, UnitTarget};
 
 use crate::shell::{ControlCommand, ControlRequest, Event, Shell};
@@ -68,13 +74,25 @@ struct Daemon {
     max_concurrent_actions: usize,
     /// What the probe tasks share.
     pacing: Arc<Pacing>,
-    /// The state store must be saved after this drain (an incident, an attempt, a pause changed).
-    dirty: bool,
-    /// The state store must be saved by then (changes a restart needs, but not at once).
+    /// Units whose recovery state changed since the store was last handed to its writer.
+    store_changed: HashSet<String>,
+    /// Every unit must be taken into the store (start, reload).
+    store_all: bool,
+    /// When the store is next handed to its writer, if anything changed.
     save_by: Option<Instant>,
+    /// When it was last handed over: at most once per `SAVE_EVERY`.
+    store_saved: Instant,
+    store_saver: Saver<SharedStoreFile>,
     /// The availability history file and when it was last written.
     history: HistoryStore,
+    history_saver: Saver<HistoryFile>,
     history_saved: Instant,
+    /// Units by the container they watch, so a Docker event finds its units at once.
+    containers: HashMap<String, Vec<String>>,
+    /// Many services failing at once: one summary and one alert instead of thousands.
+    storm: medic_core::storm::Storm,
+    /// The sinks were told that files are not writable (told once, then once when they are).
+    unwritable: bool,
     alert_seq: u64,
     shutdown_grace: Duration,
     /// Per selector service, what its last discovery round saw (see `sight`).
@@ -94,8 +112,6 @@ pub async fn run(
     crate::lock::clear_stale_socket(&settings.control_socket)?;
     let clock = WallClock::now();
     let store = Store::open(&settings.state_dir, Timestamp::now())?;
-    let recovery = Journal::open(&settings.recovery_log)?;
-    let alerts = Journal::open(&settings.alerts_file)?;
     let history = HistoryStore::open(&settings.state_dir)?;
     let (events_tx, mut events_rx) = mpsc::channel(1024);
     let shell = Shell {
@@ -103,6 +119,29 @@ pub async fn run(
         tracker: TaskTracker::new(),
         cancel: CancellationToken::new(),
     };
+    let rotate = Limit::Rotate {
+        max_size: settings.journal_max_size,
+        keep: settings.journal_keep,
+    };
+    let recovery = Journal::start(
+        &settings.recovery_log,
+        "recovery log",
+        rotate,
+        &shell.tracker,
+    )?;
+    let alerts = Journal::start(&settings.alerts_file, "alerts file", rotate, &shell.tracker)?;
+    let store_saver = Saver::start(
+        store.path().to_owned(),
+        "state store",
+        SAVE_EVERY,
+        &shell.tracker,
+    );
+    let history_saver = Saver::start(
+        history.path().to_owned(),
+        "availability history",
+        SAVE_EVERY,
+        &shell.tracker,
+    );
     let mut sup = Supervisor::new(store.file.incident_prefix.clone(), store.file.next_incident);
     sup.set_blind_alert_after(settings.blind_alert_after);
     let executor = Executor::new(&config)?;
@@ -128,10 +167,17 @@ pub async fn run(
         queued: std::collections::VecDeque::new(),
         max_concurrent_actions: settings.max_concurrent_actions,
         pacing: Arc::new(Pacing::new(settings.max_concurrent_probes)),
-        dirty: true,
-        save_by: None,
+        store_changed: HashSet::new(),
+        store_all: true,
+        save_by: Some(Instant::now()),
+        store_saved: Instant::now(),
+        store_saver,
         history,
+        history_saver,
         history_saved: Instant::now(),
+        containers: HashMap::new(),
+        storm: medic_core::storm::Storm::new(settings.storm),
+        unwritable: false,
         alert_seq: 0,
         shutdown_grace: settings.shutdown_grace,
         sights: BTreeMap::new(),
@@ -142,12 +188,13 @@ pub async fn run(
         daemon.add_unit(spec);
     }
     daemon.executor.start_watchers(&shell, &daemon.config);
-    daemon.drain()?;
+    daemon.drain();
     tracing::info!(services = daemon.config.services.len(), "medic is running");
 
     let (control_tx, mut control) = mpsc::channel(16);
-    crate::control::serve(&settings, &shell, control_tx.clone())?;
-    crate::web::serve(&settings, &shell, control_tx)?;
+    let guard = crate::web::guard(&settings)?;
+    crate::control::serve(&settings, &shell, guard.as_ref(), control_tx.clone())?;
+    crate::web::serve(&settings, &shell, guard.as_ref(), control_tx)?;
     let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     // The watchdog is pinged from this loop, so a hung loop gets medic restarted.
     let beat = daemon
@@ -167,6 +214,8 @@ pub async fn run(
                 let summary = daemon.summary();
                 daemon.notifier.alive(&summary);
                 daemon.save_history(false);
+                daemon.storm_summary();
+                daemon.check_storage();
             }
             _ = hangup.recv() => {
                 if let Err(error) = daemon.reload() {
@@ -185,9 +234,9 @@ pub async fn run(
             }
             Some(request) = control.recv() => daemon.handle(Event::Control(request)),
             () = sleep_until(deadline) => daemon.sup.handle_timeout(now()),
-            () = sleep_until(daemon.save_by) => daemon.dirty = true,
+            () = sleep_until(daemon.save_by) => daemon.save_store(),
         }
-        daemon.drain()?;
+        daemon.drain();
         if !ready && daemon.sup.all_observed() {
             ready = true;
             let summary = daemon.summary();
@@ -202,8 +251,9 @@ pub async fn run(
 /// Most events handled before the actions they caused are carried out.
 const BATCH: usize = 256;
 
-/// How long a change that no restart needs at once may wait to be saved.
-const SAVE_WITHIN: Duration = Duration::from_secs(1);
+/// Each state file is written at most this often: a change waits at most
+/// this long, and 10,000 changes in a second are one write.
+const SAVE_EVERY: Duration = Duration::from_secs(1);
 /// How often the availability history is written.
 const HISTORY_EVERY: Duration = Duration::from_secs(60);
 
@@ -238,19 +288,17 @@ impl Daemon {
         )
     }
 
-    /// Writes the availability history at most once a minute, or now when `force`d.
+    /// Hands the availability history to its writer at most once a minute, or now when `force`d.
     fn save_history(&mut self, force: bool) {
         if !force && self.history_saved.elapsed() < HISTORY_EVERY {
             return;
         }
         self.history_saved = Instant::now();
         let now = now();
-        if let Err(error) = self.history.save(&self.sup, now, self.clock.to_wall(now)) {
-            tracing::warn!(
-                error = format!("{error:#}"),
-                "Cannot save the availability history"
-            );
-        }
+        let file = self
+            .history
+            .snapshot(&self.sup, now, self.clock.to_wall(now));
+        self.history_saver.save(file);
     }
 
     fn add_unit(&mut self, mut spec: UnitSpec) {
@@ -275,16 +323,38 @@ impl Daemon {
             &spec.name,
             std::mem::take(&mut spec.checks),
         );
+        if let UnitTarget::Container { container, .. } = &spec.target {
+            self.containers
+                .entry(container.clone())
+                .or_default()
+                .push(spec.name.clone());
+        }
+        self.store_changed.insert(spec.name.clone());
         self.units
             .insert(spec.name.clone(), Box::new(Unit { spec, probes }));
         self.save_soon();
     }
 
-    /// Saves the state store within `SAVE_WITHIN`: for changes a restarted
-    /// medic would rather have but that need no fsync of their own.
+    /// Stops watching a unit's probes and forgets its container (reload).
+    fn drop_unit(&mut self, name: &str) {
+        let Some(unit) = self.units.remove(name) else {
+            return;
+        };
+        unit.probes.stop();
+        if let UnitTarget::Container { container, .. } = &unit.spec.target
+            && let Some(names) = self.containers.get_mut(container)
+        {
+            names.retain(|n| n != name);
+            if names.is_empty() {
+                self.containers.remove(container);
+            }
+        }
+    }
+
+    /// Hands the state store to its writer as soon as `SAVE_EVERY` allows.
     fn save_soon(&mut self) {
-        self.save_by
-            .get_or_insert_with(|| Instant::now() + SAVE_WITHIN);
+        let at = (self.store_saved + SAVE_EVERY).max(Instant::now());
+        self.save_by.get_or_insert(at);
     }
 
     fn handle(&mut self, event: Event) {
@@ -320,19 +390,21 @@ impl Daemon {
                 if let Some(parent) = namespace_parent {
                     self.follow_namespace(&unit, &parent);
                 }
-                self.dirty = true;
+                self.save_soon();
                 return;
             }
             Event::ContainerChanged { container, action } => {
                 tracing::debug!(%container, %action, "Docker event");
-                let mut watched = false;
-                for unit in self.units.values() {
-                    if matches!(&unit.spec.target, UnitTarget::Container { container: c, .. } if *c == container)
-                    {
+                let names = self
+                    .containers
+                    .get(&container)
+                    .map_or(&[][..], Vec::as_slice);
+                for name in names {
+                    if let Some(unit) = self.units.get(name) {
                         unit.probes.check_container();
-                        watched = true;
                     }
                 }
+                let watched = !names.is_empty();
                 if !watched && matches!(action.as_str(), "create" | "start" | "rename") {
                     self.executor.rediscover();
                 }
@@ -373,16 +445,9 @@ impl Daemon {
     /// namespace it joins: held while the parent fails, restarted after it.
     fn follow_namespace(&mut self, unit: &str, parent_container: &str) {
         let parent = self
-            .units
-            .iter()
-            .find_map(|(name, u)| match &u.spec.target {
-                UnitTarget::Container { container, .. }
-                    if container == parent_container && name != unit =>
-                {
-                    Some(name.clone())
-                }
-                _ => None,
-            });
+            .containers
+            .get(parent_container)
+            .and_then(|names| names.iter().find(|n| *n != unit).cloned());
         let Some(parent) = parent else {
             return;
         };
@@ -510,6 +575,7 @@ impl Daemon {
         match request {
             ControlRequest::Status(reply) => {
                 let mut report = StatusReport::new(&self.sup, &self.store, &self.clock, now);
+                report.problems = self.storage_problems();
                 report.selectors = self.selector_status();
                 reply.send(report).ok();
             }
@@ -517,7 +583,8 @@ impl Daemon {
                 reply.send(self.reload()).ok();
             }
             ControlRequest::Page(reply) => {
-                let report = StatusReport::new(&self.sup, &self.store, &self.clock, now);
+                let mut report = StatusReport::new(&self.sup, &self.store, &self.clock, now);
+                report.problems = self.storage_problems();
                 let log = self.config.medic.recovery_log.clone();
                 reply
                     .send(crate::page::PageSnapshot::new(report, &self.sup, now, log))
@@ -528,6 +595,7 @@ impl Daemon {
                     crate::metrics::unit_infos(&self.config, self.units.values().map(|u| &u.spec));
                 let mut text = self.metrics.render(&self.sup, now, &units);
                 self.sinks.render_metrics(&mut text);
+                crate::metrics::render_storage(&mut text, &self.file_healths());
                 reply.send(text).ok();
             }
             ControlRequest::DeployBegin {
@@ -582,77 +650,67 @@ impl Daemon {
             .collect()
     }
 
-    /// Carries out every action the core decided, then persists if anything changed.
-    fn drain(&mut self) -> anyhow::Result<()> {
+    /// Carries out every action the core decided.
+    fn drain(&mut self) {
         while let Some(action) = self.sup.poll_action() {
-            self.act(action)?;
+            self.act(action);
         }
-        self.sync_journals()?;
-        if self.dirty {
-            if let Err(error) = self.save_store() {
-                tracing::error!(error = format!("{error:#}"), "Cannot save the state store");
-            }
-            self.dirty = false;
-            self.save_by = None;
+    }
+
+    /// Takes the changed units into the state store and hands it to its writer.
+    fn save_store(&mut self) {
+        self.save_by = None;
+        self.store_saved = Instant::now();
+        if std::mem::take(&mut self.store_all) {
+            self.store
+                .update(self.sup.snapshot(), self.sup.next_incident(), &self.clock);
+            self.store_changed.clear();
         }
-        Ok(())
+        for name in std::mem::take(&mut self.store_changed) {
+            let snapshot = self.sup.unit_snapshot(&name);
+            self.store.update_unit(&name, snapshot, &self.clock);
+        }
+        self.store.set_next_incident(self.sup.next_incident());
+        self.store_saver.save(self.store.shared());
     }
 
-    /// Makes the journal lines appended so far durable (one fsync per batch).
-    fn sync_journals(&mut self) -> anyhow::Result<()> {
-        self.recovery.sync().context("recovery log")?;
-        self.alerts.sync().context("alerts file")
-    }
-
-    /// Replaces state.json with the supervisor's current snapshot.
-    fn save_store(&mut self) -> anyhow::Result<()> {
-        self.store
-            .update(self.sup.snapshot(), self.sup.next_incident(), &self.clock);
-        self.store.save()
-    }
-
-    fn act(&mut self, action: Action) -> anyhow::Result<()> {
+    fn act(&mut self, action: Action) {
         match action {
             Action::Log(mut event) => {
                 self.deploy_event(now(), &mut event);
                 self.metrics.event(&event.service, event.kind);
+                self.storm_track(&event);
                 let (service, kind) = (&event.service, event.kind.as_str());
                 let incident = event.incident.as_deref().unwrap_or("");
-                if is_trouble(event.kind) {
+                if self.storm.active().is_some() {
+                    // In a storm the per-service lines are in the recovery log;
+                    // stderr gets the summary (`storm_summary`).
+                    tracing::debug!(%service, event = kind, incident, "{}", event.message);
+                } else if is_trouble(event.kind) {
                     tracing::warn!(%service, event = kind, incident, "{}", event.message);
                 } else {
                     tracing::info!(%service, event = kind, incident, "{}", event.message);
                 }
-                // An incident, an attempt or a pause must survive a crash at once;
-                // watching, healthy, stale and the like can wait for the next save.
-                if matches!(
-                    event.kind,
-                    EventKind::Watching
-                        | EventKind::Healthy
-                        | EventKind::Stale
-                        | EventKind::Blind
-                        | EventKind::SightRestored
-                        | EventKind::WaitingForDependency
-                ) {
-                    self.save_soon();
-                } else {
-                    self.dirty = true;
-                }
+                self.store_changed.insert(event.service.clone());
+                self.save_soon();
                 let line = RecoveryLine::new(Timestamp::now(), event);
-                self.recovery.append(&line).context("recovery log")?;
+                self.recovery.append(&line);
             }
             Action::Alert(alert) => {
-                self.alert_seq += 1;
-                let ts = Timestamp::now();
-                let id = format!("{}-{}", ts.as_millisecond(), self.alert_seq);
-                if alert.severity == Severity::Critical {
+                let held = self.storm.holds(&alert.service, alert.resolved);
+                if held {
+                    tracing::debug!(service = %alert.service, kind = alert.kind, "{}", alert.message);
+                } else if alert.severity == Severity::Critical {
                     tracing::error!(service = %alert.service, kind = alert.kind, "{}", alert.message);
                 } else {
                     tracing::warn!(service = %alert.service, kind = alert.kind, "{}", alert.message);
                 }
-                let line = AlertLine::new(ts, id, alert);
-                self.alerts.append(&line).context("alerts file")?;
-                self.sinks.send(&line);
+                let line = self.alert_line(alert);
+                self.alerts.append(&line);
+                // In a storm the sinks get the storm's own alert, not one per service.
+                if !held {
+                    self.sinks.send(&line);
+                }
             }
             Action::Restart {
                 unit,
@@ -676,7 +734,177 @@ impl Daemon {
                 }
             }
         }
-        Ok(())
+    }
+
+    /// Stamps an alert with the wall-clock time and a unique id.
+    pub(super) fn alert_line(&mut self, alert: medic_core::Alert) -> AlertLine {
+        self.alert_seq += 1;
+        let ts = Timestamp::now();
+        let id = format!("{}-{}", ts.as_millisecond(), self.alert_seq);
+        AlertLine::new(ts, id, alert)
+    }
+
+    /// Writes one of medic's own alerts (a storm, a file it cannot write) and
+    /// hands it to the sinks.
+    fn medic_alert(
+        &mut self,
+        kind: &'static str,
+        message: String,
+        evidence: medic_core::Evidence,
+        resolved: bool,
+    ) {
+        let alert = medic_core::Alert {
+            service: MEDIC_UNIT.to_owned(),
+            severity: if resolved {
+                Severity::Info
+            } else {
+                Severity::Critical
+            },
+            kind,
+            incident: None,
+            message,
+            evidence,
+            resolved,
+        };
+        if resolved {
+            tracing::info!(kind, "{}", alert.message);
+        } else {
+            tracing::warn!(kind, "{}", alert.message);
+        }
+        let line = self.alert_line(alert);
+        self.alerts.append(&line);
+        self.sinks.send(&line);
+    }
+
+    /// Feeds incidents opening and closing to the storm rule; says when a storm begins or ends.
+    fn storm_track(&mut self, event: &medic_core::RecoveryEvent) {
+        let services = self.units.len();
+        let change = match event.kind {
+            EventKind::Failing => {
+                self.storm
+                    .failed(now(), &event.service, &event.message, services)
+            }
+            EventKind::Recovered | EventKind::RolledBack | EventKind::Reset => {
+                self.storm.recovered(&event.service, services)
+            }
+            _ => None,
+        };
+        match change {
+            Some(Change::Began(active)) => {
+                let message = self.storm_line(&active);
+                let mut evidence = medic_core::Evidence::new();
+                evidence.insert("failing".into(), active.failing.into());
+                let first: Vec<String> = active
+                    .first
+                    .iter()
+                    .map(|(u, r)| format!("{u}: {r}"))
+                    .collect();
+                evidence.insert("first".into(), first.into());
+                if let Some(page) = self.status_page() {
+                    evidence.insert("status_page".into(), page.into());
+                }
+                self.medic_alert("storm", message, evidence, false);
+            }
+            Some(Change::Ended {
+                since,
+                failed,
+                still_failing,
+            }) => {
+                let mut evidence = medic_core::Evidence::new();
+                evidence.insert("failed".into(), failed.into());
+                evidence.insert("still_failing".into(), still_failing.into());
+                let message = format!(
+                    "storm over: {} of {failed} services that failed since {} are back, {still_failing} still failing",
+                    failed.saturating_sub(still_failing),
+                    self.clock_time(since),
+                );
+                self.medic_alert("storm", message, evidence, true);
+            }
+            None => {}
+        }
+    }
+
+    /// Repeats the storm's summary on stderr while its count changes, at most every 30 s.
+    fn storm_summary(&mut self) {
+        if let Some(active) = self.storm.summary_due(now()).cloned() {
+            tracing::warn!("{}", self.storm_line(&active));
+        }
+    }
+
+    /// "9482 services failing since 14:10:24 UTC: first ep17 (HTTP 404), …; status page http://…/"
+    fn storm_line(&self, active: &medic_core::storm::Active) -> String {
+        let first: Vec<String> = active
+            .first
+            .iter()
+            .map(|(u, r)| format!("{u} ({r})"))
+            .collect();
+        let page = self
+            .status_page()
+            .map(|p| format!("; status page {p}"))
+            .unwrap_or_default();
+        format!(
+            "{} services failing since {}: first {}, …{page}",
+            active.failing,
+            self.clock_time(active.since),
+            first.join(", "),
+        )
+    }
+
+    fn clock_time(&self, at: std::time::Instant) -> String {
+        self.clock.to_wall(at).strftime("%H:%M:%S UTC").to_string()
+    }
+
+    fn status_page(&self) -> Option<String> {
+        self.config
+            .medic
+            .metrics_listen
+            .as_ref()
+            .map(|l| format!("http://{l}/"))
+    }
+
+    /// Every file written in the background and whether it is writable.
+    fn file_healths(&self) -> Vec<&FileHealth> {
+        let mut out = vec![
+            self.recovery.health().as_ref(),
+            self.alerts.health().as_ref(),
+            self.store_saver.health().as_ref(),
+            self.history_saver.health().as_ref(),
+        ];
+        out.extend(self.sinks.outbox().map(|o| o.health().as_ref()));
+        out
+    }
+
+    /// "recovery log not writable: No space left on device", one per file that is not.
+    fn storage_problems(&self) -> Vec<String> {
+        self.file_healths()
+            .iter()
+            .filter_map(|h| h.problem())
+            .collect()
+    }
+
+    /// Tells the alert sinks once when files become unwritable, and once when
+    /// all are writable again.
+    fn check_storage(&mut self) {
+        let problems = self.storage_problems();
+        match (problems.is_empty(), self.unwritable) {
+            (false, false) => {
+                self.unwritable = true;
+                let mut evidence = medic_core::Evidence::new();
+                evidence.insert("problems".into(), problems.clone().into());
+                let message = format!(
+                    "{}; medic keeps supervising and retries",
+                    problems.join("; ")
+                );
+                self.medic_alert("storage", message, evidence, false);
+            }
+            (true, true) => {
+                self.unwritable = false;
+                let message = "medic's files are writable again; the lines that waited are written"
+                    .to_owned();
+                self.medic_alert("storage", message, medic_core::Evidence::new(), true);
+            }
+            _ => {}
+        }
     }
 
     /// Starts a restart or rollback job, or queues it while `max_concurrent_actions`
@@ -763,7 +991,7 @@ impl Daemon {
             while let Some(action) = self.sup.poll_action() {
                 // Only record what happened; start nothing new while stopping.
                 match action {
-                    Action::Log(_) | Action::Alert(_) => self.act(action)?,
+                    Action::Log(_) | Action::Alert(_) => self.act(action),
                     _ => {}
                 }
             }
@@ -784,15 +1012,24 @@ impl Daemon {
         }
         while let Some(action) = self.sup.poll_action() {
             if let Action::Log(_) | Action::Alert(_) = action {
-                self.act(action)?;
+                self.act(action);
             }
         }
-        self.sync_journals()?;
-        self.save_store()?;
+        self.store_all = true;
+        self.save_store();
         self.save_history(true);
+        // The writers write what they hold, then stop; the tracker waits for them.
+        self.store_saver.close();
+        self.history_saver.close();
+        self.recovery.close();
+        self.alerts.close();
+        if let Some(outbox) = self.sinks.outbox() {
+            outbox.close();
+        }
         self.shell.cancel.cancel();
         self.shell.tracker.close();
-        if tokio::time::timeout(Duration::from_secs(1), self.shell.tracker.wait())
+        let wait = self.shutdown_grace.max(Duration::from_secs(1));
+        if tokio::time::timeout(wait, self.shell.tracker.wait())
             .await
             .is_err()
         {

@@ -1,11 +1,10 @@
 //! The availability history file `availability.json` in the state directory:
 //! every unit's minute buckets (1 h) and hour buckets (30 d), keyed by wall-clock
 //! minute and hour, so a restarted medic keeps its 24 h / 7 d / 30 d figures.
-//! Bounded (at most 61 + 721 buckets per unit) and replaced atomically like
-//! `state.json`: temp file, fsync, rename, fsync the directory.
+//! Bounded (at most 61 + 721 buckets per unit) and written like `state.json`
+//! (`saver.rs`: off the loop, coalesced, replaced atomically).
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -78,8 +77,13 @@ impl HistoryStore {
         }
     }
 
-    /// Writes every unit's buckets as of `now` (= `wall`), atomically.
-    pub fn save(&self, sup: &Supervisor, now: Instant, wall: Timestamp) -> anyhow::Result<()> {
+    /// Where the file lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Every unit's buckets as of `now` (= `wall`), for the writer (`saver.rs`).
+    pub fn snapshot(&self, sup: &Supervisor, now: Instant, wall: Timestamp) -> HistoryFile {
         let mut units: BTreeMap<String, StoredHistory> = sup
             .availability_history(now)
             .into_iter()
@@ -96,23 +100,10 @@ impl HistoryStore {
                 units.insert(name.clone(), kept);
             }
         }
-        let file = HistoryFile {
+        HistoryFile {
             version: VERSION,
             units,
-        };
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        let temp = dir.join(format!(".availability.json.{}.tmp", std::process::id()));
-        let mut out = std::fs::File::create(&temp)
-            .with_context(|| format!("cannot create {}", temp.display()))?;
-        serde_json::to_writer(&mut out, &file).context("cannot encode the history")?;
-        out.write_all(b"\n")?;
-        out.sync_all()?;
-        std::fs::rename(&temp, &self.path)
-            .with_context(|| format!("cannot replace {}", self.path.display()))?;
-        if let Ok(dir) = std::fs::File::open(dir) {
-            dir.sync_all().ok();
         }
-        Ok(())
     }
 }
 
@@ -168,6 +159,11 @@ mod tests {
 
     use super::*;
 
+    fn write_file(store: &HistoryStore, sup: &Supervisor, now: Instant, wall: Timestamp) {
+        let file = store.snapshot(sup, now, wall);
+        crate::files::replace(store.path(), |out| Ok(serde_json::to_writer(out, &file)?)).unwrap();
+    }
+
     fn supervisor(now: Instant) -> Supervisor {
         let mut sup = Supervisor::new("t-", 1);
         sup.add_unit(now, "web", Policy::default());
@@ -198,7 +194,7 @@ mod tests {
         let before = sup.availability("web", saved_at, day);
         assert!(before.is_some());
         let store = HistoryStore::open(dir.path()).unwrap();
-        store.save(&sup, saved_at, wall).unwrap();
+        write_file(&store, &sup, saved_at, wall);
 
         let later = saved_at + Duration::from_secs(120);
         let mut again = supervisor(later);
@@ -225,7 +221,7 @@ mod tests {
         )
         .unwrap();
         let store = HistoryStore::open(dir.path()).unwrap();
-        store.save(&again, later, wall).unwrap();
+        write_file(&store, &again, later, wall);
         let saved: HistoryFile =
             serde_json::from_slice(&std::fs::read(dir.path().join("availability.json")).unwrap())
                 .unwrap();

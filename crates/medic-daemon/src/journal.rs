@@ -1,18 +1,25 @@
-//! The two append-only JSON Lines files people read: the recovery log and the
-//! critical alerts file. One `write` per line on an O_APPEND file, so a crash
-//! of medic loses at most the line being written and never corrupts the rest
-//! (readers skip a torn last line); fsync once per batch of lines (`sync`), so
-//! a power loss loses at most that batch and 10,000 units starting up do not
-//! cost 10,000 fsyncs.
+//! The append-only JSON Lines files: the recovery log and the critical alerts
+//! file people read (their line formats live here), and the alert outbox.
+//! A writer task per file appends each batch with one `write` on an O_APPEND
+//! file, so a crash never corrupts earlier lines (readers skip a torn last
+//! line), and fsyncs once per batch, so a power loss loses at most that batch
+//! and 10,000 units changing at once do not cost 10,000 fsyncs. Lines wait in
+//! memory only until the writer takes them (it wakes at once), so a kill -9
+//! loses at most the lines of that moment.
 
-use std::fs::{File, OpenOptions};
+use std::collections::VecDeque;
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use anyhow::Context;
 use jiff::Timestamp;
 use medic_core::{Alert, Evidence, RecoveryEvent};
 use serde::{Deserialize, Serialize};
+
+use crate::files::{self, FileHealth};
 
 /// One line of `recovery.jsonl`: the documented contract of the recovery log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -97,61 +104,286 @@ impl AlertLine {
     }
 }
 
-/// An append-only JSON Lines file, reopened when it was rotated away.
-#[derive(Debug)]
+/// Lines handed to a journal but not yet written, at most: beyond it the
+/// oldest are dropped (and counted) while the disk refuses them.
+const MAX_BUFFERED: usize = 16 * 1024 * 1024;
+/// How long a failed write waits before it is tried again.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// What keeps a journal bounded in size.
+#[derive(Debug, Clone, Copy)]
+pub enum Limit {
+    /// Renamed to `path.1` (newest) … `path.keep` past `max_size` bytes; the oldest goes.
+    Rotate {
+        /// Bytes a file may reach.
+        max_size: u64,
+        /// Rotated files kept.
+        keep: usize,
+    },
+    /// Rewritten by `compact` (which must keep the same meaning) past `max_size` bytes.
+    Compact {
+        /// Bytes the file may reach before it is compacted.
+        max_size: u64,
+        /// Rewrites the file at the path atomically.
+        compact: fn(&Path) -> anyhow::Result<()>,
+    },
+}
+
+/// An append-only JSON Lines file written off the supervisor loop: `append`
+/// encodes a line into a bounded buffer and returns; one blocking task per
+/// file writes what is buffered in one `write`, fsyncs once per batch,
+/// rotates or compacts by size, reopens the file when something else renamed
+/// it away, and on a failed write (a full disk) keeps the lines and retries,
+/// reporting through `FileHealth`. Cheap to clone: clones share the writer.
+#[derive(Debug, Clone)]
 pub struct Journal {
+    shared: Arc<Shared>,
+    /// Closes the writer when the last handle goes, so no writer outlives its users.
+    _last: Arc<CloseOnDrop>,
+}
+
+#[derive(Debug)]
+struct CloseOnDrop(Arc<Shared>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
     path: PathBuf,
-    file: File,
-    /// Lines written since the last fsync.
-    unsynced: bool,
+    limit: Limit,
+    queue: Mutex<Queue>,
+    wake: Condvar,
+    health: Arc<FileHealth>,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    lines: VecDeque<Vec<u8>>,
+    bytes: usize,
+    closed: bool,
+    /// Lines appended since start (dropped ones included).
+    appended: u64,
+    /// Lines written and fsynced (or dropped) since start.
+    done: u64,
 }
 
 impl Journal {
-    /// Opens (creating parents and the file) for appending.
-    pub fn open(path: &Path) -> anyhow::Result<Self> {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("cannot create {}", parent.display()))?;
-        }
-        let file = open_append(path)?;
-        Ok(Self {
+    /// Opens `path` (creating it and its parents, private) and starts its
+    /// writer on `tracker`'s blocking pool.
+    pub fn start(
+        path: &Path,
+        what: &'static str,
+        limit: Limit,
+        tracker: &tokio_util::task::TaskTracker,
+    ) -> anyhow::Result<Self> {
+        let file = files::open_append(path)?;
+        let shared = Arc::new(Shared {
             path: path.to_owned(),
-            file,
-            unsynced: false,
+            limit,
+            queue: Mutex::new(Queue::default()),
+            wake: Condvar::new(),
+            health: Arc::new(FileHealth::new(what)),
+        });
+        let writer = shared.clone();
+        tracker.spawn_blocking(move || writer.run(file));
+        Ok(Self {
+            _last: Arc::new(CloseOnDrop(shared.clone())),
+            shared,
         })
     }
 
-    /// Appends one value as one line (one `write`); `sync` makes it durable.
-    pub fn append(&mut self, value: &impl Serialize) -> anyhow::Result<()> {
-        let mut line = serde_json::to_vec(value).context("cannot encode a journal line")?;
+    /// Appends one value as one line; never waits for the disk.
+    pub fn append(&self, value: &impl Serialize) {
+        let mut line = match serde_json::to_vec(value) {
+            Ok(line) => line,
+            Err(error) => {
+                tracing::error!(%error, path = %self.shared.path.display(), "Cannot encode a journal line");
+                return;
+            }
+        };
         line.push(b'\n');
-        if !self.path.exists() {
-            // Rotated away (renamed by logrotate): start a new file at the same path.
-            self.file = open_append(&self.path)?;
+        let mut queue = self.shared.lock();
+        let mut dropped = 0;
+        while queue.bytes + line.len() > MAX_BUFFERED {
+            let Some(old) = queue.lines.pop_front() else {
+                break;
+            };
+            queue.bytes -= old.len();
+            dropped += 1;
         }
-        self.unsynced = true;
-        self.file
-            .write_all(&line)
-            .with_context(|| format!("cannot append to {}", self.path.display()))
+        if dropped > 0 {
+            self.shared.health.dropped(dropped);
+            queue.done += dropped;
+        }
+        queue.appended += 1;
+        queue.bytes += line.len();
+        queue.lines.push_back(line);
+        self.shared.wake.notify_one();
     }
 
-    /// Makes the lines appended so far durable (fsync), if there are any.
-    pub fn sync(&mut self) -> anyhow::Result<()> {
-        if std::mem::take(&mut self.unsynced) {
-            self.file
-                .sync_data()
-                .with_context(|| format!("cannot fsync {}", self.path.display()))?;
+    /// Whether the file is writable.
+    pub fn health(&self) -> &Arc<FileHealth> {
+        &self.shared.health
+    }
+
+    /// Writes what is buffered (one attempt if the disk refuses), then stops the writer.
+    pub fn close(&self) {
+        self.shared.close();
+    }
+
+    /// Waits until everything appended so far is written and fsynced, or `timeout` passes.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut queue = self.shared.lock();
+        let target = queue.appended;
+        while queue.done < target {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            queue = self
+                .shared
+                .wake
+                .wait_timeout(queue, left.min(Duration::from_millis(50)))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
-        Ok(())
+        true
     }
 }
 
-fn open_append(path: &Path) -> anyhow::Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .with_context(|| format!("cannot open {}", path.display()))
+impl Shared {
+    fn close(&self) {
+        self.lock().closed = true;
+        self.wake.notify_all();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        // A writer that panicked left a queue that is still consistent.
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn run(&self, file: File) {
+        let mut out = Output {
+            size: file.metadata().map_or(0, |m| m.len()),
+            file: Some(file),
+            mid_line: false,
+            compact_above: match self.limit {
+                Limit::Compact { max_size, .. } => max_size,
+                Limit::Rotate { .. } => u64::MAX,
+            },
+        };
+        let mut pending: Vec<u8> = Vec::new();
+        let mut batch_lines = 0;
+        loop {
+            let closed = {
+                let mut queue = self.lock();
+                while queue.lines.is_empty() && pending.is_empty() && !queue.closed {
+                    queue = self.wake.wait(queue).unwrap_or_else(|p| p.into_inner());
+                }
+                if queue.lines.is_empty() && pending.is_empty() {
+                    return;
+                }
+                // While a batch is refused, new lines wait in the bounded queue.
+                if pending.is_empty() {
+                    batch_lines = queue.lines.len() as u64;
+                    for line in queue.lines.drain(..) {
+                        pending.extend_from_slice(&line);
+                    }
+                    queue.bytes = 0;
+                }
+                queue.closed
+            };
+            match out.write(self, &mut pending) {
+                Ok(()) => {
+                    self.health.ok();
+                    self.lock().done += batch_lines;
+                    self.wake.notify_all();
+                }
+                Err(error) => {
+                    self.health.failed(&error);
+                    if closed {
+                        tracing::warn!(lines = pending.iter().filter(|b| **b == b'\n').count(), path = %self.path.display(), "Stopping with lines that could not be written");
+                        return;
+                    }
+                    let queue = self.lock();
+                    if !queue.closed {
+                        drop(self.wake.wait_timeout(queue, RETRY_AFTER));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The writer's open file.
+struct Output {
+    file: Option<File>,
+    size: u64,
+    /// The last write ended inside a line: finish it before rotating or reopening.
+    mid_line: bool,
+    compact_above: u64,
+}
+
+impl Output {
+    /// Writes `pending` and fsyncs; on failure what was not written stays in `pending`.
+    fn write(&mut self, shared: &Shared, pending: &mut Vec<u8>) -> anyhow::Result<()> {
+        let path = &shared.path;
+        if !self.mid_line {
+            if self.file.is_some() && !path.exists() {
+                // Renamed away (by logrotate): a new file at the same path.
+                self.file = None;
+            }
+            if let Limit::Rotate { max_size, keep } = shared.limit
+                && self.size > 0
+                && self.size + pending.len() as u64 > max_size
+            {
+                self.file = None;
+                crate::rotation::rotate(path, keep)
+                    .with_context(|| format!("cannot rotate {}", path.display()))?;
+            }
+        }
+        let file = match &mut self.file {
+            Some(file) => file,
+            None => {
+                let file = files::open_append(path)?;
+                self.size = file.metadata().map_or(0, |m| m.len());
+                self.file.insert(file)
+            }
+        };
+        let mut written = 0;
+        let result = loop {
+            if written == pending.len() {
+                break file.sync_data();
+            }
+            match file.write(&pending[written..]) {
+                Ok(0) => break Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        if written > 0 {
+            self.mid_line = pending[written - 1] != b'\n';
+            self.size += written as u64;
+            pending.drain(..written);
+        }
+        result.with_context(|| format!("cannot append to {}", path.display()))?;
+        if let Limit::Compact { max_size, compact } = shared.limit
+            && self.size > self.compact_above
+        {
+            self.file = None;
+            compact(path).with_context(|| format!("cannot compact {}", path.display()))?;
+            let size = std::fs::metadata(path).map_or(0, |m| m.len());
+            // A file that cannot shrink much is not compacted again at every line.
+            self.compact_above = max_size.max(size.saturating_mul(2));
+        }
+        Ok(())
+    }
 }
 
 /// Parses the complete lines of a journal; a torn last line (crash mid-write) is skipped.
@@ -166,12 +398,8 @@ pub fn parse_lines<T: for<'de> Deserialize<'de>>(text: &str) -> Vec<T> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn appends_lines_that_parse_back_and_survive_rotation() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("logs/recovery.jsonl");
-        let mut journal = Journal::open(&path).unwrap();
-        let line = |n: u32| RecoveryLine {
+    fn line(n: u32) -> RecoveryLine {
+        RecoveryLine {
             ts: Timestamp::UNIX_EPOCH,
             service: "web".into(),
             event: "restart".into(),
@@ -180,13 +408,63 @@ mod tests {
             attempt: Some(n),
             message: "restart".into(),
             evidence: Evidence::new(),
+        }
+    }
+
+    fn read(path: &Path) -> Vec<RecoveryLine> {
+        parse_lines(&std::fs::read_to_string(path).unwrap())
+    }
+
+    #[tokio::test]
+    async fn appends_lines_that_parse_back_and_survive_an_outside_rename() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logs/recovery.jsonl");
+        let tracker = tokio_util::task::TaskTracker::new();
+        let limit = Limit::Rotate {
+            max_size: u64::MAX,
+            keep: 1,
         };
-        journal.append(&line(1)).unwrap();
-        std::fs::rename(&path, dir.path().join("logs/recovery.jsonl.1")).unwrap();
-        journal.append(&line(2)).unwrap();
+        let journal = Journal::start(&path, "recovery log", limit, &tracker).unwrap();
+        journal.append(&line(1));
+        assert!(journal.flush(Duration::from_secs(10)));
+        std::fs::rename(&path, dir.path().join("logs/elsewhere.jsonl")).unwrap();
+        journal.append(&line(2));
+        journal.close();
+        tracker.close();
+        tracker.wait().await;
         let mut text = std::fs::read_to_string(&path).unwrap();
         text.push_str("{\"torn\":");
         let lines: Vec<RecoveryLine> = parse_lines(&text);
         assert_eq!(lines, vec![line(2)]);
+    }
+
+    #[tokio::test]
+    async fn rotates_by_size_and_keeps_every_line_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("recovery.jsonl");
+        let tracker = tokio_util::task::TaskTracker::new();
+        let size = serde_json::to_vec(&line(1)).unwrap().len() as u64 + 1;
+        let limit = Limit::Rotate {
+            max_size: 3 * size,
+            keep: 5,
+        };
+        let journal = Journal::start(&path, "recovery log", limit, &tracker).unwrap();
+        for n in 1..=10 {
+            journal.append(&line(n));
+            // One batch per line, as lines come one by one in a quiet daemon.
+            assert!(journal.flush(Duration::from_secs(10)));
+        }
+        journal.close();
+        tracker.close();
+        tracker.wait().await;
+        let files = crate::rotation::files(&path, None);
+        assert_eq!(files.len(), 4, "{files:?}");
+        let all: Vec<u32> = files
+            .iter()
+            .flat_map(|f| read(f))
+            .filter_map(|l| l.attempt)
+            .collect();
+        assert_eq!(all, (1..=10).collect::<Vec<_>>());
+        assert_eq!(read(&crate::rotation::rotated(&path, 1)).len(), 3);
     }
 }

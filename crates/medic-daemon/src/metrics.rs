@@ -444,6 +444,35 @@ impl Metrics {
     }
 }
 
+/// One counter of a file's health: its name, help and how to read it.
+type FileCounter = (
+    &'static str,
+    &'static str,
+    fn(&crate::files::FileHealth) -> u64,
+);
+
+/// Failed writes and lost lines of each file medic writes in the background.
+pub(crate) fn render_storage(out: &mut String, files: &[&crate::files::FileHealth]) {
+    let series: [FileCounter; 2] = [
+        (
+            "medic_journal_write_errors_total",
+            "Failed writes of medic's own files (recovery log, alerts, state store, …); medic keeps supervising and retries.",
+            crate::files::FileHealth::errors_total,
+        ),
+        (
+            "medic_journal_lines_dropped_total",
+            "Lines lost because the file stayed unwritable until its bounded buffer was full.",
+            crate::files::FileHealth::dropped_total,
+        ),
+    ];
+    for (name, help, value) in series {
+        family(out, name, "counter", help);
+        for file in files {
+            sample(out, name, &[("file", file.what)], value(file) as f64);
+        }
+    }
+}
+
 pub(crate) fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     // Invariant: writing to a String cannot fail.
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");

@@ -105,6 +105,9 @@ pub struct PageData {
     pub services: Vec<PageService>,
     /// Open incidents first, then the most recent closed ones.
     pub incidents: Vec<PageIncident>,
+    /// What medic itself cannot do right now (a file it cannot write).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
 }
 
 /// One unit on the page.
@@ -222,6 +225,7 @@ impl PageData {
             overall: report.overall,
             services,
             incidents,
+            problems: report.problems,
         }
     }
 }
@@ -337,6 +341,13 @@ pub fn render(data: &PageData) -> String {
         refresh_js = data.refresh_secs,
         overall_text = escape(&data.overall),
     );
+    for problem in &data.problems {
+        let _ = writeln!(
+            out,
+            "<div class=\"banner problem\" role=\"alert\">{}</div>",
+            escape(problem)
+        );
+    }
     if data.services.is_empty() {
         out.push_str("<p class=\"empty\">No services are watched.</p>\n");
     }
@@ -533,6 +544,7 @@ mod tests {
             overall: "unhealthy".into(),
             services: vec![],
             incidents: list,
+            problems: vec![],
         };
         let html = render(&data);
         assert!(html.contains("web&lt;1&gt;"), "{html}");

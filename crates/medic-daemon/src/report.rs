@@ -7,7 +7,7 @@
 //! short weekly note people forward (and the scheduled digest sends).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -115,31 +115,9 @@ pub struct Incident {
     pub evidence: serde_json::Map<String, serde_json::Value>,
 }
 
-/// The journal files of `path`, oldest first: `path.N` … `path.1`, then `path`.
-/// (The storm branch adds one reader for rotated journals; this walks the same
-/// naming until it lands.)
-pub fn journal_files(path: &Path) -> Vec<PathBuf> {
-    let mut rotated: Vec<(u32, PathBuf)> = Vec::new();
-    if let (Some(dir), Some(name)) = (path.parent(), path.file_name()) {
-        let prefix = format!("{}.", name.to_string_lossy());
-        if let Ok(entries) = std::fs::read_dir(dir) {
-            for entry in entries.flatten() {
-                let file = entry.file_name().to_string_lossy().into_owned();
-                if let Some(n) = file.strip_prefix(&prefix).and_then(|n| n.parse().ok()) {
-                    rotated.push((n, entry.path()));
-                }
-            }
-        }
-    }
-    rotated.sort_by_key(|r| std::cmp::Reverse(r.0));
-    let mut files: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
-    files.push(path.to_owned());
-    files
-}
-
 /// Every line of the recovery log at `path` and its rotated files, oldest first.
 pub fn read_recovery_log(path: &Path) -> Vec<RecoveryLine> {
-    journal_files(path)
+    crate::rotation::files(path, None)
         .iter()
         .filter_map(|file| std::fs::read_to_string(file).ok())
         .flat_map(|text| parse_lines::<RecoveryLine>(&text))

@@ -20,6 +20,10 @@ pub struct StatusReport {
     pub overall: String,
     /// One entry per unit.
     pub services: Vec<ServiceStatus>,
+    /// What medic itself cannot do right now, e.g. "recovery log not
+    /// writable: No space left on device" (it keeps supervising).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
     /// What each selector service's engine lists (`watching 0 containers
     /// labelled medic.enable=true`), or why it cannot.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -212,6 +216,7 @@ impl StatusReport {
             generated: clock.to_wall(now),
             overall: health_name(sup.overall(now)).to_owned(),
             services,
+            problems: Vec::new(),
             selectors: Vec::new(),
         }
     }

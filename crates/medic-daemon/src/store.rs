@@ -1,11 +1,13 @@
 //! The state store `state.json`: what a restarted daemon needs to continue an
 //! incident (attempt counts, pauses, escalation) and the last known good specs.
-//! Written to a temporary file, fsynced, then renamed over the old one, so a
-//! kill -9 at any moment leaves either the old or the new file, never a torn one.
+//! The loop keeps the contents and hands a shared, copy-on-write snapshot to
+//! its writer (`saver.rs`), which writes it compact, atomically (temp file,
+//! fsync, rename, fsync the directory), so a kill -9 at any moment leaves
+//! either the old or the new file, never a torn one.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 use jiff::Timestamp;
@@ -89,8 +91,19 @@ pub struct StoredPause {
 #[derive(Debug)]
 pub struct Store {
     path: PathBuf,
-    /// The current contents.
-    pub file: StoreFile,
+    /// The current contents; shared with the writer until it has written them.
+    pub file: Arc<StoreFile>,
+}
+
+/// A snapshot of the store for its writer: sharing it costs nothing, and the
+/// loop's next change copies it only if the writer still holds it.
+#[derive(Debug, Clone)]
+pub struct SharedStoreFile(Arc<StoreFile>);
+
+impl Serialize for SharedStoreFile {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
 }
 
 impl Store {
@@ -114,44 +127,66 @@ impl Store {
                 return Err(error).with_context(|| format!("cannot read {}", path.display()));
             }
         };
-        let mut store = Self { path, file };
+        let mut store = Self {
+            path,
+            file: Arc::new(file),
+        };
         if store.file.incident_prefix.is_empty() {
-            store.file.version = VERSION;
-            store.file.incident_prefix = incident_prefix(now);
+            let file = Arc::make_mut(&mut store.file);
+            file.version = VERSION;
+            file.incident_prefix = incident_prefix(now);
         }
         Ok(store)
     }
 
-    /// Writes the store atomically: temp file, fsync, rename, fsync the directory.
-    pub fn save(&self) -> anyhow::Result<()> {
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        let mut temp = tempfile_in(dir)?;
-        serde_json::to_writer_pretty(&mut temp.1, &self.file)
-            .context("cannot encode the state store")?;
-        temp.1.write_all(b"\n")?;
-        temp.1.sync_all()?;
-        std::fs::rename(&temp.0, &self.path)
-            .with_context(|| format!("cannot replace {}", self.path.display()))?;
-        if let Ok(dir) = std::fs::File::open(dir) {
-            dir.sync_all().ok();
-        }
-        Ok(())
+    /// Where the store lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The contents as they are now, for the writer.
+    pub fn shared(&self) -> SharedStoreFile {
+        SharedStoreFile(self.file.clone())
     }
 
     /// Replaces the units' recovery state from the supervisor, keeping their last known good specs.
     pub fn update(&mut self, snapshots: Vec<UnitSnapshot>, next_incident: u64, clock: &WallClock) {
-        self.file.next_incident = next_incident;
+        let file = Arc::make_mut(&mut self.file);
+        file.next_incident = next_incident;
         let mut units = BTreeMap::new();
         for snapshot in snapshots {
             let mut unit = to_stored(&snapshot, clock);
-            unit.last_known_good = self
-                .file
+            unit.last_known_good = file
                 .units
                 .get_mut(&snapshot.name)
                 .and_then(|u| u.last_known_good.take());
             units.insert(snapshot.name, unit);
         }
-        self.file.units = units;
+        file.units = units;
+    }
+
+    /// Replaces one unit's recovery state (keeping its last known good spec),
+    /// or forgets the unit when it is no longer watched (`None`).
+    pub fn update_unit(&mut self, name: &str, snapshot: Option<UnitSnapshot>, clock: &WallClock) {
+        let file = Arc::make_mut(&mut self.file);
+        match snapshot {
+            Some(snapshot) => {
+                let unit = file.units.entry(name.to_owned()).or_default();
+                let last_known_good = unit.last_known_good.take();
+                *unit = to_stored(&snapshot, clock);
+                unit.last_known_good = last_known_good;
+            }
+            None => {
+                file.units.remove(name);
+            }
+        }
+    }
+
+    /// The next incident number.
+    pub fn set_next_incident(&mut self, next: u64) {
+        if self.file.next_incident != next {
+            Arc::make_mut(&mut self.file).next_incident = next;
+        }
     }
 
     /// The saved state of a unit, for `Supervisor::restore_unit`.
@@ -164,7 +199,7 @@ impl Store {
 
     /// Records a unit's last known good spec.
     pub fn set_last_known_good(&mut self, name: &str, spec: serde_json::Value) {
-        self.file
+        Arc::make_mut(&mut self.file)
             .units
             .entry(name.to_owned())
             .or_default()
@@ -175,13 +210,6 @@ impl Store {
     pub fn last_known_good(&self, name: &str) -> Option<&serde_json::Value> {
         self.file.units.get(name)?.last_known_good.as_ref()
     }
-}
-
-fn tempfile_in(dir: &Path) -> anyhow::Result<(PathBuf, std::fs::File)> {
-    let path = dir.join(format!(".state.json.{}.tmp", std::process::id()));
-    let file = std::fs::File::create(&path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    Ok((path, file))
 }
 
 /// A short, time-based prefix so incident ids stay unique even if the store is deleted.
@@ -295,7 +323,10 @@ mod tests {
         let mut store = Store::open(dir.path(), Timestamp::now()).unwrap();
         store.set_last_known_good("web", serde_json::json!({"image": "sha256:1"}));
         store.update(vec![snapshot.clone()], 7, &clock);
-        store.save().unwrap();
+        crate::files::replace(store.path(), |out| {
+            Ok(serde_json::to_writer(out, &store.shared())?)
+        })
+        .unwrap();
 
         let again = Store::open(dir.path(), Timestamp::now()).unwrap();
         assert_eq!(again.file.next_incident, 7);

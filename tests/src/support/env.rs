@@ -75,3 +75,14 @@ pub fn require(component: &str, var: &str) -> Option<String> {
         &format!("{component} is not available ({var} unset)"),
     )
 }
+
+/// Root, for the tests that mount a tmpfs to fill a disk (CI runs as root);
+/// component `root`.
+#[track_caller]
+pub fn root() -> Option<()> {
+    skip::unless_skipped("root")?;
+    if nix::unistd::Uid::effective().is_root() {
+        return Some(());
+    }
+    skip::missing("root", "mounting a tmpfs needs root")
+}

@@ -367,6 +367,7 @@ fn build_settings(raw: RawSettings, errors: &mut Errors) -> Settings {
             Some(listen) => Some(listen),
             None => Some("127.0.0.1:9464".into()),
         },
+        web_config: raw.web_config.map(PathBuf::from),
         status_listen: match raw.status_listen {
             None => StatusListen::WithMetrics,
             Some(listen) if listen.is_empty() => StatusListen::Off,
@@ -391,8 +392,61 @@ fn build_settings(raw: RawSettings, errors: &mut Errors) -> Settings {
         blind_alert_after: Dur::or(raw.blind_alert_after, Duration::from_secs(300)),
         max_concurrent_actions,
         max_concurrent_probes,
+        journal_max_size: match raw.journal_max_size {
+            Some(size) => parse_size(size.get_ref()).unwrap_or_else(|| {
+                errors.at(
+                    size.span(),
+                    "`journal_max_size` must be a size of at least 1KiB",
+                    Some("for example \"64MiB\", \"500KB\" or \"1GiB\"".into()),
+                );
+                DEFAULT_JOURNAL_MAX_SIZE
+            }),
+            None => DEFAULT_JOURNAL_MAX_SIZE,
+        },
+        journal_keep: at_least_one(raw.journal_keep, "journal_keep", 5, errors),
+        storm: crate::storm::StormRule {
+            share: match raw.storm_share {
+                Some(share) if !(*share.get_ref() > 0.0 && *share.get_ref() <= 1.0) => {
+                    errors.at(
+                        share.span(),
+                        "`storm_share` must be a share of the services above 0 and at most 1",
+                        Some("for example 0.2: a fifth of the services".into()),
+                    );
+                    DEFAULT_STORM_SHARE
+                }
+                Some(share) => *share.get_ref(),
+                None => DEFAULT_STORM_SHARE,
+            },
+            window: Dur::or(raw.storm_window, Duration::from_secs(60)),
+        },
         state_dir,
     }
+}
+
+/// Journals rotate past 64 MiB by default: with 5 kept, at most 384 MiB each.
+const DEFAULT_JOURNAL_MAX_SIZE: u64 = 64 * 1024 * 1024;
+/// A fifth of the services failing within the window is a storm by default.
+const DEFAULT_STORM_SHARE: f64 = 0.2;
+
+/// "64MiB", "500KB", "1GiB", "4096" (bytes) → bytes; at least 1 KiB.
+fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let factor: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KB" | "kB" => 1000,
+        "KiB" => 1024,
+        "MB" => 1000 * 1000,
+        "MiB" => 1024 * 1024,
+        "GB" => 1000 * 1000 * 1000,
+        "GiB" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    let bytes = digits.parse::<u64>().ok()?.checked_mul(factor)?;
+    (bytes >= 1024).then_some(bytes)
 }
 
 /// A count that must be at least 1, or `default` when unset.

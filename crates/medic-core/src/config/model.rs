@@ -41,6 +41,9 @@ pub struct Settings {
     pub metrics_listen: Option<String>,
     /// Where the status page (`/`, `/api/status`) is served.
     pub status_listen: StatusListen,
+    /// The web config file (exporter-toolkit format): TLS and basic auth for
+    /// the metrics and status listeners, TLS for TCP control; read by the daemon.
+    pub web_config: Option<PathBuf>,
     /// Where people reach the status page (`https://medic.host1.example/`); alerts link to it.
     pub external_url: Option<String>,
     /// Docker engine address; `None` means `DOCKER_HOST` or the local socket.
@@ -56,6 +59,12 @@ pub struct Settings {
     /// Most probes running at once, so 10,000 of them starting (or hanging)
     /// together never hold 10,000 connections and their buffers.
     pub max_concurrent_probes: usize,
+    /// The recovery log and the alerts file rotate past this many bytes.
+    pub journal_max_size: u64,
+    /// Rotated files kept of each (`recovery.jsonl.1` newest … `.N`).
+    pub journal_keep: usize,
+    /// When many services failing together are one storm (one summary, one alert).
+    pub storm: crate::storm::StormRule,
 }
 
 /// Where the status page is served: it shows every incident's evidence, so a

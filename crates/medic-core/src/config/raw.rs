@@ -179,6 +179,8 @@ pub(crate) struct RawSettings {
     pub control_token_file: Option<String>,
     /// Metrics listen address; "" turns metrics off.
     pub metrics_listen: Option<String>,
+    /// TLS and basic auth for the HTTP listeners (Prometheus exporter-toolkit YAML).
+    pub web_config: Option<String>,
     /// The status page's own address ("" turns the page off); unset: on metrics_listen.
     pub status_listen: Option<String>,
     /// The URL people reach medic's status page at (alerts link to it).
@@ -195,6 +197,14 @@ pub(crate) struct RawSettings {
     pub max_concurrent_actions: Option<Spanned<usize>>,
     /// Most probes running at once.
     pub max_concurrent_probes: Option<Spanned<usize>>,
+    /// Size past which the recovery log and alerts file rotate ("64MiB").
+    pub journal_max_size: Option<Spanned<String>>,
+    /// Rotated files kept of each.
+    pub journal_keep: Option<Spanned<usize>>,
+    /// Share of all services whose failing together within `storm_window` is a storm.
+    pub storm_share: Option<Spanned<f64>>,
+    /// How close together failures must come to count as one storm.
+    pub storm_window: Option<PosDur>,
 }
 
 /// Keys that may be set in `[defaults]` and per service.

@@ -249,6 +249,7 @@ fn settings_have_defaults_and_follow_state_dir() {
             control_tcp: None,
             metrics_listen: Some("127.0.0.1:9464".into()),
             status_listen: StatusListen::WithMetrics,
+            web_config: None,
             external_url: None,
             docker_host: None,
             reconcile_interval: Duration::from_secs(10),
@@ -256,6 +257,12 @@ fn settings_have_defaults_and_follow_state_dir() {
             blind_alert_after: Duration::from_secs(300),
             max_concurrent_actions: 4,
             max_concurrent_probes: 256,
+            journal_max_size: 64 * 1024 * 1024,
+            journal_keep: 5,
+            storm: crate::storm::StormRule {
+                share: 0.2,
+                window: Duration::from_secs(60),
+            },
         }
     );
     let medic = valid(

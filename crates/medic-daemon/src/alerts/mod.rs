@@ -1,6 +1,6 @@
 //! Alerts that reach a person: every line of the alerts file also goes to the
 //! configured `[[alert]]` sinks. The supervisor loop only routes and enqueues
-//! (an fsynced outbox record and a `try_send`), so a dead or slow sink never
+//! (an outbox record handed to its writer task and a `try_send`), so a dead or slow sink never
 //! delays probing or recovery; one task per sink delivers (see `task.rs`).
 
 mod format;
@@ -48,7 +48,8 @@ impl Sinks {
         if config.alerts.is_empty() {
             return Ok(sinks);
         }
-        let (outbox, deliveries) = Outbox::open(&outbox_path(&config.medic.state_dir))?;
+        let (outbox, deliveries) =
+            Outbox::open(&outbox_path(&config.medic.state_dir), &shell.tracker)?;
         for ((sink, _), delivery) in &deliveries.entries {
             if let Some(alert) = &delivery.alert {
                 let key = incident_key(&alert.service, &alert.kind, alert.incident.as_deref());
@@ -143,6 +144,11 @@ impl Sinks {
                 }
             }
         }
+    }
+
+    /// The outbox's writer, when there are sinks.
+    pub fn outbox(&self) -> Option<&crate::journal::Journal> {
+        self.outbox.as_ref().map(Outbox::journal)
     }
 
     /// Appends the delivery counters of every sink to a Prometheus exposition.
@@ -300,6 +306,7 @@ mod tests {
             "{metrics}"
         );
         shell.cancel.cancel();
+        sinks.outbox().expect("an outbox").close();
         shell.tracker.close();
         shell.tracker.wait().await;
 

@@ -2,20 +2,19 @@
 //! Appended and fsynced like the journals: a `queued` record (holding the
 //! alert) before a sink's task sees an alert, a `delivered`, `failed` or
 //! `dropped` record when it is done, `retrying` after each failed attempt.
-//! At start the file is compacted (temp file, fsync, rename) and what was not
-//! done yet is handed to the sinks again, so nothing queued is lost to a crash
+//! At start, and whenever it passes 1 MiB, the file is compacted (temp file,
+//! fsync, rename) keeping the same meaning; at start what was not done yet is handed to the sinks again, so nothing queued is lost to a crash
 //! and nothing delivered is sent twice.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
 
 use anyhow::Context;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::journal::{AlertLine, Journal, parse_lines};
+use crate::journal::{AlertLine, Journal, Limit, parse_lines};
 
 /// How many alerts (by id, newest) compaction keeps the records of.
 const KEEP_ALERTS: usize = 1000;
@@ -229,61 +228,61 @@ impl Deliveries {
     }
 }
 
-/// The outbox file, shared by the supervisor loop (queued) and the sink tasks (the rest).
+/// How large the outbox may grow before it is compacted while running.
+const COMPACT_ABOVE: u64 = 1024 * 1024;
+
+/// The outbox file, shared by the supervisor loop (queued) and the sink tasks
+/// (the rest); its writer task appends, fsyncs per batch and compacts it
+/// (`compact_file`) once it passes `COMPACT_ABOVE`.
 #[derive(Debug, Clone)]
 pub struct Outbox {
-    journal: Arc<Mutex<Journal>>,
+    journal: Journal,
 }
 
 impl Outbox {
-    /// Loads the outbox at `path`, rewrites it compacted, and opens it for appending.
-    pub fn open(path: &Path) -> anyhow::Result<(Self, Deliveries)> {
+    /// Loads the outbox at `path`, rewrites it compacted, and starts its writer.
+    pub fn open(
+        path: &Path,
+        tracker: &tokio_util::task::TaskTracker,
+    ) -> anyhow::Result<(Self, Deliveries)> {
         let deliveries = Deliveries::load(path)?;
         rewrite(path, &deliveries.compacted())?;
-        let journal = Journal::open(path)?;
-        Ok((
-            Self {
-                journal: Arc::new(Mutex::new(journal)),
-            },
-            deliveries,
-        ))
+        let limit = Limit::Compact {
+            max_size: COMPACT_ABOVE,
+            compact: compact_file,
+        };
+        let journal = Journal::start(path, "alert outbox", limit, tracker)?;
+        Ok((Self { journal }, deliveries))
     }
 
-    /// Appends one record durably; a failure is logged, never fatal: alerts still go out.
+    /// Appends one record; never waits for the disk, never fails: alerts still go out.
     pub fn record(&self, record: &Record) {
-        let result = match self.journal.lock() {
-            Ok(mut journal) => journal.append(record),
-            Err(poisoned) => poisoned.into_inner().append(record),
-        };
-        if let Err(error) = result {
-            tracing::error!(
-                error = format!("{error:#}"),
-                "Cannot write the alert outbox"
-            );
-        }
+        self.journal.append(record);
+    }
+
+    /// The outbox's writer, for health and shutdown.
+    pub fn journal(&self) -> &Journal {
+        &self.journal
     }
 }
 
-/// Replaces the file atomically with `records`: temp file, fsync, rename, fsync the directory.
+/// Rewrites the outbox at `path` with only the records worth keeping.
+fn compact_file(path: &Path) -> anyhow::Result<()> {
+    rewrite(path, &Deliveries::load(path)?.compacted())
+}
+
+/// Replaces the file atomically and privately with `records`.
 fn rewrite(path: &Path, records: &[Record]) -> anyhow::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let temp = PathBuf::from(format!("{}.tmp", path.display()));
-    let mut file = std::fs::File::create(&temp)
-        .with_context(|| format!("cannot create {}", temp.display()))?;
-    let mut text = Vec::new();
-    for record in records {
-        serde_json::to_writer(&mut text, record).context("cannot encode an outbox record")?;
-        text.push(b'\n');
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    file.write_all(&text)
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("cannot write {}", temp.display()))?;
-    std::fs::rename(&temp, path).with_context(|| format!("cannot replace {}", path.display()))?;
-    if let Ok(dir) = std::fs::File::open(dir) {
-        dir.sync_all().ok();
-    }
-    Ok(())
+    crate::files::replace(path, |out| {
+        for record in records {
+            serde_json::to_writer(&mut *out, record).context("cannot encode an outbox record")?;
+            out.write_all(b"\n")?;
+        }
+        Ok(())
+    })
 }
 
 #[cfg(test)]
@@ -304,12 +303,44 @@ mod tests {
         }
     }
 
-    #[test]
-    fn pending_survives_reopen_and_compaction() {
+    /// Opens the outbox, runs `use_it`, and waits until its writer is done.
+    async fn with_outbox(path: &Path, use_it: impl FnOnce(&Outbox)) -> Deliveries {
+        let tracker = tokio_util::task::TaskTracker::new();
+        let (outbox, loaded) = Outbox::open(path, &tracker).unwrap();
+        use_it(&outbox);
+        outbox.journal().close();
+        tracker.close();
+        tracker.wait().await;
+        loaded
+    }
+
+    #[tokio::test]
+    async fn pending_survives_reopen_and_compaction() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("alerts/outbox.jsonl");
-        let (outbox, loaded) = Outbox::open(&path).unwrap();
+        let loaded = with_outbox(&path, |outbox| {
+            record_two(outbox);
+        })
+        .await;
         assert!(loaded.entries.is_empty());
+        // A torn last line, as a kill -9 mid-write would leave.
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        file.write_all(b"{\"op\":\"deliv").unwrap();
+        let loaded = with_outbox(&path, |_| {}).await;
+        let pending = loaded.pending("ops");
+        assert_eq!(pending.len(), 1);
+        assert_eq!((pending[0].0.id.as_str(), pending[0].1), ("b", 2));
+        let states: Vec<&str> = loaded.entries.iter().map(|(_, d)| d.state()).collect();
+        assert_eq!(states, ["delivered", "retrying"]);
+        // Compaction kept the same meaning.
+        let again = with_outbox(&path, |_| {}).await;
+        assert_eq!(again.entries, loaded.entries);
+    }
+
+    fn record_two(outbox: &Outbox) {
         for id in ["a", "b"] {
             outbox.record(&Record::Queued {
                 sink: "ops".into(),
@@ -329,21 +360,51 @@ mod tests {
             attempts: 2,
             error: "HTTP 500".into(),
         });
-        drop(outbox);
-        // A torn last line, as a kill -9 mid-write would leave.
-        let mut file = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .unwrap();
-        file.write_all(b"{\"op\":\"deliv").unwrap();
-        let (_, loaded) = Outbox::open(&path).unwrap();
-        let pending = loaded.pending("ops");
-        assert_eq!(pending.len(), 1);
-        assert_eq!((pending[0].0.id.as_str(), pending[0].1), ("b", 2));
-        let states: Vec<&str> = loaded.entries.iter().map(|(_, d)| d.state()).collect();
-        assert_eq!(states, ["delivered", "retrying"]);
-        // Compaction kept the same meaning.
-        let (_, again) = Outbox::open(&path).unwrap();
-        assert_eq!(again.entries, loaded.entries);
+    }
+
+    #[tokio::test]
+    async fn compacts_while_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alerts/outbox.jsonl");
+        let size = || {
+            std::fs::metadata(dir.path().join("alerts/outbox.jsonl"))
+                .unwrap()
+                .len()
+        };
+        with_outbox(&path, |outbox| {
+            for n in 0..(6 * KEEP_ALERTS) {
+                let id = format!("{n}");
+                outbox.record(&Record::Queued {
+                    sink: "ops".into(),
+                    alert: alert(&id),
+                });
+                outbox.record(&Record::Delivered {
+                    sink: "ops".into(),
+                    id,
+                    ts: Timestamp::UNIX_EPOCH,
+                    attempts: 1,
+                });
+                if n % 100 == 0 {
+                    outbox.journal().flush(std::time::Duration::from_secs(10));
+                }
+            }
+        })
+        .await;
+        // Compacted on the way (6,000 alerts take about 2 MiB), the newest kept.
+        assert!(
+            size() <= COMPACT_ABOVE + 64 * 1024,
+            "outbox grew to {}",
+            size()
+        );
+        let loaded = Deliveries::load(&path).unwrap();
+        assert!(
+            loaded.entries.len() < 4 * KEEP_ALERTS,
+            "{}",
+            loaded.entries.len()
+        );
+        assert_eq!(
+            loaded.entries.last().unwrap().0.1,
+            format!("{}", 6 * KEEP_ALERTS - 1)
+        );
     }
 }

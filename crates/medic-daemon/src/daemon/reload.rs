@@ -78,12 +78,11 @@ impl Daemon {
             }
         };
         for (name, removed) in stale {
-            if let Some(unit) = self.units.remove(&name) {
-                unit.probes.stop();
-            }
+            self.drop_unit(&name);
             if removed {
                 self.sup.remove_unit(now, &name);
                 self.metrics.forget(&name);
+                self.storm.forget(&name, self.units.len());
             }
         }
         for spec in planned {
@@ -95,7 +94,9 @@ impl Daemon {
                     .start_discovery(&self.shell, &self.config, service);
             }
         }
-        self.dirty = true;
+        self.storm.set_rule(self.config.medic.storm);
+        self.store_all = true;
+        self.save_soon();
         Ok(())
     }
 
@@ -123,9 +124,7 @@ impl Daemon {
             resolved: false,
             evidence,
         };
-        if let Err(error) = self.alerts.append(&line) {
-            tracing::error!(error = format!("{error:#}"), "Cannot write the alerts file");
-        }
+        self.alerts.append(&line);
         self.sinks.send(&line);
     }
 }

@@ -131,6 +131,9 @@ pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
         for selector in &report.selectors {
             writeln!(out, "{}: {}", selector.service, selector.message)?;
         }
+        for problem in &report.problems {
+            writeln!(out, "medic: {problem}")?;
+        }
     }
     Ok(u8::from(report.overall != "healthy"))
 }

@@ -274,6 +274,7 @@ impl Standalone {
         let records_versions = matches!(config.services[0].target, Some(Target::Container(_)));
         config.medic.metrics_listen = None;
         config.medic.status_listen = medic_core::config::StatusListen::Off;
+        config.medic.web_config = None;
         config.medic.control_tcp = None;
         let cancel = CancellationToken::new();
         let shutdown = cancel.clone().cancelled_owned();

@@ -1,5 +1,7 @@
 //! `medic logs`: print and follow the recovery log, one readable line per
-//! event (or the JSON lines themselves), across rotation.
+//! event (or the JSON lines themselves), across rotation: the rotated files
+//! (`recovery.jsonl.N` … `.1`, listed by `medic_daemon::rotation::files`)
+//! first, then the live file, which `-f` follows through the next rotation.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
@@ -110,6 +112,21 @@ pub fn run(args: LogsArgs) -> anyhow::Result<u8> {
         json: args.json,
     };
     let mut out = std::io::stdout().lock();
+    // Rotated files first, oldest to newest (`recovery.jsonl.N` … `.1`), then the live one.
+    let since = args
+        .since
+        .and_then(|d| std::time::SystemTime::now().checked_sub(d));
+    for old in medic_daemon::rotation::files(&path, since) {
+        if old == path {
+            continue;
+        }
+        match File::open(&old) {
+            Ok(file) => print_complete_lines(&mut BufReader::new(file), &filter, &mut out)?,
+            // Rotated away between listing and opening: its lines are in the next file.
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => anyhow::bail!("cannot read {}: {error}", old.display()),
+        }
+    }
     let mut reader = match File::open(&path) {
         Ok(file) => Some(BufReader::new(file)),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound && args.follow => None,

@@ -1,5 +1,5 @@
 //! `scripts/bench`: medic's figures beside a baseline measured in the same run
-//! on the same machine. `medic-bench [recovery|probes|idle|startup|all] [--seconds N]`
+//! on the same machine. `medic-bench [recovery|probes|idle|startup|storm|all] [--seconds N] [--size N]`
 //!
 //! - recovery: kill → running and answering HTTP, medic versus a bare
 //!   `docker start`; detection latency from Docker's `die` event to medic's
@@ -10,6 +10,8 @@
 //!   versus Monit doing the same checks: probes per second, lateness, CPU, RSS.
 //! - idle: medic watching 50 containers on the engine: CPU and RSS.
 //! - startup: `medic check` wall time on a 100-service config versus 1 service.
+//! - storm: 10,000 endpoints (`--size N`) healthy, all failing for 60 s, then
+//!   back: probes made, CPU, RSS, status latency, recovery time, lines written.
 //!
 //! Needs DOCKER_HOST pointing at an engine with medic-test/good:1 and Monit
 //! installed (scripts/bench provides both).
@@ -19,12 +21,14 @@ mod idle;
 mod probes;
 mod recovery;
 mod startup;
+mod storm;
 mod util;
 
 fn main() {
     let mut args = std::env::args().skip(1);
     let mut which = "all".to_owned();
     let mut seconds = 60;
+    let mut size = 10_000;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--seconds" => {
@@ -32,6 +36,12 @@ fn main() {
                     .next()
                     .and_then(|s| s.parse().ok())
                     .expect("--seconds takes a whole number");
+            }
+            "--size" => {
+                size = args
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .expect("--size takes a whole number");
             }
             other => which = other.to_owned(),
         }
@@ -52,5 +62,8 @@ fn main() {
     }
     if all || which == "startup" {
         startup::run();
+    }
+    if all || which == "storm" {
+        storm::run(size);
     }
 }

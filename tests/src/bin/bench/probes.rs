@@ -140,31 +140,16 @@ fn measure(
 
 /// The endpoints: `GET /e/{i}` answers `ok` and records when it was asked.
 fn serve(arrivals: Arrivals) -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("address").port();
-    listener.set_nonblocking(true).expect("nonblocking");
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async move {
-            let app = axum::Router::new().route(
-                "/e/{i}",
-                axum::routing::get(move |axum::extract::Path(i): axum::extract::Path<u32>| {
-                    let arrivals = arrivals.clone();
-                    async move {
-                        arrivals.lock().expect("arrivals").push((i, Instant::now()));
-                        "ok"
-                    }
-                }),
-            );
-            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-            axum::serve(listener, app).await.expect("serve");
-        });
-    });
-    port
+    crate::util::serve(axum::Router::new().route(
+        "/e/{i}",
+        axum::routing::get(move |axum::extract::Path(i): axum::extract::Path<u32>| {
+            let arrivals = arrivals.clone();
+            async move {
+                arrivals.lock().expect("arrivals").push((i, Instant::now()));
+                "ok"
+            }
+        }),
+    ))
 }
 
 fn start_medic(dir: &Path, port: u16, size: usize) -> Guard {

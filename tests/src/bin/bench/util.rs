@@ -167,3 +167,22 @@ pub fn host() -> String {
         docker(&["version", "-f", "Docker {{.Server.Version}}"]).unwrap_or_default()
     )
 }
+
+/// Serves `app` on 127.0.0.1 from a thread of its own (one worker); returns the port.
+pub fn serve(app: axum::Router) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    listener.set_nonblocking(true).expect("nonblocking");
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            axum::serve(listener, app).await.expect("serve");
+        });
+    });
+    port
+}

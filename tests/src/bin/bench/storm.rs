@@ -1,0 +1,298 @@
+//! A storm: N HTTP endpoints (default 10,000) probed every 10 s with medic's
+//! defaults, healthy for a minute, then all answering 404 for 60 s (one shared
+//! upstream down), then healthy again. Per phase: probes made versus
+//! scheduled (counted by the server), services `unknown` at worst (medic's
+//! own lateness), CPU share of one core, peak RSS, `medic status --json`
+//! latency, lines written to the recovery log, alerts file and stderr; after
+//! the storm, how long until every service is healthy again.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::util::{Guard, Usage, cpu_percent, medic_table, ms, percentile, sibling};
+
+const INTERVAL: Duration = Duration::from_secs(10);
+const STORM: Duration = Duration::from_secs(60);
+
+/// What the server saw.
+#[derive(Default)]
+struct Upstream {
+    down: AtomicBool,
+    probes: AtomicU64,
+}
+
+/// One phase's figures.
+struct Phase {
+    name: &'static str,
+    wall: Duration,
+    probes: u64,
+    cpu: f64,
+    peak_rss_mib: f64,
+    worst_unknown: usize,
+    status: Vec<Duration>,
+    lines: (usize, usize, usize),
+}
+
+pub fn run(size: usize) {
+    let upstream = Arc::new(Upstream::default());
+    let port = serve(upstream.clone());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = write_config(dir.path(), port, size);
+    let stderr = dir.path().join("medic.stderr");
+    let medic = Guard(
+        Command::new(sibling("medic"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+            .spawn()
+            .expect("start medic"),
+    );
+    let pid = medic.0.id();
+    println!("## Storm: {size} HTTP endpoints every 10 s (defaults), all 404 for 60 s, then back");
+    println!("(the machine is shared: other builds run beside it; figures vary by ±30 %)");
+    let start = Instant::now();
+    wait_until(&config, Duration::from_secs(300), |s| healthy(s) == size);
+    println!(
+        "all {size} healthy {:.1} s after start",
+        start.elapsed().as_secs_f64()
+    );
+    // One interval more, so the rounds settle on their offsets.
+    std::thread::sleep(INTERVAL);
+
+    let files = Files::new(dir.path(), &stderr);
+    let run = |name, length, done: &dyn Fn(&serde_json::Value) -> bool| {
+        phase(name, &config, pid, &upstream, &files, length, size, done)
+    };
+    let never = |_: &serde_json::Value| false;
+    let mut phases = vec![run("healthy", STORM, &never)];
+    upstream.down.store(true, Ordering::SeqCst);
+    phases.push(run("storm", STORM, &never));
+    upstream.down.store(false, Ordering::SeqCst);
+    let back = Instant::now();
+    phases.push(run("recovery", Duration::from_secs(300), &|s| {
+        healthy(s) == size
+    }));
+    let all_back = back.elapsed();
+    phases.push(run("after", STORM, &never));
+
+    println!(
+        "{:<9} {:>7} {:>22} {:>9} {:>8} {:>10} {:>12} {:>12} {:>26}",
+        "phase",
+        "seconds",
+        "probes made (sched)",
+        "unknown",
+        "CPU %",
+        "peak RSS",
+        "status p50",
+        "status p99",
+        "lines log/alerts/stderr"
+    );
+    for p in &phases {
+        let scheduled = size as f64 * p.wall.as_secs_f64() / INTERVAL.as_secs_f64();
+        println!(
+            "{:<9} {:>7.1} {:>22} {:>9} {:>8.1} {:>6.1} MiB {:>12} {:>12} {:>26}",
+            p.name,
+            p.wall.as_secs_f64(),
+            format!(
+                "{} ({:.0}) {:.1}%",
+                p.probes,
+                scheduled,
+                p.probes as f64 / scheduled * 100.0
+            ),
+            p.worst_unknown,
+            p.cpu,
+            p.peak_rss_mib,
+            ms(percentile(&p.status, 50)),
+            ms(percentile(&p.status, 99)),
+            format!("{}/{}/{}", p.lines.0, p.lines.1, p.lines.2),
+        );
+    }
+    println!(
+        "every service healthy again {:.1} s after the upstream came back (target: interval + success_threshold × interval)",
+        all_back.as_secs_f64()
+    );
+    let disk = dir_size(&dir.path().join("state"));
+    println!(
+        "state directory after the run: {:.1} MiB",
+        disk as f64 / 1048576.0
+    );
+    println!();
+    drop(medic);
+}
+
+/// Runs one phase for `length` (or until `done` holds on a status answer),
+/// asking `medic status --json` twice a second meanwhile.
+#[allow(clippy::too_many_arguments)]
+fn phase(
+    name: &'static str,
+    config: &Path,
+    pid: u32,
+    upstream: &Upstream,
+    files: &Files,
+    length: Duration,
+    size: usize,
+    done: &dyn Fn(&serde_json::Value) -> bool,
+) -> Phase {
+    let lines0 = files.lines();
+    let probes0 = upstream.probes.load(Ordering::SeqCst);
+    let (t0, u0) = (Instant::now(), Usage::of(pid));
+    let mut status = Vec::new();
+    let mut worst_unknown = 0;
+    let mut peak_rss = 0;
+    while t0.elapsed() < length {
+        let asked = Instant::now();
+        let answer = ask_status(config);
+        status.push(asked.elapsed());
+        peak_rss = peak_rss.max(Usage::of(pid).rss_kib);
+        if let Some(answer) = answer {
+            let unknown = answer["services"].as_array().map_or(size, |s| {
+                s.iter().filter(|s| s["health"] == "unknown").count()
+            });
+            worst_unknown = worst_unknown.max(unknown);
+            if done(&answer) {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(500).saturating_sub(asked.elapsed()));
+    }
+    let (t1, u1) = (Instant::now(), Usage::of(pid));
+    let lines1 = files.lines();
+    Phase {
+        name,
+        wall: t1 - t0,
+        probes: upstream.probes.load(Ordering::SeqCst) - probes0,
+        cpu: cpu_percent(u0, u1, t1 - t0),
+        peak_rss_mib: peak_rss.max(u1.rss_kib) as f64 / 1024.0,
+        worst_unknown,
+        status,
+        lines: (
+            lines1.0 - lines0.0,
+            lines1.1 - lines0.1,
+            lines1.2 - lines0.2,
+        ),
+    }
+}
+
+fn ask_status(config: &Path) -> Option<serde_json::Value> {
+    let out = Command::new(sibling("medic"))
+        .args(["status", "--json", "--config"])
+        .arg(config)
+        .output()
+        .ok()?;
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+fn healthy(status: &serde_json::Value) -> usize {
+    status["services"]
+        .as_array()
+        .map_or(0, |s| s.iter().filter(|s| s["health"] == "healthy").count())
+}
+
+fn wait_until(config: &Path, limit: Duration, done: impl Fn(&serde_json::Value) -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if ask_status(config).is_some_and(|s| done(&s)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!("medic did not get there within {limit:?}");
+}
+
+/// The files whose lines a phase counts.
+struct Files {
+    recovery: std::path::PathBuf,
+    alerts: std::path::PathBuf,
+    stderr: std::path::PathBuf,
+}
+
+impl Files {
+    fn new(dir: &Path, stderr: &Path) -> Self {
+        Self {
+            recovery: dir.join("state/recovery.jsonl"),
+            alerts: dir.join("state/alerts/critical.jsonl"),
+            stderr: stderr.to_owned(),
+        }
+    }
+
+    fn lines(&self) -> (usize, usize, usize) {
+        let count = |path: &Path| -> usize {
+            // The live file and its rotated ones (`recovery.jsonl.1`, …).
+            let name = path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            let dir = path.parent().unwrap_or(Path::new("."));
+            std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&name))
+                .map(|e| {
+                    std::fs::read(e.path()).map_or(0, |b| b.iter().filter(|c| **c == b'\n').count())
+                })
+                .sum()
+        };
+        (
+            count(&self.recovery),
+            count(&self.alerts),
+            count(&self.stderr),
+        )
+    }
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    walk(dir)
+        .iter()
+        .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+        .sum()
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+fn write_config(dir: &Path, port: u16, size: usize) -> std::path::PathBuf {
+    // The control socket is needed for `medic status`; everything else is default.
+    let mut config = medic_table(dir);
+    for i in 0..size {
+        config.push_str(&format!(
+            "[[service]]\nname = \"ep{i}\"\n  [[service.probe]]\n  kind = \"http\"\n  url = \"http://127.0.0.1:{port}/e/{i}\"\n\n"
+        ));
+    }
+    let path = dir.join("medic.toml");
+    std::fs::write(&path, config).expect("write the medic config");
+    path
+}
+
+/// `GET /e/{i}`: `ok`, or 404 while the upstream is down; counts every probe.
+fn serve(upstream: Arc<Upstream>) -> u16 {
+    crate::util::serve(axum::Router::new().route(
+        "/e/{i}",
+        axum::routing::get(move || {
+            let upstream = upstream.clone();
+            async move {
+                upstream.probes.fetch_add(1, Ordering::Relaxed);
+                if upstream.down.load(Ordering::Relaxed) {
+                    (axum::http::StatusCode::NOT_FOUND, "gone")
+                } else {
+                    (axum::http::StatusCode::OK, "ok")
+                }
+            }
+        }),
+    ))
+}
