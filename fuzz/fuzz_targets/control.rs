@@ -100,6 +100,14 @@ async fn answer(mut rx: mpsc::Receiver<ControlRequest>) {
                 reply.send(Ok(())).ok();
                 continue;
             }
+            ControlRequest::Resolve { reply, .. } => {
+                reply.send(vec!["web".into()]).ok();
+                continue;
+            }
+            ControlRequest::Forget { reply, .. } => {
+                reply.send(Err("`web` is a configured service".into())).ok();
+                continue;
+            }
             // Dropped: the handler answers 503, as when medic stops.
             ControlRequest::Status(_) | ControlRequest::Metrics(_) | ControlRequest::Page(_) => {
                 continue;

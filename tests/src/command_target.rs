@@ -154,11 +154,7 @@ fn killed_mid_incident_medic_continues_the_attempt_count() {
     medic.kill9();
     let state: serde_json::Value =
         serde_json::from_slice(&std::fs::read(medic.state("state.json")).unwrap()).unwrap();
-    assert_eq!(
-        state["units"]["web"]["attempts"].as_array().map(Vec::len),
-        Some(1),
-        "{state}"
-    );
+    assert_eq!(state["units"]["web"]["incident"]["attempts"], 1, "{state}");
 
     medic.spawn();
     let events = medic.wait_event("the second attempt", |e| {

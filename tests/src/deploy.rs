@@ -27,7 +27,7 @@ fn replace_with(name: &str, port: u16, image: &str) -> String {
     )
 }
 
-fn text(output: &Output) -> String {
+pub(crate) fn text(output: &Output) -> String {
     format!(
         "exit {:?}\nstdout: {}\nstderr: {}",
         output.status.code(),

@@ -527,3 +527,58 @@ fn medic_killed_mid_incident_resumes_it_on_the_engine() {
     assert_eq!(incidents.len(), 1, "one incident throughout: {incidents:?}");
     eventually("HTTP after rollback", || health_ok(port).then_some(()));
 }
+
+/// Issue #14: three crashes, each restarted and verified, then a deploy's
+/// `docker rm -f web && docker run --name web new-image`. The fourth incident
+/// is flapping, but a removal waits `replace_grace`: the deploy's `docker run`
+/// succeeds (no name conflict) and medic adopts the new container.
+#[test]
+fn crash_crash_crash_then_a_redeploy_is_adopted_not_raced() {
+    let Some(engine) = Engine::get() else { return };
+    let (name, port) = (unique("redeploy"), free_port());
+    let _cleanup = Cleanup(&engine, vec![name.clone()]);
+    let scratch = tempfile::tempdir().unwrap();
+    run_good(&engine, &name, port, scratch.path());
+    let config = config(&name, port).replace("replace_grace = \"1s\"", "replace_grace = \"30s\"");
+    let medic = Medic::start(&config);
+    medic.wait_event("healthy", |e| e["event"] == "healthy");
+    for round in 1..=3 {
+        engine.run(&["kill", &name]);
+        eventually("recovered", || {
+            (kinds(&medic.events(), "web")
+                .iter()
+                .filter(|k| *k == "recovered")
+                .count()
+                >= round)
+                .then_some(())
+        });
+        eventually("HTTP after a crash", || health_ok(port).then_some(()));
+    }
+    engine.run(&["rm", "-f", &name]);
+    engine.run(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--network",
+        "host",
+        "-e",
+        &format!("PORT={port}"),
+        "medic-test/good:2",
+    ]);
+    let events = eventually("the fourth incident closed", || {
+        let events = medic.events();
+        let web = kinds(&events, "web");
+        let ended = web
+            .iter()
+            .filter(|k| matches!(k.as_str(), "recovered" | "rolled_back" | "escalated"));
+        (ended.count() >= 4).then_some(events)
+    });
+    let web = kinds(&events, "web");
+    assert!(!web.contains(&"rollback".to_owned()), "{web:?}");
+    assert_eq!(
+        engine.inspect(&name).unwrap()["Image"],
+        engine.image_id("medic-test/good:2"),
+        "the deploy's container runs: {web:?}"
+    );
+}

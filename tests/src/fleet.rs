@@ -88,23 +88,29 @@ fn prometheus_and_alertmanager_watch_three_medics() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let path = |name: &str| dir.path().join(name);
 
-    // Alertmanager on the shipped routing, one node, its own data.
-    let am_port = free_port();
-    std::fs::create_dir(path("am-data")).expect("am data dir");
-    let _am = start_ready(
-        &alertmanager,
-        &[
-            format!(
-                "--config.file={}",
-                repo_file("packaging/prometheus/alertmanager.yml").display()
-            ),
-            format!("--storage.path={}", path("am-data").display()),
-            format!("--web.listen-address=127.0.0.1:{am_port}"),
-            "--cluster.listen-address=".into(),
-        ],
-        &path("alertmanager.log"),
-        am_port,
-    );
+    // Two Alertmanagers on the shipped routing (medic posts to both, as to the
+    // members of a cluster; Prometheus to the first), each with its own data;
+    // and a third member that is down.
+    let start_am = |name: &str| {
+        let port = free_port();
+        std::fs::create_dir(path(name)).expect("am data dir");
+        let config = repo_file("packaging/prometheus/alertmanager.yml");
+        let am = start_ready(
+            &alertmanager,
+            &[
+                format!("--config.file={}", config.display()),
+                format!("--storage.path={}", path(name).display()),
+                format!("--web.listen-address=127.0.0.1:{port}"),
+                "--cluster.listen-address=".into(),
+            ],
+            &path(&format!("{name}.log")),
+            port,
+        );
+        (am, port)
+    };
+    let (_am, am_port) = start_am("am1");
+    let (_am2, am2_port) = start_am("am2");
+    let am_down = free_port();
 
     // Three hosts: each with a healthy service; the third also one that escalates.
     let up = std::net::TcpListener::bind("127.0.0.1:0").expect("a listener");
@@ -134,7 +140,7 @@ labels = {{ team = "shop" }}
 [[alert]]
 name = "am"
 kind = "alertmanager"
-url = "http://127.0.0.1:{am_port}"
+urls = ["http://127.0.0.1:{am_port}", "http://127.0.0.1:{am2_port}", "http://127.0.0.1:{am_down}"]
 min_severity = "critical"
 repeat_interval = "1s"
 "#
@@ -248,6 +254,13 @@ command = {{ restart = ["true"], rollback = ["false"], timeout = "5s" }}
             .is_some_and(|e| e.contains("127.0.0.1")),
         "the evidence in the annotations: {push}"
     );
+    // Every member of the cluster got medic's alert; the dead one held nothing up.
+    let second = eventually("medic's alert in the second Alertmanager", || {
+        am_alerts(am2_port)
+            .into_iter()
+            .find(|a| a["labels"]["alertname"] == "medic" && a["labels"]["service"] == "payments")
+    });
+    assert_eq!(second["labels"], push["labels"]);
     eventually("the rule's alert inhibited by medic's own", || {
         let alerts = am_alerts(am_port);
         alerts

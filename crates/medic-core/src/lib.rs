@@ -20,6 +20,7 @@ pub mod snapshot;
 pub mod storm;
 pub mod supervisor;
 pub mod time;
+pub mod vocabulary;
 
 pub use event::{Alert, EventKind, RecoveryEvent, Severity};
 pub use machine::{ClosedIncident, Health, Phase, UnitStatus};
@@ -27,4 +28,5 @@ pub use observation::{
     ENGINE_GRACE, Evidence, Observation, Outcome, RESTART_EXPECTED_FROM, Urgency,
 };
 pub use policy::{Policy, ProbeTiming};
-pub use supervisor::{Action, ActionResult, Control, Input, Step, Supervisor};
+pub use supervisor::Supervisor;
+pub use vocabulary::{Action, ActionResult, Control, Input, Step};

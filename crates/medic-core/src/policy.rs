@@ -27,10 +27,13 @@ pub struct Policy {
     pub success_threshold: u32,
     /// Grace after start during which normal failures do not count.
     pub start_period: Duration,
-    /// Restarts allowed inside `attempt_window` before rolling back.
+    /// Failed restarts each incident gets before rolling back.
     pub max_attempts: u32,
-    /// The sliding window in which restarts are counted, so a flapping service also reaches rollback.
-    pub attempt_window: Duration,
+    /// Incidents within `flap_window` that make the next one flapping: it skips
+    /// the restarts and goes straight to rollback (or escalation).
+    pub flap_limit: u32,
+    /// The sliding window in which incidents are counted for flapping.
+    pub flap_window: Duration,
     /// Delay before the second attempt; doubles for each further one.
     pub backoff_base: Duration,
     /// Upper bound of one backoff delay.
@@ -60,7 +63,8 @@ impl Default for Policy {
             success_threshold: 1,
             start_period: Duration::ZERO,
             max_attempts: 3,
-            attempt_window: Duration::from_secs(600),
+            flap_limit: 3,
+            flap_window: Duration::from_secs(600),
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
             recover_timeout: Duration::from_secs(60),

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use crate::supervisor::Step;
+use crate::vocabulary::Step;
 
 /// Where a unit was in its recovery when it was saved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,8 +45,14 @@ pub struct SavedIncident {
     pub alerted: bool,
     /// Whether a rollback was already tried in this incident.
     pub rollback_tried: bool,
+    /// Restarts started in it.
+    pub attempts: u32,
+    /// Why its restarts were skipped (flapping).
+    pub reason: Option<String>,
     /// Opened by a removal: its restart recreates the target.
     pub gone: bool,
+    /// When the removal was seen (steps wait `replace_grace` from it).
+    pub removed_at: Option<Instant>,
 }
 
 /// One unit's persisted state.
@@ -58,8 +64,8 @@ pub struct UnitSnapshot {
     pub phase: SavedPhase,
     /// The open incident, if any.
     pub incident: Option<SavedIncident>,
-    /// Restart attempts still inside the attempt window.
-    pub attempts: Vec<Instant>,
+    /// When recent incidents opened (for flapping).
+    pub incidents: Vec<Instant>,
     /// `Some(until)` when paused; `until` is `None` for an open-ended pause.
     pub paused: Option<Option<Instant>>,
 }

@@ -2,155 +2,16 @@
 //! Inputs and the current time go in; actions and the next deadline come out.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::time::{Duration, Instant};
+use std::ops::Bound;
+use std::time::Instant;
 
 use crate::availability::{Availability, History};
-use crate::event::RecoveryEvent;
 use crate::machine::{Ctx, Machine, Phase, UnitStatus};
-use crate::observation::{Evidence, Observation};
+use crate::observation::Evidence;
 use crate::policy::Policy;
 use crate::snapshot::UnitSnapshot;
+use crate::vocabulary::{Action, Control, Input};
 use crate::{Alert, Health};
-
-/// A recovery action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Step {
-    /// Restart attempt `k` (1-based) inside the attempt window.
-    Restart(u32),
-    /// Return to the last known good version.
-    Rollback,
-}
-
-/// What the shell must do. Drain with [`Supervisor::poll_action`] after every input.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Action {
-    /// Restart the unit's target, then report [`Input::Finished`].
-    Restart {
-        /// The unit.
-        unit: String,
-        /// The incident it belongs to.
-        incident: String,
-        /// Which attempt this is.
-        attempt: u32,
-        /// A target found gone may be recreated: the incident is a removal and
-        /// `replace_grace` has passed. Otherwise a gone target is reported as
-        /// [`ActionResult::Gone`], so a replacement still gets its grace.
-        recreate: bool,
-    },
-    /// Roll the unit's target back to its last known good version, then report [`Input::Finished`].
-    Rollback {
-        /// The unit.
-        unit: String,
-        /// The incident it belongs to.
-        incident: String,
-    },
-    /// Run the unit's probes now (verification after an action).
-    Probe {
-        /// The unit.
-        unit: String,
-    },
-    /// The unit is healthy: record what runs now as its last known good version.
-    RecordLastKnownGood {
-        /// The unit.
-        unit: String,
-    },
-    /// Append this event to the recovery log.
-    Log(RecoveryEvent),
-    /// Append this alert to the critical alerts file and hand it to the sinks.
-    Alert(Alert),
-}
-
-/// How an action ended.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ActionResult {
-    /// The action ran; its effect is verified by fresh observations.
-    Done {
-        /// One human line.
-        message: String,
-        /// Exit status, output, ids.
-        evidence: Evidence,
-    },
-    /// The action failed or was impossible (e.g. no different last known good).
-    Failed {
-        /// One human line.
-        message: String,
-        /// Exit status, output, errors.
-        evidence: Evidence,
-    },
-    /// The target disappeared before the action could act on it (a container
-    /// removed while medic was about to restart it).
-    Gone {
-        /// One human line.
-        message: String,
-        /// What was found.
-        evidence: Evidence,
-    },
-    /// Shutdown cut the action short.
-    Interrupted,
-}
-
-/// A person's command through the CLI or control API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Control {
-    /// Stop automatic action, until the given time or until resumed.
-    Pause {
-        /// `None`: until resumed.
-        until: Option<Instant>,
-    },
-    /// Resume automatic action.
-    Resume,
-    /// Clear escalation and the attempt count.
-    Reset,
-    /// Restart now with a fresh attempt budget.
-    Recover,
-    /// `medic deploy` begins: hold automatic action until the command's result
-    /// arrives as [`Input::Finished`] and the new version is verified; roll back
-    /// to the last known good if it is not healthy in time.
-    Deploy {
-        /// The command must report back within this.
-        command_timeout: Duration,
-        /// The new version must be healthy on fresh observations within this.
-        verify_timeout: Duration,
-    },
-}
-
-/// Something that happened, for one unit.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Input {
-    /// A probe reported.
-    Observed {
-        /// The unit.
-        unit: String,
-        /// Index of the probe in the unit's policy.
-        probe: usize,
-        /// What it saw.
-        observation: Observation,
-    },
-    /// An action the core asked for has ended.
-    Finished {
-        /// The unit.
-        unit: String,
-        /// How it ended.
-        result: ActionResult,
-    },
-    /// A person's command.
-    Control {
-        /// The unit.
-        unit: String,
-        /// The command.
-        control: Control,
-    },
-}
-
-impl Input {
-    fn unit(&self) -> &str {
-        match self {
-            Input::Observed { unit, .. }
-            | Input::Finished { unit, .. }
-            | Input::Control { unit, .. } => unit,
-        }
-    }
-}
 
 /// An input named a unit the supervisor does not know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -244,7 +105,13 @@ impl Supervisor {
 
     /// Stops watching a unit.
     pub fn remove_unit(&mut self, now: Instant, name: &str) {
-        self.with_unit(name, |machine, ctx| machine.removed(now, ctx));
+        self.retire_unit(now, name, "no longer watched");
+    }
+
+    /// Stops watching a unit for a reason the recovery log's `removed` event
+    /// gives (an instance retired by a deploy, `medic forget`, a selector change).
+    pub fn retire_unit(&mut self, now: Instant, name: &str, why: &str) {
+        self.with_unit(name, |machine, ctx| machine.removed(now, why, ctx));
         self.units.remove(name);
         self.dependencies.remove(name);
         self.blindness.units.remove(name);
@@ -499,7 +366,23 @@ impl Supervisor {
     fn dependencies_ready(&self, unit: &str) -> bool {
         self.dependencies
             .get(unit)
-            .is_none_or(|deps| deps.iter().all(|d| self.is_healthy_phase(d)))
+            .is_none_or(|deps| deps.iter().all(|d| self.dependency_ready(d)))
+    }
+
+    /// A dependency is a unit, or a selector service whose units are its
+    /// instances (`db/app-db-1`, …): then it is ready when it has at least one
+    /// instance and every instance is healthy.
+    fn dependency_ready(&self, dependency: &str) -> bool {
+        if self.units.contains_key(dependency) {
+            return self.is_healthy_phase(dependency);
+        }
+        let mut instances = self
+            .units
+            .range::<str, _>((Bound::Excluded(dependency), Bound::Unbounded))
+            .take_while(|(name, _)| name.starts_with(dependency))
+            .filter(|(name, _)| is_instance_of(name, dependency))
+            .peekable();
+        instances.peek().is_some() && instances.all(|(_, m)| m.phase() == Phase::Healthy)
     }
 
     /// A unit became healthy: actions held for it may go now.
@@ -507,7 +390,7 @@ impl Supervisor {
         let dependents: Vec<String> = self
             .dependencies
             .iter()
-            .filter(|(_, deps)| deps.iter().any(|d| d == unit))
+            .filter(|(_, deps)| deps.iter().any(|d| d == unit || is_instance_of(unit, d)))
             .map(|(name, _)| name.clone())
             .filter(|name| {
                 self.units
@@ -556,4 +439,10 @@ impl Supervisor {
             self.deadlines.insert((at, name.to_owned()));
         }
     }
+}
+
+/// Whether `unit` is one instance (`service/instance`) of the selector service `service`.
+fn is_instance_of(unit: &str, service: &str) -> bool {
+    unit.strip_prefix(service)
+        .is_some_and(|rest| rest.starts_with('/'))
 }

@@ -82,14 +82,53 @@ fn backoff_doubles_between_attempts() {
     assert_eq!(world.restarts, 3);
 }
 
+/// Each incident gets its own `max_attempts`: a verified restart is not a
+/// failed attempt, and the next failure starts again at attempt 1 of 3, with no backoff.
 #[test]
-fn a_flapping_service_reaches_rollback_inside_the_window() {
-    assert_snapshot!(run(policy(), "ok died done ok +1m died +2s done ok +1m died +5s done ok +1m died"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered →lkg failing(2) restart(2) →restart(2) restart_done(2) recovered !info:recovered →lkg failing(3) restart(3) →restart(3) restart_done(3) recovered !info:recovered →lkg failing rollback →rollback");
+fn every_incident_starts_at_attempt_one_without_backoff() {
+    assert_snapshot!(run(policy(), "ok died done ok +2s died error +2s error +5s error"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered →lkg failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2) restart_failed(2) restart(3) →restart(3) restart_failed(3) rollback →rollback");
+    let mut world = World::new(policy());
+    world.run("ok died done ok +1m died done ok +1m died");
+    let times = &world.restart_times;
+    assert_eq!(
+        times[2] - world.restart_times[0],
+        Duration::from_secs(120),
+        "each first restart at once"
+    );
 }
 
+/// `flap_limit` (3) incidents within `flap_window` (10 min): the fourth skips
+/// its restarts and goes straight to rollback (after one backoff step, so that
+/// a removal reported after the kill is not raced), saying why in log, alert and status.
 #[test]
-fn attempts_outside_the_window_are_forgotten() {
-    assert_snapshot!(run(policy(), "ok died done ok +11m died done ok +11m died done ok +11m died"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered →lkg failing(1) restart(1) →restart(1)");
+fn the_fourth_incident_in_the_flap_window_goes_straight_to_rollback() {
+    let mut world = World::new(policy());
+    let script = "ok died done ok +1m died done ok +1m died done ok +1m died +1s";
+    assert_snapshot!(world.run(script), @"healthy →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered →lkg failing rollback →rollback");
+    let status = world.sup.unit_status(world.now, UNIT).unwrap();
+    assert_eq!(
+        status.reason.as_deref(),
+        Some("flapping: 4 incidents in 10 min")
+    );
+    assert_snapshot!(world.run("done ok"), @"rollback_done rolled_back !warning:rolled_back →lkg");
+    let alert = world.alerts.last().unwrap();
+    assert!(
+        alert.message.contains("flapping: 4 incidents in 10 min"),
+        "{}",
+        alert.message
+    );
+    // Incidents older than the window no longer count.
+    assert_snapshot!(run(policy(), "ok died done ok +4m died done ok +4m died done ok +4m died"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered →lkg failing(1) restart(1) →restart(1)");
+}
+
+/// Flapping without a rollback escalates rather than restart forever.
+#[test]
+fn flapping_without_a_rollback_escalates() {
+    let policy = Policy {
+        can_rollback: false,
+        ..policy()
+    };
+    assert_snapshot!(run(policy, "ok died done ok +1m died done ok +1m died done ok +1m died"), @"healthy failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered failing escalated !critical:escalated");
 }
 
 #[test]
@@ -137,6 +176,9 @@ fn a_removed_thing_waits_for_a_replacement_before_restoring() {
     assert_snapshot!(run(policy(), "ok gone +31s"), @"healthy →lkg failing(1) restart(1) →recreate(1)");
     assert_snapshot!(run(policy(), "ok gone +31s done ok"), @"healthy →lkg failing(1) restart(1) →recreate(1) restart_done(1) recovered !warning:restored_removed →lkg");
     assert_snapshot!(run(policy(), "ok died gone +31s done ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered !warning:restored_removed →lkg");
+    // A removal soon after another incident (a `docker stop` undone, then
+    // `docker-compose rm`) still waits: its attempt 2 is not due after 1 s.
+    assert_snapshot!(run(policy(), "ok died done ok gone +2s"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered →lkg failing(2)");
 }
 
 #[test]
@@ -267,6 +309,38 @@ fn dependencies_hold_restarts_until_the_parent_is_healthy() {
 }
 
 #[test]
+fn a_selector_dependency_is_ready_when_every_instance_is_healthy() {
+    use medic_core::{Input, Observation, Urgency};
+    let mut world = World::new(policy());
+    // `db` is a selector service: its units are its instances.
+    for unit in ["db/app_db_1", "db/app_db_2", "dbx"] {
+        world.sup.add_unit(world.now, unit, policy());
+    }
+    world.sup.set_dependencies(UNIT, vec!["db".into()]);
+    let observe = |world: &mut World, unit: &str, ok: bool| {
+        let observation = if ok {
+            Observation::ok(Duration::ZERO, "ok")
+        } else {
+            Observation::fail(Duration::ZERO, "down").with_urgency(Urgency::Decisive)
+        };
+        world.input(Input::Observed {
+            unit: unit.into(),
+            probe: 0,
+            observation,
+        })
+    };
+    world.run("ok");
+    observe(&mut world, "db/app_db_1", true);
+    // One instance never observed, another unit merely sharing the prefix: still held.
+    world.run("died");
+    assert_eq!(world.restarts, 0, "held while db/app_db_2 is not healthy");
+    observe(&mut world, "dbx", true);
+    assert_eq!(world.restarts, 0, "dbx is not an instance of db");
+    observe(&mut world, "db/app_db_2", true);
+    assert_eq!(world.restarts, 1, "released once every instance is healthy");
+}
+
+#[test]
 fn long_blindness_raises_one_alert_and_resolves_it() {
     let mut world = World::new(policy());
     world.sup.set_blind_alert_after(Duration::from_secs(300));
@@ -353,7 +427,7 @@ fn a_target_removed_while_it_is_restarted_gets_its_replace_grace() {
     // `docker rm -f`: died first, gone by the time the restart runs. A
     // replacement gets replace_grace (30 s) before medic recreates the container.
     assert_snapshot!(run(policy(), "ok died vanished +29s"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1)");
-    assert_snapshot!(run(policy(), "ok died vanished +30s done ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →recreate(2) restart_done(2) recovered !warning:restored_removed →lkg");
+    assert_snapshot!(run(policy(), "ok died vanished +30s done ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) restart(1) →recreate(1) restart_done(1) recovered !warning:restored_removed →lkg");
     assert_snapshot!(run(policy(), "ok died vanished +10s ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) recovered !info:recovered →lkg");
 }
 
@@ -381,6 +455,39 @@ fn a_probe_that_began_before_the_restart_finished_does_not_judge_it() {
         "{:?}",
         world.trace
     );
+}
+
+/// A removal waits `replace_grace` (30 s) whatever step the ladder is on: in
+/// the backoff before attempt 2, and before the rollback once the attempts are used.
+#[test]
+fn a_removal_during_any_ladder_step_waits_replace_grace() {
+    assert_snapshot!(run(policy(), "ok died error gone +2s +27s"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1)");
+    assert_snapshot!(run(policy(), "ok died error gone +30s"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →recreate(2)");
+    assert_snapshot!(run(policy(), "ok died error +2s error +5s gone error +29s"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2) restart_failed(2) restart(3) →restart(3) restart_failed(3)");
+    assert_snapshot!(run(policy(), "ok died error +2s error +5s gone error +30s"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2) restart_failed(2) restart(3) →restart(3) restart_failed(3) rollback →rollback");
+    // A replacement appears within the grace: adopted and verified, nothing overwritten.
+    assert_snapshot!(run(policy(), "ok died error +2s error +5s gone error +10s ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2) restart_failed(2) restart(3) →restart(3) restart_failed(3) recovered !info:recovered →lkg");
+}
+
+/// The shell's recreate met a container of the same name (a deploy's): it is
+/// adopted (reported done) and verified, not a failed attempt.
+#[test]
+fn a_recreate_that_meets_a_replacement_adopts_it() {
+    assert_snapshot!(run(policy(), "ok gone +30s done ok"), @"healthy →lkg failing(1) restart(1) →recreate(1) restart_done(1) recovered !warning:restored_removed →lkg");
+}
+
+/// Below the threshold a healthy unit is shown as failing (1/3), while the
+/// state machine still waits for the threshold before acting.
+#[test]
+fn failures_below_the_threshold_are_shown_not_acted_on() {
+    let mut world = World::new(policy());
+    assert_snapshot!(world.run("ok fail"), @"healthy →lkg");
+    let status = world.sup.unit_status(world.now, UNIT).unwrap();
+    assert_eq!(status.below_threshold, Some((1, 3)));
+    assert_eq!(status.state, "healthy");
+    world.run("fail fail");
+    let status = world.sup.unit_status(world.now, UNIT).unwrap();
+    assert_eq!(status.below_threshold, None, "an incident is open now");
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use medic_core::{Health, Policy};
 use proptest::prelude::*;
@@ -36,7 +36,6 @@ fn fast_policy() -> Policy {
             interval: Duration::from_secs(5),
             timeout: Duration::from_secs(2),
         }],
-        attempt_window: Duration::from_secs(300),
         ..policy()
     }
 }
@@ -61,22 +60,27 @@ proptest! {
         ..ProptestConfig::default()
     })]
 
-    /// Never more than max_attempts automatic restarts inside any attempt window
-    /// (a person's reset or recover starts a fresh budget).
+    /// Never more than max_attempts automatic restarts in one incident (a
+    /// person's recover starts a fresh budget).
     #[test]
-    fn restarts_are_bounded_by_the_window(script in prop::collection::vec(step(), 1..120)) {
+    fn restarts_are_bounded_per_incident(script in prop::collection::vec(step(), 1..120)) {
         let policy = fast_policy();
-        let mut epoch: Vec<Instant> = Vec::new();
+        let mut per_incident: std::collections::BTreeMap<String, u32> = Default::default();
         replay(&script, |step, world, _, restarts_before| {
-            if step == "reset" || step == "recover" {
-                epoch.clear();
+            let incident = world.sup.unit_status(world.now, UNIT).unwrap().incident;
+            if step == "recover" {
+                per_incident.clear();
             }
-            epoch.extend(&world.restart_times[restarts_before as usize..]);
-            let recent = epoch
-                .iter()
-                .filter(|at| world.now.duration_since(**at) < policy.attempt_window)
-                .count();
-            assert!(recent <= policy.max_attempts as usize, "{recent} restarts in one window: {:?}", world.trace);
+            let new = world.restarts - restarts_before;
+            if let Some(id) = incident {
+                let count = per_incident.entry(id).or_default();
+                *count += new;
+                // A restart that found its target gone did not run: it is not counted.
+                if step == "vanished" {
+                    *count = count.saturating_sub(1);
+                }
+                assert!(*count <= policy.max_attempts, "{count} restarts in one incident: {:?}", world.trace);
+            }
         });
     }
 
@@ -198,6 +202,106 @@ proptest! {
         let blind = status.probes.iter().flatten().any(|p| p.observation.outcome == medic_core::Outcome::Blind);
         if !blind {
             assert_ne!(status.state, "deploying", "{:?}", world.trace);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 500,
+        rng_seed: RngSeed::Fixed(0x6d65_6469_6324),
+        ..ProptestConfig::default()
+    })]
+
+    /// A restart of medic at any point never strands an incident: saved,
+    /// restored into a new supervisor and fed the rest of the inputs, then a
+    /// service that keeps failing, it reaches the same end as the run without
+    /// the restart (up to timing).
+    #[test]
+    fn a_restart_of_medic_reaches_the_same_end(
+        script in prop::collection::vec(step(), 1..80),
+        cut in any::<prop::sample::Index>(),
+        down in 0u64..3600,
+    ) {
+        let cut = cut.index(script.len() + 1);
+        // The rest of the script, then a unit that keeps failing and actions that keep failing.
+        // (A pause is lifted first: held, the two runs may rest in different places.)
+        let tail = format!("resume {}", "died error +31s ".repeat(8));
+        let mut plain = World::new(fast_policy());
+        let mut restarted = World::new(fast_policy());
+        for (i, step) in script.iter().enumerate() {
+            if i == cut {
+                restarted.step(&format!("restart-medic+{down}s"));
+                plain.step(&format!("+{down}s"));
+            }
+            plain.step(step);
+            restarted.step(step);
+        }
+        for world in [&mut plain, &mut restarted] {
+            world.run(&tail);
+        }
+        // Escalated, or held by a pause with its incident open, or healthy.
+        let end = |world: &World| {
+            let status = world.sup.unit_status(world.now, UNIT).unwrap();
+            (status.state == "escalated", status.paused.is_some(), status.incident.is_some())
+        };
+        prop_assert_eq!(end(&plain), end(&restarted), "without: {:?}\nwith: {:?}", plain.trace, restarted.trace);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 300,
+        rng_seed: RngSeed::Fixed(0x6d65_6469_6314),
+        ..ProptestConfig::default()
+    })]
+
+    /// Whatever recover_timeout, backoff and windows say, a service that keeps
+    /// failing reaches rollback or escalation within a bounded number of
+    /// restarts: one whose restarts never verify, within `max_attempts`; one
+    /// that dies again after each verified restart, within `flap_limit`
+    /// incidents when they come closer than the flap window allows.
+    #[test]
+    fn a_failing_service_never_restarts_forever(
+        recover in 1u64..600,
+        backoff in 0u64..120,
+        backoff_max in 0u64..600,
+        flap_window in 1u64..7200,
+        flap_limit in 1u32..6,
+        gap in 0u64..3600,
+        verified in any::<bool>(),
+    ) {
+        let policy = Policy {
+            recover_timeout: Duration::from_secs(recover),
+            backoff_base: Duration::from_secs(backoff),
+            backoff_max: Duration::from_secs(backoff_max),
+            flap_window: Duration::from_secs(flap_window),
+            flap_limit,
+            ..fast_policy()
+        };
+        let mut world = World::new(policy.clone());
+        world.run("ok");
+        let reached = |world: &World| world.rollbacks > 0 || world.trace.iter().any(|t| t == "escalated");
+        let bound = (policy.max_attempts * (flap_limit + 1)) as usize;
+        let step = match verified {
+            // Restarted and verified, then down again `gap` later.
+            // (A flapping incident's rollback waits one backoff step.)
+            true => format!("died +{}s done ok +{gap}s +{}s", backoff + 1, backoff_max + 1),
+            // Restarts that report done but never bring it back.
+            false => format!("died done fail +{}s +{}s", recover + 1, backoff_max + 1),
+        };
+        for _ in 0..=bound {
+            world.run(&step);
+            if reached(&world) {
+                break;
+            }
+        }
+        let period = backoff + 1 + gap + backoff_max + 2;
+        if !verified || period * u64::from(flap_limit) < flap_window {
+            prop_assert!(reached(&world), "{} restarts, no rollback: {:?}", world.restarts, world.trace);
+        }
+        if !verified {
+            prop_assert!(world.restarts <= policy.max_attempts, "{:?}", world.trace);
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The control API: HTTP+JSON on a unix socket (mode 0600 unless configured),
 //! through which `medic status`, `pause`, `resume`, `reset` and `recover`
-//! reach the daemon; optionally the same API on TCP, behind a bearer token.
+//! reach the daemon; optionally the same API on TCP, behind a bearer token
+//! (and over TLS with `web_config`).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -8,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::extract::{Path as UrlPath, Request, State};
+use axum::extract::{Path as UrlPath, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -76,6 +77,7 @@ type Reply<T> = Result<Json<T>, (StatusCode, Json<ErrorBody>)>;
 pub fn serve(
     settings: &Settings,
     shell: &Shell,
+    guard: Option<&crate::web::Guard>,
     tx: mpsc::Sender<ControlRequest>,
 ) -> anyhow::Result<()> {
     let socket = &settings.control_socket;
@@ -100,12 +102,10 @@ pub fn serve(
             "control_token_file {} is empty",
             tcp.token_file.display()
         );
-        let listener = std::net::TcpListener::bind(&tcp.listen)
-            .with_context(|| format!("cannot listen on control_listen {}", tcp.listen))?;
-        listener.set_nonblocking(true)?;
-        let listener = tokio::net::TcpListener::from_std(listener)?;
+        // web_config's TLS applies here too; the bearer token stays the
+        // authentication (it is the Authorization header basic auth would use).
         let app = router(tx).layer(middleware::from_fn_with_state(token, bearer));
-        spawn(shell, listener, app);
+        crate::web::listen_on(&tcp.listen, "control_listen", shell, app, guard)?;
     }
     Ok(())
 }
@@ -143,6 +143,8 @@ pub fn router(tx: mpsc::Sender<ControlRequest>) -> Router {
     Router::new()
         .route("/v1/status", get(status))
         .route("/v1/reload", post(reload))
+        .route("/v1/services/{name}", get(resolve))
+        .route("/v1/services/{name}/forget", post(forget))
         .route("/v1/services/{name}/pause", post(pause))
         .route("/v1/services/{name}/deploy", post(deploy_begin))
         .route("/v1/services/{name}/deploy/finish", post(deploy_finish))
@@ -185,12 +187,75 @@ async fn bearer(
     }
 }
 
-async fn status(State(tx): State<mpsc::Sender<ControlRequest>>) -> Reply<StatusReport> {
+/// The query of `GET /v1/status`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StatusQuery {
+    /// Only the units this name means: a unit, a service's instances, a Compose service's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+}
+
+/// The answer of `GET /v1/services/{name}` and `POST …/forget`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UnitsBody {
+    /// The units the name means (or that were forgotten).
+    pub units: Vec<String>,
+}
+
+async fn status(
+    State(tx): State<mpsc::Sender<ControlRequest>>,
+    Query(query): Query<StatusQuery>,
+) -> Reply<StatusReport> {
+    let units = match query.service {
+        Some(name) => Some(resolved(&tx, name).await?.0.units),
+        None => None,
+    };
     let (reply, answer) = oneshot::channel();
     tx.send(ControlRequest::Status(reply))
         .await
         .map_err(|_| stopping())?;
-    answer.await.map(Json).map_err(|_| stopping())
+    let mut report = answer.await.map_err(|_| stopping())?;
+    if let Some(units) = units {
+        report.services.retain(|s| units.contains(&s.name));
+    }
+    Ok(Json(report))
+}
+
+/// The units a name means; 404 when none.
+async fn resolve(
+    State(tx): State<mpsc::Sender<ControlRequest>>,
+    UrlPath(name): UrlPath<String>,
+) -> Reply<UnitsBody> {
+    resolved(&tx, name).await
+}
+
+async fn resolved(tx: &mpsc::Sender<ControlRequest>, name: String) -> Reply<UnitsBody> {
+    let (reply, answer) = oneshot::channel();
+    let request = ControlRequest::Resolve {
+        name: name.clone(),
+        reply,
+    };
+    tx.send(request).await.map_err(|_| stopping())?;
+    let units = answer.await.map_err(|_| stopping())?;
+    if units.is_empty() {
+        let error = format!("no service or instance named `{name}`");
+        return Err((StatusCode::NOT_FOUND, Json(ErrorBody { error })));
+    }
+    Ok(Json(UnitsBody { units }))
+}
+
+async fn forget(
+    State(tx): State<mpsc::Sender<ControlRequest>>,
+    UrlPath(name): UrlPath<String>,
+) -> Reply<UnitsBody> {
+    let (reply, answer) = oneshot::channel();
+    tx.send(ControlRequest::Forget { name, reply })
+        .await
+        .map_err(|_| stopping())?;
+    match answer.await.map_err(|_| stopping())? {
+        Ok(units) => Ok(Json(UnitsBody { units })),
+        Err(error) => Err((StatusCode::NOT_FOUND, Json(ErrorBody { error }))),
+    }
 }
 
 async fn reload(State(tx): State<mpsc::Sender<ControlRequest>>) -> Reply<serde_json::Value> {

@@ -5,7 +5,9 @@
 //! `saver.rs`), so the loop never waits for the disk.
 
 mod deploy;
+mod instances;
 mod reload;
+mod rollout;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
@@ -45,6 +47,8 @@ use crate::shell::{ControlCommand, ControlRequest, Event, Shell};
 struct Unit {
     spec: UnitSpec,
     probes: UnitProbes,
+    /// What the container's labels say (selector instances only).
+    labels: instances::InstanceLabels,
 }
 
 /// The running daemon's state, owned by the supervisor loop.
@@ -67,6 +71,10 @@ struct Daemon {
     shell: Shell,
     /// Deploys in progress, by unit.
     deploys: BTreeMap<String, deploy::PendingDeploy>,
+    /// Deploys of several instances in progress, by the name the person gave.
+    rollouts: BTreeMap<String, rollout::Rollout>,
+    /// The discovery task of each selector service, stopped when a reload replaces it.
+    discoveries: BTreeMap<String, CancellationToken>,
     /// Units with an action running, so shutdown can wait for them.
     in_flight: BTreeMap<String, ()>,
     /// Actions waiting for a free slot (at most `max_concurrent_actions` run at once).
@@ -83,6 +91,10 @@ struct Daemon {
     /// When it was last handed over: at most once per `SAVE_EVERY`.
     store_saved: Instant,
     store_saver: Saver<SharedStoreFile>,
+    /// The number of the newest store save the writer has finished.
+    store_written: tokio::sync::watch::Receiver<u64>,
+    /// Restarts and rollbacks waiting for the store save (by its number) that records them.
+    after_save: Vec<(u64, Action)>,
     /// The availability history file and when it was last written.
     history: HistoryStore,
     history_saver: Saver<HistoryFile>,
@@ -163,6 +175,8 @@ pub async fn run(
         executor,
         shell: shell.clone(),
         deploys: BTreeMap::new(),
+        rollouts: BTreeMap::new(),
+        discoveries: BTreeMap::new(),
         in_flight: BTreeMap::new(),
         queued: std::collections::VecDeque::new(),
         max_concurrent_actions: settings.max_concurrent_actions,
@@ -171,6 +185,8 @@ pub async fn run(
         store_all: true,
         save_by: Some(Instant::now()),
         store_saved: Instant::now(),
+        store_written: store_saver.finished(),
+        after_save: Vec::new(),
         store_saver,
         history,
         history_saver,
@@ -187,13 +203,23 @@ pub async fn run(
     for spec in units::plan(&daemon.config, &daemon.executor, &known)? {
         daemon.add_unit(spec);
     }
-    daemon.executor.start_watchers(&shell, &daemon.config);
+    daemon.executor.start_events(&shell);
+    let services: Vec<String> = daemon
+        .config
+        .services
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
+    for service in services {
+        daemon.start_discovery(&service);
+    }
     daemon.drain();
     tracing::info!(services = daemon.config.services.len(), "medic is running");
 
     let (control_tx, mut control) = mpsc::channel(16);
-    crate::control::serve(&settings, &shell, control_tx.clone())?;
-    crate::web::serve(&settings, &shell, control_tx)?;
+    let guard = crate::web::guard(&settings)?;
+    crate::control::serve(&settings, &shell, guard.as_ref(), control_tx.clone())?;
+    crate::web::serve(&settings, &shell, guard.as_ref(), control_tx)?;
     let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     // The watchdog is pinged from this loop, so a hung loop gets medic restarted.
     let beat = daemon
@@ -233,7 +259,8 @@ pub async fn run(
             }
             Some(request) = control.recv() => daemon.handle(Event::Control(request)),
             () = sleep_until(deadline) => daemon.sup.handle_timeout(now()),
-            () = sleep_until(daemon.save_by) => daemon.save_store(),
+            () = sleep_until(daemon.save_by) => { daemon.save_store(); }
+            Ok(()) = daemon.store_written.changed() => daemon.start_saved_jobs(),
         }
         daemon.drain();
         if !ready && daemon.sup.all_observed() {
@@ -329,8 +356,15 @@ impl Daemon {
                 .push(spec.name.clone());
         }
         self.store_changed.insert(spec.name.clone());
-        self.units
-            .insert(spec.name.clone(), Box::new(Unit { spec, probes }));
+        let labels = instances::InstanceLabels::default();
+        self.units.insert(
+            spec.name.clone(),
+            Box::new(Unit {
+                spec,
+                probes,
+                labels,
+            }),
+        );
         self.save_soon();
     }
 
@@ -426,6 +460,14 @@ impl Daemon {
                 self.found(&service, &container, &labels);
                 return;
             }
+            Event::Listed {
+                service,
+                why,
+                found,
+            } => {
+                self.listed(&service, why, found);
+                return;
+            }
             Event::Sight { service, sight } => {
                 self.sight(now, service, sight);
                 return;
@@ -458,44 +500,6 @@ impl Daemon {
             let mut dependencies = u.spec.depends_on.clone();
             dependencies.push(parent);
             self.sup.set_dependencies(unit, dependencies);
-        }
-    }
-
-    /// Watches a newly found container of a selector service as its own unit.
-    fn found(
-        &mut self,
-        service: &str,
-        container: &str,
-        labels: &std::collections::HashMap<String, String>,
-    ) {
-        let name = format!("{service}/{container}");
-        if self.units.contains_key(&name) {
-            return;
-        }
-        let Some(service) = self.config.services.iter().find(|s| s.name == service) else {
-            return;
-        };
-        if let Some(medic_core::config::Target::LaunchAgent(target)) = &service.target {
-            match units::launch_agent_unit(service, target, &name, container, &self.executor) {
-                Ok(spec) => self.add_unit(spec),
-                Err(error) => {
-                    tracing::warn!(unit = %name, error = format!("{error:#}"), "Cannot watch a found launchd job")
-                }
-            }
-            return;
-        }
-        let Some(medic_core::config::Target::Container(target)) = &service.target else {
-            return;
-        };
-        let (mut service, mut target) = (service.clone(), target.clone());
-        if let Err(error) = units::apply_label_overrides(&mut service.policy, &mut target, labels) {
-            tracing::warn!(unit = %name, %error, "Ignoring an invalid medic.* label");
-        }
-        match units::container_unit(&service, &target, &name, container, &self.executor) {
-            Ok(spec) => self.add_unit(spec),
-            Err(error) => {
-                tracing::warn!(unit = %name, error = format!("{error:#}"), "Cannot watch a found container")
-            }
         }
     }
 
@@ -611,14 +615,22 @@ impl Daemon {
                 result,
                 reply,
             } => self.deploy_finish(now, unit, result, reply),
+            ControlRequest::Resolve { name, reply } => {
+                reply.send(self.resolve(&name)).ok();
+            }
+            ControlRequest::Forget { name, reply } => {
+                reply.send(self.forget(&name)).ok();
+            }
             ControlRequest::Unit {
                 unit,
                 control,
                 reply,
             } => {
-                let targets = self.matching_units(&unit);
+                let targets = self.resolve(&unit);
                 if targets.is_empty() {
-                    reply.send(Err(format!("no service named `{unit}`"))).ok();
+                    reply
+                        .send(Err(format!("no service or instance named `{unit}`")))
+                        .ok();
                     return;
                 }
                 let control = match control {
@@ -639,25 +651,55 @@ impl Daemon {
         }
     }
 
-    /// A unit by name, or every instance of a service (`service/instance`).
-    fn matching_units(&self, name: &str) -> Vec<String> {
-        let prefix = format!("{name}/");
-        self.sup
-            .unit_names()
-            .filter(|u| *u == name || u.starts_with(&prefix))
-            .map(str::to_owned)
-            .collect()
-    }
-
-    /// Carries out every action the core decided.
+    /// Carries out every action the core decided. Restarts and rollbacks
+    /// start only once the state store that says they run is on disk (its
+    /// writer reports it; the loop never waits): a kill -9 at any moment never
+    /// leaves a started action recorded as still due, which a restarted medic
+    /// would start a second time.
     fn drain(&mut self) {
+        let mut jobs = Vec::new();
         while let Some(action) = self.sup.poll_action() {
-            self.act(action);
+            match action {
+                Action::Restart { ref unit, .. } | Action::Rollback { ref unit, .. } => {
+                    self.store_changed.insert(unit.clone());
+                    jobs.push(action);
+                }
+                action => self.act(action),
+            }
+        }
+        if !jobs.is_empty() {
+            let saved = self.save_store_now();
+            self.after_save
+                .extend(jobs.into_iter().map(|job| (saved, job)));
         }
     }
 
-    /// Takes the changed units into the state store and hands it to its writer.
-    fn save_store(&mut self) {
+    /// Hands the state store to its writer at once (not after `SAVE_EVERY`):
+    /// the restarts and rollbacks waiting for it start when it is written.
+    fn save_store_now(&mut self) -> u64 {
+        self.store_saver.urgent();
+        self.save_store()
+    }
+
+    /// Starts the restarts and rollbacks whose state the writer has put on
+    /// disk (or failed to: a full disk must not stop recovery).
+    fn start_saved_jobs(&mut self) {
+        let written = *self.store_written.borrow_and_update();
+        let ready: Vec<Action> = {
+            let (ready, waiting) = std::mem::take(&mut self.after_save)
+                .into_iter()
+                .partition::<Vec<_>, _>(|(saved, _)| *saved <= written);
+            self.after_save = waiting;
+            ready.into_iter().map(|(_, job)| job).collect()
+        };
+        for job in ready {
+            self.act(job);
+        }
+    }
+
+    /// Takes the changed units into the state store and hands it to its
+    /// writer; returns the save's number (see [`Saver::finished`]).
+    fn save_store(&mut self) -> u64 {
         self.save_by = None;
         self.store_saved = Instant::now();
         if std::mem::take(&mut self.store_all) {
@@ -670,7 +712,7 @@ impl Daemon {
             self.store.update_unit(&name, snapshot, &self.clock);
         }
         self.store.set_next_incident(self.sup.next_incident());
-        self.store_saver.save(self.store.shared());
+        self.store_saver.save(self.store.shared())
     }
 
     fn act(&mut self, action: Action) {
@@ -719,17 +761,22 @@ impl Daemon {
             } => {
                 self.start_action(unit, medic_core::Step::Restart(attempt), recreate);
             }
-            Action::Rollback { unit, .. } => {
-                self.start_action(unit, medic_core::Step::Rollback, false);
+            Action::Rollback { unit, recreate, .. } => {
+                self.start_action(unit, medic_core::Step::Rollback, recreate);
             }
             Action::Probe { unit } => {
                 if let Some(u) = self.units.get(&unit) {
                     u.probes.probe_now();
                 }
             }
-            Action::RecordLastKnownGood { unit } => {
+            Action::RecordLastKnownGood { unit, seen } => {
+                if self.hold_last_known_good(&unit) {
+                    return;
+                }
                 if let Some(u) = self.units.get(&unit) {
-                    self.executor.record_last_known_good(&self.shell, &u.spec);
+                    let id = seen.get("container_id").and_then(|v| v.as_str());
+                    self.executor
+                        .record_last_known_good(&self.shell, &u.spec, id);
                 }
             }
         }

@@ -3,6 +3,7 @@
 //! selector, and the restart / restore / rollback jobs.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -13,11 +14,11 @@ use medic_core::{
     ActionResult, ENGINE_GRACE, Evidence, Observation, RESTART_EXPECTED_FROM, Step, Urgency,
 };
 use medic_docker::{ContainerEvent, ContainerSpec, DockerClient, Selector, StopCommand};
-use tokio::sync::Notify;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::executor::{Job, JobContext, failed};
-use crate::shell::{Event, Shell};
+use crate::shell::{Event, Found, Shell};
 use crate::units::{UnitSpec, UnitTarget};
 
 /// Log lines of a failing container kept as evidence.
@@ -36,7 +37,8 @@ const RESTART_SETTLE: Duration = Duration::from_secs(1);
 pub struct Docker {
     client: Arc<DockerClient>,
     /// Wakes the discovery of selector services (a container was created or started).
-    rediscover: Arc<Notify>,
+    /// A counter, so a wake-up during a discovery round is not lost.
+    rediscover: Arc<watch::Sender<u64>>,
     /// Containers a command is stopping or restarting (by name), from the event stream.
     stops: Stops,
     /// `docker_host` or DOCKER_HOST when set, for saying which engine is unreachable.
@@ -125,7 +127,7 @@ impl Docker {
             .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()));
         Ok(Some(Self {
             client: Arc::new(client),
-            rediscover: Arc::new(Notify::new()),
+            rediscover: Arc::new(watch::Sender::new(0)),
             stops: Stops::default(),
             address: address.map(Arc::from),
         }))
@@ -197,7 +199,21 @@ impl Docker {
 
     /// Runs the discovery of selector services now.
     pub fn rediscover(&self) {
-        self.rediscover.notify_waiters();
+        self.rediscover
+            .send_modify(|round| *round = round.wrapping_add(1));
+    }
+
+    /// Lists the containers a selector matches now, with their labels (a task
+    /// of its own: the supervisor loop never waits for the engine).
+    pub fn list(
+        &self,
+        selector: &ContainerSelector,
+    ) -> impl Future<Output = anyhow::Result<Vec<Found>>> + Send + 'static {
+        let (client, selector) = (self.client.clone(), to_selector(selector));
+        async move {
+            let found = client.find(&selector).await?;
+            Ok(found.into_iter().map(|c| (c.name, c.labels)).collect())
+        }
     }
 
     /// Starts the event stream.
@@ -223,7 +239,7 @@ impl Docker {
         let discovery = discover(
             self.clone(),
             shell.clone(),
-            self.rediscover.clone(),
+            self.rediscover.subscribe(),
             service.to_owned(),
             to_selector(&target.selector),
             config.medic.reconcile_interval,
@@ -291,7 +307,9 @@ impl Docker {
                 Step::Restart(_) => {
                     restart(&client, &container, stop_timeout, lkg.as_ref(), recreate).await
                 }
-                Step::Rollback => rollback(&client, &container, lkg.as_ref(), undo_deploy).await,
+                Step::Rollback => {
+                    rollback(&client, &container, lkg.as_ref(), undo_deploy, recreate).await
+                }
             };
             match result {
                 ActionResult::Done {
@@ -348,12 +366,19 @@ async fn restart(
                 return failed("the container is gone and no last known good spec was recorded");
             };
             evidence.insert("image".into(), spec.image_id().into());
-            client.recreate(spec).await.map(|id| {
-                format!(
-                    "recreated `{container}` from its last known good spec ({})",
-                    short(&id)
-                )
-            })
+            match client.recreate(spec).await {
+                // Somebody (a deploy) created it meanwhile: adopt it and let
+                // verification judge it; never overwrite a replacement.
+                Err(error) if error.is_conflict() => Ok(format!(
+                    "a container named `{container}` appeared meanwhile: adopted, verifying it"
+                )),
+                result => result.map(|id| {
+                    format!(
+                        "recreated `{container}` from its last known good spec ({})",
+                        short(&id)
+                    )
+                }),
+            }
         }
         Some(facts) if !facts.is_running() => client
             .start(container)
@@ -380,6 +405,7 @@ async fn rollback(
     container: &str,
     lkg: Option<&ContainerSpec>,
     undo_deploy: bool,
+    recreate: bool,
 ) -> ActionResult {
     let Some(lkg) = lkg else {
         return failed("no last known good spec was recorded for this container");
@@ -390,6 +416,13 @@ async fn rollback(
         Err(error) => return failed(&format!("cannot inspect `{container}`: {error}")),
     };
     let mut evidence = Evidence::new();
+    if current.is_none() && !recreate && !undo_deploy {
+        // Removed (a deploy's `docker rm -f`?): the core gives a replacement its grace first.
+        return ActionResult::Gone {
+            message: format!("`{container}` is gone"),
+            evidence,
+        };
+    }
     evidence.insert("to_image".into(), lkg.image_id().into());
     if let Some(current) = &current {
         evidence.insert("from_image".into(), current.image_id().into());
@@ -523,7 +556,7 @@ async fn watch_events(client: Arc<DockerClient>, stops: Stops, shell: Shell) {
 async fn discover(
     docker: Docker,
     shell: Shell,
-    now: Arc<Notify>,
+    mut now: watch::Receiver<u64>,
     service: String,
     selector: Selector,
     interval: Duration,
@@ -533,8 +566,10 @@ async fn discover(
         tokio::select! {
             () = shell.cancel.cancelled() => return,
             _ = ticks.tick() => {}
-            () = now.notified() => {}
+            changed = now.changed() => if changed.is_err() { return },
         }
+        // A wake-up from now on asks for another round after this one.
+        now.mark_unchanged();
         let found = docker
             .client
             .find(&selector)
@@ -605,10 +640,23 @@ impl ContainerCheck {
         }
         // Exited or dead is decisive, unless the engine brings it back itself
         // (its restart policy, a `docker restart` under way): then the engine
-        // gets the first chance. Created, removing or stopping are passing
-        // states (a recreate in progress, a removal underway) and count normally.
+        // gets the first chance. Docker's own `unhealthy` verdict is decisive too
+        // (it already includes its retries). Created, removing or stopping are
+        // passing states (a recreate in progress, a removal underway) and count normally.
         let mut message = verdict.message;
+        let unhealthy = facts.is_running() && facts.health == Some(medic_docker::Health::Unhealthy);
         let urgency = match facts.restart_expected_from(stopped_by) {
+            // `docker stop` or `restart`, or Compose recreating (`up`), removing
+            // (`rm -sf`, `down`) or stopping it: its command goes first.
+            Some(who) if stopped_by == Some(StopCommand::Graceful) => {
+                message = format!(
+                    "{message}; stopped by a command ({who}, or Compose's up, rm -s or down): \
+                     left to it for {}s, then medic restores it (recreated if removed)",
+                    ENGINE_GRACE.as_secs()
+                );
+                evidence.insert(RESTART_EXPECTED_FROM.into(), who.into());
+                Urgency::EngineRestarts
+            }
             Some(who) => {
                 message = format!(
                     "{message}; {who} should bring it back (medic acts if not within {}s)",
@@ -617,7 +665,7 @@ impl ContainerCheck {
                 evidence.insert(RESTART_EXPECTED_FROM.into(), who.into());
                 Urgency::EngineRestarts
             }
-            None if facts.has_stopped() => Urgency::Decisive,
+            None if facts.has_stopped() || unhealthy => Urgency::Decisive,
             None => Urgency::Normal,
         };
         let mut observation = Observation::fail(latency, message).with_urgency(urgency);

@@ -2,7 +2,6 @@
 //! and records last known good specs. Each job reports an `ActionResult` with
 //! its evidence; it never decides whether to retry (the core does).
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -38,16 +37,12 @@ pub struct JobContext {
     pub recreate: bool,
 }
 
-/// One instance a discovery round found: its name (container or launchd
-/// label) and labels (for `medic.*` overrides).
-pub type Instance = (String, HashMap<String, String>);
-
 /// Reports one discovery round of a selector service: a `Found` per instance,
 /// then its `Sight`. False once the daemon has stopped listening.
 pub async fn report_discovery(
     shell: &Shell,
     service: &str,
-    found: Result<Vec<Instance>, String>,
+    found: Result<Vec<crate::shell::Found>, String>,
 ) -> bool {
     let sight = match found {
         Ok(found) => {
@@ -93,15 +88,21 @@ impl Executor {
         })
     }
 
-    /// Starts the adapters' background watchers: the Docker event stream, and
-    /// the discovery of every selector service.
-    pub fn start_watchers(&self, shell: &Shell, config: &Config) {
+    /// Starts the Docker event stream, when there is a Docker connection.
+    pub fn start_events(&self, shell: &Shell) {
         if let Some(docker) = &self.docker {
             docker.start_events(shell);
         }
-        for service in &config.services {
-            self.start_discovery(shell, config, service);
-        }
+    }
+
+    /// Lists the containers a selector matches, with their labels, as a future
+    /// a task of its own awaits; None without a Docker connection.
+    pub fn list_containers(
+        &self,
+        selector: &ContainerSelector,
+    ) -> Option<impl Future<Output = anyhow::Result<Vec<crate::shell::Found>>> + Send + 'static>
+    {
+        self.docker.as_ref().map(|docker| docker.list(selector))
     }
 
     /// Starts discovering the containers or jobs of a selector service (at
@@ -197,11 +198,18 @@ impl Executor {
     }
 
     /// Captures what runs now as the unit's last known good spec (reported as an event).
-    pub fn record_last_known_good(&self, shell: &Shell, unit: &UnitSpec) {
+    /// `container_id`: the container the verifying observations saw, recorded
+    /// by id (the name may already belong to another one).
+    pub fn record_last_known_good(
+        &self,
+        shell: &Shell,
+        unit: &UnitSpec,
+        container_id: Option<&str>,
+    ) {
         if let (UnitTarget::Container { container, .. }, Some(docker)) =
             (&unit.target, &self.docker)
         {
-            docker.record_last_known_good(shell, &unit.name, container);
+            docker.record_last_known_good(shell, &unit.name, container_id.unwrap_or(container));
         }
         if let UnitTarget::LaunchAgent(job) = &unit.target {
             self.launchd.record_last_known_good(shell, &unit.name, job);

@@ -32,7 +32,7 @@ pub mod shell;
 pub mod status;
 pub mod store;
 mod units;
-mod web;
+pub mod web;
 
 pub use check::{CheckRow, check_once, container_engine, exit_code, millis};
 pub use daemon::run;

@@ -444,9 +444,16 @@ impl Metrics {
     }
 }
 
+/// One counter of a file's health: its name, help and how to read it.
+type FileCounter = (
+    &'static str,
+    &'static str,
+    fn(&crate::files::FileHealth) -> u64,
+);
+
 /// Failed writes and lost lines of each file medic writes in the background.
 pub(crate) fn render_storage(out: &mut String, files: &[&crate::files::FileHealth]) {
-    let series: [(&str, &str, fn(&crate::files::FileHealth) -> u64); 2] = [
+    let series: [FileCounter; 2] = [
         (
             "medic_journal_write_errors_total",
             "Failed writes of medic's own files (recovery log, alerts, state store, …); medic keeps supervising and retries.",

@@ -32,6 +32,9 @@ struct Shared<T> {
     slot: Mutex<Slot<T>>,
     wake: Condvar,
     health: Arc<FileHealth>,
+    /// The number of the newest save handed over that the writer has finished
+    /// (written, or failed and kept for a retry).
+    done: tokio::sync::watch::Sender<u64>,
 }
 
 #[derive(Debug)]
@@ -40,6 +43,10 @@ struct Slot<T> {
     closed: bool,
     /// Snapshots written since start, for tests and metrics.
     written: u64,
+    /// The number of the newest save handed over.
+    handed: u64,
+    /// Write the next save without waiting for `min_gap`.
+    urgent: bool,
 }
 
 impl<T: Serialize + Send + 'static> Saver<T> {
@@ -57,9 +64,12 @@ impl<T: Serialize + Send + 'static> Saver<T> {
                 next: None,
                 closed: false,
                 written: 0,
+                handed: 0,
+                urgent: false,
             }),
             wake: Condvar::new(),
             health: Arc::new(FileHealth::new(what)),
+            done: tokio::sync::watch::Sender::new(0),
         });
         let writer = shared.clone();
         tracker.spawn_blocking(move || writer.run());
@@ -67,10 +77,22 @@ impl<T: Serialize + Send + 'static> Saver<T> {
     }
 
     /// Hands over the newest snapshot; never waits for the disk.
-    pub fn save(&self, snapshot: T) {
+    pub fn save(&self, snapshot: T) -> u64 {
         let mut slot = self.shared.lock();
         slot.next = Some(snapshot);
+        slot.handed += 1;
         self.shared.wake.notify_one();
+        slot.handed
+    }
+
+    /// The next save is written at once, not after `min_gap`: something waits for it.
+    pub fn urgent(&self) {
+        self.shared.lock().urgent = true;
+    }
+
+    /// Follows the number of the newest save the writer has finished (the number [`Saver::save`] returned).
+    pub fn finished(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.done.subscribe()
     }
 
     /// Writes what is pending at once, then stops the writer.
@@ -121,7 +143,7 @@ impl<T: Serialize> Shared<T> {
                 match (&slot.next, slot.closed) {
                     (None, true) => return,
                     (Some(_), true) => break,
-                    (Some(_), false) if due.is_none_or(|due| due <= now) => break,
+                    (Some(_), false) if slot.urgent || due.is_none_or(|due| due <= now) => break,
                     (Some(_), false) => {
                         let wait = due.map_or(self.min_gap, |due| due - now);
                         slot = self
@@ -138,7 +160,8 @@ impl<T: Serialize> Shared<T> {
             let Some(snapshot) = slot.next.take() else {
                 continue;
             };
-            let closed = slot.closed;
+            let (closed, number) = (slot.closed, slot.handed);
+            slot.urgent = false;
             drop(slot);
             last = Some(Instant::now());
             let result = files::replace(&self.path, |out| {
@@ -147,6 +170,8 @@ impl<T: Serialize> Shared<T> {
                 Ok(())
             });
             let mut slot = self.lock();
+            // Finished either way: a full disk must not hold back what waits for it.
+            self.done.send_replace(number);
             match result {
                 Ok(()) => {
                     slot.written += 1;
@@ -202,6 +227,33 @@ mod tests {
         tracker.wait().await;
         assert_eq!(saver.written(), 2, "the burst became one write");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"n\":1000}\n");
+    }
+
+    #[tokio::test]
+    async fn an_urgent_save_skips_the_gap_and_reports_its_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let tracker = tokio_util::task::TaskTracker::new();
+        let saver = Saver::start(
+            path.clone(),
+            "state store",
+            Duration::from_secs(3600),
+            &tracker,
+        );
+        let mut finished = saver.finished();
+        let first = saver.save(State { n: 0 });
+        finished.wait_for(|n| *n >= first).await.unwrap();
+        // Inside the hour-long gap: only an urgent save is written now.
+        saver.urgent();
+        let second = saver.save(State { n: 1 });
+        assert_eq!(second, first + 1);
+        let done =
+            tokio::time::timeout(Duration::from_secs(10), finished.wait_for(|n| *n >= second));
+        assert!(done.await.is_ok(), "the urgent save waited for the gap");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"n\":1}\n");
+        saver.close();
+        tracker.close();
+        tracker.wait().await;
     }
 
     /// A snapshot whose encoding dies half-way, as a crash mid-write would.

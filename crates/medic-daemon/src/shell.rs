@@ -75,8 +75,31 @@ pub enum Event {
         /// The number of instances, or the error (`Docker engine unreachable: …`).
         sight: Result<usize, String>,
     },
+    /// The containers a selector service matches now, listed for a reload or a deploy.
+    Listed {
+        /// The service.
+        service: String,
+        /// Why they were listed.
+        why: Listing,
+        /// Each container's name and labels, or why the engine could not list them.
+        found: Result<Vec<Found>, String>,
+    },
     /// A person's command from the control API.
     Control(ControlRequest),
+}
+
+/// One instance a discovery round or a listing found: its name (container or
+/// launchd label) and labels (for `medic.*` overrides and Compose names).
+pub type Found = (String, std::collections::HashMap<String, String>);
+
+/// Why the instances of a selector service are being listed.
+#[derive(Debug, Clone)]
+pub enum Listing {
+    /// A reload changed the selector: units it no longer matches are retired.
+    Reload,
+    /// A guarded deploy's command ended: the instances now are the new set
+    /// (the deploy, by the name the person gave).
+    Deploy(String),
 }
 
 /// A command for the supervisor loop with a channel for its answer.
@@ -109,6 +132,20 @@ pub enum ControlRequest {
         result: ActionResult,
         /// Promoted, rolled back or escalated.
         reply: oneshot::Sender<DeployOutcome>,
+    },
+    /// The units a name means (a unit, a service's instances, a Compose service's).
+    Resolve {
+        /// The name as the person gave it.
+        name: String,
+        /// The units, empty when none.
+        reply: oneshot::Sender<Vec<String>>,
+    },
+    /// `medic forget`: stop watching instances removed on purpose.
+    Forget {
+        /// An instance, or a service or Compose service for all its instances.
+        name: String,
+        /// The units retired, or why not.
+        reply: oneshot::Sender<Result<Vec<String>, String>>,
     },
     /// pause / resume / reset / recover one unit.
     Unit {
@@ -161,4 +198,22 @@ pub struct DeployOutcome {
     /// The incident a failed deploy opened.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident: Option<String>,
+    /// A deploy of several instances: how each one fared, before and after.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instances: Vec<InstanceOutcome>,
+}
+
+/// How one instance fared in a deploy of several: part of the answer to `medic deploy`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceOutcome {
+    /// The unit (`service/container`).
+    pub unit: String,
+    /// `promoted`, `retired`, `rolled_back`, `escalated`, …
+    pub outcome: String,
+    /// Its version before the deploy (none for an instance the deploy created).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<serde_json::Value>,
+    /// Its version at the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<serde_json::Value>,
 }

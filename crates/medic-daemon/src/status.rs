@@ -49,7 +49,8 @@ pub struct ServiceStatus {
     pub name: String,
     /// starting, healthy, failing, recovering, rolling_back, escalated.
     pub state: String,
-    /// healthy, unhealthy or unknown (stale or blind data is never healthy).
+    /// healthy, unhealthy or unknown (stale or blind data is never healthy);
+    /// `failing (1/3)` while a healthy service fails below its `failure_threshold`.
     pub health: String,
     /// Paused by a person.
     pub paused: bool,
@@ -58,8 +59,11 @@ pub struct ServiceStatus {
     pub paused_until: Option<Timestamp>,
     /// When the state last changed.
     pub since: Timestamp,
-    /// Restart attempts used inside the attempt window.
+    /// Restarts started in the open incident.
     pub attempts: u32,
+    /// Why the open incident skipped its restarts (`flapping: 4 incidents in 10 min`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// The open incident.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident: Option<String>,
@@ -201,11 +205,15 @@ impl StatusReport {
                     last_incident,
                     name: s.name,
                     state: s.state.to_owned(),
-                    health: health_name(s.health).to_owned(),
+                    health: match s.below_threshold {
+                        Some((streak, threshold)) => format!("failing ({streak}/{threshold})"),
+                        None => health_name(s.health).to_owned(),
+                    },
                     paused: s.paused.is_some(),
                     paused_until: s.paused.flatten().map(|u| clock.to_wall(u)),
                     since: clock.to_wall(s.since),
                     attempts: s.attempts,
+                    reason: s.reason.clone(),
                     incident: s.incident,
                     last_observation_ms,
                     probes,

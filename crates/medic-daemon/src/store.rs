@@ -52,9 +52,12 @@ pub struct StoredUnit {
     /// The open incident.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident: Option<StoredIncident>,
-    /// Restart attempts inside the attempt window.
-    #[serde(default)]
+    /// Restart attempts of the open incident, as older files wrote them (read only).
+    #[serde(default, skip_serializing)]
     pub attempts: Vec<Timestamp>,
+    /// When recent incidents opened (for flapping).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent_incidents: Vec<Timestamp>,
     /// Paused by a person.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused: Option<StoredPause>,
@@ -74,9 +77,18 @@ pub struct StoredIncident {
     pub alerted: bool,
     /// Whether a rollback was tried.
     pub rollback_tried: bool,
+    /// Restarts started in it (older files: the length of the unit's `attempts`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    /// Why its restarts were skipped (`flapping: 4 incidents in 10 min`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// Opened by a removal (its restart recreates the target).
     #[serde(default)]
     pub gone: bool,
+    /// When the removal was seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed_at: Option<Timestamp>,
 }
 
 /// A pause.
@@ -248,10 +260,14 @@ fn to_stored(snapshot: &UnitSnapshot, clock: &WallClock) -> StoredUnit {
             opened: clock.to_wall(i.opened),
             alerted: i.alerted,
             rollback_tried: i.rollback_tried,
+            attempts: Some(i.attempts),
+            reason: i.reason.clone(),
             gone: i.gone,
+            removed_at: i.removed_at.map(|at| clock.to_wall(at)),
         }),
-        attempts: snapshot
-            .attempts
+        attempts: Vec::new(),
+        recent_incidents: snapshot
+            .incidents
             .iter()
             .map(|a| clock.to_wall(*a))
             .collect(),
@@ -288,9 +304,18 @@ fn from_stored(name: &str, unit: &StoredUnit, clock: &WallClock) -> UnitSnapshot
             opened: clock.to_instant(i.opened),
             alerted: i.alerted,
             rollback_tried: i.rollback_tried,
+            attempts: i
+                .attempts
+                .unwrap_or_else(|| u32::try_from(unit.attempts.len()).unwrap_or(u32::MAX)),
+            reason: i.reason.clone(),
             gone: i.gone,
+            removed_at: i.removed_at.map(|at| clock.to_instant(at)),
         }),
-        attempts: unit.attempts.iter().map(|a| clock.to_instant(*a)).collect(),
+        incidents: unit
+            .recent_incidents
+            .iter()
+            .map(|a| clock.to_instant(*a))
+            .collect(),
         paused: unit
             .paused
             .as_ref()
@@ -315,9 +340,12 @@ mod tests {
                 opened: now,
                 alerted: false,
                 rollback_tried: false,
+                attempts: 2,
+                reason: None,
                 gone: true,
+                removed_at: Some(now),
             }),
-            attempts: vec![now, now],
+            incidents: vec![now, now],
             paused: Some(None),
         };
         let mut store = Store::open(dir.path(), Timestamp::now()).unwrap();
@@ -333,7 +361,8 @@ mod tests {
         let restored = again.snapshot("web", &clock).unwrap();
         assert_eq!(restored.phase, snapshot.phase);
         assert!(restored.incident.as_ref().unwrap().gone);
-        assert_eq!(restored.attempts.len(), 2);
+        assert_eq!(restored.incidents.len(), 2);
+        assert_eq!(restored.incident.as_ref().unwrap().attempts, 2);
         assert_eq!(restored.incident.unwrap().id, "x-1");
         assert_eq!(again.last_known_good("web").unwrap()["image"], "sha256:1");
         let leftovers: Vec<_> = std::fs::read_dir(dir.path())

@@ -69,7 +69,7 @@ impl Selector {
     /// Whether a listed container really belongs to the selection: an exact
     /// name, never a forensic copy, never a `docker compose run` one-off.
     pub(crate) fn keeps(&self, found: &ContainerSummary) -> bool {
-        if is_forensic(&found.name) {
+        if is_forensic(&found.name) || is_compose_transient(found) {
             return false;
         }
         match self {
@@ -147,6 +147,17 @@ pub fn overrides<'a>(
 /// The name a failed container is kept under after a rollback: `<name>.medic-failed-<stamp>`.
 pub fn forensic_name(name: &str, stamp: &str) -> String {
     format!("{name}{FORENSIC_INFIX}{stamp}")
+}
+
+/// Whether a container is the old one Compose (v1 and v2) renames to
+/// `<12 hex of its id>_<name>` while it recreates a service's container: it is
+/// removed a moment later, and its replacement keeps the name.
+pub fn is_compose_transient(found: &ContainerSummary) -> bool {
+    found.labels.contains_key("com.docker.compose.project")
+        && found
+            .name
+            .split_once('_')
+            .is_some_and(|(prefix, _)| prefix.len() == 12 && found.id.starts_with(prefix))
 }
 
 /// Whether a container name is one of medic's forensic copies.
@@ -257,6 +268,13 @@ mod tests {
         };
         assert!(compose.keeps(&summary("p-s-1", &[(COMPOSE_ONEOFF, "False")])));
         assert!(!compose.keeps(&summary("p-s-run-1", &[(COMPOSE_ONEOFF, "True")])));
+        // The old container Compose renames while it recreates one (id 0123456789abcdef).
+        let project = [("com.docker.compose.project", "p")];
+        assert!(!labels.keeps(&summary("0123456789ab_p_s_1", &project)));
+        assert!(!labels.keeps(&summary("0123456789ab_p-s-1", &project)));
+        assert!(labels.keeps(&summary("p_s_1", &project)));
+        assert!(labels.keeps(&summary("fedcba987654_p_s_1", &project)));
+        assert!(labels.keeps(&summary("0123456789ab_p_s_1", &[])));
     }
 
     #[test]

@@ -42,3 +42,33 @@ pub async fn call(
     let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
     Ok((status, json))
 }
+
+/// The control API path of an action on a service or instance: the name is one
+/// percent-encoded path segment, so `docker/app_web_1` or `web/app-web-1.x` reach it whole.
+pub fn service_path(name: &str, action: &str) -> String {
+    format!("/v1/services/{}/{action}", encode(name))
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+pub fn encode(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_travel_as_one_segment() {
+        let path = super::service_path("docker/app_web_1", "pause");
+        assert_eq!(path, "/v1/services/docker%2Fapp_web_1/pause");
+        let path = super::service_path("web/app-web-1.x y", "deploy/finish");
+        assert_eq!(path, "/v1/services/web%2Fapp-web-1.x%20y/deploy/finish");
+    }
+}

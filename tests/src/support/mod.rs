@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end tests.
 
 pub mod browser;
+pub mod compose;
 pub mod docker;
 pub mod env;
 pub mod launchd;

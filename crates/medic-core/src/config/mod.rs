@@ -130,8 +130,27 @@ pub fn parse_with_env(source: &str, origin: &str, env: Env<'_>) -> Result<Config
             services,
             alerts,
             report,
+            warnings: deprecations(source, origin),
         },
     )
+}
+
+/// `file:line: warning: …` for each deprecated key the source still sets.
+fn deprecations(source: &str, origin: &str) -> Vec<String> {
+    source
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| {
+            let line = line.trim_start();
+            line.starts_with("attempt_window") && line["attempt_window".len()..].trim_start().starts_with('=')
+        })
+        .map(|(n, _)| {
+            format!(
+                "{origin}:{}: warning: `attempt_window` is deprecated: each incident gets `max_attempts` restarts; it is read as `flap_window` (incidents counted for flapping) unless that is set",
+                n + 1
+            )
+        })
+        .collect()
 }
 
 /// Decodes a table and reports every bad key in it; `None` when anything was
@@ -367,6 +386,7 @@ fn build_settings(raw: RawSettings, errors: &mut Errors) -> Settings {
             Some(listen) => Some(listen),
             None => Some("127.0.0.1:9464".into()),
         },
+        web_config: raw.web_config.map(PathBuf::from),
         status_listen: match raw.status_listen {
             None => StatusListen::WithMetrics,
             Some(listen) if listen.is_empty() => StatusListen::Off,
@@ -662,7 +682,10 @@ fn build_policy(
         success_threshold,
         max_attempts,
         start_period: Dur::or(raw.start_period, defaults.start_period),
-        attempt_window: Dur::or(raw.attempt_window, defaults.attempt_window),
+        flap_limit: positive(&raw.flap_limit, "flap_limit", defaults.flap_limit),
+        // `attempt_window` (deprecated) counted restarts across incidents; the
+        // nearest meaning left is the window in which incidents count as flapping.
+        flap_window: Dur::or(raw.flap_window.or(raw.attempt_window), defaults.flap_window),
         backoff_base: Dur::or(raw.backoff, defaults.backoff_base),
         backoff_max: Dur::or(raw.backoff_max, defaults.backoff_max),
         recover_timeout: Dur::or(raw.recover_timeout, defaults.recover_timeout),

@@ -20,6 +20,8 @@ pub struct Config {
     pub alerts: Vec<AlertSink>,
     /// `[report]`: the scheduled digest, when configured.
     pub report: Option<ReportDigest>,
+    /// What is valid but should change (deprecated keys), as `file:line: warning: …`.
+    pub warnings: Vec<String>,
 }
 
 /// Daemon-wide settings from `[medic]`.
@@ -41,6 +43,9 @@ pub struct Settings {
     pub metrics_listen: Option<String>,
     /// Where the status page (`/`, `/api/status`) is served.
     pub status_listen: StatusListen,
+    /// The web config file (exporter-toolkit format): TLS and basic auth for
+    /// the metrics and status listeners, TLS for TCP control; read by the daemon.
+    pub web_config: Option<PathBuf>,
     /// Where people reach the status page (`https://medic.host1.example/`); alerts link to it.
     pub external_url: Option<String>,
     /// Docker engine address; `None` means `DOCKER_HOST` or the local socket.

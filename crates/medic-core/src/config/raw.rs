@@ -179,6 +179,8 @@ pub(crate) struct RawSettings {
     pub control_token_file: Option<String>,
     /// Metrics listen address; "" turns metrics off.
     pub metrics_listen: Option<String>,
+    /// TLS and basic auth for the HTTP listeners (Prometheus exporter-toolkit YAML).
+    pub web_config: Option<String>,
     /// The status page's own address ("" turns the page off); unset: on metrics_listen.
     pub status_listen: Option<String>,
     /// The URL people reach medic's status page at (alerts link to it).
@@ -214,6 +216,8 @@ pub(crate) const POLICY_KEYS: &[&str] = &[
     "start_period",
     "max_attempts",
     "attempt_window",
+    "flap_limit",
+    "flap_window",
     "backoff",
     "backoff_max",
     "recover_timeout",
@@ -238,10 +242,14 @@ pub(crate) struct RawPolicy {
     pub success_threshold: Option<Spanned<u32>>,
     /// Grace after start.
     pub start_period: Option<Dur>,
-    /// Restarts inside the attempt window before rollback.
+    /// Failed restarts per incident before rollback.
     pub max_attempts: Option<Spanned<u32>>,
-    /// The window restarts are counted in.
+    /// Deprecated: read as `flap_window` when that is not set.
     pub attempt_window: Option<PosDur>,
+    /// Incidents within `flap_window` that make the next one go straight to rollback.
+    pub flap_limit: Option<Spanned<u32>>,
+    /// The window incidents are counted in for flapping.
+    pub flap_window: Option<PosDur>,
     /// Delay before the second attempt; doubles after.
     pub backoff: Option<Dur>,
     /// Cap of one backoff delay.
@@ -280,6 +288,11 @@ impl RawPolicy {
                 .clone()
                 .or_else(|| defaults.max_attempts.clone()),
             attempt_window: self.attempt_window.or(defaults.attempt_window),
+            flap_limit: self
+                .flap_limit
+                .clone()
+                .or_else(|| defaults.flap_limit.clone()),
+            flap_window: self.flap_window.or(defaults.flap_window),
             backoff: self.backoff.or(defaults.backoff),
             backoff_max: self.backoff_max.or(defaults.backoff_max),
             recover_timeout: self.recover_timeout.or(defaults.recover_timeout),

@@ -108,7 +108,7 @@ failure_threshold = 2
 #[test]
 fn unknown_keys_name_their_position_and_a_suggestion() {
     assert_snapshot!(check("[defaults]\nfailure_treshold = 3\n"), @"
-    medic.toml:2:1: error: unknown field `failure_treshold`, expected one of `interval`, `timeout`, `failure_threshold`, `success_threshold`, `start_period`, `max_attempts`, `attempt_window`, `backoff`, `backoff_max`, `recover_timeout`, `verify_interval`, `replace_grace`, `stop_timeout`, `on_stop`, `slo`
+    medic.toml:2:1: error: unknown field `failure_treshold`, expected one of `interval`, `timeout`, `failure_threshold`, `success_threshold`, `start_period`, `max_attempts`, `attempt_window`, `flap_limit`, `flap_window`, `backoff`, `backoff_max`, `recover_timeout`, `verify_interval`, `replace_grace`, `stop_timeout`, `on_stop`, `slo`
       hint: did you mean `failure_threshold`?
     ");
     assert_snapshot!(check("[[service]]\nname = \"a\"\ncommand = { restart = [\"x\"], rolback = [\"y\"] }\n"), @"
@@ -249,6 +249,7 @@ fn settings_have_defaults_and_follow_state_dir() {
             control_tcp: None,
             metrics_listen: Some("127.0.0.1:9464".into()),
             status_listen: StatusListen::WithMetrics,
+            web_config: None,
             external_url: None,
             docker_host: None,
             reconcile_interval: Duration::from_secs(10),
@@ -350,7 +351,8 @@ start_period = "30s"
             success_threshold: 2,
             start_period: Duration::from_secs(30),
             max_attempts: 3,
-            attempt_window: Duration::from_secs(600),
+            flap_limit: 3,
+            flap_window: Duration::from_secs(600),
             backoff_base: Duration::from_secs(2),
             backoff_max: Duration::from_secs(60),
             recover_timeout: Duration::from_secs(120),
@@ -539,7 +541,7 @@ failure_treshold = 3
   kind = "http"
   urll = "http://x"
 "#), @"
-    medic.toml:5:1: error: unknown field `failure_treshold`, expected one of `name`, `container`, `launch_agent`, `command`, `depends_on`, `labels`, `probe`, `interval`, `timeout`, `failure_threshold`, `success_threshold`, `start_period`, `max_attempts`, `attempt_window`, `backoff`, `backoff_max`, `recover_timeout`, `verify_interval`, `replace_grace`, `stop_timeout`, `on_stop`, `slo`
+    medic.toml:5:1: error: unknown field `failure_treshold`, expected one of `name`, `container`, `launch_agent`, `command`, `depends_on`, `labels`, `probe`, `interval`, `timeout`, `failure_threshold`, `success_threshold`, `start_period`, `max_attempts`, `attempt_window`, `flap_limit`, `flap_window`, `backoff`, `backoff_max`, `recover_timeout`, `verify_interval`, `replace_grace`, `stop_timeout`, `on_stop`, `slo`
       hint: did you mean `failure_threshold`?
     medic.toml:8:3: error: unknown field `urll`, expected one of `kind`, `interval`, `timeout`, `url`, `method`, `headers`, `expect_status`, `body_contains`, `body_regex`, `json_pointer`, `json_equals`, `max_latency`, `tls_verify`, `ca_file`, `follow_redirects`, `max_body`, `address`, `command`, `expect_exit`, `max_output`
       hint: did you mean `url`?
@@ -723,7 +725,7 @@ bogus = 1
 name = "web"
 container = { name = "y" }
 depends_on = ["api"]
-"#), @"medic.toml:5:1: error: unknown field `bogus`, expected one of `name`, `container`, `launch_agent`, `command`, `depends_on`, `labels`, `probe`, `interval`, `timeout`, `failure_threshold`, `success_threshold`, `start_period`, `max_attempts`, `attempt_window`, `backoff`, `backoff_max`, `recover_timeout`, `verify_interval`, `replace_grace`, `stop_timeout`, `on_stop`, `slo`");
+"#), @"medic.toml:5:1: error: unknown field `bogus`, expected one of `name`, `container`, `launch_agent`, `command`, `depends_on`, `labels`, `probe`, `interval`, `timeout`, `failure_threshold`, `success_threshold`, `start_period`, `max_attempts`, `attempt_window`, `flap_limit`, `flap_window`, `backoff`, `backoff_max`, `recover_timeout`, `verify_interval`, `replace_grace`, `stop_timeout`, `on_stop`, `slo`");
     // A bad key in [defaults] falls back to its default; the good ones still apply.
     assert_snapshot!(check(r#"
 [defaults]
@@ -836,6 +838,22 @@ fn an_unwritten_timeout_follows_the_interval() {
     .unwrap();
     assert_eq!(config.services[0].probes[0].timeout, Duration::from_secs(2));
     assert_snapshot!(check("[defaults]\ntimeout = \"1s\"\n\n[[service]]\nname = \"api\"\n  [[service.probe]]\n  kind = \"tcp\"\n  address = \"127.0.0.1:1\"\n  interval = \"500ms\"\n"), @"medic.toml:6:3: error: tcp probe: timeout (1s) must be shorter than interval (500ms)\n  hint: set `timeout` below `interval`, on the probe, the service or [defaults]");
+}
+
+#[test]
+fn attempt_window_still_works_as_the_flap_window_with_a_warning() {
+    let source = "[defaults]\nattempt_window = \"5m\"\n\n[[service]]\nname = \"api\"\n  [[service.probe]]\n  kind = \"tcp\"\n  address = \"127.0.0.1:1\"\n";
+    let config = parse(source, "medic.toml").unwrap();
+    assert_eq!(
+        config.services[0].policy.flap_window,
+        Duration::from_secs(300)
+    );
+    assert_eq!(config.warnings.len(), 1);
+    assert!(
+        config.warnings[0].starts_with("medic.toml:2: warning: `attempt_window` is deprecated"),
+        "{:?}",
+        config.warnings
+    );
 }
 
 #[test]

@@ -19,10 +19,24 @@ pub(super) struct PendingDeploy {
     /// Why the deploy failed, once it has.
     failure: Option<String>,
     reply: Option<oneshot::Sender<DeployOutcome>>,
+    /// The deploy of several instances this one is part of (it answers the CLI).
+    rollout: Option<String>,
+}
+
+impl PendingDeploy {
+    /// One instance of a deploy of several.
+    pub(super) fn member(before: Option<serde_json::Value>, rollout: String) -> Self {
+        Self {
+            before,
+            rollout: Some(rollout),
+            ..Self::default()
+        }
+    }
 }
 
 impl Daemon {
-    /// Begins a deploy of one unit; Ok carries the version from before it.
+    /// Begins a deploy of one unit, or of every instance a name means (see
+    /// `rollout.rs`); Ok carries the version from before it.
     pub(super) fn deploy_begin(
         &mut self,
         now: Instant,
@@ -30,15 +44,12 @@ impl Daemon {
         command_timeout: Duration,
         verify_timeout: Duration,
     ) -> Result<Option<serde_json::Value>, String> {
-        if !self.units.contains_key(&unit) {
-            let instances = self.matching_units(&unit);
-            return Err(match instances.as_slice() {
-                [] => format!("no service named `{unit}`"),
-                _ => format!(
-                    "`{unit}` has several instances: deploy one of {}",
-                    instances.join(", ")
-                ),
-            });
+        let units = self.resolve(&unit);
+        if units.is_empty() {
+            return Err(format!("no service or instance named `{unit}`"));
+        }
+        if units != [unit.as_str()] {
+            return self.rollout_begin(now, unit, units, command_timeout, verify_timeout);
         }
         if !self.sup.can_deploy(&unit) {
             return Err(format!(
@@ -76,6 +87,10 @@ impl Daemon {
         result: ActionResult,
         reply: oneshot::Sender<DeployOutcome>,
     ) {
+        if self.is_rollout(&unit) {
+            self.rollout_finish(now, &unit, result, reply);
+            return;
+        }
         let Some(pending) = self.deploys.get_mut(&unit) else {
             let outcome = DeployOutcome {
                 promoted: false,
@@ -85,6 +100,7 @@ impl Daemon {
                 before: None,
                 after: None,
                 incident: None,
+                instances: Vec::new(),
             };
             reply.send(outcome).ok();
             return;
@@ -143,6 +159,18 @@ impl Daemon {
         let Some(pending) = self.deploys.remove(&event.service) else {
             return;
         };
+        if let Some(rollout) = pending.rollout {
+            let outcome = match event.kind {
+                EventKind::Deployed => "promoted",
+                EventKind::RolledBack => "rolled_back",
+                EventKind::Escalated => "escalated",
+                EventKind::Reset => "reset",
+                _ => "removed",
+            };
+            let failure = pending.failure.or(Some(message));
+            self.rollout_member_ended(&rollout, &event.service, outcome, after, failure);
+            return;
+        }
         let message = match pending.failure {
             Some(failure) if !promoted => format!("{failure}; {message}"),
             _ => message,
@@ -154,6 +182,7 @@ impl Daemon {
                 before: pending.before,
                 after,
                 incident: event.incident.clone(),
+                instances: Vec::new(),
             };
             reply.send(outcome).ok();
         }

@@ -88,12 +88,26 @@ impl Daemon {
         for spec in planned {
             self.add_unit(spec);
         }
-        for service in &self.config.services {
-            if !old.contains_key(&service.name) {
-                self.executor
-                    .start_discovery(&self.shell, &self.config, service);
+        // Discovery follows the new config: a new or changed service gets a
+        // fresh task (the old one stops), a removed one loses its task, and the
+        // instances a changed selector no longer matches are retired.
+        for (name, description) in &fresh {
+            if old.get(name) != Some(description) {
+                self.start_discovery(name);
+            }
+            let before = old_config.services.iter().find(|s| &s.name == name);
+            let after = self.config.services.iter().find(|s| &s.name == name);
+            if after.is_some_and(|after| super::instances::selector_changed(before, after)) {
+                self.list_instances(name, crate::shell::Listing::Reload);
             }
         }
+        self.discoveries.retain(|name, task| {
+            let keep = fresh.contains_key(name);
+            if !keep {
+                task.cancel();
+            }
+            keep
+        });
         self.storm.set_rule(self.config.medic.storm);
         self.store_all = true;
         self.save_soon();

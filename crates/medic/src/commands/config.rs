@@ -19,6 +19,19 @@ pub fn run(command: ConfigCommand) -> anyhow::Result<u8> {
     match command {
         ConfigCommand::Check { file } => match crate::config_file::load_file(&file) {
             Ok(config) => {
+                for warning in &config.warnings {
+                    eprintln!("{warning}");
+                }
+                let warnings = match medic_daemon::web::exposure_warnings(&config.medic) {
+                    Ok(warnings) => warnings,
+                    Err(error) => {
+                        eprintln!("{}: error: {error:#}", file.display());
+                        return Ok(1);
+                    }
+                };
+                for warning in warnings {
+                    eprintln!("{}: warning: {warning}", file.display());
+                }
                 println!(
                     "{}: ok ({} services)",
                     file.display(),

@@ -7,7 +7,7 @@ use clap::Args;
 use hyper::Method;
 use medic_daemon::status::{ServiceStatus, StatusReport};
 
-use crate::client::call;
+use crate::client::{call, encode, service_path};
 use crate::config_file::ConfigArgs;
 use crate::table::{Cell, Table};
 
@@ -22,6 +22,10 @@ pub struct StatusArgs {
     /// Only services that are not healthy.
     #[arg(long)]
     failed_only: bool,
+    /// Only this service (all its instances), one instance (`service/container`),
+    /// or a Compose service (`web`, `project/web`).
+    #[arg(long)]
+    service: Option<String>,
 }
 
 /// Arguments of commands on one service.
@@ -80,7 +84,15 @@ pub fn reload(args: ReloadArgs) -> anyhow::Result<u8> {
 pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
     let config = args.config.load_without_secrets()?;
     let socket = config.medic.control_socket;
-    let (_, json) = super::runtime()?.block_on(call(&socket, Method::GET, "/v1/status", None))?;
+    let path = match &args.service {
+        Some(name) => format!("/v1/status?service={}", encode(name)),
+        None => "/v1/status".to_owned(),
+    };
+    let (status, json) = super::runtime()?.block_on(call(&socket, Method::GET, &path, None))?;
+    if !status.is_success() {
+        let error = json["error"].as_str().unwrap_or("refused");
+        anyhow::bail!("status: {error}");
+    }
     let mut report: StatusReport = serde_json::from_value(json)
         .map_err(|e| anyhow::anyhow!("unexpected status answer: {e}"))?;
     if args.failed_only {
@@ -174,9 +186,25 @@ pub fn unit(args: UnitArgs, command: &str) -> anyhow::Result<u8> {
     send(&args, command, None)
 }
 
+/// Stops watching instances removed on purpose; prints each one forgotten.
+pub fn forget(args: UnitArgs) -> anyhow::Result<u8> {
+    let config = args.config.load_without_secrets()?;
+    let path = service_path(&args.service, "forget");
+    let socket = config.medic.control_socket;
+    let (status, json) = super::runtime()?.block_on(call(&socket, Method::POST, &path, None))?;
+    if !status.is_success() {
+        let error = json["error"].as_str().unwrap_or("refused");
+        anyhow::bail!("forget {}: {error}", args.service);
+    }
+    for unit in json["units"].as_array().into_iter().flatten() {
+        println!("forgot: {}", unit.as_str().unwrap_or_default());
+    }
+    Ok(0)
+}
+
 fn send(args: &UnitArgs, command: &str, body: Option<serde_json::Value>) -> anyhow::Result<u8> {
     let config = args.config.load_without_secrets()?;
-    let path = format!("/v1/services/{}/{command}", args.service);
+    let path = service_path(&args.service, command);
     let socket = config.medic.control_socket;
     let (status, json) = super::runtime()?.block_on(call(&socket, Method::POST, &path, body))?;
     if status.is_success() {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use hyper::Method;
-use medic_core::config::{Config, Target};
+use medic_core::config::{Config, ContainerSelector, Target};
 use medic_daemon::DeployOutcome;
 use medic_daemon::control::{DeployBody, DeployFinishBody, DeployStarted};
 use medic_daemon::status::StatusReport;
@@ -20,7 +20,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
-use crate::client::call;
+use crate::client::{call, encode, service_path};
 use crate::config_file::ConfigArgs;
 
 /// Lines of the command's output kept as evidence.
@@ -76,7 +76,7 @@ async fn guard(socket: &Path, args: &DeployArgs) -> anyhow::Result<u8> {
         command_timeout_secs: args.command_timeout.as_secs().max(1),
         verify_timeout_secs: args.timeout.as_secs().max(1),
     };
-    let path = format!("/v1/services/{service}/deploy");
+    let path = service_path(service, "deploy");
     let (status, json) = call(
         socket,
         Method::POST,
@@ -96,7 +96,7 @@ async fn guard(socket: &Path, args: &DeployArgs) -> anyhow::Result<u8> {
         describe(started.before.as_ref())
     );
     let finish = run_command(&args.command).await;
-    let path = format!("/v1/services/{service}/deploy/finish");
+    let path = service_path(service, "deploy/finish");
     eprintln!(
         "medic: {}; waiting up to {} for {service} to be healthy",
         finish.message,
@@ -115,7 +115,19 @@ async fn guard(socket: &Path, args: &DeployArgs) -> anyhow::Result<u8> {
     }
     let outcome: DeployOutcome =
         serde_json::from_value(json).context("unexpected deploy outcome")?;
-    if outcome.promoted {
+    for instance in &outcome.instances {
+        println!(
+            "  {}: {} ({} → {})",
+            instance.unit,
+            instance.outcome,
+            describe(instance.before.as_ref()),
+            describe(instance.after.as_ref())
+        );
+    }
+    if outcome.promoted && !outcome.instances.is_empty() {
+        println!("deployed {service}: {}", outcome.message);
+        Ok(0)
+    } else if outcome.promoted {
         println!(
             "deployed {service}: {} → {}",
             describe(outcome.before.as_ref()),
@@ -243,6 +255,19 @@ fn describe(version: Option<&serde_json::Value>) -> String {
     let Some(version) = version else {
         return "no recorded version".to_owned();
     };
+    // A deploy of several instances: each one's version.
+    if version.get("image").is_none()
+        && let Some(instances) = version.as_object()
+    {
+        if instances.is_empty() {
+            return "no recorded version".to_owned();
+        }
+        let each: Vec<String> = instances
+            .iter()
+            .map(|(unit, v)| format!("{unit}: {}", describe(Some(v))))
+            .collect();
+        return each.join(", ");
+    }
     let image = version["image"].as_str();
     let id = version["image_id"].as_str().map(|id| {
         let hex = id.strip_prefix("sha256:").unwrap_or(id);
@@ -266,7 +291,14 @@ struct Standalone {
 impl Standalone {
     fn start(mut config: Config, service: &str) -> anyhow::Result<Self> {
         let name = service.split('/').next().unwrap_or(service);
-        config.services.retain(|s| s.name == name);
+        if config.services.iter().any(|s| s.name == name) {
+            config.services.retain(|s| s.name == name);
+        } else {
+            // A Compose service (`web`, `app/web`): the selector services that may watch it.
+            config.services.retain(|s| {
+                matches!(&s.target, Some(Target::Container(t)) if !matches!(t.selector, ContainerSelector::Name(_)))
+            });
+        }
         anyhow::ensure!(
             !config.services.is_empty(),
             "no service named `{name}` in the config"
@@ -274,6 +306,7 @@ impl Standalone {
         let records_versions = matches!(config.services[0].target, Some(Target::Container(_)));
         config.medic.metrics_listen = None;
         config.medic.status_listen = medic_core::config::StatusListen::Off;
+        config.medic.web_config = None;
         config.medic.control_tcp = None;
         let cancel = CancellationToken::new();
         let shutdown = cancel.clone().cancelled_owned();
@@ -293,13 +326,17 @@ impl Standalone {
             if self.task.is_finished() {
                 anyhow::bail!("the in-process daemon stopped (see the recovery log)");
             }
-            if let Ok((_, json)) = call(socket, Method::GET, "/v1/status", None).await
+            // Every unit the name means (one, or a selector's instances) has a verdict.
+            let path = format!("/v1/status?service={}", encode(service));
+            if let Ok((_, json)) = call(socket, Method::GET, &path, None).await
                 && let Ok(report) = serde_json::from_value::<StatusReport>(json)
-                && let Some(unit) = report.services.iter().find(|s| s.name == service)
-                && unit.state != "starting"
-                && (unit.health != "healthy"
-                    || unit.last_known_good.is_some()
-                    || !self.records_versions)
+                && !report.services.is_empty()
+                && report.services.iter().all(|unit| {
+                    unit.state != "starting"
+                        && (unit.health != "healthy"
+                            || unit.last_known_good.is_some()
+                            || !self.records_versions)
+                })
             {
                 return Ok(());
             }

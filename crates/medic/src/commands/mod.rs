@@ -39,6 +39,8 @@ pub enum Command {
     Reset(control::UnitArgs),
     /// Restart a service now, with a fresh attempt budget.
     Recover(control::UnitArgs),
+    /// Stop watching an instance removed on purpose (else it is restored): `medic forget web/app-web-3`.
+    Forget(control::UnitArgs),
     /// Run a deploy command under guard: healthy in time or rolled back to the version before.
     Deploy(deploy::DeployArgs),
     /// List recent alerts and where each was delivered.
@@ -71,6 +73,7 @@ pub fn run(command: Command) -> anyhow::Result<u8> {
         Command::Resume(args) => control::unit(args, "resume"),
         Command::Reset(args) => control::unit(args, "reset"),
         Command::Recover(args) => control::unit(args, "recover"),
+        Command::Forget(args) => control::forget(args),
         Command::Reload(args) => control::reload(args),
         Command::Deploy(args) => deploy::run(args),
         Command::Alerts(args) => alerts::run(args),

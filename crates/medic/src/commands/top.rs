@@ -20,7 +20,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Clear, Paragraph, Row, Table, TableState};
 
-use crate::client::call;
+use crate::client::{call, service_path};
 use crate::config_file::ConfigArgs;
 
 /// Arguments of `medic top`.
@@ -245,7 +245,7 @@ fn refresh(runtime: &tokio::runtime::Runtime, socket: &Path, log: &Path, app: &m
 }
 
 fn send(runtime: &tokio::runtime::Runtime, socket: &Path, pending: &Pending) -> String {
-    let path = format!("/v1/services/{}/{}", pending.service, pending.command);
+    let path = service_path(&pending.service, pending.command);
     let body = (pending.command == "pause").then(|| serde_json::json!({ "for_secs": null }));
     let what = format!("{} {}", pending.command, pending.service);
     match runtime.block_on(async {

@@ -6,9 +6,8 @@
 //! three failed restarts with backoff, then the last known good. Podman's figures
 //! are printed as ratios against Docker's from the same run.
 //!
-//! medic runs with its defaults but for `attempt_window = "100ms"`, as in the
-//! recovery bench: rounds follow each other within seconds and each should be
-//! a first incident, not a flapping service.
+//! medic runs with its defaults; a fresh medic (new state) for each measure,
+//! so that each is a first incident, not a flapping service.
 
 use std::net::TcpStream;
 use std::path::Path;
@@ -65,65 +64,100 @@ pub fn run() {
     println!();
 }
 
-/// The three recoveries, `ROUNDS` times, on the engine at `host`.
+/// The three recoveries, `ROUNDS` times, on the engine at `host`, each under
+/// a medic of its own (a fresh state: every measure is a first incident).
 fn measure(host: &str) -> Figures {
     let engine = |args: &[&str]| docker_on(Some(host), args);
     engine(&["rm", "-f", NAME]).ok();
     run_image(host, "medic-test/good:1");
     wait_http();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config = dir.path().join("medic.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "{}\ndocker_host = \"{host}\"\n[defaults]\nattempt_window = \"100ms\"\n\n[[service]]\nname = \"web\"\ncontainer = {{ name = \"{NAME}\" }}\n",
-            medic_table(dir.path()).trim_end()
-        ),
-    )
-    .expect("write config");
-    let daemon = run_medic(&config);
-    let log = dir.path().join("state/recovery.jsonl");
-    let count = |event: &str| events(&log).iter().filter(|e| e["event"] == event).count();
-    wait_for(|| count("healthy") >= 1 && has_last_known_good(dir.path()));
-
     let mut figures = Figures {
         kill: Vec::new(),
         removed: Vec::new(),
         rolled_back: Vec::new(),
     };
     for _ in 0..ROUNDS {
-        let recovered = count("recovered");
+        let medic = Watching::start(host);
         let start = Instant::now();
         engine(&["kill", NAME]).expect("kill");
         wait_for(|| {
-            TcpStream::connect(("127.0.0.1", PORT)).is_err() || count("recovered") > recovered
+            TcpStream::connect(("127.0.0.1", PORT)).is_err() || medic.count("recovered") > 0
         });
         wait_http();
         figures.kill.push(start.elapsed());
-        wait_for(|| count("recovered") > recovered);
+        wait_for(|| medic.count("recovered") > 0);
+        drop(medic);
 
-        let recovered = count("recovered");
+        let medic = Watching::start(host);
         let start = Instant::now();
         engine(&["rm", "-f", NAME]).expect("rm");
-        wait_long(|| count("recovered") > recovered);
+        medic.wait_long("recovered after rm -f", "recovered");
         wait_http();
         figures.removed.push(start.elapsed());
+        drop(medic);
 
         // A deploy of a bad image: removed and created again from it at once.
-        let rolled_back = count("rolled_back");
+        let medic = Watching::start(host);
         let start = Instant::now();
         engine(&["rm", "-f", NAME]).expect("rm");
         run_image(host, "medic-test/bad:1");
-        wait_long(|| count("rolled_back") > rolled_back);
+        medic.wait_long("rolled back", "rolled_back");
         wait_http();
         figures.rolled_back.push(start.elapsed());
     }
-    drop(daemon);
     let copies = engine(&["ps", "-aq", "--filter", &format!("name={NAME}")]).unwrap_or_default();
     for id in copies.split_whitespace() {
         engine(&["rm", "-f", id]).ok();
     }
     figures
+}
+
+/// medic with its default config watching the bench container (and its HTTP
+/// health: a container probe alone can catch a crash-looping bad image
+/// running for an instant and take it for recovered), healthy with a recorded
+/// last known good spec; stopped when dropped.
+struct Watching {
+    _daemon: crate::util::Guard,
+    dir: tempfile::TempDir,
+}
+
+impl Watching {
+    fn start(host: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("medic.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "{}\ndocker_host = \"{host}\"\n\n[[service]]\nname = \"web\"\ncontainer = {{ name = \"{NAME}\" }}\n  [[service.probe]]\n  kind = \"http\"\n  url = \"http://127.0.0.1:{PORT}/health\"\n",
+                medic_table(dir.path()).trim_end()
+            ),
+        )
+        .expect("write config");
+        let watching = Self {
+            _daemon: run_medic(&config),
+            dir,
+        };
+        wait_for(|| watching.count("healthy") >= 1 && has_last_known_good(watching.dir.path()));
+        watching
+    }
+
+    /// Waits up to [`SLOW`] for an `event` line; panics with the recovery log.
+    fn wait_long(&self, what: &str, event: &str) {
+        let deadline = Instant::now() + SLOW;
+        while self.count(event) == 0 {
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(self.dir.path().join("state/recovery.jsonl"));
+                panic!("timed out waiting for {what}: {}", log.unwrap_or_default());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// How many `event` lines the recovery log holds.
+    fn count(&self, event: &str) -> usize {
+        let log = self.dir.path().join("state/recovery.jsonl");
+        events(&log).iter().filter(|e| e["event"] == event).count()
+    }
 }
 
 /// `docker run` of the bench container from `image` (the ulimits Podman needs here, on both).
@@ -154,15 +188,6 @@ fn has_last_known_good(dir: &Path) -> bool {
     let state = std::fs::read(dir.join("state/state.json")).unwrap_or_default();
     serde_json::from_slice::<serde_json::Value>(&state)
         .is_ok_and(|s| s["units"]["web"]["last_known_good"].is_object())
-}
-
-/// Polls `done` until it holds; panics after [`SLOW`].
-fn wait_long(mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + SLOW;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 fn wait_http() {

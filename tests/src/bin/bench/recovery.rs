@@ -5,9 +5,11 @@
 //! floor: an inspect sent the moment the `die` event arrives, which dockerd
 //! answers once the container is torn down (medic's decision waits for it).
 //!
-//! The rounds follow each other within seconds; medic's attempt window is set
-//! to 100 ms so that every round is a first restart (attempt 1 runs at once),
-//! not a flapping service getting backoff, which is what production would do.
+//! medic runs with its default settings. The rounds follow each other within
+//! seconds, and by default the fourth incident within 10 minutes is flapping
+//! (it goes straight to rollback), so each medic, with a fresh state
+//! directory, takes `flap_limit` (3) rounds: its first, second and third
+//! incident, each printed, each expected as fast as the first.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -16,7 +18,9 @@ use std::time::{Duration, Instant};
 
 use crate::util::{docker, events, medic_table, ms, percentile, run_medic, wait_for};
 
-const ROUNDS: usize = 20;
+const ROUNDS: usize = 21;
+/// Incidents one medic gets before the next one counts as flapping (the default `flap_limit`).
+const PER_MEDIC: usize = 3;
 const PORT: u16 = 18765;
 const NAME: &str = "medic-bench-web";
 
@@ -51,32 +55,60 @@ pub fn run() {
         .collect();
     let floor = floor.join().expect("the engine floor");
 
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config = dir.path().join("medic.toml");
-    std::fs::write(&config, format!(
-        "{}[defaults]\ninterval = \"1s\"\ntimeout = \"500ms\"\nattempt_window = \"100ms\"\n\n[[service]]\nname = \"web\"\ncontainer = {{ name = \"{NAME}\" }}\n",
-        medic_table(dir.path())
-    )).expect("write config");
-    let mut daemon = run_medic(&config);
-    let log = dir.path().join("state/recovery.jsonl");
-    wait_for(|| events(&log).iter().any(|e| e["event"] == "healthy"));
-
-    let mut with_medic = Vec::new();
     let now = jiff::Timestamp::now();
     let since = format!("{}.{:09}", now.as_second(), now.subsec_nanosecond());
-    for round in 1..=ROUNDS {
-        docker(&["kill", NAME]).expect("kill");
-        let start = Instant::now();
-        wait_exited_or_restarted();
-        wait_http();
-        with_medic.push(start.elapsed());
-        wait_for(|| {
+    let mut with_medic = Vec::new();
+    let mut decided = Vec::new();
+    let mut by_incident = vec![Vec::new(); PER_MEDIC];
+    for group in 0..ROUNDS / PER_MEDIC {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("medic.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "{}[[service]]\nname = \"web\"\ncontainer = {{ name = \"{NAME}\" }}\n",
+                medic_table(dir.path())
+            ),
+        )
+        .expect("write config");
+        let mut daemon = run_medic(&config);
+        let log = dir.path().join("state/recovery.jsonl");
+        wait_for(|| events(&log).iter().any(|e| e["event"] == "healthy"));
+        for incident in 1..=PER_MEDIC {
+            docker(&["kill", NAME]).expect("kill");
+            let start = Instant::now();
+            wait_exited_or_restarted();
+            wait_http();
+            let took = start.elapsed();
+            println!(
+                "round {:>2}: medic {}, incident {incident}: kill → HTTP {}",
+                group * PER_MEDIC + incident,
+                group + 1,
+                ms(took)
+            );
+            with_medic.push(took);
+            by_incident[incident - 1].push(took);
+            wait_for(|| {
+                events(&log)
+                    .iter()
+                    .filter(|e| e["event"] == "recovered")
+                    .count()
+                    >= incident
+            });
+        }
+        if std::env::var_os("MEDIC_BENCH_DEBUG").is_some() {
+            for e in events(&log) {
+                eprintln!("{} {} {}", e["ts"], e["event"], e["message"]);
+            }
+        }
+        decided.extend(
             events(&log)
-                .iter()
-                .filter(|e| e["event"] == "recovered")
-                .count()
-                >= round
-        });
+                .into_iter()
+                .filter(|e| e["event"] == "failing")
+                .filter_map(|e| jiff_ts(e["ts"].as_str()?)),
+        );
+        daemon.0.kill().ok();
+        daemon.0.wait().ok();
     }
     let until = jiff::Timestamp::now().as_second() + 1;
     let died = docker(&[
@@ -93,15 +125,8 @@ pub fn run() {
         "{{.TimeNano}}",
     ])
     .expect("docker events");
-    let decided = events(&log)
-        .into_iter()
-        .filter(|e| e["event"] == "failing")
-        .filter_map(|e| jiff_ts(e["ts"].as_str()?));
     if std::env::var_os("MEDIC_BENCH_DEBUG").is_some() {
         eprintln!("die events:\n{died}");
-        for e in events(&log) {
-            eprintln!("{} {} {}", e["ts"], e["event"], e["message"]);
-        }
     }
     let detection: Vec<Duration> = died
         .lines()
@@ -111,7 +136,6 @@ pub fn run() {
             Duration::from_nanos(u64::try_from((decided - died).max(0)).unwrap_or(0))
         })
         .collect();
-    daemon.0.kill().ok();
     docker(&["rm", "-f", NAME]).ok();
 
     let (bare_p50, medic_p50) = (percentile(&bare, 50), percentile(&with_medic, 50));
@@ -121,6 +145,12 @@ pub fn run() {
     row("kill → HTTP answering, medic", &with_medic);
     row("detection: Docker die event → medic decision", &detection);
     row("engine floor: die → inspect answered", &floor);
+    for (k, samples) in by_incident.iter().enumerate() {
+        row(
+            &format!("kill → HTTP, medic, incident {} of {PER_MEDIC}", k + 1),
+            samples,
+        );
+    }
     println!(
         "ratio medic / bare docker start (p50): {:.2}×\n",
         medic_p50.as_secs_f64() / bare_p50.as_secs_f64()

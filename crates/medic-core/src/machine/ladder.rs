@@ -1,0 +1,445 @@
+//! The recovery ladder, the whole restart → rollback → escalate policy in one
+//! place: an incident opens, gets `max_attempts` restarts with backoff (each
+//! verified on fresh observations), then a rollback to the last known good,
+//! then escalation to a person.
+
+use std::time::Instant;
+
+use super::{ClosedIncident, Ctx, Incident, Machine, Phase, millis};
+use crate::backoff;
+use crate::event::{EventKind, Severity};
+use crate::observation::{ENGINE_GRACE, Evidence, Observation, RESTART_EXPECTED_FROM, Urgency};
+use crate::time::after;
+use crate::vocabulary::{Action, ActionResult, Step};
+
+impl Machine {
+    /// An incident opens: flapping (`flap_limit` incidents within `flap_window`
+    /// before this one) sends it straight to rollback; otherwise its first restart.
+    pub(super) fn open_incident(&mut self, now: Instant, observation: Observation, ctx: &mut Ctx) {
+        let mut evidence = observation.evidence.clone();
+        evidence.insert("latency_ms".into(), millis(observation.latency).into());
+        if observation.urgency == Urgency::EngineRestarts {
+            evidence
+                .entry(RESTART_EXPECTED_FROM)
+                .or_insert_with(|| "the engine".into());
+        }
+        let gone = observation.urgency == Urgency::Gone;
+        let mut incident = Incident::open(now, gone, evidence.clone(), ctx);
+        incident.reason = self.flapping(now);
+        self.incident = Some(incident);
+        let first = ctx.out.len();
+        self.next_step(now, ctx);
+        self.log_with(ctx, now, EventKind::Failing, observation.message, evidence);
+        // The failing event comes first, before what the next step said (an escalation).
+        if let Some(failing) = ctx.out.pop_back() {
+            ctx.out.insert(first, failing);
+        }
+        self.drive(now, ctx);
+    }
+
+    /// Counts this incident in the flap window; `flapping: N incidents in W`
+    /// when the ones before it reach `flap_limit`.
+    fn flapping(&mut self, now: Instant) -> Option<String> {
+        let window = self.policy.flap_window;
+        while self
+            .incidents
+            .front()
+            .is_some_and(|at| now.saturating_duration_since(*at) >= window)
+        {
+            self.incidents.pop_front();
+        }
+        let before = self.incidents.len();
+        self.incidents.push_back(now);
+        let limit = usize::try_from(self.policy.flap_limit).unwrap_or(usize::MAX);
+        (before >= limit).then(|| {
+            let secs = window.as_secs();
+            let window = match secs % 60 {
+                0 if secs > 0 => format!("{} min", secs / 60),
+                _ => humantime::format_duration(window).to_string(),
+            };
+            format!("flapping: {} incidents in {window}", before + 1)
+        })
+    }
+
+    /// Picks what follows a failure: the incident's next restart (with
+    /// backoff), a rollback once `max_attempts` restarts failed or the service
+    /// is flapping, or escalation.
+    pub(super) fn next_step(&mut self, now: Instant, ctx: &mut Ctx) {
+        if !self.policy.can_restart {
+            self.set_phase(now, Phase::Failing);
+            return;
+        }
+        let Some(incident) = &self.incident else {
+            return;
+        };
+        let (used, rollback_tried) = (incident.attempts, incident.rollback_tried);
+        let reason = incident.reason.clone();
+        if used < self.policy.max_attempts && reason.is_none() {
+            let attempt = used + 1;
+            let p = &self.policy;
+            let mut delay = backoff::delay(attempt, p.backoff_base, p.backoff_max, &self.name);
+            // The engine restarts it itself: it gets the first chance.
+            if attempt == 1 && self.restart_expected_from().is_some() {
+                delay = delay.max(ENGINE_GRACE);
+            }
+            self.schedule(now, Step::Restart(attempt), after(now, delay));
+        } else if self.policy.can_rollback && !rollback_tried {
+            // A flapping incident waits one backoff step: `docker rm -f` reports the
+            // kill before the removal, and a deploy's replacement must not be raced.
+            let at = match reason {
+                Some(_) => after(now, self.policy.backoff_base),
+                None => now,
+            };
+            self.schedule(now, Step::Rollback, at);
+        } else {
+            let why = if rollback_tried {
+                "rollback did not bring it back"
+            } else {
+                "no rollback is possible"
+            };
+            let message = match reason {
+                Some(reason) => format!("{reason}; {why}"),
+                None => format!("{used} restart attempts failed and {why}"),
+            };
+            self.escalate(now, message, Evidence::new(), ctx);
+        }
+    }
+
+    /// Who brings the open incident's target back by itself, when the failure
+    /// that opened it said so ([`Urgency::EngineRestarts`]).
+    pub(super) fn restart_expected_from(&self) -> Option<String> {
+        let incident = self.incident.as_ref()?;
+        let who = incident.evidence.get(RESTART_EXPECTED_FROM)?;
+        Some(who.as_str().unwrap_or("the engine").to_owned())
+    }
+
+    /// Waits for `step` until `at`, and after a removal until `replace_grace`
+    /// has passed since it, whatever the step: a deploy may be putting a
+    /// replacement in place, and medic must not race it.
+    pub(super) fn schedule(&mut self, now: Instant, step: Step, at: Instant) {
+        let removed = self.incident.as_ref().and_then(|i| i.removed_at);
+        let at = removed.map_or(at, |r| at.max(after(r, self.policy.replace_grace)));
+        self.set_phase(now, Phase::Waiting { step, at });
+    }
+
+    /// Starts a due action unless paused, blind or waiting for a dependency.
+    pub(super) fn drive(&mut self, now: Instant, ctx: &mut Ctx) {
+        let Phase::Waiting { step, at } = self.phase else {
+            return;
+        };
+        if at > now || self.paused.is_some() || self.blind {
+            return;
+        }
+        if !ctx.dependencies_ready {
+            if !self.held_for_dependency {
+                self.held_for_dependency = true;
+                // Held until the dependency is healthy; the supervisor drives it again then.
+                let message = "held: a service this one depends on is not healthy";
+                self.log(ctx, now, EventKind::WaitingForDependency, message);
+            }
+            return;
+        }
+        self.held_for_dependency = false;
+        let Some(incident) = self.incident.as_mut() else {
+            return;
+        };
+        let incident_id = incident.id.clone();
+        let recreate = incident.gone;
+        match step {
+            Step::Restart(attempt) => {
+                incident.attempts = incident.attempts.max(attempt);
+                self.set_phase(now, self.acting(now, step));
+                let message = format!("restart attempt {attempt} of {}", self.policy.max_attempts);
+                self.log(ctx, now, EventKind::Restart, &message);
+                ctx.out.push_back(Action::Restart {
+                    unit: self.name.clone(),
+                    incident: incident_id,
+                    attempt,
+                    recreate,
+                });
+            }
+            Step::Rollback => {
+                incident.rollback_tried = true;
+                let message = match &incident.reason {
+                    Some(reason) => {
+                        format!("{reason}: rolling back to the last known good version")
+                    }
+                    None => "rolling back to the last known good version".to_owned(),
+                };
+                self.set_phase(now, self.acting(now, step));
+                self.log(ctx, now, EventKind::Rollback, &message);
+                ctx.out.push_back(Action::Rollback {
+                    unit: self.name.clone(),
+                    incident: incident_id,
+                    recreate,
+                });
+            }
+        }
+    }
+
+    /// A restart's or rollback's result: verify it, or take the next step.
+    pub(super) fn action_finished(&mut self, now: Instant, result: ActionResult, ctx: &mut Ctx) {
+        if self.abandoned > 0 {
+            // The late result of an action given up on: the ladder has moved on.
+            self.abandoned -= 1;
+            return;
+        }
+        let Phase::Acting { step, .. } = self.phase else {
+            return; // a late result after a reset: the reset already decided
+        };
+        let (done, failed) = match step {
+            Step::Restart(_) => (EventKind::RestartDone, EventKind::RestartFailed),
+            Step::Rollback => (EventKind::RollbackDone, EventKind::RollbackFailed),
+        };
+        match result {
+            ActionResult::Done { message, evidence } => {
+                for probe in &mut self.probes {
+                    probe.consecutive_ok = 0;
+                }
+                self.set_phase(
+                    now,
+                    self.verifying(step, now, after(now, self.policy.verify_interval)),
+                );
+                self.log_with(ctx, now, done, message, evidence);
+                ctx.out.push_back(Action::Probe {
+                    unit: self.name.clone(),
+                });
+            }
+            // Removed while medic was about to act on it (`docker rm -f` reports
+            // the kill before the removal): not a failed step. Like any removal, a
+            // replacement gets `replace_grace`; then the same step runs again.
+            ActionResult::Gone { message, evidence }
+                if self.incident.as_ref().is_some_and(|i| !i.gone) =>
+            {
+                if let Some(incident) = self.incident.as_mut() {
+                    incident.gone = true;
+                    incident.removed_at = Some(now);
+                    match step {
+                        Step::Restart(k) => incident.attempts = k.saturating_sub(1),
+                        Step::Rollback => incident.rollback_tried = false,
+                    }
+                }
+                let grace = humantime::format_duration(self.policy.replace_grace);
+                let message = format!("{message}: restored after {grace} unless replaced");
+                self.log_with(ctx, now, failed, message, evidence);
+                self.schedule(now, step, now);
+            }
+            ActionResult::Failed { message, evidence }
+            | ActionResult::Gone { message, evidence } => {
+                self.log_with(ctx, now, failed, message.clone(), evidence.clone());
+                self.after_failed_step(now, step, message, evidence, ctx);
+            }
+            ActionResult::Interrupted => {
+                self.set_phase(now, self.verifying(step, now, now));
+                self.log(
+                    ctx,
+                    now,
+                    EventKind::Interrupted,
+                    "action interrupted by shutdown; it is verified at the next start",
+                );
+            }
+        }
+    }
+
+    /// Verification of `step` from `now`, first probe round at `first_probe`.
+    pub(super) fn verifying(&self, step: Step, now: Instant, first_probe: Instant) -> Phase {
+        Phase::Verifying {
+            step,
+            since: now,
+            deadline: after(now, self.policy.recover_timeout),
+            next_probe: first_probe,
+        }
+    }
+
+    /// `step`'s action starts now and must report back within `action_timeout`.
+    pub(super) fn acting(&self, now: Instant, step: Step) -> Phase {
+        Phase::Acting {
+            step,
+            deadline: after(now, self.policy.action_timeout),
+        }
+    }
+
+    pub(super) fn verification_failed(
+        &mut self,
+        now: Instant,
+        step: Step,
+        message: String,
+        evidence: Evidence,
+        ctx: &mut Ctx,
+    ) {
+        let kind = match step {
+            Step::Restart(_) => EventKind::RestartFailed,
+            Step::Rollback => EventKind::RollbackFailed,
+        };
+        self.log_with(ctx, now, kind, message.clone(), evidence.clone());
+        self.after_failed_step(now, step, message, evidence, ctx);
+    }
+
+    pub(super) fn after_failed_step(
+        &mut self,
+        now: Instant,
+        step: Step,
+        message: String,
+        evidence: Evidence,
+        ctx: &mut Ctx,
+    ) {
+        match step {
+            Step::Restart(_) => {
+                self.next_step(now, ctx);
+                self.drive(now, ctx);
+            }
+            Step::Rollback => {
+                self.escalate(now, format!("rollback failed: {message}"), evidence, ctx);
+            }
+        }
+    }
+
+    pub(super) fn escalate(
+        &mut self,
+        now: Instant,
+        message: String,
+        evidence: Evidence,
+        ctx: &mut Ctx,
+    ) {
+        self.set_phase(now, Phase::Escalated);
+        let mut all = self
+            .incident
+            .as_ref()
+            .map(|i| i.evidence.clone())
+            .unwrap_or_default();
+        all.extend(evidence);
+        let attempts = self.incident.as_ref().map_or(0, |i| i.attempts);
+        all.insert("attempts".into(), attempts.into());
+        all.insert("last_observations".into(), self.observation_summary());
+        self.log_with(ctx, now, EventKind::Escalated, message.clone(), all.clone());
+        self.alert_with(ctx, Severity::Critical, "escalated", &message, all, false);
+    }
+
+    pub(super) fn observation_summary(&self) -> serde_json::Value {
+        self.probes
+            .iter()
+            .filter_map(|p| p.last.as_ref())
+            .map(|l| {
+                serde_json::json!({
+                    "outcome": l.observation.outcome.as_str(),
+                    "message": l.observation.message,
+                    "latency_ms": millis(l.observation.latency),
+                })
+            })
+            .collect()
+    }
+
+    /// Ends the incident with one alert line that resolves it: `rolled_back`
+    /// (warning) after a rollback, `restored_removed` (warning) when a removed
+    /// target was recreated, `resolved` (info) when an alerted incident
+    /// recovered, `recovered` (info) otherwise.
+    pub(super) fn close_incident(
+        &mut self,
+        now: Instant,
+        kind: EventKind,
+        message: &str,
+        ctx: &mut Ctx,
+    ) {
+        self.close_incident_with(now, kind, message, Evidence::new(), ctx);
+    }
+
+    /// [`Self::close_incident`] with evidence on its recovery-log line.
+    pub(super) fn close_incident_with(
+        &mut self,
+        now: Instant,
+        kind: EventKind,
+        message: &str,
+        evidence: Evidence,
+        ctx: &mut Ctx,
+    ) {
+        self.set_phase(now, Phase::Healthy);
+        self.log_with(ctx, now, kind, message.to_owned(), evidence);
+        let (alerted, gone) = self
+            .incident
+            .as_ref()
+            .map_or((false, false), |i| (i.alerted, i.gone));
+        let reason = self.incident.as_ref().and_then(|i| i.reason.as_deref());
+        let (severity, alert_kind, text) = match (kind, reason) {
+            (EventKind::RolledBack, Some(reason)) => (
+                Severity::Warning,
+                "rolled_back",
+                format!("{reason}: {message}"),
+            ),
+            (EventKind::RolledBack, None) => (Severity::Warning, "rolled_back", message.to_owned()),
+            _ if gone => (
+                Severity::Warning,
+                "restored_removed",
+                format!("removed, then restored from its recorded spec: {message}"),
+            ),
+            _ if alerted => (Severity::Info, "resolved", message.to_owned()),
+            _ => (Severity::Info, "recovered", message.to_owned()),
+        };
+        self.alert(ctx, severity, alert_kind, &text, true);
+        self.end_incident(now, kind.as_str());
+        self.record_last_known_good(ctx);
+    }
+
+    pub(crate) fn reset(&mut self, now: Instant, ctx: &mut Ctx) {
+        if let Phase::Acting { .. } = self.phase {
+            // Its result still comes, and must not count for a later action.
+            self.abandoned = self.abandoned.saturating_add(1);
+        }
+        self.incidents.clear();
+        for probe in &mut self.probes {
+            probe.consecutive_ok = 0;
+            if let Some(last) = probe.last.as_mut() {
+                last.consecutive_failures = 0;
+            }
+        }
+        self.started = now;
+        self.set_phase(now, Phase::Starting);
+        self.log(
+            ctx,
+            now,
+            EventKind::Reset,
+            "reset by a person: attempts, flapping and escalation cleared",
+        );
+        if self.incident.as_ref().is_some_and(|i| i.alerted) {
+            self.alert(ctx, Severity::Info, "resolved", "reset by a person", true);
+        }
+        self.end_incident(now, "reset");
+    }
+
+    pub(super) fn end_incident(&mut self, now: Instant, outcome: &'static str) {
+        if let Some(incident) = self.incident.take() {
+            self.last_incident = Some(ClosedIncident {
+                id: incident.id,
+                outcome,
+                ended: now,
+            });
+        }
+    }
+
+    /// A person asked for a restart now: a fresh attempt budget, even when paused or escalated.
+    pub(crate) fn recover(&mut self, now: Instant, ctx: &mut Ctx) {
+        if !self.can_deploy() || !self.policy.can_restart {
+            return;
+        }
+        if let Some(incident) = self.incident.as_mut() {
+            incident.attempts = 0;
+            incident.reason = None;
+        }
+        if self.incident.is_none() {
+            self.incident = Some(Incident::open(now, false, Evidence::new(), ctx));
+            self.log(
+                ctx,
+                now,
+                EventKind::Failing,
+                "recovery requested by a person",
+            );
+        }
+        self.set_phase(
+            now,
+            Phase::Waiting {
+                step: Step::Restart(1),
+                at: now,
+            },
+        );
+        self.drive_for_a_person(now, ctx);
+    }
+}

@@ -1,0 +1,692 @@
+//! The state machine of one unit: starting → healthy ⇄ failing → recovering(k)
+//! → rolling_back → healthy | escalated, with the paused and unknown overlays.
+//! This file holds the phases and the dispatch of inputs; the policy lives in
+//! `ladder.rs` (restart → rollback → escalate), `deploy.rs` (the deploy guard),
+//! `health.rs` (health, staleness, blindness) and `restore.rs` (a restart of medic).
+
+mod deploy;
+mod health;
+mod ladder;
+mod restore;
+
+use health::ProbeState;
+pub use health::{Health, ProbeStatus};
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::event::{Alert, EventKind, RecoveryEvent, Severity};
+use crate::observation::{Evidence, Observation, Outcome, Urgency};
+use crate::policy::Policy;
+use crate::time::after;
+use crate::vocabulary::{Action, ActionResult, Step};
+
+/// Where a unit is in its recovery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// No verdict yet; failures inside `start_period` do not count.
+    Starting,
+    /// Fresh successes on every probe.
+    Healthy,
+    /// An incident is open and no action is scheduled (watch only).
+    Failing,
+    /// An action is due at `at` (backoff, replace grace), or held while paused, blind or waiting for a dependency.
+    Waiting {
+        /// What comes next.
+        step: Step,
+        /// When.
+        at: Instant,
+    },
+    /// An action is running in the shell; one that has not reported by `deadline` failed.
+    Acting {
+        /// Which.
+        step: Step,
+        /// When it counts as failed without a report.
+        deadline: Instant,
+    },
+    /// The action finished; fresh successes must arrive before `deadline`.
+    Verifying {
+        /// Which action is being verified.
+        step: Step,
+        /// When the action finished; only observations after it count.
+        since: Instant,
+        /// When verification gives up.
+        deadline: Instant,
+        /// When to ask for the next verification probe.
+        next_probe: Instant,
+    },
+    /// No further automatic action until a person resets the unit.
+    Escalated,
+    /// A person's deploy command runs; no automatic action meanwhile.
+    DeployRunning {
+        /// When the command's result must have arrived (else the deploy failed).
+        deadline: Instant,
+        /// How long the new version gets to be healthy once the command finished.
+        verify_timeout: Duration,
+    },
+    /// The deploy command finished; fresh successes of every probe must arrive before `deadline`.
+    DeployVerifying {
+        /// When the command finished; only observations after it count.
+        since: Instant,
+        /// When the deploy fails and is rolled back.
+        deadline: Instant,
+        /// When to ask for the next probe round.
+        next_probe: Instant,
+    },
+}
+
+impl Phase {
+    /// The state name of DESIGN.md: starting, healthy, failing, recovering, rolling_back,
+    /// escalated, and deploying while `medic deploy` runs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Phase::Starting => "starting",
+            Phase::Healthy => "healthy",
+            Phase::Failing
+            | Phase::Waiting {
+                step: Step::Restart(1),
+                ..
+            } => "failing",
+            Phase::Waiting { step, .. }
+            | Phase::Acting { step, .. }
+            | Phase::Verifying { step, .. } => match step {
+                Step::Restart(_) => "recovering",
+                Step::Rollback => "rolling_back",
+            },
+            Phase::Escalated => "escalated",
+            Phase::DeployRunning { .. } | Phase::DeployVerifying { .. } => "deploying",
+        }
+    }
+
+    fn step(&self) -> Option<Step> {
+        match self {
+            Phase::Waiting { step, .. }
+            | Phase::Acting { step, .. }
+            | Phase::Verifying { step, .. } => Some(*step),
+            _ => None,
+        }
+    }
+}
+
+/// A read-only view of one unit, for `medic status`, metrics and the status page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnitStatus {
+    /// The unit name.
+    pub name: String,
+    /// The phase's state name.
+    pub state: &'static str,
+    /// Health as reported: never healthy on stale data.
+    pub health: Health,
+    /// Paused by a person; `Some(None)` is open-ended.
+    pub paused: Option<Option<Instant>>,
+    /// When the state last changed.
+    pub since: Instant,
+    /// Restarts started in the open incident.
+    pub attempts: u32,
+    /// Why the open incident skipped its restarts (`flapping: 4 incidents in 10 min`).
+    pub reason: Option<String>,
+    /// Healthy so far, but failing below the threshold: (consecutive failures,
+    /// `failure_threshold`), shown as `failing (1/3)`; no incident is open yet.
+    pub below_threshold: Option<(u32, u32)>,
+    /// The open incident.
+    pub incident: Option<String>,
+    /// How the last closed incident ended, since medic started.
+    pub last_incident: Option<ClosedIncident>,
+    /// The last observation of each probe (None: not observed yet).
+    pub probes: Vec<Option<ProbeStatus>>,
+}
+
+/// An incident that ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClosedIncident {
+    /// Its id.
+    pub id: String,
+    /// `recovered`, `rolled_back` or `reset`.
+    pub outcome: &'static str,
+    /// When it ended.
+    pub ended: Instant,
+}
+
+#[derive(Debug, Clone)]
+struct Incident {
+    id: String,
+    opened: Instant,
+    alerted: bool,
+    rollback_tried: bool,
+    /// Restarts started in this incident (each incident gets `max_attempts`).
+    attempts: u32,
+    /// Why the ladder was cut short (`flapping: 4 incidents in 10 min`), for the log, alerts and status.
+    reason: Option<String>,
+    /// Opened because the target was removed (a container gone): its recovery is a restoration.
+    gone: bool,
+    /// When the removal was seen: no step runs before `replace_grace` has passed since.
+    removed_at: Option<Instant>,
+    /// The failure that opened it, attached to escalation alerts.
+    evidence: Evidence,
+}
+
+impl Incident {
+    /// A new incident with the next id.
+    fn open(now: Instant, gone: bool, evidence: Evidence, ctx: &mut Ctx) -> Self {
+        *ctx.next_incident += 1;
+        Self {
+            id: format!("{}{}", ctx.incident_prefix, ctx.next_incident),
+            opened: now,
+            alerted: false,
+            rollback_tried: false,
+            attempts: 0,
+            reason: None,
+            gone,
+            removed_at: gone.then_some(now),
+            evidence,
+        }
+    }
+}
+
+/// Where a machine's decisions go: the supervisor's queue and incident counter.
+pub(crate) struct Ctx<'a> {
+    pub out: &'a mut VecDeque<Action>,
+    pub next_incident: &'a mut u64,
+    pub incident_prefix: &'a str,
+    /// Whether every service this one depends on is healthy.
+    pub dependencies_ready: bool,
+}
+
+/// One unit's state machine.
+#[derive(Debug, Clone)]
+pub(crate) struct Machine {
+    name: String,
+    policy: Policy,
+    phase: Phase,
+    since: Instant,
+    started: Instant,
+    probes: Vec<ProbeState>,
+    incident: Option<Incident>,
+    last_incident: Option<ClosedIncident>,
+    /// When recent incidents opened (within `flap_window`), for flapping.
+    incidents: VecDeque<Instant>,
+    paused: Option<Option<Instant>>,
+    blind: bool,
+    stale: bool,
+    /// A due action is held until the services this one depends on are healthy.
+    held_for_dependency: bool,
+    /// Actions given up on (no report before their deadline) whose late result is still to come.
+    abandoned: u32,
+}
+
+impl Machine {
+    pub(crate) fn new(now: Instant, name: String, policy: Policy) -> Self {
+        let probes = vec![ProbeState::default(); policy.probes.len()];
+        Self {
+            name,
+            policy,
+            phase: Phase::Starting,
+            since: now,
+            started: now,
+            probes,
+            incident: None,
+            last_incident: None,
+            incidents: VecDeque::new(),
+            paused: None,
+            blind: false,
+            stale: false,
+            held_for_dependency: false,
+            abandoned: 0,
+        }
+    }
+
+    pub(crate) fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// Replaces the policy after a config reload; the state and attempt count stay.
+    pub(crate) fn set_policy(&mut self, policy: Policy) {
+        self.probes
+            .resize(policy.probes.len(), ProbeState::default());
+        self.policy = policy;
+    }
+
+    pub(crate) fn status(&self, now: Instant) -> UnitStatus {
+        UnitStatus {
+            name: self.name.clone(),
+            state: self.phase.name(),
+            health: self.health(now),
+            paused: self.paused,
+            since: self.since,
+            attempts: self.incident.as_ref().map_or(0, |i| i.attempts),
+            reason: self.incident.as_ref().and_then(|i| i.reason.clone()),
+            below_threshold: self.below_threshold(now),
+            incident: self.incident.as_ref().map(|i| i.id.clone()),
+            last_incident: self.last_incident.clone(),
+            probes: self.probes.iter().map(|p| p.last.clone()).collect(),
+        }
+    }
+
+    fn gated(&self) -> bool {
+        self.paused.is_some() || self.blind || self.held_for_dependency
+    }
+
+    /// The next moment `handle_timeout` has something to do for this unit.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        let phase = match self.phase {
+            Phase::Waiting { at, .. } if !self.gated() => Some(at),
+            Phase::Verifying {
+                deadline,
+                next_probe,
+                ..
+            }
+            | Phase::DeployVerifying {
+                deadline,
+                next_probe,
+                ..
+            } => Some(deadline.min(next_probe)),
+            Phase::DeployRunning { deadline, .. } | Phase::Acting { deadline, .. } => {
+                Some(deadline)
+            }
+            _ => None,
+        };
+        let pause = self.paused.flatten();
+        let stale = if self.stale {
+            None
+        } else {
+            self.stale_deadline()
+        };
+        [phase, pause, stale].into_iter().flatten().min()
+    }
+
+    pub(crate) fn on_observation(
+        &mut self,
+        now: Instant,
+        probe: usize,
+        observation: Observation,
+        ctx: &mut Ctx,
+    ) {
+        let Some(state) = self.probes.get_mut(probe) else {
+            return;
+        };
+        let previous_failures = state.last.as_ref().map_or(0, |l| l.consecutive_failures);
+        let consecutive_failures = match observation.outcome {
+            Outcome::Fail => previous_failures + 1,
+            Outcome::Ok => 0,
+            Outcome::Blind => previous_failures,
+        };
+        state.consecutive_ok = match observation.outcome {
+            Outcome::Ok => state.consecutive_ok + 1,
+            Outcome::Fail => 0,
+            Outcome::Blind => state.consecutive_ok,
+        };
+        state.last = Some(ProbeStatus {
+            at: now,
+            observation: observation.clone(),
+            consecutive_failures,
+        });
+        if self.stale && !self.is_stale(now) {
+            self.stale = false;
+            self.log(
+                ctx,
+                now,
+                EventKind::SightRestored,
+                "observations are fresh again",
+            );
+        }
+        if self.update_blind(now, &observation, ctx) {
+            return;
+        }
+        match observation.outcome {
+            Outcome::Blind => {}
+            Outcome::Ok => self.on_success(now, ctx),
+            Outcome::Fail => self.on_failure(now, consecutive_failures, observation, ctx),
+        }
+        // An action held while blind goes now, unless this observation closed the incident.
+        self.drive(now, ctx);
+    }
+
+    fn on_success(&mut self, now: Instant, ctx: &mut Ctx) {
+        match self.phase {
+            Phase::Starting if self.all_ok_since(None) => {
+                self.set_phase(now, Phase::Healthy);
+                self.log(
+                    ctx,
+                    now,
+                    EventKind::Healthy,
+                    "healthy on fresh observations",
+                );
+                self.record_last_known_good(ctx);
+            }
+            // Only observations made after the incident opened may close it.
+            Phase::Failing | Phase::Waiting { .. }
+                if self.all_ok_since(self.incident.as_ref().map(|i| i.opened)) =>
+            {
+                // Back without an action of medic's (a deploy replaced it, say): nothing was restored.
+                if let Some(incident) = self.incident.as_mut() {
+                    incident.gone = false;
+                }
+                match self.restart_expected_from() {
+                    // The engine (or whoever ran `docker restart`) brought it back: say who.
+                    Some(who) => {
+                        let message = format!("started again by {who}; medic did not act");
+                        let evidence =
+                            Evidence::from_iter([("restarted_by".to_owned(), who.into())]);
+                        self.close_incident_with(
+                            now,
+                            EventKind::Recovered,
+                            &message,
+                            evidence,
+                            ctx,
+                        );
+                    }
+                    None => self.close_incident(
+                        now,
+                        EventKind::Recovered,
+                        "recovered without action",
+                        ctx,
+                    ),
+                }
+            }
+            Phase::Verifying { step, since, .. } if self.all_ok_since(Some(since)) => {
+                let (kind, message) = match step {
+                    Step::Restart(k) => {
+                        (EventKind::Recovered, format!("recovered after attempt {k}"))
+                    }
+                    Step::Rollback => (
+                        EventKind::RolledBack,
+                        "rolled back to the last known good version".to_owned(),
+                    ),
+                };
+                self.close_incident(now, kind, &message, ctx);
+            }
+            Phase::DeployVerifying { since, .. } if self.all_ok_since(Some(since)) => {
+                self.deploy_promoted(now, ctx);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_failure(
+        &mut self,
+        now: Instant,
+        consecutive_failures: u32,
+        observation: Observation,
+        ctx: &mut Ctx,
+    ) {
+        let acting = matches!(
+            self.phase,
+            Phase::Acting { .. }
+                | Phase::Verifying { .. }
+                | Phase::DeployRunning { .. }
+                | Phase::DeployVerifying { .. }
+        );
+        if observation.urgency == Urgency::Gone
+            && let Some(incident) = self.incident.as_mut()
+        {
+            // `docker rm -f` kills first (died), then removes (gone): the incident is a
+            // removal, and whatever step is due waits `replace_grace` for a replacement.
+            incident.gone = true;
+            incident.removed_at.get_or_insert(now);
+            if let Phase::Waiting { step, at } = self.phase {
+                self.schedule(now, step, at);
+            }
+        }
+        if let Some(incident) = self.incident.as_mut().filter(|_| !acting) {
+            // Alerts carry every probe's latest failure evidence, not only the first
+            // one's; what a service shows while medic acts on it or while it boots
+            // again (a container being recreated, say) is not the cause.
+            incident.evidence.extend(observation.evidence.clone());
+            incident
+                .evidence
+                .insert("latency_ms".into(), millis(observation.latency).into());
+        }
+        let decisive = observation.urgency != Urgency::Normal;
+        let over_threshold = consecutive_failures >= self.policy.failure_threshold;
+        match self.phase {
+            Phase::Starting => {
+                let in_grace = now < after(self.started, self.policy.start_period);
+                if decisive || (over_threshold && !in_grace) {
+                    self.open_incident(now, observation, ctx);
+                }
+            }
+            Phase::Healthy if decisive || over_threshold => {
+                self.open_incident(now, observation, ctx)
+            }
+            // A restarted service may fail while it boots: only a decisive failure
+            // (it died again) or the end of recover_timeout fails the verification.
+            // A probe that began before the action finished saw the old state.
+            Phase::Verifying { step, since, .. }
+                if decisive && observation.began_since(now, since) =>
+            {
+                let message = format!("still failing: {}", observation.message);
+                self.verification_failed(now, step, message, observation.evidence, ctx);
+            }
+            // A container that is gone may still be replaced before the deploy
+            // timeout; one that died is a failed deploy at once.
+            Phase::DeployVerifying { since, .. }
+                if decisive
+                    && observation.urgency != Urgency::Gone
+                    && observation.began_since(now, since) =>
+            {
+                let message = format!("the new version fails: {}", observation.message);
+                self.deploy_failed(now, message, observation.evidence, ctx);
+            }
+            _ => {}
+        }
+    }
+
+    /// An action's result: the deploy command's, or a step of the ladder's.
+    pub(crate) fn on_finished(&mut self, now: Instant, result: ActionResult, ctx: &mut Ctx) {
+        if let Phase::DeployRunning { verify_timeout, .. } = self.phase {
+            return self.deploy_command_finished(now, verify_timeout, result, ctx);
+        }
+        self.action_finished(now, result, ctx);
+    }
+
+    pub(crate) fn on_timeout(&mut self, now: Instant, ctx: &mut Ctx) {
+        if let Some(Some(until)) = self.paused
+            && now >= until
+        {
+            self.paused = None;
+            self.log(ctx, now, EventKind::Resumed, "pause expired");
+        }
+        if !self.stale && self.is_stale(now) {
+            self.stale = true;
+            self.log(
+                ctx,
+                now,
+                EventKind::Stale,
+                "no fresh observation: reported as unknown",
+            );
+        }
+        match self.phase {
+            Phase::Waiting { .. } => self.drive(now, ctx),
+            Phase::Acting { step, deadline } if now >= deadline => {
+                // Its result, should it still come, is ignored; the shell starts
+                // no other action of this unit before it (one at a time per unit).
+                self.abandoned = self.abandoned.saturating_add(1);
+                let timeout = humantime::format_duration(self.policy.action_timeout);
+                let message = format!("no result within {timeout}: counted as failed");
+                self.verification_failed(now, step, message, Evidence::new(), ctx);
+            }
+            Phase::DeployRunning { deadline, .. } if now >= deadline => {
+                let message = "the deploy command did not report back in time".to_owned();
+                self.deploy_failed(now, message, Evidence::new(), ctx);
+            }
+            Phase::DeployVerifying {
+                since,
+                deadline,
+                next_probe,
+            } => match self.verification_timers(now, deadline, next_probe, ctx) {
+                Some((deadline, next_probe)) => {
+                    self.phase = Phase::DeployVerifying {
+                        since,
+                        deadline,
+                        next_probe,
+                    };
+                }
+                None => {
+                    let timeout = round_secs(deadline.saturating_duration_since(since));
+                    let message = format!(
+                        "not healthy on fresh observations within the deploy timeout ({})",
+                        humantime::format_duration(timeout)
+                    );
+                    self.deploy_failed(now, message, Evidence::new(), ctx);
+                }
+            },
+            Phase::Verifying {
+                step,
+                since,
+                deadline,
+                next_probe,
+            } => match self.verification_timers(now, deadline, next_probe, ctx) {
+                Some((deadline, next_probe)) => {
+                    self.phase = Phase::Verifying {
+                        step,
+                        since,
+                        deadline,
+                        next_probe,
+                    };
+                }
+                None => {
+                    let timeout = humantime::format_duration(self.policy.recover_timeout);
+                    let message = format!("not healthy within recover_timeout ({timeout})");
+                    self.verification_failed(now, step, message, Evidence::new(), ctx);
+                }
+            },
+            _ => {}
+        }
+    }
+
+    pub(crate) fn pause(&mut self, now: Instant, until: Option<Instant>, ctx: &mut Ctx) {
+        self.paused = Some(until);
+        let message = match until {
+            Some(until) => format!(
+                "automatic recovery paused for {}",
+                humantime::format_duration(round_secs(until.saturating_duration_since(now)))
+            ),
+            None => "automatic recovery paused until resumed".to_owned(),
+        };
+        self.log(ctx, now, EventKind::Paused, &message);
+    }
+
+    pub(crate) fn resume(&mut self, now: Instant, ctx: &mut Ctx) {
+        if self.paused.take().is_some() {
+            self.log(ctx, now, EventKind::Resumed, "automatic recovery resumed");
+        }
+        self.resume_held(now, ctx);
+    }
+
+    /// Re-drives an action that was held (pause, blindness, a dependency).
+    pub(crate) fn resume_held(&mut self, now: Instant, ctx: &mut Ctx) {
+        self.held_for_dependency = false;
+        self.drive(now, ctx);
+    }
+
+    /// Whether a due action waits for a dependency to become healthy.
+    pub(crate) fn is_held_for_dependency(&self) -> bool {
+        self.held_for_dependency
+    }
+
+    pub(crate) fn removed(&mut self, now: Instant, why: &str, ctx: &mut Ctx) {
+        self.log(ctx, now, EventKind::Removed, why);
+    }
+
+    pub(crate) fn watching(&mut self, now: Instant, ctx: &mut Ctx) {
+        self.log(ctx, now, EventKind::Watching, "watching");
+    }
+
+    fn set_phase(&mut self, now: Instant, phase: Phase) {
+        if phase.name() != self.phase.name() {
+            self.since = now;
+        }
+        self.phase = phase;
+    }
+
+    /// Asks the shell to record what was just judged healthy, as the
+    /// observations that judged it saw it (a container's id), never looked up
+    /// again by name: a container swapped in meanwhile must not become the
+    /// last known good unverified.
+    fn record_last_known_good(&self, ctx: &mut Ctx) {
+        if self.policy.can_rollback {
+            let mut seen = Evidence::new();
+            for last in self.probes.iter().filter_map(|p| p.last.as_ref()) {
+                seen.extend(last.observation.evidence.clone());
+            }
+            ctx.out.push_back(Action::RecordLastKnownGood {
+                unit: self.name.clone(),
+                seen,
+            });
+        }
+    }
+
+    fn log(&self, ctx: &mut Ctx, now: Instant, kind: EventKind, message: &str) {
+        self.log_with(ctx, now, kind, message.to_owned(), Evidence::new());
+    }
+
+    fn log_with(
+        &self,
+        ctx: &mut Ctx,
+        _now: Instant,
+        kind: EventKind,
+        message: String,
+        evidence: Evidence,
+    ) {
+        let attempt = match self.phase.step() {
+            Some(Step::Restart(k)) if k > 0 => Some(k),
+            _ => None,
+        };
+        ctx.out.push_back(Action::Log(RecoveryEvent {
+            service: self.name.clone(),
+            kind,
+            incident: self.incident.as_ref().map(|i| i.id.clone()),
+            state: self.phase.name(),
+            attempt,
+            message,
+            evidence,
+        }));
+    }
+
+    fn alert(
+        &mut self,
+        ctx: &mut Ctx,
+        severity: Severity,
+        kind: &'static str,
+        message: &str,
+        resolved: bool,
+    ) {
+        let evidence = self
+            .incident
+            .as_ref()
+            .map(|i| i.evidence.clone())
+            .unwrap_or_default();
+        self.alert_with(ctx, severity, kind, message, evidence, resolved);
+    }
+
+    fn alert_with(
+        &mut self,
+        ctx: &mut Ctx,
+        severity: Severity,
+        kind: &'static str,
+        message: &str,
+        evidence: Evidence,
+        resolved: bool,
+    ) {
+        if let Some(incident) = self.incident.as_mut() {
+            incident.alerted = true;
+        }
+        ctx.out.push_back(Action::Alert(Alert {
+            service: self.name.clone(),
+            severity,
+            kind,
+            incident: self.incident.as_ref().map(|i| i.id.clone()),
+            message: message.to_owned(),
+            evidence,
+            resolved,
+        }));
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn round_secs(duration: Duration) -> Duration {
+    Duration::from_secs(duration.as_secs())
+}
