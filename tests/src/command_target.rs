@@ -116,7 +116,11 @@ fn three_failed_restarts_then_a_failed_rollback_escalate_once() {
         "{rollback_failed}"
     );
 
-    let alerts = medic.alerts();
+    // The alerts file has its own writer: its line may land just after the log's.
+    let alerts = eventually("the escalated alert", || {
+        let alerts = medic.alerts();
+        (!alerts.is_empty()).then_some(alerts)
+    });
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     assert_eq!(alerts[0]["severity"], "critical");
     assert_eq!(alerts[0]["kind"], "escalated");

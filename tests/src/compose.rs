@@ -45,8 +45,10 @@ fn status(medic: &Medic, service: Option<&str>) -> Vec<Value> {
 
 fn healthy(medic: &Medic, units: &[&str]) {
     for unit in units {
+        // A unit found while its container was still being put in place
+        // reports `recovered` (without action) rather than `healthy`.
         medic.wait_event(&format!("{unit} healthy"), |e| {
-            e["service"] == *unit && e["event"] == "healthy"
+            e["service"] == *unit && (e["event"] == "healthy" || e["event"] == "recovered")
         });
     }
 }

@@ -95,6 +95,8 @@ struct Daemon {
     store_written: tokio::sync::watch::Receiver<u64>,
     /// Restarts and rollbacks waiting for the store save (by its number) that records them.
     after_save: Vec<(u64, Action)>,
+    /// The next save goes to the writer at the end of this drain (see `survives_a_crash_at_once`).
+    save_urgent: bool,
     /// The availability history file and when it was last written.
     history: HistoryStore,
     history_saver: Saver<HistoryFile>,
@@ -187,6 +189,7 @@ pub async fn run(
         store_saved: Instant::now(),
         store_written: store_saver.finished(),
         after_save: Vec::new(),
+        save_urgent: false,
         store_saver,
         history,
         history_saver,
@@ -667,7 +670,7 @@ impl Daemon {
                 action => self.act(action),
             }
         }
-        if !jobs.is_empty() {
+        if !jobs.is_empty() || std::mem::take(&mut self.save_urgent) {
             let saved = self.save_store_now();
             self.after_save
                 .extend(jobs.into_iter().map(|job| (saved, job)));
@@ -734,6 +737,10 @@ impl Daemon {
                 }
                 self.store_changed.insert(event.service.clone());
                 self.save_soon();
+                // An incident opened or ended, an attempt or a pause must survive a
+                // kill -9 at once (a resumed incident would act or alert again):
+                // the writer takes them without waiting out `SAVE_EVERY`.
+                self.save_urgent |= survives_a_crash_at_once(event.kind);
                 let line = RecoveryLine::new(Timestamp::now(), event);
                 self.recovery.append(&line);
             }
@@ -1083,6 +1090,30 @@ impl Daemon {
         }
         Ok(())
     }
+}
+
+/// Recovery events whose state change a restarted medic must find in
+/// state.json: an incident opened or closed, a step taken, a pause.
+fn survives_a_crash_at_once(kind: EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::Failing
+            | EventKind::RestartDone
+            | EventKind::RestartFailed
+            | EventKind::Recovered
+            | EventKind::RollbackDone
+            | EventKind::RollbackFailed
+            | EventKind::RolledBack
+            | EventKind::Escalated
+            | EventKind::Paused
+            | EventKind::Resumed
+            | EventKind::Reset
+            | EventKind::Removed
+            | EventKind::DeployStarted
+            | EventKind::DeployDone
+            | EventKind::DeployFailed
+            | EventKind::Deployed
+    )
 }
 
 /// Recovery events that mean something is wrong: logged as warnings, so they

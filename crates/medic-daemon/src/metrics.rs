@@ -219,6 +219,35 @@ impl Metrics {
         }
         family(
             &mut out,
+            "medic_service_failing_streak",
+            "gauge",
+            "Failed observations in a row while still below failure_threshold (`failing (1/3)`); 0 otherwise.",
+        );
+        for s in &status {
+            let streak = s.below_threshold.map_or(0, |(streak, _)| streak);
+            sample(
+                &mut out,
+                "medic_service_failing_streak",
+                &with(info(&s.name), &[]),
+                f64::from(streak),
+            );
+        }
+        family(
+            &mut out,
+            "medic_service_flapping",
+            "gauge",
+            "1 while the open incident skipped its restarts because the service flapped (flap_limit incidents within flap_window).",
+        );
+        for s in &status {
+            sample(
+                &mut out,
+                "medic_service_flapping",
+                &with(info(&s.name), &[]),
+                f64::from(u8::from(s.reason.is_some())),
+            );
+        }
+        family(
+            &mut out,
             "medic_service_state",
             "gauge",
             "1 for the service's recovery state.",
