@@ -200,8 +200,13 @@ mod tests {
         n: u32,
     }
 
-    #[tokio::test]
-    async fn a_burst_of_saves_is_one_write_of_the_newest() {
+    /// A saver of `state.json` in a fresh directory whose writes are an hour apart.
+    fn hourly() -> (
+        tempfile::TempDir,
+        PathBuf,
+        tokio_util::task::TaskTracker,
+        Saver<State>,
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
         let tracker = tokio_util::task::TaskTracker::new();
@@ -211,6 +216,12 @@ mod tests {
             Duration::from_secs(3600),
             &tracker,
         );
+        (dir, path, tracker, saver)
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_saves_is_one_write_of_the_newest() {
+        let (_dir, path, tracker, saver) = hourly();
         saver.save(State { n: 0 });
         // The first write goes at once; everything after it waits out the gap.
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -231,15 +242,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_urgent_save_skips_the_gap_and_reports_its_number() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.json");
-        let tracker = tokio_util::task::TaskTracker::new();
-        let saver = Saver::start(
-            path.clone(),
-            "state store",
-            Duration::from_secs(3600),
-            &tracker,
-        );
+        let (_dir, path, tracker, saver) = hourly();
         let mut finished = saver.finished();
         let first = saver.save(State { n: 0 });
         finished.wait_for(|n| *n >= first).await.unwrap();
