@@ -28,7 +28,7 @@ fn watch(engine: &Engine, name: &str, port: u16) -> Medic {
 
 /// The recovery log's `recovered` event that says who brought the container back.
 #[track_caller]
-fn restarted_by(medic: &Medic) -> serde_json::Value {
+pub(crate) fn restarted_by(medic: &Medic) -> serde_json::Value {
     let events = medic.wait_event("recovered without medic acting", |e| {
         e["event"] == "recovered" && e["evidence"]["restarted_by"].is_string()
     });

@@ -12,7 +12,13 @@ use crate::support::server::health_ok;
 /// `podman run` of a good:1 container on `port`; on these machines Podman
 /// needs the ulimits spelled out and the host network.
 pub(crate) fn run_good(engine: &Engine, name: &str, port: u16, image: &str) {
-    engine.run(&[
+    run_with(engine, name, port, image, &[]);
+}
+
+/// `run_good` with more `podman run` options.
+fn run_with(engine: &Engine, name: &str, port: u16, image: &str, extra: &[&str]) {
+    let env = format!("PORT={port}");
+    let mut args = vec![
         "run",
         "-d",
         "--name",
@@ -24,11 +30,13 @@ pub(crate) fn run_good(engine: &Engine, name: &str, port: u16, image: &str) {
         "--ulimit",
         "nproc=1024:1024",
         "-e",
-        &format!("PORT={port}"),
+        &env,
         "-l",
         "team=web",
-        image,
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    args.push(image);
+    engine.run(&args);
 }
 
 /// medic on one container of the Podman service, healthy with a recorded last known good spec.
@@ -152,4 +160,43 @@ fn podman_bad_image_is_rolled_back() {
         "{{.Names}}",
     ]);
     assert_eq!(forensic.lines().count(), 1, "kept: {forensic}");
+}
+
+#[test]
+fn podmans_health_on_failure_restart_goes_first() {
+    let Some(engine) = Engine::podman() else {
+        return;
+    };
+    let (name, port) = (unique("podman-health-restart"), free_port());
+    let _cleanup = Cleanup(&engine, vec![name.clone()]);
+    let health = [
+        "--health-cmd",
+        "test ! -e /tmp/sick",
+        "--health-retries",
+        "1",
+        "--health-on-failure",
+        "restart",
+        "--stop-timeout",
+        "1",
+    ];
+    run_with(&engine, &name, port, "medic-test/good:1", &health);
+    // Podman runs health checks from systemd timers, which do not run here:
+    // the test runs each one.
+    engine.run(&["healthcheck", "run", &name]);
+    let medic = watch(&engine, &name, port);
+
+    engine.run(&["exec", &name, "sh", "-c", ": > /tmp/sick"]);
+    // Unhealthy (exit 1), and Podman restarts the container itself.
+    let (healthy, said) = engine.try_run(&["healthcheck", "run", &name]);
+    assert!(!healthy, "the check fails: {said}");
+    let recovered = crate::engine_restarts::restarted_by(&medic);
+    let failing = first_event(&medic.events(), "failing").clone();
+    assert_eq!(failing["evidence"]["health"], "unhealthy", "{failing}");
+    assert_eq!(
+        recovered["evidence"]["restarted_by"], "Podman's `--health-on-failure=restart`",
+        "{recovered}"
+    );
+    eventually("HTTP after Podman's restart", || {
+        health_ok(port).then_some(())
+    });
 }

@@ -341,6 +341,7 @@ async fn restart(
         Ok(facts) => facts,
         Err(error) => return failed(&format!("cannot inspect `{container}`: {error}")),
     };
+    let mut evidence = Evidence::new();
     if facts.as_ref().is_some_and(|f| f.is_stopping()) {
         // A `podman stop` or `podman rm -f` is under way: let the engine finish
         // (its stop timeout), then act on what is left: a stopped container
@@ -352,8 +353,18 @@ async fn restart(
             Ok(facts) => facts,
             Err(error) => return failed(&format!("cannot inspect `{container}`: {error}")),
         };
+        // That stop was a restart (`podman restart`, `--health-on-failure=restart`,
+        // longer than the engine's grace): restarting it again would be twice.
+        if facts.as_ref().is_some_and(|f| f.is_running()) {
+            evidence.insert("restarted_by".into(), "the engine, during its stop".into());
+            return ActionResult::Done {
+                message: format!(
+                    "`{container}` was started again by the engine's own restart; medic left it running"
+                ),
+                evidence,
+            };
+        }
     }
-    let mut evidence = Evidence::new();
     let outcome = match facts {
         None => {
             if !recreate {

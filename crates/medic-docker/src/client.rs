@@ -17,7 +17,8 @@ use bollard::{API_DEFAULT_VERSION, Docker};
 use futures_util::{Stream, StreamExt, TryStreamExt, stream};
 
 use crate::events::{ACTIONS, ContainerEvent};
-use crate::facts::{ContainerFacts, cap};
+use crate::facts::{ContainerFacts, Health, cap};
+use crate::libpod;
 use crate::select::{ContainerSummary, Selector, forensic_filter, forensic_name, is_the_one};
 use crate::spec::ContainerSpec;
 use crate::{DockerError, FORENSIC_KEEP};
@@ -33,7 +34,7 @@ const LOG_LINE_MAX: usize = 1024;
 
 /// Where the engine listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Endpoint {
+pub(crate) enum Endpoint {
     /// A unix socket path.
     Unix(String),
     /// `host:port` over plain HTTP.
@@ -221,12 +222,19 @@ impl DockerClient {
         }
     }
 
-    /// The container's facts, or None when there is no such container.
+    /// The container's facts, or None when there is no such container. For
+    /// an unhealthy one, also Podman's `--health-on-failure` (its libpod API
+    /// on the same socket says it; Docker's API and Podman's compatible one do not).
     pub async fn inspect(&self, id_or_name: &str) -> Result<Option<ContainerFacts>, DockerError> {
-        Ok(self
-            .inspect_raw(id_or_name)
-            .await?
-            .map(|inspect| ContainerFacts::from_inspect(&inspect)))
+        let Some(inspect) = self.inspect_raw(id_or_name).await? else {
+            return Ok(None);
+        };
+        let mut facts = ContainerFacts::from_inspect(&inspect);
+        if facts.health == Some(Health::Unhealthy) {
+            facts.health_on_failure =
+                libpod::health_on_failure(&self.inner.endpoint, &facts.id).await;
+        }
+        Ok(Some(facts))
     }
 
     /// The last `lines` lines of its stdout and stderr, oldest first, each at most 1 KiB.

@@ -7,6 +7,8 @@ use std::fmt;
 use bollard::models::{ContainerInspectResponse, HealthStatusEnum};
 use serde_json::{Map, Value};
 
+use crate::libpod::HealthOnFailure;
+
 /// How many health check results are kept as evidence (Docker keeps five).
 const HEALTH_LOG_KEEP: usize = 3;
 /// Longest health check output kept, in bytes.
@@ -147,6 +149,9 @@ pub struct ContainerFacts {
     pub image: String,
     /// Its labels.
     pub labels: HashMap<String, String>,
+    /// Podman's own action when its health check fails (`--health-on-failure`),
+    /// read from libpod's inspect for an unhealthy container only.
+    pub health_on_failure: Option<HealthOnFailure>,
 }
 
 /// How a container was last stopped by a command, as the event stream told it.
@@ -233,6 +238,7 @@ impl ContainerFacts {
             image_id: inspect.image.clone().unwrap_or_default(),
             image: config.and_then(|c| c.image.clone()).unwrap_or_default(),
             labels: config.and_then(|c| c.labels.clone()).unwrap_or_default(),
+            health_on_failure: None,
         }
     }
 
@@ -256,12 +262,28 @@ impl ContainerFacts {
     }
 
     /// Who brings a stopped (or restarting) container back by itself, if
-    /// anyone: a `docker restart` / `podman restart` under way, or the
-    /// engine's restart policy (which never undoes `docker kill`). `command` is
-    /// how it was last stopped, when the event stream saw a command do it.
+    /// anyone: a `docker restart` / `podman restart` under way, the
+    /// engine's restart policy (which never undoes `docker kill`), or, for
+    /// an unhealthy one, Podman's `--health-on-failure` (`kill` and `stop`
+    /// are there for a systemd unit's `Restart=`). `command` is how it was
+    /// last stopped, when the event stream saw a command do it.
     pub fn restart_expected_from(&self, command: Option<StopCommand>) -> Option<String> {
         let policy = self.restart_policy.as_deref().unwrap_or("no");
         let by_policy = || format!("its restart policy `{policy}`");
+        // Podman acts on the failed check (about to, or stopping it now: it
+        // announces a `restart` as it does for `podman restart`).
+        let by_health_check = self.health_on_failure.filter(|_| {
+            self.health == Some(Health::Unhealthy) && self.state != ContainerState::Restarting
+        });
+        if let Some(action) = by_health_check {
+            return Some(match action {
+                HealthOnFailure::Restart => "Podman's `--health-on-failure=restart`".to_owned(),
+                action => format!(
+                    "Podman's `--health-on-failure={}` (then its systemd unit's restart, if any)",
+                    action.as_str()
+                ),
+            });
+        }
         match (self.state, command) {
             (ContainerState::Restarting, _) => Some(by_policy()),
             // Podman shows `stopping` during a restart's stop timeout.
@@ -455,6 +477,7 @@ mod tests {
             image_id: "sha256:1".into(),
             image: "app:1".into(),
             labels: HashMap::new(),
+            health_on_failure: None,
         }
     }
 
@@ -590,6 +613,39 @@ mod tests {
             limited.restart_expected_from(None),
             None,
             "4 of 4 retries used"
+        );
+    }
+
+    #[test]
+    fn podmans_health_on_failure_brings_an_unhealthy_container_back() {
+        let with = |health, action| {
+            let mut facts = facts(ContainerState::Running, health);
+            facts.restart_policy = None;
+            facts.health_on_failure = action;
+            facts.restart_expected_from(None)
+        };
+        let unhealthy = Some(Health::Unhealthy);
+        assert_eq!(
+            with(unhealthy, Some(HealthOnFailure::Restart)).as_deref(),
+            Some("Podman's `--health-on-failure=restart`")
+        );
+        assert_eq!(
+            with(unhealthy, Some(HealthOnFailure::Kill)).as_deref(),
+            Some("Podman's `--health-on-failure=kill` (then its systemd unit's restart, if any)")
+        );
+        assert_eq!(with(unhealthy, None), None, "`none`, or Docker");
+        let mut stopping = facts(ContainerState::Stopping, unhealthy);
+        stopping.health_on_failure = Some(HealthOnFailure::Restart);
+        assert_eq!(
+            stopping
+                .restart_expected_from(Some(StopCommand::Restart))
+                .as_deref(),
+            Some("Podman's `--health-on-failure=restart`"),
+            "its restart under way"
+        );
+        assert_eq!(
+            with(Some(Health::Healthy), Some(HealthOnFailure::Restart)),
+            None
         );
     }
 

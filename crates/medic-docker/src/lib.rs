@@ -11,6 +11,7 @@ mod client;
 mod error;
 mod events;
 mod facts;
+mod libpod;
 mod select;
 mod spec;
 
@@ -18,6 +19,7 @@ pub use client::{DockerClient, EngineInfo, EngineKind};
 pub use error::DockerError;
 pub use events::{ACTIONS, ContainerEvent};
 pub use facts::{ContainerFacts, ContainerState, Health, HealthCheckRun, StopCommand, Verdict};
+pub use libpod::HealthOnFailure;
 pub use select::{
     ContainerSummary, OVERRIDE_PREFIX, Selector, forensic_name, is_forensic, overrides,
 };
