@@ -2,7 +2,9 @@
 //! API), driven with `podman --remote` as a Podman user would: a killed
 //! container is started again, a removed one is recreated as it was (its
 //! ulimits, which Podman's inspect names `RLIMIT_NOFILE`, included), a bad
-//! image is rolled back, and `medic check` names the engine.
+//! image is rolled back, `medic check` names the engine, Podman's own
+//! `--health-on-failure=restart` goes first, and a socket-activated service
+//! that stops is reconnected to (a kill meanwhile is still repaired).
 
 use crate::docker::config;
 use crate::support::docker::{Cleanup, Engine, unique};
@@ -199,4 +201,96 @@ fn podmans_health_on_failure_restart_goes_first() {
     eventually("HTTP after Podman's restart", || {
         health_ok(port).then_some(())
     });
+}
+
+/// A socket-activated Podman service, as systemd runs one: the real
+/// `systemd-socket-activate` listens on the socket and starts `podman system
+/// service --time=2` (idle exit after 2 s) on the first connection, which gets
+/// the socket as `LISTEN_FDS`; when the service ends, the socket is listened on
+/// again. Same storage as the test service. Stopped (its process group) when dropped.
+struct Activated {
+    loop_: std::process::Child,
+    socket: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Activated {
+    fn start(root: &str) -> Self {
+        use std::os::unix::process::CommandExt;
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let socket = dir.path().join("podman.sock");
+        let script = r#"while :; do
+  rm -f "$1"
+  systemd-socket-activate -l "$1" podman --storage-driver vfs --root "$2/root" \
+    --runroot "$2/run" --tmpdir "$2/tmp" system service --time=2
+done"#;
+        let loop_ = std::process::Command::new("bash")
+            .args(["-c", script, "activated"])
+            .arg(&socket)
+            .arg(root)
+            .process_group(0)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("bash and systemd-socket-activate");
+        eventually("the activation socket", || socket.exists().then_some(()));
+        Self {
+            loop_,
+            socket,
+            _dir: dir,
+        }
+    }
+
+    fn host(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    /// Stops the service running now, as its idle exit or `systemctl stop
+    /// podman.service` would; the socket is listened on again.
+    fn stop_service(&self) {
+        let pid = self.loop_.id();
+        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .expect("the loop's children");
+        let service: i32 = children
+            .split_whitespace()
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("a running service");
+        let service = nix::unistd::Pid::from_raw(service);
+        nix::sys::signal::kill(service, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+    }
+}
+
+impl Drop for Activated {
+    fn drop(&mut self) {
+        let group = nix::unistd::Pid::from_raw(self.loop_.id().cast_signed());
+        nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL).ok();
+        self.loop_.wait().ok();
+    }
+}
+
+#[test]
+fn podman_socket_activated_service_that_stops_is_reconnected_and_a_kill_meanwhile_repaired() {
+    let (Some(engine), Some(root)) = (Engine::podman(), crate::support::env::podman_root()) else {
+        return;
+    };
+    let (name, port) = (unique("podman-activated"), free_port());
+    let _cleanup = Cleanup(&engine, vec![name.clone()]);
+    run_good(&engine, &name, port, "medic-test/good:1");
+    let activated = Activated::start(&root);
+    // medic's first call starts the service (its open event stream then
+    // keeps it from idling out).
+    let medic = Medic::start_with(
+        &format!("docker_host = \"{}\"", activated.host()),
+        &config(&name, port),
+    );
+    medic.wait_event("healthy", |e| e["event"] == "healthy");
+
+    // The service stops; the container is killed before it is back.
+    activated.stop_service();
+    engine.run(&["kill", &name]);
+    medic.wait_event("recovered after the kill", |e| e["event"] == "recovered");
+    let failing = first_event(&medic.events(), "failing").clone();
+    assert_eq!(failing["evidence"]["exit_code"], 137, "{failing}");
+    eventually("HTTP after the kill", || health_ok(port).then_some(()));
 }

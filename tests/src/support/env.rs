@@ -18,6 +18,14 @@ pub fn podman_host() -> Option<String> {
     require("podman", "MEDIC_TEST_PODMAN_HOST")
 }
 
+/// Where the private Podman service keeps its containers (`MEDIC_TEST_PODMAN_ROOT`,
+/// holding `root/`, `run/` and `tmp/`), for a second service on the same
+/// storage; component `podman`.
+#[track_caller]
+pub fn podman_root() -> Option<String> {
+    require("podman", "MEDIC_TEST_PODMAN_ROOT")
+}
+
 /// The .deb the test command built with cargo-deb (`MEDIC_TEST_DEB`); component `deb`.
 #[track_caller]
 pub fn deb() -> Option<String> {
