@@ -8,13 +8,17 @@ use bollard::models::EventMessage;
 /// The actions medic listens to (Docker's `event` filter; `health_status`
 /// matches `health_status: healthy` and the like). Podman's compatible API
 /// filters on its own names (`died`, `remove`: a filter on `die` returns
-/// nothing there) but reports Docker's `die`; each engine ignores the other's names.
+/// nothing there) but reports Docker's `die`; each engine ignores the other's
+/// names. Podman's `cleanup` follows its `die` by milliseconds: between the
+/// two the container is `stopped`, a state the Docker API does not have (an
+/// inspect then is unreadable), and the check `cleanup` triggers sees it `exited`.
 pub const ACTIONS: &[&str] = &[
     "create",
     "start",
     "restart",
     "die",
     "died",
+    "cleanup",
     "oom",
     "kill",
     "stop",
