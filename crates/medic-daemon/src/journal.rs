@@ -179,21 +179,26 @@ impl Journal {
         what: &'static str,
         limit: Limit,
         tracker: &tokio_util::task::TaskTracker,
-    ) -> anyhow::Result<Self> {
-        let file = files::open_append(path)?;
+    ) -> Self {
+        let health = Arc::new(FileHealth::new(what));
+        // A file that cannot be opened (read-only state_dir) is reported at
+        // once; the writer opens it with the first line it can write.
+        let file = files::open_append(path)
+            .inspect_err(|error| health.failed(error))
+            .ok();
         let shared = Arc::new(Shared {
             path: path.to_owned(),
             limit,
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
-            health: Arc::new(FileHealth::new(what)),
+            health,
         });
         let writer = shared.clone();
         tracker.spawn_blocking(move || writer.run(file));
-        Ok(Self {
+        Self {
             _last: Arc::new(CloseOnDrop(shared.clone())),
             shared,
-        })
+        }
     }
 
     /// Appends one value as one line; never waits for the disk.
@@ -267,10 +272,13 @@ impl Shared {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn run(&self, file: File) {
+    fn run(&self, file: Option<File>) {
         let mut out = Output {
-            size: file.metadata().map_or(0, |m| m.len()),
-            file: Some(file),
+            size: file
+                .as_ref()
+                .and_then(|f| f.metadata().ok())
+                .map_or(0, |m| m.len()),
+            file,
             mid_line: false,
             compact_above: match self.limit {
                 Limit::Compact { max_size, .. } => max_size,
@@ -424,7 +432,7 @@ mod tests {
             max_size: u64::MAX,
             keep: 1,
         };
-        let journal = Journal::start(&path, "recovery log", limit, &tracker).unwrap();
+        let journal = Journal::start(&path, "recovery log", limit, &tracker);
         journal.append(&line(1));
         assert!(journal.flush(Duration::from_secs(10)));
         std::fs::rename(&path, dir.path().join("logs/elsewhere.jsonl")).unwrap();
@@ -448,7 +456,7 @@ mod tests {
             max_size: 3 * size,
             keep: 5,
         };
-        let journal = Journal::start(&path, "recovery log", limit, &tracker).unwrap();
+        let journal = Journal::start(&path, "recovery log", limit, &tracker);
         for n in 1..=10 {
             journal.append(&line(n));
             // One batch per line, as lines come one by one in a quiet daemon.

@@ -1,5 +1,5 @@
 //! `scripts/bench`: medic's figures beside a baseline measured in the same run
-//! on the same machine. `medic-bench [recovery|probes|idle|startup|storm|all] [--seconds N] [--size N]`
+//! on the same machine. `medic-bench [recovery|probes|idle|startup|storm|disk|all] [--seconds N] [--size N]`
 //!
 //! - recovery: kill → running and answering HTTP, medic versus a bare
 //!   `docker start`; detection latency from Docker's `die` event to medic's
@@ -12,10 +12,13 @@
 //! - startup: `medic check` wall time on a 100-service config versus 1 service.
 //! - storm: 10,000 endpoints (`--size N`) healthy, all failing for 60 s, then
 //!   back: probes made, CPU, RSS, status latency, recovery time, lines written.
+//! - disk: 10,000 endpoints (`--size N`) started, healthy for 3 min, one storm:
+//!   bytes medic wrote and each file in state_dir per phase, and per day.
 //!
 //! Needs DOCKER_HOST pointing at an engine with medic-test/good:1 and Monit
 //! installed (scripts/bench provides both).
 
+mod disk;
 mod engines;
 mod idle;
 mod probes;
@@ -65,5 +68,8 @@ fn main() {
     }
     if all || which == "storm" {
         storm::run(size);
+    }
+    if all || which == "disk" {
+        disk::run(size);
     }
 }
