@@ -291,9 +291,22 @@ impl Shared {
             let closed = {
                 let mut queue = self.lock();
                 while queue.lines.is_empty() && pending.is_empty() && !queue.closed {
-                    queue = self.wake.wait(queue).unwrap_or_else(|p| p.into_inner());
+                    if out.file.is_some() {
+                        queue = self.wake.wait(queue).unwrap_or_else(|p| p.into_inner());
+                        continue;
+                    }
+                    // Never opened (a read-only state_dir at start): try now and
+                    // then without a line, so the problem clears when it can.
+                    queue = self
+                        .wake
+                        .wait_timeout(queue, RETRY_AFTER)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                    if queue.lines.is_empty() && !queue.closed {
+                        break;
+                    }
                 }
-                if queue.lines.is_empty() && pending.is_empty() {
+                if queue.lines.is_empty() && pending.is_empty() && queue.closed {
                     return;
                 }
                 // While a batch is refused, new lines wait in the bounded queue.
