@@ -347,7 +347,7 @@ mod tests {
         );
 
         // Both versions read back to the figures users see.
-        let sampled = |i: usize| i % 97 == 0;
+        let sampled = |i: usize| i.is_multiple_of(97);
         let windows = [60, 24 * 3600, 7 * 24 * 3600, 30 * 24 * 3600].map(Duration::from_secs);
         let later = now + Duration::from_secs(1);
         for bytes in [
