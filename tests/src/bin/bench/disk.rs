@@ -1,6 +1,7 @@
 //! Disk use per N services (default 10,000) per day, measured: N HTTP
 //! endpoints probed with medic's defaults, started, healthy for three
-//! minutes, then one storm (all answering 404 for 60 s, then back until every
+//! availability writes (from just after one to just after the third next,
+//! about three minutes, so the rate holds whole minutes), then one storm (all answering 404 for 60 s, then back until every
 //! service is healthy). Per phase: the bytes medic itself wrote to storage
 //! (`write_bytes` in /proc/PID/io: journals, their fsyncs, every rewrite of
 //! state.json and availability.json) and the size of each file in state_dir.
@@ -12,13 +13,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::storm::{Upstream, healthy, serve, wait_until, walk, write_config};
 use crate::util::{Guard, sibling};
 
-/// Long enough for three availability writes (once a minute) and 18 probe rounds.
-const HEALTHY: Duration = Duration::from_secs(180);
+/// The healthy phase: this many writes of availability.json (once a minute).
+const HEALTHY_WRITES: usize = 3;
 const STORM: Duration = Duration::from_secs(60);
 const DAY: f64 = 86_400.0;
 
@@ -56,8 +57,7 @@ pub fn run(size: usize) {
     let medic = Guard(child);
     let pid = medic.0.id();
     println!(
-        "## Disk use: {size} HTTP endpoints every 10 s (defaults), healthy for {} s, then one storm (all 404 for {} s, then back)",
-        HEALTHY.as_secs(),
+        "## Disk use: {size} HTTP endpoints every 10 s (defaults), healthy for {HEALTHY_WRITES} availability writes, then one storm (all 404 for {} s, then back)",
         STORM.as_secs()
     );
     println!(
@@ -85,7 +85,12 @@ pub fn run(size: usize) {
 
     wait_until(&config, Duration::from_secs(300), all_healthy);
     let start = phase("start", &mut mark);
-    std::thread::sleep(HEALTHY);
+    let history = state.join("availability.json");
+    let mut written_at = history_written(&history, modified(&history));
+    phase("until a write of availability.json", &mut mark);
+    for _ in 0..HEALTHY_WRITES {
+        written_at = history_written(&history, written_at);
+    }
     let calm = phase("healthy", &mut mark);
     upstream.down.store(true, Ordering::SeqCst);
     std::thread::sleep(STORM);
@@ -161,6 +166,27 @@ fn files(state: &Path) -> Vec<(PathBuf, u64)> {
             (p.strip_prefix(state).unwrap_or(&p).to_owned(), size)
         })
         .collect()
+}
+
+/// Waits until `path` is replaced after `before` (its modification time), and returns the new one.
+fn history_written(path: &Path, before: Option<SystemTime>) -> Option<SystemTime> {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let now = modified(path);
+        if now.is_some() && now != before {
+            return now;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} was not written",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 /// `write_bytes` of /proc/PID/io: what the process sent to the storage layer.
