@@ -560,3 +560,50 @@ fn crash_crash_crash_then_a_redeploy_is_adopted_not_raced() {
         "the deploy's container runs: {web:?}"
     );
 }
+
+/// systemd's READY=1 (and the "first round" line) come only once a selector
+/// has listed its containers and each was observed: never "0 services" while
+/// discovery has not answered yet.
+#[test]
+fn ready_waits_for_the_selectors_first_listing() {
+    let Some(engine) = Engine::get() else {
+        return;
+    };
+    let (name, port) = (unique("ready"), free_port());
+    let label = format!("medic.e2e={name}");
+    let _cleanup = Cleanup(&engine, vec![name.clone()]);
+    engine.run_on_host(
+        &name,
+        &[
+            "-e",
+            &format!("PORT={port}"),
+            "-l",
+            &label,
+            "medic-test/good:1",
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    let config = FAST.to_owned()
+        + &format!("[[service]]\nname = \"apps\"\ncontainer = {{ label = \"{label}\" }}\n");
+    let mut medic = Medic::prepare(&config);
+    medic.spawn_under_watchdog(&[("NOTIFY_SOCKET", &path.display().to_string())]);
+    socket
+        .set_read_timeout(Some(crate::support::medic::DEADLINE))
+        .unwrap();
+    let mut buffer = [0u8; 4096];
+    let ready = loop {
+        let n = socket
+            .recv(&mut buffer)
+            .expect("READY=1 within the deadline");
+        let message = String::from_utf8_lossy(&buffer[..n]).into_owned();
+        if message.lines().any(|l| l == "READY=1") {
+            break message;
+        }
+    };
+    assert!(
+        ready.contains("STATUS=1 services: 1 healthy"),
+        "READY once the container is watched: {ready}"
+    );
+}
