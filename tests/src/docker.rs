@@ -163,7 +163,7 @@ fn a_removed_container_is_recreated_as_it_was() {
         restore["message"].as_str().unwrap().contains("recreated"),
         "{restore}"
     );
-    let alerts = medic.alerts();
+    let alerts = medic.wait_alert("restored_removed");
     let restored: Vec<_> = alerts
         .iter()
         .filter(|a| a["kind"] == "restored_removed")
@@ -213,7 +213,7 @@ fn a_bad_image_is_rolled_back_to_the_last_known_good() {
         1,
         "the failed container is kept: {forensic}"
     );
-    let alerts = medic.alerts();
+    let alerts = medic.wait_alert("rolled_back");
     let rolled_back = alerts
         .iter()
         .find(|a| a["kind"] == "rolled_back")

@@ -89,14 +89,7 @@ fn podman_killed_and_removed_containers_come_back() {
     ] {
         assert_eq!(after.pointer(field), before.pointer(field), "{field} kept");
     }
-    assert!(
-        medic
-            .alerts()
-            .iter()
-            .any(|a| a["kind"] == "restored_removed"),
-        "{:?}",
-        medic.alerts()
-    );
+    medic.wait_alert("restored_removed");
 }
 
 #[test]
