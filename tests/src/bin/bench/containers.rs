@@ -1,4 +1,4 @@
-//! A container storm: N containers (default 1,000) on the engine, watched
+//! A container storm: N containers (default 200) on the engine, watched
 //! through one label selector at medic's defaults, all killed at once (an OOM
 //! sweep, a runtime hiccup) and brought back by medic. Beside it, the engine's
 //! floor from the same run: the same kill, then `docker start` of every

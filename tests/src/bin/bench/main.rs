@@ -12,7 +12,7 @@
 //! - startup: `medic check` wall time on a 100-service config versus 1 service.
 //! - storm: 10,000 endpoints (`--size N`) healthy, all failing for 60 s, then
 //!   back: probes made, CPU, RSS, status latency, recovery time, lines written.
-//! - containers: 1,000 containers (`--containers N`) killed at once and
+//! - containers: 200 containers (`--containers N`) killed at once and
 //!   brought back by medic, beside `docker start` by 4 workers.
 //! - disk: 10,000 endpoints (`--size N`) started, healthy for 3 min, one storm:
 //!   bytes medic wrote and each file in state_dir per phase, and per day.
@@ -35,7 +35,7 @@ fn main() {
     let mut which = "all".to_owned();
     let mut seconds = 60;
     let mut size = 10_000;
-    let mut containers = 1_000;
+    let mut containers = 200;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--seconds" => {
