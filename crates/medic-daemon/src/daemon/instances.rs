@@ -130,7 +130,8 @@ impl Daemon {
         self.deploys.remove(unit);
         self.sup.retire_unit(now(), unit, why);
         self.metrics.forget(unit);
-        self.storm.forget(unit, self.units.len());
+        let change = self.storm.forget(unit, self.units.len());
+        self.storm_changed(change);
         self.store_changed.insert(unit.to_owned());
         self.save_soon();
     }

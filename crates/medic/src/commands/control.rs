@@ -1,13 +1,13 @@
 //! `medic status`, `pause`, `resume`, `reset`, `recover`: talk to the running daemon.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use clap::Args;
 use hyper::Method;
 use medic_daemon::status::{ServiceStatus, StatusReport};
 
-use crate::client::{call, encode, service_path};
+use crate::client::{call, call_raw, encode, service_path};
 use crate::config_file::ConfigArgs;
 use crate::table::{Cell, Table};
 
@@ -82,25 +82,31 @@ pub fn reload(args: ReloadArgs) -> anyhow::Result<u8> {
 
 /// Prints every service's state; exit 0 all healthy, 1 otherwise, 2 when the daemon cannot be reached.
 pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
-    let config = args.config.load_without_secrets()?;
-    let socket = config.medic.control_socket;
+    let socket = args.config.load_settings()?.control_socket;
     let path = match &args.service {
         Some(name) => format!("/v1/status?service={}", encode(name)),
         None => "/v1/status".to_owned(),
     };
-    let (status, json) = super::runtime()?.block_on(call(&socket, Method::GET, &path, None))?;
+    let (status, body) = super::runtime()?.block_on(call_raw(&socket, Method::GET, &path, None))?;
     if !status.is_success() {
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
         let error = json["error"].as_str().unwrap_or("refused");
         anyhow::bail!("status: {error}");
     }
-    let mut report: StatusReport = serde_json::from_value(json)
+    let mut report: StatusReport = serde_json::from_slice(&body)
         .map_err(|e| anyhow::anyhow!("unexpected status answer: {e}"))?;
     if args.failed_only {
         report.services.retain(|s| s.health != "healthy");
     }
     let mut out = std::io::stdout().lock();
     if args.json {
-        serde_json::to_writer_pretty(&mut out, &report)?;
+        // Indented for a person; as the daemon wrote it (one line) into a pipe,
+        // where 10,000 services would double in size for nobody.
+        if out.is_terminal() || args.failed_only {
+            serde_json::to_writer_pretty(&mut out, &report)?;
+        } else {
+            out.write_all(&body)?;
+        }
         writeln!(out)?;
     } else {
         let mut table = Table::new([
@@ -188,9 +194,8 @@ pub fn unit(args: UnitArgs, command: &str) -> anyhow::Result<u8> {
 
 /// Stops watching instances removed on purpose; prints each one forgotten.
 pub fn forget(args: UnitArgs) -> anyhow::Result<u8> {
-    let config = args.config.load_without_secrets()?;
     let path = service_path(&args.service, "forget");
-    let socket = config.medic.control_socket;
+    let socket = args.config.load_settings()?.control_socket;
     let (status, json) = super::runtime()?.block_on(call(&socket, Method::POST, &path, None))?;
     if !status.is_success() {
         let error = json["error"].as_str().unwrap_or("refused");
@@ -203,9 +208,8 @@ pub fn forget(args: UnitArgs) -> anyhow::Result<u8> {
 }
 
 fn send(args: &UnitArgs, command: &str, body: Option<serde_json::Value>) -> anyhow::Result<u8> {
-    let config = args.config.load_without_secrets()?;
     let path = service_path(&args.service, command);
-    let socket = config.medic.control_socket;
+    let socket = args.config.load_settings()?.control_socket;
     let (status, json) = super::runtime()?.block_on(call(&socket, Method::POST, &path, body))?;
     if status.is_success() {
         println!("{command}: {}", args.service);
