@@ -122,10 +122,13 @@ struct Daemon {
 /// Runs the daemon until `shutdown` resolves; then stops within `shutdown_grace`.
 /// SIGHUP (and `medic reload`) re-reads `config_path`, when there is one.
 pub async fn run(
-    config: Config,
+    mut config: Config,
     config_path: Option<PathBuf>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    // Kept for the daemon's life: the parser's spare room (up to 40 % of
+    // 10,000 services) need not be.
+    config.services.shrink_to_fit();
     let settings = config.medic.clone();
     // First: a second medic on this state_dir stops here, before it touches anything.
     let _lock = crate::lock::StateLock::acquire(&settings.state_dir)?;

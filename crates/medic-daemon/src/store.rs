@@ -30,8 +30,9 @@ pub struct StoreFile {
     pub incident_prefix: String,
     /// The next incident number.
     pub next_incident: u64,
-    /// Per unit.
-    pub units: BTreeMap<String, StoredUnit>,
+    /// Per unit. Shared: copying the store for its writer copies pointers,
+    /// not 10,000 units (a change replaces the unit's entry).
+    pub units: BTreeMap<String, Arc<StoredUnit>>,
     /// The storm in progress, or the services whose alerts it still holds
     /// (see `medic_core::storm`), so a restarted medic sends its resolving line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -193,8 +194,8 @@ impl Store {
             unit.last_known_good = file
                 .units
                 .get_mut(&snapshot.name)
-                .and_then(|u| u.last_known_good.take());
-            units.insert(snapshot.name, unit);
+                .and_then(take_last_known_good);
+            units.insert(snapshot.name, Arc::new(unit));
         }
         file.units = units;
     }
@@ -205,10 +206,16 @@ impl Store {
         let file = Arc::make_mut(&mut self.file);
         match snapshot {
             Some(snapshot) => {
-                let unit = file.units.entry(name.to_owned()).or_default();
-                let last_known_good = unit.last_known_good.take();
-                *unit = to_stored(&snapshot, clock);
-                unit.last_known_good = last_known_good;
+                let mut stored = to_stored(&snapshot, clock);
+                match file.units.get_mut(name) {
+                    Some(unit) => {
+                        stored.last_known_good = take_last_known_good(unit);
+                        *unit = Arc::new(stored);
+                    }
+                    None => {
+                        file.units.insert(name.to_owned(), Arc::new(stored));
+                    }
+                }
             }
             None => {
                 file.units.remove(name);
@@ -233,11 +240,11 @@ impl Store {
 
     /// Records a unit's last known good spec.
     pub fn set_last_known_good(&mut self, name: &str, spec: serde_json::Value) {
-        Arc::make_mut(&mut self.file)
+        let unit = Arc::make_mut(&mut self.file)
             .units
             .entry(name.to_owned())
-            .or_default()
-            .last_known_good = Some(spec);
+            .or_default();
+        Arc::make_mut(unit).last_known_good = Some(spec);
     }
 
     /// Keeps the storm rule's state (None: nothing to keep).
@@ -279,6 +286,14 @@ impl Store {
     /// A unit's last known good spec.
     pub fn last_known_good(&self, name: &str) -> Option<&serde_json::Value> {
         self.file.units.get(name)?.last_known_good.as_ref()
+    }
+}
+
+/// A unit's last known good spec, moved out unless the writer still holds the unit.
+fn take_last_known_good(unit: &mut Arc<StoredUnit>) -> Option<serde_json::Value> {
+    match Arc::get_mut(unit) {
+        Some(unit) => unit.last_known_good.take(),
+        None => unit.last_known_good.clone(),
     }
 }
 
