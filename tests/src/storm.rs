@@ -158,6 +158,43 @@ fn three_hundred_endpoints_failing_together_are_one_storm_and_all_come_back() {
 }
 
 #[test]
+fn a_storm_outlives_a_restart_of_medic_and_its_end_reaches_the_sink() {
+    const N: usize = 100;
+    let upstream = Upstream::start();
+    let mut medic = Medic::start(&upstream.services(N));
+    eventually("every endpoint healthy", || {
+        (count(&started(&medic)?, "healthy") == N).then_some(())
+    });
+    upstream.down.store(true, Ordering::SeqCst);
+    eventually("the storm alert at the sink", || {
+        upstream
+            .hook_kinds()
+            .contains(&"storm".to_owned())
+            .then_some(())
+    });
+    eventually("the storm kept in state.json", || {
+        let state = std::fs::read_to_string(medic.state("state.json")).ok()?;
+        state.contains("\"storm\":{\"since\"").then_some(())
+    });
+    medic.kill9();
+    upstream.down.store(false, Ordering::SeqCst);
+    medic.spawn();
+    eventually("every endpoint healthy again", || {
+        (count(&started(&medic)?, "healthy") == N).then_some(())
+    });
+    eventually("the storm's end at the sink", || {
+        upstream
+            .hook_kinds()
+            .contains(&"storm resolved".to_owned())
+            .then_some(())
+    });
+    // The restarted medic knew the storm: its end, and no per-service
+    // resolution of incidents the sink was never told about.
+    let kinds = upstream.hook_kinds();
+    assert_eq!(kinds, ["storm", "storm resolved"], "sink got {kinds:?}");
+}
+
+#[test]
 fn rotated_recovery_logs_are_read_as_one_by_medic_logs() {
     let upstream = Upstream::start();
     // A tiny size so a few flaps rotate; files stay private whatever the umask.

@@ -80,6 +80,12 @@ pub fn reload(args: ReloadArgs) -> anyhow::Result<u8> {
     Ok(1)
 }
 
+/// The one field of a status answer the exit code needs.
+#[derive(serde::Deserialize)]
+struct Overall {
+    overall: String,
+}
+
 /// Prints every service's state; exit 0 all healthy, 1 otherwise, 2 when the daemon cannot be reached.
 pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
     let socket = args.config.load_settings()?.control_socket;
@@ -93,20 +99,22 @@ pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
         let error = json["error"].as_str().unwrap_or("refused");
         anyhow::bail!("status: {error}");
     }
-    let mut report: StatusReport = serde_json::from_slice(&body)
-        .map_err(|e| anyhow::anyhow!("unexpected status answer: {e}"))?;
+    let unexpected = |e: serde_json::Error| anyhow::anyhow!("unexpected status answer: {e}");
+    let mut out = std::io::stdout().lock();
+    if args.json && !args.failed_only && !out.is_terminal() {
+        // Into a pipe, the answer as the daemon wrote it (one line): 10,000
+        // services are not parsed, re-indented and doubled in size for nobody.
+        let Overall { overall } = serde_json::from_slice::<Overall>(&body).map_err(unexpected)?;
+        out.write_all(&body)?;
+        writeln!(out)?;
+        return Ok(u8::from(overall != "healthy"));
+    }
+    let mut report: StatusReport = serde_json::from_slice(&body).map_err(unexpected)?;
     if args.failed_only {
         report.services.retain(|s| s.health != "healthy");
     }
-    let mut out = std::io::stdout().lock();
     if args.json {
-        // Indented for a person; as the daemon wrote it (one line) into a pipe,
-        // where 10,000 services would double in size for nobody.
-        if out.is_terminal() || args.failed_only {
-            serde_json::to_writer_pretty(&mut out, &report)?;
-        } else {
-            out.write_all(&body)?;
-        }
+        serde_json::to_writer_pretty(&mut out, &report)?;
         writeln!(out)?;
     } else {
         let mut table = Table::new([
