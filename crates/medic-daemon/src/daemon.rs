@@ -224,6 +224,7 @@ pub async fn run(
         .config
         .services
         .iter()
+        .filter(|s| instances::discovers(s))
         .map(|s| s.name.clone())
         .collect();
     for service in services {
@@ -264,6 +265,9 @@ pub async fn run(
                     tracing::error!("Config reload rejected; the running config stays: {error}");
                 }
             }
+            // A person's command goes before the probes' stream of observations,
+            // which would otherwise keep it waiting while thousands of services report.
+            Some(request) = control.recv() => daemon.handle(Event::Control(request)),
             Some(event) = events_rx.recv() => {
                 daemon.handle(event);
                 // Whatever else is ready goes into the same drain (one fsync, one save).
@@ -274,7 +278,6 @@ pub async fn run(
                     }
                 }
             }
-            Some(request) = control.recv() => daemon.handle(Event::Control(request)),
             () = sleep_until(deadline) => daemon.sup.handle_timeout(now()),
             () = sleep_until(daemon.save_by) => { daemon.save_store(); }
             Ok(()) = daemon.store_written.changed() => daemon.start_saved_jobs(),

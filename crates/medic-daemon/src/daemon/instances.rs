@@ -165,6 +165,9 @@ impl Daemon {
         let Some(config) = self.config.services.iter().find(|s| s.name == service) else {
             return;
         };
+        if !discovers(config) {
+            return;
+        }
         let cancel = self.shell.cancel.child_token();
         let shell = Shell {
             cancel: cancel.clone(),
@@ -280,4 +283,13 @@ mod tests {
         );
         assert!(!InstanceLabels::default().names_compose_service("web"));
     }
+}
+
+/// Whether a service's instances are discovered (containers, launchd jobs):
+/// commands and plain endpoints need no discovery task.
+pub(super) fn discovers(service: &medic_core::config::Service) -> bool {
+    matches!(
+        service.target,
+        Some(Target::Container(_) | Target::LaunchAgent(_))
+    )
 }
