@@ -259,6 +259,15 @@ pub(super) fn selector_changed(
     old.is_some_and(|old| selector(old).is_some() && selector(old) != selector(new))
 }
 
+/// Whether a service's instances are discovered (containers, launchd jobs):
+/// commands and plain endpoints need no discovery task.
+pub(super) fn discovers(service: &medic_core::config::Service) -> bool {
+    matches!(
+        service.target,
+        Some(Target::Container(_) | Target::LaunchAgent(_))
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,13 +293,4 @@ mod tests {
         );
         assert!(!InstanceLabels::default().names_compose_service("web"));
     }
-}
-
-/// Whether a service's instances are discovered (containers, launchd jobs):
-/// commands and plain endpoints need no discovery task.
-pub(super) fn discovers(service: &medic_core::config::Service) -> bool {
-    matches!(
-        service.target,
-        Some(Target::Container(_) | Target::LaunchAgent(_))
-    )
 }
