@@ -65,6 +65,13 @@ impl Upstream {
         config
     }
 
+    /// Waits until the webhook was sent an alert of `kind` (`storm resolved` for a resolving one).
+    fn wait_for_hook(&self, what: &str, kind: &str) {
+        eventually(what, || {
+            self.hook_kinds().iter().any(|k| k == kind).then_some(())
+        });
+    }
+
     /// The `kind` of every alert the webhook was sent.
     fn hook_kinds(&self) -> Vec<String> {
         self.hooks
@@ -118,23 +125,13 @@ fn three_hundred_endpoints_failing_together_are_one_storm_and_all_come_back() {
     eventually("every endpoint unhealthy", || {
         (count(&status(&medic), "unhealthy") == N).then_some(())
     });
-    eventually("the storm alert at the sink", || {
-        upstream
-            .hook_kinds()
-            .contains(&"storm".to_owned())
-            .then_some(())
-    });
+    upstream.wait_for_hook("the storm alert at the sink", "storm");
 
     upstream.down.store(false, Ordering::SeqCst);
     eventually("every endpoint healthy again", || {
         (count(&status(&medic), "healthy") == N).then_some(())
     });
-    eventually("the storm's end at the sink", || {
-        upstream
-            .hook_kinds()
-            .contains(&"storm resolved".to_owned())
-            .then_some(())
-    });
+    upstream.wait_for_hook("the storm's end at the sink", "storm resolved");
     // One storm and its end reached the sink, not 300 alerts; each service's
     // own lines are still in the recovery log.
     let kinds = upstream.hook_kinds();
@@ -156,6 +153,33 @@ fn three_hundred_endpoints_failing_together_are_one_storm_and_all_come_back() {
         .find(|a| a["kind"] == "storm")
         .expect("the storm in the alerts file");
     assert!(storm["evidence"]["failing"].as_u64().unwrap_or(0) >= 60);
+}
+
+#[test]
+fn a_storm_outlives_a_restart_of_medic_and_its_end_reaches_the_sink() {
+    const N: usize = 100;
+    let upstream = Upstream::start();
+    let mut medic = Medic::start(&upstream.services(N));
+    eventually("every endpoint healthy", || {
+        (count(&started(&medic)?, "healthy") == N).then_some(())
+    });
+    upstream.down.store(true, Ordering::SeqCst);
+    upstream.wait_for_hook("the storm alert at the sink", "storm");
+    eventually("the storm kept in state.json", || {
+        let state = std::fs::read_to_string(medic.state("state.json")).ok()?;
+        state.contains("\"storm\":{\"since\"").then_some(())
+    });
+    medic.kill9();
+    upstream.down.store(false, Ordering::SeqCst);
+    medic.spawn();
+    eventually("every endpoint healthy again", || {
+        (count(&started(&medic)?, "healthy") == N).then_some(())
+    });
+    upstream.wait_for_hook("the storm's end at the sink", "storm resolved");
+    // The restarted medic knew the storm: its end, and no per-service
+    // resolution of incidents the sink was never told about.
+    let kinds = upstream.hook_kinds();
+    assert_eq!(kinds, ["storm", "storm resolved"], "sink got {kinds:?}");
 }
 
 #[test]
@@ -375,12 +399,7 @@ fn a_full_disk_is_reported_and_survived_and_the_lines_come_when_it_frees() {
             .then_some(text)
     });
     assert!(metrics.contains("medic_journal_write_errors_total"));
-    eventually("the sink told about the disk", || {
-        upstream
-            .hook_kinds()
-            .contains(&"storage".to_owned())
-            .then_some(())
-    });
+    upstream.wait_for_hook("the sink told about the disk", "storage");
     upstream.down.store(false, Ordering::SeqCst);
     eventually("every endpoint healthy on a full disk", || {
         (count(&status(&medic), "healthy") == N).then_some(())

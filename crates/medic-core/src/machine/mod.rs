@@ -317,7 +317,7 @@ impl Machine {
         };
         state.last = Some(ProbeStatus {
             at: now,
-            observation: observation.clone(),
+            observation: std::sync::Arc::new(observation.clone()),
             consecutive_failures,
         });
         if self.stale && !self.is_stale(now) {
