@@ -376,7 +376,7 @@ impl Machine {
         };
         self.alert(ctx, severity, alert_kind, &text, true);
         self.end_incident(now, kind.as_str());
-        self.record_last_known_good(ctx);
+        self.judged_healthy();
     }
 
     pub(crate) fn reset(&mut self, now: Instant, ctx: &mut Ctx) {

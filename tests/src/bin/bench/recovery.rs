@@ -23,6 +23,10 @@ const ROUNDS: usize = 21;
 const PER_MEDIC: usize = 3;
 const PORT: u16 = 18765;
 const NAME: &str = "medic-bench-web";
+/// Incidents of the unhealthy part (a fresh medic per `PER_MEDIC`).
+const UNHEALTHY_ROUNDS: usize = 9;
+const SICK_PORT: u16 = 18766;
+const SICK: &str = "medic-bench-sick";
 
 pub fn run() {
     docker(&["rm", "-f", NAME]).ok();
@@ -155,15 +159,202 @@ pub fn run() {
         "ratio medic / bare docker start (p50): {:.2}×\n",
         medic_p50.as_secs_f64() / bare_p50.as_secs_f64()
     );
+    unhealthy();
+}
+
+/// Docker's `unhealthy` → healthy again. The container serves `/health` and
+/// its Docker health check tests the same file; the bench removes it (HTTP
+/// still answers, with 404) and Docker reports `health_status: unhealthy`
+/// after its retries. A start writes the file again, so a restart cures it.
+/// The container ends on SIGTERM, so a restart is not padded by Docker's
+/// 10 s stop timeout. Baseline: a bare `docker restart` sent when the event
+/// arrives, from the command to `/health` answering ok. medic (defaults, a
+/// fresh one per `PER_MEDIC` incidents): from the event's own time (its
+/// `timeNano`) to `/health` answering ok. The health interval (1 s, Docker's
+/// default retries 3) only decides how soon a round is unhealthy, which is
+/// not measured.
+fn unhealthy() {
+    docker(&["rm", "-f", SICK]).ok();
+    let health = subscribe(&format!(
+        r#"{{"container":["{SICK}"],"event":["health_status"]}}"#
+    ));
+    let (tx, statuses) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for event in health {
+            let action = event["Action"].as_str().unwrap_or_default().to_owned();
+            let at = event["timeNano"].as_i64().unwrap_or_default();
+            if tx.send((action, at)).is_err() {
+                break;
+            }
+        }
+    });
+    let next = |status: &str| -> i64 {
+        let wanted = format!("health_status: {status}");
+        loop {
+            let (action, at) = statuses
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("no {wanted} event within a minute"));
+            if action == wanted {
+                return at;
+            }
+        }
+    };
+    let serve = format!(
+        "echo ok > /tmp/health; trap 'exit 0' TERM; httpd -f -p 127.0.0.1:{SICK_PORT} -h /tmp & wait"
+    );
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        SICK,
+        "--network",
+        "host",
+        "--health-cmd",
+        "test -e /tmp/health",
+        "--health-interval",
+        "1s",
+        "--health-retries",
+        "3",
+        "medic-test/good:1",
+        "sh",
+        "-c",
+        &serve,
+    ])
+    .expect("start the container with a health check");
+    next("healthy");
+    let sicken = || docker(&["exec", SICK, "rm", "/tmp/health"]).expect("make it sick");
+
+    let bare: Vec<Duration> = (0..UNHEALTHY_ROUNDS)
+        .map(|_| {
+            sicken();
+            next("unhealthy");
+            let start = Instant::now();
+            docker(&["restart", SICK]).expect("restart");
+            crate::util::wait_http(SICK_PORT);
+            let took = start.elapsed();
+            next("healthy");
+            took
+        })
+        .collect();
+
+    let mut with_medic = Vec::new();
+    let mut decided = Vec::new();
+    let mut by_incident = vec![Vec::new(); PER_MEDIC];
+    for group in 0..UNHEALTHY_ROUNDS / PER_MEDIC {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("medic.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "{}[[service]]\nname = \"sick\"\ncontainer = {{ name = \"{SICK}\" }}\n",
+                medic_table(dir.path())
+            ),
+        )
+        .expect("write config");
+        let mut daemon = run_medic(&config);
+        let log = dir.path().join("state/recovery.jsonl");
+        wait_for(|| events(&log).iter().any(|e| e["event"] == "healthy"));
+        for incident in 1..=PER_MEDIC {
+            sicken();
+            let unhealthy = next("unhealthy");
+            crate::util::wait_http(SICK_PORT);
+            let took = Duration::from_nanos(
+                u64::try_from(now_nanos() - i128::from(unhealthy)).unwrap_or(0),
+            );
+            println!(
+                "round {:>2}: medic {}, incident {incident}: unhealthy → /health ok {}",
+                group * PER_MEDIC + incident,
+                group + 1,
+                ms(took)
+            );
+            with_medic.push(took);
+            by_incident[incident - 1].push(took);
+            wait_for(|| {
+                events(&log)
+                    .iter()
+                    .filter(|e| e["event"] == "recovered")
+                    .count()
+                    >= incident
+            });
+            let failing = events(&log)
+                .into_iter()
+                .filter(|e| e["event"] == "failing")
+                .filter_map(|e| jiff_ts(e["ts"].as_str()?))
+                .nth(incident - 1)
+                .expect("a failing event per incident");
+            decided.push(Duration::from_nanos(
+                u64::try_from(failing - i128::from(unhealthy)).unwrap_or(0),
+            ));
+            next("healthy");
+        }
+        if std::env::var_os("MEDIC_BENCH_DEBUG").is_some() {
+            for e in events(&log) {
+                eprintln!("{} {} {}", e["ts"], e["event"], e["message"]);
+            }
+        }
+        daemon.0.kill().ok();
+        daemon.0.wait().ok();
+    }
+    docker(&["rm", "-f", SICK]).ok();
+
+    println!("## Docker unhealthy → healthy again ({UNHEALTHY_ROUNDS} rounds)");
+    println!("{:<44} {:>10} {:>10}", "measure", "p50", "p99");
+    row("bare `docker restart` → /health ok", &bare);
+    row("unhealthy event → /health ok, medic", &with_medic);
+    row("unhealthy event → medic decision", &decided);
+    for (k, samples) in by_incident.iter().enumerate() {
+        row(
+            &format!("unhealthy → /health ok, incident {} of {PER_MEDIC}", k + 1),
+            samples,
+        );
+    }
+    println!(
+        "ratio medic / bare docker restart (p50): {:.2}× (target ≤ 1.3×)\n",
+        percentile(&with_medic, 50).as_secs_f64() / percentile(&bare, 50).as_secs_f64()
+    );
+}
+
+fn now_nanos() -> i128 {
+    jiff::Timestamp::now().as_nanosecond()
 }
 
 /// For each of `ROUNDS` `die` events: the time from the die to the answer of
 /// an inspect sent as soon as the event arrived, over the raw engine API.
 fn inspect_after_die(subscribed: &std::sync::mpsc::Sender<()>) -> Vec<Duration> {
+    let socket = engine_socket();
+    let events = subscribe(&format!(r#"{{"container":["{NAME}"],"event":["die"]}}"#));
+    subscribed.send(()).expect("bench waiting");
+    let mut floor = Vec::new();
+    for event in events {
+        let died = event["timeNano"].as_i64().expect("timeNano");
+        let mut inspect = UnixStream::connect(&socket).expect("engine socket");
+        write!(inspect, "GET /containers/{NAME}/json HTTP/1.0\r\n\r\n").expect("inspect");
+        inspect
+            .read_to_end(&mut Vec::new())
+            .expect("inspect answer");
+        let answered = now_nanos();
+        floor.push(Duration::from_nanos(
+            u64::try_from(answered - i128::from(died)).unwrap_or(0),
+        ));
+        if floor.len() == ROUNDS {
+            break;
+        }
+    }
+    floor
+}
+
+/// The engine's unix socket, from `DOCKER_HOST`.
+fn engine_socket() -> String {
     let host = std::env::var("DOCKER_HOST").expect("DOCKER_HOST");
-    let socket = host.strip_prefix("unix://").expect("a unix:// DOCKER_HOST");
-    let filters = format!(r#"{{"container":["{NAME}"],"event":["die"]}}"#);
-    let mut events = UnixStream::connect(socket).expect("engine socket");
+    host.strip_prefix("unix://")
+        .expect("a unix:// DOCKER_HOST")
+        .to_owned()
+}
+
+/// The engine's events matching `filters` (Docker's JSON filter syntax), as
+/// they come, over the raw API; subscribed when this returns.
+fn subscribe(filters: &str) -> impl Iterator<Item = serde_json::Value> + use<> {
+    let mut events = UnixStream::connect(engine_socket()).expect("engine socket");
     write!(
         events,
         "GET /events?filters={} HTTP/1.0\r\n\r\n",
@@ -178,27 +369,7 @@ fn inspect_after_die(subscribed: &std::sync::mpsc::Sender<()>) -> Vec<Duration> 
         .by_ref()
         .find(String::is_empty)
         .expect("response headers");
-    subscribed.send(()).expect("bench waiting");
-    let mut floor = Vec::new();
-    for line in lines {
-        let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
-            continue;
-        };
-        let died = event["timeNano"].as_i64().expect("timeNano");
-        let mut inspect = UnixStream::connect(socket).expect("engine socket");
-        write!(inspect, "GET /containers/{NAME}/json HTTP/1.0\r\n\r\n").expect("inspect");
-        inspect
-            .read_to_end(&mut Vec::new())
-            .expect("inspect answer");
-        let answered = jiff::Timestamp::now().as_nanosecond();
-        floor.push(Duration::from_nanos(
-            u64::try_from(answered - i128::from(died)).unwrap_or(0),
-        ));
-        if floor.len() == ROUNDS {
-            break;
-        }
-    }
-    floor
+    lines.filter_map(|line| serde_json::from_str(&line).ok())
 }
 
 fn row(name: &str, samples: &[Duration]) {
