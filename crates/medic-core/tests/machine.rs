@@ -110,6 +110,13 @@ fn the_fourth_incident_in_the_flap_window_goes_straight_to_rollback() {
         status.reason.as_deref(),
         Some("flapping: 4 incidents in 10 min")
     );
+    let mut failed = World::new(policy());
+    failed.run(script);
+    assert_snapshot!(failed.run("error"), @"rollback_failed escalated !critical:escalated");
+    assert_eq!(
+        failed.alerts.last().unwrap().message,
+        "flapping: 4 incidents in 10 min; rollback failed: exit 1"
+    );
     assert_snapshot!(world.run("done ok"), @"rollback_done rolled_back !warning:rolled_back");
     let alert = world.alerts.last().unwrap();
     assert!(
@@ -520,6 +527,10 @@ fn the_engines_own_restart_gets_the_first_chance() {
 fn a_glimpse_of_a_crash_looping_container_is_never_the_last_known_good() {
     let mut world = World::new(policy());
     assert_snapshot!(world.run("ok +9s ok"), @"healthy");
+    assert_eq!(
+        world.provisional_lkg, 1,
+        "kept by the shell only when it has none"
+    );
     assert_snapshot!(world.run("+1s ok"), @"→lkg");
     let crash_loop = "gone +30s done ok +10ms died done ok +10ms died done ok +10ms died +1s";
     assert_snapshot!(world.run(crash_loop), @"failing(1) restart(1) →recreate(1) restart_done(1) recovered !warning:restored_removed failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered failing rollback →rollback");

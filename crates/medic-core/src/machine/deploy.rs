@@ -96,7 +96,7 @@ impl Machine {
         } else {
             self.set_phase(now, Phase::Healthy);
             self.log(ctx, now, EventKind::Deployed, message);
-            self.judged_healthy();
+            self.judged_healthy(ctx);
         }
     }
 

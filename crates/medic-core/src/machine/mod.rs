@@ -355,7 +355,7 @@ impl Machine {
                     EventKind::Healthy,
                     "healthy on fresh observations",
                 );
-                self.judged_healthy();
+                self.judged_healthy(ctx);
             }
             // Only observations made after the incident opened may close it.
             Phase::Failing | Phase::Waiting { .. }
@@ -613,7 +613,8 @@ impl Machine {
     /// stayed healthy for [`stable_for`]: a crash-looping container that the
     /// container probe glimpsed running for 10 ms dies, opens an incident and
     /// never becomes what a rollback returns to.
-    fn judged_healthy(&mut self) {
+    fn judged_healthy(&mut self, ctx: &mut Ctx) {
+        self.record_last_known_good(ctx, true);
         let judged_from = self
             .probes
             .iter()
@@ -642,6 +643,11 @@ impl Machine {
             return;
         }
         self.lkg_due = None;
+        self.record_last_known_good(ctx, false);
+    }
+
+    /// Asks the shell to record what the probes' last observations saw.
+    fn record_last_known_good(&self, ctx: &mut Ctx, provisional: bool) {
         if self.policy.can_rollback {
             let mut seen = Evidence::new();
             for last in self.probes.iter().filter_map(|p| p.last.as_ref()) {
@@ -650,6 +656,7 @@ impl Machine {
             ctx.out.push_back(Action::RecordLastKnownGood {
                 unit: self.name.clone(),
                 seen,
+                provisional,
             });
         }
     }
