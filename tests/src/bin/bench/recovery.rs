@@ -10,6 +10,9 @@
 //! (it goes straight to rollback), so each medic, with a fresh state
 //! directory, takes `flap_limit` (3) rounds: its first, second and third
 //! incident, each printed, each expected as fast as the first.
+//!
+//! Then Docker's `unhealthy` → healthy again, medic versus a bare `docker
+//! restart` of the same container (see [`unhealthy`]).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -65,19 +68,7 @@ pub fn run() {
     let mut decided = Vec::new();
     let mut by_incident = vec![Vec::new(); PER_MEDIC];
     for group in 0..ROUNDS / PER_MEDIC {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let config = dir.path().join("medic.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "{}[[service]]\nname = \"web\"\ncontainer = {{ name = \"{NAME}\" }}\n",
-                medic_table(dir.path())
-            ),
-        )
-        .expect("write config");
-        let mut daemon = run_medic(&config);
-        let log = dir.path().join("state/recovery.jsonl");
-        wait_for(|| events(&log).iter().any(|e| e["event"] == "healthy"));
+        let medic = Watcher::start(NAME);
         for incident in 1..=PER_MEDIC {
             docker(&["kill", NAME]).expect("kill");
             let start = Instant::now();
@@ -92,27 +83,9 @@ pub fn run() {
             );
             with_medic.push(took);
             by_incident[incident - 1].push(took);
-            wait_for(|| {
-                events(&log)
-                    .iter()
-                    .filter(|e| e["event"] == "recovered")
-                    .count()
-                    >= incident
-            });
+            medic.wait_recovered(incident);
         }
-        if std::env::var_os("MEDIC_BENCH_DEBUG").is_some() {
-            for e in events(&log) {
-                eprintln!("{} {} {}", e["ts"], e["event"], e["message"]);
-            }
-        }
-        decided.extend(
-            events(&log)
-                .into_iter()
-                .filter(|e| e["event"] == "failing")
-                .filter_map(|e| jiff_ts(e["ts"].as_str()?)),
-        );
-        daemon.0.kill().ok();
-        daemon.0.wait().ok();
+        decided.extend(medic.stop());
     }
     let until = jiff::Timestamp::now().as_second() + 1;
     let died = docker(&[
@@ -142,23 +115,14 @@ pub fn run() {
         .collect();
     docker(&["rm", "-f", NAME]).ok();
 
-    let (bare_p50, medic_p50) = (percentile(&bare, 50), percentile(&with_medic, 50));
     println!("## Recovery ({ROUNDS} rounds)");
     println!("{:<44} {:>10} {:>10}", "measure", "p50", "p99");
     row("kill → HTTP answering, bare `docker start`", &bare);
     row("kill → HTTP answering, medic", &with_medic);
     row("detection: Docker die event → medic decision", &detection);
     row("engine floor: die → inspect answered", &floor);
-    for (k, samples) in by_incident.iter().enumerate() {
-        row(
-            &format!("kill → HTTP, medic, incident {} of {PER_MEDIC}", k + 1),
-            samples,
-        );
-    }
-    println!(
-        "ratio medic / bare docker start (p50): {:.2}×\n",
-        medic_p50.as_secs_f64() / bare_p50.as_secs_f64()
-    );
+    per_incident("kill → HTTP, medic", &by_incident);
+    ratio("bare docker start", &with_medic, &bare, "");
     unhealthy();
 }
 
@@ -238,22 +202,10 @@ fn unhealthy() {
         .collect();
 
     let mut with_medic = Vec::new();
-    let mut decided = Vec::new();
+    let (mut unhealthy_at, mut decided) = (Vec::new(), Vec::new());
     let mut by_incident = vec![Vec::new(); PER_MEDIC];
     for group in 0..UNHEALTHY_ROUNDS / PER_MEDIC {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let config = dir.path().join("medic.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "{}[[service]]\nname = \"sick\"\ncontainer = {{ name = \"{SICK}\" }}\n",
-                medic_table(dir.path())
-            ),
-        )
-        .expect("write config");
-        let mut daemon = run_medic(&config);
-        let log = dir.path().join("state/recovery.jsonl");
-        wait_for(|| events(&log).iter().any(|e| e["event"] == "healthy"));
+        let medic = Watcher::start(SICK);
         for incident in 1..=PER_MEDIC {
             sicken();
             let unhealthy = next("unhealthy");
@@ -269,31 +221,19 @@ fn unhealthy() {
             );
             with_medic.push(took);
             by_incident[incident - 1].push(took);
-            wait_for(|| {
-                events(&log)
-                    .iter()
-                    .filter(|e| e["event"] == "recovered")
-                    .count()
-                    >= incident
-            });
-            let failing = events(&log)
-                .into_iter()
-                .filter(|e| e["event"] == "failing")
-                .filter_map(|e| jiff_ts(e["ts"].as_str()?))
-                .nth(incident - 1)
-                .expect("a failing event per incident");
-            decided.push(Duration::from_nanos(
-                u64::try_from(failing - i128::from(unhealthy)).unwrap_or(0),
-            ));
+            medic.wait_recovered(incident);
+            unhealthy_at.push(i128::from(unhealthy));
             next("healthy");
         }
-        if std::env::var_os("MEDIC_BENCH_DEBUG").is_some() {
-            for e in events(&log) {
-                eprintln!("{} {} {}", e["ts"], e["event"], e["message"]);
-            }
-        }
-        daemon.0.kill().ok();
-        daemon.0.wait().ok();
+        decided.extend(
+            medic
+                .stop()
+                .into_iter()
+                .zip(&unhealthy_at[group * PER_MEDIC..])
+                .map(|(failing, unhealthy)| {
+                    Duration::from_nanos(u64::try_from(failing - unhealthy).unwrap_or(0))
+                }),
+        );
     }
     docker(&["rm", "-f", SICK]).ok();
 
@@ -302,16 +242,90 @@ fn unhealthy() {
     row("bare `docker restart` → /health ok", &bare);
     row("unhealthy event → /health ok, medic", &with_medic);
     row("unhealthy event → medic decision", &decided);
+    per_incident("unhealthy → /health ok", &by_incident);
+    ratio(
+        "bare docker restart",
+        &with_medic,
+        &bare,
+        " (target ≤ 1.3×)",
+    );
+}
+
+/// One row per incident number of a medic (1st, 2nd, 3rd), each expected as fast as the first.
+fn per_incident(what: &str, by_incident: &[Vec<Duration>]) {
     for (k, samples) in by_incident.iter().enumerate() {
         row(
-            &format!("unhealthy → /health ok, incident {} of {PER_MEDIC}", k + 1),
+            &format!("{what}, incident {} of {PER_MEDIC}", k + 1),
             samples,
         );
     }
+}
+
+/// medic's p50 over the baseline's.
+fn ratio(baseline: &str, medic: &[Duration], bare: &[Duration], note: &str) {
     println!(
-        "ratio medic / bare docker restart (p50): {:.2}× (target ≤ 1.3×)\n",
-        percentile(&with_medic, 50).as_secs_f64() / percentile(&bare, 50).as_secs_f64()
+        "ratio medic / {baseline} (p50): {:.2}×{note}\n",
+        percentile(medic, 50).as_secs_f64() / percentile(bare, 50).as_secs_f64()
     );
+}
+
+/// A fresh medic with its default settings watching one container, healthy.
+struct Watcher {
+    dir: tempfile::TempDir,
+    daemon: crate::util::Guard,
+}
+
+impl Watcher {
+    fn start(container: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("medic.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "{}[[service]]\nname = \"web\"\ncontainer = {{ name = \"{container}\" }}\n",
+                medic_table(dir.path())
+            ),
+        )
+        .expect("write config");
+        let watcher = Self {
+            daemon: run_medic(&config),
+            dir,
+        };
+        wait_for(|| watcher.events().iter().any(|e| e["event"] == "healthy"));
+        watcher
+    }
+
+    fn events(&self) -> Vec<serde_json::Value> {
+        events(&self.dir.path().join("state/recovery.jsonl"))
+    }
+
+    /// Waits for the `count`th `recovered` event.
+    fn wait_recovered(&self, count: usize) {
+        wait_for(|| {
+            self.events()
+                .iter()
+                .filter(|e| e["event"] == "recovered")
+                .count()
+                >= count
+        });
+    }
+
+    /// Stops medic; returns when it decided each incident (its `failing` events, in ns).
+    fn stop(mut self) -> Vec<i128> {
+        let events = self.events();
+        if std::env::var_os("MEDIC_BENCH_DEBUG").is_some() {
+            for e in &events {
+                eprintln!("{} {} {}", e["ts"], e["event"], e["message"]);
+            }
+        }
+        self.daemon.0.kill().ok();
+        self.daemon.0.wait().ok();
+        events
+            .iter()
+            .filter(|e| e["event"] == "failing")
+            .filter_map(|e| jiff_ts(e["ts"].as_str()?))
+            .collect()
+    }
 }
 
 fn now_nanos() -> i128 {
