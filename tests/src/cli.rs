@@ -7,6 +7,30 @@ use std::time::Duration;
 use crate::support::medic::{Medic, bin};
 use crate::support::server::serve_in_background;
 
+/// A deprecated key is valid (exit 0) and warned about at its file, line and column.
+#[test]
+fn config_check_warns_at_a_deprecated_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("medic.toml");
+    std::fs::write(
+        &path,
+        "[[service]]\nname = \"a\"\n  attempt_window = \"5m\"\n  [[service.probe]]\n  kind = \"tcp\"\n  address = \"127.0.0.1:1\"\n",
+    )
+    .unwrap();
+    let out = Command::new(bin("medic"))
+        .args(["config", "check"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let expected = format!(
+        "{}:3:3: warning: `attempt_window` is deprecated",
+        path.display()
+    );
+    assert!(stderr.contains(&expected), "{stderr}");
+}
+
 #[test]
 fn config_check_reports_every_error_with_its_position() {
     let dir = tempfile::tempdir().unwrap();
