@@ -152,16 +152,23 @@ fn unhealthy() {
             }
         }
     });
-    let next = |status: &str| -> i64 {
-        let wanted = format!("health_status: {status}");
+    // The time of the next `unhealthy` event; older events are dropped first.
+    let sicken = || {
+        while statuses.try_recv().is_ok() {}
+        docker(&["exec", SICK, "rm", "/tmp/health"]).expect("make it sick");
         loop {
-            let (action, at) = statuses
-                .recv_timeout(Duration::from_secs(60))
-                .unwrap_or_else(|_| panic!("no {wanted} event within a minute"));
-            if action == wanted {
-                return at;
+            match statuses.recv_timeout(Duration::from_secs(60)) {
+                Ok((action, at)) if action == "health_status: unhealthy" => return at,
+                Ok(_) => {}
+                Err(error) => panic!("no unhealthy event within a minute: {error}"),
             }
         }
+    };
+    let healthy = || {
+        wait_for(|| {
+            docker(&["inspect", "-f", "{{.State.Health.Status}}", SICK])
+                .is_ok_and(|s| s == "healthy")
+        });
     };
     let serve = format!(
         "echo ok > /tmp/health; trap 'exit 0' TERM; httpd -f -p 127.0.0.1:{SICK_PORT} -h /tmp & wait"
@@ -185,18 +192,16 @@ fn unhealthy() {
         &serve,
     ])
     .expect("start the container with a health check");
-    next("healthy");
-    let sicken = || docker(&["exec", SICK, "rm", "/tmp/health"]).expect("make it sick");
+    healthy();
 
     let bare: Vec<Duration> = (0..UNHEALTHY_ROUNDS)
         .map(|_| {
             sicken();
-            next("unhealthy");
             let start = Instant::now();
             docker(&["restart", SICK]).expect("restart");
             crate::util::wait_http(SICK_PORT);
             let took = start.elapsed();
-            next("healthy");
+            healthy();
             took
         })
         .collect();
@@ -207,8 +212,7 @@ fn unhealthy() {
     for group in 0..UNHEALTHY_ROUNDS / PER_MEDIC {
         let medic = Watcher::start(SICK);
         for incident in 1..=PER_MEDIC {
-            sicken();
-            let unhealthy = next("unhealthy");
+            let unhealthy = sicken();
             crate::util::wait_http(SICK_PORT);
             let took = Duration::from_nanos(
                 u64::try_from(now_nanos() - i128::from(unhealthy)).unwrap_or(0),
@@ -223,7 +227,7 @@ fn unhealthy() {
             by_incident[incident - 1].push(took);
             medic.wait_recovered(incident);
             unhealthy_at.push(i128::from(unhealthy));
-            next("healthy");
+            healthy();
         }
         decided.extend(
             medic
