@@ -9,26 +9,12 @@ use crate::support::docker::{Cleanup, Engine, unique};
 use crate::support::medic::{Medic, eventually, first_event, free_port, kinds};
 use crate::support::server::health_ok;
 
-/// `podman run` of a good:1 container on `port`; on these machines Podman
-/// needs the ulimits spelled out and the host network.
+/// `podman run` of a good:1 container on `port`.
 pub(crate) fn run_good(engine: &Engine, name: &str, port: u16, image: &str) {
-    engine.run(&[
-        "run",
-        "-d",
-        "--name",
+    engine.run_on_host(
         name,
-        "--network",
-        "host",
-        "--ulimit",
-        "nofile=1024:1024",
-        "--ulimit",
-        "nproc=1024:1024",
-        "-e",
-        &format!("PORT={port}"),
-        "-l",
-        "team=web",
-        image,
-    ]);
+        &["-e", &format!("PORT={port}"), "-l", "team=web", image],
+    );
 }
 
 /// medic on one container of the Podman service, healthy with a recorded last known good spec.
@@ -103,14 +89,7 @@ fn podman_killed_and_removed_containers_come_back() {
     ] {
         assert_eq!(after.pointer(field), before.pointer(field), "{field} kept");
     }
-    assert!(
-        medic
-            .alerts()
-            .iter()
-            .any(|a| a["kind"] == "restored_removed"),
-        "{:?}",
-        medic.alerts()
-    );
+    medic.wait_alert("restored_removed");
 }
 
 #[test]

@@ -150,7 +150,7 @@ fn three_hundred_endpoints_failing_together_are_one_storm_and_all_come_back() {
         "stderr has the storm's summary:\n{stderr}"
     );
     let storm = medic
-        .alerts()
+        .wait_alert("storm")
         .into_iter()
         .find(|a| a["kind"] == "storm")
         .expect("the storm in the alerts file");

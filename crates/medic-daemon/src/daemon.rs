@@ -266,7 +266,7 @@ pub async fn run(
             Ok(()) = daemon.store_written.changed() => daemon.start_saved_jobs(),
         }
         daemon.drain();
-        if !ready && daemon.sup.all_observed() {
+        if !ready && daemon.sup.all_observed() && daemon.discovered() {
             ready = true;
             let summary = daemon.summary();
             tracing::info!("First round of observations done: {summary}");
@@ -555,6 +555,13 @@ impl Daemon {
             }
         }
         self.sights.insert(service, sight);
+    }
+
+    /// Every selector service's discovery has reported once: before that, no
+    /// unit yet is not "all observed", and READY=1 would claim a watch that
+    /// has not begun.
+    fn discovered(&self) -> bool {
+        self.discoveries.keys().all(|s| self.sights.contains_key(s))
     }
 
     /// What each selector service's last discovery round saw, for status.

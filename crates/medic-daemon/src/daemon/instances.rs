@@ -169,8 +169,9 @@ impl Daemon {
             cancel: cancel.clone(),
             ..self.shell.clone()
         };
-        self.executor.start_discovery(&shell, &self.config, config);
-        self.discoveries.insert(service.to_owned(), cancel);
+        if self.executor.start_discovery(&shell, &self.config, config) {
+            self.discoveries.insert(service.to_owned(), cancel);
+        }
     }
 
     /// Lists a container selector service's instances in a task of its own;
