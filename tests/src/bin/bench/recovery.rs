@@ -64,9 +64,8 @@ pub fn run() {
 
     let now = jiff::Timestamp::now();
     let since = format!("{}.{:09}", now.as_second(), now.subsec_nanosecond());
-    let mut with_medic = Vec::new();
+    let mut with_medic = Rounds::default();
     let mut decided = Vec::new();
-    let mut by_incident = vec![Vec::new(); PER_MEDIC];
     for group in 0..ROUNDS / PER_MEDIC {
         let medic = Watcher::start(NAME);
         for incident in 1..=PER_MEDIC {
@@ -75,14 +74,7 @@ pub fn run() {
             wait_exited_or_restarted();
             wait_http();
             let took = start.elapsed();
-            println!(
-                "round {:>2}: medic {}, incident {incident}: kill → HTTP {}",
-                group * PER_MEDIC + incident,
-                group + 1,
-                ms(took)
-            );
-            with_medic.push(took);
-            by_incident[incident - 1].push(took);
+            with_medic.record(group, incident, "kill → HTTP", took);
             medic.wait_recovered(incident);
         }
         decided.extend(medic.stop());
@@ -115,14 +107,17 @@ pub fn run() {
         .collect();
     docker(&["rm", "-f", NAME]).ok();
 
-    println!("## Recovery ({ROUNDS} rounds)");
-    println!("{:<44} {:>10} {:>10}", "measure", "p50", "p99");
-    row("kill → HTTP answering, bare `docker start`", &bare);
-    row("kill → HTTP answering, medic", &with_medic);
-    row("detection: Docker die event → medic decision", &detection);
-    row("engine floor: die → inspect answered", &floor);
-    per_incident("kill → HTTP, medic", &by_incident);
-    ratio("bare docker start", &with_medic, &bare, "");
+    table(
+        &format!("Recovery ({ROUNDS} rounds)"),
+        &[
+            ("kill → HTTP answering, bare `docker start`", &bare),
+            ("kill → HTTP answering, medic", &with_medic.all),
+            ("detection: Docker die event → medic decision", &detection),
+            ("engine floor: die → inspect answered", &floor),
+        ],
+    );
+    per_incident("kill → HTTP, medic", &with_medic.by_incident);
+    ratio("bare docker start", &with_medic.all, &bare, "");
     unhealthy();
 }
 
@@ -206,9 +201,8 @@ fn unhealthy() {
         })
         .collect();
 
-    let mut with_medic = Vec::new();
+    let mut with_medic = Rounds::default();
     let (mut unhealthy_at, mut decided) = (Vec::new(), Vec::new());
-    let mut by_incident = vec![Vec::new(); PER_MEDIC];
     for group in 0..UNHEALTHY_ROUNDS / PER_MEDIC {
         let medic = Watcher::start(SICK);
         for incident in 1..=PER_MEDIC {
@@ -217,14 +211,7 @@ fn unhealthy() {
             let took = Duration::from_nanos(
                 u64::try_from(now_nanos() - i128::from(unhealthy)).unwrap_or(0),
             );
-            println!(
-                "round {:>2}: medic {}, incident {incident}: unhealthy → /health ok {}",
-                group * PER_MEDIC + incident,
-                group + 1,
-                ms(took)
-            );
-            with_medic.push(took);
-            by_incident[incident - 1].push(took);
+            with_medic.record(group, incident, "unhealthy → /health ok", took);
             medic.wait_recovered(incident);
             unhealthy_at.push(i128::from(unhealthy));
             healthy();
@@ -241,18 +228,51 @@ fn unhealthy() {
     }
     docker(&["rm", "-f", SICK]).ok();
 
-    println!("## Docker unhealthy → healthy again ({UNHEALTHY_ROUNDS} rounds)");
-    println!("{:<44} {:>10} {:>10}", "measure", "p50", "p99");
-    row("bare `docker restart` → /health ok", &bare);
-    row("unhealthy event → /health ok, medic", &with_medic);
-    row("unhealthy event → medic decision", &decided);
-    per_incident("unhealthy → /health ok", &by_incident);
+    table(
+        &format!("Docker unhealthy → healthy again ({UNHEALTHY_ROUNDS} rounds)"),
+        &[
+            ("bare `docker restart` → /health ok", &bare),
+            ("unhealthy event → /health ok, medic", &with_medic.all),
+            ("unhealthy event → medic decision", &decided),
+        ],
+    );
+    per_incident("unhealthy → /health ok", &with_medic.by_incident);
     ratio(
         "bare docker restart",
-        &with_medic,
+        &with_medic.all,
         &bare,
         " (target ≤ 1.3×)",
     );
+}
+
+/// A titled table of p50 / p99 rows.
+fn table(title: &str, rows: &[(&str, &[Duration])]) {
+    println!("## {title}");
+    println!("{:<44} {:>10} {:>10}", "measure", "p50", "p99");
+    for (name, samples) in rows {
+        row(name, samples);
+    }
+}
+
+/// medic's rounds: all, and by incident number of a medic.
+#[derive(Default)]
+struct Rounds {
+    all: Vec<Duration>,
+    by_incident: [Vec<Duration>; PER_MEDIC],
+}
+
+impl Rounds {
+    /// Prints and keeps the round of medic number `group` (from 0), incident `incident` (from 1).
+    fn record(&mut self, group: usize, incident: usize, what: &str, took: Duration) {
+        println!(
+            "round {:>2}: medic {}, incident {incident}: {what} {}",
+            group * PER_MEDIC + incident,
+            group + 1,
+            ms(took)
+        );
+        self.all.push(took);
+        self.by_incident[incident - 1].push(took);
+    }
 }
 
 /// One row per incident number of a medic (1st, 2nd, 3rd), each expected as fast as the first.
