@@ -1,5 +1,5 @@
 //! medic in its own worst moments: hundreds of services failing at once, a
-//! full disk, journals rotating under `medic logs`.
+//! full disk, a read-only state_dir, journals rotating under `medic logs`.
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 
 use crate::support::env;
-use crate::support::medic::{Medic, eventually, free_port, read_jsonl};
+use crate::support::medic::{Medic, bin, eventually, free_port, read_jsonl};
+use crate::support::mount::Tmpfs;
 use crate::support::server::serve_in_background;
 
 /// Endpoints `/e/{i}` answering 200 `ok`, or 404 while `down` is set; and a
@@ -234,34 +235,6 @@ fn journal_files(path: &std::path::Path) -> Vec<std::path::PathBuf> {
     files
 }
 
-/// A tmpfs mounted for one test, unmounted when dropped.
-struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    fn mount(at: &std::path::Path, size: &str) -> Self {
-        std::fs::create_dir_all(at).expect("mount point");
-        let status = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0700"),
-                "tmpfs",
-            ])
-            .arg(at)
-            .status()
-            .expect("run mount");
-        assert!(status.success(), "mount a tmpfs at {}", at.display());
-        Self(at.to_owned())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        Command::new("umount").arg("-l").arg(&self.0).status().ok();
-    }
-}
-
 /// Fills the file system holding `path` until writes fail.
 fn fill(path: &std::path::Path) {
     use std::io::Write;
@@ -270,6 +243,77 @@ fn fill(path: &std::path::Path) {
     while file.write_all(&block).is_ok() {}
     while file.write_all(&block[..512]).is_ok() {}
     file.sync_all().ok();
+}
+
+#[test]
+fn a_read_only_state_dir_at_start_is_survived_reported_and_still_locked() {
+    const N: usize = 3;
+    if env::root().is_none() {
+        return;
+    }
+    let upstream = Upstream::start();
+    let mut medic = Medic::prepare(&upstream.services(N));
+    let state = medic.dir.path().join("state");
+    let tmpfs = Tmpfs::mount(&state, "2m");
+    tmpfs.read_only(true);
+    medic.spawn();
+
+    // medic supervises, keeps its state in memory and says what it cannot write.
+    let problems = eventually(
+        "healthy, with the read-only state_dir in medic status",
+        || {
+            let status = started(&medic)?;
+            let problems = status["problems"].as_array()?.clone();
+            (count(&status, "healthy") == N && problems.len() >= 3).then_some(problems)
+        },
+    );
+    for file in ["recovery log", "alerts file", "state store"] {
+        let problem = format!("{file} not writable: Read-only file system");
+        assert!(
+            problems.iter().any(|p| p == &problem),
+            "{problem}: {problems:?}"
+        );
+    }
+    let text = medic.cli(&["status"]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("not writable: Read-only file system"));
+    eventually("the sink told once", || {
+        (upstream.hook_kinds() == ["storage"]).then_some(())
+    });
+    // The one-daemon lock holds on a directory medic cannot write.
+    let second = Command::new(bin("medic"))
+        .args(["run", "--config"])
+        .arg(&medic.config)
+        .output()
+        .expect("run a second medic");
+    assert_eq!(second.status.code(), Some(2), "{second:?}");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "another medic is running with state_dir {}",
+            state.display()
+        )),
+        "{stderr}"
+    );
+
+    // Writable again: the lines that waited are written, state.json appears, the problems clear.
+    tmpfs.read_only(false);
+    eventually("the problems cleared", || {
+        status(&medic)["problems"].is_null().then_some(())
+    });
+    eventually("the lines that waited, written", || {
+        let healthy = medic
+            .events()
+            .iter()
+            .filter(|e| e["event"] == "healthy")
+            .count();
+        (healthy == N).then_some(())
+    });
+    assert!(medic.state("state.json").exists());
+    eventually("the sink told the files are writable again", || {
+        (upstream.hook_kinds() == ["storage", "storage resolved"]).then_some(())
+    });
+    let (exit, _) = medic.terminate();
+    assert!(exit.success(), "medic exits cleanly: {}", medic.stderr());
 }
 
 #[test]

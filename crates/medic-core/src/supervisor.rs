@@ -319,12 +319,12 @@ impl Supervisor {
         Some(self.availability.get(unit)?.series(now, window, bars))
     }
 
-    /// Every unit's availability buckets as plain data, for the shell to persist.
-    pub fn availability_history(&self, now: Instant) -> Vec<(String, History)> {
+    /// Every unit's availability buckets as plain data, for the shell to persist;
+    /// one unit at a time, so 10,000 units' 30 days are never all copied at once.
+    pub fn availability_history(&self, now: Instant) -> impl Iterator<Item = (&str, History)> + '_ {
         self.availability
             .iter()
-            .map(|(name, a)| (name.clone(), a.history(now)))
-            .collect()
+            .map(move |(name, a)| (name.as_str(), a.history(now)))
     }
 
     /// Puts back a unit's saved availability buckets (after `add_unit` or `restore_unit`).

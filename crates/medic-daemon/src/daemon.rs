@@ -107,6 +107,8 @@ struct Daemon {
     storm: medic_core::storm::Storm,
     /// The sinks were told that files are not writable (told once, then once when they are).
     unwritable: bool,
+    /// One daemon per state_dir (see `lock.rs`), held while the daemon runs.
+    lock: crate::lock::StateLock,
     alert_seq: u64,
     shutdown_grace: Duration,
     /// Per selector service, what its last discovery round saw (see `sight`).
@@ -122,7 +124,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let settings = config.medic.clone();
     // First: a second medic on this state_dir stops here, before it touches anything.
-    let _lock = crate::lock::StateLock::acquire(&settings.state_dir)?;
+    let lock = crate::lock::StateLock::acquire(&settings.state_dir)?;
     crate::lock::clear_stale_socket(&settings.control_socket)?;
     let clock = WallClock::now();
     let store = Store::open(&settings.state_dir, Timestamp::now())?;
@@ -142,8 +144,8 @@ pub async fn run(
         "recovery log",
         rotate,
         &shell.tracker,
-    )?;
-    let alerts = Journal::start(&settings.alerts_file, "alerts file", rotate, &shell.tracker)?;
+    );
+    let alerts = Journal::start(&settings.alerts_file, "alerts file", rotate, &shell.tracker);
     let store_saver = Saver::start(
         store.path().to_owned(),
         "state store",
@@ -197,6 +199,7 @@ pub async fn run(
         containers: HashMap::new(),
         storm: medic_core::storm::Storm::new(settings.storm),
         unwritable: false,
+        lock,
         alert_seq: 0,
         shutdown_grace: settings.shutdown_grace,
         sights: BTreeMap::new(),
@@ -944,9 +947,9 @@ impl Daemon {
 
     /// "recovery log not writable: No space left on device", one per file that is not.
     fn storage_problems(&self) -> Vec<String> {
-        self.file_healths()
-            .iter()
-            .filter_map(|h| h.problem())
+        let lock = self.lock.problem().map(str::to_owned);
+        lock.into_iter()
+            .chain(self.file_healths().iter().filter_map(|h| h.problem()))
             .collect()
     }
 

@@ -122,7 +122,8 @@ impl Store {
     /// Loads `state.json` from `dir`, or starts a new one. A file that does not
     /// parse is kept aside as `state.json.corrupt` rather than silently lost.
     pub fn open(dir: &Path, now: Timestamp) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        // No create_dir_all: the lock made state_dir if it could; a missing
+        // one reads as an empty store and its writer retries.
         let path = dir.join("state.json");
         let file = match std::fs::read(&path) {
             Ok(bytes) => match serde_json::from_slice::<StoreFile>(&bytes) {

@@ -1,5 +1,5 @@
 //! `scripts/bench`: medic's figures beside a baseline measured in the same run
-//! on the same machine. `medic-bench [recovery|engines|probes|idle|startup|storm|containers|all] [--seconds N] [--size N] [--containers N]`
+//! on the same machine. `medic-bench [recovery|engines|probes|idle|startup|storm|containers|disk|all] [--seconds N] [--size N] [--containers N]`
 //!
 //! - recovery: kill → running and answering HTTP, medic versus a bare
 //!   `docker start`; detection latency from Docker's `die` event to medic's
@@ -16,11 +16,14 @@
 //!   back: probes made, CPU, RSS, status latency, recovery time, lines written.
 //! - containers: 200 containers (`--containers N`) killed at once and
 //!   brought back by medic, beside `docker start` by 4 workers.
+//! - disk: 10,000 endpoints (`--size N`) started, healthy for 3 min, one storm:
+//!   bytes medic wrote and each file in state_dir per phase, and per day.
 //!
 //! Needs DOCKER_HOST pointing at an engine with medic-test/good:1 and Monit
 //! installed (scripts/bench provides both).
 
 mod containers;
+mod disk;
 mod engines;
 mod idle;
 mod probes;
@@ -80,5 +83,8 @@ fn main() {
     }
     if all || which == "containers" {
         containers::run(containers);
+    }
+    if all || which == "disk" {
+        disk::run(size);
     }
 }

@@ -17,10 +17,10 @@ use crate::util::{Guard, Usage, cpu_percent, medic_table, ms, percentile, siblin
 const INTERVAL: Duration = Duration::from_secs(10);
 const STORM: Duration = Duration::from_secs(60);
 
-/// What the server saw.
+/// What the server saw (also used by `disk.rs`).
 #[derive(Default)]
-struct Upstream {
-    down: AtomicBool,
+pub struct Upstream {
+    pub down: AtomicBool,
     probes: AtomicU64,
 }
 
@@ -276,7 +276,7 @@ fn dir_size(dir: &Path) -> u64 {
         .sum()
 }
 
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+pub fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let path = entry.path();
@@ -289,7 +289,7 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-fn write_config(dir: &Path, port: u16, size: usize) -> std::path::PathBuf {
+pub fn write_config(dir: &Path, port: u16, size: usize) -> std::path::PathBuf {
     // The control socket is needed for `medic status`; everything else is default.
     let mut config = medic_table(dir);
     for i in 0..size {
@@ -303,7 +303,7 @@ fn write_config(dir: &Path, port: u16, size: usize) -> std::path::PathBuf {
 }
 
 /// `GET /e/{i}`: `ok`, or 404 while the upstream is down; counts every probe.
-fn serve(upstream: Arc<Upstream>) -> u16 {
+pub fn serve(upstream: Arc<Upstream>) -> u16 {
     crate::util::serve(axum::Router::new().route(
         "/e/{i}",
         axum::routing::get(move || {
