@@ -87,7 +87,12 @@ impl Drop for GoodContainer {
 
 /// Starts medic on one container and waits until it is healthy with a recorded last known good spec.
 pub(crate) fn watch(name: &str, port: u16) -> Medic {
-    let medic = Medic::start(&config(name, port));
+    watch_with(&config(name, port))
+}
+
+/// [`watch`] with a config of the test's own: medic healthy, its last known good recorded.
+fn watch_with(config: &str) -> Medic {
+    let medic = Medic::start(config);
     medic.wait_event("healthy", |e| e["event"] == "healthy");
     eventually("the last known good spec", || {
         let state = std::fs::read(medic.state("state.json")).ok()?;
@@ -559,6 +564,53 @@ fn crash_crash_crash_then_a_redeploy_is_adopted_not_raced() {
         engine.image_id("medic-test/good:2"),
         "the deploy's container runs: {web:?}"
     );
+}
+
+/// A deploy's replacement that crash-loops (up 300 ms each run) is seen
+/// running by the container probe, the only probe here, yet it never becomes
+/// the last known good: the fourth incident is flapping and the rollback
+/// returns to the good version. Before the fix the first glimpse was recorded
+/// and the rollback escalated, "already on the last known good spec".
+#[test]
+fn a_crash_looping_replacement_never_becomes_the_last_known_good() {
+    let Some(engine) = Engine::get() else { return };
+    let (name, port) = (unique("crashloop"), free_port());
+    let _cleanup = Cleanup(&engine, vec![name.clone()]);
+    let scratch = tempfile::tempdir().unwrap();
+    run_good(&engine, &name, port, scratch.path());
+    let medic = watch_with(&format!(
+        "{FAST}\n[[service]]\nname = \"web\"\ncontainer = {{ name = \"{name}\" }}\n"
+    ));
+    engine.run(&["rm", "-f", &name]);
+    engine.run_on_host(
+        &name,
+        &["medic-test/good:2", "sh", "-c", "sleep 0.3; exit 1"],
+    );
+    let events = eventually("the crash loop ended", || {
+        let events = medic.events();
+        let web = kinds(&events, "web");
+        web.iter()
+            .any(|k| k == "rolled_back" || k == "escalated")
+            .then_some(events)
+    });
+    let web: Vec<_> = events
+        .iter()
+        .filter(|e| e["service"] == "web")
+        .map(|e| {
+            format!(
+                "{}: {}",
+                e["event"].as_str().unwrap_or_default(),
+                e["message"]
+            )
+        })
+        .collect();
+    assert!(web.iter().any(|e| e.starts_with("rolled_back")), "{web:#?}");
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(medic.state("state.json")).unwrap()).unwrap();
+    let good = engine.image_id("medic-test/good:1");
+    assert_eq!(state["units"]["web"]["last_known_good"]["image_id"], good);
+    eventually("the good version answers", || health_ok(port).then_some(()));
+    assert_eq!(engine.inspect(&name).unwrap()["Image"], good);
 }
 
 /// systemd's READY=1 (and the "first round" line) come only once a selector

@@ -815,7 +815,15 @@ impl Daemon {
                     u.probes.probe_now();
                 }
             }
-            Action::RecordLastKnownGood { unit, seen } => {
+            Action::RecordLastKnownGood {
+                unit,
+                seen,
+                provisional,
+            } => {
+                // Not yet confirmed: only ever the first one, never over a confirmed one.
+                if provisional && self.store.last_known_good(&unit).is_some() {
+                    return;
+                }
                 if self.hold_last_known_good(&unit) {
                     return;
                 }

@@ -188,7 +188,7 @@ pub struct Shell {
 /// How a deploy ended: the answer `medic deploy` waits for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeployOutcome {
-    /// The new version is healthy and is the last known good now.
+    /// The new version is healthy; it becomes the last known good once it stays healthy.
     pub promoted: bool,
     /// One line: why it ended like this.
     pub message: String,

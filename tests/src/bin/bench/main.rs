@@ -3,7 +3,9 @@
 //!
 //! - recovery: kill → running and answering HTTP, medic versus a bare
 //!   `docker start`; detection latency from Docker's `die` event to medic's
-//!   decision, beside the engine's floor (an inspect answered right after `die`).
+//!   decision, beside the engine's floor (an inspect answered right after `die`);
+//!   Docker's `health_status: unhealthy` event → `/health` ok again, medic
+//!   versus a bare `docker restart`.
 //! - engines: kill, `rm -f` and a bad image on Docker and on Podman, Podman's
 //!   figures as ratios against Docker's.
 //! - probes: 100, 1,000 and 10,000 HTTP endpoints probed every 10 s, medic
