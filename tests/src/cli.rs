@@ -7,20 +7,22 @@ use std::time::Duration;
 use crate::support::medic::{Medic, bin};
 use crate::support::server::serve_in_background;
 
+/// Errors (exit 1) and warnings (a deprecated key, exit 0) name file, line and column.
 #[test]
 fn config_check_reports_every_error_with_its_position() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
-    std::fs::write(
-        &path,
+    let check = |text: &str| {
+        std::fs::write(&path, text).unwrap();
+        Command::new(bin("medic"))
+            .args(["config", "check"])
+            .arg(&path)
+            .output()
+            .unwrap()
+    };
+    let out = check(
         "[defaults]\ninterval = \"10 parsecs\"\n\n[[service]]\nname = \"a\"\n\n[[service]]\nname = \"a\"\ncommand = { rollback = [\"x\"] }\n",
-    )
-    .unwrap();
-    let out = Command::new(bin("medic"))
-        .args(["config", "check"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    );
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let file = path.display().to_string();
@@ -33,18 +35,23 @@ fn config_check_reports_every_error_with_its_position() {
         "every error: {stderr}"
     );
 
-    std::fs::write(&path, "[[service]]\nname = \"a\"\n  [[service.probe]]\n  kind = \"tcp\"\n  address = \"127.0.0.1:1\"\n").unwrap();
-    let out = Command::new(bin("medic"))
-        .args(["config", "check"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = check(
+        "[[service]]\nname = \"a\"\n  [[service.probe]]\n  kind = \"tcp\"\n  address = \"127.0.0.1:1\"\n",
+    );
     assert_eq!(
         out.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+
+    let out = check(
+        "[[service]]\nname = \"a\"\n  attempt_window = \"5m\"\n  [[service.probe]]\n  kind = \"tcp\"\n  address = \"127.0.0.1:1\"\n",
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let warning = format!("{file}:3:3: warning: `attempt_window` is deprecated");
+    assert!(stderr.contains(&warning), "{stderr}");
 }
 
 #[test]

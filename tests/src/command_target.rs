@@ -306,7 +306,7 @@ command = {{ restart = ["sh", "-c", "sleep 0.3; exit 1"], rollback = ["sh", "-c"
     let incidents: std::collections::BTreeSet<&str> =
         web.iter().filter_map(|e| e["incident"].as_str()).collect();
     assert_eq!(incidents.len(), 1, "one incident throughout: {incidents:?}");
-    let alerts = medic.alerts();
+    let alerts = medic.wait_alert("escalated");
     assert_eq!(
         alerts.iter().filter(|a| a["kind"] == "escalated").count(),
         1,

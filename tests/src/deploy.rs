@@ -61,7 +61,7 @@ fn assert_rolled_back(engine: &Engine, medic: &Medic, name: &str, port: u16, out
     );
     eventually("HTTP after the rollback", || health_ok(port).then_some(()));
     let alert = medic
-        .alerts()
+        .wait_alert("deploy_failed")
         .into_iter()
         .find(|a| a["kind"] == "deploy_failed")
         .expect("a deploy_failed alert");

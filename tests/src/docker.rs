@@ -36,25 +36,22 @@ container = {{ name = "{container}" }}
 
 /// Starts a good:1 container serving on `port` with settings recreate must keep.
 pub(crate) fn run_good(engine: &Engine, name: &str, port: u16, scratch: &std::path::Path) {
-    engine.run(&[
-        "run",
-        "-d",
-        "--name",
+    engine.run_on_host(
         name,
-        "--network",
-        "host",
-        "--restart",
-        "no",
-        "-e",
-        &format!("PORT={port}"),
-        "-e",
-        "MEDIC_TEST=yes",
-        "-l",
-        "team=web",
-        "-v",
-        &format!("{}:/data", scratch.display()),
-        "medic-test/good:1",
-    ]);
+        &[
+            "--restart",
+            "no",
+            "-e",
+            &format!("PORT={port}"),
+            "-e",
+            "MEDIC_TEST=yes",
+            "-l",
+            "team=web",
+            "-v",
+            &format!("{}:/data", scratch.display()),
+            "medic-test/good:1",
+        ],
+    );
 }
 
 /// A good:1 container (see `run_good`) on a free port, removed with its
@@ -90,7 +87,12 @@ impl Drop for GoodContainer {
 
 /// Starts medic on one container and waits until it is healthy with a recorded last known good spec.
 pub(crate) fn watch(name: &str, port: u16) -> Medic {
-    let medic = Medic::start(&config(name, port));
+    watch_with(&config(name, port))
+}
+
+/// [`watch`] with a config of the test's own: medic healthy, its last known good recorded.
+fn watch_with(config: &str) -> Medic {
+    let medic = Medic::start(config);
     medic.wait_event("healthy", |e| e["event"] == "healthy");
     eventually("the last known good spec", || {
         let state = std::fs::read(medic.state("state.json")).ok()?;
@@ -166,7 +168,7 @@ fn a_removed_container_is_recreated_as_it_was() {
         restore["message"].as_str().unwrap().contains("recreated"),
         "{restore}"
     );
-    let alerts = medic.alerts();
+    let alerts = medic.wait_alert("restored_removed");
     let restored: Vec<_> = alerts
         .iter()
         .filter(|a| a["kind"] == "restored_removed")
@@ -191,15 +193,7 @@ fn a_bad_image_is_rolled_back_to_the_last_known_good() {
 
     // A deploy replaces the container with one from an image that exits at start.
     engine.run(&["rm", "-f", &name]);
-    engine.run(&[
-        "run",
-        "-d",
-        "--name",
-        &name,
-        "--network",
-        "host",
-        "medic-test/bad:1",
-    ]);
+    engine.run_on_host(&name, &["medic-test/bad:1"]);
     let events = medic.wait_event("rolled back", |e| e["event"] == "rolled_back");
     let web = kinds(&events, "web");
     assert_eq!(web.iter().filter(|k| *k == "restart").count(), 3, "{web:?}");
@@ -224,7 +218,7 @@ fn a_bad_image_is_rolled_back_to_the_last_known_good() {
         1,
         "the failed container is kept: {forensic}"
     );
-    let alerts = medic.alerts();
+    let alerts = medic.wait_alert("rolled_back");
     let rolled_back = alerts
         .iter()
         .find(|a| a["kind"] == "rolled_back")
@@ -269,24 +263,21 @@ fn a_failing_docker_health_check_gets_the_container_restarted() {
     let (name, port) = (unique("health"), free_port());
     let _cleanup = Cleanup(&engine, vec![name.clone()]);
     let serve = format!("touch /tmp/healthy; exec httpd -f -p 127.0.0.1:{port} -h /www");
-    engine.run(&[
-        "run",
-        "-d",
-        "--name",
+    engine.run_on_host(
         &name,
-        "--network",
-        "host",
-        "--health-cmd",
-        "test -f /tmp/healthy",
-        "--health-interval",
-        "1s",
-        "--health-retries",
-        "1",
-        "medic-test/good:1",
-        "sh",
-        "-c",
-        &serve,
-    ]);
+        &[
+            "--health-cmd",
+            "test -f /tmp/healthy",
+            "--health-interval",
+            "1s",
+            "--health-retries",
+            "1",
+            "medic-test/good:1",
+            "sh",
+            "-c",
+            &serve,
+        ],
+    );
     let medic = watch(&name, port);
 
     engine.run(&["exec", &name, "rm", "/tmp/healthy"]);
@@ -314,21 +305,18 @@ fn a_label_selector_watches_each_container_with_its_own_overrides() {
         (&one, port_one, "medic.max_attempts=5"),
         (&two, port_two, "medic.on_stop=leave"),
     ] {
-        engine.run(&[
-            "run",
-            "-d",
-            "--name",
+        engine.run_on_host(
             name,
-            "--network",
-            "host",
-            "-e",
-            &format!("PORT={port}"),
-            "-l",
-            &label,
-            "-l",
-            extra,
-            "medic-test/good:1",
-        ]);
+            &[
+                "-e",
+                &format!("PORT={port}"),
+                "-l",
+                &label,
+                "-l",
+                extra,
+                "medic-test/good:1",
+            ],
+        );
     }
     let config = FAST.to_owned()
         + &format!("[[service]]\nname = \"apps\"\ncontainer = {{ label = \"{label}\" }}\n");
@@ -423,17 +411,10 @@ fn a_container_sharing_a_network_namespace_is_restarted_after_its_parent() {
     let (parent, child) = (unique("ns-parent"), unique("ns-child"));
     let _cleanup = Cleanup(&engine, vec![parent.clone(), child.clone()]);
     let (parent_port, child_port) = (free_port(), free_port());
-    engine.run(&[
-        "run",
-        "-d",
-        "--name",
+    engine.run_on_host(
         &parent,
-        "--network",
-        "host",
-        "-e",
-        &format!("PORT={parent_port}"),
-        "medic-test/good:1",
-    ]);
+        &["-e", &format!("PORT={parent_port}"), "medic-test/good:1"],
+    );
     engine.run(&[
         "run",
         "-d",
@@ -501,15 +482,7 @@ fn medic_killed_mid_incident_resumes_it_on_the_engine() {
     let mut medic = watch(&name, port);
 
     engine.run(&["rm", "-f", &name]);
-    engine.run(&[
-        "run",
-        "-d",
-        "--name",
-        &name,
-        "--network",
-        "host",
-        "medic-test/bad:1",
-    ]);
+    engine.run_on_host(&name, &["medic-test/bad:1"]);
     medic.wait_event("the first restart", |e| {
         e["event"] == "restart" && e["attempt"] == 1
     });
@@ -575,17 +548,7 @@ fn crash_crash_crash_then_a_redeploy_is_adopted_not_raced() {
         eventually("HTTP after a crash", || health_ok(port).then_some(()));
     }
     engine.run(&["rm", "-f", &name]);
-    engine.run(&[
-        "run",
-        "-d",
-        "--name",
-        &name,
-        "--network",
-        "host",
-        "-e",
-        &format!("PORT={port}"),
-        "medic-test/good:2",
-    ]);
+    engine.run_on_host(&name, &["-e", &format!("PORT={port}"), "medic-test/good:2"]);
     let events = eventually("the fourth incident closed", || {
         let events = medic.events();
         let web = kinds(&events, "web");
@@ -600,5 +563,99 @@ fn crash_crash_crash_then_a_redeploy_is_adopted_not_raced() {
         engine.inspect(&name).unwrap()["Image"],
         engine.image_id("medic-test/good:2"),
         "the deploy's container runs: {web:?}"
+    );
+}
+
+/// A deploy's replacement that crash-loops (up 300 ms each run) is seen
+/// running by the container probe, the only probe here, yet it never becomes
+/// the last known good: the fourth incident is flapping and the rollback
+/// returns to the good version. Before the fix the first glimpse was recorded
+/// and the rollback escalated, "already on the last known good spec".
+#[test]
+fn a_crash_looping_replacement_never_becomes_the_last_known_good() {
+    let Some(engine) = Engine::get() else { return };
+    let (name, port) = (unique("crashloop"), free_port());
+    let _cleanup = Cleanup(&engine, vec![name.clone()]);
+    let scratch = tempfile::tempdir().unwrap();
+    run_good(&engine, &name, port, scratch.path());
+    let medic = watch_with(&format!(
+        "{FAST}\n[[service]]\nname = \"web\"\ncontainer = {{ name = \"{name}\" }}\n"
+    ));
+    engine.run(&["rm", "-f", &name]);
+    engine.run_on_host(
+        &name,
+        &["medic-test/good:2", "sh", "-c", "sleep 0.3; exit 1"],
+    );
+    let events = eventually("the crash loop ended", || {
+        let events = medic.events();
+        let web = kinds(&events, "web");
+        web.iter()
+            .any(|k| k == "rolled_back" || k == "escalated")
+            .then_some(events)
+    });
+    let web: Vec<_> = events
+        .iter()
+        .filter(|e| e["service"] == "web")
+        .map(|e| {
+            format!(
+                "{}: {}",
+                e["event"].as_str().unwrap_or_default(),
+                e["message"]
+            )
+        })
+        .collect();
+    assert!(web.iter().any(|e| e.starts_with("rolled_back")), "{web:#?}");
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(medic.state("state.json")).unwrap()).unwrap();
+    let good = engine.image_id("medic-test/good:1");
+    assert_eq!(state["units"]["web"]["last_known_good"]["image_id"], good);
+    eventually("the good version answers", || health_ok(port).then_some(()));
+    assert_eq!(engine.inspect(&name).unwrap()["Image"], good);
+}
+
+/// systemd's READY=1 (and the "first round" line) come only once a selector
+/// has listed its containers and each was observed: never "0 services" while
+/// discovery has not answered yet.
+#[test]
+fn ready_waits_for_the_selectors_first_listing() {
+    let Some(engine) = Engine::get() else {
+        return;
+    };
+    let (name, port) = (unique("ready"), free_port());
+    let label = format!("medic.e2e={name}");
+    let _cleanup = Cleanup(&engine, vec![name.clone()]);
+    engine.run_on_host(
+        &name,
+        &[
+            "-e",
+            &format!("PORT={port}"),
+            "-l",
+            &label,
+            "medic-test/good:1",
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    let config = FAST.to_owned()
+        + &format!("[[service]]\nname = \"apps\"\ncontainer = {{ label = \"{label}\" }}\n");
+    let mut medic = Medic::prepare(&config);
+    medic.spawn_under_watchdog(&[("NOTIFY_SOCKET", &path.display().to_string())]);
+    socket
+        .set_read_timeout(Some(crate::support::medic::DEADLINE))
+        .unwrap();
+    let mut buffer = [0u8; 4096];
+    let ready = loop {
+        let n = socket
+            .recv(&mut buffer)
+            .expect("READY=1 within the deadline");
+        let message = String::from_utf8_lossy(&buffer[..n]).into_owned();
+        if message.lines().any(|l| l == "READY=1") {
+            break message;
+        }
+    };
+    assert!(
+        ready.contains("STATUS=1 services: 1 healthy"),
+        "READY once the container is watched: {ready}"
     );
 }

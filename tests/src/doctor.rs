@@ -321,17 +321,10 @@ fn doctor_exits_0_when_all_is_well() {
     let running = unique("doctor-running");
     let _cleanup = Cleanup(&engine, vec![running.clone()]);
     let port = free_port();
-    engine.run(&[
-        "run",
-        "-d",
-        "--name",
+    engine.run_on_host(
         &running,
-        "--network",
-        "host",
-        "-e",
-        &format!("PORT={port}"),
-        "medic-test/good:1",
-    ]);
+        &["-e", &format!("PORT={port}"), "medic-test/good:1"],
+    );
     let dir = tempfile::tempdir().unwrap();
     let root = installed_root(dir.path());
     let host = std::env::var("MEDIC_TEST_DOCKER_HOST").unwrap();

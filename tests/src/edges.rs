@@ -156,19 +156,16 @@ fn an_engine_started_after_medic_replaces_the_blind_placeholder() {
     // A labelled container appears: it is watched as its own unit.
     let name = unique("late-web");
     let port = free_port().to_string();
-    own.engine.run(&[
-        "run",
-        "-d",
-        "--name",
+    own.engine.run_on_host(
         &name,
-        "--network",
-        "host",
-        "-e",
-        &format!("PORT={port}"),
-        "-l",
-        &format!("medic.late={label}"),
-        "medic-test/good:1",
-    ]);
+        &[
+            "-e",
+            &format!("PORT={port}"),
+            "-l",
+            &format!("medic.late={label}"),
+            "medic-test/good:1",
+        ],
+    );
     let unit = format!("docker/{name}");
     let report = eventually("the container healthy", || {
         let output = medic.cli(&["status", "--json"]);

@@ -48,20 +48,17 @@ fn the_restart_policy_gets_the_first_chance_and_medic_acts_when_it_does_not() {
     let Some(engine) = Engine::get() else { return };
     let (name, port) = (unique("policy"), free_port());
     let _cleanup = Cleanup(&engine, vec![name.clone()]);
-    engine.run(&[
-        "run",
-        "-d",
-        "--name",
+    engine.run_on_host(
         &name,
-        "--network",
-        "host",
-        "--restart",
-        "always",
-        "medic-test/good:1",
-        "sh",
-        "-c",
-        &crashable(port),
-    ]);
+        &[
+            "--restart",
+            "always",
+            "medic-test/good:1",
+            "sh",
+            "-c",
+            &crashable(port),
+        ],
+    );
     let medic = watch(&engine, &name, port);
 
     // A crash: Docker's policy restarts it; medic waits and records that.
@@ -97,17 +94,7 @@ fn a_persons_docker_restart_is_not_restarted_again() {
     let Some(engine) = Engine::get() else { return };
     let (name, port) = (unique("person"), free_port());
     let _cleanup = Cleanup(&engine, vec![name.clone()]);
-    engine.run(&[
-        "run",
-        "-d",
-        "--name",
-        &name,
-        "--network",
-        "host",
-        "-e",
-        &format!("PORT={port}"),
-        "medic-test/good:1",
-    ]);
+    engine.run_on_host(&name, &["-e", &format!("PORT={port}"), "medic-test/good:1"]);
     let medic = watch(&engine, &name, port);
 
     // kill (SIGTERM), kill (SIGKILL: httpd ignores SIGTERM as PID 1), die 137, stop, start, restart.

@@ -188,7 +188,7 @@ fn a_changed_plist_that_keeps_crashing_is_rolled_back() {
     );
     assert!(fake.pid(LABEL).is_some(), "the good job runs again");
     let alert = medic
-        .alerts()
+        .wait_alert("rolled_back")
         .into_iter()
         .find(|a| a["kind"] == "rolled_back")
         .expect("a rolled_back alert");
@@ -225,7 +225,7 @@ fn nothing_to_roll_back_to_escalates_with_a_critical_alert() {
             .contains("already on the last known good plist"),
         "{failed}"
     );
-    let alerts = medic.alerts();
+    let alerts = medic.wait_alert("escalated");
     let critical: Vec<&Value> = alerts
         .iter()
         .filter(|a| a["severity"] == "critical" && a["service"] == "agent")

@@ -11,8 +11,7 @@ use crate::support::docker::{Cleanup, Engine, unique};
 use crate::support::medic::{Medic, eventually, first_event, free_port, kinds};
 use crate::support::server::health_ok;
 
-/// `podman run` of a good:1 container on `port`; on these machines Podman
-/// needs the ulimits spelled out and the host network.
+/// `podman run` of a good:1 container on `port`.
 pub(crate) fn run_good(engine: &Engine, name: &str, port: u16, image: &str) {
     run_with(engine, name, port, image, &[]);
 }
@@ -20,25 +19,10 @@ pub(crate) fn run_good(engine: &Engine, name: &str, port: u16, image: &str) {
 /// `run_good` with more `podman run` options.
 fn run_with(engine: &Engine, name: &str, port: u16, image: &str, extra: &[&str]) {
     let env = format!("PORT={port}");
-    let mut args = vec![
-        "run",
-        "-d",
-        "--name",
-        name,
-        "--network",
-        "host",
-        "--ulimit",
-        "nofile=1024:1024",
-        "--ulimit",
-        "nproc=1024:1024",
-        "-e",
-        &env,
-        "-l",
-        "team=web",
-    ];
+    let mut args = vec!["-e", &env, "-l", "team=web"];
     args.extend_from_slice(extra);
     args.push(image);
-    engine.run(&args);
+    engine.run_on_host(name, &args);
 }
 
 /// medic on one container of the Podman service, healthy with a recorded last known good spec.
@@ -113,14 +97,7 @@ fn podman_killed_and_removed_containers_come_back() {
     ] {
         assert_eq!(after.pointer(field), before.pointer(field), "{field} kept");
     }
-    assert!(
-        medic
-            .alerts()
-            .iter()
-            .any(|a| a["kind"] == "restored_removed"),
-        "{:?}",
-        medic.alerts()
-    );
+    medic.wait_alert("restored_removed");
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! medic in its own worst moments: hundreds of services failing at once, a
-//! full disk, journals rotating under `medic logs`.
+//! full disk, a read-only state_dir, journals rotating under `medic logs`.
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 
 use crate::support::env;
-use crate::support::medic::{Medic, eventually, free_port, read_jsonl};
+use crate::support::medic::{Medic, bin, eventually, free_port, read_jsonl};
+use crate::support::mount::Tmpfs;
 use crate::support::server::serve_in_background;
 
 /// Endpoints `/e/{i}` answering 200 `ok`, or 404 while `down` is set; and a
@@ -62,6 +63,13 @@ impl Upstream {
             ));
         }
         config
+    }
+
+    /// Waits until the webhook was sent an alert of `kind` (`storm resolved` for a resolving one).
+    fn wait_for_hook(&self, what: &str, kind: &str) {
+        eventually(what, || {
+            self.hook_kinds().iter().any(|k| k == kind).then_some(())
+        });
     }
 
     /// The `kind` of every alert the webhook was sent.
@@ -117,23 +125,13 @@ fn three_hundred_endpoints_failing_together_are_one_storm_and_all_come_back() {
     eventually("every endpoint unhealthy", || {
         (count(&status(&medic), "unhealthy") == N).then_some(())
     });
-    eventually("the storm alert at the sink", || {
-        upstream
-            .hook_kinds()
-            .contains(&"storm".to_owned())
-            .then_some(())
-    });
+    upstream.wait_for_hook("the storm alert at the sink", "storm");
 
     upstream.down.store(false, Ordering::SeqCst);
     eventually("every endpoint healthy again", || {
         (count(&status(&medic), "healthy") == N).then_some(())
     });
-    eventually("the storm's end at the sink", || {
-        upstream
-            .hook_kinds()
-            .contains(&"storm resolved".to_owned())
-            .then_some(())
-    });
+    upstream.wait_for_hook("the storm's end at the sink", "storm resolved");
     // One storm and its end reached the sink, not 300 alerts; each service's
     // own lines are still in the recovery log.
     let kinds = upstream.hook_kinds();
@@ -150,11 +148,38 @@ fn three_hundred_endpoints_failing_together_are_one_storm_and_all_come_back() {
         "stderr has the storm's summary:\n{stderr}"
     );
     let storm = medic
-        .alerts()
+        .wait_alert("storm")
         .into_iter()
         .find(|a| a["kind"] == "storm")
         .expect("the storm in the alerts file");
     assert!(storm["evidence"]["failing"].as_u64().unwrap_or(0) >= 60);
+}
+
+#[test]
+fn a_storm_outlives_a_restart_of_medic_and_its_end_reaches_the_sink() {
+    const N: usize = 100;
+    let upstream = Upstream::start();
+    let mut medic = Medic::start(&upstream.services(N));
+    eventually("every endpoint healthy", || {
+        (count(&started(&medic)?, "healthy") == N).then_some(())
+    });
+    upstream.down.store(true, Ordering::SeqCst);
+    upstream.wait_for_hook("the storm alert at the sink", "storm");
+    eventually("the storm kept in state.json", || {
+        let state = std::fs::read_to_string(medic.state("state.json")).ok()?;
+        state.contains("\"storm\":{\"since\"").then_some(())
+    });
+    medic.kill9();
+    upstream.down.store(false, Ordering::SeqCst);
+    medic.spawn();
+    eventually("every endpoint healthy again", || {
+        (count(&started(&medic)?, "healthy") == N).then_some(())
+    });
+    upstream.wait_for_hook("the storm's end at the sink", "storm resolved");
+    // The restarted medic knew the storm: its end, and no per-service
+    // resolution of incidents the sink was never told about.
+    let kinds = upstream.hook_kinds();
+    assert_eq!(kinds, ["storm", "storm resolved"], "sink got {kinds:?}");
 }
 
 #[test]
@@ -234,34 +259,6 @@ fn journal_files(path: &std::path::Path) -> Vec<std::path::PathBuf> {
     files
 }
 
-/// A tmpfs mounted for one test, unmounted when dropped.
-struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    fn mount(at: &std::path::Path, size: &str) -> Self {
-        std::fs::create_dir_all(at).expect("mount point");
-        let status = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0700"),
-                "tmpfs",
-            ])
-            .arg(at)
-            .status()
-            .expect("run mount");
-        assert!(status.success(), "mount a tmpfs at {}", at.display());
-        Self(at.to_owned())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        Command::new("umount").arg("-l").arg(&self.0).status().ok();
-    }
-}
-
 /// Fills the file system holding `path` until writes fail.
 fn fill(path: &std::path::Path) {
     use std::io::Write;
@@ -270,6 +267,77 @@ fn fill(path: &std::path::Path) {
     while file.write_all(&block).is_ok() {}
     while file.write_all(&block[..512]).is_ok() {}
     file.sync_all().ok();
+}
+
+#[test]
+fn a_read_only_state_dir_at_start_is_survived_reported_and_still_locked() {
+    const N: usize = 3;
+    if env::root().is_none() {
+        return;
+    }
+    let upstream = Upstream::start();
+    let mut medic = Medic::prepare(&upstream.services(N));
+    let state = medic.dir.path().join("state");
+    let tmpfs = Tmpfs::mount(&state, "2m");
+    tmpfs.read_only(true);
+    medic.spawn();
+
+    // medic supervises, keeps its state in memory and says what it cannot write.
+    let problems = eventually(
+        "healthy, with the read-only state_dir in medic status",
+        || {
+            let status = started(&medic)?;
+            let problems = status["problems"].as_array()?.clone();
+            (count(&status, "healthy") == N && problems.len() >= 3).then_some(problems)
+        },
+    );
+    for file in ["recovery log", "alerts file", "state store"] {
+        let problem = format!("{file} not writable: Read-only file system");
+        assert!(
+            problems.iter().any(|p| p == &problem),
+            "{problem}: {problems:?}"
+        );
+    }
+    let text = medic.cli(&["status"]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("not writable: Read-only file system"));
+    eventually("the sink told once", || {
+        (upstream.hook_kinds() == ["storage"]).then_some(())
+    });
+    // The one-daemon lock holds on a directory medic cannot write.
+    let second = Command::new(bin("medic"))
+        .args(["run", "--config"])
+        .arg(&medic.config)
+        .output()
+        .expect("run a second medic");
+    assert_eq!(second.status.code(), Some(2), "{second:?}");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "another medic is running with state_dir {}",
+            state.display()
+        )),
+        "{stderr}"
+    );
+
+    // Writable again: the lines that waited are written, state.json appears, the problems clear.
+    tmpfs.read_only(false);
+    eventually("the problems cleared", || {
+        status(&medic)["problems"].is_null().then_some(())
+    });
+    eventually("the lines that waited, written", || {
+        let healthy = medic
+            .events()
+            .iter()
+            .filter(|e| e["event"] == "healthy")
+            .count();
+        (healthy == N).then_some(())
+    });
+    assert!(medic.state("state.json").exists());
+    eventually("the sink told the files are writable again", || {
+        (upstream.hook_kinds() == ["storage", "storage resolved"]).then_some(())
+    });
+    let (exit, _) = medic.terminate();
+    assert!(exit.success(), "medic exits cleanly: {}", medic.stderr());
 }
 
 #[test]
@@ -331,12 +399,7 @@ fn a_full_disk_is_reported_and_survived_and_the_lines_come_when_it_frees() {
             .then_some(text)
     });
     assert!(metrics.contains("medic_journal_write_errors_total"));
-    eventually("the sink told about the disk", || {
-        upstream
-            .hook_kinds()
-            .contains(&"storage".to_owned())
-            .then_some(())
-    });
+    upstream.wait_for_hook("the sink told about the disk", "storage");
     upstream.down.store(false, Ordering::SeqCst);
     eventually("every endpoint healthy on a full disk", || {
         (count(&status(&medic), "healthy") == N).then_some(())

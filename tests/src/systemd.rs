@@ -22,37 +22,34 @@ impl<'a> Machine<'a> {
     /// package at /medic.deb and the engine's socket at /run/docker.sock.
     fn boot(engine: &'a Engine, image: &str, deb: &str, socket: &str) -> Self {
         let name = unique("systemd");
-        engine.run(&[
-            "run",
-            "-d",
-            "--name",
+        engine.run_on_host(
             &name,
-            "--network",
-            "host",
-            "--cgroupns=host",
-            "--cap-add",
-            "SYS_ADMIN",
-            "--security-opt",
-            "seccomp=unconfined",
-            "--security-opt",
-            "apparmor=unconfined",
-            "-e",
-            "container=docker",
-            "-v",
-            "/sys/fs/cgroup:/sys/fs/cgroup:rw",
-            "--tmpfs",
-            "/run",
-            "--tmpfs",
-            "/run/lock",
-            "--tmpfs",
-            "/tmp",
-            "-v",
-            &format!("{deb}:/medic.deb:ro"),
-            "-v",
-            &format!("{socket}:/run/docker.sock"),
-            image,
-            "/lib/systemd/systemd",
-        ]);
+            &[
+                "--cgroupns=host",
+                "--cap-add",
+                "SYS_ADMIN",
+                "--security-opt",
+                "seccomp=unconfined",
+                "--security-opt",
+                "apparmor=unconfined",
+                "-e",
+                "container=docker",
+                "-v",
+                "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+                "--tmpfs",
+                "/run",
+                "--tmpfs",
+                "/run/lock",
+                "--tmpfs",
+                "/tmp",
+                "-v",
+                &format!("{deb}:/medic.deb:ro"),
+                "-v",
+                &format!("{socket}:/run/docker.sock"),
+                image,
+                "/lib/systemd/systemd",
+            ],
+        );
         Self { engine, name }
     }
 
@@ -149,17 +146,10 @@ fn the_deb_runs_under_a_real_systemd() {
     let web = unique("sd-web");
     let _cleanup = Cleanup(&engine, vec![web.clone()]);
     let web_port = free_port();
-    engine.run(&[
-        "run",
-        "-d",
-        "--name",
+    engine.run_on_host(
         &web,
-        "--network",
-        "host",
-        "-e",
-        &format!("PORT={web_port}"),
-        "medic-test/good:1",
-    ]);
+        &["-e", &format!("PORT={web_port}"), "medic-test/good:1"],
+    );
 
     let machine = Machine::boot(&engine, &image, &deb, &socket);
     // The manager's bus appears a moment after PID 1 starts (until then systemctl

@@ -215,6 +215,11 @@ impl Availability {
         self.current = (now, health);
     }
 
+    /// The verdict last recorded.
+    pub fn verdict(&self) -> Health {
+        self.current.1
+    }
+
     /// Milliseconds healthy and with a verdict (healthy or unhealthy) since this
     /// history began, up to `now`: ever-growing counters, the availability SLI
     /// that Prometheus takes rates of.

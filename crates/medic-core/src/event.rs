@@ -53,7 +53,7 @@ pub enum EventKind {
     DeployDone,
     /// The deploy command failed, or the new version was not healthy in time: rollback follows.
     DeployFailed,
-    /// The new version was healthy on fresh observations: it is the last known good now.
+    /// The new version was healthy on fresh observations: it becomes the last known good once it stays healthy.
     Deployed,
 }
 

@@ -10,6 +10,14 @@
 //! not to the sinks, and afterwards neither do the lines resolving those held
 //! incidents (a sink never gets a "resolved" for what it was never sent). The
 //! storm's own begin and end go to both. Pure: time comes in as `now`.
+//!
+//! What a restarted medic must know of it (the storm in progress and its
+//! members) is kept in the state store ([`Storm::saved`], [`Storm::restore`]),
+//! so the sinks that got a storm's alert also get its resolving line.
+//!
+//! Per-service lines on stderr are rate-limited as well ([`LineBudget`]): the
+//! failures before a storm is recognised and the recoveries after it ended are
+//! a few lines a second and one count of the rest, never one line per service.
 
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -83,6 +91,30 @@ pub struct Storm {
     active: Option<Active>,
     /// Services whose incident opened in the storm (see `holds`).
     members: HashSet<String>,
+    /// Whether what [`Storm::saved`] returns changed since [`Storm::take_changed`].
+    changed: bool,
+}
+
+/// What a restarted medic needs of the storm rule: the storm in progress
+/// and whose alerts are held. Which services are failing is not kept: the
+/// open incidents in the state store say it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SavedStorm {
+    /// The storm in progress.
+    pub active: Option<SavedActive>,
+    /// Services whose alerts are held (see [`Storm::holds`]).
+    pub members: Vec<String>,
+}
+
+/// A storm in progress, as saved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SavedActive {
+    /// When its first failure came.
+    pub since: Instant,
+    /// The first failures: unit and why.
+    pub first: Vec<(String, String)>,
+    /// Services that failed since it began.
+    pub failed: usize,
 }
 
 impl Storm {
@@ -94,7 +126,53 @@ impl Storm {
             recent: VecDeque::new(),
             active: None,
             members: HashSet::new(),
+            changed: false,
         }
+    }
+
+    /// What to keep across a restart of medic; None when nothing is held.
+    pub fn saved(&self) -> Option<SavedStorm> {
+        if self.active.is_none() && self.members.is_empty() {
+            return None;
+        }
+        let mut members: Vec<String> = self.members.iter().cloned().collect();
+        members.sort_unstable();
+        Some(SavedStorm {
+            active: self.active.as_ref().map(|a| SavedActive {
+                since: a.since,
+                first: a.first.clone(),
+                failed: a.failed,
+            }),
+            members,
+        })
+    }
+
+    /// Whether [`Storm::saved`] changed since this was last asked; clears it.
+    pub fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
+    }
+
+    /// Continues a storm saved before a restart of medic. `failing` are the
+    /// units whose incident is still open, out of `services` watched. A storm
+    /// that was over by then ends at once (its resolving line is due).
+    pub fn restore(
+        &mut self,
+        now: Instant,
+        saved: SavedStorm,
+        failing: impl IntoIterator<Item = String>,
+        services: usize,
+    ) -> Option<Change> {
+        self.failing = failing.into_iter().collect();
+        self.members = saved.members.into_iter().collect();
+        let saved = saved.active?;
+        self.active = Some(Active {
+            since: saved.since,
+            first: saved.first,
+            failed: saved.failed,
+            failing: self.failing.len(),
+            summarised: (self.failing.len(), now),
+        });
+        self.end_when_most_are_back(services)
     }
 
     /// Takes a new rule (a reload); what is failing stays.
@@ -129,10 +207,11 @@ impl Storm {
             active.failed += 1;
             active.failing = self.failing.len();
             self.members.insert(unit.to_owned());
+            self.changed = true;
             return None;
         }
         // An incident outside a storm is alerted as usual.
-        self.members.remove(unit);
+        self.changed |= self.members.remove(unit);
         self.recent
             .push_back((now, unit.to_owned(), reason.to_owned()));
         if self.recent.len() < self.rule.threshold(services) {
@@ -155,6 +234,7 @@ impl Storm {
         self.members
             .extend(self.recent.drain(..).map(|(_, unit, _)| unit));
         self.active = Some(active.clone());
+        self.changed = true;
         Some(Change::Began(active))
     }
 
@@ -166,10 +246,16 @@ impl Storm {
         }
         let active = self.active.as_mut()?;
         active.failing = self.failing.len();
+        self.end_when_most_are_back(services)
+    }
+
+    /// Ends the storm when fewer than half its threshold are still failing.
+    fn end_when_most_are_back(&mut self, services: usize) -> Option<Change> {
         if self.failing.len() * 2 >= self.rule.threshold(services) {
             return None;
         }
         let ended = self.active.take()?;
+        self.changed = true;
         Some(Change::Ended {
             since: ended.since,
             failed: ended.failed,
@@ -188,12 +274,13 @@ impl Storm {
             return true;
         }
         self.members.remove(unit);
+        self.changed = true;
         false
     }
 
     /// Forgets a service no longer watched.
     pub fn forget(&mut self, unit: &str, services: usize) -> Option<Change> {
-        self.members.remove(unit);
+        self.changed |= self.members.remove(unit);
         self.recovered(unit, services)
     }
 
@@ -207,6 +294,61 @@ impl Storm {
         }
         active.summarised = (active.failing, now);
         Some(active)
+    }
+}
+
+/// Per-service lines a second on stderr before the rest are only counted.
+pub const LINES_PER_SECOND: usize = 10;
+
+/// Rate-limits per-service lines on stderr (the recovery log keeps them all):
+/// at most [`LINES_PER_SECOND`] each second; the rest are counted, and the
+/// count is told once their second is over. 2,000 services failing within
+/// two seconds are about twenty lines and two counts.
+#[derive(Debug, Default)]
+pub struct LineBudget {
+    /// When the current second began, and the lines written in it.
+    second: Option<(Instant, usize)>,
+    held: Option<Held>,
+}
+
+/// Lines kept off stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held {
+    /// How many.
+    pub lines: usize,
+    /// When the first of them came.
+    pub since: Instant,
+}
+
+const SECOND: Duration = Duration::from_secs(1);
+
+impl LineBudget {
+    /// Whether a per-service line at `now` may go to stderr; one that may not is counted.
+    pub fn admit(&mut self, now: Instant) -> bool {
+        let (start, used) = match self.second {
+            Some((start, used)) if now.saturating_duration_since(start) < SECOND => (start, used),
+            _ => (now, 0),
+        };
+        if used < LINES_PER_SECOND {
+            self.second = Some((start, used + 1));
+            return true;
+        }
+        self.second = Some((start, used));
+        let held = self.held.get_or_insert(Held {
+            lines: 0,
+            since: now,
+        });
+        held.lines += 1;
+        false
+    }
+
+    /// The lines held back, once the second that held the last of them is
+    /// over (ask before each line and on a timer); then counting starts anew.
+    pub fn held(&mut self, now: Instant) -> Option<Held> {
+        let open = self
+            .second
+            .is_some_and(|(start, _)| now.saturating_duration_since(start) < SECOND);
+        if open { None } else { self.held.take() }
     }
 }
 
@@ -279,5 +421,90 @@ mod tests {
         for _ in 0..30 {
             assert_eq!(storm.failed(t0, "ep1", "down", 100), None);
         }
+    }
+
+    #[test]
+    fn a_restarted_storm_goes_on_and_ends_with_its_resolving_line() {
+        let t0 = Instant::now();
+        let mut storm = Storm::new(RULE);
+        assert_eq!(storm.saved(), None);
+        for n in 0..30 {
+            storm.failed(t0, &format!("ep{n}"), "HTTP 404", 100);
+        }
+        assert!(storm.take_changed());
+        assert!(!storm.take_changed(), "cleared");
+        let saved = storm.saved().expect("a storm to keep");
+        assert_eq!(saved.members.len(), 30);
+        let active = saved.active.clone().expect("in progress");
+        assert_eq!((active.since, active.failed), (t0, 30));
+
+        // medic restarts: 25 incidents are still open.
+        let later = t0 + Duration::from_secs(5);
+        let mut storm = Storm::new(RULE);
+        let open = (0..25).map(|n| format!("ep{n}"));
+        assert_eq!(storm.restore(later, saved.clone(), open, 100), None);
+        assert_eq!(storm.active().map(|a| a.failing), Some(25));
+        assert!(storm.holds("ep3", false), "members stay held");
+        assert!(!storm.holds("ep40", false));
+        for n in 0..15 {
+            assert_eq!(storm.recovered(&format!("ep{n}"), 100), None);
+        }
+        assert_eq!(
+            storm.recovered("ep15", 100),
+            Some(Change::Ended {
+                since: t0,
+                failed: 30,
+                still_failing: 9
+            })
+        );
+        assert!(
+            storm.holds("ep1", true),
+            "its resolution stays off the sinks"
+        );
+
+        // Restarted after most came back: the storm ends at once.
+        let mut storm = Storm::new(RULE);
+        let open = (0..3).map(|n| format!("ep{n}"));
+        let ended = storm.restore(later, saved, open, 100);
+        assert!(matches!(
+            ended,
+            Some(Change::Ended {
+                still_failing: 3,
+                ..
+            })
+        ));
+        assert!(
+            storm.saved().is_some_and(|s| s.active.is_none()),
+            "members kept"
+        );
+    }
+
+    #[test]
+    fn stderr_gets_ten_lines_a_second_and_a_count_of_the_rest() {
+        let t0 = Instant::now();
+        let mut budget = LineBudget::default();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        // 2,000 lines within two seconds.
+        let mut written = 0;
+        let mut counts = Vec::new();
+        for n in 0..2000u64 {
+            let now = ms(n);
+            counts.extend(budget.held(now));
+            written += usize::from(budget.admit(now));
+        }
+        assert_eq!(written, 2 * LINES_PER_SECOND);
+        assert_eq!(
+            counts,
+            [Held {
+                lines: 1000 - LINES_PER_SECOND,
+                since: ms(LINES_PER_SECOND as u64)
+            }]
+        );
+        // The rest is told once its second is over, not before.
+        assert_eq!(budget.held(ms(1999)), None);
+        assert_eq!(budget.held(ms(2000)).map(|h| h.lines), Some(990));
+        assert_eq!(budget.held(ms(9000)), None);
+        // A quiet host writes every line.
+        assert!((0..5).all(|n| budget.admit(ms(10_000 + 300 * n))));
     }
 }

@@ -33,6 +33,30 @@ pub struct Supervisor {
     next_incident: u64,
     blindness: Blindness,
     availability: BTreeMap<String, Availability>,
+    /// How many units' last recorded verdict is each health, kept as verdicts
+    /// are recorded (see [`Supervisor::health_counts`]).
+    counts: HealthCounts,
+}
+
+/// Units by their last recorded health.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HealthCounts {
+    /// Healthy units.
+    pub healthy: usize,
+    /// Unhealthy units.
+    pub unhealthy: usize,
+    /// Units without a verdict (blind, stale, never observed).
+    pub unknown: usize,
+}
+
+impl HealthCounts {
+    fn slot(&mut self, health: Health) -> &mut usize {
+        match health {
+            Health::Healthy => &mut self.healthy,
+            Health::Unhealthy => &mut self.unhealthy,
+            Health::Unknown => &mut self.unknown,
+        }
+    }
 }
 
 /// medic-wide blindness: one alert when any unit stays blind too long (an
@@ -65,6 +89,7 @@ impl Supervisor {
             next_incident,
             blindness: Blindness::default(),
             availability: BTreeMap::new(),
+            counts: HealthCounts::default(),
         }
     }
 
@@ -115,7 +140,9 @@ impl Supervisor {
         self.units.remove(name);
         self.dependencies.remove(name);
         self.blindness.units.remove(name);
-        self.availability.remove(name);
+        if let Some(gone) = self.availability.remove(name) {
+            *self.counts.slot(gone.verdict()) -= 1;
+        }
         if let Some(at) = self.scheduled.remove(name) {
             self.deadlines.remove(&(at, name.to_owned()));
         }
@@ -273,12 +300,24 @@ impl Supervisor {
 
     /// Every unit's status as of `now`.
     pub fn status(&self, now: Instant) -> Vec<UnitStatus> {
-        self.units.values().map(|m| m.status(now)).collect()
+        self.statuses(now).collect()
     }
 
-    /// Every unit's health, without building whole statuses (the STATUS line).
+    /// Every unit's status as of `now`, made one at a time as it is asked for.
+    pub fn statuses(&self, now: Instant) -> impl Iterator<Item = UnitStatus> + '_ {
+        self.units.values().map(move |m| m.status(now))
+    }
+
+    /// Every unit's health, without building whole statuses.
     pub fn healths(&self, now: Instant) -> impl Iterator<Item = Health> + '_ {
         self.units.values().map(move |m| m.health(now))
+    }
+
+    /// How many units are healthy, unhealthy and unknown, in O(1) (the STATUS
+    /// line): each unit's health as of its last input or deadline, so a unit
+    /// counts as stale once its staleness deadline was handled.
+    pub fn health_counts(&self) -> HealthCounts {
+        self.counts
     }
 
     /// Every unit has reported on every probe at least once.
@@ -319,12 +358,12 @@ impl Supervisor {
         Some(self.availability.get(unit)?.series(now, window, bars))
     }
 
-    /// Every unit's availability buckets as plain data, for the shell to persist.
-    pub fn availability_history(&self, now: Instant) -> Vec<(String, History)> {
+    /// Every unit's availability buckets as plain data, for the shell to persist;
+    /// one unit at a time, so 10,000 units' 30 days are never all copied at once.
+    pub fn availability_history(&self, now: Instant) -> impl Iterator<Item = (&str, History)> + '_ {
         self.availability
             .iter()
-            .map(|(name, a)| (name.clone(), a.history(now)))
-            .collect()
+            .map(move |(name, a)| (name.as_str(), a.history(now)))
     }
 
     /// Puts back a unit's saved availability buckets (after `add_unit` or `restore_unit`).
@@ -420,10 +459,15 @@ impl Supervisor {
 
     fn reschedule(&mut self, now: Instant, name: &str) {
         if let Some(machine) = self.units.get(name) {
-            self.availability
-                .entry(name.to_owned())
-                .or_insert_with(|| Availability::new(now))
-                .record(now, machine.health(now));
+            let health = machine.health(now);
+            let counts = &mut self.counts;
+            let availability = self.availability.entry(name.to_owned()).or_insert_with(|| {
+                counts.unknown += 1;
+                Availability::new(now)
+            });
+            *counts.slot(availability.verdict()) -= 1;
+            *counts.slot(health) += 1;
+            availability.record(now, health);
         }
         let blind = self.units.get(name).is_some_and(|m| m.is_blind());
         if blind {

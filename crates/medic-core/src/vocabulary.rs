@@ -54,6 +54,11 @@ pub enum Action {
         /// The evidence of the observations that judged it healthy: what to
         /// record (a container by its `container_id`), not a name looked up later.
         seen: Evidence,
+        /// Judged healthy but not yet confirmed by a round one probe interval
+        /// later: recorded only when the unit has no last known good yet, so a
+        /// container removed in its first seconds can still be restored, while
+        /// a good version is never replaced by one merely glimpsed running.
+        provisional: bool,
     },
     /// Append this event to the recovery log.
     Log(RecoveryEvent),

@@ -24,27 +24,27 @@ fn watch_only() -> Policy {
 
 #[test]
 fn a_restart_that_works_closes_the_incident() {
-    assert_snapshot!(run(policy(), "ok fail fail fail done ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered →lkg");
+    assert_snapshot!(run(policy(), "ok fail fail fail done ok"), @"healthy failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered");
 }
 
 #[test]
 fn failures_below_the_threshold_do_nothing() {
-    assert_snapshot!(run(policy(), "ok fail fail ok fail fail ok"), @"healthy →lkg");
+    assert_snapshot!(run(policy(), "ok fail fail ok fail fail ok"), @"healthy");
 }
 
 #[test]
 fn a_decisive_failure_acts_at_once() {
-    assert_snapshot!(run(policy(), "ok died"), @"healthy →lkg failing(1) restart(1) →restart(1)");
+    assert_snapshot!(run(policy(), "ok died"), @"healthy failing(1) restart(1) →restart(1)");
 }
 
 #[test]
 fn three_failed_restarts_roll_back_and_a_verified_rollback_recovers() {
-    assert_snapshot!(run(policy(), "ok died error +2s error +5s error done ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2) restart_failed(2) restart(3) →restart(3) restart_failed(3) rollback →rollback rollback_done rolled_back !warning:rolled_back →lkg");
+    assert_snapshot!(run(policy(), "ok died error +2s error +5s error done ok"), @"healthy failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2) restart_failed(2) restart(3) →restart(3) restart_failed(3) rollback →rollback rollback_done rolled_back !warning:rolled_back");
 }
 
 #[test]
 fn a_failed_rollback_escalates_and_nothing_more_happens() {
-    assert_snapshot!(run(policy(), "ok died error +2s error +5s error error fail fail fail +10m fail"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2) restart_failed(2) restart(3) →restart(3) restart_failed(3) rollback →rollback rollback_failed escalated !critical:escalated");
+    assert_snapshot!(run(policy(), "ok died error +2s error +5s error error fail fail fail +10m fail"), @"healthy failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2) restart_failed(2) restart(3) →restart(3) restart_failed(3) rollback →rollback rollback_failed escalated !critical:escalated");
 }
 
 #[test]
@@ -58,13 +58,13 @@ fn without_rollback_three_failed_restarts_escalate() {
 
 #[test]
 fn an_action_that_does_not_verify_in_time_counts_as_failed() {
-    assert_snapshot!(run(policy(), "ok died done +10s"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_done(1) restart_failed(1)");
+    assert_snapshot!(run(policy(), "ok died done +10s"), @"healthy failing(1) restart(1) →restart(1) restart_done(1) restart_failed(1)");
 }
 
 #[test]
 fn dying_again_during_verification_counts_as_failed_but_booting_does_not() {
-    assert_snapshot!(run(policy(), "ok died done fail fail fail ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered →lkg");
-    assert_snapshot!(run(policy(), "ok died done died"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_done(1) restart_failed(1)");
+    assert_snapshot!(run(policy(), "ok died done fail fail fail ok"), @"healthy failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered");
+    assert_snapshot!(run(policy(), "ok died done died"), @"healthy failing(1) restart(1) →restart(1) restart_done(1) restart_failed(1)");
 }
 
 #[test]
@@ -86,7 +86,7 @@ fn backoff_doubles_between_attempts() {
 /// failed attempt, and the next failure starts again at attempt 1 of 3, with no backoff.
 #[test]
 fn every_incident_starts_at_attempt_one_without_backoff() {
-    assert_snapshot!(run(policy(), "ok died done ok +2s died error +2s error +5s error"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered →lkg failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2) restart_failed(2) restart(3) →restart(3) restart_failed(3) rollback →rollback");
+    assert_snapshot!(run(policy(), "ok died done ok +2s died error +2s error +5s error"), @"healthy failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2) restart_failed(2) restart(3) →restart(3) restart_failed(3) rollback →rollback");
     let mut world = World::new(policy());
     world.run("ok died done ok +1m died done ok +1m died");
     let times = &world.restart_times;
@@ -104,13 +104,20 @@ fn every_incident_starts_at_attempt_one_without_backoff() {
 fn the_fourth_incident_in_the_flap_window_goes_straight_to_rollback() {
     let mut world = World::new(policy());
     let script = "ok died done ok +1m died done ok +1m died done ok +1m died +1s";
-    assert_snapshot!(world.run(script), @"healthy →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered →lkg failing rollback →rollback");
+    assert_snapshot!(world.run(script), @"healthy failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered failing rollback →rollback");
     let status = world.sup.unit_status(world.now, UNIT).unwrap();
     assert_eq!(
         status.reason.as_deref(),
         Some("flapping: 4 incidents in 10 min")
     );
-    assert_snapshot!(world.run("done ok"), @"rollback_done rolled_back !warning:rolled_back →lkg");
+    let mut failed = World::new(policy());
+    failed.run(script);
+    assert_snapshot!(failed.run("error"), @"rollback_failed escalated !critical:escalated");
+    assert_eq!(
+        failed.alerts.last().unwrap().message,
+        "flapping: 4 incidents in 10 min; rollback failed: exit 1"
+    );
+    assert_snapshot!(world.run("done ok"), @"rollback_done rolled_back !warning:rolled_back");
     let alert = world.alerts.last().unwrap();
     assert!(
         alert.message.contains("flapping: 4 incidents in 10 min"),
@@ -118,7 +125,7 @@ fn the_fourth_incident_in_the_flap_window_goes_straight_to_rollback() {
         alert.message
     );
     // Incidents older than the window no longer count.
-    assert_snapshot!(run(policy(), "ok died done ok +4m died done ok +4m died done ok +4m died"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered →lkg failing(1) restart(1) →restart(1)");
+    assert_snapshot!(run(policy(), "ok died done ok +4m died done ok +4m died done ok +4m died"), @"healthy failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered failing(1) restart(1) →restart(1)");
 }
 
 /// Flapping without a rollback escalates rather than restart forever.
@@ -137,7 +144,7 @@ fn the_start_period_forgives_normal_failures_but_not_decisive_ones() {
         start_period: Duration::from_secs(30),
         ..policy()
     };
-    assert_snapshot!(run(policy.clone(), "fail fail fail fail ok"), @"healthy →lkg");
+    assert_snapshot!(run(policy.clone(), "fail fail fail fail ok"), @"healthy");
     assert_snapshot!(run(policy.clone(), "died"), @"failing(1) restart(1) →restart(1)");
     assert_snapshot!(run(policy, "+31s fail fail fail"), @"failing(1) restart(1) →restart(1)");
 }
@@ -149,7 +156,7 @@ fn watch_only_reports_and_recovers_without_acting() {
 
 #[test]
 fn paused_services_are_not_acted_on_until_resumed() {
-    assert_snapshot!(run(policy(), "ok pause died +1m fail resume"), @"healthy →lkg paused failing(1) resumed(1) restart(1) →restart(1)");
+    assert_snapshot!(run(policy(), "ok pause died +1m fail resume"), @"healthy paused failing(1) resumed(1) restart(1) →restart(1)");
 }
 
 #[test]
@@ -165,20 +172,20 @@ fn a_pause_with_an_end_expires() {
 
 #[test]
 fn blind_services_are_not_acted_on() {
-    assert_snapshot!(run(policy(), "ok died error blind +1m"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) blind(2)");
-    assert_snapshot!(run(policy(), "ok died error blind +1m ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) blind(2) sight_restored(2) recovered !info:recovered →lkg");
-    assert_snapshot!(run(policy(), "ok blind fail fail fail ok"), @"healthy →lkg blind sight_restored failing(1) restart(1) →restart(1)");
+    assert_snapshot!(run(policy(), "ok died error blind +1m"), @"healthy failing(1) restart(1) →restart(1) restart_failed(1) blind(2)");
+    assert_snapshot!(run(policy(), "ok died error blind +1m ok"), @"healthy failing(1) restart(1) →restart(1) restart_failed(1) blind(2) sight_restored(2) recovered !info:recovered");
+    assert_snapshot!(run(policy(), "ok blind fail fail fail ok"), @"healthy blind sight_restored failing(1) restart(1) →restart(1)");
 }
 
 #[test]
 fn a_removed_thing_waits_for_a_replacement_before_restoring() {
-    assert_snapshot!(run(policy(), "ok gone +29s ok"), @"healthy →lkg failing(1) recovered !info:recovered →lkg");
-    assert_snapshot!(run(policy(), "ok gone +31s"), @"healthy →lkg failing(1) restart(1) →recreate(1)");
-    assert_snapshot!(run(policy(), "ok gone +31s done ok"), @"healthy →lkg failing(1) restart(1) →recreate(1) restart_done(1) recovered !warning:restored_removed →lkg");
-    assert_snapshot!(run(policy(), "ok died gone +31s done ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered !warning:restored_removed →lkg");
+    assert_snapshot!(run(policy(), "ok gone +29s ok"), @"healthy failing(1) recovered !info:recovered");
+    assert_snapshot!(run(policy(), "ok gone +31s"), @"healthy failing(1) restart(1) →recreate(1)");
+    assert_snapshot!(run(policy(), "ok gone +31s done ok"), @"healthy failing(1) restart(1) →recreate(1) restart_done(1) recovered !warning:restored_removed");
+    assert_snapshot!(run(policy(), "ok died gone +31s done ok"), @"healthy failing(1) restart(1) →restart(1) restart_done(1) recovered !warning:restored_removed");
     // A removal soon after another incident (a `docker stop` undone, then
     // `docker-compose rm`) still waits: its attempt 1 is not due after 1 s.
-    assert_snapshot!(run(policy(), "ok died done ok gone +2s"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered →lkg failing(1)");
+    assert_snapshot!(run(policy(), "ok died done ok gone +2s"), @"healthy failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered failing(1)");
 }
 
 #[test]
@@ -216,7 +223,7 @@ fn stale_observations_are_reported_unknown_never_healthy() {
     // interval 1 s, timeout 1 s: stale after 3 s without an observation.
     assert_snapshot!(world.run("+3s"), @"stale");
     assert_eq!(world.sup.overall(world.now), Health::Unknown);
-    assert_snapshot!(world.run("ok"), @"sight_restored");
+    assert_snapshot!(world.run("ok"), @"sight_restored →lkg");
     assert_eq!(world.sup.overall(world.now), Health::Healthy);
 }
 
@@ -228,7 +235,7 @@ fn never_observed_is_unknown() {
 
 #[test]
 fn an_interrupted_action_is_verified_again() {
-    assert_snapshot!(run(policy(), "ok died interrupted ok"), @"healthy →lkg failing(1) restart(1) →restart(1) interrupted(1) recovered !info:recovered →lkg");
+    assert_snapshot!(run(policy(), "ok died interrupted ok"), @"healthy failing(1) restart(1) →restart(1) interrupted(1) recovered !info:recovered");
 }
 
 /// medic restarted at each moment of the ladder: every incident resumes where
@@ -236,25 +243,25 @@ fn an_interrupted_action_is_verified_again() {
 #[test]
 fn a_restart_of_medic_resumes_every_phase() {
     // During the backoff before attempt 2: attempt 2 still comes at its time.
-    assert_snapshot!(run(policy(), "ok died error restart-medic +2s"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) watching(2) resumed(2) restart(2) →restart(2)");
+    assert_snapshot!(run(policy(), "ok died error restart-medic +2s"), @"healthy failing(1) restart(1) →restart(1) restart_failed(1) watching(2) resumed(2) restart(2) →restart(2)");
     // Long after its time: at once.
-    assert_snapshot!(run(policy(), "ok died error restart-medic+1h +0s"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) watching(2) resumed(2) restart(2) →restart(2)");
+    assert_snapshot!(run(policy(), "ok died error restart-medic+1h +0s"), @"healthy failing(1) restart(1) →restart(1) restart_failed(1) watching(2) resumed(2) restart(2) →restart(2)");
     // During attempt 2: its result is unknown, it is verified on fresh observations, and the ladder goes on.
-    assert_snapshot!(run(policy(), "ok died error +2s restart-medic fail +10s +5s"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2) watching(2) resumed(2) restart_failed(2) restart(3) →restart(3)");
+    assert_snapshot!(run(policy(), "ok died error +2s restart-medic fail +10s +5s"), @"healthy failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2) watching(2) resumed(2) restart_failed(2) restart(3) →restart(3)");
     // The same attempt, back healthy: recovered.
-    assert_snapshot!(run(policy(), "ok died error +2s restart-medic +1s ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2) watching(2) resumed(2) recovered !info:recovered →lkg");
+    assert_snapshot!(run(policy(), "ok died error +2s restart-medic +1s ok"), @"healthy failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2) watching(2) resumed(2) recovered !info:recovered");
     // During verification of attempt 3.
-    assert_snapshot!(run(policy(), "ok died error +2s error +5s done restart-medic fail +10s done ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2) restart_failed(2) restart(3) →restart(3) restart_done(3) watching(3) resumed(3) restart_failed(3) rollback →rollback rollback_done rolled_back !warning:rolled_back →lkg");
+    assert_snapshot!(run(policy(), "ok died error +2s error +5s done restart-medic fail +10s done ok"), @"healthy failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2) restart_failed(2) restart(3) →restart(3) restart_done(3) watching(3) resumed(3) restart_failed(3) rollback →rollback rollback_done rolled_back !warning:rolled_back");
     // During the rollback: verified, then escalated when it does not bring the unit back.
-    assert_snapshot!(run(policy(), "ok died error +2s error +5s error restart-medic +10s fail"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2) restart_failed(2) restart(3) →restart(3) restart_failed(3) rollback →rollback watching resumed rollback_failed escalated !critical:escalated");
+    assert_snapshot!(run(policy(), "ok died error +2s error +5s error restart-medic +10s fail"), @"healthy failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2) restart_failed(2) restart(3) →restart(3) restart_failed(3) rollback →rollback watching resumed rollback_failed escalated !critical:escalated");
     // Escalated stays escalated.
-    assert_snapshot!(run(policy(), "ok died error +2s error +5s error error restart-medic +1h fail"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2) restart_failed(2) restart(3) →restart(3) restart_failed(3) rollback →rollback rollback_failed escalated !critical:escalated watching resumed");
+    assert_snapshot!(run(policy(), "ok died error +2s error +5s error error restart-medic +1h fail"), @"healthy failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2) restart_failed(2) restart(3) →restart(3) restart_failed(3) rollback →rollback rollback_failed escalated !critical:escalated watching resumed");
     // Paused stays paused; a pause with an end still ends.
-    assert_snapshot!(run(policy(), "ok died pause error restart-medic +1h resume"), @"healthy →lkg failing(1) restart(1) →restart(1) paused(1) restart_failed(1) watching(2) resumed(2) resumed(2) restart(2) →restart(2)");
+    assert_snapshot!(run(policy(), "ok died pause error restart-medic +1h resume"), @"healthy failing(1) restart(1) →restart(1) paused(1) restart_failed(1) watching(2) resumed(2) resumed(2) restart(2) →restart(2)");
     // A deploy that was running failed: rolled back as the guard says.
-    assert_snapshot!(run(policy(), "ok deploy restart-medic done ok"), @"healthy →lkg deploy watching deploy_failed !critical:deploy_failed rollback →rollback rollback_done rolled_back !warning:rolled_back →lkg");
+    assert_snapshot!(run(policy(), "ok deploy restart-medic done ok"), @"healthy deploy watching deploy_failed !critical:deploy_failed rollback →rollback rollback_done rolled_back !warning:rolled_back");
     // Nothing open: nothing said.
-    assert_snapshot!(run(policy(), "ok restart-medic ok"), @"healthy →lkg watching healthy →lkg");
+    assert_snapshot!(run(policy(), "ok restart-medic ok"), @"healthy watching healthy");
 }
 
 #[test]
@@ -271,7 +278,7 @@ fn a_timed_pause_still_ends_after_a_restart_of_medic() {
 /// late result does not count for the next one.
 #[test]
 fn an_action_that_never_reports_fails_at_its_deadline() {
-    assert_snapshot!(run(policy(), "ok died +5m +2s error"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2)");
+    assert_snapshot!(run(policy(), "ok died +5m +2s error"), @"healthy failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2)");
 }
 
 #[test]
@@ -305,7 +312,7 @@ fn dependencies_hold_restarts_until_the_parent_is_healthy() {
     });
     db(&mut world, Observation::ok(Duration::ZERO, "ok"));
     assert_eq!(world.restarts, 2, "web restarted once db is healthy");
-    assert_snapshot!(world.trace.join(" "), @"failing(1) waiting_for_dependency(1) restart_done(1) recovered !info:recovered →lkg restart(1) →restart(1)");
+    assert_snapshot!(world.trace.join(" "), @"failing(1) waiting_for_dependency(1) restart_done(1) recovered !info:recovered restart(1) →restart(1)");
 }
 
 #[test]
@@ -359,7 +366,7 @@ fn long_blindness_raises_one_alert_and_resolves_it() {
     blind(&mut world, "db");
     assert_snapshot!(world.run("+4m"), @"");
     assert_snapshot!(world.run("+2m +10m"), @"!critical:blind");
-    assert_snapshot!(world.run("ok"), @"sight_restored");
+    assert_snapshot!(world.run("ok"), @"sight_restored →lkg");
     world.input(medic_core::Input::Observed {
         unit: "db".into(),
         probe: 0,
@@ -371,32 +378,32 @@ fn long_blindness_raises_one_alert_and_resolves_it() {
 #[test]
 fn a_healthy_deploy_becomes_the_last_known_good() {
     // Failures while the command runs are the deploy's business, not an incident.
-    assert_snapshot!(run(policy(), "ok deploy died fail fail fail done ok"), @"healthy →lkg deploy deploy_done deployed →lkg");
+    assert_snapshot!(run(policy(), "ok deploy died fail fail fail done ok"), @"healthy deploy deploy_done deployed");
 }
 
 #[test]
 fn a_deploy_that_is_not_healthy_in_time_is_rolled_back() {
-    assert_snapshot!(run(policy(), "ok deploy done fail +30s done ok"), @"healthy →lkg deploy deploy_done deploy_failed !critical:deploy_failed rollback →rollback rollback_done rolled_back !warning:rolled_back →lkg");
+    assert_snapshot!(run(policy(), "ok deploy done fail +30s done ok"), @"healthy deploy deploy_done deploy_failed !critical:deploy_failed rollback →rollback rollback_done rolled_back !warning:rolled_back");
 }
 
 #[test]
 fn a_deploy_whose_new_version_dies_is_rolled_back_at_once() {
-    assert_snapshot!(run(policy(), "ok deploy done died done ok"), @"healthy →lkg deploy deploy_done deploy_failed !critical:deploy_failed rollback →rollback rollback_done rolled_back !warning:rolled_back →lkg");
+    assert_snapshot!(run(policy(), "ok deploy done died done ok"), @"healthy deploy deploy_done deploy_failed !critical:deploy_failed rollback →rollback rollback_done rolled_back !warning:rolled_back");
 }
 
 #[test]
 fn a_removed_container_may_still_be_replaced_before_the_deploy_timeout() {
-    assert_snapshot!(run(policy(), "ok deploy done gone +10s ok"), @"healthy →lkg deploy deploy_done deployed →lkg");
+    assert_snapshot!(run(policy(), "ok deploy done gone +10s ok"), @"healthy deploy deploy_done deployed");
 }
 
 #[test]
 fn a_failed_deploy_command_rolls_back_even_when_paused() {
-    assert_snapshot!(run(policy(), "ok pause deploy error done ok"), @"healthy →lkg paused deploy deploy_failed !critical:deploy_failed rollback →rollback rollback_done rolled_back !warning:rolled_back →lkg");
+    assert_snapshot!(run(policy(), "ok pause deploy error done ok"), @"healthy paused deploy deploy_failed !critical:deploy_failed rollback →rollback rollback_done rolled_back !warning:rolled_back");
 }
 
 #[test]
 fn a_deploy_command_that_never_reports_back_fails_the_deploy() {
-    assert_snapshot!(run(policy(), "ok deploy +61s"), @"healthy →lkg deploy deploy_failed !critical:deploy_failed rollback →rollback");
+    assert_snapshot!(run(policy(), "ok deploy +61s"), @"healthy deploy deploy_failed !critical:deploy_failed rollback →rollback");
 }
 
 #[test]
@@ -426,9 +433,9 @@ fn a_deploy_waits_for_a_running_action() {
 fn a_target_removed_while_it_is_restarted_gets_its_replace_grace() {
     // `docker rm -f`: died first, gone by the time the restart runs. A
     // replacement gets replace_grace (30 s) before medic recreates the container.
-    assert_snapshot!(run(policy(), "ok died vanished +29s"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1)");
-    assert_snapshot!(run(policy(), "ok died vanished +30s done ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) restart(1) →recreate(1) restart_done(1) recovered !warning:restored_removed →lkg");
-    assert_snapshot!(run(policy(), "ok died vanished +10s ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) recovered !info:recovered →lkg");
+    assert_snapshot!(run(policy(), "ok died vanished +29s"), @"healthy failing(1) restart(1) →restart(1) restart_failed(1)");
+    assert_snapshot!(run(policy(), "ok died vanished +30s done ok"), @"healthy failing(1) restart(1) →restart(1) restart_failed(1) restart(1) →recreate(1) restart_done(1) recovered !warning:restored_removed");
+    assert_snapshot!(run(policy(), "ok died vanished +10s ok"), @"healthy failing(1) restart(1) →restart(1) restart_failed(1) recovered !info:recovered");
 }
 
 #[test]
@@ -444,14 +451,12 @@ fn a_probe_that_began_before_the_restart_finished_does_not_judge_it() {
     world.observe(stale);
     let ok_before = Observation::ok(Duration::from_millis(5), "200 OK").started_at(began);
     world.observe(ok_before);
-    assert_snapshot!(world.trace.join(" "), @"watching healthy →lkg failing(1) restart(1) →restart(1) restart_done(1)");
+    assert_snapshot!(world.trace.join(" "), @"watching healthy failing(1) restart(1) →restart(1) restart_done(1)");
     world.run("ok");
     assert!(
-        world.trace.ends_with(&[
-            "recovered".to_owned(),
-            "!info:recovered".to_owned(),
-            "→lkg".to_owned()
-        ]),
+        world
+            .trace
+            .ends_with(&["recovered".to_owned(), "!info:recovered".to_owned(),]),
         "{:?}",
         world.trace
     );
@@ -461,19 +466,19 @@ fn a_probe_that_began_before_the_restart_finished_does_not_judge_it() {
 /// the backoff before attempt 2, and before the rollback once the attempts are used.
 #[test]
 fn a_removal_during_any_ladder_step_waits_replace_grace() {
-    assert_snapshot!(run(policy(), "ok died error gone +2s +27s"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1)");
-    assert_snapshot!(run(policy(), "ok died error gone +30s"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →recreate(2)");
-    assert_snapshot!(run(policy(), "ok died error +2s error +5s gone error +29s"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2) restart_failed(2) restart(3) →restart(3) restart_failed(3)");
-    assert_snapshot!(run(policy(), "ok died error +2s error +5s gone error +30s"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2) restart_failed(2) restart(3) →restart(3) restart_failed(3) rollback →rollback");
+    assert_snapshot!(run(policy(), "ok died error gone +2s +27s"), @"healthy failing(1) restart(1) →restart(1) restart_failed(1)");
+    assert_snapshot!(run(policy(), "ok died error gone +30s"), @"healthy failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →recreate(2)");
+    assert_snapshot!(run(policy(), "ok died error +2s error +5s gone error +29s"), @"healthy failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2) restart_failed(2) restart(3) →restart(3) restart_failed(3)");
+    assert_snapshot!(run(policy(), "ok died error +2s error +5s gone error +30s"), @"healthy failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2) restart_failed(2) restart(3) →restart(3) restart_failed(3) rollback →rollback");
     // A replacement appears within the grace: adopted and verified, nothing overwritten.
-    assert_snapshot!(run(policy(), "ok died error +2s error +5s gone error +10s ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2) restart_failed(2) restart(3) →restart(3) restart_failed(3) recovered !info:recovered →lkg");
+    assert_snapshot!(run(policy(), "ok died error +2s error +5s gone error +10s ok"), @"healthy failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2) restart_failed(2) restart(3) →restart(3) restart_failed(3) recovered !info:recovered");
 }
 
 /// The shell's recreate met a container of the same name (a deploy's): it is
 /// adopted (reported done) and verified, not a failed attempt.
 #[test]
 fn a_recreate_that_meets_a_replacement_adopts_it() {
-    assert_snapshot!(run(policy(), "ok gone +30s done ok"), @"healthy →lkg failing(1) restart(1) →recreate(1) restart_done(1) recovered !warning:restored_removed →lkg");
+    assert_snapshot!(run(policy(), "ok gone +30s done ok"), @"healthy failing(1) restart(1) →recreate(1) restart_done(1) recovered !warning:restored_removed");
 }
 
 /// Below the threshold a healthy unit is shown as failing (1/3), while the
@@ -481,7 +486,7 @@ fn a_recreate_that_meets_a_replacement_adopts_it() {
 #[test]
 fn failures_below_the_threshold_are_shown_not_acted_on() {
     let mut world = World::new(policy());
-    assert_snapshot!(world.run("ok fail"), @"healthy →lkg");
+    assert_snapshot!(world.run("ok fail"), @"healthy");
     let status = world.sup.unit_status(world.now, UNIT).unwrap();
     assert_eq!(status.below_threshold, Some((1, 3)));
     assert_eq!(status.state, "healthy");
@@ -494,20 +499,40 @@ fn failures_below_the_threshold_are_shown_not_acted_on() {
 fn the_engines_own_restart_gets_the_first_chance() {
     // Back within the grace: medic does not act, and says who brought it back.
     let mut world = World::new(policy());
-    assert_snapshot!(world.run("ok engine +1s ok"), @"healthy →lkg failing(1) recovered !info:recovered →lkg");
+    assert_snapshot!(world.run("ok engine +1s ok"), @"healthy failing(1) recovered !info:recovered");
     let recovered = world.alerts.last().unwrap();
     assert_eq!(
         recovered.message,
         "started again by restart policy `always`; medic did not act"
     );
     // Not back within the grace (a `docker stop` the policy never undoes): medic acts then.
-    assert_snapshot!(run(policy(), "ok engine +9s"), @"healthy →lkg failing(1)");
+    assert_snapshot!(run(policy(), "ok engine +9s"), @"healthy failing(1)");
     let mut world = World::new(policy());
-    assert_snapshot!(world.run("ok engine +10s done ok"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered →lkg");
+    assert_snapshot!(world.run("ok engine +10s done ok"), @"healthy failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered");
     assert_eq!(
         world.restart_times[0] - world.now + Duration::from_secs(10),
         medic_core::ENGINE_GRACE
     );
     // Only the first attempt waits: a second failure in the incident follows the backoff.
-    assert_snapshot!(run(policy(), "ok engine +10s error engine +2s"), @"healthy →lkg failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2)");
+    assert_snapshot!(run(policy(), "ok engine +10s error engine +2s"), @"healthy failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2)");
+}
+
+/// A crash-looping container that the container probe glimpses running (the
+/// ~10 ms it runs) is never recorded as the last known good: only a unit still
+/// healthy on a fresh round that began a probe interval (at most 10 s) after it
+/// was judged healthy is. Here a removed container's replacement crash-loops:
+/// each glimpse closes its incident, none becomes the last known good, and the
+/// fourth incident is flapping and rolls back to the good version recorded before.
+#[test]
+fn a_glimpse_of_a_crash_looping_container_is_never_the_last_known_good() {
+    let mut world = World::new(policy());
+    assert_snapshot!(world.run("ok +9s ok"), @"healthy");
+    assert_eq!(
+        world.provisional_lkg, 1,
+        "kept by the shell only when it has none"
+    );
+    assert_snapshot!(world.run("+1s ok"), @"→lkg");
+    let crash_loop = "gone +30s done ok +10ms died done ok +10ms died done ok +10ms died +1s";
+    assert_snapshot!(world.run(crash_loop), @"failing(1) restart(1) →recreate(1) restart_done(1) recovered !warning:restored_removed failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered failing rollback →rollback");
+    assert_eq!(world.rollbacks, 1);
 }

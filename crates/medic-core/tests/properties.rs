@@ -204,6 +204,30 @@ proptest! {
             assert_ne!(status.state, "deploying", "{:?}", world.trace);
         }
     }
+
+    /// What becomes the last known good has stayed healthy, with no incident,
+    /// for one probe interval (5 s here) since it was judged healthy: never a
+    /// glimpse. (Provisional records, kept only when there is none, are not traced.)
+    #[test]
+    fn the_last_known_good_has_stayed_healthy(script in prop::collection::vec(step(), 1..120)) {
+        let mut healthy_since = None;
+        replay(&script, |_, world, trace_len, _| {
+            let state = world.sup.unit_status(world.now, UNIT).unwrap().state;
+            if world.trace[trace_len..].iter().any(|t| t == "→lkg") {
+                let since = healthy_since.expect("healthy before it is recorded");
+                assert!(
+                    world.now - since >= Duration::from_secs(5),
+                    "healthy for {:?} only: {:?}",
+                    world.now - since,
+                    world.trace
+                );
+            }
+            healthy_since = match state {
+                "healthy" => healthy_since.or(Some(world.now)),
+                _ => None,
+            };
+        });
+    }
 }
 
 proptest! {

@@ -12,7 +12,7 @@ use anyhow::Context;
 use axum::extract::{Path as UrlPath, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use medic_core::ActionResult;
@@ -24,7 +24,6 @@ use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::shell::{ControlCommand, ControlRequest, DeployOutcome, Shell};
-use crate::status::StatusReport;
 
 /// The body of `POST /v1/services/{name}/pause`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -202,23 +201,26 @@ pub struct UnitsBody {
     pub units: Vec<String>,
 }
 
+/// A [`crate::status::StatusReport`], written by the loop straight into bytes.
 async fn status(
     State(tx): State<mpsc::Sender<ControlRequest>>,
     Query(query): Query<StatusQuery>,
-) -> Reply<StatusReport> {
-    let units = match query.service {
-        Some(name) => Some(resolved(&tx, name).await?.0.units),
+) -> Result<Response, (StatusCode, Json<ErrorBody>)> {
+    let only = match query.service {
+        Some(name) => {
+            let mut units = resolved(&tx, name).await?.0.units;
+            units.sort_unstable();
+            units.dedup();
+            Some(units)
+        }
         None => None,
     };
     let (reply, answer) = oneshot::channel();
-    tx.send(ControlRequest::Status(reply))
+    tx.send(ControlRequest::Status { only, reply })
         .await
         .map_err(|_| stopping())?;
-    let mut report = answer.await.map_err(|_| stopping())?;
-    if let Some(units) = units {
-        report.services.retain(|s| units.contains(&s.name));
-    }
-    Ok(Json(report))
+    let body = answer.await.map_err(|_| stopping())?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// The units a name means; 404 when none.

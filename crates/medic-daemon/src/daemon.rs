@@ -21,7 +21,7 @@ use medic_core::config::Config;
 use medic_core::storm::Change;
 use medic_core::supervisor::MEDIC_UNIT;
 use medic_core::{
-    Action, ActionResult, Control, EventKind, Health, Input, Observation, Severity, Supervisor,
+    Action, ActionResult, Control, EventKind, Input, Observation, Severity, Supervisor,
 };
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
@@ -103,12 +103,20 @@ struct Daemon {
     history_saved: Instant,
     /// Units by the container they watch, so a Docker event finds its units at once.
     containers: HashMap<String, Vec<String>>,
+    /// Units by the unit whose network namespace they join (`dependents_of`).
+    namespace_children: HashMap<String, Vec<String>>,
     /// Many services failing at once: one summary and one alert instead of thousands.
     storm: medic_core::storm::Storm,
+    /// Per-service lines on stderr, a few a second (the recovery log has them all).
+    lines: medic_core::storm::LineBudget,
     /// The sinks were told that files are not writable (told once, then once when they are).
     unwritable: bool,
+    /// One daemon per state_dir (see `lock.rs`), held while the daemon runs.
+    lock: crate::lock::StateLock,
     alert_seq: u64,
     shutdown_grace: Duration,
+    /// About the size of the last status answer about every unit (see `control`).
+    status_size: usize,
     /// Per selector service, what its last discovery round saw (see `sight`).
     sights: BTreeMap<String, Result<usize, String>>,
 }
@@ -116,13 +124,16 @@ struct Daemon {
 /// Runs the daemon until `shutdown` resolves; then stops within `shutdown_grace`.
 /// SIGHUP (and `medic reload`) re-reads `config_path`, when there is one.
 pub async fn run(
-    config: Config,
+    mut config: Config,
     config_path: Option<PathBuf>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    // Kept for the daemon's life: the parser's spare room (up to 40 % of
+    // 10,000 services) need not be.
+    config.services.shrink_to_fit();
     let settings = config.medic.clone();
     // First: a second medic on this state_dir stops here, before it touches anything.
-    let _lock = crate::lock::StateLock::acquire(&settings.state_dir)?;
+    let lock = crate::lock::StateLock::acquire(&settings.state_dir)?;
     crate::lock::clear_stale_socket(&settings.control_socket)?;
     let clock = WallClock::now();
     let store = Store::open(&settings.state_dir, Timestamp::now())?;
@@ -142,8 +153,8 @@ pub async fn run(
         "recovery log",
         rotate,
         &shell.tracker,
-    )?;
-    let alerts = Journal::start(&settings.alerts_file, "alerts file", rotate, &shell.tracker)?;
+    );
+    let alerts = Journal::start(&settings.alerts_file, "alerts file", rotate, &shell.tracker);
     let store_saver = Saver::start(
         store.path().to_owned(),
         "state store",
@@ -195,10 +206,14 @@ pub async fn run(
         history_saver,
         history_saved: Instant::now(),
         containers: HashMap::new(),
+        namespace_children: HashMap::new(),
         storm: medic_core::storm::Storm::new(settings.storm),
+        lines: medic_core::storm::LineBudget::default(),
         unwritable: false,
+        lock,
         alert_seq: 0,
         shutdown_grace: settings.shutdown_grace,
+        status_size: 0,
         sights: BTreeMap::new(),
     };
     let known: Vec<String> = daemon.store.file.units.keys().cloned().collect();
@@ -206,11 +221,13 @@ pub async fn run(
     for spec in units::plan(&daemon.config, &daemon.executor, &known)? {
         daemon.add_unit(spec);
     }
+    daemon.restore_storm();
     daemon.executor.start_events(&shell);
     let services: Vec<String> = daemon
         .config
         .services
         .iter()
+        .filter(|s| instances::discovers(s))
         .map(|s| s.name.clone())
         .collect();
     for service in services {
@@ -243,6 +260,7 @@ pub async fn run(
                 daemon.notifier.alive(&summary);
                 daemon.save_history(false);
                 daemon.storm_summary();
+                daemon.held_lines(now());
                 daemon.check_storage();
             }
             _ = hangup.recv() => {
@@ -250,6 +268,9 @@ pub async fn run(
                     tracing::error!("Config reload rejected; the running config stays: {error}");
                 }
             }
+            // A person's command goes before the probes' stream of observations,
+            // which would otherwise keep it waiting while thousands of services report.
+            Some(request) = control.recv() => daemon.handle(Event::Control(request)),
             Some(event) = events_rx.recv() => {
                 daemon.handle(event);
                 // Whatever else is ready goes into the same drain (one fsync, one save).
@@ -260,13 +281,12 @@ pub async fn run(
                     }
                 }
             }
-            Some(request) = control.recv() => daemon.handle(Event::Control(request)),
             () = sleep_until(deadline) => daemon.sup.handle_timeout(now()),
             () = sleep_until(daemon.save_by) => { daemon.save_store(); }
             Ok(()) = daemon.store_written.changed() => daemon.start_saved_jobs(),
         }
         daemon.drain();
-        if !ready && daemon.sup.all_observed() {
+        if !ready && daemon.sup.all_observed() && daemon.discovered() {
             ready = true;
             let summary = daemon.summary();
             tracing::info!("First round of observations done: {summary}");
@@ -302,18 +322,15 @@ fn now() -> std::time::Instant {
 
 impl Daemon {
     /// "3 services: 2 healthy, 1 unhealthy" for STATUS= and logs.
+    /// O(1): the core keeps the counts as verdicts change.
     fn summary(&self) -> String {
-        let (mut healthy, mut unhealthy, mut unknown) = (0, 0, 0);
-        for health in self.sup.healths(now()) {
-            match health {
-                Health::Healthy => healthy += 1,
-                Health::Unhealthy => unhealthy += 1,
-                Health::Unknown => unknown += 1,
-            }
-        }
+        let c = self.sup.health_counts();
         format!(
-            "{} services: {healthy} healthy, {unhealthy} unhealthy, {unknown} unknown",
-            healthy + unhealthy + unknown
+            "{} services: {} healthy, {} unhealthy, {} unknown",
+            c.healthy + c.unhealthy + c.unknown,
+            c.healthy,
+            c.unhealthy,
+            c.unknown
         )
     }
 
@@ -353,10 +370,10 @@ impl Daemon {
             std::mem::take(&mut spec.checks),
         );
         if let UnitTarget::Container { container, .. } = &spec.target {
-            self.containers
-                .entry(container.clone())
-                .or_default()
-                .push(spec.name.clone());
+            index_add(&mut self.containers, container, &spec.name);
+        }
+        if let Some(parent) = &spec.namespace_parent {
+            index_add(&mut self.namespace_children, parent, &spec.name);
         }
         self.store_changed.insert(spec.name.clone());
         let labels = instances::InstanceLabels::default();
@@ -377,13 +394,11 @@ impl Daemon {
             return;
         };
         unit.probes.stop();
-        if let UnitTarget::Container { container, .. } = &unit.spec.target
-            && let Some(names) = self.containers.get_mut(container)
-        {
-            names.retain(|n| n != name);
-            if names.is_empty() {
-                self.containers.remove(container);
-            }
+        if let UnitTarget::Container { container, .. } = &unit.spec.target {
+            index_remove(&mut self.containers, container, name);
+        }
+        if let Some(parent) = &unit.spec.namespace_parent {
+            index_remove(&mut self.namespace_children, parent, name);
         }
     }
 
@@ -499,7 +514,10 @@ impl Daemon {
             && u.spec.namespace_parent.as_deref() != Some(parent.as_str())
         {
             tracing::info!(%unit, %parent, "Shares the network namespace of its parent: follows its restarts");
-            u.spec.namespace_parent = Some(parent.clone());
+            if let Some(before) = u.spec.namespace_parent.replace(parent.clone()) {
+                index_remove(&mut self.namespace_children, &before, unit);
+            }
+            index_add(&mut self.namespace_children, &parent, unit);
             let mut dependencies = u.spec.depends_on.clone();
             dependencies.push(parent);
             self.sup.set_dependencies(unit, dependencies);
@@ -557,6 +575,13 @@ impl Daemon {
         self.sights.insert(service, sight);
     }
 
+    /// Every selector service's discovery has reported once: before that, no
+    /// unit yet is not "all observed", and READY=1 would claim a watch that
+    /// has not begun.
+    fn discovered(&self) -> bool {
+        self.discoveries.keys().all(|s| self.sights.contains_key(s))
+    }
+
     /// What each selector service's last discovery round saw, for status.
     fn selector_status(&self) -> Vec<crate::status::SelectorStatus> {
         self.sights
@@ -579,11 +604,22 @@ impl Daemon {
     fn control(&mut self, request: ControlRequest) {
         let now = now();
         match request {
-            ControlRequest::Status(reply) => {
-                let mut report = StatusReport::new(&self.sup, &self.store, &self.clock, now);
-                report.problems = self.storage_problems();
-                report.selectors = self.selector_status();
-                reply.send(report).ok();
+            ControlRequest::Status { only, reply } => {
+                let answer = crate::status::render(
+                    &self.sup,
+                    &self.store,
+                    &self.clock,
+                    now,
+                    only.as_deref(),
+                    &self.storage_problems(),
+                    &self.selector_status(),
+                    // The last whole answer's size, so the buffer is not regrown.
+                    if only.is_none() { self.status_size } else { 0 },
+                );
+                if only.is_none() {
+                    self.status_size = answer.len() + answer.len() / 8;
+                }
+                reply.send(answer).ok();
             }
             ControlRequest::Reload(reply) => {
                 reply.send(self.reload()).ok();
@@ -715,6 +751,9 @@ impl Daemon {
             self.store.update_unit(&name, snapshot, &self.clock);
         }
         self.store.set_next_incident(self.sup.next_incident());
+        if self.storm.take_changed() {
+            self.store.set_storm(self.storm.saved(), &self.clock);
+        }
         self.store_saver.save(self.store.shared())
     }
 
@@ -726,9 +765,9 @@ impl Daemon {
                 self.storm_track(&event);
                 let (service, kind) = (&event.service, event.kind.as_str());
                 let incident = event.incident.as_deref().unwrap_or("");
-                if self.storm.active().is_some() {
-                    // In a storm the per-service lines are in the recovery log;
-                    // stderr gets the summary (`storm_summary`).
+                if !self.loud() {
+                    // In a storm, or past a few a second, the per-service lines are
+                    // in the recovery log; stderr gets the counts (`storm_summary`, `held_lines`).
                     tracing::debug!(%service, event = kind, incident, "{}", event.message);
                 } else if is_trouble(event.kind) {
                     tracing::warn!(%service, event = kind, incident, "{}", event.message);
@@ -746,7 +785,7 @@ impl Daemon {
             }
             Action::Alert(alert) => {
                 let held = self.storm.holds(&alert.service, alert.resolved);
-                if held {
+                if held || !self.loud() {
                     tracing::debug!(service = %alert.service, kind = alert.kind, "{}", alert.message);
                 } else if alert.severity == Severity::Critical {
                     tracing::error!(service = %alert.service, kind = alert.kind, "{}", alert.message);
@@ -776,7 +815,15 @@ impl Daemon {
                     u.probes.probe_now();
                 }
             }
-            Action::RecordLastKnownGood { unit, seen } => {
+            Action::RecordLastKnownGood {
+                unit,
+                seen,
+                provisional,
+            } => {
+                // Not yet confirmed: only ever the first one, never over a confirmed one.
+                if provisional && self.store.last_known_good(&unit).is_some() {
+                    return;
+                }
                 if self.hold_last_known_good(&unit) {
                     return;
                 }
@@ -842,6 +889,34 @@ impl Daemon {
             }
             _ => None,
         };
+        self.storm_changed(change);
+    }
+
+    /// Continues the storm the state store kept, if any: its members stay
+    /// held, and the sinks get its resolving line when it ends (at once when
+    /// most incidents closed while medic was down).
+    fn restore_storm(&mut self) {
+        let Some(saved) = self.store.storm(&self.clock) else {
+            return;
+        };
+        let failing: Vec<String> = self
+            .store
+            .open_incidents()
+            .filter(|unit| self.units.contains_key(*unit))
+            .map(str::to_owned)
+            .collect();
+        let change = self.storm.restore(now(), saved, failing, self.units.len());
+        if let Some(active) = self.storm.active() {
+            tracing::warn!(
+                "A storm continues after a restart of medic: {}",
+                self.storm_line(active)
+            );
+        }
+        self.storm_changed(change);
+    }
+
+    /// Tells people that a storm began or ended.
+    fn storm_changed(&mut self, change: Option<Change>) {
         match change {
             Some(Change::Began(active)) => {
                 let message = self.storm_line(&active);
@@ -874,6 +949,30 @@ impl Daemon {
                 self.medic_alert("storm", message, evidence, true);
             }
             None => {}
+        }
+    }
+
+    /// Whether a per-service line goes to stderr: not in a storm, and only
+    /// within the budget of a few a second.
+    fn loud(&mut self) -> bool {
+        if self.storm.active().is_some() {
+            return false;
+        }
+        let now = now();
+        self.held_lines(now);
+        self.lines.admit(now)
+    }
+
+    /// Tells stderr how many per-service lines it was spared, once their second is over.
+    fn held_lines(&mut self, now: std::time::Instant) {
+        if let Some(held) = self.lines.held(now) {
+            tracing::warn!(
+                "{} more service events since {} are in the recovery log only ({}; stderr shows {} a second)",
+                held.lines,
+                self.clock_time(held.since),
+                self.config.medic.recovery_log.display(),
+                medic_core::storm::LINES_PER_SECOND,
+            );
         }
     }
 
@@ -929,9 +1028,9 @@ impl Daemon {
 
     /// "recovery log not writable: No space left on device", one per file that is not.
     fn storage_problems(&self) -> Vec<String> {
-        self.file_healths()
-            .iter()
-            .filter_map(|h| h.problem())
+        let lock = self.lock.problem().map(str::to_owned);
+        lock.into_iter()
+            .chain(self.file_healths().iter().filter_map(|h| h.problem()))
             .collect()
     }
 
@@ -1017,9 +1116,11 @@ impl Daemon {
 
     /// Units that share this one's network namespace and must follow it when it is recreated.
     fn dependents_of(&self, unit: &str) -> Vec<UnitSpec> {
-        self.units
-            .values()
-            .filter(|u| u.spec.namespace_parent.as_deref() == Some(unit))
+        self.namespace_children
+            .get(unit)
+            .into_iter()
+            .flatten()
+            .filter_map(|child| self.units.get(child))
             .map(|u| u.spec.clone())
             .collect()
     }
@@ -1089,6 +1190,25 @@ impl Daemon {
             tracing::warn!("Some tasks did not stop in time");
         }
         Ok(())
+    }
+}
+
+/// Adds `name` to the units filed under `key` (an index from a container or a
+/// parent to units).
+fn index_add(index: &mut HashMap<String, Vec<String>>, key: &str, name: &str) {
+    index
+        .entry(key.to_owned())
+        .or_default()
+        .push(name.to_owned());
+}
+
+/// Removes `name` from the units filed under `key`, and `key` once none is left.
+fn index_remove(index: &mut HashMap<String, Vec<String>>, key: &str, name: &str) {
+    if let Some(names) = index.get_mut(key) {
+        names.retain(|n| n != name);
+        if names.is_empty() {
+            index.remove(key);
+        }
     }
 }
 

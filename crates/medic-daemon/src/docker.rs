@@ -225,16 +225,17 @@ impl Docker {
         ));
     }
 
-    /// Starts the discovery of one selector service (nothing for a name selector).
+    /// Starts the discovery of one selector service (nothing for a name
+    /// selector); whether it started.
     pub fn start_discovery(
         &self,
         shell: &Shell,
         config: &Config,
         service: &str,
         target: &ContainerTarget,
-    ) {
+    ) -> bool {
         if matches!(target.selector, ContainerSelector::Name(_)) {
-            return;
+            return false;
         }
         let discovery = discover(
             self.clone(),
@@ -245,6 +246,7 @@ impl Docker {
             config.medic.reconcile_interval,
         );
         shell.tracker.spawn(discovery);
+        true
     }
 
     /// Captures the container's create spec as its last known good, with the

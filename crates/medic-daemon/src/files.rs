@@ -51,9 +51,14 @@ pub fn replace(
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = write_temp(&temp, write).and_then(|()| {
-        std::fs::rename(&temp, path).with_context(|| format!("cannot replace {}", path.display()))
-    });
+    // A state_dir that could not be created at start may be creatable now.
+    let result = std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))
+        .and_then(|()| write_temp(&temp, write))
+        .and_then(|()| {
+            std::fs::rename(&temp, path)
+                .with_context(|| format!("cannot replace {}", path.display()))
+        });
     if result.is_err() {
         std::fs::remove_file(&temp).ok();
     }
@@ -157,7 +162,7 @@ impl FileHealth {
 
 /// The innermost cause, without Rust's " (os error 28)" suffix: what a person
 /// recognises ("No space left on device").
-fn reason(error: &anyhow::Error) -> String {
+pub fn reason(error: &anyhow::Error) -> String {
     let root = error.root_cause().to_string();
     match root.rfind(" (os error ") {
         Some(at) => root[..at].to_owned(),

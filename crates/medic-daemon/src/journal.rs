@@ -179,21 +179,26 @@ impl Journal {
         what: &'static str,
         limit: Limit,
         tracker: &tokio_util::task::TaskTracker,
-    ) -> anyhow::Result<Self> {
-        let file = files::open_append(path)?;
+    ) -> Self {
+        let health = Arc::new(FileHealth::new(what));
+        // A file that cannot be opened (read-only state_dir) is reported at
+        // once; the writer opens it with the first line it can write.
+        let file = files::open_append(path)
+            .inspect_err(|error| health.failed(error))
+            .ok();
         let shared = Arc::new(Shared {
             path: path.to_owned(),
             limit,
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
-            health: Arc::new(FileHealth::new(what)),
+            health,
         });
         let writer = shared.clone();
         tracker.spawn_blocking(move || writer.run(file));
-        Ok(Self {
+        Self {
             _last: Arc::new(CloseOnDrop(shared.clone())),
             shared,
-        })
+        }
     }
 
     /// Appends one value as one line; never waits for the disk.
@@ -267,10 +272,13 @@ impl Shared {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn run(&self, file: File) {
+    fn run(&self, file: Option<File>) {
         let mut out = Output {
-            size: file.metadata().map_or(0, |m| m.len()),
-            file: Some(file),
+            size: file
+                .as_ref()
+                .and_then(|f| f.metadata().ok())
+                .map_or(0, |m| m.len()),
+            file,
             mid_line: false,
             compact_above: match self.limit {
                 Limit::Compact { max_size, .. } => max_size,
@@ -283,9 +291,22 @@ impl Shared {
             let closed = {
                 let mut queue = self.lock();
                 while queue.lines.is_empty() && pending.is_empty() && !queue.closed {
-                    queue = self.wake.wait(queue).unwrap_or_else(|p| p.into_inner());
+                    if out.file.is_some() {
+                        queue = self.wake.wait(queue).unwrap_or_else(|p| p.into_inner());
+                        continue;
+                    }
+                    // Never opened (a read-only state_dir at start): try now and
+                    // then without a line, so the problem clears when it can.
+                    queue = self
+                        .wake
+                        .wait_timeout(queue, RETRY_AFTER)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                    if queue.lines.is_empty() && !queue.closed {
+                        break;
+                    }
                 }
-                if queue.lines.is_empty() && pending.is_empty() {
+                if queue.lines.is_empty() && pending.is_empty() && queue.closed {
                     return;
                 }
                 // While a batch is refused, new lines wait in the bounded queue.
@@ -424,7 +445,7 @@ mod tests {
             max_size: u64::MAX,
             keep: 1,
         };
-        let journal = Journal::start(&path, "recovery log", limit, &tracker).unwrap();
+        let journal = Journal::start(&path, "recovery log", limit, &tracker);
         journal.append(&line(1));
         assert!(journal.flush(Duration::from_secs(10)));
         std::fs::rename(&path, dir.path().join("logs/elsewhere.jsonl")).unwrap();
@@ -448,7 +469,7 @@ mod tests {
             max_size: 3 * size,
             keep: 5,
         };
-        let journal = Journal::start(&path, "recovery log", limit, &tracker).unwrap();
+        let journal = Journal::start(&path, "recovery log", limit, &tracker);
         for n in 1..=10 {
             journal.append(&line(n));
             // One batch per line, as lines come one by one in a quiet daemon.

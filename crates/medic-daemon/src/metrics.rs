@@ -103,11 +103,23 @@ pub fn unit_infos<'a>(
         .collect()
 }
 
+/// One probe's latency histogram and its results by outcome.
+#[derive(Debug, Default)]
+struct ProbeFigures {
+    latency: Histogram,
+    /// Counts by [`OUTCOMES`].
+    outcomes: [u64; OUTCOMES.len()],
+}
+
+/// Probe outcomes, in the order their series are written.
+const OUTCOMES: [&str; 3] = ["blind", "fail", "ok"];
+
 /// Counters and histograms fed by the supervisor loop.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    latency: BTreeMap<(String, usize), Histogram>,
-    observations: BTreeMap<(String, usize, &'static str), u64>,
+    /// Per unit, by probe index: one entry (and one name) per unit, found
+    /// without making a key for each observation.
+    probes: BTreeMap<String, Vec<ProbeFigures>>,
     recoveries: BTreeMap<(String, &'static str), u64>,
 }
 
@@ -124,7 +136,17 @@ impl Metrics {
     /// Counts one observation and its latency.
     pub fn observed(&mut self, unit: &str, probe: usize, observation: &Observation) {
         let seconds = observation.latency.as_secs_f64();
-        let histogram = self.latency.entry((unit.to_owned(), probe)).or_default();
+        if !self.probes.contains_key(unit) {
+            self.probes.insert(unit.to_owned(), Vec::new());
+        }
+        let Some(figures) = self.probes.get_mut(unit) else {
+            return;
+        };
+        if figures.len() <= probe {
+            figures.resize_with(probe + 1, ProbeFigures::default);
+        }
+        let figures = &mut figures[probe];
+        let histogram = &mut figures.latency;
         for (bound, count) in BUCKETS.iter().zip(&mut histogram.counts) {
             if seconds <= *bound {
                 *count += 1;
@@ -132,10 +154,21 @@ impl Metrics {
         }
         histogram.count += 1;
         histogram.sum += seconds;
-        *self
-            .observations
-            .entry((unit.to_owned(), probe, observation.outcome.as_str()))
-            .or_default() += 1;
+        let outcome = observation.outcome.as_str();
+        if let Some(at) = OUTCOMES.iter().position(|o| *o == outcome) {
+            figures.outcomes[at] += 1;
+        }
+    }
+
+    /// Every observed probe's figures: unit, probe index, figures.
+    fn probe_figures(&self) -> impl Iterator<Item = (&str, usize, &ProbeFigures)> {
+        self.probes.iter().flat_map(|(unit, probes)| {
+            probes
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| f.latency.count > 0)
+                .map(move |(probe, f)| (unit.as_str(), probe, f))
+        })
     }
 
     /// Counts how incidents end.
@@ -154,8 +187,7 @@ impl Metrics {
 
     /// Forgets a unit that is no longer watched.
     pub fn forget(&mut self, unit: &str) {
-        self.latency.retain(|(u, _), _| u != unit);
-        self.observations.retain(|(u, _, _), _| u != unit);
+        self.probes.remove(unit);
         self.recoveries.retain(|(u, _), _| u != unit);
     }
 
@@ -414,11 +446,12 @@ impl Metrics {
             "histogram",
             "How long probes took.",
         );
-        for ((unit, probe), h) in &self.latency {
+        for (unit, probe, figures) in self.probe_figures() {
+            let h = &figures.latency;
             let index = probe.to_string();
             let labels = with(
                 info(unit),
-                &[("probe", kind(unit, *probe)), ("index", index.as_str())],
+                &[("probe", kind(unit, probe)), ("index", index.as_str())],
             );
             for (bound, count) in BUCKETS.iter().zip(h.counts) {
                 let le = bound.to_string();
@@ -453,22 +486,22 @@ impl Metrics {
             "counter",
             "Probe results by outcome: ok, fail, blind.",
         );
-        for ((unit, probe, outcome), count) in &self.observations {
+        for (unit, probe, figures) in self.probe_figures() {
             let index = probe.to_string();
-            let labels = with(
-                info(unit),
-                &[
-                    ("probe", kind(unit, *probe)),
-                    ("index", &index),
-                    ("outcome", outcome),
-                ],
-            );
-            sample(
-                out,
-                "medic_probe_observations_total",
-                &labels,
-                *count as f64,
-            );
+            for (outcome, count) in OUTCOMES.iter().zip(figures.outcomes) {
+                if count == 0 {
+                    continue;
+                }
+                let labels = with(
+                    info(unit),
+                    &[
+                        ("probe", kind(unit, probe)),
+                        ("index", &index),
+                        ("outcome", outcome),
+                    ],
+                );
+                sample(out, "medic_probe_observations_total", &labels, count as f64);
+            }
         }
     }
 }

@@ -301,11 +301,10 @@ fn availability(
     let hour = |t: Timestamp| t.as_second().div_euclid(3600);
     let (first, last) = (hour(from), hour(to));
     let (mut up, mut known) = (0.0, 0.0);
-    for &(start, up_ms, known_ms) in &stored.hours {
-        if start >= first && start <= last {
-            up += f64::from(up_ms);
-            known += f64::from(known_ms);
-        }
+    for run in &stored.hours {
+        let buckets = run.overlap(first, last) as f64;
+        up += buckets * f64::from(run.up_ms);
+        known += buckets * f64::from(run.known_ms);
     }
     (known > 0.0).then_some((up, known))
 }
@@ -519,7 +518,7 @@ pub fn duration(secs: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::StoredHistory;
+    use crate::history::{Run, StoredHistory};
 
     fn line(ts: &str, service: &str, event: &str, incident: Option<&str>) -> RecoveryLine {
         RecoveryLine {
@@ -565,7 +564,12 @@ mod tests {
             "web".into(),
             StoredHistory {
                 minutes: vec![],
-                hours: vec![(hour("2026-11-28T10:00:00Z"), 3_540_000, 3_600_000)],
+                hours: vec![Run {
+                    start: hour("2026-11-28T10:00:00Z"),
+                    count: 1,
+                    up_ms: 3_540_000,
+                    known_ms: 3_600_000,
+                }],
             },
         );
         let to: Timestamp = "2026-11-29T12:00:00Z".parse().unwrap();

@@ -11,8 +11,6 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::status::StatusReport;
-
 /// Everything that can wake the supervisor loop.
 #[derive(Debug)]
 pub enum Event {
@@ -105,8 +103,13 @@ pub enum Listing {
 /// A command for the supervisor loop with a channel for its answer.
 #[derive(Debug)]
 pub enum ControlRequest {
-    /// Status of every unit.
-    Status(oneshot::Sender<StatusReport>),
+    /// Status of every unit, or of `only` these (sorted), as JSON (see `status::render`).
+    Status {
+        /// The units a name means; None for all.
+        only: Option<Vec<String>>,
+        /// The answer's bytes.
+        reply: oneshot::Sender<Vec<u8>>,
+    },
     /// Re-read the config file: Ok, or why it was rejected (the old config stays).
     Reload(oneshot::Sender<Result<(), String>>),
     /// The Prometheus exposition.
@@ -185,7 +188,7 @@ pub struct Shell {
 /// How a deploy ended: the answer `medic deploy` waits for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeployOutcome {
-    /// The new version is healthy and is the last known good now.
+    /// The new version is healthy; it becomes the last known good once it stays healthy.
     pub promoted: bool,
     /// One line: why it ended like this.
     pub message: String,

@@ -2,7 +2,7 @@
 //! its own serde types, so the JSON contract does not freeze the core's internals.
 
 use jiff::Timestamp;
-use medic_core::{Health, Supervisor};
+use medic_core::{Health, Supervisor, UnitStatus};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::WallClock;
@@ -134,7 +134,8 @@ pub struct ProbeStatus {
 }
 
 impl StatusReport {
-    /// Builds the report from the supervisor's view as of `now`.
+    /// Builds the report from the supervisor's view as of `now` (the status
+    /// page; the control API writes its answer with [`render`]).
     pub fn new(
         sup: &Supervisor,
         store: &Store,
@@ -144,81 +145,7 @@ impl StatusReport {
         let services = sup
             .status(now)
             .into_iter()
-            .map(|s| {
-                let probes: Vec<ProbeStatus> = s
-                    .probes
-                    .iter()
-                    .map(|p| match p {
-                        Some(p) => ProbeStatus {
-                            outcome: p.observation.outcome.as_str().to_owned(),
-                            message: p.observation.message.clone(),
-                            latency_ms: millis(p.observation.latency),
-                            age_ms: millis(now.saturating_duration_since(p.at)),
-                        },
-                        None => ProbeStatus {
-                            outcome: "none".to_owned(),
-                            message: "not observed yet".to_owned(),
-                            latency_ms: 0,
-                            age_ms: 0,
-                        },
-                    })
-                    .collect();
-                let last_observation_ms = s
-                    .probes
-                    .iter()
-                    .flatten()
-                    .map(|p| millis(now.saturating_duration_since(p.at)))
-                    .min();
-                let agent_evidence = s
-                    .probes
-                    .iter()
-                    .flatten()
-                    .map(|p| &p.observation.evidence)
-                    .find(|e| e.contains_key("classification"));
-                let classification = agent_evidence
-                    .and_then(|e| e.get("classification")?.as_str())
-                    .map(|c| match s.health {
-                        Health::Unknown => "unknown".to_owned(),
-                        _ => c.to_owned(),
-                    });
-                let agent = agent_evidence.map(|e| {
-                    AGENT_KEYS
-                        .iter()
-                        .filter_map(|k| Some(((*k).to_owned(), e.get(*k)?.clone())))
-                        .collect()
-                });
-                let availability_24h = sup.availability(&s.name, now, DAY);
-                let last_incident = s.last_incident.map(|i| LastIncident {
-                    id: i.id,
-                    outcome: i.outcome.to_owned(),
-                    ended: clock.to_wall(i.ended),
-                });
-                let last_known_good = store
-                    .last_known_good(&s.name)
-                    .and_then(|spec| spec.as_object())
-                    .and_then(version);
-                ServiceStatus {
-                    classification,
-                    agent,
-                    last_known_good,
-                    availability_24h,
-                    last_incident,
-                    name: s.name,
-                    state: s.state.to_owned(),
-                    health: match s.below_threshold {
-                        Some((streak, threshold)) => format!("failing ({streak}/{threshold})"),
-                        None => health_name(s.health).to_owned(),
-                    },
-                    paused: s.paused.is_some(),
-                    paused_until: s.paused.flatten().map(|u| clock.to_wall(u)),
-                    since: clock.to_wall(s.since),
-                    attempts: s.attempts,
-                    reason: s.reason.clone(),
-                    incident: s.incident,
-                    last_observation_ms,
-                    probes,
-                }
-            })
+            .map(|s| ServiceStatus::new(s, sup, store, clock, now))
             .collect();
         Self {
             generated: clock.to_wall(now),
@@ -226,6 +153,176 @@ impl StatusReport {
             services,
             problems: Vec::new(),
             selectors: Vec::new(),
+        }
+    }
+}
+
+/// `GET /v1/status` as JSON, written service by service into one buffer: an
+/// answer about 10,000 services never holds their statuses beside its bytes,
+/// only one at a time. `only` (sorted) keeps the units a name means. Parses
+/// as a [`StatusReport`].
+#[allow(clippy::too_many_arguments)]
+pub fn render(
+    sup: &Supervisor,
+    store: &Store,
+    clock: &WallClock,
+    now: std::time::Instant,
+    only: Option<&[String]>,
+    problems: &[String],
+    selectors: &[SelectorStatus],
+    capacity: usize,
+) -> Vec<u8> {
+    let answer = Answer {
+        generated: clock.to_wall(now),
+        overall: health_name(sup.overall(now)),
+        services: Services {
+            sup,
+            store,
+            clock,
+            now,
+            only,
+        },
+        problems,
+        selectors,
+    };
+    let mut out = Vec::with_capacity(capacity);
+    // Writing into a Vec fails only if a Serialize impl does, and none here does.
+    serde_json::to_writer(&mut out, &answer).ok();
+    out
+}
+
+/// [`StatusReport`]'s shape, borrowing what it can.
+#[derive(Serialize)]
+struct Answer<'a> {
+    generated: Timestamp,
+    overall: &'static str,
+    services: Services<'a>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    problems: &'a [String],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    selectors: &'a [SelectorStatus],
+}
+
+/// The services of an [`Answer`], made one by one as they are written.
+struct Services<'a> {
+    sup: &'a Supervisor,
+    store: &'a Store,
+    clock: &'a WallClock,
+    now: std::time::Instant,
+    only: Option<&'a [String]>,
+}
+
+impl Serialize for Services<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let Self {
+            sup,
+            store,
+            clock,
+            now,
+            only,
+        } = *self;
+        let mut seq = serializer.serialize_seq(None)?;
+        let mut write = |s| seq.serialize_element(&ServiceStatus::new(s, sup, store, clock, now));
+        match only {
+            Some(units) => {
+                for unit in units {
+                    if let Some(s) = sup.unit_status(now, unit) {
+                        write(s)?;
+                    }
+                }
+            }
+            None => {
+                for s in sup.statuses(now) {
+                    write(s)?;
+                }
+            }
+        }
+        seq.end()
+    }
+}
+
+impl ServiceStatus {
+    /// One unit's status as of `now`.
+    pub fn new(
+        s: UnitStatus,
+        sup: &Supervisor,
+        store: &Store,
+        clock: &WallClock,
+        now: std::time::Instant,
+    ) -> Self {
+        let probes: Vec<ProbeStatus> = s
+            .probes
+            .iter()
+            .map(|p| match p {
+                Some(p) => ProbeStatus {
+                    outcome: p.observation.outcome.as_str().to_owned(),
+                    message: p.observation.message.clone(),
+                    latency_ms: millis(p.observation.latency),
+                    age_ms: millis(now.saturating_duration_since(p.at)),
+                },
+                None => ProbeStatus {
+                    outcome: "none".to_owned(),
+                    message: "not observed yet".to_owned(),
+                    latency_ms: 0,
+                    age_ms: 0,
+                },
+            })
+            .collect();
+        let last_observation_ms = s
+            .probes
+            .iter()
+            .flatten()
+            .map(|p| millis(now.saturating_duration_since(p.at)))
+            .min();
+        let agent_evidence = s
+            .probes
+            .iter()
+            .flatten()
+            .map(|p| &p.observation.evidence)
+            .find(|e| e.contains_key("classification"));
+        let classification = agent_evidence
+            .and_then(|e| e.get("classification")?.as_str())
+            .map(|c| match s.health {
+                Health::Unknown => "unknown".to_owned(),
+                _ => c.to_owned(),
+            });
+        let agent = agent_evidence.map(|e| {
+            AGENT_KEYS
+                .iter()
+                .filter_map(|k| Some(((*k).to_owned(), e.get(*k)?.clone())))
+                .collect()
+        });
+        let availability_24h = sup.availability(&s.name, now, DAY);
+        let last_incident = s.last_incident.map(|i| LastIncident {
+            id: i.id,
+            outcome: i.outcome.to_owned(),
+            ended: clock.to_wall(i.ended),
+        });
+        let last_known_good = store
+            .last_known_good(&s.name)
+            .and_then(|spec| spec.as_object())
+            .and_then(version);
+        ServiceStatus {
+            classification,
+            agent,
+            last_known_good,
+            availability_24h,
+            last_incident,
+            name: s.name,
+            state: s.state.to_owned(),
+            health: match s.below_threshold {
+                Some((streak, threshold)) => format!("failing ({streak}/{threshold})"),
+                None => health_name(s.health).to_owned(),
+            },
+            paused: s.paused.is_some(),
+            paused_until: s.paused.flatten().map(|u| clock.to_wall(u)),
+            since: clock.to_wall(s.since),
+            attempts: s.attempts,
+            reason: s.reason,
+            incident: s.incident,
+            last_observation_ms,
+            probes,
         }
     }
 }
@@ -253,4 +350,45 @@ pub fn health_name(health: Health) -> &'static str {
 
 fn millis(duration: std::time::Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use medic_core::{Input, Observation, Policy};
+
+    #[test]
+    fn the_answer_written_service_by_service_is_the_report() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Timestamp::now()).unwrap();
+        let clock = WallClock::now();
+        let now = std::time::Instant::now();
+        let mut sup = Supervisor::new("t-", 1);
+        for (name, ok) in [("api", true), ("db", false), ("web", true)] {
+            sup.add_unit(now, name, Policy::default());
+            let observation = if ok {
+                Observation::ok(std::time::Duration::ZERO, "HTTP 200")
+            } else {
+                Observation::fail(std::time::Duration::ZERO, "HTTP 404").with("status", 404)
+            };
+            let unit = name.to_owned();
+            let input = Input::Observed {
+                unit,
+                probe: 0,
+                observation,
+            };
+            sup.handle_input(now, input).unwrap();
+        }
+        let problems = vec!["recovery log not writable: No space left on device".to_owned()];
+        let render = |only: Option<&[String]>| -> StatusReport {
+            let bytes = render(&sup, &store, &clock, now, only, &problems, &[], 0);
+            serde_json::from_slice(&bytes).unwrap()
+        };
+        let mut report = StatusReport::new(&sup, &store, &clock, now);
+        report.problems = problems.clone();
+        assert_eq!(render(None), report);
+        let only = ["db".to_owned(), "gone".to_owned(), "web".to_owned()];
+        report.services.retain(|s| s.name != "api");
+        assert_eq!(render(Some(&only)), report);
+    }
 }

@@ -13,6 +13,7 @@ use anyhow::Context;
 use jiff::Timestamp;
 use medic_core::Step;
 use medic_core::snapshot::{SavedIncident, SavedPhase, UnitSnapshot};
+use medic_core::storm::{SavedActive, SavedStorm};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::WallClock;
@@ -29,8 +30,30 @@ pub struct StoreFile {
     pub incident_prefix: String,
     /// The next incident number.
     pub next_incident: u64,
-    /// Per unit.
-    pub units: BTreeMap<String, StoredUnit>,
+    /// Per unit. Shared: copying the store for its writer copies pointers,
+    /// not 10,000 units (a change replaces the unit's entry).
+    pub units: BTreeMap<String, Arc<StoredUnit>>,
+    /// The storm in progress, or the services whose alerts it still holds
+    /// (see `medic_core::storm`), so a restarted medic sends its resolving line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storm: Option<StoredStorm>,
+}
+
+/// What the storm rule keeps across a restart.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StoredStorm {
+    /// When the storm in progress began; absent when none is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Timestamp>,
+    /// Its first failures: `[unit, why]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub first: Vec<(String, String)>,
+    /// How many services failed in it.
+    #[serde(default)]
+    pub failed: usize,
+    /// Services whose alerts are held from the sinks.
+    #[serde(default)]
+    pub members: Vec<String>,
 }
 
 /// One unit's persisted state.
@@ -122,7 +145,8 @@ impl Store {
     /// Loads `state.json` from `dir`, or starts a new one. A file that does not
     /// parse is kept aside as `state.json.corrupt` rather than silently lost.
     pub fn open(dir: &Path, now: Timestamp) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        // No create_dir_all: the lock made state_dir if it could; a missing
+        // one reads as an empty store and its writer retries.
         let path = dir.join("state.json");
         let file = match std::fs::read(&path) {
             Ok(bytes) => match serde_json::from_slice::<StoreFile>(&bytes) {
@@ -171,8 +195,8 @@ impl Store {
             unit.last_known_good = file
                 .units
                 .get_mut(&snapshot.name)
-                .and_then(|u| u.last_known_good.take());
-            units.insert(snapshot.name, unit);
+                .and_then(take_last_known_good);
+            units.insert(snapshot.name, Arc::new(unit));
         }
         file.units = units;
     }
@@ -183,10 +207,16 @@ impl Store {
         let file = Arc::make_mut(&mut self.file);
         match snapshot {
             Some(snapshot) => {
-                let unit = file.units.entry(name.to_owned()).or_default();
-                let last_known_good = unit.last_known_good.take();
-                *unit = to_stored(&snapshot, clock);
-                unit.last_known_good = last_known_good;
+                let mut stored = to_stored(&snapshot, clock);
+                match file.units.get_mut(name) {
+                    Some(unit) => {
+                        stored.last_known_good = take_last_known_good(unit);
+                        *unit = Arc::new(stored);
+                    }
+                    None => {
+                        file.units.insert(name.to_owned(), Arc::new(stored));
+                    }
+                }
             }
             None => {
                 file.units.remove(name);
@@ -211,16 +241,60 @@ impl Store {
 
     /// Records a unit's last known good spec.
     pub fn set_last_known_good(&mut self, name: &str, spec: serde_json::Value) {
-        Arc::make_mut(&mut self.file)
+        let unit = Arc::make_mut(&mut self.file)
             .units
             .entry(name.to_owned())
-            .or_default()
-            .last_known_good = Some(spec);
+            .or_default();
+        Arc::make_mut(unit).last_known_good = Some(spec);
+    }
+
+    /// Keeps the storm rule's state (None: nothing to keep).
+    pub fn set_storm(&mut self, storm: Option<SavedStorm>, clock: &WallClock) {
+        let stored = storm.map(|saved| {
+            let active = saved.active.as_ref();
+            StoredStorm {
+                since: active.map(|a| clock.to_wall(a.since)),
+                first: active.map(|a| a.first.clone()).unwrap_or_default(),
+                failed: active.map_or(0, |a| a.failed),
+                members: saved.members,
+            }
+        });
+        Arc::make_mut(&mut self.file).storm = stored;
+    }
+
+    /// The storm rule's state as saved.
+    pub fn storm(&self, clock: &WallClock) -> Option<SavedStorm> {
+        let stored = self.file.storm.as_ref()?;
+        Some(SavedStorm {
+            active: stored.since.map(|since| SavedActive {
+                since: clock.to_instant(since),
+                first: stored.first.clone(),
+                failed: stored.failed,
+            }),
+            members: stored.members.clone(),
+        })
+    }
+
+    /// The units whose incident was open when the store was saved.
+    pub fn open_incidents(&self) -> impl Iterator<Item = &str> {
+        self.file
+            .units
+            .iter()
+            .filter(|(_, unit)| unit.incident.is_some())
+            .map(|(name, _)| name.as_str())
     }
 
     /// A unit's last known good spec.
     pub fn last_known_good(&self, name: &str) -> Option<&serde_json::Value> {
         self.file.units.get(name)?.last_known_good.as_ref()
+    }
+}
+
+/// A unit's last known good spec, moved out unless the writer still holds the unit.
+fn take_last_known_good(unit: &mut Arc<StoredUnit>) -> Option<serde_json::Value> {
+    match Arc::get_mut(unit) {
+        Some(unit) => unit.last_known_good.take(),
+        None => unit.last_known_good.clone(),
     }
 }
 
@@ -365,11 +439,45 @@ mod tests {
         assert_eq!(restored.incident.as_ref().unwrap().attempts, 2);
         assert_eq!(restored.incident.unwrap().id, "x-1");
         assert_eq!(again.last_known_good("web").unwrap()["image"], "sha256:1");
+        assert_eq!(again.storm(&clock), None);
         let leftovers: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .flatten()
             .map(|e| e.file_name())
             .collect();
         assert_eq!(leftovers, vec![std::ffi::OsString::from("state.json")]);
+    }
+
+    #[test]
+    fn round_trips_a_storm() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = WallClock::now();
+        let since = std::time::Instant::now();
+        let saved = SavedStorm {
+            active: Some(SavedActive {
+                since,
+                first: vec![("ep1".into(), "HTTP 404".into())],
+                failed: 9482,
+            }),
+            members: vec!["ep1".into(), "ep2".into()],
+        };
+        let mut store = Store::open(dir.path(), Timestamp::now()).unwrap();
+        store.set_storm(Some(saved.clone()), &clock);
+        crate::files::replace(store.path(), |out| {
+            Ok(serde_json::to_writer(out, &store.shared())?)
+        })
+        .unwrap();
+        let again = Store::open(dir.path(), Timestamp::now()).unwrap();
+        let restored = again.storm(&clock).unwrap();
+        assert_eq!(restored.members, saved.members);
+        let active = restored.active.unwrap();
+        assert_eq!(
+            (active.first, active.failed),
+            (saved.active.clone().unwrap().first, 9482)
+        );
+        // Wall-clock time in the file: the instant comes back within a millisecond.
+        assert!(
+            active.since.max(since) - active.since.min(since) < std::time::Duration::from_millis(1)
+        );
     }
 }

@@ -16,6 +16,19 @@ pub async fn call(
     path: &str,
     body: Option<serde_json::Value>,
 ) -> anyhow::Result<(StatusCode, serde_json::Value)> {
+    let (status, bytes) = call_raw(socket, method, path, body).await?;
+    let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    Ok((status, json))
+}
+
+/// Like [`call`], with the body as the daemon sent it (a status answer is
+/// printed or parsed into its own type, never into a generic value first).
+pub async fn call_raw(
+    socket: &Path,
+    method: Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> anyhow::Result<(StatusCode, Bytes)> {
     let stream = UnixStream::connect(socket).await.with_context(|| {
         format!(
             "cannot reach the medic daemon at {} (is `medic run` running?)",
@@ -39,8 +52,7 @@ pub async fn call(
         .context("control request")?;
     let status = response.status();
     let bytes = response.into_body().collect().await?.to_bytes();
-    let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-    Ok((status, json))
+    Ok((status, bytes))
 }
 
 /// The control API path of an action on a service or instance: the name is one

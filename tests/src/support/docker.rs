@@ -67,6 +67,23 @@ impl Engine {
         )
     }
 
+    /// `docker run -d --name NAME --network host ARGS…` (Podman here also needs
+    /// its ulimits spelled out); the new container's id.
+    #[track_caller]
+    pub fn run_on_host(&self, name: &str, args: &[&str]) -> String {
+        let mut all = vec!["run", "-d", "--name", name, "--network", "host"];
+        if self.podman {
+            all.extend([
+                "--ulimit",
+                "nofile=1024:1024",
+                "--ulimit",
+                "nproc=1024:1024",
+            ]);
+        }
+        all.extend(args);
+        self.run(&all)
+    }
+
     /// `docker inspect NAME` as JSON (Docker's format, on Podman too), or None when it does not exist.
     pub fn inspect(&self, name: &str) -> Option<Value> {
         let docker = Self {

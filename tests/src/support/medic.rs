@@ -177,6 +177,25 @@ impl Medic {
         }
     }
 
+    /// Waits until the alerts file has a line of `kind`; returns all lines.
+    /// The file has its own writer, so its line may land after the log's.
+    #[track_caller]
+    pub fn wait_alert(&self, kind: &str) -> Vec<Value> {
+        let start = Instant::now();
+        loop {
+            let alerts = self.alerts();
+            if alerts.iter().any(|a| a["kind"] == kind) {
+                return alerts;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "no {kind} alert in {alerts:?}\nstderr: {}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Runs a medic subcommand against this daemon's config.
     pub fn cli(&self, args: &[&str]) -> Output {
         self.cli_with_env(args, &[])

@@ -6,5 +6,6 @@ pub mod docker;
 pub mod env;
 pub mod launchd;
 pub mod medic;
+pub mod mount;
 pub mod server;
 pub mod skip;

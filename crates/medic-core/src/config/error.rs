@@ -46,6 +46,8 @@ impl fmt::Display for ConfigErrors {
 pub(crate) struct Errors<'s> {
     source: &'s str,
     pub(crate) list: Vec<ConfigError>,
+    /// What is valid but should change (deprecated keys), in the same form.
+    warnings: Vec<ConfigError>,
 }
 
 impl<'s> Errors<'s> {
@@ -53,7 +55,28 @@ impl<'s> Errors<'s> {
         Self {
             source,
             list: Vec::new(),
+            warnings: Vec::new(),
         }
+    }
+
+    /// Records a warning at a byte span: the config stays valid.
+    pub(crate) fn warn_at(&mut self, span: Range<usize>, message: impl Into<String>) {
+        let (line, column) = position(self.source, span.start);
+        self.warnings.push(ConfigError {
+            line,
+            column,
+            message: message.into(),
+            hint: None,
+        });
+    }
+
+    /// The warnings as `file:line:column: warning: …`, in file order.
+    pub(crate) fn warnings(&mut self, origin: &str) -> Vec<String> {
+        self.warnings.sort_by_key(|w| (w.line, w.column));
+        self.warnings
+            .iter()
+            .map(|w| format!("{origin}:{}:{}: warning: {}", w.line, w.column, w.message))
+            .collect()
     }
 
     /// Records an error at a byte span.

@@ -94,7 +94,12 @@ pub fn parse_with_env(source: &str, origin: &str, env: Env<'_>) -> Result<Config
         let span = key.span();
         match key.get_ref().as_ref() {
             "medic" => settings = lenient(value, &mut errors),
-            "defaults" => defaults = lenient(value, &mut errors),
+            "defaults" => {
+                if let DeValue::Table(table) = value.get_ref() {
+                    warn_deprecated(table, &mut errors);
+                }
+                defaults = lenient(value, &mut errors);
+            }
             "service" => services = decode_services(value, &mut errors),
             "alert" => raw_alerts = alerts::decode(value, &mut errors),
             "report" => raw_report = report::decode(value, &mut errors),
@@ -123,6 +128,7 @@ pub fn parse_with_env(source: &str, origin: &str, env: Env<'_>) -> Result<Config
     let service_names: Vec<&str> = names.iter().map(String::as_str).collect();
     let alerts = alerts::build(raw_alerts, &service_names, env, &mut errors);
     let report = report::build(raw_report, &alerts, &mut errors);
+    let warnings = errors.warnings(origin);
     errors.into_result(
         origin,
         Config {
@@ -130,27 +136,19 @@ pub fn parse_with_env(source: &str, origin: &str, env: Env<'_>) -> Result<Config
             services,
             alerts,
             report,
-            warnings: deprecations(source, origin),
+            warnings,
         },
     )
 }
 
-/// `file:line: warning: …` for each deprecated key the source still sets.
-fn deprecations(source: &str, origin: &str) -> Vec<String> {
-    source
-        .lines()
-        .enumerate()
-        .filter(|(_, line)| {
-            let line = line.trim_start();
-            line.starts_with("attempt_window") && line["attempt_window".len()..].trim_start().starts_with('=')
-        })
-        .map(|(n, _)| {
-            format!(
-                "{origin}:{}: warning: `attempt_window` is deprecated: each incident gets `max_attempts` restarts; it is read as `flap_window` (incidents counted for flapping) unless that is set",
-                n + 1
-            )
-        })
-        .collect()
+/// A warning at each deprecated key of a policy table (`[defaults]` or a service).
+fn warn_deprecated(table: &DeTable<'_>, errors: &mut Errors) {
+    for key in table.keys().filter(|k| k.get_ref() == "attempt_window") {
+        errors.warn_at(
+            key.span(),
+            "`attempt_window` is deprecated: each incident gets `max_attempts` restarts; it is read as `flap_window` (incidents counted for flapping) unless that is set",
+        );
+    }
 }
 
 /// Decodes a table and reports every bad key in it; `None` when anything was
@@ -271,6 +269,7 @@ fn decode_services(
                 rest.insert(key, value);
             }
         }
+        warn_deprecated(&policy, errors);
         let table = |t| Spanned::new(span.clone(), DeValue::Table(t));
         let more: Vec<&str> = std::iter::once("probe")
             .chain(POLICY_KEYS.iter().copied())

@@ -850,9 +850,19 @@ fn attempt_window_still_works_as_the_flap_window_with_a_warning() {
     );
     assert_eq!(config.warnings.len(), 1);
     assert!(
-        config.warnings[0].starts_with("medic.toml:2: warning: `attempt_window` is deprecated"),
+        config.warnings[0].starts_with("medic.toml:2:1: warning: `attempt_window` is deprecated"),
         "{:?}",
         config.warnings
+    );
+    // On a service, at the key; the word inside a string is not a key.
+    let source = "[[service]]\nname = \"api\"\nlabels = { note = \"attempt_window = 1m\" }\n\n  attempt_window = \"2m\"\n  [[service.probe]]\n  kind = \"tcp\"\n  address = \"127.0.0.1:1\"\n";
+    let warnings = parse(source, "medic.toml").map(|c| c.warnings);
+    assert_eq!(
+        warnings.map(|w| w
+            .iter()
+            .map(|w| w[..w.find(": warning").unwrap()].to_owned())
+            .collect::<Vec<_>>()),
+        Ok(vec!["medic.toml:5:3".to_owned()])
     );
 }
 

@@ -87,15 +87,16 @@ impl Machine {
         }
     }
 
-    /// The new version is healthy on fresh observations: it becomes the last known good.
+    /// The new version is healthy on fresh observations: it becomes the last
+    /// known good once it has stayed healthy (see `judged_healthy`).
     pub(super) fn deploy_promoted(&mut self, now: Instant, ctx: &mut Ctx) {
-        let message = "deploy verified healthy: the new version is the last known good";
+        let message = "deploy verified healthy: the new version becomes the last known good once it stays healthy";
         if self.incident.is_some() {
             self.close_incident(now, EventKind::Deployed, message, ctx);
         } else {
             self.set_phase(now, Phase::Healthy);
             self.log(ctx, now, EventKind::Deployed, message);
-            self.record_last_known_good(ctx);
+            self.judged_healthy(ctx);
         }
     }
 

@@ -25,8 +25,9 @@ pub enum Health {
 pub struct ProbeStatus {
     /// When it was made.
     pub at: Instant,
-    /// Its verdict and details.
-    pub observation: Observation,
+    /// Its verdict and details; shared, so a status of 10,000 units copies
+    /// pointers, not every probe's evidence.
+    pub observation: std::sync::Arc<Observation>,
     /// Consecutive failures up to it.
     pub consecutive_failures: u32,
 }

@@ -289,7 +289,11 @@ impl Machine {
                 self.drive(now, ctx);
             }
             Step::Rollback => {
-                self.escalate(now, format!("rollback failed: {message}"), evidence, ctx);
+                let message = match self.incident.as_ref().and_then(|i| i.reason.as_deref()) {
+                    Some(reason) => format!("{reason}; rollback failed: {message}"),
+                    None => format!("rollback failed: {message}"),
+                };
+                self.escalate(now, message, evidence, ctx);
             }
         }
     }
@@ -376,7 +380,7 @@ impl Machine {
         };
         self.alert(ctx, severity, alert_kind, &text, true);
         self.end_incident(now, kind.as_str());
-        self.record_last_known_good(ctx);
+        self.judged_healthy(ctx);
     }
 
     pub(crate) fn reset(&mut self, now: Instant, ctx: &mut Ctx) {

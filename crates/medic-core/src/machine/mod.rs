@@ -212,6 +212,9 @@ pub(crate) struct Machine {
     held_for_dependency: bool,
     /// Actions given up on (no report before their deadline) whose late result is still to come.
     abandoned: u32,
+    /// Judged healthy, not yet the last known good: recorded on the first round
+    /// of fresh successes that began at or after this moment (see [`stable_for`]).
+    lkg_due: Option<Instant>,
 }
 
 impl Machine {
@@ -232,6 +235,7 @@ impl Machine {
             stale: false,
             held_for_dependency: false,
             abandoned: 0,
+            lkg_due: None,
         }
     }
 
@@ -317,7 +321,7 @@ impl Machine {
         };
         state.last = Some(ProbeStatus {
             at: now,
-            observation: observation.clone(),
+            observation: std::sync::Arc::new(observation.clone()),
             consecutive_failures,
         });
         if self.stale && !self.is_stale(now) {
@@ -351,7 +355,7 @@ impl Machine {
                     EventKind::Healthy,
                     "healthy on fresh observations",
                 );
-                self.record_last_known_good(ctx);
+                self.judged_healthy(ctx);
             }
             // Only observations made after the incident opened may close it.
             Phase::Failing | Phase::Waiting { .. }
@@ -400,6 +404,7 @@ impl Machine {
             }
             _ => {}
         }
+        self.confirm_last_known_good(ctx);
     }
 
     fn on_failure(
@@ -596,14 +601,53 @@ impl Machine {
         if phase.name() != self.phase.name() {
             self.since = now;
         }
+        if phase != Phase::Healthy {
+            // An incident, a deploy or a reset: what was judged healthy did not last.
+            self.lkg_due = None;
+        }
         self.phase = phase;
     }
 
-    /// Asks the shell to record what was just judged healthy, as the
-    /// observations that judged it saw it (a container's id), never looked up
-    /// again by name: a container swapped in meanwhile must not become the
-    /// last known good unverified.
-    fn record_last_known_good(&self, ctx: &mut Ctx) {
+    /// The unit was just judged healthy (at start, after a recovery, a
+    /// rollback or a deploy). It becomes the last known good only once it has
+    /// stayed healthy for [`stable_for`]: a crash-looping container that the
+    /// container probe glimpsed running for 10 ms dies, opens an incident and
+    /// never becomes what a rollback returns to.
+    fn judged_healthy(&mut self, ctx: &mut Ctx) {
+        self.record_last_known_good(ctx, true);
+        let judged_from = self
+            .probes
+            .iter()
+            .filter_map(|p| p.last.as_ref())
+            .map(|l| l.observation.started.unwrap_or(l.at))
+            .min();
+        self.lkg_due = judged_from.map(|from| after(from, stable_for(&self.policy)));
+    }
+
+    /// Asks the shell to record what runs as the last known good once every
+    /// probe's last word is a success that began at or after `lkg_due`, as
+    /// those observations saw it (a container's id), never looked up again by
+    /// name: a container swapped in meanwhile must not become the last known
+    /// good unverified.
+    fn confirm_last_known_good(&mut self, ctx: &mut Ctx) {
+        let Some(due) = self.lkg_due.filter(|_| self.phase == Phase::Healthy) else {
+            return;
+        };
+        let confirmed = self.probes.iter().all(|p| {
+            p.consecutive_ok > 0
+                && p.last
+                    .as_ref()
+                    .is_some_and(|l| l.observation.began_since(l.at, due))
+        });
+        if !confirmed {
+            return;
+        }
+        self.lkg_due = None;
+        self.record_last_known_good(ctx, false);
+    }
+
+    /// Asks the shell to record what the probes' last observations saw.
+    fn record_last_known_good(&self, ctx: &mut Ctx, provisional: bool) {
         if self.policy.can_rollback {
             let mut seen = Evidence::new();
             for last in self.probes.iter().filter_map(|p| p.last.as_ref()) {
@@ -612,6 +656,7 @@ impl Machine {
             ctx.out.push_back(Action::RecordLastKnownGood {
                 unit: self.name.clone(),
                 seen,
+                provisional,
             });
         }
     }
@@ -682,6 +727,21 @@ impl Machine {
         }));
     }
 }
+
+/// How long a unit judged healthy must stay healthy before it is the last
+/// known good: one probe interval (the next regular round confirms it), at
+/// most [`LKG_STABLE_MAX`].
+fn stable_for(policy: &Policy) -> Duration {
+    policy
+        .probes
+        .iter()
+        .map(|p| p.interval)
+        .min()
+        .map_or(LKG_STABLE_MAX, |interval| interval.min(LKG_STABLE_MAX))
+}
+
+/// Docker's own rule for "started successfully": up for 10 s.
+const LKG_STABLE_MAX: Duration = Duration::from_secs(10);
 
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)

@@ -21,6 +21,8 @@ pub struct World {
     pub alerts: Vec<medic_core::Alert>,
     /// The policy every unit of the world was added with.
     pub policy: Policy,
+    /// Provisional last known good records (only kept by the shell when there is none): not traced.
+    pub provisional_lkg: u32,
 }
 
 impl World {
@@ -36,6 +38,7 @@ impl World {
             rollbacks: 0,
             alerts: Vec::new(),
             policy: policy.clone(),
+            provisional_lkg: 0,
         };
         world.sup.add_unit(start, UNIT, policy);
         world.drain();
@@ -119,6 +122,12 @@ impl World {
                 Action::Alert(alert) => {
                     self.alerts.push(alert.clone());
                     format!("!{}:{}", alert.severity.as_str(), alert.kind)
+                }
+                Action::RecordLastKnownGood {
+                    provisional: true, ..
+                } => {
+                    self.provisional_lkg += 1;
+                    continue;
                 }
                 Action::RecordLastKnownGood { .. } => "→lkg".to_owned(),
                 Action::Probe { .. } => continue,

@@ -246,12 +246,18 @@ impl Outbox {
         tracker: &tokio_util::task::TaskTracker,
     ) -> anyhow::Result<(Self, Deliveries)> {
         let deliveries = Deliveries::load(path)?;
-        rewrite(path, &deliveries.compacted())?;
+        if let Err(error) = rewrite(path, &deliveries.compacted()) {
+            // A read-only state_dir: the writer reports it and compacts once it can write.
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "Cannot compact the alert outbox at start"
+            );
+        }
         let limit = Limit::Compact {
             max_size: COMPACT_ABOVE,
             compact: compact_file,
         };
-        let journal = Journal::start(path, "alert outbox", limit, tracker)?;
+        let journal = Journal::start(path, "alert outbox", limit, tracker);
         Ok((Self { journal }, deliveries))
     }
 

@@ -127,7 +127,7 @@ impl Daemon {
             }
             EventKind::Deployed => (
                 true,
-                "deployed: the new version is healthy and is the last known good now".to_owned(),
+                "deployed: the new version is healthy; it becomes the last known good once it stays healthy".to_owned(),
             ),
             EventKind::RolledBack => (
                 false,

@@ -130,7 +130,8 @@ impl Daemon {
         self.deploys.remove(unit);
         self.sup.retire_unit(now(), unit, why);
         self.metrics.forget(unit);
-        self.storm.forget(unit, self.units.len());
+        let change = self.storm.forget(unit, self.units.len());
+        self.storm_changed(change);
         self.store_changed.insert(unit.to_owned());
         self.save_soon();
     }
@@ -164,13 +165,17 @@ impl Daemon {
         let Some(config) = self.config.services.iter().find(|s| s.name == service) else {
             return;
         };
+        if !discovers(config) {
+            return;
+        }
         let cancel = self.shell.cancel.child_token();
         let shell = Shell {
             cancel: cancel.clone(),
             ..self.shell.clone()
         };
-        self.executor.start_discovery(&shell, &self.config, config);
-        self.discoveries.insert(service.to_owned(), cancel);
+        if self.executor.start_discovery(&shell, &self.config, config) {
+            self.discoveries.insert(service.to_owned(), cancel);
+        }
     }
 
     /// Lists a container selector service's instances in a task of its own;
@@ -252,6 +257,15 @@ pub(super) fn selector_changed(
         _ => None,
     };
     old.is_some_and(|old| selector(old).is_some() && selector(old) != selector(new))
+}
+
+/// Whether a service's instances are discovered (containers, launchd jobs):
+/// commands and plain endpoints need no discovery task.
+pub(super) fn discovers(service: &medic_core::config::Service) -> bool {
+    matches!(
+        service.target,
+        Some(Target::Container(_) | Target::LaunchAgent(_))
+    )
 }
 
 #[cfg(test)]

@@ -82,7 +82,8 @@ impl Daemon {
             if removed {
                 self.sup.remove_unit(now, &name);
                 self.metrics.forget(&name);
-                self.storm.forget(&name, self.units.len());
+                let change = self.storm.forget(&name, self.units.len());
+                self.storm_changed(change);
             }
         }
         for spec in planned {

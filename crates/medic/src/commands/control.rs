@@ -1,13 +1,13 @@
 //! `medic status`, `pause`, `resume`, `reset`, `recover`: talk to the running daemon.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use clap::Args;
 use hyper::Method;
 use medic_daemon::status::{ServiceStatus, StatusReport};
 
-use crate::client::{call, encode, service_path};
+use crate::client::{call, call_raw, encode, service_path};
 use crate::config_file::ConfigArgs;
 use crate::table::{Cell, Table};
 
@@ -80,25 +80,39 @@ pub fn reload(args: ReloadArgs) -> anyhow::Result<u8> {
     Ok(1)
 }
 
+/// The one field of a status answer the exit code needs.
+#[derive(serde::Deserialize)]
+struct Overall {
+    overall: String,
+}
+
 /// Prints every service's state; exit 0 all healthy, 1 otherwise, 2 when the daemon cannot be reached.
 pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
-    let config = args.config.load_without_secrets()?;
-    let socket = config.medic.control_socket;
+    let socket = args.config.load_settings()?.control_socket;
     let path = match &args.service {
         Some(name) => format!("/v1/status?service={}", encode(name)),
         None => "/v1/status".to_owned(),
     };
-    let (status, json) = super::runtime()?.block_on(call(&socket, Method::GET, &path, None))?;
+    let (status, body) = super::runtime()?.block_on(call_raw(&socket, Method::GET, &path, None))?;
     if !status.is_success() {
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
         let error = json["error"].as_str().unwrap_or("refused");
         anyhow::bail!("status: {error}");
     }
-    let mut report: StatusReport = serde_json::from_value(json)
-        .map_err(|e| anyhow::anyhow!("unexpected status answer: {e}"))?;
+    let unexpected = |e: serde_json::Error| anyhow::anyhow!("unexpected status answer: {e}");
+    let mut out = std::io::stdout().lock();
+    if args.json && !args.failed_only && !out.is_terminal() {
+        // Into a pipe, the answer as the daemon wrote it (one line): 10,000
+        // services are not parsed, re-indented and doubled in size for nobody.
+        let Overall { overall } = serde_json::from_slice::<Overall>(&body).map_err(unexpected)?;
+        out.write_all(&body)?;
+        writeln!(out)?;
+        return Ok(u8::from(overall != "healthy"));
+    }
+    let mut report: StatusReport = serde_json::from_slice(&body).map_err(unexpected)?;
     if args.failed_only {
         report.services.retain(|s| s.health != "healthy");
     }
-    let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &report)?;
         writeln!(out)?;
@@ -188,9 +202,8 @@ pub fn unit(args: UnitArgs, command: &str) -> anyhow::Result<u8> {
 
 /// Stops watching instances removed on purpose; prints each one forgotten.
 pub fn forget(args: UnitArgs) -> anyhow::Result<u8> {
-    let config = args.config.load_without_secrets()?;
     let path = service_path(&args.service, "forget");
-    let socket = config.medic.control_socket;
+    let socket = args.config.load_settings()?.control_socket;
     let (status, json) = super::runtime()?.block_on(call(&socket, Method::POST, &path, None))?;
     if !status.is_success() {
         let error = json["error"].as_str().unwrap_or("refused");
@@ -203,9 +216,8 @@ pub fn forget(args: UnitArgs) -> anyhow::Result<u8> {
 }
 
 fn send(args: &UnitArgs, command: &str, body: Option<serde_json::Value>) -> anyhow::Result<u8> {
-    let config = args.config.load_without_secrets()?;
     let path = service_path(&args.service, command);
-    let socket = config.medic.control_socket;
+    let socket = args.config.load_settings()?.control_socket;
     let (status, json) = super::runtime()?.block_on(call(&socket, Method::POST, &path, body))?;
     if status.is_success() {
         println!("{command}: {}", args.service);

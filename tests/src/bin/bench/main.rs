@@ -1,9 +1,11 @@
 //! `scripts/bench`: medic's figures beside a baseline measured in the same run
-//! on the same machine. `medic-bench [recovery|probes|idle|startup|storm|all] [--seconds N] [--size N]`
+//! on the same machine. `medic-bench [recovery|engines|probes|idle|startup|storm|containers|disk|all] [--seconds N] [--size N] [--containers N]`
 //!
 //! - recovery: kill → running and answering HTTP, medic versus a bare
 //!   `docker start`; detection latency from Docker's `die` event to medic's
-//!   decision, beside the engine's floor (an inspect answered right after `die`).
+//!   decision, beside the engine's floor (an inspect answered right after `die`);
+//!   Docker's `health_status: unhealthy` event → `/health` ok again, medic
+//!   versus a bare `docker restart`.
 //! - engines: kill, `rm -f` and a bad image on Docker and on Podman, Podman's
 //!   figures as ratios against Docker's.
 //! - probes: 100, 1,000 and 10,000 HTTP endpoints probed every 10 s, medic
@@ -12,10 +14,16 @@
 //! - startup: `medic check` wall time on a 100-service config versus 1 service.
 //! - storm: 10,000 endpoints (`--size N`) healthy, all failing for 60 s, then
 //!   back: probes made, CPU, RSS, status latency, recovery time, lines written.
+//! - containers: 200 containers (`--containers N`) killed at once and
+//!   brought back by medic, beside `docker start` by 4 workers.
+//! - disk: 10,000 endpoints (`--size N`) started, healthy for 3 min, one storm:
+//!   bytes medic wrote and each file in state_dir per phase, and per day.
 //!
 //! Needs DOCKER_HOST pointing at an engine with medic-test/good:1 and Monit
 //! installed (scripts/bench provides both).
 
+mod containers;
+mod disk;
 mod engines;
 mod idle;
 mod probes;
@@ -29,6 +37,7 @@ fn main() {
     let mut which = "all".to_owned();
     let mut seconds = 60;
     let mut size = 10_000;
+    let mut containers = 200;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--seconds" => {
@@ -42,6 +51,12 @@ fn main() {
                     .next()
                     .and_then(|s| s.parse().ok())
                     .expect("--size takes a whole number");
+            }
+            "--containers" => {
+                containers = args
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .expect("--containers takes a whole number");
             }
             other => which = other.to_owned(),
         }
@@ -65,5 +80,11 @@ fn main() {
     }
     if all || which == "storm" {
         storm::run(size);
+    }
+    if all || which == "containers" {
+        containers::run(containers);
+    }
+    if all || which == "disk" {
+        disk::run(size);
     }
 }

@@ -10,6 +10,9 @@
 //! (it goes straight to rollback), so each medic, with a fresh state
 //! directory, takes `flap_limit` (3) rounds: its first, second and third
 //! incident, each printed, each expected as fast as the first.
+//!
+//! Then Docker's `unhealthy` → healthy again, medic versus a bare `docker
+//! restart` of the same container (see [`unhealthy`]).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -23,6 +26,10 @@ const ROUNDS: usize = 21;
 const PER_MEDIC: usize = 3;
 const PORT: u16 = 18765;
 const NAME: &str = "medic-bench-web";
+/// Incidents of the unhealthy part (a fresh medic per `PER_MEDIC`).
+const UNHEALTHY_ROUNDS: usize = 9;
+const SICK_PORT: u16 = 18766;
+const SICK: &str = "medic-bench-sick";
 
 pub fn run() {
     docker(&["rm", "-f", NAME]).ok();
@@ -57,58 +64,20 @@ pub fn run() {
 
     let now = jiff::Timestamp::now();
     let since = format!("{}.{:09}", now.as_second(), now.subsec_nanosecond());
-    let mut with_medic = Vec::new();
+    let mut with_medic = Rounds::default();
     let mut decided = Vec::new();
-    let mut by_incident = vec![Vec::new(); PER_MEDIC];
     for group in 0..ROUNDS / PER_MEDIC {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let config = dir.path().join("medic.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "{}[[service]]\nname = \"web\"\ncontainer = {{ name = \"{NAME}\" }}\n",
-                medic_table(dir.path())
-            ),
-        )
-        .expect("write config");
-        let mut daemon = run_medic(&config);
-        let log = dir.path().join("state/recovery.jsonl");
-        wait_for(|| events(&log).iter().any(|e| e["event"] == "healthy"));
+        let medic = Watcher::start(NAME);
         for incident in 1..=PER_MEDIC {
             docker(&["kill", NAME]).expect("kill");
             let start = Instant::now();
             wait_exited_or_restarted();
             wait_http();
             let took = start.elapsed();
-            println!(
-                "round {:>2}: medic {}, incident {incident}: kill → HTTP {}",
-                group * PER_MEDIC + incident,
-                group + 1,
-                ms(took)
-            );
-            with_medic.push(took);
-            by_incident[incident - 1].push(took);
-            wait_for(|| {
-                events(&log)
-                    .iter()
-                    .filter(|e| e["event"] == "recovered")
-                    .count()
-                    >= incident
-            });
+            with_medic.record(group, incident, "kill → HTTP", took);
+            medic.wait_recovered(incident);
         }
-        if std::env::var_os("MEDIC_BENCH_DEBUG").is_some() {
-            for e in events(&log) {
-                eprintln!("{} {} {}", e["ts"], e["event"], e["message"]);
-            }
-        }
-        decided.extend(
-            events(&log)
-                .into_iter()
-                .filter(|e| e["event"] == "failing")
-                .filter_map(|e| jiff_ts(e["ts"].as_str()?)),
-        );
-        daemon.0.kill().ok();
-        daemon.0.wait().ok();
+        decided.extend(medic.stop());
     }
     let until = jiff::Timestamp::now().as_second() + 1;
     let died = docker(&[
@@ -138,32 +107,292 @@ pub fn run() {
         .collect();
     docker(&["rm", "-f", NAME]).ok();
 
-    let (bare_p50, medic_p50) = (percentile(&bare, 50), percentile(&with_medic, 50));
-    println!("## Recovery ({ROUNDS} rounds)");
+    table(
+        &format!("Recovery ({ROUNDS} rounds)"),
+        &[
+            ("kill → HTTP answering, bare `docker start`", &bare),
+            ("kill → HTTP answering, medic", &with_medic.all),
+            ("detection: Docker die event → medic decision", &detection),
+            ("engine floor: die → inspect answered", &floor),
+        ],
+    );
+    per_incident("kill → HTTP, medic", &with_medic.by_incident);
+    ratio("bare docker start", &with_medic.all, &bare, "");
+    unhealthy();
+}
+
+/// Docker's `unhealthy` → healthy again. The container serves `/health` and
+/// its Docker health check tests the same file; the bench removes it (HTTP
+/// still answers, with 404) and Docker reports `health_status: unhealthy`
+/// after its retries. A start writes the file again, so a restart cures it.
+/// The container ends on SIGTERM, so a restart is not padded by Docker's
+/// 10 s stop timeout. Baseline: a bare `docker restart` sent when the event
+/// arrives, from the command to `/health` answering ok. medic (defaults, a
+/// fresh one per `PER_MEDIC` incidents): from the event's own time (its
+/// `timeNano`) to `/health` answering ok. The health interval (1 s, Docker's
+/// default retries 3) only decides how soon a round is unhealthy, which is
+/// not measured.
+fn unhealthy() {
+    docker(&["rm", "-f", SICK]).ok();
+    let health = subscribe(&format!(
+        r#"{{"container":["{SICK}"],"event":["health_status"]}}"#
+    ));
+    let (tx, statuses) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for event in health {
+            let action = event["Action"].as_str().unwrap_or_default().to_owned();
+            let at = event["timeNano"].as_i64().unwrap_or_default();
+            if tx.send((action, at)).is_err() {
+                break;
+            }
+        }
+    });
+    // The time of the next `unhealthy` event; older events are dropped first.
+    let sicken = || {
+        while statuses.try_recv().is_ok() {}
+        docker(&["exec", SICK, "rm", "/tmp/health"]).expect("make it sick");
+        loop {
+            match statuses.recv_timeout(Duration::from_secs(60)) {
+                Ok((action, at)) if action == "health_status: unhealthy" => return at,
+                Ok(_) => {}
+                Err(error) => panic!("no unhealthy event within a minute: {error}"),
+            }
+        }
+    };
+    let healthy = || {
+        wait_for(|| {
+            docker(&["inspect", "-f", "{{.State.Health.Status}}", SICK])
+                .is_ok_and(|s| s == "healthy")
+        });
+    };
+    let serve = format!(
+        "echo ok > /tmp/health; trap 'exit 0' TERM; httpd -f -p 127.0.0.1:{SICK_PORT} -h /tmp & wait"
+    );
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        SICK,
+        "--network",
+        "host",
+        "--health-cmd",
+        "test -e /tmp/health",
+        "--health-interval",
+        "1s",
+        "--health-retries",
+        "3",
+        "medic-test/good:1",
+        "sh",
+        "-c",
+        &serve,
+    ])
+    .expect("start the container with a health check");
+    healthy();
+
+    let bare: Vec<Duration> = (0..UNHEALTHY_ROUNDS)
+        .map(|_| {
+            sicken();
+            let start = Instant::now();
+            docker(&["restart", SICK]).expect("restart");
+            crate::util::wait_http(SICK_PORT);
+            let took = start.elapsed();
+            healthy();
+            took
+        })
+        .collect();
+
+    let mut with_medic = Rounds::default();
+    let (mut unhealthy_at, mut decided) = (Vec::new(), Vec::new());
+    for group in 0..UNHEALTHY_ROUNDS / PER_MEDIC {
+        let medic = Watcher::start(SICK);
+        for incident in 1..=PER_MEDIC {
+            let unhealthy = sicken();
+            crate::util::wait_http(SICK_PORT);
+            let took = Duration::from_nanos(
+                u64::try_from(now_nanos() - i128::from(unhealthy)).unwrap_or(0),
+            );
+            with_medic.record(group, incident, "unhealthy → /health ok", took);
+            medic.wait_recovered(incident);
+            unhealthy_at.push(i128::from(unhealthy));
+            healthy();
+        }
+        decided.extend(
+            medic
+                .stop()
+                .into_iter()
+                .zip(&unhealthy_at[group * PER_MEDIC..])
+                .map(|(failing, unhealthy)| {
+                    Duration::from_nanos(u64::try_from(failing - unhealthy).unwrap_or(0))
+                }),
+        );
+    }
+    docker(&["rm", "-f", SICK]).ok();
+
+    table(
+        &format!("Docker unhealthy → healthy again ({UNHEALTHY_ROUNDS} rounds)"),
+        &[
+            ("bare `docker restart` → /health ok", &bare),
+            ("unhealthy event → /health ok, medic", &with_medic.all),
+            ("unhealthy event → medic decision", &decided),
+        ],
+    );
+    per_incident("unhealthy → /health ok", &with_medic.by_incident);
+    ratio(
+        "bare docker restart",
+        &with_medic.all,
+        &bare,
+        " (target ≤ 1.3×)",
+    );
+}
+
+/// A titled table of p50 / p99 rows.
+fn table(title: &str, rows: &[(&str, &[Duration])]) {
+    println!("## {title}");
     println!("{:<44} {:>10} {:>10}", "measure", "p50", "p99");
-    row("kill → HTTP answering, bare `docker start`", &bare);
-    row("kill → HTTP answering, medic", &with_medic);
-    row("detection: Docker die event → medic decision", &detection);
-    row("engine floor: die → inspect answered", &floor);
+    for (name, samples) in rows {
+        row(name, samples);
+    }
+}
+
+/// medic's rounds: all, and by incident number of a medic.
+#[derive(Default)]
+struct Rounds {
+    all: Vec<Duration>,
+    by_incident: [Vec<Duration>; PER_MEDIC],
+}
+
+impl Rounds {
+    /// Prints and keeps the round of medic number `group` (from 0), incident `incident` (from 1).
+    fn record(&mut self, group: usize, incident: usize, what: &str, took: Duration) {
+        println!(
+            "round {:>2}: medic {}, incident {incident}: {what} {}",
+            group * PER_MEDIC + incident,
+            group + 1,
+            ms(took)
+        );
+        self.all.push(took);
+        self.by_incident[incident - 1].push(took);
+    }
+}
+
+/// One row per incident number of a medic (1st, 2nd, 3rd), each expected as fast as the first.
+fn per_incident(what: &str, by_incident: &[Vec<Duration>]) {
     for (k, samples) in by_incident.iter().enumerate() {
         row(
-            &format!("kill → HTTP, medic, incident {} of {PER_MEDIC}", k + 1),
+            &format!("{what}, incident {} of {PER_MEDIC}", k + 1),
             samples,
         );
     }
+}
+
+/// medic's p50 over the baseline's.
+fn ratio(baseline: &str, medic: &[Duration], bare: &[Duration], note: &str) {
     println!(
-        "ratio medic / bare docker start (p50): {:.2}×\n",
-        medic_p50.as_secs_f64() / bare_p50.as_secs_f64()
+        "ratio medic / {baseline} (p50): {:.2}×{note}\n",
+        percentile(medic, 50).as_secs_f64() / percentile(bare, 50).as_secs_f64()
     );
+}
+
+/// A fresh medic with its default settings watching one container, healthy.
+struct Watcher {
+    dir: tempfile::TempDir,
+    daemon: crate::util::Guard,
+}
+
+impl Watcher {
+    fn start(container: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("medic.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "{}[[service]]\nname = \"web\"\ncontainer = {{ name = \"{container}\" }}\n",
+                medic_table(dir.path())
+            ),
+        )
+        .expect("write config");
+        let watcher = Self {
+            daemon: run_medic(&config),
+            dir,
+        };
+        wait_for(|| watcher.events().iter().any(|e| e["event"] == "healthy"));
+        watcher
+    }
+
+    fn events(&self) -> Vec<serde_json::Value> {
+        events(&self.dir.path().join("state/recovery.jsonl"))
+    }
+
+    /// Waits for the `count`th `recovered` event.
+    fn wait_recovered(&self, count: usize) {
+        wait_for(|| {
+            self.events()
+                .iter()
+                .filter(|e| e["event"] == "recovered")
+                .count()
+                >= count
+        });
+    }
+
+    /// Stops medic; returns when it decided each incident (its `failing` events, in ns).
+    fn stop(mut self) -> Vec<i128> {
+        let events = self.events();
+        if std::env::var_os("MEDIC_BENCH_DEBUG").is_some() {
+            for e in &events {
+                eprintln!("{} {} {}", e["ts"], e["event"], e["message"]);
+            }
+        }
+        self.daemon.0.kill().ok();
+        self.daemon.0.wait().ok();
+        events
+            .iter()
+            .filter(|e| e["event"] == "failing")
+            .filter_map(|e| jiff_ts(e["ts"].as_str()?))
+            .collect()
+    }
+}
+
+fn now_nanos() -> i128 {
+    jiff::Timestamp::now().as_nanosecond()
 }
 
 /// For each of `ROUNDS` `die` events: the time from the die to the answer of
 /// an inspect sent as soon as the event arrived, over the raw engine API.
 fn inspect_after_die(subscribed: &std::sync::mpsc::Sender<()>) -> Vec<Duration> {
+    let socket = engine_socket();
+    let events = subscribe(&format!(r#"{{"container":["{NAME}"],"event":["die"]}}"#));
+    subscribed.send(()).expect("bench waiting");
+    let mut floor = Vec::new();
+    for event in events {
+        let died = event["timeNano"].as_i64().expect("timeNano");
+        let mut inspect = UnixStream::connect(&socket).expect("engine socket");
+        write!(inspect, "GET /containers/{NAME}/json HTTP/1.0\r\n\r\n").expect("inspect");
+        inspect
+            .read_to_end(&mut Vec::new())
+            .expect("inspect answer");
+        let answered = now_nanos();
+        floor.push(Duration::from_nanos(
+            u64::try_from(answered - i128::from(died)).unwrap_or(0),
+        ));
+        if floor.len() == ROUNDS {
+            break;
+        }
+    }
+    floor
+}
+
+/// The engine's unix socket, from `DOCKER_HOST`.
+fn engine_socket() -> String {
     let host = std::env::var("DOCKER_HOST").expect("DOCKER_HOST");
-    let socket = host.strip_prefix("unix://").expect("a unix:// DOCKER_HOST");
-    let filters = format!(r#"{{"container":["{NAME}"],"event":["die"]}}"#);
-    let mut events = UnixStream::connect(socket).expect("engine socket");
+    host.strip_prefix("unix://")
+        .expect("a unix:// DOCKER_HOST")
+        .to_owned()
+}
+
+/// The engine's events matching `filters` (Docker's JSON filter syntax), as
+/// they come, over the raw API; subscribed when this returns.
+fn subscribe(filters: &str) -> impl Iterator<Item = serde_json::Value> + use<> {
+    let mut events = UnixStream::connect(engine_socket()).expect("engine socket");
     write!(
         events,
         "GET /events?filters={} HTTP/1.0\r\n\r\n",
@@ -178,27 +407,7 @@ fn inspect_after_die(subscribed: &std::sync::mpsc::Sender<()>) -> Vec<Duration> 
         .by_ref()
         .find(String::is_empty)
         .expect("response headers");
-    subscribed.send(()).expect("bench waiting");
-    let mut floor = Vec::new();
-    for line in lines {
-        let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
-            continue;
-        };
-        let died = event["timeNano"].as_i64().expect("timeNano");
-        let mut inspect = UnixStream::connect(socket).expect("engine socket");
-        write!(inspect, "GET /containers/{NAME}/json HTTP/1.0\r\n\r\n").expect("inspect");
-        inspect
-            .read_to_end(&mut Vec::new())
-            .expect("inspect answer");
-        let answered = jiff::Timestamp::now().as_nanosecond();
-        floor.push(Duration::from_nanos(
-            u64::try_from(answered - i128::from(died)).unwrap_or(0),
-        ));
-        if floor.len() == ROUNDS {
-            break;
-        }
-    }
-    floor
+    lines.filter_map(|line| serde_json::from_str(&line).ok())
 }
 
 fn row(name: &str, samples: &[Duration]) {

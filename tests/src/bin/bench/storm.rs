@@ -17,23 +17,31 @@ use crate::util::{Guard, Usage, cpu_percent, medic_table, ms, percentile, siblin
 const INTERVAL: Duration = Duration::from_secs(10);
 const STORM: Duration = Duration::from_secs(60);
 
-/// What the server saw.
+/// What the server saw (also used by `disk.rs`).
 #[derive(Default)]
-struct Upstream {
-    down: AtomicBool,
+pub struct Upstream {
+    pub down: AtomicBool,
     probes: AtomicU64,
 }
 
 /// One phase's figures.
 struct Phase {
     name: &'static str,
-    wall: Duration,
     probes: u64,
-    cpu: f64,
-    peak_rss_mib: f64,
     worst_unknown: usize,
-    status: Vec<Duration>,
-    lines: (usize, usize, usize),
+    sample: Sample,
+}
+
+/// What medic did over a stretch of time, seen from outside.
+pub struct Sample {
+    pub wall: Duration,
+    /// Share of one core.
+    pub cpu: f64,
+    pub peak_rss_mib: f64,
+    /// `medic status --json` latencies.
+    pub status: Vec<Duration>,
+    /// Lines written to the recovery log, the alerts file and stderr.
+    pub lines: (usize, usize, usize),
 }
 
 pub fn run(size: usize) {
@@ -92,18 +100,19 @@ pub fn run(size: usize) {
         "lines log/alerts/stderr"
     );
     for p in &phases {
+        let (name, probes, worst_unknown, p) = (p.name, p.probes, p.worst_unknown, &p.sample);
         let scheduled = size as f64 * p.wall.as_secs_f64() / INTERVAL.as_secs_f64();
         println!(
             "{:<9} {:>7.1} {:>22} {:>9} {:>8.1} {:>6.1} MiB {:>12} {:>12} {:>26}",
-            p.name,
+            name,
             p.wall.as_secs_f64(),
             format!(
                 "{} ({:.0}) {:.1}%",
-                p.probes,
+                probes,
                 scheduled,
-                p.probes as f64 / scheduled * 100.0
+                probes as f64 / scheduled * 100.0
             ),
-            p.worst_unknown,
+            worst_unknown,
             p.cpu,
             p.peak_rss_mib,
             ms(percentile(&p.status, 50)),
@@ -125,7 +134,7 @@ pub fn run(size: usize) {
 }
 
 /// Runs one phase for `length` (or until `done` holds on a status answer),
-/// asking `medic status --json` twice a second meanwhile.
+/// counting the probes the server saw and the services `unknown` at worst.
 #[allow(clippy::too_many_arguments)]
 fn phase(
     name: &'static str,
@@ -137,37 +146,51 @@ fn phase(
     size: usize,
     done: &dyn Fn(&serde_json::Value) -> bool,
 ) -> Phase {
-    let lines0 = files.lines();
     let probes0 = upstream.probes.load(Ordering::SeqCst);
-    let (t0, u0) = (Instant::now(), Usage::of(pid));
-    let mut status = Vec::new();
     let mut worst_unknown = 0;
-    let mut peak_rss = 0;
+    let sample = sample(config, pid, files, length, |answer| {
+        let unknown = answer["services"].as_array().map_or(size, |s| {
+            s.iter().filter(|s| s["health"] == "unknown").count()
+        });
+        worst_unknown = worst_unknown.max(unknown);
+        done(answer)
+    });
+    Phase {
+        name,
+        probes: upstream.probes.load(Ordering::SeqCst) - probes0,
+        worst_unknown,
+        sample,
+    }
+}
+
+/// Asks `medic status --json` twice a second for `length`, or until `done`
+/// holds on an answer; medic's CPU, RSS and lines written meanwhile.
+pub fn sample(
+    config: &Path,
+    pid: u32,
+    files: &Files,
+    length: Duration,
+    mut done: impl FnMut(&serde_json::Value) -> bool,
+) -> Sample {
+    let lines0 = files.lines();
+    let (t0, u0) = (Instant::now(), Usage::of(pid));
+    let (mut status, mut peak_rss) = (Vec::new(), 0);
     while t0.elapsed() < length {
         let asked = Instant::now();
         let answer = ask_status(config);
         status.push(asked.elapsed());
         peak_rss = peak_rss.max(Usage::of(pid).rss_kib);
-        if let Some(answer) = answer {
-            let unknown = answer["services"].as_array().map_or(size, |s| {
-                s.iter().filter(|s| s["health"] == "unknown").count()
-            });
-            worst_unknown = worst_unknown.max(unknown);
-            if done(&answer) {
-                break;
-            }
+        if answer.is_some_and(|a| done(&a)) {
+            break;
         }
         std::thread::sleep(Duration::from_millis(500).saturating_sub(asked.elapsed()));
     }
     let (t1, u1) = (Instant::now(), Usage::of(pid));
     let lines1 = files.lines();
-    Phase {
-        name,
+    Sample {
         wall: t1 - t0,
-        probes: upstream.probes.load(Ordering::SeqCst) - probes0,
         cpu: cpu_percent(u0, u1, t1 - t0),
         peak_rss_mib: peak_rss.max(u1.rss_kib) as f64 / 1024.0,
-        worst_unknown,
         status,
         lines: (
             lines1.0 - lines0.0,
@@ -177,7 +200,7 @@ fn phase(
     }
 }
 
-fn ask_status(config: &Path) -> Option<serde_json::Value> {
+pub fn ask_status(config: &Path) -> Option<serde_json::Value> {
     let out = Command::new(sibling("medic"))
         .args(["status", "--json", "--config"])
         .arg(config)
@@ -186,13 +209,13 @@ fn ask_status(config: &Path) -> Option<serde_json::Value> {
     serde_json::from_slice(&out.stdout).ok()
 }
 
-fn healthy(status: &serde_json::Value) -> usize {
+pub fn healthy(status: &serde_json::Value) -> usize {
     status["services"]
         .as_array()
         .map_or(0, |s| s.iter().filter(|s| s["health"] == "healthy").count())
 }
 
-fn wait_until(config: &Path, limit: Duration, done: impl Fn(&serde_json::Value) -> bool) {
+pub fn wait_until(config: &Path, limit: Duration, done: impl Fn(&serde_json::Value) -> bool) {
     let start = Instant::now();
     while start.elapsed() < limit {
         if ask_status(config).is_some_and(|s| done(&s)) {
@@ -204,14 +227,14 @@ fn wait_until(config: &Path, limit: Duration, done: impl Fn(&serde_json::Value) 
 }
 
 /// The files whose lines a phase counts.
-struct Files {
+pub struct Files {
     recovery: std::path::PathBuf,
     alerts: std::path::PathBuf,
     stderr: std::path::PathBuf,
 }
 
 impl Files {
-    fn new(dir: &Path, stderr: &Path) -> Self {
+    pub fn new(dir: &Path, stderr: &Path) -> Self {
         Self {
             recovery: dir.join("state/recovery.jsonl"),
             alerts: dir.join("state/alerts/critical.jsonl"),
@@ -219,7 +242,7 @@ impl Files {
         }
     }
 
-    fn lines(&self) -> (usize, usize, usize) {
+    pub fn lines(&self) -> (usize, usize, usize) {
         let count = |path: &Path| -> usize {
             // The live file and its rotated ones (`recovery.jsonl.1`, …).
             let name = path
@@ -253,7 +276,7 @@ fn dir_size(dir: &Path) -> u64 {
         .sum()
 }
 
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+pub fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let path = entry.path();
@@ -266,7 +289,7 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-fn write_config(dir: &Path, port: u16, size: usize) -> std::path::PathBuf {
+pub fn write_config(dir: &Path, port: u16, size: usize) -> std::path::PathBuf {
     // The control socket is needed for `medic status`; everything else is default.
     let mut config = medic_table(dir);
     for i in 0..size {
@@ -280,7 +303,7 @@ fn write_config(dir: &Path, port: u16, size: usize) -> std::path::PathBuf {
 }
 
 /// `GET /e/{i}`: `ok`, or 404 while the upstream is down; counts every probe.
-fn serve(upstream: Arc<Upstream>) -> u16 {
+pub fn serve(upstream: Arc<Upstream>) -> u16 {
     crate::util::serve(axum::Router::new().route(
         "/e/{i}",
         axum::routing::get(move || {
