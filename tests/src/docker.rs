@@ -196,7 +196,16 @@ fn a_bad_image_is_rolled_back_to_the_last_known_good() {
     engine.run_on_host(&name, &["medic-test/bad:1"]);
     let events = medic.wait_event("rolled back", |e| e["event"] == "rolled_back");
     let web = kinds(&events, "web");
-    assert_eq!(web.iter().filter(|k| *k == "restart").count(), 3, "{web:?}");
+    let trace: Vec<String> = events
+        .iter()
+        .map(|e| format!("{} {} {}", e["ts"], e["event"], e["message"]))
+        .collect();
+    assert_eq!(
+        web.iter().filter(|k| *k == "restart").count(),
+        3,
+        "{}",
+        trace.join("\n")
+    );
     eventually("HTTP after rollback", || health_ok(port).then_some(()));
     let now = engine.inspect(&name).unwrap();
     assert_eq!(

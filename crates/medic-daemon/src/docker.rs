@@ -345,10 +345,13 @@ async fn restart(
     };
     let mut evidence = Evidence::new();
     if facts.as_ref().is_some_and(|f| f.is_stopping()) {
-        // A `podman stop` or `podman rm -f` is under way: let the engine finish
-        // (its stop timeout), then act on what is left: a stopped container
-        // is started, a removed one is gone.
-        if let Err(error) = client.wait_stopped(container).await {
+        // A `podman stop`, `podman rm -f` or `docker rm -f` is under way: let
+        // the engine finish (its stop timeout, the removal), then act on what
+        // is left: a stopped container is started, a removed one is gone (a
+        // start meanwhile would fail with "marked for removal" and count as a
+        // failed attempt).
+        let removing = facts.as_ref().is_some_and(|f| f.is_removing());
+        if let Err(error) = client.wait_stopped(container, removing).await {
             return failed(&format!("cannot wait for `{container}` to stop: {error}"));
         }
         facts = match client.inspect(container).await {
@@ -633,6 +636,16 @@ impl ContainerCheck {
                 .with_urgency(Urgency::Gone)
                 .with("container", self.container.clone());
             }
+            // Being removed (`docker rm -f` past its kill): gone, as far as
+            // medic is concerned; a start now would fail "marked for removal".
+            Ok(Ok(Some(facts))) if facts.is_removing() => {
+                return Observation::fail(
+                    latency,
+                    format!("container `{}` is being removed", self.container),
+                )
+                .with_urgency(Urgency::Gone)
+                .with("container", self.container.clone());
+            }
             Ok(Ok(Some(facts))) => facts,
         };
         let mut evidence = facts.evidence();
@@ -654,8 +667,8 @@ impl ContainerCheck {
         // Exited or dead is decisive, unless the engine brings it back itself
         // (its restart policy, a `docker restart` under way): then the engine
         // gets the first chance. Docker's own `unhealthy` verdict is decisive too
-        // (it already includes its retries). Created, removing or stopping are
-        // passing states (a recreate in progress, a removal underway) and count normally.
+        // (it already includes its retries). Created or stopping are passing
+        // states (a recreate in progress, Podman's stop timeout) and count normally.
         let mut message = verdict.message;
         let unhealthy = facts.is_running() && facts.health == Some(medic_docker::Health::Unhealthy);
         let urgency = match facts.restart_expected_from(stopped_by) {

@@ -311,11 +311,13 @@ impl DockerClient {
 
     /// Waits until a container being stopped or removed by someone else (Podman
     /// shows `stopping` for the whole stop timeout of a `podman stop` or
-    /// `podman rm -f`) is no longer running: the engine's own wait, bounded by
-    /// the request timeout. A container that is removed meanwhile ends the wait too.
-    pub async fn wait_stopped(&self, id: &str) -> Result<(), DockerError> {
+    /// `podman rm -f`) is no longer running, or, when `removing` (Docker's
+    /// `rm -f` past its kill), gone: the engine's own wait, bounded by the
+    /// request timeout. A container that is removed meanwhile ends the wait too.
+    pub async fn wait_stopped(&self, id: &str, removing: bool) -> Result<(), DockerError> {
+        let condition = if removing { "removed" } else { "not-running" };
         let options = WaitContainerOptionsBuilder::default()
-            .condition("not-running")
+            .condition(condition)
             .build();
         let docker = self.docker().await?;
         match docker.wait_container(id, Some(options)).next().await {

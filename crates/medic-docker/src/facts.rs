@@ -247,6 +247,11 @@ impl ContainerFacts {
         matches!(self.state, ContainerState::Running | ContainerState::Paused)
     }
 
+    /// Being removed (`docker rm -f`, `podman rm -f`): gone once the engine is done.
+    pub fn is_removing(&self) -> bool {
+        self.state == ContainerState::Removing
+    }
+
     /// Being stopped or removed by someone (Podman's `stopping`, `removing`):
     /// the engine has not finished, and neither start nor restart applies yet.
     pub fn is_stopping(&self) -> bool {
