@@ -7,11 +7,10 @@
 //! CPU share of one core, peak RSS, `medic status --json` latency and lines
 //! written, while healthy and through the storm.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::storm::{Files, healthy, sample, wait_until};
-use crate::util::{Guard, docker, events, medic_table, ms, percentile, sibling};
+use crate::util::{docker, events, medic_table, ms, percentile, run_medic_to};
 
 const LABEL: &str = "medic.bench=storm";
 /// medic's default `max_concurrent_actions`, which the floor's workers match.
@@ -63,15 +62,7 @@ pub fn run(size: usize) {
     )
     .expect("write config");
     let stderr = dir.path().join("medic.stderr");
-    let medic = Guard(
-        Command::new(sibling("medic"))
-            .args(["run", "--config"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
-            .spawn()
-            .expect("start medic"),
-    );
+    let medic = run_medic_to(&config, &stderr);
     let pid = medic.0.id();
     let start = Instant::now();
     wait_until(&config, LIMIT, |s| healthy(s) == size);

@@ -7,12 +7,12 @@
 //! the storm, how long until every service is healthy again.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::util::{Guard, Usage, cpu_percent, medic_table, ms, percentile, sibling};
+use crate::util::{Usage, cpu_percent, medic_table, ms, percentile, run_medic_to, sibling};
 
 const INTERVAL: Duration = Duration::from_secs(10);
 const STORM: Duration = Duration::from_secs(60);
@@ -50,15 +50,7 @@ pub fn run(size: usize) {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = write_config(dir.path(), port, size);
     let stderr = dir.path().join("medic.stderr");
-    let medic = Guard(
-        Command::new(sibling("medic"))
-            .args(["run", "--config"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
-            .spawn()
-            .expect("start medic"),
-    );
+    let medic = run_medic_to(&config, &stderr);
     let pid = medic.0.id();
     println!("## Storm: {size} HTTP endpoints every 10 s (defaults), all 404 for 60 s, then back");
     println!("(the machine is shared: other builds run beside it; figures vary by ±30 %)");

@@ -28,6 +28,20 @@ pub fn run_medic(config: &Path) -> Guard {
     )
 }
 
+/// `medic run --config CONFIG` with its stderr in the file `stderr`, stopped
+/// when the guard is dropped.
+pub fn run_medic_to(config: &Path, stderr: &Path) -> Guard {
+    Guard(
+        Command::new(sibling("medic"))
+            .args(["run", "--config"])
+            .arg(config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(stderr).expect("stderr file"))
+            .spawn()
+            .expect("start medic"),
+    )
+}
+
 /// CPU time and memory of one process, read from /proc.
 #[derive(Debug, Clone, Copy)]
 pub struct Usage {
