@@ -143,35 +143,50 @@ impl Ring {
     }
 
     /// The healthy share of each of `bars` runs of `per` buckets ending with the one holding `to`, oldest first.
-    fn series(&self, to: u64, per: u64, bars: u64) -> Vec<Option<f64>> {
+    fn series(&self, to: u64, per: u64, bars: u64, pending: Option<Segment>) -> Vec<Option<f64>> {
         let last = to / self.span;
         (0..bars)
             .rev()
             .map(|k| {
                 let end = last.saturating_sub(k * per);
                 let start = (end + 1).saturating_sub(per);
-                let (up, known) = self
-                    .buckets
-                    .iter()
-                    .filter(|b| (start..=end).contains(&b.index) && b.known > 0)
-                    .fold((0u64, 0u64), |(up, known), b| {
-                        (up + u64::from(b.up), known + u64::from(b.known))
-                    });
+                let (up, known) = self.sum_buckets(start, end, pending);
                 (known > 0).then(|| up as f64 / known as f64)
             })
             .collect()
     }
 
     /// Up and known ms over the buckets that overlap `[from, to]` (ms since origin).
-    fn sum(&self, from: u64, to: u64) -> (u64, u64) {
-        let (first, last) = (from / self.span, to / self.span);
-        self.buckets
+    fn sum(&self, from: u64, to: u64, pending: Option<Segment>) -> (u64, u64) {
+        self.sum_buckets(from / self.span, to / self.span, pending)
+    }
+
+    /// Up and known ms in buckets `first..=last`, with the `pending` time not
+    /// yet recorded counted where it falls (as if recorded: no copy of the ring).
+    fn sum_buckets(&self, first: u64, last: u64, pending: Option<Segment>) -> (u64, u64) {
+        let (mut up, mut known) = self
+            .buckets
             .iter()
             .filter(|b| (first..=last).contains(&b.index) && b.known > 0)
             .fold((0, 0), |(up, known), b| {
                 (up + u64::from(b.up), known + u64::from(b.known))
-            })
+            });
+        if let Some(segment) = pending {
+            let (from, to) = (first * self.span, (last + 1) * self.span);
+            let ms = segment.end.min(to).saturating_sub(segment.start.max(from));
+            known += ms;
+            up += if segment.up { ms } else { 0 };
+        }
+        (up, known)
     }
+}
+
+/// Time not yet recorded in the buckets: `[start, end)` ms since origin, healthy or not.
+#[derive(Debug, Clone, Copy)]
+struct Segment {
+    start: u64,
+    end: u64,
+    up: bool,
 }
 
 /// One unit's availability history.
@@ -224,23 +239,27 @@ impl Availability {
     /// history began, up to `now`: ever-growing counters, the availability SLI
     /// that Prometheus takes rates of.
     pub fn totals(&self, now: Instant) -> (u64, u64) {
-        let mut copy = self.clone();
-        copy.record(now, self.current.1);
-        copy.totals
+        let (up, known) = self.totals;
+        match self.pending(now) {
+            Some(s) => (
+                up + if s.up { s.end - s.start } else { 0 },
+                known + s.end - s.start,
+            ),
+            None => (up, known),
+        }
     }
 
     /// The share of known time that was healthy over the last `window`
     /// (≤ 1 h: minute precision; longer: hour precision, up to 30 days); None without any verdict.
     pub fn ratio(&self, now: Instant, window: Duration) -> Option<f64> {
-        let mut copy = self.clone();
-        copy.record(now, self.current.1);
-        let to = copy.ms(now);
+        let to = self.ms(now);
+        let pending = self.pending(now);
         let window = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
         let (up, known) = if window <= HOUR {
-            copy.minutes.sum(to.saturating_sub(window), to)
+            self.minutes.sum(to.saturating_sub(window), to, pending)
         } else {
-            copy.hours
-                .sum(to.saturating_sub(window.min(30 * 24 * HOUR)), to)
+            self.hours
+                .sum(to.saturating_sub(window.min(30 * 24 * HOUR)), to, pending)
         };
         (known > 0).then(|| up as f64 / known as f64)
     }
@@ -249,18 +268,16 @@ impl Availability {
     /// healthy share of its known time, None where nothing was known. Windows up
     /// to 1 h use minute buckets, longer ones hour buckets (at least one per bar).
     pub fn series(&self, now: Instant, window: Duration, bars: usize) -> Vec<Option<f64>> {
-        let mut copy = self.clone();
-        copy.record(now, self.current.1);
-        let to = copy.ms(now);
+        let to = self.ms(now);
         let window = u64::try_from(window.min(MAX_WINDOW).as_millis()).unwrap_or(u64::MAX);
         let bars = bars.max(1) as u64;
         let ring = if window <= HOUR {
-            &copy.minutes
+            &self.minutes
         } else {
-            &copy.hours
+            &self.hours
         };
         let per = (window / ring.span / bars).max(1);
-        ring.series(to, per, bars)
+        ring.series(to, per, bars, self.pending(now))
     }
 
     /// The buckets as plain data as of `now` (the current verdict counted up to `now`).
@@ -279,6 +296,17 @@ impl Availability {
         let to = self.ms(now);
         self.minutes.import(to, &history.minutes);
         self.hours.import(to, &history.hours);
+    }
+
+    /// The time since the last record under the verdict then, not yet in the
+    /// buckets; None while that verdict is unknown (it counts neither way).
+    fn pending(&self, now: Instant) -> Option<Segment> {
+        let (since, verdict) = self.current;
+        (verdict != Health::Unknown && now > since).then(|| Segment {
+            start: self.ms(since),
+            end: self.ms(now),
+            up: verdict == Health::Healthy,
+        })
     }
 
     fn ms(&self, at: Instant) -> u64 {
@@ -312,6 +340,41 @@ pub fn health_score(now: Health, availability_24h: Option<f64>) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn health(n: u8) -> Health {
+        match n % 3 {
+            0 => Health::Healthy,
+            1 => Health::Unhealthy,
+            _ => Health::Unknown,
+        }
+    }
+
+    proptest! {
+        /// The queries count the time not yet recorded exactly as if it had
+        /// been recorded (what they did before, on a copy of every bucket).
+        #[test]
+        fn queries_count_the_unrecorded_time_as_recorded(
+            steps in proptest::collection::vec((0u64..200_000, any::<u8>()), 1..40),
+            last in 0u64..100_000,
+        ) {
+            let start = Instant::now();
+            let mut a = Availability::new(start);
+            let mut now = start;
+            for (secs, n) in steps {
+                now += Duration::from_secs(secs);
+                a.record(now, health(n));
+            }
+            now += Duration::from_secs(last);
+            let mut recorded = a.clone();
+            recorded.record(now, a.verdict());
+            prop_assert_eq!(a.totals(now), recorded.totals(now));
+            for window in [MIN, MIN * 60, MIN * 60 * 24, MIN * 60 * 24 * 7, MAX_WINDOW] {
+                prop_assert_eq!(a.ratio(now, window), recorded.ratio(now, window));
+                prop_assert_eq!(a.series(now, window, 24), recorded.series(now, window, 24));
+            }
+        }
+    }
 
     const MIN: Duration = Duration::from_secs(60);
 
