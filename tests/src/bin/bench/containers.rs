@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use crate::storm::{Files, healthy, sample, wait_until};
-use crate::util::{docker, events, medic_table, ms, percentile, run_medic_to};
+use crate::util::{config_file, docker, events, ms, percentile, run_idle_container, run_medic_to};
 
 const LABEL: &str = "medic.bench=storm";
 /// medic's default `max_concurrent_actions`, which the floor's workers match.
@@ -30,20 +30,7 @@ pub fn run(size: usize) {
     let created = Instant::now();
     in_chunks(&names, 8, |chunk| {
         for name in chunk {
-            docker(&[
-                "run",
-                "-d",
-                "--name",
-                name,
-                "--network",
-                "none",
-                "-l",
-                LABEL,
-                "medic-test/good:1",
-                "sleep",
-                "86400",
-            ])
-            .expect("start a container");
+            run_idle_container(name, LABEL);
         }
     });
     println!(
@@ -52,15 +39,10 @@ pub fn run(size: usize) {
     );
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let config = dir.path().join("medic.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "{}[[service]]\nname = \"apps\"\ncontainer = {{ label = \"{LABEL}\" }}\n",
-            medic_table(dir.path())
-        ),
-    )
-    .expect("write config");
+    let config = config_file(
+        dir.path(),
+        &format!("\n[[service]]\nname = \"apps\"\ncontainer = {{ label = \"{LABEL}\" }}\n"),
+    );
     let stderr = dir.path().join("medic.stderr");
     let medic = run_medic_to(&config, &stderr);
     let pid = medic.0.id();

@@ -19,7 +19,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::util::{docker_on, events, medic_table, ms, percentile, run_medic, wait_for};
+use crate::util::{config_file, docker_on, events, ms, percentile, run_medic, wait_for};
 
 const ROUNDS: usize = 2;
 /// A bad image waits `replace_grace`, then three restarts and a rollback: longer than `wait_for`'s minute.
@@ -156,15 +156,12 @@ struct Watching {
 impl Watching {
     fn start(host: &str) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let config = dir.path().join("medic.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "{}\ndocker_host = \"{host}\"\n\n[[service]]\nname = \"web\"\ncontainer = {{ name = \"{NAME}\" }}\n  [[service.probe]]\n  kind = \"http\"\n  url = \"http://127.0.0.1:{PORT}/health\"\n",
-                medic_table(dir.path()).trim_end()
+        let config = config_file(
+            dir.path(),
+            &format!(
+                "docker_host = \"{host}\"\n\n[[service]]\nname = \"web\"\ncontainer = {{ name = \"{NAME}\" }}\n  [[service.probe]]\n  kind = \"http\"\n  url = \"http://127.0.0.1:{PORT}/health\"\n"
             ),
-        )
-        .expect("write config");
+        );
         let watching = Self {
             _daemon: run_medic(&config),
             dir,

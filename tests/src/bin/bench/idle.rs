@@ -5,7 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::util::{Usage, cpu_percent, docker, events, medic_table, run_medic, wait_for};
+use crate::util::{
+    Usage, config_file, cpu_percent, docker, events, run_idle_container, run_medic, wait_for,
+};
 
 const CONTAINERS: usize = 50;
 const LABEL: &str = "medic.bench=idle";
@@ -16,31 +18,15 @@ pub fn run(seconds: u64) {
         .collect();
     for name in &names {
         docker(&["rm", "-f", name]).ok();
-        docker(&[
-            "run",
-            "-d",
-            "--name",
-            name,
-            "--network",
-            "none",
-            "-l",
-            LABEL,
-            "medic-test/good:1",
-            "sleep",
-            "3600",
-        ])
-        .expect("start an idle container");
+        run_idle_container(name, LABEL);
     }
     let dir = tempfile::tempdir().expect("temp dir");
-    let config = dir.path().join("medic.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "{}[defaults]\ninterval = \"10s\"\n\n[[service]]\nname = \"idle\"\ncontainer = {{ label = \"{LABEL}\" }}\n",
-            medic_table(dir.path())
+    let config = config_file(
+        dir.path(),
+        &format!(
+            "\n[defaults]\ninterval = \"10s\"\n\n[[service]]\nname = \"idle\"\ncontainer = {{ label = \"{LABEL}\" }}\n"
         ),
-    )
-    .expect("write config");
+    );
     let medic = run_medic(&config);
     let log = dir.path().join("state/recovery.jsonl");
     wait_for(|| {

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::util::{Guard, Usage, cpu_percent, medic_table, ms, percentile, run_medic};
+use crate::util::{Guard, Usage, config_file, cpu_percent, ms, percentile, run_medic};
 
 const INTERVAL: Duration = Duration::from_secs(10);
 const SIZES: [usize; 3] = [100, 1_000, 10_000];
@@ -153,15 +153,13 @@ fn serve(arrivals: Arrivals) -> u16 {
 }
 
 fn start_medic(dir: &Path, port: u16, size: usize) -> Guard {
-    let mut config = medic_table(dir);
-    config.push_str("[defaults]\ninterval = \"10s\"\ntimeout = \"2s\"\n\n");
+    let mut config = "\n[defaults]\ninterval = \"10s\"\ntimeout = \"2s\"\n\n".to_owned();
     for i in 0..size {
         config.push_str(&format!(
             "[[service]]\nname = \"e{i}\"\n  [[service.probe]]\n  kind = \"http\"\n  url = \"http://127.0.0.1:{port}/e/{i}\"\n\n"
         ));
     }
-    let path = dir.join("medic.toml");
-    std::fs::write(&path, config).expect("write the medic config");
+    let path = config_file(dir, &config);
     std::fs::remove_dir_all(dir.join("state")).ok();
     run_medic(&path)
 }

@@ -19,7 +19,7 @@ use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use crate::util::{docker, events, medic_table, ms, percentile, run_medic, wait_for};
+use crate::util::{config_file, docker, events, ms, percentile, run_medic, wait_for};
 
 const ROUNDS: usize = 21;
 /// Incidents one medic gets before the next one counts as flapping (the default `flap_limit`).
@@ -302,15 +302,10 @@ struct Watcher {
 impl Watcher {
     fn start(container: &str) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let config = dir.path().join("medic.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "{}[[service]]\nname = \"web\"\ncontainer = {{ name = \"{container}\" }}\n",
-                medic_table(dir.path())
-            ),
-        )
-        .expect("write config");
+        let config = config_file(
+            dir.path(),
+            &format!("\n[[service]]\nname = \"web\"\ncontainer = {{ name = \"{container}\" }}\n"),
+        );
         let watcher = Self {
             daemon: run_medic(&config),
             dir,

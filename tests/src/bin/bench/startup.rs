@@ -5,7 +5,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{medic_table, ms, percentile, sibling};
+use crate::util::{config_file, ms, percentile, sibling};
 
 const ROUNDS: usize = 10;
 
@@ -35,14 +35,13 @@ pub fn run() {
 
 fn time_check(services: usize, port: u16) -> Vec<Duration> {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = medic_table(dir.path());
+    let mut config = "\n".to_owned();
     for i in 0..services {
         config.push_str(&format!(
             "[[service]]\nname = \"s{i}\"\n  [[service.probe]]\n  kind = \"tcp\"\n  address = \"127.0.0.1:{port}\"\n\n"
         ));
     }
-    let path = dir.path().join("medic.toml");
-    std::fs::write(&path, config).expect("write config");
+    let path = config_file(dir.path(), &config);
     (0..ROUNDS)
         .map(|_| {
             let start = Instant::now();

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::util::{Usage, cpu_percent, medic_table, ms, percentile, run_medic_to, sibling};
+use crate::util::{Usage, config_file, cpu_percent, ms, percentile, run_medic_to, sibling};
 
 const INTERVAL: Duration = Duration::from_secs(10);
 const STORM: Duration = Duration::from_secs(60);
@@ -283,15 +283,13 @@ pub fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 
 pub fn write_config(dir: &Path, port: u16, size: usize) -> std::path::PathBuf {
     // The control socket is needed for `medic status`; everything else is default.
-    let mut config = medic_table(dir);
+    let mut config = "\n".to_owned();
     for i in 0..size {
         config.push_str(&format!(
             "[[service]]\nname = \"ep{i}\"\n  [[service.probe]]\n  kind = \"http\"\n  url = \"http://127.0.0.1:{port}/e/{i}\"\n\n"
         ));
     }
-    let path = dir.join("medic.toml");
-    std::fs::write(&path, config).expect("write the medic config");
-    path
+    config_file(dir, &config)
 }
 
 /// `GET /e/{i}`: `ok`, or 404 while the upstream is down; counts every probe.

@@ -156,12 +156,34 @@ pub fn sibling(name: &str) -> PathBuf {
     exe.with_file_name(name)
 }
 
-/// The `[medic]` table of a bench config: everything in `dir`, no listeners.
-pub fn medic_table(dir: &Path) -> String {
-    format!(
-        "[medic]\nstate_dir = \"{0}/state\"\ncontrol_socket = \"{0}/control.sock\"\nmetrics_listen = \"\"\n\n",
+/// Writes `dir/medic.toml`: a `[medic]` table keeping everything in `dir`
+/// with no listeners, then `rest` (more `[medic]` keys first, if any).
+pub fn config_file(dir: &Path, rest: &str) -> PathBuf {
+    let path = dir.join("medic.toml");
+    let config = format!(
+        "[medic]\nstate_dir = \"{0}/state\"\ncontrol_socket = \"{0}/control.sock\"\nmetrics_listen = \"\"\n{rest}",
         dir.display()
-    )
+    );
+    std::fs::write(&path, config).expect("write the medic config");
+    path
+}
+
+/// `docker run` of an idle good:1 container labelled `label` (no network).
+pub fn run_idle_container(name: &str, label: &str) {
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--network",
+        "none",
+        "-l",
+        label,
+        "medic-test/good:1",
+        "sleep",
+        "86400",
+    ])
+    .expect("start an idle container");
 }
 
 /// The recovery log's events.
