@@ -225,17 +225,16 @@ impl Docker {
         ));
     }
 
-    /// Starts the discovery of one selector service (nothing for a name
-    /// selector); whether it started.
+    /// Starts the discovery of one selector service (nothing for a name selector).
     pub fn start_discovery(
         &self,
         shell: &Shell,
         config: &Config,
         service: &str,
         target: &ContainerTarget,
-    ) -> bool {
+    ) {
         if matches!(target.selector, ContainerSelector::Name(_)) {
-            return false;
+            return;
         }
         let discovery = discover(
             self.clone(),
@@ -246,7 +245,6 @@ impl Docker {
             config.medic.reconcile_interval,
         );
         shell.tracker.spawn(discovery);
-        true
     }
 
     /// Captures the container's create spec as its last known good, with the

@@ -107,18 +107,18 @@ impl Executor {
 
     /// Starts discovering the containers or jobs of a selector service (at
     /// start, or added by a reload); nothing for a single name or label.
-    /// Whether one started: it reports a `Sight` after each round.
-    pub fn start_discovery(&self, shell: &Shell, config: &Config, service: &Service) -> bool {
+    pub fn start_discovery(&self, shell: &Shell, config: &Config, service: &Service) {
         match &service.target {
-            Some(Target::Container(target)) => self
-                .docker
-                .as_ref()
-                .is_some_and(|docker| docker.start_discovery(shell, config, &service.name, target)),
+            Some(Target::Container(target)) => {
+                if let Some(docker) = &self.docker {
+                    docker.start_discovery(shell, config, &service.name, target);
+                }
+            }
             Some(Target::LaunchAgent(target)) => {
                 self.launchd
-                    .start_discovery(shell, config, &service.name, target)
+                    .start_discovery(shell, config, &service.name, target);
             }
-            Some(Target::Command(_)) | None => false,
+            Some(Target::Command(_)) | None => {}
         }
     }
 

@@ -81,16 +81,16 @@ impl Launchd {
     }
 
     /// Lists the jobs of a `label_prefix` service every `reconcile_interval` and
-    /// reports each one (nothing for a single label); whether it started.
+    /// reports each one (nothing for a single label).
     pub fn start_discovery(
         &self,
         shell: &Shell,
         config: &Config,
         service: &str,
         target: &LaunchAgentTarget,
-    ) -> bool {
+    ) {
         let LabelSelector::Prefix(prefix) = &target.selector else {
-            return false;
+            return;
         };
         let discovery = discover(
             self.ctl.clone(),
@@ -100,7 +100,6 @@ impl Launchd {
             config.medic.reconcile_interval,
         );
         shell.tracker.spawn(discovery);
-        true
     }
 
     /// The labels of the loaded jobs that start with `prefix`.

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use medic_core::config::{ContainerSelector, Target};
+use medic_core::config::{ContainerSelector, LabelSelector, Target};
 
 use super::{Daemon, now};
 use crate::shell::{Event, Found, Listing, Shell};
@@ -173,9 +173,8 @@ impl Daemon {
             cancel: cancel.clone(),
             ..self.shell.clone()
         };
-        if self.executor.start_discovery(&shell, &self.config, config) {
-            self.discoveries.insert(service.to_owned(), cancel);
-        }
+        self.executor.start_discovery(&shell, &self.config, config);
+        self.discoveries.insert(service.to_owned(), cancel);
     }
 
     /// Lists a container selector service's instances in a task of its own;
@@ -259,13 +258,15 @@ pub(super) fn selector_changed(
     old.is_some_and(|old| selector(old).is_some() && selector(old) != selector(new))
 }
 
-/// Whether a service's instances are discovered (containers, launchd jobs):
-/// commands and plain endpoints need no discovery task.
+/// Whether a service's instances are discovered (a label, compose or label
+/// prefix selector, which reports a `Sight` each round): a single container
+/// or job, a command or a plain endpoint needs no discovery task.
 pub(super) fn discovers(service: &medic_core::config::Service) -> bool {
-    matches!(
-        service.target,
-        Some(Target::Container(_) | Target::LaunchAgent(_))
-    )
+    match &service.target {
+        Some(Target::Container(target)) => !matches!(target.selector, ContainerSelector::Name(_)),
+        Some(Target::LaunchAgent(target)) => matches!(target.selector, LabelSelector::Prefix(_)),
+        _ => false,
+    }
 }
 
 #[cfg(test)]
