@@ -319,9 +319,11 @@ impl Machine {
             Outcome::Fail => 0,
             Outcome::Blind => state.consecutive_ok,
         };
+        // Shared with status answers; copied only when a failure needs its own.
+        let observation = std::sync::Arc::new(observation);
         state.last = Some(ProbeStatus {
             at: now,
-            observation: std::sync::Arc::new(observation.clone()),
+            observation: std::sync::Arc::clone(&observation),
             consecutive_failures,
         });
         if self.stale && !self.is_stale(now) {
@@ -339,7 +341,12 @@ impl Machine {
         match observation.outcome {
             Outcome::Blind => {}
             Outcome::Ok => self.on_success(now, ctx),
-            Outcome::Fail => self.on_failure(now, consecutive_failures, observation, ctx),
+            Outcome::Fail => self.on_failure(
+                now,
+                consecutive_failures,
+                std::sync::Arc::unwrap_or_clone(observation),
+                ctx,
+            ),
         }
         // An action held while blind goes now, unless this observation closed the incident.
         self.drive(now, ctx);
