@@ -2,7 +2,7 @@
 //! supervisor loop. The loop hands over the newest snapshot and goes on; one
 //! blocking task per file writes it as compact JSON through a buffer,
 //! atomically (`files::replace`). Saves coalesce: at most one write of a file
-//! in flight, at most one per `min_gap` (an urgent one: per 100 ms), and a snapshot handed over while one
+//! in flight, at most one per `min_gap`, and a snapshot handed over while one
 //! waits replaces it (the newest wins). A slow or full disk delays
 //! persistence, never the loop; a failed write is retried with the newest
 //! snapshot and reported through `FileHealth`.
@@ -18,12 +18,6 @@ use crate::files::{self, FileHealth};
 
 /// How long a failed write waits before it is tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
-/// Even urgent saves are this far apart (when `min_gap` is longer): in a
-/// storm thousands of urgent saves come back to back, and without a floor the
-/// writer rewrote state.json at every fsync (10,000 services: about 1,400
-/// rewrites of 780 KiB, 875 MiB in one storm). A restart waits at most this
-/// long for its save, and only when another save was just written.
-const URGENT_GAP: Duration = Duration::from_millis(100);
 
 /// The loop's handle on one file's writer.
 #[derive(Debug)]
@@ -144,17 +138,12 @@ impl<T: Serialize> Shared<T> {
             // Wait for a snapshot, then for the gap since the last write to pass;
             // snapshots arriving meanwhile replace the one waiting.
             loop {
-                let gap = if slot.urgent {
-                    URGENT_GAP.min(self.min_gap)
-                } else {
-                    self.min_gap
-                };
-                let due = last.map(|at| at + gap);
+                let due = last.map(|at| at + self.min_gap);
                 let now = Instant::now();
                 match (&slot.next, slot.closed) {
                     (None, true) => return,
                     (Some(_), true) => break,
-                    (Some(_), false) if due.is_none_or(|due| due <= now) => break,
+                    (Some(_), false) if slot.urgent || due.is_none_or(|due| due <= now) => break,
                     (Some(_), false) => {
                         let wait = due.map_or(self.min_gap, |due| due - now);
                         slot = self
@@ -265,31 +254,6 @@ mod tests {
             tokio::time::timeout(Duration::from_secs(10), finished.wait_for(|n| *n >= second));
         assert!(done.await.is_ok(), "the urgent save waited for the gap");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"n\":1}\n");
-        saver.close();
-        tracker.close();
-        tracker.wait().await;
-    }
-
-    #[tokio::test]
-    async fn urgent_saves_back_to_back_are_written_a_tenth_of_a_second_apart() {
-        let (_dir, path, tracker, saver) = hourly();
-        let mut finished = saver.finished();
-        let start = Instant::now();
-        let mut last = 0;
-        for n in 0..60 {
-            saver.urgent();
-            last = saver.save(State { n });
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        finished.wait_for(|n| *n >= last).await.unwrap();
-        let elapsed = start.elapsed();
-        let most = elapsed.as_millis() / URGENT_GAP.as_millis() + 1;
-        let written = u128::from(saver.written());
-        assert!(
-            (2..=most).contains(&written),
-            "{written} writes in {elapsed:?}"
-        );
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"n\":59}\n");
         saver.close();
         tracker.close();
         tracker.wait().await;
