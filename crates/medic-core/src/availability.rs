@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 
 use crate::machine::Health;
 
+#[cfg(feature = "test-support")]
+pub mod sample;
+
 const MINUTE: u64 = 60_000;
 const HOUR: u64 = 3_600_000;
 /// The longest window kept: 30 days of hour buckets.

@@ -238,6 +238,7 @@ fn to_history(stored: &StoredHistory, wall: Timestamp) -> History {
 mod tests {
     use std::time::Duration;
 
+    use medic_core::availability::sample;
     use medic_core::{Observation, Policy};
 
     use super::*;
@@ -253,31 +254,6 @@ mod tests {
         sup
     }
 
-    /// 30 days of one unit in virtual time: healthy, a restart of medic
-    /// (3 min unknown) on day 12, and `incidents` outages of 1 to 20 minutes.
-    fn month(start: Instant, incidents: u64, seed: u64) -> medic_core::availability::Availability {
-        use medic_core::Health;
-        let min = Duration::from_secs(60);
-        let slot = (30 * 24 * 60) / (incidents + 1);
-        let mut events = vec![
-            (Duration::ZERO, Health::Healthy),
-            (min * (12 * 24 * 60), Health::Unknown),
-            (min * (12 * 24 * 60 + 3), Health::Healthy),
-        ];
-        for k in 0..incidents {
-            let at = k * slot + (seed * 7919 + k * 104_729) % (slot / 2).max(1) + 1;
-            let minutes = 1 + (seed + k) % 20;
-            events.push((min * at as u32, Health::Unhealthy));
-            events.push((min * (at + minutes) as u32, Health::Healthy));
-        }
-        events.sort_by_key(|(at, _)| *at);
-        let mut a = medic_core::availability::Availability::new(start);
-        for (at, health) in events {
-            a.record(start + at, health);
-        }
-        a
-    }
-
     /// `units` units after 30 days (70 % healthy throughout, 25 % with 1–3
     /// incidents, 5 % flapping with 20), written as the daemon writes it,
     /// beside the same buckets in version 1 (an entry per bucket); both read
@@ -286,15 +262,9 @@ mod tests {
         let start = Instant::now();
         let now = start + Duration::from_secs(30 * 24 * 3600 + 37 * 60 + 11);
         let wall = Timestamp::now();
+        let month = Duration::from_secs(30 * 24 * 3600);
         let profiles: Vec<_> = (0..20u64)
-            .map(|p| {
-                let incidents = match p {
-                    0..14 => 0,
-                    14..19 => 1 + p % 3,
-                    _ => 20,
-                };
-                month(start, incidents, p)
-            })
+            .map(|p| sample::unit(start, month, sample::incidents(p), p))
             .collect();
         let mut sup = Supervisor::new("t-", 1);
         let histories: Vec<_> = profiles.iter().map(|p| p.history(now)).collect();
