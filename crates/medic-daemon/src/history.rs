@@ -14,7 +14,7 @@ use std::time::Instant;
 use anyhow::Context;
 use jiff::Timestamp;
 use medic_core::Supervisor;
-use medic_core::availability::{History, HistoryBucket};
+use medic_core::availability::{History, HistoryRun};
 use serde::{Deserialize, Serialize};
 
 /// The file's format version. Version 1 wrote one `[start, up_ms, known_ms]`
@@ -174,27 +174,26 @@ fn epoch(wall: Timestamp, span_secs: i64) -> i64 {
 }
 
 fn to_stored(history: &History, wall: Timestamp) -> StoredHistory {
-    let convert = |buckets: &[HistoryBucket], span: i64| {
+    let convert = |saved: &[HistoryRun], span: i64| {
         let current = epoch(wall, span);
-        let mut runs: Vec<Run> = Vec::new();
-        // Oldest (largest age) first, so runs grow forwards.
-        let mut ordered: Vec<&HistoryBucket> = buckets.iter().collect();
-        ordered.sort_by_key(|b| std::cmp::Reverse(b.age));
-        for b in ordered {
-            let start = current.saturating_sub(i64::try_from(b.age).unwrap_or(i64::MAX));
+        let mut runs: Vec<Run> = Vec::with_capacity(saved.len());
+        // Oldest first, as the core gives them; neighbours with the same figures
+        // (a version 1 file's single buckets) become one run.
+        for saved in saved {
+            let start = current.saturating_sub(i64::try_from(saved.age).unwrap_or(i64::MAX));
             match runs.last_mut() {
                 Some(run)
-                    if run.up_ms == b.up_ms
-                        && run.known_ms == b.known_ms
+                    if run.up_ms == saved.up_ms
+                        && run.known_ms == saved.known_ms
                         && run.start.saturating_add(i64::from(run.count)) == start =>
                 {
-                    run.count += 1;
+                    run.count = run.count.saturating_add(saved.count);
                 }
                 _ => runs.push(Run {
                     start,
-                    count: 1,
-                    up_ms: b.up_ms,
-                    known_ms: b.known_ms,
+                    count: saved.count,
+                    up_ms: saved.up_ms,
+                    known_ms: saved.known_ms,
                 }),
             }
         }
@@ -212,21 +211,17 @@ fn to_history(stored: &StoredHistory, wall: Timestamp) -> History {
     let convert = |runs: &[Run], span: i64, keep: u64| {
         let current = epoch(wall, span);
         let oldest = current.saturating_sub(i64::try_from(keep).unwrap_or(i64::MAX) - 1);
-        let mut buckets = Vec::new();
-        for run in runs {
-            if run.overlap(oldest, current) == 0 {
-                continue;
-            }
-            let end = run.start.saturating_add(i64::from(run.count)) - 1;
-            for start in run.start.max(oldest)..=end.min(current) {
-                buckets.push(HistoryBucket {
-                    age: u64::try_from(current - start).unwrap_or(u64::MAX),
+        runs.iter()
+            .filter_map(|run| {
+                let count = run.overlap(oldest, current);
+                (count > 0).then(|| HistoryRun {
+                    age: u64::try_from(current - run.start.max(oldest)).unwrap_or(u64::MAX),
+                    count: u32::try_from(count).unwrap_or(u32::MAX),
                     up_ms: run.up_ms,
                     known_ms: run.known_ms,
-                });
-            }
-        }
-        buckets
+                })
+            })
+            .collect()
     };
     History {
         minutes: convert(&stored.minutes, 60, MINUTES_KEPT),
