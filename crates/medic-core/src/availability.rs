@@ -2,8 +2,8 @@
 //! only time with a verdict (unknown time is neither up nor down), kept in
 //! minute buckets for the last hour and hour buckets for the last 30 days.
 //! Consecutive buckets with the same figures are held as one run, so a unit
-//! healthy for 30 days holds a handful of runs (about 0.3 KiB), and one that
-//! flaps at most 61 + 721 (about 12 KiB). The runs can be taken out and put
+//! healthy for 30 days costs about 0.4 KiB in all (a handful of runs), and one
+//! that flaps at most 61 + 721 runs (about 12 KiB). The runs can be taken out and put
 //! back as plain data ([`History`]), so the shell can keep them across restarts.
 
 use std::collections::VecDeque;

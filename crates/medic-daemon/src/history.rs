@@ -1,7 +1,8 @@
 //! The availability history file `availability.json` in the state directory:
 //! every unit's minute buckets (1 h) and hour buckets (30 d), keyed by wall-clock
 //! minute and hour, so a restarted medic keeps its 24 h / 7 d / 30 d figures.
-//! Consecutive buckets with the same figures are stored as one run, so a unit
+//! Consecutive buckets with the same figures are stored as one run (as the
+//! core holds them, so a save converts run for run), so a unit
 //! that was healthy for 30 days costs under 200 bytes, not 19 KB (10,000 units
 //! with a few incidents: 2.9 MB instead of 195 MB, rewritten every minute). Bounded (at
 //! most 61 + 721 runs per unit) and written like `state.json` (`saver.rs`: off
