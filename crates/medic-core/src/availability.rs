@@ -592,6 +592,45 @@ mod tests {
         assert_eq!(a.ratio(start + month, MIN * 60), Some(1.0));
     }
 
+    /// A month healthy, probed every 10 s (with a restart of medic), is a
+    /// handful of runs; a month flapping is at most a run per bucket; a month
+    /// healthy again gives the room back.
+    #[test]
+    fn runs_stay_few_for_a_healthy_unit_and_bounded_for_a_flapping_one() {
+        let start = Instant::now();
+        let mut a = Availability::new(start);
+        let month = 31 * 24 * 60 * 6;
+        for tick in 0..month {
+            let health = match tick % (12 * 24 * 60 * 6) {
+                0..18 => Health::Unknown,
+                _ => Health::Healthy,
+            };
+            a.record(start + Duration::from_secs(10) * tick, health);
+        }
+        assert!(a.minutes.buckets.len() <= 3, "{:?}", a.minutes.buckets);
+        assert!(a.hours.buckets.len() <= 6, "{:?}", a.hours.buckets);
+        // Down for 7 minutes in every 25: hours differ from their neighbours.
+        let flapping = start + Duration::from_secs(10) * month;
+        for k in 0..31 * 24 * 60 / 25 {
+            let at = flapping + MIN * 25 * k;
+            a.record(at, Health::Unhealthy);
+            a.record(at + MIN * 7, Health::Healthy);
+        }
+        assert!(a.minutes.buckets.len() <= MINUTE_BUCKETS);
+        assert!(a.hours.buckets.len() <= HOUR_BUCKETS);
+        assert!(a.hours.buckets.len() > 100, "{}", a.hours.buckets.len());
+        let healthy = flapping + MIN * 31 * 24 * 60;
+        for hour in 1..=31 * 24 {
+            a.record(healthy + MIN * 60 * hour, Health::Healthy);
+        }
+        assert!(a.hours.buckets.len() <= 2, "{:?}", a.hours.buckets);
+        assert!(
+            a.hours.buckets.capacity() <= 16,
+            "{}",
+            a.hours.buckets.capacity()
+        );
+    }
+
     #[test]
     fn budget_and_score() {
         assert!((error_budget_left(0.9995, 0.999) - 0.5).abs() < 1e-9);
