@@ -1262,8 +1262,8 @@ fn index_remove(index: &mut HashMap<String, Vec<String>>, key: &str, name: &str)
     }
 }
 
-/// Recovery events whose state change a restarted medic must find in
-/// state.json: an incident opened or closed, a step taken, a pause.
+/// Recovery events whose state change a restarted medic must find at once
+/// (a change line, see `persist_now`): an incident opened or closed, a step taken, a pause.
 fn survives_a_crash_at_once(kind: EventKind) -> bool {
     matches!(
         kind,
