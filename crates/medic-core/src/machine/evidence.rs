@@ -31,43 +31,41 @@ enum Layer {
 }
 
 impl Layer {
-    /// Whether this write sets `key`.
-    fn writes(&self, key: &str) -> bool {
+    /// The map this write extends with, and the latency it then sets as `latency_ms`.
+    fn parts(&self) -> (&Evidence, Option<u64>) {
         match self {
             Layer::Failure(observation) => {
-                key == LATENCY_MS || observation.evidence.contains_key(key)
+                (&observation.evidence, Some(millis(observation.latency)))
             }
-            Layer::Added(evidence) => evidence.contains_key(key),
+            Layer::Added(evidence) => (evidence, None),
         }
     }
 
     fn keys(&self) -> impl Iterator<Item = &str> {
-        let (evidence, latency) = match self {
-            Layer::Failure(observation) => (&observation.evidence, Some(LATENCY_MS)),
-            Layer::Added(evidence) => (evidence, None),
-        };
+        let (evidence, latency) = self.parts();
+        let latency = latency.map(|_| LATENCY_MS);
         evidence.keys().map(String::as_str).chain(latency)
+    }
+
+    /// Whether this write sets `key`.
+    fn writes(&self, key: &str) -> bool {
+        let (evidence, latency) = self.parts();
+        (key == LATENCY_MS && latency.is_some()) || evidence.contains_key(key)
     }
 
     /// The value this write gives `key`, if it sets it.
     fn get(&self, key: &str) -> Option<Value> {
-        match self {
-            Layer::Failure(observation) if key == LATENCY_MS => {
-                Some(millis(observation.latency).into())
-            }
-            Layer::Failure(observation) => observation.evidence.get(key).cloned(),
-            Layer::Added(evidence) => evidence.get(key).cloned(),
+        match self.parts() {
+            (_, Some(latency)) if key == LATENCY_MS => Some(latency.into()),
+            (evidence, _) => evidence.get(key).cloned(),
         }
     }
 
     fn write_into(&self, all: &mut Evidence) {
-        let (evidence, latency) = match self {
-            Layer::Failure(observation) => (&observation.evidence, Some(observation.latency)),
-            Layer::Added(evidence) => (evidence, None),
-        };
+        let (evidence, latency) = self.parts();
         all.extend(evidence.iter().map(|(k, v)| (k.clone(), v.clone())));
         if let Some(latency) = latency {
-            all.insert(LATENCY_MS.into(), millis(latency).into());
+            all.insert(LATENCY_MS.into(), latency.into());
         }
     }
 }
