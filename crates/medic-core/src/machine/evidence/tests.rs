@@ -118,12 +118,12 @@ impl CopyAndExtend {
             ) => Some(evidence.clone()),
             _ => None,
         };
-        if self.incident.is_some() && !acting {
-            if let Some(observation) = &observation {
-                self.evidence.extend(observation.evidence.clone());
-                let latency = millis(observation.latency);
-                self.evidence.insert("latency_ms".into(), latency.into());
-            }
+        if let Some(observation) = observation.as_ref().filter(|_| !acting)
+            && self.incident.is_some()
+        {
+            self.evidence.extend(observation.evidence.clone());
+            let latency = millis(observation.latency);
+            self.evidence.insert("latency_ms".into(), latency.into());
         }
         if self.incident.is_some() {
             self.evidence
