@@ -156,8 +156,7 @@ fn killed_mid_incident_medic_continues_the_attempt_count() {
         e["event"] == "restart_failed"
     });
     medic.kill9();
-    let state: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(medic.state("state.json")).unwrap()).unwrap();
+    let state = medic.saved_state().expect("the saved state");
     assert_eq!(state["units"]["web"]["incident"]["attempts"], 1, "{state}");
 
     medic.spawn();
@@ -201,8 +200,7 @@ fn sigterm_stops_within_five_seconds_and_logs_the_running_action_as_interrupted(
         "{:?}",
         kinds(&events, "web")
     );
-    let state: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(medic.state("state.json")).unwrap()).unwrap();
+    let state = medic.saved_state().expect("the saved state");
     assert_eq!(state["units"]["web"]["phase"], "recovering", "{state}");
 }
 

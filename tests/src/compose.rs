@@ -245,8 +245,7 @@ fn a_failed_deploy_of_a_compose_service_rolls_every_instance_back() {
         .collect();
     healthy(&medic, &[&units[0], &units[1]]);
     eventually("both last known good specs", || {
-        let state = std::fs::read(medic.state("state.json")).ok()?;
-        let state: Value = serde_json::from_slice(&state).ok()?;
+        let state = medic.saved_state()?;
         units
             .iter()
             .all(|u| state["units"][u]["last_known_good"].is_object())

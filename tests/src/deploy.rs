@@ -38,8 +38,7 @@ pub(crate) fn text(output: &Output) -> String {
 
 /// The image id the state store holds as web's last known good.
 fn last_known_good_image(medic: &Medic) -> Option<String> {
-    let state = std::fs::read(medic.state("state.json")).ok()?;
-    let state: serde_json::Value = serde_json::from_slice(&state).ok()?;
+    let state = medic.saved_state()?;
     state["units"]["web"]["last_known_good"]["image_id"]
         .as_str()
         .map(str::to_owned)

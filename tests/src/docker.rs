@@ -95,8 +95,7 @@ fn watch_with(config: &str) -> Medic {
     let medic = Medic::start(config);
     medic.wait_event("healthy", |e| e["event"] == "healthy");
     eventually("the last known good spec", || {
-        let state = std::fs::read(medic.state("state.json")).ok()?;
-        let state: serde_json::Value = serde_json::from_slice(&state).ok()?;
+        let state = medic.saved_state()?;
         state["units"]["web"]["last_known_good"]
             .is_object()
             .then_some(())
@@ -449,8 +448,7 @@ container = {{ name = "{child}" }}
         );
     let medic = Medic::start(&config);
     eventually("both last known good specs", || {
-        let state: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(medic.state("state.json")).ok()?).ok()?;
+        let state = medic.saved_state()?;
         (state["units"]["parent"]["last_known_good"].is_object()
             && state["units"]["child"]["last_known_good"].is_object())
         .then_some(())
@@ -614,8 +612,7 @@ fn a_crash_looping_replacement_never_becomes_the_last_known_good() {
         })
         .collect();
     assert!(web.iter().any(|e| e.starts_with("rolled_back")), "{web:#?}");
-    let state: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(medic.state("state.json")).unwrap()).unwrap();
+    let state = medic.saved_state().expect("the saved state");
     let good = engine.image_id("medic-test/good:1");
     assert_eq!(state["units"]["web"]["last_known_good"]["image_id"], good);
     eventually("the good version answers", || health_ok(port).then_some(()));

@@ -39,8 +39,7 @@ fn start(fake: &FakeLaunchd) -> Medic {
 /// Waits until medic has recorded the agent's plist as last known good.
 fn wait_last_known_good(medic: &Medic) -> Value {
     eventually("the last known good plist in the state store", || {
-        let text = std::fs::read_to_string(medic.state("state.json")).ok()?;
-        let state: Value = serde_json::from_str(&text).ok()?;
+        let state = medic.saved_state()?;
         let lkg = &state["units"]["agent"]["last_known_good"];
         lkg.is_object().then(|| lkg.clone())
     })

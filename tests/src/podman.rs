@@ -38,8 +38,7 @@ fn watch_with(engine: &Engine, name: &str, port: u16, (from, to): (&str, &str)) 
     );
     medic.wait_event("healthy", |e| e["event"] == "healthy");
     eventually("the last known good spec", || {
-        let state = std::fs::read(medic.state("state.json")).ok()?;
-        let state: serde_json::Value = serde_json::from_slice(&state).ok()?;
+        let state = medic.saved_state()?;
         state["units"]["web"]["last_known_good"]
             .is_object()
             .then_some(())

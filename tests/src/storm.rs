@@ -238,7 +238,12 @@ fn rotated_recovery_logs_are_read_as_one_by_medic_logs() {
         String::from_utf8_lossy(&since.stdout).lines().count(),
         written
     );
-    for name in ["state.json", "availability.json", "alerts/outbox.jsonl"] {
+    for name in [
+        "state.json",
+        "state.changes.jsonl",
+        "availability.json",
+        "alerts/outbox.jsonl",
+    ] {
         let mode = std::fs::metadata(medic.state(name))
             .unwrap_or_else(|e| panic!("{name}: {e}"))
             .permissions()

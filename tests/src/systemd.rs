@@ -237,7 +237,7 @@ fn the_deb_runs_under_a_real_systemd() {
     eprintln!("without the drop-in: {read_only}");
     assert!(read_only.contains("Read-only file system"), "{read_only}");
     // A fresh start for phase 2: forget that incident.
-    machine.must("systemctl stop medic && rm -f /var/lib/medic/state.json");
+    machine.must("systemctl stop medic && rm -f /var/lib/medic/state.json /var/lib/medic/state.changes.jsonl");
 
     // 2. The group that owns the engine's socket, as on a Docker host, and the
     //    opt-in rights for command targets: the drop-in and the polkit rule.

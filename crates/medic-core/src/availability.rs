@@ -1,12 +1,18 @@
 //! Availability arithmetic: how much of a window a unit was healthy, counting
 //! only time with a verdict (unknown time is neither up nor down), kept in
-//! minute buckets for the last hour and hour buckets for the last 30 days —
-//! up to about 12 KiB per unit, allocated as the history grows. The buckets can be taken out and put back as plain
-//! data ([`History`]), so the shell can keep them across restarts.
+//! minute buckets for the last hour and hour buckets for the last 30 days.
+//! Consecutive buckets with the same figures are held as one run, so a unit
+//! healthy for 30 days costs about 0.4 KiB in all (a handful of runs), and one
+//! that flaps at most 61 + 721 runs (about 12 KiB). The runs can be taken out and put
+//! back as plain data ([`History`]), so the shell can keep them across restarts.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::machine::Health;
+
+#[cfg(feature = "test-support")]
+pub mod sample;
 
 const MINUTE: u64 = 60_000;
 const HOUR: u64 = 3_600_000;
@@ -17,44 +23,73 @@ const HOUR_BUCKETS: usize = 30 * 24 + 1;
 /// Bucket times are counted from this long before the history began (a whole
 /// number of hours), so restored buckets up to 30 days old have an index.
 const BASE: u64 = 31 * 24 * HOUR;
+/// Times are held up to here (about 8,000 years), so a minute's index fits a `u32`.
+const LAST_MS: u64 = u32::MAX as u64 * MINUTE;
 
-/// One bucket as plain data: `age` buckets before the one that holds `now`.
+/// `count` consecutive buckets with the same figures as plain data, the
+/// oldest `age` buckets before the one that holds `now`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HistoryBucket {
-    /// 0 for the bucket holding `now`, 1 for the one before, …
+pub struct HistoryRun {
+    /// The oldest bucket's age: 0 for the bucket holding `now`, 1 for the one before, …
     pub age: u64,
-    /// Healthy milliseconds.
+    /// How many buckets, the youngest `age + 1 - count` buckets old.
+    pub count: u32,
+    /// Healthy milliseconds in each bucket.
     pub up_ms: u32,
-    /// Milliseconds with a verdict.
+    /// Milliseconds with a verdict in each bucket.
     pub known_ms: u32,
 }
 
 /// A unit's availability buckets as plain data, for the shell to persist.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct History {
-    /// Minute buckets (the last hour), non-empty ones only.
-    pub minutes: Vec<HistoryBucket>,
-    /// Hour buckets (the last 30 days), non-empty ones only.
-    pub hours: Vec<HistoryBucket>,
+    /// Minute buckets (the last hour) as runs, oldest first, non-empty ones only.
+    pub minutes: Vec<HistoryRun>,
+    /// Hour buckets (the last 30 days) as runs, oldest first, non-empty ones only.
+    pub hours: Vec<HistoryRun>,
 }
 
 /// Up and known milliseconds of one bucket.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Bucket {
-    /// Which minute or hour since the origin this bucket holds.
-    index: u64,
+struct Figures {
     up: u32,
     known: u32,
 }
 
-/// The last `len` buckets of `span` milliseconds each, sparse and sorted by
-/// index: a unit watched for an hour holds one hour bucket, not 721, so 10,000
-/// fresh units cost little; a unit watched for 30 days holds them all.
+/// `count` consecutive buckets with the same figures, the first one `first`
+/// minutes (or hours) since the origin: 16 bytes for up to 721 buckets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Run {
+    first: u32,
+    count: u32,
+    up: u32,
+    known: u32,
+}
+
+impl Run {
+    /// The index after the last bucket.
+    fn end(&self) -> u64 {
+        u64::from(self.first) + u64::from(self.count)
+    }
+
+    fn figures(&self) -> Figures {
+        Figures {
+            up: self.up,
+            known: self.known,
+        }
+    }
+}
+
+/// The last `len` buckets of `span` milliseconds each, as sorted runs of equal
+/// non-empty buckets (no two neighbours with the same figures): a unit watched
+/// for an hour holds two or three runs, one healthy for 30 days a handful, one
+/// that flaps at most `len`.
 #[derive(Debug, Clone)]
 struct Ring {
     span: u64,
     len: u64,
-    buckets: Vec<Bucket>,
+    /// The buckets, as runs, oldest first.
+    buckets: VecDeque<Run>,
 }
 
 impl Ring {
@@ -62,83 +97,169 @@ impl Ring {
         Self {
             span,
             len: len as u64,
-            buckets: Vec::new(),
+            buckets: VecDeque::new(),
         }
     }
 
-    /// The bucket with `index`, created empty; buckets `len` or more older than
-    /// the newest are dropped.
-    fn bucket(&mut self, index: u64) -> &mut Bucket {
-        let at = match self.buckets.binary_search_by_key(&index, |b| b.index) {
-            Ok(at) => at,
-            Err(at) => {
-                let empty = Bucket {
-                    index,
-                    up: 0,
-                    known: 0,
-                };
-                self.buckets.insert(at, empty);
-                let newest = self.buckets.last().map_or(index, |b| b.index);
-                let oldest_kept = (newest + 1).saturating_sub(self.len);
-                // Never the bucket just made, even if it is that old itself.
-                let expired = self
-                    .buckets
-                    .partition_point(|b| b.index < oldest_kept)
-                    .min(at);
-                self.buckets.drain(..expired);
-                at - expired
-            }
+    /// Adds `[start, end)` (ms since origin) to the buckets it covers: part of
+    /// the first and the last, all of those between.
+    fn add(&mut self, start: u64, end: u64, up: bool) {
+        if start >= end {
+            return;
+        }
+        let span = self.span;
+        let (first, last) = (start / span, (end - 1) / span);
+        let mut add = |index: u64, count: u64, ms: u64| {
+            let ms = u32::try_from(ms).unwrap_or(u32::MAX);
+            self.apply(index, count, |f| Figures {
+                up: if up { f.up.saturating_add(ms) } else { f.up },
+                known: f.known.saturating_add(ms),
+            });
         };
-        &mut self.buckets[at]
-    }
-
-    /// Adds `[start, end)` (ms since origin) to the buckets it covers.
-    fn add(&mut self, mut start: u64, end: u64, up: bool) {
-        while start < end {
-            let index = start / self.span;
-            let chunk_end = ((index + 1) * self.span).min(end);
-            let ms = u32::try_from(chunk_end - start).unwrap_or(u32::MAX);
-            let slot = self.bucket(index);
-            slot.known = slot.known.saturating_add(ms);
-            if up {
-                slot.up = slot.up.saturating_add(ms);
-            }
-            start = chunk_end;
+        if first == last {
+            add(first, 1, end - start);
+        } else {
+            add(first, 1, (first + 1) * span - start);
+            add(first + 1, last - first - 1, span);
+            add(last, 1, end - last * span);
         }
     }
 
-    /// The non-empty buckets, aged relative to the bucket holding `now_ms`.
-    fn export(&self, now_ms: u64) -> Vec<HistoryBucket> {
-        let current = now_ms / self.span;
-        let len = self.len;
-        let mut out: Vec<HistoryBucket> = self
-            .buckets
-            .iter()
-            .filter(|b| b.known > 0 && b.index <= current && current - b.index < len)
-            .map(|b| HistoryBucket {
-                age: current - b.index,
-                up_ms: b.up,
-                known_ms: b.known,
-            })
-            .collect();
-        out.sort_by_key(|b| std::cmp::Reverse(b.age));
-        out
+    /// Sets buckets `first..first + count` (empty ones included) to `change`
+    /// of their figures, then drops buckets `len` or more older than the
+    /// newest. Changing the newest run, or buckets after it (time added to the
+    /// newest bucket, the common case), moves no other run and allocates
+    /// nothing once the ring has room for its runs.
+    fn apply(&mut self, first: u64, count: u64, change: impl Fn(Figures) -> Figures) {
+        let end = first + count;
+        // Older buckets would be dropped at once.
+        let first = first.max(end.saturating_sub(self.len));
+        if first >= end {
+            return;
+        }
+        let at = self.buckets.partition_point(|r| r.end() <= first);
+        // The runs from `at` on are taken out and put back changed.
+        let older = if self.buckets.len() > at + 1 {
+            self.buckets.split_off(at)
+        } else {
+            VecDeque::new()
+        };
+        let newest = if self.buckets.len() == at + 1 {
+            self.buckets.pop_back()
+        } else {
+            None
+        };
+        let mut cursor = first;
+        for run in newest.into_iter().chain(older) {
+            let (a, b) = (u64::from(run.first), run.end());
+            if cursor < end && a > cursor {
+                let gap_end = a.min(end);
+                self.push(cursor, gap_end - cursor, change(Figures::default()));
+                cursor = gap_end;
+            }
+            let (lo, hi) = (first.clamp(a, b), end.clamp(a, b));
+            self.push(a, lo - a, run.figures());
+            self.push(lo, hi - lo, change(run.figures()));
+            self.push(hi, b - hi, run.figures());
+            cursor = cursor.max(b);
+        }
+        if cursor < end {
+            self.push(cursor, end - cursor, change(Figures::default()));
+        }
+        self.expire();
     }
 
-    /// Adds saved buckets, aged relative to the bucket holding `now_ms`; older than the ring holds are dropped.
-    fn import(&mut self, now_ms: u64, saved: &[HistoryBucket]) {
-        let current = now_ms / self.span;
-        let span = u32::try_from(self.span).unwrap_or(u32::MAX);
-        for b in saved {
-            if b.age >= self.len || b.age > current {
+    /// Appends `count` buckets from `first` (after every run), merged into the
+    /// newest run if they continue it with the same figures; empty ones are not kept.
+    fn push(&mut self, first: u64, count: u64, figures: Figures) {
+        if count == 0 || figures.known == 0 {
+            return;
+        }
+        let count = u32::try_from(count).unwrap_or(u32::MAX);
+        match self.buckets.back_mut() {
+            Some(newest) if newest.end() == first && newest.figures() == figures => {
+                newest.count = newest.count.saturating_add(count);
+                return;
+            }
+            _ => {}
+        }
+        self.buckets.push_back(Run {
+            first: u32::try_from(first).unwrap_or(u32::MAX),
+            count,
+            up: figures.up,
+            known: figures.known,
+        });
+    }
+
+    /// Drops the buckets `len` or more older than the newest (the oldest run,
+    /// or part of it), and gives back room a unit that stopped flapping no longer needs.
+    fn expire(&mut self) {
+        let Some(end) = self.buckets.back().map(Run::end) else {
+            return;
+        };
+        let oldest = end.saturating_sub(self.len);
+        while let Some(run) = self.buckets.front_mut() {
+            if run.end() <= oldest {
+                self.buckets.pop_front();
                 continue;
             }
-            let slot = self.bucket(current - b.age);
-            slot.known = slot.known.saturating_add(b.known_ms).min(span);
-            slot.up = slot
-                .up
-                .saturating_add(b.up_ms.min(b.known_ms))
-                .min(slot.known);
+            if u64::from(run.first) < oldest {
+                run.count = u32::try_from(run.end() - oldest).unwrap_or(u32::MAX);
+                run.first = u32::try_from(oldest).unwrap_or(u32::MAX);
+            }
+            break;
+        }
+        if self.buckets.capacity() > 4 * self.buckets.len().max(4) {
+            self.buckets.shrink_to(2 * self.buckets.len());
+        }
+    }
+
+    /// The non-empty buckets as runs, aged relative to the bucket holding
+    /// `now_ms`, with the `pending` time not yet recorded counted where it falls.
+    fn export(&self, now_ms: u64, pending: Option<Segment>) -> Vec<HistoryRun> {
+        let mut ring = Self {
+            buckets: VecDeque::with_capacity(self.buckets.len() + 3),
+            ..*self
+        };
+        ring.buckets.extend(self.buckets.iter().copied());
+        if let Some(segment) = pending {
+            ring.add(segment.start, segment.end, segment.up);
+        }
+        let current = now_ms / self.span;
+        let oldest = (current + 1).saturating_sub(self.len);
+        ring.buckets
+            .iter()
+            .filter_map(|r| {
+                let (first, end) = (u64::from(r.first).max(oldest), r.end().min(current + 1));
+                (first < end).then(|| HistoryRun {
+                    age: current - first,
+                    count: u32::try_from(end - first).unwrap_or(u32::MAX),
+                    up_ms: r.up,
+                    known_ms: r.known,
+                })
+            })
+            .collect()
+    }
+
+    /// Adds saved runs, aged relative to the bucket holding `now_ms`; buckets
+    /// older than the ring holds, or from the future, are dropped.
+    fn import(&mut self, now_ms: u64, saved: &[HistoryRun]) {
+        let current = now_ms / self.span;
+        let span = u32::try_from(self.span).unwrap_or(u32::MAX);
+        for run in saved {
+            let oldest = run.age.min(self.len - 1).min(current);
+            let youngest = (run.age.saturating_add(1)).saturating_sub(u64::from(run.count));
+            if youngest > oldest {
+                continue;
+            }
+            let (up, known) = (run.up_ms.min(run.known_ms), run.known_ms);
+            self.apply(current - oldest, oldest - youngest + 1, |f| {
+                let known = f.known.saturating_add(known).min(span);
+                Figures {
+                    up: f.up.saturating_add(up).min(known),
+                    known,
+                }
+            });
         }
     }
 
@@ -164,12 +285,17 @@ impl Ring {
     /// Up and known ms in buckets `first..=last`, with the `pending` time not
     /// yet recorded counted where it falls (as if recorded: no copy of the ring).
     fn sum_buckets(&self, first: u64, last: u64, pending: Option<Segment>) -> (u64, u64) {
+        let from = self.buckets.partition_point(|r| r.end() <= first);
         let (mut up, mut known) = self
             .buckets
-            .iter()
-            .filter(|b| (first..=last).contains(&b.index) && b.known > 0)
-            .fold((0, 0), |(up, known), b| {
-                (up + u64::from(b.up), known + u64::from(b.known))
+            .range(from..)
+            .take_while(|r| u64::from(r.first) <= last)
+            .fold((0, 0), |(up, known), r| {
+                let count = r.end().min(last + 1) - u64::from(r.first).max(first);
+                (
+                    up + count * u64::from(r.up),
+                    known + count * u64::from(r.known),
+                )
             });
         if let Some(segment) = pending {
             let (from, to) = (first * self.span, (last + 1) * self.span);
@@ -280,18 +406,17 @@ impl Availability {
         ring.series(to, per, bars, self.pending(now))
     }
 
-    /// The buckets as plain data as of `now` (the current verdict counted up to `now`).
+    /// The buckets as plain data (runs) as of `now`, the current verdict
+    /// counted up to `now` (without recording it).
     pub fn history(&self, now: Instant) -> History {
-        let mut copy = self.clone();
-        copy.record(now, self.current.1);
-        let to = copy.ms(now);
+        let (to, pending) = (self.ms(now), self.pending(now));
         History {
-            minutes: copy.minutes.export(to),
-            hours: copy.hours.export(to),
+            minutes: self.minutes.export(to, pending),
+            hours: self.hours.export(to, pending),
         }
     }
 
-    /// Adds buckets saved by [`Availability::history`], aged relative to `now`.
+    /// Adds runs saved by [`Availability::history`], aged relative to `now`.
     pub fn restore(&mut self, now: Instant, history: &History) {
         let to = self.ms(now);
         self.minutes.import(to, &history.minutes);
@@ -312,7 +437,7 @@ impl Availability {
     fn ms(&self, at: Instant) -> u64 {
         let since = u64::try_from(at.saturating_duration_since(self.origin).as_millis())
             .unwrap_or(u64::MAX);
-        since.saturating_add(BASE)
+        since.saturating_add(BASE).min(LAST_MS)
     }
 }
 
@@ -465,6 +590,45 @@ mod tests {
             a.hours.buckets.len()
         );
         assert_eq!(a.ratio(start + month, MIN * 60), Some(1.0));
+    }
+
+    /// A month healthy, probed every 10 s (with a restart of medic), is a
+    /// handful of runs; a month flapping is at most a run per bucket; a month
+    /// healthy again gives the room back.
+    #[test]
+    fn runs_stay_few_for_a_healthy_unit_and_bounded_for_a_flapping_one() {
+        let start = Instant::now();
+        let mut a = Availability::new(start);
+        let month = 31 * 24 * 60 * 6;
+        for tick in 0..month {
+            let health = match tick % (12 * 24 * 60 * 6) {
+                0..18 => Health::Unknown,
+                _ => Health::Healthy,
+            };
+            a.record(start + Duration::from_secs(10) * tick, health);
+        }
+        assert!(a.minutes.buckets.len() <= 3, "{:?}", a.minutes.buckets);
+        assert!(a.hours.buckets.len() <= 6, "{:?}", a.hours.buckets);
+        // Down for 7 minutes in every 25: hours differ from their neighbours.
+        let flapping = start + Duration::from_secs(10) * month;
+        for k in 0..31 * 24 * 60 / 25 {
+            let at = flapping + MIN * 25 * k;
+            a.record(at, Health::Unhealthy);
+            a.record(at + MIN * 7, Health::Healthy);
+        }
+        assert!(a.minutes.buckets.len() <= MINUTE_BUCKETS);
+        assert!(a.hours.buckets.len() <= HOUR_BUCKETS);
+        assert!(a.hours.buckets.len() > 100, "{}", a.hours.buckets.len());
+        let healthy = flapping + MIN * 31 * 24 * 60;
+        for hour in 1..=31 * 24 {
+            a.record(healthy + MIN * 60 * hour, Health::Healthy);
+        }
+        assert!(a.hours.buckets.len() <= 2, "{:?}", a.hours.buckets);
+        assert!(
+            a.hours.buckets.capacity() <= 16,
+            "{}",
+            a.hours.buckets.capacity()
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::Bound;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::availability::{Availability, History};
@@ -104,7 +105,8 @@ impl Supervisor {
     }
 
     /// Starts watching a unit (or updates its policy, keeping its state, if it exists).
-    pub fn add_unit(&mut self, now: Instant, name: &str, policy: Policy) {
+    pub fn add_unit(&mut self, now: Instant, name: &str, policy: impl Into<Arc<Policy>>) {
+        let policy = policy.into();
         if let Some(machine) = self.units.get_mut(name) {
             machine.set_policy(policy);
         } else {
@@ -117,7 +119,13 @@ impl Supervisor {
 
     /// Continues a unit from the state store: its incident resumes where it
     /// stood (one `resumed` event), with its attempt count.
-    pub fn restore_unit(&mut self, now: Instant, saved: UnitSnapshot, policy: Policy) {
+    pub fn restore_unit(
+        &mut self,
+        now: Instant,
+        saved: UnitSnapshot,
+        policy: impl Into<Arc<Policy>>,
+    ) {
+        let policy = policy.into();
         let name = saved.name.clone();
         self.units
             .insert(name.clone(), Box::new(Machine::restore(now, saved, policy)));

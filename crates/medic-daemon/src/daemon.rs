@@ -93,8 +93,12 @@ struct Daemon {
     store_saver: Saver<SharedStoreFile>,
     /// The number of the newest store save the writer has finished.
     store_written: tokio::sync::watch::Receiver<u64>,
-    /// Restarts and rollbacks waiting for the store save (by its number) that records them.
-    after_save: Vec<(u64, Action)>,
+    /// What must survive a kill -9 at once: the store's change lines.
+    store_changes: Journal,
+    /// The number of the newest change line its writer has finished.
+    changes_written: tokio::sync::watch::Receiver<u64>,
+    /// Restarts and rollbacks waiting for the save or change line that records them.
+    after_save: Vec<(Persisted, Action)>,
     /// The next save goes to the writer at the end of this drain (see `survives_a_crash_at_once`).
     save_urgent: bool,
     /// The availability history file and when it was last written.
@@ -161,6 +165,15 @@ pub async fn run(
         SAVE_EVERY,
         &shell.tracker,
     );
+    let store_changes = Journal::start(
+        &crate::store::changes_path(&settings.state_dir),
+        "state changes",
+        Limit::Compact {
+            max_size: CHANGES_MAX_SIZE,
+            compact: crate::store::compact_changes,
+        },
+        &shell.tracker,
+    );
     let history_saver = Saver::start(
         history.path().to_owned(),
         "availability history",
@@ -199,6 +212,8 @@ pub async fn run(
         save_by: Some(Instant::now()),
         store_saved: Instant::now(),
         store_written: store_saver.finished(),
+        changes_written: store_changes.finished(),
+        store_changes,
         after_save: Vec::new(),
         save_urgent: false,
         store_saver,
@@ -284,6 +299,7 @@ pub async fn run(
             () = sleep_until(deadline) => daemon.sup.handle_timeout(now()),
             () = sleep_until(daemon.save_by) => { daemon.save_store(); }
             Ok(()) = daemon.store_written.changed() => daemon.start_saved_jobs(),
+            Ok(()) = daemon.changes_written.changed() => daemon.start_saved_jobs(),
         }
         daemon.drain();
         if !ready && daemon.sup.all_observed() && daemon.discovered() {
@@ -303,6 +319,16 @@ const BATCH: usize = 256;
 /// Each state file is written at most this often: a change waits at most
 /// this long, and 10,000 changes in a second are one write.
 const SAVE_EVERY: Duration = Duration::from_secs(1);
+/// `state.changes.jsonl` is rewritten without the lines `state.json` holds past this size.
+const CHANGES_MAX_SIZE: u64 = 1024 * 1024;
+
+/// What a restart or rollback waits for before it starts: the state that
+/// records it on disk, in a whole save or in a change line (by number).
+#[derive(Debug, Clone, Copy)]
+enum Persisted {
+    Save(u64),
+    Change(u64),
+}
 /// How often the availability history is written.
 const HISTORY_EVERY: Duration = Duration::from_secs(60);
 
@@ -707,27 +733,49 @@ impl Daemon {
             }
         }
         if !jobs.is_empty() || std::mem::take(&mut self.save_urgent) {
-            let saved = self.save_store_now();
+            let persisted = self.persist_now();
             self.after_save
-                .extend(jobs.into_iter().map(|job| (saved, job)));
+                .extend(jobs.into_iter().map(|job| (persisted, job)));
         }
     }
 
-    /// Hands the state store to its writer at once (not after `SAVE_EVERY`):
-    /// the restarts and rollbacks waiting for it start when it is written.
-    fn save_store_now(&mut self) -> u64 {
-        self.store_saver.urgent();
-        self.save_store()
+    /// Puts what changed on disk at once, without a whole save: the changed
+    /// units go into a change line (the whole store follows within
+    /// `SAVE_EVERY`). At start and after a reload, when every unit is taken
+    /// into the store, the whole store is saved at once instead. The restarts
+    /// and rollbacks waiting for it start when it is written.
+    fn persist_now(&mut self) -> Persisted {
+        if self.store_all {
+            self.store_saver.urgent();
+            return Persisted::Save(self.save_store());
+        }
+        let changed: Vec<_> = std::mem::take(&mut self.store_changed)
+            .into_iter()
+            .map(|name| {
+                let snapshot = self.sup.unit_snapshot(&name);
+                (name, snapshot)
+            })
+            .collect();
+        let line = self
+            .store
+            .change(changed, self.sup.next_incident(), &self.clock);
+        let number = self.store_changes.append(&line);
+        self.save_soon();
+        Persisted::Change(number)
     }
 
     /// Starts the restarts and rollbacks whose state the writer has put on
     /// disk (or failed to: a full disk must not stop recovery).
     fn start_saved_jobs(&mut self) {
         let written = *self.store_written.borrow_and_update();
+        let changes = *self.changes_written.borrow_and_update();
         let ready: Vec<Action> = {
             let (ready, waiting) = std::mem::take(&mut self.after_save)
                 .into_iter()
-                .partition::<Vec<_>, _>(|(saved, _)| *saved <= written);
+                .partition::<Vec<_>, _>(|(persisted, _)| match *persisted {
+                    Persisted::Save(number) => number <= written,
+                    Persisted::Change(number) => number <= changes,
+                });
             self.after_save = waiting;
             ready.into_iter().map(|(_, job)| job).collect()
         };
@@ -778,7 +826,7 @@ impl Daemon {
                 self.save_soon();
                 // An incident opened or ended, an attempt or a pause must survive a
                 // kill -9 at once (a resumed incident would act or alert again):
-                // the writer takes them without waiting out `SAVE_EVERY`.
+                // they go into a change line at the end of this drain (`persist_now`).
                 self.save_urgent |= survives_a_crash_at_once(event.kind);
                 let line = RecoveryLine::new(Timestamp::now(), event);
                 self.recovery.append(&line);
@@ -1020,6 +1068,7 @@ impl Daemon {
             self.recovery.health().as_ref(),
             self.alerts.health().as_ref(),
             self.store_saver.health().as_ref(),
+            self.store_changes.health().as_ref(),
             self.history_saver.health().as_ref(),
         ];
         out.extend(self.sinks.outbox().map(|o| o.health().as_ref()));
@@ -1174,6 +1223,7 @@ impl Daemon {
         self.save_history(true);
         // The writers write what they hold, then stop; the tracker waits for them.
         self.store_saver.close();
+        self.store_changes.close();
         self.history_saver.close();
         self.recovery.close();
         self.alerts.close();
@@ -1212,8 +1262,8 @@ fn index_remove(index: &mut HashMap<String, Vec<String>>, key: &str, name: &str)
     }
 }
 
-/// Recovery events whose state change a restarted medic must find in
-/// state.json: an incident opened or closed, a step taken, a pause.
+/// Recovery events whose state change a restarted medic must find at once
+/// (a change line, see `persist_now`): an incident opened or closed, a step taken, a pause.
 fn survives_a_crash_at_once(kind: EventKind) -> bool {
     matches!(
         kind,

@@ -1,7 +1,8 @@
 //! The availability history file `availability.json` in the state directory:
 //! every unit's minute buckets (1 h) and hour buckets (30 d), keyed by wall-clock
 //! minute and hour, so a restarted medic keeps its 24 h / 7 d / 30 d figures.
-//! Consecutive buckets with the same figures are stored as one run, so a unit
+//! Consecutive buckets with the same figures are stored as one run (as the
+//! core holds them, so a save converts run for run), so a unit
 //! that was healthy for 30 days costs under 200 bytes, not 19 KB (10,000 units
 //! with a few incidents: 2.9 MB instead of 195 MB, rewritten every minute). Bounded (at
 //! most 61 + 721 runs per unit) and written like `state.json` (`saver.rs`: off
@@ -14,7 +15,7 @@ use std::time::Instant;
 use anyhow::Context;
 use jiff::Timestamp;
 use medic_core::Supervisor;
-use medic_core::availability::{History, HistoryBucket};
+use medic_core::availability::{History, HistoryRun};
 use serde::{Deserialize, Serialize};
 
 /// The file's format version. Version 1 wrote one `[start, up_ms, known_ms]`
@@ -174,27 +175,26 @@ fn epoch(wall: Timestamp, span_secs: i64) -> i64 {
 }
 
 fn to_stored(history: &History, wall: Timestamp) -> StoredHistory {
-    let convert = |buckets: &[HistoryBucket], span: i64| {
+    let convert = |saved: &[HistoryRun], span: i64| {
         let current = epoch(wall, span);
-        let mut runs: Vec<Run> = Vec::new();
-        // Oldest (largest age) first, so runs grow forwards.
-        let mut ordered: Vec<&HistoryBucket> = buckets.iter().collect();
-        ordered.sort_by_key(|b| std::cmp::Reverse(b.age));
-        for b in ordered {
-            let start = current.saturating_sub(i64::try_from(b.age).unwrap_or(i64::MAX));
+        let mut runs: Vec<Run> = Vec::with_capacity(saved.len());
+        // Oldest first, as the core gives them; neighbours with the same figures
+        // (a version 1 file's single buckets) become one run.
+        for saved in saved {
+            let start = current.saturating_sub(i64::try_from(saved.age).unwrap_or(i64::MAX));
             match runs.last_mut() {
                 Some(run)
-                    if run.up_ms == b.up_ms
-                        && run.known_ms == b.known_ms
+                    if run.up_ms == saved.up_ms
+                        && run.known_ms == saved.known_ms
                         && run.start.saturating_add(i64::from(run.count)) == start =>
                 {
-                    run.count += 1;
+                    run.count = run.count.saturating_add(saved.count);
                 }
                 _ => runs.push(Run {
                     start,
-                    count: 1,
-                    up_ms: b.up_ms,
-                    known_ms: b.known_ms,
+                    count: saved.count,
+                    up_ms: saved.up_ms,
+                    known_ms: saved.known_ms,
                 }),
             }
         }
@@ -212,21 +212,17 @@ fn to_history(stored: &StoredHistory, wall: Timestamp) -> History {
     let convert = |runs: &[Run], span: i64, keep: u64| {
         let current = epoch(wall, span);
         let oldest = current.saturating_sub(i64::try_from(keep).unwrap_or(i64::MAX) - 1);
-        let mut buckets = Vec::new();
-        for run in runs {
-            if run.overlap(oldest, current) == 0 {
-                continue;
-            }
-            let end = run.start.saturating_add(i64::from(run.count)) - 1;
-            for start in run.start.max(oldest)..=end.min(current) {
-                buckets.push(HistoryBucket {
-                    age: u64::try_from(current - start).unwrap_or(u64::MAX),
+        runs.iter()
+            .filter_map(|run| {
+                let count = run.overlap(oldest, current);
+                (count > 0).then(|| HistoryRun {
+                    age: u64::try_from(current - run.start.max(oldest)).unwrap_or(u64::MAX),
+                    count: u32::try_from(count).unwrap_or(u32::MAX),
                     up_ms: run.up_ms,
                     known_ms: run.known_ms,
-                });
-            }
-        }
-        buckets
+                })
+            })
+            .collect()
     };
     History {
         minutes: convert(&stored.minutes, 60, MINUTES_KEPT),
@@ -238,6 +234,7 @@ fn to_history(stored: &StoredHistory, wall: Timestamp) -> History {
 mod tests {
     use std::time::Duration;
 
+    use medic_core::availability::sample;
     use medic_core::{Observation, Policy};
 
     use super::*;
@@ -253,31 +250,6 @@ mod tests {
         sup
     }
 
-    /// 30 days of one unit in virtual time: healthy, a restart of medic
-    /// (3 min unknown) on day 12, and `incidents` outages of 1 to 20 minutes.
-    fn month(start: Instant, incidents: u64, seed: u64) -> medic_core::availability::Availability {
-        use medic_core::Health;
-        let min = Duration::from_secs(60);
-        let slot = (30 * 24 * 60) / (incidents + 1);
-        let mut events = vec![
-            (Duration::ZERO, Health::Healthy),
-            (min * (12 * 24 * 60), Health::Unknown),
-            (min * (12 * 24 * 60 + 3), Health::Healthy),
-        ];
-        for k in 0..incidents {
-            let at = k * slot + (seed * 7919 + k * 104_729) % (slot / 2).max(1) + 1;
-            let minutes = 1 + (seed + k) % 20;
-            events.push((min * at as u32, Health::Unhealthy));
-            events.push((min * (at + minutes) as u32, Health::Healthy));
-        }
-        events.sort_by_key(|(at, _)| *at);
-        let mut a = medic_core::availability::Availability::new(start);
-        for (at, health) in events {
-            a.record(start + at, health);
-        }
-        a
-    }
-
     /// `units` units after 30 days (70 % healthy throughout, 25 % with 1–3
     /// incidents, 5 % flapping with 20), written as the daemon writes it,
     /// beside the same buckets in version 1 (an entry per bucket); both read
@@ -286,15 +258,9 @@ mod tests {
         let start = Instant::now();
         let now = start + Duration::from_secs(30 * 24 * 3600 + 37 * 60 + 11);
         let wall = Timestamp::now();
+        let month = Duration::from_secs(30 * 24 * 3600);
         let profiles: Vec<_> = (0..20u64)
-            .map(|p| {
-                let incidents = match p {
-                    0..14 => 0,
-                    14..19 => 1 + p % 3,
-                    _ => 20,
-                };
-                month(start, incidents, p)
-            })
+            .map(|p| sample::unit(start, month, sample::incidents(p), p))
             .collect();
         let mut sup = Supervisor::new("t-", 1);
         let histories: Vec<_> = profiles.iter().map(|p| p.history(now)).collect();

@@ -158,6 +158,10 @@ struct Shared {
     queue: Mutex<Queue>,
     wake: Condvar,
     health: Arc<FileHealth>,
+    /// How many lines the writer has finished: written and fsynced, dropped,
+    /// or tried and refused (kept for a retry: a full disk must not hold up
+    /// what waits for a line, see [`Journal::finished`]).
+    finished: tokio::sync::watch::Sender<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -192,6 +196,7 @@ impl Journal {
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
             health,
+            finished: tokio::sync::watch::Sender::new(0),
         });
         let writer = shared.clone();
         tracker.spawn_blocking(move || writer.run(file));
@@ -201,13 +206,14 @@ impl Journal {
         }
     }
 
-    /// Appends one value as one line; never waits for the disk.
-    pub fn append(&self, value: &impl Serialize) {
+    /// Appends one value as one line; never waits for the disk. Returns the
+    /// line's number (see [`Journal::finished`]).
+    pub fn append(&self, value: &impl Serialize) -> u64 {
         let mut line = match serde_json::to_vec(value) {
             Ok(line) => line,
             Err(error) => {
                 tracing::error!(%error, path = %self.shared.path.display(), "Cannot encode a journal line");
-                return;
+                return self.shared.lock().appended;
             }
         };
         line.push(b'\n');
@@ -228,6 +234,13 @@ impl Journal {
         queue.bytes += line.len();
         queue.lines.push_back(line);
         self.shared.wake.notify_one();
+        queue.appended
+    }
+
+    /// The number of the newest line the writer has finished (written, or
+    /// tried and refused), for the loop to await without blocking.
+    pub fn finished(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.finished.subscribe()
     }
 
     /// Whether the file is writable.
@@ -322,11 +335,22 @@ impl Shared {
             match out.write(self, &mut pending) {
                 Ok(()) => {
                     self.health.ok();
-                    self.lock().done += batch_lines;
+                    let done = {
+                        let mut queue = self.lock();
+                        queue.done += batch_lines;
+                        queue.done
+                    };
+                    self.finished.send_replace(done);
                     self.wake.notify_all();
                 }
                 Err(error) => {
                     self.health.failed(&error);
+                    let tried = self.lock().done + batch_lines;
+                    self.finished.send_if_modified(|n| {
+                        let newer = tried > *n;
+                        *n = (*n).max(tried);
+                        newer
+                    });
                     if closed {
                         tracing::warn!(lines = pending.iter().filter(|b| **b == b'\n').count(), path = %self.path.display(), "Stopping with lines that could not be written");
                         return;

@@ -143,6 +143,9 @@ impl Metrics {
             return;
         };
         if figures.len() <= probe {
+            // Exact: a Vec grown by one reserves room for four figures (600 bytes
+            // a unit), and nearly every unit has a single probe.
+            figures.reserve_exact(probe + 1 - figures.len());
             figures.resize_with(probe + 1, ProbeFigures::default);
         }
         let figures = &mut figures[probe];

@@ -70,7 +70,7 @@ impl UnitProbes {
         checks: Vec<(Check, Duration)>,
     ) -> Self {
         let cancel = shell.cancel.child_token();
-        let mut triggers = Vec::new();
+        let mut triggers = Vec::with_capacity(checks.len());
         for (probe, (check, interval)) in checks.into_iter().enumerate() {
             let trigger = Arc::new(Notify::new());
             triggers.push((trigger.clone(), matches!(check, Check::Container(_))));

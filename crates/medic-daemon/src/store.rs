@@ -2,8 +2,15 @@
 //! incident (attempt counts, pauses, escalation) and the last known good specs.
 //! The loop keeps the contents and hands a shared, copy-on-write snapshot to
 //! its writer (`saver.rs`), which writes it compact, atomically (temp file,
-//! fsync, rename, fsync the directory), so a kill -9 at any moment leaves
-//! either the old or the new file, never a torn one.
+//! fsync, rename, fsync the directory), at most once a second, so a kill -9
+//! at any moment leaves either the old or the new file, never a torn one.
+//!
+//! What must survive a kill -9 at once (an incident opened or closed, an
+//! attempt about to start) does not wait for that: the changed units are
+//! appended to `state.changes.jsonl` ([`StoreChange`], a journal line each
+//! batch), numbered; `state.json` records the newest change it includes, and
+//! loading replays the newer ones. So 10,000 incidents opening in a storm cost
+//! 10,000 short lines and one rewrite a second, not a rewrite per batch.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -37,6 +44,54 @@ pub struct StoreFile {
     /// (see `medic_core::storm`), so a restarted medic sends its resolving line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storm: Option<StoredStorm>,
+    /// The newest change line (`state.changes.jsonl`) this file includes.
+    #[serde(default)]
+    pub seq: u64,
+}
+
+/// One line of `state.changes.jsonl`: the units that changed, whole (`null`:
+/// no longer watched), and the incident counter, numbered after the last.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StoreChange {
+    /// Its number: lines up to `StoreFile::seq` are in `state.json` already.
+    pub seq: u64,
+    /// The next incident number.
+    pub next_incident: u64,
+    /// The changed units.
+    pub units: BTreeMap<String, Option<Arc<StoredUnit>>>,
+}
+
+/// Where the change lines of the store in `dir` are appended.
+pub fn changes_path(dir: &Path) -> PathBuf {
+    dir.join("state.changes.jsonl")
+}
+
+/// Rewrites `state.changes.jsonl` with only the lines `state.json` beside it
+/// does not include yet (a `Limit::Compact` of its journal).
+pub fn compact_changes(path: &Path) -> anyhow::Result<()> {
+    /// Only the field needed; the rest of the file is skipped.
+    #[derive(Deserialize)]
+    struct Seq {
+        #[serde(default)]
+        seq: u64,
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let included = match std::fs::read(dir.join("state.json")) {
+        Ok(bytes) => serde_json::from_slice::<Seq>(&bytes).map_or(0, |s| s.seq),
+        Err(_) => 0,
+    };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    crate::files::replace(path, |out| {
+        for line in text.lines() {
+            let newer = serde_json::from_str::<Seq>(line).is_ok_and(|s| s.seq > included);
+            if newer {
+                use std::io::Write;
+                writeln!(out, "{line}")?;
+            }
+        }
+        Ok(())
+    })
 }
 
 /// What the storm rule keeps across a restart.
@@ -163,6 +218,8 @@ impl Store {
                 return Err(error).with_context(|| format!("cannot read {}", path.display()));
             }
         };
+        let mut file = file;
+        replay_changes(&changes_path(dir), &mut file);
         let mut store = Self {
             path,
             file: Arc::new(file),
@@ -221,6 +278,30 @@ impl Store {
             None => {
                 file.units.remove(name);
             }
+        }
+    }
+
+    /// Takes the changed units (`None`: no longer watched) and the incident
+    /// counter into the store, and returns them as the next change line.
+    pub fn change(
+        &mut self,
+        changed: impl IntoIterator<Item = (String, Option<UnitSnapshot>)>,
+        next_incident: u64,
+        clock: &WallClock,
+    ) -> StoreChange {
+        let mut units = BTreeMap::new();
+        for (name, snapshot) in changed {
+            self.update_unit(&name, snapshot, clock);
+            let unit = self.file.units.get(&name).cloned();
+            units.insert(name, unit);
+        }
+        self.set_next_incident(next_incident);
+        let file = Arc::make_mut(&mut self.file);
+        file.seq += 1;
+        StoreChange {
+            seq: file.seq,
+            next_incident,
+            units,
         }
     }
 
@@ -287,6 +368,27 @@ impl Store {
     /// A unit's last known good spec.
     pub fn last_known_good(&self, name: &str) -> Option<&serde_json::Value> {
         self.file.units.get(name)?.last_known_good.as_ref()
+    }
+}
+
+/// Applies the change lines `file` does not include yet, in order (a torn
+/// last line, from a crash mid-append, is skipped).
+fn replay_changes(path: &Path, file: &mut StoreFile) {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return;
+    };
+    for change in crate::journal::parse_lines::<StoreChange>(&text) {
+        if change.seq <= file.seq {
+            continue;
+        }
+        file.seq = change.seq;
+        file.next_incident = file.next_incident.max(change.next_incident);
+        for (name, unit) in change.units {
+            match unit {
+                Some(unit) => file.units.insert(name, unit),
+                None => file.units.remove(&name),
+            };
+        }
     }
 }
 
@@ -399,6 +501,8 @@ fn from_stored(name: &str, unit: &StoredUnit, clock: &WallClock) -> UnitSnapshot
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
 
     #[test]
@@ -446,6 +550,112 @@ mod tests {
             .map(|e| e.file_name())
             .collect();
         assert_eq!(leftovers, vec![std::ffi::OsString::from("state.json")]);
+    }
+
+    fn unit(name: &str, attempts: u32) -> UnitSnapshot {
+        let now = std::time::Instant::now();
+        UnitSnapshot {
+            name: name.into(),
+            phase: SavedPhase::Acting(Step::Restart(attempts)),
+            incident: Some(SavedIncident {
+                id: format!("x-{name}"),
+                opened: now,
+                alerted: false,
+                rollback_tried: false,
+                attempts,
+                reason: None,
+                gone: false,
+                removed_at: None,
+            }),
+            incidents: vec![now],
+            paused: None,
+        }
+    }
+
+    fn append(path: &Path, change: &StoreChange) {
+        let mut file = crate::files::open_append(path).unwrap();
+        writeln!(file, "{}", serde_json::to_string(change).unwrap()).unwrap();
+    }
+
+    fn attempts(store: &Store, name: &str) -> Option<u32> {
+        let clock = WallClock::now();
+        Some(store.snapshot(name, &clock)?.incident?.attempts)
+    }
+
+    /// A kill -9 between whole saves: what the change lines hold comes back,
+    /// lines the file already includes are not applied again, and a torn last
+    /// line is skipped.
+    #[test]
+    fn change_lines_newer_than_the_file_are_replayed_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = WallClock::now();
+        let changes = changes_path(dir.path());
+        let mut store = Store::open(dir.path(), Timestamp::now()).unwrap();
+        store.set_last_known_good("api", serde_json::json!({"image": "sha256:1"}));
+        let first = store.change([("api".into(), Some(unit("api", 1)))], 3, &clock);
+        append(&changes, &first);
+        // The whole store is saved here (it includes line 1) …
+        crate::files::replace(store.path(), |out| {
+            Ok(serde_json::to_writer(out, &store.shared())?)
+        })
+        .unwrap();
+        // … then more changes, only as lines: api's next attempt, web new, db gone.
+        let second = store.change(
+            [
+                ("api".into(), Some(unit("api", 2))),
+                ("web".into(), Some(unit("web", 1))),
+            ],
+            5,
+            &clock,
+        );
+        append(&changes, &second);
+        let third = store.change([("web".into(), None)], 6, &clock);
+        append(&changes, &third);
+        // Line 1 again (as after a compaction raced a save): older than the file, skipped.
+        append(&changes, &first);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&changes)
+            .unwrap()
+            .write_all(b"{\"seq\":9,\"next_incident\":99,\"units\":{\"api\":nu")
+            .unwrap();
+
+        let again = Store::open(dir.path(), Timestamp::now()).unwrap();
+        assert_eq!(attempts(&again, "api"), Some(2));
+        assert_eq!(attempts(&again, "web"), None, "web was forgotten");
+        assert_eq!(again.file.next_incident, 6);
+        assert_eq!(again.file.seq, 3);
+        assert_eq!(again.last_known_good("api").unwrap()["image"], "sha256:1");
+        // Numbering continues after a restart.
+        let mut again = again;
+        assert_eq!(again.change([], 6, &clock).seq, 4);
+    }
+
+    /// Past its size the file keeps only what `state.json` does not include.
+    #[test]
+    fn compaction_keeps_only_lines_newer_than_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = WallClock::now();
+        let changes = changes_path(dir.path());
+        let mut store = Store::open(dir.path(), Timestamp::now()).unwrap();
+        for k in 1..=3 {
+            let line = store.change([("api".into(), Some(unit("api", k)))], 1, &clock);
+            append(&changes, &line);
+        }
+        crate::files::replace(store.path(), |out| {
+            Ok(serde_json::to_writer(out, &store.shared())?)
+        })
+        .unwrap();
+        let fourth = store.change([("api".into(), Some(unit("api", 4)))], 1, &clock);
+        append(&changes, &fourth);
+        compact_changes(&changes).unwrap();
+        let kept: Vec<StoreChange> =
+            crate::journal::parse_lines(&std::fs::read_to_string(&changes).unwrap());
+        assert_eq!(kept, vec![fourth]);
+        assert_eq!(
+            attempts(&Store::open(dir.path(), Timestamp::now()).unwrap(), "api"),
+            Some(4)
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! is probed and what acting on it means.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -23,7 +24,7 @@ pub struct UnitSpec {
     /// The service it belongs to.
     pub service: String,
     /// How it is judged and recovered.
-    pub policy: Policy,
+    pub policy: Arc<Policy>,
     /// What acting on it means.
     pub target: UnitTarget,
     /// Its probes and their intervals, in policy order (the daemon hands

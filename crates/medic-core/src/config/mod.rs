@@ -616,6 +616,8 @@ fn build_service(
         None => 0.999,
     };
     let policy = build_policy(&policy, &target, &probes, errors);
+    // Kept for the daemon's life: no room for four probes where there is one.
+    probes.shrink_to_fit();
     let labels = raw
         .labels
         .iter()
@@ -641,7 +643,7 @@ fn build_service(
         name,
         target,
         probes,
-        policy,
+        policy: Arc::new(policy),
         depends_on: raw.depends_on.iter().map(|d| d.get_ref().clone()).collect(),
     })
 }
@@ -1170,7 +1172,7 @@ fn build_http(raw: &RawProbe, span: Range<usize>, errors: &mut Errors) -> Option
         expect_status: raw
             .expect_status
             .as_ref()
-            .map_or_else(|| (200..300).collect(), |c| c.get_ref().clone()),
+            .map_or_else(any_2xx, |c| c.get_ref()[..].into()),
         body_contains: raw.body_contains.clone(),
         body_regex,
         json_pointer,
@@ -1180,6 +1182,13 @@ fn build_http(raw: &RawProbe, span: Range<usize>, errors: &mut Errors) -> Option
         follow_redirects: raw.follow_redirects.unwrap_or(false),
         max_body: raw.max_body.map_or(1 << 20, |b| b.0),
     })
+}
+
+/// The default `expect_status`, one shared list.
+fn any_2xx() -> Arc<[u16]> {
+    static ANY_2XX: std::sync::LazyLock<Arc<[u16]>> =
+        std::sync::LazyLock::new(|| (200..300).collect());
+    ANY_2XX.clone()
 }
 
 /// An HTTP token (RFC 9110): what a method or a header name may be made of.

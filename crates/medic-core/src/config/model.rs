@@ -110,8 +110,9 @@ pub struct Service {
     pub target: Option<Target>,
     /// How medic knows; never empty (a container or launch_agent target implies its probe).
     pub probes: Vec<Probe>,
-    /// Thresholds, attempts and timers.
-    pub policy: Policy,
+    /// Thresholds, attempts and timers; shared with the unit and its state
+    /// machine, so 10,000 services hold one copy each, not three.
+    pub policy: Arc<Policy>,
     /// Services that must be healthy before this one is restarted.
     pub depends_on: Vec<String>,
     /// Availability objective (0.999 = 99.9 %), for the error budget in metrics.
@@ -247,8 +248,9 @@ pub struct HttpProbe {
     pub method: String,
     /// Request headers; the values are secrets (`Authorization: Bearer …`).
     pub headers: Vec<(String, Secret)>,
-    /// Accepted status codes.
-    pub expect_status: Vec<u16>,
+    /// Accepted status codes; the default (any 2xx) is one list shared by every
+    /// probe, not 200 bytes in each of 10,000.
+    pub expect_status: Arc<[u16]>,
     /// The body must contain this text.
     pub body_contains: Option<String>,
     /// The body must match this regex.

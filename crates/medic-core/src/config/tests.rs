@@ -345,7 +345,7 @@ start_period = "30s"
     );
     let api = &config.services[0];
     assert_eq!(
-        api.policy,
+        *api.policy,
         Policy {
             failure_threshold: 3,
             success_threshold: 2,
@@ -500,7 +500,7 @@ name = "web"
         panic!("{probes:?}");
     };
     assert_eq!(plain.method, "GET");
-    assert_eq!(plain.expect_status, (200..=299).collect::<Vec<u16>>());
+    assert_eq!(*plain.expect_status, *(200..=299).collect::<Vec<u16>>());
     assert!(plain.tls_verify && !plain.follow_redirects);
     assert_eq!(plain.max_body, 1024 * 1024);
     assert_eq!(full.method, "HEAD");
@@ -512,7 +512,7 @@ name = "web"
         !format!("{full:?}").contains("Bearer x"),
         "header values are secrets: {full:?}"
     );
-    assert_eq!(full.expect_status, vec![204]);
+    assert_eq!(*full.expect_status, [204]);
     assert_eq!(
         full.json_pointer,
         Some((

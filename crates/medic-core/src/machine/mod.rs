@@ -201,7 +201,7 @@ pub(crate) struct Ctx<'a> {
 #[derive(Debug, Clone)]
 pub(crate) struct Machine {
     name: String,
-    policy: Policy,
+    policy: Arc<Policy>,
     phase: Phase,
     since: Instant,
     started: Instant,
@@ -223,7 +223,7 @@ pub(crate) struct Machine {
 }
 
 impl Machine {
-    pub(crate) fn new(now: Instant, name: String, policy: Policy) -> Self {
+    pub(crate) fn new(now: Instant, name: String, policy: Arc<Policy>) -> Self {
         let probes = vec![ProbeState::default(); policy.probes.len()];
         Self {
             name,
@@ -249,7 +249,7 @@ impl Machine {
     }
 
     /// Replaces the policy after a config reload; the state and attempt count stay.
-    pub(crate) fn set_policy(&mut self, policy: Policy) {
+    pub(crate) fn set_policy(&mut self, policy: Arc<Policy>) {
         self.probes
             .resize(policy.probes.len(), ProbeState::default());
         self.policy = policy;

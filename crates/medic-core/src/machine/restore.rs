@@ -1,6 +1,7 @@
 //! Across a restart of medic: what a unit saves, and how its open incident
 //! resumes from it (issue #23: a restart never strands an incident).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{Ctx, Incident, IncidentEvidence, Machine, Phase};
@@ -17,7 +18,7 @@ impl Machine {
     /// [`Machine::resume_after_restart`], which the supervisor calls next): a due step keeps its
     /// time, an action that was running counts as finished with an unknown
     /// result and is verified on fresh observations, as is one being verified.
-    pub(crate) fn restore(now: Instant, saved: UnitSnapshot, policy: Policy) -> Self {
+    pub(crate) fn restore(now: Instant, saved: UnitSnapshot, policy: Arc<Policy>) -> Self {
         let mut machine = Self::new(now, saved.name, policy);
         machine.incidents = saved.incidents.into_iter().collect();
         machine.paused = saved.paused;

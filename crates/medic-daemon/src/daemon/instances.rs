@@ -5,6 +5,7 @@
 //! deploy that removed it, a selector that no longer matches it).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use medic_core::config::{ContainerSelector, LabelSelector, Target};
 
@@ -107,7 +108,9 @@ impl Daemon {
             return;
         };
         let (mut config, mut target) = (config.clone(), target.clone());
-        if let Err(error) = units::apply_label_overrides(&mut config.policy, &mut target, labels) {
+        if let Err(error) =
+            units::apply_label_overrides(Arc::make_mut(&mut config.policy), &mut target, labels)
+        {
             tracing::warn!(unit = %name, %error, "Ignoring an invalid medic.* label");
         }
         match units::container_unit(&config, &target, &name, container, &self.executor) {

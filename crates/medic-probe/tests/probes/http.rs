@@ -115,7 +115,7 @@ async fn a_wrong_status_fails() {
     assert_eq!(observation.evidence["body"], "down");
 
     let mut accept_503 = http(url("/down"));
-    accept_503.expect_status = vec![503];
+    accept_503.expect_status = [503].into();
     expect(&run_http(accept_503, SECOND).await, Outcome::Ok, "HTTP 503");
 }
 
@@ -300,7 +300,7 @@ async fn redirects_are_judged_unless_followed() {
     assert!(!observation.evidence.contains_key("final_url"));
 
     let mut accept_307 = http(url("/moved"));
-    accept_307.expect_status = vec![307];
+    accept_307.expect_status = [307].into();
     expect(&run_http(accept_307, SECOND).await, Outcome::Ok, "HTTP 307");
 
     let mut follow = http(url("/moved"));

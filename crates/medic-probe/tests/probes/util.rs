@@ -30,7 +30,7 @@ pub fn http(url: String) -> HttpProbe {
         url,
         method: "GET".into(),
         headers: Vec::new(),
-        expect_status: (200..300).collect(),
+        expect_status: (200..300).collect::<Vec<u16>>().into(),
         body_contains: None,
         body_regex: None,
         json_pointer: None,

@@ -1,5 +1,5 @@
 //! `scripts/bench`: medic's figures beside a baseline measured in the same run
-//! on the same machine. `medic-bench [recovery|engines|probes|idle|startup|storm|containers|disk|all] [--seconds N] [--size N] [--containers N]`
+//! on the same machine. `medic-bench [recovery|engines|probes|idle|startup|storm|containers|disk|month|all] [--seconds N] [--size N] [--containers N]`
 //!
 //! - recovery: kill → running and answering HTTP, medic versus a bare
 //!   `docker start`; detection latency from Docker's `die` event to medic's
@@ -18,6 +18,9 @@
 //!   brought back by medic, beside `docker start` by 4 workers.
 //! - disk: 10,000 endpoints (`--size N`) started, healthy for 3 min, one storm:
 //!   bytes medic wrote and each file in state_dir per phase, and per day.
+//! - month: 10,000 units' availability history (`--size N`) after 30 days in
+//!   virtual time, in process: resident memory beside the same units after
+//!   1 hour, and one `history()` export of every unit.
 //!
 //! Needs DOCKER_HOST pointing at an engine with medic-test/good:1 and Monit
 //! installed (scripts/bench provides both).
@@ -26,6 +29,7 @@ mod containers;
 mod disk;
 mod engines;
 mod idle;
+mod month;
 mod probes;
 mod recovery;
 mod startup;
@@ -86,5 +90,8 @@ fn main() {
     }
     if all || which == "disk" {
         disk::run(size);
+    }
+    if all || which == "month" {
+        month::run(size);
     }
 }
