@@ -177,7 +177,7 @@ fn policy(can_restart: bool, can_rollback: bool, failure_threshold: u32) -> Poli
 fn check(policy: Policy, steps: &[Step]) {
     let start = Instant::now();
     let mut now = start;
-    let mut machine = Machine::new(now, "web".into(), policy);
+    let mut machine = Machine::new(now, "web".into(), Arc::new(policy));
     let (mut out, mut next_incident) = (VecDeque::new(), 0);
     let mut ctx = Ctx {
         out: &mut out,
