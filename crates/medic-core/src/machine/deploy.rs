@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Ctx, Incident, Machine, Phase};
+use super::{Ctx, Incident, IncidentEvidence, Machine, Phase};
 use crate::event::{EventKind, Severity};
 use crate::observation::Evidence;
 use crate::time::after;
@@ -113,9 +113,12 @@ impl Machine {
         match self.incident.as_mut() {
             Some(incident) => {
                 incident.rollback_tried = false;
-                incident.evidence.extend(evidence.clone());
+                incident.evidence.add(evidence.clone());
             }
-            None => self.incident = Some(Incident::open(now, false, evidence.clone(), ctx)),
+            None => {
+                let added = IncidentEvidence::added(evidence.clone());
+                self.incident = Some(Incident::open(now, false, added, ctx));
+            }
         }
         self.set_phase(now, Phase::Failing);
         self.log_with(ctx, now, EventKind::DeployFailed, message.clone(), evidence);
@@ -126,7 +129,7 @@ impl Machine {
         let mut all = self
             .incident
             .as_ref()
-            .map(|i| i.evidence.clone())
+            .map(|i| i.evidence.merged())
             .unwrap_or_default();
         all.insert("last_observations".into(), self.observation_summary());
         self.alert_with(

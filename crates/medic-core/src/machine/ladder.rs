@@ -3,9 +3,10 @@
 //! verified on fresh observations), then a rollback to the last known good,
 //! then escalation to a person.
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use super::{ClosedIncident, Ctx, Incident, Machine, Phase, millis};
+use super::{ClosedIncident, Ctx, Incident, IncidentEvidence, Machine, Phase, millis};
 use crate::backoff;
 use crate::event::{EventKind, Severity};
 use crate::observation::{ENGINE_GRACE, Evidence, Observation, RESTART_EXPECTED_FROM, Urgency};
@@ -15,21 +16,28 @@ use crate::vocabulary::{Action, ActionResult, Step};
 impl Machine {
     /// An incident opens: flapping (`flap_limit` incidents within `flap_window`
     /// before this one) sends it straight to rollback; otherwise its first restart.
-    pub(super) fn open_incident(&mut self, now: Instant, observation: Observation, ctx: &mut Ctx) {
-        let mut evidence = observation.evidence.clone();
-        evidence.insert("latency_ms".into(), millis(observation.latency).into());
+    pub(super) fn open_incident(
+        &mut self,
+        now: Instant,
+        observation: Arc<Observation>,
+        ctx: &mut Ctx,
+    ) {
+        let mut evidence = IncidentEvidence::default();
         if observation.urgency == Urgency::EngineRestarts {
-            evidence
-                .entry(RESTART_EXPECTED_FROM)
-                .or_insert_with(|| "the engine".into());
+            // Beneath the failure: who the failure itself names wins.
+            let who = (RESTART_EXPECTED_FROM.to_owned(), "the engine".into());
+            evidence.add(Evidence::from_iter([who]));
         }
+        let message = observation.message.clone();
         let gone = observation.urgency == Urgency::Gone;
-        let mut incident = Incident::open(now, gone, evidence.clone(), ctx);
+        evidence.failure(observation);
+        let failing = evidence.merged();
+        let mut incident = Incident::open(now, gone, evidence, ctx);
         incident.reason = self.flapping(now);
         self.incident = Some(incident);
         let first = ctx.out.len();
         self.next_step(now, ctx);
-        self.log_with(ctx, now, EventKind::Failing, observation.message, evidence);
+        self.log_with(ctx, now, EventKind::Failing, message, failing);
         // The failing event comes first, before what the next step said (an escalation).
         if let Some(failing) = ctx.out.pop_back() {
             ctx.out.insert(first, failing);
@@ -309,7 +317,7 @@ impl Machine {
         let mut all = self
             .incident
             .as_ref()
-            .map(|i| i.evidence.clone())
+            .map(|i| i.evidence.merged())
             .unwrap_or_default();
         all.extend(evidence);
         let attempts = self.incident.as_ref().map_or(0, |i| i.attempts);
@@ -429,7 +437,8 @@ impl Machine {
             incident.reason = None;
         }
         if self.incident.is_none() {
-            self.incident = Some(Incident::open(now, false, Evidence::new(), ctx));
+            let evidence = IncidentEvidence::default();
+            self.incident = Some(Incident::open(now, false, evidence, ctx));
             self.log(
                 ctx,
                 now,

@@ -2,13 +2,16 @@
 //! → rolling_back → healthy | escalated, with the paused and unknown overlays.
 //! This file holds the phases and the dispatch of inputs; the policy lives in
 //! `ladder.rs` (restart → rollback → escalate), `deploy.rs` (the deploy guard),
-//! `health.rs` (health, staleness, blindness) and `restore.rs` (a restart of medic).
+//! `health.rs` (health, staleness, blindness) and `restore.rs` (a restart of medic);
+//! `evidence.rs` holds an incident's evidence without copying it.
 
 mod deploy;
+mod evidence;
 mod health;
 mod ladder;
 mod restore;
 
+use evidence::IncidentEvidence;
 use health::ProbeState;
 pub use health::{Health, ProbeStatus};
 
@@ -162,13 +165,14 @@ struct Incident {
     gone: bool,
     /// When the removal was seen: no step runs before `replace_grace` has passed since.
     removed_at: Option<Instant>,
-    /// The failure that opened it, attached to escalation alerts.
-    evidence: Evidence,
+    /// The failures that opened and fed it (shared with the probes' slots) and
+    /// what medic added, attached to its alerts and escalation.
+    evidence: IncidentEvidence,
 }
 
 impl Incident {
     /// A new incident with the next id.
-    fn open(now: Instant, gone: bool, evidence: Evidence, ctx: &mut Ctx) -> Self {
+    fn open(now: Instant, gone: bool, evidence: IncidentEvidence, ctx: &mut Ctx) -> Self {
         *ctx.next_incident += 1;
         Self {
             id: format!("{}{}", ctx.incident_prefix, ctx.next_incident),
@@ -320,11 +324,11 @@ impl Machine {
             Outcome::Fail => 0,
             Outcome::Blind => state.consecutive_ok,
         };
-        // Shared with status answers; copied only when a failure needs its own.
-        let observation = std::sync::Arc::new(observation);
+        // Shared with status answers and with the open incident's evidence.
+        let observation = Arc::new(observation);
         state.last = Some(ProbeStatus {
             at: now,
-            observation: std::sync::Arc::clone(&observation),
+            observation: Arc::clone(&observation),
             consecutive_failures,
         });
         if self.stale && !self.is_stale(now) {
@@ -342,12 +346,7 @@ impl Machine {
         match observation.outcome {
             Outcome::Blind => {}
             Outcome::Ok => self.on_success(now, ctx),
-            Outcome::Fail => self.on_failure(
-                now,
-                consecutive_failures,
-                std::sync::Arc::unwrap_or_clone(observation),
-                ctx,
-            ),
+            Outcome::Fail => self.on_failure(now, consecutive_failures, observation, ctx),
         }
         // An action held while blind goes now, unless this observation closed the incident.
         self.drive(now, ctx);
@@ -419,7 +418,7 @@ impl Machine {
         &mut self,
         now: Instant,
         consecutive_failures: u32,
-        observation: Observation,
+        observation: Arc<Observation>,
         ctx: &mut Ctx,
     ) {
         let acting = matches!(
@@ -444,10 +443,7 @@ impl Machine {
             // Alerts carry every probe's latest failure evidence, not only the first
             // one's; what a service shows while medic acts on it or while it boots
             // again (a container being recreated, say) is not the cause.
-            incident.evidence.extend(observation.evidence.clone());
-            incident
-                .evidence
-                .insert("latency_ms".into(), millis(observation.latency).into());
+            incident.evidence.failure(Arc::clone(&observation));
         }
         let decisive = observation.urgency != Urgency::Normal;
         let over_threshold = consecutive_failures >= self.policy.failure_threshold;
@@ -468,7 +464,8 @@ impl Machine {
                 if decisive && observation.began_since(now, since) =>
             {
                 let message = format!("still failing: {}", observation.message);
-                self.verification_failed(now, step, message, observation.evidence, ctx);
+                let evidence = observation.evidence.clone();
+                self.verification_failed(now, step, message, evidence, ctx);
             }
             // A container that is gone may still be replaced before the deploy
             // timeout; one that died is a failed deploy at once.
@@ -478,7 +475,8 @@ impl Machine {
                     && observation.began_since(now, since) =>
             {
                 let message = format!("the new version fails: {}", observation.message);
-                self.deploy_failed(now, message, observation.evidence, ctx);
+                let evidence = observation.evidence.clone();
+                self.deploy_failed(now, message, evidence, ctx);
             }
             _ => {}
         }
@@ -707,7 +705,7 @@ impl Machine {
         let evidence = self
             .incident
             .as_ref()
-            .map(|i| i.evidence.clone())
+            .map(|i| i.evidence.merged())
             .unwrap_or_default();
         self.alert_with(ctx, severity, kind, message, evidence, resolved);
     }

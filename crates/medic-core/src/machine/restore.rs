@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Ctx, Incident, Machine, Phase};
+use super::{Ctx, Incident, IncidentEvidence, Machine, Phase};
 use crate::event::EventKind;
 use crate::observation::Evidence;
 use crate::policy::Policy;
@@ -31,7 +31,7 @@ impl Machine {
             reason: i.reason,
             gone: i.gone,
             removed_at: i.removed_at,
-            evidence: Evidence::new(),
+            evidence: IncidentEvidence::default(),
         });
         let recover_timeout = machine.policy.recover_timeout;
         // At least one probe round to see the unit again, however little was left.
