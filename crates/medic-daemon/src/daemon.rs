@@ -95,6 +95,8 @@ struct Daemon {
     store_written: tokio::sync::watch::Receiver<u64>,
     /// What must survive a kill -9 at once: the store's change lines.
     store_changes: Journal,
+    /// A storm began or ended since the last change line: the next one carries it.
+    storm_turned: bool,
     /// The number of the newest change line its writer has finished.
     changes_written: tokio::sync::watch::Receiver<u64>,
     /// Restarts and rollbacks waiting for the save or change line that records them.
@@ -214,6 +216,7 @@ pub async fn run(
         store_written: store_saver.finished(),
         changes_written: store_changes.finished(),
         store_changes,
+        storm_turned: false,
         after_save: Vec::new(),
         save_urgent: false,
         store_saver,
@@ -756,9 +759,14 @@ impl Daemon {
                 (name, snapshot)
             })
             .collect();
+        // A storm that began or ended goes with the line, as it is now.
+        let storm = std::mem::take(&mut self.storm_turned).then(|| {
+            self.store.set_storm(self.storm.saved(), &self.clock);
+            self.store.file.storm.clone().unwrap_or_default()
+        });
         let line = self
             .store
-            .change(changed, self.sup.next_incident(), &self.clock);
+            .change(changed, self.sup.next_incident(), storm, &self.clock);
         let number = self.store_changes.append(&line);
         self.save_soon();
         Persisted::Change(number)
@@ -965,6 +973,11 @@ impl Daemon {
 
     /// Tells people that a storm began or ended.
     fn storm_changed(&mut self, change: Option<Change>) {
+        if change.is_some() {
+            // A restarted medic must find it at once, or it would alert again.
+            self.storm_turned = true;
+            self.save_urgent = true;
+        }
         match change {
             Some(Change::Began(active)) => {
                 let message = self.storm_line(&active);

@@ -59,6 +59,10 @@ pub struct StoreChange {
     pub next_incident: u64,
     /// The changed units.
     pub units: BTreeMap<String, Option<Arc<StoredUnit>>>,
+    /// The storm rule's state when a storm began or ended (an empty one: none
+    /// to keep), so a restarted medic does not announce it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storm: Option<StoredStorm>,
 }
 
 /// Where the change lines of the store in `dir` are appended.
@@ -287,6 +291,7 @@ impl Store {
         &mut self,
         changed: impl IntoIterator<Item = (String, Option<UnitSnapshot>)>,
         next_incident: u64,
+        storm: Option<StoredStorm>,
         clock: &WallClock,
     ) -> StoreChange {
         let mut units = BTreeMap::new();
@@ -302,6 +307,7 @@ impl Store {
             seq: file.seq,
             next_incident,
             units,
+            storm,
         }
     }
 
@@ -388,6 +394,9 @@ fn replay_changes(path: &Path, file: &mut StoreFile) {
                 Some(unit) => file.units.insert(name, unit),
                 None => file.units.remove(&name),
             };
+        }
+        if let Some(storm) = change.storm {
+            file.storm = (storm != StoredStorm::default()).then_some(storm);
         }
     }
 }
@@ -592,7 +601,7 @@ mod tests {
         let changes = changes_path(dir.path());
         let mut store = Store::open(dir.path(), Timestamp::now()).unwrap();
         store.set_last_known_good("api", serde_json::json!({"image": "sha256:1"}));
-        let first = store.change([("api".into(), Some(unit("api", 1)))], 3, &clock);
+        let first = store.change([("api".into(), Some(unit("api", 1)))], 3, None, &clock);
         append(&changes, &first);
         // The whole store is saved here (it includes line 1) …
         crate::files::replace(store.path(), |out| {
@@ -606,10 +615,11 @@ mod tests {
                 ("web".into(), Some(unit("web", 1))),
             ],
             5,
+            None,
             &clock,
         );
         append(&changes, &second);
-        let third = store.change([("web".into(), None)], 6, &clock);
+        let third = store.change([("web".into(), None)], 6, None, &clock);
         append(&changes, &third);
         // Line 1 again (as after a compaction raced a save): older than the file, skipped.
         append(&changes, &first);
@@ -628,7 +638,32 @@ mod tests {
         assert_eq!(again.last_known_good("api").unwrap()["image"], "sha256:1");
         // Numbering continues after a restart.
         let mut again = again;
-        assert_eq!(again.change([], 6, &clock).seq, 4);
+        assert_eq!(again.change([], 6, None, &clock).seq, 4);
+    }
+
+    /// A storm that began is kept by its change line; one that ended (an empty
+    /// storm) is forgotten by the next.
+    #[test]
+    fn a_storm_that_began_or_ended_comes_with_its_change_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = WallClock::now();
+        let changes = changes_path(dir.path());
+        let mut store = Store::open(dir.path(), Timestamp::now()).unwrap();
+        let began = StoredStorm {
+            since: Some(Timestamp::now()),
+            first: vec![("ep1".into(), "HTTP 404".into())],
+            failed: 9482,
+            members: vec!["ep1".into()],
+        };
+        append(&changes, &store.change([], 1, Some(began.clone()), &clock));
+        let again = Store::open(dir.path(), Timestamp::now()).unwrap();
+        assert_eq!(again.file.storm, Some(began));
+        append(
+            &changes,
+            &store.change([], 1, Some(StoredStorm::default()), &clock),
+        );
+        let again = Store::open(dir.path(), Timestamp::now()).unwrap();
+        assert_eq!(again.file.storm, None);
     }
 
     /// Past its size the file keeps only what `state.json` does not include.
@@ -639,14 +674,14 @@ mod tests {
         let changes = changes_path(dir.path());
         let mut store = Store::open(dir.path(), Timestamp::now()).unwrap();
         for k in 1..=3 {
-            let line = store.change([("api".into(), Some(unit("api", k)))], 1, &clock);
+            let line = store.change([("api".into(), Some(unit("api", k)))], 1, None, &clock);
             append(&changes, &line);
         }
         crate::files::replace(store.path(), |out| {
             Ok(serde_json::to_writer(out, &store.shared())?)
         })
         .unwrap();
-        let fourth = store.change([("api".into(), Some(unit("api", 4)))], 1, &clock);
+        let fourth = store.change([("api".into(), Some(unit("api", 4)))], 1, None, &clock);
         append(&changes, &fourth);
         compact_changes(&changes).unwrap();
         let kept: Vec<StoreChange> =
