@@ -280,6 +280,15 @@ impl Shared {
         self.wake.notify_all();
     }
 
+    /// Reports lines up to `upto` finished; the number never goes back.
+    fn finish(&self, upto: u64) {
+        self.finished.send_if_modified(|n| {
+            let newer = upto > *n;
+            *n = (*n).max(upto);
+            newer
+        });
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
         // A writer that panicked left a queue that is still consistent.
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
@@ -340,17 +349,12 @@ impl Shared {
                         queue.done += batch_lines;
                         queue.done
                     };
-                    self.finished.send_replace(done);
+                    self.finish(done);
                     self.wake.notify_all();
                 }
                 Err(error) => {
                     self.health.failed(&error);
-                    let tried = self.lock().done + batch_lines;
-                    self.finished.send_if_modified(|n| {
-                        let newer = tried > *n;
-                        *n = (*n).max(tried);
-                        newer
-                    });
+                    self.finish(self.lock().done + batch_lines);
                     if closed {
                         tracing::warn!(lines = pending.iter().filter(|b| **b == b'\n').count(), path = %self.path.display(), "Stopping with lines that could not be written");
                         return;

@@ -207,7 +207,7 @@ impl Store {
         // No create_dir_all: the lock made state_dir if it could; a missing
         // one reads as an empty store and its writer retries.
         let path = dir.join("state.json");
-        let file = match std::fs::read(&path) {
+        let mut file = match std::fs::read(&path) {
             Ok(bytes) => match serde_json::from_slice::<StoreFile>(&bytes) {
                 Ok(file) => file,
                 Err(error) => {
@@ -222,7 +222,6 @@ impl Store {
                 return Err(error).with_context(|| format!("cannot read {}", path.display()));
             }
         };
-        let mut file = file;
         replay_changes(&changes_path(dir), &mut file);
         let mut store = Self {
             path,

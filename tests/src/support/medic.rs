@@ -140,30 +140,12 @@ impl Medic {
         self.dir.path().join("state").join(name)
     }
 
-    /// The state store as a restarted medic reads it: `state.json` with the
-    /// newer lines of `state.changes.jsonl` applied (README, "Files").
+    /// The state store as a restarted medic reads it (medic's own loader:
+    /// `state.json` with the newer lines of `state.changes.jsonl` applied), as JSON.
     pub fn saved_state(&self) -> Option<Value> {
-        let mut state: Value =
-            serde_json::from_slice(&std::fs::read(self.state("state.json")).ok()?).ok()?;
-        let seq = |v: &Value| v["seq"].as_u64().unwrap_or(0);
-        for change in read_jsonl(&self.state("state.changes.jsonl")) {
-            if seq(&change) <= seq(&state) {
-                continue;
-            }
-            state["seq"] = change["seq"].clone();
-            let next = state["next_incident"].as_u64().unwrap_or(0);
-            state["next_incident"] = next
-                .max(change["next_incident"].as_u64().unwrap_or(0))
-                .into();
-            for (name, unit) in change["units"].as_object()? {
-                let units = state["units"].as_object_mut()?;
-                match unit {
-                    Value::Null => units.remove(name),
-                    unit => units.insert(name.clone(), unit.clone()),
-                };
-            }
-        }
-        Some(state)
+        let dir = self.dir.path().join("state");
+        let store = medic_daemon::store::Store::open(&dir, jiff::Timestamp::now()).ok()?;
+        serde_json::to_value(&*store.file).ok()
     }
 
     /// Every complete line of the recovery log.
