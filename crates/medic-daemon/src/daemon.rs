@@ -23,6 +23,9 @@ use medic_core::supervisor::MEDIC_UNIT;
 use medic_core::{
     Action, ActionResult, Control, EventKind, Input, Observation, Severity, Supervisor,
 };
+use medic_records::files::FileHealth;
+use medic_records::history::{HistoryFile, HistoryStore};
+use medic_records::journal::{AlertLine, Journal, Limit, RecoveryLine};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -31,9 +34,6 @@ use tokio_util::task::TaskTracker;
 
 use crate::clock::WallClock;
 use crate::executor::{Executor, JobContext};
-use crate::files::FileHealth;
-use crate::history::{HistoryFile, HistoryStore};
-use crate::journal::{AlertLine, Journal, Limit, RecoveryLine};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::saver::Saver;

@@ -216,7 +216,7 @@ impl Metrics {
             &[
                 ("version", env!("CARGO_PKG_VERSION")),
                 ("revision", REVISION),
-                ("host", &crate::alerts::hostname()),
+                ("host", &crate::hostname::hostname()),
             ],
             1.0,
         );
@@ -513,21 +513,21 @@ impl Metrics {
 type FileCounter = (
     &'static str,
     &'static str,
-    fn(&crate::files::FileHealth) -> u64,
+    fn(&medic_records::files::FileHealth) -> u64,
 );
 
 /// Failed writes and lost lines of each file medic writes in the background.
-pub(crate) fn render_storage(out: &mut String, files: &[&crate::files::FileHealth]) {
+pub(crate) fn render_storage(out: &mut String, files: &[&medic_records::files::FileHealth]) {
     let series: [FileCounter; 2] = [
         (
             "medic_journal_write_errors_total",
             "Failed writes of medic's own files (recovery log, alerts, state store, …); medic keeps supervising and retries.",
-            crate::files::FileHealth::errors_total,
+            medic_records::files::FileHealth::errors_total,
         ),
         (
             "medic_journal_lines_dropped_total",
             "Lines lost because the file stayed unwritable until its bounded buffer was full.",
-            crate::files::FileHealth::dropped_total,
+            medic_records::files::FileHealth::dropped_total,
         ),
     ];
     for (name, help, value) in series {

@@ -16,9 +16,8 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use medic_core::Supervisor;
+use medic_records::journal::RecoveryLine;
 use serde::{Deserialize, Serialize};
-
-use crate::journal::RecoveryLine;
 
 mod server;
 use crate::status::StatusReport;

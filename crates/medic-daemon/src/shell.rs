@@ -33,7 +33,7 @@ pub enum Event {
     /// The scheduled report digest is due: hand it to these sinks.
     Digest {
         /// The digest, as an alert line (kind `report`).
-        line: crate::journal::AlertLine,
+        line: medic_records::journal::AlertLine,
         /// The `[[alert]]` sinks it goes to.
         sinks: Vec<String>,
     },

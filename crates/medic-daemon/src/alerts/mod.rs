@@ -17,9 +17,9 @@ use jiff::Timestamp;
 use medic_core::config::{AlertSink, Config, SinkKind};
 use medic_core::delivery::{Route, Router, incident_key};
 use medic_core::{Evidence, Severity};
+use medic_records::journal::AlertLine;
 use tokio::sync::mpsc;
 
-use crate::journal::AlertLine;
 use crate::shell::Shell;
 use outbox::{Deliveries, Outbox, Record};
 
@@ -147,7 +147,7 @@ impl Sinks {
     }
 
     /// The outbox's writer, when there are sinks.
-    pub fn outbox(&self) -> Option<&crate::journal::Journal> {
+    pub fn outbox(&self) -> Option<&medic_records::journal::Journal> {
         self.outbox.as_ref().map(Outbox::journal)
     }
 
@@ -226,20 +226,6 @@ pub async fn send_test(config: &Config, sink: &AlertSink) -> anyhow::Result<()> 
         .attempt(&line.id, &body)
         .await
         .map_err(|failure| anyhow::anyhow!("{}", failure.message))
-}
-
-/// This host's name, for the `host` label and field.
-pub fn hostname() -> String {
-    ["/proc/sys/kernel/hostname", "/etc/hostname"]
-        .iter()
-        .find_map(|path| {
-            std::fs::read_to_string(path)
-                .ok()
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-        })
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "localhost".to_owned())
 }
 
 #[cfg(test)]

@@ -9,9 +9,9 @@ use std::path::Path;
 use jiff::Timestamp;
 use medic_core::config::Config;
 use medic_core::supervisor::MEDIC_UNIT;
+use medic_records::journal::AlertLine;
 
 use super::{Daemon, now};
-use crate::journal::AlertLine;
 use crate::units;
 
 impl Daemon {
