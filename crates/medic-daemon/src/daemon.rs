@@ -658,7 +658,9 @@ impl Daemon {
                 report.problems = self.storage_problems();
                 let log = self.config.medic.recovery_log.clone();
                 reply
-                    .send(crate::page::PageSnapshot::new(report, &self.sup, now, log))
+                    .send(crate::page_snapshot::PageSnapshot::new(
+                        report, &self.sup, now, log,
+                    ))
                     .ok();
             }
             ControlRequest::Metrics(reply) => {

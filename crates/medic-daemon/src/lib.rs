@@ -19,6 +19,7 @@ mod metrics;
 mod notify;
 pub mod output;
 pub mod page;
+pub mod page_snapshot;
 mod probe;
 mod saver;
 mod schedule;

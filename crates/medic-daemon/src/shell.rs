@@ -115,7 +115,7 @@ pub enum ControlRequest {
     /// The Prometheus exposition.
     Metrics(oneshot::Sender<String>),
     /// The status page's figures.
-    Page(oneshot::Sender<crate::page::PageSnapshot>),
+    Page(oneshot::Sender<crate::page_snapshot::PageSnapshot>),
     /// `medic deploy` begins: Ok carries the version from before the deploy.
     DeployBegin {
         /// The unit.
