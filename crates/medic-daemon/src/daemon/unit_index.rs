@@ -361,7 +361,7 @@ mod tests {
         for name in ["api", "shop/w1", "shop/w2"] {
             sup.add_unit(crate::clock::now(), name, Policy::default());
         }
-        let compose = super::super::labels::tests::compose("store", "web");
+        let compose = crate::daemon::labels::tests::compose("store", "web");
         index.set_labels("shop/w2", InstanceLabels::read(&compose));
         assert_eq!(index.resolve(&sup, "api"), ["api"]);
         assert_eq!(index.resolve(&sup, "shop"), ["shop/w1", "shop/w2"]);
