@@ -128,25 +128,13 @@ pub async fn run(
         shutdown_grace: settings.shutdown_grace,
         status_size: 0,
     };
-    for spec in units::plan(
-        &daemon.config,
-        &daemon.executor,
-        &daemon.durability.known_units(),
-    )? {
+    let known = daemon.durability.known_units();
+    for spec in units::plan(&daemon.config, &daemon.executor, &known)? {
         daemon.add_unit(spec);
     }
     daemon.restore_storm();
     daemon.executor.start_events(&shell);
-    let services: Vec<String> = daemon
-        .config
-        .services
-        .iter()
-        .filter(|s| instances::discovers(s))
-        .map(|s| s.name.clone())
-        .collect();
-    for service in services {
-        daemon.start_discovery(&service);
-    }
+    daemon.start_discoveries();
     daemon.drain();
     tracing::info!(services = daemon.config.services.len(), "medic is running");
 

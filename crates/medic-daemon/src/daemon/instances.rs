@@ -111,6 +111,20 @@ impl Daemon {
         Ok(units)
     }
 
+    /// Starts the discovery of every selector service (at start).
+    pub(super) fn start_discoveries(&mut self) {
+        let services: Vec<String> = self
+            .config
+            .services
+            .iter()
+            .filter(|s| discovers(s))
+            .map(|s| s.name.clone())
+            .collect();
+        for service in services {
+            self.start_discovery(&service);
+        }
+    }
+
     /// (Re)starts the discovery of a selector service, stopping the one it replaces.
     pub(super) fn start_discovery(&mut self, service: &str) {
         self.units.stop_discovery(service);
@@ -276,7 +290,7 @@ pub(super) fn selector_changed(
 /// Whether a service's instances are discovered (a label, compose or label
 /// prefix selector, which reports a `Sight` each round): a single container
 /// or job, a command or a plain endpoint needs no discovery task.
-pub(super) fn discovers(service: &medic_core::config::Service) -> bool {
+fn discovers(service: &medic_core::config::Service) -> bool {
     match &service.target {
         Some(Target::Container(target)) => !matches!(target.selector, ContainerSelector::Name(_)),
         Some(Target::LaunchAgent(target)) => matches!(target.selector, LabelSelector::Prefix(_)),
