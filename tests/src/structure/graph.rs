@@ -56,7 +56,16 @@ impl Crate {
                     children.insert(name);
                 }
             }
-            modules.insert(path, Module { file, text, code, uses, children });
+            modules.insert(
+                path,
+                Module {
+                    file,
+                    text,
+                    code,
+                    uses,
+                    children,
+                },
+            );
         }
         Self { modules }
     }
@@ -190,9 +199,12 @@ fn module_file(parent: &Path, root: bool, name: &str) -> Option<PathBuf> {
     } else {
         dir.join(stem)
     };
-    [base.join(format!("{name}.rs")), base.join(name).join("mod.rs")]
-        .into_iter()
-        .find(|f| f.is_file())
+    [
+        base.join(format!("{name}.rs")),
+        base.join(name).join("mod.rs"),
+    ]
+    .into_iter()
+    .find(|f| f.is_file())
 }
 
 /// The cycles among sibling modules: each strongly connected set of two or more.
@@ -210,7 +222,11 @@ pub fn cycles(edges: &BTreeMap<(ModPath, ModPath), Edge>) -> Vec<Vec<ModPath>> {
         on_stack: BTreeSet<&'a ModPath>,
         found: Vec<Vec<ModPath>>,
     }
-    fn visit<'a>(v: &'a ModPath, graph: &BTreeMap<&'a ModPath, Vec<&'a ModPath>>, s: &mut State<'a>) {
+    fn visit<'a>(
+        v: &'a ModPath,
+        graph: &BTreeMap<&'a ModPath, Vec<&'a ModPath>>,
+        s: &mut State<'a>,
+    ) {
         let n = s.index.len();
         s.index.insert(v, n);
         s.low.insert(v, n);

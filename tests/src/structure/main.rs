@@ -75,12 +75,20 @@ fn crate_roots(package: &Path) -> Vec<PathBuf> {
     let mut roots = vec![src.join("lib.rs"), src.join("main.rs")];
     if let Ok(bins) = std::fs::read_dir(src.join("bin")) {
         for bin in bins.flatten().map(|e| e.path()) {
-            roots.push(if bin.is_dir() { bin.join("main.rs") } else { bin });
+            roots.push(if bin.is_dir() {
+                bin.join("main.rs")
+            } else {
+                bin
+            });
         }
     }
     let manifest = std::fs::read_to_string(package.join("Cargo.toml")).unwrap_or_default();
     for line in manifest.lines() {
-        if let Some(path) = line.trim().strip_prefix("path = \"").and_then(|p| p.strip_suffix('"')) {
+        if let Some(path) = line
+            .trim()
+            .strip_prefix("path = \"")
+            .and_then(|p| p.strip_suffix('"'))
+        {
             roots.push(package.join(path));
         }
     }
@@ -100,7 +108,11 @@ fn cycles_of(root: &Path) -> Vec<String> {
             let mut text = format!(
                 "{}: {}",
                 root.display(),
-                members.iter().map(graph::name).collect::<Vec<_>>().join(" ⇄ ")
+                members
+                    .iter()
+                    .map(graph::name)
+                    .collect::<Vec<_>>()
+                    .join(" ⇄ ")
             );
             for ((from, to), edge) in &edges {
                 if members.contains(from) && members.contains(to) {
@@ -140,15 +152,27 @@ fn no_source_file_over_800_lines() {
         .flat_map(|dir| rust_files(&root.join(dir)))
         .map(|file| (lines(&file), file))
         .filter(|(n, _)| *n > MAX_FILE_LINES)
-        .map(|(n, file)| format!("{} ({n} lines)", file.strip_prefix(&root).unwrap_or(&file).display()))
+        .map(|(n, file)| {
+            format!(
+                "{} ({n} lines)",
+                file.strip_prefix(&root).unwrap_or(&file).display()
+            )
+        })
         .collect();
-    assert!(long.is_empty(), "source files over {MAX_FILE_LINES} lines:\n{}", long.join("\n"));
+    assert!(
+        long.is_empty(),
+        "source files over {MAX_FILE_LINES} lines:\n{}",
+        long.join("\n")
+    );
 }
 
 #[test]
 fn the_supervisor_loop_file_is_at_most_500_lines() {
     let n = lines(&root().join(LOOP_FILE));
-    assert!(n <= MAX_LOOP_LINES, "{LOOP_FILE} has {n} lines, at most {MAX_LOOP_LINES}");
+    assert!(
+        n <= MAX_LOOP_LINES,
+        "{LOOP_FILE} has {n} lines, at most {MAX_LOOP_LINES}"
+    );
 }
 
 #[test]
@@ -158,15 +182,30 @@ fn no_crate_holds_over_35_percent_of_the_code() {
         .iter()
         .filter(|p| p.starts_with(root.join("crates")))
         .map(|p| {
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            (name, rust_files(&p.join("src")).iter().map(|f| lines(f)).sum())
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (
+                name,
+                rust_files(&p.join("src")).iter().map(|f| lines(f)).sum(),
+            )
         })
         .collect();
     let total: usize = sizes.iter().map(|(_, n)| n).sum();
     let over: Vec<String> = sizes
         .iter()
         .filter(|(_, n)| n * 100 > total * MAX_CRATE_SHARE)
-        .map(|(name, n)| format!("{name}: {n} of {total} lines ({:.1} %)", *n as f64 * 100.0 / total as f64))
+        .map(|(name, n)| {
+            format!(
+                "{name}: {n} of {total} lines ({:.1} %)",
+                *n as f64 * 100.0 / total as f64
+            )
+        })
         .collect();
-    assert!(over.is_empty(), "crates over {MAX_CRATE_SHARE} % of the Rust lines under crates/*/src:\n{}", over.join("\n"));
+    assert!(
+        over.is_empty(),
+        "crates over {MAX_CRATE_SHARE} % of the Rust lines under crates/*/src:\n{}",
+        over.join("\n")
+    );
 }

@@ -42,11 +42,17 @@ fn without_literals(source: &str) -> String {
                     i += 1;
                 }
             }
-        } else if c == 'r' && !after_ident && matches!(next, Some('#' | '"')) && raw_start(&chars, i + 1).is_some() {
+        } else if c == 'r'
+            && !after_ident
+            && matches!(next, Some('#' | '"'))
+            && raw_start(&chars, i + 1).is_some()
+        {
             // Invariant: checked just above.
             let hashes = raw_start(&chars, i + 1).unwrap_or(0);
             let mut j = i + 2 + hashes;
-            while j < chars.len() && !(chars[j] == '"' && (0..hashes).all(|k| chars.get(j + 1 + k) == Some(&'#'))) {
+            while j < chars.len()
+                && !(chars[j] == '"' && (0..hashes).all(|k| chars.get(j + 1 + k) == Some(&'#')))
+            {
                 j += 1;
             }
             let end = (j + 1 + hashes).min(chars.len());
@@ -153,7 +159,11 @@ pub fn uses(code: &str) -> (Vec<Use>, String) {
             break;
         };
         let before = code[..at].trim_end();
-        let public = before.ends_with("pub") || (before.ends_with(')') && before.rsplit_once("pub(").is_some_and(|(_, v)| !v.contains(['\n', ';', '{', '}'])));
+        let public = before.ends_with("pub")
+            || (before.ends_with(')')
+                && before
+                    .rsplit_once("pub(")
+                    .is_some_and(|(_, v)| !v.contains(['\n', ';', '{', '}'])));
         let tree: String = code[at + 4..end]
             .split_whitespace()
             .collect::<Vec<_>>()
@@ -201,7 +211,10 @@ fn expand(prefix: &str, tree: &str, out: &mut Vec<(Vec<String>, bool)>) {
         }
         return;
     }
-    let path = format!("{prefix}{}", tree.split(" as ").next().unwrap_or(tree).trim());
+    let path = format!(
+        "{prefix}{}",
+        tree.split(" as ").next().unwrap_or(tree).trim()
+    );
     let mut segments: Vec<String> = path
         .split("::")
         .map(str::trim)
@@ -260,14 +273,17 @@ pub fn line_of(text: &str, at: usize) -> usize {
 
 /// Whether `code` defines a public item `name` (`pub struct X`, `pub(crate) fn x`, …).
 pub fn defines(code: &str, name: &str) -> bool {
-    ["struct", "enum", "fn", "const", "static", "type", "trait", "mod", "async fn"]
-        .iter()
-        .any(|kind| {
-            code.match_indices(&format!("{kind} {name}"))
-                .any(|(at, m)| {
-                    let after = code.as_bytes().get(at + m.len()).copied().unwrap_or(b' ');
-                    !(after.is_ascii_alphanumeric() || after == b'_')
-                        && (code[..at].trim_end().ends_with("pub") || code[..at].trim_end().ends_with(')'))
-                })
-        })
+    [
+        "struct", "enum", "fn", "const", "static", "type", "trait", "mod", "async fn",
+    ]
+    .iter()
+    .any(|kind| {
+        code.match_indices(&format!("{kind} {name}"))
+            .any(|(at, m)| {
+                let after = code.as_bytes().get(at + m.len()).copied().unwrap_or(b' ');
+                !(after.is_ascii_alphanumeric() || after == b'_')
+                    && (code[..at].trim_end().ends_with("pub")
+                        || code[..at].trim_end().ends_with(')'))
+            })
+    })
 }
