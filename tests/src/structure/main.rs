@@ -125,7 +125,7 @@ fn cycles_of(root: &Path) -> Vec<String> {
                     ));
                 }
             }
-            text
+            text.replace(&format!("{}/", self::root().display()), "")
         })
         .collect()
 }
