@@ -47,7 +47,7 @@ pub fn start(config: &Config, shell: &Shell) {
         services: config.services.iter().map(|s| s.name.clone()).collect(),
         recovery_log: config.medic.recovery_log.clone(),
         state_dir: config.medic.state_dir.clone(),
-        host: crate::hostname::hostname(),
+        host: medic_alerts::hostname::hostname(),
     };
     shell.tracker.spawn(task.run(shell.clone()));
 }

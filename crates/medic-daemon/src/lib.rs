@@ -5,14 +5,12 @@
 //! Architecture invariant: decisions (retry, backoff, escalation) are made in
 //! medic-core; this crate only observes, carries out actions and records.
 
-pub mod alerts;
 pub mod clock;
 pub mod control;
 pub mod daemon;
 mod digest;
 pub mod docker;
 pub mod executor;
-pub mod hostname;
 mod launchd;
 pub mod lock;
 mod metrics;

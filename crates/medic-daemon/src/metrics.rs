@@ -5,6 +5,9 @@
 //! process figures. A Prometheus server scraping every host's medic is how a
 //! fleet is watched (`web.rs` binds the listener).
 
+pub(crate) mod sinks;
+mod text;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -22,6 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::shell::ControlRequest;
 use crate::status::health_name;
 use crate::units::UnitSpec;
+use text::{family, sample};
 
 /// Upper bounds of the probe latency histogram, in seconds.
 const BUCKETS: [f64; 11] = [
@@ -216,7 +220,7 @@ impl Metrics {
             &[
                 ("version", env!("CARGO_PKG_VERSION")),
                 ("revision", REVISION),
-                ("host", &crate::hostname::hostname()),
+                ("host", &medic_alerts::hostname::hostname()),
             ],
             1.0,
         );
@@ -536,26 +540,6 @@ pub(crate) fn render_storage(out: &mut String, files: &[&medic_records::files::F
             sample(out, name, &[("file", file.what)], value(file) as f64);
         }
     }
-}
-
-pub(crate) fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    // Invariant: writing to a String cannot fail.
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-pub(crate) fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: f64) {
-    let labels: Vec<String> = labels
-        .iter()
-        .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
-        .collect();
-    let _ = writeln!(out, "{name}{{{}}} {value}", labels.join(","));
-}
-
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 /// medic's own process figures, from /proc (Linux; absent elsewhere).

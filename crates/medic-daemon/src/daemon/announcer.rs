@@ -13,9 +13,9 @@ use medic_core::{Alert, EventKind, Evidence, RecoveryEvent, Severity};
 use medic_records::files::FileHealth;
 use medic_records::journal::{AlertLine, Journal, Limit, RecoveryLine};
 
-use crate::alerts::Sinks;
 use crate::clock::WallClock;
 use crate::shell::Shell;
+use medic_alerts::Sinks;
 
 /// The journals, the sinks and the rules for what reaches stderr.
 pub(super) struct Announcer {
@@ -56,7 +56,7 @@ impl Announcer {
         Ok(Self {
             recovery,
             alerts,
-            sinks: Sinks::start(config, shell)?,
+            sinks: Sinks::start(config, &shell.tracker, &shell.cancel)?,
             storm: Storm::new(settings.storm),
             lines: LineBudget::default(),
             unwritable: false,
@@ -354,7 +354,7 @@ impl Announcer {
 
     /// Appends the sinks' delivery counters to a Prometheus exposition.
     pub(super) fn render_metrics(&self, out: &mut String) {
-        self.sinks.render_metrics(out);
+        crate::metrics::sinks::render(out, self.sinks.counts());
     }
 
     /// Each file this room writes and whether it is writable.

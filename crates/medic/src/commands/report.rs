@@ -56,7 +56,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<u8> {
         write!(
             out,
             "{}",
-            report::markdown(&report, &medic_daemon::hostname::hostname())
+            report::markdown(&report, &medic_alerts::hostname::hostname())
         )?;
     } else {
         table(&report, &mut out)?;
