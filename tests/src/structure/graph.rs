@@ -155,14 +155,14 @@ impl Crate {
                         .map(|t| self.resolve(t, depth + 1))
                         .and_then(|m| self.modules.get(&m))
                         .is_some_and(|m| source::defines(&m.code, name));
-                if named || through_glob {
-                    if let Some(mut target) = self.absolute(&module, target) {
-                        if *glob {
-                            target.push(name.clone());
-                        }
-                        target.extend(path[deepest + 1..].iter().cloned());
-                        return self.resolve(target, depth + 1);
+                if (named || through_glob)
+                    && let Some(mut target) = self.absolute(&module, target)
+                {
+                    if *glob {
+                        target.push(name.clone());
                     }
+                    target.extend(path[deepest + 1..].iter().cloned());
+                    return self.resolve(target, depth + 1);
                 }
             }
         }
