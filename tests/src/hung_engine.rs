@@ -4,12 +4,17 @@
 //! medic. Needs the private dockerd, behind the fault proxy
 //! (`support/fault_proxy.rs`) that holds the `wait` answers and says
 //! "removing" in the stuck containers' inspect (the state a real stuck
-//! removal leaves, which no test can bring a healthy engine into).
+//! removal leaves, which no test can bring a healthy engine into). The
+//! proxy's own faults are checked with the docker CLI through it.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::docker::GoodContainer;
-use crate::support::fault_proxy::{Fault, FaultProxy};
+use crate::support::docker::Engine;
+use crate::support::fault_proxy::{Edit, Fault, FaultProxy};
 use crate::support::medic::{Medic, eventually};
 
 /// The four stuck services (the default `max_concurrent_actions`) and the one that must still recover.
@@ -117,4 +122,51 @@ stop_timeout = "1s"
         .cloned()
         .unwrap_or_default();
     assert_eq!(free_status["health"], "healthy", "{status:#}");
+}
+
+#[test]
+fn the_fault_proxy_does_what_it_is_told() {
+    let Some(engine) = Engine::get() else { return };
+    let proxy = FaultProxy::start(engine.host());
+    let docker = |args: &[&str]| {
+        let out = std::process::Command::new("docker")
+            .args(args)
+            .env("DOCKER_HOST", proxy.host())
+            .output()
+            .expect("run docker");
+        let text = [out.stdout, out.stderr].concat();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&text).into_owned(),
+        )
+    };
+    assert!(docker(&["ps"]).0, "passes through by default");
+    assert!(proxy.count("GET", "/containers/json") >= 1);
+
+    proxy.on("GET", "/containers/json", Fault::Status(500));
+    let (ok, text) = docker(&["ps"]);
+    assert!(!ok && text.contains("fault proxy: injected 500"), "{text}");
+
+    proxy.on("GET", "/containers/json", Fault::Drop);
+    let (ok, text) = docker(&["ps"]);
+    assert!(!ok, "a dropped call fails: {text}");
+
+    proxy.on(
+        "GET",
+        "/containers/json",
+        Fault::Delay(Duration::from_millis(100)),
+    );
+    assert!(docker(&["ps"]).0, "a delayed call still answers");
+
+    let named: Edit = Arc::new(|version: &mut Value| {
+        version["Version"] = "0.0.0-proxied".into();
+    });
+    proxy.on("GET", "/version", Fault::Edit(named));
+    let (ok, text) = docker(&["version", "--format", "{{.Server.Version}}"]);
+    assert!(ok && text.contains("0.0.0-proxied"), "{text}");
+
+    proxy.clear();
+    let (ok, text) = docker(&["version", "--format", "{{.Server.Version}}"]);
+    assert!(ok && !text.contains("proxied"), "{text}");
+    assert_eq!(proxy.held(), 0);
 }
