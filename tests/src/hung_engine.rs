@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::docker::GoodContainer;
+use crate::docker::{FAST, GoodContainer};
 use crate::support::docker::Engine;
 use crate::support::fault_proxy::{Edit, Fault, FaultProxy};
 use crate::support::medic::{Medic, eventually};
@@ -31,16 +31,7 @@ fn hung_waits_time_out_and_free_their_slots() {
         .collect();
     let proxy = FaultProxy::start(free.engine.host());
     // Fast probes; everything about actions (max_concurrent_actions, their timeouts) is the default.
-    let mut services = r#"
-[defaults]
-interval = "500ms"
-timeout = "400ms"
-failure_threshold = 2
-backoff = "200ms"
-replace_grace = "1s"
-stop_timeout = "1s"
-"#
-    .to_owned();
+    let mut services = FAST.to_owned();
     for (service, container) in STUCK.iter().zip(&stuck).chain([(&"free", &free)]) {
         services += &format!(
             "\n[[service]]\nname = \"{service}\"\ncontainer = {{ name = \"{}\" }}\n",
