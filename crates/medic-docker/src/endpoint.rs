@@ -1,6 +1,5 @@
-//! Where the engine listens: a unix socket or `host:port` over plain HTTP,
-//! parsed from a `DOCKER_HOST`-style address, or the first local socket that
-//! exists.
+//! Where a Docker engine listens: `DOCKER_HOST`'s forms, and the first local
+//! socket that exists when none is given.
 
 use std::path::{Path, PathBuf};
 

@@ -20,6 +20,8 @@ mod events;
 mod recreate;
 
 pub(crate) const DEADLINE: Duration = Duration::from_secs(30);
+/// The deadline of each engine call of an action (the daemon's, for a container target).
+pub(crate) const CALL: Duration = Duration::from_secs(30);
 
 /// The test engine: its address and a client.
 struct Engine {
@@ -372,14 +374,14 @@ async fn start_and_restart_with_a_stop_timeout() {
             .message,
         "created, not started"
     );
-    engine.client.start(&name).await.unwrap();
-    engine.client.start(&name).await.unwrap(); // already running: fine
+    engine.client.start(&name, CALL).await.unwrap();
+    engine.client.start(&name, CALL).await.unwrap(); // already running: fine
     let started = engine.format(&name, "{{.State.StartedAt}}");
 
     let began = Instant::now();
     engine
         .client
-        .restart(&id, Duration::from_secs(1))
+        .restart(&id, Duration::from_secs(1), CALL)
         .await
         .unwrap();
     let took = began.elapsed();
@@ -393,7 +395,7 @@ async fn start_and_restart_with_a_stop_timeout() {
 
     let missing = engine
         .client
-        .restart(&unique("missing"), Duration::from_secs(1))
+        .restart(&unique("missing"), Duration::from_secs(1), CALL)
         .await
         .unwrap_err();
     assert!(

@@ -2,7 +2,7 @@
 
 use medic_docker::{ContainerSpec, ContainerState, Selector, forensic_name, spec_differs};
 
-use crate::{Engine, eventually, free_port, http_health, unique};
+use crate::{CALL, Engine, eventually, free_port, http_health, unique};
 
 #[tokio::test]
 async fn capture_then_recreate_gives_back_the_same_container() {
@@ -55,7 +55,7 @@ async fn capture_then_recreate_gives_back_the_same_container() {
     let stored = serde_json::to_string(&spec).unwrap();
     let spec: ContainerSpec = serde_json::from_str(&stored).unwrap();
 
-    let conflict = engine.client.recreate(&spec).await.unwrap_err();
+    let conflict = engine.client.recreate(&spec, CALL).await.unwrap_err();
     assert!(
         conflict.is_conflict(),
         "the name is still taken: {conflict}"
@@ -65,7 +65,7 @@ async fn capture_then_recreate_gives_back_the_same_container() {
     engine.docker(&["rm", "-f", &name]);
     assert_eq!(engine.client.inspect(&name).await.unwrap(), None);
 
-    let id = engine.client.recreate(&spec).await.unwrap();
+    let id = engine.client.recreate(&spec, CALL).await.unwrap();
     let after = engine.format(&name, "{{json .Config.Env}} {{json .Config.Cmd}} {{json .HostConfig.Binds}} {{json .Config.Labels}} {{json .HostConfig.RestartPolicy}} {{.HostConfig.NetworkMode}} {{.Config.WorkingDir}} {{.Config.StopTimeout}} {{.Config.Image}}");
     assert_eq!(after, before);
     let facts = engine.client.inspect(&name).await.unwrap().unwrap();
@@ -134,8 +134,8 @@ async fn a_shared_network_namespace_is_recorded_by_parent_name() {
 
     // The parent is recreated (new id); the child's spec still finds it by name.
     engine.docker(&["rm", "-f", &child, &parent]);
-    let parent_id = engine.client.recreate(&parent_spec).await.unwrap();
-    engine.client.recreate(&child_spec).await.unwrap();
+    let parent_id = engine.client.recreate(&parent_spec, CALL).await.unwrap();
+    engine.client.recreate(&child_spec, CALL).await.unwrap();
     assert_eq!(
         engine.format(&child, "{{.HostConfig.NetworkMode}}"),
         format!("container:{parent_id}")
@@ -172,7 +172,7 @@ async fn networks_and_aliases_survive_a_recreate() {
     let spec = engine.client.capture_spec(&name).await.unwrap();
 
     engine.docker(&["rm", "-f", &name]);
-    engine.client.recreate(&spec).await.unwrap();
+    engine.client.recreate(&spec, CALL).await.unwrap();
     let aliases = |network: &str| {
         let text = engine.format(
             &name,
@@ -247,7 +247,7 @@ async fn rollback_keeps_the_failed_container_and_only_the_newest_three() {
         let current = engine.client.capture_spec(&name).await.unwrap();
         assert!(spec_differs(&current, &lkg));
 
-        let id = engine.client.rollback(&name, &lkg, stamp).await.unwrap();
+        let id = engine.client.rollback(&name, &lkg, stamp, CALL).await.unwrap();
         let facts = engine.client.inspect(&name).await.unwrap().unwrap();
         assert_eq!(
             (facts.id.as_str(), facts.image_id.as_str()),
@@ -296,7 +296,7 @@ async fn rollback_keeps_the_failed_container_and_only_the_newest_three() {
     let running = engine.client.inspect(&name).await.unwrap().unwrap();
     let taken = engine
         .client
-        .rollback(&name, &lkg, stamps[3])
+        .rollback(&name, &lkg, stamps[3], CALL)
         .await
         .unwrap_err();
     assert!(taken.is_conflict(), "{taken}");
@@ -304,7 +304,7 @@ async fn rollback_keeps_the_failed_container_and_only_the_newest_three() {
     pruned.image_id = format!("sha256:{}", "0".repeat(64));
     let gone = engine
         .client
-        .rollback(&name, &pruned, "20250101T000009Z")
+        .rollback(&name, &pruned, "20250101T000009Z", CALL)
         .await
         .unwrap_err();
     assert!(gone.is_not_found(), "{gone}");
@@ -318,7 +318,7 @@ async fn rollback_keeps_the_failed_container_and_only_the_newest_three() {
     engine.docker(&["rm", "-f", &name]);
     let id = engine
         .client
-        .rollback(&name, &lkg, "20250101T000005Z")
+        .rollback(&name, &lkg, "20250101T000005Z", CALL)
         .await
         .unwrap();
     assert_eq!(engine.client.inspect(&name).await.unwrap().unwrap().id, id);
