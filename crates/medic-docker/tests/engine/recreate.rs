@@ -247,7 +247,11 @@ async fn rollback_keeps_the_failed_container_and_only_the_newest_three() {
         let current = engine.client.capture_spec(&name).await.unwrap();
         assert!(spec_differs(&current, &lkg));
 
-        let id = engine.client.rollback(&name, &lkg, stamp, CALL).await.unwrap();
+        let id = engine
+            .client
+            .rollback(&name, &lkg, stamp, CALL)
+            .await
+            .unwrap();
         let facts = engine.client.inspect(&name).await.unwrap().unwrap();
         assert_eq!(
             (facts.id.as_str(), facts.image_id.as_str()),
