@@ -209,3 +209,44 @@ fn no_crate_holds_over_35_percent_of_the_code() {
         over.join("\n")
     );
 }
+
+/// The checker on a made-up crate: a loop between siblings (one edge through
+/// a re-export) is found; a parent and its child, a path in a string or a
+/// comment, and a `#[cfg(test)]` module are not cycles.
+#[test]
+fn the_cycle_check_finds_what_it_should_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path();
+    let write = |path: &str, text: &str| {
+        let file = src.join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, text).unwrap();
+    };
+    write(
+        "lib.rs",
+        "mod a;\nmod b;\nmod p;\nmod q;\npub use a::A;\n#[cfg(test)]\nmod t;\n",
+    );
+    write(
+        "a.rs",
+        "pub struct A;\npub fn f() -> crate::b::B { crate::b::B }\n",
+    );
+    write("b.rs", "use crate::A;\npub struct B;\nfn g() -> A { A }\n");
+    write(
+        "p.rs",
+        "mod c;\nuse c::C;\npub struct P;\n// crate::q::Q\nconst S: &str = \"crate::q::Q\";\n",
+    );
+    write("p/c.rs", "pub struct C(super::P);\n");
+    write(
+        "q.rs",
+        "pub struct Q(crate::p::P);\n#[cfg(test)]\nmod tests { use crate::t::T; }\n",
+    );
+    write("t.rs", "pub struct T(crate::q::Q);\n");
+    let found = cycles_of(&src.join("lib.rs"));
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(found[0].contains("a ⇄ b"), "{}", found[0]);
+    assert!(
+        found[0].contains("b → a"),
+        "through the re-export: {}",
+        found[0]
+    );
+}
