@@ -46,13 +46,13 @@ impl Machine {
         );
     }
 
-    pub(super) fn deploy_command_finished(
-        &mut self,
-        now: Instant,
-        verify_timeout: Duration,
-        result: ActionResult,
-        ctx: &mut Ctx,
-    ) {
+    /// The deploy command's result: verify the new version, or roll back.
+    /// One that comes after the deploy timed out (its rollback may be running)
+    /// is logged and ignored: it is not the rollback's result.
+    pub(crate) fn on_deploy_finished(&mut self, now: Instant, result: ActionResult, ctx: &mut Ctx) {
+        let Phase::DeployRunning { verify_timeout, .. } = self.phase else {
+            return self.ignored("deploy command", &result, ctx);
+        };
         match result {
             ActionResult::Done { message, evidence } => {
                 for probe in &mut self.probes {
@@ -80,7 +80,7 @@ impl Machine {
                     ctx,
                 );
             }
-            ActionResult::Interrupted => {
+            ActionResult::TimedOut { .. } | ActionResult::Interrupted => {
                 let message = "deploy interrupted".to_owned();
                 self.deploy_failed(now, message, Evidence::new(), ctx);
             }
