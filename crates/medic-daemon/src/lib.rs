@@ -18,6 +18,7 @@ pub mod files;
 pub mod history;
 pub mod journal;
 mod launchd;
+mod launcher;
 pub mod lock;
 mod metrics;
 mod notify;

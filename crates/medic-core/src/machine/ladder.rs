@@ -199,10 +199,12 @@ impl Machine {
         result: ActionResult,
         ctx: &mut Ctx,
     ) {
-        let step = match self.phase {
+        let (step, launched) = match self.phase {
             Phase::Acting {
-                step, job: current, ..
-            } if current == job => step,
+                step,
+                job: current,
+                deadline,
+            } if current == job => (step, deadline.is_some()),
             _ => return self.ignored("job", &result, ctx),
         };
         let (done, failed) = match step {
@@ -258,6 +260,12 @@ impl Machine {
                 let message = "interrupted".to_owned();
                 self.log(ctx, now, failed, &message);
                 self.after_failed_step(now, step, message, Evidence::new(), ctx);
+            }
+            ActionResult::Interrupted if !launched => {
+                // Stopped before it started: due again at the next start.
+                self.set_phase(now, Phase::Waiting { step, at: now });
+                let message = "action not started before shutdown; it runs at the next start";
+                self.log(ctx, now, EventKind::Interrupted, message);
             }
             ActionResult::Interrupted => {
                 // Still acting, as the state store says: the next medic finishes

@@ -107,7 +107,7 @@ impl Daemon {
         };
         pending.reply = Some(reply);
         self.sup
-            .handle_input(now, Input::Finished { unit, result })
+            .handle_input(now, Input::DeployFinished { unit, result })
             .ok();
     }
 

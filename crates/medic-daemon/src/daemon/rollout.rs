@@ -259,7 +259,7 @@ impl Daemon {
     }
 
     fn feed(&mut self, now: Instant, unit: &str, result: ActionResult) {
-        let input = Input::Finished {
+        let input = Input::DeployFinished {
             unit: unit.to_owned(),
             result,
         };
