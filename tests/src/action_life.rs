@@ -166,3 +166,66 @@ fn a_deploy_command_past_its_timeout_is_rolled_back_not_escalated() {
         .collect();
     assert_eq!(critical, ["deploy_failed"], "{web:?}");
 }
+
+/// Case 4: a rollback cut short by a stop of medic, as `systemctl restart
+/// medic` does it: the container being rolled back ignores SIGTERM (its stop
+/// takes 20 s, far beyond `shutdown_grace`). medic stops within its grace,
+/// the container is still there under its name, and the next medic finishes
+/// the rollback from the last known good spec.
+#[test]
+fn a_rollback_cut_by_a_restart_of_medic_is_finished_by_the_next_one() {
+    let Some(web) = crate::docker::GoodContainer::start("cut-rollback") else {
+        return;
+    };
+    let (engine, name, port) = (&web.engine, web.name.as_str(), web.port);
+    let mut medic = crate::docker::watch(name, port);
+    // The new version answers nothing and, as PID 1 without a handler, ignores SIGTERM.
+    let script = format!(
+        "docker rm -f {name} && docker run -d --name {name} --network host --stop-timeout 20 \
+         medic-test/good:1 /bin/sh -c 'while :; do sleep 1; done'"
+    );
+    let mut deploy = Command::new(bin("medic"))
+        .args(["deploy", "--config"])
+        .arg(&medic.config)
+        .args(["web", "--timeout", "3s", "--", "sh", "-c", &script])
+        .envs(std::env::var("MEDIC_TEST_DOCKER_HOST").map(|host| ("DOCKER_HOST", host)))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run medic deploy");
+    medic.wait_event("the rollback", |e| e["event"] == "rollback");
+    let (status, took) = medic.terminate();
+    deploy.wait().ok();
+    assert!(status.success(), "{status:?}: {}", medic.stderr());
+    assert!(
+        took < Duration::from_secs(10),
+        "stopped within its grace: {took:?}"
+    );
+    assert!(
+        engine.inspect(name).is_some(),
+        "a container under the name after the stop"
+    );
+    let state = medic.saved_state().expect("the saved state");
+    assert_eq!(state["units"]["web"]["phase"], "rolling_back", "{state}");
+
+    medic.spawn();
+    let events = medic.wait_event("rolled back", |e| e["event"] == "rolled_back");
+    let resumed = events
+        .iter()
+        .find(|e| e["event"] == "resumed")
+        .expect("a resumed event");
+    assert!(
+        resumed["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("finishing the rollback")),
+        "{resumed}"
+    );
+    let good = engine.image_id("medic-test/good:1");
+    let now = engine.inspect(name).expect("the container is there");
+    assert_eq!(now["Image"], good, "runs the last known good version");
+    assert!(
+        !of(&events, "web").contains(&"escalated".to_owned()),
+        "{:?}",
+        of(&events, "web")
+    );
+}
