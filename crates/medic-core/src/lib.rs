@@ -30,4 +30,4 @@ pub use observation::{
 };
 pub use policy::{Policy, ProbeTiming};
 pub use supervisor::Supervisor;
-pub use vocabulary::{Action, ActionResult, Control, Input, Job, JobId, Step};
+pub use vocabulary::{Action, ActionResult, Control, DeployEnd, Input, Job, JobId, Step};

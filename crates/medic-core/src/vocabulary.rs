@@ -71,10 +71,46 @@ pub enum Action {
         /// a good version is never replaced by one merely glimpsed running.
         provisional: bool,
     },
+    /// A person's deploy has ended: answer whoever waits for it. Comes right
+    /// before the log line that says why (which carries the versions).
+    DeployEnded {
+        /// The unit.
+        unit: String,
+        /// How it ended.
+        end: DeployEnd,
+    },
     /// Append this event to the recovery log.
     Log(RecoveryEvent),
     /// Append this alert to the critical alerts file and hand it to the sinks.
     Alert(Alert),
+}
+
+/// How a person's deploy ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeployEnd {
+    /// The new version was healthy on fresh observations.
+    Promoted,
+    /// It failed and the version from before is back.
+    RolledBack,
+    /// It failed and the rollback did not bring the service back.
+    Escalated,
+    /// A person reset the service meanwhile.
+    Reset,
+    /// The service is no longer watched.
+    Removed,
+}
+
+impl DeployEnd {
+    /// The snake_case name `medic deploy` shows per instance.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeployEnd::Promoted => "promoted",
+            DeployEnd::RolledBack => "rolled_back",
+            DeployEnd::Escalated => "escalated",
+            DeployEnd::Reset => "reset",
+            DeployEnd::Removed => "removed",
+        }
+    }
 }
 
 /// How an action ended.

@@ -297,6 +297,23 @@ fn a_late_deploy_result_is_not_the_rollbacks() {
     assert_snapshot!(world.run("deploy-done"), @"ignored");
     assert_eq!(world.running.len(), 1, "the rollback still runs");
     assert_snapshot!(world.run("done ok"), @"rollback_done rolled_back !warning:rolled_back");
+    assert_eq!(world.deploy_ends, [medic_core::DeployEnd::RolledBack]);
+}
+
+/// How a deploy ends is the core's word, once per deploy.
+#[test]
+fn a_deploy_ends_once_promoted_rolled_back_escalated_or_reset() {
+    use medic_core::DeployEnd::*;
+    let ends = |script: &str| {
+        let mut world = World::new(policy());
+        world.run(script);
+        world.deploy_ends
+    };
+    assert_eq!(ends("ok deploy done ok ok"), [Promoted]);
+    assert_eq!(ends("ok deploy error done ok"), [RolledBack]);
+    assert_eq!(ends("ok deploy error error"), [Escalated]);
+    assert_eq!(ends("ok deploy reset"), [Reset]);
+    assert_eq!(ends("ok died done ok"), []);
 }
 
 /// medic restarted at each moment of the ladder: every incident resumes where

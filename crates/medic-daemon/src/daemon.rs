@@ -490,6 +490,7 @@ impl Daemon {
             }
             Action::Alert(alert) => self.announcer.alert(now(), alert),
             Action::Launch(job) => self.launch(job),
+            Action::DeployEnded { unit, end } => self.deploy_ended(&unit, end),
             Action::Probe { unit } => {
                 if let Some(u) = self.units.get(&unit) {
                     u.probes.probe_now();

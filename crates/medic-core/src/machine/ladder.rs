@@ -11,7 +11,7 @@ use crate::backoff;
 use crate::event::{EventKind, RecoveryEvent, Severity};
 use crate::observation::{ENGINE_GRACE, Evidence, Observation, RESTART_EXPECTED_FROM, Urgency};
 use crate::time::after;
-use crate::vocabulary::{Action, ActionResult, Job, JobId, Step};
+use crate::vocabulary::{Action, ActionResult, DeployEnd, Job, JobId, Step};
 
 impl Machine {
     /// An incident opens: flapping (`flap_limit` incidents within `flap_window`
@@ -367,6 +367,7 @@ impl Machine {
         let attempts = self.incident.as_ref().map_or(0, |i| i.attempts);
         all.insert("attempts".into(), attempts.into());
         all.insert("last_observations".into(), self.observation_summary());
+        self.deploy_ended(DeployEnd::Escalated, ctx);
         self.log_with(ctx, now, EventKind::Escalated, message.clone(), all.clone());
         self.alert_with(ctx, Severity::Critical, "escalated", &message, all, false);
     }
@@ -409,6 +410,9 @@ impl Machine {
         ctx: &mut Ctx,
     ) {
         self.set_phase(now, Phase::Healthy);
+        if kind == EventKind::RolledBack {
+            self.deploy_ended(DeployEnd::RolledBack, ctx);
+        }
         self.log_with(ctx, now, kind, message.to_owned(), evidence);
         let (alerted, gone) = self
             .incident
@@ -446,6 +450,7 @@ impl Machine {
         }
         self.started = now;
         self.set_phase(now, Phase::Starting);
+        self.deploy_ended(DeployEnd::Reset, ctx);
         self.log(
             ctx,
             now,

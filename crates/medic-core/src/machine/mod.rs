@@ -24,7 +24,7 @@ use crate::observation::{Evidence, Observation, Outcome, Urgency};
 use crate::policy::Policy;
 use crate::slots::Slots;
 use crate::time::after;
-use crate::vocabulary::{Action, JobId, Step};
+use crate::vocabulary::{Action, DeployEnd, JobId, Step};
 
 /// Where a unit is in its recovery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,6 +236,9 @@ pub(crate) struct Machine {
     held_for_dependency: bool,
     /// A rollback cut short by a stop of medic: it runs again, as a resumed job.
     resume_rollback: bool,
+    /// A person's deploy runs, or its failure is being rolled back: its end
+    /// goes out as [`Action::DeployEnded`].
+    deploying: bool,
     /// Judged healthy, not yet the last known good: recorded on the first round
     /// of fresh successes that began at or after this moment (see [`stable_for`]).
     lkg_due: Option<Instant>,
@@ -259,6 +262,7 @@ impl Machine {
             stale: false,
             held_for_dependency: false,
             resume_rollback: false,
+            deploying: false,
             lkg_due: None,
         }
     }
@@ -667,6 +671,7 @@ impl Machine {
     }
 
     pub(crate) fn removed(&mut self, now: Instant, why: &str, ctx: &mut Ctx) {
+        self.deploy_ended(DeployEnd::Removed, ctx);
         self.log(ctx, now, EventKind::Removed, why);
     }
 

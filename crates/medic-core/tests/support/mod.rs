@@ -23,6 +23,8 @@ pub struct World {
     pub rollbacks: u32,
     /// Every alert, in order.
     pub alerts: Vec<medic_core::Alert>,
+    /// How each deploy ended, in order (not traced).
+    pub deploy_ends: Vec<medic_core::DeployEnd>,
     /// The policy every unit of the world was added with.
     pub policy: Policy,
     /// Provisional last known good records (only kept by the shell when there is none): not traced.
@@ -42,6 +44,7 @@ impl World {
             restart_times: Vec::new(),
             rollbacks: 0,
             alerts: Vec::new(),
+            deploy_ends: Vec::new(),
             policy: policy.clone(),
             provisional_lkg: 0,
         };
@@ -135,7 +138,9 @@ impl World {
                 Action::Log(event) => event.service.clone(),
                 Action::Alert(alert) => alert.service.clone(),
                 Action::Launch(job) => job.unit.clone(),
-                Action::RecordLastKnownGood { unit, .. } | Action::Probe { unit } => unit.clone(),
+                Action::RecordLastKnownGood { unit, .. }
+                | Action::Probe { unit }
+                | Action::DeployEnded { unit, .. } => unit.clone(),
             };
             let line = match &action {
                 Action::Log(event) => match event.attempt {
@@ -180,6 +185,10 @@ impl World {
                 }
                 Action::RecordLastKnownGood { .. } => "→lkg".to_owned(),
                 Action::Probe { .. } => continue,
+                Action::DeployEnded { end, .. } => {
+                    self.deploy_ends.push(*end);
+                    continue;
+                }
             };
             self.lines.push((unit, line.clone()));
             self.trace.push(line);
