@@ -2,12 +2,14 @@
 //! → rolling_back → healthy | escalated, with the paused and unknown overlays.
 //! This file holds the phases and the dispatch of inputs; the policy lives in
 //! `ladder.rs` (restart → rollback → escalate), `deploy.rs` (the deploy guard),
-//! `health.rs` (health, staleness, blindness) and `restore.rs` (a restart of medic);
+//! `health.rs` (health, staleness, blindness), `jobs.rs` (a unit's side of its
+//! jobs' life) and `restore.rs` (a restart of medic);
 //! `evidence.rs` holds an incident's evidence without copying it.
 
 mod deploy;
 mod evidence;
 mod health;
+mod jobs;
 mod ladder;
 mod restore;
 
@@ -505,59 +507,6 @@ impl Machine {
                 self.deploy_failed(now, message, evidence, ctx);
             }
             _ => {}
-        }
-    }
-
-    /// The shell started `job`: its timeout runs from now.
-    pub(crate) fn on_launched(&mut self, now: Instant, job: JobId) {
-        if let Phase::Acting {
-            step,
-            job: current,
-            deadline: None,
-        } = self.phase
-            && current == job
-        {
-            let deadline = Some(after(now, self.policy.action_timeout));
-            self.phase = Phase::Acting {
-                step,
-                job,
-                deadline,
-            };
-        }
-    }
-
-    /// The supervisor took `job` out of the queue for the shell to start.
-    pub(crate) fn launching(&mut self, now: Instant, job: JobId) {
-        if let Phase::Queued { step, job: queued } = self.phase
-            && queued == job
-        {
-            self.set_phase(
-                now,
-                Phase::Acting {
-                    step,
-                    job,
-                    deadline: None,
-                },
-            );
-        }
-    }
-
-    /// A queued action waits no more while paused or blind: it goes back to
-    /// being due (the supervisor drops its job) and is decided again when the
-    /// unit may act.
-    fn hold_queued(&mut self, now: Instant) {
-        if let Phase::Queued { step, .. } = self.phase
-            && self.gated()
-        {
-            self.set_phase(now, Phase::Waiting { step, at: now });
-        }
-    }
-
-    /// The job this unit's phase waits for: queued or running.
-    pub(crate) fn job(&self) -> Option<JobId> {
-        match self.phase {
-            Phase::Queued { job, .. } | Phase::Acting { job, .. } => Some(job),
-            _ => None,
         }
     }
 
