@@ -92,7 +92,7 @@ async fn answer(mut rx: mpsc::Receiver<ControlRequest>) {
                     },
                 }
             }
-            ControlRequest::DeployFinish { result, .. } => Input::Finished {
+            ControlRequest::DeployFinish { result, .. } => Input::DeployFinished {
                 unit: "web".into(),
                 result,
             },

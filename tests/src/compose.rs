@@ -209,7 +209,10 @@ fn guarded_deploys_of_a_compose_service_promote_a_recreate_and_retire_a_replica(
         "{}",
         text(&out)
     );
-    let events = medic.events();
+    // The answer can come before the journal's writer has written the lines.
+    let events = medic.wait_event("the replica's removal", |e| {
+        e["service"] == *two && e["event"] == "removed"
+    });
     let retired = events
         .iter()
         .find(|e| e["service"] == *two && e["event"] == "removed")

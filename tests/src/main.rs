@@ -2,6 +2,7 @@
 
 mod support;
 
+mod action_life;
 mod alerts;
 mod cli;
 mod command_target;

@@ -96,6 +96,8 @@ fn benches(c: &mut Criterion) {
                     observed("web", died),
                     Input::Finished {
                         unit: "web".into(),
+                        // The first job of a new supervisor.
+                        job: medic_core::JobId(1),
                         result: ActionResult::Done {
                             message: "restarted".into(),
                             evidence: Default::default(),

@@ -43,6 +43,12 @@ pub enum EventKind {
     Stale,
     /// An action was cut short by shutdown.
     Interrupted,
+    /// A queued action was dropped before it ran: its reason went (the
+    /// service recovered, a person paused, reset or deployed it).
+    Dropped,
+    /// A result arrived from a job medic no longer waits for (it timed out,
+    /// or the deploy already ended): logged, and nothing else.
+    Ignored,
     /// An action waits for a service this one depends on.
     WaitingForDependency,
     /// The service is no longer watched (config reload, container gone from a selector).
@@ -80,6 +86,8 @@ impl EventKind {
             EventKind::SightRestored => "sight_restored",
             EventKind::Stale => "stale",
             EventKind::Interrupted => "interrupted",
+            EventKind::Dropped => "dropped",
+            EventKind::Ignored => "ignored",
             EventKind::WaitingForDependency => "waiting_for_dependency",
             EventKind::Removed => "removed",
             EventKind::DeployStarted => "deploy",

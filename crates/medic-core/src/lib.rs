@@ -16,6 +16,7 @@ pub mod event;
 pub mod machine;
 pub mod observation;
 pub mod policy;
+pub mod slots;
 pub mod snapshot;
 pub mod storm;
 pub mod supervisor;
@@ -29,4 +30,4 @@ pub use observation::{
 };
 pub use policy::{Policy, ProbeTiming};
 pub use supervisor::Supervisor;
-pub use vocabulary::{Action, ActionResult, Control, Input, Step};
+pub use vocabulary::{Action, ActionResult, Control, DeployEnd, Input, Job, JobId, Step};

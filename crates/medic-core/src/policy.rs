@@ -51,6 +51,10 @@ pub struct Policy {
     pub can_restart: bool,
     /// The target can be rolled back (the executor may still find no different last known good).
     pub can_rollback: bool,
+    /// A rollback cut short by a stop of medic is run again by the next one
+    /// (a container's: stop, rename, create and start, each safe to repeat
+    /// from the last known good spec); otherwise it is only verified.
+    pub rollback_resumes: bool,
     /// One entry per probe, in config order.
     pub probes: Vec<ProbeTiming>,
 }
@@ -73,6 +77,7 @@ impl Default for Policy {
             action_timeout: Duration::from_secs(300),
             can_restart: true,
             can_rollback: true,
+            rollback_resumes: false,
             probes: vec![ProbeTiming {
                 interval: Duration::from_secs(10),
                 timeout: Duration::from_secs(2),

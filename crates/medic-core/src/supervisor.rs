@@ -1,5 +1,8 @@
 //! The supervisor: every unit's state machine behind one sans-IO interface.
 //! Inputs and the current time go in; actions and the next deadline come out.
+//! It owns the action slots: a decided restart or rollback waits in its queue
+//! until a slot is free and comes out as [`Action::Launch`]; a queued one whose
+//! reason went is dropped, and nothing launches once medic stops.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::Bound;
@@ -10,9 +13,10 @@ use crate::availability::{Availability, History};
 use crate::machine::{Ctx, Machine, Phase, UnitStatus};
 use crate::observation::Evidence;
 use crate::policy::Policy;
+use crate::slots::Slots;
 use crate::snapshot::UnitSnapshot;
-use crate::vocabulary::{Action, Control, Input};
-use crate::{Alert, Health};
+use crate::vocabulary::{Action, Control, Input, Step};
+use crate::{Alert, EventKind, Health, RecoveryEvent};
 
 /// An input named a unit the supervisor does not know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,6 +34,8 @@ pub struct Supervisor {
     deadlines: BTreeSet<(Instant, String)>,
     scheduled: BTreeMap<String, Instant>,
     out: VecDeque<Action>,
+    /// Restarts and rollbacks from decided to ended (`max_concurrent_actions`).
+    slots: Slots,
     incident_prefix: String,
     next_incident: u64,
     blindness: Blindness,
@@ -86,6 +92,7 @@ impl Supervisor {
             deadlines: BTreeSet::new(),
             scheduled: BTreeMap::new(),
             out: VecDeque::new(),
+            slots: Slots::new(usize::MAX),
             incident_prefix: incident_prefix.into(),
             next_incident,
             blindness: Blindness::default(),
@@ -97,6 +104,29 @@ impl Supervisor {
     /// Raise one critical alert when units stay blind longer than `after`.
     pub fn set_blind_alert_after(&mut self, after: std::time::Duration) {
         self.blindness.alert_after = Some(after);
+    }
+
+    /// At most `limit` restarts and rollbacks run at once (at least one); the
+    /// others wait in the order they were decided. Unlimited until set.
+    pub fn set_max_concurrent_actions(&mut self, limit: usize) {
+        self.slots.set_limit(limit);
+    }
+
+    /// medic stops: no job launches from now on. Queued ones stay due (the
+    /// state store says so, and the next medic starts them); running ones
+    /// end or are cut short ([`ActionResult::Interrupted`](crate::ActionResult::Interrupted)).
+    pub fn shutdown(&mut self) {
+        self.slots.stop();
+    }
+
+    /// Whether [`Supervisor::shutdown`] was called.
+    pub fn stopping(&self) -> bool {
+        self.slots.stopping()
+    }
+
+    /// How many jobs run (launched, not reported finished) and how many wait for a slot.
+    pub fn jobs(&self) -> (usize, usize) {
+        (self.slots.running(), self.slots.queued())
     }
 
     /// The incident counter to persist.
@@ -115,6 +145,7 @@ impl Supervisor {
             self.with_unit(name, |machine, ctx| machine.watching(now, ctx));
         }
         self.reschedule(now, name);
+        self.launch(now);
     }
 
     /// Continues a unit from the state store: its incident resumes where it
@@ -134,6 +165,7 @@ impl Supervisor {
             machine.resume_after_restart(now, ctx);
         });
         self.reschedule(now, &name);
+        self.launch(now);
     }
 
     /// Stops watching a unit.
@@ -146,6 +178,8 @@ impl Supervisor {
     pub fn retire_unit(&mut self, now: Instant, name: &str, why: &str) {
         self.with_unit(name, |machine, ctx| machine.removed(now, why, ctx));
         self.units.remove(name);
+        // A queued job goes with it; a running one keeps its slot until it ends.
+        self.slots.drop_queued(name);
         self.dependencies.remove(name);
         self.blindness.units.remove(name);
         if let Some(gone) = self.availability.remove(name) {
@@ -184,6 +218,16 @@ impl Supervisor {
 
     /// Feeds one input.
     pub fn handle_input(&mut self, now: Instant, input: Input) -> Result<(), UnknownUnit> {
+        if let Input::Finished { unit, job, .. } = &input {
+            // Its slot is free, whoever still waits for the result (the unit may be gone).
+            self.slots.finished(unit, *job);
+        }
+        let result = self.handle_unit_input(now, input);
+        self.launch(now);
+        result
+    }
+
+    fn handle_unit_input(&mut self, now: Instant, input: Input) -> Result<(), UnknownUnit> {
         let unit = input.unit().to_owned();
         if !self.units.contains_key(&unit) {
             return Err(UnknownUnit(unit));
@@ -193,7 +237,9 @@ impl Supervisor {
             Input::Observed {
                 probe, observation, ..
             } => machine.on_observation(now, probe, observation, ctx),
-            Input::Finished { result, .. } => machine.on_finished(now, result, ctx),
+            Input::Launched { job, .. } => machine.on_launched(now, job),
+            Input::Finished { job, result, .. } => machine.on_finished(now, job, result, ctx),
+            Input::DeployFinished { result, .. } => machine.on_deploy_finished(now, result, ctx),
             Input::Control { control, .. } => match control {
                 Control::Pause { until } => machine.pause(now, until, ctx),
                 Control::Resume => machine.resume(now, ctx),
@@ -288,6 +334,48 @@ impl Supervisor {
             self.reschedule(now, &name);
         }
         self.update_blindness(now);
+        self.launch(now);
+    }
+
+    /// Hands the shell every queued job a slot is free for, in decision order.
+    fn launch(&mut self, now: Instant) {
+        while let Some(job) = self.slots.next_launch() {
+            if let Some(machine) = self.units.get_mut(&job.unit) {
+                machine.launching(now, job.id);
+            }
+            self.out.push_back(Action::Launch(job));
+        }
+    }
+
+    /// Drops the unit's queued job when the unit no longer waits for it: it
+    /// recovered, a person paused, reset or deployed it, it went blind.
+    fn settle_job(&mut self, name: &str) {
+        let Some(queued) = self.slots.queued_for(name).map(|job| job.id) else {
+            return;
+        };
+        let machine = self.units.get(name);
+        if machine.and_then(|m| m.job()) == Some(queued) {
+            return;
+        }
+        let Some(job) = self.slots.drop_queued(name) else {
+            return;
+        };
+        let state = machine.map_or("removed", |m| m.phase().name());
+        let (what, attempt) = match job.step {
+            Step::Restart(k) => (format!("restart attempt {k}"), Some(k)),
+            Step::Rollback => ("rollback".to_owned(), None),
+        };
+        self.out.push_back(Action::Log(RecoveryEvent {
+            service: job.unit,
+            kind: EventKind::Dropped,
+            incident: Some(job.incident),
+            state,
+            attempt,
+            message: format!(
+                "the queued {what} was dropped before it ran: the service is {state} now"
+            ),
+            evidence: Evidence::new(),
+        }));
     }
 
     /// The next action to carry out, if any.
@@ -458,6 +546,7 @@ impl Supervisor {
         };
         let mut ctx = Ctx {
             out: &mut self.out,
+            slots: &mut self.slots,
             next_incident: &mut self.next_incident,
             incident_prefix: &self.incident_prefix,
             dependencies_ready,
@@ -466,6 +555,7 @@ impl Supervisor {
     }
 
     fn reschedule(&mut self, now: Instant, name: &str) {
+        self.settle_job(name);
         if let Some(machine) = self.units.get(name) {
             let health = machine.health(now);
             let counts = &mut self.counts;

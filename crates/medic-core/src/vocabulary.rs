@@ -1,6 +1,6 @@
 //! The words the core and the shell speak: what comes in ([`Input`], a
 //! person's [`Control`], an [`ActionResult`]) and what goes out ([`Action`],
-//! naming a [`Step`] of the ladder). Nothing here decides anything.
+//! a [`Job`] naming a [`Step`] of the ladder). Nothing here decides anything.
 
 use std::time::{Duration, Instant};
 
@@ -16,32 +16,43 @@ pub enum Step {
     Rollback,
 }
 
+/// A job's identity, unique within one run of medic: results carry it, so a
+/// result the core no longer waits for is never taken for another job's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct JobId(pub u64);
+
+/// A restart or rollback the core decided and the shell carries out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    /// Its identity: [`Input::Launched`] and [`Input::Finished`] name it.
+    pub id: JobId,
+    /// The unit.
+    pub unit: String,
+    /// The incident it belongs to.
+    pub incident: String,
+    /// Which step of the ladder.
+    pub step: Step,
+    /// A target found gone may be recreated: the incident is a removal and
+    /// `replace_grace` has passed. Otherwise a gone target is reported as
+    /// [`ActionResult::Gone`], so a replacement still gets its grace.
+    pub recreate: bool,
+    /// Finishes a step a stop of medic cut short (a rollback between stop,
+    /// rename, create and start): being on the last known good already is
+    /// done, and a target found gone is recreated from it.
+    pub resumed: bool,
+    /// How long it may run: the core counts it failed after this, and the
+    /// shell cancels it a little later (reporting [`ActionResult::TimedOut`]).
+    pub timeout: Duration,
+}
+
 /// What the shell must do. Drain with [`Supervisor::poll_action`] after every input.
+///
+/// [`Supervisor::poll_action`]: crate::Supervisor::poll_action
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    /// Restart the unit's target, then report [`Input::Finished`].
-    Restart {
-        /// The unit.
-        unit: String,
-        /// The incident it belongs to.
-        incident: String,
-        /// Which attempt this is.
-        attempt: u32,
-        /// A target found gone may be recreated: the incident is a removal and
-        /// `replace_grace` has passed. Otherwise a gone target is reported as
-        /// [`ActionResult::Gone`], so a replacement still gets its grace.
-        recreate: bool,
-    },
-    /// Roll the unit's target back to its last known good version, then report [`Input::Finished`].
-    Rollback {
-        /// The unit.
-        unit: String,
-        /// The incident it belongs to.
-        incident: String,
-        /// As for [`Action::Restart`]: a gone target may be recreated (the
-        /// removal's `replace_grace` has passed); otherwise report [`ActionResult::Gone`].
-        recreate: bool,
-    },
+    /// Start this job now (a slot is taken for it): report
+    /// [`Input::Launched`] when it runs and [`Input::Finished`] when it ends.
+    Launch(Job),
     /// Run the unit's probes now (verification after an action).
     Probe {
         /// The unit.
@@ -60,10 +71,46 @@ pub enum Action {
         /// a good version is never replaced by one merely glimpsed running.
         provisional: bool,
     },
+    /// A person's deploy has ended: answer whoever waits for it. Comes right
+    /// before the log line that says why (which carries the versions).
+    DeployEnded {
+        /// The unit.
+        unit: String,
+        /// How it ended.
+        end: DeployEnd,
+    },
     /// Append this event to the recovery log.
     Log(RecoveryEvent),
     /// Append this alert to the critical alerts file and hand it to the sinks.
     Alert(Alert),
+}
+
+/// How a person's deploy ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeployEnd {
+    /// The new version was healthy on fresh observations.
+    Promoted,
+    /// It failed and the version from before is back.
+    RolledBack,
+    /// It failed and the rollback did not bring the service back.
+    Escalated,
+    /// A person reset the service meanwhile.
+    Reset,
+    /// The service is no longer watched.
+    Removed,
+}
+
+impl DeployEnd {
+    /// The snake_case name `medic deploy` shows per instance.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeployEnd::Promoted => "promoted",
+            DeployEnd::RolledBack => "rolled_back",
+            DeployEnd::Escalated => "escalated",
+            DeployEnd::Reset => "reset",
+            DeployEnd::Removed => "removed",
+        }
+    }
 }
 
 /// How an action ended.
@@ -91,7 +138,12 @@ pub enum ActionResult {
         /// What was found.
         evidence: Evidence,
     },
-    /// Shutdown cut the action short.
+    /// The shell's deadline around the job passed: it was cancelled.
+    TimedOut {
+        /// How long it ran.
+        after: Duration,
+    },
+    /// Shutdown cut the action short: the next medic finishes or verifies it.
     Interrupted,
 }
 
@@ -110,7 +162,7 @@ pub enum Control {
     /// Restart now with a fresh attempt budget.
     Recover,
     /// `medic deploy` begins: hold automatic action until the command's result
-    /// arrives as [`Input::Finished`] and the new version is verified; roll back
+    /// arrives as [`Input::DeployFinished`] and the new version is verified; roll back
     /// to the last known good if it is not healthy in time.
     Deploy {
         /// The command must report back within this.
@@ -132,8 +184,24 @@ pub enum Input {
         /// What it saw.
         observation: Observation,
     },
-    /// An action the core asked for has ended.
+    /// A job the core asked for runs now: its timeout starts.
+    Launched {
+        /// The unit.
+        unit: String,
+        /// Which job.
+        job: JobId,
+    },
+    /// A job the core asked for has ended (its slot is free again).
     Finished {
+        /// The unit.
+        unit: String,
+        /// Which job.
+        job: JobId,
+        /// How it ended.
+        result: ActionResult,
+    },
+    /// A person's deploy command has ended (`medic deploy`).
+    DeployFinished {
         /// The unit.
         unit: String,
         /// How it ended.
@@ -153,7 +221,9 @@ impl Input {
     pub fn unit(&self) -> &str {
         match self {
             Input::Observed { unit, .. }
+            | Input::Launched { unit, .. }
             | Input::Finished { unit, .. }
+            | Input::DeployFinished { unit, .. }
             | Input::Control { unit, .. } => unit,
         }
     }

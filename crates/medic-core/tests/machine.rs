@@ -233,9 +233,87 @@ fn never_observed_is_unknown() {
     assert_eq!(world.sup.overall(world.now), Health::Unknown);
 }
 
+/// Shutdown cuts a restart short: it stays the running step in the state
+/// store, and the next medic verifies it on fresh observations.
 #[test]
-fn an_interrupted_action_is_verified_again() {
-    assert_snapshot!(run(policy(), "ok died interrupted ok"), @"healthy failing(1) restart(1) →restart(1) interrupted(1) recovered !info:recovered");
+fn an_interrupted_restart_is_verified_by_the_next_medic() {
+    assert_snapshot!(run(policy(), "ok died interrupted ok"), @"healthy failing(1) restart(1) →restart(1) interrupted(1) watching(1) resumed(1) recovered !info:recovered");
+}
+
+/// A container rollback cut short (between stop, rename, create and start)
+/// is run again by the next medic, as a resumed job: it finishes from the
+/// last known good spec, whatever step it was cut at.
+#[test]
+fn an_interrupted_rollback_is_finished_by_the_next_medic() {
+    let resumes = policy_resuming();
+    let script = "ok died error +2s error +5s error interrupted +1ms";
+    assert_snapshot!(run(resumes.clone(), script), @"healthy failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2) restart_failed(2) restart(3) →restart(3) restart_failed(3) rollback →rollback interrupted watching resumed rollback →finish-rollback");
+    let mut world = World::new(resumes);
+    world.run(script);
+    assert_snapshot!(world.run("done ok"), @"rollback_done rolled_back !warning:rolled_back");
+    // Cut again while finishing: still one to finish.
+    let mut twice = World::new(policy_resuming());
+    twice.run(script);
+    assert_snapshot!(twice.run("interrupted +1ms"), @"interrupted watching resumed rollback →finish-rollback");
+    // Without it (a command target's script), it is only verified.
+    assert_snapshot!(run(policy(), script), @"healthy failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2) restart_failed(2) restart(3) →restart(3) restart_failed(3) rollback →rollback interrupted watching resumed");
+}
+
+fn policy_resuming() -> Policy {
+    Policy {
+        rollback_resumes: true,
+        ..policy()
+    }
+}
+
+/// Once medic stops, nothing new launches: a due step stays due in the state
+/// store, and the next medic runs it.
+#[test]
+fn nothing_launches_after_shutdown() {
+    let mut world = World::new(policy());
+    assert_snapshot!(world.run("ok shutdown died"), @"healthy failing(1) restart(1)");
+    assert!(world.running.is_empty());
+    assert_snapshot!(world.run("restart-medic +1ms"), @"watching(1) resumed(1) restart(1) →restart(1)");
+}
+
+/// The shell cancelled a job past its deadline: a failed step, its slot free.
+#[test]
+fn a_job_the_shell_cancelled_counts_as_failed() {
+    assert_snapshot!(run(policy(), "ok died timed-out"), @"healthy failing(1) restart(1) →restart(1) restart_failed(1)");
+    assert_eq!(
+        run(policy(), "ok died timed-out +2s")
+            .matches("→restart")
+            .count(),
+        2
+    );
+}
+
+/// Issue #28, case 5: the deploy command reports after its timeout, while the
+/// rollback runs: logged and ignored, never taken for the rollback's result.
+#[test]
+fn a_late_deploy_result_is_not_the_rollbacks() {
+    let mut world = World::new(policy());
+    assert_snapshot!(world.run("ok deploy +61s"), @"healthy deploy deploy_failed !critical:deploy_failed rollback →rollback");
+    assert_snapshot!(world.run("deploy-done"), @"ignored");
+    assert_eq!(world.running.len(), 1, "the rollback still runs");
+    assert_snapshot!(world.run("done ok"), @"rollback_done rolled_back !warning:rolled_back");
+    assert_eq!(world.deploy_ends, [medic_core::DeployEnd::RolledBack]);
+}
+
+/// How a deploy ends is the core's word, once per deploy.
+#[test]
+fn a_deploy_ends_once_promoted_rolled_back_escalated_or_reset() {
+    use medic_core::DeployEnd::*;
+    let ends = |script: &str| {
+        let mut world = World::new(policy());
+        world.run(script);
+        world.deploy_ends
+    };
+    assert_eq!(ends("ok deploy done ok ok"), [Promoted]);
+    assert_eq!(ends("ok deploy error done ok"), [RolledBack]);
+    assert_eq!(ends("ok deploy error error"), [Escalated]);
+    assert_eq!(ends("ok deploy reset"), [Reset]);
+    assert_eq!(ends("ok died done ok"), []);
 }
 
 /// medic restarted at each moment of the ladder: every incident resumes where
@@ -274,11 +352,12 @@ fn a_timed_pause_still_ends_after_a_restart_of_medic() {
     assert_snapshot!(world.run("error restart-medic +61s"), @"restart_failed(1) watching(2) resumed(2) resumed(2) restart(2) →restart(2)");
 }
 
-/// An action that never reports counts as failed at `action_timeout`, and its
-/// late result does not count for the next one.
+/// An action that never reports counts as failed at `action_timeout`; the
+/// next one waits for it to end (one job per unit), and its late result is
+/// logged and ignored, never counted for the next one.
 #[test]
 fn an_action_that_never_reports_fails_at_its_deadline() {
-    assert_snapshot!(run(policy(), "ok died +5m +2s error"), @"healthy failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2)");
+    assert_snapshot!(run(policy(), "ok died +5m +2s error"), @"healthy failing(1) restart(1) →restart(1) restart_failed(1) restart(2) ignored →restart(2)");
 }
 
 #[test]
@@ -303,13 +382,13 @@ fn dependencies_hold_restarts_until_the_parent_is_healthy() {
     world.trace.clear();
     world.run("died");
     assert_eq!(world.restarts, 1, "only db restarted so far");
-    world.input(Input::Finished {
-        unit: "db".into(),
-        result: medic_core::ActionResult::Done {
+    world.finish_unit(
+        "db",
+        medic_core::ActionResult::Done {
             message: "ok".into(),
             evidence: Default::default(),
         },
-    });
+    );
     db(&mut world, Observation::ok(Duration::ZERO, "ok"));
     assert_eq!(world.restarts, 2, "web restarted once db is healthy");
     assert_snapshot!(world.trace.join(" "), @"failing(1) waiting_for_dependency(1) restart_done(1) recovered !info:recovered restart(1) →restart(1)");

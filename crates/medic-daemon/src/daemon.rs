@@ -32,6 +32,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::clock::{WallClock, now};
 use crate::executor::{Executor, JobContext};
+use crate::launcher::Launcher;
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::schedule::{Pacing, UnitProbes};
@@ -63,11 +64,9 @@ struct Daemon {
     deploys: BTreeMap<String, deploy::PendingDeploy>,
     /// Deploys of several instances in progress, by the name the person gave.
     rollouts: BTreeMap<String, rollout::Rollout>,
-    /// Units with an action running, so shutdown can wait for them.
-    in_flight: BTreeMap<String, ()>,
-    /// Actions waiting for a free slot (at most `max_concurrent_actions` run at once).
-    queued: std::collections::VecDeque<(String, medic_core::Step, bool)>,
-    max_concurrent_actions: usize,
+    /// The jobs the core launched, running in tracked tasks (the queue and
+    /// its slots are the core's).
+    launcher: Launcher,
     /// What the probe tasks share.
     pacing: Arc<Pacing>,
     /// One daemon per state_dir (see `lock.rs`), held while the daemon runs.
@@ -101,6 +100,7 @@ pub async fn run(
     let durability = Durability::open(&settings.state_dir, &shell.tracker)?;
     let store = &durability.store().file;
     let mut sup = Supervisor::new(store.incident_prefix.clone(), store.next_incident);
+    sup.set_max_concurrent_actions(settings.max_concurrent_actions);
     sup.set_blind_alert_after(settings.blind_alert_after);
     let executor = Executor::new(&config)?;
     let announcer = Announcer::start(&config, &shell, clock)?;
@@ -120,9 +120,7 @@ pub async fn run(
         shell: shell.clone(),
         deploys: BTreeMap::new(),
         rollouts: BTreeMap::new(),
-        in_flight: BTreeMap::new(),
-        queued: std::collections::VecDeque::new(),
-        max_concurrent_actions: settings.max_concurrent_actions,
+        launcher: Launcher::default(),
         pacing: Arc::new(Pacing::new(settings.max_concurrent_probes)),
         lock,
         shutdown_grace: settings.shutdown_grace,
@@ -310,10 +308,9 @@ impl Daemon {
                     observation,
                 }
             }
-            Event::Finished { unit, result } => {
-                self.in_flight.remove(&unit);
-                self.start_queued();
-                Input::Finished { unit, result }
+            Event::Finished { unit, job, result } => {
+                self.launcher.finished(job);
+                Input::Finished { unit, job, result }
             }
             Event::Digest { line, sinks } => {
                 self.announcer.send_to(&sinks, &line);
@@ -474,7 +471,7 @@ impl Daemon {
         let mut jobs = Vec::new();
         while let Some(action) = self.sup.poll_action() {
             match action {
-                Action::Restart { .. } | Action::Rollback { .. } => jobs.push(action),
+                Action::Launch { .. } => jobs.push(action),
                 action => self.act(action),
             }
         }
@@ -494,17 +491,8 @@ impl Daemon {
                 }
             }
             Action::Alert(alert) => self.announcer.alert(now(), alert),
-            Action::Restart {
-                unit,
-                attempt,
-                recreate,
-                ..
-            } => {
-                self.start_action(unit, medic_core::Step::Restart(attempt), recreate);
-            }
-            Action::Rollback { unit, recreate, .. } => {
-                self.start_action(unit, medic_core::Step::Rollback, recreate);
-            }
+            Action::Launch(job) => self.launch(job),
+            Action::DeployEnded { unit, end } => self.deploy_ended(&unit, end),
             Action::Probe { unit } => {
                 if let Some(u) = self.units.get(&unit) {
                     u.probes.probe_now();
@@ -548,68 +536,54 @@ impl Daemon {
             .collect()
     }
 
-    /// Starts a restart or rollback job, or queues it while `max_concurrent_actions`
-    /// run or while this unit's previous job (one the core gave up on) still runs.
-    fn start_action(&mut self, unit: String, step: medic_core::Step, recreate: bool) {
-        if self.in_flight.len() >= self.max_concurrent_actions || self.in_flight.contains_key(&unit)
-        {
-            tracing::info!(%unit, running = self.in_flight.len(), "Action queued");
-            self.queued.push_back((unit, step, recreate));
-            return;
-        }
-        self.launch(unit, step, recreate);
-    }
-
-    /// Starts queued jobs while there is room. One whose unit is no longer
-    /// watched (removed by a reload) is dropped, so the queue never stalls on it;
-    /// one whose unit still has a job running keeps its place.
-    fn start_queued(&mut self) {
-        let mut kept = std::collections::VecDeque::new();
-        while self.in_flight.len() < self.max_concurrent_actions
-            && let Some((unit, step, recreate)) = self.queued.pop_front()
-        {
-            if !self.units.contains(&unit) {
-                tracing::info!(%unit, "Queued action dropped: the service is no longer watched");
-            } else if self.in_flight.contains_key(&unit) {
-                kept.push_back((unit, step, recreate));
-            } else {
-                self.launch(unit, step, recreate);
-            }
-        }
-        kept.append(&mut self.queued);
-        self.queued = kept;
-    }
-
-    fn launch(&mut self, unit: String, step: medic_core::Step, recreate: bool) {
-        let Some(u) = self.units.get(&unit) else {
+    /// Starts a job the core launched, and tells the core it runs (its
+    /// timeout starts now). A unit gone meanwhile frees the slot at once.
+    fn launch(&mut self, job: medic_core::Job) {
+        let now = now();
+        let Some(u) = self.units.get(&job.unit) else {
+            let result = crate::executor::failed("the service is no longer watched");
+            let (unit, job) = (job.unit, job.id);
+            self.sup
+                .handle_input(now, Input::Finished { unit, job, result })
+                .ok();
             return;
         };
         let context = JobContext {
-            last_known_good: self.durability.store().last_known_good(&unit).cloned(),
-            dependents: self.units.dependents_of(&unit),
-            undo_deploy: self.deploying(&unit),
-            recreate,
+            last_known_good: self.durability.store().last_known_good(&job.unit).cloned(),
+            dependents: self.units.dependents_of(&job.unit),
+            undo_deploy: self.deploying(&job.unit),
+            recreate: job.recreate,
+            resumed: job.resumed,
         };
-        self.in_flight.insert(unit.clone(), ());
-        let job = self.executor.job(&u.spec, step, context);
-        let events = self.shell.events.clone();
-        let cancel = self.shell.cancel.clone();
-        self.shell.tracker.spawn(async move {
-            let result = tokio::select! {
-                result = job => result,
-                () = cancel.cancelled() => ActionResult::Interrupted,
-            };
-            events.send(Event::Finished { unit, result }).await.ok();
-        });
+        let work = self.executor.job(&u.spec, job.step, context);
+        self.launcher.launch(&self.shell, &job, work);
+        let launched = Input::Launched {
+            unit: job.unit,
+            job: job.id,
+        };
+        self.sup.handle_input(now, launched).ok();
     }
 
-    /// Stops probes, lets running actions finish within the grace period, logs
-    /// the rest as interrupted, and saves the store.
+    /// Carries out the log lines and alerts the core decided, and nothing
+    /// else: medic is stopping.
+    fn record_only(&mut self) {
+        while let Some(action) = self.sup.poll_action() {
+            if let Action::Log(_) | Action::Alert(_) = action {
+                self.act(action);
+            }
+        }
+    }
+
+    /// Launches nothing more (the core is told), stops probes, lets running
+    /// jobs finish within the grace period, cuts the rest short (they stay
+    /// running in the state store: the next medic verifies or finishes them),
+    /// and saves the store.
     async fn shutdown(mut self, events_rx: &mut mpsc::Receiver<Event>) -> anyhow::Result<()> {
-        tracing::info!(running_actions = self.in_flight.len(), "Shutting down");
+        self.sup.shutdown();
+        tracing::info!(running_actions = self.launcher.running(), "Shutting down");
         self.units.stop_probes();
         let deadline = Instant::now() + self.shutdown_grace;
-        while !self.in_flight.is_empty() {
+        while self.launcher.running() > 0 {
             match tokio::time::timeout_at(deadline, events_rx.recv()).await {
                 Ok(Some(event @ Event::Finished { .. })) => self.handle(event),
                 Ok(Some(Event::LastKnownGood { unit, spec, .. })) => {
@@ -618,33 +592,24 @@ impl Daemon {
                 Ok(Some(_)) => continue,
                 Ok(None) | Err(_) => break,
             }
-            while let Some(action) = self.sup.poll_action() {
-                // Only record what happened; start nothing new while stopping.
-                match action {
-                    Action::Log(_) | Action::Alert(_) => self.act(action),
-                    _ => {}
-                }
-            }
+            self.record_only();
         }
         let now = now();
-        let queued = std::mem::take(&mut self.queued)
+        // Jobs still waiting for their state to reach the disk never started.
+        let unstarted = self
+            .durability
+            .unstarted()
             .into_iter()
-            .map(|(unit, _, _)| unit);
-        for unit in std::mem::take(&mut self.in_flight)
-            .into_keys()
-            .chain(queued)
-        {
-            let input = Input::Finished {
-                unit,
-                result: ActionResult::Interrupted,
-            };
+            .filter_map(|action| match action {
+                Action::Launch(job) => Some((job.id, job.unit)),
+                _ => None,
+            });
+        for (job, unit) in self.launcher.cut().into_iter().chain(unstarted) {
+            let result = ActionResult::Interrupted;
+            let input = Input::Finished { unit, job, result };
             self.sup.handle_input(now, input).ok();
         }
-        while let Some(action) = self.sup.poll_action() {
-            if let Action::Log(_) | Action::Alert(_) = action {
-                self.act(action);
-            }
-        }
+        self.record_only();
         // The writers write what they hold, then stop; the tracker waits for them.
         self.durability
             .close(&self.sup, self.announcer.storm_mut(), now, &self.clock);

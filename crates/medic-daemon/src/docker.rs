@@ -307,7 +307,10 @@ impl Docker {
             dependents,
             undo_deploy,
             recreate,
+            resumed,
         } = context;
+        // A rollback resumed after a restart of medic may find its work done.
+        let already_fine = undo_deploy || resumed;
         let lkg = last_known_good.and_then(|v| serde_json::from_value::<ContainerSpec>(v).ok());
         Box::pin(async move {
             let result = match step {
@@ -315,7 +318,7 @@ impl Docker {
                     restart(&client, &container, stop_timeout, lkg.as_ref(), recreate).await
                 }
                 Step::Rollback => {
-                    rollback(&client, &container, lkg.as_ref(), undo_deploy, recreate).await
+                    rollback(&client, &container, lkg.as_ref(), already_fine, recreate).await
                 }
             };
             match result {
@@ -424,12 +427,13 @@ async fn restart(
 }
 
 /// Returns a container to its last known good spec when it differs from what
-/// runs now. Undoing a deploy that left the spec as it was only starts it.
+/// runs now. Undoing a deploy that left the spec as it was, or finishing a
+/// rollback a stop of medic cut short after its create (`already_fine`), only starts it.
 async fn rollback(
     client: &DockerClient,
     container: &str,
     lkg: Option<&ContainerSpec>,
-    undo_deploy: bool,
+    already_fine: bool,
     recreate: bool,
 ) -> ActionResult {
     let Some(lkg) = lkg else {
@@ -441,7 +445,7 @@ async fn rollback(
         Err(error) => return failed(&format!("cannot inspect `{container}`: {error}")),
     };
     let mut evidence = Evidence::new();
-    if current.is_none() && !recreate && !undo_deploy {
+    if current.is_none() && !recreate && !already_fine {
         // Removed (a deploy's `docker rm -f`?): the core gives a replacement its grace first.
         return ActionResult::Gone {
             message: format!("`{container}` is gone"),
@@ -451,7 +455,7 @@ async fn rollback(
     evidence.insert("to_image".into(), lkg.image_id().into());
     if let Some(current) = &current {
         evidence.insert("from_image".into(), current.image_id().into());
-        if !medic_docker::spec_differs(current, lkg) && undo_deploy {
+        if !medic_docker::spec_differs(current, lkg) && already_fine {
             let running = matches!(client.inspect(container).await, Ok(Some(f)) if f.is_running());
             let started = if running {
                 Ok(())

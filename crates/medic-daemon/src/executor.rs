@@ -35,6 +35,9 @@ pub struct JobContext {
     pub undo_deploy: bool,
     /// A target found gone may be recreated (the core waited `replace_grace`).
     pub recreate: bool,
+    /// The job finishes a step a stop of medic cut short: already being on
+    /// the last known good version is done.
+    pub resumed: bool,
 }
 
 /// Reports one discovery round of a selector service: a `Found` per instance,

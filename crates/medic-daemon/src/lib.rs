@@ -12,6 +12,7 @@ mod digest;
 pub mod docker;
 pub mod executor;
 mod launchd;
+mod launcher;
 pub mod lock;
 mod metrics;
 mod notify;

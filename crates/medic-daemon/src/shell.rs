@@ -23,10 +23,12 @@ pub enum Event {
         /// What it saw.
         observation: Observation,
     },
-    /// An action ended.
+    /// A job the core launched ended (see `launcher.rs`).
     Finished {
         /// The unit.
         unit: String,
+        /// Which job.
+        job: medic_core::JobId,
         /// How.
         result: ActionResult,
     },

@@ -253,6 +253,7 @@ pub(super) fn build_policy(
             Some(Target::Command(c)) => c.rollback.is_some(),
             None => false,
         },
+        rollback_resumes: matches!(target, Some(Target::Container(_))),
         probes: probes
             .iter()
             .map(|p| ProbeTiming {

@@ -7,7 +7,7 @@ use super::{Ctx, Incident, IncidentEvidence, Machine, Phase};
 use crate::event::{EventKind, Severity};
 use crate::observation::Evidence;
 use crate::time::after;
-use crate::vocabulary::{Action, ActionResult, Step};
+use crate::vocabulary::{Action, ActionResult, DeployEnd, Step};
 
 impl Machine {
     /// Whether a deploy may begin: not while a recovery action or another deploy runs.
@@ -31,6 +31,7 @@ impl Machine {
         if !self.can_deploy() {
             return;
         }
+        self.deploying = true;
         self.set_phase(
             now,
             Phase::DeployRunning {
@@ -46,13 +47,13 @@ impl Machine {
         );
     }
 
-    pub(super) fn deploy_command_finished(
-        &mut self,
-        now: Instant,
-        verify_timeout: Duration,
-        result: ActionResult,
-        ctx: &mut Ctx,
-    ) {
+    /// The deploy command's result: verify the new version, or roll back.
+    /// One that comes after the deploy timed out (its rollback may be running)
+    /// is logged and ignored: it is not the rollback's result.
+    pub(crate) fn on_deploy_finished(&mut self, now: Instant, result: ActionResult, ctx: &mut Ctx) {
+        let Phase::DeployRunning { verify_timeout, .. } = self.phase else {
+            return self.ignored("deploy command", &result, ctx);
+        };
         match result {
             ActionResult::Done { message, evidence } => {
                 for probe in &mut self.probes {
@@ -80,7 +81,7 @@ impl Machine {
                     ctx,
                 );
             }
-            ActionResult::Interrupted => {
+            ActionResult::TimedOut { .. } | ActionResult::Interrupted => {
                 let message = "deploy interrupted".to_owned();
                 self.deploy_failed(now, message, Evidence::new(), ctx);
             }
@@ -91,12 +92,23 @@ impl Machine {
     /// known good once it has stayed healthy (see `judged_healthy`).
     pub(super) fn deploy_promoted(&mut self, now: Instant, ctx: &mut Ctx) {
         let message = "deploy verified healthy: the new version becomes the last known good once it stays healthy";
+        self.deploy_ended(DeployEnd::Promoted, ctx);
         if self.incident.is_some() {
             self.close_incident(now, EventKind::Deployed, message, ctx);
         } else {
             self.set_phase(now, Phase::Healthy);
             self.log(ctx, now, EventKind::Deployed, message);
             self.judged_healthy(ctx);
+        }
+    }
+
+    /// The deploy in progress, if any, ended so: one [`Action::DeployEnded`].
+    pub(super) fn deploy_ended(&mut self, end: DeployEnd, ctx: &mut Ctx) {
+        if std::mem::take(&mut self.deploying) {
+            ctx.out.push_back(Action::DeployEnded {
+                unit: self.name.clone(),
+                end,
+            });
         }
     }
 

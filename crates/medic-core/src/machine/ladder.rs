@@ -6,12 +6,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{ClosedIncident, Ctx, Incident, IncidentEvidence, Machine, Phase, millis};
+use super::{ClosedIncident, Ctx, Incident, IncidentEvidence, Machine, Phase, millis, round_secs};
 use crate::backoff;
-use crate::event::{EventKind, Severity};
+use crate::event::{EventKind, RecoveryEvent, Severity};
 use crate::observation::{ENGINE_GRACE, Evidence, Observation, RESTART_EXPECTED_FROM, Urgency};
 use crate::time::after;
-use crate::vocabulary::{Action, ActionResult, Step};
+use crate::vocabulary::{Action, ActionResult, DeployEnd, Job, JobId, Step};
 
 impl Machine {
     /// An incident opens: flapping (`flap_limit` incidents within `flap_window`
@@ -151,49 +151,61 @@ impl Machine {
         let Some(incident) = self.incident.as_mut() else {
             return;
         };
-        let incident_id = incident.id.clone();
-        let recreate = incident.gone;
-        match step {
+        let resumed = step == Step::Rollback && self.resume_rollback;
+        let job = Job {
+            id: ctx.slots.next_id(),
+            unit: self.name.clone(),
+            incident: incident.id.clone(),
+            step,
+            recreate: incident.gone || resumed,
+            resumed,
+            timeout: self.policy.action_timeout,
+        };
+        let (kind, message) = match step {
             Step::Restart(attempt) => {
                 incident.attempts = incident.attempts.max(attempt);
-                self.set_phase(now, self.acting(now, step));
-                let message = format!("restart attempt {attempt} of {}", self.policy.max_attempts);
-                self.log(ctx, now, EventKind::Restart, &message);
-                ctx.out.push_back(Action::Restart {
-                    unit: self.name.clone(),
-                    incident: incident_id,
-                    attempt,
-                    recreate,
-                });
+                let max = self.policy.max_attempts;
+                (
+                    EventKind::Restart,
+                    format!("restart attempt {attempt} of {max}"),
+                )
             }
             Step::Rollback => {
                 incident.rollback_tried = true;
-                let message = match &incident.reason {
-                    Some(reason) => {
-                        format!("{reason}: rolling back to the last known good version")
-                    }
-                    None => "rolling back to the last known good version".to_owned(),
+                let what = match resumed {
+                    true => "finishing the rollback a stop of medic cut short",
+                    false => "rolling back to the last known good version",
                 };
-                self.set_phase(now, self.acting(now, step));
-                self.log(ctx, now, EventKind::Rollback, &message);
-                ctx.out.push_back(Action::Rollback {
-                    unit: self.name.clone(),
-                    incident: incident_id,
-                    recreate,
-                });
+                let message = match &incident.reason {
+                    Some(reason) => format!("{reason}: {what}"),
+                    None => what.to_owned(),
+                };
+                (EventKind::Rollback, message)
             }
-        }
+        };
+        // Decided now; it runs when a slot is free (`Supervisor::launch`).
+        self.set_phase(now, Phase::Queued { step, job: job.id });
+        self.log(ctx, now, kind, &message);
+        ctx.slots.queue(job);
     }
 
-    /// A restart's or rollback's result: verify it, or take the next step.
-    pub(super) fn action_finished(&mut self, now: Instant, result: ActionResult, ctx: &mut Ctx) {
-        if self.abandoned > 0 {
-            // The late result of an action given up on: the ladder has moved on.
-            self.abandoned -= 1;
-            return;
-        }
-        let Phase::Acting { step, .. } = self.phase else {
-            return; // a late result after a reset: the reset already decided
+    /// A job's result: verify its step, or take the next one. The result of
+    /// a job the unit no longer waits for (timed out, reset meanwhile) is
+    /// logged and ignored: the ladder has moved on.
+    pub(crate) fn on_finished(
+        &mut self,
+        now: Instant,
+        job: JobId,
+        result: ActionResult,
+        ctx: &mut Ctx,
+    ) {
+        let (step, launched) = match self.phase {
+            Phase::Acting {
+                step,
+                job: current,
+                deadline,
+            } if current == job => (step, deadline.is_some()),
+            _ => return self.ignored("job", &result, ctx),
         };
         let (done, failed) = match step {
             Step::Restart(_) => (EventKind::RestartDone, EventKind::RestartFailed),
@@ -237,16 +249,56 @@ impl Machine {
                 self.log_with(ctx, now, failed, message.clone(), evidence.clone());
                 self.after_failed_step(now, step, message, evidence, ctx);
             }
+            ActionResult::TimedOut { after } => {
+                let after = humantime::format_duration(round_secs(after));
+                let message = format!("cancelled after {after} without a result");
+                self.log(ctx, now, failed, &message);
+                self.after_failed_step(now, step, message, Evidence::new(), ctx);
+            }
+            ActionResult::Interrupted if !ctx.slots.stopping() => {
+                // Only a stop of medic interrupts a job: anything else is a failure.
+                let message = "interrupted".to_owned();
+                self.log(ctx, now, failed, &message);
+                self.after_failed_step(now, step, message, Evidence::new(), ctx);
+            }
+            ActionResult::Interrupted if !launched => {
+                // Stopped before it started: due again at the next start.
+                self.set_phase(now, Phase::Waiting { step, at: now });
+                let message = "action not started before shutdown; it runs at the next start";
+                self.log(ctx, now, EventKind::Interrupted, message);
+            }
             ActionResult::Interrupted => {
-                self.set_phase(now, self.verifying(step, now, now));
-                self.log(
-                    ctx,
-                    now,
-                    EventKind::Interrupted,
-                    "action interrupted by shutdown; it is verified at the next start",
-                );
+                // Still acting, as the state store says: the next medic finishes
+                // a resumable rollback, and verifies anything else.
+                let next = match (step, self.policy.rollback_resumes) {
+                    (Step::Rollback, true) => "the next start of medic finishes it",
+                    _ => "it is verified at the next start of medic",
+                };
+                let message = format!("action interrupted by shutdown; {next}");
+                self.log(ctx, now, EventKind::Interrupted, &message);
             }
         }
+    }
+
+    /// A result nobody waits for: one `ignored` line says so.
+    pub(super) fn ignored(&self, what: &str, result: &ActionResult, ctx: &mut Ctx) {
+        let outcome = match result {
+            ActionResult::Done { message, .. }
+            | ActionResult::Failed { message, .. }
+            | ActionResult::Gone { message, .. } => message.clone(),
+            ActionResult::TimedOut { .. } => "timed out".to_owned(),
+            ActionResult::Interrupted => "interrupted".to_owned(),
+        };
+        // No attempt number: the unit's current step is not the one that reported.
+        ctx.out.push_back(Action::Log(RecoveryEvent {
+            service: self.name.clone(),
+            kind: EventKind::Ignored,
+            incident: self.incident.as_ref().map(|i| i.id.clone()),
+            state: self.phase.name(),
+            attempt: None,
+            message: format!("a late result of a {what} medic no longer waits for: {outcome}"),
+            evidence: Evidence::new(),
+        }));
     }
 
     /// Verification of `step` from `now`, first probe round at `first_probe`.
@@ -256,14 +308,6 @@ impl Machine {
             since: now,
             deadline: after(now, self.policy.recover_timeout),
             next_probe: first_probe,
-        }
-    }
-
-    /// `step`'s action starts now and must report back within `action_timeout`.
-    pub(super) fn acting(&self, now: Instant, step: Step) -> Phase {
-        Phase::Acting {
-            step,
-            deadline: after(now, self.policy.action_timeout),
         }
     }
 
@@ -323,6 +367,7 @@ impl Machine {
         let attempts = self.incident.as_ref().map_or(0, |i| i.attempts);
         all.insert("attempts".into(), attempts.into());
         all.insert("last_observations".into(), self.observation_summary());
+        self.deploy_ended(DeployEnd::Escalated, ctx);
         self.log_with(ctx, now, EventKind::Escalated, message.clone(), all.clone());
         self.alert_with(ctx, Severity::Critical, "escalated", &message, all, false);
     }
@@ -365,6 +410,9 @@ impl Machine {
         ctx: &mut Ctx,
     ) {
         self.set_phase(now, Phase::Healthy);
+        if kind == EventKind::RolledBack {
+            self.deploy_ended(DeployEnd::RolledBack, ctx);
+        }
         self.log_with(ctx, now, kind, message.to_owned(), evidence);
         let (alerted, gone) = self
             .incident
@@ -392,10 +440,7 @@ impl Machine {
     }
 
     pub(crate) fn reset(&mut self, now: Instant, ctx: &mut Ctx) {
-        if let Phase::Acting { .. } = self.phase {
-            // Its result still comes, and must not count for a later action.
-            self.abandoned = self.abandoned.saturating_add(1);
-        }
+        // A running job's result still comes; it is ignored (no job is awaited).
         self.incidents.clear();
         for probe in &mut self.probes {
             probe.consecutive_ok = 0;
@@ -405,6 +450,7 @@ impl Machine {
         }
         self.started = now;
         self.set_phase(now, Phase::Starting);
+        self.deploy_ended(DeployEnd::Reset, ctx);
         self.log(
             ctx,
             now,

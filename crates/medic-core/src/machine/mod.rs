@@ -2,12 +2,14 @@
 //! → rolling_back → healthy | escalated, with the paused and unknown overlays.
 //! This file holds the phases and the dispatch of inputs; the policy lives in
 //! `ladder.rs` (restart → rollback → escalate), `deploy.rs` (the deploy guard),
-//! `health.rs` (health, staleness, blindness) and `restore.rs` (a restart of medic);
+//! `health.rs` (health, staleness, blindness), `jobs.rs` (a unit's side of its
+//! jobs' life) and `restore.rs` (a restart of medic);
 //! `evidence.rs` holds an incident's evidence without copying it.
 
 mod deploy;
 mod evidence;
 mod health;
+mod jobs;
 mod ladder;
 mod restore;
 
@@ -22,8 +24,9 @@ use std::time::{Duration, Instant};
 use crate::event::{Alert, EventKind, RecoveryEvent, Severity};
 use crate::observation::{Evidence, Observation, Outcome, Urgency};
 use crate::policy::Policy;
+use crate::slots::Slots;
 use crate::time::after;
-use crate::vocabulary::{Action, ActionResult, Step};
+use crate::vocabulary::{Action, DeployEnd, JobId, Step};
 
 /// Where a unit is in its recovery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,12 +44,23 @@ pub enum Phase {
         /// When.
         at: Instant,
     },
+    /// An action was decided and waits for a free slot (`max_concurrent_actions`);
+    /// it is dropped if its reason goes first (the unit recovers, a person acts).
+    Queued {
+        /// Which.
+        step: Step,
+        /// The job that will carry it out.
+        job: JobId,
+    },
     /// An action is running in the shell; one that has not reported by `deadline` failed.
     Acting {
         /// Which.
         step: Step,
-        /// When it counts as failed without a report.
-        deadline: Instant,
+        /// The job carrying it out: only its result counts.
+        job: JobId,
+        /// When it counts as failed without a report; `None` until the shell
+        /// reports it launched (the timeout starts at launch).
+        deadline: Option<Instant>,
     },
     /// The action finished; fresh successes must arrive before `deadline`.
     Verifying {
@@ -90,8 +104,13 @@ impl Phase {
             | Phase::Waiting {
                 step: Step::Restart(1),
                 ..
+            }
+            | Phase::Queued {
+                step: Step::Restart(1),
+                ..
             } => "failing",
             Phase::Waiting { step, .. }
+            | Phase::Queued { step, .. }
             | Phase::Acting { step, .. }
             | Phase::Verifying { step, .. } => match step {
                 Step::Restart(_) => "recovering",
@@ -105,6 +124,7 @@ impl Phase {
     fn step(&self) -> Option<Step> {
         match self {
             Phase::Waiting { step, .. }
+            | Phase::Queued { step, .. }
             | Phase::Acting { step, .. }
             | Phase::Verifying { step, .. } => Some(*step),
             _ => None,
@@ -188,9 +208,10 @@ impl Incident {
     }
 }
 
-/// Where a machine's decisions go: the supervisor's queue and incident counter.
+/// Where a machine's decisions go: the supervisor's queue, action slots and incident counter.
 pub(crate) struct Ctx<'a> {
     pub out: &'a mut VecDeque<Action>,
+    pub slots: &'a mut Slots,
     pub next_incident: &'a mut u64,
     pub incident_prefix: &'a str,
     /// Whether every service this one depends on is healthy.
@@ -215,8 +236,11 @@ pub(crate) struct Machine {
     stale: bool,
     /// A due action is held until the services this one depends on are healthy.
     held_for_dependency: bool,
-    /// Actions given up on (no report before their deadline) whose late result is still to come.
-    abandoned: u32,
+    /// A rollback cut short by a stop of medic: it runs again, as a resumed job.
+    resume_rollback: bool,
+    /// A person's deploy runs, or its failure is being rolled back: its end
+    /// goes out as [`Action::DeployEnded`].
+    deploying: bool,
     /// Judged healthy, not yet the last known good: recorded on the first round
     /// of fresh successes that began at or after this moment (see [`stable_for`]).
     lkg_due: Option<Instant>,
@@ -239,7 +263,8 @@ impl Machine {
             blind: false,
             stale: false,
             held_for_dependency: false,
-            abandoned: 0,
+            resume_rollback: false,
+            deploying: false,
             lkg_due: None,
         }
     }
@@ -289,9 +314,8 @@ impl Machine {
                 next_probe,
                 ..
             } => Some(deadline.min(next_probe)),
-            Phase::DeployRunning { deadline, .. } | Phase::Acting { deadline, .. } => {
-                Some(deadline)
-            }
+            Phase::DeployRunning { deadline, .. } => Some(deadline),
+            Phase::Acting { deadline, .. } => deadline,
             _ => None,
         };
         let pause = self.paused.flatten();
@@ -341,6 +365,7 @@ impl Machine {
             );
         }
         if self.update_blind(now, &observation, ctx) {
+            self.hold_queued(now);
             return;
         }
         match observation.outcome {
@@ -365,7 +390,7 @@ impl Machine {
                 self.judged_healthy(ctx);
             }
             // Only observations made after the incident opened may close it.
-            Phase::Failing | Phase::Waiting { .. }
+            Phase::Failing | Phase::Waiting { .. } | Phase::Queued { .. }
                 if self.all_ok_since(self.incident.as_ref().map(|i| i.opened)) =>
             {
                 // Back without an action of medic's (a deploy replaced it, say): nothing was restored.
@@ -435,8 +460,11 @@ impl Machine {
             // removal, and whatever step is due waits `replace_grace` for a replacement.
             incident.gone = true;
             incident.removed_at.get_or_insert(now);
-            if let Phase::Waiting { step, at } = self.phase {
-                self.schedule(now, step, at);
+            match self.phase {
+                Phase::Waiting { step, at } => self.schedule(now, step, at),
+                // Out of the queue: the replacement gets its grace first.
+                Phase::Queued { step, .. } => self.schedule(now, step, now),
+                _ => {}
             }
         }
         if let Some(incident) = self.incident.as_mut().filter(|_| !acting) {
@@ -482,14 +510,6 @@ impl Machine {
         }
     }
 
-    /// An action's result: the deploy command's, or a step of the ladder's.
-    pub(crate) fn on_finished(&mut self, now: Instant, result: ActionResult, ctx: &mut Ctx) {
-        if let Phase::DeployRunning { verify_timeout, .. } = self.phase {
-            return self.deploy_command_finished(now, verify_timeout, result, ctx);
-        }
-        self.action_finished(now, result, ctx);
-    }
-
     pub(crate) fn on_timeout(&mut self, now: Instant, ctx: &mut Ctx) {
         if let Some(Some(until)) = self.paused
             && now >= until
@@ -508,10 +528,13 @@ impl Machine {
         }
         match self.phase {
             Phase::Waiting { .. } => self.drive(now, ctx),
-            Phase::Acting { step, deadline } if now >= deadline => {
-                // Its result, should it still come, is ignored; the shell starts
-                // no other action of this unit before it (one at a time per unit).
-                self.abandoned = self.abandoned.saturating_add(1);
+            Phase::Acting {
+                step,
+                deadline: Some(deadline),
+                ..
+            } if now >= deadline => {
+                // Its result, should it still come, is ignored (another job's id
+                // by then); its slot stays taken until the shell reports it ended.
                 let timeout = humantime::format_duration(self.policy.action_timeout);
                 let message = format!("no result within {timeout}: counted as failed");
                 self.verification_failed(now, step, message, Evidence::new(), ctx);
@@ -567,6 +590,7 @@ impl Machine {
 
     pub(crate) fn pause(&mut self, now: Instant, until: Option<Instant>, ctx: &mut Ctx) {
         self.paused = Some(until);
+        self.hold_queued(now);
         let message = match until {
             Some(until) => format!(
                 "automatic recovery paused for {}",
@@ -596,6 +620,7 @@ impl Machine {
     }
 
     pub(crate) fn removed(&mut self, now: Instant, why: &str, ctx: &mut Ctx) {
+        self.deploy_ended(DeployEnd::Removed, ctx);
         self.log(ctx, now, EventKind::Removed, why);
     }
 
@@ -610,6 +635,19 @@ impl Machine {
         if phase != Phase::Healthy {
             // An incident, a deploy or a reset: what was judged healthy did not last.
             self.lkg_due = None;
+        }
+        if !matches!(
+            phase,
+            Phase::Waiting {
+                step: Step::Rollback,
+                ..
+            } | Phase::Queued {
+                step: Step::Rollback,
+                ..
+            }
+        ) {
+            // The rollback to finish ran, or its incident ended.
+            self.resume_rollback = false;
         }
         self.phase = phase;
     }

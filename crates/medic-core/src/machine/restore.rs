@@ -51,6 +51,14 @@ impl Machine {
             (_, false) | (SavedPhase::Fine, _) => Phase::Starting,
             (SavedPhase::Failing, true) => Phase::Failing,
             (SavedPhase::Waiting { step, at }, true) => Phase::Waiting { step, at },
+            // A rollback cut short runs again, from the last known good spec.
+            (SavedPhase::Acting(Step::Rollback), true) if machine.policy.rollback_resumes => {
+                machine.resume_rollback = true;
+                Phase::Waiting {
+                    step: Step::Rollback,
+                    at: now,
+                }
+            }
             (SavedPhase::Acting(step), true) => verify(step, after(now, recover_timeout)),
             (SavedPhase::Verifying { step, deadline }, true) => verify(step, deadline),
             (SavedPhase::Escalated, true) => Phase::Escalated,
@@ -80,6 +88,10 @@ impl Machine {
                 step: Step::Restart(k),
                 ..
             } => format!("verifying attempt {k} of {max} on fresh observations"),
+            Phase::Waiting {
+                step: Step::Rollback,
+                ..
+            } if self.resume_rollback => "finishing the rollback it had begun".to_owned(),
             Phase::Waiting {
                 step: Step::Rollback,
                 ..
@@ -121,7 +133,16 @@ impl Machine {
             Phase::DeployRunning { .. } | Phase::DeployVerifying { .. } => SavedPhase::Deploying,
             Phase::Failing => SavedPhase::Failing,
             Phase::Escalated => SavedPhase::Escalated,
+            // The rollback to finish stays one to finish until it runs.
+            Phase::Waiting { step, .. } | Phase::Queued { step, .. } if self.resume_rollback => {
+                SavedPhase::Acting(step)
+            }
             Phase::Waiting { step, at } => SavedPhase::Waiting { step, at },
+            // A queued job never ran: due again at once.
+            Phase::Queued { step, .. } => SavedPhase::Waiting {
+                step,
+                at: self.since,
+            },
             Phase::Acting { step, .. } => SavedPhase::Acting(step),
             Phase::Verifying { step, deadline, .. } => SavedPhase::Verifying { step, deadline },
         };

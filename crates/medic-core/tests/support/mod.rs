@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use medic_core::{Action, ActionResult, Control, Input, Observation, Policy, Supervisor, Urgency};
+use medic_core::{
+    Action, ActionResult, Control, Input, Job, Observation, Policy, Step, Supervisor, Urgency,
+};
 
 pub const UNIT: &str = "web";
 
@@ -11,14 +13,18 @@ pub struct World {
     pub sup: Supervisor,
     pub now: Instant,
     pub trace: Vec<String>,
-    /// Actions asked for and not finished yet.
-    pub running: Vec<Action>,
+    /// The trace with the unit each line is about, for worlds of several units.
+    pub lines: Vec<(String, String)>,
+    /// Jobs launched and not finished yet, oldest first.
+    pub running: Vec<Job>,
     pub restarts: u32,
     /// When each restart was asked for, in virtual time.
     pub restart_times: Vec<Instant>,
     pub rollbacks: u32,
     /// Every alert, in order.
     pub alerts: Vec<medic_core::Alert>,
+    /// How each deploy ended, in order (not traced).
+    pub deploy_ends: Vec<medic_core::DeployEnd>,
     /// The policy every unit of the world was added with.
     pub policy: Policy,
     /// Provisional last known good records (only kept by the shell when there is none): not traced.
@@ -32,11 +38,13 @@ impl World {
             sup: Supervisor::new("i", 0),
             now: start,
             trace: Vec::new(),
+            lines: Vec::new(),
             running: Vec::new(),
             restarts: 0,
             restart_times: Vec::new(),
             rollbacks: 0,
             alerts: Vec::new(),
+            deploy_ends: Vec::new(),
             policy: policy.clone(),
             provisional_lkg: 0,
         };
@@ -58,8 +66,14 @@ impl World {
     }
 
     pub fn input(&mut self, input: Input) {
-        self.sup.handle_input(self.now, input).expect("unit exists");
+        self.try_input(input).expect("unit exists");
+    }
+
+    /// An input that may name a unit no longer watched (a late result).
+    pub fn try_input(&mut self, input: Input) -> Result<(), medic_core::supervisor::UnknownUnit> {
+        let result = self.sup.handle_input(self.now, input);
         self.drain();
+        result
     }
 
     pub fn observe(&mut self, observation: Observation) {
@@ -70,10 +84,32 @@ impl World {
         });
     }
 
+    /// The result of the unit's newest running job, or of its deploy command when none runs.
     pub fn finish(&mut self, result: ActionResult) {
-        self.running.clear();
-        self.input(Input::Finished {
-            unit: UNIT.into(),
+        self.finish_unit(UNIT, result);
+    }
+
+    /// [`World::finish`] for any unit.
+    pub fn finish_unit(&mut self, unit: &str, result: ActionResult) {
+        match self.running.iter().rposition(|job| job.unit == unit) {
+            Some(at) => {
+                let job = self.running.remove(at);
+                let finished = Input::Finished {
+                    unit: unit.into(),
+                    job: job.id,
+                    result,
+                };
+                // The unit may be gone (a reload): the slot is freed all the same.
+                self.try_input(finished).ok();
+            }
+            None => self.finish_deploy(unit, result),
+        }
+    }
+
+    /// A deploy command's result.
+    pub fn finish_deploy(&mut self, unit: &str, result: ActionResult) {
+        self.input(Input::DeployFinished {
+            unit: unit.into(),
             result,
         });
     }
@@ -98,26 +134,44 @@ impl World {
 
     fn drain(&mut self) {
         while let Some(action) = self.sup.poll_action() {
+            let unit = match &action {
+                Action::Log(event) => event.service.clone(),
+                Action::Alert(alert) => alert.service.clone(),
+                Action::Launch(job) => job.unit.clone(),
+                Action::RecordLastKnownGood { unit, .. }
+                | Action::Probe { unit }
+                | Action::DeployEnded { unit, .. } => unit.clone(),
+            };
             let line = match &action {
                 Action::Log(event) => match event.attempt {
                     Some(k) => format!("{}({k})", event.kind.as_str()),
                     None => event.kind.as_str().to_owned(),
                 },
-                Action::Restart {
-                    attempt, recreate, ..
-                } => {
-                    self.restarts += 1;
-                    self.restart_times.push(self.now);
-                    self.running.push(action.clone());
-                    match recreate {
-                        true => format!("→recreate({attempt})"),
-                        false => format!("→restart({attempt})"),
+                Action::Launch(job) => {
+                    // The shell reports a job launched as it starts it.
+                    let launched = Input::Launched {
+                        unit: job.unit.clone(),
+                        job: job.id,
+                    };
+                    self.sup.handle_input(self.now, launched).ok();
+                    self.running.push(job.clone());
+                    match job.step {
+                        Step::Restart(attempt) => {
+                            self.restarts += 1;
+                            self.restart_times.push(self.now);
+                            match job.recreate {
+                                true => format!("→recreate({attempt})"),
+                                false => format!("→restart({attempt})"),
+                            }
+                        }
+                        Step::Rollback => {
+                            self.rollbacks += 1;
+                            match job.resumed {
+                                true => "→finish-rollback".to_owned(),
+                                false => "→rollback".to_owned(),
+                            }
+                        }
                     }
-                }
-                Action::Rollback { .. } => {
-                    self.rollbacks += 1;
-                    self.running.push(action.clone());
-                    "→rollback".to_owned()
                 }
                 Action::Alert(alert) => {
                     self.alerts.push(alert.clone());
@@ -131,14 +185,20 @@ impl World {
                 }
                 Action::RecordLastKnownGood { .. } => "→lkg".to_owned(),
                 Action::Probe { .. } => continue,
+                Action::DeployEnded { end, .. } => {
+                    self.deploy_ends.push(*end);
+                    continue;
+                }
             };
+            self.lines.push((unit, line.clone()));
             self.trace.push(line);
         }
     }
 
     /// Runs a script of space-separated steps and returns the trace it produced:
     /// `ok` `fail` `died` (decisive) `gone` `engine` (the engine restarts it) `blind` observations; `done` `error`
-    /// `interrupted` `vanished` (the target was gone) action results (also of a deploy command); `pause` `resume`
+    /// `vanished` (the target was gone) `timed-out` `cut` (shutdown cut it short) results of the newest running job (of the
+    /// deploy command when none runs; `deploy-done` always the deploy command's); `shutdown` (medic stops); `interrupted` (shutdown, cut, restart-medic); `pause` `resume`
     /// `reset` `recover` `deploy` (command within 60 s, healthy within 30 s) controls;
     /// `restart-medic` (save, then restore into a new supervisor; `restart-medic+1h`: down for an hour);
     /// `+5s` advances virtual time.
@@ -171,7 +231,24 @@ impl World {
                 message: "exit 1".into(),
                 evidence: Default::default(),
             }),
-            "interrupted" => self.finish(ActionResult::Interrupted),
+            // Only shutdown interrupts a job: medic stops, then starts again.
+            "interrupted" => {
+                self.sup.shutdown();
+                self.finish(ActionResult::Interrupted);
+                self.restart_medic();
+            }
+            "timed-out" => self.finish(ActionResult::TimedOut {
+                after: Duration::from_secs(305),
+            }),
+            "deploy-done" => self.finish_deploy(
+                UNIT,
+                ActionResult::Done {
+                    message: "exit 0".into(),
+                    evidence: Default::default(),
+                },
+            ),
+            "shutdown" => self.sup.shutdown(),
+            "cut" => self.finish(ActionResult::Interrupted),
             "vanished" => self.finish(ActionResult::Gone {
                 message: "gone".into(),
                 evidence: Default::default(),

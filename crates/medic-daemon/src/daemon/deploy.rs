@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use medic_core::{ActionResult, Control, EventKind, Input, RecoveryEvent};
+use medic_core::{ActionResult, Control, DeployEnd, EventKind, Input, RecoveryEvent};
 use tokio::sync::oneshot;
 
 use super::Daemon;
@@ -18,6 +18,8 @@ pub(super) struct PendingDeploy {
     before: Option<serde_json::Value>,
     /// Why the deploy failed, once it has.
     failure: Option<String>,
+    /// How it ended, as the core said; the next log line of the unit says why.
+    end: Option<DeployEnd>,
     reply: Option<oneshot::Sender<DeployOutcome>>,
     /// The deploy of several instances this one is part of (it answers the CLI).
     rollout: Option<String>,
@@ -108,7 +110,7 @@ impl Daemon {
         };
         pending.reply = Some(reply);
         self.sup
-            .handle_input(now, Input::Finished { unit, result })
+            .handle_input(now, Input::DeployFinished { unit, result })
             .ok();
     }
 
@@ -121,32 +123,24 @@ impl Daemon {
         if let Some(before) = &pending.before {
             event.evidence.insert("before".into(), before.clone());
         }
-        let (promoted, message) = match event.kind {
-            EventKind::DeployFailed => {
-                pending.failure = Some(event.message.clone());
-                return;
-            }
-            EventKind::Deployed => (
-                true,
-                "deployed: the new version is healthy; it becomes the last known good once it stays healthy".to_owned(),
-            ),
-            EventKind::RolledBack => (
-                false,
-                "rolled back to the version from before the deploy".to_owned(),
-            ),
-            EventKind::Escalated => (
-                false,
-                format!(
-                    "the rollback did not bring it back: escalated ({})",
-                    event.message
-                ),
-            ),
-            EventKind::Reset | EventKind::Removed => (
-                false,
-                format!("the deploy ended by {}", event.kind.as_str()),
-            ),
-            _ => return,
+        if event.kind == EventKind::DeployFailed {
+            pending.failure = Some(event.message.clone());
+        }
+        let Some(end) = pending.end else {
+            return;
         };
+        let message = match end {
+            DeployEnd::Promoted => "deployed: the new version is healthy; it becomes the last known good once it stays healthy".to_owned(),
+            DeployEnd::RolledBack => "rolled back to the version from before the deploy".to_owned(),
+            DeployEnd::Escalated => format!(
+                "the rollback did not bring it back: escalated ({})",
+                event.message
+            ),
+            DeployEnd::Reset | DeployEnd::Removed => {
+                format!("the deploy ended by {}", event.kind.as_str())
+            }
+        };
+        let promoted = end == DeployEnd::Promoted;
         let after = self
             .sup
             .unit_status(now, &event.service)
@@ -161,15 +155,8 @@ impl Daemon {
             return;
         };
         if let Some(rollout) = pending.rollout {
-            let outcome = match event.kind {
-                EventKind::Deployed => "promoted",
-                EventKind::RolledBack => "rolled_back",
-                EventKind::Escalated => "escalated",
-                EventKind::Reset => "reset",
-                _ => "removed",
-            };
             let failure = pending.failure.or(Some(message));
-            self.rollout_member_ended(&rollout, &event.service, outcome, after, failure);
+            self.rollout_member_ended(&rollout, &event.service, end, after, failure);
             return;
         }
         let message = match pending.failure {
@@ -186,6 +173,14 @@ impl Daemon {
                 instances: Vec::new(),
             };
             reply.send(outcome).ok();
+        }
+    }
+
+    /// The core says how the unit's deploy ended; the log line that follows
+    /// says why and answers the waiting CLI (see `deploy_event`).
+    pub(super) fn deploy_ended(&mut self, unit: &str, end: DeployEnd) {
+        if let Some(pending) = self.deploys.get_mut(unit) {
+            pending.end = Some(end);
         }
     }
 

@@ -194,8 +194,8 @@ impl Durability {
         clock: &WallClock,
     ) {
         for job in &jobs {
-            if let Action::Restart { unit, .. } | Action::Rollback { unit, .. } = job {
-                self.changed.insert(unit.clone());
+            if let Action::Launch(job) = job {
+                self.changed.insert(job.unit.clone());
             }
         }
         if jobs.is_empty() && !std::mem::take(&mut self.urgent) {
@@ -263,6 +263,15 @@ impl Durability {
             Ok(()) = self.changes_written.changed() => {}
             else => std::future::pending().await,
         }
+    }
+
+    /// The jobs still waiting for their state to reach the disk, taken out:
+    /// medic stops, and they never start.
+    pub(super) fn unstarted(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.after_save)
+            .into_iter()
+            .map(|(_, job)| job)
+            .collect()
     }
 
     /// The restarts and rollbacks whose state the writers have put on disk
@@ -424,12 +433,15 @@ mod tests {
     }
 
     fn restart(unit: &str) -> Action {
-        Action::Restart {
+        Action::Launch(medic_core::Job {
+            id: medic_core::JobId(1),
             unit: unit.to_owned(),
             incident: "t-1".to_owned(),
-            attempt: 1,
+            step: medic_core::Step::Restart(1),
             recreate: false,
-        }
+            resumed: false,
+            timeout: std::time::Duration::from_secs(300),
+        })
     }
 
     #[tokio::test]

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use medic_core::{ActionResult, Control, Evidence, Input};
+use medic_core::{ActionResult, Control, DeployEnd, Evidence, Input};
 use tokio::sync::oneshot;
 
 use super::Daemon;
@@ -49,8 +49,8 @@ enum State {
     Running,
     /// The command removed it: retired when the deploy succeeds, restored when it fails.
     Gone,
-    /// Ended: `promoted`, `rolled_back`, `escalated`, …
-    Ended(&'static str),
+    /// Ended, as the core said.
+    Ended(DeployEnd),
 }
 
 impl Daemon {
@@ -261,7 +261,7 @@ impl Daemon {
     }
 
     fn feed(&mut self, now: Instant, unit: &str, result: ActionResult) {
-        let input = Input::Finished {
+        let input = Input::DeployFinished {
             unit: unit.to_owned(),
             result,
         };
@@ -285,14 +285,14 @@ impl Daemon {
         &mut self,
         name: &str,
         unit: &str,
-        outcome: &'static str,
+        outcome: DeployEnd,
         after: Option<serde_json::Value>,
         failure: Option<String>,
     ) {
         let Some(rollout) = self.rollouts.get_mut(name) else {
             return;
         };
-        if let Some(failure) = failure.filter(|_| outcome != "promoted") {
+        if let Some(failure) = failure.filter(|_| outcome != DeployEnd::Promoted) {
             rollout
                 .failure
                 .get_or_insert_with(|| format!("{unit}: {failure}"));
@@ -317,7 +317,7 @@ impl Daemon {
         let failed = rollout
             .members
             .values()
-            .any(|m| matches!(m.state, State::Ended(o) if o != "promoted"));
+            .any(|m| matches!(m.state, State::Ended(o) if o != DeployEnd::Promoted));
         if failed && rollout.failure.is_none() {
             rollout.failure = Some("an instance was not healthy in time".into());
         }
@@ -328,7 +328,7 @@ impl Daemon {
             for (unit, member) in &mut rollout.members {
                 let returns = match member.state {
                     State::Gone => true,
-                    State::Ended("promoted") => !member.new && member.before.is_some(),
+                    State::Ended(DeployEnd::Promoted) => !member.new && member.before.is_some(),
                     _ => false,
                 };
                 if returns {
@@ -387,7 +387,7 @@ impl Daemon {
                     );
                     "retired"
                 }
-                State::Ended(outcome) => outcome,
+                State::Ended(outcome) => outcome.as_str(),
                 State::Running => "running",
             };
             instances.push(InstanceOutcome {
@@ -401,7 +401,10 @@ impl Daemon {
         let message = match &rollout.failure {
             None => format!(
                 "deployed: {} instance(s) healthy, their versions are the last known good now",
-                instances.iter().filter(|i| i.outcome == "promoted").count()
+                instances
+                    .iter()
+                    .filter(|i| i.outcome == DeployEnd::Promoted.as_str())
+                    .count()
             ),
             Some(failure) => format!("{failure}; every instance was rolled back"),
         };

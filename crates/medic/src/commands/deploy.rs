@@ -16,6 +16,8 @@ use medic_core::config::{Config, ContainerSelector, Target};
 use medic_daemon::DeployOutcome;
 use medic_daemon::control::{DeployBody, DeployFinishBody, DeployStarted};
 use medic_daemon::status::StatusReport;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
@@ -95,7 +97,7 @@ async fn guard(socket: &Path, args: &DeployArgs) -> anyhow::Result<u8> {
         "medic: deploying {service} (now: {}); automatic recovery is held",
         describe(started.before.as_ref())
     );
-    let finish = run_command(&args.command).await;
+    let finish = run_command(&args.command, args.command_timeout).await;
     let path = service_path(service, "deploy/finish");
     eprintln!(
         "medic: {}; waiting up to {} for {service} to be healthy",
@@ -140,9 +142,11 @@ async fn guard(socket: &Path, args: &DeployArgs) -> anyhow::Result<u8> {
     }
 }
 
-/// Runs the deploy command with its output streamed through; on Ctrl-C asks
-/// whether to roll back (without a terminal: rolls back).
-async fn run_command(argv: &[String]) -> DeployFinishBody {
+/// Runs the deploy command in its own process group with its output streamed
+/// through; at `timeout` the whole group is killed (the daemon rolls back at
+/// that moment anyway); on Ctrl-C asks whether to roll back (without a
+/// terminal: rolls back).
+async fn run_command(argv: &[String], timeout: Duration) -> DeployFinishBody {
     let mut evidence = medic_core::Evidence::new();
     evidence.insert("command".into(), argv.into());
     let mut command = Command::new(&argv[0]);
@@ -150,6 +154,7 @@ async fn run_command(argv: &[String]) -> DeployFinishBody {
         .args(&argv[1..])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
+        .process_group(0)
         .kill_on_drop(true);
     let mut child = match command.spawn() {
         Ok(child) => child,
@@ -164,8 +169,27 @@ async fn run_command(argv: &[String]) -> DeployFinishBody {
     let tail = std::sync::Arc::new(std::sync::Mutex::new(VecDeque::new()));
     let out = tokio::spawn(tee(child.stdout.take(), false, tail.clone()));
     let err = tokio::spawn(tee(child.stderr.take(), true, tail.clone()));
+    let group = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .map(Pid::from_raw);
+    let signal_group = |signal| {
+        if let Some(group) = group {
+            killpg(group, signal).ok();
+        }
+    };
     let exit = tokio::select! {
         status = child.wait() => Some(status),
+        () = tokio::time::sleep(timeout) => {
+            signal_group(Signal::SIGKILL);
+            child.wait().await.ok();
+            let message = format!(
+                "`{}` did not finish within --command-timeout ({}): killed",
+                argv[0],
+                humantime::format_duration(timeout)
+            );
+            return DeployFinishBody { ok: false, message, evidence };
+        }
         _ = tokio::signal::ctrl_c() => None,
     };
     let (ok, message) = match exit {
@@ -179,12 +203,15 @@ async fn run_command(argv: &[String]) -> DeployFinishBody {
         },
         Some(Err(error)) => (false, format!("cannot wait for `{}`: {error}", argv[0])),
         None => {
-            // The command got the same Ctrl-C from the terminal; make sure it is gone.
+            // Its own process group gets no Ctrl-C from the terminal: pass it on,
+            // then make sure the whole group is gone.
+            signal_group(Signal::SIGINT);
             if tokio::time::timeout(Duration::from_secs(5), child.wait())
                 .await
                 .is_err()
             {
-                child.kill().await.ok();
+                signal_group(Signal::SIGKILL);
+                child.wait().await.ok();
             }
             let keep = ask(
                 "\nmedic: interrupted. Roll back to the version from before the deploy? [Y/n] ",

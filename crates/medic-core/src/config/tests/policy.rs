@@ -51,6 +51,7 @@ start_period = "30s"
             action_timeout: Duration::from_secs(90),
             can_restart: true,
             can_rollback: false,
+            rollback_resumes: false,
             probes: vec![
                 ProbeTiming {
                     interval: Duration::from_secs(20),

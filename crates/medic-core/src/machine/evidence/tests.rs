@@ -15,6 +15,7 @@ use super::super::{Ctx, Machine, Phase, millis};
 use super::IncidentEvidence;
 use crate::observation::{Evidence, Observation, RESTART_EXPECTED_FROM, Urgency};
 use crate::policy::{Policy, ProbeTiming};
+use crate::slots::Slots;
 use crate::vocabulary::ActionResult;
 
 /// Every key a probe or medic may write, `latency_ms` included.
@@ -179,8 +180,10 @@ fn check(policy: Policy, steps: &[Step]) {
     let mut now = start;
     let mut machine = Machine::new(now, "web".into(), Arc::new(policy));
     let (mut out, mut next_incident) = (VecDeque::new(), 0);
+    let mut slots = Slots::new(1);
     let mut ctx = Ctx {
         out: &mut out,
+        slots: &mut slots,
         next_incident: &mut next_incident,
         incident_prefix: "i",
         dependencies_ready: true,
@@ -193,7 +196,8 @@ fn check(policy: Policy, steps: &[Step]) {
                 machine.on_observation(now, *probe, observation(step), &mut ctx)
             }
             Step::Ok(probe) => machine.on_observation(now, *probe, observation(step), &mut ctx),
-            Step::Done => machine.on_finished(
+            Step::Done => finish(
+                &mut machine,
                 now,
                 ActionResult::Done {
                     message: "exit 0".into(),
@@ -201,7 +205,8 @@ fn check(policy: Policy, steps: &[Step]) {
                 },
                 &mut ctx,
             ),
-            Step::Failed(evidence) => machine.on_finished(
+            Step::Failed(evidence) => finish(
+                &mut machine,
                 now,
                 ActionResult::Failed {
                     message: "exit 1".into(),
@@ -226,6 +231,12 @@ fn check(policy: Policy, steps: &[Step]) {
             }
         }
         ctx.out.clear();
+        // As the supervisor would: a decided job launches at once.
+        if let Some(job) = ctx.slots.next_launch() {
+            machine.launching(now, job.id);
+            machine.on_launched(now, job.id);
+            ctx.slots.finished(&job.unit, job.id);
+        }
         let incident = machine.incident.as_ref();
         old.follow(step, before, incident.map(|i| i.id.clone()));
         let Some(incident) = incident else { continue };
@@ -284,5 +295,15 @@ proptest! {
             prop_assert_eq!(held.merged(), map.clone());
             prop_assert!(held.layers.len() <= map.len() + 1);
         }
+    }
+}
+
+/// A result: the deploy command's while one runs, else the running job's.
+fn finish(machine: &mut Machine, now: Instant, result: ActionResult, ctx: &mut Ctx) {
+    match (machine.phase, machine.job()) {
+        (Phase::DeployRunning { .. }, _) | (_, None) => {
+            machine.on_deploy_finished(now, result, ctx)
+        }
+        (_, Some(job)) => machine.on_finished(now, job, result, ctx),
     }
 }
