@@ -346,7 +346,7 @@ fn the_control_socket_refuses_another_user() {
 }
 
 /// GET http://127.0.0.1:PORT/PATH with extra header lines: the status code and the body.
-fn http_get(port: u16, path: &str, headers: &str) -> Option<(u16, String)> {
+pub(crate) fn http_get(port: u16, path: &str, headers: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     write!(
