@@ -10,8 +10,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use crate::service::http_get;
-use crate::support::medic::{Medic, eventually, free_port};
+use crate::service::{FAST, scraped, tcp_service};
+use crate::support::medic::free_port;
 
 /// The repository root.
 fn root() -> PathBuf {
@@ -215,31 +215,12 @@ fn documented_metrics(text: &str) -> BTreeSet<String> {
 
 #[test]
 fn the_metrics_reference_lists_every_metric_a_real_medic_exports() {
-    let (up, down, metrics) = (free_port(), free_port(), free_port());
+    let (up, down) = (free_port(), free_port());
     let _listener = std::net::TcpListener::bind(("127.0.0.1", up)).unwrap();
-    let tcp = |name: &str, port: u16| {
-        format!(
-            "[[service]]\nname = \"{name}\"\n  [[service.probe]]\n  kind = \"tcp\"\n  address = \"127.0.0.1:{port}\"\n\n"
-        )
-    };
     // A sink, so that the delivery families have a series; its alerts go nowhere.
     let sink = "[[alert]]\nname = \"void\"\nkind = \"exec\"\ncommand = [\"true\"]\n";
-    let config = "[defaults]\ninterval = \"200ms\"\ntimeout = \"150ms\"\n\n".to_owned()
-        + &tcp("up", up)
-        + &tcp("down", down)
-        + sink;
-    let medic = Medic::start_with(
-        &format!("metrics_listen = \"127.0.0.1:{metrics}\""),
-        &config,
-    );
-    medic.wait_event("down failing", |e| {
-        e["service"] == "down" && e["event"] == "failing"
-    });
-    let body = eventually("a scrape with probe latencies", || {
-        http_get(metrics, "/metrics", "")
-            .map(|(_, body)| body)
-            .filter(|b| b.contains("medic_probe_latency_seconds_bucket"))
-    });
+    let config = FAST.to_owned() + &tcp_service("up", up) + &tcp_service("down", down) + sink;
+    let (_medic, body) = scraped(&config, "down", "medic_probe_latency_seconds_bucket");
     let exported: BTreeSet<String> = body
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE "))
@@ -267,18 +248,24 @@ fn anchor(heading: &str) -> String {
         .collect()
 }
 
-/// The anchors of a Markdown file's headings (outside code blocks).
-fn anchors(text: &str) -> BTreeSet<String> {
+/// The lines of a Markdown text outside fenced code blocks.
+fn prose(text: &str) -> impl Iterator<Item = &str> {
     let mut fenced = false;
-    let mut found = BTreeSet::new();
-    for line in text.lines() {
+    text.lines().filter(move |line| {
         if line.starts_with("```") {
             fenced = !fenced;
-        } else if !fenced && line.starts_with('#') {
-            found.insert(anchor(line.trim_start_matches('#')));
+            return false;
         }
-    }
-    found
+        !fenced
+    })
+}
+
+/// The anchors of a Markdown file's headings.
+fn anchors(text: &str) -> BTreeSet<String> {
+    prose(text)
+        .filter(|line| line.starts_with('#'))
+        .map(|line| anchor(line.trim_start_matches('#')))
+        .collect()
 }
 
 /// The Markdown pages whose links are checked: the front door, the maintainer
@@ -301,18 +288,10 @@ fn pages() -> Vec<PathBuf> {
 
 /// The `](target)` links of a Markdown text, outside code blocks and inline code.
 fn links(text: &str) -> Vec<String> {
-    let mut fenced = false;
     let mut found = Vec::new();
-    for line in text.lines() {
-        if line.starts_with("```") {
-            fenced = !fenced;
-            continue;
-        }
-        if fenced {
-            continue;
-        }
-        let prose: String = line.split('`').step_by(2).collect();
-        let mut rest = prose.as_str();
+    for line in prose(text) {
+        let outside_code: String = line.split('`').step_by(2).collect();
+        let mut rest = outside_code.as_str();
         while let Some(at) = rest.find("](") {
             rest = &rest[at + 2..];
             if let Some(end) = rest.find(')') {
