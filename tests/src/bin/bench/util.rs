@@ -221,7 +221,8 @@ pub fn host() -> String {
         "{date}, {model}, {cpus} CPUs, {:.1} GiB, load average {}, {}",
         memory_kib as f64 / (1024.0 * 1024.0),
         load.join(" "),
-        docker(&["version", "-f", "Docker {{.Server.Version}}"]).unwrap_or_default()
+        docker(&["version", "-f", "Docker {{.Server.Version}}"])
+            .unwrap_or_else(|_| "no engine".into())
     )
 }
 
