@@ -4,8 +4,8 @@
 //! (the keys come from the parser's own "expected one of" lists, never from a
 //! list kept by hand); every metric a real medic exports is in the metrics
 //! reference (`docs/metrics.md`) and nothing documented is missing from a
-//! scrape; every relative link between the Markdown pages resolves. Needs no
-//! component besides the medic binary.
+//! scrape; every relative link between the Markdown pages resolves; README
+//! stays a short front door. Needs no component besides the medic binary.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -235,6 +235,28 @@ fn the_metrics_reference_lists_every_metric_a_real_medic_exports() {
         undocumented.is_empty() && stale.is_empty(),
         "exported but missing from docs/metrics.md: {undocumented:?}\ndocumented but not exported: {stale:?}"
     );
+}
+
+#[test]
+fn the_readme_is_a_short_front_door_with_install_on_its_first_screen() {
+    let readme = read("README.md");
+    let lines: Vec<&str> = readme.lines().collect();
+    assert!(
+        lines.len() <= 450,
+        "README.md has {} lines: move the detail into docs/",
+        lines.len()
+    );
+    let install = lines.iter().position(|l| *l == "## Install");
+    assert!(
+        install.is_some_and(|at| at < 40),
+        "README.md's `## Install` is not on its first screen (line {install:?})"
+    );
+    for command in ["cargo run --release -p medic -- run", "scripts/test"] {
+        assert!(
+            lines.contains(&command),
+            "README.md's quick start lost `{command}`"
+        );
+    }
 }
 
 /// GitHub's anchor for a heading: lower case, punctuation dropped, spaces as dashes.
