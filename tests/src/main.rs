@@ -10,6 +10,7 @@ mod compose;
 mod dashboard;
 mod deploy;
 mod docker;
+mod docs;
 mod doctor;
 mod edges;
 mod engine_restarts;

@@ -10,13 +10,13 @@ use nix::sys::signal::Signal;
 use crate::support::env;
 use crate::support::medic::{DEADLINE, Medic, bin, eventually, free_port};
 
-fn tcp_service(name: &str, port: u16) -> String {
+pub(crate) fn tcp_service(name: &str, port: u16) -> String {
     format!(
         "[[service]]\nname = \"{name}\"\n  [[service.probe]]\n  kind = \"tcp\"\n  address = \"127.0.0.1:{port}\"\n\n"
     )
 }
 
-const FAST: &str = "[defaults]\ninterval = \"200ms\"\ntimeout = \"150ms\"\n\n";
+pub(crate) const FAST: &str = "[defaults]\ninterval = \"200ms\"\ntimeout = \"150ms\"\n\n";
 
 #[test]
 fn install_writes_a_unit_that_systemd_analyze_verifies() {
@@ -346,7 +346,23 @@ fn the_control_socket_refuses_another_user() {
 }
 
 /// GET http://127.0.0.1:PORT/PATH with extra header lines: the status code and the body.
-fn http_get(port: u16, path: &str, headers: &str) -> Option<(u16, String)> {
+/// A medic running `config` with a metrics listener, and its `/metrics` once
+/// `failing` has failed and the exposition holds `series`.
+pub(crate) fn scraped(config: &str, failing: &str, series: &str) -> (Medic, String) {
+    let port = free_port();
+    let medic = Medic::start_with(&format!("metrics_listen = \"127.0.0.1:{port}\""), config);
+    medic.wait_event("a failing service", |e| {
+        e["service"] == failing && e["event"] == "failing"
+    });
+    let body = eventually(&format!("a scrape with {series}"), || {
+        http_get(port, "/metrics", "")
+            .map(|(_, body)| body)
+            .filter(|b| b.contains(series))
+    });
+    (medic, body)
+}
+
+pub(crate) fn http_get(port: u16, path: &str, headers: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     write!(
@@ -405,7 +421,7 @@ fn tcp_control_needs_the_bearer_token_and_the_socket_takes_its_group() {
 
 #[test]
 fn metrics_parse_as_prometheus_text() {
-    let (up, down, metrics) = (free_port(), free_port(), free_port());
+    let (up, down) = (free_port(), free_port());
     let _listener = std::net::TcpListener::bind(("127.0.0.1", up)).unwrap();
     let db = tcp_service("db", up).replacen(
         "name = \"db\"\n",
@@ -413,18 +429,7 @@ fn metrics_parse_as_prometheus_text() {
         1,
     );
     let config = FAST.to_owned() + &db + &tcp_service("cache", down);
-    let medic = Medic::start_with(
-        &format!("metrics_listen = \"127.0.0.1:{metrics}\""),
-        &config,
-    );
-    medic.wait_event("cache failing", |e| {
-        e["service"] == "cache" && e["event"] == "failing"
-    });
-    let body = eventually("a scrape", || {
-        http_get(metrics, "/metrics", "")
-            .map(|(_, body)| body)
-            .filter(|b| b.contains("medic_service_up"))
-    });
+    let (_medic, body) = scraped(&config, "cache", "medic_service_up");
     let lines = body.lines().map(|l| Ok(l.to_owned()));
     let scrape = prometheus_parse::Scrape::parse(lines).expect("Prometheus text format");
     let value = |name: &str, service: &str| {

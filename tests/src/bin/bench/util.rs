@@ -195,12 +195,34 @@ pub fn events(path: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The machine a run measured, for docs/benchmarks.md: date, CPU model and
+/// count, memory, load average (figures on a loaded machine are not comparable
+/// with a quiet one's) and the engine.
 pub fn host() -> String {
     let cpus = std::thread::available_parallelism().map_or(0, usize::from);
-    let date = jiff::Timestamp::now().strftime("%Y-%m-%d").to_string();
+    let date = jiff::Timestamp::now()
+        .strftime("%Y-%m-%d %H:%M UTC")
+        .to_string();
+    let proc = |file: &str| std::fs::read_to_string(file).unwrap_or_default();
+    let cpuinfo = proc("/proc/cpuinfo");
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name")?.split_once(':'))
+        .map_or("unknown CPU", |(_, m)| m.trim());
+    let meminfo = proc("/proc/meminfo");
+    let memory_kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|m| m.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    let loadavg = proc("/proc/loadavg");
+    let load: Vec<&str> = loadavg.split_whitespace().take(3).collect();
     format!(
-        "{date}, {cpus} CPUs, {}",
-        docker(&["version", "-f", "Docker {{.Server.Version}}"]).unwrap_or_default()
+        "{date}, {model}, {cpus} CPUs, {:.1} GiB, load average {}, {}",
+        memory_kib as f64 / (1024.0 * 1024.0),
+        load.join(" "),
+        docker(&["version", "-f", "Docker {{.Server.Version}}"])
+            .unwrap_or_else(|_| "no engine".into())
     )
 }
 
