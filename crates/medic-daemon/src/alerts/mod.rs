@@ -228,17 +228,14 @@ pub async fn send_test(config: &Config, sink: &AlertSink) -> anyhow::Result<()> 
         .map_err(|failure| anyhow::anyhow!("{}", failure.message))
 }
 
-/// This host's name, for the `host` label and field.
+/// This host's name, for the `host` label and field: `gethostname(3)`, which
+/// macOS answers as well as Linux (its files are Linux's alone).
 pub fn hostname() -> String {
-    ["/proc/sys/kernel/hostname", "/etc/hostname"]
-        .iter()
-        .find_map(|path| {
-            std::fs::read_to_string(path)
-                .ok()
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-        })
-        .or_else(|| std::env::var("HOSTNAME").ok())
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|name| name.into_string().ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
         .unwrap_or_else(|| "localhost".to_owned())
 }
 
