@@ -96,6 +96,28 @@ fn the_tarball_holds_a_static_binary_completions_man_pages_and_configs() {
     ] {
         assert!(root.join(unit).is_file(), "{unit} in the tarball");
     }
+
+    // The Install text's `medic install systemd --bin /usr/local/bin/medic`, into a scratch root.
+    let system = dir.path().join("system");
+    must(
+        root.join("medic"),
+        &[
+            "install",
+            "systemd",
+            "--bin",
+            "/usr/local/bin/medic",
+            "--root",
+            &system.display().to_string(),
+        ],
+        &root,
+    );
+    let unit = std::fs::read_to_string(system.join("etc/systemd/system/medic.service")).unwrap();
+    assert!(unit.contains("ExecStart=/usr/local/bin/medic run --config /etc/medic/medic.toml"));
+    assert_eq!(
+        std::fs::read_to_string(system.join("etc/medic/medic.toml")).unwrap(),
+        std::fs::read_to_string(root.join("medic.toml")).unwrap(),
+        "the working config, as in the packages"
+    );
 }
 
 #[test]
@@ -143,8 +165,8 @@ fn the_image_brings_a_killed_labelled_container_back() {
             "medic-test/good:1",
         ],
     );
-    // The Install text's command; `--network host` as documented (the test
-    // engine has no bridge network anyway).
+    // The Install text's command, word for word (no `--network host`: medic
+    // needs only the socket, and the host's 127.0.0.1:9464 stays free).
     engine.run(&[
         "run",
         "-d",
@@ -152,8 +174,6 @@ fn the_image_brings_a_killed_labelled_container_back() {
         &medic,
         "--restart",
         "unless-stopped",
-        "--network",
-        "host",
         "-v",
         &format!("{socket}:/var/run/docker.sock"),
         "-v",
