@@ -74,7 +74,7 @@ fn regular_file(fd: BorrowedFd<'_>) -> Option<Output> {
 
 /// Rotates the file's path and opens a new, empty file there (0600, appending).
 fn reopen(file: &Output, keep: usize) -> std::io::Result<File> {
-    medic_daemon::rotation::rotate(&file.path, keep)?;
+    medic_records::rotation::rotate(&file.path, keep)?;
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
