@@ -672,7 +672,7 @@ services = ["web"]
     )
     .unwrap();
     let output = medic.cli(&["run"]);
-    assert_eq!(output.status.code(), Some(64), "{output:?}");
+    assert_eq!(output.status.code(), Some(78), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("environment variable `MEDIC_TEST_UNSET_SECRET` is not set"),

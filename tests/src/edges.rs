@@ -353,7 +353,7 @@ fn oversized_durations_are_refused_everywhere_and_medic_keeps_running() {
         .arg(&medic.config)
         .output()
         .unwrap();
-    assert_eq!(run.status.code(), Some(64), "{run:?}");
+    assert_eq!(run.status.code(), Some(78), "{run:?}");
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! medic's .deb under a real systemd: systemd runs as PID 1 in a container on
 //! the test engine (image from scripts/test, `MEDIC_TEST_SYSTEMD_IMAGE`), with
 //! the engine's socket bind-mounted in. One container serves every check, in
-//! the order a user meets them: the unit starts without a docker group, then
+//! the order a user meets them: the packaged config as shipped (doctor, the
+//! socket for group medic, a bad config's 78), the unit starts without a docker group, then
 //! with it; READY, reload, command targets through the opt-in drop-in and
 //! polkit rule, journal lines and priorities, the watchdog, and stop.
 
@@ -168,6 +169,41 @@ fn the_deb_runs_under_a_real_systemd() {
         machine.sh("systemctl --failed --no-pager").1
     );
     machine.must("dpkg -i /medic.deb");
+
+    // 0. As shipped: doctor finds /etc/medic/medic.toml without --config and
+    //    reports no error; a member of group medic reaches the control socket.
+    let (_, doctor) = machine.sh("medic doctor --json || true");
+    let report: serde_json::Value =
+        serde_json::from_str(&doctor).unwrap_or_else(|e| panic!("doctor --json ({e}): {doctor}"));
+    assert_eq!(report["errors"], 0, "doctor on a fresh install: {report:#}");
+    assert_eq!(
+        report["findings"][0]["message"],
+        "using /etc/medic/medic.toml (from /etc/medic)"
+    );
+    machine.must("useradd -m alice && usermod -aG medic alice");
+    machine.must("systemctl start medic");
+    let (_, status) = machine.sh("runuser -u alice -- medic status --json || true");
+    assert!(
+        status.contains("\"overall\""),
+        "medic status as a member of group medic: {status}"
+    );
+    machine.must("systemctl stop medic");
+    // A config medic cannot use: exit 78, and the unit stays failed instead of restarting.
+    machine.must(
+        "cp /etc/medic/medic.toml /root/medic.toml && echo 'bogus = 1' >> /etc/medic/medic.toml",
+    );
+    assert!(
+        !machine.sh("systemctl start medic").0,
+        "a bad config fails the start"
+    );
+    assert_eq!(
+        (
+            machine.show("medic", "ActiveState"),
+            machine.show("medic", "ExecMainStatus")
+        ),
+        ("failed".to_owned(), "78".to_owned())
+    );
+    machine.must("systemctl reset-failed medic && cp /root/medic.toml /etc/medic/medic.toml");
 
     // 1. No docker group: the unit starts anyway (it used to fail 216/GROUP), and
     //    the engine's refusal reaches the journal as a warning.

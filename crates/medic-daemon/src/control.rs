@@ -17,7 +17,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use medic_core::ActionResult;
 use medic_core::config::{Settings, SocketAccess};
-use nix::unistd::{Group, User};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use tokio::net::UnixListener;
@@ -115,23 +114,27 @@ fn restrict(socket: &Path, access: &SocketAccess) -> anyhow::Result<()> {
         .with_context(|| format!("cannot set the mode of {}", socket.display()))?;
     let uid = match &access.owner {
         Some(name) => Some(
-            User::from_name(name)?
+            crate::accounts::user_by_name(name)?
                 .with_context(|| format!("control_socket_owner: no user `{name}`"))?
-                .uid,
+                .id,
         ),
         None => None,
     };
     let gid = match &access.group {
         Some(name) => Some(
-            Group::from_name(name)?
+            crate::accounts::group_by_name(name)?
                 .with_context(|| format!("control_socket_group: no group `{name}`"))?
-                .gid,
+                .id,
         ),
         None => None,
     };
     if uid.is_some() || gid.is_some() {
-        nix::unistd::chown(socket, uid, gid)
-            .with_context(|| format!("cannot chown {}", socket.display()))?;
+        nix::unistd::chown(
+            socket,
+            uid.map(nix::unistd::Uid::from_raw),
+            gid.map(nix::unistd::Gid::from_raw),
+        )
+        .with_context(|| format!("cannot chown {}", socket.display()))?;
     }
     Ok(())
 }

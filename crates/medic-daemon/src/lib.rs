@@ -5,6 +5,7 @@
 //! Architecture invariant: decisions (retry, backoff, escalation) are made in
 //! medic-core; this crate only observes, carries out actions and records.
 
+pub mod accounts;
 pub mod clock;
 pub mod control;
 pub mod daemon;

@@ -246,7 +246,7 @@ fn mib(bytes: u64) -> String {
 }
 
 fn owner_name(uid: u32) -> Option<String> {
-    nix::unistd::User::from_uid(uid.into())
+    medic_daemon::accounts::user_by_uid(uid)
         .ok()
         .flatten()
         .map(|u| u.name)

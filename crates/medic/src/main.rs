@@ -4,6 +4,8 @@ mod client;
 mod commands;
 mod config_file;
 mod logging;
+mod output_files;
+mod prefix;
 mod table;
 
 use std::process::ExitCode;

@@ -26,10 +26,11 @@ pub fn podman_root() -> Option<String> {
     require("podman", "MEDIC_TEST_PODMAN_ROOT")
 }
 
-/// The .deb the test command built with cargo-deb (`MEDIC_TEST_DEB`); component `deb`.
+/// The .deb scripts/package built for the test command (`MEDIC_TEST_DEB`, in
+/// `MEDIC_TEST_DIST`); component `package`.
 #[track_caller]
 pub fn deb() -> Option<String> {
-    require("deb", "MEDIC_TEST_DEB")
+    require("package", "MEDIC_TEST_DEB")
 }
 
 /// The Debian image that boots systemd as PID 1 (`MEDIC_TEST_SYSTEMD_IMAGE`);

@@ -1,6 +1,6 @@
 //! `MEDIC_TEST_SKIP`: the one way a test that needs a component passes without
 //! running. It holds component names separated by commas (`docker`,
-//! `alertmanager`, `deb`, `chromium`, `tmux`, `systemd-analyze`, `runuser`,
+//! `alertmanager`, `package` (scripts/package's artefacts), `chromium`, `tmux`, `systemd-analyze`, `runuser`,
 //! `podman`, `prometheus`, `root`, …). A named component is skipped: the test
 //! returns at once, says so on stderr and appends one line to the file
 //! `MEDIC_TEST_SKIP_LOG` names, which `scripts/test` sums up at the end of the

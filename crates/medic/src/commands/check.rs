@@ -31,13 +31,10 @@ struct CheckJson<'a> {
 
 /// Exit 0 all ok, 1 any failing or blind, 2 when the checks cannot run.
 pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
-    let config =
-        args.config
-            .load_without_secrets()
-            .map_err(|e| match e.downcast_ref::<crate::Exit>() {
-                Some(_) => crate::Exit(2).into(),
-                None => e,
-            })?;
+    let config = args
+        .config
+        .load_without_secrets()
+        .map_err(crate::config_file::as_exit_2)?;
     let runtime = super::runtime()?;
     let rows = runtime.block_on(medic_inspect::check::check_once(&config))?;
     let engine = runtime.block_on(medic_inspect::check::container_engine(&config))?;

@@ -54,6 +54,38 @@ pub struct ReloadArgs {
     config: ConfigArgs,
 }
 
+/// Arguments of `medic ping`.
+#[derive(Debug, Args)]
+pub struct PingArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+/// Whether the daemon's loop answers: a name lookup (`GET /v1/services/…`)
+/// goes through the supervisor loop and costs the same for 1 or 10,000
+/// services; found or not found, an answer is a live loop. Exit 0 or 2.
+pub fn ping(args: PingArgs) -> anyhow::Result<u8> {
+    let socket = socket_or_2(&args.config)?;
+    let path = "/v1/services/medic-ping";
+    let (status, _) = super::runtime()?.block_on(call(&socket, Method::GET, path, None))?;
+    if status.is_success() || status == hyper::StatusCode::NOT_FOUND {
+        println!("medic answers on {}", socket.display());
+        Ok(0)
+    } else {
+        eprintln!("medic: {} answers {status}", socket.display());
+        Ok(2)
+    }
+}
+
+/// The control socket for the commands whose codes are 0/1/2 (`status`,
+/// `ping`): a config they cannot use is their 2.
+fn socket_or_2(config: &ConfigArgs) -> anyhow::Result<std::path::PathBuf> {
+    Ok(config
+        .load_settings()
+        .map_err(crate::config_file::as_exit_2)?
+        .control_socket)
+}
+
 /// Asks the daemon to re-read its config file; a rejected config is printed and exits 1.
 /// The file is validated here first: an invalid one never reaches the daemon.
 pub fn reload(args: ReloadArgs) -> anyhow::Result<u8> {
@@ -88,7 +120,7 @@ struct Overall {
 
 /// Prints every service's state; exit 0 all healthy, 1 otherwise, 2 when the daemon cannot be reached.
 pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
-    let socket = args.config.load_settings()?.control_socket;
+    let socket = socket_or_2(&args.config)?;
     let path = match &args.service {
         Some(name) => format!("/v1/status?service={}", encode(name)),
         None => "/v1/status".to_owned(),

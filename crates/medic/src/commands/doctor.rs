@@ -27,18 +27,25 @@ pub struct DoctorArgs {
 
 /// Runs every check once and reports.
 pub fn run(args: DoctorArgs) -> anyhow::Result<u8> {
-    let findings = match &args.config.config {
+    let located = args.config.locate();
+    let mut findings = vec![Finding {
+        check: "config",
+        service: None,
+        severity: Severity::Ok,
+        message: format!("using {located}"),
+        fix: None,
+    }];
+    findings.extend(match &located.path {
         None => diagnose(&args.config.load()?, &args.root)?,
         Some(path) => {
-            let source = std::fs::read_to_string(path)
-                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+            let source = crate::config_file::read(path)?;
             let origin = path.display().to_string();
             match config::parse_with_env(&source, &origin, &|name| std::env::var(name).ok()) {
                 Ok(config) => diagnose(&config, &args.root)?,
                 Err(errors) => config_findings(&errors),
             }
         }
-    };
+    });
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &Report::new(&findings))?;

@@ -10,7 +10,8 @@ use clap::{Args, Subcommand};
 const UNIT: &str = include_str!("../../../../systemd/medic.service");
 const SYSUSERS: &str = include_str!("../../../../systemd/medic.sysusers");
 const TMPFILES: &str = include_str!("../../../../systemd/medic.tmpfiles");
-const EXAMPLE_CONFIG: &str = include_str!("../../../../config/medic.toml");
+/// The config a package installs: the default job, with the socket open to group medic.
+const PACKAGED_CONFIG: &str = include_str!("../../../../packaging/medic.toml");
 
 /// What to install.
 #[derive(Debug, Subcommand)]
@@ -21,22 +22,60 @@ pub enum InstallCommand {
     Launchd(LaunchdArgs),
 }
 
-/// Arguments of `medic install launchd`. With the defaults it writes exactly
-/// `launchd/com.medic.agent.plist` of the repository.
+/// Arguments of `medic install launchd`. With `--prefix /opt/homebrew` it
+/// writes exactly `launchd/com.medic.agent.plist` of the repository.
 #[derive(Debug, Args)]
 pub struct LaunchdArgs {
     /// Folder the plist is written to [default: ~/Library/LaunchAgents].
     #[arg(long)]
     dir: Option<PathBuf>,
-    /// The medic binary the agent runs.
-    #[arg(long, default_value = "/usr/local/bin/medic")]
+    /// The prefix medic is installed under [default: where this medic runs from:
+    /// /opt/homebrew for /opt/homebrew/bin/medic (Homebrew, Apple silicon), /usr/local on Intel].
+    #[arg(long)]
+    prefix: Option<PathBuf>,
+    /// The medic binary the agent runs [default: <prefix>/bin/medic].
+    #[arg(long)]
+    bin: Option<PathBuf>,
+    /// The config file the agent runs with [default: <prefix>/etc/medic/medic.toml].
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Folder of medic's stdout and stderr files, which medic rotates
+    /// (journal_max_size, journal_keep) [default: <prefix>/var/log/medic].
+    #[arg(long)]
+    log_dir: Option<PathBuf>,
+}
+
+/// The paths a LaunchAgent runs medic with.
+#[derive(Debug)]
+struct AgentPaths {
     bin: PathBuf,
-    /// The config file the agent runs with.
-    #[arg(long, default_value = "/usr/local/etc/medic/medic.toml")]
     config: PathBuf,
-    /// Folder of medic's stdout and stderr files.
-    #[arg(long, default_value = "/usr/local/var/log/medic")]
     log_dir: PathBuf,
+}
+
+impl LaunchdArgs {
+    /// Each path as given, else under the prefix (given, else derived from this executable).
+    fn paths(&self) -> anyhow::Result<AgentPaths> {
+        let prefix = || {
+            self.prefix.clone().or_else(crate::prefix::current).with_context(|| {
+                "cannot tell the install prefix from this medic's path: pass --prefix (e.g. /opt/homebrew)"
+            })
+        };
+        Ok(AgentPaths {
+            bin: match &self.bin {
+                Some(bin) => bin.clone(),
+                None => prefix()?.join("bin/medic"),
+            },
+            config: match &self.config {
+                Some(config) => config.clone(),
+                None => crate::prefix::etc(&prefix()?).join("medic/medic.toml"),
+            },
+            log_dir: match &self.log_dir {
+                Some(dir) => dir.clone(),
+                None => crate::prefix::var(&prefix()?).join("log/medic"),
+            },
+        })
+    }
 }
 
 /// The label of medic's own LaunchAgent.
@@ -68,16 +107,17 @@ fn launchd(args: &LaunchdArgs) -> anyhow::Result<u8> {
             .map(|home| PathBuf::from(home).join("Library/LaunchAgents"))
             .context("HOME is not set: pass --dir")?,
     };
+    let paths = args.paths()?;
     let path = dir.join(format!("{LAUNCHD_LABEL}.plist"));
-    write(&path, &launchd_plist(args)?)?;
+    write(&path, &launchd_plist(&paths)?)?;
     println!("wrote    {}", path.display());
     println!(
         "\nEdit {config} (`medic config check {config}`), then:",
-        config = args.config.display()
+        config = paths.config.display()
     );
     println!(
         "  mkdir -p {} && launchctl bootstrap gui/$(id -u) {}",
-        args.log_dir.display(),
+        paths.log_dir.display(),
         path.display()
     );
     Ok(0)
@@ -85,7 +125,7 @@ fn launchd(args: &LaunchdArgs) -> anyhow::Result<u8> {
 
 /// The LaunchAgent plist: runs `medic run --config …` at login, restarted by
 /// launchd whenever it exits (at most every 10 s), stdout and stderr to files.
-fn launchd_plist(args: &LaunchdArgs) -> anyhow::Result<String> {
+fn launchd_plist(args: &AgentPaths) -> anyhow::Result<String> {
     use plist::{Dictionary, Value};
     let text = |p: &Path| Value::String(p.display().to_string());
     let mut dict = Dictionary::new();
@@ -126,7 +166,7 @@ fn systemd(args: &SystemdArgs) -> anyhow::Result<u8> {
         ("etc/systemd/system/medic.service", unit.as_str(), true),
         ("usr/lib/sysusers.d/medic.conf", SYSUSERS, true),
         ("usr/lib/tmpfiles.d/medic.conf", TMPFILES, true),
-        ("etc/medic/medic.toml", EXAMPLE_CONFIG, false),
+        ("etc/medic/medic.toml", PACKAGED_CONFIG, false),
     ];
     for (relative, contents, replace) in files {
         let path = args.root.join(relative);
@@ -171,11 +211,11 @@ mod tests {
     fn the_launchd_example_is_what_the_defaults_write() {
         let Install {
             command: InstallCommand::Launchd(args),
-        } = Install::parse_from(["install", "launchd"])
+        } = Install::parse_from(["install", "launchd", "--prefix", "/opt/homebrew"])
         else {
             panic!("launchd parses as launchd");
         };
         let example = include_str!("../../../../launchd/com.medic.agent.plist");
-        assert_eq!(launchd_plist(&args).unwrap(), example);
+        assert_eq!(launchd_plist(&args.paths().unwrap()).unwrap(), example);
     }
 }

@@ -3,6 +3,7 @@
 mod alert;
 mod alerts;
 mod check;
+mod completions;
 mod config;
 mod control;
 mod deploy;
@@ -58,6 +59,13 @@ pub enum Command {
     /// Install medic as a system service.
     #[command(subcommand)]
     Install(install::InstallCommand),
+    /// Exit 0 when the running daemon answers on its control socket, 2 when not (the image's HEALTHCHECK).
+    Ping(control::PingArgs),
+    /// Print shell completions: `medic completions bash > /usr/share/bash-completion/completions/medic`.
+    Completions(completions::CompletionsArgs),
+    /// Write the man pages into a folder (for packaging).
+    #[command(hide = true)]
+    Manpages(completions::ManpagesArgs),
 }
 
 /// Runs a subcommand; returns the process exit code.
@@ -81,6 +89,9 @@ pub fn run(command: Command) -> anyhow::Result<u8> {
         Command::Config(command) => config::run(command),
         Command::Doctor(args) => doctor::run(args),
         Command::Install(command) => install::run(command),
+        Command::Ping(args) => control::ping(args),
+        Command::Completions(args) => completions::completions(&args),
+        Command::Manpages(args) => completions::manpages(&args),
     }
 }
 

@@ -12,10 +12,13 @@ pub struct RunArgs {
     config: ConfigArgs,
 }
 
-/// Runs the daemon; a bad config exits 64 before anything starts.
+/// Runs the daemon; a config it cannot use exits 78 (EX_CONFIG) before
+/// anything starts, which the systemd unit does not restart.
 pub fn run(args: RunArgs) -> anyhow::Result<u8> {
+    let located = args.config.locate();
     let config = args.config.load()?;
     crate::logging::init();
+    tracing::info!("config: {located}");
     super::runtime()?.block_on(async {
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
@@ -25,7 +28,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
                 _ = int.recv() => tracing::info!("SIGINT: stopping"),
             }
         };
-        medic_daemon::run(config, args.config.config.clone(), shutdown).await
+        let (max_size, keep) = (config.medic.journal_max_size, config.medic.journal_keep);
+        tokio::select! {
+            done = medic_daemon::run(config, located.path, shutdown) => done,
+            () = crate::output_files::rotate(max_size, keep) => Ok(()),
+        }
     })?;
     Ok(0)
 }
