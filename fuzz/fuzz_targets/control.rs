@@ -63,9 +63,7 @@ async fn answer(mut rx: mpsc::Receiver<ControlRequest>) {
     sup.add_unit(now, "web", Policy::default());
     while let Some(request) = rx.recv().await {
         let input = match request {
-            ControlRequest::Unit {
-                control, reply, ..
-            } => {
+            ControlRequest::Unit { control, reply, .. } => {
                 reply.send(Ok(())).ok();
                 let control = match control {
                     ControlCommand::Pause(duration) => Control::Pause {
@@ -112,7 +110,9 @@ async fn answer(mut rx: mpsc::Receiver<ControlRequest>) {
                 continue;
             }
             // Dropped: the handler answers 503, as when medic stops.
-            ControlRequest::Status { .. } | ControlRequest::Metrics(_) | ControlRequest::Page(_) => {
+            ControlRequest::Status { .. }
+            | ControlRequest::Metrics(_)
+            | ControlRequest::Page(_) => {
                 continue;
             }
         };

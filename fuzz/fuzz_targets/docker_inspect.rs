@@ -50,13 +50,16 @@ fn read(inspect: &ContainerInspectResponse) {
         facts.has_stopped(),
     );
     // Captured as last known good, kept in the state store, read back, recreated.
-    let image_config = inspect.config.clone().map(|config| bollard::models::ImageConfig {
-        env: config.env,
-        labels: config.labels,
-        cmd: config.cmd,
-        entrypoint: config.entrypoint,
-        ..Default::default()
-    });
+    let image_config = inspect
+        .config
+        .clone()
+        .map(|config| bollard::models::ImageConfig {
+            env: config.env,
+            labels: config.labels,
+            cmd: config.cmd,
+            entrypoint: config.entrypoint,
+            ..Default::default()
+        });
     let spec = ContainerSpec::from_inspect(inspect.clone(), image_config, Some("parent"));
     let stored = serde_json::to_value(&spec).expect("a spec serializes");
     let again: ContainerSpec = serde_json::from_value(stored).expect("a stored spec reads back");

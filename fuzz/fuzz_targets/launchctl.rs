@@ -26,7 +26,11 @@ fuzz_target!(|data: &[u8]| {
 /// Everything the daemon asks of the facts.
 fn read(facts: &JobFacts) {
     let verdict = classify(Some(facts));
-    let _ = (verdict.class.as_str(), verdict.class.is_ok(), verdict.message);
+    let _ = (
+        verdict.class.as_str(),
+        verdict.class.is_ok(),
+        verdict.message,
+    );
     let _ = (
         facts.is_running(),
         facts.is_starting(),
