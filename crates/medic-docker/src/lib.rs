@@ -14,6 +14,7 @@ mod endpoint;
 mod error;
 mod events;
 mod facts;
+mod labels;
 mod libpod;
 mod select;
 mod spec;
@@ -22,10 +23,9 @@ pub use client::{DockerClient, EngineInfo, EngineKind};
 pub use error::DockerError;
 pub use events::{ACTIONS, ContainerEvent};
 pub use facts::{ContainerFacts, ContainerState, Health, HealthCheckRun, StopCommand, Verdict};
+pub use labels::{OVERRIDE_PREFIX, overrides};
 pub use libpod::HealthOnFailure;
-pub use select::{
-    ContainerSummary, OVERRIDE_PREFIX, Selector, forensic_name, is_forensic, overrides,
-};
+pub use select::{ContainerSummary, Selector, forensic_name, is_forensic};
 pub use spec::{ContainerSpec, minimal_config, spec_differs};
 
 /// How many forensic copies of failed containers a rollback keeps per name.
