@@ -326,7 +326,7 @@ fn check_metrics(config: &Config, out: &mut Findings) {
 
 /// Listeners open to other hosts without a password, or control without TLS.
 fn check_exposure(config: &Config, out: &mut Findings) {
-    match crate::web::exposure_warnings(&config.medic) {
+    match medic_daemon::web::exposure_warnings(&config.medic) {
         Ok(warnings) => {
             for warning in warnings {
                 out.warn("exposure", None, warning.problem, warning.fix);
