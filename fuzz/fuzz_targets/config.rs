@@ -13,7 +13,10 @@ fuzz_target!(|data: &[u8]| {
             let _ = format!("{config:?}");
         }
         Err(errors) => {
-            assert!(!errors.errors.is_empty(), "a rejected config names an error");
+            assert!(
+                !errors.errors.is_empty(),
+                "a rejected config names an error"
+            );
             let _ = errors.to_string();
         }
     }

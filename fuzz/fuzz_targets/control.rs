@@ -24,8 +24,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/services/web/reset"),
     ("POST", "/v1/services/web/recover"),
     ("POST", "/v1/services/web/nonsense"),
+    ("POST", "/v1/services/web/forget"),
+    ("GET", "/v1/services/web"),
     ("POST", "/v1/reload"),
     ("GET", "/v1/status"),
+    ("GET", "/v1/status?service=web"),
 ];
 
 static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
@@ -60,9 +63,7 @@ async fn answer(mut rx: mpsc::Receiver<ControlRequest>) {
     sup.add_unit(now, "web", Policy::default());
     while let Some(request) = rx.recv().await {
         let input = match request {
-            ControlRequest::Unit {
-                control, reply, ..
-            } => {
+            ControlRequest::Unit { control, reply, .. } => {
                 reply.send(Ok(())).ok();
                 let control = match control {
                     ControlCommand::Pause(duration) => Control::Pause {
@@ -109,7 +110,9 @@ async fn answer(mut rx: mpsc::Receiver<ControlRequest>) {
                 continue;
             }
             // Dropped: the handler answers 503, as when medic stops.
-            ControlRequest::Status(_) | ControlRequest::Metrics(_) | ControlRequest::Page(_) => {
+            ControlRequest::Status { .. }
+            | ControlRequest::Metrics(_)
+            | ControlRequest::Page(_) => {
                 continue;
             }
         };

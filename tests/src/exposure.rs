@@ -3,14 +3,23 @@
 //! checked with curl and scraped by a real Prometheus; certificates reloaded
 //! on SIGHUP; `config check` warning about a bare listener off loopback.
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpSocket;
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 
 use crate::support::browser::http;
 use crate::support::env;
-use crate::support::medic::{Medic, bin, eventually, free_port};
+use crate::support::medic::{DEADLINE, Medic, bin, eventually, free_port};
+use crate::support::server::TestServer;
 
 /// A CA and a certificate for 127.0.0.1 it signed, written as PEM files `{name}-ca.pem`,
 /// `{name}.pem` and `{name}-key.pem` in `dir`.
@@ -274,4 +283,309 @@ fn config_check_warns_about_a_bare_listener_off_loopback() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("not a bcrypt hash"), "{stderr}");
+}
+
+/// One `GET path` to 127.0.0.1:`port` from the local address `from` with
+/// basic auth `credentials` (`user:password`): the status, the head
+/// (lower-cased) and the body; None when no answer came.
+async fn get_from(
+    from: Ipv4Addr,
+    port: u16,
+    path: &str,
+    credentials: &str,
+) -> Option<(u16, String, String)> {
+    let socket = TcpSocket::new_v4().ok()?;
+    socket.bind(SocketAddr::from((from, 0))).ok()?;
+    let mut stream = socket
+        .connect(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+        .await
+        .ok()?;
+    let token = base64::engine::general_purpose::STANDARD.encode(credentials);
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Basic {token}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut answer = Vec::new();
+    tokio::time::timeout(DEADLINE, stream.read_to_end(&mut answer))
+        .await
+        .ok()?
+        .ok()?;
+    let answer = String::from_utf8_lossy(&answer);
+    let (head, body) = answer.split_once("\r\n\r\n")?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    Some((status, head.to_ascii_lowercase(), body.to_owned()))
+}
+
+/// How many threads the process `pid` runs now.
+fn threads(pid: u32) -> usize {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("Threads:"))
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .expect("/proc/PID/status names the thread count")
+}
+
+#[test]
+fn a_flood_of_wrong_passwords_is_checked_one_at_a_time_and_probes_stay_healthy() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Cost 10: what the exporter toolkit's docs and `htpasswd -nBC 10` give.
+    let hash = bcrypt::hash("s3cret", 10).unwrap();
+    std::fs::write(
+        d.join("web.yml"),
+        format!("basic_auth_users:\n  prom: '{hash}'\n"),
+    )
+    .unwrap();
+    // 20 healthy endpoints, probed by name: `localhost` resolves on tokio's
+    // blocking pool, the pool every password check took a thread of.
+    let servers: Vec<TestServer> = (0..20).map(|_| TestServer::start(free_port(), d)).collect();
+    let services: String = servers
+        .iter()
+        .enumerate()
+        .map(|(i, server)| {
+            format!(
+                "[[service]]\nname = \"web{i}\"\ninterval = \"1s\"\n  [[service.probe]]\n  kind = \"http\"\n  url = \"http://localhost:{}/health\"\n",
+                server.port
+            )
+        })
+        .collect();
+    let metrics = free_port();
+    let keys = format!(
+        "metrics_listen = \"127.0.0.1:{metrics}\"\nweb_config = \"{}\"",
+        d.join("web.yml").display()
+    );
+    let medic = Medic::start_with(&keys, &services);
+    eventually("every endpoint healthy", || {
+        let events = medic.events();
+        (0..20)
+            .all(|i| {
+                let name = format!("web{i}");
+                events
+                    .iter()
+                    .any(|e| e["service"] == name.as_str() && e["event"] == "healthy")
+            })
+            .then_some(())
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let scrape = || {
+        runtime.block_on(get_from(
+            Ipv4Addr::LOCALHOST,
+            metrics,
+            "/metrics",
+            "prom:s3cret",
+        ))
+    };
+    // Prometheus's scrape, checked once before the flood (then remembered).
+    assert_eq!(scrape().map(|(status, ..)| status), Some(200));
+    let idle = threads(medic.pid());
+
+    // 30 clients (127.0.0.10 …), 10 wrong passwords each, all at once; the
+    // thread count sampled meanwhile.
+    let done = AtomicBool::new(false);
+    let (answers, most, during) = std::thread::scope(|scope| {
+        let sampler = scope.spawn(|| {
+            let mut most = idle;
+            while !done.load(Ordering::Relaxed) {
+                most = most.max(threads(medic.pid()));
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            most
+        });
+        let (answers, during) = runtime.block_on(async {
+            let mut flood = tokio::task::JoinSet::new();
+            for client in 0..30u8 {
+                for _ in 0..10 {
+                    let from = Ipv4Addr::new(127, 0, 0, 10 + client);
+                    flood.spawn(async move {
+                        let answer = get_from(from, metrics, "/metrics", "prom:wrong").await;
+                        (client, answer.map(|(status, head, _)| (status, head)))
+                    });
+                }
+            }
+            // Prometheus scrapes on meanwhile.
+            let during = get_from(Ipv4Addr::LOCALHOST, metrics, "/metrics", "prom:s3cret").await;
+            (flood.join_all().await, during.map(|(status, ..)| status))
+        });
+        done.store(true, Ordering::Relaxed);
+        (answers, sampler.join().unwrap(), during)
+    });
+
+    assert!(
+        most <= idle + 8,
+        "medic went from {idle} to {most} threads under the flood"
+    );
+    // Every wrong password answered: 401, or 429 with Retry-After once the
+    // client's failures are used up: at most 5 checked per client.
+    for client in 0..30u8 {
+        let mine: Vec<_> = answers
+            .iter()
+            .filter(|(c, _)| *c == client)
+            .map(|(_, a)| a.clone())
+            .collect();
+        assert!(
+            mine.iter().all(Option::is_some),
+            "client {client}: {mine:?}"
+        );
+        let refused = mine.iter().flatten().filter(|(s, _)| *s == 401).count();
+        let limited = mine
+            .iter()
+            .flatten()
+            .filter(|(s, head)| *s == 429 && head.contains("retry-after:"))
+            .count();
+        assert_eq!(refused + limited, 10, "client {client}: {mine:?}");
+        assert!(
+            refused <= 5,
+            "client {client}: {refused} wrong passwords checked"
+        );
+    }
+    assert_eq!(during, Some(200), "Prometheus's scrape during the flood");
+    // The probes stayed healthy throughout: no failed observation, no incident.
+    let (_, _, body) = scrape().expect("a scrape after the flood");
+    let failed: Vec<&str> = body
+        .lines()
+        .filter(|l| {
+            l.starts_with("medic_probe_observations_total") && l.contains("outcome=\"fail\"")
+        })
+        .collect();
+    assert!(failed.is_empty(), "failed probes: {failed:?}");
+    let failing: Vec<Value> = medic
+        .events()
+        .into_iter()
+        .filter(|e| e["event"] != "watching" && e["event"] != "healthy")
+        .collect();
+    assert!(failing.is_empty(), "{failing:?}");
+}
+
+/// `medic config check FILE` and `medic doctor --json --config FILE`: the
+/// check's stderr and the doctor's `exposure` findings.
+fn exposure(config: &Path) -> (String, Vec<Value>) {
+    let check = Command::new(bin("medic"))
+        .args(["config", "check"])
+        .arg(config)
+        .output()
+        .expect("run medic config check");
+    let stderr = String::from_utf8_lossy(&check.stderr).into_owned();
+    assert!(check.status.success(), "{stderr}");
+    let doctor = Command::new(bin("medic"))
+        .args(["doctor", "--json", "--config"])
+        .arg(config)
+        .output()
+        .expect("run medic doctor");
+    let report: Value = serde_json::from_slice(&doctor.stdout).unwrap_or_else(|e| {
+        panic!(
+            "doctor --json is JSON ({e}): {}",
+            String::from_utf8_lossy(&doctor.stderr)
+        )
+    });
+    let findings = report["findings"]
+        .as_array()
+        .expect("doctor lists findings")
+        .iter()
+        .filter(|f| f["check"] == "exposure")
+        .cloned()
+        .collect();
+    (stderr, findings)
+}
+
+#[test]
+fn config_check_and_doctor_warn_about_evidence_without_a_password_and_control_in_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    certificate(d, "server");
+    std::fs::write(
+        d.join("web.yml"),
+        "tls_server_config:\n  cert_file: server.pem\n  key_file: server-key.pem\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("control.token"), "t0ken\n").unwrap();
+    let service = "[[service]]\nname = \"db\"\n  [[service.probe]]\n  kind = \"tcp\"\n  address = \"127.0.0.1:1\"\n";
+    let files = format!(
+        "state_dir = \"{0}/state\"\ncontrol_socket = \"{0}/control.sock\"\n",
+        d.display()
+    );
+    let config = d.join("medic.toml");
+
+    // The status page on every address with TLS and no password: TLS is no door.
+    std::fs::write(
+        &config,
+        format!(
+            "[medic]\n{files}metrics_listen = \"0.0.0.0:{}\"\nweb_config = \"{}\"\n\n{service}",
+            free_port(),
+            d.join("web.yml").display()
+        ),
+    )
+    .unwrap();
+    let (stderr, findings) = exposure(&config);
+    assert!(
+        stderr.contains("is reachable from other hosts with TLS but without authentication")
+            && stderr.contains("/metrics and the status page")
+            && stderr.contains("add basic_auth_users to web_config"),
+        "{stderr}"
+    );
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(findings[0]["severity"], "warning");
+    assert!(
+        findings[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("with TLS but without authentication"),
+        "{findings:?}"
+    );
+
+    // Control on every address without TLS: its bearer token in clear.
+    std::fs::write(
+        &config,
+        format!(
+            "[medic]\n{files}metrics_listen = \"127.0.0.1:{}\"\ncontrol_listen = \"0.0.0.0:{}\"\ncontrol_token_file = \"{}\"\n\n{service}",
+            free_port(),
+            free_port(),
+            d.join("control.token").display()
+        ),
+    )
+    .unwrap();
+    let (stderr, findings) = exposure(&config);
+    assert!(
+        stderr.contains("warning: control_listen = \"0.0.0.0:")
+            && stderr.contains("without TLS: its bearer token")
+            && stderr.contains("set tls_server_config in web_config"),
+        "{stderr}"
+    );
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert!(
+        findings[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("travels in clear text"),
+        "{findings:?}"
+    );
+
+    // Both closed: TLS for control, a password for the page; no warning.
+    let hash = bcrypt::hash("pw", 4).unwrap();
+    std::fs::write(
+        d.join("web.yml"),
+        format!("tls_server_config:\n  cert_file: server.pem\n  key_file: server-key.pem\nbasic_auth_users:\n  prom: '{hash}'\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "[medic]\n{files}metrics_listen = \"0.0.0.0:{}\"\nweb_config = \"{}\"\ncontrol_listen = \"0.0.0.0:{}\"\ncontrol_token_file = \"{}\"\n\n{service}",
+            free_port(),
+            d.join("web.yml").display(),
+            free_port(),
+            d.join("control.token").display()
+        ),
+    )
+    .unwrap();
+    let (stderr, findings) = exposure(&config);
+    assert!(!stderr.contains("warning"), "{stderr}");
+    assert!(findings.is_empty(), "{findings:?}");
 }

@@ -6,14 +6,17 @@
 //! TCP control listener takes its TLS too. SIGHUP reads the web config again
 //! (new certificates for new connections; a broken file keeps the old one).
 
+mod attempts;
 mod security;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use medic_core::config::{Settings, StatusListen};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
@@ -106,10 +109,10 @@ async fn accept(
     key: String,
 ) {
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             () = cancel.cancelled() => return,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(error) => {
                     // Out of file descriptors and the like: pause so a failing
                     // accept cannot spin the runtime's only thread, then try again.
@@ -123,7 +126,7 @@ async fn accept(
         };
         stream.set_nodelay(true).ok();
         let tls = guard.as_ref().and_then(Guard::tls);
-        let service = TowerToHyperService::new(app.clone());
+        let service = with_peer(app.clone(), peer);
         let cancel = cancel.clone();
         tracker.spawn(async move {
             match tls {
@@ -141,10 +144,34 @@ async fn accept(
     }
 }
 
+/// The app for one connection: each request carries the client's address
+/// (`ConnectInfo`), which the password check counts failures by.
+fn with_peer(
+    app: Router,
+    peer: SocketAddr,
+) -> impl hyper::service::Service<
+    hyper::Request<Incoming>,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future = impl Future + Send,
+> + Clone
++ Send
++ 'static {
+    hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        tower_service::Service::call(&mut app.clone(), request)
+    })
+}
+
 /// Serves one HTTP/1.1 connection; at shutdown it finishes the request in flight.
-async fn connection<I>(io: I, service: TowerToHyperService<Router>, cancel: CancellationToken)
+async fn connection<I, S>(io: I, service: S, cancel: CancellationToken)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<Incoming> + Send,
+    S::Future: Send,
+    S::ResBody: Send + 'static,
+    <S::ResBody as hyper::body::Body>::Data: Send,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
@@ -190,18 +217,35 @@ fn reload_on_hangup(shell: &Shell, guard: Guard) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What `medic config check` warns about: every listener off loopback that
-/// has neither TLS nor authentication, naming what it exposes. Reads (and so
+/// A listener open wider than it should be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exposure {
+    /// What is exposed, to whom.
+    pub problem: String,
+    /// What closes it.
+    pub fix: &'static str,
+}
+
+impl std::fmt::Display for Exposure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}; {}", self.problem, self.fix)
+    }
+}
+
+/// What `medic config check` and `medic doctor` warn about: every listener
+/// off loopback that serves evidence (the status page, `/api/status`,
+/// `/metrics`) without authentication, TLS or not (TLS hides it from the wire,
+/// not from whoever connects), and a TCP control listener off loopback
+/// without TLS (its bearer token would travel in clear). Reads (and so
 /// checks) `web_config`.
-pub fn exposure_warnings(settings: &Settings) -> anyhow::Result<Vec<String>> {
+pub fn exposure_warnings(settings: &Settings) -> anyhow::Result<Vec<Exposure>> {
     let web = settings
         .web_config
         .as_deref()
         .map(WebConfig::load)
         .transpose()?;
-    let guarded = web
-        .as_ref()
-        .is_some_and(|w| w.tls.is_some() || w.authenticates());
+    let authenticates = web.as_ref().is_some_and(WebConfig::authenticates);
+    let tls = web.as_ref().is_some_and(|w| w.tls.is_some());
     let page = "the status page and /api/status (every service's state and every incident's evidence: log tails, probe bodies, command output)";
     let mut listeners: Vec<(&str, &str, String)> = Vec::new();
     if let Some(listen) = &settings.metrics_listen {
@@ -214,15 +258,37 @@ pub fn exposure_warnings(settings: &Settings) -> anyhow::Result<Vec<String>> {
     if let StatusListen::Own(listen) = &settings.status_listen {
         listeners.push(("status_listen", listen, page.to_owned()));
     }
-    Ok(listeners
+    let mut warnings: Vec<Exposure> = listeners
         .into_iter()
-        .filter(|(_, listen, _)| !guarded && !is_loopback(listen))
+        .filter(|(_, listen, _)| !authenticates && !is_loopback(listen))
         .map(|(key, listen, what)| {
-            format!(
-                "{key} = \"{listen}\" is reachable from other hosts with neither TLS nor authentication: it serves {what} to anyone who can connect; set web_config (README: Exposing medic safely) or listen on 127.0.0.1"
-            )
+            let without = if tls {
+                "with TLS but without authentication"
+            } else {
+                "with neither TLS nor authentication"
+            };
+            Exposure {
+                problem: format!(
+                    "{key} = \"{listen}\" is reachable from other hosts {without}: it serves {what} to anyone who can connect"
+                ),
+                fix: "add basic_auth_users to web_config (README: Exposing medic safely) or listen on 127.0.0.1",
+            }
         })
-        .collect())
+        .collect();
+    if let Some(control) = settings
+        .control_tcp
+        .as_ref()
+        .filter(|c| !tls && !is_loopback(&c.listen))
+    {
+        warnings.push(Exposure {
+            problem: format!(
+                "control_listen = \"{}\" is reachable from other hosts without TLS: its bearer token (pause, resume, reset, recover, deploy, forget, reload) travels in clear text for anyone on the path to read and reuse",
+                control.listen
+            ),
+            fix: "set tls_server_config in web_config or listen on 127.0.0.1",
+        });
+    }
+    Ok(warnings)
 }
 
 /// Whether a listen address (`host:port`) stays on this host.

@@ -43,7 +43,8 @@ impl ContainerSpec {
         parent_name: Option<&str>,
     ) -> Self {
         let id = inspect.id.unwrap_or_default();
-        let short_id = &id[..id.len().min(12)];
+        // Docker's ids are hex; an engine's odd one must not split a character.
+        let short_id = id.get(..12).unwrap_or(&id);
         let mut config = inspect.config.unwrap_or_default();
         if config.hostname.as_deref() == Some(short_id) {
             config.hostname = None; // Docker's default; the new container gets its own
@@ -332,6 +333,17 @@ fn is_generated_id(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_id_with_a_wide_character_at_the_short_ids_end_is_read() {
+        // Found by the docker_inspect fuzz target: the short id cut a character in two.
+        let inspect: ContainerInspectResponse = serde_json::from_str(
+            r#"{"Id":"2782380943aם510292b28b4c8d4cb9acd8031d22d314010e391f19be30493b0","Config":{"Hostname":"2782380943a"}}"#,
+        )
+        .unwrap();
+        let spec = ContainerSpec::from_inspect(inspect, None, None);
+        assert_eq!(spec.config.hostname.as_deref(), Some("2782380943a"));
+    }
 
     fn strings(values: &[&str]) -> Option<Vec<String>> {
         Some(values.iter().map(|s| (*s).to_owned()).collect())

@@ -41,6 +41,7 @@ pub async fn diagnose(config: &Config, host: &Host) -> Vec<Finding> {
     check_state_dir(config, unit.as_ref(), &mut out);
     check_control_dir(config, unit.as_ref(), &mut out);
     check_metrics(config, &mut out);
+    check_exposure(config, &mut out);
     check_installed(host, unit.as_ref(), &mut out);
     let docker = Docker::for_config(config).ok().flatten();
     for service in &config.services {
@@ -319,6 +320,23 @@ fn check_metrics(config: &Config, out: &mut Findings) {
             None,
             format!("cannot bind {address}: {error}"),
             "set [medic] metrics_listen to an address of this host",
+        ),
+    }
+}
+
+/// Listeners open to other hosts without a password, or control without TLS.
+fn check_exposure(config: &Config, out: &mut Findings) {
+    match medic_daemon::web::exposure_warnings(&config.medic) {
+        Ok(warnings) => {
+            for warning in warnings {
+                out.warn("exposure", None, warning.problem, warning.fix);
+            }
+        }
+        Err(error) => out.error(
+            "exposure",
+            None,
+            format!("{error:#}"),
+            "fix [medic] web_config (`medic config check` names the problem)",
         ),
     }
 }

@@ -4,13 +4,19 @@
 //! writes for node_exporter works here too. rustls does the TLS and the
 //! `bcrypt` crate the password checks (its comparison is constant-time); an
 //! unknown user is checked against a dummy hash so it takes as long as a known one.
+//! One check runs at a time (as the toolkit's mutex does), a client address
+//! that keeps failing is refused for a while (`attempts.rs`), and any internal
+//! error refuses the request.
 
 use std::collections::{BTreeMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use anyhow::Context;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -19,6 +25,10 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use super::attempts::Attempts;
 
 /// The web config file as written.
 #[derive(Debug, Default, Deserialize)]
@@ -171,6 +181,10 @@ static DUMMY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 });
 /// Most remembered good credentials (a scrape every few seconds need not pay bcrypt each time).
 const REMEMBERED: usize = 64;
+/// Most requests waiting for the password check; more are answered 429 at once.
+const WAITING: usize = 64;
+/// What a request told to come back later waits when no window says how long.
+const BUSY: Duration = Duration::from_secs(1);
 
 /// The web config in force, shared by the listeners and replaced on SIGHUP:
 /// each new connection takes the current certificate, each request the current users.
@@ -179,6 +193,34 @@ pub struct Guard {
     current: Arc<RwLock<WebConfig>>,
     /// SHA-256 of user, password and hash → checked good; cleared when full.
     good: Arc<Mutex<HashSet<[u8; 32]>>>,
+    /// One bcrypt check at a time: a flood of passwords costs one thread of
+    /// tokio's blocking pool (which probes share), not one each.
+    checking: Arc<Semaphore>,
+    /// Requests waiting for `checking`, at most [`WAITING`].
+    waiting: Arc<AtomicUsize>,
+    /// Failed attempts by client address.
+    attempts: Arc<Mutex<Attempts>>,
+}
+
+/// What the password check says of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// Good credentials, or none needed.
+    Pass,
+    /// No or wrong credentials, or the check could not be made.
+    Refuse,
+    /// Not checked: the client failed too often, or too many wait; come back after this.
+    Later(Duration),
+}
+
+/// Counts one request waiting for the check while it lives (a client that
+/// disconnects drops its request, and so this).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Guard {
@@ -187,6 +229,9 @@ impl Guard {
         Self {
             current: Arc::new(RwLock::new(config)),
             good: Arc::default(),
+            checking: Arc::new(Semaphore::new(1)),
+            waiting: Arc::default(),
+            attempts: Arc::default(),
         }
     }
 
@@ -209,12 +254,17 @@ impl Guard {
         Ok(())
     }
 
-    /// Whether `authorization` (the header's value) names a user with the right
-    /// password; always true when the config has no users.
-    async fn check(&self, authorization: Option<&HeaderValue>) -> bool {
+    /// Whether `authorization` (the header's value) names a user with the
+    /// right password, for a request from `client`; always passes when the
+    /// config has no users, and refuses on any internal error.
+    async fn check(&self, authorization: Option<&HeaderValue>, client: Option<IpAddr>) -> Verdict {
         let users = match self.current.read() {
-            Ok(current) if current.authenticates() => current.users.clone(),
-            _ => return true,
+            Ok(current) if !current.authenticates() => return Verdict::Pass,
+            Ok(current) => current.users.clone(),
+            Err(_) => {
+                tracing::error!("web_config is unreadable after a panic: refusing every request");
+                return Verdict::Refuse;
+            }
         };
         let Some((user, password)) = authorization
             .and_then(|v| v.to_str().ok())
@@ -227,7 +277,7 @@ impl Guard {
             .and_then(|v| String::from_utf8(v).ok())
             .and_then(|v| v.split_once(':').map(|(u, p)| (u.to_owned(), p.to_owned())))
         else {
-            return false;
+            return Verdict::Refuse;
         };
         let (known, hash) = match users.get(&user) {
             Some(hash) => (true, hash.clone()),
@@ -242,44 +292,99 @@ impl Guard {
             .finalize()
             .into();
         if known && self.good.lock().is_ok_and(|good| good.contains(&key)) {
-            return true;
+            return Verdict::Pass;
         }
-        // bcrypt takes tens of milliseconds on purpose: off the single runtime thread.
-        let verified = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash))
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or(false);
-        if known
-            && verified
-            && let Ok(mut good) = self.good.lock()
-        {
-            if good.len() >= REMEMBERED {
-                good.clear();
+        if let Some(verdict) = self.refused(client) {
+            return verdict;
+        }
+        let permit = {
+            let waiting = Waiting(&self.waiting);
+            if self.waiting.fetch_add(1, Ordering::AcqRel) >= WAITING {
+                return Verdict::Later(BUSY);
             }
-            good.insert(key);
+            let permit = self.checking.clone().acquire_owned().await;
+            drop(waiting);
+            match permit {
+                Ok(permit) => permit,
+                Err(_) => return Verdict::Refuse,
+            }
+        };
+        // Failures counted while this request waited.
+        if let Some(verdict) = self.refused(client) {
+            return verdict;
         }
-        known && verified
+        // bcrypt takes tens of milliseconds on purpose: off the single runtime
+        // thread, and the permit comes back with the answer, so the next check
+        // begins after this one's failure is counted (or when the check ends
+        // even if this request is gone).
+        let checked =
+            tokio::task::spawn_blocking(move || (bcrypt::verify(password, &hash), permit)).await;
+        let verified = matches!(checked, Ok((Ok(true), _)));
+        if known && verified {
+            if let Ok(mut good) = self.good.lock() {
+                if good.len() >= REMEMBERED {
+                    good.clear();
+                }
+                good.insert(key);
+            }
+            return Verdict::Pass;
+        }
+        match self.attempts.lock() {
+            Ok(mut attempts) => {
+                if attempts.failed(client, Instant::now()) {
+                    tracing::warn!(
+                        client = %client.map_or_else(|| "unknown".to_owned(), |c| c.to_string()),
+                        "Too many wrong passwords: this client is refused for a while"
+                    );
+                }
+            }
+            Err(_) => tracing::error!("failed logins are untracked after a panic"),
+        }
+        Verdict::Refuse
+    }
+
+    /// `Later` when `client` has failed too often (or its count cannot be read).
+    fn refused(&self, client: Option<IpAddr>) -> Option<Verdict> {
+        match self.attempts.lock() {
+            Ok(attempts) => attempts
+                .refused_for(client, Instant::now())
+                .map(Verdict::Later),
+            Err(_) => Some(Verdict::Refuse),
+        }
     }
 }
 
-/// Middleware: 401 with a `WWW-Authenticate` challenge unless the request carries good credentials.
+/// Middleware: 401 with a `WWW-Authenticate` challenge unless the request
+/// carries good credentials; 429 with `Retry-After` for a client refused for now.
 pub async fn basic_auth(State(guard): State<Guard>, request: Request, next: Next) -> Response {
-    if guard
-        .check(request.headers().get(header::AUTHORIZATION))
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| peer.ip());
+    match guard
+        .check(request.headers().get(header::AUTHORIZATION), client)
         .await
     {
-        return next.run(request).await;
+        Verdict::Pass => next.run(request).await,
+        Verdict::Refuse => (
+            StatusCode::UNAUTHORIZED,
+            [(
+                header::WWW_AUTHENTICATE,
+                "Basic realm=\"medic\", charset=\"UTF-8\"",
+            )],
+            "authentication required\n",
+        )
+            .into_response(),
+        Verdict::Later(wait) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(
+                header::RETRY_AFTER,
+                (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).to_string(),
+            )],
+            "too many wrong passwords from this address; try again later\n",
+        )
+            .into_response(),
     }
-    (
-        StatusCode::UNAUTHORIZED,
-        [(
-            header::WWW_AUTHENTICATE,
-            "Basic realm=\"medic\", charset=\"UTF-8\"",
-        )],
-        "authentication required\n",
-    )
-        .into_response()
 }
 
 #[cfg(test)]
@@ -312,29 +417,121 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn basic_auth_needs_a_known_user_and_the_right_password() {
-        let hash = bcrypt::hash("s3cret", 4).unwrap();
-        let guard = Guard::new(WebConfig {
+    fn guard(password: &str) -> Guard {
+        let hash = bcrypt::hash(password, 4).unwrap();
+        Guard::new(WebConfig {
             path: PathBuf::new(),
             tls: None,
             users: Arc::new(BTreeMap::from([("prom".to_owned(), hash)])),
-        });
-        let header = |user: &str, password: &str| {
-            let token =
-                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-            HeaderValue::from_str(&format!("Basic {token}")).unwrap()
+        })
+    }
+
+    fn header(user: &str, password: &str) -> HeaderValue {
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        HeaderValue::from_str(&format!("Basic {token}")).unwrap()
+    }
+
+    fn client(ip: &str) -> Option<IpAddr> {
+        Some(ip.parse().unwrap())
+    }
+
+    #[tokio::test]
+    async fn basic_auth_needs_a_known_user_and_the_right_password() {
+        let guard = guard("s3cret");
+        let check = |value: Option<HeaderValue>| {
+            let guard = guard.clone();
+            async move { guard.check(value.as_ref(), client("10.0.0.1")).await }
         };
-        assert!(guard.check(Some(&header("prom", "s3cret"))).await);
+        assert_eq!(check(Some(header("prom", "s3cret"))).await, Verdict::Pass);
         // Remembered: the second check needs no bcrypt and gives the same answer.
-        assert!(guard.check(Some(&header("prom", "s3cret"))).await);
-        assert!(!guard.check(Some(&header("prom", "wrong"))).await);
-        assert!(!guard.check(Some(&header("root", "s3cret"))).await);
-        assert!(!guard.check(None).await);
+        assert_eq!(check(Some(header("prom", "s3cret"))).await, Verdict::Pass);
+        assert_eq!(check(Some(header("prom", "wrong"))).await, Verdict::Refuse);
+        assert_eq!(check(Some(header("root", "s3cret"))).await, Verdict::Refuse);
+        assert_eq!(check(None).await, Verdict::Refuse);
+        assert_eq!(
+            check(Some(HeaderValue::from_static("Bearer x"))).await,
+            Verdict::Refuse
+        );
+    }
+
+    #[tokio::test]
+    async fn a_client_that_keeps_failing_is_refused_unchecked_and_others_are_not() {
+        let guard = guard("s3cret");
+        // Prometheus's credentials, checked once and remembered.
+        assert_eq!(
+            guard
+                .check(Some(&header("prom", "s3cret")), client("10.0.0.1"))
+                .await,
+            Verdict::Pass
+        );
+        for _ in 0..super::super::attempts::FAILURES {
+            assert_eq!(
+                guard
+                    .check(Some(&header("prom", "guess")), client("10.0.0.1"))
+                    .await,
+                Verdict::Refuse
+            );
+        }
+        let refused = guard
+            .check(Some(&header("prom", "guess")), client("10.0.0.1"))
+            .await;
         assert!(
-            !guard
-                .check(Some(&HeaderValue::from_static("Bearer x")))
-                .await
+            matches!(refused, Verdict::Later(wait) if wait > Duration::ZERO),
+            "{refused:?}"
+        );
+        // Even the right password is not checked now, unless it was remembered.
+        assert!(matches!(
+            guard
+                .check(Some(&header("root", "s3cret")), client("10.0.0.1"))
+                .await,
+            Verdict::Later(_)
+        ));
+        assert_eq!(
+            guard
+                .check(Some(&header("prom", "s3cret")), client("10.0.0.1"))
+                .await,
+            Verdict::Pass
+        );
+        // Another address is checked as before.
+        assert_eq!(
+            guard
+                .check(Some(&header("prom", "guess")), client("10.0.0.2"))
+                .await,
+            Verdict::Refuse
+        );
+    }
+
+    #[tokio::test]
+    async fn a_poisoned_lock_refuses_every_request() {
+        let guard = guard("s3cret");
+        let current = guard.current.clone();
+        std::thread::spawn(move || {
+            let _held = current.write().unwrap();
+            panic!("poison the web config's lock");
+        })
+        .join()
+        .unwrap_err();
+        assert_eq!(
+            guard
+                .check(Some(&header("prom", "s3cret")), client("10.0.0.1"))
+                .await,
+            Verdict::Refuse
+        );
+        assert_eq!(guard.check(None, client("10.0.0.1")).await, Verdict::Refuse);
+        // And so does a poisoned count of failed attempts.
+        let guard = self::guard("s3cret");
+        let attempts = guard.attempts.clone();
+        std::thread::spawn(move || {
+            let _held = attempts.lock().unwrap();
+            panic!("poison the attempts' lock");
+        })
+        .join()
+        .unwrap_err();
+        assert_eq!(
+            guard
+                .check(Some(&header("prom", "s3cret")), client("10.0.0.1"))
+                .await,
+            Verdict::Refuse
         );
     }
 }
