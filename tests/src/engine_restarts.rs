@@ -5,7 +5,7 @@
 
 use crate::docker::config;
 use crate::support::docker::{Cleanup, Engine, unique};
-use crate::support::medic::{Medic, eventually, first_event, free_port, kinds};
+use crate::support::medic::{Medic, eventually, first_event, free_port, kinds, restarted_by};
 use crate::support::server::health_ok;
 
 /// Serves on `port` until `/tmp/crash` appears, then exits with 3 by itself
@@ -24,23 +24,6 @@ fn watch(engine: &Engine, name: &str, port: u16) -> Medic {
     );
     medic.wait_event("healthy", |e| e["event"] == "healthy");
     medic
-}
-
-/// The recovery log's `recovered` event that says who brought the container back.
-#[track_caller]
-pub(crate) fn restarted_by(medic: &Medic) -> serde_json::Value {
-    let events = medic.wait_event("recovered without medic acting", |e| {
-        e["event"] == "recovered" && e["evidence"]["restarted_by"].is_string()
-    });
-    let web = kinds(&events, "web");
-    assert!(
-        !web.iter().any(|k| k == "restart"),
-        "medic restarted nothing itself: {web:?}"
-    );
-    events
-        .into_iter()
-        .find(|e| e["event"] == "recovered")
-        .expect("a recovered event")
 }
 
 #[test]

@@ -14,6 +14,7 @@ mod edges;
 mod engine_restarts;
 mod exposure;
 mod fleet;
+mod hung_engine;
 mod launchd;
 mod podman;
 mod report;

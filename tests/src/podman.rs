@@ -167,7 +167,7 @@ fn podmans_health_on_failure_restart_goes_first() {
     // Unhealthy (exit 1), and Podman restarts the container itself.
     let (healthy, said) = engine.try_run(&["healthcheck", "run", &name]);
     assert!(!healthy, "the check fails: {said}");
-    let recovered = crate::engine_restarts::restarted_by(&medic);
+    let recovered = crate::support::medic::restarted_by(&medic);
     let failing = first_event(&medic.events(), "failing").clone();
     assert_eq!(failing["evidence"]["health"], "unhealthy", "{failing}");
     assert_eq!(

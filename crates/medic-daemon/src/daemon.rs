@@ -23,6 +23,7 @@ use std::time::Duration;
 use anyhow::Context;
 use medic_core::config::Config;
 use medic_core::{Action, ActionResult, Control, Input, Supervisor};
+use medic_records::files::FileHealth;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -31,7 +32,6 @@ use tokio_util::task::TaskTracker;
 
 use crate::clock::{WallClock, now};
 use crate::executor::{Executor, JobContext};
-use crate::files::FileHealth;
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::schedule::{Pacing, UnitProbes};
@@ -403,7 +403,9 @@ impl Daemon {
                 report.problems = self.storage_problems();
                 let log = self.config.medic.recovery_log.clone();
                 reply
-                    .send(crate::page::PageSnapshot::new(report, &self.sup, now, log))
+                    .send(crate::page_snapshot::PageSnapshot::new(
+                        report, &self.sup, now, log,
+                    ))
                     .ok();
             }
             ControlRequest::Metrics(reply) => {

@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use medic_core::config::{Config, ReportDigest};
+use medic_records::journal::AlertLine;
+use medic_records::report;
 use serde::{Deserialize, Serialize};
 
-use crate::journal::AlertLine;
-use crate::report;
 use crate::shell::{Event, Shell};
 
 /// Monday 1970-01-05 00:00 UTC: where periods are counted from.
@@ -47,7 +47,7 @@ pub fn start(config: &Config, shell: &Shell) {
         services: config.services.iter().map(|s| s.name.clone()).collect(),
         recovery_log: config.medic.recovery_log.clone(),
         state_dir: config.medic.state_dir.clone(),
-        host: crate::alerts::hostname(),
+        host: medic_alerts::hostname::hostname(),
     };
     shell.tracker.spawn(task.run(shell.clone()));
 }

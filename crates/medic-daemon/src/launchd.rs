@@ -359,7 +359,11 @@ impl LaunchAgentCheck {
             facts.on_demand |= triggers.on_demand;
             facts.keep_alive |= triggers.keep_alive;
         }
-        let verdict = medic_launchd::classify(facts.as_ref(), self.job.expect);
+        let expect = match self.job.expect {
+            Expect::ExitedOk => medic_launchd::Expect::ExitedOk,
+            Expect::Running => medic_launchd::Expect::Running,
+        };
+        let verdict = medic_launchd::classify(facts.as_ref(), expect);
         let mut evidence = Evidence::new();
         evidence.insert("label".into(), self.job.label.clone().into());
         evidence.insert("domain".into(), domain.into());

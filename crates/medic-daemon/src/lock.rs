@@ -77,7 +77,7 @@ impl StateLock {
                 let problem = format!(
                     "no one-daemon lock on state_dir {} ({}): a second medic on it would not be stopped",
                     state_dir.display(),
-                    crate::files::reason(&error)
+                    medic_records::files::reason(&error)
                 );
                 tracing::error!(error = format!("{error:#}"), "{problem}");
                 Some(problem)

@@ -5,6 +5,9 @@
 //! process figures. A Prometheus server scraping every host's medic is how a
 //! fleet is watched (`web.rs` binds the listener).
 
+pub(crate) mod sinks;
+mod text;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -22,6 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::shell::ControlRequest;
 use crate::status::health_name;
 use crate::units::UnitSpec;
+use text::{family, sample};
 
 /// Upper bounds of the probe latency histogram, in seconds.
 const BUCKETS: [f64; 11] = [
@@ -216,7 +220,7 @@ impl Metrics {
             &[
                 ("version", env!("CARGO_PKG_VERSION")),
                 ("revision", REVISION),
-                ("host", &crate::alerts::hostname()),
+                ("host", &medic_alerts::hostname::hostname()),
             ],
             1.0,
         );
@@ -513,21 +517,21 @@ impl Metrics {
 type FileCounter = (
     &'static str,
     &'static str,
-    fn(&crate::files::FileHealth) -> u64,
+    fn(&medic_records::files::FileHealth) -> u64,
 );
 
 /// Failed writes and lost lines of each file medic writes in the background.
-pub(crate) fn render_storage(out: &mut String, files: &[&crate::files::FileHealth]) {
+pub(crate) fn render_storage(out: &mut String, files: &[&medic_records::files::FileHealth]) {
     let series: [FileCounter; 2] = [
         (
             "medic_journal_write_errors_total",
             "Failed writes of medic's own files (recovery log, alerts, state store, …); medic keeps supervising and retries.",
-            crate::files::FileHealth::errors_total,
+            medic_records::files::FileHealth::errors_total,
         ),
         (
             "medic_journal_lines_dropped_total",
             "Lines lost because the file stayed unwritable until its bounded buffer was full.",
-            crate::files::FileHealth::dropped_total,
+            medic_records::files::FileHealth::dropped_total,
         ),
     ];
     for (name, help, value) in series {
@@ -536,26 +540,6 @@ pub(crate) fn render_storage(out: &mut String, files: &[&crate::files::FileHealt
             sample(out, name, &[("file", file.what)], value(file) as f64);
         }
     }
-}
-
-pub(crate) fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    // Invariant: writing to a String cannot fail.
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-pub(crate) fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: f64) {
-    let labels: Vec<String> = labels
-        .iter()
-        .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
-        .collect();
-    let _ = writeln!(out, "{name}{{{}}} {value}", labels.join(","));
-}
-
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 /// medic's own process figures, from /proc (Linux; absent elsewhere).

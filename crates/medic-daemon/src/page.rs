@@ -11,17 +11,15 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use medic_core::Supervisor;
+use medic_records::journal::RecoveryLine;
 use serde::{Deserialize, Serialize};
 
-use crate::journal::RecoveryLine;
-
 mod server;
-use crate::status::StatusReport;
+use crate::page_snapshot::{PageSnapshot, Window};
 pub use server::routes;
 
 /// The page's stylesheet.
@@ -29,12 +27,6 @@ pub const CSS: &str = include_str!("page/style.css");
 /// The page's script: fetches the page again and swaps what changed; marks stale data.
 pub const JS: &str = include_str!("page/app.js");
 
-/// The windows the page shows, with how many bars each is cut into.
-const WINDOWS: [(&str, Duration, usize); 3] = [
-    ("24h", Duration::from_secs(24 * 3600), 24),
-    ("7d", Duration::from_secs(7 * 24 * 3600), 28),
-    ("30d", Duration::from_secs(30 * 24 * 3600), 30),
-];
 /// The page calls its data stale when it is older than this.
 pub const STALE_AFTER: Duration = Duration::from_secs(10);
 /// How often the script polls.
@@ -45,50 +37,6 @@ const LOG_TAIL: u64 = 512 * 1024;
 const INCIDENTS: usize = 15;
 /// How many events of one incident the page lists (the first and the latest ones).
 const INCIDENT_EVENTS: usize = 12;
-
-/// What the supervisor loop answers for the page; the recovery log is read outside the loop.
-#[derive(Debug)]
-pub struct PageSnapshot {
-    /// Every unit's status.
-    pub report: StatusReport,
-    /// Per unit, its availability windows.
-    pub availability: BTreeMap<String, Vec<Window>>,
-    /// Where the recovery log is.
-    pub recovery_log: PathBuf,
-}
-
-impl PageSnapshot {
-    /// Takes the page's figures from the supervisor as of `now`.
-    pub fn new(
-        report: StatusReport,
-        sup: &Supervisor,
-        now: std::time::Instant,
-        recovery_log: PathBuf,
-    ) -> Self {
-        let availability = report
-            .services
-            .iter()
-            .map(|s| {
-                let windows = WINDOWS
-                    .iter()
-                    .map(|&(name, length, bars)| Window {
-                        window: name.to_owned(),
-                        ratio: sup.availability(&s.name, now, length),
-                        bars: sup
-                            .availability_series(&s.name, now, length, bars)
-                            .unwrap_or_else(|| vec![None; bars]),
-                    })
-                    .collect();
-                (s.name.clone(), windows)
-            })
-            .collect();
-        Self {
-            report,
-            availability,
-            recovery_log,
-        }
-    }
-}
 
 /// The JSON of `/api/status` (and what the HTML shows).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -137,17 +85,6 @@ pub struct PageService {
     pub message: String,
     /// 24h, 7d, 30d.
     pub availability: Vec<Window>,
-}
-
-/// Availability over one window.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Window {
-    /// `24h`, `7d` or `30d`.
-    pub window: String,
-    /// Healthy share of the known time; None before any verdict.
-    pub ratio: Option<f64>,
-    /// The window cut into equal bars, oldest first; None where nothing was known.
-    pub bars: Vec<Option<f64>>,
 }
 
 /// An incident as the recovery log tells it.

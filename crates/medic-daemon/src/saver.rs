@@ -12,9 +12,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use medic_records::files::{self, FileHealth};
 use serde::Serialize;
-
-use crate::files::{self, FileHealth};
 
 /// How long a failed write waits before it is tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -275,7 +274,7 @@ mod tests {
     async fn a_write_that_dies_half_way_leaves_the_previous_complete_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
-        crate::files::replace(&path, |out| Ok(out.write_all(b"{\"n\":0}\n")?)).unwrap();
+        medic_records::files::replace(&path, |out| Ok(out.write_all(b"{\"n\":0}\n")?)).unwrap();
         let tracker = tokio_util::task::TaskTracker::new();
         let saver = Saver::start(path.clone(), "state store", Duration::ZERO, &tracker);
         saver.save(Torn);

@@ -33,7 +33,7 @@ pub enum Event {
     /// The scheduled report digest is due: hand it to these sinks.
     Digest {
         /// The digest, as an alert line (kind `report`).
-        line: crate::journal::AlertLine,
+        line: medic_records::journal::AlertLine,
         /// The `[[alert]]` sinks it goes to.
         sinks: Vec<String>,
     },
@@ -115,7 +115,7 @@ pub enum ControlRequest {
     /// The Prometheus exposition.
     Metrics(oneshot::Sender<String>),
     /// The status page's figures.
-    Page(oneshot::Sender<crate::page::PageSnapshot>),
+    Page(oneshot::Sender<crate::page_snapshot::PageSnapshot>),
     /// `medic deploy` begins: Ok carries the version from before the deploy.
     DeployBegin {
         /// The unit.

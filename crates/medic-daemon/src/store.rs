@@ -86,7 +86,7 @@ pub fn compact_changes(path: &Path) -> anyhow::Result<()> {
     };
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    crate::files::replace(path, |out| {
+    medic_records::files::replace(path, |out| {
         for line in text.lines() {
             let newer = serde_json::from_str::<Seq>(line).is_ok_and(|s| s.seq > included);
             if newer {
@@ -382,7 +382,7 @@ fn replay_changes(path: &Path, file: &mut StoreFile) {
     let Ok(text) = std::fs::read_to_string(path) else {
         return;
     };
-    for change in crate::journal::parse_lines::<StoreChange>(&text) {
+    for change in medic_records::journal::parse_lines::<StoreChange>(&text) {
         if change.seq <= file.seq {
             continue;
         }
@@ -537,7 +537,7 @@ mod tests {
         let mut store = Store::open(dir.path(), Timestamp::now()).unwrap();
         store.set_last_known_good("web", serde_json::json!({"image": "sha256:1"}));
         store.update(vec![snapshot.clone()], 7, &clock);
-        crate::files::replace(store.path(), |out| {
+        medic_records::files::replace(store.path(), |out| {
             Ok(serde_json::to_writer(out, &store.shared())?)
         })
         .unwrap();
@@ -581,7 +581,7 @@ mod tests {
     }
 
     fn append(path: &Path, change: &StoreChange) {
-        let mut file = crate::files::open_append(path).unwrap();
+        let mut file = medic_records::files::open_append(path).unwrap();
         writeln!(file, "{}", serde_json::to_string(change).unwrap()).unwrap();
     }
 
@@ -603,7 +603,7 @@ mod tests {
         let first = store.change([("api".into(), Some(unit("api", 1)))], 3, None, &clock);
         append(&changes, &first);
         // The whole store is saved here (it includes line 1) …
-        crate::files::replace(store.path(), |out| {
+        medic_records::files::replace(store.path(), |out| {
             Ok(serde_json::to_writer(out, &store.shared())?)
         })
         .unwrap();
@@ -676,7 +676,7 @@ mod tests {
             let line = store.change([("api".into(), Some(unit("api", k)))], 1, None, &clock);
             append(&changes, &line);
         }
-        crate::files::replace(store.path(), |out| {
+        medic_records::files::replace(store.path(), |out| {
             Ok(serde_json::to_writer(out, &store.shared())?)
         })
         .unwrap();
@@ -684,7 +684,7 @@ mod tests {
         append(&changes, &fourth);
         compact_changes(&changes).unwrap();
         let kept: Vec<StoreChange> =
-            crate::journal::parse_lines(&std::fs::read_to_string(&changes).unwrap());
+            medic_records::journal::parse_lines(&std::fs::read_to_string(&changes).unwrap());
         assert_eq!(kept, vec![fourth]);
         assert_eq!(
             attempts(&Store::open(dir.path(), Timestamp::now()).unwrap(), "api"),
@@ -707,7 +707,7 @@ mod tests {
         };
         let mut store = Store::open(dir.path(), Timestamp::now()).unwrap();
         store.set_storm(Some(saved.clone()), &clock);
-        crate::files::replace(store.path(), |out| {
+        medic_records::files::replace(store.path(), |out| {
             Ok(serde_json::to_writer(out, &store.shared())?)
         })
         .unwrap();

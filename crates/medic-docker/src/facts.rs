@@ -314,9 +314,9 @@ impl ContainerFacts {
         }
     }
 
-    /// Its `medic.*` override labels, see [`crate::overrides`].
+    /// Its `medic.*` override labels, see [`crate::labels::overrides`].
     pub fn overrides(&self) -> BTreeMap<String, String> {
-        crate::overrides(&self.labels)
+        crate::labels::overrides(&self.labels)
     }
 
     /// Running and not unhealthy is ok (a health check still `starting` is ok,

@@ -5,12 +5,16 @@
 //!
 //! Architecture invariant: no retries, backoff or timing decisions here; the
 //! core decides, this crate does one Docker thing per call and reports what
-//! happened. The only waits are Docker's own (a stop timeout).
+//! happened. The only waits are Docker's own (a stop timeout). Every engine
+//! call has a deadline that covers its whole answer, body included: an
+//! action's comes from the caller, a read's is `client::READ_DEADLINE`.
 
 mod client;
+mod endpoint;
 mod error;
 mod events;
 mod facts;
+mod labels;
 mod libpod;
 mod select;
 mod spec;
@@ -19,10 +23,9 @@ pub use client::{DockerClient, EngineInfo, EngineKind};
 pub use error::DockerError;
 pub use events::{ACTIONS, ContainerEvent};
 pub use facts::{ContainerFacts, ContainerState, Health, HealthCheckRun, StopCommand, Verdict};
+pub use labels::{OVERRIDE_PREFIX, overrides};
 pub use libpod::HealthOnFailure;
-pub use select::{
-    ContainerSummary, OVERRIDE_PREFIX, Selector, forensic_name, is_forensic, overrides,
-};
+pub use select::{ContainerSummary, Selector, forensic_name, is_forensic};
 pub use spec::{ContainerSpec, minimal_config, spec_differs};
 
 /// How many forensic copies of failed containers a rollback keeps per name.

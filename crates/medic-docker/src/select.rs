@@ -1,5 +1,5 @@
 //! Which containers a service means: selectors and their list filters, the
-//! containers found, `medic.*` override labels, and the names medic gives the
+//! containers found, and the names medic gives the
 //! forensic copies it keeps after a rollback.
 
 use std::collections::{BTreeMap, HashMap};
@@ -8,9 +8,8 @@ use bollard::models::ContainerSummary as Listed;
 
 use crate::DockerError;
 use crate::facts::ContainerState;
+use crate::labels::overrides;
 
-/// The label prefix of per-container overrides (`medic.max_attempts=5`).
-pub const OVERRIDE_PREFIX: &str = "medic.";
 /// What separates a name from the stamp in a forensic copy's name.
 const FORENSIC_INFIX: &str = ".medic-failed-";
 /// The label Docker Compose puts on `docker compose run` containers.
@@ -127,21 +126,6 @@ impl ContainerSummary {
     pub fn overrides(&self) -> BTreeMap<String, String> {
         overrides(&self.labels)
     }
-}
-
-/// The per-container overrides among a container's labels: every `medic.KEY=VALUE`
-/// as `KEY → VALUE`, raw (`medic.max_attempts=5` → `max_attempts → "5"`). The
-/// daemon validates them.
-pub fn overrides<'a>(
-    labels: impl IntoIterator<Item = (&'a String, &'a String)>,
-) -> BTreeMap<String, String> {
-    labels
-        .into_iter()
-        .filter_map(|(k, v)| {
-            let key = k.strip_prefix(OVERRIDE_PREFIX)?;
-            (!key.is_empty()).then(|| (key.to_owned(), v.clone()))
-        })
-        .collect()
 }
 
 /// The name a failed container is kept under after a rollback: `<name>.medic-failed-<stamp>`.
@@ -275,29 +259,6 @@ mod tests {
         assert!(labels.keeps(&summary("p_s_1", &project)));
         assert!(labels.keeps(&summary("fedcba987654_p_s_1", &project)));
         assert!(labels.keeps(&summary("0123456789ab_p_s_1", &[])));
-    }
-
-    #[test]
-    fn overrides_are_the_medic_labels_without_their_prefix() {
-        let labels = HashMap::from([
-            ("medic.enable".to_owned(), "true".to_owned()),
-            ("medic.max_attempts".to_owned(), "5".to_owned()),
-            (
-                "medic.http".to_owned(),
-                "http://127.0.0.1:8080/health".to_owned(),
-            ),
-            ("medic.".to_owned(), "x".to_owned()),
-            ("com.docker.compose.service".to_owned(), "web".to_owned()),
-        ]);
-        let got = overrides(&labels);
-        assert_eq!(
-            got.into_iter().collect::<Vec<_>>(),
-            [
-                ("enable".to_owned(), "true".to_owned()),
-                ("http".to_owned(), "http://127.0.0.1:8080/health".to_owned()),
-                ("max_attempts".to_owned(), "5".to_owned()),
-            ]
-        );
     }
 
     #[test]

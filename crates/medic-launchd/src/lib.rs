@@ -22,4 +22,4 @@ pub use client::{
 pub use error::LaunchdError;
 pub use facts::{JobFacts, LastExit, ListEntry, Source, parse_list, parse_list_table, parse_print};
 pub use plist::PlistCopy;
-pub use verdict::{Classification, Verdict, classify};
+pub use verdict::{Classification, Expect, Verdict, classify};

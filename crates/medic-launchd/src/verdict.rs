@@ -2,9 +2,18 @@
 //! it: running, starting, idle (done, waiting for a schedule or a request),
 //! failed or missing — and what a clean exit means for this job (`Expect`).
 
-use medic_core::config::Expect;
-
 use crate::facts::{JobFacts, LastExit};
+
+/// What a clean end of this job means (the service's `expect` in medic's
+/// config, which the daemon passes in: this crate imports no medic crate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Expect {
+    /// A clean exit (0, or SIGTERM) is the job done: idle. The default.
+    #[default]
+    ExitedOk,
+    /// The job must stay up: not running is a failure however it ended.
+    Running,
+}
 
 /// medic's reading of a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,9 +4,8 @@
 
 use std::path::Path;
 
-use medic_core::config::Expect;
 use medic_launchd::{
-    Classification, LastExit, classify, parse_list, parse_list_table, parse_print,
+    Classification, Expect, LastExit, classify, parse_list, parse_list_table, parse_print,
 };
 use serde_json::{Value, json};
 

@@ -308,3 +308,20 @@ pub fn kinds(events: &[Value], service: &str) -> Vec<String> {
         .map(|e| e["event"].as_str().unwrap_or_default().to_owned())
         .collect()
 }
+
+/// The recovery log's `recovered` event that says who brought the container back.
+#[track_caller]
+pub fn restarted_by(medic: &Medic) -> serde_json::Value {
+    let events = medic.wait_event("recovered without medic acting", |e| {
+        e["event"] == "recovered" && e["evidence"]["restarted_by"].is_string()
+    });
+    let web = kinds(&events, "web");
+    assert!(
+        !web.iter().any(|k| k == "restart"),
+        "medic restarted nothing itself: {web:?}"
+    );
+    events
+        .into_iter()
+        .find(|e| e["event"] == "recovered")
+        .expect("a recovered event")
+}

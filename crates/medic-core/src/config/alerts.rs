@@ -8,8 +8,10 @@ use std::time::Duration;
 use toml::Spanned;
 use toml::de::DeValue;
 
+use super::decode::AS_IS;
 use super::error::{self, Errors};
 use super::model::{AlertSink, Secret, SinkKind};
+use super::probe::is_token;
 use super::raw::{Dur, RawAlert};
 use crate::Severity;
 
@@ -31,7 +33,7 @@ pub(super) fn decode(value: Spanned<DeValue<'_>>, errors: &mut Errors) -> Vec<Ra
     };
     items
         .into_iter()
-        .filter_map(|item| super::decode::<RawAlert>(item, errors, super::AS_IS))
+        .filter_map(|item| super::decode::decode::<RawAlert>(item, errors, AS_IS))
         .collect()
 }
 
@@ -46,7 +48,7 @@ pub(super) fn build(
     let mut sinks = Vec::new();
     for alert in raw {
         let name = alert.name.get_ref().clone();
-        if !super::is_token(&name) || name.contains('/') {
+        if !is_token(&name) || name.contains('/') {
             errors.at(
                 alert.name.span(),
                 format!("invalid sink name `{name}`"),
@@ -164,7 +166,7 @@ fn build_kind(alert: &RawAlert, env: Env<'_>, errors: &mut Errors) -> Option<Sin
             .headers
             .iter()
             .filter_map(|(k, v)| {
-                if !super::is_token(k) {
+                if !is_token(k) {
                     errors.at(v.span(), format!("invalid header name `{k}`"), None);
                 }
                 expand(v, env, errors).map(|v| (k.clone(), v))

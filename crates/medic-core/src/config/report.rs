@@ -7,6 +7,7 @@ use serde::Deserialize;
 use toml::Spanned;
 use toml::de::DeValue;
 
+use super::decode::AS_IS;
 use super::error::Errors;
 use super::model::{AlertSink, ReportDigest};
 use super::raw::PosDur;
@@ -27,7 +28,7 @@ pub(crate) struct RawReport {
 }
 
 pub(super) fn decode(value: Spanned<DeValue<'_>>, errors: &mut Errors) -> Option<RawReport> {
-    super::decode::<RawReport>(value, errors, super::AS_IS)
+    super::decode::decode::<RawReport>(value, errors, AS_IS)
 }
 
 pub(super) fn build(

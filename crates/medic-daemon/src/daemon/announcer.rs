@@ -10,12 +10,12 @@ use medic_core::config::Config;
 use medic_core::storm::{Active, Change, LineBudget, SavedStorm, Storm, StormRule};
 use medic_core::supervisor::MEDIC_UNIT;
 use medic_core::{Alert, EventKind, Evidence, RecoveryEvent, Severity};
+use medic_records::files::FileHealth;
+use medic_records::journal::{AlertLine, Journal, Limit, RecoveryLine};
 
-use crate::alerts::Sinks;
 use crate::clock::WallClock;
-use crate::files::FileHealth;
-use crate::journal::{AlertLine, Journal, Limit, RecoveryLine};
 use crate::shell::Shell;
+use medic_alerts::Sinks;
 
 /// The journals, the sinks and the rules for what reaches stderr.
 pub(super) struct Announcer {
@@ -56,7 +56,7 @@ impl Announcer {
         Ok(Self {
             recovery,
             alerts,
-            sinks: Sinks::start(config, shell)?,
+            sinks: Sinks::start(config, &shell.tracker, &shell.cancel)?,
             storm: Storm::new(settings.storm),
             lines: LineBudget::default(),
             unwritable: false,
@@ -354,7 +354,7 @@ impl Announcer {
 
     /// Appends the sinks' delivery counters to a Prometheus exposition.
     pub(super) fn render_metrics(&self, out: &mut String) {
-        self.sinks.render_metrics(out);
+        crate::metrics::sinks::render(out, self.sinks.counts());
     }
 
     /// Each file this room writes and whether it is writable.
@@ -442,7 +442,7 @@ mod tests {
         shell.tracker.close();
         shell.tracker.wait().await;
         let text = std::fs::read_to_string(dir.join("alerts.jsonl")).unwrap_or_default();
-        crate::journal::parse_lines(&text)
+        medic_records::journal::parse_lines(&text)
     }
 
     #[tokio::test]

@@ -11,14 +11,14 @@ use std::time::Duration;
 use jiff::Timestamp;
 use medic_core::storm::Storm;
 use medic_core::{Action, EventKind, Supervisor};
+use medic_records::files::FileHealth;
+use medic_records::history::{HistoryFile, HistoryStore};
+use medic_records::journal::{Journal, Limit};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
 use crate::clock::WallClock;
-use crate::files::FileHealth;
-use crate::history::{HistoryFile, HistoryStore};
-use crate::journal::{Journal, Limit};
 use crate::saver::Saver;
 use crate::store::{SharedStoreFile, Store};
 

@@ -37,7 +37,7 @@ pub fn run(command: AlertCommand) -> anyhow::Result<u8> {
             }
         );
     };
-    let result = super::runtime()?.block_on(medic_daemon::alerts::send_test(&config, sink));
+    let result = super::runtime()?.block_on(medic_alerts::send_test(&config, sink));
     match result {
         Ok(()) => {
             println!(

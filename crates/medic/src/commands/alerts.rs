@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use clap::Args;
 use jiff::Timestamp;
-use medic_daemon::alerts::outbox::{Deliveries, Delivery, Record};
-use medic_daemon::alerts::outbox_path;
-use medic_daemon::journal::{AlertLine, parse_lines};
+use medic_alerts::outbox::{Deliveries, Delivery, Record};
+use medic_alerts::outbox_path;
+use medic_records::journal::{AlertLine, parse_lines};
 use serde::Serialize;
 
 use crate::config_file::ConfigArgs;

@@ -39,8 +39,8 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
                 None => e,
             })?;
     let runtime = super::runtime()?;
-    let rows = runtime.block_on(medic_daemon::check_once(&config))?;
-    let engine = runtime.block_on(medic_daemon::container_engine(&config))?;
+    let rows = runtime.block_on(medic_inspect::check::check_once(&config))?;
+    let engine = runtime.block_on(medic_inspect::check::container_engine(&config))?;
     let mut out = std::io::stdout().lock();
     if args.json {
         let json: Vec<CheckJson> = rows
@@ -49,7 +49,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
                 service: &r.service,
                 probe: r.probe,
                 outcome: r.observation.outcome.as_str(),
-                latency_ms: medic_daemon::millis(r.observation.latency),
+                latency_ms: medic_inspect::check::millis(r.observation.latency),
                 detail: &r.observation.message,
                 evidence: &r.observation.evidence,
             })
@@ -64,7 +64,10 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
                 Cell::plain(&r.service),
                 Cell::plain(r.probe),
                 Cell::status(outcome),
-                Cell::plain(format!("{}ms", medic_daemon::millis(r.observation.latency))),
+                Cell::plain(format!(
+                    "{}ms",
+                    medic_inspect::check::millis(r.observation.latency)
+                )),
                 Cell::plain(&r.observation.message),
             ]);
         }
@@ -75,5 +78,5 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
             None => {}
         }
     }
-    Ok(u8::try_from(medic_daemon::exit_code(&rows)).unwrap_or(1))
+    Ok(u8::try_from(medic_inspect::check::exit_code(&rows)).unwrap_or(1))
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use medic_core::config;
-use medic_daemon::doctor::{Finding, Host, Severity};
+use medic_inspect::doctor::{Finding, Host, Severity};
 use serde::Serialize;
 
 use crate::config_file::ConfigArgs;
@@ -53,7 +53,7 @@ fn diagnose(config: &config::Config, root: &std::path::Path) -> anyhow::Result<V
     let host = Host {
         root: root.to_owned(),
     };
-    Ok(super::runtime()?.block_on(medic_daemon::doctor::diagnose(config, &host)))
+    Ok(super::runtime()?.block_on(medic_inspect::doctor::diagnose(config, &host)))
 }
 
 /// An invalid config: one error finding per problem, at its file:line:column.

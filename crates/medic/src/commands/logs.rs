@@ -1,6 +1,6 @@
 //! `medic logs`: print and follow the recovery log, one readable line per
 //! event (or the JSON lines themselves), across rotation: the rotated files
-//! (`recovery.jsonl.N` … `.1`, listed by `medic_daemon::rotation::files`)
+//! (`recovery.jsonl.N` … `.1`, listed by `medic_records::rotation::files`)
 //! first, then the live file, which `-f` follows through the next rotation.
 
 use std::fs::File;
@@ -13,7 +13,7 @@ use clap::Args;
 use hyper::Method;
 use jiff::Timestamp;
 use medic_daemon::control::UnitsBody;
-use medic_daemon::journal::RecoveryLine;
+use medic_records::journal::RecoveryLine;
 
 use crate::client::{call, encode};
 use crate::config_file::ConfigArgs;
@@ -160,7 +160,7 @@ pub fn run(args: LogsArgs) -> anyhow::Result<u8> {
     let since = args
         .since
         .and_then(|d| std::time::SystemTime::now().checked_sub(d));
-    for old in medic_daemon::rotation::files(&path, since) {
+    for old in medic_records::rotation::files(&path, since) {
         if old == path {
             continue;
         }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 use jiff::{SignedDuration, Timestamp};
-use medic_daemon::report::{self, Report};
+use medic_records::report::{self, Report};
 
 use crate::config_file::ConfigArgs;
 use crate::table::{Cell, Table};
@@ -56,7 +56,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<u8> {
         write!(
             out,
             "{}",
-            report::markdown(&report, &medic_daemon::alerts::hostname())
+            report::markdown(&report, &medic_alerts::hostname::hostname())
         )?;
     } else {
         table(&report, &mut out)?;

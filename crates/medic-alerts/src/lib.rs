@@ -1,12 +1,14 @@
 //! Alerts that reach a person: every line of the alerts file also goes to the
-//! configured `[[alert]]` sinks. The supervisor loop only routes and enqueues
+//! configured `[[alert]]` sinks (webhook, Slack, Alertmanager, exec), through a
+//! crash-safe outbox. The supervisor loop only routes and enqueues
 //! (an outbox record handed to its writer task and a `try_send`), so a dead or slow sink never
 //! delays probing or recovery; one task per sink delivers (see `task.rs`).
 
 mod format;
+pub mod hostname;
 pub mod outbox;
 mod send;
-mod stats;
+pub mod stats;
 mod task;
 
 use std::collections::VecDeque;
@@ -17,11 +19,13 @@ use jiff::Timestamp;
 use medic_core::config::{AlertSink, Config, SinkKind};
 use medic_core::delivery::{Route, Router, incident_key};
 use medic_core::{Evidence, Severity};
+use medic_records::journal::AlertLine;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use crate::journal::AlertLine;
-use crate::shell::Shell;
 use outbox::{Deliveries, Outbox, Record};
+use stats::SinkCounts;
 
 /// The outbox's path under the state directory.
 pub fn outbox_path(state_dir: &Path) -> PathBuf {
@@ -38,8 +42,13 @@ pub struct Sinks {
 
 impl Sinks {
     /// Opens the outbox and starts one task per sink, each first given what it
-    /// had not delivered before the last stop.
-    pub fn start(config: &Config, shell: &Shell) -> anyhow::Result<Self> {
+    /// had not delivered before the last stop. The tasks run on `tracker` and
+    /// stop with `cancel`.
+    pub fn start(
+        config: &Config,
+        tracker: &TaskTracker,
+        cancel: &CancellationToken,
+    ) -> anyhow::Result<Self> {
         let mut sinks = Self {
             router: Router::new(&config.alerts),
             queues: Vec::new(),
@@ -48,8 +57,7 @@ impl Sinks {
         if config.alerts.is_empty() {
             return Ok(sinks);
         }
-        let (outbox, deliveries) =
-            Outbox::open(&outbox_path(&config.medic.state_dir), &shell.tracker)?;
+        let (outbox, deliveries) = Outbox::open(&outbox_path(&config.medic.state_dir), tracker)?;
         for ((sink, _), delivery) in &deliveries.entries {
             if let Some(alert) = &delivery.alert {
                 let key = incident_key(&alert.service, &alert.kind, alert.incident.as_deref());
@@ -75,7 +83,7 @@ impl Sinks {
                 rx,
                 firing: firing_after(&deliveries, sink, &origin),
             };
-            shell.tracker.spawn(task.run(shell.cancel.child_token()));
+            tracker.spawn(task.run(cancel.child_token()));
             sinks.queues.push((sink.name.clone(), tx, stats));
         }
         sinks.outbox = Some(outbox);
@@ -147,21 +155,15 @@ impl Sinks {
     }
 
     /// The outbox's writer, when there are sinks.
-    pub fn outbox(&self) -> Option<&crate::journal::Journal> {
+    pub fn outbox(&self) -> Option<&medic_records::journal::Journal> {
         self.outbox.as_ref().map(Outbox::journal)
     }
 
-    /// Appends the delivery counters of every sink to a Prometheus exposition.
-    pub fn render_metrics(&self, out: &mut String) {
-        if self.queues.is_empty() {
-            return;
-        }
-        stats::render(
-            out,
-            self.queues
-                .iter()
-                .map(|(name, _, s)| (name.as_str(), s.as_ref())),
-        );
+    /// Every sink's name and delivery counters, for `/metrics`.
+    pub fn counts(&self) -> impl Iterator<Item = (&str, SinkCounts)> + Clone {
+        self.queues
+            .iter()
+            .map(|(name, _, stats)| (name.as_str(), stats.counts()))
     }
 }
 
@@ -228,25 +230,9 @@ pub async fn send_test(config: &Config, sink: &AlertSink) -> anyhow::Result<()> 
         .map_err(|failure| anyhow::anyhow!("{}", failure.message))
 }
 
-/// This host's name, for the `host` label and field.
-pub fn hostname() -> String {
-    ["/proc/sys/kernel/hostname", "/etc/hostname"]
-        .iter()
-        .find_map(|path| {
-            std::fs::read_to_string(path)
-                .ok()
-                .map(|s| s.trim().to_owned())
-                .filter(|s| !s.is_empty())
-        })
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "localhost".to_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio_util::sync::CancellationToken;
-    use tokio_util::task::TaskTracker;
 
     fn line(n: u32) -> AlertLine {
         AlertLine {
@@ -274,13 +260,8 @@ mod tests {
             dir.path().display()
         );
         let config = medic_core::config::parse(&text, "t.toml").unwrap();
-        let (events, _events_rx) = mpsc::channel(1);
-        let shell = Shell {
-            events,
-            tracker: TaskTracker::new(),
-            cancel: CancellationToken::new(),
-        };
-        let mut sinks = Sinks::start(&config, &shell).unwrap();
+        let (tracker, cancel) = (TaskTracker::new(), CancellationToken::new());
+        let mut sinks = Sinks::start(&config, &tracker, &cancel).unwrap();
         sinks.send(&line(1));
         // The task took the first alert off the queue once it is sending it.
         let (_held, _) =
@@ -295,20 +276,15 @@ mod tests {
             started.elapsed() < std::time::Duration::from_millis(100),
             "send never waits"
         );
-        let mut metrics = String::new();
-        sinks.render_metrics(&mut metrics);
-        assert!(
-            metrics.contains("medic_alerts_undelivered_total{sink=\"slow\",reason=\"dropped\"} 1"),
-            "{metrics}"
-        );
-        assert!(
-            metrics.contains("medic_alert_queue_length{sink=\"slow\"} 2"),
-            "{metrics}"
-        );
-        shell.cancel.cancel();
+        let counts: Vec<(&str, SinkCounts)> = sinks.counts().collect();
+        let [("slow", slow)] = counts[..] else {
+            panic!("one sink: {counts:?}")
+        };
+        assert_eq!((slow.dropped, slow.waiting), (1, 2), "{slow:?}");
+        cancel.cancel();
         sinks.outbox().expect("an outbox").close();
-        shell.tracker.close();
-        shell.tracker.wait().await;
+        tracker.close();
+        tracker.wait().await;
 
         let deliveries = Deliveries::load(&outbox_path(dir.path())).unwrap();
         let states: Vec<(&str, &str)> = deliveries

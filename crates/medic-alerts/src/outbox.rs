@@ -12,9 +12,8 @@ use std::path::Path;
 
 use anyhow::Context;
 use jiff::Timestamp;
+use medic_records::journal::{AlertLine, Journal, Limit, parse_lines};
 use serde::{Deserialize, Serialize};
-
-use crate::journal::{AlertLine, Journal, Limit, parse_lines};
 
 /// How many alerts (by id, newest) compaction keeps the records of.
 const KEEP_ALERTS: usize = 1000;
@@ -282,7 +281,7 @@ fn rewrite(path: &Path, records: &[Record]) -> anyhow::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    crate::files::replace(path, |out| {
+    medic_records::files::replace(path, |out| {
         for record in records {
             serde_json::to_writer(&mut *out, record).context("cannot encode an outbox record")?;
             out.write_all(b"\n")?;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use medic_core::config::SinkKind;
 use medic_core::delivery::{Outcome, retry_delay};
+use medic_records::journal::AlertLine;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Interval};
 use tokio_util::sync::CancellationToken;
@@ -15,7 +16,6 @@ use tokio_util::sync::CancellationToken;
 use super::format::{self, Firing};
 use super::outbox::{Outbox, Record};
 use super::send::Sender;
-use crate::journal::AlertLine;
 
 /// A sink's delivery loop and what it owns.
 pub(super) struct SinkTask {

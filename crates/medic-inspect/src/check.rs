@@ -4,9 +4,8 @@ use std::time::Duration;
 
 use medic_core::config::{Config, ContainerSelector, LabelSelector, Target};
 use medic_core::{Observation, Outcome};
-
-use crate::executor::Executor;
-use crate::units::{self, UnitSpec};
+use medic_daemon::executor::Executor;
+use medic_daemon::units::{self, UnitSpec};
 
 /// One probe's result.
 #[derive(Debug, Clone)]
@@ -69,7 +68,7 @@ pub async fn check_once(config: &Config) -> anyhow::Result<Vec<CheckRow>> {
 pub async fn container_engine(
     config: &Config,
 ) -> anyhow::Result<Option<Result<medic_docker::EngineInfo, String>>> {
-    match crate::docker::Docker::for_config(config)? {
+    match medic_daemon::docker::Docker::for_config(config)? {
         Some(docker) => Ok(Some(docker.engine().await)),
         None => Ok(None),
     }

@@ -9,11 +9,10 @@ use hmac::{Hmac, Mac};
 use jiff::Timestamp;
 use medic_core::Evidence;
 use medic_core::delivery::incident_key;
+use medic_records::journal::AlertLine;
 use serde::Serialize;
 use serde_json::Value;
 use sha2::Sha256;
-
-use crate::journal::AlertLine;
 
 /// The generic webhook's body: the alert line plus the host it comes from.
 #[derive(Debug, Serialize)]
@@ -142,7 +141,7 @@ impl Origin {
     /// This host's origin under `config`.
     pub fn new(config: &medic_core::config::Config) -> Self {
         Self {
-            host: super::hostname(),
+            host: crate::hostname::hostname(),
             external_url: config.medic.external_url.clone(),
             labels: config
                 .services

@@ -1,0 +1,16 @@
+//! medic's records on disk, shared by the daemon that writes them and the
+//! commands that read them back: how a file is written (`files`: 0600, atomic
+//! replace, `FileHealth`), the append-only journals and the formats of their
+//! lines (`journal`), rotated files (`rotation`), the availability history
+//! file (`history`), and the report built from the recovery log and that
+//! history (`report`, also the scheduled digest's Markdown).
+//!
+//! Architecture invariant: nothing here decides about recovery or talks to an
+//! engine; it writes and reads files, and the wire formats are its own serde
+//! types (core types derive no Serialize).
+
+pub mod files;
+pub mod history;
+pub mod journal;
+pub mod report;
+pub mod rotation;
