@@ -2,7 +2,7 @@
 //! with Debian's `docker-compose` v1 on the test engine: a `docker-compose rm
 //! -sf` restored only after the removal completed, guarded deploys of a
 //! Compose service (a recreate promoted, a scale-down retiring the replica),
-//! pause and resume of one instance, `depends_on` on a selector service, a
+//! pause and resume of one instance (and its log by the Compose service name), `depends_on` on a selector service, a
 //! label override surviving a restart of medic, and a reload that changes a selector.
 
 use std::process::{Command, Output};
@@ -86,6 +86,24 @@ fn compose_rm_is_restored_once_the_removal_completes_and_one_instance_pauses() {
     medic.wait_event("db resumed", |e| {
         e["service"] == *db && e["event"] == "resumed"
     });
+    // `medic logs --service db` means the Compose service too, as status does.
+    let logs = medic.cli(&["logs", "--service", "db", "--json"]);
+    let lines: Vec<Value> = String::from_utf8_lossy(&logs.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["service"] == *db && l["event"] == "resumed"),
+        "db's events: {}",
+        text(&logs)
+    );
+    assert!(
+        lines.iter().all(|l| l["service"] == *db),
+        "only db's events: {}",
+        text(&logs)
+    );
     // A Compose v2 style name with `-` and `.` reaches its unit too.
     let v2 = format!("{}-web-1.v2", project.name);
     let label = format!("com.docker.compose.project={}", project.name);

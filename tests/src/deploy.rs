@@ -1,11 +1,13 @@
 //! `medic deploy` on a real engine: a good new image is promoted to last known
 //! good; a bad image, a deploy that only removes the container, and a failing
-//! deploy command are rolled back to the version from before.
+//! deploy command are rolled back to the version from before; a selector
+//! service with no instance yet is deployed into existence; an instance
+//! retired during a deploy of several does not hold it.
 
 use std::process::{Command, Output};
 
 use crate::docker::{GoodContainer, config, watch};
-use crate::support::docker::Engine;
+use crate::support::docker::{Cleanup, Engine, unique};
 use crate::support::medic::{Medic, bin, eventually, first_event};
 use crate::support::server::health_ok;
 
@@ -188,4 +190,102 @@ fn without_a_daemon_the_deploy_guards_itself() {
         text(&out)
     );
     assert_rolled_back(engine, &medic, name, port, &out);
+}
+
+/// A label selector service `web` over `medic.test.selector=<value>`, fast probes.
+fn selector_config(value: &str) -> String {
+    format!(
+        r#"
+[defaults]
+interval = "500ms"
+timeout = "400ms"
+failure_threshold = 2
+backoff = "200ms"
+replace_grace = "1s"
+recover_timeout = "10s"
+stop_timeout = "1s"
+
+[[service]]
+name = "web"
+container = {{ label = "medic.test.selector={value}" }}
+"#
+    )
+}
+
+/// `docker run` of a good:1 container carrying the selector's label.
+fn run_labelled(name: &str, value: &str) -> String {
+    format!(
+        "docker run -d --name {name} --network host -l medic.test.selector={value} -e PORT={} medic-test/good:1",
+        crate::support::medic::free_port()
+    )
+}
+
+/// `medic deploy web -- sh -c SCRIPT` with a verify timeout of `timeout`.
+fn deploy_within(medic: &Medic, timeout: &str, script: &str) -> Output {
+    Command::new(bin("medic"))
+        .args(["deploy", "--config"])
+        .arg(&medic.config)
+        .args(["web", "--timeout", timeout, "--", "sh", "-c", script])
+        .envs(std::env::var("MEDIC_TEST_DOCKER_HOST").map(|host| ("DOCKER_HOST", host)))
+        .output()
+        .expect("run medic deploy")
+}
+
+/// A selector service with no instance yet is deployed into existence: the
+/// deploy creates the first container, which is verified and promoted.
+#[test]
+fn a_selector_service_with_no_instance_yet_is_deployed() {
+    let Some(engine) = Engine::get() else { return };
+    let (value, name) = (unique("fresh"), unique("fresh-web"));
+    let _cleanup = Cleanup(&engine, vec![name.clone()]);
+    let medic = Medic::start(&selector_config(&value));
+    medic.wait_listening();
+
+    let out = deploy_within(&medic, "30s", &run_labelled(&name, &value));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let unit = format!("web/{name}");
+    let status = medic.cli(&["status", "--json", "--service", &unit]);
+    let report: serde_json::Value = serde_json::from_slice(&status.stdout)
+        .unwrap_or_else(|_| panic!("status: {}", text(&status)));
+    assert_eq!(report["services"][0]["health"], "healthy", "{report}");
+}
+
+/// An instance retired while a deploy of several runs (here `medic forget`
+/// from the deploy command itself) no longer holds the deploy until its
+/// timeout: the rest is verified and the deploy ends, the retired one named.
+#[test]
+fn an_instance_retired_during_a_deploy_does_not_hold_it() {
+    let Some(engine) = Engine::get() else { return };
+    let value = unique("retire");
+    let (a, b) = (unique("retire-a"), unique("retire-b"));
+    let _cleanup = Cleanup(&engine, vec![a.clone(), b.clone()]);
+    for name in [&a, &b] {
+        engine.run(
+            &run_labelled(name, &value)
+                .split(' ')
+                .skip(1)
+                .collect::<Vec<_>>(),
+        );
+    }
+    let medic = Medic::start(&selector_config(&value));
+    for name in [&a, &b] {
+        let unit = format!("web/{name}");
+        medic.wait_event(&format!("{unit} healthy"), |e| {
+            e["service"] == unit && e["event"] == "healthy"
+        });
+    }
+
+    let forget = format!(
+        "{} forget --config {} web/{b}",
+        bin("medic").display(),
+        medic.config.display()
+    );
+    let out = deploy_within(&medic, "60s", &forget);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("  web/{b}: retired")),
+        "{}",
+        text(&out)
+    );
 }

@@ -1,6 +1,6 @@
 //! Containers on a real engine: killed, stopped and removed containers come
 //! back; a bad image is rolled back to the last known good one; a paused
-//! service is left alone.
+//! service is left alone; `medic logs S --output` reads the container's log.
 
 use crate::support::docker::{Cleanup, Engine, OwnEngine, unique};
 use crate::support::medic::{Medic, eventually, first_event, free_port, kinds};
@@ -664,4 +664,59 @@ fn ready_waits_for_the_selectors_first_listing() {
         ready.contains("STATUS=1 services: 1 healthy"),
         "READY once the container is watched: {ready}"
     );
+}
+
+/// `medic logs S --output` of a container target shows the container's own log
+/// (stdout and stderr) from the engine, and `-f` follows what it writes next.
+#[test]
+fn logs_output_shows_and_follows_the_container_log() {
+    let Some(engine) = Engine::get() else { return };
+    let name = unique("output");
+    let _cleanup = Cleanup(&engine, vec![name.clone()]);
+    let script = "echo started; echo oops >&2; while sleep 0.2; do [ -e /tmp/more ] && echo written later && rm /tmp/more; done";
+    engine.run_on_host(&name, &["medic-test/good:1", "sh", "-c", script]);
+    let medic = Medic::prepare(&format!(
+        "[[service]]\nname = \"web\"\ncontainer = {{ name = \"{name}\" }}\n"
+    ));
+    // stdout and stderr both (the engine keeps no order across the two pipes).
+    eventually("both lines in the container log", || {
+        let output = medic.cli(&["logs", "web", "--output"]);
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        (output.status.success() && text.contains("started") && text.contains("oops"))
+            .then_some(text)
+    });
+
+    let mut follow = std::process::Command::new(crate::support::medic::bin("medic"))
+        .args(["logs", "web", "--output", "-f", "--config"])
+        .arg(&medic.config)
+        .envs(std::env::var("MEDIC_TEST_DOCKER_HOST").map(|host| ("DOCKER_HOST", host)))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run medic logs -f");
+    let mut stdout = follow.stdout.take().expect("its stdout");
+    let (sender, chunks) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = std::io::Read::read(&mut stdout, &mut buf) {
+            let chunk = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if sender.send(chunk).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Duration::from_secs(20);
+    let mut seen = String::new();
+    let mut read_until = |what: &str| {
+        while !seen.contains(what) {
+            match chunks.recv_timeout(deadline) {
+                Ok(chunk) => seen.push_str(&chunk),
+                Err(_) => panic!("no {what:?} from medic logs -f: {seen}"),
+            }
+        }
+    };
+    read_until("started");
+    engine.run(&["exec", &name, "touch", "/tmp/more"]);
+    read_until("written later");
+    follow.kill().ok();
+    follow.wait().ok();
 }

@@ -1,6 +1,7 @@
 //! LaunchAgents: the real medic against a fake launchctl (tests/src/bin/fake-launchctl.rs)
 //! whose jobs are real processes — crash → kickstart, an unloaded job restored,
-//! a changed plist rolled back, and escalation when there is nothing to roll back to.
+//! a changed plist rolled back, escalation when there is nothing to roll back to,
+//! and finished jobs: idle, unless the service says `expect = "running"`.
 
 use serde_json::Value;
 
@@ -345,6 +346,92 @@ fn a_scheduled_job_between_runs_is_idle_and_healthy() {
     assert!(table.contains("idle"), "{table}");
 }
 
+/// A one-shot job that finished with exit 0 is idle and left alone; the same
+/// clean exit of a job configured `expect = "running"` is a failure medic
+/// restarts, with the exit code in the evidence.
+#[test]
+fn a_finished_one_shot_is_idle_unless_it_is_expected_to_run() {
+    let fake = FakeLaunchd::new();
+    let marks = tempfile::tempdir().expect("a temp dir");
+    let (go, ran) = (marks.path().join("go"), marks.path().join("ran"));
+    fake.bootstrap(&fake.write_agent("com.example.oneshot", "echo done"));
+    // Its first run waits for `go` and exits 0; the runs after it stay up.
+    let server = format!(
+        "if [ -e {ran} ]; then exec sleep 600; fi; touch {ran}; while [ ! -e {go} ]; do sleep 0.05; done; exit 0",
+        ran = ran.display(),
+        go = go.display()
+    );
+    fake.bootstrap(&fake.write_agent("com.example.server", &server));
+    let config = CONFIG.replace(
+        r#"name = "agent"
+launch_agent = { label = "com.example.job" }"#,
+        r#"name = "oneshot"
+launch_agent = { label = "com.example.oneshot" }
+
+[[service]]
+name = "server"
+launch_agent = { label = "com.example.server", expect = "running" }"#,
+    );
+    let mut medic = Medic::prepare(&config);
+    let env = fake.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    medic.spawn_with_env(&env);
+    medic.wait_event("the server healthy", |e| {
+        e["service"] == "server" && e["event"] == "healthy"
+    });
+
+    std::fs::write(&go, "").expect("let the server's first run exit");
+    let events = medic.wait_event("the server recovered", |e| {
+        e["service"] == "server" && e["event"] == "recovered"
+    });
+    let server_kinds: Vec<String> = kinds(&events, "server")
+        .into_iter()
+        .skip_while(|k| k != "failing")
+        .collect();
+    assert_eq!(
+        server_kinds,
+        ["failing", "restart", "restart_done", "recovered"],
+        "{}",
+        medic.stderr()
+    );
+    let failing = events
+        .iter()
+        .find(|e| e["service"] == "server" && e["event"] == "failing")
+        .expect("the server's failing event");
+    let evidence = &failing["evidence"];
+    assert_eq!(evidence["classification"], "failed", "{failing}");
+    assert_eq!(evidence["last_exit_code"], 0, "{failing}");
+    assert!(
+        failing["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("meant to stay up (expect = \"running\")")),
+        "{failing}"
+    );
+    assert!(
+        fake.pid("com.example.server").is_some(),
+        "the server runs again"
+    );
+
+    // The one-shot finished with exit 0: idle, healthy, never acted on.
+    let report = eventually("the one-shot's status", || {
+        let output = medic.cli(&["status", "--json"]);
+        let report: Value = serde_json::from_slice(&output.stdout).ok()?;
+        let oneshot = report["services"]
+            .as_array()?
+            .iter()
+            .find(|s| s["name"] == "oneshot")?
+            .clone();
+        (oneshot["agent"]["last_exit_code"] == 0).then_some(oneshot)
+    });
+    assert_eq!(report["classification"], "idle", "{report}");
+    assert_eq!(report["health"], "healthy", "{report}");
+    let acted: Vec<String> = kinds(&medic.events(), "oneshot")
+        .into_iter()
+        .filter(|k| k == "failing" || k.starts_with("restart") || k.starts_with("rollback"))
+        .collect();
+    assert!(acted.is_empty(), "the one-shot is left alone: {acted:?}");
+}
+
 /// `medic check --json` rows of a `label_prefix` service: unit → evidence.
 fn check_evidence(fake: &FakeLaunchd, config: &std::path::Path, legacy: bool) -> Value {
     let mut command = std::process::Command::new(crate::support::medic::bin("medic"));
@@ -372,13 +459,15 @@ fn check_evidence(fake: &FakeLaunchd, config: &std::path::Path, legacy: bool) ->
 
 /// The same job reads the same through `print` and through `list <label>` (the
 /// fallback where print is missing), in every state: running, exited non-zero,
-/// killed, scheduled between runs, and a program launchd cannot spawn.
+/// finished with exit 0, killed, scheduled between runs, and a program launchd
+/// cannot spawn.
 #[test]
 fn print_and_list_agree_on_the_same_job() {
     let fake = FakeLaunchd::new();
     let jobs = [
         ("com.example.running", "exec sleep 600", "", "healthy"),
         ("com.example.exit3", "exit 3", "", "failed"),
+        ("com.example.done", "exit 0", "", "idle"),
         ("com.example.killed", "exec sleep 600", "", "failed"),
         (
             "com.example.scheduled",
@@ -414,6 +503,7 @@ fn print_and_list_agree_on_the_same_job() {
         let rows = check_evidence(&fake, &medic.config, false);
         let settled = rows["agent/com.example.exit3"]["last_exit_code"] == 3
             && rows["agent/com.example.scheduled"]["last_exit_code"] == 0
+            && rows["agent/com.example.done"]["last_exit_code"] == 0
             && rows["agent/com.example.killed"]["last_signal"] == 9;
         settled.then_some(rows)
     });

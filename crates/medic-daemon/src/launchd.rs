@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use medic_core::config::{Config, LabelSelector, LaunchAgentTarget};
+use medic_core::config::{Config, Expect, LabelSelector, LaunchAgentTarget};
 use medic_core::{ActionResult, Evidence, Observation, Step, Urgency};
 use medic_launchd::{Classification, JobFacts, Launchctl, LaunchdError, PlistCopy, Source};
 use tokio::sync::OnceCell;
@@ -39,6 +39,8 @@ pub struct AgentJob {
     pub domain: Option<String>,
     /// The configured plist path.
     pub plist: Option<PathBuf>,
+    /// What a clean exit means for it (`expect` in config).
+    pub expect: Expect,
 }
 
 impl AgentJob {
@@ -48,6 +50,7 @@ impl AgentJob {
             label: label.to_owned(),
             domain: target.domain.clone(),
             plist: target.plist.clone(),
+            expect: target.expect,
         }
     }
 }
@@ -351,11 +354,16 @@ impl LaunchAgentCheck {
         if let Some(facts) = facts.as_mut().filter(|f| f.source == Source::List)
             && let Ok(path) = find_plist(&self.job, facts.plist.clone())
         {
-            let (scheduled, on_demand) = medic_launchd::plist::triggers(&path);
-            facts.scheduled |= scheduled;
-            facts.on_demand |= on_demand;
+            let triggers = medic_launchd::plist::triggers(&path);
+            facts.scheduled |= triggers.scheduled;
+            facts.on_demand |= triggers.on_demand;
+            facts.keep_alive |= triggers.keep_alive;
         }
-        let verdict = medic_launchd::classify(facts.as_ref());
+        let expect = match self.job.expect {
+            Expect::ExitedOk => medic_launchd::Expect::ExitedOk,
+            Expect::Running => medic_launchd::Expect::Running,
+        };
+        let verdict = medic_launchd::classify(facts.as_ref(), expect);
         let mut evidence = Evidence::new();
         evidence.insert("label".into(), self.job.label.clone().into());
         evidence.insert("domain".into(), domain.into());

@@ -88,7 +88,8 @@ pub struct ServiceStatus {
     pub classification: Option<String>,
     /// launch_agent units: what launchctl said, so a person sees why at once
     /// (state, job_state, pid, runs, last_exit_code + last_exit_name or
-    /// last_signal + last_signal_name, exit_reason, last_exit, plist or submitted_by).
+    /// last_signal + last_signal_name, exit_reason, keep_alive, throttled,
+    /// last_exit, plist or submitted_by).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<serde_json::Map<String, serde_json::Value>>,
 }
@@ -104,6 +105,8 @@ const AGENT_KEYS: &[&str] = &[
     "last_signal",
     "last_signal_name",
     "exit_reason",
+    "keep_alive",
+    "throttled",
     "last_exit",
     "plist",
     "submitted_by",

@@ -7,6 +7,9 @@
 //! carry their own `pid` and `state = active` lines that are not the job's.
 //! Older macOS prints empty `event triggers = { }` and `sockets = { }` blocks
 //! for every job, so a block counts as a trigger only when something is in it.
+//! Its `properties` are a `|`-separated line on macOS 11 and later
+//! (`keepalive | runatload | penalty box`) and a block of `name = 0|1` lines
+//! before; both are read. What medic concludes from the facts is in `verdict.rs`.
 
 use std::path::PathBuf;
 
@@ -109,9 +112,16 @@ pub struct JobFacts {
     /// Something starts it later on its own: StartInterval, StartCalendarInterval,
     /// WatchPaths, QueueDirectories, sockets or other event triggers (non-empty).
     pub scheduled: bool,
-    /// It is started on demand through Mach services or sockets, so launchd may
-    /// stop it when idle and start it at the next request.
+    /// It is started on demand through Mach services or sockets (or it is an
+    /// XPC service, `type = XPCService`), so launchd may stop it when idle and
+    /// start it at the next request.
     pub on_demand: bool,
+    /// It is meant to stay up: `keepalive` in `print`'s properties, `"OnDemand"
+    /// = false` in `list <label>`, or `KeepAlive = true` in its plist.
+    pub keep_alive: bool,
+    /// launchd holds it back for exiting too soon too often (`penalty box` in
+    /// `print`'s properties).
+    pub throttled: bool,
     /// Where the facts came from.
     pub source: Source,
 }
@@ -200,6 +210,12 @@ impl JobFacts {
         if let Some(reason) = &self.exit_reason {
             put("exit_reason", reason.clone().into());
         }
+        if self.keep_alive {
+            put("keep_alive", true.into());
+        }
+        if self.throttled {
+            put("throttled", true.into());
+        }
         if let Some(line) = self.last_exit_line() {
             put("last_exit", line.into());
         }
@@ -226,139 +242,22 @@ impl JobFacts {
     }
 }
 
-/// medic's reading of a job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Classification {
-    /// Running.
-    Healthy,
-    /// launchd is spawning it right now (`xpcproxy`, `spawn scheduled` while active).
-    Starting,
-    /// Not running, and nothing is wrong: between scheduled runs, waiting for a
-    /// trigger, or stopped by launchd for being idle.
-    Idle,
-    /// Not running after a non-zero exit, a signal, an exit reason, a failed
-    /// spawn, or with nothing to start it again.
-    Failed,
-    /// Not loaded at all.
-    Missing,
-}
-
-impl Classification {
-    /// The lowercase word used in evidence, status and logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Classification::Healthy => "healthy",
-            Classification::Starting => "starting",
-            Classification::Idle => "idle",
-            Classification::Failed => "failed",
-            Classification::Missing => "missing",
-        }
-    }
-
-    /// Healthy and idle jobs are fine.
-    pub fn is_ok(self) -> bool {
-        matches!(self, Classification::Healthy | Classification::Idle)
-    }
-}
-
-/// A classification and one human line explaining it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verdict {
-    /// The class.
-    pub class: Classification,
-    /// "running (pid 123)", "failed: spawn failed, exited 78 (EX_CONFIG), 22138 runs".
-    pub message: String,
-}
-
-/// Classifies a job from its facts as a person reading launchctl would;
-/// `None` means launchctl does not know the label.
-pub fn classify(facts: Option<&JobFacts>) -> Verdict {
-    let Some(facts) = facts else {
-        return verdict(Classification::Missing, "not loaded".into());
-    };
-    let runs = facts
-        .runs
-        .map(|r| format!(", {r} runs"))
-        .unwrap_or_default();
-    let last = facts.last_exit_line();
-    if facts.is_running() {
-        let pid = facts.pid.map_or(String::new(), |p| format!(" (pid {p})"));
-        let previous = match &last {
-            Some(line) if facts.last_exit != Some(LastExit::Never) => {
-                format!("; previous run: {line}")
-            }
-            _ => String::new(),
-        };
-        return verdict(Classification::Healthy, format!("running{pid}{previous}"));
-    }
-    if facts.job_state.as_deref() == Some("spawn failed") {
-        let why = last.map(|l| format!(", {l}")).unwrap_or_default();
-        return verdict(
-            Classification::Failed,
-            format!("failed: launchd cannot start it (spawn failed{why}{runs})"),
-        );
-    }
-    if facts.is_starting() {
-        let state = facts.state.as_deref().unwrap_or("spawning");
-        return verdict(Classification::Starting, format!("starting ({state})"));
-    }
-    if facts.idle_exit() {
-        let why = last.unwrap_or_else(|| "idle".into());
-        return verdict(
-            Classification::Idle,
-            format!("idle: launchd stopped it when idle ({why}); it starts on demand"),
-        );
-    }
-    let retrying = if facts.state.as_deref() == Some("spawn scheduled") {
-        "; launchd retries it"
-    } else {
-        ""
-    };
-    let failed_exit = facts.exit_reason.is_some()
-        || matches!(facts.last_exit, Some(LastExit::Signal(_)))
-        || matches!(facts.last_exit, Some(LastExit::Code(code)) if code != 0);
-    if failed_exit {
-        let line = last.unwrap_or_default();
-        let state = if facts.state.is_some() {
-            "not running, "
-        } else {
-            ""
-        };
-        return verdict(
-            Classification::Failed,
-            format!("failed: {state}{line}{runs}{retrying}"),
-        );
-    }
-    if facts.scheduled || facts.on_demand {
-        let last = match facts.last_exit {
-            Some(LastExit::Code(_)) => "last exit 0",
-            _ => "not run yet",
-        };
-        let waits = if facts.scheduled {
-            "waits for its schedule"
-        } else {
-            "starts on demand"
-        };
-        return verdict(
-            Classification::Idle,
-            format!("idle: not running, {last}, {waits}"),
-        );
-    }
-    let message = match facts.last_exit {
-        Some(LastExit::Code(_)) => "failed: not running, exited 0 and nothing starts it again",
-        _ => "failed: not running and nothing starts it",
-    };
-    verdict(Classification::Failed, message.into())
-}
-
-fn verdict(class: Classification, message: String) -> Verdict {
-    Verdict { class, message }
-}
-
 /// A nested block being read at depth 1 of `print`: its name and whether anything is in it.
 struct OpenBlock {
     name: String,
     empty: bool,
+}
+
+impl OpenBlock {
+    /// A `name = 1` line inside the old-style `properties = { … }` block.
+    fn read_property(&self, facts: &mut JobFacts, line: &str) {
+        if self.name != "properties" {
+            return;
+        }
+        if let Some((name, "1")) = line.split_once(" = ").map(|(k, v)| (k.trim(), v.trim())) {
+            read_property(facts, name);
+        }
+    }
 }
 
 /// Parses `launchctl print <domain>/<label>`: top-level keys only.
@@ -383,6 +282,9 @@ pub fn parse_print(label: &str, text: &str) -> JobFacts {
             && let Some(open) = &mut block
         {
             open.empty = false;
+            if depth == 2 {
+                open.read_property(&mut facts, trimmed);
+            }
         }
         if let Some(head) = trimmed.strip_suffix('{') {
             // A block opens; at depth 1 its name is a top-level key.
@@ -457,6 +359,19 @@ fn read_print_key(facts: &mut JobFacts, key: &str, value: &str) {
         }
         "last exit reason" => facts.exit_reason = Some(value.to_owned()),
         "run interval" => facts.scheduled = true,
+        "type" if value == "XPCService" => facts.on_demand = true,
+        "properties" => value
+            .split('|')
+            .for_each(|name| read_property(facts, name.trim())),
+        _ => {}
+    }
+}
+
+/// One of the job's properties, named as `print` names them.
+fn read_property(facts: &mut JobFacts, name: &str) {
+    match name {
+        "keepalive" => facts.keep_alive = true,
+        "penalty box" => facts.throttled = true,
         _ => {}
     }
 }
@@ -514,6 +429,8 @@ pub fn parse_list(label: &str, text: &str) -> JobFacts {
             "StandardOutPath" => facts.stdout_path = Some(PathBuf::from(value)),
             "StandardErrorPath" => facts.stderr_path = Some(PathBuf::from(value)),
             "StartInterval" | "StartCalendarInterval" => facts.scheduled = true,
+            // The legacy name of KeepAlive, inverted: false means "keep it up".
+            "OnDemand" => facts.keep_alive = value == "false",
             _ => {}
         }
     }
@@ -577,6 +494,8 @@ fn empty(label: &str, source: Source) -> JobFacts {
         stderr_path: None,
         scheduled: false,
         on_demand: false,
+        keep_alive: false,
+        throttled: false,
         source,
     }
 }

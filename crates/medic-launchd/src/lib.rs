@@ -13,14 +13,13 @@ mod error;
 mod facts;
 pub mod names;
 pub mod plist;
+mod verdict;
 
 pub use client::{
     BOOTOUT_WAIT, BOOTSTRAP_TRIES, DEFAULT_PROGRAM, EXIT_IO_ERROR, EXIT_NOT_FOUND, Launchctl,
     current_uid,
 };
 pub use error::LaunchdError;
-pub use facts::{
-    Classification, JobFacts, LastExit, ListEntry, Source, Verdict, classify, parse_list,
-    parse_list_table, parse_print,
-};
+pub use facts::{JobFacts, LastExit, ListEntry, Source, parse_list, parse_list_table, parse_print};
 pub use plist::PlistCopy;
+pub use verdict::{Classification, Expect, Verdict, classify};

@@ -161,19 +161,33 @@ pub fn find(
         .find(|path| path.is_file())
 }
 
-/// What starts a job according to its plist: (on a schedule or trigger, on
-/// demand through Mach services or sockets). `launchctl list <label>` does not
-/// show StartInterval and friends, so `list` facts are completed from here.
-pub fn triggers(path: &Path) -> (bool, bool) {
+/// What a plist says starts a job again and whether it must stay up.
+/// `launchctl list <label>` shows neither StartInterval and friends nor
+/// KeepAlive, so `list` facts are completed from here.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Triggers {
+    /// On a schedule or trigger: StartInterval, StartCalendarInterval,
+    /// WatchPaths, QueueDirectories, StartOnMount, LaunchEvents.
+    pub scheduled: bool,
+    /// On demand through Mach services or sockets.
+    pub on_demand: bool,
+    /// `KeepAlive = true`: launchd starts it again whenever it exits. A
+    /// KeepAlive dictionary is conditional (often "only after a failure"), so
+    /// a clean exit under it is no failure.
+    pub keep_alive: bool,
+}
+
+/// Reads [`Triggers`] from the plist at `path`; an unreadable plist has none.
+pub fn triggers(path: &Path) -> Triggers {
     let Ok(value) = read(path) else {
-        return (false, false);
+        return Triggers::default();
     };
     let Some(dict) = value.as_dictionary() else {
-        return (false, false);
+        return Triggers::default();
     };
     let has = |keys: &[&str]| keys.iter().any(|k| dict.contains_key(k));
-    (
-        has(&[
+    Triggers {
+        scheduled: has(&[
             "StartInterval",
             "StartCalendarInterval",
             "WatchPaths",
@@ -181,8 +195,12 @@ pub fn triggers(path: &Path) -> (bool, bool) {
             "StartOnMount",
             "LaunchEvents",
         ]),
-        has(&["MachServices", "Sockets"]),
-    )
+        on_demand: has(&["MachServices", "Sockets"]),
+        keep_alive: dict
+            .get("KeepAlive")
+            .and_then(plist::Value::as_boolean)
+            .unwrap_or(false),
+    }
 }
 
 /// StandardOutPath and StandardErrorPath from a plist, when it sets them.

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use medic_launchd::{
-    Classification, LastExit, classify, parse_list, parse_list_table, parse_print,
+    Classification, Expect, LastExit, classify, parse_list, parse_list_table, parse_print,
 };
 use serde_json::{Value, json};
 
@@ -16,16 +16,34 @@ fn fixture(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// Parses one `print` or `list <label>` capture and compares classification, message and evidence.
+/// Parses one `print` (or `procinfo`) or `list <label>` capture.
+fn facts(name: &str) -> medic_launchd::JobFacts {
+    let text = fixture(name);
+    if name.starts_with("list_") {
+        parse_list("job", &text)
+    } else {
+        parse_print("job", &text)
+    }
+}
+
+/// Parses one capture and compares classification, message and evidence
+/// under the default expectation (a clean exit is the job done).
 #[track_caller]
 fn check(name: &str, class: Classification, message: &str, evidence: Value) {
-    let text = fixture(name);
-    let facts = if name.starts_with("print_") {
-        parse_print("job", &text)
-    } else {
-        parse_list("job", &text)
-    };
-    let verdict = classify(Some(&facts));
+    check_expecting(name, Expect::ExitedOk, class, message, evidence);
+}
+
+/// [`check`] under a given `expect`.
+#[track_caller]
+fn check_expecting(
+    name: &str,
+    expect: Expect,
+    class: Classification,
+    message: &str,
+    evidence: Value,
+) {
+    let facts = facts(name);
+    let verdict = classify(Some(&facts), expect);
     assert_eq!(
         (verdict.class, verdict.message.as_str()),
         (class, message),
@@ -55,6 +73,7 @@ fn print_captures() {
         Classification::Healthy,
         "running (pid 94358)",
         json!({"active_count": 1, "state": "running", "pid": 94358, "runs": 1, "last_exit": "never exited",
+               "keep_alive": true,
                "plist": "/Users/ny/Library/LaunchAgents/ai.openclaw.gateway.plist"}),
     );
     check(
@@ -62,13 +81,14 @@ fn print_captures() {
         Classification::Healthy,
         "running (pid 77880); previous run: OS_REASON_CODESIGNING",
         json!({"state": "running", "pid": 77880, "runs": 24991, "exit_reason": "OS_REASON_CODESIGNING",
+               "keep_alive": true,
                "last_exit": "OS_REASON_CODESIGNING",
                "plist": "/Users/daniel/Library/LaunchAgents/com.pogo.daemon.plist"}),
     );
     check(
         "print_user_scheduled_exit0.txt",
         Classification::Idle,
-        "idle: not running, last exit 0, waits for its schedule",
+        "idle: not running, exited 0, waits for its schedule",
         json!({"active_count": 0, "state": "not running", "runs": 1, "last_exit_code": 0, "last_exit": "exited 0",
                "plist": "/Users/cp/Library/LaunchAgents/local.resticprofile.self.check.agent.plist"}),
     );
@@ -153,14 +173,14 @@ fn list_label_captures() {
         Classification::Failed,
         "failed: not running, killed by signal 1 (SIGHUP)",
         json!({"state": "not running", "last_signal": 1, "last_signal_name": "SIGHUP",
-               "last_exit": "killed by signal 1 (SIGHUP)"}),
+               "last_exit": "killed by signal 1 (SIGHUP)", "keep_alive": true}),
     );
 }
 
 #[test]
 fn a_missing_label_is_missing() {
     assert!(fixture("print_missing_gui.stderr").contains("Could not find service"));
-    let verdict = classify(None);
+    let verdict = classify(None, Expect::ExitedOk);
     assert_eq!(verdict.class, Classification::Missing);
     assert_eq!(verdict.message, "not loaded");
 }
@@ -233,14 +253,23 @@ fn print_and_list_agree_on_an_idle_exit() {
         "job",
         "{\n\t\"MachServices\" = {\n\t\t\"com.example.job\" = mach-port-object;\n\t};\n\t\"Label\" = \"job\";\n\t\"LastExitStatus\" = 9;\n};\n",
     );
-    assert_eq!(classify(Some(&print)).class, Classification::Idle);
-    assert_eq!(classify(Some(&list)).class, Classification::Idle);
+    assert_eq!(
+        classify(Some(&print), Expect::ExitedOk).class,
+        Classification::Idle
+    );
+    assert_eq!(
+        classify(Some(&list), Expect::ExitedOk).class,
+        Classification::Idle
+    );
     // Without Mach services or sockets nothing starts it again: a SIGKILL is a failure.
     let plain = parse_list(
         "job",
         "{\n\t\"Label\" = \"job\";\n\t\"LastExitStatus\" = 9;\n};\n",
     );
-    assert_eq!(classify(Some(&plain)).class, Classification::Failed);
+    assert_eq!(
+        classify(Some(&plain), Expect::ExitedOk).class,
+        Classification::Failed
+    );
 }
 
 #[test]
@@ -262,7 +291,7 @@ fn exit_codes_and_signals_have_names() {
 fn constructed_states() {
     let read = |body: &str| {
         let facts = parse_print("job", &format!("gui/501/job = {{\n{body}}}\n"));
-        classify(Some(&facts))
+        classify(Some(&facts), Expect::ExitedOk)
     };
     let starting =
         read("\tactive count = 1\n\tstate = spawn scheduled\n\truns = 3\n\tlast exit code = 0\n");
@@ -277,4 +306,191 @@ fn constructed_states() {
             format!("failed: not running, {reason}, 4 runs")
         );
     }
+}
+
+/// Finished jobs are done, not failed: a clean exit reads idle with the exit
+/// code in the evidence, whatever starts the job (nothing, a schedule, a request).
+#[test]
+fn finished_jobs_are_idle() {
+    // `launchctl list <label>`: OnDemand = true, no PID, LastExitStatus 0.
+    check(
+        "list_label_k5start_ondemand_exit0.txt",
+        Classification::Idle,
+        "idle: not running, exited 0, nothing starts it again until someone does (launchctl kickstart)",
+        json!({"state": "not running", "last_exit_code": 0, "last_exit": "exited 0"}),
+    );
+    // A system-domain job loaded with `load -w`, not started yet.
+    check(
+        "list_label_system_loaded_not_started.txt",
+        Classification::Idle,
+        "idle: not running, exited 0, nothing starts it again until someone does (launchctl kickstart)",
+        json!({"state": "not running", "last_exit_code": 0, "last_exit": "exited 0"}),
+    );
+    // An SMAppService login item that ran once and exited 0; its endpoint starts it on demand.
+    check(
+        "print_smappservice_login_item_exited.txt",
+        Classification::Idle,
+        "idle: not running, exited 0, starts on demand",
+        json!({"active_count": 0, "state": "not running", "job_state": "exited", "runs": 1,
+               "last_exit_code": 0, "last_exit": "exited 0", "submitted_by": "smd.500"}),
+    );
+}
+
+/// `expect = "running"` turns every clean end into a failure, with the same evidence.
+#[test]
+fn expect_running_turns_clean_exits_into_failures() {
+    check_expecting(
+        "list_label_k5start_ondemand_exit0.txt",
+        Expect::Running,
+        Classification::Failed,
+        "failed: not running (exited 0) but it is meant to stay up (expect = \"running\")",
+        json!({"state": "not running", "last_exit_code": 0, "last_exit": "exited 0"}),
+    );
+    check_expecting(
+        "print_smappservice_login_item_exited.txt",
+        Expect::Running,
+        Classification::Failed,
+        "failed: not running (exited 0, 1 runs) but it is meant to stay up (expect = \"running\")",
+        json!({"active_count": 0, "state": "not running", "job_state": "exited", "runs": 1,
+               "last_exit_code": 0, "last_exit": "exited 0", "submitted_by": "smd.500"}),
+    );
+    check_expecting(
+        "print_user_scheduled_exit0.txt",
+        Expect::Running,
+        Classification::Failed,
+        "failed: not running (exited 0, 1 runs) but it is meant to stay up (expect = \"running\")",
+        json!({"active_count": 0, "state": "not running", "runs": 1, "last_exit_code": 0, "last_exit": "exited 0",
+               "plist": "/Users/cp/Library/LaunchAgents/local.resticprofile.self.check.agent.plist"}),
+    );
+    // A running job is healthy whatever is expected, and a failure stays a failure.
+    check_expecting(
+        "print_system_daemon_running.txt",
+        Expect::Running,
+        Classification::Healthy,
+        "running (pid 4205)",
+        json!({"active_count": 1, "state": "running", "pid": 4205, "runs": 1, "last_exit": "never exited",
+               "plist": "/Library/LaunchDaemons/com.wazuh.agent.plist"}),
+    );
+}
+
+/// The properties line of macOS 11+ and the properties block of older launchd,
+/// `run interval`, `spawn type = adaptive`, and a previous run ended by SIGTERM.
+#[test]
+fn properties_and_newer_fields() {
+    // KeepAlive after a clean exit, launchd about to spawn it again: starting.
+    check(
+        "print_gui_keepalive_spawn_scheduled_exit0.txt",
+        Classification::Starting,
+        "starting (spawn scheduled)",
+        json!({"active_count": 0, "state": "spawn scheduled", "job_state": "exited", "runs": 311,
+               "last_exit_code": 0, "last_exit": "exited 0", "keep_alive": true,
+               "plist": "/Library/LaunchAgents/com.jamf.protect.agent.plist"}),
+    );
+    check(
+        "print_system_adaptive_running.txt",
+        Classification::Healthy,
+        "running (pid 928)",
+        json!({"active_count": 7, "state": "running", "job_state": "running", "pid": 928, "runs": 1,
+               "last_exit": "never exited", "plist": "/System/Library/LaunchDaemons/com.apple.akd.plist"}),
+    );
+    check(
+        "print_gui_run_interval_running_after_sigterm.txt",
+        Classification::Healthy,
+        "running (pid 35711); previous run: killed by signal 15 (SIGTERM)",
+        json!({"active_count": 1, "state": "running", "pid": 35711, "runs": 2, "last_signal": 15,
+               "last_signal_name": "SIGTERM", "last_exit": "killed by signal 15 (SIGTERM)",
+               "plist": "/Users/tsgsz/Library/LaunchAgents/ai.openclaw.enhance.monitor.plist"}),
+    );
+    assert!(facts("print_gui_run_interval_running_after_sigterm.txt").scheduled);
+    check(
+        "print_gui_runatload_exit1.txt",
+        Classification::Failed,
+        "failed: not running, exited 1, 1 runs",
+        json!({"active_count": 0, "state": "not running", "runs": 1, "last_exit_code": 1, "last_exit": "exited 1",
+               "plist": "/Users/qingchang/Library/LaunchAgents/com.alphaloop.rsshub.plist"}),
+    );
+    // The old block form: `keepalive = 0` and `penalty box = 0` are off.
+    let block = facts("procinfo_ios_properties_block.txt");
+    assert!(!block.keep_alive && !block.throttled, "{block:#?}");
+    assert_eq!(
+        classify(Some(&block), Expect::ExitedOk).message,
+        "running (pid 518)"
+    );
+}
+
+/// What no public capture showed whole (see fixtures/README.md), read from
+/// output constructed in the layout of the captures: a KeepAlive job that
+/// exited 0 and is not being restarted, a throttled job, a RunAtLoad one-shot
+/// that exited 0, an XPC service after a clean exit, a job stopped by SIGTERM,
+/// and the old properties block with `keepalive = 1`.
+#[test]
+fn constructed_finished_and_kept_alive_jobs() {
+    let read = |body: &str, expect: Expect| {
+        let facts = parse_print("job", &format!("gui/501/job = {{\n{body}}}\n"));
+        classify(Some(&facts), expect)
+    };
+    let exited = "\tactive count = 0\n\tstate = not running\n\truns = 1\n\tlast exit code = 0\n";
+    let keepalive = read(
+        &format!("{exited}\tproperties = keepalive | runatload | inferred program\n"),
+        Expect::ExitedOk,
+    );
+    assert_eq!(keepalive.class, Classification::Failed, "{keepalive:?}");
+    assert_eq!(
+        keepalive.message,
+        "failed: not running (exited 0, 1 runs) but it is meant to stay up (KeepAlive)"
+    );
+    let block = read(
+        &format!("{exited}\tproperties = {{\n\t\tkeepalive = 1\n\t\trunatload = 1\n\t}}\n"),
+        Expect::ExitedOk,
+    );
+    assert_eq!(block.class, Classification::Failed, "{block:?}");
+    let throttled = read(
+        &format!("{exited}\tproperties = runatload | penalty box | inferred program\n"),
+        Expect::ExitedOk,
+    );
+    assert_eq!(throttled.class, Classification::Failed, "{throttled:?}");
+    assert_eq!(
+        throttled.message,
+        "failed: launchd throttles it for exiting too soon (penalty box, exited 0, 1 runs)"
+    );
+    let one_shot = read(
+        &format!("{exited}\tproperties = runatload | inferred program\n"),
+        Expect::ExitedOk,
+    );
+    assert_eq!(one_shot.class, Classification::Idle, "{one_shot:?}");
+    let xpc = read(&format!("\ttype = XPCService\n{exited}"), Expect::ExitedOk);
+    assert_eq!(
+        (xpc.class, xpc.message.as_str()),
+        (
+            Classification::Idle,
+            "idle: not running, exited 0, starts on demand"
+        )
+    );
+    let stopped = "\tstate = not running\n\tlast terminating signal = Terminated: 15\n";
+    assert_eq!(read(stopped, Expect::ExitedOk).class, Classification::Idle);
+    assert_eq!(read(stopped, Expect::Running).class, Classification::Failed);
+    let crashed = "\tstate = not running\n\tlast terminating signal = Segmentation fault: 11\n";
+    assert_eq!(
+        read(crashed, Expect::ExitedOk).class,
+        Classification::Failed
+    );
+}
+
+/// `list <label>` shows KeepAlive by its legacy name, inverted.
+#[test]
+fn list_reads_keepalive_from_ondemand() {
+    let list = |on_demand: &str| {
+        parse_list(
+            "job",
+            &format!(
+                "{{\n\t\"Label\" = \"job\";\n\t\"OnDemand\" = {on_demand};\n\t\"LastExitStatus\" = 0;\n}};\n"
+            ),
+        )
+    };
+    assert!(list("false").keep_alive);
+    assert!(!list("true").keep_alive);
+    assert_eq!(
+        classify(Some(&list("false")), Expect::ExitedOk).class,
+        Classification::Failed
+    );
 }

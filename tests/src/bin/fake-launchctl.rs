@@ -152,7 +152,16 @@ fn print(root: &Path, target: &str) -> u8 {
     if !job_state.is_empty() {
         out += &format!("\tjob state = {job_state}\n");
     }
-    out += "\tspawn type = daemon (3)\n\tproperties = runatload | inferred program\n}\n";
+    out += "\tspawn type = daemon (3)\n";
+    let mut properties = Vec::new();
+    if plist.keep_alive {
+        properties.push("keepalive");
+    }
+    if plist.run_at_load {
+        properties.push("runatload");
+    }
+    properties.push("inferred program");
+    out += &format!("\tproperties = {}\n}}\n", properties.join(" | "));
     print!("{out}");
     0
 }
@@ -266,7 +275,11 @@ fn list(root: &Path, label: &str) -> u8 {
     if let Some(path) = &plist.stderr {
         out += &format!("\t\"StandardErrorPath\" = \"{path}\";\n");
     }
-    out += &format!("\t\"Label\" = \"{label}\";\n\t\"OnDemand\" = true;\n");
+    // KeepAlive by its legacy name, inverted, as launchctl list shows it.
+    out += &format!(
+        "\t\"Label\" = \"{label}\";\n\t\"OnDemand\" = {};\n",
+        !plist.keep_alive
+    );
     let status = match last_exit(&dir) {
         Some(Exit::Code(code) | Exit::SpawnFailed(code)) => code << 8,
         Some(Exit::Signal(signal)) => signal,
@@ -448,6 +461,8 @@ struct Plist {
     stdout: Option<String>,
     stderr: Option<String>,
     run_at_load: bool,
+    /// `KeepAlive = true` (a KeepAlive dictionary is conditional, and not this).
+    keep_alive: bool,
     start_interval: Option<u64>,
 }
 
@@ -484,6 +499,10 @@ impl Plist {
                 .and_then(|v| v.as_boolean())
                 .unwrap_or(false)
                 || dict.contains_key("KeepAlive"),
+            keep_alive: dict
+                .get("KeepAlive")
+                .and_then(|v| v.as_boolean())
+                .unwrap_or(false),
             start_interval: dict
                 .get("StartInterval")
                 .and_then(|v| v.as_unsigned_integer()),

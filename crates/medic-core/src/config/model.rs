@@ -177,6 +177,20 @@ pub struct LaunchAgentTarget {
     pub domain: Option<String>,
     /// The job's plist, when not found from launchctl output or the standard folders.
     pub plist: Option<PathBuf>,
+    /// Whether a clean exit is the job done or the job down.
+    pub expect: Expect,
+}
+
+/// What a job that is not running means when its last run ended cleanly
+/// (`expect` in config; launch_agent targets now, systemd units later).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Expect {
+    /// A clean exit (0, or a normal stop) is the job done: one-shot, scheduled
+    /// and on-demand jobs finish, and read `idle`. The default.
+    #[default]
+    ExitedOk,
+    /// The job is meant to stay up: not running is a failure, however it ended.
+    Running,
 }
 
 /// Which launchd jobs a target covers.

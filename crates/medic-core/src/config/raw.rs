@@ -359,6 +359,8 @@ pub(crate) struct RawLaunchAgent {
     pub domain: Option<String>,
     /// The job's plist.
     pub plist: Option<String>,
+    /// "exited_ok" (default) or "running".
+    pub expect: Option<Spanned<String>>,
 }
 
 /// `command = { … }`

@@ -117,10 +117,23 @@ pub(super) fn build_target(
                 return None;
             }
         };
+        let expect = match a.expect.as_ref().map(|e| (e.get_ref().as_str(), e.span())) {
+            None | Some(("exited_ok", _)) => Expect::ExitedOk,
+            Some(("running", _)) => Expect::Running,
+            Some((other, span)) => {
+                errors.at(
+                    span,
+                    format!("unknown expect `{other}`"),
+                    Some("use \"exited_ok\" (a clean exit is the job done) or \"running\" (the job must stay up)".into()),
+                );
+                Expect::ExitedOk
+            }
+        };
         return Some(Target::LaunchAgent(LaunchAgentTarget {
             selector,
             domain: a.domain.clone(),
             plist: a.plist.as_ref().map(PathBuf::from),
+            expect,
         }));
     }
     if let Some(command) = &raw.command {

@@ -34,6 +34,11 @@ impl PendingDeploy {
             ..Self::default()
         }
     }
+
+    /// The deploy of several instances this one is part of.
+    pub(super) fn rollout(&self) -> Option<&str> {
+        self.rollout.as_deref()
+    }
 }
 
 impl Daemon {
@@ -47,7 +52,7 @@ impl Daemon {
         verify_timeout: Duration,
     ) -> Result<Option<serde_json::Value>, String> {
         let units = self.resolve(&unit);
-        if units.is_empty() {
+        if units.is_empty() && !self.discovers(&unit) {
             return Err(format!("no service or instance named `{unit}`"));
         }
         if units != [unit.as_str()] {

@@ -83,7 +83,13 @@ impl Daemon {
     pub(super) fn retire(&mut self, unit: &str, why: &str) {
         tracing::info!(%unit, "Retired: {why}");
         self.units.remove(unit);
-        self.deploys.remove(unit);
+        if let Some(rollout) = self
+            .deploys
+            .remove(unit)
+            .and_then(|p| p.rollout().map(str::to_owned))
+        {
+            self.rollout_member_retired(&rollout, unit);
+        }
         self.sup.retire_unit(now(), unit, why);
         self.metrics.forget(unit);
         self.storm_forget(unit);
@@ -109,6 +115,15 @@ impl Daemon {
             );
         }
         Ok(units)
+    }
+
+    /// Whether `service` is a configured service whose instances are
+    /// discovered: a deploy of it may begin with none (the deploy creates them).
+    pub(super) fn discovers(&self, service: &str) -> bool {
+        self.config
+            .services
+            .iter()
+            .any(|s| s.name == service && discovers(s))
     }
 
     /// Starts the discovery of every selector service (at start).

@@ -49,6 +49,9 @@ enum State {
     Running,
     /// The command removed it: retired when the deploy succeeds, restored when it fails.
     Gone,
+    /// Retired while the deploy ran (its selector no longer matches it, or a
+    /// person forgot it): no longer part of the deploy either way.
+    Retired,
     /// Ended, as the core said.
     Ended(DeployEnd),
 }
@@ -70,6 +73,8 @@ impl Daemon {
         services.dedup();
         let service = match services.as_slice() {
             [service] => (*service).to_owned(),
+            // A selector service with no instance yet: the deploy creates them.
+            [] if self.discovers(&name) => name.clone(),
             _ => {
                 return Err(format!(
                     "`{name}` means instances of several services: deploy one"
@@ -176,7 +181,18 @@ impl Daemon {
                 for unit in units {
                     self.feed(now, &unit, failed.clone());
                 }
+                // With no instance to roll back, the deploy ends here.
+                self.rollout_progress(name);
             }
+        }
+    }
+
+    /// An instance was retired while the deploy ran: the deploy no longer
+    /// waits for it.
+    pub(super) fn rollout_member_retired(&mut self, name: &str, unit: &str) {
+        if let Some(member) = self.member(name, unit) {
+            member.state = State::Retired;
+            self.rollout_progress(name);
         }
     }
 
@@ -321,6 +337,12 @@ impl Daemon {
         if failed && rollout.failure.is_none() {
             rollout.failure = Some("an instance was not healthy in time".into());
         }
+        if rollout.members.is_empty() && rollout.failure.is_none() {
+            rollout.failure = Some(format!(
+                "the deploy left no instance of `{}`",
+                rollout.service
+            ));
+        }
         let rolling_back = rollout.failure.is_some();
         // Phase two of a failure: every instance still on the new version goes back.
         let mut back = Vec::new();
@@ -387,6 +409,7 @@ impl Daemon {
                     );
                     "retired"
                 }
+                State::Retired => "retired",
                 State::Ended(outcome) => outcome.as_str(),
                 State::Running => "running",
             };

@@ -10,13 +10,19 @@ use std::path::Path;
 use std::time::Duration;
 
 use clap::Args;
+use hyper::Method;
 use jiff::Timestamp;
+use medic_daemon::control::UnitsBody;
 use medic_records::journal::RecoveryLine;
 
+use crate::client::{call, encode};
 use crate::config_file::ConfigArgs;
 
 /// How often a followed log is checked for new lines and rotation.
 const FOLLOW_POLL: Duration = Duration::from_millis(200);
+/// The longest `logs` waits for the daemon to resolve a name; the log is
+/// read without it after that.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Arguments of `medic logs`.
 #[derive(Debug, Args)]
@@ -26,7 +32,8 @@ pub struct LogsArgs {
     /// Keep following new events, across the log being rotated.
     #[arg(long, short = 'f')]
     follow: bool,
-    /// Only this service (and its instances, `service/…`).
+    /// Only this service: its instances (`service/…`) and, while the daemon
+    /// runs, every unit it resolves the name to (a Compose service name).
     #[arg(long, short = 's')]
     service: Option<String>,
     /// Only events newer than this (e.g. 10m, 2h).
@@ -45,9 +52,44 @@ pub struct LogsArgs {
 }
 
 struct Filter {
-    service: Option<String>,
+    service: Option<Named>,
     since: Option<Timestamp>,
     json: bool,
+}
+
+/// A service as `--service` names it: the name, its instances (`name/…`), and
+/// the units the running daemon says it means (a Compose service name means
+/// the containers of that service), as every other command resolves it.
+struct Named {
+    name: String,
+    units: Vec<String>,
+}
+
+impl Named {
+    fn matches(&self, service: &str) -> bool {
+        let instance = service
+            .strip_prefix(self.name.as_str())
+            .is_some_and(|r| r.starts_with('/'));
+        service == self.name || instance || self.units.iter().any(|u| u == service)
+    }
+}
+
+/// The units the daemon resolves `name` to; none when no daemon answers or it
+/// knows no such name (the log may still hold a service that has gone since).
+fn resolve(socket: &Path, name: &str) -> Vec<String> {
+    let path = format!("/v1/services/{}", encode(name));
+    let Ok(runtime) = super::runtime() else {
+        return Vec::new();
+    };
+    let asked = runtime.block_on(async {
+        tokio::time::timeout(RESOLVE_TIMEOUT, call(socket, Method::GET, &path, None)).await
+    });
+    match asked {
+        Ok(Ok((status, body))) if status.is_success() => {
+            serde_json::from_value::<UnitsBody>(body).map_or_else(|_| Vec::new(), |b| b.units)
+        }
+        _ => Vec::new(),
+    }
 }
 
 impl Filter {
@@ -55,14 +97,12 @@ impl Filter {
         let Ok(line) = serde_json::from_str::<RecoveryLine>(raw) else {
             return Ok(()); // a torn line being written; it is read again when complete
         };
-        if let Some(service) = &self.service {
-            let instance = line
-                .service
-                .strip_prefix(service.as_str())
-                .is_some_and(|r| r.starts_with('/'));
-            if line.service != *service && !instance {
-                return Ok(());
-            }
+        if self
+            .service
+            .as_ref()
+            .is_some_and(|s| !s.matches(&line.service))
+        {
+            return Ok(());
         }
         if self.since.is_some_and(|since| line.ts < since) {
             return Ok(());
@@ -102,8 +142,12 @@ pub fn run(args: LogsArgs) -> anyhow::Result<u8> {
         return super::output::run(&config, unit, args.follow);
     }
     let path = config.medic.recovery_log;
+    let service = args.service.or(args.unit).map(|name| Named {
+        units: resolve(&config.medic.control_socket, &name),
+        name,
+    });
     let filter = Filter {
-        service: args.service.or(args.unit),
+        service,
         since: args.since.and_then(|d| {
             Timestamp::now()
                 .checked_sub(jiff::SignedDuration::try_from(d).ok()?)

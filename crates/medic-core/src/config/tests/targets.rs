@@ -27,7 +27,7 @@ container = { compose_project = "app", compose_service = "db" }
 
 [[service]]
 name = "agent"
-launch_agent = { label_prefix = "com.example.", domain = "gui/501" }
+launch_agent = { label_prefix = "com.example.", domain = "gui/501", expect = "running" }
 
 [[service]]
 name = "api"
@@ -85,6 +85,7 @@ name = "upstream"
             selector: LabelSelector::Prefix("com.example.".into()),
             domain: Some("gui/501".into()),
             plist: None,
+            expect: Expect::Running,
         }))
     );
 }
@@ -115,6 +116,10 @@ container = { name = "x" }
 on_stop = "kill"
 
 [[service]]
+name = "oneshot"
+launch_agent = { label = "com.example.once", expect = "done" }
+
+[[service]]
 name = "cmd"
 command = { restart = ["x"], rollback = [] }
   [[service.probe]]
@@ -130,7 +135,9 @@ command = { restart = ["x"], rollback = [] }
     medic.toml:17:16: error: a launch_agent target needs exactly one of `label` or `label_prefix`
     medic.toml:22:11: error: unknown on_stop `kill`
       hint: use "restore" or "leave"
-    medic.toml:26:41: error: `rollback` is an empty command
+    medic.toml:26:55: error: unknown expect `done`
+      hint: use "exited_ok" (a clean exit is the job done) or "running" (the job must stay up)
+    medic.toml:30:41: error: `rollback` is an empty command
       hint: write an argv array, or leave `rollback` out (then medic escalates after the restarts)
     "#);
 }
