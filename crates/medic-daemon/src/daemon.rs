@@ -31,14 +31,16 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::clock::{WallClock, now};
-use crate::executor::{Executor, JobContext};
+use crate::executor::Executor;
+use crate::job::JobContext;
 use crate::launcher::Launcher;
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::schedule::{Pacing, UnitProbes};
 use crate::shell::{ControlCommand, ControlRequest, Event, Shell};
 use crate::status::StatusReport;
-use crate::units::{self, UnitSpec};
+use crate::unit_spec::UnitSpec;
+use crate::units;
 use announcer::Announcer;
 use durability::Durability;
 use unit_index::UnitIndex;
@@ -541,7 +543,7 @@ impl Daemon {
     fn launch(&mut self, job: medic_core::Job) {
         let now = now();
         let Some(u) = self.units.get(&job.unit) else {
-            let result = crate::executor::failed("the service is no longer watched");
+            let result = crate::job::failed("the service is no longer watched");
             let (unit, job) = (job.unit, job.id);
             self.sup
                 .handle_input(now, Input::Finished { unit, job, result })
@@ -550,7 +552,7 @@ impl Daemon {
         };
         let context = JobContext {
             last_known_good: self.durability.store().last_known_good(&job.unit).cloned(),
-            dependents: self.units.dependents_of(&job.unit),
+            dependents: self.units.dependent_containers(&job.unit),
             undo_deploy: self.deploying(&job.unit),
             recreate: job.recreate,
             resumed: job.resumed,

@@ -19,9 +19,8 @@ use medic_docker::{
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::executor::{Job, JobContext, failed};
+use crate::job::{Job, JobContext, failed};
 use crate::shell::{Event, Found, Shell};
-use crate::units::{UnitSpec, UnitTarget};
 
 /// How long one engine call of a restart or rollback may take beyond the stop
 /// timeout it waits for, answer and body included. A call still unanswered by
@@ -521,14 +520,11 @@ fn call_failed(message: String, error: &DockerError, mut evidence: Evidence) -> 
 /// or recreated are broken until they are restarted after it. Returns the ones restarted.
 async fn follow_parent(
     client: &DockerClient,
-    dependents: &[UnitSpec],
+    dependents: &[String],
     stop_timeout: Duration,
 ) -> Vec<String> {
     let mut followed = Vec::new();
-    for unit in dependents {
-        let UnitTarget::Container { container, .. } = &unit.target else {
-            continue;
-        };
+    for container in dependents {
         match client
             .restart(container, stop_timeout, ENGINE_CALL_DEADLINE)
             .await
@@ -622,7 +618,7 @@ async fn discover(
             .await
             .map(|found| found.into_iter().map(|c| (c.name, c.labels)).collect())
             .map_err(|error| docker.unreachable(&error));
-        if !crate::executor::report_discovery(&shell, &service, found).await {
+        if !crate::discovery::report_discovery(&shell, &service, found).await {
             return;
         }
     }

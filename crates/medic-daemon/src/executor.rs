@@ -3,73 +3,22 @@
 //! its evidence; it never decides whether to retry (the core does).
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use medic_core::config::{Config, ContainerSelector, OnStop, Probe, Service, Target};
-use medic_core::{ActionResult, Evidence, Step};
+use medic_core::{ActionResult, Step};
 use medic_probe::{ClientPool, ProbeRunner, run_command};
 
 use crate::docker::Docker;
+use crate::job::{Job, JobContext, failed};
 use crate::launchd::{AgentJob, Launchd};
 use crate::probe::Check;
-use crate::shell::{Event, Shell};
-use crate::units::{UnitSpec, UnitTarget};
+use crate::shell::Shell;
+use crate::unit_spec::{UnitSpec, UnitTarget};
 
 /// Most bytes of a restart or rollback command's output kept as evidence.
 const COMMAND_OUTPUT_CAP: usize = 64 * 1024;
-
-/// A running action.
-pub type Job = Pin<Box<dyn Future<Output = ActionResult> + Send>>;
-
-/// What a job needs to know besides the unit and the step.
-#[derive(Debug, Default)]
-pub struct JobContext {
-    /// The spec a rollback (or the recreation of a removed target) returns to.
-    pub last_known_good: Option<serde_json::Value>,
-    /// Units sharing this one's network namespace, restarted after it.
-    pub dependents: Vec<UnitSpec>,
-    /// The rollback undoes a deploy: already being on the last known good
-    /// version is fine (the deploy changed nothing).
-    pub undo_deploy: bool,
-    /// A target found gone may be recreated (the core waited `replace_grace`).
-    pub recreate: bool,
-    /// The job finishes a step a stop of medic cut short: already being on
-    /// the last known good version is done.
-    pub resumed: bool,
-}
-
-/// Reports one discovery round of a selector service: a `Found` per instance,
-/// then its `Sight`. False once the daemon has stopped listening.
-pub async fn report_discovery(
-    shell: &Shell,
-    service: &str,
-    found: Result<Vec<crate::shell::Found>, String>,
-) -> bool {
-    let sight = match found {
-        Ok(found) => {
-            let count = found.len();
-            for (container, labels) in found {
-                let event = Event::Found {
-                    service: service.to_owned(),
-                    container,
-                    labels,
-                };
-                if shell.events.send(event).await.is_err() {
-                    return false;
-                }
-            }
-            Ok(count)
-        }
-        Err(reason) => Err(reason),
-    };
-    let event = Event::Sight {
-        service: service.to_owned(),
-        sight,
-    };
-    shell.events.send(event).await.is_ok()
-}
 
 /// The adapters actions go through.
 #[derive(Debug)]
@@ -266,14 +215,6 @@ fn output_tail(output: &str) -> String {
         return tail;
     }
     format!(": {}", tail.chars().take(300).collect::<String>())
-}
-
-/// A failed action with no evidence beyond its message.
-pub fn failed(message: &str) -> ActionResult {
-    ActionResult::Failed {
-        message: message.to_owned(),
-        evidence: Evidence::new(),
-    }
 }
 
 fn humantime(duration: Duration) -> String {

@@ -14,7 +14,7 @@ use medic_launchd::{Classification, JobFacts, Launchctl, LaunchdError, PlistCopy
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
-use crate::executor::{Job, failed};
+use crate::job::{Job, failed};
 use crate::shell::{Event, Shell};
 
 /// Log lines of a failing job's StandardErrorPath / StandardOutPath kept as evidence.
@@ -207,7 +207,7 @@ async fn discover(
             .await
             .map(|labels| labels.into_iter().map(|l| (l, HashMap::new())).collect())
             .map_err(|error| format!("cannot list launchd jobs: {error}"));
-        if !crate::executor::report_discovery(&shell, &service, found).await {
+        if !crate::discovery::report_discovery(&shell, &service, found).await {
             return;
         }
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use medic_core::{ActionResult, Job, JobId};
 use tokio::time::Instant;
 
-use crate::executor::Job as Work;
+use crate::job::Job as Work;
 use crate::shell::{Event, Shell};
 
 /// How long past its timeout a job may run before the launcher cancels it:
@@ -139,11 +139,11 @@ mod tests {
     async fn a_job_reports_its_result() {
         let (shell, mut rx) = shell();
         let mut launcher = Launcher::default();
-        let work: Work = Box::pin(async { crate::executor::failed("exit 1") });
+        let work: Work = Box::pin(async { crate::job::failed("exit 1") });
         launcher.launch(&shell, &job(2, Duration::from_secs(5)), work);
         assert_eq!(
             next(&mut rx).await,
-            (JobId(2), crate::executor::failed("exit 1"))
+            (JobId(2), crate::job::failed("exit 1"))
         );
     }
 }

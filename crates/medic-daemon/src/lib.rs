@@ -10,8 +10,10 @@ pub mod clock;
 pub mod control;
 pub mod daemon;
 mod digest;
+mod discovery;
 pub mod docker;
 pub mod executor;
+pub mod job;
 mod launchd;
 mod launcher;
 pub mod lock;
@@ -26,6 +28,7 @@ mod schedule;
 pub mod shell;
 pub mod status;
 pub mod store;
+pub mod unit_spec;
 pub mod units;
 pub mod web;
 

@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::shell::ControlRequest;
 use crate::status::health_name;
-use crate::units::UnitSpec;
+use crate::unit_spec::UnitSpec;
 use text::{family, sample};
 
 /// Upper bounds of the probe latency histogram, in seconds.

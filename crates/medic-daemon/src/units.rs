@@ -2,59 +2,17 @@
 //! is probed and what acting on it means.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use medic_core::Policy;
 use medic_core::config::{
-    CommandTarget, Config, ContainerSelector, ContainerTarget, LabelSelector, LaunchAgentTarget,
-    OnStop, ProbeKind, Service, Target,
+    Config, ContainerSelector, ContainerTarget, LabelSelector, LaunchAgentTarget, OnStop,
+    ProbeKind, Service, Target,
 };
 
 use crate::executor::Executor;
 use crate::launchd::AgentJob;
-use crate::probe::Check;
-
-/// One thing medic keeps alive: a service, or one container of a service whose selector matches several.
-#[derive(Debug, Clone)]
-pub struct UnitSpec {
-    /// `service`, or `service/container` for a selector's instances.
-    pub name: String,
-    /// The service it belongs to.
-    pub service: String,
-    /// How it is judged and recovered.
-    pub policy: Arc<Policy>,
-    /// What acting on it means.
-    pub target: UnitTarget,
-    /// Its probes and their intervals, in policy order (the daemon hands
-    /// them to the probe tasks, which own them from then on).
-    pub checks: Vec<(Check, Duration)>,
-    /// Each probe's kind (http, tcp, …), in the same order, for tables and metrics.
-    pub probe_kinds: Vec<&'static str>,
-    /// Units it must not be restarted before.
-    pub depends_on: Vec<String>,
-    /// The unit whose network namespace it joins (`network_mode: container:X`).
-    pub namespace_parent: Option<String>,
-}
-
-/// What acting on a unit means.
-#[derive(Debug, Clone)]
-pub enum UnitTarget {
-    /// Watch only.
-    None,
-    /// Run the user's commands.
-    Command(CommandTarget),
-    /// One Docker container, by name.
-    Container {
-        /// The container's name.
-        container: String,
-        /// Restart and restore settings.
-        target: ContainerTarget,
-    },
-    /// One launchd job, by label.
-    LaunchAgent(AgentJob),
-}
+use crate::unit_spec::{UnitSpec, UnitTarget};
 
 /// The units of a config: one per service, except selectors that match many
 /// containers, whose instances are discovered at run time (and restored from the store).

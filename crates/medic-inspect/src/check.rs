@@ -5,7 +5,8 @@ use std::time::Duration;
 use medic_core::config::{Config, ContainerSelector, LabelSelector, Target};
 use medic_core::{Observation, Outcome};
 use medic_daemon::executor::Executor;
-use medic_daemon::units::{self, UnitSpec};
+use medic_daemon::unit_spec::UnitSpec;
+use medic_daemon::units;
 
 /// One probe's result.
 #[derive(Debug, Clone)]

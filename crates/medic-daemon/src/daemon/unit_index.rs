@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::labels::InstanceLabels;
 use crate::schedule::UnitProbes;
-use crate::units::{UnitSpec, UnitTarget};
+use crate::unit_spec::{UnitSpec, UnitTarget};
 
 /// One watched unit.
 pub(super) struct Unit {
@@ -173,6 +173,14 @@ impl UnitIndex {
             .flatten()
             .filter_map(|child| self.units.get(child))
             .map(|u| u.spec.clone())
+            .collect()
+    }
+
+    /// The containers of the units that must follow this one (`dependents_of`).
+    pub(super) fn dependent_containers(&self, unit: &str) -> Vec<String> {
+        self.dependents_of(unit)
+            .iter()
+            .filter_map(|spec| spec.container().map(str::to_owned))
             .collect()
     }
 
