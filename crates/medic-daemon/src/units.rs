@@ -253,6 +253,8 @@ fn apply_label(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
