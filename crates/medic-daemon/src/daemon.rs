@@ -11,7 +11,9 @@ mod durability;
 mod instances;
 mod labels;
 mod reload;
+mod requests;
 mod rollout;
+mod shutdown;
 mod unit_index;
 
 use std::collections::BTreeMap;
@@ -22,8 +24,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use medic_core::config::Config;
-use medic_core::{Action, ActionResult, Control, Input, Supervisor};
-use medic_records::files::FileHealth;
+use medic_core::{Action, Input, Supervisor};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -37,8 +38,7 @@ use crate::launcher::Launcher;
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::schedule::{Pacing, UnitProbes};
-use crate::shell::{ControlCommand, ControlRequest, Event, Shell};
-use crate::status::StatusReport;
+use crate::shell::{Event, Shell};
 use crate::unit_spec::UnitSpec;
 use crate::units;
 use announcer::Announcer;
@@ -373,97 +373,6 @@ impl Daemon {
         }
     }
 
-    fn control(&mut self, request: ControlRequest) {
-        let now = now();
-        match request {
-            ControlRequest::Status { only, reply } => {
-                let answer = crate::status::render(
-                    &self.sup,
-                    self.durability.store(),
-                    &self.clock,
-                    now,
-                    only.as_deref(),
-                    &self.storage_problems(),
-                    &self.selector_status(),
-                    // The last whole answer's size, so the buffer is not regrown.
-                    if only.is_none() { self.status_size } else { 0 },
-                );
-                if only.is_none() {
-                    self.status_size = answer.len() + answer.len() / 8;
-                }
-                reply.send(answer).ok();
-            }
-            ControlRequest::Reload(reply) => {
-                reply.send(self.reload()).ok();
-            }
-            ControlRequest::Page(reply) => {
-                let store = self.durability.store();
-                let mut report = StatusReport::new(&self.sup, store, &self.clock, now);
-                report.problems = self.storage_problems();
-                let log = self.config.medic.recovery_log.clone();
-                reply
-                    .send(crate::page_snapshot::PageSnapshot::new(
-                        report, &self.sup, now, log,
-                    ))
-                    .ok();
-            }
-            ControlRequest::Metrics(reply) => {
-                let units = crate::metrics::unit_infos(&self.config, self.units.specs());
-                let mut text = self.metrics.render(&self.sup, now, &units);
-                self.announcer.render_metrics(&mut text);
-                crate::metrics::render_storage(&mut text, &self.file_healths());
-                reply.send(text).ok();
-            }
-            ControlRequest::DeployBegin {
-                unit,
-                command_timeout,
-                verify_timeout,
-                reply,
-            } => {
-                let result = self.deploy_begin(now, unit, command_timeout, verify_timeout);
-                reply.send(result).ok();
-            }
-            ControlRequest::DeployFinish {
-                unit,
-                result,
-                reply,
-            } => self.deploy_finish(now, unit, result, reply),
-            ControlRequest::Resolve { name, reply } => {
-                reply.send(self.resolve(&name)).ok();
-            }
-            ControlRequest::Forget { name, reply } => {
-                reply.send(self.forget(&name)).ok();
-            }
-            ControlRequest::Unit {
-                unit,
-                control,
-                reply,
-            } => {
-                let targets = self.resolve(&unit);
-                if targets.is_empty() {
-                    reply
-                        .send(Err(format!("no service or instance named `{unit}`")))
-                        .ok();
-                    return;
-                }
-                let control = match control {
-                    ControlCommand::Pause(duration) => Control::Pause {
-                        until: duration.map(|d| now + d),
-                    },
-                    ControlCommand::Resume => Control::Resume,
-                    ControlCommand::Reset => Control::Reset,
-                    ControlCommand::Recover => Control::Recover,
-                };
-                for unit in targets {
-                    self.sup
-                        .handle_input(now, Input::Control { unit, control })
-                        .ok();
-                }
-                reply.send(Ok(())).ok();
-            }
-        }
-    }
-
     /// Carries out every action the core decided. Restarts and rollbacks
     /// start only once the state store that says they run is on disk (its
     /// writer reports it; the loop never waits): a kill -9 at any moment never
@@ -521,23 +430,6 @@ impl Daemon {
         }
     }
 
-    /// Every file written in the background and whether it is writable.
-    /// In the order of the `medic_file_writable` series and of status problems:
-    /// the two journals, the state files, the outbox.
-    fn file_healths(&self) -> Vec<&FileHealth> {
-        let mut all: Vec<&FileHealth> = self.announcer.healths().collect();
-        all.splice(2..2, self.durability.healths());
-        all
-    }
-
-    /// "recovery log not writable: No space left on device", one per file that is not.
-    fn storage_problems(&self) -> Vec<String> {
-        let lock = self.lock.problem().map(str::to_owned);
-        lock.into_iter()
-            .chain(self.file_healths().iter().filter_map(|h| h.problem()))
-            .collect()
-    }
-
     /// Starts a job the core launched, and tells the core it runs (its
     /// timeout starts now). A unit gone meanwhile frees the slot at once.
     fn launch(&mut self, job: medic_core::Job) {
@@ -564,67 +456,5 @@ impl Daemon {
             job: job.id,
         };
         self.sup.handle_input(now, launched).ok();
-    }
-
-    /// Carries out the log lines and alerts the core decided, and nothing
-    /// else: medic is stopping.
-    fn record_only(&mut self) {
-        while let Some(action) = self.sup.poll_action() {
-            if let Action::Log(_) | Action::Alert(_) = action {
-                self.act(action);
-            }
-        }
-    }
-
-    /// Launches nothing more (the core is told), stops probes, lets running
-    /// jobs finish within the grace period, cuts the rest short (they stay
-    /// running in the state store: the next medic verifies or finishes them),
-    /// and saves the store.
-    async fn shutdown(mut self, events_rx: &mut mpsc::Receiver<Event>) -> anyhow::Result<()> {
-        self.sup.shutdown();
-        tracing::info!(running_actions = self.launcher.running(), "Shutting down");
-        self.units.stop_probes();
-        let deadline = Instant::now() + self.shutdown_grace;
-        while self.launcher.running() > 0 {
-            match tokio::time::timeout_at(deadline, events_rx.recv()).await {
-                Ok(Some(event @ Event::Finished { .. })) => self.handle(event),
-                Ok(Some(Event::LastKnownGood { unit, spec, .. })) => {
-                    self.durability.set_last_known_good(&unit, spec);
-                }
-                Ok(Some(_)) => continue,
-                Ok(None) | Err(_) => break,
-            }
-            self.record_only();
-        }
-        let now = now();
-        // Jobs still waiting for their state to reach the disk never started.
-        let unstarted = self
-            .durability
-            .unstarted()
-            .into_iter()
-            .filter_map(|action| match action {
-                Action::Launch(job) => Some((job.id, job.unit)),
-                _ => None,
-            });
-        for (job, unit) in self.launcher.cut().into_iter().chain(unstarted) {
-            let result = ActionResult::Interrupted;
-            let input = Input::Finished { unit, job, result };
-            self.sup.handle_input(now, input).ok();
-        }
-        self.record_only();
-        // The writers write what they hold, then stop; the tracker waits for them.
-        self.durability
-            .close(&self.sup, self.announcer.storm_mut(), now, &self.clock);
-        self.announcer.close();
-        self.shell.cancel.cancel();
-        self.shell.tracker.close();
-        let wait = self.shutdown_grace.max(Duration::from_secs(1));
-        if tokio::time::timeout(wait, self.shell.tracker.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!("Some tasks did not stop in time");
-        }
-        Ok(())
     }
 }
