@@ -23,6 +23,8 @@ pub struct World {
     pub policy: Policy,
     /// Provisional last known good records (only kept by the shell when there is none): not traced.
     pub provisional_lkg: u32,
+    /// The messages of the recovery-log events not taken yet, oldest first.
+    pub logged: std::collections::VecDeque<String>,
 }
 
 impl World {
@@ -39,6 +41,7 @@ impl World {
             alerts: Vec::new(),
             policy: policy.clone(),
             provisional_lkg: 0,
+            logged: Default::default(),
         };
         world.sup.add_unit(start, UNIT, policy);
         world.drain();
@@ -98,6 +101,9 @@ impl World {
 
     fn drain(&mut self) {
         while let Some(action) = self.sup.poll_action() {
+            if let Action::Log(event) = &action {
+                self.logged.push_back(event.message.clone());
+            }
             let line = match &action {
                 Action::Log(event) => match event.attempt {
                     Some(k) => format!("{}({k})", event.kind.as_str()),
@@ -137,8 +143,10 @@ impl World {
     }
 
     /// Runs a script of space-separated steps and returns the trace it produced:
-    /// `ok` `fail` `died` (decisive) `gone` `engine` (the engine restarts it) `blind` observations; `done` `error`
-    /// `interrupted` `vanished` (the target was gone) action results (also of a deploy command); `pause` `resume`
+    /// `ok` `fail` `died` (decisive) `gone` `engine` (the engine restarts it) `blind` observations,
+    /// `commanded` (stopped by a person's `docker restart`), `ok@ID` (ok, container `ID`);
+    /// `done` `error` `impossible` (nothing different to roll back to) `interrupted`
+    /// `vanished` (the target was gone) action results (also of a deploy command); `pause` `resume`
     /// `reset` `recover` `deploy` (command within 60 s, healthy within 30 s) controls;
     /// `restart-medic` (save, then restore into a new supervisor; `restart-medic+1h`: down for an hour);
     /// `+5s` advances virtual time.
@@ -162,6 +170,17 @@ impl World {
                     .with_urgency(Urgency::EngineRestarts)
                     .with(medic_core::RESTART_EXPECTED_FROM, "restart policy `always`"),
             ),
+            "commanded" => self.observe(
+                Observation::fail(ms, "exited with exit code 143; stopped by a command")
+                    .with_urgency(Urgency::Commanded)
+                    .with(
+                        medic_core::RESTART_EXPECTED_FROM,
+                        "`docker restart` (a person or a script)",
+                    ),
+            ),
+            ok if ok.starts_with("ok@") => {
+                self.observe(Observation::ok(ms, "running").with("container_id", &ok[3..]))
+            }
             "blind" => self.observe(Observation::blind(ms, "socket down")),
             "done" => self.finish(ActionResult::Done {
                 message: "exit 0".into(),
@@ -169,6 +188,11 @@ impl World {
             }),
             "error" => self.finish(ActionResult::Failed {
                 message: "exit 1".into(),
+                evidence: Default::default(),
+            }),
+            "impossible" => self.finish(ActionResult::Impossible {
+                message: "already on the last known good spec: nothing different to roll back to"
+                    .into(),
                 evidence: Default::default(),
             }),
             "interrupted" => self.finish(ActionResult::Interrupted),
