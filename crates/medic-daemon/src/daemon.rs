@@ -1296,6 +1296,8 @@ fn survives_a_crash_at_once(kind: EventKind) -> bool {
             | EventKind::DeployDone
             | EventKind::DeployFailed
             | EventKind::Deployed
+            | EventKind::Flapping
+            | EventKind::FlappingEnded
     )
 }
 
@@ -1312,5 +1314,6 @@ fn is_trouble(kind: EventKind) -> bool {
             | EventKind::Stale
             | EventKind::Interrupted
             | EventKind::DeployFailed
+            | EventKind::Flapping
     )
 }

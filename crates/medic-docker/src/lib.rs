@@ -18,7 +18,9 @@ mod spec;
 pub use client::{DockerClient, EngineInfo, EngineKind};
 pub use error::DockerError;
 pub use events::{ACTIONS, ContainerEvent};
-pub use facts::{ContainerFacts, ContainerState, Health, HealthCheckRun, StopCommand, Verdict};
+pub use facts::{
+    BringsBack, ContainerFacts, ContainerState, Health, HealthCheckRun, StopCommand, Verdict,
+};
 pub use libpod::HealthOnFailure;
 pub use select::{
     ContainerSummary, OVERRIDE_PREFIX, Selector, forensic_name, is_forensic, overrides,
