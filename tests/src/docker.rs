@@ -529,9 +529,10 @@ fn medic_killed_mid_incident_resumes_it_on_the_engine() {
 }
 
 /// Issue #14: three crashes, each restarted and verified, then a deploy's
-/// `docker rm -f web && docker run --name web new-image`. The fourth incident
-/// is flapping, but a removal waits `replace_grace`: the deploy's `docker run`
-/// succeeds (no name conflict) and medic adopts the new container.
+/// `docker rm -f web && docker run --name web new-image`. A removal waits
+/// `replace_grace`: the deploy's `docker run` succeeds (no name conflict) and
+/// medic adopts the new container, a replacement and no incident (issue #35),
+/// so no rollback of a flapping service either.
 #[test]
 fn crash_crash_crash_then_a_redeploy_is_adopted_not_raced() {
     let Some(engine) = Engine::get() else { return };
@@ -556,16 +557,14 @@ fn crash_crash_crash_then_a_redeploy_is_adopted_not_raced() {
     }
     engine.run(&["rm", "-f", &name]);
     engine.run_on_host(&name, &["-e", &format!("PORT={port}"), "medic-test/good:2"]);
-    let events = eventually("the fourth incident closed", || {
-        let events = medic.events();
-        let web = kinds(&events, "web");
-        let ended = web
-            .iter()
-            .filter(|k| matches!(k.as_str(), "recovered" | "rolled_back" | "escalated"));
-        (ended.count() >= 4).then_some(events)
-    });
+    let events = medic.wait_event("the replacement adopted", |e| e["event"] == "replaced");
     let web = kinds(&events, "web");
     assert!(!web.contains(&"rollback".to_owned()), "{web:?}");
+    assert_eq!(
+        web.iter().filter(|k| *k == "failing").count(),
+        3,
+        "the replacement is no incident: {web:?}"
+    );
     assert_eq!(
         engine.inspect(&name).unwrap()["Image"],
         engine.image_id("medic-test/good:2"),

@@ -13,6 +13,7 @@ mod doctor;
 mod edges;
 mod engine_restarts;
 mod exposure;
+mod flapping;
 mod fleet;
 mod launchd;
 mod podman;

@@ -101,7 +101,7 @@ fn three_replacements_then_a_kill_is_restarted_at_once() {
 fn a_removal_not_replaced_in_time_is_recreated() {
     let mut world = World::new(policy());
     let logged = messages(&mut world, "ok gone +30s");
-    assert_eq!(logged[1], "removed: not replaced within 30s");
+    assert_eq!(logged[1], "removed: no healthy replacement within 30s");
     assert_snapshot!(world.run("done ok"), @"restart_done(1) recovered !warning:restored_removed");
 }
 

@@ -170,9 +170,11 @@ impl Launchd {
             evidence.insert("label".into(), job.label.clone().into());
             evidence.insert("domain".into(), domain.clone().into());
             let result = match step {
-                Step::Restart(_) => restart(&launchd.ctl, &domain, &job, lkg.as_ref(), &mut evidence)
-                    .await
-                    .map_err(NotDone::Failed),
+                Step::Restart(_) => {
+                    restart(&launchd.ctl, &domain, &job, lkg.as_ref(), &mut evidence)
+                        .await
+                        .map_err(NotDone::Failed)
+                }
                 Step::Rollback => {
                     rollback(&launchd.ctl, &domain, &job, lkg.as_ref(), &mut evidence).await
                 }

@@ -654,7 +654,9 @@ mod tests {
             let mut facts = facts(ContainerState::Running, health);
             facts.restart_policy = None;
             facts.health_on_failure = action;
-            facts.restart_expected_from(None).map(|b| b.who().to_owned())
+            facts
+                .restart_expected_from(None)
+                .map(|b| b.who().to_owned())
         };
         let unhealthy = Some(Health::Unhealthy);
         assert_eq!(

@@ -26,7 +26,7 @@ pub(super) struct Expected {
     removed_at: Option<Instant>,
     /// The container it was (its id), to tell a replacement from a restart.
     before: Option<String>,
-    /// The latest failure seen meanwhile: the incident's, should it not come back.
+    /// The stop or removal that began it: the incident's failure, should it not come back.
     failure: Arc<Observation>,
 }
 
@@ -42,7 +42,6 @@ impl Expected {
         if self.before.is_none() {
             self.before = text(&observation.evidence, CONTAINER_ID);
         }
-        self.failure = Arc::clone(observation);
     }
 }
 
@@ -164,14 +163,20 @@ impl Machine {
         if let Some(who) = failure.evidence.remove(RESTART_EXPECTED_FROM) {
             failure.evidence.insert("stopped_by".into(), who);
         }
-        let waited = match expected.removed_at {
-            Some(_) => format!(
-                "not replaced within {}",
-                humantime::format_duration(self.policy.replace_grace)
+        let grace = humantime::format_duration(self.policy.replace_grace);
+        let removed_later = failure.urgency != Urgency::Gone;
+        failure.message = match expected.removed_at {
+            Some(_) if removed_later => format!(
+                "{}; then removed: no healthy replacement within {grace}",
+                failure.message
             ),
-            None => format!("not back within {}s", ENGINE_GRACE.as_secs()),
+            Some(_) => format!("{}: no healthy replacement within {grace}", failure.message),
+            None => format!(
+                "{}: not back within {}s",
+                failure.message,
+                ENGINE_GRACE.as_secs()
+            ),
         };
-        failure.message = format!("{}: {waited}", failure.message);
         failure.urgency = match expected.removed_at {
             Some(_) => Urgency::Gone,
             None => Urgency::Decisive,

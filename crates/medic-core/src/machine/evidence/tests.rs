@@ -135,10 +135,13 @@ impl CopyAndExtend {
         }
         let on_purpose = |o: &&Observation| matches!(o.urgency, Urgency::Gone | Urgency::Commanded);
         match (after, observation.as_ref().filter(on_purpose)) {
-            (Phase::Expecting { .. }, Some(observation)) => {
+            // The stop or removal that began it.
+            (Phase::Expecting { .. }, Some(observation))
+                if !matches!(before, Phase::Expecting { .. }) =>
+            {
                 self.expected = Some(observation.clone())
             }
-            (Phase::Expecting { .. }, None) => {}
+            (Phase::Expecting { .. }, _) => {}
             _ if incident == self.incident => self.expected = None,
             _ => {}
         }
@@ -146,7 +149,7 @@ impl CopyAndExtend {
             let not_back = matches!((step, before), (Step::Wait(_), Phase::Expecting { .. }));
             self.evidence = match (&incident, deploy_failed, &observation) {
                 (None, _, _) => Evidence::new(),
-                // Not back within its grace: the last failure, its stop no longer awaited.
+                // Not back within its grace: the stop's failure, no longer awaited.
                 (Some(_), None, None) if not_back => {
                     let mut failure = self.expected.take().expect("a failure while expecting");
                     if let Some(who) = failure.evidence.remove(RESTART_EXPECTED_FROM) {
