@@ -34,6 +34,26 @@ container = {{ name = "{container}" }}
         )
 }
 
+/// Runs `sh -c serve` in good:1 with a Docker health check `check`, every
+/// second, unhealthy at its first failure.
+pub(crate) fn run_health_checked(engine: &Engine, name: &str, check: &str, serve: &str) {
+    engine.run_on_host(
+        name,
+        &[
+            "--health-cmd",
+            check,
+            "--health-interval",
+            "1s",
+            "--health-retries",
+            "1",
+            "medic-test/good:1",
+            "sh",
+            "-c",
+            serve,
+        ],
+    );
+}
+
 /// Starts a good:1 container serving on `port` with settings recreate must keep.
 pub(crate) fn run_good(engine: &Engine, name: &str, port: u16, scratch: &std::path::Path) {
     engine.run_on_host(
@@ -271,21 +291,7 @@ fn a_failing_docker_health_check_gets_the_container_restarted() {
     let (name, port) = (unique("health"), free_port());
     let _cleanup = Cleanup(&engine, vec![name.clone()]);
     let serve = format!("touch /tmp/healthy; exec httpd -f -p 127.0.0.1:{port} -h /www");
-    engine.run_on_host(
-        &name,
-        &[
-            "--health-cmd",
-            "test -f /tmp/healthy",
-            "--health-interval",
-            "1s",
-            "--health-retries",
-            "1",
-            "medic-test/good:1",
-            "sh",
-            "-c",
-            &serve,
-        ],
-    );
+    run_health_checked(&engine, &name, "test -f /tmp/healthy", &serve);
     let medic = watch(&name, port);
 
     engine.run(&["exec", &name, "rm", "/tmp/healthy"]);

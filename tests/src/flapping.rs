@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::docker::run_health_checked;
 use crate::support::docker::{Cleanup, Engine, unique};
 use crate::support::medic::{Medic, eventually, free_port, kinds};
 use crate::support::server::health_ok;
@@ -143,21 +144,7 @@ fn run_sick(engine: &Engine, name: &str, port: u16) {
     let serve = format!(
         "echo ok > /tmp/health; trap 'exit 0' TERM; httpd -f -p 127.0.0.1:{port} -h /tmp & wait"
     );
-    engine.run_on_host(
-        name,
-        &[
-            "--health-cmd",
-            "test -e /tmp/health",
-            "--health-interval",
-            "1s",
-            "--health-retries",
-            "1",
-            "medic-test/good:1",
-            "sh",
-            "-c",
-            &serve,
-        ],
-    );
+    run_health_checked(engine, name, "test -e /tmp/health", &serve);
 }
 
 /// Docker's own verdict on the container.

@@ -121,12 +121,7 @@ impl Machine {
             evidence.clone(),
         );
         if first {
-            let mut all = self
-                .incident
-                .as_ref()
-                .map(|i| i.evidence.merged())
-                .unwrap_or_default();
-            all.extend(evidence);
+            let all = self.incident_evidence_with(evidence);
             self.alert_with(ctx, Severity::Critical, "flapping", &message, all, false);
         }
         self.next_step(now, ctx);

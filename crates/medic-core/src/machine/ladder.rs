@@ -330,17 +330,23 @@ impl Machine {
         ctx: &mut Ctx,
     ) {
         self.set_phase(now, Phase::Escalated);
+        let mut all = self.incident_evidence_with(evidence);
+        let attempts = self.incident.as_ref().map_or(0, |i| i.attempts);
+        all.insert("attempts".into(), attempts.into());
+        all.insert("last_observations".into(), self.observation_summary());
+        self.log_with(ctx, now, EventKind::Escalated, message.clone(), all.clone());
+        self.alert_with(ctx, Severity::Critical, "escalated", &message, all, false);
+    }
+
+    /// The open incident's evidence, merged, and `evidence` over it: for an alert.
+    pub(super) fn incident_evidence_with(&self, evidence: Evidence) -> Evidence {
         let mut all = self
             .incident
             .as_ref()
             .map(|i| i.evidence.merged())
             .unwrap_or_default();
         all.extend(evidence);
-        let attempts = self.incident.as_ref().map_or(0, |i| i.attempts);
-        all.insert("attempts".into(), attempts.into());
-        all.insert("last_observations".into(), self.observation_summary());
-        self.log_with(ctx, now, EventKind::Escalated, message.clone(), all.clone());
-        self.alert_with(ctx, Severity::Critical, "escalated", &message, all, false);
+        all
     }
 
     pub(super) fn observation_summary(&self) -> serde_json::Value {
