@@ -14,7 +14,7 @@ use crate::support::medic::{Medic, eventually, free_port, kinds};
 use crate::support::server::health_ok;
 
 /// One service on one container, every other key at its default.
-fn watching(engine: &Engine, container: &str) -> Medic {
+pub(crate) fn watching(engine: &Engine, container: &str) -> Medic {
     let medic = Medic::start_with(
         &format!("docker_host = \"{}\"", engine.host()),
         &format!("[[service]]\nname = \"web\"\ncontainer = {{ name = \"{container}\" }}\n"),
