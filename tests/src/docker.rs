@@ -7,7 +7,7 @@ use crate::support::medic::{Medic, eventually, first_event, free_port, kinds};
 use crate::support::server::health_ok;
 
 /// Fast probes and short grace periods, so each scenario takes seconds.
-const FAST: &str = r#"
+pub(crate) const FAST: &str = r#"
 [defaults]
 interval = "500ms"
 timeout = "400ms"

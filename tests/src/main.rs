@@ -15,6 +15,7 @@ mod engine_restarts;
 mod exposure;
 mod flapping;
 mod fleet;
+mod hung_engine;
 mod launchd;
 mod podman;
 mod report;

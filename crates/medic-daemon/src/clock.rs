@@ -6,6 +6,12 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use tokio::time::Instant;
 
+/// The monotonic time now, as the core takes it: read from tokio's clock, so
+/// that a test with paused time controls it.
+pub fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
 /// A pairing of one monotonic instant with the wall-clock time it happened at.
 #[derive(Debug, Clone, Copy)]
 pub struct WallClock {

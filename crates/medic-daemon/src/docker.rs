@@ -14,7 +14,7 @@ use medic_core::{
     ActionResult, ENGINE_GRACE, Evidence, Observation, RESTART_EXPECTED_FROM, Step, Urgency,
 };
 use medic_docker::{
-    BringsBack, ContainerEvent, ContainerSpec, DockerClient, Selector, StopCommand,
+    BringsBack, ContainerEvent, ContainerSpec, DockerClient, DockerError, Selector, StopCommand,
 };
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -23,6 +23,11 @@ use crate::executor::{Job, JobContext, failed};
 use crate::shell::{Event, Found, Shell};
 use crate::units::{UnitSpec, UnitTarget};
 
+/// How long one engine call of a restart or rollback may take beyond the stop
+/// timeout it waits for, answer and body included. A call still unanswered by
+/// then is hung (a container stuck in removal): the action fails with it, and
+/// its slot is free for the next one.
+const ENGINE_CALL_DEADLINE: Duration = Duration::from_secs(30);
 /// Log lines of a failing container kept as evidence.
 const LOG_LINES: usize = 50;
 /// The longest a reconnect to a lost event stream waits.
@@ -351,8 +356,12 @@ async fn restart(
         // start meanwhile would fail with "marked for removal" and count as a
         // failed attempt).
         let removing = facts.as_ref().is_some_and(|f| f.is_removing());
-        if let Err(error) = client.wait_stopped(container, removing).await {
-            return failed(&format!("cannot wait for `{container}` to stop: {error}"));
+        let within = stop_timeout.saturating_add(ENGINE_CALL_DEADLINE);
+        if let Err(error) = client.wait_stopped(container, removing, within).await {
+            let state = if removing { "removing" } else { "stopping" };
+            evidence.insert("state".into(), state.into());
+            let message = format!("cannot wait for `{container}` to stop: {error}");
+            return call_failed(message, &error, evidence);
         }
         facts = match client.inspect(container).await {
             Ok(facts) => facts,
@@ -382,7 +391,7 @@ async fn restart(
                 return failed("the container is gone and no last known good spec was recorded");
             };
             evidence.insert("image".into(), spec.image_id().into());
-            match client.recreate(spec).await {
+            match client.recreate(spec, ENGINE_CALL_DEADLINE).await {
                 // Somebody (a deploy) created it meanwhile: adopt it and let
                 // verification judge it; never overwrite a replacement.
                 Err(error) if error.is_conflict() => Ok(format!(
@@ -397,20 +406,20 @@ async fn restart(
             }
         }
         Some(facts) if !facts.is_running() => client
-            .start(container)
+            .start(container, ENGINE_CALL_DEADLINE)
             .await
             .map(|()| format!("started `{container}`")),
         Some(_) => client
-            .restart(container, stop_timeout)
+            .restart(container, stop_timeout, ENGINE_CALL_DEADLINE)
             .await
             .map(|()| format!("restarted `{container}`")),
     };
     match outcome {
         Ok(message) => ActionResult::Done { message, evidence },
-        Err(error) => ActionResult::Failed {
-            message: format!("cannot bring `{container}` back: {error}"),
-            evidence,
-        },
+        Err(error) => {
+            let message = format!("cannot bring `{container}` back: {error}");
+            call_failed(message, &error, evidence)
+        }
     }
 }
 
@@ -447,7 +456,7 @@ async fn rollback(
             let started = if running {
                 Ok(())
             } else {
-                client.start(container).await
+                client.start(container, ENGINE_CALL_DEADLINE).await
             };
             return match started {
                 Ok(()) => ActionResult::Done {
@@ -469,7 +478,10 @@ async fn rollback(
         }
     }
     let stamp = Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
-    match client.rollback(container, lkg, &stamp).await {
+    match client
+        .rollback(container, lkg, &stamp, ENGINE_CALL_DEADLINE)
+        .await
+    {
         Ok(id) => {
             evidence.insert(
                 "kept_as".into(),
@@ -483,11 +495,22 @@ async fn rollback(
                 evidence,
             }
         }
-        Err(error) => ActionResult::Failed {
-            message: format!("rollback of `{container}` failed: {error}"),
-            evidence,
-        },
+        Err(error) => {
+            let message = format!("rollback of `{container}` failed: {error}");
+            call_failed(message, &error, evidence)
+        }
     }
+}
+
+/// A failed action ended by the engine's `error`; one ended by a call past
+/// its deadline names that call and the deadline in its evidence.
+fn call_failed(message: String, error: &DockerError, mut evidence: Evidence) -> ActionResult {
+    if let DockerError::TimedOut { call, after } = error {
+        evidence.insert("timed_out_call".into(), (*call).into());
+        let after = humantime::format_duration(*after).to_string();
+        evidence.insert("call_deadline".into(), after.into());
+    }
+    ActionResult::Failed { message, evidence }
 }
 
 /// Containers that join the network namespace of one that was just restarted
@@ -502,7 +525,10 @@ async fn follow_parent(
         let UnitTarget::Container { container, .. } = &unit.target else {
             continue;
         };
-        match client.restart(container, stop_timeout).await {
+        match client
+            .restart(container, stop_timeout, ENGINE_CALL_DEADLINE)
+            .await
+        {
             Ok(()) => followed.push(container.clone()),
             Err(error) => {
                 tracing::warn!(container = %container, %error, "Cannot restart a container that shares its parent's network");
@@ -662,7 +688,8 @@ impl ContainerCheck {
             observation.evidence = evidence;
             return observation;
         }
-        if let Ok(lines) = self.client.tail_logs(&facts.id, LOG_LINES).await {
+        let logs = self.client.tail_logs(&facts.id, LOG_LINES);
+        if let Ok(Ok(lines)) = tokio::time::timeout(self.timeout, logs).await {
             evidence.insert("logs".into(), lines.into());
         }
         // Exited or dead is decisive, unless the engine brings it back itself

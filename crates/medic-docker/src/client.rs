@@ -1,5 +1,6 @@
 //! The connection to one Docker engine and the calls medic makes on it.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -16,6 +17,7 @@ use bollard::query_parameters::{
 use bollard::{API_DEFAULT_VERSION, Docker};
 use futures_util::{Stream, StreamExt, TryStreamExt, stream};
 
+use crate::endpoint::{Endpoint, default_socket, parse_host};
 use crate::events::{ACTIONS, ContainerEvent};
 use crate::facts::{ContainerFacts, Health, cap};
 use crate::libpod;
@@ -24,22 +26,18 @@ use crate::spec::ContainerSpec;
 use crate::{DockerError, FORENSIC_KEEP};
 
 /// bollard's timeout for one request (until the response starts), a backstop
-/// behind the daemon's own timeouts. Calls that wait for a stop get the stop
-/// timeout on top.
+/// behind the deadlines of [`DockerClient::call`]. Calls that wait for a stop
+/// get the stop timeout on top.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// The longest a read (version, list, inspect, logs, the event stream's connect) may
+/// take, answer and body included: an engine that has not answered by then is
+/// hung, and the caller learns it as [`DockerError::TimedOut`]. Actions get
+/// their deadline from the caller.
+pub(crate) const READ_DEADLINE: Duration = Duration::from_secs(30);
 /// Docker's stop timeout when a container sets none.
 const DOCKER_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest log line kept, in bytes.
 const LOG_LINE_MAX: usize = 1024;
-
-/// Where the engine listens.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Endpoint {
-    /// A unix socket path.
-    Unix(String),
-    /// `host:port` over plain HTTP.
-    Http(String),
-}
 
 /// A connection to one Docker engine.
 ///
@@ -118,7 +116,10 @@ impl DockerClient {
             Endpoint::Unix(path) => Docker::connect_with_unix(path, timeout, API_DEFAULT_VERSION)?,
             Endpoint::Http(addr) => Docker::connect_with_http(addr, timeout, API_DEFAULT_VERSION)?,
         };
-        let docker = docker.negotiate_version().await?;
+        let docker = match tokio::time::timeout(READ_DEADLINE, docker.negotiate_version()).await {
+            Ok(negotiated) => negotiated?,
+            Err(_) => return Err(DockerError::timed_out("version", READ_DEADLINE)),
+        };
         let version = docker.client_version();
         tracing::debug!(endpoint = ?self.inner.endpoint, api = %version, "Connected to the Docker engine");
         *self.slot() = Some(docker.clone());
@@ -131,6 +132,22 @@ impl DockerClient {
             .docker
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// One engine call, ended as [`DockerError::TimedOut`] unless its whole
+    /// answer is in within `limit`: bollard's own timeout ends when the
+    /// headers arrive, and Docker sends a `wait`'s headers at once and its
+    /// body only when the container stops.
+    async fn call<T>(
+        &self,
+        name: &'static str,
+        limit: Duration,
+        call: impl Future<Output = Result<T, bollard::errors::Error>>,
+    ) -> Result<T, DockerError> {
+        match tokio::time::timeout(limit, call).await {
+            Ok(result) => result.map_err(|e| self.seen(e)),
+            Err(_) => Err(DockerError::timed_out(name, limit)),
+        }
     }
 
     /// Sorts a failure; after an unreachable engine the next call connects
@@ -154,7 +171,9 @@ impl DockerClient {
     /// Which engine answers (Docker or Podman) and its version.
     pub async fn engine(&self) -> Result<EngineInfo, DockerError> {
         let docker = self.docker().await?;
-        let version = docker.version().await.map_err(|e| self.seen(e))?;
+        let version = self
+            .call("version", READ_DEADLINE, docker.version())
+            .await?;
         let components = version.components.unwrap_or_default();
         let podman = components.iter().find(|c| c.name == "Podman Engine");
         Ok(EngineInfo {
@@ -175,7 +194,7 @@ impl DockerClient {
     /// Checks that the engine answers.
     pub async fn ping(&self) -> Result<(), DockerError> {
         let docker = self.docker().await?;
-        docker.ping().await.map_err(|e| self.seen(e))?;
+        self.call("ping", READ_DEADLINE, docker.ping()).await?;
         Ok(())
     }
 
@@ -188,10 +207,9 @@ impl DockerClient {
             .filters(&filters)
             .build();
         let docker = self.docker().await?;
-        let listed = docker
-            .list_containers(Some(options))
-            .await
-            .map_err(|e| self.seen(e))?;
+        let listed = self
+            .call("list", READ_DEADLINE, docker.list_containers(Some(options)))
+            .await?;
         Ok(listed
             .into_iter()
             .filter_map(ContainerSummary::from_list)
@@ -205,7 +223,8 @@ impl DockerClient {
         id_or_name: &str,
     ) -> Result<Option<ContainerInspectResponse>, DockerError> {
         let docker = self.docker().await?;
-        match docker.inspect_container(id_or_name, None).await {
+        let inspected = docker.inspect_container(id_or_name, None);
+        match self.call("inspect", READ_DEADLINE, inspected).await {
             Ok(inspect) => {
                 let id = inspect.id.as_deref().unwrap_or_default();
                 let name = inspect
@@ -215,10 +234,8 @@ impl DockerClient {
                     .trim_start_matches('/');
                 Ok(is_the_one(id_or_name, id, name).then_some(inspect))
             }
-            Err(error) => match self.seen(error) {
-                error if error.is_not_found() => Ok(None),
-                error => Err(error),
-            },
+            Err(error) if error.is_not_found() => Ok(None),
+            Err(error) => Err(error),
         }
     }
 
@@ -248,11 +265,8 @@ impl DockerClient {
             .tail(&lines.to_string())
             .build();
         let docker = self.docker().await?;
-        let chunks: Vec<_> = docker
-            .logs(id, Some(options))
-            .try_collect()
-            .await
-            .map_err(|e| self.seen(e))?;
+        let logs = docker.logs(id, Some(options)).try_collect::<Vec<_>>();
+        let chunks = self.call("logs", READ_DEADLINE, logs).await?;
         let bytes: Vec<u8> = chunks.into_iter().flat_map(|c| c.into_bytes()).collect();
         let text = String::from_utf8_lossy(&bytes);
         let all: Vec<&str> = text.lines().collect();
@@ -270,12 +284,13 @@ impl DockerClient {
         let image_config = match &inspect.image {
             Some(image) => {
                 let docker = self.docker().await?;
-                match docker.inspect_image(image).await {
+                match self
+                    .call("inspect image", READ_DEADLINE, docker.inspect_image(image))
+                    .await
+                {
                     Ok(image) => image.config,
-                    Err(error) => match self.seen(error) {
-                        error if error.is_not_found() => None,
-                        error => return Err(error),
-                    },
+                    Err(error) if error.is_not_found() => None,
+                    Err(error) => return Err(error),
                 }
             }
             None => None,
@@ -300,38 +315,49 @@ impl DockerClient {
         ))
     }
 
-    /// Starts a created or stopped container (a running one is left as it is).
-    pub async fn start(&self, id: &str) -> Result<(), DockerError> {
+    /// Starts a created or stopped container (a running one is left as it
+    /// is); the engine gets `within`.
+    pub async fn start(&self, id: &str, within: Duration) -> Result<(), DockerError> {
         let docker = self.docker().await?;
-        docker
-            .start_container(id, None)
+        self.call("start", within, docker.start_container(id, None))
             .await
-            .map_err(|e| self.seen(e))
     }
 
     /// Waits until a container being stopped or removed by someone else (Podman
     /// shows `stopping` for the whole stop timeout of a `podman stop` or
     /// `podman rm -f`) is no longer running, or, when `removing` (Docker's
-    /// `rm -f` past its kill), gone: the engine's own wait, bounded by the
-    /// request timeout. A container that is removed meanwhile ends the wait too.
-    pub async fn wait_stopped(&self, id: &str, removing: bool) -> Result<(), DockerError> {
+    /// `rm -f` past its kill), gone: the engine's own wait, for at most
+    /// `within` (a container stuck in removal never ends it: then
+    /// [`DockerError::TimedOut`]). A container that is removed meanwhile ends
+    /// the wait too.
+    pub async fn wait_stopped(
+        &self,
+        id: &str,
+        removing: bool,
+        within: Duration,
+    ) -> Result<(), DockerError> {
         let condition = if removing { "removed" } else { "not-running" };
         let options = WaitContainerOptionsBuilder::default()
             .condition(condition)
             .build();
         let docker = self.docker().await?;
-        match docker.wait_container(id, Some(options)).next().await {
-            Some(Err(error)) => match self.seen(error) {
-                error if error.is_unreachable() => Err(error),
-                // Podman answers a removal with an error body: it is not running, all the same.
-                _ => Ok(()),
-            },
+        let mut wait = docker.wait_container(id, Some(options));
+        let answer = async move { wait.next().await.transpose() };
+        match self.call("wait", within, answer).await {
+            Err(error) if error.is_unreachable() || error.is_timed_out() => Err(error),
+            // Podman answers a removal with an error body: it is not running, all the same.
             _ => Ok(()),
         }
     }
 
-    /// `docker restart`: stop (SIGTERM, then SIGKILL after `stop_timeout`), start.
-    pub async fn restart(&self, id: &str, stop_timeout: Duration) -> Result<(), DockerError> {
+    /// `docker restart`: stop (SIGTERM, then SIGKILL after `stop_timeout`),
+    /// start; the engine gets `within` beyond the stop timeout.
+    pub async fn restart(
+        &self,
+        id: &str,
+        stop_timeout: Duration,
+        within: Duration,
+    ) -> Result<(), DockerError> {
         let options = RestartContainerOptionsBuilder::default()
             .t(seconds(stop_timeout))
             .build();
@@ -339,24 +365,27 @@ impl DockerClient {
             .docker()
             .await?
             .with_timeout(REQUEST_TIMEOUT + stop_timeout);
-        docker
-            .restart_container(id, Some(options))
+        let restart = docker.restart_container(id, Some(options));
+        self.call("restart", stop_timeout.saturating_add(within), restart)
             .await
-            .map_err(|e| self.seen(e))
     }
 
-    /// Stops a container with its own stop timeout (or `stop_timeout` when given).
-    async fn stop(&self, id: &str, stop_timeout: Option<Duration>) -> Result<(), DockerError> {
+    /// Stops a container with its own stop timeout (or `stop_timeout` when
+    /// given); the engine gets `within` beyond it.
+    async fn stop(
+        &self,
+        id: &str,
+        stop_timeout: Option<Duration>,
+        within: Duration,
+    ) -> Result<(), DockerError> {
         let mut options = StopContainerOptionsBuilder::default();
         if let Some(timeout) = stop_timeout {
             options = options.t(seconds(timeout));
         }
         let wait = stop_timeout.unwrap_or(DOCKER_STOP_TIMEOUT);
         let docker = self.docker().await?.with_timeout(REQUEST_TIMEOUT + wait);
-        docker
-            .stop_container(id, Some(options.build()))
-            .await
-            .map_err(|e| self.seen(e))
+        let stop = docker.stop_container(id, Some(options.build()));
+        self.call("stop", wait.saturating_add(within), stop).await
     }
 
     /// Creates the container from a spec under its name, connects its other
@@ -364,51 +393,51 @@ impl DockerClient {
     /// are left to the image; the image is the spec's exact image id (named by
     /// its reference when that still points at the same id). A container that
     /// cannot get its networks is removed again; one that does not start is
-    /// left created, with Docker's error returned.
-    pub async fn recreate(&self, spec: &ContainerSpec) -> Result<String, DockerError> {
+    /// left created, with Docker's error returned. Each engine call gets `within`.
+    pub async fn recreate(
+        &self,
+        spec: &ContainerSpec,
+        within: Duration,
+    ) -> Result<String, DockerError> {
         if spec.name.is_empty() {
             return Err(DockerError::Invalid("a container spec without a name"));
         }
         let docker = self.docker().await?;
         let (mut body, networks) = spec.create_body();
         if !spec.image.is_empty() && spec.image != spec.image_id {
-            match docker.inspect_image(&spec.image).await {
+            let image = docker.inspect_image(&spec.image);
+            match self.call("inspect image", within, image).await {
                 Ok(image) if image.id.as_deref() == Some(spec.image_id.as_str()) => {
                     body.image = Some(spec.image.clone());
                 }
                 Ok(_) => {}
-                Err(error) => match self.seen(error) {
-                    error if error.is_not_found() => {}
-                    error => return Err(error),
-                },
+                Err(error) if error.is_not_found() => {}
+                Err(error) => return Err(error),
             }
         }
         let options = CreateContainerOptionsBuilder::default()
             .name(&spec.name)
             .build();
-        let created = docker
-            .create_container(Some(options), body)
-            .await
-            .map_err(|e| self.seen(e))?;
+        let create = docker.create_container(Some(options), body);
+        let created = self.call("create", within, create).await?;
         tracing::debug!(container = %spec.name, id = %created.id, "Created a container from its spec");
         for (network, endpoint) in networks {
             let request = NetworkConnectRequest {
                 container: created.id.clone(),
                 endpoint_config: Some(endpoint),
             };
-            if let Err(error) = docker.connect_network(&network, request).await {
-                let error = self.seen(error);
+            let connect = docker.connect_network(&network, request);
+            if let Err(error) = self.call("connect network", within, connect).await {
                 let remove = RemoveContainerOptionsBuilder::default().force(true).build();
-                if let Err(cleanup) = docker.remove_container(&created.id, Some(remove)).await {
+                let remove = docker.remove_container(&created.id, Some(remove));
+                if let Err(cleanup) = self.call("remove", within, remove).await {
                     tracing::warn!(container = %spec.name, error = %cleanup, "Cannot remove a half-created container");
                 }
                 return Err(error);
             }
         }
-        docker
-            .start_container(&created.id, None)
-            .await
-            .map_err(|e| self.seen(e))?;
+        let start = docker.start_container(&created.id, None);
+        self.call("start", within, start).await?;
         Ok(created.id)
     }
 
@@ -420,20 +449,20 @@ impl DockerClient {
     ///
     /// Nothing is touched when the rollback cannot work: the last known good
     /// image is gone (pruned: `NotFound`) or the forensic name is taken (`Conflict`).
+    /// Each engine call gets `within` (beyond the stop timeout for the stop).
     pub async fn rollback(
         &self,
         current: &str,
         lkg: &ContainerSpec,
         stamp: &str,
+        within: Duration,
     ) -> Result<String, DockerError> {
         if lkg.name.is_empty() {
             return Err(DockerError::Invalid("a container spec without a name"));
         }
         let docker = self.docker().await?;
-        docker
-            .inspect_image(&lkg.image_id)
-            .await
-            .map_err(|e| self.seen(e))?;
+        self.call("inspect image", within, docker.inspect_image(&lkg.image_id))
+            .await?;
         if let Some(inspect) = self.inspect_raw(current).await? {
             let forensic = forensic_name(&lkg.name, stamp);
             if self.inspect_raw(&forensic).await?.is_some() {
@@ -445,10 +474,10 @@ impl DockerClient {
                 ));
             }
             let id = inspect.id.clone().unwrap_or_else(|| current.to_owned());
-            self.retire(&id, &inspect, &forensic).await?;
+            self.retire(&id, &inspect, &forensic, within).await?;
         }
-        let id = self.recreate(lkg).await?;
-        if let Err(error) = self.prune_forensics(&lkg.name).await {
+        let id = self.recreate(lkg, within).await?;
+        if let Err(error) = self.prune_forensics(&lkg.name, within).await {
             tracing::warn!(container = %lkg.name, %error, "Cannot remove old forensic copies");
         }
         Ok(id)
@@ -462,6 +491,7 @@ impl DockerClient {
         id: &str,
         inspect: &ContainerInspectResponse,
         forensic: &str,
+        within: Duration,
     ) -> Result<(), DockerError> {
         let own_timeout = inspect
             .config
@@ -471,7 +501,7 @@ impl DockerClient {
             .map(Duration::from_secs);
         // Stopped first: Docker refuses to update a container its restart
         // policy is restarting, and a stop ends that loop.
-        match self.stop(id, own_timeout).await {
+        match self.stop(id, own_timeout, within).await {
             Ok(()) => {}
             Err(error) if error.is_not_found() => return Ok(()),
             Err(error) => return Err(error),
@@ -490,8 +520,9 @@ impl DockerClient {
                 }),
                 ..Default::default()
             };
-            if let Err(error) = docker.update_container(id, update).await {
-                match self.seen(error) {
+            let updated = docker.update_container(id, update);
+            if let Err(error) = self.call("update", within, updated).await {
+                match error {
                     // Podman 4 has no update endpoint (404 as well): only a
                     // container that is really gone leaves nothing to keep.
                     error if error.is_not_found() && self.inspect_raw(id).await?.is_none() => {
@@ -507,30 +538,31 @@ impl DockerClient {
         let rename = RenameContainerOptionsBuilder::default()
             .name(forensic)
             .build();
-        match docker.rename_container(id, rename).await {
+        match self
+            .call("rename", within, docker.rename_container(id, rename))
+            .await
+        {
             Ok(()) => {
                 tracing::debug!(%id, %forensic, "Kept the failed container");
                 Ok(())
             }
-            Err(error) => match self.seen(error) {
-                error if error.is_not_found() => Ok(()),
-                error => Err(error),
-            },
+            Err(error) if error.is_not_found() => Ok(()),
+            Err(error) => Err(error),
         }
     }
 
-    /// Removes all but the newest [`FORENSIC_KEEP`] forensic copies of a container.
-    async fn prune_forensics(&self, name: &str) -> Result<(), DockerError> {
+    /// Removes all but the newest [`FORENSIC_KEEP`] forensic copies of a
+    /// container; each engine call gets `within`.
+    async fn prune_forensics(&self, name: &str, within: Duration) -> Result<(), DockerError> {
         let prefix = forensic_name(name, "");
         let options = ListContainersOptionsBuilder::default()
             .all(true)
             .filters(&forensic_filter(name))
             .build();
         let docker = self.docker().await?;
-        let mut copies: Vec<ContainerSummary> = docker
-            .list_containers(Some(options))
-            .await
-            .map_err(|e| self.seen(e))?
+        let mut copies: Vec<ContainerSummary> = self
+            .call("list", within, docker.list_containers(Some(options)))
+            .await?
             .into_iter()
             .filter_map(ContainerSummary::from_list)
             .filter(|c| c.name.starts_with(&prefix))
@@ -538,19 +570,20 @@ impl DockerClient {
         copies.sort_by(|a, b| (b.created, &b.name).cmp(&(a.created, &a.name)));
         for old in copies.into_iter().skip(FORENSIC_KEEP) {
             let options = RemoveContainerOptionsBuilder::default().force(true).build();
-            match docker.remove_container(&old.id, Some(options)).await {
+            let remove = docker.remove_container(&old.id, Some(options));
+            match self.call("remove", within, remove).await {
                 Ok(()) => tracing::debug!(container = %old.name, "Removed an old forensic copy"),
-                Err(error) => match self.seen(error) {
-                    error if error.is_not_found() => {}
-                    error => return Err(error),
-                },
+                Err(error) if error.is_not_found() => {}
+                Err(error) => return Err(error),
             }
         }
         Ok(())
     }
 
     /// Container events medic listens to ([`ACTIONS`]) as they happen. The
-    /// stream ends or fails when the connection breaks; reconnecting is the caller's call.
+    /// stream ends or fails when the connection breaks, and fails when the
+    /// engine does not start answering within [`READ_DEADLINE`]; reconnecting
+    /// is the caller's call. A quiet stream is not cut: it may be idle.
     pub fn events(&self) -> impl Stream<Item = Result<ContainerEvent, DockerError>> + Send + use<> {
         let client = self.clone();
         let filters = std::collections::HashMap::from([
@@ -559,7 +592,8 @@ impl DockerClient {
         ]);
         let options = EventsOptionsBuilder::default().filters(&filters).build();
         stream::once(async move {
-            let docker = client.docker().await?;
+            // A stream's answer starts with its headers: bollard's own timeout bounds exactly them.
+            let docker = client.docker().await?.with_timeout(READ_DEADLINE);
             let events = docker.events(Some(options)).map(move |item| match item {
                 Ok(message) => Ok(ContainerEvent::from_message(message)),
                 Err(error) => Err(client.seen(error)),
@@ -615,49 +649,6 @@ impl std::fmt::Display for EngineInfo {
     }
 }
 
-/// Parses an engine address.
-fn parse_host(host: &str) -> Result<Endpoint, DockerError> {
-    let unsupported = |reason| DockerError::UnsupportedHost {
-        host: host.to_owned(),
-        reason,
-    };
-    if let Some(path) = host.strip_prefix("unix://") {
-        if path.is_empty() {
-            return Err(unsupported("no socket path"));
-        }
-        return Ok(Endpoint::Unix(path.to_owned()));
-    }
-    if host.starts_with('/') {
-        return Ok(Endpoint::Unix(host.to_owned()));
-    }
-    for scheme in ["tcp://", "http://"] {
-        if let Some(addr) = host.strip_prefix(scheme) {
-            let addr = addr.trim_end_matches('/');
-            if addr.is_empty() {
-                return Err(unsupported("no host:port"));
-            }
-            return Ok(Endpoint::Http(addr.to_owned()));
-        }
-    }
-    Err(unsupported(
-        "expected unix:///path, tcp://host:port or http://host:port",
-    ))
-}
-
-/// The first socket that exists, else the first candidate.
-fn default_socket(
-    candidates: impl IntoIterator<Item = PathBuf>,
-    exists: impl Fn(&Path) -> bool,
-) -> PathBuf {
-    let candidates: Vec<PathBuf> = candidates.into_iter().collect();
-    candidates
-        .iter()
-        .find(|p| exists(p))
-        .or(candidates.first())
-        .cloned()
-        .unwrap_or_else(|| PathBuf::from("/var/run/docker.sock"))
-}
-
 /// Docker's own answer for a missing container, for lookups that found an unrelated one.
 fn no_such_container(id_or_name: &str) -> DockerError {
     DockerError::from(bollard::errors::Error::DockerResponseServerError {
@@ -673,41 +664,6 @@ fn seconds(duration: Duration) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[track_caller]
-    fn check(host: &str, expect: Option<Endpoint>) {
-        assert_eq!(parse_host(host).ok(), expect, "{host}");
-    }
-
-    #[test]
-    fn engine_addresses() {
-        check(
-            "unix:///var/run/docker.sock",
-            Some(Endpoint::Unix("/var/run/docker.sock".into())),
-        );
-        check("/tmp/d.sock", Some(Endpoint::Unix("/tmp/d.sock".into())));
-        check(
-            "tcp://127.0.0.1:2375",
-            Some(Endpoint::Http("127.0.0.1:2375".into())),
-        );
-        check(
-            "http://localhost:2375/",
-            Some(Endpoint::Http("localhost:2375".into())),
-        );
-        check("ssh://me@host", None);
-        check("https://host:2376", None);
-        check("unix://", None);
-    }
-
-    #[test]
-    fn the_first_socket_that_exists() {
-        let candidates = || ["/a", "/b"].map(PathBuf::from);
-        assert_eq!(
-            default_socket(candidates(), |p| p == Path::new("/b")),
-            PathBuf::from("/b")
-        );
-        assert_eq!(default_socket(candidates(), |_| false), PathBuf::from("/a"));
-    }
 
     #[tokio::test]
     async fn a_missing_socket_is_unreachable_not_a_connect_error() {

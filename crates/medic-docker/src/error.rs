@@ -1,5 +1,8 @@
 //! Docker failures sorted by what medic does about them: an unreachable engine
-//! makes medic blind, a missing container is a fact, anything else is an error.
+//! makes medic blind, a missing container is a fact, a call past its deadline
+//! is hung, anything else is an error.
+
+use std::time::Duration;
 
 use bollard::errors::Error as Bollard;
 
@@ -30,6 +33,15 @@ pub enum DockerError {
         /// Why it cannot be used.
         reason: &'static str,
     },
+    /// The engine did not finish a call within its deadline, answer and body
+    /// included: a hung call (a `wait` on a container stuck in removal).
+    #[error("engine call `{call}` timed out after {}s without a complete answer", .after.as_secs_f64())]
+    TimedOut {
+        /// The call, in Docker's words (`wait`, `restart`, `inspect`).
+        call: &'static str,
+        /// The deadline it was given.
+        after: Duration,
+    },
     /// The request itself is unusable: an empty label selector, a spec without a name.
     #[error("invalid request: {0}")]
     Invalid(&'static str),
@@ -40,6 +52,11 @@ impl DockerError {
     /// medic is blind and must not act on the container.
     pub fn is_unreachable(&self) -> bool {
         matches!(self, Self::Unreachable(_))
+    }
+
+    /// The call passed its deadline without a complete answer.
+    pub fn is_timed_out(&self) -> bool {
+        matches!(self, Self::TimedOut { .. })
     }
 
     /// Docker answered 404: no such container (or image, or network).
@@ -56,8 +73,13 @@ impl DockerError {
     pub fn bollard(&self) -> Option<&Bollard> {
         match self {
             Self::Unreachable(e) | Self::NotFound(e) | Self::Conflict(e) | Self::Api(e) => Some(e),
-            Self::UnsupportedHost { .. } | Self::Invalid(_) => None,
+            Self::UnsupportedHost { .. } | Self::Invalid(_) | Self::TimedOut { .. } => None,
         }
+    }
+
+    /// `call` did not finish within `after`.
+    pub(crate) fn timed_out(call: &'static str, after: Duration) -> Self {
+        Self::TimedOut { call, after }
     }
 }
 

@@ -5,9 +5,12 @@
 //!
 //! Architecture invariant: no retries, backoff or timing decisions here; the
 //! core decides, this crate does one Docker thing per call and reports what
-//! happened. The only waits are Docker's own (a stop timeout).
+//! happened. The only waits are Docker's own (a stop timeout). Every engine
+//! call has a deadline that covers its whole answer, body included: an
+//! action's comes from the caller, a read's is `client::READ_DEADLINE`.
 
 mod client;
+mod endpoint;
 mod error;
 mod events;
 mod facts;

@@ -9,7 +9,7 @@ use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::client::Endpoint;
+use crate::endpoint::Endpoint;
 
 /// The longest one libpod request may take: it is asked only about an
 /// unhealthy container, and an answer that does not come means "unknown".

@@ -22,6 +22,8 @@ use tokio::time::Instant;
 mod skip;
 
 const DEADLINE: Duration = Duration::from_secs(30);
+/// The deadline of each engine call of an action (the daemon's, for a container target).
+const CALL: Duration = Duration::from_secs(30);
 
 /// The test engine: its address and a client.
 struct Engine {
@@ -398,7 +400,7 @@ async fn capture_then_recreate_gives_back_the_same_container() {
     let stored = serde_json::to_string(&spec).unwrap();
     let spec: ContainerSpec = serde_json::from_str(&stored).unwrap();
 
-    let conflict = engine.client.recreate(&spec).await.unwrap_err();
+    let conflict = engine.client.recreate(&spec, CALL).await.unwrap_err();
     assert!(
         conflict.is_conflict(),
         "the name is still taken: {conflict}"
@@ -408,7 +410,7 @@ async fn capture_then_recreate_gives_back_the_same_container() {
     engine.docker(&["rm", "-f", &name]);
     assert_eq!(engine.client.inspect(&name).await.unwrap(), None);
 
-    let id = engine.client.recreate(&spec).await.unwrap();
+    let id = engine.client.recreate(&spec, CALL).await.unwrap();
     let after = engine.format(&name, "{{json .Config.Env}} {{json .Config.Cmd}} {{json .HostConfig.Binds}} {{json .Config.Labels}} {{json .HostConfig.RestartPolicy}} {{.HostConfig.NetworkMode}} {{.Config.WorkingDir}} {{.Config.StopTimeout}} {{.Config.Image}}");
     assert_eq!(after, before);
     let facts = engine.client.inspect(&name).await.unwrap().unwrap();
@@ -477,8 +479,8 @@ async fn a_shared_network_namespace_is_recorded_by_parent_name() {
 
     // The parent is recreated (new id); the child's spec still finds it by name.
     engine.docker(&["rm", "-f", &child, &parent]);
-    let parent_id = engine.client.recreate(&parent_spec).await.unwrap();
-    engine.client.recreate(&child_spec).await.unwrap();
+    let parent_id = engine.client.recreate(&parent_spec, CALL).await.unwrap();
+    engine.client.recreate(&child_spec, CALL).await.unwrap();
     assert_eq!(
         engine.format(&child, "{{.HostConfig.NetworkMode}}"),
         format!("container:{parent_id}")
@@ -515,7 +517,7 @@ async fn networks_and_aliases_survive_a_recreate() {
     let spec = engine.client.capture_spec(&name).await.unwrap();
 
     engine.docker(&["rm", "-f", &name]);
-    engine.client.recreate(&spec).await.unwrap();
+    engine.client.recreate(&spec, CALL).await.unwrap();
     let aliases = |network: &str| {
         let text = engine.format(
             &name,
@@ -590,7 +592,11 @@ async fn rollback_keeps_the_failed_container_and_only_the_newest_three() {
         let current = engine.client.capture_spec(&name).await.unwrap();
         assert!(spec_differs(&current, &lkg));
 
-        let id = engine.client.rollback(&name, &lkg, stamp).await.unwrap();
+        let id = engine
+            .client
+            .rollback(&name, &lkg, stamp, CALL)
+            .await
+            .unwrap();
         let facts = engine.client.inspect(&name).await.unwrap().unwrap();
         assert_eq!(
             (facts.id.as_str(), facts.image_id.as_str()),
@@ -639,7 +645,7 @@ async fn rollback_keeps_the_failed_container_and_only_the_newest_three() {
     let running = engine.client.inspect(&name).await.unwrap().unwrap();
     let taken = engine
         .client
-        .rollback(&name, &lkg, stamps[3])
+        .rollback(&name, &lkg, stamps[3], CALL)
         .await
         .unwrap_err();
     assert!(taken.is_conflict(), "{taken}");
@@ -647,7 +653,7 @@ async fn rollback_keeps_the_failed_container_and_only_the_newest_three() {
     pruned.image_id = format!("sha256:{}", "0".repeat(64));
     let gone = engine
         .client
-        .rollback(&name, &pruned, "20250101T000009Z")
+        .rollback(&name, &pruned, "20250101T000009Z", CALL)
         .await
         .unwrap_err();
     assert!(gone.is_not_found(), "{gone}");
@@ -661,7 +667,7 @@ async fn rollback_keeps_the_failed_container_and_only_the_newest_three() {
     engine.docker(&["rm", "-f", &name]);
     let id = engine
         .client
-        .rollback(&name, &lkg, "20250101T000005Z")
+        .rollback(&name, &lkg, "20250101T000005Z", CALL)
         .await
         .unwrap();
     assert_eq!(engine.client.inspect(&name).await.unwrap().unwrap().id, id);
@@ -869,14 +875,14 @@ async fn start_and_restart_with_a_stop_timeout() {
             .message,
         "created, not started"
     );
-    engine.client.start(&name).await.unwrap();
-    engine.client.start(&name).await.unwrap(); // already running: fine
+    engine.client.start(&name, CALL).await.unwrap();
+    engine.client.start(&name, CALL).await.unwrap(); // already running: fine
     let started = engine.format(&name, "{{.State.StartedAt}}");
 
     let began = Instant::now();
     engine
         .client
-        .restart(&id, Duration::from_secs(1))
+        .restart(&id, Duration::from_secs(1), CALL)
         .await
         .unwrap();
     let took = began.elapsed();
@@ -890,7 +896,7 @@ async fn start_and_restart_with_a_stop_timeout() {
 
     let missing = engine
         .client
-        .restart(&unique("missing"), Duration::from_secs(1))
+        .restart(&unique("missing"), Duration::from_secs(1), CALL)
         .await
         .unwrap_err();
     assert!(

@@ -4,6 +4,7 @@ pub mod browser;
 pub mod compose;
 pub mod docker;
 pub mod env;
+pub mod fault_proxy;
 pub mod launchd;
 pub mod medic;
 pub mod mount;

@@ -57,7 +57,8 @@ impl Daemon {
             ));
         }
         let before = self
-            .store
+            .durability
+            .store()
             .last_known_good(&unit)
             .and_then(|spec| spec.as_object())
             .and_then(version);

@@ -4,49 +4,21 @@
 //! instance stops being watched only on purpose (`medic forget`, a guarded
 //! deploy that removed it, a selector that no longer matches it).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
+use medic_core::Input;
+use medic_core::Observation;
 use medic_core::config::{ContainerSelector, LabelSelector, Target};
 
-use super::{Daemon, now};
+use super::Daemon;
+use super::labels::InstanceLabels;
+use super::unit_index::Sight;
+use crate::clock::now;
 use crate::shell::{Event, Found, Listing, Shell};
+use crate::status::SelectorStatus;
 use crate::units;
-
-/// Compose's labels, by which `web` or `app/web` names a Compose service's instances.
-const COMPOSE_PROJECT: &str = "com.docker.compose.project";
-const COMPOSE_SERVICE: &str = "com.docker.compose.service";
-
-/// What a found container's labels say about its unit.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(super) struct InstanceLabels {
-    /// Its `medic.*` overrides, as applied to the unit's policy.
-    pub overrides: BTreeMap<String, String>,
-    /// Its Compose project and service, when Compose made it.
-    pub compose: Option<(String, String)>,
-}
-
-impl InstanceLabels {
-    pub(super) fn read(labels: &HashMap<String, String>) -> Self {
-        let compose = match (labels.get(COMPOSE_PROJECT), labels.get(COMPOSE_SERVICE)) {
-            (Some(project), Some(service)) => Some((project.clone(), service.clone())),
-            _ => None,
-        };
-        let mut overrides = medic_docker::overrides(labels);
-        overrides.remove("enable"); // the opt-in of the default job, not a policy
-        Self { overrides, compose }
-    }
-
-    /// Whether a name means this instance's Compose service: `web` or `app/web`.
-    pub(super) fn names_compose_service(&self, name: &str) -> bool {
-        self.compose
-            .as_ref()
-            .is_some_and(|(project, service)| match name.split_once('/') {
-                Some((p, s)) => p == project && s == service,
-                None => name == service,
-            })
-    }
-}
 
 impl Daemon {
     /// The units a name given to a command means, in order: the unit of that
@@ -54,24 +26,7 @@ impl Daemon {
     /// instance of the Compose service of that name (`web`, or `app/web` for
     /// the project too), whichever selector service watches it.
     pub(super) fn resolve(&self, name: &str) -> Vec<String> {
-        if self.sup.contains(name) {
-            return vec![name.to_owned()];
-        }
-        let prefix = format!("{name}/");
-        let instances: Vec<String> = self
-            .sup
-            .unit_names()
-            .filter(|u| u.starts_with(&prefix))
-            .map(str::to_owned)
-            .collect();
-        if !instances.is_empty() {
-            return instances;
-        }
-        self.units
-            .iter()
-            .filter(|(_, u)| u.labels.names_compose_service(name))
-            .map(|(n, _)| n.clone())
-            .collect()
+        self.units.resolve(&self.sup, name)
     }
 
     /// Watches a container a selector service found as its own unit; for one
@@ -84,13 +39,13 @@ impl Daemon {
     ) {
         let name = format!("{service}/{container}");
         let read = InstanceLabels::read(labels);
-        if let Some(unit) = self.units.get_mut(&name) {
-            if unit.labels.overrides == read.overrides {
-                unit.labels = read;
+        if let Some(labels) = self.units.labels(&name) {
+            if labels.overrides == read.overrides {
+                self.units.set_labels(&name, read);
                 return;
             }
             tracing::info!(unit = %name, labels = ?read.overrides, "medic.* labels read: the policy follows them");
-            self.drop_unit(&name);
+            self.units.remove(&name);
         }
         let Some(config) = self.config.services.iter().find(|s| s.name == service) else {
             return;
@@ -116,9 +71,7 @@ impl Daemon {
         match units::container_unit(&config, &target, &name, container, &self.executor) {
             Ok(spec) => {
                 self.add_unit(spec);
-                if let Some(unit) = self.units.get_mut(&name) {
-                    unit.labels = read;
-                }
+                self.units.set_labels(&name, read);
             }
             Err(error) => {
                 tracing::warn!(unit = %name, error = format!("{error:#}"), "Cannot watch a found container")
@@ -129,14 +82,12 @@ impl Daemon {
     /// Stops watching an instance on purpose; the recovery log's `removed` event says why.
     pub(super) fn retire(&mut self, unit: &str, why: &str) {
         tracing::info!(%unit, "Retired: {why}");
-        self.drop_unit(unit);
+        self.units.remove(unit);
         self.deploys.remove(unit);
         self.sup.retire_unit(now(), unit, why);
         self.metrics.forget(unit);
-        let change = self.storm.forget(unit, self.units.len());
-        self.storm_changed(change);
-        self.store_changed.insert(unit.to_owned());
-        self.save_soon();
+        self.storm_forget(unit);
+        self.durability.changed(unit);
     }
 
     /// `medic forget`: retires every instance a name means (never a
@@ -160,11 +111,23 @@ impl Daemon {
         Ok(units)
     }
 
+    /// Starts the discovery of every selector service (at start).
+    pub(super) fn start_discoveries(&mut self) {
+        let services: Vec<String> = self
+            .config
+            .services
+            .iter()
+            .filter(|s| discovers(s))
+            .map(|s| s.name.clone())
+            .collect();
+        for service in services {
+            self.start_discovery(&service);
+        }
+    }
+
     /// (Re)starts the discovery of a selector service, stopping the one it replaces.
     pub(super) fn start_discovery(&mut self, service: &str) {
-        if let Some(old) = self.discoveries.remove(service) {
-            old.cancel();
-        }
+        self.units.stop_discovery(service);
         let Some(config) = self.config.services.iter().find(|s| s.name == service) else {
             return;
         };
@@ -177,7 +140,7 @@ impl Daemon {
             ..self.shell.clone()
         };
         self.executor.start_discovery(&shell, &self.config, config);
-        self.discoveries.insert(service.to_owned(), cancel);
+        self.units.set_discovery(service, cancel);
     }
 
     /// Lists a container selector service's instances in a task of its own;
@@ -208,6 +171,69 @@ impl Daemon {
                 .await
                 .ok();
         });
+    }
+
+    /// A selector service's discovery round. While its engine cannot list
+    /// instances and none is watched, a placeholder unit named after the
+    /// service stands in, blind with the reason: status says `unknown` (and the
+    /// blind alert fires) instead of "healthy" over nothing. It gives way to the
+    /// instances once the engine answers. Changes are logged in one line.
+    pub(super) fn sight(&mut self, now: std::time::Instant, service: String, sight: Sight) {
+        let Some(config) = self.config.services.iter().find(|s| s.name == service) else {
+            return;
+        };
+        let what = units::selector_words(config);
+        let changed = self.units.sight(&service, sight.clone());
+        match sight {
+            Err(reason) => {
+                if changed {
+                    tracing::warn!(
+                        "{service}: {reason}: medic cannot see the {what}, so it watches none of them \
+                         until the engine answers (status: unknown)"
+                    );
+                }
+                if !self.units.any_with_prefix(&format!("{service}/")) {
+                    if !self.units.contains(&service) {
+                        self.add_unit(units::placeholder(config));
+                    }
+                    let observation = Observation::blind(Duration::ZERO, reason);
+                    let input = Input::Observed {
+                        unit: service,
+                        probe: 0,
+                        observation,
+                    };
+                    self.sup.handle_input(now, input).ok();
+                }
+            }
+            Ok(count) => {
+                if changed {
+                    tracing::info!("{service}: watching {count} {what}");
+                }
+                if self.units.remove(&service) {
+                    self.sup.remove_unit(now, &service);
+                    self.metrics.forget(&service);
+                }
+            }
+        }
+    }
+
+    /// What each selector service's last discovery round saw, for status.
+    pub(super) fn selector_status(&self) -> Vec<SelectorStatus> {
+        self.units
+            .sights()
+            .filter_map(|(service, sight)| {
+                let config = self.config.services.iter().find(|s| &s.name == service)?;
+                let what = units::selector_words(config);
+                Some(SelectorStatus {
+                    service: service.clone(),
+                    watching: sight.as_ref().ok().copied(),
+                    message: match sight {
+                        Ok(count) => format!("watching {count} {what}"),
+                        Err(reason) => format!("{reason}: watching none of the {what}"),
+                    },
+                })
+            })
+            .collect()
     }
 
     /// A listing asked for by [`Daemon::list_instances`] arrived.
@@ -264,37 +290,10 @@ pub(super) fn selector_changed(
 /// Whether a service's instances are discovered (a label, compose or label
 /// prefix selector, which reports a `Sight` each round): a single container
 /// or job, a command or a plain endpoint needs no discovery task.
-pub(super) fn discovers(service: &medic_core::config::Service) -> bool {
+fn discovers(service: &medic_core::config::Service) -> bool {
     match &service.target {
         Some(Target::Container(target)) => !matches!(target.selector, ContainerSelector::Name(_)),
         Some(Target::LaunchAgent(target)) => matches!(target.selector, LabelSelector::Prefix(_)),
         _ => false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_compose_service_is_named_alone_or_with_its_project() {
-        let labels = HashMap::from([
-            (COMPOSE_PROJECT.to_owned(), "shop".to_owned()),
-            (COMPOSE_SERVICE.to_owned(), "web".to_owned()),
-            ("medic.enable".to_owned(), "true".to_owned()),
-            ("medic.on_stop".to_owned(), "leave".to_owned()),
-        ]);
-        let read = InstanceLabels::read(&labels);
-        assert!(read.names_compose_service("web"));
-        assert!(read.names_compose_service("shop/web"));
-        assert!(!read.names_compose_service("other/web"));
-        assert!(!read.names_compose_service("shop"));
-        let overrides: Vec<_> = read.overrides.into_iter().collect();
-        assert_eq!(
-            overrides,
-            [("on_stop".to_owned(), "leave".to_owned())],
-            "enable is no policy"
-        );
-        assert!(!InstanceLabels::default().names_compose_service("web"));
     }
 }

@@ -6,12 +6,10 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use jiff::Timestamp;
 use medic_core::config::Config;
-use medic_core::supervisor::MEDIC_UNIT;
 
-use super::{Daemon, now};
-use crate::journal::AlertLine;
+use super::Daemon;
+use crate::clock::now;
 use crate::units;
 
 impl Daemon {
@@ -26,7 +24,7 @@ impl Daemon {
         let result = self.apply(&path);
         match &result {
             Ok(()) => tracing::info!(path = %path.display(), "Config reloaded: {}", self.summary()),
-            Err(error) => self.reject(error),
+            Err(error) => self.announcer.config_rejected(error),
         }
         let summary = self.summary();
         self.notifier.ready(&summary);
@@ -68,22 +66,20 @@ impl Daemon {
             .collect();
         // Build the new units before touching the running ones, so an error leaves them alone.
         let old_config = std::mem::replace(&mut self.config, new);
-        let known: Vec<String> = self.store.file.units.keys().cloned().collect();
-        let known: Vec<&str> = known.iter().map(String::as_str).collect();
-        let planned = match units::plan(&self.config, &self.executor, &known) {
-            Ok(planned) => planned,
-            Err(error) => {
-                self.config = old_config;
-                return Err(format!("{error:#}"));
-            }
-        };
+        let planned =
+            match units::plan(&self.config, &self.executor, &self.durability.known_units()) {
+                Ok(planned) => planned,
+                Err(error) => {
+                    self.config = old_config;
+                    return Err(format!("{error:#}"));
+                }
+            };
         for (name, removed) in stale {
-            self.drop_unit(&name);
+            self.units.remove(&name);
             if removed {
                 self.sup.remove_unit(now, &name);
                 self.metrics.forget(&name);
-                let change = self.storm.forget(&name, self.units.len());
-                self.storm_changed(change);
+                self.storm_forget(&name);
             }
         }
         for spec in planned {
@@ -102,44 +98,10 @@ impl Daemon {
                 self.list_instances(name, crate::shell::Listing::Reload);
             }
         }
-        self.discoveries.retain(|name, task| {
-            let keep = fresh.contains_key(name);
-            if !keep {
-                task.cancel();
-            }
-            keep
-        });
-        self.storm.set_rule(self.config.medic.storm);
-        self.store_all = true;
-        self.save_soon();
+        self.units
+            .retain_discoveries(|name| fresh.contains_key(name));
+        self.announcer.set_storm_rule(self.config.medic.storm);
+        self.durability.all_changed();
         Ok(())
-    }
-
-    /// Logs a rejected reload and writes a `config_rejected` alert with the errors.
-    fn reject(&mut self, error: &str) {
-        tracing::error!("Config reload rejected, the running config stays:\n{error}");
-        self.alert_seq += 1;
-        let ts = Timestamp::now();
-        let mut evidence = medic_core::Evidence::new();
-        evidence.insert(
-            "errors".into(),
-            error.lines().map(str::to_owned).collect::<Vec<_>>().into(),
-        );
-        let line = AlertLine {
-            id: format!("{}-{}", ts.as_millisecond(), self.alert_seq),
-            ts,
-            service: MEDIC_UNIT.to_owned(),
-            severity: "warning".into(),
-            kind: "config_rejected".into(),
-            incident: None,
-            message: format!(
-                "config reload rejected: {}",
-                error.lines().next().unwrap_or(error)
-            ),
-            resolved: false,
-            evidence,
-        };
-        self.alerts.append(&line);
-        self.sinks.send(&line);
     }
 }

@@ -14,7 +14,8 @@ use tokio::sync::oneshot;
 
 use super::Daemon;
 use super::deploy::PendingDeploy;
-use super::instances::InstanceLabels;
+use super::labels::InstanceLabels;
+use crate::clock::now;
 use crate::shell::{DeployOutcome, Found, InstanceOutcome};
 use crate::status::version;
 
@@ -114,7 +115,8 @@ impl Daemon {
     }
 
     fn version_before(&self, unit: &str) -> Option<serde_json::Value> {
-        self.store
+        self.durability
+            .store()
             .last_known_good(unit)
             .and_then(|spec| spec.as_object())
             .and_then(version)
@@ -181,7 +183,7 @@ impl Daemon {
     /// The instances after the command: verify those there, note those gone,
     /// and put the new ones under the guard too.
     pub(super) fn rollout_listed(&mut self, name: &str, found: Result<Vec<Found>, String>) {
-        let now = super::now();
+        let now = now();
         let Some(rollout) = self.rollouts.get(name) else {
             return;
         };
@@ -305,7 +307,7 @@ impl Daemon {
     /// Moves a deploy on once no instance is running: promote the whole set,
     /// or roll every instance back, then answer `medic deploy`.
     fn rollout_progress(&mut self, name: &str) {
-        let now = super::now();
+        let now = now();
         let Some(rollout) = self.rollouts.get_mut(name) else {
             return;
         };

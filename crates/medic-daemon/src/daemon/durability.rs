@@ -1,0 +1,493 @@
+//! Durability: the state store's contents, its coalescing writer and its
+//! change lines, and the availability history's writer. A change a restarted
+//! medic must find goes into a numbered change line at the end of the drain;
+//! the rest waits for the next whole save, at most once per `SAVE_EVERY`.
+//! Restarts and rollbacks wait here until what records them is on disk.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use medic_core::storm::Storm;
+use medic_core::{Action, EventKind, Supervisor};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::task::TaskTracker;
+
+use crate::clock::WallClock;
+use crate::files::FileHealth;
+use crate::history::{HistoryFile, HistoryStore};
+use crate::journal::{Journal, Limit};
+use crate::saver::Saver;
+use crate::store::{SharedStoreFile, Store};
+
+/// Each state file is written at most this often: a change waits at most
+/// this long, and 10,000 changes in a second are one write.
+const SAVE_EVERY: Duration = Duration::from_secs(1);
+/// `state.changes.jsonl` is rewritten without the lines `state.json` holds past this size.
+const CHANGES_MAX_SIZE: u64 = 1024 * 1024;
+/// How often the availability history is written.
+const HISTORY_EVERY: Duration = Duration::from_secs(60);
+
+/// What a restart or rollback waits for before it starts: the state that
+/// records it on disk, in a whole save or in a change line (by number).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Persisted {
+    Save(u64),
+    Change(u64),
+}
+
+impl Persisted {
+    /// Whether the writers have finished it: `saved` saves and `changes` change lines are done.
+    fn done(self, saved: u64, changes: u64) -> bool {
+        match self {
+            Persisted::Save(number) => number <= saved,
+            Persisted::Change(number) => number <= changes,
+        }
+    }
+}
+
+/// The state store and the history, and what is owed to their writers.
+pub(super) struct Durability {
+    store: Store,
+    /// Units whose recovery state changed since the store was last handed to its writer.
+    changed: HashSet<String>,
+    /// Every unit must be taken into the store (start, reload).
+    all: bool,
+    /// When the store is next handed to its writer, if anything changed.
+    save_by: Option<Instant>,
+    /// When it was last handed over: at most once per `SAVE_EVERY`.
+    saved: Instant,
+    saver: Saver<SharedStoreFile>,
+    /// The number of the newest store save the writer has finished.
+    written: watch::Receiver<u64>,
+    /// What must survive a kill -9 at once: the store's change lines.
+    changes: Journal,
+    /// The number of the newest change line its writer has finished.
+    changes_written: watch::Receiver<u64>,
+    /// A storm began or ended since the last change line: the next one carries it.
+    storm_turned: bool,
+    /// Restarts and rollbacks waiting for the save or change line that records them.
+    after_save: Vec<(Persisted, Action)>,
+    /// The next drain writes a change line (see `survives_a_crash_at_once`).
+    urgent: bool,
+    /// The availability history file and when it was last written.
+    history: HistoryStore,
+    history_saver: Saver<HistoryFile>,
+    history_saved: Instant,
+}
+
+impl Durability {
+    /// Loads the state store and the history from `state_dir` and starts their writers.
+    pub(super) fn open(state_dir: &Path, tracker: &TaskTracker) -> anyhow::Result<Self> {
+        let store = Store::open(state_dir, Timestamp::now())?;
+        let history = HistoryStore::open(state_dir)?;
+        let saver = Saver::start(store.path().to_owned(), "state store", SAVE_EVERY, tracker);
+        let changes = Journal::start(
+            &crate::store::changes_path(state_dir),
+            "state changes",
+            Limit::Compact {
+                max_size: CHANGES_MAX_SIZE,
+                compact: crate::store::compact_changes,
+            },
+            tracker,
+        );
+        let history_saver = Saver::start(
+            history.path().to_owned(),
+            "availability history",
+            SAVE_EVERY,
+            tracker,
+        );
+        Ok(Self {
+            store,
+            changed: HashSet::new(),
+            all: true,
+            save_by: Some(Instant::now()),
+            saved: Instant::now(),
+            written: saver.finished(),
+            saver,
+            changes_written: changes.finished(),
+            changes,
+            storm_turned: false,
+            after_save: Vec::new(),
+            urgent: false,
+            history,
+            history_saver,
+            history_saved: Instant::now(),
+        })
+    }
+
+    /// The store as it is in memory (ahead of the disk by at most `SAVE_EVERY`).
+    pub(super) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The units the state store knows, watched or not (for `units::plan`).
+    pub(super) fn known_units(&self) -> Vec<&str> {
+        self.store.file.units.keys().map(String::as_str).collect()
+    }
+
+    /// Keeps a unit's last known good spec.
+    pub(super) fn set_last_known_good(&mut self, unit: &str, spec: serde_json::Value) {
+        self.store.set_last_known_good(unit, spec);
+        self.save_soon();
+    }
+
+    /// Hands a newly watched unit its saved availability, once.
+    pub(super) fn restore_history(
+        &mut self,
+        sup: &mut Supervisor,
+        unit: &str,
+        now: std::time::Instant,
+        clock: &WallClock,
+    ) {
+        self.history.restore(sup, unit, now, clock.to_wall(now));
+    }
+
+    /// A unit's recovery state changed: it goes into the next save.
+    pub(super) fn changed(&mut self, unit: &str) {
+        self.changed.insert(unit.to_owned());
+        self.save_soon();
+    }
+
+    /// Takes every unit into the next save (a reload).
+    pub(super) fn all_changed(&mut self) {
+        self.all = true;
+        self.save_soon();
+    }
+
+    /// A recovery event was logged: its unit goes into the next save, and into
+    /// a change line at the end of this drain if a restarted medic must find it.
+    pub(super) fn logged(&mut self, unit: &str, kind: EventKind) {
+        self.changed(unit);
+        self.urgent |= survives_a_crash_at_once(kind);
+    }
+
+    /// A storm began or ended: a restarted medic must find it at once, or it would alert again.
+    pub(super) fn storm_turned(&mut self) {
+        self.storm_turned = true;
+        self.urgent = true;
+    }
+
+    /// Hands the state store to its writer as soon as `SAVE_EVERY` allows.
+    fn save_soon(&mut self) {
+        let at = (self.saved + SAVE_EVERY).max(Instant::now());
+        self.save_by.get_or_insert(at);
+    }
+
+    /// When the store is next due at its writer.
+    pub(super) fn save_by(&self) -> Option<Instant> {
+        self.save_by
+    }
+
+    /// Holds the drain's restarts and rollbacks (`jobs`) until the state that
+    /// says they run is on disk: a change line of the units that changed, or
+    /// (at start and after a reload, when every unit is taken into the store)
+    /// a whole save. A drain without jobs writes a change line only when a
+    /// logged event or a storm asked for one.
+    pub(super) fn persist(
+        &mut self,
+        jobs: Vec<Action>,
+        sup: &Supervisor,
+        storm: &mut Storm,
+        clock: &WallClock,
+    ) {
+        for job in &jobs {
+            if let Action::Restart { unit, .. } | Action::Rollback { unit, .. } = job {
+                self.changed.insert(unit.clone());
+            }
+        }
+        if jobs.is_empty() && !std::mem::take(&mut self.urgent) {
+            return;
+        }
+        let persisted = self.persist_now(sup, storm, clock);
+        self.after_save
+            .extend(jobs.into_iter().map(|job| (persisted, job)));
+    }
+
+    /// Puts what changed on disk at once, without a whole save: the changed
+    /// units go into a change line (the whole store follows within
+    /// `SAVE_EVERY`). When every unit is to be taken, a whole save instead.
+    fn persist_now(&mut self, sup: &Supervisor, storm: &mut Storm, clock: &WallClock) -> Persisted {
+        if self.all {
+            self.saver.urgent();
+            return Persisted::Save(self.save(sup, storm, clock));
+        }
+        let changed: Vec<_> = std::mem::take(&mut self.changed)
+            .into_iter()
+            .map(|name| {
+                let snapshot = sup.unit_snapshot(&name);
+                (name, snapshot)
+            })
+            .collect();
+        // A storm that began or ended goes with the line, as it is now.
+        let storm = std::mem::take(&mut self.storm_turned).then(|| {
+            self.store.set_storm(storm.saved(), clock);
+            self.store.file.storm.clone().unwrap_or_default()
+        });
+        let line = self
+            .store
+            .change(changed, sup.next_incident(), storm, clock);
+        let number = self.changes.append(&line);
+        self.save_soon();
+        Persisted::Change(number)
+    }
+
+    /// Takes the changed units into the state store and hands it to its
+    /// writer; returns the save's number (see [`Saver::finished`]).
+    pub(super) fn save(&mut self, sup: &Supervisor, storm: &mut Storm, clock: &WallClock) -> u64 {
+        self.save_by = None;
+        self.saved = Instant::now();
+        if std::mem::take(&mut self.all) {
+            self.store
+                .update(sup.snapshot(), sup.next_incident(), clock);
+            self.changed.clear();
+        }
+        for name in std::mem::take(&mut self.changed) {
+            let snapshot = sup.unit_snapshot(&name);
+            self.store.update_unit(&name, snapshot, clock);
+        }
+        self.store.set_next_incident(sup.next_incident());
+        if storm.take_changed() {
+            self.store.set_storm(storm.saved(), clock);
+        }
+        self.saver.save(self.store.shared())
+    }
+
+    /// Resolves when a writer has finished a save or a change line (then
+    /// `ready` may have jobs); never, once both writers are gone.
+    pub(super) async fn written(&mut self) {
+        tokio::select! {
+            Ok(()) = self.written.changed() => {}
+            Ok(()) = self.changes_written.changed() => {}
+            else => std::future::pending().await,
+        }
+    }
+
+    /// The restarts and rollbacks whose state the writers have put on disk
+    /// (or failed to: a full disk must not stop recovery).
+    pub(super) fn ready(&mut self) -> Vec<Action> {
+        let saved = *self.written.borrow_and_update();
+        let changes = *self.changes_written.borrow_and_update();
+        let (ready, waiting) = std::mem::take(&mut self.after_save)
+            .into_iter()
+            .partition::<Vec<_>, _>(|(persisted, _)| persisted.done(saved, changes));
+        self.after_save = waiting;
+        ready.into_iter().map(|(_, job)| job).collect()
+    }
+
+    /// Hands the availability history to its writer at most once a minute, or now when `force`d.
+    pub(super) fn save_history(
+        &mut self,
+        sup: &Supervisor,
+        now: std::time::Instant,
+        clock: &WallClock,
+        force: bool,
+    ) {
+        if !force && self.history_saved.elapsed() < HISTORY_EVERY {
+            return;
+        }
+        self.history_saved = Instant::now();
+        let file = self.history.snapshot(sup, now, clock.to_wall(now));
+        self.history_saver.save(file);
+    }
+
+    /// Each file this room writes and whether it is writable.
+    pub(super) fn healths(&self) -> [&FileHealth; 3] {
+        [
+            self.saver.health().as_ref(),
+            self.changes.health().as_ref(),
+            self.history_saver.health().as_ref(),
+        ]
+    }
+
+    /// Saves everything once more and lets the writers finish what they hold
+    /// and stop (shutdown; the tracker waits for them).
+    pub(super) fn close(
+        &mut self,
+        sup: &Supervisor,
+        storm: &mut Storm,
+        now: std::time::Instant,
+        clock: &WallClock,
+    ) {
+        self.all = true;
+        self.save(sup, storm, clock);
+        self.save_history(sup, now, clock, true);
+        self.saver.close();
+        self.changes.close();
+        self.history_saver.close();
+    }
+}
+
+/// Recovery events whose state change a restarted medic must find at once
+/// (a change line, see `persist_now`): an incident opened or closed, a step taken, a pause.
+fn survives_a_crash_at_once(kind: EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::Failing
+            | EventKind::RestartDone
+            | EventKind::RestartFailed
+            | EventKind::Recovered
+            | EventKind::RollbackDone
+            | EventKind::RollbackFailed
+            | EventKind::RolledBack
+            | EventKind::Escalated
+            | EventKind::Paused
+            | EventKind::Resumed
+            | EventKind::Reset
+            | EventKind::Removed
+            | EventKind::DeployStarted
+            | EventKind::DeployDone
+            | EventKind::DeployFailed
+            | EventKind::Deployed
+            | EventKind::Flapping
+            | EventKind::FlappingEnded
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use medic_core::policy::Policy;
+    use medic_core::storm::StormRule;
+
+    use super::*;
+
+    /// A durability room in a fresh state_dir, with a core that watches `web`.
+    struct World {
+        dir: tempfile::TempDir,
+        tracker: TaskTracker,
+        durability: Durability,
+        sup: Supervisor,
+        storm: Storm,
+        clock: WallClock,
+    }
+
+    impl World {
+        fn new() -> Self {
+            let dir = tempfile::tempdir().expect("a temp dir");
+            let tracker = TaskTracker::new();
+            let durability =
+                Durability::open(dir.path(), &tracker).expect("an empty state_dir opens");
+            let mut sup = Supervisor::new("t", 1);
+            sup.add_unit(crate::clock::now(), "web", Policy::default());
+            let storm = Storm::new(StormRule {
+                share: 0.2,
+                window: Duration::from_secs(60),
+            });
+            Self {
+                dir,
+                tracker,
+                durability,
+                sup,
+                storm,
+                clock: WallClock::now(),
+            }
+        }
+
+        /// A whole save: from then on, what changes goes into change lines.
+        fn save(&mut self) {
+            self.durability
+                .save(&self.sup, &mut self.storm, &self.clock);
+        }
+
+        fn persist(&mut self, jobs: Vec<Action>) {
+            self.durability
+                .persist(jobs, &self.sup, &mut self.storm, &self.clock);
+        }
+
+        /// Waits (with a deadline) until the writers release a job, and returns them.
+        async fn released(&mut self) -> Vec<Action> {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let ready = self.durability.ready();
+                if !ready.is_empty() {
+                    return ready;
+                }
+                tokio::time::timeout_at(deadline, self.durability.written())
+                    .await
+                    .expect("the writer reports within 10 s");
+            }
+        }
+
+        fn changes(&self) -> String {
+            let path = crate::store::changes_path(self.dir.path());
+            std::fs::read_to_string(path).unwrap_or_default()
+        }
+
+        async fn close(mut self) -> tempfile::TempDir {
+            let now = crate::clock::now();
+            self.durability
+                .close(&self.sup, &mut self.storm, now, &self.clock);
+            self.tracker.close();
+            self.tracker.wait().await;
+            self.dir
+        }
+    }
+
+    fn restart(unit: &str) -> Action {
+        Action::Restart {
+            unit: unit.to_owned(),
+            incident: "t-1".to_owned(),
+            attempt: 1,
+            recreate: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn at_start_a_job_waits_for_a_whole_save() {
+        let mut world = World::new();
+        world.persist(vec![restart("web")]);
+        assert_eq!(world.released().await, [restart("web")]);
+        assert!(world.dir.path().join("state.json").exists());
+        assert_eq!(
+            world.changes(),
+            "",
+            "no change line while every unit is due"
+        );
+        world.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_job_waits_for_the_change_line_that_records_it() {
+        let mut world = World::new();
+        world.save();
+        world.persist(vec![restart("web")]);
+        assert_eq!(world.released().await, [restart("web")]);
+        let changes = world.changes();
+        assert_eq!(changes.lines().count(), 1, "{changes}");
+        assert!(changes.contains("\"web\""), "{changes}");
+        let dir = world.close().await;
+        let store = Store::open(dir.path(), Timestamp::now()).expect("the store reopens");
+        assert!(store.file.units.contains_key("web"));
+    }
+
+    #[tokio::test]
+    async fn only_an_event_a_restart_must_find_writes_a_line_at_once() {
+        let mut world = World::new();
+        world.save();
+        world.durability.logged("web", EventKind::Healthy);
+        world.persist(Vec::new());
+        world.durability.logged("web", EventKind::Failing);
+        world.persist(Vec::new());
+        world.persist(Vec::new());
+        world.durability.storm_turned();
+        world.persist(Vec::new());
+        let dir = world.close().await;
+        let changes = std::fs::read_to_string(crate::store::changes_path(dir.path()))
+            .expect("change lines were written");
+        assert_eq!(
+            changes.lines().count(),
+            2,
+            "failing, then the storm: {changes}"
+        );
+    }
+
+    #[test]
+    fn a_save_or_a_line_is_done_once_its_writer_reached_it() {
+        assert!(Persisted::Save(3).done(3, 0));
+        assert!(!Persisted::Save(4).done(3, 9));
+        assert!(Persisted::Change(2).done(0, 2));
+        assert!(!Persisted::Change(3).done(9, 2));
+    }
+}
