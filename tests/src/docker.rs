@@ -34,6 +34,26 @@ container = {{ name = "{container}" }}
         )
 }
 
+/// Runs `sh -c serve` in good:1 with a Docker health check `check`, every
+/// second, unhealthy at its first failure.
+pub(crate) fn run_health_checked(engine: &Engine, name: &str, check: &str, serve: &str) {
+    engine.run_on_host(
+        name,
+        &[
+            "--health-cmd",
+            check,
+            "--health-interval",
+            "1s",
+            "--health-retries",
+            "1",
+            "medic-test/good:1",
+            "sh",
+            "-c",
+            serve,
+        ],
+    );
+}
+
 /// Starts a good:1 container serving on `port` with settings recreate must keep.
 pub(crate) fn run_good(engine: &Engine, name: &str, port: u16, scratch: &std::path::Path) {
     engine.run_on_host(
@@ -271,21 +291,7 @@ fn a_failing_docker_health_check_gets_the_container_restarted() {
     let (name, port) = (unique("health"), free_port());
     let _cleanup = Cleanup(&engine, vec![name.clone()]);
     let serve = format!("touch /tmp/healthy; exec httpd -f -p 127.0.0.1:{port} -h /www");
-    engine.run_on_host(
-        &name,
-        &[
-            "--health-cmd",
-            "test -f /tmp/healthy",
-            "--health-interval",
-            "1s",
-            "--health-retries",
-            "1",
-            "medic-test/good:1",
-            "sh",
-            "-c",
-            &serve,
-        ],
-    );
+    run_health_checked(&engine, &name, "test -f /tmp/healthy", &serve);
     let medic = watch(&name, port);
 
     engine.run(&["exec", &name, "rm", "/tmp/healthy"]);
@@ -529,9 +535,10 @@ fn medic_killed_mid_incident_resumes_it_on_the_engine() {
 }
 
 /// Issue #14: three crashes, each restarted and verified, then a deploy's
-/// `docker rm -f web && docker run --name web new-image`. The fourth incident
-/// is flapping, but a removal waits `replace_grace`: the deploy's `docker run`
-/// succeeds (no name conflict) and medic adopts the new container.
+/// `docker rm -f web && docker run --name web new-image`. A removal waits
+/// `replace_grace`: the deploy's `docker run` succeeds (no name conflict) and
+/// medic adopts the new container, a replacement and no incident (issue #35),
+/// so no rollback of a flapping service either.
 #[test]
 fn crash_crash_crash_then_a_redeploy_is_adopted_not_raced() {
     let Some(engine) = Engine::get() else { return };
@@ -556,16 +563,14 @@ fn crash_crash_crash_then_a_redeploy_is_adopted_not_raced() {
     }
     engine.run(&["rm", "-f", &name]);
     engine.run_on_host(&name, &["-e", &format!("PORT={port}"), "medic-test/good:2"]);
-    let events = eventually("the fourth incident closed", || {
-        let events = medic.events();
-        let web = kinds(&events, "web");
-        let ended = web
-            .iter()
-            .filter(|k| matches!(k.as_str(), "recovered" | "rolled_back" | "escalated"));
-        (ended.count() >= 4).then_some(events)
-    });
+    let events = medic.wait_event("the replacement adopted", |e| e["event"] == "replaced");
     let web = kinds(&events, "web");
     assert!(!web.contains(&"rollback".to_owned()), "{web:?}");
+    assert_eq!(
+        web.iter().filter(|k| *k == "failing").count(),
+        3,
+        "the replacement is no incident: {web:?}"
+    );
     assert_eq!(
         engine.inspect(&name).unwrap()["Image"],
         engine.image_id("medic-test/good:2"),

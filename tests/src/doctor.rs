@@ -291,7 +291,7 @@ command = {{ restart = ["sudo", "/usr/local/bin/restart-legacy"] }}
             .contains("NoNewPrivileges")
     );
 
-    // The opt-in files, as README says: the polkit rule and the drop-in.
+    // The opt-in files, as docs/running.md says: the polkit rule and the drop-in.
     let rules = root.join("etc/polkit-1/rules.d");
     let dropins = root.join("etc/systemd/system/medic.service.d");
     std::fs::create_dir_all(&rules).unwrap();

@@ -15,6 +15,7 @@ mod doctor;
 mod edges;
 mod engine_restarts;
 mod exposure;
+mod flapping;
 mod fleet;
 mod hung_engine;
 mod installed;

@@ -61,6 +61,14 @@ pub enum EventKind {
     DeployFailed,
     /// The new version was healthy on fresh observations: it becomes the last known good once it stays healthy.
     Deployed,
+    /// A person's or a script's restart (`docker restart`) brought it back: not an incident.
+    Restarted,
+    /// A new target under the same name replaced the removed one (a deploy): not an incident.
+    Replaced,
+    /// Flapping with nothing different to roll back to: restarts go on, each after a growing delay.
+    Flapping,
+    /// Healthy for `flap_window` since its last incident: the flap delay is forgotten.
+    FlappingEnded,
 }
 
 impl EventKind {
@@ -94,6 +102,10 @@ impl EventKind {
             EventKind::DeployDone => "deploy_done",
             EventKind::DeployFailed => "deploy_failed",
             EventKind::Deployed => "deployed",
+            EventKind::Restarted => "restarted",
+            EventKind::Replaced => "replaced",
+            EventKind::Flapping => "flapping",
+            EventKind::FlappingEnded => "flapping_ended",
         }
     }
 }

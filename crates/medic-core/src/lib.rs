@@ -24,7 +24,7 @@ pub mod time;
 pub mod vocabulary;
 
 pub use event::{Alert, EventKind, RecoveryEvent, Severity};
-pub use machine::{ClosedIncident, Health, Phase, UnitStatus};
+pub use machine::{ClosedIncident, FlapStatus, Health, Phase, UnitStatus};
 pub use observation::{
     ENGINE_GRACE, Evidence, Observation, Outcome, RESTART_EXPECTED_FROM, Urgency,
 };

@@ -38,19 +38,27 @@ pub enum Urgency {
     Normal,
     /// Fails at once (container died, OOM): no threshold, no start-period grace.
     Decisive,
-    /// The thing is gone (container destroyed, job unloaded): fails at once, but
-    /// the first restore waits `replace_grace` so a deploy can put a replacement in place.
+    /// The thing is gone (container destroyed, job unloaded). From a healthy
+    /// unit no incident yet: a replacement under the same name (a deploy,
+    /// Compose recreating it) has `replace_grace` to appear; then medic
+    /// restores it. Inside an incident, its next step waits the same grace.
     Gone,
-    /// Stopped, but the engine is bringing it back itself (its restart policy, or
-    /// a `docker restart` / `podman restart` under way): fails at once, and the
-    /// first restart waits [`ENGINE_GRACE`], so medic and the engine never
+    /// Stopped by a person's or a script's command that brings it back
+    /// (`docker restart`, `podman restart`; a `docker stop` looks the same
+    /// until then): not a failure. From a healthy unit no incident unless it
+    /// is not back within [`ENGINE_GRACE`]; who is in the evidence under
+    /// [`RESTART_EXPECTED_FROM`].
+    Commanded,
+    /// Stopped, but the engine is bringing it back itself (its restart policy,
+    /// Podman's `--health-on-failure`): a failure all the same (a crash), but
+    /// the first restart waits [`ENGINE_GRACE`], so medic and the engine never
     /// restart the same thing twice. Who is expected is in the evidence under
     /// [`RESTART_EXPECTED_FROM`].
     EngineRestarts,
 }
 
-/// How long the engine gets to bring back a container it restarts itself
-/// before medic acts: Docker's policy restarts after 100 ms (doubling), a
+/// How long the engine (or a person's `docker restart`) gets to bring back a
+/// container before medic acts: Docker's policy restarts after 100 ms (doubling), a
 /// `docker restart` starts right after the stop, a busy Podman takes seconds.
 pub const ENGINE_GRACE: Duration = Duration::from_secs(10);
 

@@ -18,6 +18,10 @@ impl ProbeTiming {
     }
 }
 
+/// The longest flap delay (Kubernetes' CrashLoopBackOff cap), unless
+/// `flap_backoff` itself is longer.
+pub const FLAP_BACKOFF_MAX: Duration = Duration::from_secs(300);
+
 /// How one service is judged and recovered. Built from the validated config.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
@@ -34,6 +38,10 @@ pub struct Policy {
     pub flap_limit: u32,
     /// The sliding window in which incidents are counted for flapping.
     pub flap_window: Duration,
+    /// Once flapping with nothing different to roll back to: the delay before
+    /// the next incident's first restart; doubles for each further one, at
+    /// most [`FLAP_BACKOFF_MAX`], and is forgotten after `flap_window` healthy.
+    pub flap_backoff: Duration,
     /// Delay before the second attempt; doubles for each further one.
     pub backoff_base: Duration,
     /// Upper bound of one backoff delay.
@@ -69,6 +77,7 @@ impl Default for Policy {
             max_attempts: 3,
             flap_limit: 3,
             flap_window: Duration::from_secs(600),
+            flap_backoff: Duration::from_secs(10),
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
             recover_timeout: Duration::from_secs(60),

@@ -1,7 +1,7 @@
 //! What the state store keeps of a unit across daemon restarts: enough to
 //! resume an incident exactly where it was, never enough to claim health.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::vocabulary::Step;
 
@@ -53,6 +53,19 @@ pub struct SavedIncident {
     pub gone: bool,
     /// When the removal was seen (steps wait `replace_grace` from it).
     pub removed_at: Option<Instant>,
+    /// Flapping with nothing to roll back to: its first restart waits this.
+    pub flap_delay: Option<Duration>,
+}
+
+/// A unit flapping with nothing different to roll back to (issue #35).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedFlap {
+    /// The delay the next incident's first restart waits.
+    pub next: Duration,
+    /// The incident whose critical alert said it flaps (its `resolved` is still due).
+    pub alerted: Option<String>,
+    /// When its last incident closed (None while one is open).
+    pub calm_since: Option<Instant>,
 }
 
 /// One unit's persisted state.
@@ -66,6 +79,8 @@ pub struct UnitSnapshot {
     pub incident: Option<SavedIncident>,
     /// When recent incidents opened (for flapping).
     pub incidents: Vec<Instant>,
+    /// Flapping with nothing to roll back to: the delay and the alert to resolve.
+    pub flap: Option<SavedFlap>,
     /// `Some(until)` when paused; `until` is `None` for an open-ended pause.
     pub paused: Option<Option<Instant>>,
 }

@@ -130,6 +130,15 @@ pub enum ActionResult {
         /// Exit status, output, errors.
         evidence: Evidence,
     },
+    /// The action does not apply: a rollback with nothing different to return
+    /// to (no last known good recorded, or it is what runs now). Nothing was
+    /// tried, so nothing failed: a flapping service is kept restarting.
+    Impossible {
+        /// One human line.
+        message: String,
+        /// What was compared.
+        evidence: Evidence,
+    },
     /// The target disappeared before the action could act on it (a container
     /// removed while medic was about to restart it).
     Gone {

@@ -128,14 +128,15 @@ fn the_fourth_incident_in_the_flap_window_goes_straight_to_rollback() {
     assert_snapshot!(run(policy(), "ok died done ok +4m died done ok +4m died done ok +4m died"), @"healthy failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered failing(1) restart(1) →restart(1)");
 }
 
-/// Flapping without a rollback escalates rather than restart forever.
+/// Flapping without a rollback keeps restarting, after the flap delay, and
+/// says so once (the rest of the rule in `flapping.rs`).
 #[test]
-fn flapping_without_a_rollback_escalates() {
+fn flapping_without_a_rollback_keeps_restarting_after_a_delay() {
     let policy = Policy {
         can_rollback: false,
         ..policy()
     };
-    assert_snapshot!(run(policy, "ok died done ok +1m died done ok +1m died done ok +1m died"), @"healthy failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered failing escalated !critical:escalated");
+    assert_snapshot!(run(policy, "ok died done ok +1m died done ok +1m died done ok +1m died +10s"), @"healthy failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered failing(1) flapping !critical:flapping restart(1) →restart(1)");
 }
 
 #[test]
@@ -179,13 +180,13 @@ fn blind_services_are_not_acted_on() {
 
 #[test]
 fn a_removed_thing_waits_for_a_replacement_before_restoring() {
-    assert_snapshot!(run(policy(), "ok gone +29s ok"), @"healthy failing(1) recovered !info:recovered");
-    assert_snapshot!(run(policy(), "ok gone +31s"), @"healthy failing(1) restart(1) →recreate(1)");
-    assert_snapshot!(run(policy(), "ok gone +31s done ok"), @"healthy failing(1) restart(1) →recreate(1) restart_done(1) recovered !warning:restored_removed");
+    assert_snapshot!(run(policy(), "ok gone +29s ok"), @"healthy replaced");
+    assert_snapshot!(run(policy(), "ok gone +30s"), @"healthy failing(1) restart(1) →recreate(1)");
+    assert_snapshot!(run(policy(), "ok gone +30s done ok"), @"healthy failing(1) restart(1) →recreate(1) restart_done(1) recovered !warning:restored_removed");
     assert_snapshot!(run(policy(), "ok died gone +31s done ok"), @"healthy failing(1) restart(1) →restart(1) restart_done(1) recovered !warning:restored_removed");
     // A removal soon after another incident (a `docker stop` undone, then
-    // `docker-compose rm`) still waits: its attempt 1 is not due after 1 s.
-    assert_snapshot!(run(policy(), "ok died done ok gone +2s"), @"healthy failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered failing(1)");
+    // `docker-compose rm`) still waits for a replacement: nothing after 2 s.
+    assert_snapshot!(run(policy(), "ok died done ok gone +2s"), @"healthy failing(1) restart(1) →restart(1) restart_done(1) recovered !info:recovered");
 }
 
 #[test]

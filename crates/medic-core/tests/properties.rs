@@ -16,11 +16,14 @@ fn step() -> impl Strategy<Value = String> {
         4 => Just("fail".to_owned()),
         2 => Just("died".to_owned()),
         1 => Just("gone".to_owned()),
+        1 => Just("commanded".to_owned()),
+        1 => Just("ok@b".to_owned()),
         1 => Just("blind".to_owned()),
         3 => Just("done".to_owned()),
         3 => Just("error".to_owned()),
         1 => Just("interrupted".to_owned()),
         1 => Just("vanished".to_owned()),
+        1 => Just("impossible".to_owned()),
         1 => Just("pause".to_owned()),
         1 => Just("resume".to_owned()),
         1 => Just("reset".to_owned()),
@@ -100,7 +103,7 @@ proptest! {
             let blind = status.probes.iter().flatten().any(|p| p.observation.outcome == medic_core::Outcome::Blind);
             let held_after = status.paused.is_some() || blind || status.state == "escalated";
             // What may lift a hold: a person, or an observation that sees again.
-            let lifts = matches!(step, "resume" | "reset" | "ok" | "fail" | "died" | "gone");
+            let lifts = matches!(step, "resume" | "reset" | "ok" | "ok@b" | "fail" | "died" | "gone" | "commanded");
             let for_a_person = step == "recover" || (acted && person_waiting);
             if acted && !for_a_person && (held_after || (held_before && !lifts)) {
                 panic!("acted while held after `{step}`: {:?}", world.trace);
@@ -164,7 +167,8 @@ proptest! {
             let counts = per_incident.entry(incident.clone()).or_default();
             match (alert.resolved, alert.kind) {
                 (true, _) => counts.1 += 1,
-                (false, "deploy_failed") => counts.2 += 1,
+                // Flapping is said once (and resolved once) beside the incident's own alerts.
+                (false, "deploy_failed" | "flapping") => counts.2 += 1,
                 (false, _) => counts.0 += 1,
             }
         }
@@ -177,8 +181,10 @@ proptest! {
         let count = |name: &str| world.trace.iter().filter(|t| *t == name).count();
         let closed = count("recovered") + count("rolled_back");
         let ends = world.alerts.iter().filter(|a| a.resolved && a.incident.is_some()).count();
+        // The incident that said it flaps is resolved when the flapping ends, not when it closes.
+        let flapping = count("!critical:flapping");
         // A deploy closes the incident it was made onto, if there was one.
-        assert!(closed <= ends && ends <= closed + count("reset") + count("deployed"), "{closed} closed, {ends} ending alerts: {:?}", world.trace);
+        assert!(closed <= ends + flapping && ends <= closed + count("reset") + count("deployed") + count("flapping_ended"), "{closed} closed, {ends} ending alerts: {:?}", world.trace);
     }
 
     /// Every event of an incident carries its id, and an incident id is never reused.
@@ -336,6 +342,185 @@ proptest! {
         }
         if !verified {
             prop_assert!(world.restarts <= policy.max_attempts, "{:?}", world.trace);
+        }
+    }
+}
+
+/// One episode of the flapping properties: a person's restart, a deploy's
+/// replacement, or a crash, after a gap.
+#[derive(Debug, Clone)]
+enum Episode {
+    /// `docker restart`: back after `0` seconds (within ENGINE_GRACE).
+    Person(u64),
+    /// `docker rm -f` and `docker run`: back after `0` seconds (within replace_grace).
+    Replaced(u64),
+    /// A crash, its restart verified.
+    Crash,
+}
+
+fn episode() -> impl Strategy<Value = (u64, Episode)> {
+    let episode = prop_oneof![
+        (0u64..10).prop_map(Episode::Person),
+        (0u64..30).prop_map(Episode::Replaced),
+        Just(Episode::Crash),
+    ];
+    (0u64..400, episode)
+}
+
+/// Runs until nothing is due: each restart works (`done ok`), each rollback
+/// works or finds nothing different to roll back to.
+fn settle(world: &mut World, rollback_works: bool) {
+    for _ in 0..50 {
+        match world.running.first().map(|job| job.step) {
+            Some(medic_core::Step::Restart(_)) => {
+                world.run("done ok");
+            }
+            Some(medic_core::Step::Rollback) => {
+                world.run(if rollback_works {
+                    "done ok"
+                } else {
+                    "impossible"
+                });
+            }
+            _ => {
+                let Some(at) = world.sup.poll_timeout() else {
+                    return;
+                };
+                if world.sup.unit_status(world.now, UNIT).unwrap().state == "healthy" {
+                    return;
+                }
+                world.advance(at.saturating_duration_since(world.now));
+            }
+        }
+    }
+}
+
+/// The flap rule, written plainly: when each incident's first restart is due
+/// after it opened (`flap_limit` 3 in 10 min; rollback after 1 s; from 10 s,
+/// doubling, at most 5 min; forgotten once healthy for 10 min).
+#[derive(Default)]
+struct FlapRule {
+    opened: Vec<u64>,
+    next: Option<u64>,
+    calm_since: u64,
+}
+
+impl FlapRule {
+    /// The delay before the first restart of an incident opening at `t` (seconds).
+    fn incident(&mut self, t: u64, rollback_works: bool) -> u64 {
+        if self.next.is_some() && t >= self.calm_since + 600 {
+            self.next = None;
+        }
+        self.opened.retain(|o| t - o < 600);
+        let flapping = self.opened.len() >= 3;
+        self.opened.push(t);
+        match self.next {
+            Some(delay) => {
+                self.next = Some((delay * 2).min(300));
+                delay
+            }
+            None if flapping && !rollback_works => {
+                self.next = Some(20);
+                1 + 10
+            }
+            None => 0,
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 300,
+        rng_seed: RngSeed::Fixed(0x6d65_6469_6335),
+        ..ProptestConfig::default()
+    })]
+
+    /// A person's restart or a deploy's replacement never counts: with them
+    /// taken out (the same time passing instead), medic decides exactly the
+    /// same, and they leave one event each and nothing else.
+    #[test]
+    fn a_persons_restart_never_counts(episodes in prop::collection::vec(episode(), 1..30)) {
+        let mut with = World::new(policy());
+        let mut without = World::new(policy());
+        with.run("ok@a");
+        without.run("ok@a");
+        for (gap, episode) in &episodes {
+            let (all, crashes_only) = match episode {
+                Episode::Person(back) => (format!("+{gap}s commanded +{back}s ok@a"), format!("+{gap}s +{back}s")),
+                Episode::Replaced(back) => (format!("+{gap}s gone +{back}s ok@c"), format!("+{gap}s +{back}s")),
+                Episode::Crash => (format!("+{gap}s died"), format!("+{gap}s died")),
+            };
+            with.run(&all);
+            without.run(&crashes_only);
+            settle(&mut with, false);
+            settle(&mut without, false);
+        }
+        let decisions = |world: &World| -> Vec<String> {
+            world.trace.iter().filter(|t| !matches!(t.as_str(), "restarted" | "replaced" | "→lkg")).cloned().collect()
+        };
+        prop_assert_eq!(decisions(&with), decisions(&without));
+        let on_purpose = episodes.iter().filter(|(_, e)| !matches!(e, Episode::Crash)).count();
+        let logged = with.trace.iter().filter(|t| matches!(t.as_str(), "restarted" | "replaced")).count();
+        prop_assert_eq!(logged, on_purpose, "{:?}", with.trace);
+    }
+
+    /// Any sequence of incidents whose restarts work ends healthy, never
+    /// escalated; each first restart waits exactly what the flap rule says
+    /// (nothing, the rollback and 10 s, or the growing delay, reset after
+    /// 10 min healthy); the flapping is alerted once per flapping spell.
+    #[test]
+    fn incidents_whose_restarts_work_end_healthy(
+        gaps in prop::collection::vec(0u64..900, 1..25),
+        rollback_works in any::<bool>(),
+    ) {
+        let mut world = World::new(policy());
+        world.run("ok");
+        let start = world.now;
+        let mut rule = FlapRule::default();
+        for gap in gaps {
+            world.run(&format!("+{gap}s"));
+            let (opened, restarts) = (world.now, world.restart_times.len());
+            world.run("died");
+            let expected = rule.incident((opened - start).as_secs(), rollback_works);
+            settle(&mut world, rollback_works);
+            let status = world.sup.unit_status(world.now, UNIT).unwrap();
+            prop_assert_eq!(status.state, "healthy", "{:?}", world.trace);
+            if world.trace.last().map(String::as_str) != Some("!warning:rolled_back") {
+                let first = world.restart_times[restarts];
+                prop_assert_eq!((first - opened).as_secs(), expected, "{:?}", world.trace);
+            }
+            rule.calm_since = (world.now - start).as_secs();
+        }
+        prop_assert!(!world.trace.iter().any(|t| t == "escalated"), "{:?}", world.trace);
+        let alerted = world.trace.iter().filter(|t| *t == "!critical:flapping").count();
+        let ended = world.trace.iter().filter(|t| *t == "flapping_ended").count();
+        prop_assert!(alerted <= ended + 1, "{:?}", world.trace);
+    }
+
+    /// Escalation, which stops automatic action, comes only right after a
+    /// rollback failed or was impossible; and a flapping service whose
+    /// rollback was impossible escalates only once its restarts failed too:
+    /// never while a restart could still work.
+    #[test]
+    fn escalation_only_after_failed_restarts_and_rollback(script in prop::collection::vec(step(), 1..120)) {
+        let mut world = World::new(fast_policy());
+        for step in &script {
+            world.step(step);
+        }
+        let trace = &world.trace;
+        for (i, t) in trace.iter().enumerate() {
+            if t != "escalated" {
+                continue;
+            }
+            let opened = trace[..i].iter().rposition(|t| t.starts_with("failing")).unwrap_or(0);
+            let incident = &trace[opened..i];
+            let rollback_ended = incident.last().is_some_and(|t| t == "rollback_failed");
+            let restarts_failed = incident.iter().filter(|t| t.starts_with("restart_failed")).count();
+            let kept_restarting = incident.iter().any(|t| t.starts_with("flapping"));
+            prop_assert!(
+                rollback_ended && (!kept_restarting || restarts_failed >= 3),
+                "escalated at {i}: {:?}", trace
+            );
         }
     }
 }

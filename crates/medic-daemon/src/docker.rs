@@ -14,7 +14,7 @@ use medic_core::{
     ActionResult, ENGINE_GRACE, Evidence, Observation, RESTART_EXPECTED_FROM, Step, Urgency,
 };
 use medic_docker::{
-    ContainerEvent, ContainerSpec, DockerClient, DockerError, Selector, StopCommand,
+    BringsBack, ContainerEvent, ContainerSpec, DockerClient, DockerError, Selector, StopCommand,
 };
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -436,7 +436,7 @@ async fn rollback(
     recreate: bool,
 ) -> ActionResult {
     let Some(lkg) = lkg else {
-        return failed("no last known good spec was recorded for this container");
+        return impossible("no last known good spec was recorded for this container");
     };
     let current = match client.capture_spec(container).await {
         Ok(current) => Some(current),
@@ -473,7 +473,7 @@ async fn rollback(
             };
         }
         if !medic_docker::spec_differs(current, lkg) {
-            return ActionResult::Failed {
+            return ActionResult::Impossible {
                 message: "already on the last known good spec: nothing different to roll back to"
                     .into(),
                 evidence,
@@ -670,7 +670,8 @@ impl ContainerCheck {
                     format!("container `{}` is being removed", self.container),
                 )
                 .with_urgency(Urgency::Gone)
-                .with("container", self.container.clone());
+                .with("container", self.container.clone())
+                .with("container_id", facts.id);
             }
             Ok(Ok(Some(facts))) => facts,
         };
@@ -692,25 +693,25 @@ impl ContainerCheck {
             evidence.insert("logs".into(), lines.into());
         }
         // Exited or dead is decisive, unless the engine brings it back itself
-        // (its restart policy, a `docker restart` under way): then the engine
-        // gets the first chance. Docker's own `unhealthy` verdict is decisive too
-        // (it already includes its retries). Created or stopping are passing
-        // states (a recreate in progress, Podman's stop timeout) and count normally.
+        // (its restart policy): then the engine gets the first chance; or a
+        // person's or a script's command stopped it (a `docker restart`): no
+        // failure at all, unless it is not back in time. Docker's own
+        // `unhealthy` verdict is decisive too (it already includes its
+        // retries). Created or stopping are passing states (a recreate in
+        // progress, Podman's stop timeout) and count normally.
         let mut message = verdict.message;
         let unhealthy = facts.is_running() && facts.health == Some(medic_docker::Health::Unhealthy);
         let urgency = match facts.restart_expected_from(stopped_by) {
             // `docker stop` or `restart`, or Compose recreating (`up`), removing
             // (`rm -sf`, `down`) or stopping it: its command goes first.
-            Some(who) if stopped_by == Some(StopCommand::Graceful) => {
+            Some(BringsBack::Command(who)) => {
                 message = format!(
-                    "{message}; stopped by a command ({who}, or Compose's up, rm -s or down): \
-                     left to it for {}s, then medic restores it (recreated if removed)",
-                    ENGINE_GRACE.as_secs()
+                    "{message}; stopped by a command ({who}, or Compose's up, rm -s or down)"
                 );
                 evidence.insert(RESTART_EXPECTED_FROM.into(), who.into());
-                Urgency::EngineRestarts
+                Urgency::Commanded
             }
-            Some(who) => {
+            Some(BringsBack::Engine(who)) => {
                 message = format!(
                     "{message}; {who} should bring it back (medic acts if not within {}s)",
                     ENGINE_GRACE.as_secs()
@@ -735,6 +736,14 @@ pub(crate) fn to_selector(selector: &ContainerSelector) -> Selector {
             project: project.clone(),
             service: service.clone(),
         },
+    }
+}
+
+/// A rollback with nothing to return to: not tried, so not failed.
+fn impossible(message: &str) -> ActionResult {
+    ActionResult::Impossible {
+        message: message.to_owned(),
+        evidence: Evidence::new(),
     }
 }
 

@@ -174,7 +174,9 @@ impl Launchd {
             evidence.insert("domain".into(), domain.clone().into());
             let result = match step {
                 Step::Restart(_) => {
-                    restart(&launchd.ctl, &domain, &job, lkg.as_ref(), &mut evidence).await
+                    restart(&launchd.ctl, &domain, &job, lkg.as_ref(), &mut evidence)
+                        .await
+                        .map_err(NotDone::Failed)
                 }
                 Step::Rollback => {
                     rollback(&launchd.ctl, &domain, &job, lkg.as_ref(), &mut evidence).await
@@ -182,7 +184,8 @@ impl Launchd {
             };
             match result {
                 Ok(message) => ActionResult::Done { message, evidence },
-                Err(message) => ActionResult::Failed { message, evidence },
+                Err(NotDone::Failed(message)) => ActionResult::Failed { message, evidence },
+                Err(NotDone::Impossible(message)) => ActionResult::Impossible { message, evidence },
             }
         })
     }
@@ -253,6 +256,20 @@ async fn restart(
     ))
 }
 
+/// Why a step did not bring a job back.
+enum NotDone {
+    /// It was tried and failed.
+    Failed(String),
+    /// Nothing to roll back to (no last known good plist, or it is what is on disk).
+    Impossible(String),
+}
+
+impl From<String> for NotDone {
+    fn from(message: String) -> Self {
+        Self::Failed(message)
+    }
+}
+
 /// Returns a job to its last known good plist when the one on disk differs:
 /// bootout, keep the failing plist as `.medic-failed-<stamp>`, restore, bootstrap.
 async fn rollback(
@@ -261,27 +278,29 @@ async fn rollback(
     job: &AgentJob,
     lkg: Option<&PlistCopy>,
     evidence: &mut Evidence,
-) -> Result<String, String> {
+) -> Result<String, NotDone> {
     let label = &job.label;
     if job.plist.is_none() {
         let facts = ctl.inspect(domain, label).await.ok().flatten();
         if let Some(by) = facts.and_then(|f| f.submitted_by) {
             evidence.insert("submitted_by".into(), by.clone().into());
-            return Err(LaunchdError::Submitted {
+            let submitted = LaunchdError::Submitted {
                 label: label.clone(),
                 by,
-            }
-            .to_string());
+            };
+            return Err(NotDone::Impossible(submitted.to_string()));
         }
     }
     let Some(lkg) = lkg else {
-        return Err("no last known good plist was recorded for this job".into());
+        return Err(NotDone::Impossible(
+            "no last known good plist was recorded for this job".into(),
+        ));
     };
     evidence.insert("plist".into(), lkg.path.display().to_string().into());
     if !lkg.differs_from_disk() {
-        return Err(
+        return Err(NotDone::Impossible(
             "already on the last known good plist: nothing different to roll back to".into(),
-        );
+        ));
     }
     ctl.bootout(domain, label)
         .await

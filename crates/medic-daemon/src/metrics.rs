@@ -31,7 +31,7 @@ use text::{family, sample};
 const BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
-const STATES: [&str; 7] = [
+const STATES: [&str; 10] = [
     "starting",
     "healthy",
     "failing",
@@ -39,6 +39,9 @@ const STATES: [&str; 7] = [
     "rolling_back",
     "escalated",
     "deploying",
+    "restarting",
+    "replacing",
+    "flapping",
 ];
 const WINDOWS: [(&str, Duration); 4] = [
     ("1h", Duration::from_secs(3600)),
@@ -275,14 +278,29 @@ impl Metrics {
             &mut out,
             "medic_service_flapping",
             "gauge",
-            "1 while the open incident skipped its restarts because the service flapped (flap_limit incidents within flap_window).",
+            "1 while the service flaps: its open incident skipped its restarts (flap_limit incidents within flap_window), or, with nothing different to roll back to, restarts wait a growing delay.",
         );
         for s in &status {
             sample(
                 &mut out,
                 "medic_service_flapping",
                 &with(info(&s.name), &[]),
-                f64::from(u8::from(s.reason.is_some())),
+                f64::from(u8::from(s.reason.is_some() || s.flapping.is_some())),
+            );
+        }
+        family(
+            &mut out,
+            "medic_service_flap_delay_seconds",
+            "gauge",
+            "While the service flaps with nothing different to roll back to: the delay the next incident's first restart waits; 0 otherwise.",
+        );
+        for s in &status {
+            let delay = s.flapping.map_or(0.0, |f| f.next_delay.as_secs_f64());
+            sample(
+                &mut out,
+                "medic_service_flap_delay_seconds",
+                &with(info(&s.name), &[]),
+                delay,
             );
         }
         family(

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 mod server;
 use crate::page_snapshot::{PageSnapshot, Window};
+use crate::status::Flapping;
 pub use server::routes;
 
 /// The page's stylesheet.
@@ -78,6 +79,9 @@ pub struct PageService {
     pub last_observation_ms: Option<u64>,
     /// Restart attempts used inside the attempt window.
     pub attempts: u32,
+    /// Flapping with nothing different to roll back to: restarts wait a growing delay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flapping: Option<Flapping>,
     /// The open incident.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident: Option<String>,
@@ -109,8 +113,8 @@ pub struct PageIncident {
 /// grey when nothing is known (stale, blind, never observed).
 pub fn light(state: &str, health: &str) -> &'static str {
     match (state, health) {
-        ("escalated" | "failing", _) => "red",
-        ("recovering" | "rolling_back" | "deploying", _) => "amber",
+        ("escalated" | "failing" | "flapping", _) => "red",
+        ("recovering" | "rolling_back" | "deploying" | "restarting" | "replacing", _) => "amber",
         (_, "healthy") => "green",
         (_, "unknown") => "grey",
         ("starting", _) => "amber",
@@ -145,6 +149,7 @@ impl PageData {
                 since: s.since,
                 last_observation_ms: s.last_observation_ms,
                 attempts: s.attempts,
+                flapping: s.flapping.clone(),
                 incident: s.incident.clone(),
                 message: s
                     .probes
@@ -316,7 +321,7 @@ fn service_html(out: &mut String, s: &PageService, generated: Timestamp) {
         out,
         r#"<article class="service" data-service="{name}" data-light="{light}">
 <div class="head"><span class="light {light}" title="{light}: {health}"></span><span class="name">{name}</span><span class="state">{state}</span><span class="health">{health}</span></div>
-<p class="facts">in state for {since} · last observation {seen} · attempts {attempts}{incident}</p>
+<p class="facts">in state for {since} · last observation {seen} · attempts {attempts}{flapping}{incident}</p>
 <p class="message">{message}</p>
 <div class="windows">
 "#,
@@ -325,6 +330,11 @@ fn service_html(out: &mut String, s: &PageService, generated: Timestamp) {
         health = escape(&s.health),
         state = escape(&state),
         attempts = s.attempts,
+        flapping = s
+            .flapping
+            .as_ref()
+            .map(|f| format!(" · {}", escape(&f.describe(generated))))
+            .unwrap_or_default(),
         incident = s
             .incident
             .as_deref()

@@ -47,7 +47,9 @@ pub struct SelectorStatus {
 pub struct ServiceStatus {
     /// The unit name.
     pub name: String,
-    /// starting, healthy, failing, recovering, rolling_back, escalated.
+    /// starting, healthy, failing, recovering, rolling_back, escalated,
+    /// deploying, restarting or replacing (a person's restart or a deploy's
+    /// replacement under way: no incident), flapping (a restart waits its flap delay).
     pub state: String,
     /// healthy, unhealthy or unknown (stale or blind data is never healthy);
     /// `failing (1/3)` while a healthy service fails below its `failure_threshold`.
@@ -64,6 +66,9 @@ pub struct ServiceStatus {
     /// Why the open incident skipped its restarts (`flapping: 4 incidents in 10 min`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Flapping with nothing different to roll back to: restarts wait a growing delay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flapping: Option<Flapping>,
     /// The open incident.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident: Option<String>,
@@ -111,6 +116,30 @@ const AGENT_KEYS: &[&str] = &[
     "plist",
     "submitted_by",
 ];
+
+/// A service flapping with nothing different to roll back to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Flapping {
+    /// The delay the next incident's first restart waits, in seconds (10, 20, … 300).
+    pub next_delay_secs: u64,
+    /// When the open incident's delayed restart is due, while it waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_at: Option<Timestamp>,
+}
+
+impl Flapping {
+    /// What a table shows beside the state, as of `now`: `restart in 32s`
+    /// while a restart waits, else `flapping, next delay 40s`.
+    pub fn describe(&self, now: Timestamp) -> String {
+        match self.restart_at {
+            Some(at) => {
+                let secs = at.duration_since(now).as_secs().max(0);
+                format!("restart in {secs}s")
+            }
+            None => format!("flapping, next delay {}s", self.next_delay_secs),
+        }
+    }
+}
 
 /// An incident that ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -323,6 +352,10 @@ impl ServiceStatus {
             since: clock.to_wall(s.since),
             attempts: s.attempts,
             reason: s.reason,
+            flapping: s.flapping.map(|f| Flapping {
+                next_delay_secs: f.next_delay.as_secs(),
+                restart_at: f.restart_at.map(|at| clock.to_wall(at)),
+            }),
             incident: s.incident,
             last_observation_ms,
             probes,

@@ -15,11 +15,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use jiff::Timestamp;
 use medic_core::Step;
-use medic_core::snapshot::{SavedIncident, SavedPhase, UnitSnapshot};
+use medic_core::snapshot::{SavedFlap, SavedIncident, SavedPhase, UnitSnapshot};
 use medic_core::storm::{SavedActive, SavedStorm};
 use serde::{Deserialize, Serialize};
 
@@ -140,6 +141,9 @@ pub struct StoredUnit {
     /// When recent incidents opened (for flapping).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recent_incidents: Vec<Timestamp>,
+    /// Flapping with nothing different to roll back to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flapping: Option<StoredFlap>,
     /// Paused by a person.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused: Option<StoredPause>,
@@ -171,6 +175,23 @@ pub struct StoredIncident {
     /// When the removal was seen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub removed_at: Option<Timestamp>,
+    /// Flapping with nothing to roll back to: its first restart waits this many milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flap_delay_ms: Option<u64>,
+}
+
+/// A unit flapping with nothing different to roll back to: the delay goes on
+/// growing across a restart of medic, and its alert still gets its `resolved`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredFlap {
+    /// The delay the next incident's first restart waits, in milliseconds.
+    pub next_delay_ms: u64,
+    /// The incident whose critical alert said it flaps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerted: Option<String>,
+    /// When its last incident closed (absent while one is open).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calm_since: Option<Timestamp>,
 }
 
 /// A pause.
@@ -448,6 +469,7 @@ fn to_stored(snapshot: &UnitSnapshot, clock: &WallClock) -> StoredUnit {
             reason: i.reason.clone(),
             gone: i.gone,
             removed_at: i.removed_at.map(|at| clock.to_wall(at)),
+            flap_delay_ms: i.flap_delay.map(millis),
         }),
         attempts: Vec::new(),
         recent_incidents: snapshot
@@ -455,6 +477,11 @@ fn to_stored(snapshot: &UnitSnapshot, clock: &WallClock) -> StoredUnit {
             .iter()
             .map(|a| clock.to_wall(*a))
             .collect(),
+        flapping: snapshot.flap.as_ref().map(|f| StoredFlap {
+            next_delay_ms: millis(f.next),
+            alerted: f.alerted.clone(),
+            calm_since: f.calm_since.map(|at| clock.to_wall(at)),
+        }),
         paused: snapshot.paused.map(|until| StoredPause {
             until: until.map(|u| clock.to_wall(u)),
         }),
@@ -494,17 +521,27 @@ fn from_stored(name: &str, unit: &StoredUnit, clock: &WallClock) -> UnitSnapshot
             reason: i.reason.clone(),
             gone: i.gone,
             removed_at: i.removed_at.map(|at| clock.to_instant(at)),
+            flap_delay: i.flap_delay_ms.map(Duration::from_millis),
         }),
         incidents: unit
             .recent_incidents
             .iter()
             .map(|a| clock.to_instant(*a))
             .collect(),
+        flap: unit.flapping.as_ref().map(|f| SavedFlap {
+            next: Duration::from_millis(f.next_delay_ms),
+            alerted: f.alerted.clone(),
+            calm_since: f.calm_since.map(|at| clock.to_instant(at)),
+        }),
         paused: unit
             .paused
             .as_ref()
             .map(|p| p.until.map(|u| clock.to_instant(u))),
     }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
@@ -530,8 +567,14 @@ mod tests {
                 reason: None,
                 gone: true,
                 removed_at: Some(now),
+                flap_delay: Some(Duration::from_secs(20)),
             }),
             incidents: vec![now, now],
+            flap: Some(SavedFlap {
+                next: Duration::from_secs(40),
+                alerted: Some("x-0".into()),
+                calm_since: None,
+            }),
             paused: Some(None),
         };
         let mut store = Store::open(dir.path(), Timestamp::now()).unwrap();
@@ -549,6 +592,9 @@ mod tests {
         assert!(restored.incident.as_ref().unwrap().gone);
         assert_eq!(restored.incidents.len(), 2);
         assert_eq!(restored.incident.as_ref().unwrap().attempts, 2);
+        assert_eq!(restored.flap, snapshot.flap);
+        let flap_delay = restored.incident.as_ref().unwrap().flap_delay;
+        assert_eq!(flap_delay, Some(Duration::from_secs(20)));
         assert_eq!(restored.incident.unwrap().id, "x-1");
         assert_eq!(again.last_known_good("web").unwrap()["image"], "sha256:1");
         assert_eq!(again.storm(&clock), None);
@@ -574,8 +620,10 @@ mod tests {
                 reason: None,
                 gone: false,
                 removed_at: None,
+                flap_delay: None,
             }),
             incidents: vec![now],
+            flap: None,
             paused: None,
         }
     }

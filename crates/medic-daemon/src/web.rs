@@ -271,7 +271,7 @@ pub fn exposure_warnings(settings: &Settings) -> anyhow::Result<Vec<Exposure>> {
                 problem: format!(
                     "{key} = \"{listen}\" is reachable from other hosts {without}: it serves {what} to anyone who can connect"
                 ),
-                fix: "add basic_auth_users to web_config (README: Exposing medic safely) or listen on 127.0.0.1",
+                fix: "add basic_auth_users to web_config (docs/exposing.md) or listen on 127.0.0.1",
             }
         })
         .collect();

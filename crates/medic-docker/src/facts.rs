@@ -165,6 +165,25 @@ pub enum StopCommand {
     Restart,
 }
 
+/// Who brings a stopped container back by itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BringsBack {
+    /// A person's or a script's command (`docker restart`, `podman restart`;
+    /// a `docker stop` looks the same until then): not a failure.
+    Command(String),
+    /// The engine after a failure: its restart policy, Podman's `--health-on-failure`.
+    Engine(String),
+}
+
+impl BringsBack {
+    /// Who, in words: `` `docker restart` (a person or a script) ``, `` its restart policy `always` ``.
+    pub fn who(&self) -> &str {
+        match self {
+            Self::Command(who) | Self::Engine(who) => who,
+        }
+    }
+}
+
 /// medic's reading of the facts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
@@ -272,22 +291,22 @@ impl ContainerFacts {
     /// an unhealthy one, Podman's `--health-on-failure` (`kill` and `stop`
     /// are there for a systemd unit's `Restart=`). `command` is how it was
     /// last stopped, when the event stream saw a command do it.
-    pub fn restart_expected_from(&self, command: Option<StopCommand>) -> Option<String> {
+    pub fn restart_expected_from(&self, command: Option<StopCommand>) -> Option<BringsBack> {
         let policy = self.restart_policy.as_deref().unwrap_or("no");
-        let by_policy = || format!("its restart policy `{policy}`");
+        let by_policy = || BringsBack::Engine(format!("its restart policy `{policy}`"));
         // Podman acts on the failed check (about to, or stopping it now: it
         // announces a `restart` as it does for `podman restart`).
         let by_health_check = self.health_on_failure.filter(|_| {
             self.health == Some(Health::Unhealthy) && self.state != ContainerState::Restarting
         });
         if let Some(action) = by_health_check {
-            return Some(match action {
+            return Some(BringsBack::Engine(match action {
                 HealthOnFailure::Restart => "Podman's `--health-on-failure=restart`".to_owned(),
                 action => format!(
                     "Podman's `--health-on-failure={}` (then its systemd unit's restart, if any)",
                     action.as_str()
                 ),
-            });
+            }));
         }
         match (self.state, command) {
             (ContainerState::Restarting, _) => Some(by_policy()),
@@ -295,11 +314,15 @@ impl ContainerFacts {
             (
                 ContainerState::Exited | ContainerState::Dead | ContainerState::Stopping,
                 Some(StopCommand::Restart),
-            ) => Some("`podman restart` (a person or a script)".to_owned()),
+            ) => Some(BringsBack::Command(
+                "`podman restart` (a person or a script)".to_owned(),
+            )),
             (
                 ContainerState::Exited | ContainerState::Dead | ContainerState::Stopping,
                 Some(StopCommand::Graceful),
-            ) => Some("`docker restart` (a person or a script)".to_owned()),
+            ) => Some(BringsBack::Command(
+                "`docker restart` (a person or a script)".to_owned(),
+            )),
             (ContainerState::Exited | ContainerState::Dead, None) => {
                 let retries_left =
                     self.restart_max_retries <= 0 || self.restart_count < self.restart_max_retries;
@@ -593,7 +616,7 @@ mod tests {
             facts.exit_code = Some(exit);
             facts.restart_expected_from(command)
         };
-        let policy = |p: &str| Some(format!("its restart policy `{p}`"));
+        let policy = |p: &str| Some(BringsBack::Engine(format!("its restart policy `{p}`")));
         assert_eq!(with(S::Exited, "always", 3, None), policy("always"));
         assert_eq!(
             with(S::Exited, "unless-stopped", 0, None),
@@ -606,10 +629,14 @@ mod tests {
         assert_eq!(with(S::Restarting, "always", 3, None), policy("always"));
         // The engine's policy never undoes `docker kill`.
         assert_eq!(with(S::Exited, "always", 137, Some(C::Kill)), None);
-        let person = Some("`docker restart` (a person or a script)".to_owned());
+        let person = Some(BringsBack::Command(
+            "`docker restart` (a person or a script)".to_owned(),
+        ));
         assert_eq!(with(S::Exited, "no", 143, Some(C::Graceful)), person);
         assert_eq!(with(S::Running, "always", 0, Some(C::Graceful)), None);
-        let podman = Some("`podman restart` (a person or a script)".to_owned());
+        let podman = Some(BringsBack::Command(
+            "`podman restart` (a person or a script)".to_owned(),
+        ));
         assert_eq!(with(S::Stopping, "no", 0, Some(C::Restart)), podman);
         assert_eq!(with(S::Stopping, "no", 0, None), None, "podman stop, rm -f");
         let mut limited = facts(S::Exited, None);
@@ -627,7 +654,9 @@ mod tests {
             let mut facts = facts(ContainerState::Running, health);
             facts.restart_policy = None;
             facts.health_on_failure = action;
-            facts.restart_expected_from(None)
+            facts
+                .restart_expected_from(None)
+                .map(|b| b.who().to_owned())
         };
         let unhealthy = Some(Health::Unhealthy);
         assert_eq!(
@@ -642,10 +671,10 @@ mod tests {
         let mut stopping = facts(ContainerState::Stopping, unhealthy);
         stopping.health_on_failure = Some(HealthOnFailure::Restart);
         assert_eq!(
-            stopping
-                .restart_expected_from(Some(StopCommand::Restart))
-                .as_deref(),
-            Some("Podman's `--health-on-failure=restart`"),
+            stopping.restart_expected_from(Some(StopCommand::Restart)),
+            Some(BringsBack::Engine(
+                "Podman's `--health-on-failure=restart`".to_owned()
+            )),
             "its restart under way"
         );
         assert_eq!(

@@ -22,7 +22,9 @@ mod spec;
 pub use client::{DockerClient, EngineInfo, EngineKind};
 pub use error::DockerError;
 pub use events::{ACTIONS, ContainerEvent};
-pub use facts::{ContainerFacts, ContainerState, Health, HealthCheckRun, StopCommand, Verdict};
+pub use facts::{
+    BringsBack, ContainerFacts, ContainerState, Health, HealthCheckRun, StopCommand, Verdict,
+};
 pub use labels::{OVERRIDE_PREFIX, overrides};
 pub use libpod::HealthOnFailure;
 pub use select::{ContainerSummary, Selector, forensic_name, is_forensic};

@@ -94,7 +94,7 @@ async fn check_engine(config: &Config, out: &mut Findings) {
                     "engine",
                     None,
                     format!("{socket}: permission denied to this user"),
-                    "give medic's user the socket's group: `usermod -aG docker medic && systemctl restart medic` (Podman: `SocketGroup=medic` in a podman.socket drop-in; README, \"Running under systemd\")",
+                    "give medic's user the socket's group: `usermod -aG docker medic && systemctl restart medic` (Podman: `SocketGroup=medic` in a podman.socket drop-in; docs/running.md, \"The engine's socket\")",
                 );
             } else {
                 out.error(

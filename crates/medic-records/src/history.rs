@@ -346,7 +346,7 @@ mod tests {
         assert!(before > 50 * after, "{before} vs {after}");
     }
 
-    /// The measure behind the README's figure (`cargo test -p medic-daemon --lib
+    /// The measure behind docs/files.md's figure (`cargo test -p medic-daemon --lib
     /// -- --ignored --nocapture thirty_days`; half a minute in a debug build).
     #[test]
     #[ignore = "a measure at 10,000 units, half a minute in a debug build"]

@@ -22,10 +22,13 @@ impl Cell {
     /// A state or outcome, coloured green / yellow / red / grey on a terminal.
     pub fn status(text: impl Into<String>) -> Self {
         let text = text.into();
-        let colour = match text.as_str() {
+        // By the first word: `flapping (restart in 32s)`, `recovering (paused)`.
+        let colour = match text.split(' ').next().unwrap_or_default() {
             "ok" | "healthy" | "idle" => "32",
-            "starting" | "recovering" | "rolling_back" | "paused" | "warning" => "33",
-            "fail" | "failing" | "escalated" | "unhealthy" | "failed" | "missing" | "error" => "31",
+            "starting" | "recovering" | "rolling_back" | "paused" | "warning" | "restarting"
+            | "replacing" => "33",
+            "fail" | "failing" | "escalated" | "unhealthy" | "failed" | "missing" | "error"
+            | "flapping" => "31",
             _ => "90",
         };
         Self {

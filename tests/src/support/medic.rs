@@ -162,13 +162,25 @@ impl Medic {
     /// On timeout the panic shows the events so far and medic's stderr.
     #[track_caller]
     pub fn wait_event(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+        self.wait_event_within(DEADLINE, what, pred)
+    }
+
+    /// [`Self::wait_event`] for something that takes longer by rule (a flap
+    /// delay of 80 s): fails after `deadline`.
+    #[track_caller]
+    pub fn wait_event_within(
+        &self,
+        deadline: Duration,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Vec<Value> {
         let start = Instant::now();
         loop {
             let events = self.events();
             if events.iter().any(&pred) {
                 return events;
             }
-            if start.elapsed() > DEADLINE {
+            if start.elapsed() > deadline {
                 let trace: Vec<String> = events
                     .iter()
                     .map(|e| format!("{} {} {}", e["service"], e["event"], e["message"]))

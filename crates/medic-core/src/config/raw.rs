@@ -218,6 +218,7 @@ pub(crate) const POLICY_KEYS: &[&str] = &[
     "attempt_window",
     "flap_limit",
     "flap_window",
+    "flap_backoff",
     "backoff",
     "backoff_max",
     "recover_timeout",
@@ -250,6 +251,8 @@ pub(crate) struct RawPolicy {
     pub flap_limit: Option<Spanned<u32>>,
     /// The window incidents are counted in for flapping.
     pub flap_window: Option<PosDur>,
+    /// Flapping with nothing to roll back to: the first delay before a restart; doubles.
+    pub flap_backoff: Option<Dur>,
     /// Delay before the second attempt; doubles after.
     pub backoff: Option<Dur>,
     /// Cap of one backoff delay.
@@ -293,6 +296,7 @@ impl RawPolicy {
                 .clone()
                 .or_else(|| defaults.flap_limit.clone()),
             flap_window: self.flap_window.or(defaults.flap_window),
+            flap_backoff: self.flap_backoff.or(defaults.flap_backoff),
             backoff: self.backoff.or(defaults.backoff),
             backoff_max: self.backoff_max.or(defaults.backoff_max),
             recover_timeout: self.recover_timeout.or(defaults.recover_timeout),

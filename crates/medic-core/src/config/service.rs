@@ -237,6 +237,7 @@ pub(super) fn build_policy(
         // `attempt_window` (deprecated) counted restarts across incidents; the
         // nearest meaning left is the window in which incidents count as flapping.
         flap_window: Dur::or(raw.flap_window.or(raw.attempt_window), defaults.flap_window),
+        flap_backoff: Dur::or(raw.flap_backoff, defaults.flap_backoff),
         backoff_base: Dur::or(raw.backoff, defaults.backoff_base),
         backoff_max: Dur::or(raw.backoff_max, defaults.backoff_max),
         recover_timeout: Dur::or(raw.recover_timeout, defaults.recover_timeout),

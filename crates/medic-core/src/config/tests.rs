@@ -115,7 +115,7 @@ failure_threshold = 2
 #[test]
 fn unknown_keys_name_their_position_and_a_suggestion() {
     assert_snapshot!(check("[defaults]\nfailure_treshold = 3\n"), @"
-    medic.toml:2:1: error: unknown field `failure_treshold`, expected one of `interval`, `timeout`, `failure_threshold`, `success_threshold`, `start_period`, `max_attempts`, `attempt_window`, `flap_limit`, `flap_window`, `backoff`, `backoff_max`, `recover_timeout`, `verify_interval`, `replace_grace`, `stop_timeout`, `on_stop`, `slo`
+    medic.toml:2:1: error: unknown field `failure_treshold`, expected one of `interval`, `timeout`, `failure_threshold`, `success_threshold`, `start_period`, `max_attempts`, `attempt_window`, `flap_limit`, `flap_window`, `flap_backoff`, `backoff`, `backoff_max`, `recover_timeout`, `verify_interval`, `replace_grace`, `stop_timeout`, `on_stop`, `slo`
       hint: did you mean `failure_threshold`?
     ");
     assert_snapshot!(check("[[service]]\nname = \"a\"\ncommand = { restart = [\"x\"], rolback = [\"y\"] }\n"), @"

@@ -73,6 +73,7 @@ impl Machine {
                 });
             }
             ActionResult::Failed { message, evidence }
+            | ActionResult::Impossible { message, evidence }
             | ActionResult::Gone { message, evidence } => {
                 self.deploy_failed(
                     now,
@@ -129,7 +130,7 @@ impl Machine {
             }
             None => {
                 let added = IncidentEvidence::added(evidence.clone());
-                self.incident = Some(Incident::open(now, false, added, ctx));
+                self.incident = Some(Incident::open(now, None, added, ctx));
             }
         }
         self.set_phase(now, Phase::Failing);

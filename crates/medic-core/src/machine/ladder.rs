@@ -15,11 +15,25 @@ use crate::vocabulary::{Action, ActionResult, DeployEnd, Job, JobId, Step};
 
 impl Machine {
     /// An incident opens: flapping (`flap_limit` incidents within `flap_window`
-    /// before this one) sends it straight to rollback; otherwise its first restart.
+    /// before this one) sends it to rollback first, or, once flapping with
+    /// nothing to roll back to, to a restart after the flap delay; otherwise
+    /// its first restart.
     pub(super) fn open_incident(
         &mut self,
         now: Instant,
         observation: Arc<Observation>,
+        ctx: &mut Ctx,
+    ) {
+        let removed_at = (observation.urgency == Urgency::Gone).then_some(now);
+        self.open_incident_at(now, observation, removed_at, ctx);
+    }
+
+    /// [`Self::open_incident`] for a target removed at `removed_at`.
+    pub(super) fn open_incident_at(
+        &mut self,
+        now: Instant,
+        observation: Arc<Observation>,
+        removed_at: Option<Instant>,
         ctx: &mut Ctx,
     ) {
         let mut evidence = IncidentEvidence::default();
@@ -29,11 +43,10 @@ impl Machine {
             evidence.add(Evidence::from_iter([who]));
         }
         let message = observation.message.clone();
-        let gone = observation.urgency == Urgency::Gone;
         evidence.failure(observation);
         let failing = evidence.merged();
-        let mut incident = Incident::open(now, gone, evidence, ctx);
-        incident.reason = self.flapping(now);
+        let mut incident = Incident::open(now, removed_at, evidence, ctx);
+        (incident.reason, incident.flap_delay) = self.judge_flapping(now);
         self.incident = Some(incident);
         let first = ctx.out.len();
         self.next_step(now, ctx);
@@ -45,33 +58,12 @@ impl Machine {
         self.drive(now, ctx);
     }
 
-    /// Counts this incident in the flap window; `flapping: N incidents in W`
-    /// when the ones before it reach `flap_limit`.
-    fn flapping(&mut self, now: Instant) -> Option<String> {
-        let window = self.policy.flap_window;
-        while self
-            .incidents
-            .front()
-            .is_some_and(|at| now.saturating_duration_since(*at) >= window)
-        {
-            self.incidents.pop_front();
-        }
-        let before = self.incidents.len();
-        self.incidents.push_back(now);
-        let limit = usize::try_from(self.policy.flap_limit).unwrap_or(usize::MAX);
-        (before >= limit).then(|| {
-            let secs = window.as_secs();
-            let window = match secs % 60 {
-                0 if secs > 0 => format!("{} min", secs / 60),
-                _ => humantime::format_duration(window).to_string(),
-            };
-            format!("flapping: {} incidents in {window}", before + 1)
-        })
-    }
-
     /// Picks what follows a failure: the incident's next restart (with
-    /// backoff), a rollback once `max_attempts` restarts failed or the service
-    /// is flapping, or escalation.
+    /// backoff; the first one after the flap delay once flapping with nothing
+    /// to roll back to), a rollback once `max_attempts` restarts failed or the
+    /// service is flapping, restarts with a growing delay when flapping with
+    /// no rollback possible, or escalation: only once restarts failed and a
+    /// rollback failed or was impossible.
     pub(super) fn next_step(&mut self, now: Instant, ctx: &mut Ctx) {
         if !self.policy.can_restart {
             self.set_phase(now, Phase::Failing);
@@ -81,24 +73,31 @@ impl Machine {
             return;
         };
         let (used, rollback_tried) = (incident.attempts, incident.rollback_tried);
-        let reason = incident.reason.clone();
-        if used < self.policy.max_attempts && reason.is_none() {
+        let (reason, flap_delay) = (incident.reason.clone(), incident.flap_delay);
+        let flapping = self.flapping_undelayed();
+        if used < self.policy.max_attempts && !flapping {
             let attempt = used + 1;
             let p = &self.policy;
             let mut delay = backoff::delay(attempt, p.backoff_base, p.backoff_max, &self.name);
-            // The engine restarts it itself: it gets the first chance.
-            if attempt == 1 && self.restart_expected_from().is_some() {
-                delay = delay.max(ENGINE_GRACE);
+            if attempt == 1 {
+                // The engine restarts it itself: it gets the first chance.
+                if self.restart_expected_from().is_some() {
+                    delay = delay.max(ENGINE_GRACE);
+                }
+                delay = delay.max(flap_delay.unwrap_or_default());
             }
             self.schedule(now, Step::Restart(attempt), after(now, delay));
         } else if self.policy.can_rollback && !rollback_tried {
             // A flapping incident waits one backoff step: `docker rm -f` reports the
             // kill before the removal, and a deploy's replacement must not be raced.
-            let at = match reason {
-                Some(_) => after(now, self.policy.backoff_base),
-                None => now,
+            let at = match flapping {
+                true => after(now, self.policy.backoff_base),
+                false => now,
             };
             self.schedule(now, Step::Rollback, at);
+        } else if flapping {
+            // Its restarts work: with nothing to roll back to, it is kept alive.
+            self.keep_restarting(now, "no rollback is possible", Evidence::new(), ctx);
         } else {
             let why = if rollback_tried {
                 "rollback did not bring it back"
@@ -106,7 +105,7 @@ impl Machine {
                 "no rollback is possible"
             };
             let message = match reason {
-                Some(reason) => format!("{reason}; {why}"),
+                Some(reason) => format!("{reason}; {used} restart attempts failed and {why}"),
                 None => format!("{used} restart attempts failed and {why}"),
             };
             self.escalate(now, message, Evidence::new(), ctx);
@@ -164,11 +163,16 @@ impl Machine {
         let (kind, message) = match step {
             Step::Restart(attempt) => {
                 incident.attempts = incident.attempts.max(attempt);
+                let waited = incident.flap_delay.filter(|_| attempt == 1);
                 let max = self.policy.max_attempts;
-                (
-                    EventKind::Restart,
-                    format!("restart attempt {attempt} of {max}"),
-                )
+                let message = match waited {
+                    Some(delay) => format!(
+                        "restart attempt {attempt} of {max}, after the flap delay of {}",
+                        humantime::format_duration(delay)
+                    ),
+                    None => format!("restart attempt {attempt} of {max}"),
+                };
+                (EventKind::Restart, message)
             }
             Step::Rollback => {
                 incident.rollback_tried = true;
@@ -244,7 +248,16 @@ impl Machine {
                 self.log_with(ctx, now, failed, message, evidence);
                 self.schedule(now, step, now);
             }
+            // Nothing different to roll back to: a flapping service whose
+            // restarts work is kept alive with a growing delay.
+            ActionResult::Impossible { message, evidence }
+                if step == Step::Rollback && self.flapping_undelayed() =>
+            {
+                self.log_with(ctx, now, failed, message.clone(), evidence.clone());
+                self.keep_restarting(now, &message, evidence, ctx);
+            }
             ActionResult::Failed { message, evidence }
+            | ActionResult::Impossible { message, evidence }
             | ActionResult::Gone { message, evidence } => {
                 self.log_with(ctx, now, failed, message.clone(), evidence.clone());
                 self.after_failed_step(now, step, message, evidence, ctx);
@@ -285,6 +298,7 @@ impl Machine {
         let outcome = match result {
             ActionResult::Done { message, .. }
             | ActionResult::Failed { message, .. }
+            | ActionResult::Impossible { message, .. }
             | ActionResult::Gone { message, .. } => message.clone(),
             ActionResult::TimedOut { .. } => "timed out".to_owned(),
             ActionResult::Interrupted => "interrupted".to_owned(),
@@ -358,18 +372,24 @@ impl Machine {
         ctx: &mut Ctx,
     ) {
         self.set_phase(now, Phase::Escalated);
-        let mut all = self
-            .incident
-            .as_ref()
-            .map(|i| i.evidence.merged())
-            .unwrap_or_default();
-        all.extend(evidence);
+        let mut all = self.incident_evidence_with(evidence);
         let attempts = self.incident.as_ref().map_or(0, |i| i.attempts);
         all.insert("attempts".into(), attempts.into());
         all.insert("last_observations".into(), self.observation_summary());
         self.deploy_ended(DeployEnd::Escalated, ctx);
         self.log_with(ctx, now, EventKind::Escalated, message.clone(), all.clone());
         self.alert_with(ctx, Severity::Critical, "escalated", &message, all, false);
+    }
+
+    /// The open incident's evidence, merged, and `evidence` over it: for an alert.
+    pub(super) fn incident_evidence_with(&self, evidence: Evidence) -> Evidence {
+        let mut all = self
+            .incident
+            .as_ref()
+            .map(|i| i.evidence.merged())
+            .unwrap_or_default();
+        all.extend(evidence);
+        all
     }
 
     pub(super) fn observation_summary(&self) -> serde_json::Value {
@@ -434,7 +454,10 @@ impl Machine {
             _ if alerted => (Severity::Info, "resolved", message.to_owned()),
             _ => (Severity::Info, "recovered", message.to_owned()),
         };
-        self.alert(ctx, severity, alert_kind, &text, true);
+        // The incident that said it flaps stays open in the sinks until the flapping ends.
+        if !self.holds_flap_alert() {
+            self.alert(ctx, severity, alert_kind, &text, true);
+        }
         self.end_incident(now, kind.as_str());
         self.judged_healthy(ctx);
     }
@@ -460,10 +483,12 @@ impl Machine {
         if self.incident.as_ref().is_some_and(|i| i.alerted) {
             self.alert(ctx, Severity::Info, "resolved", "reset by a person", true);
         }
+        self.end_flapping("reset by a person".to_owned(), ctx);
         self.end_incident(now, "reset");
     }
 
     pub(super) fn end_incident(&mut self, now: Instant, outcome: &'static str) {
+        self.flap_calm_from(now);
         if let Some(incident) = self.incident.take() {
             self.last_incident = Some(ClosedIncident {
                 id: incident.id,
@@ -481,10 +506,11 @@ impl Machine {
         if let Some(incident) = self.incident.as_mut() {
             incident.attempts = 0;
             incident.reason = None;
+            incident.flap_delay = None;
         }
         if self.incident.is_none() {
             let evidence = IncidentEvidence::default();
-            self.incident = Some(Incident::open(now, false, evidence, ctx));
+            self.incident = Some(Incident::open(now, None, evidence, ctx));
             self.log(
                 ctx,
                 now,

@@ -4,16 +4,22 @@
 //! `ladder.rs` (restart → rollback → escalate), `deploy.rs` (the deploy guard),
 //! `health.rs` (health, staleness, blindness), `jobs.rs` (a unit's side of its
 //! jobs' life) and `restore.rs` (a restart of medic);
-//! `evidence.rs` holds an incident's evidence without copying it.
+//! `evidence.rs` holds an incident's evidence without copying it; `expect.rs` a
+//! person's restart or a deploy's replacement (no incident), `flap.rs` the flap
+//! delay, `lkg.rs` when what runs becomes the last known good.
 
 mod deploy;
 mod evidence;
+mod expect;
+mod flap;
 mod health;
 mod jobs;
 mod ladder;
+mod lkg;
 mod restore;
 
 use evidence::IncidentEvidence;
+pub use flap::FlapStatus;
 use health::ProbeState;
 pub use health::{Health, ProbeStatus};
 
@@ -75,6 +81,14 @@ pub enum Phase {
     },
     /// No further automatic action until a person resets the unit.
     Escalated,
+    /// A person's restart or a deploy's replacement is under way (not an
+    /// incident): back healthy before `until`, or an incident opens then.
+    Expecting {
+        /// When the grace ends (`ENGINE_GRACE`, or `replace_grace` after a removal).
+        until: Instant,
+        /// The target was removed: a replacement under the same name is awaited.
+        replacing: bool,
+    },
     /// A person's deploy command runs; no automatic action meanwhile.
     DeployRunning {
         /// When the command's result must have arrived (else the deploy failed).
@@ -95,7 +109,8 @@ pub enum Phase {
 
 impl Phase {
     /// The state name of DESIGN.md: starting, healthy, failing, recovering, rolling_back,
-    /// escalated, and deploying while `medic deploy` runs.
+    /// escalated, deploying while `medic deploy` runs, restarting or replacing
+    /// while a person's command or a deploy brings it back.
     pub fn name(&self) -> &'static str {
         match self {
             Phase::Starting => "starting",
@@ -117,6 +132,12 @@ impl Phase {
                 Step::Rollback => "rolling_back",
             },
             Phase::Escalated => "escalated",
+            Phase::Expecting {
+                replacing: false, ..
+            } => "restarting",
+            Phase::Expecting {
+                replacing: true, ..
+            } => "replacing",
             Phase::DeployRunning { .. } | Phase::DeployVerifying { .. } => "deploying",
         }
     }
@@ -149,6 +170,8 @@ pub struct UnitStatus {
     pub attempts: u32,
     /// Why the open incident skipped its restarts (`flapping: 4 incidents in 10 min`).
     pub reason: Option<String>,
+    /// Flapping with nothing different to roll back to: the delay before restarts.
+    pub flapping: Option<FlapStatus>,
     /// Healthy so far, but failing below the threshold: (consecutive failures,
     /// `failure_threshold`), shown as `failing (1/3)`; no incident is open yet.
     pub below_threshold: Option<(u32, u32)>,
@@ -185,14 +208,21 @@ struct Incident {
     gone: bool,
     /// When the removal was seen: no step runs before `replace_grace` has passed since.
     removed_at: Option<Instant>,
+    /// Flapping with nothing different to roll back to: its first restart waits this.
+    flap_delay: Option<Duration>,
     /// The failures that opened and fed it (shared with the probes' slots) and
     /// what medic added, attached to its alerts and escalation.
     evidence: IncidentEvidence,
 }
 
 impl Incident {
-    /// A new incident with the next id.
-    fn open(now: Instant, gone: bool, evidence: IncidentEvidence, ctx: &mut Ctx) -> Self {
+    /// A new incident with the next id; a removal seen at `removed_at`.
+    fn open(
+        now: Instant,
+        removed_at: Option<Instant>,
+        evidence: IncidentEvidence,
+        ctx: &mut Ctx,
+    ) -> Self {
         *ctx.next_incident += 1;
         Self {
             id: format!("{}{}", ctx.incident_prefix, ctx.next_incident),
@@ -201,8 +231,9 @@ impl Incident {
             rollback_tried: false,
             attempts: 0,
             reason: None,
-            gone,
-            removed_at: gone.then_some(now),
+            gone: removed_at.is_some(),
+            removed_at,
+            flap_delay: None,
             evidence,
         }
     }
@@ -231,6 +262,10 @@ pub(crate) struct Machine {
     last_incident: Option<ClosedIncident>,
     /// When recent incidents opened (within `flap_window`), for flapping.
     incidents: VecDeque<Instant>,
+    /// Flapping with nothing different to roll back to: the growing delay.
+    flap: Option<flap::Flap>,
+    /// A person's restart or a deploy's replacement under way (no incident).
+    expected: Option<expect::Expected>,
     paused: Option<Option<Instant>>,
     blind: bool,
     stale: bool,
@@ -259,6 +294,8 @@ impl Machine {
             incident: None,
             last_incident: None,
             incidents: VecDeque::new(),
+            flap: None,
+            expected: None,
             paused: None,
             blind: false,
             stale: false,
@@ -283,12 +320,13 @@ impl Machine {
     pub(crate) fn status(&self, now: Instant) -> UnitStatus {
         UnitStatus {
             name: self.name.clone(),
-            state: self.phase.name(),
+            state: self.state_name(),
             health: self.health(now),
             paused: self.paused,
             since: self.since,
             attempts: self.incident.as_ref().map_or(0, |i| i.attempts),
             reason: self.incident.as_ref().and_then(|i| i.reason.clone()),
+            flapping: self.flap_status(),
             below_threshold: self.below_threshold(now),
             incident: self.incident.as_ref().map(|i| i.id.clone()),
             last_incident: self.last_incident.clone(),
@@ -304,6 +342,7 @@ impl Machine {
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         let phase = match self.phase {
             Phase::Waiting { at, .. } if !self.gated() => Some(at),
+            Phase::Expecting { until, .. } => Some(until),
             Phase::Verifying {
                 deadline,
                 next_probe,
@@ -324,7 +363,10 @@ impl Machine {
         } else {
             self.stale_deadline()
         };
-        [phase, pause, stale].into_iter().flatten().min()
+        [phase, pause, stale, self.flap_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     pub(crate) fn on_observation(
@@ -419,6 +461,9 @@ impl Machine {
                     ),
                 }
             }
+            Phase::Expecting { .. } if self.all_ok_since(self.expected_since()) => {
+                self.expected_back(now, ctx);
+            }
             Phase::Verifying { step, since, .. } if self.all_ok_since(Some(since)) => {
                 let (kind, message) = match step {
                     Step::Restart(k) => {
@@ -446,6 +491,9 @@ impl Machine {
         observation: Arc<Observation>,
         ctx: &mut Ctx,
     ) {
+        if self.expect(now, &observation, ctx) {
+            return;
+        }
         let acting = matches!(
             self.phase,
             Phase::Acting { .. }
@@ -473,7 +521,8 @@ impl Machine {
             // again (a container being recreated, say) is not the cause.
             incident.evidence.failure(Arc::clone(&observation));
         }
-        let decisive = observation.urgency != Urgency::Normal;
+        // A person's restart is no failure, not even of a verification.
+        let decisive = !matches!(observation.urgency, Urgency::Normal | Urgency::Commanded);
         let over_threshold = consecutive_failures >= self.policy.failure_threshold;
         match self.phase {
             Phase::Starting => {
@@ -526,8 +575,10 @@ impl Machine {
                 "no fresh observation: reported as unknown",
             );
         }
+        self.flap_settled(now, ctx);
         match self.phase {
             Phase::Waiting { .. } => self.drive(now, ctx),
+            Phase::Expecting { until, .. } if now >= until => self.not_back(now, ctx),
             Phase::Acting {
                 step,
                 deadline: Some(deadline),
@@ -649,60 +700,11 @@ impl Machine {
             // The rollback to finish ran, or its incident ended.
             self.resume_rollback = false;
         }
+        if !matches!(phase, Phase::Expecting { .. }) {
+            // Back, or overtaken by an incident, a reset, a recover or a deploy.
+            self.expected = None;
+        }
         self.phase = phase;
-    }
-
-    /// The unit was just judged healthy (at start, after a recovery, a
-    /// rollback or a deploy). It becomes the last known good only once it has
-    /// stayed healthy for [`stable_for`]: a crash-looping container that the
-    /// container probe glimpsed running for 10 ms dies, opens an incident and
-    /// never becomes what a rollback returns to.
-    fn judged_healthy(&mut self, ctx: &mut Ctx) {
-        self.record_last_known_good(ctx, true);
-        let judged_from = self
-            .probes
-            .iter()
-            .filter_map(|p| p.last.as_ref())
-            .map(|l| l.observation.started.unwrap_or(l.at))
-            .min();
-        self.lkg_due = judged_from.map(|from| after(from, stable_for(&self.policy)));
-    }
-
-    /// Asks the shell to record what runs as the last known good once every
-    /// probe's last word is a success that began at or after `lkg_due`, as
-    /// those observations saw it (a container's id), never looked up again by
-    /// name: a container swapped in meanwhile must not become the last known
-    /// good unverified.
-    fn confirm_last_known_good(&mut self, ctx: &mut Ctx) {
-        let Some(due) = self.lkg_due.filter(|_| self.phase == Phase::Healthy) else {
-            return;
-        };
-        let confirmed = self.probes.iter().all(|p| {
-            p.consecutive_ok > 0
-                && p.last
-                    .as_ref()
-                    .is_some_and(|l| l.observation.began_since(l.at, due))
-        });
-        if !confirmed {
-            return;
-        }
-        self.lkg_due = None;
-        self.record_last_known_good(ctx, false);
-    }
-
-    /// Asks the shell to record what the probes' last observations saw.
-    fn record_last_known_good(&self, ctx: &mut Ctx, provisional: bool) {
-        if self.policy.can_rollback {
-            let mut seen = Evidence::new();
-            for last in self.probes.iter().filter_map(|p| p.last.as_ref()) {
-                seen.extend(last.observation.evidence.clone());
-            }
-            ctx.out.push_back(Action::RecordLastKnownGood {
-                unit: self.name.clone(),
-                seen,
-                provisional,
-            });
-        }
     }
 
     fn log(&self, ctx: &mut Ctx, now: Instant, kind: EventKind, message: &str) {
@@ -771,21 +773,6 @@ impl Machine {
         }));
     }
 }
-
-/// How long a unit judged healthy must stay healthy before it is the last
-/// known good: one probe interval (the next regular round confirms it), at
-/// most [`LKG_STABLE_MAX`].
-fn stable_for(policy: &Policy) -> Duration {
-    policy
-        .probes
-        .iter()
-        .map(|p| p.interval)
-        .min()
-        .map_or(LKG_STABLE_MAX, |interval| interval.min(LKG_STABLE_MAX))
-}
-
-/// Docker's own rule for "started successfully": up for 10 s.
-const LKG_STABLE_MAX: Duration = Duration::from_secs(10);
 
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)

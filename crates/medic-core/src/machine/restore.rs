@@ -21,6 +21,7 @@ impl Machine {
     pub(crate) fn restore(now: Instant, saved: UnitSnapshot, policy: Arc<Policy>) -> Self {
         let mut machine = Self::new(now, saved.name, policy);
         machine.incidents = saved.incidents.into_iter().collect();
+        machine.restore_flap(saved.flap);
         machine.paused = saved.paused;
         machine.incident = saved.incident.map(|i| Incident {
             id: i.id,
@@ -31,6 +32,7 @@ impl Machine {
             reason: i.reason,
             gone: i.gone,
             removed_at: i.removed_at,
+            flap_delay: i.flap_delay,
             evidence: IncidentEvidence::default(),
         });
         let recover_timeout = machine.policy.recover_timeout;
@@ -129,7 +131,8 @@ impl Machine {
 
     pub(crate) fn snapshot(&self) -> UnitSnapshot {
         let phase = match self.phase {
-            Phase::Starting | Phase::Healthy => SavedPhase::Fine,
+            // A restart or replacement under way is seen afresh by the next medic.
+            Phase::Starting | Phase::Healthy | Phase::Expecting { .. } => SavedPhase::Fine,
             Phase::DeployRunning { .. } | Phase::DeployVerifying { .. } => SavedPhase::Deploying,
             Phase::Failing => SavedPhase::Failing,
             Phase::Escalated => SavedPhase::Escalated,
@@ -158,8 +161,10 @@ impl Machine {
                 reason: i.reason.clone(),
                 gone: i.gone,
                 removed_at: i.removed_at,
+                flap_delay: i.flap_delay,
             }),
             incidents: self.incidents.iter().copied().collect(),
+            flap: self.saved_flap(),
             paused: self.paused,
         }
     }

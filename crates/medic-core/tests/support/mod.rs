@@ -29,6 +29,8 @@ pub struct World {
     pub policy: Policy,
     /// Provisional last known good records (only kept by the shell when there is none): not traced.
     pub provisional_lkg: u32,
+    /// The messages of the recovery-log events not taken yet, oldest first.
+    pub logged: std::collections::VecDeque<String>,
 }
 
 impl World {
@@ -47,6 +49,7 @@ impl World {
             deploy_ends: Vec::new(),
             policy: policy.clone(),
             provisional_lkg: 0,
+            logged: Default::default(),
         };
         world.sup.add_unit(start, UNIT, policy);
         world.drain();
@@ -142,6 +145,9 @@ impl World {
                 | Action::Probe { unit }
                 | Action::DeployEnded { unit, .. } => unit.clone(),
             };
+            if let Action::Log(event) = &action {
+                self.logged.push_back(event.message.clone());
+            }
             let line = match &action {
                 Action::Log(event) => match event.attempt {
                     Some(k) => format!("{}({k})", event.kind.as_str()),
@@ -196,9 +202,12 @@ impl World {
     }
 
     /// Runs a script of space-separated steps and returns the trace it produced:
-    /// `ok` `fail` `died` (decisive) `gone` `engine` (the engine restarts it) `blind` observations; `done` `error`
-    /// `vanished` (the target was gone) `timed-out` `cut` (shutdown cut it short) results of the newest running job (of the
-    /// deploy command when none runs; `deploy-done` always the deploy command's); `shutdown` (medic stops); `interrupted` (shutdown, cut, restart-medic); `pause` `resume`
+    /// `ok` `fail` `died` (decisive) `gone` `engine` (the engine restarts it) `blind` observations,
+    /// `commanded` (stopped by a person's `docker restart`), `ok@ID` (ok, container `ID`); `done` `error`
+    /// `impossible` (nothing different to roll back to) `vanished` (the target was gone) `timed-out`
+    /// `cut` (shutdown cut it short) results of the newest running job (of the deploy command when
+    /// none runs; `deploy-done` always the deploy command's); `shutdown` (medic stops);
+    /// `interrupted` (shutdown, cut, restart-medic); `pause` `resume`
     /// `reset` `recover` `deploy` (command within 60 s, healthy within 30 s) controls;
     /// `restart-medic` (save, then restore into a new supervisor; `restart-medic+1h`: down for an hour);
     /// `+5s` advances virtual time.
@@ -222,6 +231,17 @@ impl World {
                     .with_urgency(Urgency::EngineRestarts)
                     .with(medic_core::RESTART_EXPECTED_FROM, "restart policy `always`"),
             ),
+            "commanded" => self.observe(
+                Observation::fail(ms, "exited with exit code 143; stopped by a command")
+                    .with_urgency(Urgency::Commanded)
+                    .with(
+                        medic_core::RESTART_EXPECTED_FROM,
+                        "`docker restart` (a person or a script)",
+                    ),
+            ),
+            ok if ok.starts_with("ok@") => {
+                self.observe(Observation::ok(ms, "running").with("container_id", &ok[3..]))
+            }
             "blind" => self.observe(Observation::blind(ms, "socket down")),
             "done" => self.finish(ActionResult::Done {
                 message: "exit 0".into(),
@@ -249,6 +269,11 @@ impl World {
             ),
             "shutdown" => self.sup.shutdown(),
             "cut" => self.finish(ActionResult::Interrupted),
+            "impossible" => self.finish(ActionResult::Impossible {
+                message: "already on the last known good spec: nothing different to roll back to"
+                    .into(),
+                evidence: Default::default(),
+            }),
             "vanished" => self.finish(ActionResult::Gone {
                 message: "gone".into(),
                 evidence: Default::default(),

@@ -409,6 +409,7 @@ fn is_trouble(kind: EventKind) -> bool {
             | EventKind::Stale
             | EventKind::Interrupted
             | EventKind::DeployFailed
+            | EventKind::Flapping
     )
 }
 

@@ -350,6 +350,8 @@ fn survives_a_crash_at_once(kind: EventKind) -> bool {
             | EventKind::DeployDone
             | EventKind::DeployFailed
             | EventKind::Deployed
+            | EventKind::Flapping
+            | EventKind::FlappingEnded
     )
 }
 

@@ -117,7 +117,7 @@ pub(super) fn check_hardening(
             .map(|p| p.rsplit('/').next().unwrap_or(p))
             .unwrap_or("");
         if SETUID.contains(&program) && unit.no_new_privileges {
-            out.error("hardening", name, format!("{what} runs {program}, which NoNewPrivileges=yes in {} stops", unit.path.display()), "let polkit grant the one action instead (systemctl restart of a named unit: README, \"Running under systemd\"), and drop the sudo");
+            out.error("hardening", name, format!("{what} runs {program}, which NoNewPrivileges=yes in {} stops", unit.path.display()), "let polkit grant the one action instead (systemctl restart of a named unit: docs/running.md, \"Command targets that act\"), and drop the sudo");
             continue;
         }
         if program == "systemctl" && unit.user.as_deref().is_some_and(|u| u != "root") {

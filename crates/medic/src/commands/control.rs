@@ -161,11 +161,13 @@ pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
             "AGENT",
         ]);
         for s in &report.services {
-            let state = if s.paused {
-                format!("{} (paused)", s.state)
-            } else {
-                s.state.clone()
-            };
+            let mut state = s.state.clone();
+            if let Some(flapping) = &s.flapping {
+                state = format!("{state} ({})", flapping.describe(report.generated));
+            }
+            if s.paused {
+                state.push_str(" (paused)");
+            }
             let since = ago(report.generated.duration_since(s.since).as_secs_f64());
             let seen = s
                 .last_observation_ms

@@ -182,7 +182,7 @@ fn systemd(args: &SystemdArgs) -> anyhow::Result<u8> {
         "  systemd-sysusers && systemd-tmpfiles --create && systemctl daemon-reload && systemctl enable --now medic"
     );
     println!(
-        "\nCommand targets that restart units or write files need the opt-in drop-in and polkit rule\n(README.md, \"Running under systemd\"); `medic doctor` checks what the unit allows."
+        "\nCommand targets that restart units or write files need the opt-in drop-in and polkit rule\n(docs/running.md, \"Command targets that act\"); `medic doctor` checks what the unit allows."
     );
     Ok(0)
 }

@@ -58,6 +58,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => Just(Urgency::Decisive),
         1 => Just(Urgency::Gone),
         1 => Just(Urgency::EngineRestarts),
+        1 => Just(Urgency::Commanded),
     ];
     prop_oneof![
         8 => (0usize..3, urgency, 0u64..3, evidence()).prop_map(|(probe, urgency, latency_ms, evidence)| {
@@ -77,6 +78,9 @@ fn step() -> impl Strategy<Value = Step> {
 struct CopyAndExtend {
     incident: Option<String>,
     evidence: Evidence,
+    /// The last failure of a person's restart or a deploy's replacement under
+    /// way: the incident's, should the target not come back in time.
+    expected: Option<Observation>,
 }
 
 impl CopyAndExtend {
@@ -94,7 +98,7 @@ impl CopyAndExtend {
 
     /// Follows one step the machine took from `before`: what the old code
     /// extended the open incident with, and what a new incident started from.
-    fn follow(&mut self, step: &Step, before: Phase, incident: Option<String>) {
+    fn follow(&mut self, step: &Step, before: Phase, after: Phase, incident: Option<String>) {
         let acting = matches!(
             before,
             Phase::Acting { .. }
@@ -130,9 +134,31 @@ impl CopyAndExtend {
             self.evidence
                 .extend(deploy_failed.clone().unwrap_or_default());
         }
+        let on_purpose = |o: &&Observation| matches!(o.urgency, Urgency::Gone | Urgency::Commanded);
+        match (after, observation.as_ref().filter(on_purpose)) {
+            // The stop or removal that began it.
+            (Phase::Expecting { .. }, Some(observation))
+                if !matches!(before, Phase::Expecting { .. }) =>
+            {
+                self.expected = Some(observation.clone())
+            }
+            (Phase::Expecting { .. }, _) => {}
+            _ if incident == self.incident => self.expected = None,
+            _ => {}
+        }
         if incident != self.incident {
+            let not_back = matches!((step, before), (Step::Wait(_), Phase::Expecting { .. }));
             self.evidence = match (&incident, deploy_failed, &observation) {
                 (None, _, _) => Evidence::new(),
+                // Not back within its grace: the stop's failure, no longer awaited.
+                (Some(_), None, None) if not_back => {
+                    let mut failure = self.expected.take().expect("a failure while expecting");
+                    if let Some(who) = failure.evidence.remove(RESTART_EXPECTED_FROM) {
+                        failure.evidence.insert("stopped_by".into(), who);
+                    }
+                    failure.urgency = Urgency::Decisive;
+                    Self::opened_by(&failure)
+                }
                 (Some(_), Some(deploy), _) => deploy,
                 (Some(_), None, Some(observation)) => Self::opened_by(observation),
                 // A person's recover, a deploy that timed out.
@@ -238,7 +264,7 @@ fn check(policy: Policy, steps: &[Step]) {
             ctx.slots.finished(&job.unit, job.id);
         }
         let incident = machine.incident.as_ref();
-        old.follow(step, before, incident.map(|i| i.id.clone()));
+        old.follow(step, before, machine.phase, incident.map(|i| i.id.clone()));
         let Some(incident) = incident else { continue };
         assert_eq!(
             incident.evidence.merged(),
