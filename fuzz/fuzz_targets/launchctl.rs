@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use medic_launchd::{JobFacts, classify, parse_list, parse_list_table, parse_print};
+use medic_launchd::{Expect, JobFacts, classify, parse_list, parse_list_table, parse_print};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
@@ -20,12 +20,15 @@ fuzz_target!(|data: &[u8]| {
             let _ = exit.describe(None);
         }
     }
-    let _ = classify(None);
+    let _ = classify(None, Expect::ExitedOk);
+    let _ = classify(None, Expect::Running);
 });
 
 /// Everything the daemon asks of the facts.
 fn read(facts: &JobFacts) {
-    let verdict = classify(Some(facts));
+    // The job as medic reads it by default, and as a service that must stay up.
+    let _ = classify(Some(facts), Expect::Running);
+    let verdict = classify(Some(facts), Expect::ExitedOk);
     let _ = (
         verdict.class.as_str(),
         verdict.class.is_ok(),
