@@ -130,8 +130,9 @@ fn an_unloaded_agent_is_bootstrapped_again() {
         failing["evidence"]["classification"], "missing",
         "{failing}"
     );
+    // An unloaded job is a removal: it waits `replace_grace` for a replacement first.
     assert_eq!(
-        failing["message"], "`com.example.job` not loaded",
+        failing["message"], "`com.example.job` not loaded: no healthy replacement within 300ms",
         "{failing}"
     );
     let restart = first_event(&events, "restart_done");
@@ -238,7 +239,7 @@ fn nothing_to_roll_back_to_escalates_with_a_critical_alert() {
 fn install_launchd_writes_the_example_plist() {
     let dir = tempfile::tempdir().unwrap();
     let output = std::process::Command::new(crate::support::medic::bin("medic"))
-        .args(["install", "launchd", "--dir"])
+        .args(["install", "launchd", "--prefix", "/opt/homebrew", "--dir"])
         .arg(dir.path())
         .output()
         .expect("run medic install launchd");
