@@ -46,9 +46,12 @@ fn status(medic: &Medic, service: Option<&str>) -> Vec<Value> {
 fn healthy(medic: &Medic, units: &[&str]) {
     for unit in units {
         // A unit found while its container was still being put in place
-        // reports `recovered` (without action) rather than `healthy`.
+        // reports `recovered` (without action) rather than `healthy`, or
+        // `replaced` when its first look found no container yet (under load,
+        // the listing after `create` can run ahead of the inspect).
         medic.wait_event(&format!("{unit} healthy"), |e| {
-            e["service"] == *unit && (e["event"] == "healthy" || e["event"] == "recovered")
+            e["service"] == *unit
+                && ["healthy", "recovered", "replaced"].contains(&e["event"].as_str().unwrap_or(""))
         });
     }
 }
