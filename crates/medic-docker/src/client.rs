@@ -19,7 +19,7 @@ use futures_util::{Stream, StreamExt, TryStreamExt, stream};
 
 use crate::endpoint::{Endpoint, default_socket, parse_host};
 use crate::events::{ACTIONS, ContainerEvent};
-use crate::facts::{ContainerFacts, Health, cap};
+use crate::facts::{ContainerFacts, ContainerState, Health, cap};
 use crate::libpod;
 use crate::select::{ContainerSummary, Selector, forensic_filter, forensic_name, is_the_one};
 use crate::spec::ContainerSpec;
@@ -222,31 +222,103 @@ impl DockerClient {
         &self,
         id_or_name: &str,
     ) -> Result<Option<ContainerInspectResponse>, DockerError> {
+        Ok(self.inspect_read(id_or_name).await?.map(|read| read.0))
+    }
+
+    /// [`Self::inspect_raw`], with the state when it is one Docker's API has
+    /// no word for (Podman's `stopped`: its answer then reads with an empty
+    /// status). A container Podman answers 500 for and no longer lists is
+    /// one it was removing: gone.
+    async fn inspect_read(
+        &self,
+        id_or_name: &str,
+    ) -> Result<Option<(ContainerInspectResponse, Option<ContainerState>)>, DockerError> {
         let docker = self.docker().await?;
         let inspected = docker.inspect_container(id_or_name, None);
-        match self.call("inspect", READ_DEADLINE, inspected).await {
-            Ok(inspect) => {
-                let id = inspect.id.as_deref().unwrap_or_default();
-                let name = inspect
-                    .name
-                    .as_deref()
-                    .unwrap_or_default()
-                    .trim_start_matches('/');
-                Ok(is_the_one(id_or_name, id, name).then_some(inspect))
+        let (inspect, state) = match self.call("inspect", READ_DEADLINE, inspected).await {
+            Ok(inspect) => (inspect, None),
+            Err(error) if error.is_not_found() => return Ok(None),
+            Err(error) if error.is_unreadable() => {
+                match self.inspect_unreadable(id_or_name).await {
+                    Some(Some(read)) => read,
+                    Some(None) => return Ok(None),
+                    None => return Err(error),
+                }
             }
-            Err(error) if error.is_not_found() => Ok(None),
-            Err(error) => Err(error),
+            Err(error) if error.is_server_error() && !self.lists(id_or_name).await? => {
+                return Ok(None);
+            }
+            Err(error) => return Err(error),
+        };
+        let id = inspect.id.as_deref().unwrap_or_default();
+        let name = inspect
+            .name
+            .as_deref()
+            .unwrap_or_default()
+            .trim_start_matches('/');
+        Ok(is_the_one(id_or_name, id, name).then_some((inspect, state)))
+    }
+
+    /// The inspect read again as JSON, its state taken aside when Docker's
+    /// API has no word for it; None when that fails too (the caller keeps
+    /// bollard's error), Some(None) when the container is gone by now.
+    #[expect(
+        clippy::type_complexity,
+        reason = "private: an answer, or gone, or unreadable"
+    )]
+    async fn inspect_unreadable(
+        &self,
+        id_or_name: &str,
+    ) -> Option<Option<(ContainerInspectResponse, Option<ContainerState>)>> {
+        let read = libpod::compat_inspect(&self.inner.endpoint, id_or_name);
+        let mut value = match tokio::time::timeout(READ_DEADLINE, read).await {
+            Ok(Ok(Some(value))) => value,
+            Ok(Ok(None)) => return Some(None),
+            Ok(Err(error)) => {
+                tracing::debug!(container = %id_or_name, %error, "No plain inspect either");
+                return None;
+            }
+            Err(_) => return None,
+        };
+        let status = value.pointer_mut("/State/Status")?;
+        let state = ContainerState::parse(status.as_str()?);
+        *status = serde_json::Value::String(String::new());
+        let inspect = serde_json::from_value(value).ok()?;
+        Some(Some((inspect, Some(state))))
+    }
+
+    /// Whether the engine lists this container (by exact name, or by id).
+    async fn lists(&self, id_or_name: &str) -> Result<bool, DockerError> {
+        if !self
+            .find(&Selector::Name(id_or_name.to_owned()))
+            .await?
+            .is_empty()
+        {
+            return Ok(true);
         }
+        let filters = std::collections::HashMap::from([("id", vec![id_or_name])]);
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let docker = self.docker().await?;
+        let listed = self
+            .call("list", READ_DEADLINE, docker.list_containers(Some(options)))
+            .await?;
+        Ok(!listed.is_empty())
     }
 
     /// The container's facts, or None when there is no such container. For
     /// an unhealthy one, also Podman's `--health-on-failure` (its libpod API
     /// on the same socket says it; Docker's API and Podman's compatible one do not).
     pub async fn inspect(&self, id_or_name: &str) -> Result<Option<ContainerFacts>, DockerError> {
-        let Some(inspect) = self.inspect_raw(id_or_name).await? else {
+        let Some((inspect, state)) = self.inspect_read(id_or_name).await? else {
             return Ok(None);
         };
         let mut facts = ContainerFacts::from_inspect(&inspect);
+        if let Some(state) = state {
+            facts.state = state;
+        }
         if facts.health == Some(Health::Unhealthy) {
             facts.health_on_failure =
                 libpod::health_on_failure(&self.inner.endpoint, &facts.id).await;
@@ -323,20 +395,34 @@ impl DockerClient {
             .await
     }
 
-    /// Waits until a container being stopped or removed by someone else (Podman
-    /// shows `stopping` for the whole stop timeout of a `podman stop` or
-    /// `podman rm -f`) is no longer running, or, when `removing` (Docker's
-    /// `rm -f` past its kill), gone: the engine's own wait, for at most
-    /// `within` (a container stuck in removal never ends it: then
-    /// [`DockerError::TimedOut`]). A container that is removed meanwhile ends
-    /// the wait too.
+    /// Waits until a container being stopped or removed by someone else has
+    /// settled: for `stopping` (Podman shows it for the whole stop timeout of
+    /// a `podman stop` or `podman rm -f`) until it no longer runs; for
+    /// `removing` (Docker's `rm -f` past its kill) until it is gone; for
+    /// Podman's `stopped` until it is cleaned up (`exited`) or removed. The
+    /// engine's own wait, for at most `within` (a container stuck in removal
+    /// never ends it: then [`DockerError::TimedOut`]). A container that is
+    /// removed meanwhile ends the wait too.
     pub async fn wait_stopped(
         &self,
         id: &str,
-        removing: bool,
+        state: ContainerState,
         within: Duration,
     ) -> Result<(), DockerError> {
-        let condition = if removing { "removed" } else { "not-running" };
+        if state == ContainerState::Stopped {
+            let wait = libpod::wait_exited(&self.inner.endpoint, id);
+            return match tokio::time::timeout(within, wait).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(error)) => Err(DockerError::Api(
+                    bollard::errors::Error::DockerStreamError { error },
+                )),
+                Err(_) => Err(DockerError::timed_out("wait", within)),
+            };
+        }
+        let condition = match state {
+            ContainerState::Removing => "removed",
+            _ => "not-running",
+        };
         let options = WaitContainerOptionsBuilder::default()
             .condition(condition)
             .build();
