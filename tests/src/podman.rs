@@ -3,8 +3,9 @@
 //! container is started again, a removed one is recreated as it was (its
 //! ulimits, which Podman's inspect names `RLIMIT_NOFILE`, included), a bad
 //! image is rolled back, `medic check` names the engine, Podman's own
-//! `--health-on-failure=restart` goes first, and a socket-activated service
-//! that stops is reconnected to (a kill meanwhile is still repaired).
+//! `--health-on-failure=restart` goes first, a socket-activated service
+//! that stops is reconnected to (a kill meanwhile is still repaired), and a
+//! `podman rm -f` racing medic's restart is a removal every time.
 
 use crate::docker::config;
 use crate::support::docker::{Cleanup, Engine, unique};
@@ -379,14 +380,19 @@ fn podman_rm_f_racing_a_restart_is_a_removal_restored_every_round() {
             });
         }
         engine.run(&["rm", "-f", "-t", "0", &name]);
-        // Closed after the recreation (a restart may have recovered first).
-        let events = wait_after(&medic, seen, "the removed container restored", |events| {
+        // Closed after the recreation (a restart may have recovered first;
+        // by the third round the service flaps: a rollback recreates it).
+        let what = format!("round {round}: the removed container restored");
+        let events = wait_after(&medic, seen, &what, |events| {
             let recreated = events.iter().position(|e| {
-                e["event"] == "restart_done"
+                (e["event"] == "restart_done" || e["event"] == "rollback_done")
                     && e["message"].as_str().unwrap_or("").contains("recreated")
             });
-            let ended =
-                |e: &serde_json::Value| e["event"] == "recovered" || e["event"] == "escalated";
+            let ended = |e: &serde_json::Value| {
+                e["event"] == "recovered"
+                    || e["event"] == "rolled_back"
+                    || e["event"] == "escalated"
+            };
             events.iter().any(|e| e["event"] == "escalated")
                 || recreated.is_some_and(|at| events[at..].iter().any(ended))
         });

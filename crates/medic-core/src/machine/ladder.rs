@@ -233,8 +233,10 @@ impl Machine {
             // Removed while medic was about to act on it (`docker rm -f` reports
             // the kill before the removal): not a failed step. Like any removal, a
             // replacement gets `replace_grace`; then the same step runs again.
+            // A job that may recreate never reports Gone; one that did not
+            // may find the target removed after a removal was already seen.
             ActionResult::Gone { message, evidence }
-                if self.incident.as_ref().is_some_and(|i| !i.gone) =>
+                if self.incident.as_ref().is_some_and(|i| !i.recreating) =>
             {
                 self.removed_while_acting(now, now, step, message, evidence, ctx);
             }
