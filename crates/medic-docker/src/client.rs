@@ -201,10 +201,18 @@ impl DockerClient {
     /// Every container (running or not) a selector matches, without medic's
     /// forensic copies and Compose one-off (`docker compose run`) containers.
     pub async fn find(&self, selector: &Selector) -> Result<Vec<ContainerSummary>, DockerError> {
-        let filters = selector.filters()?;
+        let listed = self.list(&selector.filters()?).await?;
+        Ok(listed.into_iter().filter(|c| selector.keeps(c)).collect())
+    }
+
+    /// Every container (running or not) the engine lists under `filters`.
+    async fn list(
+        &self,
+        filters: &std::collections::HashMap<String, Vec<String>>,
+    ) -> Result<Vec<ContainerSummary>, DockerError> {
         let options = ListContainersOptionsBuilder::default()
             .all(true)
-            .filters(&filters)
+            .filters(filters)
             .build();
         let docker = self.docker().await?;
         let listed = self
@@ -213,7 +221,6 @@ impl DockerClient {
         Ok(listed
             .into_iter()
             .filter_map(ContainerSummary::from_list)
-            .filter(|c| selector.keeps(c))
             .collect())
     }
 
@@ -296,16 +303,9 @@ impl DockerClient {
         {
             return Ok(true);
         }
-        let filters = std::collections::HashMap::from([("id", vec![id_or_name])]);
-        let options = ListContainersOptionsBuilder::default()
-            .all(true)
-            .filters(&filters)
-            .build();
-        let docker = self.docker().await?;
-        let listed = self
-            .call("list", READ_DEADLINE, docker.list_containers(Some(options)))
-            .await?;
-        Ok(!listed.is_empty())
+        let by_id =
+            std::collections::HashMap::from([("id".to_owned(), vec![id_or_name.to_owned()])]);
+        Ok(!self.list(&by_id).await?.is_empty())
     }
 
     /// The container's facts, or None when there is no such container. For
@@ -391,8 +391,25 @@ impl DockerClient {
     /// is); the engine gets `within`.
     pub async fn start(&self, id: &str, within: Duration) -> Result<(), DockerError> {
         let docker = self.docker().await?;
-        self.call("start", within, docker.start_container(id, None))
-            .await
+        let started = self
+            .call("start", within, docker.start_container(id, None))
+            .await;
+        self.gone_if_unlisted(id, started).await
+    }
+
+    /// A 5xx answer for a container the engine no longer lists (Podman's
+    /// `does not exist in database` while it removes one) as the 404 it is.
+    async fn gone_if_unlisted(
+        &self,
+        id: &str,
+        result: Result<(), DockerError>,
+    ) -> Result<(), DockerError> {
+        match result {
+            Err(error) if error.is_server_error() && !self.lists(id).await? => Err(
+                no_such_container(&format!("{id} (the engine answered: {error})")),
+            ),
+            result => result,
+        }
     }
 
     /// Waits until a container being stopped or removed by someone else has
@@ -452,8 +469,10 @@ impl DockerClient {
             .await?
             .with_timeout(REQUEST_TIMEOUT + stop_timeout);
         let restart = docker.restart_container(id, Some(options));
-        self.call("restart", stop_timeout.saturating_add(within), restart)
-            .await
+        let restarted = self
+            .call("restart", stop_timeout.saturating_add(within), restart)
+            .await;
+        self.gone_if_unlisted(id, restarted).await
     }
 
     /// Stops a container with its own stop timeout (or `stop_timeout` when
