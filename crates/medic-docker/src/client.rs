@@ -269,10 +269,6 @@ impl DockerClient {
     /// The inspect read again as JSON, its state taken aside when Docker's
     /// API has no word for it; None when that fails too (the caller keeps
     /// bollard's error), Some(None) when the container is gone by now.
-    #[expect(
-        clippy::type_complexity,
-        reason = "private: an answer, or gone, or unreadable"
-    )]
     async fn inspect_unreadable(
         &self,
         id_or_name: &str,

@@ -60,11 +60,11 @@ pub fn parse_partial(
     source: &str,
     origin: &str,
     env: Env<'_>,
-) -> Result<Config, (ConfigErrors, Option<Config>)> {
+) -> Result<Config, (ConfigErrors, Option<Box<Config>>)> {
     let (config, errors) = build(source, origin, env);
     match config {
         Some(config) if errors.list.is_empty() => Ok(config),
-        config => Err((errors.finish(origin), config)),
+        config => Err((errors.finish(origin), config.map(Box::new))),
     }
 }
 
