@@ -200,6 +200,10 @@ pub struct StoredPause {
     /// When it ends; absent for an open-ended pause.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until: Option<Timestamp>,
+    /// Milliseconds it had left when saved: a restored `until` further
+    /// ahead than this (a clock stepped back) is clamped. Absent in older files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub left_ms: Option<u64>,
 }
 
 /// The store on disk.
@@ -346,6 +350,12 @@ impl Store {
             .map(|unit| from_stored(name, unit, clock))
     }
 
+    /// How long a unit's pause had left when it was saved, when the file says.
+    pub fn pause_left(&self, name: &str) -> Option<Duration> {
+        let pause = self.file.units.get(name)?.paused.as_ref()?;
+        pause.left_ms.map(Duration::from_millis)
+    }
+
     /// Records a unit's last known good spec.
     pub fn set_last_known_good(&mut self, name: &str, spec: serde_json::Value) {
         let unit = Arc::make_mut(&mut self.file)
@@ -398,12 +408,17 @@ impl Store {
 }
 
 /// Applies the change lines `file` does not include yet, in order (a torn
-/// last line, from a crash mid-append, is skipped).
+/// last line, from a crash mid-append, is skipped; any other bad line is
+/// logged with its number).
 fn replay_changes(path: &Path, file: &mut StoreFile) {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return;
+    let changes = match medic_records::lines::read::<StoreChange>(path) {
+        Ok(lines) => lines.reported(path),
+        Err(error) => {
+            tracing::warn!(%error, path = %path.display(), "Cannot read the state store's change lines");
+            return;
+        }
     };
-    for change in medic_records::journal::parse_lines::<StoreChange>(&text) {
+    for change in changes {
         if change.seq <= file.seq {
             continue;
         }
@@ -484,6 +499,7 @@ fn to_stored(snapshot: &UnitSnapshot, clock: &WallClock) -> StoredUnit {
         }),
         paused: snapshot.paused.map(|until| StoredPause {
             until: until.map(|u| clock.to_wall(u)),
+            left_ms: until.map(|u| millis(u.saturating_duration_since(clock.instant()))),
         }),
         last_known_good: None,
     }
@@ -731,8 +747,7 @@ mod tests {
         let fourth = store.change([("api".into(), Some(unit("api", 4)))], 1, None, &clock);
         append(&changes, &fourth);
         compact_changes(&changes).unwrap();
-        let kept: Vec<StoreChange> =
-            medic_records::journal::parse_lines(&std::fs::read_to_string(&changes).unwrap());
+        let kept: Vec<StoreChange> = medic_records::lines::read(&changes).unwrap().values;
         assert_eq!(kept, vec![fourth]);
         assert_eq!(
             attempts(&Store::open(dir.path(), Timestamp::now()).unwrap(), "api"),

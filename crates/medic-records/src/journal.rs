@@ -435,14 +435,6 @@ impl Output {
     }
 }
 
-/// Parses the complete lines of a journal; a torn last line (crash mid-write) is skipped.
-pub fn parse_lines<T: for<'de> Deserialize<'de>>(text: &str) -> Vec<T> {
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -461,7 +453,7 @@ mod tests {
     }
 
     fn read(path: &Path) -> Vec<RecoveryLine> {
-        parse_lines(&std::fs::read_to_string(path).unwrap())
+        crate::lines::read(path).unwrap().values
     }
 
     #[tokio::test]
@@ -483,8 +475,9 @@ mod tests {
         tracker.wait().await;
         let mut text = std::fs::read_to_string(&path).unwrap();
         text.push_str("{\"torn\":");
-        let lines: Vec<RecoveryLine> = parse_lines(&text);
-        assert_eq!(lines, vec![line(2)]);
+        let lines = crate::lines::parse::<RecoveryLine>(&text);
+        assert_eq!(lines.values, vec![line(2)]);
+        assert_eq!(lines.bad, []);
     }
 
     #[tokio::test]

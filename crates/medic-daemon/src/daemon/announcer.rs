@@ -443,7 +443,7 @@ mod tests {
         shell.tracker.close();
         shell.tracker.wait().await;
         let text = std::fs::read_to_string(dir.join("alerts.jsonl")).unwrap_or_default();
-        medic_records::journal::parse_lines(&text)
+        medic_records::lines::parse(&text).values
     }
 
     #[tokio::test]
