@@ -105,3 +105,157 @@ fn a_torn_last_line_never_eats_the_next_runs_first() {
         "{records:?}"
     );
 }
+
+/// Moves every saved time `field` of unit `web` (in `state.json` and in each
+/// change line) by `by`, as a wall clock stepped back by that much since it
+/// was saved leaves it: the restarted medic reads them against its clock now.
+fn shift_saved(
+    medic: &Medic,
+    pick: impl Fn(&mut Value) -> Option<&mut Value>,
+    by: jiff::SignedDuration,
+) {
+    let shift = |unit: &mut Value| {
+        if let Some(Value::String(at)) = pick(unit) {
+            let moved = at.parse::<jiff::Timestamp>().expect("an RFC 3339 time") + by;
+            *at = moved.to_string();
+        }
+    };
+    let state = medic.state("state.json");
+    let mut file: Value = serde_json::from_slice(&std::fs::read(&state).expect("state.json"))
+        .expect("state.json parses");
+    shift(&mut file["units"]["web"]);
+    std::fs::write(&state, file.to_string()).unwrap();
+    let changes = medic.state("state.changes.jsonl");
+    let text = std::fs::read_to_string(&changes).unwrap_or_default();
+    let mut out = String::new();
+    for line in text.lines() {
+        let mut change: Value = serde_json::from_str(line).expect("a change line");
+        if change["units"]["web"].is_object() {
+            shift(&mut change["units"]["web"]);
+        }
+        out.push_str(&format!("{change}\n"));
+    }
+    std::fs::write(&changes, out).unwrap();
+}
+
+const A_DAY: jiff::SignedDuration = jiff::SignedDuration::from_hours(24);
+
+/// A verification deadline saved a day ahead (the clock stepped back a day
+/// after it was saved) gives up after `recover_timeout`, not after a day.
+#[test]
+fn a_saved_deadline_far_ahead_waits_no_longer_than_recover_timeout() {
+    let config = fast(r#"["true"]"#, r#"["false"]"#, free_port(), "")
+        .replace("recover_timeout = \"3s\"", "recover_timeout = \"5s\"")
+        .replace("backoff = \"100ms\"", "backoff = \"1s\"");
+    let mut medic = Medic::start(&config);
+    medic.wait_event("the first restart being verified", |e| {
+        e["event"] == "restart_done"
+    });
+    medic.kill9();
+    let state = medic.saved_state().expect("the store loads");
+    assert_eq!(state["units"]["web"]["stage"], "verifying", "{state}");
+    shift_saved(&medic, |unit| unit.get_mut("due"), A_DAY);
+
+    medic.spawn();
+    let events = medic.wait_event("the verification to give up", |e| {
+        e["event"] == "restart" && e["attempt"] == 2
+    });
+    let resumed = events
+        .iter()
+        .find(|e| e["event"] == "resumed")
+        .expect("a resumed event");
+    assert!(
+        resumed["message"]
+            .as_str()
+            .unwrap()
+            .contains("verifying attempt 1"),
+        "{resumed}"
+    );
+    let stderr = medic.stderr();
+    assert!(
+        stderr.contains("the verification deadline was 86")
+            && stderr.contains("clamped to 5.0 s from now (recover_timeout)"),
+        "{stderr}"
+    );
+}
+
+/// A pause's end saved a day later than its length allows (the clock stepped
+/// back) ends after the pause's own length.
+#[test]
+fn a_pause_end_moved_by_a_clock_step_is_clamped_to_its_length() {
+    let config = fast(r#"["true"]"#, r#"["false"]"#, free_port(), "");
+    let mut medic = Medic::start(&config);
+    medic.wait_listening();
+    let out = medic.cli(&["pause", "web", "--for", "2h"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eventually("the pause in the saved state", || {
+        let state = medic.saved_state()?;
+        state["units"]["web"]["paused"]["until"]
+            .as_str()
+            .map(str::to_owned)
+    });
+    medic.kill9();
+    shift_saved(
+        &medic,
+        |unit| unit.get_mut("paused")?.get_mut("until"),
+        A_DAY,
+    );
+
+    medic.spawn();
+    medic.wait_listening();
+    let out = medic.cli(&["status", "--json"]);
+    let status: Value = serde_json::from_slice(&out.stdout).expect("status --json");
+    let until: jiff::Timestamp = status["services"][0]["paused_until"]
+        .as_str()
+        .expect("still paused, with an end")
+        .parse()
+        .unwrap();
+    let left = until.duration_since(jiff::Timestamp::now());
+    assert!(
+        left <= jiff::SignedDuration::from_hours(2) && left > jiff::SignedDuration::from_mins(110),
+        "the pause ends in {left:?}"
+    );
+    let stderr = medic.stderr();
+    assert!(stderr.contains("the pause's end was 93"), "{stderr}");
+}
+
+/// The escalation's alert line reaches the disk before the state that marks
+/// the unit alerted: with the alerts file's writer slowed (a fault honoured
+/// by debug builds only, `MEDIC_TEST_SLOW_WRITES`), the saved state never
+/// says `escalated` while the alert is missing, and after a kill -9 in that
+/// window the next medic has the alert (at least once, never zero).
+#[test]
+fn an_escalation_alert_is_on_disk_before_the_state_that_marks_it_alerted() {
+    let config = failing_config("");
+    let mut medic = Medic::prepare(&config);
+    medic.spawn_with_env(&[("MEDIC_TEST_SLOW_WRITES", "critical.jsonl:3000")]);
+    let alerts = medic.state("alerts/critical.jsonl");
+    let escalated_alert = || {
+        lines(&alerts)
+            .iter()
+            .flatten()
+            .any(|a| a["kind"] == "escalated" && a["service"] == "web")
+    };
+    medic.wait_event("the escalation", |e| e["event"] == "escalated");
+    // Whichever reaches the disk first: the state that says escalated, or the alert.
+    let state_first = eventually("the escalation on disk", || {
+        let saved = medic.saved_state()?;
+        let escalated = saved["units"]["web"]["phase"] == "escalated";
+        let alerted = escalated_alert();
+        (escalated || alerted).then_some(escalated && !alerted)
+    });
+    medic.kill9();
+    assert!(
+        !state_first,
+        "the state marked web escalated and alerted before its alert was written"
+    );
+
+    medic.spawn();
+    eventually("the escalated alert after the restart", || {
+        escalated_alert().then_some(())
+    });
+}

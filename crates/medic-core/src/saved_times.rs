@@ -33,7 +33,7 @@ impl fmt::Display for Implausible {
         } else {
             write!(
                 f,
-                "{} was {ahead} s ahead; clamped to {} s from now ({})",
+                "{} was {ahead} s ahead; clamped to {:.1} s from now ({})",
                 self.what,
                 self.allowed.as_secs_f64(),
                 self.by
@@ -184,8 +184,8 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "the verification deadline was 86400 s ahead; clamped to 5 s from now (recover_timeout)",
-                "the pause's end was 86400 s ahead; clamped to 7200 s from now (the pause's own length)",
+                "the verification deadline was 86400 s ahead; clamped to 5.0 s from now (recover_timeout)",
+                "the pause's end was 86400 s ahead; clamped to 7200.0 s from now (the pause's own length)",
                 "the incident's opening lay 86400 s in the future; taken as now",
                 "a recent incident's opening lay 86400 s in the future; taken as now",
             ]

@@ -384,6 +384,7 @@ impl Daemon {
                 action => self.act(action),
             }
         }
+        self.durability.follow(self.announcer.records());
         self.durability
             .persist(jobs, &self.sup, self.announcer.storm_mut());
     }

@@ -168,6 +168,8 @@ struct Shared {
 struct Queue {
     lines: VecDeque<Vec<u8>>,
     bytes: usize,
+    /// Lines of other journals that the queued lines must follow onto the disk.
+    after: Vec<Mark>,
     closed: bool,
     /// Lines appended since start (dropped ones included).
     appended: u64,
@@ -209,6 +211,14 @@ impl Journal {
     /// Appends one value as one line; never waits for the disk. Returns the
     /// line's number (see [`Journal::finished`]).
     pub fn append(&self, value: &impl Serialize) -> u64 {
+        self.append_after(value, &[])
+    }
+
+    /// Appends one value as one line that reaches the disk only after the
+    /// lines `after` names (of other journals) are finished: the state that
+    /// says an alert was sent never lands before the alert. The writer waits;
+    /// this never does.
+    pub fn append_after(&self, value: &impl Serialize, after: &[Mark]) -> u64 {
         let mut line = match serde_json::to_vec(value) {
             Ok(line) => line,
             Err(error) => {
@@ -233,8 +243,21 @@ impl Journal {
         queue.appended += 1;
         queue.bytes += line.len();
         queue.lines.push_back(line);
-        self.shared.wake.notify_one();
+        for mark in after {
+            Mark::merge(&mut queue.after, mark);
+        }
+        // All: writers of other journals may wait on this condvar too (`Mark::wait`).
+        self.shared.wake.notify_all();
         queue.appended
+    }
+
+    /// The newest line appended so far, for another writer to follow (see
+    /// [`Journal::append_after`]).
+    pub fn mark(&self) -> Mark {
+        Mark {
+            upto: self.shared.lock().appended,
+            shared: self.shared.clone(),
+        }
     }
 
     /// The number of the newest line the writer has finished (written, or
@@ -309,6 +332,7 @@ impl Shared {
         };
         let mut pending: Vec<u8> = Vec::new();
         let mut batch_lines = 0;
+        let mut after: Vec<Mark> = Vec::new();
         loop {
             let closed = {
                 let mut queue = self.lock();
@@ -333,6 +357,7 @@ impl Shared {
                 }
                 // While a batch is refused, new lines wait in the bounded queue.
                 if pending.is_empty() {
+                    after = std::mem::take(&mut queue.after);
                     batch_lines = queue.lines.len() as u64;
                     for line in queue.lines.drain(..) {
                         pending.extend_from_slice(&line);
@@ -341,6 +366,11 @@ impl Shared {
                 }
                 queue.closed
             };
+            for mark in after.drain(..) {
+                mark.wait();
+            }
+            #[cfg(debug_assertions)]
+            slow_write_fault(&self.path);
             match out.write(self, &mut pending) {
                 Ok(()) => {
                     self.health.ok();
@@ -366,6 +396,63 @@ impl Shared {
                 }
             }
         }
+    }
+}
+
+/// A line of a journal, by number: what another journal's line must follow
+/// onto the disk (see [`Journal::append_after`]).
+#[derive(Debug, Clone)]
+pub struct Mark {
+    shared: Arc<Shared>,
+    upto: u64,
+}
+
+impl Mark {
+    /// Whether the writer has finished the line (written, or tried and refused).
+    pub fn finished(&self) -> bool {
+        *self.shared.finished.borrow() >= self.upto
+    }
+
+    /// Keeps the newest mark of each journal in `marks`.
+    pub fn merge(marks: &mut Vec<Mark>, mark: &Mark) {
+        match marks
+            .iter_mut()
+            .find(|m| Arc::ptr_eq(&m.shared, &mark.shared))
+        {
+            Some(kept) => kept.upto = kept.upto.max(mark.upto),
+            None => marks.push(mark.clone()),
+        }
+    }
+
+    /// Blocks the calling writer (never the loop) until the line is
+    /// finished, or its writer has stopped with nothing left to try.
+    pub fn wait(&self) {
+        let mut queue = self.shared.lock();
+        while !self.finished() && !(queue.closed && queue.lines.is_empty()) {
+            queue = self
+                .shared
+                .wake
+                .wait_timeout(queue, Duration::from_millis(10))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+}
+
+/// Debug builds only, for the e2e tests that kill medic between two files'
+/// writes: `MEDIC_TEST_SLOW_WRITES=critical.jsonl:3000` makes the writer of
+/// every file with that name wait 3 s before each write.
+#[cfg(debug_assertions)]
+fn slow_write_fault(path: &Path) {
+    let Ok(fault) = std::env::var("MEDIC_TEST_SLOW_WRITES") else {
+        return;
+    };
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    if let Some((file, ms)) = fault.split_once(':')
+        && file == name
+        && let Ok(ms) = ms.parse()
+    {
+        std::thread::sleep(Duration::from_millis(ms));
     }
 }
 

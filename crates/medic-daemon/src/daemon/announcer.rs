@@ -11,7 +11,7 @@ use medic_core::storm::{Active, Change, LineBudget, SavedStorm, Storm, StormRule
 use medic_core::supervisor::MEDIC_UNIT;
 use medic_core::{Alert, EventKind, Evidence, RecoveryEvent, Severity};
 use medic_records::files::FileHealth;
-use medic_records::journal::{AlertLine, Journal, Limit, RecoveryLine};
+use medic_records::journal::{AlertLine, Journal, Limit, Mark, RecoveryLine};
 
 use crate::clock::WallClock;
 use crate::shell::Shell;
@@ -365,6 +365,13 @@ impl Announcer {
         ]
         .into_iter()
         .chain(self.sinks.outbox().map(|o| o.health().as_ref()))
+    }
+
+    /// The newest line of the alerts file and of the outbox, for the state
+    /// store to follow (an alert is on disk before the state that says it went).
+    pub(super) fn records(&self) -> Vec<Mark> {
+        let outbox = self.sinks.outbox().map(Journal::mark);
+        std::iter::once(self.alerts.mark()).chain(outbox).collect()
     }
 
     /// Lets the writers write what they hold, then stop (shutdown).

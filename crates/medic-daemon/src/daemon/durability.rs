@@ -16,7 +16,7 @@ use medic_core::storm::Storm;
 use medic_core::{Action, EventKind, Supervisor};
 use medic_records::files::FileHealth;
 use medic_records::history::{HistoryFile, HistoryStore};
-use medic_records::journal::{Journal, Limit};
+use medic_records::journal::{Journal, Limit, Mark};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
@@ -75,6 +75,10 @@ pub(super) struct Durability {
     after_save: Vec<(Persisted, Action)>,
     /// The next drain writes a change line (see `survives_a_crash_at_once`).
     urgent: bool,
+    /// The newest alert lines and outbox records: every state write after
+    /// them reaches the disk after them, so a kill -9 never leaves a unit
+    /// saved as alerted with its alert nowhere (see `follow`).
+    records: Vec<Mark>,
     /// The availability history file and when it was last written.
     history: HistoryStore,
     history_saver: Saver<HistoryFile>,
@@ -115,6 +119,7 @@ impl Durability {
             storm_turned: false,
             after_save: Vec::new(),
             urgent: false,
+            records: Vec::new(),
             history,
             history_saver,
             history_saved: Instant::now(),
@@ -184,6 +189,15 @@ impl Durability {
         self.urgent |= survives_a_crash_at_once(kind);
     }
 
+    /// The alert lines and outbox records appended so far (`marks`): what
+    /// the state store writes from now on lands after them.
+    pub(super) fn follow(&mut self, marks: Vec<Mark>) {
+        self.records.retain(|m| !m.finished());
+        for mark in &marks {
+            Mark::merge(&mut self.records, mark);
+        }
+    }
+
     /// A storm began or ended: a restarted medic must find it at once, or it would alert again.
     pub(super) fn storm_turned(&mut self) {
         self.storm_turned = true;
@@ -246,7 +260,7 @@ impl Durability {
         let line = self
             .store
             .change(changed, sup.next_incident(), storm, clock);
-        let number = self.changes.append(&line);
+        let number = self.changes.append_after(&line, &self.records);
         self.save_soon();
         Persisted::Change(number)
     }
@@ -271,7 +285,7 @@ impl Durability {
         if storm.take_changed() {
             self.store.set_storm(storm.saved(), clock);
         }
-        self.saver.save(self.store.shared())
+        self.saver.save_after(self.store.shared(), &self.records)
     }
 
     /// Resolves when a writer has finished a save or a change line (then

@@ -62,6 +62,7 @@ impl Daemon {
         }
         self.record_only();
         // The writers write what they hold, then stop; the tracker waits for them.
+        self.durability.follow(self.announcer.records());
         self.durability
             .close(&self.sup, self.announcer.storm_mut(), now);
         self.announcer.close();
