@@ -12,7 +12,7 @@
 //! loading replays the newer ones. So 10,000 incidents opening in a storm cost
 //! 10,000 short lines and one rewrite a second, not a rewrite per batch.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +34,11 @@ const VERSION: u32 = 1;
 pub struct StoreFile {
     /// Format version.
     pub version: u32,
+    /// The newest change line (`state.changes.jsonl`) this file includes.
+    /// Written first, so compaction reads it without parsing the file
+    /// (`included_seq`); older files have it last.
+    #[serde(default)]
+    pub seq: u64,
     /// Prefix of incident ids, fixed when the store is first created.
     pub incident_prefix: String,
     /// The next incident number.
@@ -45,20 +50,19 @@ pub struct StoreFile {
     /// (see `medic_core::storm`), so a restarted medic sends its resolving line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storm: Option<StoredStorm>,
-    /// The newest change line (`state.changes.jsonl`) this file includes.
-    #[serde(default)]
-    pub seq: u64,
 }
 
-/// One line of `state.changes.jsonl`: the units that changed, whole (`null`:
-/// no longer watched), and the incident counter, numbered after the last.
+/// One line of `state.changes.jsonl`: the units that changed (`null`: no
+/// longer watched) without their last known good spec unless it changed
+/// since the last line that carried the unit (replay keeps the one it has),
+/// and the incident counter, numbered after the last.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StoreChange {
     /// Its number: lines up to `StoreFile::seq` are in `state.json` already.
     pub seq: u64,
     /// The next incident number.
     pub next_incident: u64,
-    /// The changed units.
+    /// The changed units (older medics wrote each with its spec).
     pub units: BTreeMap<String, Option<Arc<StoredUnit>>>,
     /// The storm rule's state when a storm began or ended (an empty one: none
     /// to keep), so a restarted medic does not announce it again.
@@ -71,25 +75,67 @@ pub fn changes_path(dir: &Path) -> PathBuf {
     dir.join("state.changes.jsonl")
 }
 
+/// Only the field needed; the rest is skipped.
+#[derive(Deserialize)]
+struct Seq {
+    #[serde(default)]
+    seq: u64,
+}
+
+/// The `seq` of a state file or change line: read from its first bytes when
+/// it comes first (`{"version":1,"seq":42,…`, `{"seq":42,…`), else parsed.
+fn seq_of(text: &[u8]) -> Option<u64> {
+    let head = &text[..text.len().min(64)];
+    let quick = head
+        .windows(6)
+        .position(|w| w == b"\"seq\":")
+        .and_then(|at| {
+            let at = at + 6;
+            let end = at + head[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+            let leads = matches!(head.get(end), Some(b',' | b'}'));
+            let digits = std::str::from_utf8(&head[at..end]).ok().filter(|_| leads)?;
+            digits.parse().ok()
+        });
+    quick.or_else(|| serde_json::from_slice::<Seq>(text).ok().map(|s| s.seq))
+}
+
+/// The newest change line `state.json` in `dir` includes, from its first
+/// bytes (a file written before `seq` came first is parsed whole, once).
+fn included_seq(dir: &Path) -> u64 {
+    use std::io::Read;
+    let Ok(mut file) = std::fs::File::open(dir.join("state.json")) else {
+        return 0;
+    };
+    let mut head = [0u8; 64];
+    let mut read = 0;
+    while read < head.len() {
+        match file.read(&mut head[read..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => read += n,
+        }
+    }
+    let quick = std::str::from_utf8(&head[..read])
+        .ok()
+        .filter(|h| h.starts_with("{\"version\":") && h.contains("\"seq\":"))
+        .and_then(|h| seq_of(h.as_bytes()));
+    quick.unwrap_or_else(|| {
+        std::fs::read(dir.join("state.json"))
+            .ok()
+            .and_then(|bytes| seq_of(&bytes))
+            .unwrap_or(0)
+    })
+}
+
 /// Rewrites `state.changes.jsonl` with only the lines `state.json` beside it
 /// does not include yet (a `Limit::Compact` of its journal).
 pub fn compact_changes(path: &Path) -> anyhow::Result<()> {
-    /// Only the field needed; the rest of the file is skipped.
-    #[derive(Deserialize)]
-    struct Seq {
-        #[serde(default)]
-        seq: u64,
-    }
     let dir = path.parent().unwrap_or(Path::new("."));
-    let included = match std::fs::read(dir.join("state.json")) {
-        Ok(bytes) => serde_json::from_slice::<Seq>(&bytes).map_or(0, |s| s.seq),
-        Err(_) => 0,
-    };
+    let included = included_seq(dir);
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     medic_records::files::replace(path, |out| {
         for line in text.lines() {
-            let newer = serde_json::from_str::<Seq>(line).is_ok_and(|s| s.seq > included);
+            let newer = seq_of(line.as_bytes()).is_some_and(|seq| seq > included);
             if newer {
                 use std::io::Write;
                 writeln!(out, "{line}")?;
@@ -152,6 +198,24 @@ pub struct StoredUnit {
     pub last_known_good: Option<serde_json::Value>,
 }
 
+impl StoredUnit {
+    /// The unit's recovery state without its last known good spec, for a change line.
+    fn without_spec(&self) -> Self {
+        Self {
+            phase: self.phase.clone(),
+            attempt: self.attempt,
+            stage: self.stage.clone(),
+            due: self.due,
+            incident: self.incident.clone(),
+            attempts: Vec::new(),
+            recent_incidents: self.recent_incidents.clone(),
+            flapping: self.flapping.clone(),
+            paused: self.paused.clone(),
+            last_known_good: None,
+        }
+    }
+}
+
 /// An open incident.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredIncident {
@@ -212,6 +276,9 @@ pub struct Store {
     path: PathBuf,
     /// The current contents; shared with the writer until it has written them.
     pub file: Arc<StoreFile>,
+    /// Units whose last known good spec changed since a change line last
+    /// carried them: the next line that carries one carries its spec too.
+    spec_changed: HashSet<String>,
 }
 
 /// A snapshot of the store for its writer: sharing it costs nothing, and the
@@ -251,6 +318,7 @@ impl Store {
         let mut store = Self {
             path,
             file: Arc::new(file),
+            spec_changed: HashSet::new(),
         };
         if store.file.incident_prefix.is_empty() {
             let file = Arc::make_mut(&mut store.file);
@@ -321,7 +389,11 @@ impl Store {
         let mut units = BTreeMap::new();
         for (name, snapshot) in changed {
             self.update_unit(&name, snapshot, clock);
-            let unit = self.file.units.get(&name).cloned();
+            let with_spec = self.spec_changed.remove(&name);
+            let unit = self.file.units.get(&name).map(|unit| match with_spec {
+                true => unit.clone(),
+                false => Arc::new(unit.without_spec()),
+            });
             units.insert(name, unit);
         }
         self.set_next_incident(next_incident);
@@ -358,6 +430,7 @@ impl Store {
 
     /// Records a unit's last known good spec.
     pub fn set_last_known_good(&mut self, name: &str, spec: serde_json::Value) {
+        self.spec_changed.insert(name.to_owned());
         let unit = Arc::make_mut(&mut self.file)
             .units
             .entry(name.to_owned())
@@ -426,6 +499,15 @@ fn replay_changes(path: &Path, file: &mut StoreFile) {
         file.next_incident = file.next_incident.max(change.next_incident);
         for (name, unit) in change.units {
             match unit {
+                // A line without the spec keeps the one the unit has.
+                Some(mut unit) if unit.last_known_good.is_none() => {
+                    let spec = file
+                        .units
+                        .get(&name)
+                        .and_then(|u| u.last_known_good.clone());
+                    Arc::make_mut(&mut unit).last_known_good = spec;
+                    file.units.insert(name, unit)
+                }
                 Some(unit) => file.units.insert(name, unit),
                 None => file.units.remove(&name),
             };
@@ -753,6 +835,77 @@ mod tests {
             attempts(&Store::open(dir.path(), Timestamp::now()).unwrap(), "api"),
             Some(4)
         );
+    }
+
+    /// A change line carries a unit's spec only when it changed; replay keeps
+    /// the spec the unit has for the lines without one.
+    #[test]
+    fn change_lines_carry_the_spec_only_when_it_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = WallClock::now();
+        let changes = changes_path(dir.path());
+        let mut store = Store::open(dir.path(), Timestamp::now()).unwrap();
+        let spec = serde_json::json!({"image": "sha256:1", "env": ["A=1"]});
+        store.set_last_known_good("api", spec.clone());
+        for k in 1..=3 {
+            let line = store.change([("api".into(), Some(unit("api", k)))], 1, None, &clock);
+            append(&changes, &line);
+        }
+        let text = std::fs::read_to_string(&changes).unwrap();
+        let with_spec: Vec<bool> = text.lines().map(|l| l.contains("sha256:1")).collect();
+        assert_eq!(with_spec, [true, false, false], "{text}");
+        assert!(text.starts_with("{\"seq\":1,"), "{text}");
+        let again = Store::open(dir.path(), Timestamp::now()).unwrap();
+        assert_eq!(attempts(&again, "api"), Some(3));
+        assert_eq!(again.last_known_good("api"), Some(&spec));
+    }
+
+    /// A state directory as the medic before spec-less change lines left it:
+    /// `seq` last in `state.json`, every change line with the unit's spec.
+    #[test]
+    fn a_state_dir_written_by_the_previous_format_loads_and_compacts() {
+        let dir = tempfile::tempdir().unwrap();
+        let unit = |attempts: u32, image: &str| {
+            format!(
+                r#"{{"phase":"recovering","attempt":{attempts},"stage":"acting","incident":{{"id":"t-1","opened":"2026-12-01T10:00:00Z","alerted":false,"rollback_tried":false,"attempts":{attempts}}},"recent_incidents":["2026-12-01T10:00:00Z"],"last_known_good":{{"image":"{image}"}}}}"#
+            )
+        };
+        let state = format!(
+            r#"{{"version":1,"incident_prefix":"t-","next_incident":2,"units":{{"api":{}}},"seq":1}}"#,
+            unit(1, "sha256:old")
+        );
+        std::fs::write(dir.path().join("state.json"), state).unwrap();
+        let lines: Vec<String> = (1..=3)
+            .map(|k| {
+                format!(
+                    r#"{{"seq":{k},"next_incident":2,"units":{{"api":{}}}}}"#,
+                    unit(k, "sha256:new")
+                )
+            })
+            .collect();
+        let changes = changes_path(dir.path());
+        std::fs::write(&changes, lines.join("\n") + "\n").unwrap();
+        let store = Store::open(dir.path(), Timestamp::now()).unwrap();
+        assert_eq!(attempts(&store, "api"), Some(3));
+        assert_eq!(store.last_known_good("api").unwrap()["image"], "sha256:new");
+        assert_eq!(included_seq(dir.path()), 1);
+        compact_changes(&changes).unwrap();
+        let kept = std::fs::read_to_string(&changes).unwrap();
+        assert_eq!(kept, lines[1..].join("\n") + "\n");
+    }
+
+    #[test]
+    fn seq_is_read_from_the_first_bytes_or_parsed() {
+        let check =
+            |text: &str, seq: Option<u64>| assert_eq!(seq_of(text.as_bytes()), seq, "{text}");
+        check(r#"{"seq":42,"next_incident":1,"units":{}}"#, Some(42));
+        check(r#"{"version":1,"seq":7,"incident_prefix":"t-"}"#, Some(7));
+        check(
+            r#"{"version":1,"units":{"seq":{"phase":"fine"}},"seq":9}"#,
+            Some(9),
+        );
+        check(r#"{"version":1,"units":{}}"#, Some(0));
+        check(r#"{"seq":4"#, None);
     }
 
     #[test]

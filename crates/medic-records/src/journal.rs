@@ -110,6 +110,15 @@ const MAX_BUFFERED: usize = 16 * 1024 * 1024;
 /// How long a failed write waits before it is tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
+/// What a full write buffer does with one more line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Full {
+    /// Drops the oldest lines waiting.
+    DropOldest,
+    /// Refuses the new line.
+    Refuse,
+}
+
 /// What keeps a journal bounded in size.
 #[derive(Debug, Clone, Copy)]
 pub enum Limit {
@@ -217,17 +226,36 @@ impl Journal {
     /// Appends one value as one line that reaches the disk only after the
     /// lines `after` names (of other journals) are finished: the state that
     /// says an alert was sent never lands before the alert. The writer waits;
-    /// this never does.
+    /// this never does. A full buffer drops its oldest lines (counted in
+    /// `FileHealth`): for logs, whose newest lines matter most.
     pub fn append_after(&self, value: &impl Serialize, after: &[Mark]) -> u64 {
+        let appended = self.push(value, after, Full::DropOldest);
+        appended.unwrap_or_else(|| self.shared.lock().appended)
+    }
+
+    /// Like [`Journal::append_after`], but a full buffer refuses the line
+    /// (None, counted in `FileHealth` and logged) and keeps every line it
+    /// has: for lines something waits for, which must never count as
+    /// written when they were not.
+    pub fn try_append_after(&self, value: &impl Serialize, after: &[Mark]) -> Option<u64> {
+        self.push(value, after, Full::Refuse)
+    }
+
+    fn push(&self, value: &impl Serialize, after: &[Mark], full: Full) -> Option<u64> {
         let mut line = match serde_json::to_vec(value) {
             Ok(line) => line,
             Err(error) => {
                 tracing::error!(%error, path = %self.shared.path.display(), "Cannot encode a journal line");
-                return self.shared.lock().appended;
+                return None;
             }
         };
         line.push(b'\n');
         let mut queue = self.shared.lock();
+        if full == Full::Refuse && queue.bytes + line.len() > MAX_BUFFERED {
+            self.shared.health.dropped(1);
+            tracing::warn!(path = %self.shared.path.display(), buffered = queue.bytes, "Write buffer full: line refused");
+            return None;
+        }
         let mut dropped = 0;
         while queue.bytes + line.len() > MAX_BUFFERED {
             let Some(old) = queue.lines.pop_front() else {
@@ -248,7 +276,7 @@ impl Journal {
         }
         // All: writers of other journals may wait on this condvar too (`Mark::wait`).
         self.shared.wake.notify_all();
-        queue.appended
+        Some(queue.appended)
     }
 
     /// The newest line appended so far, for another writer to follow (see
@@ -565,6 +593,39 @@ mod tests {
         let lines = crate::lines::parse::<RecoveryLine>(&text);
         assert_eq!(lines.values, vec![line(2)]);
         assert_eq!(lines.bad, []);
+    }
+
+    /// While the file cannot be written, lines wait in the bounded buffer:
+    /// once it is full, `try_append_after` refuses (and counts) the next
+    /// line instead of dropping one that something may be waiting for.
+    #[tokio::test]
+    async fn a_full_buffer_refuses_a_line_and_keeps_the_ones_it_has() {
+        let dir = tempfile::tempdir().unwrap();
+        // A file where a directory should be: every open fails.
+        std::fs::write(dir.path().join("blocked"), b"").unwrap();
+        let path = dir.path().join("blocked/state.changes.jsonl");
+        let tracker = tokio_util::task::TaskTracker::new();
+        let limit = Limit::Rotate {
+            max_size: u64::MAX,
+            keep: 1,
+        };
+        let journal = Journal::start(&path, "state changes", limit, &tracker);
+        let big = "x".repeat(1024 * 1024);
+        let mut numbers = Vec::new();
+        while let Some(number) = journal.try_append_after(&big, &[]) {
+            numbers.push(number);
+        }
+        assert_eq!(numbers, (1..=numbers.len() as u64).collect::<Vec<_>>());
+        assert!(numbers.len() >= 15, "{}", numbers.len());
+        assert_eq!(journal.health().dropped_total(), 1);
+        assert_eq!(
+            journal.shared.lock().lines.len(),
+            numbers.len(),
+            "none dropped"
+        );
+        journal.close();
+        tracker.close();
+        tracker.wait().await;
     }
 
     #[tokio::test]

@@ -253,16 +253,25 @@ impl Durability {
             })
             .collect();
         // A storm that began or ended goes with the line, as it is now.
-        let storm = std::mem::take(&mut self.storm_turned).then(|| {
+        let turned = std::mem::take(&mut self.storm_turned).then(|| {
             self.store.set_storm(storm.saved(), clock);
             self.store.file.storm.clone().unwrap_or_default()
         });
         let line = self
             .store
-            .change(changed, sup.next_incident(), storm, clock);
-        let number = self.changes.append_after(&line, &self.records);
-        self.save_soon();
-        Persisted::Change(number)
+            .change(changed, sup.next_incident(), turned, clock);
+        match self.changes.try_append_after(&line, &self.records) {
+            Some(number) => {
+                self.save_soon();
+                Persisted::Change(number)
+            }
+            // The line's buffer is full (the disk cannot keep up): what it
+            // held goes into a whole save, which the jobs wait for instead.
+            None => {
+                self.saver.urgent();
+                Persisted::Save(self.save(sup, storm))
+            }
+        }
     }
 
     /// Takes the changed units into the state store and hands it to its
