@@ -456,7 +456,11 @@ impl Mark {
     /// finished, or its writer has stopped with nothing left to try.
     pub fn wait(&self) {
         let mut queue = self.shared.lock();
-        while !self.finished() && !(queue.closed && queue.lines.is_empty()) {
+        loop {
+            let stopped = queue.closed && queue.lines.is_empty();
+            if self.finished() || stopped {
+                return;
+            }
             queue = self
                 .shared
                 .wake
