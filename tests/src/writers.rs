@@ -9,7 +9,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::command_target::fast;
-use crate::support::medic::{Medic, eventually, free_port};
+use crate::support::medic::{Medic, eventually, first_event, free_port};
 
 /// Every line of a JSON Lines file: `Ok` if it parses, `Err` with its text if not.
 fn lines(path: &Path) -> Vec<Result<Value, String>> {
@@ -160,10 +160,7 @@ fn a_saved_deadline_far_ahead_waits_no_longer_than_recover_timeout() {
     let events = medic.wait_event("the verification to give up", |e| {
         e["event"] == "restart" && e["attempt"] == 2
     });
-    let resumed = events
-        .iter()
-        .find(|e| e["event"] == "resumed")
-        .expect("a resumed event");
+    let resumed = first_event(&events, "resumed");
     assert!(
         resumed["message"]
             .as_str()
