@@ -373,10 +373,13 @@ fn podman_rm_f_racing_a_restart_is_a_removal_restored_every_round() {
             engine.run(&["kill", &name]);
             first_line(died);
         } else {
-            // `podman rm -f` while medic's restart runs.
+            // `podman rm -f` while medic's restart runs (a rollback, once it flaps).
             engine.run(&["kill", &name]);
-            wait_after(&medic, seen, "medic's restart", |events| {
-                events.iter().any(|e| e["event"] == "restart")
+            let what = format!("round {round}: medic's restart");
+            wait_after(&medic, seen, &what, |events| {
+                events
+                    .iter()
+                    .any(|e| e["event"] == "restart" || e["event"] == "rollback")
             });
         }
         engine.run(&["rm", "-f", "-t", "0", &name]);
