@@ -564,7 +564,7 @@ impl DockerClient {
         let docker = self.docker().await?;
         self.call("inspect image", within, docker.inspect_image(&lkg.image_id))
             .await?;
-        if let Some(inspect) = self.inspect_raw(current).await? {
+        if let Some(inspect) = self.settled(current, within).await? {
             let forensic = forensic_name(&lkg.name, stamp);
             if self.inspect_raw(&forensic).await?.is_some() {
                 return Err(DockerError::from(
@@ -582,6 +582,26 @@ impl DockerClient {
             tracing::warn!(container = %lkg.name, %error, "Cannot remove old forensic copies");
         }
         Ok(id)
+    }
+
+    /// The container as it is once a stop or removal someone else began has
+    /// settled (a `podman rm -f` racing the rollback: Podman refuses a stop or
+    /// rename meanwhile with a 500), or None once it is gone.
+    async fn settled(
+        &self,
+        id_or_name: &str,
+        within: Duration,
+    ) -> Result<Option<ContainerInspectResponse>, DockerError> {
+        for _ in 0..2 {
+            let Some(facts) = self.inspect(id_or_name).await? else {
+                return Ok(None);
+            };
+            if !facts.is_stopping() {
+                break;
+            }
+            self.wait_stopped(id_or_name, facts.state, within).await?;
+        }
+        self.inspect_raw(id_or_name).await
     }
 
     /// Turns a failed container into a forensic copy: stopped, without a
@@ -602,7 +622,8 @@ impl DockerClient {
             .map(Duration::from_secs);
         // Stopped first: Docker refuses to update a container its restart
         // policy is restarting, and a stop ends that loop.
-        match self.stop(id, own_timeout, within).await {
+        let stopped = self.stop(id, own_timeout, within).await;
+        match self.gone_if_unlisted(id, stopped).await {
             Ok(()) => {}
             Err(error) if error.is_not_found() => return Ok(()),
             Err(error) => return Err(error),
@@ -639,10 +660,10 @@ impl DockerClient {
         let rename = RenameContainerOptionsBuilder::default()
             .name(forensic)
             .build();
-        match self
+        let renamed = self
             .call("rename", within, docker.rename_container(id, rename))
-            .await
-        {
+            .await;
+        match self.gone_if_unlisted(id, renamed).await {
             Ok(()) => {
                 tracing::debug!(%id, %forensic, "Kept the failed container");
                 Ok(())
