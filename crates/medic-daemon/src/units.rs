@@ -7,11 +7,12 @@ use anyhow::Context;
 use medic_core::Policy;
 use medic_core::config::{
     Config, ContainerSelector, ContainerTarget, LabelSelector, LaunchAgentTarget, OnStop,
-    ProbeKind, Service, Target,
+    ProbeKind, Service, SystemdUnitTarget, Target, UnitSelector,
 };
 
 use crate::executor::Executor;
 use crate::launchd::AgentJob;
+use crate::systemd::SystemdUnit;
 use crate::unit_spec::{UnitSpec, UnitTarget};
 
 /// The units of a config: one per service, except selectors that match many
@@ -60,6 +61,26 @@ pub fn plan(config: &Config, executor: &Executor, known: &[&str]) -> anyhow::Res
                     }
                 }
             },
+            Some(Target::SystemdUnit(target)) => match &target.selector {
+                UnitSelector::Name(name) => {
+                    units.push(systemd_unit(
+                        service,
+                        target,
+                        &service.name,
+                        name,
+                        executor,
+                    )?);
+                }
+                UnitSelector::Pattern(_) => {
+                    // Units seen before are watched from the start, so one whose
+                    // file was removed while medic was down is reported too.
+                    let prefix = format!("{}/", service.name);
+                    for unit in known.iter().filter(|u| u.starts_with(&prefix)) {
+                        let name = &unit[prefix.len()..];
+                        units.push(systemd_unit(service, target, unit, name, executor)?);
+                    }
+                }
+            },
             Some(Target::Command(command)) => {
                 units.push(unit(
                     service,
@@ -101,6 +122,18 @@ pub fn launch_agent_unit(
     unit(service, unit_name, target, executor)
 }
 
+/// The unit of one systemd unit of a service.
+pub fn systemd_unit(
+    service: &Service,
+    target: &SystemdUnitTarget,
+    unit_name: &str,
+    name: &str,
+    executor: &Executor,
+) -> anyhow::Result<UnitSpec> {
+    let target = UnitTarget::SystemdUnit(SystemdUnit::new(name, target));
+    unit(service, unit_name, target, executor)
+}
+
 /// Builds a unit and its checks.
 pub fn unit(
     service: &Service,
@@ -128,6 +161,15 @@ pub fn unit(
                     );
                 };
                 executor.launch_agent_check(job, probe.timeout)
+            }
+            ProbeKind::SystemdUnit => {
+                let UnitTarget::SystemdUnit(unit) = &target else {
+                    anyhow::bail!(
+                        "service `{}`: a systemd_unit probe needs a systemd_unit target",
+                        service.name
+                    );
+                };
+                executor.systemd_unit_check(unit, probe.timeout)
             }
             _ => executor.runner(probe).with_context(|| {
                 format!("service `{}`: {} probe", service.name, probe.kind_name())
@@ -186,6 +228,10 @@ pub fn selector_words(service: &Service) -> String {
         Some(Target::LaunchAgent(target)) => match &target.selector {
             LabelSelector::Label(label) => format!("launchd job {label}"),
             LabelSelector::Prefix(prefix) => format!("launchd jobs labelled {prefix}*"),
+        },
+        Some(Target::SystemdUnit(target)) => match &target.selector {
+            UnitSelector::Name(name) => format!("systemd unit {name}"),
+            UnitSelector::Pattern(pattern) => format!("systemd units matching {pattern}"),
         },
         _ => "instances".to_owned(),
     }

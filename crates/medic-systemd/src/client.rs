@@ -59,7 +59,12 @@ impl SystemdBus {
         };
         let conn = match tokio::time::timeout(deadline, connecting).await {
             Ok(Ok(conn)) => conn,
-            Ok(Err(source)) => return Err(SystemdError::Connect { bus, source }),
+            Ok(Err(source)) => {
+                return Err(SystemdError::Connect {
+                    bus,
+                    source: Box::new(source),
+                });
+            }
             Err(_) => {
                 return Err(SystemdError::TimedOut {
                     method: "Hello",
@@ -85,13 +90,9 @@ impl SystemdBus {
     where
         R: for<'d> zbus::zvariant::DynamicDeserialize<'d>,
     {
-        let call = self.conn.call_method(
-            Some(DESTINATION),
-            path,
-            Some(interface),
-            method,
-            body,
-        );
+        let call = self
+            .conn
+            .call_method(Some(DESTINATION), path, Some(interface), method, body);
         let reply = match tokio::time::timeout(self.deadline, call).await {
             Ok(reply) => reply,
             Err(_) => {
@@ -119,7 +120,7 @@ impl SystemdBus {
             _ => SystemdError::Call {
                 method,
                 unit: unit.into(),
-                source,
+                source: Box::new(source),
             },
         };
         let reply = reply.map_err(error)?;
@@ -201,9 +202,11 @@ impl SystemdBus {
         let mut names: Vec<String> = loaded
             .into_iter()
             .map(|unit| unit.0)
-            .chain(files.into_iter().filter_map(|(path, _state)| {
-                path.rsplit('/').next().map(str::to_owned)
-            }))
+            .chain(
+                files
+                    .into_iter()
+                    .filter_map(|(path, _state)| path.rsplit('/').next().map(str::to_owned)),
+            )
             .filter(|name| !name.contains("@."))
             .collect();
         names.sort();
@@ -214,7 +217,11 @@ impl SystemdBus {
     /// Restarts `name` and waits for the job's result; resets its failed
     /// state (and start limit) first when `reset_failed`. Unbounded past the
     /// calls' deadlines: the caller bounds the wait with the action's timeout.
-    pub async fn restart(&self, name: &str, reset_failed: bool) -> Result<JobOutcome, SystemdError> {
+    pub async fn restart(
+        &self,
+        name: &str,
+        reset_failed: bool,
+    ) -> Result<JobOutcome, SystemdError> {
         if reset_failed {
             self.call::<()>(MANAGER_PATH, MANAGER, "ResetFailedUnit", &(name,), name)
                 .await?;
@@ -230,40 +237,54 @@ impl SystemdBus {
             .map_err(|source| SystemdError::Call {
                 method: "AddMatch",
                 unit: name.into(),
-                source,
+                source: Box::new(source),
             })?;
         let mut removed = MessageStream::for_match_rule(rule, &self.conn, Some(QUEUED_SIGNALS))
             .await
             .map_err(|source| SystemdError::Call {
                 method: "AddMatch",
                 unit: name.into(),
-                source,
+                source: Box::new(source),
             })?;
         let job: OwnedObjectPath = self
-            .call(MANAGER_PATH, MANAGER, "RestartUnit", &(name, "replace"), name)
+            .call(
+                MANAGER_PATH,
+                MANAGER,
+                "RestartUnit",
+                &(name, "replace"),
+                name,
+            )
             .await?;
         while let Some(message) = removed.next().await {
             let Ok(message) = message else { continue };
-            let Ok((_id, path, _unit, result)) = message
-                .body()
-                .deserialize::<(u32, OwnedObjectPath, String, String)>()
+            let Ok((_id, path, _unit, result)) =
+                message
+                    .body()
+                    .deserialize::<(u32, OwnedObjectPath, String, String)>()
             else {
                 continue;
             };
             if path == job {
-                return Ok(JobOutcome { result, reset_failed });
+                return Ok(JobOutcome {
+                    result,
+                    reset_failed,
+                });
             }
         }
         Err(SystemdError::Call {
             method: "RestartUnit",
             unit: name.into(),
-            source: zbus::Error::Failure("the bus connection closed before the job ended".into()),
+            source: Box::new(zbus::Error::Failure(
+                "the bus connection closed before the job ended".into(),
+            )),
         })
     }
 
     /// The object paths of units whose properties change, as systemd
     /// announces them (`PropertiesChanged`); ends when the connection does.
-    pub async fn changes(&self) -> Result<impl Stream<Item = String> + Send + Unpin + use<>, SystemdError> {
+    pub async fn changes(
+        &self,
+    ) -> Result<impl Stream<Item = String> + Send + Unpin + use<>, SystemdError> {
         let rule = MatchRule::builder()
             .msg_type(zbus::message::Type::Signal)
             .sender(DESTINATION)
@@ -274,20 +295,22 @@ impl SystemdBus {
             .map_err(|source| SystemdError::Call {
                 method: "AddMatch",
                 unit: "units".into(),
-                source,
+                source: Box::new(source),
             })?;
         let stream = MessageStream::for_match_rule(rule, &self.conn, Some(QUEUED_SIGNALS))
             .await
             .map_err(|source| SystemdError::Call {
                 method: "AddMatch",
                 unit: "units".into(),
-                source,
+                source: Box::new(source),
             })?;
-        Ok(stream.filter_map(|message| async move {
-            let message = message.ok()?;
-            let path = message.header().path()?.to_string();
-            Some(path)
-        }).boxed())
+        Ok(stream
+            .filter_map(|message| async move {
+                let message = message.ok()?;
+                let path = message.header().path()?.to_string();
+                Some(path)
+            })
+            .boxed())
     }
 }
 

@@ -10,7 +10,7 @@ pub enum SystemdError {
         bus: &'static str,
         /// Why.
         #[source]
-        source: zbus::Error,
+        source: Box<zbus::Error>,
     },
     /// polkit (or the bus policy) refused the call.
     #[error(
@@ -33,7 +33,7 @@ pub enum SystemdError {
         unit: String,
         /// Why.
         #[source]
-        source: zbus::Error,
+        source: Box<zbus::Error>,
     },
     /// systemd did not answer within the call's deadline.
     #[error("{method} of {unit}: systemd did not answer within {after:?}")]
@@ -65,6 +65,6 @@ impl SystemdError {
             SystemdError::Call { source, .. } | SystemdError::Connect { source, .. } => source,
             _ => return false,
         };
-        matches!(source, zbus::Error::InputOutput(_))
+        matches!(**source, zbus::Error::InputOutput(_))
     }
 }

@@ -68,7 +68,10 @@ pub fn main_exit(code: i32, status: i32) -> Option<String> {
     let named = |name: Option<&str>| name.map(|n| format!(" ({n})")).unwrap_or_default();
     match code {
         code::EXITED => Some(format!("exited {status}{}", named(exit_code(status)))),
-        code::KILLED => Some(format!("killed by signal {status}{}", named(signal(status)))),
+        code::KILLED => Some(format!(
+            "killed by signal {status}{}",
+            named(signal(status))
+        )),
         code::DUMPED => Some(format!(
             "dumped core on signal {status}{}",
             named(signal(status))

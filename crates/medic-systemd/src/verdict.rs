@@ -131,7 +131,10 @@ fn failed_line(facts: &UnitFacts, state: &str, sub: &str) -> String {
     let last = facts.last_exit();
     if facts.result == "start-limit-hit" {
         let previous = last.map(|l| format!("; last run {l}")).unwrap_or_default();
-        return format!("failed: {}{previous}", names::result("start-limit-hit").unwrap_or(""));
+        return format!(
+            "failed: {}{previous}",
+            names::result("start-limit-hit").unwrap_or("")
+        );
     }
     let restarts = match facts.n_restarts {
         0 => String::new(),
@@ -139,7 +142,11 @@ fn failed_line(facts: &UnitFacts, state: &str, sub: &str) -> String {
     };
     if state == "failed" {
         let how = match (last, names::result(&facts.result)) {
-            (Some(line), _) if matches!(facts.result.as_str(), "exit-code" | "signal" | "core-dump") => line,
+            (Some(line), _)
+                if matches!(facts.result.as_str(), "exit-code" | "signal" | "core-dump") =>
+            {
+                line
+            }
             (Some(line), Some(why)) => format!("{why}; last run {line}"),
             (None, Some(why)) => why.to_owned(),
             (last, None) => {

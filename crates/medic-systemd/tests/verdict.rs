@@ -145,8 +145,16 @@ const CASES: &[(&str, Expect, &str)] = &[
         Expect::ExitedOk,
         "ActiveState=activating SubState=start Type=oneshot MainPID=55",
     ),
-    ("no unit file", Expect::ExitedOk, "LoadState=not-found ActiveState=inactive SubState=dead"),
-    ("masked", Expect::ExitedOk, "LoadState=masked ActiveState=inactive SubState=dead"),
+    (
+        "no unit file",
+        Expect::ExitedOk,
+        "LoadState=not-found ActiveState=inactive SubState=dead",
+    ),
+    (
+        "masked",
+        Expect::ExitedOk,
+        "LoadState=masked ActiveState=inactive SubState=dead",
+    ),
 ];
 
 #[test]
