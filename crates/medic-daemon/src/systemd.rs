@@ -298,17 +298,14 @@ impl SystemdUnitCheck {
         let started = Instant::now();
         let read = tokio::time::timeout(self.timeout, self.systemd.facts(&self.unit)).await;
         let latency = started.elapsed();
+        let blind = |why: String| {
+            Observation::blind(latency, why)
+                .with("unit", self.unit.name.clone())
+                .with("classification", "unknown")
+        };
         let facts = match read {
-            Err(_) => {
-                return Observation::blind(latency, "systemd did not answer in time")
-                    .with("unit", self.unit.name.clone())
-                    .with("classification", "unknown");
-            }
-            Ok(Err(error)) => {
-                return Observation::blind(latency, format!("systemd unreachable: {error}"))
-                    .with("unit", self.unit.name.clone())
-                    .with("classification", "unknown");
-            }
+            Err(_) => return blind("systemd did not answer in time".into()),
+            Ok(Err(error)) => return blind(format!("systemd unreachable: {error}")),
             Ok(Ok(facts)) => facts,
         };
         let expect = match self.unit.expect {

@@ -34,9 +34,7 @@ pub fn plan(config: &Config, executor: &Executor, known: &[&str]) -> anyhow::Res
                 _ => {
                     // Instances seen before are watched from the start, so one removed
                     // while medic was down is restored too.
-                    let prefix = format!("{}/", service.name);
-                    for unit in known.iter().filter(|u| u.starts_with(&prefix)) {
-                        let container = &unit[prefix.len()..];
+                    for (unit, container) in known_instances(service, known) {
                         units.push(container_unit(service, target, unit, container, executor)?);
                     }
                 }
@@ -54,33 +52,22 @@ pub fn plan(config: &Config, executor: &Executor, known: &[&str]) -> anyhow::Res
                 LabelSelector::Prefix(_) => {
                     // Jobs seen before are watched from the start, so one unloaded
                     // while medic was down is restored too; discovery finds the rest.
-                    let prefix = format!("{}/", service.name);
-                    for unit in known.iter().filter(|u| u.starts_with(&prefix)) {
-                        let label = &unit[prefix.len()..];
+                    for (unit, label) in known_instances(service, known) {
                         units.push(launch_agent_unit(service, target, unit, label, executor)?);
                     }
                 }
             },
-            Some(Target::SystemdUnit(target)) => match &target.selector {
-                UnitSelector::Name(name) => {
-                    units.push(systemd_unit(
-                        service,
-                        target,
-                        &service.name,
-                        name,
-                        executor,
-                    )?);
+            Some(Target::SystemdUnit(target)) => {
+                // A pattern's units seen before are watched from the start, so
+                // one whose file went while medic was down is reported too.
+                let instances: Vec<(&str, &str)> = match &target.selector {
+                    UnitSelector::Name(name) => vec![(service.name.as_str(), name.as_str())],
+                    UnitSelector::Pattern(_) => known_instances(service, known).collect(),
+                };
+                for (unit, name) in instances {
+                    units.push(systemd_unit(service, target, unit, name, executor)?);
                 }
-                UnitSelector::Pattern(_) => {
-                    // Units seen before are watched from the start, so one whose
-                    // file was removed while medic was down is reported too.
-                    let prefix = format!("{}/", service.name);
-                    for unit in known.iter().filter(|u| u.starts_with(&prefix)) {
-                        let name = &unit[prefix.len()..];
-                        units.push(systemd_unit(service, target, unit, name, executor)?);
-                    }
-                }
-            },
+            }
             Some(Target::Command(command)) => {
                 units.push(unit(
                     service,
@@ -93,6 +80,18 @@ pub fn plan(config: &Config, executor: &Executor, known: &[&str]) -> anyhow::Res
         }
     }
     Ok(units)
+}
+
+/// The instances of a selector service among the units known before
+/// (`service/instance`), each with its instance's name.
+fn known_instances<'a>(
+    service: &Service,
+    known: &'a [&'a str],
+) -> impl Iterator<Item = (&'a str, &'a str)> {
+    let prefix = format!("{}/", service.name);
+    known
+        .iter()
+        .filter_map(move |unit| Some((*unit, unit.strip_prefix(&prefix)?)))
 }
 
 /// The unit of one container of a service.

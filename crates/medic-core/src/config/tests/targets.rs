@@ -7,6 +7,16 @@ use insta::assert_snapshot;
 use super::{check, valid};
 use crate::config::*;
 
+/// A service's probes: `kind/interval`, comma-separated.
+fn probes(service: &Service) -> String {
+    let probes: Vec<_> = service
+        .probes
+        .iter()
+        .map(|p| format!("{}/{:?}", p.kind_name(), p.interval))
+        .collect();
+    probes.join(",")
+}
+
 #[test]
 fn targets_decide_what_medic_may_do() {
     let config = valid(
@@ -47,17 +57,12 @@ name = "upstream"
         .services
         .iter()
         .map(|s| {
-            let probes: Vec<_> = s
-                .probes
-                .iter()
-                .map(|p| format!("{}/{:?}", p.kind_name(), p.interval))
-                .collect();
             format!(
                 "{}: restart={} rollback={} probes={}",
                 s.name,
                 s.policy.can_restart,
                 s.policy.can_rollback,
-                probes.join(",")
+                probes(s)
             )
         })
         .collect();
@@ -165,14 +170,7 @@ systemd_unit = { name = "backup.service", expect = "running" }
     let summary: Vec<String> = config
         .services
         .iter()
-        .map(|s| {
-            let probes: Vec<_> = s
-                .probes
-                .iter()
-                .map(|p| format!("{}/{:?}", p.kind_name(), p.interval))
-                .collect();
-            format!("{}: {:?} probes={}", s.name, s.target, probes.join(","))
-        })
+        .map(|s| format!("{}: {:?} probes={}", s.name, s.target, probes(s)))
         .collect();
     assert_snapshot!(summary.join("\n"));
     assert_snapshot!(check(
