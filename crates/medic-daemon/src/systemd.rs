@@ -201,15 +201,17 @@ impl Systemd {
         })
     }
 
-    /// RestartUnit (ResetFailedUnit first when the start limit was hit),
-    /// then what systemd says of the unit after its job.
+    /// RestartUnit, with ResetFailedUnit first when the unit is failed (as a
+    /// person runs `systemctl reset-failed`: it clears the start limit, which
+    /// systemd 252 reports as `exit-code` when its own restarts hit it), then
+    /// what systemd says of the unit after its job.
     async fn restart(&self, unit: &SystemdUnit) -> ActionResult {
         let mut evidence = Evidence::new();
         evidence.insert("unit".into(), unit.name.clone().into());
         let before = self.facts(unit).await;
         let reset = before
             .as_ref()
-            .is_ok_and(|facts| facts.result == "start-limit-hit");
+            .is_ok_and(|facts| facts.active_state == "failed" || facts.result == "start-limit-hit");
         let restarted = async { self.bus(unit.user).await?.restart(&unit.name, reset).await }.await;
         let outcome = match restarted {
             Ok(outcome) => outcome,
@@ -227,7 +229,7 @@ impl Systemd {
             evidence.extend(after.evidence());
         }
         let reset = if outcome.reset_failed {
-            "reset its start limit and "
+            "reset its failed state and start limit, and "
         } else {
             ""
         };
