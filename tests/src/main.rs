@@ -27,3 +27,4 @@ mod service;
 mod storm;
 mod systemd;
 mod systemd_units;
+mod writers;
