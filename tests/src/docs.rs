@@ -97,7 +97,7 @@ fn parser_tables() -> BTreeMap<String, BTreeSet<String>> {
             accepted(&format!("[report]\n{BOGUS} = 1\n")),
         ),
     ]);
-    for target in ["container", "launch_agent", "command"] {
+    for target in ["container", "launch_agent", "systemd_unit", "command"] {
         let keys = accepted(&format!("{service}{target} = {{ {BOGUS} = 1 }}\n"));
         tables.insert(target.to_owned(), keys);
     }

@@ -26,4 +26,5 @@ mod report;
 mod service;
 mod storm;
 mod systemd;
+mod systemd_units;
 mod writers;

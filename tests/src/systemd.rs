@@ -13,7 +13,7 @@ use crate::support::env;
 use crate::support::medic::{eventually, free_port};
 
 /// One container running systemd as PID 1; removed when dropped.
-struct Machine<'a> {
+pub(crate) struct Machine<'a> {
     engine: &'a Engine,
     name: String,
 }
@@ -54,15 +54,37 @@ impl<'a> Machine<'a> {
         Self { engine, name }
     }
 
+    /// Boots `image`, waits until systemd has finished booting, and installs the package.
+    pub(crate) fn installed(engine: &'a Engine, image: &str, deb: &str, socket: &str) -> Self {
+        let machine = Self::boot(engine, image, deb, socket);
+        // The manager's bus appears a moment after PID 1 starts (until then systemctl
+        // fails to connect, or reports "offline"); then wait for boot to finish.
+        let booted = eventually("systemd booted in the container", || {
+            let state = machine
+                .sh("timeout 60 systemctl is-system-running --wait")
+                .1;
+            ["running", "degraded", "maintenance", "stopping"]
+                .contains(&state.as_str())
+                .then_some(state)
+        });
+        assert!(
+            booted == "running" || booted == "degraded",
+            "systemd did not boot: {booted}\n{}",
+            machine.sh("systemctl --failed --no-pager").1
+        );
+        machine.must("dpkg -i /medic.deb");
+        machine
+    }
+
     /// Runs `sh -c script` in the container as root: (success, stdout or stderr).
-    fn sh(&self, script: &str) -> (bool, String) {
+    pub(crate) fn sh(&self, script: &str) -> (bool, String) {
         self.engine
             .try_run(&["exec", &self.name, "sh", "-c", script])
     }
 
     /// Like `sh`, and fails the test when the script fails.
     #[track_caller]
-    fn must(&self, script: &str) -> String {
+    pub(crate) fn must(&self, script: &str) -> String {
         let (ok, out) = self.sh(script);
         assert!(ok, "`{script}` failed in the systemd container: {out}");
         out
@@ -70,7 +92,7 @@ impl<'a> Machine<'a> {
 
     /// Writes a file in the container (mode 0644, parents created).
     #[track_caller]
-    fn write(&self, path: &str, contents: &str) {
+    pub(crate) fn write(&self, path: &str, contents: &str) {
         let (ok, out) = self.engine.try_run(&[
             "exec",
             &self.name,
@@ -85,7 +107,7 @@ impl<'a> Machine<'a> {
     }
 
     /// One property of a unit (`systemctl show -p NAME --value`).
-    fn show(&self, unit: &str, property: &str) -> String {
+    pub(crate) fn show(&self, unit: &str, property: &str) -> String {
         self.sh(&format!("systemctl show {unit} -p {property} --value"))
             .1
     }
@@ -152,23 +174,7 @@ fn the_deb_runs_under_a_real_systemd() {
         &["-e", &format!("PORT={web_port}"), "medic-test/good:1"],
     );
 
-    let machine = Machine::boot(&engine, &image, &deb, &socket);
-    // The manager's bus appears a moment after PID 1 starts (until then systemctl
-    // fails to connect, or reports "offline"); then wait for boot to finish.
-    let booted = eventually("systemd booted in the container", || {
-        let state = machine
-            .sh("timeout 60 systemctl is-system-running --wait")
-            .1;
-        ["running", "degraded", "maintenance", "stopping"]
-            .contains(&state.as_str())
-            .then_some(state)
-    });
-    assert!(
-        booted == "running" || booted == "degraded",
-        "systemd did not boot: {booted}\n{}",
-        machine.sh("systemctl --failed --no-pager").1
-    );
-    machine.must("dpkg -i /medic.deb");
+    let machine = Machine::installed(&engine, &image, &deb, &socket);
 
     // 0. As shipped: doctor finds /etc/medic/medic.toml without --config and
     //    reports no error; a member of group medic reaches the control socket.

@@ -15,6 +15,7 @@ use crate::job::{Job, JobContext, failed};
 use crate::launchd::{AgentJob, Launchd};
 use crate::probe::Check;
 use crate::shell::Shell;
+use crate::systemd::{Systemd, SystemdUnit};
 use crate::unit_spec::{UnitSpec, UnitTarget};
 
 /// Most bytes of a restart or rollback command's output kept as evidence.
@@ -27,6 +28,8 @@ pub struct Executor {
     docker: Option<Docker>,
     /// launchctl is run per call, so it is always there (a reload may add the first agent).
     launchd: Launchd,
+    /// systemd's managers, connected on first use.
+    systemd: Systemd,
 }
 
 impl Executor {
@@ -37,14 +40,17 @@ impl Executor {
             clients: ClientPool::default(),
             docker,
             launchd: Launchd::new(),
+            systemd: Systemd::for_config(config),
         })
     }
 
-    /// Starts the Docker event stream, when there is a Docker connection.
+    /// Starts the Docker event stream, when there is a Docker connection, and
+    /// follows systemd's unit changes, when a service has a systemd_unit target.
     pub fn start_events(&self, shell: &Shell) {
         if let Some(docker) = &self.docker {
             docker.start_events(shell);
         }
+        self.systemd.start_events(shell);
     }
 
     /// Lists the containers a selector matches, with their labels, as a future
@@ -68,6 +74,10 @@ impl Executor {
             }
             Some(Target::LaunchAgent(target)) => {
                 self.launchd
+                    .start_discovery(shell, config, &service.name, target);
+            }
+            Some(Target::SystemdUnit(target)) => {
+                self.systemd
                     .start_discovery(shell, config, &service.name, target);
             }
             Some(Target::Command(_)) | None => {}
@@ -103,6 +113,20 @@ impl Executor {
     /// A launchd job check.
     pub fn launch_agent_check(&self, job: &AgentJob, timeout: Duration) -> Check {
         Check::LaunchAgent(self.launchd.check(job.clone(), timeout))
+    }
+
+    /// A systemd unit check.
+    pub fn systemd_unit_check(&self, unit: &SystemdUnit, timeout: Duration) -> Check {
+        Check::SystemdUnit(self.systemd.check(unit.clone(), timeout))
+    }
+
+    /// The systemd units whose names match `pattern`.
+    pub async fn find_systemd_units(
+        &self,
+        user: bool,
+        pattern: &str,
+    ) -> anyhow::Result<Vec<String>> {
+        Ok(self.systemd.find(user, pattern).await?)
     }
 
     /// The labels of the loaded launchd jobs that start with `prefix`.
@@ -146,6 +170,7 @@ impl Executor {
             (UnitTarget::LaunchAgent(job), step) => {
                 self.launchd.job(job, step, context.last_known_good)
             }
+            (UnitTarget::SystemdUnit(unit), step) => self.systemd.job(unit, step),
         }
     }
 

@@ -28,6 +28,7 @@ mod schedule;
 pub mod shell;
 pub mod status;
 pub mod store;
+mod systemd;
 pub mod unit_spec;
 pub mod units;
 pub mod web;

@@ -1,13 +1,17 @@
 //! `medic logs S --output`: where a service's own output is — its container's
-//! log, or a LaunchAgent's StandardOutPath / StandardErrorPath — and reading it.
+//! log, a LaunchAgent's StandardOutPath / StandardErrorPath, or a systemd
+//! unit's journal — and reading it.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use medic_core::config::{Config, ContainerSelector, LabelSelector, Target};
+use medic_core::config::{Config, ContainerSelector, LabelSelector, Target, UnitSelector};
 use medic_docker::DockerClient;
 /// The last lines of a log file (a LaunchAgent's output).
 pub use medic_launchd::plist::tail;
+
+/// The last lines of a systemd unit's journal.
+pub use crate::systemd::journal_lines;
 
 /// Where a unit writes its output.
 pub enum OutputSource {
@@ -20,6 +24,13 @@ pub enum OutputSource {
     },
     /// A launchd job's log files (stderr first when both are set).
     Files(Vec<PathBuf>),
+    /// A systemd unit's journal.
+    Journal {
+        /// The unit (`api.service`).
+        unit: String,
+        /// A unit of the user's manager.
+        user: bool,
+    },
 }
 
 /// Finds the output of `unit` (`service` or `service/instance`).
@@ -87,8 +98,21 @@ pub async fn find(config: &Config, unit: &str) -> anyhow::Result<OutputSource> {
             }
             Ok(OutputSource::Files(files))
         }
+        Some(Target::SystemdUnit(target)) => {
+            let unit = match (&target.selector, instance) {
+                (UnitSelector::Name(unit), _) => unit.clone(),
+                (UnitSelector::Pattern(_), Some(unit)) => unit.to_owned(),
+                (UnitSelector::Pattern(pattern), None) => {
+                    bail!("`{name}` watches every unit matching {pattern}; name one: {name}/<unit>")
+                }
+            };
+            Ok(OutputSource::Journal {
+                unit,
+                user: target.user,
+            })
+        }
         Some(Target::Command(_)) | None => bail!(
-            "`{name}` has no container or LaunchAgent target, so medic does not know where its output goes"
+            "`{name}` has no container, LaunchAgent or systemd unit target, so medic does not know where its output goes"
         ),
     }
 }

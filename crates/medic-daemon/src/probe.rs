@@ -1,4 +1,5 @@
-//! One probe of a unit, whatever its kind (http, tcp, exec, container, launchd job), behind one `run()`.
+//! One probe of a unit, whatever its kind (http, tcp, exec, container,
+//! launchd job, systemd unit), behind one `run()`.
 
 use std::sync::Arc;
 
@@ -7,6 +8,7 @@ use medic_probe::ProbeRunner;
 
 use crate::docker::ContainerCheck;
 use crate::launchd::LaunchAgentCheck;
+use crate::systemd::SystemdUnitCheck;
 
 /// One probe of a unit.
 #[derive(Debug, Clone)]
@@ -17,6 +19,8 @@ pub enum Check {
     Container(ContainerCheck),
     /// A launchd job's state, pid and last exit.
     LaunchAgent(LaunchAgentCheck),
+    /// A systemd unit's state, result and exit status.
+    SystemdUnit(SystemdUnitCheck),
 }
 
 impl Check {
@@ -26,6 +30,7 @@ impl Check {
             Check::Runner(runner) => runner.check().await,
             Check::Container(check) => check.run().await,
             Check::LaunchAgent(check) => check.run().await,
+            Check::SystemdUnit(check) => check.run().await,
         }
     }
 }

@@ -74,6 +74,9 @@ impl UnitProbes {
         for (probe, (check, interval)) in checks.into_iter().enumerate() {
             let trigger = Arc::new(Notify::new());
             triggers.push((trigger.clone(), matches!(check, Check::Container(_))));
+            if let Check::SystemdUnit(check) = &check {
+                check.follow(&trigger);
+            }
             let task = ProbeTask {
                 unit: unit.to_owned(),
                 probe,

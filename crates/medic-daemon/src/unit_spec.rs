@@ -9,6 +9,7 @@ use medic_core::config::{CommandTarget, ContainerTarget};
 
 use crate::launchd::AgentJob;
 use crate::probe::Check;
+use crate::systemd::SystemdUnit;
 
 /// One thing medic keeps alive: a service, or one container of a service whose selector matches several.
 #[derive(Debug, Clone)]
@@ -48,6 +49,8 @@ pub enum UnitTarget {
     },
     /// One launchd job, by label.
     LaunchAgent(AgentJob),
+    /// One systemd unit, by name.
+    SystemdUnit(SystemdUnit),
 }
 
 impl UnitSpec {

@@ -7,11 +7,12 @@ use anyhow::Context;
 use medic_core::Policy;
 use medic_core::config::{
     Config, ContainerSelector, ContainerTarget, LabelSelector, LaunchAgentTarget, OnStop,
-    ProbeKind, Service, Target,
+    ProbeKind, Service, SystemdUnitTarget, Target, UnitSelector,
 };
 
 use crate::executor::Executor;
 use crate::launchd::AgentJob;
+use crate::systemd::SystemdUnit;
 use crate::unit_spec::{UnitSpec, UnitTarget};
 
 /// The units of a config: one per service, except selectors that match many
@@ -33,9 +34,7 @@ pub fn plan(config: &Config, executor: &Executor, known: &[&str]) -> anyhow::Res
                 _ => {
                     // Instances seen before are watched from the start, so one removed
                     // while medic was down is restored too.
-                    let prefix = format!("{}/", service.name);
-                    for unit in known.iter().filter(|u| u.starts_with(&prefix)) {
-                        let container = &unit[prefix.len()..];
+                    for (unit, container) in known_instances(service, known) {
                         units.push(container_unit(service, target, unit, container, executor)?);
                     }
                 }
@@ -53,13 +52,22 @@ pub fn plan(config: &Config, executor: &Executor, known: &[&str]) -> anyhow::Res
                 LabelSelector::Prefix(_) => {
                     // Jobs seen before are watched from the start, so one unloaded
                     // while medic was down is restored too; discovery finds the rest.
-                    let prefix = format!("{}/", service.name);
-                    for unit in known.iter().filter(|u| u.starts_with(&prefix)) {
-                        let label = &unit[prefix.len()..];
+                    for (unit, label) in known_instances(service, known) {
                         units.push(launch_agent_unit(service, target, unit, label, executor)?);
                     }
                 }
             },
+            Some(Target::SystemdUnit(target)) => {
+                // A pattern's units seen before are watched from the start, so
+                // one whose file went while medic was down is reported too.
+                let instances: Vec<(&str, &str)> = match &target.selector {
+                    UnitSelector::Name(name) => vec![(service.name.as_str(), name.as_str())],
+                    UnitSelector::Pattern(_) => known_instances(service, known).collect(),
+                };
+                for (unit, name) in instances {
+                    units.push(systemd_unit(service, target, unit, name, executor)?);
+                }
+            }
             Some(Target::Command(command)) => {
                 units.push(unit(
                     service,
@@ -72,6 +80,18 @@ pub fn plan(config: &Config, executor: &Executor, known: &[&str]) -> anyhow::Res
         }
     }
     Ok(units)
+}
+
+/// The instances of a selector service among the units known before
+/// (`service/instance`), each with its instance's name.
+fn known_instances<'a>(
+    service: &Service,
+    known: &'a [&'a str],
+) -> impl Iterator<Item = (&'a str, &'a str)> {
+    let prefix = format!("{}/", service.name);
+    known
+        .iter()
+        .filter_map(move |unit| Some((*unit, unit.strip_prefix(&prefix)?)))
 }
 
 /// The unit of one container of a service.
@@ -98,6 +118,18 @@ pub fn launch_agent_unit(
     executor: &Executor,
 ) -> anyhow::Result<UnitSpec> {
     let target = UnitTarget::LaunchAgent(AgentJob::new(label, target));
+    unit(service, unit_name, target, executor)
+}
+
+/// The unit of one systemd unit of a service.
+pub fn systemd_unit(
+    service: &Service,
+    target: &SystemdUnitTarget,
+    unit_name: &str,
+    name: &str,
+    executor: &Executor,
+) -> anyhow::Result<UnitSpec> {
+    let target = UnitTarget::SystemdUnit(SystemdUnit::new(name, target));
     unit(service, unit_name, target, executor)
 }
 
@@ -128,6 +160,15 @@ pub fn unit(
                     );
                 };
                 executor.launch_agent_check(job, probe.timeout)
+            }
+            ProbeKind::SystemdUnit => {
+                let UnitTarget::SystemdUnit(unit) = &target else {
+                    anyhow::bail!(
+                        "service `{}`: a systemd_unit probe needs a systemd_unit target",
+                        service.name
+                    );
+                };
+                executor.systemd_unit_check(unit, probe.timeout)
             }
             _ => executor.runner(probe).with_context(|| {
                 format!("service `{}`: {} probe", service.name, probe.kind_name())
@@ -186,6 +227,10 @@ pub fn selector_words(service: &Service) -> String {
         Some(Target::LaunchAgent(target)) => match &target.selector {
             LabelSelector::Label(label) => format!("launchd job {label}"),
             LabelSelector::Prefix(prefix) => format!("launchd jobs labelled {prefix}*"),
+        },
+        Some(Target::SystemdUnit(target)) => match &target.selector {
+            UnitSelector::Name(name) => format!("systemd unit {name}"),
+            UnitSelector::Pattern(pattern) => format!("systemd units matching {pattern}"),
         },
         _ => "instances".to_owned(),
     }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use medic_core::config::{Config, ContainerSelector, LabelSelector, Target};
+use medic_core::config::{Config, ContainerSelector, LabelSelector, Target, UnitSelector};
 use medic_core::{Observation, Outcome};
 use medic_daemon::executor::Executor;
 use medic_daemon::unit_spec::UnitSpec;
@@ -31,6 +31,16 @@ pub async fn check_once(config: &Config) -> anyhow::Result<Vec<CheckRow>> {
                 let name = format!("{}/{label}", service.name);
                 specs.push(units::launch_agent_unit(
                     service, target, &name, &label, &executor,
+                )?);
+            }
+        }
+        if let Some(Target::SystemdUnit(target)) = &service.target
+            && let UnitSelector::Pattern(pattern) = &target.selector
+        {
+            for unit in executor.find_systemd_units(target.user, pattern).await? {
+                let name = format!("{}/{unit}", service.name);
+                specs.push(units::systemd_unit(
+                    service, target, &name, &unit, &executor,
                 )?);
             }
         }

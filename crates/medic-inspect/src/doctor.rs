@@ -15,6 +15,7 @@ use medic_daemon::docker::Docker;
 
 mod findings;
 mod records;
+mod systemd;
 mod unit;
 
 use findings::Findings;
@@ -52,6 +53,9 @@ pub async fn diagnose(config: &Config, host: &Host) -> Vec<Finding> {
         check_probes(service, &mut out).await;
         if let (Some(unit), Some(Target::Command(command))) = (&unit, &service.target) {
             check_hardening(&service.name, command, unit, &host.root, &mut out);
+        }
+        if let Some(Target::SystemdUnit(target)) = &service.target {
+            systemd::check_systemd_unit(service, target, unit.as_ref(), &host.root, &mut out).await;
         }
     }
     check_sinks(config, &mut out).await;
@@ -452,6 +456,8 @@ async fn check_target(service: &Service, docker: Option<&Docker>, out: &mut Find
             }
         }
         Some(Target::LaunchAgent(target)) => check_launch_agent(&service.name, target, out),
+        // Checked apart (`doctor/systemd.rs`): it needs the installed unit and its polkit rules.
+        Some(Target::SystemdUnit(_)) => {}
         Some(Target::Command(command)) => {
             for (what, argv) in commands(command) {
                 let program = argv.first().map_or("", String::as_str);
@@ -573,7 +579,7 @@ async fn check_probes(service: &Service, out: &mut Findings) {
                     ),
                 }
             }
-            ProbeKind::Container | ProbeKind::LaunchAgent => {}
+            ProbeKind::Container | ProbeKind::LaunchAgent | ProbeKind::SystemdUnit => {}
         }
     }
 }

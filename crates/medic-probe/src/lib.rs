@@ -89,6 +89,7 @@ impl ProbeRunner {
             ProbeKind::Exec(spec) => Kind::Exec(spec.clone()),
             ProbeKind::Container => return Err(ProbeError::NotHere("container")),
             ProbeKind::LaunchAgent => return Err(ProbeError::NotHere("launch_agent")),
+            ProbeKind::SystemdUnit => return Err(ProbeError::NotHere("systemd_unit")),
         };
         Ok(Self {
             timeout: probe.timeout,

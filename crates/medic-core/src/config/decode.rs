@@ -18,6 +18,7 @@ pub(super) const SERVICE_KEYS: &[&str] = &[
     "container",
     "launch_agent",
     "command",
+    "systemd_unit",
     "depends_on",
     "labels",
 ];

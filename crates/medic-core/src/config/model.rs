@@ -130,6 +130,8 @@ pub enum Target {
     LaunchAgent(LaunchAgentTarget),
     /// User-supplied restart and rollback commands.
     Command(CommandTarget),
+    /// A systemd unit (or several, by pattern).
+    SystemdUnit(SystemdUnitTarget),
 }
 
 /// A container target.
@@ -182,7 +184,7 @@ pub struct LaunchAgentTarget {
 }
 
 /// What a job that is not running means when its last run ended cleanly
-/// (`expect` in config; launch_agent targets now, systemd units later).
+/// (`expect` in config; launch_agent and systemd_unit targets).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Expect {
     /// A clean exit (0, or a normal stop) is the job done: one-shot, scheduled
@@ -200,6 +202,26 @@ pub enum LabelSelector {
     Label(String),
     /// Every job whose label starts with this.
     Prefix(String),
+}
+
+/// A systemd unit target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SystemdUnitTarget {
+    /// Which units.
+    pub selector: UnitSelector,
+    /// The user's manager (`systemctl --user`) instead of the system's.
+    pub user: bool,
+    /// Whether a one-shot unit that exited 0 is done or down.
+    pub expect: Expect,
+}
+
+/// Which systemd units a target covers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UnitSelector {
+    /// One unit (`api.service`).
+    Name(String),
+    /// Every unit whose name matches this shell-style pattern (`app-*.service`).
+    Pattern(String),
 }
 
 /// User-supplied commands.
@@ -230,6 +252,7 @@ impl Probe {
         match self.kind {
             ProbeKind::Container => "container",
             ProbeKind::LaunchAgent => "launch_agent",
+            ProbeKind::SystemdUnit => "systemd_unit",
             ProbeKind::Http(_) => "http",
             ProbeKind::Tcp(_) => "tcp",
             ProbeKind::Exec(_) => "exec",
@@ -244,6 +267,8 @@ pub enum ProbeKind {
     Container,
     /// State, pid and last exit of the target's launchd jobs.
     LaunchAgent,
+    /// State, result, exit status and restarts of the target's systemd units.
+    SystemdUnit,
     /// An HTTP request (behind an Arc: it is much larger than the other kinds,
     /// and the running probe shares it instead of copying its checks).
     Http(Arc<HttpProbe>),

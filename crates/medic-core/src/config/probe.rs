@@ -12,7 +12,7 @@ use super::error::Errors;
 use super::model::*;
 use super::raw::{Dur, RawProbe};
 
-pub(super) const PROBE_KINDS: &str = "http, tcp, exec, container, launch_agent";
+pub(super) const PROBE_KINDS: &str = "http, tcp, exec, container, launch_agent, systemd_unit";
 
 pub(super) fn build_probe(
     spanned: &Spanned<RawProbe>,
@@ -74,7 +74,7 @@ pub(super) fn build_probe(
         ],
         "tcp" => &["address"],
         "exec" => &["command", "expect_exit", "max_output"],
-        "container" | "launch_agent" => &[],
+        "container" | "launch_agent" | "systemd_unit" => &[],
         other => {
             errors.at(
                 raw.kind.span(),
@@ -156,6 +156,16 @@ pub(super) fn build_probe(
                 );
             }
             ProbeKind::Container
+        }
+        "systemd_unit" => {
+            if !matches!(target, Some(Target::SystemdUnit(_))) {
+                errors.at(
+                    raw.kind.span(),
+                    "a systemd_unit probe needs a systemd_unit target",
+                    Some("add systemd_unit = { name = \"….service\" }".into()),
+                );
+            }
+            ProbeKind::SystemdUnit
         }
         _ => {
             if !matches!(target, Some(Target::LaunchAgent(_))) {

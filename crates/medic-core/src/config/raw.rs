@@ -321,6 +321,8 @@ pub(crate) struct RawService {
     pub launch_agent: Option<Spanned<RawLaunchAgent>>,
     /// A command target.
     pub command: Option<Spanned<RawCommand>>,
+    /// A systemd unit target.
+    pub systemd_unit: Option<Spanned<RawSystemdUnit>>,
     /// Services that must be healthy before this one is restarted.
     #[serde(default)]
     pub depends_on: Vec<Spanned<String>>,
@@ -363,6 +365,20 @@ pub(crate) struct RawLaunchAgent {
     pub domain: Option<String>,
     /// The job's plist.
     pub plist: Option<String>,
+    /// "exited_ok" (default) or "running".
+    pub expect: Option<Spanned<String>>,
+}
+
+/// `systemd_unit = { … }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSystemdUnit {
+    /// One unit's name (`api.service`).
+    pub name: Option<String>,
+    /// Every unit whose name matches this shell-style pattern (`app-*.service`).
+    pub pattern: Option<String>,
+    /// The user's manager instead of the system's.
+    pub user: Option<bool>,
     /// "exited_ok" (default) or "running".
     pub expect: Option<Spanned<String>>,
 }

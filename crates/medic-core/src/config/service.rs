@@ -115,12 +115,20 @@ pub(super) fn build_service(
     // Unwritten, the timeout follows each probe's interval (see `default_timeout`).
     let timeout = policy.timeout.map(|t| t.0);
     let mut probes = Vec::new();
-    let implied = match (&target, &raw.container, &raw.launch_agent) {
-        (Some(Target::Container(_)), Some(c), _) => {
+    let implied = match (
+        &target,
+        &raw.container,
+        &raw.launch_agent,
+        &raw.systemd_unit,
+    ) {
+        (Some(Target::Container(_)), Some(c), _, _) => {
             Some(("container", ProbeKind::Container, c.span()))
         }
-        (Some(Target::LaunchAgent(_)), _, Some(a)) => {
+        (Some(Target::LaunchAgent(_)), _, Some(a), _) => {
             Some(("launch_agent", ProbeKind::LaunchAgent, a.span()))
+        }
+        (Some(Target::SystemdUnit(_)), _, _, Some(u)) => {
+            Some(("systemd_unit", ProbeKind::SystemdUnit, u.span()))
         }
         _ => None,
     };
@@ -146,11 +154,13 @@ pub(super) fn build_service(
             probes.push(probe);
         }
     }
-    if raw.container.is_none() && raw.launch_agent.is_none() && entry.written_probes == 0 {
+    let targeted =
+        raw.container.is_some() || raw.launch_agent.is_some() || raw.systemd_unit.is_some();
+    if !targeted && entry.written_probes == 0 {
         errors.at(
             raw.name.span(),
             format!("service `{name}` has nothing to observe"),
-            Some("add a [[service.probe]], or a container / launch_agent target (which implies its probe)".into()),
+            Some("add a [[service.probe]], or a container / launch_agent / systemd_unit target (which implies its probe)".into()),
         );
     }
     let slo = match &policy.slo {
@@ -251,6 +261,8 @@ pub(super) fn build_policy(
         can_restart: target.is_some(),
         can_rollback: match target {
             Some(Target::Container(_) | Target::LaunchAgent(_)) => true,
+            // A unit's rollback says why it cannot return to an earlier unit file.
+            Some(Target::SystemdUnit(_)) => true,
             Some(Target::Command(c)) => c.rollback.is_some(),
             None => false,
         },

@@ -1,10 +1,13 @@
-//! A service's target: exactly one of `container`, `launch_agent` or `command`, or none.
+//! A service's target: exactly one of `container`, `launch_agent`,
+//! `systemd_unit` or `command`, or none.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use super::error::Errors;
 use super::model::*;
+use toml::Spanned;
+
 use super::raw::{Dur, OneOrMany, RawPolicy, RawService};
 
 pub(super) fn build_target(
@@ -18,6 +21,9 @@ pub(super) fn build_target(
             .as_ref()
             .map(|t| ("launch_agent", t.span())),
         raw.command.as_ref().map(|t| ("command", t.span())),
+        raw.systemd_unit
+            .as_ref()
+            .map(|t| ("systemd_unit", t.span())),
     ]
     .into_iter()
     .flatten()
@@ -30,7 +36,7 @@ pub(super) fn build_target(
                 "service `{}` has more than one target: `{first}` and `{second}`",
                 raw.name.get_ref()
             ),
-            Some("a service acts on exactly one of container / launch_agent / command (or none: watch only); split it into two services".into()),
+            Some("a service acts on exactly one of container / launch_agent / systemd_unit / command (or none: watch only); split it into two services".into()),
         );
         return None;
     }
@@ -117,23 +123,31 @@ pub(super) fn build_target(
                 return None;
             }
         };
-        let expect = match a.expect.as_ref().map(|e| (e.get_ref().as_str(), e.span())) {
-            None | Some(("exited_ok", _)) => Expect::ExitedOk,
-            Some(("running", _)) => Expect::Running,
-            Some((other, span)) => {
-                errors.at(
-                    span,
-                    format!("unknown expect `{other}`"),
-                    Some("use \"exited_ok\" (a clean exit is the job done) or \"running\" (the job must stay up)".into()),
-                );
-                Expect::ExitedOk
-            }
-        };
         return Some(Target::LaunchAgent(LaunchAgentTarget {
             selector,
             domain: a.domain.clone(),
             plist: a.plist.as_ref().map(PathBuf::from),
-            expect,
+            expect: build_expect(a.expect.as_ref(), errors),
+        }));
+    }
+    if let Some(unit) = &raw.systemd_unit {
+        let u = unit.get_ref();
+        let selector = match (&u.name, &u.pattern) {
+            (Some(name), None) if !name.is_empty() => UnitSelector::Name(name.clone()),
+            (None, Some(pattern)) if !pattern.is_empty() => UnitSelector::Pattern(pattern.clone()),
+            _ => {
+                errors.at(
+                    unit.span(),
+                    "a systemd_unit target needs exactly one of `name` or `pattern`",
+                    Some("e.g. systemd_unit = { name = \"api.service\" } or { pattern = \"app-*.service\" }".into()),
+                );
+                return None;
+            }
+        };
+        return Some(Target::SystemdUnit(SystemdUnitTarget {
+            selector,
+            user: u.user.unwrap_or(false),
+            expect: build_expect(u.expect.as_ref(), errors),
         }));
     }
     if let Some(command) = &raw.command {
@@ -178,4 +192,20 @@ pub(super) fn build_target(
         }));
     }
     None
+}
+
+/// `expect = "exited_ok" | "running"` of a launch_agent or systemd_unit target.
+fn build_expect(expect: Option<&Spanned<String>>, errors: &mut Errors) -> Expect {
+    match expect.map(|e| (e.get_ref().as_str(), e.span())) {
+        None | Some(("exited_ok", _)) => Expect::ExitedOk,
+        Some(("running", _)) => Expect::Running,
+        Some((other, span)) => {
+            errors.at(
+                span,
+                format!("unknown expect `{other}`"),
+                Some("use \"exited_ok\" (a clean exit is the job done) or \"running\" (the job must stay up)".into()),
+            );
+            Expect::ExitedOk
+        }
+    }
 }

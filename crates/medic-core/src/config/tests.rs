@@ -51,6 +51,7 @@ fn the_annotated_example_documents_every_key() {
         "[[service]]\nname = \"a\"\ncontainer = { zz = 1 }",
         "[[service]]\nname = \"a\"\nlaunch_agent = { zz = 1 }",
         "[[service]]\nname = \"a\"\ncommand = { zz = 1 }",
+        "[[service]]\nname = \"a\"\nsystemd_unit = { zz = 1 }",
         "[[service]]\nname = \"a\"\n[[service.probe]]\nzz = 1",
         "[[alert]]\nname = \"a\"\nkind = \"exec\"\nzz = 1",
     ];
@@ -157,7 +158,7 @@ depends_on = ["d", "c"]
   kind = "ping"
 "#), @r#"
     medic.toml:3:8: error: service `a` has nothing to observe
-      hint: add a [[service.probe]], or a container / launch_agent target (which implies its probe)
+      hint: add a [[service.probe]], or a container / launch_agent / systemd_unit target (which implies its probe)
     medic.toml:4:11: error: command target has a rollback but no restart
       hint: add restart = ["argv", …]; rollback comes after restarts
     medic.toml:7:8: error: duplicate service name `a`
@@ -167,12 +168,12 @@ depends_on = ["d", "c"]
     medic.toml:11:13: error: `address` must be host:port
       hint: e.g. "127.0.0.1:5432"
     medic.toml:14:8: error: service `b` has nothing to observe
-      hint: add a [[service.probe]], or a container / launch_agent target (which implies its probe)
+      hint: add a [[service.probe]], or a container / launch_agent / systemd_unit target (which implies its probe)
     medic.toml:18:15: error: `depends_on` names an unknown service `d`
       hint: known services: a, b, c
     medic.toml:18:20: error: service `c` depends on itself
     medic.toml:20:10: error: unknown probe kind `ping`
-      hint: kinds: http, tcp, exec, container, launch_agent
+      hint: kinds: http, tcp, exec, container, launch_agent, systemd_unit
     "#);
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use medic_core::Input;
 use medic_core::Observation;
-use medic_core::config::{ContainerSelector, LabelSelector, Target};
+use medic_core::config::{ContainerSelector, LabelSelector, Target, UnitSelector};
 
 use super::Daemon;
 use super::labels::InstanceLabels;
@@ -50,11 +50,29 @@ impl Daemon {
         let Some(config) = self.config.services.iter().find(|s| s.name == service) else {
             return;
         };
-        if let Some(Target::LaunchAgent(target)) = &config.target {
-            match units::launch_agent_unit(config, target, &name, container, &self.executor) {
+        // A launchd job or systemd unit has no labels to read.
+        let planned = match &config.target {
+            Some(Target::LaunchAgent(target)) => Some(units::launch_agent_unit(
+                config,
+                target,
+                &name,
+                container,
+                &self.executor,
+            )),
+            Some(Target::SystemdUnit(target)) => Some(units::systemd_unit(
+                config,
+                target,
+                &name,
+                container,
+                &self.executor,
+            )),
+            _ => None,
+        };
+        if let Some(planned) = planned {
+            match planned {
                 Ok(spec) => self.add_unit(spec),
                 Err(error) => {
-                    tracing::warn!(unit = %name, error = format!("{error:#}"), "Cannot watch a found launchd job")
+                    tracing::warn!(unit = %name, error = format!("{error:#}"), "Cannot watch a found instance")
                 }
             }
             return;
@@ -309,6 +327,7 @@ fn discovers(service: &medic_core::config::Service) -> bool {
     match &service.target {
         Some(Target::Container(target)) => !matches!(target.selector, ContainerSelector::Name(_)),
         Some(Target::LaunchAgent(target)) => matches!(target.selector, LabelSelector::Prefix(_)),
+        Some(Target::SystemdUnit(target)) => matches!(target.selector, UnitSelector::Pattern(_)),
         _ => false,
     }
 }

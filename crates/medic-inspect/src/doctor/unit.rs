@@ -199,7 +199,7 @@ pub(super) fn commands(command: &CommandTarget) -> Vec<(&'static str, &Vec<Strin
 }
 
 /// The text of every polkit rules file under `root`.
-fn polkit_rules(root: &Path) -> Vec<String> {
+pub(super) fn polkit_rules(root: &Path) -> Vec<String> {
     ["etc/polkit-1/rules.d", "usr/share/polkit-1/rules.d"]
         .iter()
         .filter_map(|dir| std::fs::read_dir(root.join(dir)).ok())

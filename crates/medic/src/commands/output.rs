@@ -1,13 +1,13 @@
 //! `medic logs S --output [-f]`: the service's own recent output — its
-//! container's log, or its LaunchAgent's StandardErrorPath and StandardOutPath
-//! — so a person does not have to find them.
+//! container's log, its LaunchAgent's StandardErrorPath and StandardOutPath,
+//! or its systemd unit's journal — so a person does not have to find them.
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use medic_core::config::Config;
-use medic_daemon::output::{OutputSource, find, new_lines, tail};
+use medic_daemon::output::{OutputSource, find, journal_lines, new_lines, tail};
 
 /// Lines shown before following.
 const TAIL: usize = 100;
@@ -22,24 +22,12 @@ pub fn run(config: &Config, unit: &str, follow: bool) -> anyhow::Result<u8> {
     let source = runtime.block_on(find(config, unit))?;
     let mut out = std::io::stdout().lock();
     match source {
-        OutputSource::Container { client, id } => {
-            let mut seen = runtime.block_on(client.tail_logs(&id, TAIL))?;
-            for line in &seen {
-                writeln!(out, "{line}")?;
-            }
-            if !follow {
-                return Ok(0);
-            }
-            loop {
-                out.flush()?;
-                std::thread::sleep(POLL);
-                let now = runtime.block_on(client.tail_logs(&id, WINDOW))?;
-                for line in new_lines(&seen, &now) {
-                    writeln!(out, "{line}")?;
-                }
-                seen = now;
-            }
-        }
+        OutputSource::Container { client, id } => follow_window(&mut out, follow, |lines| {
+            Ok(runtime.block_on(client.tail_logs(&id, lines))?)
+        }),
+        OutputSource::Journal { unit, user } => follow_window(&mut out, follow, |lines| {
+            runtime.block_on(journal_lines(&unit, user, lines))
+        }),
         OutputSource::Files(files) => {
             let many = files.len() > 1;
             let mut offsets = Vec::new();
@@ -69,6 +57,32 @@ pub fn run(config: &Config, unit: &str, follow: bool) -> anyhow::Result<u8> {
                 }
             }
         }
+    }
+}
+
+/// Prints the last lines `read(TAIL)` returns; with `follow`, reads a window
+/// of `WINDOW` lines every `POLL` and prints what is new (a container's log, a
+/// unit's journal).
+fn follow_window(
+    out: &mut impl Write,
+    follow: bool,
+    mut read: impl FnMut(usize) -> anyhow::Result<Vec<String>>,
+) -> anyhow::Result<u8> {
+    let mut seen = read(TAIL)?;
+    for line in &seen {
+        writeln!(out, "{line}")?;
+    }
+    if !follow {
+        return Ok(0);
+    }
+    loop {
+        out.flush()?;
+        std::thread::sleep(POLL);
+        let now = read(WINDOW)?;
+        for line in new_lines(&seen, &now) {
+            writeln!(out, "{line}")?;
+        }
+        seen = now;
     }
 }
 

@@ -87,7 +87,7 @@ failure_treshold = 3
   kind = "http"
   urll = "http://x"
 "#), @"
-    medic.toml:5:1: error: unknown field `failure_treshold`, expected one of `name`, `container`, `launch_agent`, `command`, `depends_on`, `labels`, `probe`, `interval`, `timeout`, `failure_threshold`, `success_threshold`, `start_period`, `max_attempts`, `attempt_window`, `flap_limit`, `flap_window`, `flap_backoff`, `backoff`, `backoff_max`, `recover_timeout`, `verify_interval`, `replace_grace`, `stop_timeout`, `on_stop`, `slo`
+    medic.toml:5:1: error: unknown field `failure_treshold`, expected one of `name`, `container`, `launch_agent`, `command`, `systemd_unit`, `depends_on`, `labels`, `probe`, `interval`, `timeout`, `failure_threshold`, `success_threshold`, `start_period`, `max_attempts`, `attempt_window`, `flap_limit`, `flap_window`, `flap_backoff`, `backoff`, `backoff_max`, `recover_timeout`, `verify_interval`, `replace_grace`, `stop_timeout`, `on_stop`, `slo`
       hint: did you mean `failure_threshold`?
     medic.toml:8:3: error: unknown field `urll`, expected one of `kind`, `interval`, `timeout`, `url`, `method`, `headers`, `expect_status`, `body_contains`, `body_regex`, `json_pointer`, `json_equals`, `max_latency`, `tls_verify`, `ca_file`, `follow_redirects`, `max_body`, `address`, `command`, `expect_exit`, `max_output`
       hint: did you mean `url`?
@@ -135,7 +135,7 @@ bogus = 1
 name = "web"
 container = { name = "y" }
 depends_on = ["api"]
-"#), @"medic.toml:5:1: error: unknown field `bogus`, expected one of `name`, `container`, `launch_agent`, `command`, `depends_on`, `labels`, `probe`, `interval`, `timeout`, `failure_threshold`, `success_threshold`, `start_period`, `max_attempts`, `attempt_window`, `flap_limit`, `flap_window`, `flap_backoff`, `backoff`, `backoff_max`, `recover_timeout`, `verify_interval`, `replace_grace`, `stop_timeout`, `on_stop`, `slo`");
+"#), @"medic.toml:5:1: error: unknown field `bogus`, expected one of `name`, `container`, `launch_agent`, `command`, `systemd_unit`, `depends_on`, `labels`, `probe`, `interval`, `timeout`, `failure_threshold`, `success_threshold`, `start_period`, `max_attempts`, `attempt_window`, `flap_limit`, `flap_window`, `flap_backoff`, `backoff`, `backoff_max`, `recover_timeout`, `verify_interval`, `replace_grace`, `stop_timeout`, `on_stop`, `slo`");
     // A bad key in [defaults] falls back to its default; the good ones still apply.
     assert_snapshot!(check(r#"
 [defaults]

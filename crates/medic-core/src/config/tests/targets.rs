@@ -7,6 +7,16 @@ use insta::assert_snapshot;
 use super::{check, valid};
 use crate::config::*;
 
+/// A service's probes: `kind/interval`, comma-separated.
+fn probes(service: &Service) -> String {
+    let probes: Vec<_> = service
+        .probes
+        .iter()
+        .map(|p| format!("{}/{:?}", p.kind_name(), p.interval))
+        .collect();
+    probes.join(",")
+}
+
 #[test]
 fn targets_decide_what_medic_may_do() {
     let config = valid(
@@ -47,17 +57,12 @@ name = "upstream"
         .services
         .iter()
         .map(|s| {
-            let probes: Vec<_> = s
-                .probes
-                .iter()
-                .map(|p| format!("{}/{:?}", p.kind_name(), p.interval))
-                .collect();
             format!(
                 "{}: restart={} rollback={} probes={}",
                 s.name,
                 s.policy.can_restart,
                 s.policy.can_rollback,
-                probes.join(",")
+                probes(s)
             )
         })
         .collect();
@@ -127,7 +132,7 @@ command = { restart = ["x"], rollback = [] }
   address = "127.0.0.1:1"
 "#), @r#"
     medic.toml:5:16: error: service `two` has more than one target: `container` and `launch_agent`
-      hint: a service acts on exactly one of container / launch_agent / command (or none: watch only); split it into two services
+      hint: a service acts on exactly one of container / launch_agent / systemd_unit / command (or none: watch only); split it into two services
     medic.toml:9:13: error: a container target selects by exactly one of `name`, `label`, or `compose_project` + `compose_service`
       hint: e.g. container = { name = "app-web-1" }
     medic.toml:13:13: error: a container `label` selector needs a non-empty key
@@ -140,4 +145,54 @@ command = { restart = ["x"], rollback = [] }
     medic.toml:30:41: error: `rollback` is an empty command
       hint: write an argv array, or leave `rollback` out (then medic escalates after the restarts)
     "#);
+}
+
+#[test]
+fn systemd_units_by_name_or_pattern() {
+    let config = valid(
+        r#"
+[[service]]
+name = "api"
+systemd_unit = { name = "api.service" }
+
+[[service]]
+name = "apps"
+systemd_unit = { pattern = "app-*.service", user = true }
+
+[[service]]
+name = "backup"
+systemd_unit = { name = "backup.service", expect = "running" }
+  [[service.probe]]
+  kind = "systemd_unit"
+  interval = "1m"
+"#,
+    );
+    let summary: Vec<String> = config
+        .services
+        .iter()
+        .map(|s| format!("{}: {:?} probes={}", s.name, s.target, probes(s)))
+        .collect();
+    assert_snapshot!(summary.join("\n"));
+    assert_snapshot!(check(
+        r#"
+[[service]]
+name = "both"
+systemd_unit = { name = "a.service", pattern = "a-*" }
+
+[[service]]
+name = "two"
+command = { restart = ["x"] }
+systemd_unit = { name = "a.service" }
+
+[[service]]
+name = "probe"
+command = { restart = ["x"] }
+  [[service.probe]]
+  kind = "systemd_unit"
+
+[[service]]
+name = "expect"
+systemd_unit = { name = "a.service", expect = "up" }
+"#
+    ));
 }

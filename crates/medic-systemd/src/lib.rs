@@ -1,0 +1,20 @@
+//! medic's systemd adapter: read a unit's state over D-Bus into facts and a
+//! classification (healthy / starting / idle / failed / restarting /
+//! missing), restart it through the manager and wait for the job's result,
+//! follow its property changes, and read its journal through journalctl.
+//!
+//! Architecture invariant: no recovery decisions here; the core decides, this
+//! crate does one systemd thing per call, under a deadline, and reports what
+//! happened. It imports no medic crate.
+
+mod client;
+mod error;
+mod facts;
+pub mod journal;
+pub mod names;
+mod verdict;
+
+pub use client::{JobOutcome, SystemdBus, UNIT_PATHS, unit_path};
+pub use error::SystemdError;
+pub use facts::UnitFacts;
+pub use verdict::{Classification, Expect, Verdict, classify};
