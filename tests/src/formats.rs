@@ -294,3 +294,80 @@ name = "secure"
     );
     drop(up);
 }
+
+/// A node_exporter `web.yml` with every key of the exporter toolkit's (v0.14)
+/// schema: medic starts with it, serves `/metrics` over TLS (inline `cert` and
+/// `key`) behind basic auth, and warns about each key it cannot honour by name.
+#[test]
+fn a_web_yml_with_every_toolkit_key_is_taken_and_what_is_not_honoured_is_named() {
+    let Some(curl) = env::program("curl") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let d = dir.path();
+    certificates(d);
+    let indent = |pem: String| pem.replace('\n', "\n    ");
+    let cert = indent(std::fs::read_to_string(d.join("cert.pem")).unwrap());
+    let key = indent(std::fs::read_to_string(d.join("key.pem")).unwrap());
+    let hash = bcrypt::hash("s3cret", 4).unwrap();
+    std::fs::write(
+        d.join("web.yml"),
+        format!(
+            "tls_server_config:\n  cert: |\n    {cert}\n  key: |\n    {key}\n  client_auth_type: NoClientCert\n  client_ca_file: ca.pem\n  client_allowed_sans: [prometheus.example]\n  min_version: TLS12\n  max_version: TLS13\n  cipher_suites: [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256]\n  prefer_server_cipher_suites: true\n  curve_preferences: [X25519, CurveP256]\nhttp_server_config:\n  http2: true\n  headers:\n    X-Frame-Options: deny\nbasic_auth_users:\n  prom: '{hash}'\nrate_limit:\n  interval: 1s\n  burst: 50\n"
+        ),
+    )
+    .unwrap();
+    let (metrics, up) = (
+        free_port(),
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+    );
+    let up_port = up.local_addr().unwrap().port();
+    let keys = format!(
+        "metrics_listen = \"127.0.0.1:{metrics}\"\nweb_config = \"{}\"",
+        d.join("web.yml").display()
+    );
+    let medic = Medic::start_with(
+        &keys,
+        &format!(
+            "[[service]]\nname = \"db\"\n  [[service.probe]]\n  kind = \"tcp\"\n  address = \"127.0.0.1:{up_port}\"\n"
+        ),
+    );
+    medic.wait_listening();
+    let ca = d.join("ca.pem").display().to_string();
+    let get = |user: &str| {
+        let output = Command::new(&curl)
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "10",
+            ])
+            .args(["--cacert", &ca, "-u", user])
+            .arg(format!("https://127.0.0.1:{metrics}/metrics"))
+            .output()
+            .expect("run curl");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    eventually("/metrics over TLS with the password", || {
+        (get("prom:s3cret") == "200").then_some(())
+    });
+    assert_eq!(get("prom:wrong"), "401");
+    let stderr = medic.stderr();
+    for key in [
+        "tls_server_config.cipher_suites",
+        "tls_server_config.curve_preferences",
+        "tls_server_config.client_allowed_sans",
+        "http_server_config.http2",
+        "http_server_config.headers",
+        "rate_limit",
+    ] {
+        assert!(
+            stderr.contains(&format!("Not honoured: {key}")),
+            "no warning naming {key}:\n{stderr}"
+        );
+    }
+    drop(up);
+}
