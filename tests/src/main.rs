@@ -27,3 +27,4 @@ mod report;
 mod service;
 mod storm;
 mod systemd;
+mod writers;

@@ -16,6 +16,7 @@ pub mod event;
 pub mod machine;
 pub mod observation;
 pub mod policy;
+pub mod saved_times;
 pub mod slots;
 pub mod snapshot;
 pub mod storm;
