@@ -17,6 +17,7 @@ mod engine_restarts;
 mod exposure;
 mod flapping;
 mod fleet;
+mod formats;
 mod hung_engine;
 mod installed;
 mod launchd;

@@ -449,7 +449,7 @@ fn metrics_parse_as_prometheus_text() {
     assert_eq!(value("medic_service_failing_streak", "db"), Some(0.0));
     assert_eq!(value("medic_service_flapping", "cache"), Some(0.0));
     assert_eq!(value("medic_availability_ratio", "db"), Some(1.0));
-    assert_eq!(value("medic_health_score", "db"), Some(100.0));
+    assert_eq!(value("medic_health_score_ratio", "db"), Some(1.0));
     assert!(value("medic_error_budget_remaining_ratio", "cache").is_some_and(|v| v < 1.0));
     assert!(
         scrape

@@ -14,18 +14,30 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::Sha256;
 
-/// The generic webhook's body: the alert line plus the host it comes from.
+/// The generic webhook's (and exec sink's) body: the alert line plus the
+/// host it comes from and the service's `labels` from the config.
 #[derive(Debug, Serialize)]
 struct WebhookBody<'a> {
     #[serde(flatten)]
     alert: &'a AlertLine,
     host: &'a str,
+    labels: BTreeMap<&'a str, &'a str>,
 }
 
 /// The webhook's JSON body.
-pub fn webhook_body(alert: &AlertLine, host: &str) -> Vec<u8> {
+pub fn webhook_body(alert: &AlertLine, origin: &Origin) -> Vec<u8> {
+    let labels = origin
+        .service_labels(&alert.service)
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let body = WebhookBody {
+        alert,
+        host: &origin.host,
+        labels,
+    };
     // Invariant: an AlertLine is plain strings and JSON values; encoding cannot fail.
-    serde_json::to_vec(&WebhookBody { alert, host }).unwrap_or_default()
+    serde_json::to_vec(&body).unwrap_or_default()
 }
 
 /// `sha256=<hex>` of the HMAC-SHA256 of `body` under `key`: the `X-Medic-Signature` header.
@@ -36,8 +48,10 @@ pub fn signature(key: &[u8], body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// A Slack-compatible incoming-webhook body: `{"text": …}` for a person to read.
-pub fn slack_body(alert: &AlertLine, host: &str) -> Vec<u8> {
+/// A Slack-compatible incoming-webhook body: `{"text": …}` for a person to
+/// read, with the service's labels on a line of their own.
+pub fn slack_body(alert: &AlertLine, origin: &Origin) -> Vec<u8> {
+    let host = origin.host.as_str();
     let icon = match (alert.severity.as_str(), alert.resolved) {
         ("critical", _) => ":red_circle:",
         ("warning", _) => ":warning:",
@@ -57,6 +71,11 @@ pub fn slack_body(alert: &AlertLine, host: &str) -> Vec<u8> {
         .as_deref()
         .map_or_else(String::new, |i| format!("incident {} · ", slack_escape(i)));
     text.push_str(&format!("\n{incident}{}", alert.ts));
+    let labels = origin.service_labels(&alert.service);
+    if !labels.is_empty() {
+        let pairs: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        text.push_str(&format!("\nlabels: {}", slack_escape(&pairs.join(", "))));
+    }
     for line in evidence_summary(&alert.evidence) {
         text.push_str("\n> ");
         text.push_str(&slack_escape(&line));
@@ -150,6 +169,15 @@ impl Origin {
                 .collect(),
         }
     }
+
+    /// The user labels of the service an alert line names (a selector's
+    /// instance `web/app-1` has those of `web`).
+    pub fn service_labels(&self, line_service: &str) -> &[(String, String)] {
+        let service = line_service
+            .split_once('/')
+            .map_or(line_service, |(s, _)| s);
+        self.labels.get(service).map_or(&[], Vec::as_slice)
+    }
 }
 
 /// How much evidence JSON one Alertmanager annotation carries.
@@ -239,13 +267,8 @@ impl Firing {
             Some((service, instance)) => (service, Some(instance)),
             None => (line.service.as_str(), None),
         };
-        let mut labels: BTreeMap<String, String> = origin
-            .labels
-            .get(service)
-            .into_iter()
-            .flatten()
-            .cloned()
-            .collect();
+        let mut labels: BTreeMap<String, String> =
+            origin.service_labels(service).iter().cloned().collect();
         labels.extend([
             ("alertname".to_owned(), "medic".to_owned()),
             ("service".to_owned(), service.to_owned()),
@@ -305,6 +328,55 @@ pub fn alertmanager_body(alerts: &[AmAlert]) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    /// An origin on `name` with no labels.
+    fn host(name: &str) -> Origin {
+        Origin {
+            host: name.into(),
+            ..Origin::default()
+        }
+    }
+
+    #[test]
+    fn webhook_exec_and_slack_bodies_carry_the_service_labels() {
+        let origin = Origin {
+            host: "h1".into(),
+            external_url: None,
+            labels: BTreeMap::from([(
+                "web".into(),
+                vec![("team".into(), "shop".into()), ("tier".into(), "1".into())],
+            )]),
+        };
+        let mut alert = line("escalated", "critical", false);
+        let body: Value = serde_json::from_slice(&webhook_body(&alert, &origin)).unwrap();
+        assert_eq!(
+            body["labels"],
+            serde_json::json!({"team": "shop", "tier": "1"})
+        );
+        assert_eq!(body["host"], "h1");
+        assert_eq!(body["service"], "web");
+        let slack: Value = serde_json::from_slice(&slack_body(&alert, &origin)).unwrap();
+        assert!(
+            slack["text"]
+                .as_str()
+                .unwrap()
+                .contains("\nlabels: team=shop, tier=1\n"),
+            "{slack}"
+        );
+        // A selector's instance has its service's labels.
+        alert.service = "web/app-1".into();
+        let body: Value = serde_json::from_slice(&webhook_body(&alert, &origin)).unwrap();
+        assert_eq!(body["labels"]["team"], "shop");
+        // A service without labels: an empty object, and no Slack line.
+        alert.service = "db".into();
+        let body: Value = serde_json::from_slice(&webhook_body(&alert, &origin)).unwrap();
+        assert_eq!(body["labels"], serde_json::json!({}));
+        let slack: Value = serde_json::from_slice(&slack_body(&alert, &origin)).unwrap();
+        assert!(
+            !slack["text"].as_str().unwrap().contains("labels:"),
+            "{slack}"
+        );
+    }
+
     fn line(kind: &str, severity: &str, resolved: bool) -> AlertLine {
         let mut evidence = Evidence::new();
         evidence.insert("exit_code".into(), 3.into());
@@ -336,9 +408,11 @@ mod tests {
 
     #[test]
     fn slack_text_is_readable() {
-        let body: Value =
-            serde_json::from_slice(&slack_body(&line("escalated", "critical", false), "h1"))
-                .unwrap();
+        let body: Value = serde_json::from_slice(&slack_body(
+            &line("escalated", "critical", false),
+            &host("h1"),
+        ))
+        .unwrap();
         assert_eq!(
             body["text"],
             ":red_circle: *CRITICAL* `web` escalated on h1: rollback failed: exit 4\nincident t4k-3 · 2026-11-22T16:00:00Z\n> exit_code: 3\n> last_logs: (last 5 of 6) b | c | d | e | f second"
@@ -354,7 +428,7 @@ mod tests {
             "last_logs".into(),
             serde_json::json!(["<!here> deploy done", "ping <@U0G9QF9C6> <#C024BE7LR>"]),
         );
-        let body: Value = serde_json::from_slice(&slack_body(&alert, "h<1>")).unwrap();
+        let body: Value = serde_json::from_slice(&slack_body(&alert, &host("h<1>"))).unwrap();
         let text = body["text"].as_str().unwrap();
         assert!(
             text.starts_with(

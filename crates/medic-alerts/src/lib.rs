@@ -215,8 +215,8 @@ pub async fn send_test(config: &Config, sink: &AlertSink) -> anyhow::Result<()> 
         evidence,
     };
     let body = match &sink.kind {
-        SinkKind::Webhook { .. } | SinkKind::Exec { .. } => format::webhook_body(&line, host),
-        SinkKind::Slack { .. } => format::slack_body(&line, host),
+        SinkKind::Webhook { .. } | SinkKind::Exec { .. } => format::webhook_body(&line, &origin),
+        SinkKind::Slack { .. } => format::slack_body(&line, &origin),
         SinkKind::Alertmanager {
             repeat_interval, ..
         } => {

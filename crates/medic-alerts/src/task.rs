@@ -158,8 +158,8 @@ impl SinkTask {
     /// The body for this sink's kind; for Alertmanager also the alert it posts.
     fn payload(&self, line: &AlertLine) -> (Vec<u8>, Option<format::AmAlert>) {
         match &self.sender.sink().kind {
-            SinkKind::Webhook { .. } => (format::webhook_body(line, &self.origin.host), None),
-            SinkKind::Slack { .. } => (format::slack_body(line, &self.origin.host), None),
+            SinkKind::Webhook { .. } => (format::webhook_body(line, &self.origin), None),
+            SinkKind::Slack { .. } => (format::slack_body(line, &self.origin), None),
             SinkKind::Alertmanager {
                 repeat_interval, ..
             } => {
@@ -171,7 +171,7 @@ impl SinkTask {
                     Some(alert),
                 )
             }
-            SinkKind::Exec { .. } => (format::webhook_body(line, &self.origin.host), None),
+            SinkKind::Exec { .. } => (format::webhook_body(line, &self.origin), None),
         }
     }
 

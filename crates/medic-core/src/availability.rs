@@ -450,16 +450,17 @@ pub fn error_budget_left(availability: f64, slo: f64) -> f64 {
     (1.0 - (1.0 - availability) / budget).clamp(0.0, 1.0)
 }
 
-/// A 0–100 health score: half for the verdict now (unknown counts half), half
-/// for the last 24 hours' availability.
-pub fn health_score(now: Health, availability_24h: Option<f64>) -> u8 {
+/// A health score from 0 to 1 (a ratio, as Prometheus wants ratios): half for
+/// the verdict now (unknown counts half), half for the last 24 hours'
+/// availability.
+pub fn health_score(now: Health, availability_24h: Option<f64>) -> f64 {
     let verdict = match now {
         Health::Healthy => 1.0,
         Health::Unknown => 0.5,
         Health::Unhealthy => 0.0,
     };
     let history = availability_24h.unwrap_or(verdict);
-    (50.0 * verdict + 50.0 * history).round() as u8
+    (0.5 * verdict + 0.5 * history).clamp(0.0, 1.0)
 }
 
 #[cfg(test)]
@@ -635,8 +636,8 @@ mod tests {
     fn budget_and_score() {
         assert!((error_budget_left(0.9995, 0.999) - 0.5).abs() < 1e-9);
         assert_eq!(error_budget_left(0.99, 0.999), 0.0);
-        assert_eq!(health_score(Health::Healthy, Some(1.0)), 100);
-        assert_eq!(health_score(Health::Unhealthy, Some(0.5)), 25);
-        assert_eq!(health_score(Health::Unknown, None), 50);
+        assert_eq!(health_score(Health::Healthy, Some(1.0)), 1.0);
+        assert_eq!(health_score(Health::Unhealthy, Some(0.5)), 0.25);
+        assert_eq!(health_score(Health::Unknown, None), 0.5);
     }
 }

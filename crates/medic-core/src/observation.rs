@@ -81,6 +81,9 @@ pub struct Observation {
     /// When the probe began, if the shell knows: a probe that began before an
     /// action finished says nothing about the action's result.
     pub started: Option<Instant>,
+    /// For an HTTPS probe, when the certificate the server presented expires
+    /// (seconds since the Unix epoch): exported as a metric, whatever the verdict.
+    pub cert_expiry: Option<i64>,
 }
 
 impl Observation {
@@ -107,6 +110,7 @@ impl Observation {
             evidence: Evidence::new(),
             urgency: Urgency::Normal,
             started: None,
+            cert_expiry: None,
         }
     }
 

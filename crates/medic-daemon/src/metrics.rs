@@ -1,31 +1,32 @@
-//! Prometheus metrics in the text exposition format on `metrics_listen`:
-//! per-service health, state, attempts, availability over 1 h / 24 h / 7 d / 30 d
-//! against the SLO with the error budget left, a 0–100 health score, probe
+//! Prometheus metrics on `metrics_listen`, in the text format or OpenMetrics
+//! as the scraper asks (`medic-exposition` writes them): per-service health,
+//! state, attempts, availability over 1 h / 24 h / 7 d / 30 d against the
+//! SLO with the error budget left, a 0–1 health score, probe
 //! latency histograms, observation and recovery counters, and medic's own
 //! process figures. A Prometheus server scraping every host's medic is how a
 //! fleet is watched (`web.rs` binds the listener).
 
 pub(crate) mod sinks;
-mod text;
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::header::CONTENT_TYPE;
+use axum::http::HeaderMap;
+use axum::http::header::{ACCEPT, CONTENT_TYPE};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use medic_core::availability::{error_budget_left, health_score};
 use medic_core::config::{Config, Service};
-use medic_core::{EventKind, Health, Observation, Supervisor};
+use medic_core::{EventKind, Health, Observation, Supervisor, UnitStatus};
+use medic_exposition::{Exposition, Format, Kind};
+use medic_records::files::FileHealth;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::shell::ControlRequest;
 use crate::status::health_name;
 use crate::unit_spec::UnitSpec;
-use text::{family, sample};
 
 /// Upper bounds of the probe latency histogram, in seconds.
 const BUCKETS: [f64; 11] = [
@@ -116,6 +117,8 @@ struct ProbeFigures {
     latency: Histogram,
     /// Counts by [`OUTCOMES`].
     outcomes: [u64; OUTCOMES.len()],
+    /// When the certificate an HTTPS probe last saw expires (Unix seconds).
+    cert_expiry: Option<i64>,
 }
 
 /// Probe outcomes, in the order their series are written.
@@ -164,6 +167,9 @@ impl Metrics {
         }
         histogram.count += 1;
         histogram.sum += seconds;
+        if observation.cert_expiry.is_some() {
+            figures.cert_expiry = observation.cert_expiry;
+        }
         let outcome = observation.outcome.as_str();
         if let Some(at) = OUTCOMES.iter().position(|o| *o == outcome) {
             figures.outcomes[at] += 1;
@@ -201,24 +207,23 @@ impl Metrics {
         self.recoveries.retain(|(u, _), _| u != unit);
     }
 
-    /// The whole exposition; `units` holds each unit's labels, probe kinds and objective.
+    /// The service families of the exposition, each in one group;
+    /// `units` holds each unit's labels, probe kinds and objective.
     pub fn render(
         &self,
+        out: &mut Exposition,
         sup: &Supervisor,
         now: Instant,
         units: &BTreeMap<String, UnitInfo>,
-    ) -> String {
-        let mut out = String::new();
+    ) {
         let fallback = UnitInfo::default();
         let info = |unit: &str| units.get(unit).unwrap_or(&fallback);
-        family(
-            &mut out,
+        out.family(
             "medic_build_info",
-            "gauge",
+            Kind::Gauge,
             "Always 1; the labels say which medic runs and on which host.",
         );
-        sample(
-            &mut out,
+        out.sample(
             "medic_build_info",
             &[
                 ("version", env!("CARGO_PKG_VERSION")),
@@ -228,247 +233,96 @@ impl Metrics {
             1.0,
         );
         let status = sup.status(now);
-        family(
-            &mut out,
+        let each = Each {
+            status: &status,
+            info: &info,
+        };
+        each.gauge(
+            out,
             "medic_service_up",
-            "gauge",
             "1 when healthy on fresh observations, 0 otherwise (unknown is 0).",
+            |s| flag(s.health == Health::Healthy),
         );
-        for s in &status {
-            sample(
-                &mut out,
-                "medic_service_up",
-                &with(info(&s.name), &[]),
-                f64::from(u8::from(s.health == Health::Healthy)),
-            );
-        }
-        family(
-            &mut out,
+        out.family(
             "medic_service_health",
-            "gauge",
+            Kind::Gauge,
             "1 for the service's current health: healthy, unhealthy or unknown (stale or blind).",
         );
         for s in &status {
             for health in [Health::Healthy, Health::Unhealthy, Health::Unknown] {
-                let value = f64::from(u8::from(s.health == health));
-                sample(
-                    &mut out,
+                out.sample(
                     "medic_service_health",
                     &with(info(&s.name), &[("health", health_name(health))]),
-                    value,
+                    flag(s.health == health),
                 );
             }
         }
-        family(
-            &mut out,
+        each.gauge(
+            out,
             "medic_service_failing_streak",
-            "gauge",
             "Failed observations in a row while still below failure_threshold (`failing (1/3)`); 0 otherwise.",
+            |s| f64::from(s.below_threshold.map_or(0, |(streak, _)| streak)),
         );
-        for s in &status {
-            let streak = s.below_threshold.map_or(0, |(streak, _)| streak);
-            sample(
-                &mut out,
-                "medic_service_failing_streak",
-                &with(info(&s.name), &[]),
-                f64::from(streak),
-            );
-        }
-        family(
-            &mut out,
+        each.gauge(
+            out,
             "medic_service_flapping",
-            "gauge",
             "1 while the service flaps: its open incident skipped its restarts (flap_limit incidents within flap_window), or, with nothing different to roll back to, restarts wait a growing delay.",
+            |s| flag(s.reason.is_some() || s.flapping.is_some()),
         );
-        for s in &status {
-            sample(
-                &mut out,
-                "medic_service_flapping",
-                &with(info(&s.name), &[]),
-                f64::from(u8::from(s.reason.is_some() || s.flapping.is_some())),
-            );
-        }
-        family(
-            &mut out,
+        each.gauge(
+            out,
             "medic_service_flap_delay_seconds",
-            "gauge",
             "While the service flaps with nothing different to roll back to: the delay the next incident's first restart waits; 0 otherwise.",
+            |s| s.flapping.map_or(0.0, |f| f.next_delay.as_secs_f64()),
         );
-        for s in &status {
-            let delay = s.flapping.map_or(0.0, |f| f.next_delay.as_secs_f64());
-            sample(
-                &mut out,
-                "medic_service_flap_delay_seconds",
-                &with(info(&s.name), &[]),
-                delay,
-            );
-        }
-        family(
-            &mut out,
+        out.family(
             "medic_service_state",
-            "gauge",
+            Kind::Gauge,
             "1 for the service's recovery state.",
         );
         for s in &status {
             for state in STATES {
-                sample(
-                    &mut out,
+                out.sample(
                     "medic_service_state",
                     &with(info(&s.name), &[("state", state)]),
-                    f64::from(u8::from(s.state == state)),
+                    flag(s.state == state),
                 );
             }
         }
-        family(
-            &mut out,
+        each.gauge(
+            out,
             "medic_service_paused",
-            "gauge",
             "1 while a person paused automatic recovery.",
+            |s| flag(s.paused.is_some()),
         );
-        family(
-            &mut out,
+        each.gauge(
+            out,
             "medic_service_attempts",
-            "gauge",
             "Restart attempts used inside the attempt window.",
+            |s| f64::from(s.attempts),
         );
-        for s in &status {
-            let labels = with(info(&s.name), &[]);
-            sample(
-                &mut out,
-                "medic_service_paused",
-                &labels,
-                f64::from(u8::from(s.paused.is_some())),
-            );
-            sample(
-                &mut out,
-                "medic_service_attempts",
-                &labels,
-                f64::from(s.attempts),
-            );
-        }
-        self.render_availability(&mut out, sup, now, &status, &info);
-        self.render_probes(&mut out, &info);
-        family(
-            &mut out,
+        render_availability(out, sup, now, &each);
+        self.render_probes(out, &info);
+        out.family(
             "medic_recoveries_total",
-            "counter",
+            Kind::Counter,
             "Incidents ended, by outcome: recovered, rolled_back, escalated.",
         );
         for ((unit, outcome), count) in &self.recoveries {
-            sample(
-                &mut out,
+            out.sample(
                 "medic_recoveries_total",
                 &with(info(unit), &[("outcome", outcome)]),
                 *count as f64,
             );
         }
-        process(&mut out);
-        out
     }
 
-    /// The availability SLI (counters), its windows, the SLO and what is left of the budget.
-    fn render_availability<'a>(
-        &self,
-        out: &mut String,
-        sup: &Supervisor,
-        now: Instant,
-        status: &[medic_core::UnitStatus],
-        info: &impl Fn(&str) -> &'a UnitInfo,
-    ) {
-        family(
-            out,
-            "medic_service_healthy_seconds_total",
-            "counter",
-            "Seconds the service was healthy since medic began watching it: the availability SLI's good time.",
-        );
-        family(
-            out,
-            "medic_service_known_seconds_total",
-            "counter",
-            "Seconds with a verdict (healthy or unhealthy; unknown time counts neither way): the SLI's total.",
-        );
-        for s in status {
-            if let Some((up, known)) = sup.availability_totals(&s.name, now) {
-                let labels = with(info(&s.name), &[]);
-                sample(
-                    out,
-                    "medic_service_healthy_seconds_total",
-                    &labels,
-                    up as f64 / 1000.0,
-                );
-                sample(
-                    out,
-                    "medic_service_known_seconds_total",
-                    &labels,
-                    known as f64 / 1000.0,
-                );
-            }
-        }
-        family(
-            out,
-            "medic_availability_ratio",
-            "gauge",
-            "Share of time with a verdict that the service was healthy.",
-        );
-        for s in status {
-            for (window, length) in WINDOWS {
-                if let Some(ratio) = sup.availability(&s.name, now, length) {
-                    sample(
-                        out,
-                        "medic_availability_ratio",
-                        &with(info(&s.name), &[("window", window)]),
-                        ratio,
-                    );
-                }
-            }
-        }
-        family(
-            out,
-            "medic_slo_objective_ratio",
-            "gauge",
-            "The availability objective (slo).",
-        );
-        family(
-            out,
-            "medic_error_budget_remaining_ratio",
-            "gauge",
-            "Error budget left over 7 days: 1 untouched, 0 spent.",
-        );
-        family(
-            out,
-            "medic_health_score",
-            "gauge",
-            "0-100: half the verdict now (unknown counts half), half the 24 h availability.",
-        );
-        for s in status {
-            let unit = info(&s.name);
-            let labels = with(unit, &[]);
-            sample(out, "medic_slo_objective_ratio", &labels, unit.slo);
-            if let Some(week) = sup.availability(&s.name, now, WINDOWS[2].1) {
-                sample(
-                    out,
-                    "medic_error_budget_remaining_ratio",
-                    &labels,
-                    error_budget_left(week, unit.slo),
-                );
-            }
-            let day = sup.availability(&s.name, now, WINDOWS[1].1);
-            sample(
-                out,
-                "medic_health_score",
-                &labels,
-                f64::from(health_score(s.health, day)),
-            );
-        }
-    }
-
-    fn render_probes<'a>(&self, out: &mut String, info: &impl Fn(&str) -> &'a UnitInfo) {
+    fn render_probes<'a>(&self, out: &mut Exposition, info: &impl Fn(&str) -> &'a UnitInfo) {
         let kind =
             |unit: &str, probe: usize| info(unit).probes.get(probe).copied().unwrap_or("unknown");
-        family(
-            out,
+        out.family(
             "medic_probe_latency_seconds",
-            "histogram",
+            Kind::Histogram,
             "How long probes took.",
         );
         for (unit, probe, figures) in self.probe_figures() {
@@ -478,37 +332,18 @@ impl Metrics {
                 info(unit),
                 &[("probe", kind(unit, probe)), ("index", index.as_str())],
             );
-            for (bound, count) in BUCKETS.iter().zip(h.counts) {
-                let le = bound.to_string();
-                let mut with_le = labels.clone();
-                with_le.push(("le", &le));
-                sample(
-                    out,
-                    "medic_probe_latency_seconds_bucket",
-                    &with_le,
-                    count as f64,
-                );
-            }
-            let mut inf = labels.clone();
-            inf.push(("le", "+Inf"));
-            sample(
-                out,
-                "medic_probe_latency_seconds_bucket",
-                &inf,
-                h.count as f64,
-            );
-            sample(out, "medic_probe_latency_seconds_sum", &labels, h.sum);
-            sample(
-                out,
-                "medic_probe_latency_seconds_count",
+            let buckets = BUCKETS.iter().copied().zip(h.counts);
+            out.histogram(
+                "medic_probe_latency_seconds",
                 &labels,
-                h.count as f64,
+                buckets,
+                h.count,
+                h.sum,
             );
         }
-        family(
-            out,
+        out.family(
             "medic_probe_observations_total",
-            "counter",
+            Kind::Counter,
             "Probe results by outcome: ok, fail, blind.",
         );
         for (unit, probe, figures) in self.probe_figures() {
@@ -525,87 +360,178 @@ impl Metrics {
                         ("outcome", outcome),
                     ],
                 );
-                sample(out, "medic_probe_observations_total", &labels, count as f64);
+                out.sample("medic_probe_observations_total", &labels, count as f64);
+            }
+        }
+        out.family(
+            "medic_probe_ssl_earliest_cert_expiry_seconds",
+            Kind::Gauge,
+            "When the certificate an HTTPS probe's server presented expires, in seconds since the Unix epoch.",
+        );
+        for (unit, probe, figures) in self.probe_figures() {
+            if let Some(expiry) = figures.cert_expiry {
+                let index = probe.to_string();
+                let labels = with(
+                    info(unit),
+                    &[("probe", kind(unit, probe)), ("index", &index)],
+                );
+                out.sample(
+                    "medic_probe_ssl_earliest_cert_expiry_seconds",
+                    &labels,
+                    expiry as f64,
+                );
             }
         }
     }
 }
 
-/// One counter of a file's health: its name, help and how to read it.
-type FileCounter = (
-    &'static str,
-    &'static str,
-    fn(&medic_records::files::FileHealth) -> u64,
-);
+/// 1 for true, 0 for false.
+fn flag(on: bool) -> f64 {
+    f64::from(u8::from(on))
+}
 
-/// Failed writes and lost lines of each file medic writes in the background.
-pub(crate) fn render_storage(out: &mut String, files: &[&medic_records::files::FileHealth]) {
-    let series: [FileCounter; 2] = [
-        (
-            "medic_journal_write_errors_total",
-            "Failed writes of medic's own files (recovery log, alerts, state store, …); medic keeps supervising and retries.",
-            medic_records::files::FileHealth::errors_total,
-        ),
-        (
-            "medic_journal_lines_dropped_total",
-            "Lines lost because the file stayed unwritable until its bounded buffer was full.",
-            medic_records::files::FileHealth::dropped_total,
-        ),
-    ];
-    for (name, help, value) in series {
-        family(out, name, "counter", help);
-        for file in files {
-            sample(out, name, &[("file", file.what)], value(file) as f64);
+/// Every unit's status with its info: writes a family with one series per unit.
+struct Each<'a, F: Fn(&str) -> &'a UnitInfo> {
+    status: &'a [UnitStatus],
+    info: &'a F,
+}
+
+impl<'a, F: Fn(&str) -> &'a UnitInfo> Each<'a, F> {
+    /// A gauge family with one sample per unit, read by `value`.
+    fn gauge(
+        &self,
+        out: &mut Exposition,
+        name: &str,
+        help: &str,
+        value: impl Fn(&UnitStatus) -> f64,
+    ) {
+        self.family(out, name, Kind::Gauge, help, |s| Some(value(s)));
+    }
+
+    /// A family with one sample per unit that `value` gives one for.
+    fn family(
+        &self,
+        out: &mut Exposition,
+        name: &str,
+        kind: Kind,
+        help: &str,
+        value: impl Fn(&UnitStatus) -> Option<f64>,
+    ) {
+        out.family(name, kind, help);
+        for s in self.status {
+            if let Some(value) = value(s) {
+                out.sample(name, &with((self.info)(&s.name), &[]), value);
+            }
         }
     }
 }
 
-/// medic's own process figures, from /proc (Linux; absent elsewhere).
-fn process(out: &mut String) {
-    let page = 4096.0;
-    if let Some(rss) = std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<f64>().ok())
-    {
-        family(
-            out,
-            "process_resident_memory_bytes",
-            "gauge",
-            "Resident memory size in bytes.",
-        );
-        let _ = writeln!(out, "process_resident_memory_bytes {}", rss * page);
+/// The availability SLI (counters), its windows, the SLO and what is left of the budget.
+fn render_availability<'a, F: Fn(&str) -> &'a UnitInfo>(
+    out: &mut Exposition,
+    sup: &Supervisor,
+    now: Instant,
+    each: &Each<'a, F>,
+) {
+    let totals = |s: &UnitStatus| sup.availability_totals(&s.name, now);
+    each.family(
+        out,
+        "medic_service_healthy_seconds_total",
+        Kind::Counter,
+        "Seconds the service was healthy since medic began watching it: the availability SLI's good time.",
+        |s| totals(s).map(|(up, _)| up as f64 / 1000.0),
+    );
+    each.family(
+        out,
+        "medic_service_known_seconds_total",
+        Kind::Counter,
+        "Seconds with a verdict (healthy or unhealthy; unknown time counts neither way): the SLI's total.",
+        |s| totals(s).map(|(_, known)| known as f64 / 1000.0),
+    );
+    out.family(
+        "medic_availability_ratio",
+        Kind::Gauge,
+        "Share of time with a verdict that the service was healthy.",
+    );
+    for s in each.status {
+        for (window, length) in WINDOWS {
+            if let Some(ratio) = sup.availability(&s.name, now, length) {
+                out.sample(
+                    "medic_availability_ratio",
+                    &with((each.info)(&s.name), &[("window", window)]),
+                    ratio,
+                );
+            }
+        }
     }
-    if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
-        // Fields after the parenthesised command name; utime and stime are the 12th and 13th of those.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|f| f.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        family(
-            out,
-            "process_cpu_seconds_total",
-            "counter",
-            "Total user and system CPU time spent in seconds.",
-        );
-        let _ = writeln!(
-            out,
-            "process_cpu_seconds_total {}",
-            (ticks(11) + ticks(12)) / 100.0
-        );
-    }
-    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
-        family(
-            out,
-            "process_open_fds",
-            "gauge",
-            "Number of open file descriptors.",
-        );
-        let _ = writeln!(out, "process_open_fds {}", fds.count());
+    let slo = |s: &UnitStatus| (each.info)(&s.name).slo;
+    each.gauge(
+        out,
+        "medic_slo_objective_ratio",
+        "The availability objective (slo).",
+        slo,
+    );
+    each.family(
+        out,
+        "medic_error_budget_remaining_ratio",
+        Kind::Gauge,
+        "Error budget left over 7 days: 1 untouched, 0 spent.",
+        |s| {
+            let week = sup.availability(&s.name, now, WINDOWS[2].1)?;
+            Some(error_budget_left(week, slo(s)))
+        },
+    );
+    each.gauge(
+        out,
+        "medic_health_score_ratio",
+        "0-1: half the verdict now (unknown counts half), half the 24 h availability.",
+        |s| health_score(s.health, sup.availability(&s.name, now, WINDOWS[1].1)),
+    );
+}
+
+/// One counter of a file's health: its name, help and how to read it.
+type FileCounter = (&'static str, &'static str, fn(&FileHealth) -> u64);
+
+/// Failed writes and lost lines of each file medic writes in the
+/// background: the append-only journals (recovery log, alerts, change
+/// lines, outboxes) and the state files replaced whole (state store,
+/// availability history).
+pub(crate) fn render_storage(
+    out: &mut Exposition,
+    journals: &[&FileHealth],
+    state: &[&FileHealth],
+) {
+    let series: [(FileCounter, &[&FileHealth]); 3] = [
+        (
+            (
+                "medic_journal_write_errors_total",
+                "Failed writes of medic's append-only files (recovery log, alerts, change lines, outboxes); medic keeps supervising and retries.",
+                FileHealth::errors_total,
+            ),
+            journals,
+        ),
+        (
+            (
+                "medic_journal_lines_dropped_total",
+                "Lines lost because the file stayed unwritable until its bounded buffer was full.",
+                FileHealth::dropped_total,
+            ),
+            journals,
+        ),
+        (
+            (
+                "medic_state_write_errors_total",
+                "Failed saves of medic's state files (state store, availability history); medic keeps supervising and saves again.",
+                FileHealth::errors_total,
+            ),
+            state,
+        ),
+    ];
+    for ((name, help, value), files) in series {
+        out.family(name, Kind::Counter, help);
+        for file in files {
+            out.sample(name, &[("file", file.what)], value(file) as f64);
+        }
     }
 }
 
@@ -616,14 +542,16 @@ pub fn routes(requests: mpsc::Sender<ControlRequest>) -> Router {
         .with_state(requests)
 }
 
-async fn scrape(State(requests): State<mpsc::Sender<ControlRequest>>) -> impl IntoResponse {
+async fn scrape(
+    State(requests): State<mpsc::Sender<ControlRequest>>,
+    headers: HeaderMap,
+) -> impl IntoResponse {
+    let accept = headers.get(ACCEPT).and_then(|v| v.to_str().ok());
+    let format = Format::negotiate(accept);
     let (reply, answer) = oneshot::channel();
-    let text = match requests.send(ControlRequest::Metrics(reply)).await {
+    let text = match requests.send(ControlRequest::Metrics(format, reply)).await {
         Ok(()) => answer.await.unwrap_or_default(),
         Err(_) => String::new(),
     };
-    (
-        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        text,
-    )
+    ([(CONTENT_TYPE, format.content_type())], text)
 }

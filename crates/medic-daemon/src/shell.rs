@@ -114,8 +114,8 @@ pub enum ControlRequest {
     },
     /// Re-read the config file: Ok, or why it was rejected (the old config stays).
     Reload(oneshot::Sender<Result<(), String>>),
-    /// The Prometheus exposition.
-    Metrics(oneshot::Sender<String>),
+    /// The Prometheus exposition, in the format the scraper asked for.
+    Metrics(medic_exposition::Format, oneshot::Sender<String>),
     /// The status page's figures.
     Page(oneshot::Sender<crate::page_snapshot::PageSnapshot>),
     /// `medic deploy` begins: Ok carries the version from before the deploy.

@@ -7,6 +7,7 @@
 //! (new certificates for new connections; a broken file keeps the old one).
 
 mod attempts;
+mod schema;
 mod security;
 
 use std::net::SocketAddr;

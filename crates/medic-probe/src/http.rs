@@ -23,14 +23,40 @@ const MAX_REDIRECTS: usize = 10;
 /// settings: 10,000 endpoints mean one client (one TLS config, one root
 /// store) per distinct setting, not one per endpoint.
 ///
+/// Clients trust the system's roots (read once, when the pool is made:
+/// `SSL_CERT_FILE` / `SSL_CERT_DIR` when set, else the platform's store) and
+/// the bundled web PKI roots, plus a probe's `ca_file`, as blackbox_exporter
+/// and curl do: a service behind an internal CA the host trusts needs no
+/// `ca_file`.
+///
 /// The clients keep no idle connections: every check opens a fresh
 /// connection (so it proves the server still accepts them, as kubelet's probes
 /// do) and closes it, so file descriptors are bounded by the checks running
 /// at once rather than by the number of endpoints. System proxy variables
 /// are ignored: a probe judges the endpoint, not a proxy.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ClientPool {
     clients: Mutex<HashMap<ClientKey, Client>>,
+    /// The system's trusted roots.
+    system_roots: Vec<reqwest::Certificate>,
+}
+
+impl Default for ClientPool {
+    fn default() -> Self {
+        let found = rustls_native_certs::load_native_certs();
+        for error in &found.errors {
+            tracing::warn!(%error, "Cannot read some of the system's trusted certificates");
+        }
+        let system_roots = found
+            .certs
+            .iter()
+            .filter_map(|der| reqwest::Certificate::from_der(der).ok())
+            .collect();
+        Self {
+            clients: Mutex::default(),
+            system_roots,
+        }
+    }
 }
 
 /// What makes two probes' clients different. The CA is keyed by its content,
@@ -44,7 +70,7 @@ struct ClientKey {
 }
 
 impl ClientPool {
-    /// An empty pool.
+    /// An empty pool trusting the system's roots (reads them: call it at start).
     pub fn new() -> Self {
         Self::default()
     }
@@ -77,7 +103,8 @@ impl ClientPool {
             follow_redirects: spec.follow_redirects,
         };
         // The lock is held while building so one setting never builds two clients;
-        // building does no IO and the guard never crosses an await.
+        // building does no IO (the system roots were read with the pool) and the
+        // guard never crosses an await.
         let mut clients = self.lock();
         if let Some(client) = clients.get(&key) {
             return Ok(client.clone());
@@ -86,12 +113,16 @@ impl ClientPool {
             .user_agent(concat!("medic/", env!("CARGO_PKG_VERSION")))
             .no_proxy()
             .pool_max_idle_per_host(0)
+            .tls_info(true)
             .danger_accept_invalid_certs(!key.tls_verify)
             .redirect(if key.follow_redirects {
                 redirect::Policy::limited(MAX_REDIRECTS)
             } else {
                 redirect::Policy::none()
             });
+        for root in &self.system_roots {
+            builder = builder.add_root_certificate(root.clone());
+        }
         if let (Some(pem), Some(path)) = (&key.ca_pem, &spec.ca_file) {
             let content_error = |source| ProbeError::CaFileContent {
                 path: path.display().to_string(),
@@ -222,6 +253,11 @@ impl HttpCheck {
             .send()
             .await?;
         answer.status = Some(response.status().as_u16());
+        answer.cert_expiry = response
+            .extensions()
+            .get::<reqwest::tls::TlsInfo>()
+            .and_then(|tls| tls.peer_certificate())
+            .and_then(not_after);
         if response.url() != &self.url {
             answer.final_url = Some(redact(response.url().as_str()));
         }
@@ -307,6 +343,8 @@ struct Answer {
     final_url: Option<String>,
     body: Vec<u8>,
     truncated: bool,
+    /// When the server's certificate expires (HTTPS only).
+    cert_expiry: Option<i64>,
 }
 
 impl Answer {
@@ -325,8 +363,16 @@ impl Answer {
         if self.truncated {
             observation = observation.with("body_truncated", true);
         }
+        observation.cert_expiry = self.cert_expiry;
         observation
     }
+}
+
+/// A DER certificate's notAfter in seconds since the Unix epoch (None when
+/// it does not parse: the probe's verdict does not depend on it).
+fn not_after(der: &[u8]) -> Option<i64> {
+    let (_, certificate) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(certificate.validity().not_after.timestamp())
 }
 
 /// The first [`EXCERPT`] bytes as text, cut on a character boundary.

@@ -353,7 +353,7 @@ impl Announcer {
     }
 
     /// Appends the sinks' delivery counters to a Prometheus exposition.
-    pub(super) fn render_metrics(&self, out: &mut String) {
+    pub(super) fn render_metrics(&self, out: &mut medic_exposition::Exposition) {
         crate::metrics::sinks::render(out, self.sinks.counts());
     }
 

@@ -46,12 +46,17 @@ impl Daemon {
                     ))
                     .ok();
             }
-            ControlRequest::Metrics(reply) => {
+            ControlRequest::Metrics(format, reply) => {
                 let units = crate::metrics::unit_infos(&self.config, self.units.specs());
-                let mut text = self.metrics.render(&self.sup, now, &units);
-                self.announcer.render_metrics(&mut text);
-                crate::metrics::render_storage(&mut text, &self.file_healths());
-                reply.send(text).ok();
+                let mut out = medic_exposition::Exposition::new(format);
+                self.metrics.render(&mut out, &self.sup, now, &units);
+                self.announcer.render_metrics(&mut out);
+                let [state, changes, history] = self.durability.healths();
+                let mut journals: Vec<&FileHealth> = self.announcer.healths().collect();
+                journals.push(changes);
+                crate::metrics::render_storage(&mut out, &journals, &[state, history]);
+                medic_exposition::process::render(&mut out);
+                reply.send(out.finish()).ok();
             }
             ControlRequest::DeployBegin {
                 unit,

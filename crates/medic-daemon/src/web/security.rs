@@ -23,39 +23,12 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use super::attempts::Attempts;
-
-/// The web config file as written.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawWebConfig {
-    /// TLS for the listeners; plain HTTP without it.
-    tls_server_config: Option<RawTls>,
-    /// User name → bcrypt hash; no authentication when empty.
-    #[serde(default)]
-    basic_auth_users: BTreeMap<String, String>,
-}
-
-/// `tls_server_config`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTls {
-    /// The server certificate chain (PEM).
-    cert_file: PathBuf,
-    /// Its private key (PEM).
-    key_file: PathBuf,
-    /// CA certificates that client certificates must chain to (PEM).
-    client_ca_file: Option<PathBuf>,
-    /// `NoClientCert` (default), `VerifyClientCertIfGiven` or `RequireAndVerifyClientCert`.
-    client_auth_type: Option<String>,
-    /// `TLS12` (default) or `TLS13`.
-    min_version: Option<String>,
-}
+use super::schema::{RawTls, RawWebConfig};
 
 /// A loaded web config: what every listener under it enforces.
 #[derive(Debug, Clone)]
@@ -81,6 +54,9 @@ impl WebConfig {
             serde_norway::from_str(&text)
                 .with_context(|| format!("web_config {} is not valid", path.display()))?
         };
+        for key in raw.unhonoured() {
+            tracing::warn!(web_config = %path.display(), "Not honoured: {key}");
+        }
         let dir = path.parent().unwrap_or(Path::new("."));
         let tls = raw
             .tls_server_config
@@ -110,20 +86,41 @@ impl WebConfig {
 
 fn server_config(tls: &RawTls, dir: &Path) -> anyhow::Result<rustls::ServerConfig> {
     let file = |name: &Path| dir.join(name);
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(file(&tls.cert_file))
-        .and_then(|certs| certs.collect::<Result<_, _>>())
-        .with_context(|| format!("cannot read cert_file {}", tls.cert_file.display()))?;
-    anyhow::ensure!(
-        !certs.is_empty(),
-        "cert_file {} holds no certificate",
-        tls.cert_file.display()
+    let certs: Vec<CertificateDer<'static>> = match (&tls.cert, &tls.cert_file) {
+        (Some(pem), _) => CertificateDer::pem_slice_iter(pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .context("cannot read the inline cert")?,
+        (None, Some(path)) => CertificateDer::pem_file_iter(file(path))
+            .and_then(|certs| certs.collect::<Result<_, _>>())
+            .with_context(|| format!("cannot read cert_file {}", path.display()))?,
+        (None, None) => anyhow::bail!("write cert_file (or cert) and key_file (or key)"),
+    };
+    anyhow::ensure!(!certs.is_empty(), "the certificate holds no certificate");
+    let key = match (&tls.key, &tls.key_file) {
+        (Some(pem), _) => {
+            PrivateKeyDer::from_pem_slice(pem.as_bytes()).context("cannot read the inline key")?
+        }
+        (None, Some(path)) => PrivateKeyDer::from_pem_file(file(path))
+            .with_context(|| format!("cannot read key_file {}", path.display()))?,
+        (None, None) => anyhow::bail!("write key_file (or key) beside the certificate"),
+    };
+    let version = |v: Option<&str>, default: u8| match v {
+        None => Ok(default),
+        Some("TLS10" | "TLS11" | "TLS12") => Ok(12),
+        Some("TLS13") => Ok(13),
+        Some(other) => Err(anyhow::anyhow!(
+            "TLS version `{other}`: write TLS10, TLS11, TLS12 or TLS13"
+        )),
+    };
+    let (min, max) = (
+        version(tls.min_version.as_deref(), 12)?,
+        version(tls.max_version.as_deref(), 13)?,
     );
-    let key = PrivateKeyDer::from_pem_file(file(&tls.key_file))
-        .with_context(|| format!("cannot read key_file {}", tls.key_file.display()))?;
-    let versions: &[&rustls::SupportedProtocolVersion] = match tls.min_version.as_deref() {
-        None | Some("TLS12") => rustls::ALL_VERSIONS,
-        Some("TLS13") => &[&rustls::version::TLS13],
-        Some(other) => anyhow::bail!("min_version `{other}`: write TLS12 or TLS13"),
+    let versions: &[&rustls::SupportedProtocolVersion] = match (min, max) {
+        (12, 13) => rustls::ALL_VERSIONS,
+        (13, 13) => &[&rustls::version::TLS13],
+        (12, 12) => &[&rustls::version::TLS12],
+        _ => anyhow::bail!("min_version is above max_version"),
     };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
@@ -139,7 +136,13 @@ fn server_config(tls: &RawTls, dir: &Path) -> anyhow::Result<rustls::ServerConfi
         });
     let builder = match (auth_type, &tls.client_ca_file) {
         ("NoClientCert", _) => builder.with_no_client_auth(),
-        (kind @ ("RequireAndVerifyClientCert" | "VerifyClientCertIfGiven"), Some(ca)) => {
+        (
+            kind @ ("RequireAndVerifyClientCert"
+            | "VerifyClientCertIfGiven"
+            | "RequireAnyClientCert"
+            | "RequestClientCert"),
+            Some(ca),
+        ) => {
             let mut roots = rustls::RootCertStore::empty();
             for cert in CertificateDer::pem_file_iter(file(ca))
                 .with_context(|| format!("cannot read client_ca_file {}", ca.display()))?
@@ -152,24 +155,29 @@ fn server_config(tls: &RawTls, dir: &Path) -> anyhow::Result<rustls::ServerConfi
                 Arc::new(roots),
                 provider,
             );
-            let verifier = if kind == "VerifyClientCertIfGiven" {
+            let verifier = if matches!(kind, "VerifyClientCertIfGiven" | "RequestClientCert") {
                 verifier.allow_unauthenticated()
             } else {
                 verifier
             };
             builder.with_client_cert_verifier(verifier.build().context("client_ca_file")?)
         }
-        ("RequireAndVerifyClientCert" | "VerifyClientCertIfGiven", None) => {
+        ("RequestClientCert", None) => builder.with_no_client_auth(),
+        (
+            "RequireAndVerifyClientCert" | "VerifyClientCertIfGiven" | "RequireAnyClientCert",
+            None,
+        ) => {
             anyhow::bail!("client_auth_type `{auth_type}` needs client_ca_file")
         }
         (other, _) => anyhow::bail!(
-            "client_auth_type `{other}`: write NoClientCert, VerifyClientCertIfGiven or RequireAndVerifyClientCert"
+            "client_auth_type `{other}`: write NoClientCert, RequestClientCert, RequireAnyClientCert, VerifyClientCertIfGiven or RequireAndVerifyClientCert"
         ),
     };
     let mut config = builder
         .with_single_cert(certs, key)
         .context("the certificate and key do not fit together")?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.ignore_client_order = tls.prefer_server_cipher_suites.unwrap_or(false);
     Ok(config)
 }
 
@@ -412,9 +420,14 @@ mod tests {
                 .contains("cannot read cert_file missing.pem")
         );
         assert!(
-            error("http_server_config:\n  http2: false\n")
-                .contains("unknown field `http_server_config`")
+            error("tls_server_config:\n  cert: junk\n  key: junk\n")
+                .contains("holds no certificate")
         );
+        assert!(error("tls_server_config:\n  key_file: k.pem\n").contains("write cert_file"));
+        assert!(error("tls_server_config:\n  ciphers: []\n").contains("unknown field `ciphers`"));
+        // The toolkit's HTTP settings and rate limit are taken (and warned about).
+        let http = "http_server_config:\n  http2: false\n  headers:\n    X-Frame-Options: deny\n";
+        assert!(load(&format!("{http}rate_limit:\n  interval: 1s\n  burst: 5\n")).is_ok());
     }
 
     fn guard(password: &str) -> Guard {

@@ -18,17 +18,21 @@ use crate::util::{expect, http, probe, run_http};
 
 const SECOND: Duration = Duration::from_secs(1);
 
+/// The server certificate's notAfter, 2031-05-17T00:00:00Z, in Unix seconds.
+const NOT_AFTER: i64 = 1_936_742_400;
+
 /// A CA (returned as PEM) and an https server on 127.0.0.1 with a
-/// certificate it signed; the server answers every request "200 ok".
+/// certificate it signed, valid until [`NOT_AFTER`]; the server answers
+/// every request "200 ok".
 async fn tls_server() -> (String, u16) {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
     let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-        .unwrap()
-        .signed_by(&leaf_key, &ca)
-        .unwrap();
+    let mut leaf_params =
+        CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+    leaf_params.not_after = rcgen::date_time_ymd(2031, 5, 17);
+    let leaf = leaf_params.signed_by(&leaf_key, &ca).unwrap();
 
     let config = ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
         .with_safe_default_protocol_versions()
@@ -90,11 +94,27 @@ async fn an_untrusted_certificate_fails_unless_its_ca_is_given() {
     let mut trusted = http(url.clone());
     trusted.ca_file = Some(ca_file);
     trusted.body_contains = Some("ok".into());
-    expect(&run_http(trusted, SECOND).await, Outcome::Ok, "HTTP 200");
+    let observation = run_http(trusted, SECOND).await;
+    expect(&observation, Outcome::Ok, "HTTP 200");
+    assert_eq!(
+        observation.cert_expiry,
+        Some(NOT_AFTER),
+        "read to the second"
+    );
 
     let mut unverified = http(url);
     unverified.tls_verify = false;
-    expect(&run_http(unverified, SECOND).await, Outcome::Ok, "HTTP 200");
+    let observation = run_http(unverified, SECOND).await;
+    expect(&observation, Outcome::Ok, "HTTP 200");
+    assert_eq!(observation.cert_expiry, Some(NOT_AFTER));
+}
+
+#[tokio::test]
+async fn plain_http_has_no_certificate_expiry() {
+    let (_, port) = tls_server().await;
+    // The TLS server cannot speak plain HTTP: a failed exchange has no expiry either.
+    let observation = run_http(http(format!("http://127.0.0.1:{port}/")), SECOND).await;
+    assert_eq!(observation.cert_expiry, None);
 }
 
 #[test]
