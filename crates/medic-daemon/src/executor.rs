@@ -16,6 +16,7 @@ use crate::launchd::{AgentJob, Launchd};
 use crate::probe::Check;
 use crate::shell::Shell;
 use crate::unit_spec::{UnitSpec, UnitTarget};
+use crate::world::World;
 
 /// Most bytes of a restart or rollback command's output kept as evidence.
 const COMMAND_OUTPUT_CAP: usize = 64 * 1024;
@@ -27,6 +28,9 @@ pub struct Executor {
     docker: Option<Docker>,
     /// launchctl is run per call, so it is always there (a reload may add the first agent).
     launchd: Launchd,
+    /// The world every check and job goes to instead of the host's adapters
+    /// (a simulation); None on a host.
+    world: Option<Arc<dyn World>>,
 }
 
 impl Executor {
@@ -37,6 +41,27 @@ impl Executor {
             clients: ClientPool::default(),
             docker,
             launchd: Launchd::new(),
+            world: None,
+        })
+    }
+
+    /// An executor whose checks and jobs all go to `world`: no engine, no
+    /// launchctl, no network, no process.
+    pub fn in_world(world: Arc<dyn World>) -> Self {
+        Self {
+            clients: ClientPool::default(),
+            docker: None,
+            launchd: Launchd::new(),
+            world: Some(world),
+        }
+    }
+
+    /// Probe `probe` of `unit` in the executor's world, if it has one.
+    pub fn world_check(&self, unit: &str, probe: usize) -> Option<Check> {
+        self.world.as_ref().map(|world| Check::World {
+            world: world.clone(),
+            unit: unit.into(),
+            probe,
         })
     }
 
@@ -126,6 +151,9 @@ impl Executor {
 
     /// The job that carries out `step` on a unit.
     pub fn job(&self, unit: &UnitSpec, step: Step, context: JobContext) -> Job {
+        if let Some(world) = &self.world {
+            return world.job(&unit.name, step, &context);
+        }
         match (&unit.target, step) {
             (UnitTarget::None, _) => {
                 Box::pin(async { failed("watch-only service: nothing to act on") })
@@ -158,6 +186,20 @@ impl Executor {
         unit: &UnitSpec,
         container_id: Option<&str>,
     ) {
+        if let Some(world) = &self.world {
+            let (unit, events) = (unit.name.clone(), shell.events.clone());
+            if let Some(spec) = world.version(&unit) {
+                let event = crate::shell::Event::LastKnownGood {
+                    unit,
+                    spec,
+                    namespace_parent: None,
+                };
+                shell
+                    .tracker
+                    .spawn(async move { events.send(event).await.ok() });
+            }
+            return;
+        }
         if let (UnitTarget::Container { container, .. }, Some(docker)) =
             (&unit.target, &self.docker)
         {

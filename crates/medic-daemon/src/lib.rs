@@ -31,6 +31,7 @@ pub mod store;
 pub mod unit_spec;
 pub mod units;
 pub mod web;
+pub mod world;
 
-pub use daemon::run;
+pub use daemon::{run, run_in};
 pub use shell::{ControlCommand, ControlRequest, DeployOutcome};

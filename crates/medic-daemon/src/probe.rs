@@ -7,6 +7,7 @@ use medic_probe::ProbeRunner;
 
 use crate::docker::ContainerCheck;
 use crate::launchd::LaunchAgentCheck;
+use crate::world::World;
 
 /// One probe of a unit.
 #[derive(Debug, Clone)]
@@ -17,6 +18,15 @@ pub enum Check {
     Container(ContainerCheck),
     /// A launchd job's state, pid and last exit.
     LaunchAgent(LaunchAgentCheck),
+    /// Any probe of a unit in a world other than the host's (a simulation).
+    World {
+        /// The world.
+        world: Arc<dyn World>,
+        /// The unit.
+        unit: Arc<str>,
+        /// The probe's index.
+        probe: usize,
+    },
 }
 
 impl Check {
@@ -26,6 +36,7 @@ impl Check {
             Check::Runner(runner) => runner.check().await,
             Check::Container(check) => check.run().await,
             Check::LaunchAgent(check) => check.run().await,
+            Check::World { world, unit, probe } => world.check(unit, *probe).await,
         }
     }
 }

@@ -138,6 +138,8 @@ pub enum Limit {
 #[derive(Debug, Clone)]
 pub struct Journal {
     shared: Arc<Shared>,
+    /// Every append waits until it is written (see `writers`).
+    in_step: bool,
     /// Closes the writer when the last handle goes, so no writer outlives its users.
     _last: Arc<CloseOnDrop>,
 }
@@ -199,8 +201,9 @@ impl Journal {
             finished: tokio::sync::watch::Sender::new(0),
         });
         let writer = shared.clone();
-        tracker.spawn_blocking(move || writer.run(file));
+        crate::writers::spawn(tracker, move || writer.run(file));
         Self {
+            in_step: crate::writers::in_step(),
             _last: Arc::new(CloseOnDrop(shared.clone())),
             shared,
         }
@@ -234,7 +237,12 @@ impl Journal {
         queue.bytes += line.len();
         queue.lines.push_back(line);
         self.shared.wake.notify_one();
-        queue.appended
+        let number = queue.appended;
+        drop(queue);
+        if self.in_step {
+            crate::writers::wait_for(&self.shared.finished, number);
+        }
+        number
     }
 
     /// The number of the newest line the writer has finished (written, or

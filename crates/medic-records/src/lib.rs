@@ -2,7 +2,8 @@
 //! commands that read them back: how a file is written (`files`: 0600, atomic
 //! replace, `FileHealth`), the append-only journals and the formats of their
 //! lines (`journal`), rotated files (`rotation`), the availability history
-//! file (`history`), and the report built from the recovery log and that
+//! file (`history`), where the writers run (`writers`: off the loop, or in
+//! step with it in a simulation), and the report built from the recovery log and that
 //! history (`report`, also the scheduled digest's Markdown).
 //!
 //! Architecture invariant: nothing here decides about recovery or talks to an
@@ -14,3 +15,4 @@ pub mod history;
 pub mod journal;
 pub mod report;
 pub mod rotation;
+pub mod writers;
