@@ -2,7 +2,7 @@
 //! proves the simulator catches each one. Built only with the `planted`
 //! feature (the simulator's), never into medic; one defect at a time is on.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::cell::Cell;
 
 /// A defect class the simulator must catch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,14 +30,17 @@ impl Defect {
     ];
 }
 
-static PLANTED: AtomicU8 = AtomicU8::new(0);
-
-/// Plants `defect` (None: none) in every supervisor of this process.
-pub fn plant(defect: Option<Defect>) {
-    PLANTED.store(defect.map_or(0, |d| d as u8), Ordering::Relaxed);
+thread_local! {
+    static PLANTED: Cell<u8> = const { Cell::new(0) };
 }
 
-/// Whether `defect` is planted now.
+/// Plants `defect` (None: none) in the supervisors that run on this thread
+/// (a simulation runs medic on one thread).
+pub fn plant(defect: Option<Defect>) {
+    PLANTED.set(defect.map_or(0, |d| d as u8));
+}
+
+/// Whether `defect` is planted now on this thread.
 pub(crate) fn is(defect: Defect) -> bool {
-    PLANTED.load(Ordering::Relaxed) == defect as u8
+    PLANTED.get() == defect as u8
 }

@@ -1,6 +1,7 @@
 //! `--planted`: proves the simulator sees what it is for. Each defect class
 //! medic had is re-planted in the real code (`medic_core::planted`, behind
-//! the `planted` feature), and seeds are played until a violation shows it.
+//! the `planted` feature), and seeds are played until one shows a violation
+//! that the same seed without the defect does not.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,8 +18,7 @@ const MAX_SEEDS: u64 = 400;
 pub fn run() -> ExitCode {
     let mut caught = 0;
     for defect in Defect::ALL {
-        plant(Some(defect));
-        match first_failing_seed() {
+        match first_failing_seed(defect) {
             Some((seed, violation)) => {
                 caught += 1;
                 println!("{defect:?}: caught by seed {seed}: {violation}");
@@ -26,7 +26,6 @@ pub fn run() -> ExitCode {
             None => println!("{defect:?}: NOT caught in {MAX_SEEDS} seeds"),
         }
     }
-    plant(None);
     let all = Defect::ALL.len();
     println!("planted: {caught} of {all} caught");
     if caught == all {
@@ -36,8 +35,9 @@ pub fn run() -> ExitCode {
     }
 }
 
-/// The lowest seed (on every core) whose run shows a violation, with its first one.
-fn first_failing_seed() -> Option<(u64, String)> {
+/// The lowest seed (on every core) whose run with `defect` planted shows a
+/// violation its run without it does not, with that violation.
+fn first_failing_seed(defect: Defect) -> Option<(u64, String)> {
     let next = AtomicU64::new(1);
     let found = AtomicBool::new(false);
     let best = std::sync::Mutex::new(None::<(u64, String)>);
@@ -50,8 +50,16 @@ fn first_failing_seed() -> Option<(u64, String)> {
                     if seed > MAX_SEEDS {
                         return;
                     }
-                    let outcome = play(&Schedule::of(seed));
-                    if let Some(violation) = outcome.violations.into_iter().next() {
+                    let schedule = Schedule::of(seed);
+                    plant(Some(defect));
+                    let planted = play(&schedule);
+                    plant(None);
+                    if planted.violations.is_empty() {
+                        continue;
+                    }
+                    let clean = play(&schedule).violations;
+                    let new = planted.violations.into_iter().find(|v| !clean.contains(v));
+                    if let Some(violation) = new {
                         found.store(true, Ordering::Relaxed);
                         let mut best = best
                             .lock()
