@@ -75,3 +75,22 @@ impl WallClock {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A simulated wall clock moves with tokio's paused clock, and setting
+    /// it again steps it.
+    #[tokio::test(start_paused = true)]
+    async fn a_simulated_wall_clock_follows_tokio_and_steps() {
+        let start: Timestamp = "2026-06-01T00:00:00Z".parse().unwrap();
+        simulate_wall(Some(start));
+        tokio::time::advance(Duration::from_secs(90)).await;
+        assert_eq!(wall_now(), "2026-06-01T00:01:30Z".parse().unwrap());
+        simulate_wall(Some(start));
+        assert_eq!(wall_now(), start, "stepped back 90 s");
+        simulate_wall(None);
+        assert!(wall_now() > start, "the host's clock again");
+    }
+}

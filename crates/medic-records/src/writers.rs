@@ -48,3 +48,35 @@ pub fn wait_for(finished: &tokio::sync::watch::Sender<u64>, number: u64) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::journal::{Journal, Limit};
+
+    /// In step, an append returns with its line on disk and the line's
+    /// number reported finished: the loop learns it at the same point of every run.
+    #[tokio::test(start_paused = true)]
+    async fn in_step_an_append_returns_once_its_line_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.jsonl");
+        let tracker = tokio_util::task::TaskTracker::new();
+        super::write_in_step(true);
+        let journal = Journal::start(
+            &path,
+            "log",
+            Limit::Rotate {
+                max_size: 1 << 20,
+                keep: 1,
+            },
+            &tracker,
+        );
+        super::write_in_step(false);
+        let finished = journal.finished();
+        for n in 1..=3_u64 {
+            assert_eq!(journal.append(&serde_json::json!({ "n": n })), n);
+            assert_eq!(*finished.borrow(), n);
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert_eq!(text.lines().count() as u64, n);
+        }
+    }
+}

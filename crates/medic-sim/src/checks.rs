@@ -124,8 +124,8 @@ fn end_state(dir: &Path, units: &[String], settled: &[(bool, bool)], found: &mut
         let escalated = unit.phase == SavedPhase::Escalated;
         if unit.incident.is_some() && !escalated {
             found.push(format!(
-                "{name}: its incident is still open after the quiet period ({:?})",
-                unit.phase
+                "{name}: its incident is still open after the quiet period ({})",
+                phase_name(unit.phase)
             ));
         }
         if let Some(&(for_good, down)) = settled.get(i)
@@ -135,6 +135,20 @@ fn end_state(dir: &Path, units: &[String], settled: &[(bool, bool)], found: &mut
         {
             found.push(format!("{name}: left down, not escalated"));
         }
+    }
+}
+
+/// A saved phase in words, without its instants (a violation's text is the
+/// same in every run of a seed).
+fn phase_name(phase: SavedPhase) -> String {
+    match phase {
+        SavedPhase::Fine => "fine".into(),
+        SavedPhase::Failing => "failing".into(),
+        SavedPhase::Waiting { step, .. } => format!("waiting for {step:?}"),
+        SavedPhase::Acting(step) => format!("acting: {step:?}"),
+        SavedPhase::Verifying { step, .. } => format!("verifying {step:?}"),
+        SavedPhase::Escalated => "escalated".into(),
+        SavedPhase::Deploying => "deploying".into(),
     }
 }
 

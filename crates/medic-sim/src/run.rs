@@ -253,3 +253,25 @@ fn config(dir: &std::path::Path, units: usize) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One seed, one run: the same schedule plays the same way twice.
+    #[test]
+    fn a_seed_plays_the_same_twice() {
+        let schedule = Schedule::of(6);
+        let (a, b) = (play(&schedule), play(&schedule));
+        assert_eq!(a.trace, b.trace);
+        assert_eq!(a.digest(), b.digest());
+        assert!(a.trace.iter().any(|l| l.contains("job ")), "{:#?}", a.trace);
+    }
+
+    /// A quiet world: medic starts, watches, stops, and nothing is violated.
+    #[test]
+    fn a_quiet_world_breaks_nothing() {
+        let outcome = play(&Schedule::of(4).keeping(Vec::new()));
+        assert_eq!(outcome.violations, Vec::<String>::new());
+    }
+}
