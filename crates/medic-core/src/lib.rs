@@ -18,6 +18,7 @@ pub mod observation;
 #[cfg(feature = "planted")]
 pub mod planted;
 pub mod policy;
+pub mod saved_times;
 pub mod slots;
 pub mod snapshot;
 pub mod storm;

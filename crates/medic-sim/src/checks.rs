@@ -153,8 +153,8 @@ fn phase_name(phase: SavedPhase) -> String {
 }
 
 /// The lines of a journal, each with its offset in the file; every complete
-/// line must parse (a torn last line may not), so a torn line glued to the
-/// next one is seen.
+/// line must parse but a torn one on its own (and the last, which may be
+/// torn), so a torn line glued to the next one is seen.
 fn lines<T: for<'de> serde::Deserialize<'de>>(
     path: &Path,
     found: &mut Vec<String>,
@@ -168,7 +168,8 @@ fn lines<T: for<'de> serde::Deserialize<'de>>(
     for (n, line) in complete.split('\n').enumerate() {
         let at = offset;
         offset += line.len() as u64 + 1;
-        if line.trim().is_empty() {
+        // A line a kill -9 tore, ended before the next medic wrote on: fine.
+        if line.trim().is_empty() || line == crate::run::TORN {
             continue;
         }
         match serde_json::from_str(line) {

@@ -229,13 +229,16 @@ impl Life<'_> {
     }
 }
 
+/// What a kill -9 mid-write leaves: the start of a line, no newline.
+pub const TORN: &str = r#"{"ts":"2026-06-01T00:0"#;
+
 /// A kill -9 mid-write: half a line at the end of `path`, no newline.
 fn tear(path: &std::path::Path) {
     use std::io::Write;
     let Ok(mut file) = std::fs::OpenOptions::new().append(true).open(path) else {
         return;
     };
-    file.write_all(br#"{"ts":"2026-06-01T00:0"#).ok();
+    file.write_all(TORN.as_bytes()).ok();
 }
 
 /// The config: `units` command services with one exec probe each, every
@@ -266,6 +269,24 @@ mod tests {
         assert_eq!(a.trace, b.trace);
         assert_eq!(a.digest(), b.digest());
         assert!(a.trace.iter().any(|l| l.contains("job ")), "{:#?}", a.trace);
+    }
+
+    /// Found by seed 15: the next medic's first line glued to the line a
+    /// kill -9 tore, so neither parsed (fixed by ending a torn line first).
+    #[test]
+    fn a_torn_line_is_not_glued_to_the_next_one() {
+        let outcome = play(&Schedule::of(15).keeping(vec![0]));
+        assert_eq!(outcome.violations, Vec::<String>::new());
+    }
+
+    /// Found by seed 149: after the wall clock stepped back, a kill -9 left a
+    /// verification deadline that the next medic restored hours ahead, so
+    /// the incident stayed open and the service down (fixed by saved times
+    /// that follow the monotonic clock).
+    #[test]
+    fn a_restored_deadline_survives_a_clock_step() {
+        let outcome = play(&Schedule::of(149).keeping(vec![2, 5, 6]));
+        assert_eq!(outcome.violations, Vec::<String>::new());
     }
 
     /// A quiet world: medic starts, watches, stops, and nothing is violated.

@@ -62,8 +62,9 @@ impl Daemon {
         }
         self.record_only();
         // The writers write what they hold, then stop; the tracker waits for them.
+        self.durability.follow(self.announcer.records());
         self.durability
-            .close(&self.sup, self.announcer.storm_mut(), now, &self.clock);
+            .close(&self.sup, self.announcer.storm_mut(), now);
         self.announcer.close();
         self.shell.cancel.cancel();
         self.shell.tracker.close();
