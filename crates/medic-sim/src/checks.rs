@@ -169,7 +169,7 @@ fn lines<T: for<'de> serde::Deserialize<'de>>(
         let at = offset;
         offset += line.len() as u64 + 1;
         // A line a kill -9 tore, ended before the next medic wrote on: fine.
-        if line.trim().is_empty() || line == crate::run::TORN {
+        if line.trim().is_empty() || line == crate::faults::TORN {
             continue;
         }
         match serde_json::from_str(line) {

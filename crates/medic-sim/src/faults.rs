@@ -60,6 +60,10 @@ pub enum FaultKind {
     Storm(usize),
 }
 
+/// What a kill -9 mid-write leaves at the end of a file: the start of a
+/// line, no newline.
+pub const TORN: &str = r#"{"ts":"2026-06-01T00:0"#;
+
 /// A file a kill -9 tore mid-line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Torn {

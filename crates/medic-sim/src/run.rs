@@ -11,7 +11,7 @@ use medic_daemon::clock::{simulate_wall, wall_now};
 use tokio::time::Instant;
 
 use crate::checks;
-use crate::faults::{FaultKind, Schedule, Torn, unit_name};
+use crate::faults::{FaultKind, Schedule, TORN, Torn, unit_name};
 use crate::world::SimWorld;
 
 /// How long the world stays quiet after the last fault before the end is
@@ -228,9 +228,6 @@ impl Life<'_> {
         (self.world.now(), wall_now())
     }
 }
-
-/// What a kill -9 mid-write leaves: the start of a line, no newline.
-pub const TORN: &str = r#"{"ts":"2026-06-01T00:0"#;
 
 /// A kill -9 mid-write: half a line at the end of `path`, no newline.
 fn tear(path: &std::path::Path) {
