@@ -235,6 +235,106 @@ fn doctor_reports_a_dependency_cycle_at_its_line() {
     );
 }
 
+/// A config with errors of several kinds does not hide the rest: the config
+/// errors first (a dependency cycle, an unknown key, a bad duration), then
+/// every check of what still builds: a container that does not exist, an exec
+/// probe whose program is missing, and the engine and a good probe, ok; the
+/// service with the unknown key is left out.
+#[test]
+fn doctor_reports_everything_past_a_config_error() {
+    let Some(engine) = Engine::get() else { return };
+    let missing = unique("doctor-missing");
+    let _cleanup = Cleanup(&engine, vec![missing.clone()]);
+    let dir = tempfile::tempdir().unwrap();
+    let host = std::env::var("MEDIC_TEST_DOCKER_HOST").unwrap();
+    let config = format!(
+        r#"{medic}
+[[service]]
+name = "a"
+depends_on = ["b"]
+  [[service.probe]]
+  kind = "tcp"
+  address = "127.0.0.1:1"
+
+[[service]]
+name = "b"
+depends_on = ["a"]
+container = {{ name = "{missing}" }}
+
+[[service]]
+name = "job"
+  [[service.probe]]
+  kind = "exec"
+  command = ["/nonexistent/medic-e2e-check", "--quick"]
+
+[[service]]
+name = "typo"
+colour = "blue"
+  [[service.probe]]
+  kind = "tcp"
+  address = "127.0.0.1:1"
+
+[[service]]
+name = "sh"
+interval = "soon"
+  [[service.probe]]
+  kind = "exec"
+  command = ["sh", "-c", "true"]
+"#,
+        medic = medic_table(dir.path(), &host),
+    );
+    let (code, report) = doctor(dir.path(), &config, &[]);
+    assert_eq!(code, 2, "{report:#}");
+    let all = report["findings"].as_array().unwrap();
+    let config_errors: Vec<&str> = all
+        .iter()
+        .filter(|f| f["check"] == "config" && f["severity"] == "error")
+        .map(|f| f["message"].as_str().unwrap())
+        .collect();
+    for (what, said) in [
+        ("the cycle", "cycle"),
+        ("the unknown key", "colour"),
+        ("the bad duration", "soon"),
+    ] {
+        assert!(
+            config_errors.iter().any(|m| m.contains(said)),
+            "{what} among {config_errors:#?}"
+        );
+    }
+    // The config errors first, then the checks.
+    let last_config = all.iter().rposition(|f| f["check"] == "config").unwrap();
+    let first_other = all.iter().position(|f| f["check"] != "config").unwrap();
+    assert!(last_config < first_other, "config errors first: {report:#}");
+
+    assert_eq!(
+        findings(&report, "engine", None)[0]["severity"],
+        "ok",
+        "{report:#}"
+    );
+    let target = findings(&report, "target", Some("b"));
+    assert_eq!(target[0]["severity"], "error", "{report:#}");
+    assert!(
+        target[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not exist"),
+        "{report:#}"
+    );
+    let exec = findings(&report, "probe", Some("job"));
+    assert_eq!(exec[0]["severity"], "error", "{report:#}");
+    assert!(
+        exec[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/nonexistent/medic-e2e-check"),
+        "{report:#}"
+    );
+    let fine = findings(&report, "probe", Some("sh"));
+    assert_eq!(fine[0]["severity"], "ok", "{report:#}");
+    // A service whose table does not decode is the broken part: not checked.
+    assert!(!all.iter().any(|f| f["service"] == "typo"), "{report:#}");
+}
+
 #[test]
 fn doctor_warns_about_command_targets_the_installed_unit_forbids() {
     let dir = tempfile::tempdir().unwrap();

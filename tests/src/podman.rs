@@ -3,8 +3,9 @@
 //! container is started again, a removed one is recreated as it was (its
 //! ulimits, which Podman's inspect names `RLIMIT_NOFILE`, included), a bad
 //! image is rolled back, `medic check` names the engine, Podman's own
-//! `--health-on-failure=restart` goes first, and a socket-activated service
-//! that stops is reconnected to (a kill meanwhile is still repaired).
+//! `--health-on-failure=restart` goes first, a socket-activated service
+//! that stops is reconnected to (a kill meanwhile is still repaired), and a
+//! `podman rm -f` racing medic's restart is a removal every time.
 
 use crate::docker::config;
 use crate::support::docker::{Cleanup, Engine, unique};
@@ -269,4 +270,155 @@ fn podman_socket_activated_service_that_stops_is_reconnected_and_a_kill_meanwhil
     let failing = first_event(&medic.events(), "failing").clone();
     assert_eq!(failing["evidence"]["exit_code"], 137, "{failing}");
     eventually("HTTP after the kill", || health_ok(port).then_some(()));
+}
+
+/// `podman events` for one container's `died`, replayed from `since` (so
+/// none is missed however late the stream subscribes); ends at the first.
+fn died_since(engine: &Engine, name: &str, since: &str) -> std::process::Child {
+    std::process::Command::new("podman")
+        .args([
+            "--remote",
+            "--url",
+            engine.host(),
+            "events",
+            "--since",
+            since,
+        ])
+        .args(["--filter", &format!("container={name}")])
+        .args(["--filter", "event=died", "--format", "{{.Status}}"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("podman events")
+}
+
+/// Waits for the first line of `events` (a `died`), then stops it.
+fn first_line(mut events: std::process::Child) {
+    use std::io::BufRead;
+    let stdout = events.stdout.take().expect("piped stdout");
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("podman events");
+    events.kill().ok();
+    events.wait().ok();
+    assert_eq!(line.trim(), "died", "the container died");
+}
+
+/// The pids listening on `port` (`ss`), whoever started them.
+fn listeners(port: u16) -> Vec<String> {
+    let out = std::process::Command::new("ss")
+        .args(["-ltnpH", &format!("sport = :{port}")])
+        .output()
+        .expect("ss");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut pids: Vec<String> = text
+        .split("pid=")
+        .skip(1)
+        .filter_map(|rest| rest.split(',').next().map(str::to_owned))
+        .collect();
+    pids.sort();
+    pids.dedup();
+    pids
+}
+
+/// Waits until the events after the first `seen` pass `pred`; returns
+/// them. On timeout the panic shows them.
+#[track_caller]
+fn wait_after(
+    medic: &Medic,
+    seen: usize,
+    what: &str,
+    pred: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
+    let start = std::time::Instant::now();
+    loop {
+        let events = medic.events().split_off(seen);
+        if pred(&events) {
+            return events;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "timed out waiting for {what}: {:#?}\nstderr: {}",
+            trace(&events),
+            medic.stderr()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Events as `event: message` lines, for failure messages.
+fn trace(events: &[serde_json::Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| format!("{}: {}", e["event"], e["message"]))
+        .collect()
+}
+
+#[test]
+fn podman_rm_f_racing_a_restart_is_a_removal_restored_every_round() {
+    let Some(engine) = Engine::podman() else {
+        return;
+    };
+    let (name, port) = (unique("podman-rm-race"), free_port());
+    let _cleanup = Cleanup(&engine, vec![name.clone()]);
+    run_good(&engine, &name, port, "medic-test/good:1");
+    let medic = watch(&engine, &name, port);
+
+    for round in 1..=6 {
+        let seen = medic.events().len();
+        if round % 2 == 1 {
+            // `podman rm -f` the moment the `died` of a kill arrives.
+            let died = died_since(&engine, &name, &jiff::Timestamp::now().to_string());
+            engine.run(&["kill", &name]);
+            first_line(died);
+        } else {
+            // `podman rm -f` while medic's restart runs (a rollback, once it flaps).
+            engine.run(&["kill", &name]);
+            let what = format!("round {round}: medic's restart");
+            wait_after(&medic, seen, &what, |events| {
+                events
+                    .iter()
+                    .any(|e| e["event"] == "restart" || e["event"] == "rollback")
+            });
+        }
+        engine.run(&["rm", "-f", "-t", "0", &name]);
+        // Closed after the recreation (a restart may have recovered first;
+        // by the third round the service flaps: a rollback recreates it).
+        let what = format!("round {round}: the removed container restored");
+        let events = wait_after(&medic, seen, &what, |events| {
+            let recreated = events.iter().position(|e| {
+                (e["event"] == "restart_done" || e["event"] == "rollback_done")
+                    && e["message"].as_str().unwrap_or("").contains("recreated")
+            });
+            let ended = |e: &serde_json::Value| {
+                e["event"] == "recovered"
+                    || e["event"] == "rolled_back"
+                    || e["event"] == "escalated"
+            };
+            events.iter().any(|e| e["event"] == "escalated")
+                || recreated.is_some_and(|at| events[at..].iter().any(ended))
+        });
+        let (restarts, lines) = (
+            events.iter().filter(|e| e["event"] == "restart"),
+            trace(&events),
+        );
+        assert!(
+            restarts.clone().all(|e| e["message"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("restart attempt 1 ")),
+            "round {round}: no attempt counted for the removal: {lines:#?}"
+        );
+        assert!(
+            !events.iter().any(|e| e["event"] == "escalated"),
+            "round {round}: {lines:#?}"
+        );
+        eventually("HTTP after the removal", || health_ok(port).then_some(()));
+        // No process left that Podman does not list: the one listener is the container's.
+        let pid = engine.inspect(&name).expect("restored")["State"]["Pid"].to_string();
+        eventually("only the container listens", || {
+            (listeners(port) == [pid.clone()]).then_some(())
+        });
+    }
 }

@@ -516,6 +516,21 @@ fn a_target_removed_while_it_is_restarted_gets_its_replace_grace() {
     assert_snapshot!(run(policy(), "ok died vanished +29s"), @"healthy failing(1) restart(1) →restart(1) restart_failed(1)");
     assert_snapshot!(run(policy(), "ok died vanished +30s done ok"), @"healthy failing(1) restart(1) →restart(1) restart_failed(1) restart(1) →recreate(1) restart_done(1) recovered !warning:restored_removed");
     assert_snapshot!(run(policy(), "ok died vanished +10s ok"), @"healthy failing(1) restart(1) →restart(1) restart_failed(1) recovered !info:recovered");
+    // The removal seen by a probe while the restart ran, then by the restart itself.
+    assert_snapshot!(run(policy(), "ok died gone vanished +30s done ok"), @"healthy failing(1) restart(1) →restart(1) restart_failed(1) restart(1) →recreate(1) restart_done(1) recovered !warning:restored_removed");
+}
+
+/// `podman rm -f` racing the restart: the start "succeeded" into a
+/// container Podman then removed. Gone while the restart is verified is a
+/// removal (replace_grace, the same attempt again, recreating), not attempt
+/// 1 failed; gone again after that recreate is a failed attempt.
+#[test]
+fn a_target_removed_after_its_restart_found_it_is_a_removal() {
+    assert_snapshot!(run(policy(), "ok died done gone +29s"), @"healthy failing(1) restart(1) →restart(1) restart_done(1) restart_failed(1)");
+    assert_snapshot!(run(policy(), "ok died done gone +30s done ok"), @"healthy failing(1) restart(1) →restart(1) restart_done(1) restart_failed(1) restart(1) →recreate(1) restart_done(1) recovered !warning:restored_removed");
+    assert_snapshot!(run(policy(), "ok died done gone +30s done gone +5s"), @"healthy failing(1) restart(1) →restart(1) restart_done(1) restart_failed(1) restart(1) →recreate(1) restart_done(1) restart_failed(1) restart(2) →recreate(2)");
+    // A replacement within the grace is adopted.
+    assert_snapshot!(run(policy(), "ok died done gone +10s ok"), @"healthy failing(1) restart(1) →restart(1) restart_done(1) restart_failed(1) recovered !info:recovered");
 }
 
 #[test]

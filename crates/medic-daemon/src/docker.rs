@@ -13,7 +13,8 @@ use medic_core::{
     ActionResult, ENGINE_GRACE, Evidence, Observation, RESTART_EXPECTED_FROM, Step, Urgency,
 };
 use medic_docker::{
-    BringsBack, ContainerEvent, ContainerSpec, DockerClient, DockerError, Selector, StopCommand,
+    BringsBack, ContainerEvent, ContainerSpec, ContainerState, DockerClient, DockerError, Selector,
+    StopCommand,
 };
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -351,17 +352,20 @@ async fn restart(
         Err(error) => return failed(&format!("cannot inspect `{container}`: {error}")),
     };
     let mut evidence = Evidence::new();
-    if facts.as_ref().is_some_and(|f| f.is_stopping()) {
-        // A `podman stop`, `podman rm -f` or `docker rm -f` is under way: let
-        // the engine finish (its stop timeout, the removal), then act on what
-        // is left: a stopped container is started, a removed one is gone (a
-        // start meanwhile would fail with "marked for removal" and count as a
-        // failed attempt).
-        let removing = facts.as_ref().is_some_and(|f| f.is_removing());
+    // A `podman stop`, `podman rm -f` or `docker rm -f` is under way: let the
+    // engine finish (its stop timeout, the removal, Podman's cleanup after
+    // `stopped`), then act on what is left: a stopped container is started,
+    // a removed one is gone. A start meanwhile would race the removal: refused
+    // ("marked for removal"), or on Podman started into a container it then
+    // deletes, its process left running. Podman's `stopping` settles into
+    // `stopped`, hence a second wait.
+    for _ in 0..2 {
+        let Some(state) = facts.as_ref().filter(|f| f.is_stopping()).map(|f| f.state) else {
+            break;
+        };
         let within = stop_timeout.saturating_add(ENGINE_CALL_DEADLINE);
-        if let Err(error) = client.wait_stopped(container, removing, within).await {
-            let state = if removing { "removing" } else { "stopping" };
-            evidence.insert("state".into(), state.into());
+        if let Err(error) = client.wait_stopped(container, state, within).await {
+            evidence.insert("state".into(), state.as_str().into());
             let message = format!("cannot wait for `{container}` to stop: {error}");
             return call_failed(message, &error, evidence);
         }
@@ -418,6 +422,11 @@ async fn restart(
     };
     match outcome {
         Ok(message) => ActionResult::Done { message, evidence },
+        // Removed between the inspect and the start: a removal, not a failed attempt.
+        Err(error) if error.is_not_found() && !recreate => ActionResult::Gone {
+            message: format!("`{container}` is gone: {error}"),
+            evidence,
+        },
         Err(error) => {
             let message = format!("cannot bring `{container}` back: {error}");
             call_failed(message, &error, evidence)
@@ -720,6 +729,13 @@ impl ContainerCheck {
                 );
                 evidence.insert(RESTART_EXPECTED_FROM.into(), who.into());
                 Urgency::EngineRestarts
+            }
+            // Podman's `stopped`: whoever ended it has not finished, a kill's
+            // cleanup (`exited` follows, decisive) or a `podman rm -f` (gone
+            // follows, a removal): the two cannot be told apart yet.
+            None if facts.state == ContainerState::Stopped => {
+                message = format!("{message} (Podman has not finished with it yet)");
+                Urgency::Normal
             }
             None if facts.has_stopped() || unhealthy => Urgency::Decisive,
             None => Urgency::Normal,

@@ -19,7 +19,7 @@ use futures_util::{Stream, StreamExt, TryStreamExt, stream};
 
 use crate::endpoint::{Endpoint, default_socket, parse_host};
 use crate::events::{ACTIONS, ContainerEvent};
-use crate::facts::{ContainerFacts, Health, cap};
+use crate::facts::{ContainerFacts, ContainerState, Health, cap};
 use crate::libpod;
 use crate::select::{ContainerSummary, Selector, forensic_filter, forensic_name, is_the_one};
 use crate::spec::ContainerSpec;
@@ -201,10 +201,18 @@ impl DockerClient {
     /// Every container (running or not) a selector matches, without medic's
     /// forensic copies and Compose one-off (`docker compose run`) containers.
     pub async fn find(&self, selector: &Selector) -> Result<Vec<ContainerSummary>, DockerError> {
-        let filters = selector.filters()?;
+        let listed = self.list(&selector.filters()?).await?;
+        Ok(listed.into_iter().filter(|c| selector.keeps(c)).collect())
+    }
+
+    /// Every container (running or not) the engine lists under `filters`.
+    async fn list(
+        &self,
+        filters: &std::collections::HashMap<String, Vec<String>>,
+    ) -> Result<Vec<ContainerSummary>, DockerError> {
         let options = ListContainersOptionsBuilder::default()
             .all(true)
-            .filters(&filters)
+            .filters(filters)
             .build();
         let docker = self.docker().await?;
         let listed = self
@@ -213,7 +221,6 @@ impl DockerClient {
         Ok(listed
             .into_iter()
             .filter_map(ContainerSummary::from_list)
-            .filter(|c| selector.keeps(c))
             .collect())
     }
 
@@ -222,31 +229,92 @@ impl DockerClient {
         &self,
         id_or_name: &str,
     ) -> Result<Option<ContainerInspectResponse>, DockerError> {
+        Ok(self.inspect_read(id_or_name).await?.map(|read| read.0))
+    }
+
+    /// [`Self::inspect_raw`], with the state when it is one Docker's API has
+    /// no word for (Podman's `stopped`: its answer then reads with an empty
+    /// status). A container Podman answers 500 for and no longer lists is
+    /// one it was removing: gone.
+    async fn inspect_read(
+        &self,
+        id_or_name: &str,
+    ) -> Result<Option<(ContainerInspectResponse, Option<ContainerState>)>, DockerError> {
         let docker = self.docker().await?;
         let inspected = docker.inspect_container(id_or_name, None);
-        match self.call("inspect", READ_DEADLINE, inspected).await {
-            Ok(inspect) => {
-                let id = inspect.id.as_deref().unwrap_or_default();
-                let name = inspect
-                    .name
-                    .as_deref()
-                    .unwrap_or_default()
-                    .trim_start_matches('/');
-                Ok(is_the_one(id_or_name, id, name).then_some(inspect))
+        let (inspect, state) = match self.call("inspect", READ_DEADLINE, inspected).await {
+            Ok(inspect) => (inspect, None),
+            Err(error) if error.is_not_found() => return Ok(None),
+            Err(error) if error.is_unreadable() => {
+                match self.inspect_unreadable(id_or_name).await {
+                    Some(Some(read)) => read,
+                    Some(None) => return Ok(None),
+                    None => return Err(error),
+                }
             }
-            Err(error) if error.is_not_found() => Ok(None),
-            Err(error) => Err(error),
+            Err(error) if error.is_server_error() && !self.lists(id_or_name).await? => {
+                return Ok(None);
+            }
+            Err(error) => return Err(error),
+        };
+        let id = inspect.id.as_deref().unwrap_or_default();
+        let name = inspect
+            .name
+            .as_deref()
+            .unwrap_or_default()
+            .trim_start_matches('/');
+        Ok(is_the_one(id_or_name, id, name).then_some((inspect, state)))
+    }
+
+    /// The inspect read again as JSON, its state taken aside when Docker's
+    /// API has no word for it; None when that fails too (the caller keeps
+    /// bollard's error), Some(None) when the container is gone by now.
+    async fn inspect_unreadable(
+        &self,
+        id_or_name: &str,
+    ) -> Option<Option<(ContainerInspectResponse, Option<ContainerState>)>> {
+        let read = libpod::compat_inspect(&self.inner.endpoint, id_or_name);
+        let mut value = match tokio::time::timeout(READ_DEADLINE, read).await {
+            Ok(Ok(Some(value))) => value,
+            Ok(Ok(None)) => return Some(None),
+            Ok(Err(error)) => {
+                tracing::debug!(container = %id_or_name, %error, "No plain inspect either");
+                return None;
+            }
+            Err(_) => return None,
+        };
+        let status = value.pointer_mut("/State/Status")?;
+        let state = ContainerState::parse(status.as_str()?);
+        *status = serde_json::Value::String(String::new());
+        let inspect = serde_json::from_value(value).ok()?;
+        Some(Some((inspect, Some(state))))
+    }
+
+    /// Whether the engine lists this container (by exact name, or by id).
+    async fn lists(&self, id_or_name: &str) -> Result<bool, DockerError> {
+        if !self
+            .find(&Selector::Name(id_or_name.to_owned()))
+            .await?
+            .is_empty()
+        {
+            return Ok(true);
         }
+        let by_id =
+            std::collections::HashMap::from([("id".to_owned(), vec![id_or_name.to_owned()])]);
+        Ok(!self.list(&by_id).await?.is_empty())
     }
 
     /// The container's facts, or None when there is no such container. For
     /// an unhealthy one, also Podman's `--health-on-failure` (its libpod API
     /// on the same socket says it; Docker's API and Podman's compatible one do not).
     pub async fn inspect(&self, id_or_name: &str) -> Result<Option<ContainerFacts>, DockerError> {
-        let Some(inspect) = self.inspect_raw(id_or_name).await? else {
+        let Some((inspect, state)) = self.inspect_read(id_or_name).await? else {
             return Ok(None);
         };
         let mut facts = ContainerFacts::from_inspect(&inspect);
+        if let Some(state) = state {
+            facts.state = state;
+        }
         if facts.health == Some(Health::Unhealthy) {
             facts.health_on_failure =
                 libpod::health_on_failure(&self.inner.endpoint, &facts.id).await;
@@ -319,24 +387,55 @@ impl DockerClient {
     /// is); the engine gets `within`.
     pub async fn start(&self, id: &str, within: Duration) -> Result<(), DockerError> {
         let docker = self.docker().await?;
-        self.call("start", within, docker.start_container(id, None))
-            .await
+        let started = self
+            .call("start", within, docker.start_container(id, None))
+            .await;
+        self.gone_if_unlisted(id, started).await
     }
 
-    /// Waits until a container being stopped or removed by someone else (Podman
-    /// shows `stopping` for the whole stop timeout of a `podman stop` or
-    /// `podman rm -f`) is no longer running, or, when `removing` (Docker's
-    /// `rm -f` past its kill), gone: the engine's own wait, for at most
-    /// `within` (a container stuck in removal never ends it: then
-    /// [`DockerError::TimedOut`]). A container that is removed meanwhile ends
-    /// the wait too.
+    /// A 5xx answer for a container the engine no longer lists (Podman's
+    /// `does not exist in database` while it removes one) as the 404 it is.
+    async fn gone_if_unlisted(
+        &self,
+        id: &str,
+        result: Result<(), DockerError>,
+    ) -> Result<(), DockerError> {
+        match result {
+            Err(error) if error.is_server_error() && !self.lists(id).await? => Err(
+                no_such_container(&format!("{id} (the engine answered: {error})")),
+            ),
+            result => result,
+        }
+    }
+
+    /// Waits until a container being stopped or removed by someone else has
+    /// settled: for `stopping` (Podman shows it for the whole stop timeout of
+    /// a `podman stop` or `podman rm -f`) until it no longer runs; for
+    /// `removing` (Docker's `rm -f` past its kill) until it is gone; for
+    /// Podman's `stopped` until it is cleaned up (`exited`) or removed. The
+    /// engine's own wait, for at most `within` (a container stuck in removal
+    /// never ends it: then [`DockerError::TimedOut`]). A container that is
+    /// removed meanwhile ends the wait too.
     pub async fn wait_stopped(
         &self,
         id: &str,
-        removing: bool,
+        state: ContainerState,
         within: Duration,
     ) -> Result<(), DockerError> {
-        let condition = if removing { "removed" } else { "not-running" };
+        if state == ContainerState::Stopped {
+            let wait = libpod::wait_exited(&self.inner.endpoint, id);
+            return match tokio::time::timeout(within, wait).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(error)) => Err(DockerError::Api(
+                    bollard::errors::Error::DockerStreamError { error },
+                )),
+                Err(_) => Err(DockerError::timed_out("wait", within)),
+            };
+        }
+        let condition = match state {
+            ContainerState::Removing => "removed",
+            _ => "not-running",
+        };
         let options = WaitContainerOptionsBuilder::default()
             .condition(condition)
             .build();
@@ -366,8 +465,10 @@ impl DockerClient {
             .await?
             .with_timeout(REQUEST_TIMEOUT + stop_timeout);
         let restart = docker.restart_container(id, Some(options));
-        self.call("restart", stop_timeout.saturating_add(within), restart)
-            .await
+        let restarted = self
+            .call("restart", stop_timeout.saturating_add(within), restart)
+            .await;
+        self.gone_if_unlisted(id, restarted).await
     }
 
     /// Stops a container with its own stop timeout (or `stop_timeout` when

@@ -69,6 +69,27 @@ impl DockerError {
         matches!(self, Self::Conflict(_))
     }
 
+    /// The engine answered something bollard could not read (Podman's
+    /// `stopped` state, which Docker's API does not have).
+    pub(crate) fn is_unreadable(&self) -> bool {
+        matches!(
+            self,
+            Self::Api(Bollard::JsonDataError { .. } | Bollard::JsonSerdeError { .. })
+        )
+    }
+
+    /// The engine answered with a 5xx status (Podman answers 500 for a
+    /// container it is in the middle of removing).
+    pub(crate) fn is_server_error(&self) -> bool {
+        matches!(
+            self,
+            Self::Api(Bollard::DockerResponseServerError {
+                status_code: 500..=599,
+                ..
+            })
+        )
+    }
+
     /// The bollard error underneath, when there is one.
     pub fn bollard(&self) -> Option<&Bollard> {
         match self {

@@ -31,6 +31,9 @@ pub enum ContainerState {
     Stopping,
     /// Its process ended.
     Exited,
+    /// Podman only: its process ended and whoever ended it (a kill's
+    /// cleanup, a `podman rm -f`) has not finished; `exited` or gone follows.
+    Stopped,
     /// Docker failed to stop or remove it.
     Dead,
     /// Docker said nothing medic knows.
@@ -48,6 +51,7 @@ impl ContainerState {
             "removing" => Self::Removing,
             "stopping" => Self::Stopping,
             "exited" => Self::Exited,
+            "stopped" => Self::Stopped,
             "dead" => Self::Dead,
             _ => Self::Unknown,
         }
@@ -63,6 +67,7 @@ impl ContainerState {
             Self::Removing => "removing",
             Self::Stopping => "stopping",
             Self::Exited => "exited",
+            Self::Stopped => "stopped",
             Self::Dead => "dead",
             Self::Unknown => "unknown",
         }
@@ -271,18 +276,24 @@ impl ContainerFacts {
         self.state == ContainerState::Removing
     }
 
-    /// Being stopped or removed by someone (Podman's `stopping`, `removing`):
-    /// the engine has not finished, and neither start nor restart applies yet.
+    /// Being stopped or removed by someone (`stopping`, `removing`, Podman's
+    /// `stopped`): the engine has not finished, and neither start nor restart
+    /// applies yet. A start of a `stopped` container races a `podman rm -f`
+    /// that is removing it: Podman then deletes the container and leaves the
+    /// started process running outside its knowledge.
     pub fn is_stopping(&self) -> bool {
         matches!(
             self.state,
-            ContainerState::Stopping | ContainerState::Removing
+            ContainerState::Stopping | ContainerState::Removing | ContainerState::Stopped
         )
     }
 
-    /// Its process ended: exited or dead.
+    /// Its process ended: exited, dead, or Podman's `stopped`.
     pub fn has_stopped(&self) -> bool {
-        matches!(self.state, ContainerState::Exited | ContainerState::Dead)
+        matches!(
+            self.state,
+            ContainerState::Exited | ContainerState::Dead | ContainerState::Stopped
+        )
     }
 
     /// Who brings a stopped (or restarting) container back by itself, if
@@ -312,18 +323,24 @@ impl ContainerFacts {
             (ContainerState::Restarting, _) => Some(by_policy()),
             // Podman shows `stopping` during a restart's stop timeout.
             (
-                ContainerState::Exited | ContainerState::Dead | ContainerState::Stopping,
+                ContainerState::Exited
+                | ContainerState::Dead
+                | ContainerState::Stopped
+                | ContainerState::Stopping,
                 Some(StopCommand::Restart),
             ) => Some(BringsBack::Command(
                 "`podman restart` (a person or a script)".to_owned(),
             )),
             (
-                ContainerState::Exited | ContainerState::Dead | ContainerState::Stopping,
+                ContainerState::Exited
+                | ContainerState::Dead
+                | ContainerState::Stopped
+                | ContainerState::Stopping,
                 Some(StopCommand::Graceful),
             ) => Some(BringsBack::Command(
                 "`docker restart` (a person or a script)".to_owned(),
             )),
-            (ContainerState::Exited | ContainerState::Dead, None) => {
+            (ContainerState::Exited | ContainerState::Dead | ContainerState::Stopped, None) => {
                 let retries_left =
                     self.restart_max_retries <= 0 || self.restart_count < self.restart_max_retries;
                 let restarts = match policy {
@@ -384,10 +401,12 @@ impl ContainerFacts {
                 self.restart_count,
                 self.exit_code.unwrap_or(-1),
             )),
-            (ContainerState::Exited | ContainerState::Dead, _) if self.oom_killed => {
+            (ContainerState::Exited | ContainerState::Dead | ContainerState::Stopped, _)
+                if self.oom_killed =>
+            {
                 fail("killed by the OOM killer".to_owned())
             }
-            (ContainerState::Exited | ContainerState::Dead, _) => {
+            (ContainerState::Exited | ContainerState::Dead | ContainerState::Stopped, _) => {
                 let error = self
                     .error
                     .as_deref()
@@ -552,6 +571,7 @@ mod tests {
         );
         check(S::Exited, None, (false, false, "exited with exit code 3"));
         check(S::Dead, None, (false, false, "dead with exit code 3"));
+        check(S::Stopped, None, (false, false, "stopped with exit code 3"));
         check(S::Created, None, (false, false, "created, not started"));
         check(
             S::Paused,

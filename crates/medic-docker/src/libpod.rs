@@ -1,6 +1,8 @@
 //! Podman's own API (libpod), served on the same socket as its
 //! Docker-compatible one, for what that API leaves out: the action Podman
-//! itself takes when a health check fails (`--health-on-failure`).
+//! itself takes when a health check fails (`--health-on-failure`), a wait
+//! for a `stopped` container to be cleaned up or removed, and a compatible
+//! inspect read as plain JSON when its state is one Docker has no word for.
 
 use std::time::Duration;
 
@@ -69,29 +71,75 @@ pub(crate) async fn health_on_failure(endpoint: &Endpoint, id: &str) -> Option<H
         .and_then(HealthOnFailure::parse)
 }
 
+/// The compatible API's inspect of a container as plain JSON (`Ok(None)`
+/// when the engine answers 404): for an answer bollard cannot read.
+pub(crate) async fn compat_inspect(
+    endpoint: &Endpoint,
+    id: &str,
+) -> Result<Option<serde_json::Value>, String> {
+    let path = format!("/containers/{id}/json");
+    match request(endpoint, hyper::Method::GET, &path).await? {
+        (hyper::StatusCode::NOT_FOUND, _) => Ok(None),
+        (status, body) if status.is_success() => serde_json::from_slice(&body)
+            .map(Some)
+            .map_err(|e| e.to_string()),
+        (status, _) => Err(format!("{path} answered {status}")),
+    }
+}
+
+/// Waits until a container Podman shows `stopped` (its process ended, the
+/// one who ended it not finished) is cleaned up (`exited`) or removed:
+/// libpod's own wait, which the compatible API's conditions cannot express.
+/// The caller bounds it.
+pub(crate) async fn wait_exited(endpoint: &Endpoint, id: &str) -> Result<(), String> {
+    let path = format!("/v4.0.0/libpod/containers/{id}/wait?condition=exited");
+    match request(endpoint, hyper::Method::POST, &path).await? {
+        // Removed meanwhile: settled all the same.
+        (status, _) if status.is_success() || status.is_server_error() => Ok(()),
+        (hyper::StatusCode::NOT_FOUND, _) => Ok(()),
+        (status, _) => Err(format!("{path} answered {status}")),
+    }
+}
+
 /// One GET on the engine's socket; the body as JSON when the answer is 200.
 async fn get_json(endpoint: &Endpoint, path: &str) -> Result<serde_json::Value, String> {
-    let body = match endpoint {
+    match request(endpoint, hyper::Method::GET, path).await? {
+        (status, body) if status.is_success() => {
+            serde_json::from_slice(&body).map_err(|e| e.to_string())
+        }
+        (status, _) => Err(format!("{path} answered {status}")),
+    }
+}
+
+/// One request on the engine's socket: its status and body.
+async fn request(
+    endpoint: &Endpoint,
+    method: hyper::Method,
+    path: &str,
+) -> Result<(hyper::StatusCode, Bytes), String> {
+    match endpoint {
         Endpoint::Unix(socket) => {
             let stream = tokio::net::UnixStream::connect(socket).await;
-            get(stream.map_err(|e| e.to_string())?, path).await?
+            send(stream.map_err(|e| e.to_string())?, method, path).await
         }
         Endpoint::Http(addr) => {
             let stream = tokio::net::TcpStream::connect(addr).await;
-            get(stream.map_err(|e| e.to_string())?, path).await?
+            send(stream.map_err(|e| e.to_string())?, method, path).await
         }
-    };
-    serde_json::from_slice(&body).map_err(|e| e.to_string())
+    }
 }
 
-async fn get(
+async fn send(
     stream: impl AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    method: hyper::Method,
     path: &str,
-) -> Result<Bytes, String> {
+) -> Result<(hyper::StatusCode, Bytes), String> {
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| e.to_string())?;
-    let request = hyper::Request::get(path)
+    let request = hyper::Request::builder()
+        .method(method)
+        .uri(path)
         .header("host", "podman")
         .body(Empty::<Bytes>::new())
         .map_err(|e| e.to_string())?;
@@ -102,11 +150,7 @@ async fn get(
             .map_err(|e| e.to_string())?;
         let status = response.status();
         let body = response.into_body().collect().await;
-        let body = body.map_err(|e| e.to_string())?.to_bytes();
-        if !status.is_success() {
-            return Err(format!("{path} answered {status}"));
-        }
-        Ok(body)
+        Ok((status, body.map_err(|e| e.to_string())?.to_bytes()))
     };
     // The connection is driven beside the one request it serves (no task of its own).
     tokio::select! {

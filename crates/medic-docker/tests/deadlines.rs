@@ -76,7 +76,10 @@ async fn a_held_wait_ends_at_its_deadline() {
     let client = hung_engine(&dir, Peer::HoldBody);
     let began = Instant::now();
     let within = Duration::from_secs(40);
-    let error = client.wait_stopped("web", true, within).await.unwrap_err();
+    let error = client
+        .wait_stopped("web", medic_docker::ContainerState::Removing, within)
+        .await
+        .unwrap_err();
     assert!(error.is_timed_out(), "{error}");
     assert_eq!(began.elapsed(), within);
     assert_eq!(

@@ -44,13 +44,40 @@ pub fn parse(source: &str, origin: &str) -> Result<Config, ConfigErrors> {
 /// Like [`parse`], with `env` resolving the `${NAME}`s of `[[alert]]` tables
 /// (the shell passes the process environment).
 pub fn parse_with_env(source: &str, origin: &str, env: Env<'_>) -> Result<Config, ConfigErrors> {
+    let (config, errors) = build(source, origin, env);
+    match config {
+        Some(config) => errors.into_result(origin, config),
+        None => Err(errors.finish(origin)),
+    }
+}
+
+/// Like [`parse_with_env`], and with errors also what could be built: the
+/// settings and services as far as they are valid (a broken probe left out, a
+/// dependency cycle kept), for a pre-flight check that reports everything it
+/// can (`medic doctor`). None when the TOML itself does not parse. Never run
+/// such a config: it is not validated.
+pub fn parse_partial(
+    source: &str,
+    origin: &str,
+    env: Env<'_>,
+) -> Result<Config, (ConfigErrors, Option<Box<Config>>)> {
+    let (config, errors) = build(source, origin, env);
+    match config {
+        Some(config) if errors.list.is_empty() => Ok(config),
+        config => Err((errors.finish(origin), config.map(Box::new))),
+    }
+}
+
+/// The config as far as it builds, and every error; no config when the TOML
+/// has syntax errors.
+fn build<'s>(source: &'s str, origin: &str, env: Env<'_>) -> (Option<Config>, Errors<'s>) {
     let mut errors = Errors::new(source);
     let (document, syntax) = DeTable::parse_recoverable(source);
     for error in &syntax {
         errors.toml(error);
     }
     if !syntax.is_empty() {
-        return Err(errors.finish(origin));
+        return (None, errors);
     }
     let document = document.into_inner();
     let mut settings = RawSettings::default();
@@ -97,16 +124,14 @@ pub fn parse_with_env(source: &str, origin: &str, env: Env<'_>) -> Result<Config
     let alerts = alerts::build(raw_alerts, &service_names, env, &mut errors);
     let report = report::build(raw_report, &alerts, &mut errors);
     let warnings = errors.warnings(origin);
-    errors.into_result(
-        origin,
-        Config {
-            medic,
-            services,
-            alerts,
-            report,
-            warnings,
-        },
-    )
+    let config = Config {
+        medic,
+        services,
+        alerts,
+        report,
+        warnings,
+    };
+    (Some(config), errors)
 }
 
 #[cfg(test)]

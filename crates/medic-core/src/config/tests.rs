@@ -237,3 +237,45 @@ fn syntax_errors_are_reported_with_positions() {
 pub(super) fn valid(source: &str) -> Config {
     parse(source, "medic.toml").unwrap_or_else(|e| panic!("{e}"))
 }
+
+#[test]
+fn a_partial_config_keeps_what_builds_beside_every_error() {
+    let source = r#"
+[[service]]
+name = "a"
+depends_on = ["b"]
+  [[service.probe]]
+  kind = "tcp"
+  address = "127.0.0.1:1"
+
+[[service]]
+name = "b"
+depends_on = ["a"]
+interval = "soon"
+  [[service.probe]]
+  kind = "tcp"
+  address = "127.0.0.1:2"
+
+[[service]]
+name = "typo"
+colour = "blue"
+"#;
+    let env = |_: &str| None;
+    let (errors, partial) = parse_partial(source, "m.toml", &env).unwrap_err();
+    assert_eq!(errors.errors.len(), 3, "{errors}");
+    let names: Vec<&str> = partial
+        .as_ref()
+        .expect("what builds")
+        .services
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["a", "b"],
+        "the cycle kept, the undecodable service left out"
+    );
+    let (_, none) = parse_partial("[[service]\n", "m.toml", &env).unwrap_err();
+    assert!(none.is_none(), "a syntax error builds nothing");
+    assert!(parse_partial(DEFAULT_CONFIG, "d.toml", &env).is_ok());
+}

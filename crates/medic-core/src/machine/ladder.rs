@@ -160,6 +160,7 @@ impl Machine {
             resumed,
             timeout: self.policy.action_timeout,
         };
+        incident.recreating = job.recreate;
         let (kind, message) = match step {
             Step::Restart(attempt) => {
                 incident.attempts = incident.attempts.max(attempt);
@@ -251,21 +252,12 @@ impl Machine {
             // Removed while medic was about to act on it (`docker rm -f` reports
             // the kill before the removal): not a failed step. Like any removal, a
             // replacement gets `replace_grace`; then the same step runs again.
+            // A job that may recreate never reports Gone; one that did not
+            // may find the target removed after a removal was already seen.
             ActionResult::Gone { message, evidence }
-                if self.incident.as_ref().is_some_and(|i| !i.gone) =>
+                if self.incident.as_ref().is_some_and(|i| !i.recreating) =>
             {
-                if let Some(incident) = self.incident.as_mut() {
-                    incident.gone = true;
-                    incident.removed_at = Some(now);
-                    match step {
-                        Step::Restart(k) => incident.attempts = k.saturating_sub(1),
-                        Step::Rollback => incident.rollback_tried = false,
-                    }
-                }
-                let grace = humantime::format_duration(self.policy.replace_grace);
-                let message = format!("{message}: restored after {grace} unless replaced");
-                self.log_with(ctx, now, failed, message, evidence);
-                self.schedule(now, step, now);
+                self.removed_while_acting(now, now, step, message, evidence, ctx);
             }
             // Nothing different to roll back to: a flapping service whose
             // restarts work is kept alive with a growing delay.
@@ -310,6 +302,36 @@ impl Machine {
                 self.log(ctx, now, EventKind::Interrupted, &message);
             }
         }
+    }
+
+    /// The target was removed while `step` acted on it (removed at
+    /// `removed_at`): not a failed step. Like any removal, a replacement gets
+    /// `replace_grace`; then the same step runs again, recreating it.
+    pub(super) fn removed_while_acting(
+        &mut self,
+        now: Instant,
+        removed_at: Instant,
+        step: Step,
+        message: String,
+        evidence: Evidence,
+        ctx: &mut Ctx,
+    ) {
+        if let Some(incident) = self.incident.as_mut() {
+            incident.gone = true;
+            incident.removed_at = Some(removed_at);
+            match step {
+                Step::Restart(k) => incident.attempts = k.saturating_sub(1),
+                Step::Rollback => incident.rollback_tried = false,
+            }
+        }
+        let failed = match step {
+            Step::Restart(_) => EventKind::RestartFailed,
+            Step::Rollback => EventKind::RollbackFailed,
+        };
+        let grace = humantime::format_duration(self.policy.replace_grace);
+        let message = format!("{message}: restored after {grace} unless replaced");
+        self.log_with(ctx, now, failed, message, evidence);
+        self.schedule(now, step, now);
     }
 
     /// A result nobody waits for: one `ignored` line says so.

@@ -208,6 +208,10 @@ struct Incident {
     gone: bool,
     /// When the removal was seen: no step runs before `replace_grace` has passed since.
     removed_at: Option<Instant>,
+    /// The last step launched may recreate the target (it was gone): if the
+    /// target is gone again after it, that step failed; after one that found
+    /// it, a removal raced the step.
+    recreating: bool,
     /// Flapping with nothing different to roll back to: its first restart waits this.
     flap_delay: Option<Duration>,
     /// The failures that opened and fed it (shared with the probes' slots) and
@@ -233,6 +237,7 @@ impl Incident {
             reason: None,
             gone: removed_at.is_some(),
             removed_at,
+            recreating: false,
             flap_delay: None,
             evidence,
         }
@@ -533,6 +538,19 @@ impl Machine {
             }
             Phase::Healthy if decisive || over_threshold => {
                 self.open_incident(now, observation, ctx)
+            }
+            // Removed after a step that found the target (a `podman rm -f`
+            // racing the restart's start): a removal, not a failed attempt.
+            Phase::Verifying { step, since, .. }
+                if observation.urgency == Urgency::Gone
+                    && observation.began_since(now, since)
+                    && self.incident.as_ref().is_some_and(|i| !i.recreating) =>
+            {
+                let removed_at = self.incident.as_ref().and_then(|i| i.removed_at);
+                let message = observation.message.clone();
+                let evidence = observation.evidence.clone();
+                let removed_at = removed_at.unwrap_or(now);
+                self.removed_while_acting(now, removed_at, step, message, evidence, ctx);
             }
             // A restarted service may fail while it boots: only a decisive failure
             // (it died again) or the end of recover_timeout fails the verification.

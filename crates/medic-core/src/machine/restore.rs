@@ -32,6 +32,8 @@ impl Machine {
             reason: i.reason,
             gone: i.gone,
             removed_at: i.removed_at,
+            // A step of a removal's incident recreates.
+            recreating: i.gone,
             flap_delay: i.flap_delay,
             evidence: IncidentEvidence::default(),
         });

@@ -40,9 +40,16 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<u8> {
         Some(path) => {
             let source = crate::config_file::read(path)?;
             let origin = path.display().to_string();
-            match config::parse_with_env(&source, &origin, &|name| std::env::var(name).ok()) {
+            match config::parse_partial(&source, &origin, &|name| std::env::var(name).ok()) {
                 Ok(config) => diagnose(&config, &args.root)?,
-                Err(errors) => config_findings(&errors),
+                // The errors first, then every check of what still built.
+                Err((errors, partial)) => {
+                    let mut findings = config_findings(&errors);
+                    if let Some(partial) = partial {
+                        findings.extend(diagnose(&partial, &args.root)?);
+                    }
+                    findings
+                }
             }
         }
     });
