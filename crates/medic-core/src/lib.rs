@@ -15,6 +15,8 @@ pub mod duration;
 pub mod event;
 pub mod machine;
 pub mod observation;
+#[cfg(feature = "planted")]
+pub mod planted;
 pub mod policy;
 pub mod saved_times;
 pub mod slots;

@@ -69,7 +69,12 @@ impl Slots {
     /// no job running, and medic is not stopping. It counts as running from now.
     /// At most `limit` queued jobs are passed over (one per running unit).
     pub(crate) fn next_launch(&mut self) -> Option<Job> {
-        if self.stopping || self.running.len() >= self.limit {
+        #[cfg(feature = "planted")]
+        let stopping =
+            self.stopping && !crate::planted::is(crate::planted::Defect::LaunchDuringShutdown);
+        #[cfg(not(feature = "planted"))]
+        let stopping = self.stopping;
+        if stopping || self.running.len() >= self.limit {
             return None;
         }
         let id = self

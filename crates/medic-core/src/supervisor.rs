@@ -357,6 +357,10 @@ impl Supervisor {
         if machine.and_then(|m| m.job()) == Some(queued) {
             return;
         }
+        #[cfg(feature = "planted")]
+        if crate::planted::is(crate::planted::Defect::StaleQueuedRun) {
+            return;
+        }
         let Some(job) = self.slots.drop_queued(name) else {
             return;
         };

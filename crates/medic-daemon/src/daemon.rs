@@ -41,6 +41,7 @@ use crate::schedule::{Pacing, UnitProbes};
 use crate::shell::{Event, Shell};
 use crate::unit_spec::UnitSpec;
 use crate::units;
+use crate::world::World;
 use announcer::Announcer;
 use durability::Durability;
 use unit_index::UnitIndex;
@@ -81,6 +82,17 @@ struct Daemon {
 /// Runs the daemon until `shutdown` resolves; then stops within `shutdown_grace`.
 /// SIGHUP (and `medic reload`) re-reads `config_path`, when there is one.
 pub async fn run(
+    config: Config,
+    config_path: Option<PathBuf>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    run_in(None, config, config_path, shutdown).await
+}
+
+/// Runs the daemon like [`run`], observing and acting on `world` instead of
+/// the host when one is given (a simulation: see `world.rs`).
+pub async fn run_in(
+    world: Option<Arc<dyn World>>,
     mut config: Config,
     config_path: Option<PathBuf>,
     shutdown: impl Future<Output = ()>,
@@ -104,7 +116,10 @@ pub async fn run(
     let mut sup = Supervisor::new(store.incident_prefix.clone(), store.next_incident);
     sup.set_max_concurrent_actions(settings.max_concurrent_actions);
     sup.set_blind_alert_after(settings.blind_alert_after);
-    let executor = Executor::new(&config)?;
+    let executor = match world {
+        Some(world) => Executor::in_world(world, &config),
+        None => Executor::new(&config)?,
+    };
     let announcer = Announcer::start(&config, &shell, clock)?;
     crate::digest::start(&config, &shell);
     let mut daemon = Daemon {
@@ -442,6 +457,7 @@ impl Daemon {
             return;
         };
         let context = JobContext {
+            incident: job.incident.clone(),
             last_known_good: self.durability.store().last_known_good(&job.unit).cloned(),
             dependents: self.units.dependent_containers(&job.unit),
             undo_deploy: self.deploying(&job.unit),

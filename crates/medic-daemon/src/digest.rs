@@ -70,12 +70,12 @@ impl Digest {
         let mut last = read_state(&path).last_period_end;
         if last.is_none() {
             // First start: the period now running is the first one medic watches.
-            let now = boundary(Timestamp::now(), self.digest.every);
+            let now = boundary(crate::clock::wall_now(), self.digest.every);
             last = Some(now);
             write_state(&path, now);
         }
         loop {
-            let due = boundary(Timestamp::now(), self.digest.every);
+            let due = boundary(crate::clock::wall_now(), self.digest.every);
             if last.is_some_and(|l| l < due) {
                 let line = self.line(due);
                 let event = Event::Digest {
@@ -96,7 +96,7 @@ impl Digest {
             // Sleep until the next boundary, waking at least hourly so a
             // changed wall clock (sleep, NTP) is noticed.
             let wait = next
-                .duration_since(Timestamp::now())
+                .duration_since(crate::clock::wall_now())
                 .unsigned_abs()
                 .clamp(Duration::from_secs(1), Duration::from_secs(3600));
             tokio::select! {
@@ -120,7 +120,7 @@ impl Digest {
         evidence.insert("to".into(), built.to.to_string().into());
         AlertLine {
             id: format!("report-{}", end.as_second()),
-            ts: Timestamp::now(),
+            ts: crate::clock::wall_now(),
             service: "medic".into(),
             severity: "info".into(),
             kind: "report".into(),

@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use jiff::Timestamp;
 use medic_core::config::{Config, ContainerSelector, ContainerTarget, OnStop, Target};
 use medic_core::{
     ActionResult, ENGINE_GRACE, Evidence, Observation, RESTART_EXPECTED_FROM, Step, Urgency,
@@ -308,6 +307,7 @@ impl Docker {
             undo_deploy,
             recreate,
             resumed,
+            ..
         } = context;
         // A rollback resumed after a restart of medic may find its work done.
         let already_fine = undo_deploy || resumed;
@@ -489,7 +489,9 @@ async fn rollback(
             };
         }
     }
-    let stamp = Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
+    let stamp = crate::clock::wall_now()
+        .strftime("%Y%m%dT%H%M%SZ")
+        .to_string();
     match client
         .rollback(container, lkg, &stamp, ENGINE_CALL_DEADLINE)
         .await

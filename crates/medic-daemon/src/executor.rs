@@ -17,6 +17,7 @@ use crate::probe::Check;
 use crate::shell::Shell;
 use crate::systemd::{Systemd, SystemdUnit};
 use crate::unit_spec::{UnitSpec, UnitTarget};
+use crate::world::World;
 
 /// Most bytes of a restart or rollback command's output kept as evidence.
 const COMMAND_OUTPUT_CAP: usize = 64 * 1024;
@@ -30,6 +31,9 @@ pub struct Executor {
     launchd: Launchd,
     /// systemd's managers, connected on first use.
     systemd: Systemd,
+    /// The world every check and job goes to instead of the host's adapters
+    /// (a simulation); None on a host.
+    world: Option<Arc<dyn World>>,
 }
 
 impl Executor {
@@ -41,6 +45,28 @@ impl Executor {
             docker,
             launchd: Launchd::new(),
             systemd: Systemd::for_config(config),
+            world: None,
+        })
+    }
+
+    /// An executor whose checks and jobs all go to `world`: no engine, no
+    /// launchctl, no D-Bus, no network, no process.
+    pub fn in_world(world: Arc<dyn World>, config: &Config) -> Self {
+        Self {
+            clients: ClientPool::default(),
+            docker: None,
+            launchd: Launchd::new(),
+            systemd: Systemd::for_config(config),
+            world: Some(world),
+        }
+    }
+
+    /// Probe `probe` of `unit` in the executor's world, if it has one.
+    pub fn world_check(&self, unit: &str, probe: usize) -> Option<Check> {
+        self.world.as_ref().map(|world| Check::World {
+            world: world.clone(),
+            unit: unit.into(),
+            probe,
         })
     }
 
@@ -150,6 +176,9 @@ impl Executor {
 
     /// The job that carries out `step` on a unit.
     pub fn job(&self, unit: &UnitSpec, step: Step, context: JobContext) -> Job {
+        if let Some(world) = &self.world {
+            return world.job(&unit.name, step, &context);
+        }
         match (&unit.target, step) {
             (UnitTarget::None, _) => {
                 Box::pin(async { failed("watch-only service: nothing to act on") })
@@ -183,6 +212,20 @@ impl Executor {
         unit: &UnitSpec,
         container_id: Option<&str>,
     ) {
+        if let Some(world) = &self.world {
+            let (unit, events) = (unit.name.clone(), shell.events.clone());
+            if let Some(spec) = world.version(&unit) {
+                let event = crate::shell::Event::LastKnownGood {
+                    unit,
+                    spec,
+                    namespace_parent: None,
+                };
+                shell
+                    .tracker
+                    .spawn(async move { events.send(event).await.ok() });
+            }
+            return;
+        }
         if let (UnitTarget::Container { container, .. }, Some(docker)) =
             (&unit.target, &self.docker)
         {

@@ -12,6 +12,8 @@ pub type Job = Pin<Box<dyn Future<Output = ActionResult> + Send>>;
 /// What a job needs to know besides the unit and the step.
 #[derive(Debug, Default)]
 pub struct JobContext {
+    /// The incident the job acts for.
+    pub incident: String,
     /// The spec a rollback (or the recreation of a removed target) returns to.
     pub last_known_good: Option<serde_json::Value>,
     /// The containers of the units sharing this one's network namespace, restarted after it.

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jiff::Timestamp;
 use medic_core::config::{Config, Expect, LabelSelector, LaunchAgentTarget};
 use medic_core::{ActionResult, Evidence, Observation, Step, Urgency};
 use medic_launchd::{Classification, JobFacts, Launchctl, LaunchdError, PlistCopy, Source};
@@ -305,7 +304,9 @@ async fn rollback(
     ctl.bootout(domain, label)
         .await
         .map_err(|e| format!("cannot bootout `{domain}/{label}`: {e}"))?;
-    let stamp = Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
+    let stamp = crate::clock::wall_now()
+        .strftime("%Y%m%dT%H%M%SZ")
+        .to_string();
     let kept = lkg
         .restore(&stamp)
         .map_err(|e| format!("cannot restore the last known good plist: {e}"))?;

@@ -32,6 +32,7 @@ mod systemd;
 pub mod unit_spec;
 pub mod units;
 pub mod web;
+pub mod world;
 
-pub use daemon::run;
+pub use daemon::{run, run_in};
 pub use shell::{ControlCommand, ControlRequest, DeployOutcome};

@@ -9,6 +9,7 @@ use medic_probe::ProbeRunner;
 use crate::docker::ContainerCheck;
 use crate::launchd::LaunchAgentCheck;
 use crate::systemd::SystemdUnitCheck;
+use crate::world::World;
 
 /// One probe of a unit.
 #[derive(Debug, Clone)]
@@ -21,6 +22,15 @@ pub enum Check {
     LaunchAgent(LaunchAgentCheck),
     /// A systemd unit's state, result and exit status.
     SystemdUnit(SystemdUnitCheck),
+    /// Any probe of a unit in a world other than the host's (a simulation).
+    World {
+        /// The world.
+        world: Arc<dyn World>,
+        /// The unit.
+        unit: Arc<str>,
+        /// The probe's index.
+        probe: usize,
+    },
 }
 
 impl Check {
@@ -31,6 +41,7 @@ impl Check {
             Check::Container(check) => check.run().await,
             Check::LaunchAgent(check) => check.run().await,
             Check::SystemdUnit(check) => check.run().await,
+            Check::World { world, unit, probe } => world.check(unit, *probe).await,
         }
     }
 }

@@ -23,6 +23,8 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct Saver<T> {
     shared: Arc<Shared<T>>,
+    /// Every save waits until it is written (see `medic_records::writers`).
+    in_step: bool,
 }
 
 #[derive(Debug)]
@@ -59,9 +61,12 @@ impl<T: Serialize + Send + 'static> Saver<T> {
         min_gap: Duration,
         tracker: &tokio_util::task::TaskTracker,
     ) -> Self {
+        let in_step = medic_records::writers::in_step();
         let shared = Arc::new(Shared {
             path,
-            min_gap,
+            // In step, the loop's own deadline is the only gap (the writer's
+            // clock is the host's).
+            min_gap: if in_step { Duration::ZERO } else { min_gap },
             slot: Mutex::new(Slot {
                 next: None,
                 after: Vec::new(),
@@ -75,8 +80,8 @@ impl<T: Serialize + Send + 'static> Saver<T> {
             done: tokio::sync::watch::Sender::new(0),
         });
         let writer = shared.clone();
-        tracker.spawn_blocking(move || writer.run());
-        Self { shared }
+        medic_records::writers::spawn(tracker, move || writer.run());
+        Self { shared, in_step }
     }
 
     /// Hands over the newest snapshot; never waits for the disk.
@@ -94,7 +99,12 @@ impl<T: Serialize + Send + 'static> Saver<T> {
         }
         slot.handed += 1;
         self.shared.wake.notify_one();
-        slot.handed
+        let number = slot.handed;
+        drop(slot);
+        if self.in_step {
+            medic_records::writers::wait_for(&self.shared.done, number);
+        }
+        number
     }
 
     /// The next save is written at once, not after `min_gap`: something waits for it.

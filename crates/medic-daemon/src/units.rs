@@ -141,7 +141,11 @@ pub fn unit(
     executor: &Executor,
 ) -> anyhow::Result<UnitSpec> {
     let mut checks = Vec::with_capacity(service.probes.len());
-    for probe in &service.probes {
+    for (index, probe) in service.probes.iter().enumerate() {
+        if let Some(check) = executor.world_check(name, index) {
+            checks.push((check, probe.interval));
+            continue;
+        }
         let check = match &probe.kind {
             ProbeKind::Container => {
                 let UnitTarget::Container { container, target } = &target else {

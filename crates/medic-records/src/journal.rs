@@ -147,6 +147,8 @@ pub enum Limit {
 #[derive(Debug, Clone)]
 pub struct Journal {
     shared: Arc<Shared>,
+    /// Every append waits until it is written (see `writers`).
+    in_step: bool,
     /// Closes the writer when the last handle goes, so no writer outlives its users.
     _last: Arc<CloseOnDrop>,
 }
@@ -210,8 +212,9 @@ impl Journal {
             finished: tokio::sync::watch::Sender::new(0),
         });
         let writer = shared.clone();
-        tracker.spawn_blocking(move || writer.run(file));
+        crate::writers::spawn(tracker, move || writer.run(file));
         Self {
+            in_step: crate::writers::in_step(),
             _last: Arc::new(CloseOnDrop(shared.clone())),
             shared,
         }
@@ -276,7 +279,12 @@ impl Journal {
         }
         // All: writers of other journals may wait on this condvar too (`Mark::wait`).
         self.shared.wake.notify_all();
-        Some(queue.appended)
+        let number = queue.appended;
+        drop(queue);
+        if self.in_step {
+            crate::writers::wait_for(&self.shared.finished, number);
+        }
+        Some(number)
     }
 
     /// The newest line appended so far, for another writer to follow (see

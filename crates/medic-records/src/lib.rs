@@ -3,7 +3,8 @@
 //! replace, `FileHealth`), the append-only journals and the formats of their
 //! lines (`journal`), reading lines back (`lines`: a torn last line skipped,
 //! any other bad line reported), rotated files (`rotation`), the availability history
-//! file (`history`), and the report built from the recovery log and that
+//! file (`history`), where the writers run (`writers`: off the loop, or in
+//! step with it in a simulation), and the report built from the recovery log and that
 //! history (`report`, also the scheduled digest's Markdown).
 //!
 //! Architecture invariant: nothing here decides about recovery or talks to an
@@ -16,3 +17,4 @@ pub mod journal;
 pub mod lines;
 pub mod report;
 pub mod rotation;
+pub mod writers;

@@ -190,6 +190,19 @@ impl Machine {
         };
         // Decided now; it runs when a slot is free (`Supervisor::launch`).
         self.set_phase(now, Phase::Queued { step, job: job.id });
+        #[cfg(feature = "planted")]
+        if crate::planted::is(crate::planted::Defect::QueueWaitCounted) {
+            let deadline = Some(after(now, self.policy.action_timeout));
+            let job = job.id;
+            self.set_phase(
+                now,
+                Phase::Acting {
+                    step,
+                    job,
+                    deadline,
+                },
+            );
+        }
         self.log(ctx, now, kind, &message);
         ctx.slots.queue(job);
     }
@@ -210,6 +223,12 @@ impl Machine {
                 job: current,
                 deadline,
             } if current == job => (step, deadline.is_some()),
+            #[cfg(feature = "planted")]
+            Phase::Acting { step, .. } | Phase::Queued { step, .. }
+                if crate::planted::is(crate::planted::Defect::ResultToSupersededStep) =>
+            {
+                (step, true)
+            }
             _ => return self.ignored("job", &result, ctx),
         };
         let (done, failed) = match step {

@@ -5,7 +5,6 @@
 
 use std::path::PathBuf;
 
-use jiff::Timestamp;
 use medic_core::config::Config;
 use medic_core::storm::{Active, Change, LineBudget, SavedStorm, Storm, StormRule};
 use medic_core::supervisor::MEDIC_UNIT;
@@ -91,7 +90,7 @@ impl Announcer {
         } else {
             tracing::info!(%service, event = kind, incident, "{}", event.message);
         }
-        let line = RecoveryLine::new(Timestamp::now(), event);
+        let line = RecoveryLine::new(crate::clock::wall_now(), event);
         self.recovery.append(&line);
         turned
     }
@@ -122,7 +121,7 @@ impl Announcer {
     /// Stamps an alert with the wall-clock time and a unique id.
     fn alert_line(&mut self, alert: Alert) -> AlertLine {
         self.alert_seq += 1;
-        let ts = Timestamp::now();
+        let ts = crate::clock::wall_now();
         let id = format!("{}-{}", ts.as_millisecond(), self.alert_seq);
         AlertLine::new(ts, id, alert)
     }

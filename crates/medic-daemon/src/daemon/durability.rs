@@ -8,7 +8,6 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
-use jiff::Timestamp;
 use medic_core::policy::Policy;
 use medic_core::saved_times;
 use medic_core::snapshot::UnitSnapshot;
@@ -88,7 +87,7 @@ pub(super) struct Durability {
 impl Durability {
     /// Loads the state store and the history from `state_dir` and starts their writers.
     pub(super) fn open(state_dir: &Path, tracker: &TaskTracker) -> anyhow::Result<Self> {
-        let store = Store::open(state_dir, Timestamp::now())?;
+        let store = Store::open(state_dir, crate::clock::wall_now())?;
         let history = HistoryStore::open(state_dir)?;
         let saver = Saver::start(store.path().to_owned(), "state store", SAVE_EVERY, tracker);
         let changes = Journal::start(
@@ -497,7 +496,7 @@ mod tests {
         assert_eq!(changes.lines().count(), 1, "{changes}");
         assert!(changes.contains("\"web\""), "{changes}");
         let dir = world.close().await;
-        let store = Store::open(dir.path(), Timestamp::now()).expect("the store reopens");
+        let store = Store::open(dir.path(), jiff::Timestamp::now()).expect("the store reopens");
         assert!(store.file.units.contains_key("web"));
     }
 

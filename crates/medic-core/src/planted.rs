@@ -1,0 +1,46 @@
+//! Defect classes medic had, re-planted for `scripts/sim --planted`, which
+//! proves the simulator catches each one. Built only with the `planted`
+//! feature (the simulator's), never into medic; one defect at a time is on.
+
+use std::cell::Cell;
+
+/// A defect class the simulator must catch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Defect {
+    /// An action's timeout runs from its decision, so the wait in the queue
+    /// counts against it: queued actions are counted failed without running.
+    QueueWaitCounted = 1,
+    /// A queued action is not dropped when its reason goes: a service that
+    /// recovered by itself is restarted anyway.
+    StaleQueuedRun,
+    /// A result is taken for whatever step the unit is on, not only the
+    /// job's own: a late result decides a step it does not belong to.
+    ResultToSupersededStep,
+    /// Queued actions still launch after SIGTERM.
+    LaunchDuringShutdown,
+}
+
+impl Defect {
+    /// Every planted defect class.
+    pub const ALL: [Defect; 4] = [
+        Defect::QueueWaitCounted,
+        Defect::StaleQueuedRun,
+        Defect::ResultToSupersededStep,
+        Defect::LaunchDuringShutdown,
+    ];
+}
+
+thread_local! {
+    static PLANTED: Cell<u8> = const { Cell::new(0) };
+}
+
+/// Plants `defect` (None: none) in the supervisors that run on this thread
+/// (a simulation runs medic on one thread).
+pub fn plant(defect: Option<Defect>) {
+    PLANTED.set(defect.map_or(0, |d| d as u8));
+}
+
+/// Whether `defect` is planted now on this thread.
+pub(crate) fn is(defect: Defect) -> bool {
+    PLANTED.get() == defect as u8
+}

@@ -1,0 +1,245 @@
+//! The faults a seed chooses, and when: the schedule one simulated run plays.
+//! A schedule is a function of its seed; a shrunk one keeps a subset of the
+//! seed's faults, named by their indexes (`--keep`), so any schedule replays
+//! from one command line.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::rng::Rng;
+
+/// Services in an ordinary seed's config.
+const UNITS: usize = 8;
+/// Services in a storm seed's config, and how many of them fail at once.
+const STORM_UNITS: usize = 200;
+const STORM_FAILING: usize = 150;
+/// Faults happen in this window after the first medic starts.
+const FIRST_FAULT: u64 = 40;
+const LAST_FAULT: u64 = 15 * 60;
+
+/// One fault at one moment of simulated time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fault {
+    /// Simulated time since the first medic started.
+    pub at: Duration,
+    /// What happens.
+    pub kind: FaultKind,
+}
+
+/// What can go wrong.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FaultKind {
+    /// The service dies; a restart brings it back.
+    Crash(usize),
+    /// The service dies, and again 30 s after each of its next `n` recoveries.
+    CrashLoop(usize, u32),
+    /// The service dies and restarts do not help; a rollback does.
+    Broken(usize),
+    /// The service dies and nothing medic does helps.
+    Dead(usize),
+    /// The service fails for this long, then answers again by itself (an
+    /// endpoint that flaps); a restart also brings it back.
+    Flap(usize, Duration),
+    /// The next action on the service takes this long (a slow engine).
+    SlowEngine(usize, Duration),
+    /// The next action on the service never answers (a hung engine call).
+    HungEngine(usize),
+    /// The next action on the service fails (the engine answers 500).
+    FailingEngine(usize),
+    /// The service's probes cannot see for this long (its engine is gone).
+    Blind(usize, Duration),
+    /// kill -9 of medic; a new one starts from the files at once, with a
+    /// torn half line at the end of this file when one is named.
+    Kill9(Option<Torn>),
+    /// SIGTERM to medic while whatever runs runs; a new one starts 2 s after it stopped.
+    Term,
+    /// The wall clock steps by this many seconds (forwards or back).
+    ClockStep(i64),
+    /// This many services die at once (a storm); every other one comes
+    /// back by itself within two minutes.
+    Storm(usize),
+}
+
+/// What a kill -9 mid-write leaves at the end of a file: the start of a
+/// line, no newline.
+pub const TORN: &str = r#"{"ts":"2026-06-01T00:0"#;
+
+/// A file a kill -9 tore mid-line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Torn {
+    /// `recovery.jsonl`.
+    RecoveryLog,
+    /// `state.changes.jsonl`.
+    ChangeLines,
+}
+
+impl Torn {
+    /// The file's name in the state directory.
+    pub fn file(self) -> &'static str {
+        match self {
+            Torn::RecoveryLog => "recovery.jsonl",
+            Torn::ChangeLines => "state.changes.jsonl",
+        }
+    }
+}
+
+/// What one seed plays: how many services and which faults when.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// The seed it came from.
+    pub seed: u64,
+    /// Services in the config.
+    pub units: usize,
+    /// The faults, in time order; `keep` names the ones played.
+    pub faults: Vec<Fault>,
+    /// The indexes of `faults` that are played (all, unless shrunk).
+    pub keep: Vec<usize>,
+}
+
+impl Schedule {
+    /// The schedule of `seed`.
+    pub fn of(seed: u64) -> Self {
+        let mut rng = Rng::new(seed);
+        let storm = rng.chance(8);
+        let units = if storm { STORM_UNITS } else { UNITS };
+        let count = 1 + rng.below(8) as usize;
+        let mut faults: Vec<Fault> = (0..count)
+            .map(|_| Fault {
+                at: Duration::from_secs(FIRST_FAULT + rng.below(LAST_FAULT - FIRST_FAULT)),
+                kind: kind(&mut rng, units),
+            })
+            .collect();
+        if storm {
+            faults.push(Fault {
+                at: Duration::from_secs(FIRST_FAULT + rng.below(LAST_FAULT - FIRST_FAULT)),
+                kind: FaultKind::Storm(STORM_FAILING),
+            });
+        }
+        faults.sort_by_key(|f| f.at);
+        let keep = (0..faults.len()).collect();
+        Self {
+            seed,
+            units,
+            faults,
+            keep,
+        }
+    }
+
+    /// The faults played, in time order.
+    pub fn played(&self) -> impl Iterator<Item = &Fault> {
+        self.keep.iter().filter_map(|&i| self.faults.get(i))
+    }
+
+    /// The same schedule playing only the faults at `keep`.
+    pub fn keeping(&self, keep: Vec<usize>) -> Self {
+        Self {
+            keep,
+            ..self.clone()
+        }
+    }
+
+    /// The command that replays this schedule.
+    pub fn replay_command(&self) -> String {
+        let all = self.keep.len() == self.faults.len();
+        let keep = self
+            .keep
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        match (all, self.keep.is_empty()) {
+            (true, _) => format!("scripts/sim --seed {}", self.seed),
+            (false, true) => format!("scripts/sim --seed {} --keep none", self.seed),
+            (false, false) => format!("scripts/sim --seed {} --keep {keep}", self.seed),
+        }
+    }
+}
+
+fn kind(rng: &mut Rng, units: usize) -> FaultKind {
+    let unit = rng.below(units as u64) as usize;
+    match rng.below(100) {
+        0..12 => FaultKind::Crash(unit),
+        12..20 => FaultKind::Flap(unit, Duration::from_secs(5 + rng.below(120))),
+        20..28 => FaultKind::CrashLoop(unit, 1 + rng.below(4) as u32),
+        28..36 => FaultKind::Broken(unit),
+        36..41 => FaultKind::Dead(unit),
+        41..49 => FaultKind::SlowEngine(unit, Duration::from_secs(5 + rng.below(120))),
+        49..55 => FaultKind::HungEngine(unit),
+        55..62 => FaultKind::FailingEngine(unit),
+        62..68 => FaultKind::Blind(unit, Duration::from_secs(10 + rng.below(300))),
+        68..82 => FaultKind::Kill9(match rng.below(3) {
+            0 => None,
+            1 => Some(Torn::RecoveryLog),
+            _ => Some(Torn::ChangeLines),
+        }),
+        82..92 => FaultKind::Term,
+        _ => {
+            let secs = 30 + rng.below(3 * 3600) as i64;
+            FaultKind::ClockStep(if rng.chance(50) { secs } else { -secs })
+        }
+    }
+}
+
+/// The service name of unit `i`.
+pub fn unit_name(i: usize) -> String {
+    format!("svc-{i:03}")
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "at {:>4}s: ", self.at.as_secs())?;
+        match &self.kind {
+            FaultKind::Crash(u) => write!(f, "{} crashes", unit_name(*u)),
+            FaultKind::CrashLoop(u, n) => {
+                write!(f, "{} crash-loops ({n} relapses)", unit_name(*u))
+            }
+            FaultKind::Broken(u) => write!(f, "{} breaks (only a rollback helps)", unit_name(*u)),
+            FaultKind::Dead(u) => write!(f, "{} dies for good", unit_name(*u)),
+            FaultKind::Flap(u, d) => write!(
+                f,
+                "{} fails for {}s, then comes back by itself",
+                unit_name(*u),
+                d.as_secs()
+            ),
+            FaultKind::SlowEngine(u, d) => write!(
+                f,
+                "the next action on {} takes {}s",
+                unit_name(*u),
+                d.as_secs()
+            ),
+            FaultKind::HungEngine(u) => write!(f, "the next action on {} hangs", unit_name(*u)),
+            FaultKind::FailingEngine(u) => {
+                write!(f, "the next action on {} fails (500)", unit_name(*u))
+            }
+            FaultKind::Blind(u, d) => {
+                write!(f, "{} cannot be seen for {}s", unit_name(*u), d.as_secs())
+            }
+            FaultKind::Kill9(None) => write!(f, "kill -9 of medic"),
+            FaultKind::Kill9(Some(torn)) => {
+                write!(f, "kill -9 of medic, {} torn mid-line", torn.file())
+            }
+            FaultKind::Term => write!(f, "SIGTERM to medic (a new one starts 2s after it stops)"),
+            FaultKind::ClockStep(s) => write!(f, "the wall clock steps {s:+}s"),
+            FaultKind::Storm(n) => write!(
+                f,
+                "{n} services crash at once (every other one comes back by itself)"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seed_is_one_schedule() {
+        let (a, b) = (Schedule::of(7), Schedule::of(7));
+        assert_eq!(a.faults, b.faults);
+        assert!(a.faults.windows(2).all(|w| w[0].at <= w[1].at));
+        assert_eq!(
+            a.keeping(vec![0]).replay_command(),
+            "scripts/sim --seed 7 --keep 0"
+        );
+    }
+}
