@@ -4,13 +4,13 @@
 //! the rest waits for the next whole save, at most once per `SAVE_EVERY`.
 //! Restarts and rollbacks wait here until what records them is on disk.
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use medic_core::storm::Storm;
-use medic_core::{Action, EventKind, Supervisor};
+use medic_core::notice::Persist;
+use medic_core::{Action, RecoveryEvent, Supervisor};
 use medic_records::files::FileHealth;
 use medic_records::history::{HistoryFile, HistoryStore};
 use medic_records::journal::{Journal, Limit};
@@ -51,8 +51,9 @@ impl Persisted {
 /// The state store and the history, and what is owed to their writers.
 pub(super) struct Durability {
     store: Store,
-    /// Units whose recovery state changed since the store was last handed to its writer.
-    changed: HashSet<String>,
+    /// Units whose recovery state changed since the store was last handed to
+    /// its writer (sorted: a change line lists them in one order, whatever the run).
+    changed: BTreeSet<String>,
     /// Every unit must be taken into the store (start, reload).
     all: bool,
     /// When the store is next handed to its writer, if anything changed.
@@ -70,7 +71,7 @@ pub(super) struct Durability {
     storm_turned: bool,
     /// Restarts and rollbacks waiting for the save or change line that records them.
     after_save: Vec<(Persisted, Action)>,
-    /// The next drain writes a change line (see `survives_a_crash_at_once`).
+    /// The next drain writes a change line (the core said so: `Persist::AtOnce`).
     urgent: bool,
     /// The availability history file and when it was last written.
     history: HistoryStore,
@@ -101,7 +102,7 @@ impl Durability {
         );
         Ok(Self {
             store,
-            changed: HashSet::new(),
+            changed: BTreeSet::new(),
             all: true,
             save_by: Some(Instant::now()),
             saved: Instant::now(),
@@ -158,10 +159,11 @@ impl Durability {
     }
 
     /// A recovery event was logged: its unit goes into the next save, and into
-    /// a change line at the end of this drain if a restarted medic must find it.
-    pub(super) fn logged(&mut self, unit: &str, kind: EventKind) {
-        self.changed(unit);
-        self.urgent |= survives_a_crash_at_once(kind);
+    /// a change line at the end of this drain when the core says a restarted
+    /// medic must find it.
+    pub(super) fn logged(&mut self, event: &RecoveryEvent) {
+        self.changed(&event.service);
+        self.urgent |= event.notice.persist == Persist::AtOnce;
     }
 
     /// A storm began or ended: a restarted medic must find it at once, or it would alert again.
@@ -186,13 +188,7 @@ impl Durability {
     /// (at start and after a reload, when every unit is taken into the store)
     /// a whole save. A drain without jobs writes a change line only when a
     /// logged event or a storm asked for one.
-    pub(super) fn persist(
-        &mut self,
-        jobs: Vec<Action>,
-        sup: &Supervisor,
-        storm: &mut Storm,
-        clock: &WallClock,
-    ) {
+    pub(super) fn persist(&mut self, jobs: Vec<Action>, sup: &mut Supervisor, clock: &WallClock) {
         for job in &jobs {
             if let Action::Launch(job) = job {
                 self.changed.insert(job.unit.clone());
@@ -201,7 +197,7 @@ impl Durability {
         if jobs.is_empty() && !std::mem::take(&mut self.urgent) {
             return;
         }
-        let persisted = self.persist_now(sup, storm, clock);
+        let persisted = self.persist_now(sup, clock);
         self.after_save
             .extend(jobs.into_iter().map(|job| (persisted, job)));
     }
@@ -209,10 +205,10 @@ impl Durability {
     /// Puts what changed on disk at once, without a whole save: the changed
     /// units go into a change line (the whole store follows within
     /// `SAVE_EVERY`). When every unit is to be taken, a whole save instead.
-    fn persist_now(&mut self, sup: &Supervisor, storm: &mut Storm, clock: &WallClock) -> Persisted {
+    fn persist_now(&mut self, sup: &mut Supervisor, clock: &WallClock) -> Persisted {
         if self.all {
             self.saver.urgent();
-            return Persisted::Save(self.save(sup, storm, clock));
+            return Persisted::Save(self.save(sup, clock));
         }
         let changed: Vec<_> = std::mem::take(&mut self.changed)
             .into_iter()
@@ -223,7 +219,7 @@ impl Durability {
             .collect();
         // A storm that began or ended goes with the line, as it is now.
         let storm = std::mem::take(&mut self.storm_turned).then(|| {
-            self.store.set_storm(storm.saved(), clock);
+            self.store.set_storm(sup.storm().saved(), clock);
             self.store.file.storm.clone().unwrap_or_default()
         });
         let line = self
@@ -236,7 +232,7 @@ impl Durability {
 
     /// Takes the changed units into the state store and hands it to its
     /// writer; returns the save's number (see [`Saver::finished`]).
-    pub(super) fn save(&mut self, sup: &Supervisor, storm: &mut Storm, clock: &WallClock) -> u64 {
+    pub(super) fn save(&mut self, sup: &mut Supervisor, clock: &WallClock) -> u64 {
         self.save_by = None;
         self.saved = Instant::now();
         if std::mem::take(&mut self.all) {
@@ -249,8 +245,8 @@ impl Durability {
             self.store.update_unit(&name, snapshot, clock);
         }
         self.store.set_next_incident(sup.next_incident());
-        if storm.take_changed() {
-            self.store.set_storm(storm.saved(), clock);
+        if sup.take_storm_changed() {
+            self.store.set_storm(sup.storm().saved(), clock);
         }
         self.saver.save(self.store.shared())
     }
@@ -315,13 +311,12 @@ impl Durability {
     /// and stop (shutdown; the tracker waits for them).
     pub(super) fn close(
         &mut self,
-        sup: &Supervisor,
-        storm: &mut Storm,
+        sup: &mut Supervisor,
         now: std::time::Instant,
         clock: &WallClock,
     ) {
         self.all = true;
-        self.save(sup, storm, clock);
+        self.save(sup, clock);
         self.save_history(sup, now, clock, true);
         self.saver.close();
         self.changes.close();
@@ -329,36 +324,11 @@ impl Durability {
     }
 }
 
-/// Recovery events whose state change a restarted medic must find at once
-/// (a change line, see `persist_now`): an incident opened or closed, a step taken, a pause.
-fn survives_a_crash_at_once(kind: EventKind) -> bool {
-    matches!(
-        kind,
-        EventKind::Failing
-            | EventKind::RestartDone
-            | EventKind::RestartFailed
-            | EventKind::Recovered
-            | EventKind::RollbackDone
-            | EventKind::RollbackFailed
-            | EventKind::RolledBack
-            | EventKind::Escalated
-            | EventKind::Paused
-            | EventKind::Resumed
-            | EventKind::Reset
-            | EventKind::Removed
-            | EventKind::DeployStarted
-            | EventKind::DeployDone
-            | EventKind::DeployFailed
-            | EventKind::Deployed
-            | EventKind::Flapping
-            | EventKind::FlappingEnded
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use medic_core::policy::Policy;
-    use medic_core::storm::StormRule;
+
+    use medic_core::EventKind;
 
     use super::*;
 
@@ -368,7 +338,6 @@ mod tests {
         tracker: TaskTracker,
         durability: Durability,
         sup: Supervisor,
-        storm: Storm,
         clock: WallClock,
     }
 
@@ -380,29 +349,22 @@ mod tests {
                 Durability::open(dir.path(), &tracker).expect("an empty state_dir opens");
             let mut sup = Supervisor::new("t", 1);
             sup.add_unit(crate::clock::now(), "web", Policy::default());
-            let storm = Storm::new(StormRule {
-                share: 0.2,
-                window: Duration::from_secs(60),
-            });
             Self {
                 dir,
                 tracker,
                 durability,
                 sup,
-                storm,
                 clock: WallClock::now(),
             }
         }
 
         /// A whole save: from then on, what changes goes into change lines.
         fn save(&mut self) {
-            self.durability
-                .save(&self.sup, &mut self.storm, &self.clock);
+            self.durability.save(&mut self.sup, &self.clock);
         }
 
         fn persist(&mut self, jobs: Vec<Action>) {
-            self.durability
-                .persist(jobs, &self.sup, &mut self.storm, &self.clock);
+            self.durability.persist(jobs, &mut self.sup, &self.clock);
         }
 
         /// Waits (with a deadline) until the writers release a job, and returns them.
@@ -426,11 +388,24 @@ mod tests {
 
         async fn close(mut self) -> tempfile::TempDir {
             let now = crate::clock::now();
-            self.durability
-                .close(&self.sup, &mut self.storm, now, &self.clock);
+            self.durability.close(&mut self.sup, now, &self.clock);
             self.tracker.close();
             self.tracker.wait().await;
             self.dir
+        }
+    }
+
+    /// A recovery event about `web` as the core stamps it.
+    fn event(kind: EventKind) -> RecoveryEvent {
+        RecoveryEvent {
+            service: "web".to_owned(),
+            kind,
+            incident: None,
+            state: "healthy",
+            attempt: None,
+            message: String::new(),
+            evidence: Default::default(),
+            notice: medic_core::notice::Notice::of(kind),
         }
     }
 
@@ -478,9 +453,9 @@ mod tests {
     async fn only_an_event_a_restart_must_find_writes_a_line_at_once() {
         let mut world = World::new();
         world.save();
-        world.durability.logged("web", EventKind::Healthy);
+        world.durability.logged(&event(EventKind::Healthy));
         world.persist(Vec::new());
-        world.durability.logged("web", EventKind::Failing);
+        world.durability.logged(&event(EventKind::Failing));
         world.persist(Vec::new());
         world.persist(Vec::new());
         world.durability.storm_turned();

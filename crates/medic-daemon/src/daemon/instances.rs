@@ -92,7 +92,6 @@ impl Daemon {
         }
         self.sup.retire_unit(now(), unit, why);
         self.metrics.forget(unit);
-        self.storm_forget(unit);
         self.durability.changed(unit);
     }
 
