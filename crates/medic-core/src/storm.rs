@@ -67,6 +67,8 @@ impl StormRule {
 #[derive(Debug)]
 pub struct Storm {
     rule: StormRule,
+    /// Hash sets for O(1) per incident: only ever asked about one unit or
+    /// their count, never walked for a decision (`saved` sorts its members).
     failing: HashSet<String>,
     /// Incidents opened within the window: when, which unit, why.
     recent: VecDeque<(Instant, String, String)>,

@@ -149,6 +149,31 @@ impl Announcer {
         self.medic_alert(medic_alert(kind, severity, message, evidence, resolved));
     }
 
+    /// A found container's `medic.*` labels were rejected (it is watched with
+    /// its service's policy): stderr and a `labels_rejected` alert with every problem.
+    pub(super) fn labels_rejected(&mut self, unit: &str, problems: Vec<String>) {
+        tracing::warn!(
+            %unit,
+            "Invalid medic.* labels; the service's policy applies: {}",
+            problems.join("; ")
+        );
+        let message = format!(
+            "invalid medic.* labels, watched with the service's policy: {}",
+            problems.first().map_or("", String::as_str)
+        );
+        let mut evidence = Evidence::new();
+        evidence.insert("errors".into(), problems.into());
+        let mut alert = medic_alert(
+            "labels_rejected",
+            Severity::Warning,
+            message,
+            evidence,
+            false,
+        );
+        alert.service = unit.to_owned();
+        self.medic_alert(alert);
+    }
+
     /// Logs a rejected reload and writes a `config_rejected` alert with the errors.
     pub(super) fn config_rejected(&mut self, error: &str) {
         tracing::error!("Config reload rejected, the running config stays:\n{error}");
