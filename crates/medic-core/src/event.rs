@@ -2,7 +2,6 @@
 
 use std::time::Instant;
 
-use crate::notice::Notice;
 use crate::observation::Evidence;
 
 /// The kind of a recovery-log event; its `as_str` is the `event` field of the JSONL contract.
@@ -168,6 +167,35 @@ pub struct RecoveryEvent {
     /// How loud it is and when its state change must be on disk: the core's
     /// decision, which the shell follows (see [`crate::notice`]).
     pub notice: Notice,
+}
+
+/// How loud a recovery event is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// News: the journal at info.
+    Routine,
+    /// Something is wrong: the journal at warn.
+    Trouble,
+}
+
+/// When the state change behind a recovery event must be on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persist {
+    /// With the next whole save of the state store (at most a second later).
+    WithNextSave,
+    /// In a change line at the end of this drain: a medic restarted after a
+    /// kill -9 must find it (an incident opened or closed, a step taken, a
+    /// pause), or it would act or alert a second time.
+    AtOnce,
+}
+
+/// What the shell does with one recovery event (the rule: `Notice::of` in [`crate::notice`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Notice {
+    /// How loud it is.
+    pub level: Level,
+    /// When its state change must be on disk.
+    pub persist: Persist,
 }
 
 /// How urgently a person must look.

@@ -7,35 +7,7 @@
 //! its [`Notice`] as it emits it.
 
 use crate::event::EventKind;
-
-/// How loud a recovery event is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    /// News: the journal at info.
-    Routine,
-    /// Something is wrong: the journal at warn.
-    Trouble,
-}
-
-/// When the state change behind a recovery event must be on disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Persist {
-    /// With the next whole save of the state store (at most a second later).
-    WithNextSave,
-    /// In a change line at the end of this drain: a medic restarted after a
-    /// kill -9 must find it (an incident opened or closed, a step taken, a
-    /// pause), or it would act or alert a second time.
-    AtOnce,
-}
-
-/// What the shell does with one recovery event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Notice {
-    /// How loud it is.
-    pub level: Level,
-    /// When its state change must be on disk.
-    pub persist: Persist,
-}
+pub use crate::event::{Level, Notice, Persist};
 
 impl Notice {
     /// The rule for each kind. Trouble: an incident opened, a step failed, a

@@ -20,24 +20,16 @@ fn world() -> World {
     for n in 0..30 {
         let unit = format!("ep{n:02}");
         world.sup.add_unit(world.now, &unit, policy());
-        observe(&mut world, &unit, Observation::ok(Duration::ZERO, "200"));
+        world.observe_unit(&unit, Observation::ok(Duration::ZERO, "200"));
     }
     world.lines.clear();
     world
 }
 
-fn observe(world: &mut World, unit: &str, observation: Observation) {
-    world.input(Input::Observed {
-        unit: unit.into(),
-        probe: 0,
-        observation,
-    });
-}
-
 fn die(world: &mut World, units: std::ops::Range<usize>) {
     for n in units {
         let died = Observation::fail(Duration::ZERO, "died").with_urgency(Urgency::Decisive);
-        observe(world, &format!("ep{n:02}"), died);
+        world.observe_unit(&format!("ep{n:02}"), died);
     }
 }
 
@@ -59,7 +51,7 @@ fn recover(world: &mut World, units: std::ops::Range<usize>) {
     for n in units {
         let unit = format!("ep{n:02}");
         world.finish_unit(&unit, done());
-        observe(world, &unit, Observation::ok(Duration::ZERO, "200"));
+        world.observe_unit(&unit, Observation::ok(Duration::ZERO, "200"));
     }
 }
 

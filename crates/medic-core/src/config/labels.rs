@@ -13,30 +13,14 @@ use toml::de::DeTable;
 use super::decode::lenient;
 use super::error::{Errors, suggest};
 use super::model::{ContainerTarget, Probe, Target};
-use super::raw::{Dur, RawPolicy};
+use super::raw::{Dur, POLICY_KEYS, RawPolicy};
 use super::service::build_policy;
 use super::target::on_stop;
 use crate::policy::Policy;
 
-/// The keys a label may set: a service's policy keys that mean the same for
-/// one container (a probe's `interval` and `timeout`, and `slo`, are the
-/// service's).
-pub const LABEL_KEYS: &[&str] = &[
-    "failure_threshold",
-    "success_threshold",
-    "start_period",
-    "max_attempts",
-    "flap_limit",
-    "flap_window",
-    "flap_backoff",
-    "backoff",
-    "backoff_max",
-    "recover_timeout",
-    "verify_interval",
-    "replace_grace",
-    "stop_timeout",
-    "on_stop",
-];
+/// The policy keys a label may not set: they are the service's, not one
+/// container's (a probe's `interval` and `timeout`, `slo`), or deprecated.
+const SERVICE_ONLY: &[&str] = &["interval", "timeout", "attempt_window", "slo"];
 
 /// The policy and target a container runs with once its labels apply.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,13 +43,18 @@ pub fn apply_labels(
     probes: &[Probe],
     labels: &BTreeMap<String, String>,
 ) -> Result<Labelled, Vec<String>> {
+    let label_keys: Vec<&str> = POLICY_KEYS
+        .iter()
+        .copied()
+        .filter(|key| !SERVICE_ONLY.contains(key))
+        .collect();
     let mut problems = Vec::new();
     // One line per label, in this order: an error's line names its label.
     let mut lines: Vec<(&str, &str)> = Vec::new();
     for (key, value) in labels {
-        if LABEL_KEYS.contains(&key.as_str()) {
+        if label_keys.contains(&key.as_str()) {
             lines.push((key, value));
-        } else if let Some(hint) = suggest(key, LABEL_KEYS) {
+        } else if let Some(hint) = suggest(key, &label_keys) {
             let value = value.escape_debug();
             problems.push(format!("medic.{key}={value}: unknown key `{key}`; {hint}"));
         }

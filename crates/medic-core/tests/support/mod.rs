@@ -83,12 +83,17 @@ impl World {
         result
     }
 
-    pub fn observe(&mut self, observation: Observation) {
+    /// An observation of any unit of the world.
+    pub fn observe_unit(&mut self, unit: &str, observation: Observation) {
         self.input(Input::Observed {
-            unit: UNIT.into(),
+            unit: unit.into(),
             probe: 0,
             observation,
         });
+    }
+
+    pub fn observe(&mut self, observation: Observation) {
+        self.observe_unit(UNIT, observation);
     }
 
     /// The result of the unit's newest running job, or of its deploy command when none runs.
