@@ -26,3 +26,4 @@ mod report;
 mod service;
 mod storm;
 mod systemd;
+mod writers;

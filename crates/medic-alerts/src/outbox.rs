@@ -12,7 +12,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use jiff::Timestamp;
-use medic_records::journal::{AlertLine, Journal, Limit, parse_lines};
+use medic_records::journal::{AlertLine, Journal, Limit};
 use serde::{Deserialize, Serialize};
 
 /// How many alerts (by id, newest) compaction keeps the records of.
@@ -126,14 +126,12 @@ pub struct Deliveries {
 }
 
 impl Deliveries {
-    /// Reads an outbox; a missing file is empty and a torn last line is skipped.
+    /// Reads an outbox; a missing file is empty, a torn last line is skipped
+    /// and any other bad line logged with its number.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-        };
-        Ok(Self::from_records(parse_lines(&text)))
+        let lines = medic_records::lines::read(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        Ok(Self::from_records(lines.reported(path)))
     }
 
     fn from_records(records: Vec<Record>) -> Self {

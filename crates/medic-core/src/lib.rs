@@ -17,6 +17,7 @@ pub mod machine;
 pub mod notice;
 pub mod observation;
 pub mod policy;
+pub mod saved_times;
 pub mod slots;
 pub mod snapshot;
 pub mod storm;

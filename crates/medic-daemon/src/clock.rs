@@ -28,6 +28,11 @@ impl WallClock {
         }
     }
 
+    /// The monotonic instant both clocks were read at.
+    pub fn instant(&self) -> std::time::Instant {
+        self.instant.into_std()
+    }
+
     /// The wall-clock time of a monotonic instant.
     pub fn to_wall(&self, at: std::time::Instant) -> Timestamp {
         let at = Instant::from_std(at);

@@ -230,8 +230,7 @@ impl Daemon {
         let summary = self.summary();
         self.notifier.alive(&summary);
         let now = now();
-        self.durability
-            .save_history(&self.sup, now, &self.clock, false);
+        self.durability.save_history(&self.sup, now, false);
         self.announcer.tick(now);
         let problems = self.storage_problems();
         self.announcer.check_storage(problems);
@@ -243,14 +242,14 @@ impl Daemon {
         }
         let now = now();
         // A unit the supervisor knows (a reload) keeps its state under the new policy.
-        match self.durability.store().snapshot(&spec.name, &self.clock) {
+        match self.durability.restored(&spec.name, now, &spec.policy) {
             Some(saved) if !self.sup.contains(&spec.name) => {
                 self.sup.restore_unit(now, saved, spec.policy.clone());
             }
             _ => self.sup.add_unit(now, &spec.name, spec.policy.clone()),
         }
         self.durability
-            .restore_history(&mut self.sup, &spec.name, now, &self.clock);
+            .restore_history(&mut self.sup, &spec.name, now);
         self.sup
             .set_dependencies(&spec.name, spec.depends_on.clone());
         let probes = UnitProbes::spawn(
@@ -265,7 +264,7 @@ impl Daemon {
 
     /// Takes the changed units into the state store and hands it to its writer.
     fn save_store(&mut self) {
-        self.durability.save(&mut self.sup, &self.clock);
+        self.durability.save(&mut self.sup);
     }
 
     /// Continues the storm the state store kept, if any: the core takes it
@@ -371,7 +370,8 @@ impl Daemon {
                 action => self.act(action),
             }
         }
-        self.durability.persist(jobs, &mut self.sup, &self.clock);
+        self.durability.follow(self.announcer.records());
+        self.durability.persist(jobs, &mut self.sup);
     }
 
     fn act(&mut self, action: Action) {

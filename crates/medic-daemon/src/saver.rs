@@ -13,6 +13,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use medic_records::files::{self, FileHealth};
+use medic_records::journal::Mark;
 use serde::Serialize;
 
 /// How long a failed write waits before it is tried again.
@@ -39,6 +40,8 @@ struct Shared<T> {
 #[derive(Debug)]
 struct Slot<T> {
     next: Option<T>,
+    /// Journal lines the next snapshot must follow onto the disk.
+    after: Vec<Mark>,
     closed: bool,
     /// Snapshots written since start, for tests and metrics.
     written: u64,
@@ -61,6 +64,7 @@ impl<T: Serialize + Send + 'static> Saver<T> {
             min_gap,
             slot: Mutex::new(Slot {
                 next: None,
+                after: Vec::new(),
                 closed: false,
                 written: 0,
                 handed: 0,
@@ -77,8 +81,17 @@ impl<T: Serialize + Send + 'static> Saver<T> {
 
     /// Hands over the newest snapshot; never waits for the disk.
     pub fn save(&self, snapshot: T) -> u64 {
+        self.save_after(snapshot, &[])
+    }
+
+    /// Hands over the newest snapshot, to be written only once the journal
+    /// lines `after` names are finished (the writer waits, not the caller).
+    pub fn save_after(&self, snapshot: T, after: &[Mark]) -> u64 {
         let mut slot = self.shared.lock();
         slot.next = Some(snapshot);
+        for mark in after {
+            Mark::merge(&mut slot.after, mark);
+        }
         slot.handed += 1;
         self.shared.wake.notify_one();
         slot.handed
@@ -161,7 +174,11 @@ impl<T: Serialize> Shared<T> {
             };
             let (closed, number) = (slot.closed, slot.handed);
             slot.urgent = false;
+            let after = std::mem::take(&mut slot.after);
             drop(slot);
+            for mark in after {
+                mark.wait();
+            }
             last = Some(Instant::now());
             let result = files::replace(&self.path, |out| {
                 serde_json::to_writer(&mut *out, &snapshot)?;

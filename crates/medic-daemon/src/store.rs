@@ -12,7 +12,7 @@
 //! loading replays the newer ones. So 10,000 incidents opening in a storm cost
 //! 10,000 short lines and one rewrite a second, not a rewrite per batch.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +34,11 @@ const VERSION: u32 = 1;
 pub struct StoreFile {
     /// Format version.
     pub version: u32,
+    /// The newest change line (`state.changes.jsonl`) this file includes.
+    /// Written first, so compaction reads it without parsing the file
+    /// (`included_seq`); older files have it last.
+    #[serde(default)]
+    pub seq: u64,
     /// Prefix of incident ids, fixed when the store is first created.
     pub incident_prefix: String,
     /// The next incident number.
@@ -45,20 +50,19 @@ pub struct StoreFile {
     /// (see `medic_core::storm`), so a restarted medic sends its resolving line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storm: Option<StoredStorm>,
-    /// The newest change line (`state.changes.jsonl`) this file includes.
-    #[serde(default)]
-    pub seq: u64,
 }
 
-/// One line of `state.changes.jsonl`: the units that changed, whole (`null`:
-/// no longer watched), and the incident counter, numbered after the last.
+/// One line of `state.changes.jsonl`: the units that changed (`null`: no
+/// longer watched) without their last known good spec unless it changed
+/// since the last line that carried the unit (replay keeps the one it has),
+/// and the incident counter, numbered after the last.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StoreChange {
     /// Its number: lines up to `StoreFile::seq` are in `state.json` already.
     pub seq: u64,
     /// The next incident number.
     pub next_incident: u64,
-    /// The changed units.
+    /// The changed units (older medics wrote each with its spec).
     pub units: BTreeMap<String, Option<Arc<StoredUnit>>>,
     /// The storm rule's state when a storm began or ended (an empty one: none
     /// to keep), so a restarted medic does not announce it again.
@@ -71,25 +75,67 @@ pub fn changes_path(dir: &Path) -> PathBuf {
     dir.join("state.changes.jsonl")
 }
 
+/// Only the field needed; the rest is skipped.
+#[derive(Deserialize)]
+struct Seq {
+    #[serde(default)]
+    seq: u64,
+}
+
+/// The `seq` of a state file or change line: read from its first bytes when
+/// it comes first (`{"version":1,"seq":42,…`, `{"seq":42,…`), else parsed.
+fn seq_of(text: &[u8]) -> Option<u64> {
+    let head = &text[..text.len().min(64)];
+    let quick = head
+        .windows(6)
+        .position(|w| w == b"\"seq\":")
+        .and_then(|at| {
+            let at = at + 6;
+            let end = at + head[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+            let leads = matches!(head.get(end), Some(b',' | b'}'));
+            let digits = std::str::from_utf8(&head[at..end]).ok().filter(|_| leads)?;
+            digits.parse().ok()
+        });
+    quick.or_else(|| serde_json::from_slice::<Seq>(text).ok().map(|s| s.seq))
+}
+
+/// The newest change line `state.json` in `dir` includes, from its first
+/// bytes (a file written before `seq` came first is parsed whole, once).
+fn included_seq(dir: &Path) -> u64 {
+    use std::io::Read;
+    let Ok(mut file) = std::fs::File::open(dir.join("state.json")) else {
+        return 0;
+    };
+    let mut head = [0u8; 64];
+    let mut read = 0;
+    while read < head.len() {
+        match file.read(&mut head[read..]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => read += n,
+        }
+    }
+    let quick = std::str::from_utf8(&head[..read])
+        .ok()
+        .filter(|h| h.starts_with("{\"version\":") && h.contains("\"seq\":"))
+        .and_then(|h| seq_of(h.as_bytes()));
+    quick.unwrap_or_else(|| {
+        std::fs::read(dir.join("state.json"))
+            .ok()
+            .and_then(|bytes| seq_of(&bytes))
+            .unwrap_or(0)
+    })
+}
+
 /// Rewrites `state.changes.jsonl` with only the lines `state.json` beside it
 /// does not include yet (a `Limit::Compact` of its journal).
 pub fn compact_changes(path: &Path) -> anyhow::Result<()> {
-    /// Only the field needed; the rest of the file is skipped.
-    #[derive(Deserialize)]
-    struct Seq {
-        #[serde(default)]
-        seq: u64,
-    }
     let dir = path.parent().unwrap_or(Path::new("."));
-    let included = match std::fs::read(dir.join("state.json")) {
-        Ok(bytes) => serde_json::from_slice::<Seq>(&bytes).map_or(0, |s| s.seq),
-        Err(_) => 0,
-    };
+    let included = included_seq(dir);
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     medic_records::files::replace(path, |out| {
         for line in text.lines() {
-            let newer = serde_json::from_str::<Seq>(line).is_ok_and(|s| s.seq > included);
+            let newer = seq_of(line.as_bytes()).is_some_and(|seq| seq > included);
             if newer {
                 use std::io::Write;
                 writeln!(out, "{line}")?;
@@ -152,6 +198,24 @@ pub struct StoredUnit {
     pub last_known_good: Option<serde_json::Value>,
 }
 
+impl StoredUnit {
+    /// The unit's recovery state without its last known good spec, for a change line.
+    fn without_spec(&self) -> Self {
+        Self {
+            phase: self.phase.clone(),
+            attempt: self.attempt,
+            stage: self.stage.clone(),
+            due: self.due,
+            incident: self.incident.clone(),
+            attempts: Vec::new(),
+            recent_incidents: self.recent_incidents.clone(),
+            flapping: self.flapping.clone(),
+            paused: self.paused.clone(),
+            last_known_good: None,
+        }
+    }
+}
+
 /// An open incident.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredIncident {
@@ -200,6 +264,10 @@ pub struct StoredPause {
     /// When it ends; absent for an open-ended pause.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until: Option<Timestamp>,
+    /// Milliseconds it had left when saved: a restored `until` further
+    /// ahead than this (a clock stepped back) is clamped. Absent in older files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub left_ms: Option<u64>,
 }
 
 /// The store on disk.
@@ -208,6 +276,9 @@ pub struct Store {
     path: PathBuf,
     /// The current contents; shared with the writer until it has written them.
     pub file: Arc<StoreFile>,
+    /// Units whose last known good spec changed since a change line last
+    /// carried them: the next line that carries one carries its spec too.
+    spec_changed: HashSet<String>,
 }
 
 /// A snapshot of the store for its writer: sharing it costs nothing, and the
@@ -247,6 +318,7 @@ impl Store {
         let mut store = Self {
             path,
             file: Arc::new(file),
+            spec_changed: HashSet::new(),
         };
         if store.file.incident_prefix.is_empty() {
             let file = Arc::make_mut(&mut store.file);
@@ -317,7 +389,11 @@ impl Store {
         let mut units = BTreeMap::new();
         for (name, snapshot) in changed {
             self.update_unit(&name, snapshot, clock);
-            let unit = self.file.units.get(&name).cloned();
+            let with_spec = self.spec_changed.remove(&name);
+            let unit = self.file.units.get(&name).map(|unit| match with_spec {
+                true => unit.clone(),
+                false => Arc::new(unit.without_spec()),
+            });
             units.insert(name, unit);
         }
         self.set_next_incident(next_incident);
@@ -346,8 +422,15 @@ impl Store {
             .map(|unit| from_stored(name, unit, clock))
     }
 
+    /// How long a unit's pause had left when it was saved, when the file says.
+    pub fn pause_left(&self, name: &str) -> Option<Duration> {
+        let pause = self.file.units.get(name)?.paused.as_ref()?;
+        pause.left_ms.map(Duration::from_millis)
+    }
+
     /// Records a unit's last known good spec.
     pub fn set_last_known_good(&mut self, name: &str, spec: serde_json::Value) {
+        self.spec_changed.insert(name.to_owned());
         let unit = Arc::make_mut(&mut self.file)
             .units
             .entry(name.to_owned())
@@ -389,12 +472,17 @@ impl Store {
 }
 
 /// Applies the change lines `file` does not include yet, in order (a torn
-/// last line, from a crash mid-append, is skipped).
+/// last line, from a crash mid-append, is skipped; any other bad line is
+/// logged with its number).
 fn replay_changes(path: &Path, file: &mut StoreFile) {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return;
+    let changes = match medic_records::lines::read::<StoreChange>(path) {
+        Ok(lines) => lines.reported(path),
+        Err(error) => {
+            tracing::warn!(%error, path = %path.display(), "Cannot read the state store's change lines");
+            return;
+        }
     };
-    for change in medic_records::journal::parse_lines::<StoreChange>(&text) {
+    for change in changes {
         if change.seq <= file.seq {
             continue;
         }
@@ -402,6 +490,15 @@ fn replay_changes(path: &Path, file: &mut StoreFile) {
         file.next_incident = file.next_incident.max(change.next_incident);
         for (name, unit) in change.units {
             match unit {
+                // A line without the spec keeps the one the unit has.
+                Some(mut unit) if unit.last_known_good.is_none() => {
+                    let spec = file
+                        .units
+                        .get(&name)
+                        .and_then(|u| u.last_known_good.clone());
+                    Arc::make_mut(&mut unit).last_known_good = spec;
+                    file.units.insert(name, unit)
+                }
                 Some(unit) => file.units.insert(name, unit),
                 None => file.units.remove(&name),
             };
@@ -475,6 +572,7 @@ fn to_stored(snapshot: &UnitSnapshot, clock: &WallClock) -> StoredUnit {
         }),
         paused: snapshot.paused.map(|until| StoredPause {
             until: until.map(|u| clock.to_wall(u)),
+            left_ms: until.map(|u| millis(u.saturating_duration_since(clock.instant()))),
         }),
         last_known_good: None,
     }
@@ -536,231 +634,4 @@ fn millis(duration: Duration) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::io::Write;
-
-    use super::*;
-
-    #[test]
-    fn round_trips_a_unit_mid_incident() {
-        let dir = tempfile::tempdir().unwrap();
-        let clock = WallClock::now();
-        let now = std::time::Instant::now();
-        let snapshot = UnitSnapshot {
-            name: "web".into(),
-            phase: SavedPhase::Acting(Step::Restart(2)),
-            incident: Some(SavedIncident {
-                id: "x-1".into(),
-                opened: now,
-                alerted: false,
-                rollback_tried: false,
-                attempts: 2,
-                reason: None,
-                gone: true,
-                removed_at: Some(now),
-                flap_delay: Some(Duration::from_secs(20)),
-            }),
-            incidents: vec![now, now],
-            flap: Some(SavedFlap {
-                next: Duration::from_secs(40),
-                alerted: Some("x-0".into()),
-                calm_since: None,
-            }),
-            paused: Some(None),
-        };
-        let mut store = Store::open(dir.path(), Timestamp::now()).unwrap();
-        store.set_last_known_good("web", serde_json::json!({"image": "sha256:1"}));
-        store.update(vec![snapshot.clone()], 7, &clock);
-        medic_records::files::replace(store.path(), |out| {
-            Ok(serde_json::to_writer(out, &store.shared())?)
-        })
-        .unwrap();
-
-        let again = Store::open(dir.path(), Timestamp::now()).unwrap();
-        assert_eq!(again.file.next_incident, 7);
-        let restored = again.snapshot("web", &clock).unwrap();
-        assert_eq!(restored.phase, snapshot.phase);
-        assert!(restored.incident.as_ref().unwrap().gone);
-        assert_eq!(restored.incidents.len(), 2);
-        assert_eq!(restored.incident.as_ref().unwrap().attempts, 2);
-        assert_eq!(restored.flap, snapshot.flap);
-        let flap_delay = restored.incident.as_ref().unwrap().flap_delay;
-        assert_eq!(flap_delay, Some(Duration::from_secs(20)));
-        assert_eq!(restored.incident.unwrap().id, "x-1");
-        assert_eq!(again.last_known_good("web").unwrap()["image"], "sha256:1");
-        assert_eq!(again.storm(&clock), None);
-        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name())
-            .collect();
-        assert_eq!(leftovers, vec![std::ffi::OsString::from("state.json")]);
-    }
-
-    fn unit(name: &str, attempts: u32) -> UnitSnapshot {
-        let now = std::time::Instant::now();
-        UnitSnapshot {
-            name: name.into(),
-            phase: SavedPhase::Acting(Step::Restart(attempts)),
-            incident: Some(SavedIncident {
-                id: format!("x-{name}"),
-                opened: now,
-                alerted: false,
-                rollback_tried: false,
-                attempts,
-                reason: None,
-                gone: false,
-                removed_at: None,
-                flap_delay: None,
-            }),
-            incidents: vec![now],
-            flap: None,
-            paused: None,
-        }
-    }
-
-    fn append(path: &Path, change: &StoreChange) {
-        let mut file = medic_records::files::open_append(path).unwrap();
-        writeln!(file, "{}", serde_json::to_string(change).unwrap()).unwrap();
-    }
-
-    fn attempts(store: &Store, name: &str) -> Option<u32> {
-        let clock = WallClock::now();
-        Some(store.snapshot(name, &clock)?.incident?.attempts)
-    }
-
-    /// A kill -9 between whole saves: what the change lines hold comes back,
-    /// lines the file already includes are not applied again, and a torn last
-    /// line is skipped.
-    #[test]
-    fn change_lines_newer_than_the_file_are_replayed_on_open() {
-        let dir = tempfile::tempdir().unwrap();
-        let clock = WallClock::now();
-        let changes = changes_path(dir.path());
-        let mut store = Store::open(dir.path(), Timestamp::now()).unwrap();
-        store.set_last_known_good("api", serde_json::json!({"image": "sha256:1"}));
-        let first = store.change([("api".into(), Some(unit("api", 1)))], 3, None, &clock);
-        append(&changes, &first);
-        // The whole store is saved here (it includes line 1) …
-        medic_records::files::replace(store.path(), |out| {
-            Ok(serde_json::to_writer(out, &store.shared())?)
-        })
-        .unwrap();
-        // … then more changes, only as lines: api's next attempt, web new, db gone.
-        let second = store.change(
-            [
-                ("api".into(), Some(unit("api", 2))),
-                ("web".into(), Some(unit("web", 1))),
-            ],
-            5,
-            None,
-            &clock,
-        );
-        append(&changes, &second);
-        let third = store.change([("web".into(), None)], 6, None, &clock);
-        append(&changes, &third);
-        // Line 1 again (as after a compaction raced a save): older than the file, skipped.
-        append(&changes, &first);
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(&changes)
-            .unwrap()
-            .write_all(b"{\"seq\":9,\"next_incident\":99,\"units\":{\"api\":nu")
-            .unwrap();
-
-        let again = Store::open(dir.path(), Timestamp::now()).unwrap();
-        assert_eq!(attempts(&again, "api"), Some(2));
-        assert_eq!(attempts(&again, "web"), None, "web was forgotten");
-        assert_eq!(again.file.next_incident, 6);
-        assert_eq!(again.file.seq, 3);
-        assert_eq!(again.last_known_good("api").unwrap()["image"], "sha256:1");
-        // Numbering continues after a restart.
-        let mut again = again;
-        assert_eq!(again.change([], 6, None, &clock).seq, 4);
-    }
-
-    /// A storm that began is kept by its change line; one that ended (an empty
-    /// storm) is forgotten by the next.
-    #[test]
-    fn a_storm_that_began_or_ended_comes_with_its_change_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let clock = WallClock::now();
-        let changes = changes_path(dir.path());
-        let mut store = Store::open(dir.path(), Timestamp::now()).unwrap();
-        let began = StoredStorm {
-            since: Some(Timestamp::now()),
-            first: vec![("ep1".into(), "HTTP 404".into())],
-            failed: 9482,
-            members: vec!["ep1".into()],
-        };
-        append(&changes, &store.change([], 1, Some(began.clone()), &clock));
-        let again = Store::open(dir.path(), Timestamp::now()).unwrap();
-        assert_eq!(again.file.storm, Some(began));
-        append(
-            &changes,
-            &store.change([], 1, Some(StoredStorm::default()), &clock),
-        );
-        let again = Store::open(dir.path(), Timestamp::now()).unwrap();
-        assert_eq!(again.file.storm, None);
-    }
-
-    /// Past its size the file keeps only what `state.json` does not include.
-    #[test]
-    fn compaction_keeps_only_lines_newer_than_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let clock = WallClock::now();
-        let changes = changes_path(dir.path());
-        let mut store = Store::open(dir.path(), Timestamp::now()).unwrap();
-        for k in 1..=3 {
-            let line = store.change([("api".into(), Some(unit("api", k)))], 1, None, &clock);
-            append(&changes, &line);
-        }
-        medic_records::files::replace(store.path(), |out| {
-            Ok(serde_json::to_writer(out, &store.shared())?)
-        })
-        .unwrap();
-        let fourth = store.change([("api".into(), Some(unit("api", 4)))], 1, None, &clock);
-        append(&changes, &fourth);
-        compact_changes(&changes).unwrap();
-        let kept: Vec<StoreChange> =
-            medic_records::journal::parse_lines(&std::fs::read_to_string(&changes).unwrap());
-        assert_eq!(kept, vec![fourth]);
-        assert_eq!(
-            attempts(&Store::open(dir.path(), Timestamp::now()).unwrap(), "api"),
-            Some(4)
-        );
-    }
-
-    #[test]
-    fn round_trips_a_storm() {
-        let dir = tempfile::tempdir().unwrap();
-        let clock = WallClock::now();
-        let since = std::time::Instant::now();
-        let saved = SavedStorm {
-            active: Some(SavedActive {
-                since,
-                first: vec![("ep1".into(), "HTTP 404".into())],
-                failed: 9482,
-            }),
-            members: vec!["ep1".into(), "ep2".into()],
-        };
-        let mut store = Store::open(dir.path(), Timestamp::now()).unwrap();
-        store.set_storm(Some(saved.clone()), &clock);
-        medic_records::files::replace(store.path(), |out| {
-            Ok(serde_json::to_writer(out, &store.shared())?)
-        })
-        .unwrap();
-        let again = Store::open(dir.path(), Timestamp::now()).unwrap();
-        let restored = again.storm(&clock).unwrap();
-        assert_eq!(restored.members, saved.members);
-        let active = restored.active.unwrap();
-        assert_eq!(
-            (active.first, active.failed),
-            (saved.active.clone().unwrap().first, 9482)
-        );
-        // Wall-clock time in the file: the instant comes back within a millisecond.
-        assert!(
-            active.since.max(since) - active.since.min(since) < std::time::Duration::from_millis(1)
-        );
-    }
-}
+mod tests;

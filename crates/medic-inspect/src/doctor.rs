@@ -14,10 +14,12 @@ use medic_core::config::{
 use medic_daemon::docker::Docker;
 
 mod findings;
+mod records;
 mod unit;
 
 use findings::Findings;
 pub use findings::{Finding, Severity};
+use records::check_records;
 use unit::{InstalledUnit, check_hardening, commands, resolve};
 
 /// Where doctor looks for what is installed on the host.
@@ -39,6 +41,7 @@ pub async fn diagnose(config: &Config, host: &Host) -> Vec<Finding> {
     check_engine(config, &mut out).await;
     check_launchctl(config, &mut out);
     check_state_dir(config, unit.as_ref(), &mut out);
+    check_records(config, &mut out);
     check_control_dir(config, unit.as_ref(), &mut out);
     check_metrics(config, &mut out);
     check_exposure(config, &mut out);

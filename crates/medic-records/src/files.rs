@@ -17,20 +17,47 @@ use anyhow::Context;
 const PRIVATE: u32 = 0o600;
 
 /// Opens `path` for appending, creating it (and its parents) private; an
-/// existing file written by an older medic is made private too.
+/// existing file written by an older medic is made private too. A file that
+/// ends inside a line (a crash cut it) is ended with a newline first, so the
+/// first line appended now stands alone and reads back.
 pub fn open_append(path: &Path) -> anyhow::Result<File> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
-    let file = OpenOptions::new()
+    let mut file = OpenOptions::new()
         .create(true)
+        .read(true)
         .append(true)
         .mode(PRIVATE)
         .open(path)
         .with_context(|| format!("cannot open {}", path.display()))?;
     make_private(&file, path)?;
+    end_torn_line(&mut file, path)?;
     Ok(file)
+}
+
+/// Appends a newline when the file's last byte is not one.
+fn end_torn_line(file: &mut File, path: &Path) -> anyhow::Result<()> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let mut last = [0u8; 1];
+    file.seek(SeekFrom::Start(len - 1))
+        .and_then(|_| file.read_exact(&mut last))
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if last[0] != b'\n' {
+        tracing::warn!(
+            path = %path.display(),
+            "The file ends inside a line (a crash cut it): that line is closed with a newline and stays unreadable; what follows reads back"
+        );
+        file.write_all(b"\n")
+            .and_then(|()| file.sync_data())
+            .with_context(|| format!("cannot append to {}", path.display()))?;
+    }
+    Ok(())
 }
 
 fn make_private(file: &File, path: &Path) -> anyhow::Result<()> {
@@ -201,6 +228,20 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 2, "no temp file left: {names:?}");
+    }
+
+    #[test]
+    fn a_file_cut_inside_a_line_is_ended_before_the_next_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("recovery.jsonl");
+        std::fs::write(&path, b"{\"a\":1}\n{\"a\":").unwrap();
+        writeln!(open_append(&path).unwrap(), "{{\"a\":3}}").unwrap();
+        // Already on a line boundary: nothing added.
+        writeln!(open_append(&path).unwrap(), "{{\"a\":4}}").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"a\":1}\n{\"a\":\n{\"a\":3}\n{\"a\":4}\n"
+        );
     }
 
     #[test]

@@ -110,6 +110,15 @@ const MAX_BUFFERED: usize = 16 * 1024 * 1024;
 /// How long a failed write waits before it is tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
+/// What a full write buffer does with one more line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Full {
+    /// Drops the oldest lines waiting.
+    DropOldest,
+    /// Refuses the new line.
+    Refuse,
+}
+
 /// What keeps a journal bounded in size.
 #[derive(Debug, Clone, Copy)]
 pub enum Limit {
@@ -168,6 +177,8 @@ struct Shared {
 struct Queue {
     lines: VecDeque<Vec<u8>>,
     bytes: usize,
+    /// Lines of other journals that the queued lines must follow onto the disk.
+    after: Vec<Mark>,
     closed: bool,
     /// Lines appended since start (dropped ones included).
     appended: u64,
@@ -209,15 +220,42 @@ impl Journal {
     /// Appends one value as one line; never waits for the disk. Returns the
     /// line's number (see [`Journal::finished`]).
     pub fn append(&self, value: &impl Serialize) -> u64 {
+        self.append_after(value, &[])
+    }
+
+    /// Appends one value as one line that reaches the disk only after the
+    /// lines `after` names (of other journals) are finished: the state that
+    /// says an alert was sent never lands before the alert. The writer waits;
+    /// this never does. A full buffer drops its oldest lines (counted in
+    /// `FileHealth`): for logs, whose newest lines matter most.
+    pub fn append_after(&self, value: &impl Serialize, after: &[Mark]) -> u64 {
+        let appended = self.push(value, after, Full::DropOldest);
+        appended.unwrap_or_else(|| self.shared.lock().appended)
+    }
+
+    /// Like [`Journal::append_after`], but a full buffer refuses the line
+    /// (None, counted in `FileHealth` and logged) and keeps every line it
+    /// has: for lines something waits for, which must never count as
+    /// written when they were not.
+    pub fn try_append_after(&self, value: &impl Serialize, after: &[Mark]) -> Option<u64> {
+        self.push(value, after, Full::Refuse)
+    }
+
+    fn push(&self, value: &impl Serialize, after: &[Mark], full: Full) -> Option<u64> {
         let mut line = match serde_json::to_vec(value) {
             Ok(line) => line,
             Err(error) => {
                 tracing::error!(%error, path = %self.shared.path.display(), "Cannot encode a journal line");
-                return self.shared.lock().appended;
+                return None;
             }
         };
         line.push(b'\n');
         let mut queue = self.shared.lock();
+        if full == Full::Refuse && queue.bytes + line.len() > MAX_BUFFERED {
+            self.shared.health.dropped(1);
+            tracing::warn!(path = %self.shared.path.display(), buffered = queue.bytes, "Write buffer full: line refused");
+            return None;
+        }
         let mut dropped = 0;
         while queue.bytes + line.len() > MAX_BUFFERED {
             let Some(old) = queue.lines.pop_front() else {
@@ -233,8 +271,21 @@ impl Journal {
         queue.appended += 1;
         queue.bytes += line.len();
         queue.lines.push_back(line);
-        self.shared.wake.notify_one();
-        queue.appended
+        for mark in after {
+            Mark::merge(&mut queue.after, mark);
+        }
+        // All: writers of other journals may wait on this condvar too (`Mark::wait`).
+        self.shared.wake.notify_all();
+        Some(queue.appended)
+    }
+
+    /// The newest line appended so far, for another writer to follow (see
+    /// [`Journal::append_after`]).
+    pub fn mark(&self) -> Mark {
+        Mark {
+            upto: self.shared.lock().appended,
+            shared: self.shared.clone(),
+        }
     }
 
     /// The number of the newest line the writer has finished (written, or
@@ -309,6 +360,7 @@ impl Shared {
         };
         let mut pending: Vec<u8> = Vec::new();
         let mut batch_lines = 0;
+        let mut after: Vec<Mark> = Vec::new();
         loop {
             let closed = {
                 let mut queue = self.lock();
@@ -333,6 +385,7 @@ impl Shared {
                 }
                 // While a batch is refused, new lines wait in the bounded queue.
                 if pending.is_empty() {
+                    after = std::mem::take(&mut queue.after);
                     batch_lines = queue.lines.len() as u64;
                     for line in queue.lines.drain(..) {
                         pending.extend_from_slice(&line);
@@ -341,6 +394,11 @@ impl Shared {
                 }
                 queue.closed
             };
+            for mark in after.drain(..) {
+                mark.wait();
+            }
+            #[cfg(debug_assertions)]
+            slow_write_fault(&self.path);
             match out.write(self, &mut pending) {
                 Ok(()) => {
                     self.health.ok();
@@ -366,6 +424,67 @@ impl Shared {
                 }
             }
         }
+    }
+}
+
+/// A line of a journal, by number: what another journal's line must follow
+/// onto the disk (see [`Journal::append_after`]).
+#[derive(Debug, Clone)]
+pub struct Mark {
+    shared: Arc<Shared>,
+    upto: u64,
+}
+
+impl Mark {
+    /// Whether the writer has finished the line (written, or tried and refused).
+    pub fn finished(&self) -> bool {
+        *self.shared.finished.borrow() >= self.upto
+    }
+
+    /// Keeps the newest mark of each journal in `marks`.
+    pub fn merge(marks: &mut Vec<Mark>, mark: &Mark) {
+        match marks
+            .iter_mut()
+            .find(|m| Arc::ptr_eq(&m.shared, &mark.shared))
+        {
+            Some(kept) => kept.upto = kept.upto.max(mark.upto),
+            None => marks.push(mark.clone()),
+        }
+    }
+
+    /// Blocks the calling writer (never the loop) until the line is
+    /// finished, or its writer has stopped with nothing left to try.
+    pub fn wait(&self) {
+        let mut queue = self.shared.lock();
+        loop {
+            let stopped = queue.closed && queue.lines.is_empty();
+            if self.finished() || stopped {
+                return;
+            }
+            queue = self
+                .shared
+                .wake
+                .wait_timeout(queue, Duration::from_millis(10))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+}
+
+/// Debug builds only, for the e2e tests that kill medic between two files'
+/// writes: `MEDIC_TEST_SLOW_WRITES=critical.jsonl:3000` makes the writer of
+/// every file with that name wait 3 s before each write.
+#[cfg(debug_assertions)]
+fn slow_write_fault(path: &Path) {
+    let Ok(fault) = std::env::var("MEDIC_TEST_SLOW_WRITES") else {
+        return;
+    };
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    if let Some((file, ms)) = fault.split_once(':')
+        && file == name
+        && let Ok(ms) = ms.parse()
+    {
+        std::thread::sleep(Duration::from_millis(ms));
     }
 }
 
@@ -435,14 +554,6 @@ impl Output {
     }
 }
 
-/// Parses the complete lines of a journal; a torn last line (crash mid-write) is skipped.
-pub fn parse_lines<T: for<'de> Deserialize<'de>>(text: &str) -> Vec<T> {
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -461,7 +572,7 @@ mod tests {
     }
 
     fn read(path: &Path) -> Vec<RecoveryLine> {
-        parse_lines(&std::fs::read_to_string(path).unwrap())
+        crate::lines::read(path).unwrap().values
     }
 
     #[tokio::test]
@@ -483,8 +594,42 @@ mod tests {
         tracker.wait().await;
         let mut text = std::fs::read_to_string(&path).unwrap();
         text.push_str("{\"torn\":");
-        let lines: Vec<RecoveryLine> = parse_lines(&text);
-        assert_eq!(lines, vec![line(2)]);
+        let lines = crate::lines::parse::<RecoveryLine>(&text);
+        assert_eq!(lines.values, vec![line(2)]);
+        assert_eq!(lines.bad, []);
+    }
+
+    /// While the file cannot be written, lines wait in the bounded buffer:
+    /// once it is full, `try_append_after` refuses (and counts) the next
+    /// line instead of dropping one that something may be waiting for.
+    #[tokio::test]
+    async fn a_full_buffer_refuses_a_line_and_keeps_the_ones_it_has() {
+        let dir = tempfile::tempdir().unwrap();
+        // A file where a directory should be: every open fails.
+        std::fs::write(dir.path().join("blocked"), b"").unwrap();
+        let path = dir.path().join("blocked/state.changes.jsonl");
+        let tracker = tokio_util::task::TaskTracker::new();
+        let limit = Limit::Rotate {
+            max_size: u64::MAX,
+            keep: 1,
+        };
+        let journal = Journal::start(&path, "state changes", limit, &tracker);
+        let big = "x".repeat(1024 * 1024);
+        let mut numbers = Vec::new();
+        while let Some(number) = journal.try_append_after(&big, &[]) {
+            numbers.push(number);
+        }
+        assert_eq!(numbers, (1..=numbers.len() as u64).collect::<Vec<_>>());
+        assert!(numbers.len() >= 15, "{}", numbers.len());
+        assert_eq!(journal.health().dropped_total(), 1);
+        assert_eq!(
+            journal.shared.lock().lines.len(),
+            numbers.len(),
+            "none dropped"
+        );
+        journal.close();
+        tracker.close();
+        tracker.wait().await;
     }
 
     #[tokio::test]

@@ -1,7 +1,8 @@
 //! medic's records on disk, shared by the daemon that writes them and the
 //! commands that read them back: how a file is written (`files`: 0600, atomic
 //! replace, `FileHealth`), the append-only journals and the formats of their
-//! lines (`journal`), rotated files (`rotation`), the availability history
+//! lines (`journal`), reading lines back (`lines`: a torn last line skipped,
+//! any other bad line reported), rotated files (`rotation`), the availability history
 //! file (`history`), and the report built from the recovery log and that
 //! history (`report`, also the scheduled digest's Markdown).
 //!
@@ -12,5 +13,6 @@
 pub mod files;
 pub mod history;
 pub mod journal;
+pub mod lines;
 pub mod report;
 pub mod rotation;

@@ -13,7 +13,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::history::HistoryFile;
-use crate::journal::{RecoveryLine, parse_lines};
+use crate::journal::RecoveryLine;
 
 /// The whole report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -119,8 +119,14 @@ pub struct Incident {
 pub fn read_recovery_log(path: &Path) -> Vec<RecoveryLine> {
     crate::rotation::files(path, None)
         .iter()
-        .filter_map(|file| std::fs::read_to_string(file).ok())
-        .flat_map(|text| parse_lines::<RecoveryLine>(&text))
+        .filter_map(|file| {
+            Some(
+                crate::lines::read::<RecoveryLine>(file)
+                    .ok()?
+                    .reported(file),
+            )
+        })
+        .flatten()
         .collect()
 }
 

@@ -15,7 +15,7 @@ use medic_core::storm::{Active, Change, LineBudget};
 use medic_core::supervisor::MEDIC_UNIT;
 use medic_core::{Alert, Evidence, RecoveryEvent, Severity};
 use medic_records::files::FileHealth;
-use medic_records::journal::{AlertLine, Journal, Limit, RecoveryLine};
+use medic_records::journal::{AlertLine, Journal, Limit, Mark, RecoveryLine};
 
 use crate::clock::WallClock;
 use crate::shell::Shell;
@@ -334,6 +334,13 @@ impl Announcer {
         .chain(self.sinks.outbox().map(|o| o.health().as_ref()))
     }
 
+    /// The newest line of the alerts file and of the outbox, for the state
+    /// store to follow (an alert is on disk before the state that says it went).
+    pub(super) fn records(&self) -> Vec<Mark> {
+        let outbox = self.sinks.outbox().map(Journal::mark);
+        std::iter::once(self.alerts.mark()).chain(outbox).collect()
+    }
+
     /// Lets the writers write what they hold, then stop (shutdown).
     pub(super) fn close(&self) {
         self.recovery.close();
@@ -394,7 +401,7 @@ mod tests {
         shell.tracker.close();
         shell.tracker.wait().await;
         let text = std::fs::read_to_string(dir.join("alerts.jsonl")).unwrap_or_default();
-        medic_records::journal::parse_lines(&text)
+        medic_records::lines::parse(&text).values
     }
 
     #[tokio::test]

@@ -10,10 +10,13 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use medic_core::notice::Persist;
+use medic_core::policy::Policy;
+use medic_core::saved_times;
+use medic_core::snapshot::UnitSnapshot;
 use medic_core::{Action, RecoveryEvent, Supervisor};
 use medic_records::files::FileHealth;
 use medic_records::history::{HistoryFile, HistoryStore};
-use medic_records::journal::{Journal, Limit};
+use medic_records::journal::{Journal, Limit, Mark};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
@@ -51,8 +54,7 @@ impl Persisted {
 /// The state store and the history, and what is owed to their writers.
 pub(super) struct Durability {
     store: Store,
-    /// Units whose recovery state changed since the store was last handed to
-    /// its writer (sorted: a change line lists them in one order, whatever the run).
+    /// Units whose recovery state changed since the store was last handed to its writer.
     changed: BTreeSet<String>,
     /// Every unit must be taken into the store (start, reload).
     all: bool,
@@ -73,6 +75,10 @@ pub(super) struct Durability {
     after_save: Vec<(Persisted, Action)>,
     /// The next drain writes a change line (the core said so: `Persist::AtOnce`).
     urgent: bool,
+    /// The newest alert lines and outbox records: every state write after
+    /// them reaches the disk after them, so a kill -9 never leaves a unit
+    /// saved as alerted with its alert nowhere (see `follow`).
+    records: Vec<Mark>,
     /// The availability history file and when it was last written.
     history: HistoryStore,
     history_saver: Saver<HistoryFile>,
@@ -113,6 +119,7 @@ impl Durability {
             storm_turned: false,
             after_save: Vec::new(),
             urgent: false,
+            records: Vec::new(),
             history,
             history_saver,
             history_saved: Instant::now(),
@@ -141,9 +148,26 @@ impl Durability {
         sup: &mut Supervisor,
         unit: &str,
         now: std::time::Instant,
-        clock: &WallClock,
     ) {
-        self.history.restore(sup, unit, now, clock.to_wall(now));
+        let wall = WallClock::now().to_wall(now);
+        self.history.restore(sup, unit, now, wall);
+    }
+
+    /// A unit's saved state, for `Supervisor::restore_unit`, with the times a
+    /// clock stepped back made implausible clamped to what `policy` allows
+    /// (a warning each).
+    pub(super) fn restored(
+        &self,
+        unit: &str,
+        now: std::time::Instant,
+        policy: &Policy,
+    ) -> Option<UnitSnapshot> {
+        let mut saved = self.store.snapshot(unit, &WallClock::now())?;
+        let pause_left = self.store.pause_left(unit);
+        for implausible in saved_times::clamp(now, &mut saved, policy, pause_left) {
+            tracing::warn!(service = %unit, "Implausible saved time (was the clock stepped?): {implausible}");
+        }
+        Some(saved)
     }
 
     /// A unit's recovery state changed: it goes into the next save.
@@ -159,11 +183,19 @@ impl Durability {
     }
 
     /// A recovery event was logged: its unit goes into the next save, and into
-    /// a change line at the end of this drain when the core says a restarted
-    /// medic must find it.
+    /// a change line at the end of this drain if a restarted medic must find it.
     pub(super) fn logged(&mut self, event: &RecoveryEvent) {
         self.changed(&event.service);
         self.urgent |= event.notice.persist == Persist::AtOnce;
+    }
+
+    /// The alert lines and outbox records appended so far (`marks`): what
+    /// the state store writes from now on lands after them.
+    pub(super) fn follow(&mut self, marks: Vec<Mark>) {
+        self.records.retain(|m| !m.finished());
+        for mark in &marks {
+            Mark::merge(&mut self.records, mark);
+        }
     }
 
     /// A storm began or ended: a restarted medic must find it at once, or it would alert again.
@@ -188,7 +220,7 @@ impl Durability {
     /// (at start and after a reload, when every unit is taken into the store)
     /// a whole save. A drain without jobs writes a change line only when a
     /// logged event or a storm asked for one.
-    pub(super) fn persist(&mut self, jobs: Vec<Action>, sup: &mut Supervisor, clock: &WallClock) {
+    pub(super) fn persist(&mut self, jobs: Vec<Action>, sup: &mut Supervisor) {
         for job in &jobs {
             if let Action::Launch(job) = job {
                 self.changed.insert(job.unit.clone());
@@ -197,7 +229,7 @@ impl Durability {
         if jobs.is_empty() && !std::mem::take(&mut self.urgent) {
             return;
         }
-        let persisted = self.persist_now(sup, clock);
+        let persisted = self.persist_now(sup);
         self.after_save
             .extend(jobs.into_iter().map(|job| (persisted, job)));
     }
@@ -205,11 +237,14 @@ impl Durability {
     /// Puts what changed on disk at once, without a whole save: the changed
     /// units go into a change line (the whole store follows within
     /// `SAVE_EVERY`). When every unit is to be taken, a whole save instead.
-    fn persist_now(&mut self, sup: &mut Supervisor, clock: &WallClock) -> Persisted {
+    fn persist_now(&mut self, sup: &mut Supervisor) -> Persisted {
         if self.all {
             self.saver.urgent();
-            return Persisted::Save(self.save(sup, clock));
+            return Persisted::Save(self.save(sup));
         }
+        // Wall times read now, not derived from the start: the monotonic clock
+        // stops while a laptop sleeps and ignores a stepped clock.
+        let clock = &WallClock::now();
         let changed: Vec<_> = std::mem::take(&mut self.changed)
             .into_iter()
             .map(|name| {
@@ -218,21 +253,32 @@ impl Durability {
             })
             .collect();
         // A storm that began or ended goes with the line, as it is now.
-        let storm = std::mem::take(&mut self.storm_turned).then(|| {
+        let turned = std::mem::take(&mut self.storm_turned).then(|| {
             self.store.set_storm(sup.storm().saved(), clock);
             self.store.file.storm.clone().unwrap_or_default()
         });
         let line = self
             .store
-            .change(changed, sup.next_incident(), storm, clock);
-        let number = self.changes.append(&line);
-        self.save_soon();
-        Persisted::Change(number)
+            .change(changed, sup.next_incident(), turned, clock);
+        match self.changes.try_append_after(&line, &self.records) {
+            Some(number) => {
+                self.save_soon();
+                Persisted::Change(number)
+            }
+            // The line's buffer is full (the disk cannot keep up): what it
+            // held goes into a whole save, which the jobs wait for instead.
+            None => {
+                self.saver.urgent();
+                Persisted::Save(self.save(sup))
+            }
+        }
     }
 
     /// Takes the changed units into the state store and hands it to its
-    /// writer; returns the save's number (see [`Saver::finished`]).
-    pub(super) fn save(&mut self, sup: &mut Supervisor, clock: &WallClock) -> u64 {
+    /// writer; returns the save's number (see [`Saver::finished`]). Wall
+    /// times are read now (see `persist_now`).
+    pub(super) fn save(&mut self, sup: &mut Supervisor) -> u64 {
+        let clock = &WallClock::now();
         self.save_by = None;
         self.saved = Instant::now();
         if std::mem::take(&mut self.all) {
@@ -248,7 +294,7 @@ impl Durability {
         if sup.take_storm_changed() {
             self.store.set_storm(sup.storm().saved(), clock);
         }
-        self.saver.save(self.store.shared())
+        self.saver.save_after(self.store.shared(), &self.records)
     }
 
     /// Resolves when a writer has finished a save or a change line (then
@@ -283,18 +329,14 @@ impl Durability {
     }
 
     /// Hands the availability history to its writer at most once a minute, or now when `force`d.
-    pub(super) fn save_history(
-        &mut self,
-        sup: &Supervisor,
-        now: std::time::Instant,
-        clock: &WallClock,
-        force: bool,
-    ) {
+    pub(super) fn save_history(&mut self, sup: &Supervisor, now: std::time::Instant, force: bool) {
         if !force && self.history_saved.elapsed() < HISTORY_EVERY {
             return;
         }
         self.history_saved = Instant::now();
-        let file = self.history.snapshot(sup, now, clock.to_wall(now));
+        let file = self
+            .history
+            .snapshot(sup, now, WallClock::now().to_wall(now));
         self.history_saver.save(file);
     }
 
@@ -309,15 +351,10 @@ impl Durability {
 
     /// Saves everything once more and lets the writers finish what they hold
     /// and stop (shutdown; the tracker waits for them).
-    pub(super) fn close(
-        &mut self,
-        sup: &mut Supervisor,
-        now: std::time::Instant,
-        clock: &WallClock,
-    ) {
+    pub(super) fn close(&mut self, sup: &mut Supervisor, now: std::time::Instant) {
         self.all = true;
-        self.save(sup, clock);
-        self.save_history(sup, now, clock, true);
+        self.save(sup);
+        self.save_history(sup, now, true);
         self.saver.close();
         self.changes.close();
         self.history_saver.close();
@@ -326,9 +363,8 @@ impl Durability {
 
 #[cfg(test)]
 mod tests {
-    use medic_core::policy::Policy;
-
     use medic_core::EventKind;
+    use medic_core::policy::Policy;
 
     use super::*;
 
@@ -338,7 +374,6 @@ mod tests {
         tracker: TaskTracker,
         durability: Durability,
         sup: Supervisor,
-        clock: WallClock,
     }
 
     impl World {
@@ -354,17 +389,16 @@ mod tests {
                 tracker,
                 durability,
                 sup,
-                clock: WallClock::now(),
             }
         }
 
         /// A whole save: from then on, what changes goes into change lines.
         fn save(&mut self) {
-            self.durability.save(&mut self.sup, &self.clock);
+            self.durability.save(&mut self.sup);
         }
 
         fn persist(&mut self, jobs: Vec<Action>) {
-            self.durability.persist(jobs, &mut self.sup, &self.clock);
+            self.durability.persist(jobs, &mut self.sup);
         }
 
         /// Waits (with a deadline) until the writers release a job, and returns them.
@@ -388,7 +422,7 @@ mod tests {
 
         async fn close(mut self) -> tempfile::TempDir {
             let now = crate::clock::now();
-            self.durability.close(&mut self.sup, now, &self.clock);
+            self.durability.close(&mut self.sup, now);
             self.tracker.close();
             self.tracker.wait().await;
             self.dir

@@ -62,7 +62,8 @@ impl Daemon {
         }
         self.record_only();
         // The writers write what they hold, then stop; the tracker waits for them.
-        self.durability.close(&mut self.sup, now, &self.clock);
+        self.durability.follow(self.announcer.records());
+        self.durability.close(&mut self.sup, now);
         self.announcer.close();
         self.shell.cancel.cancel();
         self.shell.tracker.close();

@@ -8,7 +8,7 @@ use clap::Args;
 use jiff::Timestamp;
 use medic_alerts::outbox::{Deliveries, Delivery, Record};
 use medic_alerts::outbox_path;
-use medic_records::journal::{AlertLine, parse_lines};
+use medic_records::journal::AlertLine;
 use serde::Serialize;
 
 use crate::config_file::ConfigArgs;
@@ -103,7 +103,8 @@ pub fn run(args: AlertsArgs) -> anyhow::Result<u8> {
             .checked_sub(jiff::SignedDuration::try_from(d).ok()?)
             .ok()
     });
-    let alerts: Vec<AlertLine> = parse_lines::<AlertLine>(&text)
+    let alerts: Vec<AlertLine> = medic_records::lines::parse::<AlertLine>(&text)
+        .reported(path)
         .into_iter()
         .filter(|a| since.is_none_or(|since| a.ts >= since))
         .collect();

@@ -93,25 +93,27 @@ fn resolve(socket: &Path, name: &str) -> Vec<String> {
 }
 
 impl Filter {
-    fn print(&self, raw: &str, out: &mut impl Write) -> std::io::Result<()> {
+    /// Prints a complete line if it passes; false when it does not parse.
+    fn print(&self, raw: &str, out: &mut impl Write) -> std::io::Result<bool> {
         let Ok(line) = serde_json::from_str::<RecoveryLine>(raw) else {
-            return Ok(()); // a torn line being written; it is read again when complete
+            return Ok(false);
         };
         if self
             .service
             .as_ref()
             .is_some_and(|s| !s.matches(&line.service))
         {
-            return Ok(());
+            return Ok(true);
         }
         if self.since.is_some_and(|since| line.ts < since) {
-            return Ok(());
+            return Ok(true);
         }
         if self.json {
-            writeln!(out, "{}", raw.trim_end())
+            writeln!(out, "{}", raw.trim_end())?;
         } else {
-            writeln!(out, "{}", readable(&line))
+            writeln!(out, "{}", readable(&line))?;
         }
+        Ok(true)
     }
 }
 
@@ -165,58 +167,85 @@ pub fn run(args: LogsArgs) -> anyhow::Result<u8> {
             continue;
         }
         match File::open(&old) {
-            Ok(file) => print_complete_lines(&mut BufReader::new(file), &filter, &mut out)?,
+            Ok(file) => {
+                let mut file = Lines::new(BufReader::new(file), &old);
+                file.print_complete(&filter, &mut out)?;
+            }
             // Rotated away between listing and opening: its lines are in the next file.
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
             Err(error) => anyhow::bail!("cannot read {}: {error}", old.display()),
         }
     }
     let mut reader = match File::open(&path) {
-        Ok(file) => Some(BufReader::new(file)),
+        Ok(file) => Some(Lines::new(BufReader::new(file), &path)),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound && args.follow => None,
         Err(error) => anyhow::bail!("cannot read {}: {error}", path.display()),
     };
     if let Some(reader) = reader.as_mut() {
-        print_complete_lines(reader, &filter, &mut out)?;
+        reader.print_complete(&filter, &mut out)?;
     }
     if !args.follow {
         return Ok(0);
     }
     loop {
         std::thread::sleep(FOLLOW_POLL);
-        if rotated(&path, reader.as_ref()) {
+        if rotated(&path, reader.as_ref().map(|r| &r.reader)) {
             // Finish the old file, then start on the new one from its beginning.
             if let Some(old) = reader.as_mut() {
-                print_complete_lines(old, &filter, &mut out)?;
+                old.print_complete(&filter, &mut out)?;
             }
-            reader = File::open(&path).ok().map(BufReader::new);
+            reader = File::open(&path)
+                .ok()
+                .map(|file| Lines::new(BufReader::new(file), &path));
         }
         if let Some(reader) = reader.as_mut() {
-            print_complete_lines(reader, &filter, &mut out)?;
+            reader.print_complete(&filter, &mut out)?;
         }
         out.flush()?;
     }
 }
 
-/// Prints every complete line from the reader's position, leaving a partial last line for later.
-fn print_complete_lines(
-    reader: &mut BufReader<File>,
-    filter: &Filter,
-    out: &mut impl Write,
-) -> anyhow::Result<()> {
-    let mut line = String::new();
-    loop {
-        let start = reader.stream_position()?;
-        line.clear();
-        let read = reader.read_line(&mut line)?;
-        if read == 0 {
-            return Ok(());
+/// One file of the recovery log being read, and how many lines were read.
+struct Lines {
+    reader: BufReader<File>,
+    path: std::path::PathBuf,
+    number: usize,
+}
+
+impl Lines {
+    fn new(reader: BufReader<File>, path: &Path) -> Self {
+        Self {
+            reader,
+            path: path.to_owned(),
+            number: 0,
         }
-        if !line.ends_with('\n') {
-            reader.seek(SeekFrom::Start(start))?;
-            return Ok(());
+    }
+
+    /// Prints every complete line from the reader's position, leaving a
+    /// partial last line for later (it is being written, or a crash tore it);
+    /// a complete line that does not parse is named on stderr.
+    fn print_complete(&mut self, filter: &Filter, out: &mut impl Write) -> anyhow::Result<()> {
+        let mut line = String::new();
+        loop {
+            let start = self.reader.stream_position()?;
+            line.clear();
+            let read = self.reader.read_line(&mut line)?;
+            if read == 0 {
+                return Ok(());
+            }
+            if !line.ends_with('\n') {
+                self.reader.seek(SeekFrom::Start(start))?;
+                return Ok(());
+            }
+            self.number += 1;
+            if !filter.print(&line, out)? && !line.trim().is_empty() {
+                eprintln!(
+                    "medic logs: {}:{}: line skipped, it does not parse",
+                    self.path.display(),
+                    self.number
+                );
+            }
         }
-        filter.print(&line, out)?;
     }
 }
 
