@@ -10,7 +10,6 @@ use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
-use medic_core::storm::{Storm, StormRule};
 use medic_core::{Policy, Supervisor};
 use medic_daemon::clock::WallClock;
 use medic_daemon::store::{Store, changes_path};
@@ -41,13 +40,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = store.last_known_good(name);
     }
     if let Some(saved) = store.storm(&clock) {
-        let mut storm = Storm::new(StormRule {
-            share: 0.2,
-            window: Duration::from_secs(60),
-        });
-        let failing = store.open_incidents().map(str::to_owned);
-        let _ = storm.restore(now, saved, failing, store.file.units.len());
-        let _ = storm.summary_due(now);
+        sup.restore_storm(now, saved);
     }
     // Run what the restored units scheduled, a few deadlines deep.
     for _ in 0..8 {

@@ -313,11 +313,13 @@ fn a_label_selector_watches_each_container_with_its_own_overrides() {
     let Some(engine) = Engine::get() else { return };
     let label = format!("medic.e2e={}", unique("labels"));
     let (one, two) = (unique("labels-one"), unique("labels-two"));
-    let _cleanup = Cleanup(&engine, vec![one.clone(), two.clone()]);
+    let bad = unique("labels-bad");
+    let _cleanup = Cleanup(&engine, vec![one.clone(), two.clone(), bad.clone()]);
     let (port_one, port_two) = (free_port(), free_port());
     for (name, port, extra) in [
         (&one, port_one, "medic.max_attempts=5"),
         (&two, port_two, "medic.on_stop=leave"),
+        (&bad, free_port(), "medic.max_attempts=0"),
     ] {
         engine.run_on_host(
             name,
@@ -336,11 +338,24 @@ fn a_label_selector_watches_each_container_with_its_own_overrides() {
         + &format!("[[service]]\nname = \"apps\"\ncontainer = {{ label = \"{label}\" }}\n");
     let medic = Medic::start_with("reconcile_interval = \"1s\"", &config);
     let (unit_one, unit_two) = (format!("apps/{one}"), format!("apps/{two}"));
-    for unit in [&unit_one, &unit_two] {
+    let unit_bad = format!("apps/{bad}");
+    for unit in [&unit_one, &unit_two, &unit_bad] {
         medic.wait_event("both containers healthy", |e| {
             e["service"] == *unit && e["event"] == "healthy"
         });
     }
+    // A bad label is said, read by the config's code, and the container is
+    // watched all the same, with the service's policy.
+    let rejected = medic.wait_alert("labels_rejected");
+    let rejected = rejected
+        .iter()
+        .find(|a| a["service"] == *unit_bad)
+        .expect("the bad label's alert names its unit");
+    assert_eq!(
+        rejected["evidence"]["errors"][0],
+        "medic.max_attempts=0: `max_attempts` must be at least 1 (the default is 3)",
+        "{rejected}"
+    );
     engine.run(&["kill", &one]);
     medic.wait_event("the killed one recovered", |e| {
         e["service"] == *unit_one && e["event"] == "recovered"

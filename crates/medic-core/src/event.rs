@@ -1,5 +1,7 @@
 //! What the core tells the world: recovery-log events and alerts.
 
+use std::time::Instant;
+
 use crate::observation::Evidence;
 
 /// The kind of a recovery-log event; its `as_str` is the `event` field of the JSONL contract.
@@ -72,6 +74,41 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Every kind, in the order they are declared.
+    pub const ALL: [EventKind; 31] = [
+        EventKind::Watching,
+        EventKind::Healthy,
+        EventKind::Failing,
+        EventKind::Restart,
+        EventKind::RestartDone,
+        EventKind::RestartFailed,
+        EventKind::Recovered,
+        EventKind::Rollback,
+        EventKind::RollbackDone,
+        EventKind::RollbackFailed,
+        EventKind::RolledBack,
+        EventKind::Escalated,
+        EventKind::Paused,
+        EventKind::Resumed,
+        EventKind::Reset,
+        EventKind::Blind,
+        EventKind::SightRestored,
+        EventKind::Stale,
+        EventKind::Interrupted,
+        EventKind::Dropped,
+        EventKind::Ignored,
+        EventKind::WaitingForDependency,
+        EventKind::Removed,
+        EventKind::DeployStarted,
+        EventKind::DeployDone,
+        EventKind::DeployFailed,
+        EventKind::Deployed,
+        EventKind::Restarted,
+        EventKind::Replaced,
+        EventKind::Flapping,
+        EventKind::FlappingEnded,
+    ];
+
     /// The snake_case name written to the recovery log.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -127,6 +164,38 @@ pub struct RecoveryEvent {
     pub message: String,
     /// The facts behind it.
     pub evidence: Evidence,
+    /// How loud it is and when its state change must be on disk: the core's
+    /// decision, which the shell follows (see [`crate::notice`]).
+    pub notice: Notice,
+}
+
+/// How loud a recovery event is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// News: the journal at info.
+    Routine,
+    /// Something is wrong: the journal at warn.
+    Trouble,
+}
+
+/// When the state change behind a recovery event must be on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persist {
+    /// With the next whole save of the state store (at most a second later).
+    WithNextSave,
+    /// In a change line at the end of this drain: a medic restarted after a
+    /// kill -9 must find it (an incident opened or closed, a step taken, a
+    /// pause), or it would act or alert a second time.
+    AtOnce,
+}
+
+/// What the shell does with one recovery event (the rule: `Notice::of` in [`crate::notice`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Notice {
+    /// How loud it is.
+    pub level: Level,
+    /// When its state change must be on disk.
+    pub persist: Persist,
 }
 
 /// How urgently a person must look.
@@ -168,4 +237,50 @@ pub struct Alert {
     pub evidence: Evidence,
     /// True on the line that ends an incident that was alerted before.
     pub resolved: bool,
+    /// A storm holds it: it goes to the alerts file, not to the sinks (the
+    /// storm's own alert stands for it; see [`crate::storm`]).
+    pub held: bool,
+}
+
+/// The storm rule's news (see [`crate::storm`]), an output of the core.
+/// A storm in progress.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Active {
+    /// When its first failure (within the window that started it) came.
+    pub since: Instant,
+    /// The first failures: unit and why.
+    pub first: Vec<(String, String)>,
+    /// Services that failed since it began.
+    pub failed: usize,
+    /// Services failing now.
+    pub failing: usize,
+    /// The failing count last summarised, and when.
+    pub(crate) summarised: (usize, Instant),
+}
+
+/// A storm began, goes on, or ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// Began: what to tell people.
+    Began(Active),
+    /// Goes on with a different count: a summary, at most every [`crate::storm::SUMMARY_EVERY`].
+    Summary(Active),
+    /// Ended: how it went.
+    Ended {
+        /// When it began.
+        since: Instant,
+        /// Services that failed during it.
+        failed: usize,
+        /// Services still failing as it ends.
+        still_failing: usize,
+    },
+}
+
+impl Change {
+    /// Whether what a restarted medic must know of the storm changed with
+    /// it: a storm that began or ended is saved at once, or the next medic
+    /// would alert again (a summary changes nothing saved).
+    pub fn persist_at_once(&self) -> bool {
+        !matches!(self, Change::Summary(_))
+    }
 }

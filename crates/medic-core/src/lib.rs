@@ -14,6 +14,7 @@ pub mod delivery;
 pub mod duration;
 pub mod event;
 pub mod machine;
+pub mod notice;
 pub mod observation;
 #[cfg(feature = "planted")]
 pub mod planted;

@@ -15,12 +15,19 @@
 //! members) is kept in the state store ([`Storm::saved`], [`Storm::restore`]),
 //! so the sinks that got a storm's alert also get its resolving line.
 //!
+//! The supervisor owns the rule and feeds it every incident that opens or
+//! closes; what it decides comes out as typed outputs: [`Change`] as
+//! `Action::Storm` (began, goes on, ended) and an alert's `held` flag.
+//!
 //! Per-service lines on stderr are rate-limited as well ([`LineBudget`]): the
 //! failures before a storm is recognised and the recoveries after it ended are
 //! a few lines a second and one count of the rest, never one line per service.
 
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
+
+pub use crate::event::{Active, Change};
+use crate::event::{EventKind, RecoveryEvent};
 
 /// Fewer failing services than this are never a storm, whatever the share:
 /// on a host with 8 services, 2 failing together are two incidents.
@@ -40,6 +47,12 @@ pub struct StormRule {
 }
 
 impl StormRule {
+    /// A fifth of the services failing within a minute.
+    pub const DEFAULT: StormRule = StormRule {
+        share: 0.2,
+        window: Duration::from_secs(60),
+    };
+
     /// How many services must fail within the window, out of `services`.
     pub fn threshold(&self, services: usize) -> usize {
         // f64 holds any realistic service count exactly; the product is clamped.
@@ -50,41 +63,12 @@ impl StormRule {
     }
 }
 
-/// A storm in progress.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Active {
-    /// When its first failure (within the window that started it) came.
-    pub since: Instant,
-    /// The first failures: unit and why.
-    pub first: Vec<(String, String)>,
-    /// Services that failed since it began.
-    pub failed: usize,
-    /// Services failing now.
-    pub failing: usize,
-    /// The failing count last summarised, and when.
-    summarised: (usize, Instant),
-}
-
-/// A storm began or ended.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Change {
-    /// Began: what to tell people.
-    Began(Active),
-    /// Ended: how it went.
-    Ended {
-        /// When it began.
-        since: Instant,
-        /// Services that failed during it.
-        failed: usize,
-        /// Services still failing as it ends.
-        still_failing: usize,
-    },
-}
-
 /// Tracks open incidents to spot storms; O(1) per incident opened or closed.
 #[derive(Debug)]
 pub struct Storm {
     rule: StormRule,
+    /// Hash sets for O(1) per incident: only ever asked about one unit or
+    /// their count, never walked for a decision (`saved` sorts its members).
     failing: HashSet<String>,
     /// Incidents opened within the window: when, which unit, why.
     recent: VecDeque<(Instant, String, String)>,
@@ -185,6 +169,23 @@ impl Storm {
         self.active.as_ref()
     }
 
+    /// Feeds one recovery event, out of `services` watched: an incident
+    /// opened (`failing`) or closed (`recovered`, `rolled_back`, `reset`).
+    pub fn track(
+        &mut self,
+        now: Instant,
+        event: &RecoveryEvent,
+        services: usize,
+    ) -> Option<Change> {
+        match event.kind {
+            EventKind::Failing => self.failed(now, &event.service, &event.message, services),
+            EventKind::Recovered | EventKind::RolledBack | EventKind::Reset => {
+                self.recovered(&event.service, services)
+            }
+            _ => None,
+        }
+    }
+
     /// `unit` opened an incident (`reason`: its first failure), out of `services` watched.
     pub fn failed(
         &mut self,
@@ -282,6 +283,14 @@ impl Storm {
     pub fn forget(&mut self, unit: &str, services: usize) -> Option<Change> {
         self.changed |= self.members.remove(unit);
         self.recovered(unit, services)
+    }
+
+    /// When a summary is next due: the failing count changed since the last
+    /// one, which was [`SUMMARY_EVERY`] before that.
+    pub fn next_summary(&self) -> Option<Instant> {
+        let active = self.active.as_ref()?;
+        let (count, at) = active.summarised;
+        (count != active.failing).then(|| crate::time::after(at, SUMMARY_EVERY))
     }
 
     /// The storm, when its failing count changed since it was last

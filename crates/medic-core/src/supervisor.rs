@@ -2,7 +2,9 @@
 //! Inputs and the current time go in; actions and the next deadline come out.
 //! It owns the action slots: a decided restart or rollback waits in its queue
 //! until a slot is free and comes out as [`Action::Launch`]; a queued one whose
-//! reason went is dropped, and nothing launches once medic stops.
+//! reason went is dropped, and nothing launches once medic stops. It owns
+//! the storm rule too: every incident opened or closed feeds it, its news
+//! comes out as [`Action::Storm`] and the alerts it holds carry `held`.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::Bound;
@@ -11,10 +13,12 @@ use std::time::Instant;
 
 use crate::availability::{Availability, History};
 use crate::machine::{Ctx, Machine, Phase, UnitStatus};
+use crate::notice::Notice;
 use crate::observation::Evidence;
 use crate::policy::Policy;
 use crate::slots::Slots;
 use crate::snapshot::UnitSnapshot;
+use crate::storm::{Change, SavedStorm, Storm, StormRule};
 use crate::vocabulary::{Action, Control, Input, Step};
 use crate::{Alert, EventKind, Health, RecoveryEvent};
 
@@ -43,6 +47,8 @@ pub struct Supervisor {
     /// How many units' last recorded verdict is each health, kept as verdicts
     /// are recorded (see [`Supervisor::health_counts`]).
     counts: HealthCounts,
+    /// Many units failing at once (see [`crate::storm`]).
+    storm: Storm,
 }
 
 /// Units by their last recorded health.
@@ -98,7 +104,39 @@ impl Supervisor {
             blindness: Blindness::default(),
             availability: BTreeMap::new(),
             counts: HealthCounts::default(),
+            storm: Storm::new(StormRule::DEFAULT),
         }
+    }
+
+    /// When failures count as a storm (`[medic] storm_share`, `storm_window`);
+    /// a reload keeps what is failing.
+    pub fn set_storm_rule(&mut self, rule: StormRule) {
+        self.storm.set_rule(rule);
+    }
+
+    /// The storm rule and the storm in progress, if any.
+    pub fn storm(&self) -> &Storm {
+        &self.storm
+    }
+
+    /// Whether what a restarted medic must know of the storm changed since
+    /// this was last asked (see [`Storm::saved`]); clears it.
+    pub fn take_storm_changed(&mut self) -> bool {
+        self.storm.take_changed()
+    }
+
+    /// Continues the storm the state store kept (after the units are
+    /// restored): the units with an open incident are its failing ones. A
+    /// storm that was over by then ends at once, with its [`Action::Storm`].
+    pub fn restore_storm(&mut self, now: Instant, saved: SavedStorm) {
+        let failing: Vec<String> = self
+            .units
+            .iter()
+            .filter(|(_, m)| m.in_incident())
+            .map(|(name, _)| name.clone())
+            .collect();
+        let change = self.storm.restore(now, saved, failing, self.units.len());
+        self.out.extend(change.map(Action::Storm));
     }
 
     /// Raise one critical alert when units stay blind longer than `after`.
@@ -142,7 +180,7 @@ impl Supervisor {
         } else {
             let machine = Machine::new(now, name.to_owned(), policy);
             self.units.insert(name.to_owned(), Box::new(machine));
-            self.with_unit(name, |machine, ctx| machine.watching(now, ctx));
+            self.with_unit(now, name, |machine, ctx| machine.watching(now, ctx));
         }
         self.reschedule(now, name);
         self.launch(now);
@@ -160,7 +198,7 @@ impl Supervisor {
         let name = saved.name.clone();
         self.units
             .insert(name.clone(), Box::new(Machine::restore(now, saved, policy)));
-        self.with_unit(&name, |machine, ctx| {
+        self.with_unit(now, &name, |machine, ctx| {
             machine.watching(now, ctx);
             machine.resume_after_restart(now, ctx);
         });
@@ -176,7 +214,7 @@ impl Supervisor {
     /// Stops watching a unit for a reason the recovery log's `removed` event
     /// gives (an instance retired by a deploy, `medic forget`, a selector change).
     pub fn retire_unit(&mut self, now: Instant, name: &str, why: &str) {
-        self.with_unit(name, |machine, ctx| machine.removed(now, why, ctx));
+        self.with_unit(now, name, |machine, ctx| machine.removed(now, why, ctx));
         self.units.remove(name);
         // A queued job goes with it; a running one keeps its slot until it ends.
         self.slots.drop_queued(name);
@@ -188,6 +226,8 @@ impl Supervisor {
         if let Some(at) = self.scheduled.remove(name) {
             self.deadlines.remove(&(at, name.to_owned()));
         }
+        let change = self.storm.forget(name, self.units.len());
+        self.out.extend(change.map(Action::Storm));
         // The last blind unit gone ends the blindness (and resolves its alert).
         self.update_blindness(now);
     }
@@ -233,7 +273,7 @@ impl Supervisor {
             return Err(UnknownUnit(unit));
         }
         let was_healthy = self.is_healthy_phase(&unit);
-        self.with_unit(&unit, |machine, ctx| match input {
+        self.with_unit(now, &unit, |machine, ctx| match input {
             Input::Observed {
                 probe, observation, ..
             } => machine.on_observation(now, probe, observation, ctx),
@@ -275,6 +315,7 @@ impl Supervisor {
                         message: "every probe can see again".to_owned(),
                         evidence: Evidence::new(),
                         resolved: true,
+                        held: false,
                     }));
                 }
             }
@@ -318,19 +359,24 @@ impl Supervisor {
             ),
             evidence,
             resolved: false,
+            held: false,
         }));
     }
 
     /// Advances every unit whose deadline has passed.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.alert_blindness(now);
+        if let Some(active) = self.storm.summary_due(now) {
+            self.out
+                .push_back(Action::Storm(Change::Summary(active.clone())));
+        }
         while let Some((at, name)) = self.deadlines.first().cloned() {
             if at > now {
                 break;
             }
             self.deadlines.pop_first();
             self.scheduled.remove(&name);
-            self.with_unit(&name, |machine, ctx| machine.on_timeout(now, ctx));
+            self.with_unit(now, &name, |machine, ctx| machine.on_timeout(now, ctx));
             self.reschedule(now, &name);
         }
         self.update_blindness(now);
@@ -379,6 +425,7 @@ impl Supervisor {
                 "the queued {what} was dropped before it ran: the service is {state} now"
             ),
             evidence: Evidence::new(),
+            notice: Notice::of(EventKind::Dropped),
         }));
     }
 
@@ -395,7 +442,10 @@ impl Supervisor {
     /// When `handle_timeout` must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let unit = self.deadlines.first().map(|(at, _)| *at);
-        [unit, self.blind_deadline()].into_iter().flatten().min()
+        [unit, self.blind_deadline(), self.storm.next_summary()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Every unit's status as of `now`.
@@ -538,16 +588,17 @@ impl Supervisor {
             })
             .collect();
         for name in dependents {
-            self.with_unit(&name, |machine, ctx| machine.resume_held(now, ctx));
+            self.with_unit(now, &name, |machine, ctx| machine.resume_held(now, ctx));
             self.reschedule(now, &name);
         }
     }
 
-    fn with_unit(&mut self, name: &str, f: impl FnOnce(&mut Machine, &mut Ctx)) {
+    fn with_unit(&mut self, now: Instant, name: &str, f: impl FnOnce(&mut Machine, &mut Ctx)) {
         let dependencies_ready = self.dependencies_ready(name);
         let Some(machine) = self.units.get_mut(name) else {
             return;
         };
+        let first = self.out.len();
         let mut ctx = Ctx {
             out: &mut self.out,
             slots: &mut self.slots,
@@ -556,6 +607,33 @@ impl Supervisor {
             dependencies_ready,
         };
         f(machine, &mut ctx);
+        self.storm_track(now, first);
+    }
+
+    /// Feeds the storm rule what one unit's step emitted (from `first` on):
+    /// incidents opened and closed, in order; each storm change goes out
+    /// right after the event that made it, and each alert says whether the
+    /// storm holds it. O(actions emitted).
+    fn storm_track(&mut self, now: Instant, first: usize) {
+        let services = self.units.len();
+        let mut changes = Vec::new();
+        for (at, action) in self.out.iter_mut().enumerate().skip(first) {
+            match action {
+                Action::Log(event) => {
+                    if let Some(change) = self.storm.track(now, event, services) {
+                        changes.push((at + 1, change));
+                    }
+                }
+                Action::Alert(alert) => {
+                    alert.held = self.storm.holds(&alert.service, alert.resolved);
+                }
+                _ => {}
+            }
+        }
+        // From the back, so the earlier positions stay right.
+        for (at, change) in changes.into_iter().rev() {
+            self.out.insert(at, Action::Storm(change));
+        }
     }
 
     fn reschedule(&mut self, now: Instant, name: &str) {

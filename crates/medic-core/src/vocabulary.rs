@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::event::{Alert, RecoveryEvent};
+use crate::event::{Alert, Change, RecoveryEvent};
 use crate::observation::{Evidence, Observation};
 
 /// A recovery action.
@@ -78,11 +78,18 @@ pub enum Action {
         unit: String,
         /// How it ended.
         end: DeployEnd,
+        /// Why the deploy failed, when it did (the command failed or timed
+        /// out, or the new version was not healthy in time): what rolled it back.
+        failure: Option<String>,
     },
     /// Append this event to the recovery log.
     Log(RecoveryEvent),
-    /// Append this alert to the critical alerts file and hand it to the sinks.
+    /// Append this alert to the critical alerts file and hand it to the
+    /// sinks, unless it is `held`.
     Alert(Alert),
+    /// A storm began, goes on or ended: tell people (stderr, one alert to
+    /// the sinks), and save it at once when [`Change::persist_at_once`].
+    Storm(Change),
 }
 
 /// How a person's deploy ended.

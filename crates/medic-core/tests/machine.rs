@@ -317,6 +317,28 @@ fn a_deploy_ends_once_promoted_rolled_back_escalated_or_reset() {
     assert_eq!(ends("ok died done ok"), []);
 }
 
+/// A failed deploy's end carries why it failed (the shell answers `medic
+/// deploy` with it); a promoted one carries nothing.
+#[test]
+fn a_deploy_end_says_why_the_deploy_failed() {
+    let failures = |script: &str| {
+        let mut world = World::new(policy());
+        world.run(script);
+        world.deploy_failures
+    };
+    assert_eq!(failures("ok deploy done ok ok"), [None]);
+    assert_eq!(
+        failures("ok deploy error done ok"),
+        [Some("deploy command failed: exit 1".to_owned())]
+    );
+    assert_eq!(
+        failures("ok deploy +61s done ok"),
+        [Some(
+            "the deploy command did not report back in time".to_owned()
+        )]
+    );
+}
+
 /// medic restarted at each moment of the ladder: every incident resumes where
 /// it stood, says so once, and ends in recovery, rollback or escalation.
 #[test]

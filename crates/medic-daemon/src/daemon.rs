@@ -115,6 +115,7 @@ pub async fn run_in(
     let store = &durability.store().file;
     let mut sup = Supervisor::new(store.incident_prefix.clone(), store.next_incident);
     sup.set_max_concurrent_actions(settings.max_concurrent_actions);
+    sup.set_storm_rule(settings.storm);
     sup.set_blind_alert_after(settings.blind_alert_after);
     let executor = match world {
         Some(world) => Executor::in_world(world, &config),
@@ -278,33 +279,18 @@ impl Daemon {
 
     /// Takes the changed units into the state store and hands it to its writer.
     fn save_store(&mut self) {
-        self.durability.save(&self.sup, self.announcer.storm_mut());
+        self.durability.save(&mut self.sup);
     }
 
-    /// Continues the storm the state store kept, if any, with its members
-    /// still watched and failing (see `Announcer::restore_storm`).
+    /// Continues the storm the state store kept, if any: the core takes it
+    /// back (its members are the units whose incident is still open).
     fn restore_storm(&mut self) {
-        let store = self.durability.store();
-        let Some(saved) = store.storm(&self.clock) else {
+        let Some(saved) = self.durability.store().storm(&self.clock) else {
             return;
         };
-        let open = store
-            .open_incidents()
-            .filter(|unit| self.units.contains(unit));
-        let failing = open.map(str::to_owned).collect();
-        let services = self.units.len();
-        if self
-            .announcer
-            .restore_storm(now(), saved, failing, services)
-        {
-            self.durability.storm_turned();
-        }
-    }
-
-    /// A unit is no longer watched: the storm rule forgets it too.
-    fn storm_forget(&mut self, unit: &str) {
-        if self.announcer.forget(unit, self.units.len()) {
-            self.durability.storm_turned();
+        self.sup.restore_storm(now(), saved);
+        if let Some(active) = self.sup.storm().active() {
+            self.announcer.storm_continues(active);
         }
     }
 
@@ -400,8 +386,7 @@ impl Daemon {
             }
         }
         self.durability.follow(self.announcer.records());
-        self.durability
-            .persist(jobs, &self.sup, self.announcer.storm_mut());
+        self.durability.persist(jobs, &mut self.sup);
     }
 
     fn act(&mut self, action: Action) {
@@ -410,14 +395,22 @@ impl Daemon {
                 let now = now();
                 self.deploy_event(now, &mut event);
                 self.metrics.event(&event.service, event.kind);
-                self.durability.logged(&event.service, event.kind);
-                if self.announcer.log(now, event, self.units.len()) {
+                self.durability.logged(&event);
+                let storming = self.sup.storm().active().is_some();
+                self.announcer.log(now, event, storming);
+            }
+            Action::Alert(alert) => {
+                let storming = self.sup.storm().active().is_some();
+                self.announcer.alert(now(), alert, storming);
+            }
+            Action::Storm(change) => {
+                if change.persist_at_once() {
                     self.durability.storm_turned();
                 }
+                self.announcer.storm(change);
             }
-            Action::Alert(alert) => self.announcer.alert(now(), alert),
             Action::Launch(job) => self.launch(job),
-            Action::DeployEnded { unit, end } => self.deploy_ended(&unit, end),
+            Action::DeployEnded { unit, end, failure } => self.deploy_ended(&unit, end, failure),
             Action::Probe { unit } => {
                 if let Some(u) = self.units.get(&unit) {
                     u.probes.probe_now();

@@ -465,15 +465,6 @@ impl Store {
         })
     }
 
-    /// The units whose incident was open when the store was saved.
-    pub fn open_incidents(&self) -> impl Iterator<Item = &str> {
-        self.file
-            .units
-            .iter()
-            .filter(|(_, unit)| unit.incident.is_some())
-            .map(|(name, _)| name.as_str())
-    }
-
     /// A unit's last known good spec.
     pub fn last_known_good(&self, name: &str) -> Option<&serde_json::Value> {
         self.file.units.get(name)?.last_known_good.as_ref()

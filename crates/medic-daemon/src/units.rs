@@ -1,13 +1,10 @@
 //! Turns the validated config into units: what each watched thing is, how it
 //! is probed and what acting on it means.
 
-use std::collections::HashMap;
-
 use anyhow::Context;
-use medic_core::Policy;
 use medic_core::config::{
-    Config, ContainerSelector, ContainerTarget, LabelSelector, LaunchAgentTarget, OnStop,
-    ProbeKind, Service, SystemdUnitTarget, Target, UnitSelector,
+    Config, ContainerSelector, ContainerTarget, LabelSelector, LaunchAgentTarget, ProbeKind,
+    Service, SystemdUnitTarget, Target, UnitSelector,
 };
 
 use crate::executor::Executor;
@@ -237,94 +234,5 @@ pub fn selector_words(service: &Service) -> String {
             UnitSelector::Pattern(pattern) => format!("systemd units matching {pattern}"),
         },
         _ => "instances".to_owned(),
-    }
-}
-
-/// Per-container overrides from `medic.*` labels on containers found by a
-/// selector (`medic.max_attempts=5`, `medic.on_stop=leave`, …). Every valid
-/// label applies; the invalid ones are returned, one message each.
-pub fn apply_label_overrides(
-    policy: &mut Policy,
-    target: &mut ContainerTarget,
-    labels: &HashMap<String, String>,
-) -> Result<(), String> {
-    let mut problems = Vec::new();
-    let mut overrides: Vec<(&str, &str)> = labels
-        .iter()
-        .filter_map(|(k, v)| Some((k.strip_prefix("medic.")?, v.as_str())))
-        .collect();
-    overrides.sort_unstable();
-    for (key, value) in overrides {
-        if let Err(problem) = apply_label(policy, target, key, value) {
-            problems.push(problem);
-        }
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.join("; "))
-    }
-}
-
-fn apply_label(
-    policy: &mut Policy,
-    target: &mut ContainerTarget,
-    key: &str,
-    value: &str,
-) -> Result<(), String> {
-    let count = || match value.parse::<u32>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!(
-            "medic.{key}={value}: expected a whole number of at least 1"
-        )),
-    };
-    let duration =
-        || medic_core::duration::parse(value).map_err(|e| format!("medic.{key}={value}: {e}"));
-    match key {
-        "enable" => {}
-        "max_attempts" => policy.max_attempts = count()?,
-        "failure_threshold" => policy.failure_threshold = count()?,
-        "start_period" => policy.start_period = duration()?,
-        "recover_timeout" => policy.recover_timeout = duration()?,
-        "replace_grace" => policy.replace_grace = duration()?,
-        "stop_timeout" => target.stop_timeout = duration()?,
-        "on_stop" => {
-            target.on_stop = match value {
-                "restore" => OnStop::Restore,
-                "leave" => OnStop::Leave,
-                _ => return Err(format!("medic.on_stop={value}: expected restore or leave")),
-            }
-        }
-        other => return Err(format!("unknown label medic.{other}")),
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-
-    #[test]
-    fn labels_override_the_policy() {
-        let (mut policy, mut target) = (
-            Policy::default(),
-            ContainerTarget {
-                selector: ContainerSelector::Name("x".into()),
-                stop_timeout: Duration::from_secs(10),
-                on_stop: OnStop::Restore,
-            },
-        );
-        let labels = HashMap::from([
-            ("medic.enable".to_owned(), "true".to_owned()),
-            ("medic.max_attempts".to_owned(), "5".to_owned()),
-            ("medic.on_stop".to_owned(), "leave".to_owned()),
-            ("other".to_owned(), "x".to_owned()),
-        ]);
-        apply_label_overrides(&mut policy, &mut target, &labels).unwrap();
-        assert_eq!((policy.max_attempts, target.on_stop), (5, OnStop::Leave));
-        let bad = HashMap::from([("medic.max_attempts".to_owned(), "0".to_owned())]);
-        assert!(apply_label_overrides(&mut policy, &mut target, &bad).is_err());
     }
 }

@@ -4,6 +4,7 @@
 mod alerts;
 mod decode;
 mod error;
+mod labels;
 mod model;
 mod probe;
 mod raw;
@@ -20,6 +21,7 @@ pub use alerts::Env;
 use decode::{decode_services, lenient, warn_deprecated};
 use error::Errors;
 pub use error::{ConfigError, ConfigErrors};
+pub use labels::{Labelled, apply_labels};
 pub use model::*;
 use raw::{RawPolicy, RawSettings};
 use service::build_services;

@@ -8,6 +8,7 @@ use toml::Spanned;
 use super::error::Errors;
 use super::model::*;
 use super::raw::{Dur, RawSettings};
+use crate::storm::StormRule;
 
 pub(super) fn build_settings(raw: RawSettings, errors: &mut Errors) -> Settings {
     let max_concurrent_actions = at_least_one(
@@ -111,7 +112,7 @@ pub(super) fn build_settings(raw: RawSettings, errors: &mut Errors) -> Settings 
             None => DEFAULT_JOURNAL_MAX_SIZE,
         },
         journal_keep: at_least_one(raw.journal_keep, "journal_keep", 5, errors),
-        storm: crate::storm::StormRule {
+        storm: StormRule {
             share: match raw.storm_share {
                 Some(share) if !(*share.get_ref() > 0.0 && *share.get_ref() <= 1.0) => {
                     errors.at(
@@ -119,12 +120,12 @@ pub(super) fn build_settings(raw: RawSettings, errors: &mut Errors) -> Settings 
                         "`storm_share` must be a share of the services above 0 and at most 1",
                         Some("for example 0.2: a fifth of the services".into()),
                     );
-                    DEFAULT_STORM_SHARE
+                    StormRule::DEFAULT.share
                 }
                 Some(share) => *share.get_ref(),
-                None => DEFAULT_STORM_SHARE,
+                None => StormRule::DEFAULT.share,
             },
-            window: Dur::or(raw.storm_window, Duration::from_secs(60)),
+            window: Dur::or(raw.storm_window, StormRule::DEFAULT.window),
         },
         state_dir,
     }
@@ -132,8 +133,6 @@ pub(super) fn build_settings(raw: RawSettings, errors: &mut Errors) -> Settings 
 
 /// Journals rotate past 64 MiB by default: with 5 kept, at most 384 MiB each.
 pub(super) const DEFAULT_JOURNAL_MAX_SIZE: u64 = 64 * 1024 * 1024;
-/// A fifth of the services failing within the window is a storm by default.
-pub(super) const DEFAULT_STORM_SHARE: f64 = 0.2;
 
 /// "64MiB", "500KB", "1GiB", "4096" (bytes) → bytes; at least 1 KiB.
 pub(super) fn parse_size(text: &str) -> Option<u64> {

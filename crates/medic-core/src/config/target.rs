@@ -4,10 +4,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::error::Errors;
-use super::model::*;
 use toml::Spanned;
 
+use super::error::Errors;
+use super::model::*;
 use super::raw::{Dur, OneOrMany, RawPolicy, RawService};
 
 pub(super) fn build_target(
@@ -87,19 +87,8 @@ pub(super) fn build_target(
                 return None;
             }
         };
-        let on_stop = c.on_stop.as_ref().or(policy.on_stop.as_ref());
-        let on_stop = match on_stop.map(|s| (s.get_ref().as_str(), s.span())) {
-            None | Some(("restore", _)) => OnStop::Restore,
-            Some(("leave", _)) => OnStop::Leave,
-            Some((other, span)) => {
-                errors.at(
-                    span,
-                    format!("unknown on_stop `{other}`"),
-                    Some("use \"restore\" or \"leave\"".into()),
-                );
-                OnStop::Restore
-            }
-        };
+        let written = c.on_stop.as_ref().or(policy.on_stop.as_ref());
+        let on_stop = on_stop(written, OnStop::Restore, errors);
         return Some(Target::Container(ContainerTarget {
             selector,
             stop_timeout: Dur::or(
@@ -206,6 +195,28 @@ fn build_expect(expect: Option<&Spanned<String>>, errors: &mut Errors) -> Expect
                 Some("use \"exited_ok\" (a clean exit is the job done) or \"running\" (the job must stay up)".into()),
             );
             Expect::ExitedOk
+        }
+    }
+}
+
+/// What `on_stop` says (`otherwise` when it is not written): "restore" or
+/// "leave" (also read from a `medic.on_stop` label, see `labels.rs`).
+pub(super) fn on_stop(
+    written: Option<&Spanned<String>>,
+    otherwise: OnStop,
+    errors: &mut Errors,
+) -> OnStop {
+    match written.map(|s| (s.get_ref().as_str(), s.span())) {
+        None => otherwise,
+        Some(("restore", _)) => OnStop::Restore,
+        Some(("leave", _)) => OnStop::Leave,
+        Some((other, span)) => {
+            errors.at(
+                span,
+                format!("unknown on_stop `{other}`"),
+                Some("use \"restore\" or \"leave\"".into()),
+            );
+            otherwise
         }
     }
 }

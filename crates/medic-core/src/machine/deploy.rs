@@ -9,6 +9,14 @@ use crate::observation::Evidence;
 use crate::time::after;
 use crate::vocabulary::{Action, ActionResult, DeployEnd, Step};
 
+/// A person's deploy in progress, from `medic deploy` to its end.
+#[derive(Debug, Clone, Default)]
+pub(super) struct DeployRun {
+    /// Why it failed, once it did: the rollback that follows ends it, and
+    /// its end carries this (see [`Action::DeployEnded`]).
+    failure: Option<String>,
+}
+
 impl Machine {
     /// Whether a deploy may begin: not while a recovery action or another deploy runs.
     pub(crate) fn can_deploy(&self) -> bool {
@@ -31,7 +39,7 @@ impl Machine {
         if !self.can_deploy() {
             return;
         }
-        self.deploying = true;
+        self.deploy = Some(DeployRun::default());
         self.set_phase(
             now,
             Phase::DeployRunning {
@@ -105,10 +113,11 @@ impl Machine {
 
     /// The deploy in progress, if any, ended so: one [`Action::DeployEnded`].
     pub(super) fn deploy_ended(&mut self, end: DeployEnd, ctx: &mut Ctx) {
-        if std::mem::take(&mut self.deploying) {
+        if let Some(run) = self.deploy.take() {
             ctx.out.push_back(Action::DeployEnded {
                 unit: self.name.clone(),
                 end,
+                failure: run.failure,
             });
         }
     }
@@ -134,6 +143,9 @@ impl Machine {
             }
         }
         self.set_phase(now, Phase::Failing);
+        if let Some(run) = self.deploy.as_mut() {
+            run.failure = Some(message.clone());
+        }
         self.log_with(ctx, now, EventKind::DeployFailed, message.clone(), evidence);
         if !self.policy.can_rollback {
             let message = format!("{message}; no rollback is possible");

@@ -179,6 +179,7 @@ impl Machine {
             message,
             evidence: Evidence::new(),
             resolved: true,
+            held: false,
         }));
     }
 

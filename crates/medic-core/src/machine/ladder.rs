@@ -9,6 +9,7 @@ use std::time::Instant;
 use super::{ClosedIncident, Ctx, Incident, IncidentEvidence, Machine, Phase, millis, round_secs};
 use crate::backoff;
 use crate::event::{EventKind, RecoveryEvent, Severity};
+use crate::notice::Notice;
 use crate::observation::{ENGINE_GRACE, Evidence, Observation, RESTART_EXPECTED_FROM, Urgency};
 use crate::time::after;
 use crate::vocabulary::{Action, ActionResult, DeployEnd, Job, JobId, Step};
@@ -353,6 +354,7 @@ impl Machine {
             attempt: None,
             message: format!("a late result of a {what} medic no longer waits for: {outcome}"),
             evidence: Evidence::new(),
+            notice: Notice::of(EventKind::Ignored),
         }));
     }
 

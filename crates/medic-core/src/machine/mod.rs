@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::event::{Alert, EventKind, RecoveryEvent, Severity};
+use crate::notice::Notice;
 use crate::observation::{Evidence, Observation, Outcome, Urgency};
 use crate::policy::Policy;
 use crate::slots::Slots;
@@ -280,7 +281,7 @@ pub(crate) struct Machine {
     resume_rollback: bool,
     /// A person's deploy runs, or its failure is being rolled back: its end
     /// goes out as [`Action::DeployEnded`].
-    deploying: bool,
+    deploy: Option<deploy::DeployRun>,
     /// Judged healthy, not yet the last known good: recorded on the first round
     /// of fresh successes that began at or after this moment (see [`stable_for`]).
     lkg_due: Option<Instant>,
@@ -306,13 +307,18 @@ impl Machine {
             stale: false,
             held_for_dependency: false,
             resume_rollback: false,
-            deploying: false,
+            deploy: None,
             lkg_due: None,
         }
     }
 
     pub(crate) fn phase(&self) -> Phase {
         self.phase
+    }
+
+    /// Whether an incident is open (the storm rule counts it failing).
+    pub(crate) fn in_incident(&self) -> bool {
+        self.incident.is_some()
     }
 
     /// Replaces the policy after a config reload; the state and attempt count stay.
@@ -749,6 +755,7 @@ impl Machine {
             attempt,
             message,
             evidence,
+            notice: Notice::of(kind),
         }));
     }
 
@@ -788,6 +795,7 @@ impl Machine {
             message: message.to_owned(),
             evidence,
             resolved,
+            held: false,
         }));
     }
 }

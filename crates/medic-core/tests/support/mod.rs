@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use medic_core::storm::Change;
 use medic_core::{
     Action, ActionResult, Control, Input, Job, Observation, Policy, Step, Supervisor, Urgency,
 };
@@ -25,6 +26,8 @@ pub struct World {
     pub alerts: Vec<medic_core::Alert>,
     /// How each deploy ended, in order (not traced).
     pub deploy_ends: Vec<medic_core::DeployEnd>,
+    /// Why each deploy failed, if it did, in the same order.
+    pub deploy_failures: Vec<Option<String>>,
     /// The policy every unit of the world was added with.
     pub policy: Policy,
     /// Provisional last known good records (only kept by the shell when there is none): not traced.
@@ -47,6 +50,7 @@ impl World {
             rollbacks: 0,
             alerts: Vec::new(),
             deploy_ends: Vec::new(),
+            deploy_failures: Vec::new(),
             policy: policy.clone(),
             provisional_lkg: 0,
             logged: Default::default(),
@@ -79,12 +83,17 @@ impl World {
         result
     }
 
-    pub fn observe(&mut self, observation: Observation) {
+    /// An observation of any unit of the world.
+    pub fn observe_unit(&mut self, unit: &str, observation: Observation) {
         self.input(Input::Observed {
-            unit: UNIT.into(),
+            unit: unit.into(),
             probe: 0,
             observation,
         });
+    }
+
+    pub fn observe(&mut self, observation: Observation) {
+        self.observe_unit(UNIT, observation);
     }
 
     /// The result of the unit's newest running job, or of its deploy command when none runs.
@@ -135,7 +144,9 @@ impl World {
         self.now = end;
     }
 
-    fn drain(&mut self) {
+    /// Carries out what the supervisor decided (after every input; by hand
+    /// after calling the supervisor directly).
+    pub fn drain(&mut self) {
         while let Some(action) = self.sup.poll_action() {
             let unit = match &action {
                 Action::Log(event) => event.service.clone(),
@@ -144,6 +155,7 @@ impl World {
                 Action::RecordLastKnownGood { unit, .. }
                 | Action::Probe { unit }
                 | Action::DeployEnded { unit, .. } => unit.clone(),
+                Action::Storm(_) => medic_core::supervisor::MEDIC_UNIT.to_owned(),
             };
             if let Action::Log(event) = &action {
                 self.logged.push_back(event.message.clone());
@@ -181,8 +193,16 @@ impl World {
                 }
                 Action::Alert(alert) => {
                     self.alerts.push(alert.clone());
-                    format!("!{}:{}", alert.severity.as_str(), alert.kind)
+                    let held = if alert.held { "(held)" } else { "" };
+                    format!("!{}:{}{held}", alert.severity.as_str(), alert.kind)
                 }
+                Action::Storm(change) => match change {
+                    Change::Began(active) => format!("storm-began({})", active.failing),
+                    Change::Summary(active) => format!("storm-summary({})", active.failing),
+                    Change::Ended { still_failing, .. } => {
+                        format!("storm-ended({still_failing})")
+                    }
+                },
                 Action::RecordLastKnownGood {
                     provisional: true, ..
                 } => {
@@ -191,8 +211,9 @@ impl World {
                 }
                 Action::RecordLastKnownGood { .. } => "→lkg".to_owned(),
                 Action::Probe { .. } => continue,
-                Action::DeployEnded { end, .. } => {
+                Action::DeployEnded { end, failure, .. } => {
                     self.deploy_ends.push(*end);
+                    self.deploy_failures.push(failure.clone());
                     continue;
                 }
             };

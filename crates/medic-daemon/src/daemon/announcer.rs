@@ -1,14 +1,18 @@
 //! The announcer: what medic tells people. The recovery log and the alerts
 //! file (each a journal with its writer task), the `[[alert]]` sinks, the
-//! storm rule with its summaries, the per-service line budget on stderr, and
-//! medic's own alerts (a storm, files it cannot write, a rejected reload).
+//! storm's summaries, the per-service line budget on stderr, and medic's own
+//! alerts (a storm, files it cannot write, a rejected reload). What is
+//! trouble, what a storm holds and when it began or ended are the core's
+//! word (`RecoveryEvent::notice`, `Alert::held`, `Action::Storm`): this room
+//! only says it.
 
 use std::path::PathBuf;
 
 use medic_core::config::Config;
-use medic_core::storm::{Active, Change, LineBudget, SavedStorm, Storm, StormRule};
+use medic_core::notice::Level;
+use medic_core::storm::{Active, Change, LineBudget};
 use medic_core::supervisor::MEDIC_UNIT;
-use medic_core::{Alert, EventKind, Evidence, RecoveryEvent, Severity};
+use medic_core::{Alert, Evidence, RecoveryEvent, Severity};
 use medic_records::files::FileHealth;
 use medic_records::journal::{AlertLine, Journal, Limit, Mark, RecoveryLine};
 
@@ -22,8 +26,6 @@ pub(super) struct Announcer {
     alerts: Journal,
     /// The `[[alert]]` sinks every alert line is also handed to.
     sinks: Sinks,
-    /// Many services failing at once: one summary and one alert instead of thousands.
-    storm: Storm,
     /// Per-service lines on stderr, a few a second (the recovery log has them all).
     lines: LineBudget,
     /// The sinks were told that files are not writable (told once, then once when they are).
@@ -56,7 +58,6 @@ impl Announcer {
             recovery,
             alerts,
             sinks: Sinks::start(config, &shell.tracker, &shell.cancel)?,
-            storm: Storm::new(settings.storm),
             lines: LineBudget::default(),
             unwritable: false,
             alert_seq: 0,
@@ -69,37 +70,30 @@ impl Announcer {
         })
     }
 
-    /// Writes a recovery event to the recovery log (and, within the budget,
-    /// to stderr) and feeds it to the storm rule; true when a storm began or
-    /// ended (`services` is how many units are watched).
-    pub(super) fn log(
-        &mut self,
-        now: std::time::Instant,
-        event: RecoveryEvent,
-        services: usize,
-    ) -> bool {
-        let turned = self.storm_track(now, &event, services);
+    /// Writes a recovery event to the recovery log and, within the budget
+    /// and outside a storm (`storming`), to stderr: at warn when the core
+    /// calls it trouble.
+    pub(super) fn log(&mut self, now: std::time::Instant, event: RecoveryEvent, storming: bool) {
         let (service, kind) = (&event.service, event.kind.as_str());
         let incident = event.incident.as_deref().unwrap_or("");
-        if !self.loud(now) {
+        if !self.loud(now, storming) {
             // In a storm, or past a few a second, the per-service lines are
             // in the recovery log; stderr gets the counts (`tick`).
             tracing::debug!(%service, event = kind, incident, "{}", event.message);
-        } else if is_trouble(event.kind) {
+        } else if event.notice.level == Level::Trouble {
             tracing::warn!(%service, event = kind, incident, "{}", event.message);
         } else {
             tracing::info!(%service, event = kind, incident, "{}", event.message);
         }
         let line = RecoveryLine::new(crate::clock::wall_now(), event);
         self.recovery.append(&line);
-        turned
     }
 
     /// Writes an alert to the alerts file and hands it to the sinks, unless
-    /// a storm holds it (the sinks get the storm's own alert instead).
-    pub(super) fn alert(&mut self, now: std::time::Instant, alert: Alert) {
-        let held = self.storm.holds(&alert.service, alert.resolved);
-        if held || !self.loud(now) {
+    /// the core says a storm holds it (the sinks get the storm's own alert instead).
+    pub(super) fn alert(&mut self, now: std::time::Instant, alert: Alert, storming: bool) {
+        let held = alert.held;
+        if held || !self.loud(now, storming) {
             tracing::debug!(service = %alert.service, kind = alert.kind, "{}", alert.message);
         } else if alert.severity == Severity::Critical {
             tracing::error!(service = %alert.service, kind = alert.kind, "{}", alert.message);
@@ -154,6 +148,31 @@ impl Announcer {
         self.medic_alert(medic_alert(kind, severity, message, evidence, resolved));
     }
 
+    /// A found container's `medic.*` labels were rejected (it is watched with
+    /// its service's policy): stderr and a `labels_rejected` alert with every problem.
+    pub(super) fn labels_rejected(&mut self, unit: &str, problems: Vec<String>) {
+        tracing::warn!(
+            %unit,
+            "Invalid medic.* labels; the service's policy applies: {}",
+            problems.join("; ")
+        );
+        let message = format!(
+            "invalid medic.* labels, watched with the service's policy: {}",
+            problems.first().map_or("", String::as_str)
+        );
+        let mut evidence = Evidence::new();
+        evidence.insert("errors".into(), problems.into());
+        let mut alert = medic_alert(
+            "labels_rejected",
+            Severity::Warning,
+            message,
+            evidence,
+            false,
+        );
+        alert.service = unit.to_owned();
+        self.medic_alert(alert);
+    }
+
     /// Logs a rejected reload and writes a `config_rejected` alert with the errors.
     pub(super) fn config_rejected(&mut self, error: &str) {
         tracing::error!("Config reload rejected, the running config stays:\n{error}");
@@ -176,66 +195,20 @@ impl Announcer {
         self.medic_alert(alert);
     }
 
-    /// Feeds incidents opening and closing to the storm rule; true when a storm began or ended.
-    fn storm_track(
-        &mut self,
-        now: std::time::Instant,
-        event: &RecoveryEvent,
-        services: usize,
-    ) -> bool {
-        let change = match event.kind {
-            EventKind::Failing => self
-                .storm
-                .failed(now, &event.service, &event.message, services),
-            EventKind::Recovered | EventKind::RolledBack | EventKind::Reset => {
-                self.storm.recovered(&event.service, services)
-            }
-            _ => None,
-        };
-        self.storm_changed(change)
+    /// A storm the state store kept goes on after a restart of medic.
+    pub(super) fn storm_continues(&self, active: &Active) {
+        tracing::warn!(
+            "A storm continues after a restart of medic: {}",
+            self.storm_line(active)
+        );
     }
 
-    /// Continues the storm the state store kept: its members (the units with
-    /// an open incident, `failing`) stay held, and the sinks get its resolving
-    /// line when it ends (at once when most incidents closed while medic was
-    /// down). True when that ended it.
-    pub(super) fn restore_storm(
-        &mut self,
-        now: std::time::Instant,
-        saved: SavedStorm,
-        failing: Vec<String>,
-        services: usize,
-    ) -> bool {
-        let change = self.storm.restore(now, saved, failing, services);
-        if let Some(active) = self.storm.active() {
-            tracing::warn!(
-                "A storm continues after a restart of medic: {}",
-                self.storm_line(active)
-            );
-        }
-        self.storm_changed(change)
-    }
-
-    /// A unit is no longer watched; true when that ended a storm.
-    pub(super) fn forget(&mut self, unit: &str, services: usize) -> bool {
-        let change = self.storm.forget(unit, services);
-        self.storm_changed(change)
-    }
-
-    pub(super) fn set_storm_rule(&mut self, rule: StormRule) {
-        self.storm.set_rule(rule);
-    }
-
-    /// The storm rule, whose state the state store keeps.
-    pub(super) fn storm_mut(&mut self) -> &mut Storm {
-        &mut self.storm
-    }
-
-    /// Tells people that a storm began or ended; true when one did.
-    fn storm_changed(&mut self, change: Option<Change>) -> bool {
-        match &change {
-            Some(Change::Began(active)) => {
-                let message = self.storm_line(active);
+    /// Tells people the core's storm news: stderr and the sinks when one
+    /// began or ended, stderr alone for a summary.
+    pub(super) fn storm(&mut self, change: Change) {
+        match change {
+            Change::Began(active) => {
+                let message = self.storm_line(&active);
                 let mut evidence = Evidence::new();
                 evidence.insert("failing".into(), active.failing.into());
                 let first: Vec<String> = active
@@ -249,44 +222,38 @@ impl Announcer {
                 }
                 self.medic_trouble("storm", message, evidence, false);
             }
-            Some(Change::Ended {
+            Change::Summary(active) => tracing::warn!("{}", self.storm_line(&active)),
+            Change::Ended {
                 since,
                 failed,
                 still_failing,
-            }) => {
-                let (failed, still_failing) = (*failed, *still_failing);
+            } => {
                 let mut evidence = Evidence::new();
                 evidence.insert("failed".into(), failed.into());
                 evidence.insert("still_failing".into(), still_failing.into());
                 let message = format!(
                     "storm over: {} of {failed} services that failed since {} are back, {still_failing} still failing",
                     failed.saturating_sub(still_failing),
-                    self.clock_time(*since),
+                    self.clock_time(since),
                 );
                 self.medic_trouble("storm", message, evidence, true);
             }
-            None => {}
         }
-        change.is_some()
     }
 
     /// Whether a per-service line goes to stderr: not in a storm, and only
     /// within the budget of a few a second.
-    fn loud(&mut self, now: std::time::Instant) -> bool {
-        if self.storm.active().is_some() {
+    fn loud(&mut self, now: std::time::Instant, storming: bool) -> bool {
+        if storming {
             return false;
         }
         self.held_lines(now);
         self.lines.admit(now)
     }
 
-    /// The heartbeat's part: the storm's summary on stderr while its count
-    /// changes (at most every 30 s), and how many per-service lines stderr
-    /// was spared, once their second is over.
+    /// The heartbeat's part: how many per-service lines stderr was spared,
+    /// once their second is over (the storm's summaries come from the core).
     pub(super) fn tick(&mut self, now: std::time::Instant) {
-        if let Some(active) = self.storm.summary_due(now).cloned() {
-            tracing::warn!("{}", self.storm_line(&active));
-        }
         self.held_lines(now);
     }
 
@@ -399,24 +366,8 @@ fn medic_alert(
         message,
         evidence,
         resolved,
+        held: false,
     }
-}
-
-/// Recovery events that mean something is wrong: logged as warnings, so they
-/// reach the journal at priority 4 (`journalctl -p warning -u medic`).
-fn is_trouble(kind: EventKind) -> bool {
-    matches!(
-        kind,
-        EventKind::Failing
-            | EventKind::RestartFailed
-            | EventKind::RollbackFailed
-            | EventKind::Escalated
-            | EventKind::Blind
-            | EventKind::Stale
-            | EventKind::Interrupted
-            | EventKind::DeployFailed
-            | EventKind::Flapping
-    )
 }
 
 #[cfg(test)]
@@ -497,44 +448,57 @@ mod tests {
         assert_eq!(line.evidence["errors"].as_array().map(Vec::len), Some(2));
     }
 
+    /// A real core with ten units that all die: the announcer says what it
+    /// decided, and decides nothing itself.
     #[tokio::test]
     async fn a_storm_is_one_alert_and_every_line_is_still_written() {
+        use medic_core::{Action, Input, Observation, Supervisor, Urgency};
+
         let dir = tempfile::tempdir().expect("a temp dir");
         let (mut announcer, shell) = announcer(dir.path());
         let now = crate::clock::now();
+        let mut sup = Supervisor::new("t", 0);
         let services = 10;
-        let mut turned = Vec::new();
         for n in 0..services {
-            let event = RecoveryEvent {
-                service: format!("s{n}"),
-                kind: EventKind::Failing,
-                incident: Some(format!("t-{n}")),
-                state: "failing",
-                attempt: None,
-                message: "HTTP 503".to_owned(),
-                evidence: Evidence::new(),
-            };
-            turned.push(announcer.log(now, event, services));
+            sup.add_unit(now, &format!("s{n}"), medic_core::Policy::default());
         }
-        assert_eq!(
-            turned.iter().filter(|t| **t).count(),
-            1,
-            "the storm began once: {turned:?}"
-        );
-        let held = medic_alert(
+        for n in 0..services {
+            let died = Observation::fail(std::time::Duration::ZERO, "died")
+                .with_urgency(Urgency::Decisive);
+            let unit = format!("s{n}");
+            let input = Input::Observed {
+                unit,
+                probe: 0,
+                observation: died,
+            };
+            sup.handle_input(now, input).expect("a unit it watches");
+        }
+        let (mut logged, mut storms) = (0, 0);
+        while let Some(action) = sup.poll_action() {
+            let storming = sup.storm().active().is_some();
+            match action {
+                Action::Log(event) => {
+                    logged += 1;
+                    announcer.log(now, event, storming);
+                }
+                Action::Storm(change) => {
+                    storms += 1;
+                    announcer.storm(change);
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(storms, 1, "the storm began once");
+        let mut held = medic_alert(
             "down",
             Severity::Critical,
             "s3 is down".into(),
             Evidence::new(),
             false,
         );
-        announcer.alert(
-            now,
-            Alert {
-                service: "s3".into(),
-                ..held
-            },
-        );
+        held.service = "s3".into();
+        held.held = true;
+        announcer.alert(now, held, true);
         let lines = alerts(announcer, shell, dir.path()).await;
         let kinds: Vec<_> = lines
             .iter()
@@ -554,16 +518,8 @@ mod tests {
             std::fs::read_to_string(dir.path().join("recovery.jsonl")).unwrap_or_default();
         assert_eq!(
             recovery.lines().count(),
-            services,
+            logged,
             "every event is in the recovery log"
         );
-    }
-
-    #[test]
-    fn trouble_is_what_means_something_is_wrong() {
-        assert!(is_trouble(EventKind::Failing));
-        assert!(is_trouble(EventKind::Escalated));
-        assert!(!is_trouble(EventKind::Recovered));
-        assert!(!is_trouble(EventKind::Healthy));
     }
 }

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use medic_core::{ActionResult, Control, DeployEnd, EventKind, Input, RecoveryEvent};
+use medic_core::{ActionResult, Control, DeployEnd, Input, RecoveryEvent};
 use tokio::sync::oneshot;
 
 use super::Daemon;
@@ -128,9 +128,6 @@ impl Daemon {
         if let Some(before) = &pending.before {
             event.evidence.insert("before".into(), before.clone());
         }
-        if event.kind == EventKind::DeployFailed {
-            pending.failure = Some(event.message.clone());
-        }
         let Some(end) = pending.end else {
             return;
         };
@@ -181,11 +178,13 @@ impl Daemon {
         }
     }
 
-    /// The core says how the unit's deploy ended; the log line that follows
-    /// says why and answers the waiting CLI (see `deploy_event`).
-    pub(super) fn deploy_ended(&mut self, unit: &str, end: DeployEnd) {
+    /// The core says how the unit's deploy ended, and why it failed if it
+    /// did; the log line that follows says why it ended and answers the
+    /// waiting CLI (see `deploy_event`).
+    pub(super) fn deploy_ended(&mut self, unit: &str, end: DeployEnd, failure: Option<String>) {
         if let Some(pending) = self.deploys.get_mut(unit) {
             pending.end = Some(end);
+            pending.failure = failure;
         }
     }
 

@@ -4,15 +4,15 @@
 //! the rest waits for the next whole save, at most once per `SAVE_EVERY`.
 //! Restarts and rollbacks wait here until what records them is on disk.
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
+use medic_core::notice::Persist;
 use medic_core::policy::Policy;
 use medic_core::saved_times;
 use medic_core::snapshot::UnitSnapshot;
-use medic_core::storm::Storm;
-use medic_core::{Action, EventKind, Supervisor};
+use medic_core::{Action, RecoveryEvent, Supervisor};
 use medic_records::files::FileHealth;
 use medic_records::history::{HistoryFile, HistoryStore};
 use medic_records::journal::{Journal, Limit, Mark};
@@ -54,7 +54,7 @@ impl Persisted {
 pub(super) struct Durability {
     store: Store,
     /// Units whose recovery state changed since the store was last handed to its writer.
-    changed: HashSet<String>,
+    changed: BTreeSet<String>,
     /// Every unit must be taken into the store (start, reload).
     all: bool,
     /// When the store is next handed to its writer, if anything changed.
@@ -72,7 +72,7 @@ pub(super) struct Durability {
     storm_turned: bool,
     /// Restarts and rollbacks waiting for the save or change line that records them.
     after_save: Vec<(Persisted, Action)>,
-    /// The next drain writes a change line (see `survives_a_crash_at_once`).
+    /// The next drain writes a change line (the core said so: `Persist::AtOnce`).
     urgent: bool,
     /// The newest alert lines and outbox records: every state write after
     /// them reaches the disk after them, so a kill -9 never leaves a unit
@@ -107,7 +107,7 @@ impl Durability {
         );
         Ok(Self {
             store,
-            changed: HashSet::new(),
+            changed: BTreeSet::new(),
             all: true,
             save_by: Some(Instant::now()),
             saved: Instant::now(),
@@ -183,9 +183,9 @@ impl Durability {
 
     /// A recovery event was logged: its unit goes into the next save, and into
     /// a change line at the end of this drain if a restarted medic must find it.
-    pub(super) fn logged(&mut self, unit: &str, kind: EventKind) {
-        self.changed(unit);
-        self.urgent |= survives_a_crash_at_once(kind);
+    pub(super) fn logged(&mut self, event: &RecoveryEvent) {
+        self.changed(&event.service);
+        self.urgent |= event.notice.persist == Persist::AtOnce;
     }
 
     /// The alert lines and outbox records appended so far (`marks`): what
@@ -219,7 +219,7 @@ impl Durability {
     /// (at start and after a reload, when every unit is taken into the store)
     /// a whole save. A drain without jobs writes a change line only when a
     /// logged event or a storm asked for one.
-    pub(super) fn persist(&mut self, jobs: Vec<Action>, sup: &Supervisor, storm: &mut Storm) {
+    pub(super) fn persist(&mut self, jobs: Vec<Action>, sup: &mut Supervisor) {
         for job in &jobs {
             if let Action::Launch(job) = job {
                 self.changed.insert(job.unit.clone());
@@ -228,7 +228,7 @@ impl Durability {
         if jobs.is_empty() && !std::mem::take(&mut self.urgent) {
             return;
         }
-        let persisted = self.persist_now(sup, storm);
+        let persisted = self.persist_now(sup);
         self.after_save
             .extend(jobs.into_iter().map(|job| (persisted, job)));
     }
@@ -236,10 +236,10 @@ impl Durability {
     /// Puts what changed on disk at once, without a whole save: the changed
     /// units go into a change line (the whole store follows within
     /// `SAVE_EVERY`). When every unit is to be taken, a whole save instead.
-    fn persist_now(&mut self, sup: &Supervisor, storm: &mut Storm) -> Persisted {
+    fn persist_now(&mut self, sup: &mut Supervisor) -> Persisted {
         if self.all {
             self.saver.urgent();
-            return Persisted::Save(self.save(sup, storm));
+            return Persisted::Save(self.save(sup));
         }
         // Wall times read now, not derived from the start: the monotonic clock
         // stops while a laptop sleeps and ignores a stepped clock.
@@ -253,7 +253,7 @@ impl Durability {
             .collect();
         // A storm that began or ended goes with the line, as it is now.
         let turned = std::mem::take(&mut self.storm_turned).then(|| {
-            self.store.set_storm(storm.saved(), clock);
+            self.store.set_storm(sup.storm().saved(), clock);
             self.store.file.storm.clone().unwrap_or_default()
         });
         let line = self
@@ -268,7 +268,7 @@ impl Durability {
             // held goes into a whole save, which the jobs wait for instead.
             None => {
                 self.saver.urgent();
-                Persisted::Save(self.save(sup, storm))
+                Persisted::Save(self.save(sup))
             }
         }
     }
@@ -276,7 +276,7 @@ impl Durability {
     /// Takes the changed units into the state store and hands it to its
     /// writer; returns the save's number (see [`Saver::finished`]). Wall
     /// times are read now (see `persist_now`).
-    pub(super) fn save(&mut self, sup: &Supervisor, storm: &mut Storm) -> u64 {
+    pub(super) fn save(&mut self, sup: &mut Supervisor) -> u64 {
         let clock = &WallClock::now();
         self.save_by = None;
         self.saved = Instant::now();
@@ -290,8 +290,8 @@ impl Durability {
             self.store.update_unit(&name, snapshot, clock);
         }
         self.store.set_next_incident(sup.next_incident());
-        if storm.take_changed() {
-            self.store.set_storm(storm.saved(), clock);
+        if sup.take_storm_changed() {
+            self.store.set_storm(sup.storm().saved(), clock);
         }
         self.saver.save_after(self.store.shared(), &self.records)
     }
@@ -350,9 +350,9 @@ impl Durability {
 
     /// Saves everything once more and lets the writers finish what they hold
     /// and stop (shutdown; the tracker waits for them).
-    pub(super) fn close(&mut self, sup: &Supervisor, storm: &mut Storm, now: std::time::Instant) {
+    pub(super) fn close(&mut self, sup: &mut Supervisor, now: std::time::Instant) {
         self.all = true;
-        self.save(sup, storm);
+        self.save(sup);
         self.save_history(sup, now, true);
         self.saver.close();
         self.changes.close();
@@ -360,36 +360,10 @@ impl Durability {
     }
 }
 
-/// Recovery events whose state change a restarted medic must find at once
-/// (a change line, see `persist_now`): an incident opened or closed, a step taken, a pause.
-fn survives_a_crash_at_once(kind: EventKind) -> bool {
-    matches!(
-        kind,
-        EventKind::Failing
-            | EventKind::RestartDone
-            | EventKind::RestartFailed
-            | EventKind::Recovered
-            | EventKind::RollbackDone
-            | EventKind::RollbackFailed
-            | EventKind::RolledBack
-            | EventKind::Escalated
-            | EventKind::Paused
-            | EventKind::Resumed
-            | EventKind::Reset
-            | EventKind::Removed
-            | EventKind::DeployStarted
-            | EventKind::DeployDone
-            | EventKind::DeployFailed
-            | EventKind::Deployed
-            | EventKind::Flapping
-            | EventKind::FlappingEnded
-    )
-}
-
 #[cfg(test)]
 mod tests {
+    use medic_core::EventKind;
     use medic_core::policy::Policy;
-    use medic_core::storm::StormRule;
 
     use super::*;
 
@@ -399,7 +373,6 @@ mod tests {
         tracker: TaskTracker,
         durability: Durability,
         sup: Supervisor,
-        storm: Storm,
     }
 
     impl World {
@@ -410,26 +383,21 @@ mod tests {
                 Durability::open(dir.path(), &tracker).expect("an empty state_dir opens");
             let mut sup = Supervisor::new("t", 1);
             sup.add_unit(crate::clock::now(), "web", Policy::default());
-            let storm = Storm::new(StormRule {
-                share: 0.2,
-                window: Duration::from_secs(60),
-            });
             Self {
                 dir,
                 tracker,
                 durability,
                 sup,
-                storm,
             }
         }
 
         /// A whole save: from then on, what changes goes into change lines.
         fn save(&mut self) {
-            self.durability.save(&self.sup, &mut self.storm);
+            self.durability.save(&mut self.sup);
         }
 
         fn persist(&mut self, jobs: Vec<Action>) {
-            self.durability.persist(jobs, &self.sup, &mut self.storm);
+            self.durability.persist(jobs, &mut self.sup);
         }
 
         /// Waits (with a deadline) until the writers release a job, and returns them.
@@ -453,10 +421,24 @@ mod tests {
 
         async fn close(mut self) -> tempfile::TempDir {
             let now = crate::clock::now();
-            self.durability.close(&self.sup, &mut self.storm, now);
+            self.durability.close(&mut self.sup, now);
             self.tracker.close();
             self.tracker.wait().await;
             self.dir
+        }
+    }
+
+    /// A recovery event about `web` as the core stamps it.
+    fn event(kind: EventKind) -> RecoveryEvent {
+        RecoveryEvent {
+            service: "web".to_owned(),
+            kind,
+            incident: None,
+            state: "healthy",
+            attempt: None,
+            message: String::new(),
+            evidence: Default::default(),
+            notice: medic_core::notice::Notice::of(kind),
         }
     }
 
@@ -504,9 +486,9 @@ mod tests {
     async fn only_an_event_a_restart_must_find_writes_a_line_at_once() {
         let mut world = World::new();
         world.save();
-        world.durability.logged("web", EventKind::Healthy);
+        world.durability.logged(&event(EventKind::Healthy));
         world.persist(Vec::new());
-        world.durability.logged("web", EventKind::Failing);
+        world.durability.logged(&event(EventKind::Failing));
         world.persist(Vec::new());
         world.persist(Vec::new());
         world.durability.storm_turned();

@@ -81,10 +81,18 @@ impl Daemon {
             return;
         };
         let (mut config, mut target) = (config.clone(), target.clone());
-        if let Err(error) =
-            units::apply_label_overrides(Arc::make_mut(&mut config.policy), &mut target, labels)
-        {
-            tracing::warn!(unit = %name, %error, "Ignoring an invalid medic.* label");
+        // Read by the config's own code; any bad label: the service's policy.
+        match medic_core::config::apply_labels(
+            &config.policy,
+            &target,
+            &config.probes,
+            &read.overrides,
+        ) {
+            Ok(labelled) => {
+                config.policy = Arc::new(labelled.policy);
+                target = labelled.target;
+            }
+            Err(problems) => self.announcer.labels_rejected(&name, problems),
         }
         match units::container_unit(&config, &target, &name, container, &self.executor) {
             Ok(spec) => {
@@ -110,7 +118,6 @@ impl Daemon {
         }
         self.sup.retire_unit(now(), unit, why);
         self.metrics.forget(unit);
-        self.storm_forget(unit);
         self.durability.changed(unit);
     }
 

@@ -79,7 +79,6 @@ impl Daemon {
             if removed {
                 self.sup.remove_unit(now, &name);
                 self.metrics.forget(&name);
-                self.storm_forget(&name);
             }
         }
         for spec in planned {
@@ -100,7 +99,7 @@ impl Daemon {
         }
         self.units
             .retain_discoveries(|name| fresh.contains_key(name));
-        self.announcer.set_storm_rule(self.config.medic.storm);
+        self.sup.set_storm_rule(self.config.medic.storm);
         self.durability.all_changed();
         Ok(())
     }

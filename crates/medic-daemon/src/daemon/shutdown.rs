@@ -12,11 +12,11 @@ use crate::clock::now;
 use crate::shell::Event;
 
 impl Daemon {
-    /// Carries out the log lines and alerts the core decided, and nothing
-    /// else: medic is stopping.
+    /// Carries out the log lines, alerts and storm news the core decided,
+    /// and nothing else: medic is stopping.
     pub(super) fn record_only(&mut self) {
         while let Some(action) = self.sup.poll_action() {
-            if let Action::Log(_) | Action::Alert(_) = action {
+            if let Action::Log(_) | Action::Alert(_) | Action::Storm(_) = action {
                 self.act(action);
             }
         }
@@ -63,8 +63,7 @@ impl Daemon {
         self.record_only();
         // The writers write what they hold, then stop; the tracker waits for them.
         self.durability.follow(self.announcer.records());
-        self.durability
-            .close(&self.sup, self.announcer.storm_mut(), now);
+        self.durability.close(&mut self.sup, now);
         self.announcer.close();
         self.shell.cancel.cancel();
         self.shell.tracker.close();

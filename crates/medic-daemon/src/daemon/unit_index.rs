@@ -47,10 +47,6 @@ impl UnitIndex {
         self.units.get(name).map(Box::as_ref)
     }
 
-    pub(super) fn len(&self) -> usize {
-        self.units.len()
-    }
-
     pub(super) fn specs(&self) -> impl Iterator<Item = &UnitSpec> {
         self.units.values().map(|u| &u.spec)
     }
@@ -337,7 +333,7 @@ mod tests {
         assert!(index.remove("all/c1"));
         assert!(!index.check_container("c1"));
         assert!(index.containers.values().all(|units| !units.is_empty()));
-        assert_eq!(index.len(), 1);
+        assert_eq!(index.units.len(), 1);
     }
 
     #[test]
