@@ -4,7 +4,8 @@
 //! `ladder.rs` (restart → rollback → escalate), `deploy.rs` (the deploy guard),
 //! `health.rs` (health, staleness, blindness), `jobs.rs` (a unit's side of its
 //! jobs' life) and `restore.rs` (a restart of medic);
-//! `evidence.rs` holds an incident's evidence without copying it; `expect.rs` a
+//! `evidence.rs` holds an incident's evidence without copying it; `say.rs` the
+//! unit's recovery-log events and alerts; `expect.rs` a
 //! person's restart or a deploy's replacement (no incident), `flap.rs` the flap
 //! delay, `lkg.rs` when what runs becomes the last known good.
 
@@ -17,6 +18,7 @@ mod jobs;
 mod ladder;
 mod lkg;
 mod restore;
+mod say;
 
 use evidence::IncidentEvidence;
 pub use flap::FlapStatus;
@@ -27,8 +29,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::event::{Alert, EventKind, RecoveryEvent, Severity};
-use crate::notice::Notice;
+use crate::event::EventKind;
 use crate::observation::{Evidence, Observation, Outcome, Urgency};
 use crate::policy::Policy;
 use crate::slots::Slots;
@@ -729,74 +730,6 @@ impl Machine {
             self.expected = None;
         }
         self.phase = phase;
-    }
-
-    fn log(&self, ctx: &mut Ctx, now: Instant, kind: EventKind, message: &str) {
-        self.log_with(ctx, now, kind, message.to_owned(), Evidence::new());
-    }
-
-    fn log_with(
-        &self,
-        ctx: &mut Ctx,
-        _now: Instant,
-        kind: EventKind,
-        message: String,
-        evidence: Evidence,
-    ) {
-        let attempt = match self.phase.step() {
-            Some(Step::Restart(k)) if k > 0 => Some(k),
-            _ => None,
-        };
-        ctx.out.push_back(Action::Log(RecoveryEvent {
-            service: self.name.clone(),
-            kind,
-            incident: self.incident.as_ref().map(|i| i.id.clone()),
-            state: self.phase.name(),
-            attempt,
-            message,
-            evidence,
-            notice: Notice::of(kind),
-        }));
-    }
-
-    fn alert(
-        &mut self,
-        ctx: &mut Ctx,
-        severity: Severity,
-        kind: &'static str,
-        message: &str,
-        resolved: bool,
-    ) {
-        let evidence = self
-            .incident
-            .as_ref()
-            .map(|i| i.evidence.merged())
-            .unwrap_or_default();
-        self.alert_with(ctx, severity, kind, message, evidence, resolved);
-    }
-
-    fn alert_with(
-        &mut self,
-        ctx: &mut Ctx,
-        severity: Severity,
-        kind: &'static str,
-        message: &str,
-        evidence: Evidence,
-        resolved: bool,
-    ) {
-        if let Some(incident) = self.incident.as_mut() {
-            incident.alerted = true;
-        }
-        ctx.out.push_back(Action::Alert(Alert {
-            service: self.name.clone(),
-            severity,
-            kind,
-            incident: self.incident.as_ref().map(|i| i.id.clone()),
-            message: message.to_owned(),
-            evidence,
-            resolved,
-            held: false,
-        }));
     }
 }
 
