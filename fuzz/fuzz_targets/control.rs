@@ -111,7 +111,7 @@ async fn answer(mut rx: mpsc::Receiver<ControlRequest>) {
             }
             // Dropped: the handler answers 503, as when medic stops.
             ControlRequest::Status { .. }
-            | ControlRequest::Metrics(_)
+            | ControlRequest::Metrics(..)
             | ControlRequest::Page(_) => {
                 continue;
             }
