@@ -22,7 +22,10 @@ impl<'a> Machine<'a> {
     /// Boots `image` with the recipe that works without `--privileged`, the
     /// package at /medic.deb and the engine's socket at /run/docker.sock.
     fn boot(engine: &'a Engine, image: &str, deb: &str, socket: &str) -> Self {
-        let name = unique("systemd");
+        // Two tests boot one each, in one process: `unique` alone is per process.
+        static BOOTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = BOOTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = unique(&format!("systemd{n}"));
         engine.run_on_host(
             &name,
             &[
