@@ -16,12 +16,22 @@ use crate::support::medic::{eventually, free_port};
 pub(crate) struct Machine<'a> {
     engine: &'a Engine,
     name: String,
+    /// One machine at a time: each runs the packaged config on the host's
+    /// network, whose listeners have fixed ports. Released after the
+    /// container is removed (fields drop after `Drop::drop`).
+    _alone: std::sync::MutexGuard<'static, ()>,
 }
+
+/// Held by the one [`Machine`] booted.
+static ONE_MACHINE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl<'a> Machine<'a> {
     /// Boots `image` with the recipe that works without `--privileged`, the
     /// package at /medic.deb and the engine's socket at /run/docker.sock.
     fn boot(engine: &'a Engine, image: &str, deb: &str, socket: &str) -> Self {
+        let alone = ONE_MACHINE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         // Two tests boot one each, in one process: `unique` alone is per process.
         static BOOTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = BOOTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -54,7 +64,11 @@ impl<'a> Machine<'a> {
                 "/lib/systemd/systemd",
             ],
         );
-        Self { engine, name }
+        Self {
+            engine,
+            name,
+            _alone: alone,
+        }
     }
 
     /// Boots `image`, waits until systemd has finished booting, and installs the package.
