@@ -270,8 +270,9 @@ impl Outbox {
 }
 
 /// Rewrites the outbox at `path` with only the records worth keeping.
-fn compact_file(path: &Path) -> anyhow::Result<()> {
-    rewrite(path, &Deliveries::load(path)?.compacted())
+fn compact_file(path: &Path) -> anyhow::Result<bool> {
+    rewrite(path, &Deliveries::load(path)?.compacted())?;
+    Ok(true)
 }
 
 /// Replaces the file atomically and privately with `records`.

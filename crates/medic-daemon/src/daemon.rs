@@ -277,7 +277,7 @@ impl Daemon {
         self.units.insert(spec, probes);
     }
 
-    /// Takes the changed units into the state store and hands it to its writer.
+    /// Puts what changed on disk: a change line, or a checkpoint of the whole store.
     fn save_store(&mut self) {
         self.durability.save(&mut self.sup);
     }

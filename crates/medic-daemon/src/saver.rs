@@ -9,6 +9,7 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,6 +38,8 @@ struct Shared<T> {
     /// The number of the newest save handed over that the writer has finished
     /// (written, or failed and kept for a retry).
     done: tokio::sync::watch::Sender<u64>,
+    /// The size of the file as last written, in bytes.
+    size: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -78,6 +81,7 @@ impl<T: Serialize + Send + 'static> Saver<T> {
             wake: Condvar::new(),
             health: Arc::new(FileHealth::new(what)),
             done: tokio::sync::watch::Sender::new(0),
+            size: AtomicU64::new(0),
         });
         let writer = shared.clone();
         medic_records::writers::spawn(tracker, move || writer.run());
@@ -126,6 +130,12 @@ impl<T: Serialize + Send + 'static> Saver<T> {
     /// Whether the file is writable.
     pub fn health(&self) -> &Arc<FileHealth> {
         &self.shared.health
+    }
+
+    /// The size of the file as last written (0 before the first write), for
+    /// the loop to weigh a rewrite without touching the disk.
+    pub fn size(&self) -> u64 {
+        self.shared.size.load(Ordering::Relaxed)
     }
 
     /// Snapshots written since start.
@@ -195,6 +205,11 @@ impl<T: Serialize> Shared<T> {
                 out.write_all(b"\n")?;
                 Ok(())
             });
+            if result.is_ok() {
+                // Read here, not under the slot's lock, which the loop takes.
+                let size = std::fs::metadata(&self.path).map_or(0, |m| m.len());
+                self.size.store(size, Ordering::Relaxed);
+            }
             let mut slot = self.lock();
             // Finished either way: a full disk must not hold back what waits for it.
             self.done.send_replace(number);

@@ -2,15 +2,15 @@
 //! incident (attempt counts, pauses, escalation) and the last known good specs.
 //! The loop keeps the contents and hands a shared, copy-on-write snapshot to
 //! its writer (`saver.rs`), which writes it compact, atomically (temp file,
-//! fsync, rename, fsync the directory), at most once a second, so a kill -9
-//! at any moment leaves either the old or the new file, never a torn one.
+//! fsync, rename, fsync the directory), so a kill -9 at any moment leaves
+//! either the old or the new file, never a torn one.
 //!
-//! What must survive a kill -9 at once (an incident opened or closed, an
-//! attempt about to start) does not wait for that: the changed units are
-//! appended to `state.changes.jsonl` ([`StoreChange`], a journal line each
-//! batch), numbered; `state.json` records the newest change it includes, and
-//! loading replays the newer ones. So 10,000 incidents opening in a storm cost
-//! 10,000 short lines and one rewrite a second, not a rewrite per batch.
+//! That whole file is a checkpoint, written rarely (see
+//! `daemon/durability.rs`): every change goes to `state.changes.jsonl`
+//! ([`StoreChange`], a journal line per batch), numbered; `state.json`
+//! records the newest change it includes, and loading replays the newer ones.
+//! So 10,000 incidents opening in a storm cost 10,000 short lines, not a
+//! rewrite of every unit per batch or per second.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -99,22 +99,24 @@ fn seq_of(text: &[u8]) -> Option<u64> {
     quick.or_else(|| serde_json::from_slice::<Seq>(text).ok().map(|s| s.seq))
 }
 
+/// The first bytes of the file at `path` (none when it cannot be read).
+fn head_of(path: &Path) -> Vec<u8> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(64);
+    if let Ok(file) = std::fs::File::open(path) {
+        file.take(64).read_to_end(&mut head).ok();
+    }
+    head
+}
+
 /// The newest change line `state.json` in `dir` includes, from its first
 /// bytes (a file written before `seq` came first is parsed whole, once).
 fn included_seq(dir: &Path) -> u64 {
-    use std::io::Read;
-    let Ok(mut file) = std::fs::File::open(dir.join("state.json")) else {
+    let head = head_of(&dir.join("state.json"));
+    if head.is_empty() {
         return 0;
-    };
-    let mut head = [0u8; 64];
-    let mut read = 0;
-    while read < head.len() {
-        match file.read(&mut head[read..]) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => read += n,
-        }
     }
-    let quick = std::str::from_utf8(&head[..read])
+    let quick = std::str::from_utf8(&head)
         .ok()
         .filter(|h| h.starts_with("{\"version\":") && h.contains("\"seq\":"))
         .and_then(|h| seq_of(h.as_bytes()));
@@ -127,10 +129,16 @@ fn included_seq(dir: &Path) -> u64 {
 }
 
 /// Rewrites `state.changes.jsonl` with only the lines `state.json` beside it
-/// does not include yet (a `Limit::Compact` of its journal).
-pub fn compact_changes(path: &Path) -> anyhow::Result<()> {
+/// does not include yet (a `Limit::Compact` of its journal). Until a new
+/// checkpoint includes its first line there is nothing to drop: it reads
+/// the first bytes of both files and leaves the file as it is (false).
+pub fn compact_changes(path: &Path) -> anyhow::Result<bool> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let included = included_seq(dir);
+    let first = seq_of(&head_of(path));
+    if first.is_some_and(|seq| seq > included) {
+        return Ok(false);
+    }
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     medic_records::files::replace(path, |out| {
@@ -142,7 +150,8 @@ pub fn compact_changes(path: &Path) -> anyhow::Result<()> {
             }
         }
         Ok(())
-    })
+    })?;
+    Ok(true)
 }
 
 /// What the storm rule keeps across a restart.
@@ -428,14 +437,19 @@ impl Store {
         pause.left_ms.map(Duration::from_millis)
     }
 
-    /// Records a unit's last known good spec.
-    pub fn set_last_known_good(&mut self, name: &str, spec: serde_json::Value) {
+    /// Records a unit's last known good spec; false when it is the one kept
+    /// already (a unit recovering to the same spec), which then costs no write.
+    pub fn set_last_known_good(&mut self, name: &str, spec: serde_json::Value) -> bool {
+        if self.last_known_good(name) == Some(&spec) {
+            return false;
+        }
         self.spec_changed.insert(name.to_owned());
         let unit = Arc::make_mut(&mut self.file)
             .units
             .entry(name.to_owned())
             .or_default();
         Arc::make_mut(unit).last_known_good = Some(spec);
+        true
     }
 
     /// Keeps the storm rule's state (None: nothing to keep).

@@ -133,8 +133,10 @@ pub enum Limit {
     Compact {
         /// Bytes the file may reach before it is compacted.
         max_size: u64,
-        /// Rewrites the file at the path atomically.
-        compact: fn(&Path) -> anyhow::Result<()>,
+        /// Rewrites the file at the path atomically; false when it found
+        /// nothing to drop yet and left the file as it was (asked again at the
+        /// next batch: checking must be cheap).
+        compact: fn(&Path) -> anyhow::Result<bool>,
     },
 }
 
@@ -184,6 +186,8 @@ struct Queue {
     closed: bool,
     /// Lines appended since start (dropped ones included).
     appended: u64,
+    /// Their bytes.
+    appended_bytes: u64,
     /// Lines written and fsynced (or dropped) since start.
     done: u64,
 }
@@ -272,6 +276,7 @@ impl Journal {
             queue.done += dropped;
         }
         queue.appended += 1;
+        queue.appended_bytes += line.len() as u64;
         queue.bytes += line.len();
         queue.lines.push_back(line);
         for mark in after {
@@ -294,6 +299,12 @@ impl Journal {
             upto: self.shared.lock().appended,
             shared: self.shared.clone(),
         }
+    }
+
+    /// The bytes of every line appended since start (dropped ones included):
+    /// what its owner has added to the file, to weigh against a checkpoint.
+    pub fn appended_bytes(&self) -> u64 {
+        self.shared.lock().appended_bytes
     }
 
     /// The number of the newest line the writer has finished (written, or
@@ -552,11 +563,16 @@ impl Output {
         if let Limit::Compact { max_size, compact } = shared.limit
             && self.size > self.compact_above
         {
-            self.file = None;
-            compact(path).with_context(|| format!("cannot compact {}", path.display()))?;
-            let size = std::fs::metadata(path).map_or(0, |m| m.len());
-            // A file that cannot shrink much is not compacted again at every line.
-            self.compact_above = max_size.max(size.saturating_mul(2));
+            let compacted = compact(path);
+            if !matches!(compacted, Ok(false)) {
+                // Rewritten (or maybe, on an error): the next write reopens the path.
+                self.file = None;
+            }
+            if compacted.with_context(|| format!("cannot compact {}", path.display()))? {
+                let size = std::fs::metadata(path).map_or(0, |m| m.len());
+                // A file that cannot shrink much is not compacted again at every line.
+                self.compact_above = max_size.max(size.saturating_mul(2));
+            }
         }
         Ok(())
     }

@@ -1,7 +1,10 @@
 //! Durability: the state store's contents, its coalescing writer and its
 //! change lines, and the availability history's writer. A change a restarted
 //! medic must find goes into a numbered change line at the end of the drain;
-//! the rest waits for the next whole save, at most once per `SAVE_EVERY`.
+//! the rest into the next line, at most once per `SAVE_EVERY`. The whole
+//! store (`state.json`) is a checkpoint: written at start, after a reload,
+//! at shutdown, and when the lines since the last one outweigh it, so a
+//! storm's cost follows what changed, not the number of units watched.
 //! Restarts and rollbacks wait here until what records them is on disk.
 
 use std::collections::BTreeSet;
@@ -27,7 +30,11 @@ use crate::store::{SharedStoreFile, Store};
 /// Each state file is written at most this often: a change waits at most
 /// this long, and 10,000 changes in a second are one write.
 const SAVE_EVERY: Duration = Duration::from_secs(1);
-/// `state.changes.jsonl` is rewritten without the lines `state.json` holds past this size.
+/// `state.changes.jsonl` is rewritten without the lines `state.json` holds
+/// past this size; and a checkpoint is due once the lines appended since the
+/// last one reach this or the checkpoint's own size, whichever is more (so
+/// checkpoints cost at most as many bytes as the lines, and the file stays
+/// within about twice the larger of the two).
 const CHANGES_MAX_SIZE: u64 = 1024 * 1024;
 /// How often the availability history is written.
 const HISTORY_EVERY: Duration = Duration::from_secs(60);
@@ -68,6 +75,8 @@ pub(super) struct Durability {
     changes: Journal,
     /// The number of the newest change line its writer has finished.
     changes_written: watch::Receiver<u64>,
+    /// `changes.appended_bytes()` at the last checkpoint.
+    lines_at_checkpoint: u64,
     /// A storm began or ended since the last change line: the next one carries it.
     storm_turned: bool,
     /// Restarts and rollbacks waiting for the save or change line that records them.
@@ -115,6 +124,7 @@ impl Durability {
             saver,
             changes_written: changes.finished(),
             changes,
+            lines_at_checkpoint: 0,
             storm_turned: false,
             after_save: Vec::new(),
             urgent: false,
@@ -135,10 +145,12 @@ impl Durability {
         self.store.file.units.keys().map(String::as_str).collect()
     }
 
-    /// Keeps a unit's last known good spec.
+    /// Keeps a unit's last known good spec: when it differs from the one
+    /// kept, the unit's next change line carries it.
     pub(super) fn set_last_known_good(&mut self, unit: &str, spec: serde_json::Value) {
-        self.store.set_last_known_good(unit, spec);
-        self.save_soon();
+        if self.store.set_last_known_good(unit, spec) {
+            self.changed(unit);
+        }
     }
 
     /// Hands a newly watched unit its saved availability, once.
@@ -203,13 +215,13 @@ impl Durability {
         self.urgent = true;
     }
 
-    /// Hands the state store to its writer as soon as `SAVE_EVERY` allows.
+    /// Writes what changed as soon as `SAVE_EVERY` allows.
     fn save_soon(&mut self) {
         let at = (self.saved + SAVE_EVERY).max(Instant::now());
         self.save_by.get_or_insert(at);
     }
 
-    /// When the store is next due at its writer.
+    /// When what changed is next due at a writer.
     pub(super) fn save_by(&self) -> Option<Instant> {
         self.save_by
     }
@@ -234,13 +246,49 @@ impl Durability {
     }
 
     /// Puts what changed on disk at once, without a whole save: the changed
-    /// units go into a change line (the whole store follows within
-    /// `SAVE_EVERY`). When every unit is to be taken, a whole save instead.
+    /// units go into a change line. When every unit is to be taken, a whole
+    /// save instead.
     fn persist_now(&mut self, sup: &mut Supervisor) -> Persisted {
         if self.all {
             self.saver.urgent();
-            return Persisted::Save(self.save(sup));
+            return Persisted::Save(self.checkpoint(sup));
         }
+        let storm = self.storm_moved(sup);
+        self.append_line(sup, storm)
+    }
+
+    /// What changed, put on disk when `save_by` came: a change line of the
+    /// changed units, or a checkpoint when every unit is due or the lines
+    /// since the last one outweigh it.
+    pub(super) fn save(&mut self, sup: &mut Supervisor) {
+        if self.all || self.checkpoint_due() {
+            self.checkpoint(sup);
+            return;
+        }
+        self.save_by = None;
+        self.saved = Instant::now();
+        let storm = self.storm_moved(sup);
+        if !self.changed.is_empty() || storm {
+            self.append_line(sup, storm);
+        }
+    }
+
+    /// Whether the storm began, ended or took members since the last line
+    /// or checkpoint (then the next line carries it, as it is now).
+    fn storm_moved(&mut self, sup: &mut Supervisor) -> bool {
+        std::mem::take(&mut self.storm_turned) | sup.take_storm_changed()
+    }
+
+    /// Whether the change lines appended since the last checkpoint weigh at
+    /// least `CHANGES_MAX_SIZE` and the checkpoint itself.
+    fn checkpoint_due(&self) -> bool {
+        let lines = self.changes.appended_bytes() - self.lines_at_checkpoint;
+        lines >= CHANGES_MAX_SIZE.max(self.saver.size())
+    }
+
+    /// Appends the changed units (and the storm, when `storm`) as a change
+    /// line; when its buffer is full, a whole save instead.
+    fn append_line(&mut self, sup: &mut Supervisor, storm: bool) -> Persisted {
         // Wall times read now, not derived from the start: the monotonic clock
         // stops while a laptop sleeps and ignores a stepped clock.
         let clock = &WallClock::now();
@@ -251,8 +299,7 @@ impl Durability {
                 (name, snapshot)
             })
             .collect();
-        // A storm that began or ended goes with the line, as it is now.
-        let turned = std::mem::take(&mut self.storm_turned).then(|| {
+        let turned = storm.then(|| {
             self.store.set_storm(sup.storm().saved(), clock);
             self.store.file.storm.clone().unwrap_or_default()
         });
@@ -261,25 +308,29 @@ impl Durability {
             .change(changed, sup.next_incident(), turned, clock);
         match self.changes.try_append_after(&line, &self.records) {
             Some(number) => {
-                self.save_soon();
+                if self.checkpoint_due() {
+                    self.save_soon();
+                }
                 Persisted::Change(number)
             }
             // The line's buffer is full (the disk cannot keep up): what it
             // held goes into a whole save, which the jobs wait for instead.
             None => {
                 self.saver.urgent();
-                Persisted::Save(self.save(sup))
+                Persisted::Save(self.checkpoint(sup))
             }
         }
     }
 
-    /// Takes the changed units into the state store and hands it to its
-    /// writer; returns the save's number (see [`Saver::finished`]). Wall
-    /// times are read now (see `persist_now`).
-    pub(super) fn save(&mut self, sup: &mut Supervisor) -> u64 {
+    /// A checkpoint: takes the changed units into the state store and hands
+    /// the whole of it to its writer; returns the save's number (see
+    /// [`Saver::finished`]). Wall times are read now (see `append_line`).
+    fn checkpoint(&mut self, sup: &mut Supervisor) -> u64 {
         let clock = &WallClock::now();
         self.save_by = None;
         self.saved = Instant::now();
+        // Every line appended so far is in it (its `seq`).
+        self.lines_at_checkpoint = self.changes.appended_bytes();
         if std::mem::take(&mut self.all) {
             self.store
                 .update(sup.snapshot(), sup.next_incident(), clock);
@@ -290,7 +341,7 @@ impl Durability {
             self.store.update_unit(&name, snapshot, clock);
         }
         self.store.set_next_incident(sup.next_incident());
-        if sup.take_storm_changed() {
+        if self.storm_moved(sup) {
             self.store.set_storm(sup.storm().saved(), clock);
         }
         self.saver.save_after(self.store.shared(), &self.records)
@@ -352,7 +403,7 @@ impl Durability {
     /// and stop (shutdown; the tracker waits for them).
     pub(super) fn close(&mut self, sup: &mut Supervisor, now: std::time::Instant) {
         self.all = true;
-        self.save(sup);
+        self.checkpoint(sup);
         self.save_history(sup, now, true);
         self.saver.close();
         self.changes.close();
@@ -412,6 +463,23 @@ mod tests {
                     .await
                     .expect("the writer reports within 10 s");
             }
+        }
+
+        /// Waits (with a deadline) until the writers finished `saves` whole
+        /// saves and `lines` change lines.
+        async fn settled(&mut self, saves: u64, lines: u64) {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while *self.durability.written.borrow() < saves
+                || *self.durability.changes_written.borrow() < lines
+            {
+                tokio::time::timeout_at(deadline, self.durability.written())
+                    .await
+                    .expect("the writers report within 10 s");
+            }
+        }
+
+        fn state(&self) -> String {
+            std::fs::read_to_string(self.dir.path().join("state.json")).unwrap_or_default()
         }
 
         fn changes(&self) -> String {
@@ -509,5 +577,101 @@ mod tests {
         assert!(!Persisted::Save(4).done(3, 9));
         assert!(Persisted::Change(2).done(0, 2));
         assert!(!Persisted::Change(3).done(9, 2));
+    }
+
+    /// After the checkpoint at start, what changes goes into change lines
+    /// (one per `SAVE_EVERY`, none when nothing changed); `state.json` is
+    /// written again only at shutdown, and the two load back together.
+    #[tokio::test]
+    async fn a_change_goes_into_a_line_not_a_whole_save() {
+        let mut world = World::new();
+        world.save();
+        world.settled(1, 0).await;
+        assert!(world.state().starts_with("{\"version\":1,\"seq\":0,"));
+        world.durability.changed("web");
+        assert!(world.durability.save_by().is_some());
+        world.save();
+        world.settled(1, 1).await;
+        world.save();
+        assert_eq!(world.durability.save_by(), None);
+        let changes = world.changes();
+        assert_eq!(changes.lines().count(), 1, "{changes}");
+        assert!(changes.starts_with("{\"seq\":1,"), "{changes}");
+        assert!(world.state().starts_with("{\"version\":1,\"seq\":0,"));
+        let dir = world.close().await;
+        let state = std::fs::read_to_string(dir.path().join("state.json")).unwrap();
+        assert!(state.starts_with("{\"version\":1,\"seq\":1,"), "{state}");
+        let store = Store::open(dir.path(), jiff::Timestamp::now()).expect("the store reopens");
+        assert_eq!(store.file.seq, 1);
+        assert!(store.file.units.contains_key("web"));
+    }
+
+    /// Once the lines since the checkpoint outweigh it (and 1 MiB), the next
+    /// save is a checkpoint, and the next line's compaction drops what it includes.
+    #[tokio::test]
+    async fn a_checkpoint_follows_once_the_lines_outweigh_it() {
+        let mut world = World::new();
+        let now = crate::clock::now();
+        let names: Vec<String> = (0..3000).map(|i| format!("unit-number-{i:04}")).collect();
+        for name in &names {
+            world.sup.add_unit(now, name, Policy::default());
+        }
+        world.save();
+        world.settled(1, 0).await;
+        let checkpoint = world.state().len() as u64;
+        let mut lines = 0;
+        while !world.durability.checkpoint_due() {
+            for name in &names {
+                world.durability.changed(name);
+            }
+            world.save();
+            lines += 1;
+        }
+        world.settled(1, lines).await;
+        let size = world.changes().len() as u64;
+        assert!(size >= CHANGES_MAX_SIZE.max(checkpoint), "{size}");
+        assert!(world.durability.save_by().is_some(), "a checkpoint is due");
+        world.save();
+        world.settled(2, lines).await;
+        let head = format!("{{\"version\":1,\"seq\":{lines},");
+        assert!(world.state().starts_with(&head));
+        world.durability.changed("web");
+        world.save();
+        world.settled(2, lines + 1).await;
+        let changes = world.changes();
+        assert_eq!(
+            changes.lines().count(),
+            1,
+            "compacted to the line after the checkpoint"
+        );
+        let dir = world.close().await;
+        let store = Store::open(dir.path(), jiff::Timestamp::now()).expect("the store reopens");
+        assert_eq!(store.file.units.len(), names.len() + 1);
+    }
+
+    /// A new last known good spec reaches the disk in the unit's next change
+    /// line; the same spec again (a recovery to what ran) writes nothing.
+    #[tokio::test]
+    async fn a_new_spec_goes_into_a_line_and_the_same_one_costs_nothing() {
+        let mut world = World::new();
+        world.save();
+        world.settled(1, 0).await;
+        let spec = serde_json::json!({"image": "sha256:1"});
+        world.durability.set_last_known_good("web", spec.clone());
+        world.save();
+        world.settled(1, 1).await;
+        assert!(world.changes().contains("sha256:1"));
+        world.durability.set_last_known_good("web", spec.clone());
+        assert_eq!(world.durability.save_by(), None);
+        world.save();
+        assert_eq!(world.changes().lines().count(), 1);
+        let store =
+            Store::open(world.dir.path(), jiff::Timestamp::now()).expect("the store reopens");
+        assert_eq!(
+            store.last_known_good("web"),
+            Some(&spec),
+            "from the line, as after a kill -9"
+        );
+        world.close().await;
     }
 }

@@ -296,3 +296,61 @@ fn round_trips_a_storm() {
         active.since.max(since) - active.since.min(since) < std::time::Duration::from_millis(1)
     );
 }
+
+/// A state directory as main left it before `state.json` became a checkpoint
+/// (`seq` second, spec-less change lines after the file's `seq`): it loads,
+/// and compaction drops the line the file includes, then (nothing left to
+/// drop) leaves the file untouched until a newer checkpoint includes more.
+#[test]
+fn a_state_dir_written_by_main_before_checkpoints_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = r#"{"version":1,"seq":2,"incident_prefix":"t5m1-","next_incident":3,"units":{"api":{"phase":"fine","recent_incidents":["2026-12-07T10:00:00Z"],"last_known_good":{"image":"sha256:main"}},"web":{"phase":"fine"}}}"#;
+    std::fs::write(dir.path().join("state.json"), format!("{state}\n")).unwrap();
+    let recovering = |k: u32| {
+        format!(
+            r#"{{"phase":"recovering","attempt":{k},"stage":"acting","incident":{{"id":"t5m1-3","opened":"2026-12-07T11:00:00Z","alerted":false,"rollback_tried":false,"attempts":{k},"gone":false}},"recent_incidents":["2026-12-07T10:00:00Z","2026-12-07T11:00:00Z"]}}"#
+        )
+    };
+    let lines = [
+        r#"{"seq":2,"next_incident":3,"units":{"api":{"phase":"fine","recent_incidents":["2026-12-07T10:00:00Z"]}}}"#.to_owned(),
+        format!(r#"{{"seq":3,"next_incident":4,"units":{{"api":{}}}}}"#, recovering(1)),
+        format!(r#"{{"seq":4,"next_incident":4,"units":{{"api":{},"web":null}}}}"#, recovering(2)),
+    ];
+    let changes = changes_path(dir.path());
+    std::fs::write(&changes, lines.join("\n") + "\n").unwrap();
+
+    let store = Store::open(dir.path(), Timestamp::now()).unwrap();
+    assert_eq!(store.file.incident_prefix, "t5m1-");
+    assert_eq!((store.file.seq, store.file.next_incident), (4, 4));
+    assert_eq!(attempts(&store, "api"), Some(2));
+    assert_eq!(
+        store.last_known_good("api").unwrap()["image"],
+        "sha256:main"
+    );
+    assert!(!store.file.units.contains_key("web"), "web was forgotten");
+
+    assert!(
+        compact_changes(&changes).unwrap(),
+        "line 2 is in state.json"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&changes).unwrap(),
+        lines[1..].join("\n") + "\n"
+    );
+    assert!(!compact_changes(&changes).unwrap(), "nothing left to drop");
+    assert_eq!(
+        std::fs::read_to_string(&changes).unwrap(),
+        lines[1..].join("\n") + "\n"
+    );
+}
+
+/// The spec a unit has already is not recorded again (no line carries it).
+#[test]
+fn the_same_last_known_good_spec_is_no_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path(), Timestamp::now()).unwrap();
+    let spec = serde_json::json!({"image": "sha256:1"});
+    assert!(store.set_last_known_good("api", spec.clone()));
+    assert!(!store.set_last_known_good("api", spec));
+    assert!(store.set_last_known_good("api", serde_json::json!({"image": "sha256:2"})));
+}

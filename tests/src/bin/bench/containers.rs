@@ -4,13 +4,16 @@
 //! floor from the same run: the same kill, then `docker start` of every
 //! container by `max_concurrent_actions` (4) workers, as a script would.
 //! Printed: time until every container runs and is healthy again, restarts,
-//! CPU share of one core, peak RSS, `medic status --json` latency and lines
-//! written, while healthy and through the storm.
+//! CPU share of one core, peak RSS, `medic status --json` latency, lines
+//! written and bytes medic wrote to storage (`write_bytes` of /proc/PID/io),
+//! while healthy and through the storm.
 
 use std::time::{Duration, Instant};
 
 use crate::storm::{Files, healthy, sample, wait_until};
-use crate::util::{config_file, docker, events, ms, percentile, run_idle_container, run_medic_to};
+use crate::util::{
+    config_file, docker, events, human, ms, percentile, run_idle_container, run_medic_to,
+};
 
 const LABEL: &str = "medic.bench=storm";
 /// medic's default `max_concurrent_actions`, which the floor's workers match.
@@ -77,18 +80,19 @@ pub fn run(size: usize) {
     remove_all();
 
     println!(
-        "{:<8} {:>9} {:>8} {:>10} {:>12} {:>12} {:>26}",
+        "{:<8} {:>9} {:>8} {:>10} {:>12} {:>12} {:>26} {:>10}",
         "phase",
         "seconds",
         "CPU %",
         "peak RSS",
         "status p50",
         "status p99",
-        "lines log/alerts/stderr"
+        "lines log/alerts/stderr",
+        "written"
     );
     for (name, p) in [("healthy", &calm), ("storm", &storm)] {
         println!(
-            "{:<8} {:>9.1} {:>8.1} {:>6.1} MiB {:>12} {:>12} {:>26}",
+            "{:<8} {:>9.1} {:>8.1} {:>6.1} MiB {:>12} {:>12} {:>26} {:>10}",
             name,
             p.wall.as_secs_f64(),
             p.cpu,
@@ -96,6 +100,7 @@ pub fn run(size: usize) {
             ms(percentile(&p.status, 50)),
             ms(percentile(&p.status, 99)),
             format!("{}/{}/{}", p.lines.0, p.lines.1, p.lines.2),
+            human(p.written as f64),
         );
     }
     println!(

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::storm::{Upstream, healthy, serve, wait_until, walk, write_config};
-use crate::util::{Guard, sibling};
+use crate::util::{Guard, human, medic, written_bytes};
 
 /// The healthy phase: this many writes of availability.json (once a minute).
 const HEALTHY_WRITES: usize = 3;
@@ -38,7 +38,7 @@ pub fn run(size: usize) {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = write_config(dir.path(), port, size);
     let state = dir.path().join("state");
-    let mut child = Command::new(sibling("medic"))
+    let mut child = Command::new(medic())
         .args(["run", "--config"])
         .arg(&config)
         .stdout(Stdio::null())
@@ -189,16 +189,6 @@ fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
-/// `write_bytes` of /proc/PID/io: what the process sent to the storage layer.
-fn written_bytes(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/io"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("write_bytes:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// The file system type holding `dir`, as `df` names it.
 fn fs_of(dir: &Path) -> String {
     Command::new("df")
@@ -213,15 +203,4 @@ fn fs_of(dir: &Path) -> String {
                 .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
         })
         .unwrap_or_else(|| "an unknown file system".into())
-}
-
-fn human(bytes: f64) -> String {
-    match bytes.abs() {
-        b if b >= 1024.0 * 1024.0 * 1024.0 => {
-            format!("{:.2} GiB", bytes / 1024.0 / 1024.0 / 1024.0)
-        }
-        b if b >= 1024.0 * 1024.0 => format!("{:.1} MiB", bytes / 1024.0 / 1024.0),
-        b if b >= 1024.0 => format!("{:.1} KiB", bytes / 1024.0),
-        _ => format!("{bytes:.0} B"),
-    }
 }

@@ -1,5 +1,7 @@
 //! `scripts/bench`: medic's figures beside a baseline measured in the same run
-//! on the same machine. `medic-bench [recovery|engines|probes|idle|startup|storm|containers|disk|month|all] [--seconds N] [--size N] [--containers N]`
+//! on the same machine. `medic-bench [recovery|engines|probes|idle|startup|storm|containers|disk|month|all] [--seconds N] [--size N] [--containers N] [--medic PATH]`
+//! (`--medic`: run that medic binary instead of the one built beside this, e.g.
+//! an older commit's build, to compare figures on the same benchmark code)
 //!
 //! - recovery: kill → running and answering HTTP, medic versus a bare
 //!   `docker start`; detection latency from Docker's `die` event to medic's
@@ -13,7 +15,7 @@
 //! - idle: medic watching 50 containers on the engine: CPU and RSS.
 //! - startup: `medic check` wall time on a 100-service config versus 1 service.
 //! - storm: 10,000 endpoints (`--size N`) healthy, all failing for 60 s, then
-//!   back: probes made, CPU, RSS, status latency, recovery time, lines written.
+//!   back: probes made, CPU, RSS, status latency, recovery time, lines and bytes written.
 //! - containers: 200 containers (`--containers N`) killed at once and
 //!   brought back by medic, beside `docker start` by 4 workers.
 //! - disk: 10,000 endpoints (`--size N`) started, healthy for 3 min, one storm:
@@ -62,10 +64,17 @@ fn main() {
                     .and_then(|s| s.parse().ok())
                     .expect("--containers takes a whole number");
             }
+            "--medic" => {
+                let path = args
+                    .next()
+                    .expect("--medic takes the path of a medic binary");
+                util::MEDIC.set(path.into()).ok();
+            }
             other => which = other.to_owned(),
         }
     }
-    println!("medic benchmarks ({})\n", util::host());
+    println!("medic benchmarks ({})", util::host());
+    println!("medic binary: {}\n", util::medic().display());
     let all = which == "all";
     if all || which == "recovery" {
         recovery::run();

@@ -5,7 +5,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{config_file, ms, percentile, sibling};
+use crate::util::{config_file, medic, ms, percentile};
 
 const ROUNDS: usize = 10;
 
@@ -45,7 +45,7 @@ fn time_check(services: usize, port: u16) -> Vec<Duration> {
     (0..ROUNDS)
         .map(|_| {
             let start = Instant::now();
-            let status = Command::new(sibling("medic"))
+            let status = Command::new(medic())
                 .args(["check", "--config"])
                 .arg(&path)
                 .stdout(Stdio::null())

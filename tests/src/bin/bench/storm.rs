@@ -3,8 +3,9 @@
 //! upstream down), then healthy again. Per phase: probes made versus
 //! scheduled (counted by the server), services `unknown` at worst (medic's
 //! own lateness), CPU share of one core, peak RSS, `medic status --json`
-//! latency, lines written to the recovery log, alerts file and stderr; after
-//! the storm, how long until every service is healthy again.
+//! latency, lines written to the recovery log, alerts file and stderr, bytes
+//! medic wrote to storage (`write_bytes` of /proc/PID/io); after the storm,
+//! how long until every service is healthy again.
 
 use std::path::Path;
 use std::process::Command;
@@ -12,7 +13,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::util::{Usage, config_file, cpu_percent, ms, percentile, run_medic_to, sibling};
+use crate::util::{
+    Usage, config_file, cpu_percent, human, medic, ms, percentile, run_medic_to, written_bytes,
+};
 
 const INTERVAL: Duration = Duration::from_secs(10);
 const STORM: Duration = Duration::from_secs(60);
@@ -42,6 +45,8 @@ pub struct Sample {
     pub status: Vec<Duration>,
     /// Lines written to the recovery log, the alerts file and stderr.
     pub lines: (usize, usize, usize),
+    /// Bytes medic wrote to storage (`write_bytes` of /proc/PID/io).
+    pub written: u64,
 }
 
 pub fn run(size: usize) {
@@ -80,7 +85,7 @@ pub fn run(size: usize) {
     phases.push(run("after", STORM, &never));
 
     println!(
-        "{:<9} {:>7} {:>22} {:>9} {:>8} {:>10} {:>12} {:>12} {:>26}",
+        "{:<9} {:>7} {:>22} {:>9} {:>8} {:>10} {:>12} {:>12} {:>26} {:>10}",
         "phase",
         "seconds",
         "probes made (sched)",
@@ -89,13 +94,15 @@ pub fn run(size: usize) {
         "peak RSS",
         "status p50",
         "status p99",
-        "lines log/alerts/stderr"
+        "lines log/alerts/stderr",
+        "written"
     );
+    let mut written = 0;
     for p in &phases {
         let (name, probes, worst_unknown, p) = (p.name, p.probes, p.worst_unknown, &p.sample);
         let scheduled = size as f64 * p.wall.as_secs_f64() / INTERVAL.as_secs_f64();
         println!(
-            "{:<9} {:>7.1} {:>22} {:>9} {:>8.1} {:>6.1} MiB {:>12} {:>12} {:>26}",
+            "{:<9} {:>7.1} {:>22} {:>9} {:>8.1} {:>6.1} MiB {:>12} {:>12} {:>26} {:>10}",
             name,
             p.wall.as_secs_f64(),
             format!(
@@ -110,8 +117,14 @@ pub fn run(size: usize) {
             ms(percentile(&p.status, 50)),
             ms(percentile(&p.status, 99)),
             format!("{}/{}/{}", p.lines.0, p.lines.1, p.lines.2),
+            human(p.written as f64),
         );
+        written += p.written;
     }
+    println!(
+        "written by medic over the four phases: {} (/proc/PID/io write_bytes)",
+        human(written as f64)
+    );
     println!(
         "every service healthy again {:.1} s after the upstream came back (target: interval + success_threshold × interval)",
         all_back.as_secs_f64()
@@ -164,7 +177,7 @@ pub fn sample(
     length: Duration,
     mut done: impl FnMut(&serde_json::Value) -> bool,
 ) -> Sample {
-    let lines0 = files.lines();
+    let (lines0, written0) = (files.lines(), written_bytes(pid));
     let (t0, u0) = (Instant::now(), Usage::of(pid));
     let (mut status, mut peak_rss) = (Vec::new(), 0);
     while t0.elapsed() < length {
@@ -189,11 +202,12 @@ pub fn sample(
             lines1.1 - lines0.1,
             lines1.2 - lines0.2,
         ),
+        written: written_bytes(pid) - written0,
     }
 }
 
 pub fn ask_status(config: &Path) -> Option<serde_json::Value> {
-    let out = Command::new(sibling("medic"))
+    let out = Command::new(medic())
         .args(["status", "--json", "--config"])
         .arg(config)
         .output()

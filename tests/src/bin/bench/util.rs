@@ -18,7 +18,7 @@ impl Drop for Guard {
 /// `medic run --config CONFIG`, quiet, stopped when the guard is dropped.
 pub fn run_medic(config: &Path) -> Guard {
     Guard(
-        Command::new(sibling("medic"))
+        Command::new(medic())
             .args(["run", "--config"])
             .arg(config)
             .stdout(std::process::Stdio::null())
@@ -32,7 +32,7 @@ pub fn run_medic(config: &Path) -> Guard {
 /// when the guard is dropped.
 pub fn run_medic_to(config: &Path, stderr: &Path) -> Guard {
     Guard(
-        Command::new(sibling("medic"))
+        Command::new(medic())
             .args(["run", "--config"])
             .arg(config)
             .stdout(std::process::Stdio::null())
@@ -148,6 +148,40 @@ pub fn wait_http(port: u16) {
             && stream.read_to_string(&mut answer).is_ok()
             && answer.trim_end().ends_with("ok")
     });
+}
+
+/// The medic binary the benchmarks run: `--medic PATH` (another build, such
+/// as an older commit's, measured by the same benchmark), else the one built
+/// beside this one.
+pub static MEDIC: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// The medic binary to run (see [`MEDIC`]).
+pub fn medic() -> PathBuf {
+    MEDIC.get().cloned().unwrap_or_else(|| sibling("medic"))
+}
+
+/// `write_bytes` of /proc/PID/io: the bytes the process sent to the storage
+/// layer (counted as it dirties pages: journals, their fsyncs, every rewrite
+/// of a whole file).
+pub fn written_bytes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Bytes as KiB, MiB or GiB.
+pub fn human(bytes: f64) -> String {
+    match bytes.abs() {
+        b if b >= 1024.0 * 1024.0 * 1024.0 => {
+            format!("{:.2} GiB", bytes / 1024.0 / 1024.0 / 1024.0)
+        }
+        b if b >= 1024.0 * 1024.0 => format!("{:.1} MiB", bytes / 1024.0 / 1024.0),
+        b if b >= 1024.0 => format!("{:.1} KiB", bytes / 1024.0),
+        _ => format!("{bytes:.0} B"),
+    }
 }
 
 /// A binary built beside this one (medic, testsrv).
