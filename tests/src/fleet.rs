@@ -84,14 +84,70 @@ fn am_alerts(port: u16) -> Vec<Value> {
         .unwrap_or_default()
 }
 
+/// The shipped dashboard, parsed.
+fn dashboard() -> Value {
+    let text = std::fs::read_to_string(repo_file("packaging/grafana/medic.json"))
+        .expect("the shipped dashboard");
+    serde_json::from_str(&text).expect("the dashboard is JSON")
+}
+
+/// What Grafana needs to import the dashboard and lay it out: a uid and a
+/// current schema, panels with unique ids on a 24-column grid without
+/// overlaps, every query on the `datasource` variable, and every `$variable`
+/// a query uses defined.
+#[test]
+fn the_dashboard_is_laid_out_and_every_variable_is_defined() {
+    let dashboard = dashboard();
+    assert_eq!(dashboard["uid"], "medic-fleet");
+    assert!(
+        dashboard["schemaVersion"].as_u64() >= Some(36),
+        "a current schema"
+    );
+    let variables: BTreeSet<&str> = dashboard["templating"]["list"]
+        .as_array()
+        .expect("variables")
+        .iter()
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+    let panels = dashboard["panels"].as_array().expect("panels");
+    let mut ids = BTreeSet::new();
+    let mut cells = BTreeSet::new();
+    for panel in panels {
+        let title = &panel["title"];
+        assert!(
+            ids.insert(panel["id"].as_u64().expect("an id")),
+            "{title}: id taken"
+        );
+        let grid = |k: &str| panel["gridPos"][k].as_u64().expect("gridPos");
+        assert!(grid("x") + grid("w") <= 24, "{title}: wider than the grid");
+        for x in grid("x")..grid("x") + grid("w") {
+            for y in grid("y")..grid("y") + grid("h") {
+                assert!(cells.insert((x, y)), "{title}: overlaps another panel");
+            }
+        }
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            assert_eq!(target["datasource"]["uid"], "${datasource}", "{title}");
+            let expr = target["expr"].as_str().expect("an expr");
+            for used in expr.split('$').skip(1) {
+                let name: String = used
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                assert!(
+                    name.starts_with("__") || variables.contains(name.as_str()),
+                    "{title}: ${name} is not a variable"
+                );
+            }
+        }
+    }
+}
+
 /// The queries of the shipped dashboard, its variables filled in as Grafana
 /// would for every host of job `medic` (`$__rate_interval` at least four
 /// scrape intervals, `$__range` the time shown); the query variables'
 /// `label_values(selector, label)` as their selector.
 fn dashboard_queries() -> Vec<String> {
-    let text = std::fs::read_to_string(repo_file("packaging/grafana/medic.json"))
-        .expect("the shipped dashboard");
-    let dashboard: Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+    let dashboard = dashboard();
     let panels = dashboard["panels"].as_array().expect("panels");
     let mut queries: Vec<String> = panels
         .iter()
