@@ -10,25 +10,15 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::formats::{certificates, https_server};
 use crate::support::browser::http;
 use crate::support::env;
+use crate::support::https::{Process, certificates, https_server};
 use crate::support::medic::{Medic, eventually, eventually_within, free_port};
-
-/// A process this test started, killed and reaped when dropped.
-pub(crate) struct Process(pub(crate) Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        self.0.kill().ok();
-        self.0.wait().ok();
-    }
-}
 
 /// Starts `program` with `args`, its output in `log`, and waits until
 /// `GET /-/ready` on `port` answers 200.
