@@ -6,7 +6,7 @@
 //! (`packaging/grafana/medic.json`) and every rule runs against them, and the
 //! alerts fire when the test drives their condition: a killed medic, an
 //! escalation, a failing service, a certificate near expiry.
-//! Needs prometheus, alertmanager and `/usr/bin/python3` (the HTTPS server).
+//! Needs prometheus, alertmanager and python3 (the HTTPS server).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
