@@ -17,7 +17,7 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::util::{
@@ -67,11 +67,12 @@ pub fn run(seconds: u64) {
                 .lines()
                 .next()
                 .unwrap_or("")
+                .trim_start_matches("This is ")
                 .to_owned()
         })
         .unwrap_or_default();
     println!(
-        "## Idle: medic beside Monit ({monit}) watching the same containers, {seconds} s each from one interval after all are healthy"
+        "## Idle: medic beside {monit} watching the same containers, {seconds} s each from one interval after all are healthy"
     );
     println!(
         "{:<34} {:<6} {:>8} {:>10} {:>10}",
@@ -85,9 +86,9 @@ pub fn run(seconds: u64) {
     ]
     .map(|(count, interval, http)| Scenario {
         title: format!(
-            "{count} container{}, {}every {interval} s",
+            "{count} container{}{}, every {interval} s",
             if count == 1 { "" } else { "s" },
-            if http { "+ HTTP, " } else { "" }
+            if http { " + HTTP" } else { "" }
         ),
         names: if http { &web } else { &idle }[..count].to_vec(),
         interval,
@@ -252,21 +253,7 @@ fn measure_monit(dir: &Path, scenario: &Scenario, seconds: u64) -> Figures {
             .ok();
         }
     }
-    let path = dir.join("monitrc");
-    std::fs::write(&path, config).expect("write the monit config");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod monitrc");
-    let monit = Guard(
-        Command::new("monit")
-            .args(["-I", "-c"])
-            .arg(&path)
-            .arg("-p")
-            .arg(dir.join("monit.pid"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start monit (apt-get install monit)"),
-    );
+    let monit = crate::probes::run_monit(dir, &config);
     std::thread::sleep(Duration::from_secs(
         2 * scenario.interval.max(DEFAULT_INTERVAL),
     ));
