@@ -165,11 +165,12 @@ fn a_storm_outlives_a_restart_of_medic_and_its_end_reaches_the_sink() {
     });
     upstream.down.store(true, Ordering::SeqCst);
     upstream.wait_for_hook("the storm alert at the sink", "storm");
-    // In a change line: state.json is a checkpoint, rewritten only when
-    // the lines outweigh it.
-    eventually("the storm kept in the state store", || {
+    // In change lines (state.json is a checkpoint, rewritten only when the
+    // lines outweigh it): the storm at once, its members within a second.
+    eventually("the storm and its members kept in the state store", || {
         let state = medic.saved_state()?;
-        state["storm"]["since"].is_string().then_some(())
+        let members = state["storm"]["members"].as_array().map_or(0, Vec::len);
+        (state["storm"]["since"].is_string() && members == N).then_some(())
     });
     medic.kill9();
     upstream.down.store(false, Ordering::SeqCst);
