@@ -56,7 +56,8 @@ pub enum FaultKind {
     /// The wall clock steps by this many seconds (forwards or back).
     ClockStep(i64),
     /// This many services die at once (a storm); every other one comes
-    /// back by itself within two minutes.
+    /// back by itself within two minutes, and the engine, under the load,
+    /// takes `STORM_ACTION_TAKES` for every action from then on.
     Storm(usize),
 }
 
@@ -110,10 +111,18 @@ impl Schedule {
             })
             .collect();
         if storm {
+            let at = Duration::from_secs(FIRST_FAULT + rng.below(LAST_FAULT - FIRST_FAULT));
             faults.push(Fault {
-                at: Duration::from_secs(FIRST_FAULT + rng.below(LAST_FAULT - FIRST_FAULT)),
+                at,
                 kind: FaultKind::Storm(STORM_FAILING),
             });
+            // Half the storms meet a SIGTERM while their actions wait for a slot.
+            if rng.chance(50) {
+                faults.push(Fault {
+                    at: at + Duration::from_secs(30 + rng.below(300)),
+                    kind: FaultKind::Term,
+                });
+            }
         }
         faults.sort_by_key(|f| f.at);
         let keep = (0..faults.len()).collect();
@@ -222,7 +231,7 @@ impl fmt::Display for Fault {
             FaultKind::ClockStep(s) => write!(f, "the wall clock steps {s:+}s"),
             FaultKind::Storm(n) => write!(
                 f,
-                "{n} services crash at once (every other one comes back by itself)"
+                "{n} services crash at once (every other one comes back by itself; the engine slows)"
             ),
         }
     }
