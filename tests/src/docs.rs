@@ -357,3 +357,30 @@ fn every_relative_link_between_the_pages_resolves() {
     }
     assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
 }
+
+/// Where the shipped rules' `runbook_url`s point: this repository's docs.
+const RUNBOOKS: &str = "https://github.com/medic-rs/medic/blob/main/";
+
+#[test]
+fn every_shipped_alert_links_a_runbook_section_that_exists() {
+    let rules = read("packaging/prometheus/medic-rules.yml");
+    let alerts = rules
+        .lines()
+        .filter(|l| l.trim_start().starts_with("- alert:"))
+        .count();
+    let urls: Vec<&str> = rules
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("runbook_url: "))
+        .collect();
+    assert_eq!(urls.len(), alerts, "one runbook_url per alert");
+    for url in urls {
+        let (page, fragment) = url
+            .strip_prefix(RUNBOOKS)
+            .and_then(|rest| rest.split_once('#'))
+            .unwrap_or_else(|| panic!("{url}: not {RUNBOOKS}<page>#<section>"));
+        assert!(
+            anchors(&read(page)).contains(fragment),
+            "{url}: {page} has no heading #{fragment}"
+        );
+    }
+}

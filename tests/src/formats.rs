@@ -8,73 +8,17 @@
 //! `prometheus_client` (Debian's python3-prometheus-client).
 
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use std::process::Command;
 
 use crate::support::env;
+use crate::support::https::{certificates, https_server};
 use crate::support::medic::{Medic, eventually, free_port};
 use crate::support::skip;
 
-/// The HTTPS server's certificate expires 2031-05-17T00:00:00Z (Unix seconds).
+/// The HTTPS server's certificate expires 2031-05-17T00:00:00Z ...
+const EXPIRY: (i32, u8, u8) = (2031, 5, 17);
+/// ... which is this many Unix seconds.
 const NOT_AFTER: i64 = 1_936_742_400;
-
-/// A process this test started, killed and reaped when dropped.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        self.0.kill().ok();
-        self.0.wait().ok();
-    }
-}
-
-/// A CA (`ca.pem`) and a certificate for 127.0.0.1 it signed (`cert.pem`,
-/// `key.pem`), valid until [`NOT_AFTER`].
-fn certificates(dir: &Path) {
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "medic formats test CA");
-    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let mut leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
-    leaf.not_after = rcgen::date_time_ymd(2031, 5, 17);
-    let leaf = leaf.signed_by(&key, &ca).unwrap();
-    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
-    std::fs::write(dir.join("cert.pem"), leaf.pem()).unwrap();
-    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
-}
-
-/// A real HTTPS server on 127.0.0.1:`port` (Python's http.server with the
-/// certificate of [`certificates`]) answering every GET with 200.
-fn https_server(python: &str, dir: &Path, port: u16) -> Process {
-    let script = format!(
-        "import http.server, ssl\n\
-         class H(http.server.BaseHTTPRequestHandler):\n\
-         \x20   def do_GET(self):\n\
-         \x20       self.send_response(200); self.send_header('Content-Length', '2'); self.end_headers(); self.wfile.write(b'ok')\n\
-         \x20   def log_message(self, *a): pass\n\
-         s = http.server.ThreadingHTTPServer(('127.0.0.1', {port}), H)\n\
-         c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n\
-         c.load_cert_chain('{dir}/cert.pem', '{dir}/key.pem')\n\
-         s.socket = c.wrap_socket(s.socket, server_side=True)\n\
-         s.serve_forever()\n",
-        dir = dir.display()
-    );
-    let child = Command::new(python)
-        .args(["-c", &script])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start the https server");
-    let process = Process(child);
-    eventually("the https server to listen", || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
-    });
-    process
-}
 
 /// `GET /metrics` with `accept` (when given): the Content-Type and the body.
 fn scrape(curl: &str, port: u16, accept: Option<&str>) -> (String, String) {
@@ -147,7 +91,7 @@ fn metrics_speak_the_text_format_and_openmetrics_exactly() {
         return;
     }
     let dir = tempfile::tempdir().expect("a temp dir");
-    certificates(dir.path());
+    certificates(dir.path(), EXPIRY);
     let https_port = free_port();
     let _https = https_server(python, dir.path(), https_port);
     let up = std::net::TcpListener::bind("127.0.0.1:0").expect("a listener");
@@ -305,7 +249,7 @@ fn a_web_yml_with_every_toolkit_key_is_taken_and_what_is_not_honoured_is_named()
     };
     let dir = tempfile::tempdir().expect("a temp dir");
     let d = dir.path();
-    certificates(d);
+    certificates(d, EXPIRY);
     let indent = |pem: String| pem.replace('\n', "\n    ");
     let cert = indent(std::fs::read_to_string(d.join("cert.pem")).unwrap());
     let key = indent(std::fs::read_to_string(d.join("key.pem")).unwrap());

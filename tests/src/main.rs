@@ -24,6 +24,7 @@ mod launchd;
 mod packaging;
 mod podman;
 mod report;
+mod rules;
 mod service;
 mod storm;
 mod systemd;

@@ -96,6 +96,22 @@ fn the_tarball_holds_a_static_binary_completions_man_pages_and_configs() {
     ] {
         assert!(root.join(unit).is_file(), "{unit} in the tarball");
     }
+    // The fleet's pieces, as in the repository (the fleet test runs those).
+    for shipped in [
+        "prometheus/medic-rules.yml",
+        "prometheus/medic-rules.test.yml",
+        "prometheus/alertmanager.yml",
+        "grafana/medic.json",
+    ] {
+        let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../packaging")
+            .join(shipped);
+        assert_eq!(
+            std::fs::read(root.join(shipped)).ok(),
+            std::fs::read(source).ok(),
+            "{shipped} in the tarball"
+        );
+    }
 
     // The Install text's `medic install systemd --bin /usr/local/bin/medic`, into a scratch root.
     let system = dir.path().join("system");

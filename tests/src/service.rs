@@ -262,6 +262,9 @@ fn the_deb_holds_the_binary_the_unit_and_the_config() {
         "./usr/lib/tmpfiles.d/medic.conf",
         "./etc/medic/medic.toml",
         "./usr/share/doc/medic/copyright",
+        "./usr/share/medic/prometheus/medic-rules.yml",
+        "./usr/share/medic/prometheus/alertmanager.yml",
+        "./usr/share/medic/grafana/medic.json",
     ] {
         assert!(
             listing.lines().any(|l| l.ends_with(file)),

@@ -124,6 +124,9 @@ struct ProbeFigures {
 /// Probe outcomes, in the order their series are written.
 const OUTCOMES: [&str; 3] = ["blind", "fail", "ok"];
 
+/// How incidents end, in the order their series are written.
+const ENDINGS: [&str; 3] = ["recovered", "rolled_back", "escalated"];
+
 /// Counters and histograms fed by the supervisor loop.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -187,7 +190,7 @@ impl Metrics {
         })
     }
 
-    /// Counts how incidents end.
+    /// Counts how incidents end ([`ENDINGS`]).
     pub fn event(&mut self, unit: &str, kind: EventKind) {
         let outcome = match kind {
             EventKind::Recovered => "recovered",
@@ -308,12 +311,17 @@ impl Metrics {
             Kind::Counter,
             "Incidents ended, by outcome: recovered, rolled_back, escalated.",
         );
-        for ((unit, outcome), count) in &self.recoveries {
-            out.sample(
-                "medic_recoveries_total",
-                &with(info(unit), &[("outcome", outcome)]),
-                *count as f64,
-            );
+        // Every outcome of every unit, 0 until it happens: Prometheus's
+        // increase() sees a counter's first incident only when it was 0 before.
+        for s in &status {
+            for outcome in ENDINGS {
+                let count = self.recoveries.get(&(s.name.clone(), outcome));
+                out.sample(
+                    "medic_recoveries_total",
+                    &with(info(&s.name), &[("outcome", outcome)]),
+                    count.copied().unwrap_or(0) as f64,
+                );
+            }
         }
     }
 

@@ -29,13 +29,24 @@ pub fn bin(name: &str) -> PathBuf {
 
 /// Polls `probe` until it returns Some, or panics after DEADLINE naming `what`.
 #[track_caller]
-pub fn eventually<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+pub fn eventually<T>(what: &str, probe: impl FnMut() -> Option<T>) -> T {
+    eventually_within(DEADLINE, what, probe)
+}
+
+/// [`eventually`] with its own deadline, for what takes longer by design
+/// (an alert's `for:` of a minute).
+#[track_caller]
+pub fn eventually_within<T>(
+    deadline: Duration,
+    what: &str,
+    mut probe: impl FnMut() -> Option<T>,
+) -> T {
     let start = Instant::now();
     loop {
         if let Some(value) = probe() {
             return value;
         }
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -5,6 +5,7 @@ pub mod compose;
 pub mod docker;
 pub mod env;
 pub mod fault_proxy;
+pub mod https;
 pub mod launchd;
 pub mod medic;
 pub mod mount;
