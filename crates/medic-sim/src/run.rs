@@ -60,7 +60,7 @@ enum Stop {
 /// SIGTERM) is played a second time without those stops, and both runs
 /// must reach the same end (`ends::compare`).
 pub fn play(schedule: &Schedule) -> Outcome {
-    let played: Vec<Fault> = schedule.played().cloned().collect();
+    let played = schedule.played();
     let end = played.last().map_or(Duration::ZERO, |f| f.at) + QUIET;
     let (mut outcome, ended) = simulate(schedule.units, &played, end);
     let stops = |f: &&Fault| matches!(f.kind, FaultKind::Kill9(_) | FaultKind::Term);
@@ -344,7 +344,10 @@ mod tests {
         };
         let outcome = play(&schedule);
         assert_eq!(outcome.violations, Vec::<String>::new());
-        let mut taken = outcome.trace.iter().filter(|l| l.contains("pager takes alert"));
+        let mut taken = outcome
+            .trace
+            .iter()
+            .filter(|l| l.contains("pager takes alert"));
         assert!(taken.next().is_some(), "{:#?}", outcome.trace);
     }
 
