@@ -71,8 +71,20 @@ impl<'a> Machine<'a> {
         }
     }
 
+    /// The test's machine with the package installed, when the environment
+    /// names the systemd image and the package (else the test is skipped).
+    pub(crate) fn packaged(engine: &'a Engine) -> Option<Self> {
+        let (Some(image), Some(deb)) = (env::systemd_image(), env::deb()) else {
+            return None;
+        };
+        let socket = env::docker_host()
+            .and_then(|host| host.strip_prefix("unix://").map(str::to_owned))
+            .expect("the test engine listens on a unix socket");
+        Some(Self::installed(engine, &image, &deb, &socket))
+    }
+
     /// Boots `image`, waits until systemd has finished booting, and installs the package.
-    pub(crate) fn installed(engine: &'a Engine, image: &str, deb: &str, socket: &str) -> Self {
+    fn installed(engine: &'a Engine, image: &str, deb: &str, socket: &str) -> Self {
         let machine = Self::boot(engine, image, deb, socket);
         // The manager's bus appears a moment after PID 1 starts (until then systemctl
         // fails to connect, or reports "offline"); then wait for boot to finish.
@@ -177,12 +189,6 @@ recover_timeout = "3s"
 #[test]
 fn the_deb_runs_under_a_real_systemd() {
     let Some(engine) = Engine::get() else { return };
-    let (Some(image), Some(deb)) = (env::systemd_image(), env::deb()) else {
-        return;
-    };
-    let socket = env::docker_host()
-        .and_then(|host| host.strip_prefix("unix://").map(str::to_owned))
-        .expect("the test engine listens on a unix socket");
     let web = unique("sd-web");
     let _cleanup = Cleanup(&engine, vec![web.clone()]);
     let web_port = free_port();
@@ -191,7 +197,9 @@ fn the_deb_runs_under_a_real_systemd() {
         &["-e", &format!("PORT={web_port}"), "medic-test/good:1"],
     );
 
-    let machine = Machine::installed(&engine, &image, &deb, &socket);
+    let Some(machine) = Machine::packaged(&engine) else {
+        return;
+    };
 
     // 0. As shipped: doctor finds /etc/medic/medic.toml without --config and
     //    reports no error; a member of group medic reaches the control socket.

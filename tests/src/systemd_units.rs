@@ -11,7 +11,6 @@
 use serde_json::Value;
 
 use crate::support::docker::Engine;
-use crate::support::env;
 use crate::support::medic::eventually;
 use crate::systemd::Machine;
 
@@ -83,16 +82,35 @@ fn status(machine: &Machine<'_>, service: &str) -> Option<Value> {
         .cloned()
 }
 
+/// `medic doctor --json` on `config`: the findings of `check` for
+/// `service`, and the whole report (for messages).
+fn doctor(machine: &Machine<'_>, config: &str, check: &str, service: &str) -> (Vec<Value>, Value) {
+    let (_, out) = machine.sh(&format!("medic doctor --config {config} --json || true"));
+    let report: Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("doctor --json ({e}): {out}"));
+    let findings = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["check"] == check && f["service"] == service)
+        .cloned()
+        .collect();
+    (findings, report)
+}
+
+/// Installs the shipped polkit rule with `units` (quoted, comma-separated) as its list.
+fn polkit_rule(machine: &Machine<'_>, units: &str) {
+    machine.must(&format!(
+        "mkdir -p /etc/polkit-1/rules.d && sed 's|var units = .*|var units = [{units}];|' /usr/share/doc/medic/examples/medic-systemd-units.rules > /etc/polkit-1/rules.d/50-medic-systemd-units.rules"
+    ));
+}
+
 #[test]
 fn systemd_units_are_read_over_dbus_and_restarted_through_systemd() {
     let Some(engine) = Engine::get() else { return };
-    let (Some(image), Some(deb)) = (env::systemd_image(), env::deb()) else {
+    let Some(machine) = Machine::packaged(&engine) else {
         return;
     };
-    let socket = env::docker_host()
-        .and_then(|host| host.strip_prefix("unix://").map(str::to_owned))
-        .expect("the test engine listens on a unix socket");
-    let machine = Machine::installed(&engine, &image, &deb, &socket);
     for (name, unit) in UNITS {
         machine.write(&format!("/etc/systemd/system/{name}"), unit);
     }
@@ -107,15 +125,7 @@ fn systemd_units_are_read_over_dbus_and_restarted_through_systemd() {
     machine.write("/etc/medic/medic.toml", CONFIG);
 
     // Without the polkit rule, doctor predicts that medic's restarts are refused.
-    let (_, doctor) = machine.sh("medic doctor --config /etc/medic/medic.toml --json || true");
-    let doctor: Value =
-        serde_json::from_str(&doctor).unwrap_or_else(|e| panic!("doctor --json ({e}): {doctor}"));
-    let polkit: Vec<&Value> = doctor["findings"]
-        .as_array()
-        .expect("findings")
-        .iter()
-        .filter(|f| f["check"] == "polkit" && f["service"] == "crash")
-        .collect();
+    let (polkit, doctor) = doctor(&machine, "/etc/medic/medic.toml", "polkit", "crash");
     assert!(
         polkit.len() == 1
             && polkit[0]["severity"] == "error"
@@ -126,8 +136,9 @@ fn systemd_units_are_read_over_dbus_and_restarted_through_systemd() {
     );
 
     // The shipped rule, its units edited in: doctor is content.
-    machine.must(
-        "mkdir -p /etc/polkit-1/rules.d && sed 's|var units = .*|var units = [\"crash.service\", \"once.service\", \"always.service\", \"limited.service\", \"app-1.service\", \"app-2.service\"];|' /usr/share/doc/medic/examples/medic-systemd-units.rules > /etc/polkit-1/rules.d/50-medic-systemd-units.rules",
+    polkit_rule(
+        &machine,
+        r#""crash.service", "once.service", "always.service", "limited.service", "app-1.service", "app-2.service""#,
     );
     let (_, doctor) = machine.sh("medic doctor --config /etc/medic/medic.toml --json || true");
     assert!(
@@ -214,4 +225,133 @@ fn systemd_units_are_read_over_dbus_and_restarted_through_systemd() {
     // The unit's journal through medic logs --output.
     let (_, output) = machine.sh("medic logs crash --output");
     assert!(output.contains("crash.service"), "{output}");
+}
+
+/// A unit file that does its job.
+const GOOD_UNIT: &str = "[Service]\nExecStart=/bin/sleep infinity\n";
+/// The same unit after a bad edit: it fails to start.
+const BAD_UNIT: &str = "[Service]\nExecStart=/bin/sh -c 'echo bad config; exit 3'\n";
+
+/// The services a reload adds to the packaged config: `woken` is probed once
+/// an hour, so only systemd's signals can show its failure.
+const ROLLBACK_CONFIG: &str = r#"
+[[service]]
+name = "roll"
+systemd_unit = { name = "roll.service" }
+
+[[service]]
+name = "pkg"
+systemd_unit = { name = "pkg.service" }
+
+[[service]]
+name = "woken"
+interval = "1h"
+systemd_unit = { name = "woken.service" }
+"#;
+
+#[test]
+fn systemd_unit_files_are_rolled_back_to_their_last_known_good() {
+    let Some(engine) = Engine::get() else { return };
+    let Some(machine) = Machine::packaged(&engine) else {
+        return;
+    };
+    // `roll` is the administrator's unit, `pkg` a package's.
+    machine.write("/etc/systemd/system/roll.service", GOOD_UNIT);
+    machine.write("/usr/lib/systemd/system/pkg.service", GOOD_UNIT);
+    machine.write("/etc/systemd/system/woken.service", GOOD_UNIT);
+    machine.must("systemctl daemon-reload && systemctl start roll pkg woken");
+    polkit_rule(
+        &machine,
+        r#""roll.service", "pkg.service", "woken.service""#,
+    );
+
+    // Without the opt-in drop-in, doctor predicts the rollback's failure.
+    machine.write("/tmp/units.toml", ROLLBACK_CONFIG);
+    let (predicted, doctor) = doctor(&machine, "/tmp/units.toml", "rollback", "roll");
+    assert!(
+        predicted.len() == 1
+            && predicted[0]["severity"] == "warning"
+            && predicted[0]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("read-only")),
+        "doctor predicts the failing rollback: {doctor:#}"
+    );
+    machine.must(
+        "mkdir -p /etc/systemd/system/medic.service.d && cp /usr/share/doc/medic/examples/unit-rollback.conf /etc/systemd/system/medic.service.d/ && systemctl daemon-reload",
+    );
+    let (granted, doctor) = self::doctor(&machine, "/tmp/units.toml", "rollback", "roll");
+    assert_eq!(granted[0]["severity"], "ok", "{doctor:#}");
+
+    // medic starts on the packaged config (no systemd unit); a reload adds the
+    // first ones, and follows systemd's changes from then on.
+    machine.must("systemctl start medic");
+    machine.must("cp /tmp/units.toml /etc/medic/medic.toml && systemctl reload medic");
+    eventually("woken healthy", || {
+        status(&machine, "woken").filter(|s| s["health"] == "healthy")
+    });
+    machine.must("systemctl kill -s KILL woken");
+    let woken = eventually("woken's failure, seen through systemd's signal", || {
+        events(&machine, "woken")
+            .into_iter()
+            .find(|e| e["event"] == "failing")
+    });
+    assert!(woken.to_string().contains("SIGKILL"), "{woken:#}");
+
+    // Each unit's files become its last known good once it stayed healthy
+    // (Debian's merged /usr: systemd finds the package's file in /lib first).
+    for (service, path) in [
+        ("roll", "/etc/systemd/system/roll.service"),
+        ("pkg", "/lib/systemd/system/pkg.service"),
+    ] {
+        eventually(&format!("{service}'s last known good"), || {
+            status(&machine, service).filter(|s| {
+                s["last_known_good"]["fragment_path"]
+                    .as_str()
+                    .is_some_and(|p| p.ends_with(path))
+            })
+        });
+    }
+
+    // A bad edit of each: three failed restarts, then the rollback.
+    machine.write("/etc/systemd/system/roll.service", BAD_UNIT);
+    machine.write("/usr/lib/systemd/system/pkg.service", BAD_UNIT);
+    machine.must("systemctl daemon-reload && systemctl restart roll pkg || true");
+    for service in ["roll", "pkg"] {
+        // `rolled_back`: the rollback verified by fresh observations.
+        let done = eventually(&format!("{service} rolled back and verified"), || {
+            let events = events(&machine, service);
+            events
+                .iter()
+                .any(|e| e["event"] == "rolled_back")
+                .then_some(())?;
+            events.into_iter().find(|e| e["event"] == "rollback_done")
+        });
+        let failed_restarts = events(&machine, service)
+            .iter()
+            .filter(|e| e["event"] == "restart_failed")
+            .count();
+        assert_eq!(failed_restarts, 3, "{service}: {done:#}");
+        assert_eq!(machine.show(service, "ActiveState"), "active", "{done:#}");
+    }
+    // The administrator's file is back in place, the bad one kept beside it.
+    assert_eq!(
+        machine.must("cat /etc/systemd/system/roll.service"),
+        GOOD_UNIT.trim_end()
+    );
+    let kept = machine.must("cat /etc/systemd/system/roll.service.medic-failed-*");
+    assert!(kept.contains("exit 3"), "{kept}");
+    // The package's file is untouched: the last known good overrides it from /etc.
+    assert!(
+        machine
+            .must("cat /usr/lib/systemd/system/pkg.service")
+            .contains("exit 3")
+    );
+    assert_eq!(
+        machine.show("pkg", "FragmentPath"),
+        "/etc/systemd/system/pkg.service"
+    );
+    assert_eq!(
+        machine.must("cat /etc/systemd/system/pkg.service"),
+        GOOD_UNIT.trim_end()
+    );
 }

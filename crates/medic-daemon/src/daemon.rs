@@ -152,7 +152,7 @@ pub async fn run_in(
         daemon.add_unit(spec);
     }
     daemon.restore_storm();
-    daemon.executor.start_events(&shell);
+    daemon.executor.start_events(&shell, &daemon.config);
     daemon.start_discoveries();
     daemon.drain();
     tracing::info!(services = daemon.config.services.len(), "medic is running");

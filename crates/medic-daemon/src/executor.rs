@@ -72,11 +72,19 @@ impl Executor {
 
     /// Starts the Docker event stream, when there is a Docker connection, and
     /// follows systemd's unit changes, when a service has a systemd_unit target.
-    pub fn start_events(&self, shell: &Shell) {
+    pub fn start_events(&self, shell: &Shell, config: &Config) {
         if let Some(docker) = &self.docker {
             docker.start_events(shell);
         }
-        self.systemd.start_events(shell);
+        self.follow_systemd(shell, config);
+    }
+
+    /// Follows systemd's unit changes for the managers `config` names and
+    /// are not followed yet (a reload may add the first systemd_unit target).
+    pub fn follow_systemd(&self, shell: &Shell, config: &Config) {
+        if self.world.is_none() {
+            self.systemd.start_events(shell, config);
+        }
     }
 
     /// Lists the containers a selector matches, with their labels, as a future
@@ -199,7 +207,10 @@ impl Executor {
             (UnitTarget::LaunchAgent(job), step) => {
                 self.launchd.job(job, step, context.last_known_good)
             }
-            (UnitTarget::SystemdUnit(unit), step) => self.systemd.job(unit, step),
+            (UnitTarget::SystemdUnit(unit), step) => {
+                self.systemd
+                    .job(unit, step, context.last_known_good, context.resumed)
+            }
         }
     }
 
@@ -233,6 +244,10 @@ impl Executor {
         }
         if let UnitTarget::LaunchAgent(job) = &unit.target {
             self.launchd.record_last_known_good(shell, &unit.name, job);
+        }
+        if let UnitTarget::SystemdUnit(systemd_unit) = &unit.target {
+            self.systemd
+                .record_last_known_good(shell, &unit.name, systemd_unit);
         }
     }
 }

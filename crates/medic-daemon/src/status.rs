@@ -364,7 +364,7 @@ impl ServiceStatus {
 }
 
 /// The keys that name a version, in a last known good spec or a probe's evidence.
-const VERSION_KEYS: &[&str] = &["image", "image_id", "plist"];
+const VERSION_KEYS: &[&str] = &["image", "image_id", "plist", "fragment_path"];
 
 /// The version a spec or an evidence object names, if it names one.
 pub fn version(value: &serde_json::Map<String, serde_json::Value>) -> Option<serde_json::Value> {

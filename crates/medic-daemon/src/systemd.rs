@@ -1,12 +1,15 @@
 //! systemd in the daemon: the systemd_unit check (D-Bus, and the journal as
 //! evidence), discovery of the units of a `pattern`, the restart job
-//! (RestartUnit, waiting for systemd's job), and following property changes
+//! (RestartUnit, waiting for systemd's job), the rollback to its last known
+//! good unit files (`systemd/rollback.rs`), and following property changes
 //! so a unit that fails is checked within milliseconds (`systemd/follow.rs`).
 
 mod follow;
+mod rollback;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use medic_core::config::{Config, Expect, SystemdUnitTarget, Target, UnitSelector};
@@ -36,8 +39,6 @@ const JOURNAL_DEADLINE: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct Systemd {
     managers: Arc<[Manager; 2]>,
-    /// Whether the config has units of the system manager, of the user's.
-    used: [bool; 2],
     /// How often to try again to follow a manager's signals after a break.
     retry: Duration,
 }
@@ -46,6 +47,9 @@ pub struct Systemd {
 struct Manager {
     bus: Mutex<Option<SystemdBus>>,
     follows: Follows,
+    /// Whether a task follows its signals (started for the first unit of
+    /// this manager, at start or by a reload; it runs until medic stops).
+    followed: AtomicBool,
 }
 
 /// One systemd unit a medic unit watches.
@@ -73,15 +77,8 @@ impl SystemdUnit {
 impl Systemd {
     /// The connections a config needs; nothing connects until a call.
     pub fn for_config(config: &Config) -> Self {
-        let used = [false, true].map(|user| {
-            config
-                .services
-                .iter()
-                .any(|s| matches!(&s.target, Some(Target::SystemdUnit(t)) if t.user == user))
-        });
         Self {
             managers: Arc::default(),
-            used,
             retry: config.medic.reconcile_interval,
         }
     }
@@ -126,11 +123,16 @@ impl Systemd {
         }
     }
 
-    /// Follows the property changes of the managers the config's units live
-    /// in (as it was at start), so a change runs their checks at once.
-    pub fn start_events(&self, shell: &Shell) {
+    /// Follows the property changes of the managers `config`'s units live
+    /// in, so a change runs their checks at once: at start, and after a
+    /// reload that adds the first unit of a manager.
+    pub fn start_events(&self, shell: &Shell, config: &Config) {
         for user in [false, true] {
-            if self.used[usize::from(user)] {
+            let used = config
+                .services
+                .iter()
+                .any(|s| matches!(&s.target, Some(Target::SystemdUnit(t)) if t.user == user));
+            if used && !self.manager(user).followed.swap(true, Ordering::Relaxed) {
                 let follow = follow::follow(self.clone(), user, shell.clone(), self.retry);
                 shell.tracker.spawn(follow);
             }
@@ -184,19 +186,20 @@ impl Systemd {
         result
     }
 
-    /// The job that carries out `step` on a unit.
-    pub fn job(&self, unit: &SystemdUnit, step: Step) -> Job {
+    /// The job that carries out `step` on a unit (a rollback returns to
+    /// `last_known_good`; `resumed`: one cut short by a stop of medic).
+    pub fn job(
+        &self,
+        unit: &SystemdUnit,
+        step: Step,
+        last_known_good: Option<serde_json::Value>,
+        resumed: bool,
+    ) -> Job {
         let (systemd, unit) = (self.clone(), unit.clone());
         Box::pin(async move {
             match step {
                 Step::Restart(_) => systemd.restart(&unit).await,
-                Step::Rollback => ActionResult::Impossible {
-                    message: format!(
-                        "medic keeps no earlier version of `{}` to roll back to: fix the unit, then `medic reset`",
-                        unit.name
-                    ),
-                    evidence: Evidence::new(),
-                },
+                Step::Rollback => systemd.rollback(&unit, last_known_good, resumed).await,
             }
         })
     }

@@ -2,7 +2,7 @@
 //! capped body) bounded by the probe timeout, judged by status, body and latency.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use medic_core::Observation;
@@ -23,40 +23,37 @@ const MAX_REDIRECTS: usize = 10;
 /// settings: 10,000 endpoints mean one client (one TLS config, one root
 /// store) per distinct setting, not one per endpoint.
 ///
-/// Clients trust the system's roots (read once, when the pool is made:
-/// `SSL_CERT_FILE` / `SSL_CERT_DIR` when set, else the platform's store) and
-/// the bundled web PKI roots, plus a probe's `ca_file`, as blackbox_exporter
-/// and curl do: a service behind an internal CA the host trusts needs no
-/// `ca_file`.
+/// Clients that may speak TLS trust the system's roots (read once, when the
+/// first such client is built: `SSL_CERT_FILE` / `SSL_CERT_DIR` when set,
+/// else the platform's store) and the bundled web PKI roots, plus a probe's
+/// `ca_file`, as blackbox_exporter and curl do: a service behind an internal
+/// CA the host trusts needs no `ca_file`. A plain `http://` probe that follows
+/// no redirects never speaks TLS: its client holds no roots, and a config of
+/// such probes never reads or keeps the system's store.
 ///
 /// The clients keep no idle connections: every check opens a fresh
 /// connection (so it proves the server still accepts them, as kubelet's probes
 /// do) and closes it, so file descriptors are bounded by the checks running
 /// at once rather than by the number of endpoints. System proxy variables
 /// are ignored: a probe judges the endpoint, not a proxy.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct ClientPool {
     clients: Mutex<HashMap<ClientKey, Client>>,
-    /// The system's trusted roots.
-    system_roots: Vec<reqwest::Certificate>,
+    /// The system's trusted roots, read when the first TLS client is built.
+    system_roots: OnceLock<Vec<reqwest::Certificate>>,
 }
 
-impl Default for ClientPool {
-    fn default() -> Self {
-        let found = rustls_native_certs::load_native_certs();
-        for error in &found.errors {
-            tracing::warn!(%error, "Cannot read some of the system's trusted certificates");
-        }
-        let system_roots = found
-            .certs
-            .iter()
-            .filter_map(|der| reqwest::Certificate::from_der(der).ok())
-            .collect();
-        Self {
-            clients: Mutex::default(),
-            system_roots,
-        }
+/// The system's trusted roots, as reqwest certificates.
+fn load_system_roots() -> Vec<reqwest::Certificate> {
+    let found = rustls_native_certs::load_native_certs();
+    for error in &found.errors {
+        tracing::warn!(%error, "Cannot read some of the system's trusted certificates");
     }
+    found
+        .certs
+        .iter()
+        .filter_map(|der| reqwest::Certificate::from_der(der).ok())
+        .collect()
 }
 
 /// What makes two probes' clients different. The CA is keyed by its content,
@@ -64,13 +61,16 @@ impl Default for ClientPool {
 /// that trusts the new certificate.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct ClientKey {
+    /// Whether the client may speak TLS: an `https://` URL, a redirect that
+    /// may lead to one, or a `ca_file` (checked like any TLS setting).
+    tls: bool,
     tls_verify: bool,
     ca_pem: Option<Vec<u8>>,
     follow_redirects: bool,
 }
 
 impl ClientPool {
-    /// An empty pool trusting the system's roots (reads them: call it at start).
+    /// An empty pool; the system's roots are read with its first TLS client.
     pub fn new() -> Self {
         Self::default()
     }
@@ -80,6 +80,11 @@ impl ClientPool {
         self.lock().len()
     }
 
+    /// Whether the system's roots were read: only a client that may speak TLS needs them.
+    pub fn has_system_roots(&self) -> bool {
+        self.system_roots.get().is_some()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ClientKey, Client>> {
         // A poisoned map is still a valid map: inserts are single calls.
         self.clients
@@ -87,7 +92,7 @@ impl ClientPool {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn client(&self, spec: &HttpProbe) -> Result<Client, ProbeError> {
+    fn client(&self, spec: &HttpProbe, url: &Url) -> Result<Client, ProbeError> {
         let ca_pem = match &spec.ca_file {
             None => None,
             Some(path) => Some(
@@ -98,13 +103,16 @@ impl ClientPool {
             ),
         };
         let key = ClientKey {
+            tls: url.scheme() == "https" || spec.follow_redirects || ca_pem.is_some(),
             tls_verify: spec.tls_verify,
             ca_pem,
             follow_redirects: spec.follow_redirects,
         };
         // The lock is held while building so one setting never builds two clients;
-        // building does no IO (the system roots were read with the pool) and the
-        // guard never crosses an await.
+        // building does no IO but the first TLS client's read of the system
+        // roots (at start, or at the reload that adds the first HTTPS probe,
+        // which reads its config and CA files the same way), and the guard
+        // never crosses an await.
         let mut clients = self.lock();
         if let Some(client) = clients.get(&key) {
             return Ok(client.clone());
@@ -120,8 +128,12 @@ impl ClientPool {
             } else {
                 redirect::Policy::none()
             });
-        for root in &self.system_roots {
-            builder = builder.add_root_certificate(root.clone());
+        if key.tls {
+            for root in self.system_roots.get_or_init(load_system_roots) {
+                builder = builder.add_root_certificate(root.clone());
+            }
+        } else {
+            builder = builder.tls_built_in_root_certs(false);
         }
         if let (Some(pem), Some(path)) = (&key.ca_pem, &spec.ca_file) {
             let content_error = |source| ProbeError::CaFileContent {
@@ -177,7 +189,7 @@ impl HttpCheck {
             headers.append(name, value);
         }
         Ok(Self {
-            client: clients.client(spec)?,
+            client: clients.client(spec, &url)?,
             method,
             url,
             headers,

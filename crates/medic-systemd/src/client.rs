@@ -1,6 +1,6 @@
 //! systemd's manager over D-Bus (org.freedesktop.systemd1): a unit's
 //! properties, the units of a pattern, RestartUnit and ResetFailedUnit with
-//! the job's result (`JobRemoved`), and the stream of units whose properties
+//! the job's result (`JobRemoved`), Reload (daemon-reload), and the stream of units whose properties
 //! changed. One call per method, each under a deadline; no retries.
 
 use std::collections::HashMap;
@@ -162,7 +162,15 @@ impl SystemdBus {
             restart: read.string(&service, "Restart")?,
             fragment_path: read.string(&unit, "FragmentPath")?,
             drop_in_paths: read.strings(&unit, "DropInPaths")?,
+            need_daemon_reload: read.number(&unit, "NeedDaemonReload")?,
         })
+    }
+
+    /// Reloads the manager's unit files (`systemctl daemon-reload`); systemd
+    /// answers once it has.
+    pub async fn reload(&self, unit: &str) -> Result<(), SystemdError> {
+        self.call::<()>(MANAGER_PATH, MANAGER, "Reload", &(), unit)
+            .await
     }
 
     /// The units whose names match the shell-style `pattern`: loaded ones and

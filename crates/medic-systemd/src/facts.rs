@@ -32,6 +32,8 @@ pub struct UnitFacts {
     pub fragment_path: String,
     /// Its drop-ins, in the order systemd applies them.
     pub drop_in_paths: Vec<String>,
+    /// Its files changed on disk since systemd loaded them (`daemon-reload` pending).
+    pub need_daemon_reload: bool,
 }
 
 impl UnitFacts {

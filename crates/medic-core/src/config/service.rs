@@ -261,12 +261,12 @@ pub(super) fn build_policy(
         can_restart: target.is_some(),
         can_rollback: match target {
             Some(Target::Container(_) | Target::LaunchAgent(_)) => true,
-            // A unit's rollback says why it cannot return to an earlier unit file.
             Some(Target::SystemdUnit(_)) => true,
             Some(Target::Command(c)) => c.rollback.is_some(),
             None => false,
         },
-        rollback_resumes: matches!(target, Some(Target::Container(_))),
+        // Both compare before they write: one cut short finishes at the next start.
+        rollback_resumes: matches!(target, Some(Target::Container(_) | Target::SystemdUnit(_))),
         probes: probes
             .iter()
             .map(|p| ProbeTiming {

@@ -84,6 +84,8 @@ impl Daemon {
         for spec in planned {
             self.add_unit(spec);
         }
+        // The first systemd_unit target of a manager: follow its changes now.
+        self.executor.follow_systemd(&self.shell, &self.config);
         // Discovery follows the new config: a new or changed service gets a
         // fresh task (the old one stops), a removed one loses its task, and the
         // instances a changed selector no longer matches are retired.

@@ -86,6 +86,56 @@ pub(super) async fn check_systemd_unit(
         }
     }
     check_polkit(service, target, &units, installed, root, out);
+    check_rollback(service, target, installed, root, out);
+}
+
+/// Predicts a rollback that escalates: medic's unit keeps /etc/systemd/system
+/// read-only (no opt-in drop-in), or no polkit rule lets medic's user reload
+/// systemd.
+fn check_rollback(
+    service: &Service,
+    target: &SystemdUnitTarget,
+    installed: Option<&InstalledUnit>,
+    root: &Path,
+    out: &mut Findings,
+) {
+    let Some(unit) = installed.filter(|u| u.user.as_deref().is_some_and(|u| u != "root")) else {
+        return;
+    };
+    if target.user {
+        return;
+    }
+    let name = Some(service.name.as_str());
+    let user = unit.user.as_deref().unwrap_or("medic");
+    let writable = !unit.protect_system_strict
+        || unit
+            .read_write_paths
+            .iter()
+            .any(|p| p.trim_end_matches('/') == "/etc/systemd/system");
+    let reload = polkit_rules(root)
+        .into_iter()
+        .any(|r| r.contains(user) && r.contains("org.freedesktop.systemd1.reload-daemon"));
+    if !writable {
+        out.warn(
+            "rollback",
+            name,
+            "medic.service keeps /etc/systemd/system read-only: a rollback to the unit's last known good files will fail and escalate",
+            "mkdir -p /etc/systemd/system/medic.service.d && cp /usr/share/doc/medic/examples/unit-rollback.conf /etc/systemd/system/medic.service.d/ && systemctl daemon-reload && systemctl restart medic",
+        );
+    } else if !reload {
+        out.warn(
+            "rollback",
+            name,
+            format!("user {user} may not reload systemd (no polkit rule grants org.freedesktop.systemd1.reload-daemon): a rollback will fail and escalate"),
+            "install the shipped medic-systemd-units.rules, which grants it",
+        );
+    } else {
+        out.ok(
+            "rollback",
+            name,
+            "medic may write /etc/systemd/system and reload systemd: a rollback can restore the unit's last known good files",
+        );
+    }
 }
 
 /// Predicts a denied restart: medic's unit runs as a user other than root,

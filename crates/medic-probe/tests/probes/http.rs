@@ -372,6 +372,10 @@ fn probes_with_the_same_settings_share_one_client() {
         .unwrap();
     }
     assert_eq!(clients.client_count(), 1);
+    assert!(
+        !clients.has_system_roots(),
+        "plain http:// never speaks TLS: no roots read or kept"
+    );
     let mut follow = http("http://127.0.0.1:1/".into());
     follow.follow_redirects = true;
     ProbeRunner::new(
@@ -380,6 +384,19 @@ fn probes_with_the_same_settings_share_one_client() {
     )
     .unwrap();
     assert_eq!(clients.client_count(), 2);
+    assert!(
+        clients.has_system_roots(),
+        "a redirect may lead to https://"
+    );
+    ProbeRunner::new(
+        &probe(
+            ProbeKind::Http(std::sync::Arc::new(http("https://127.0.0.1:1/".into()))),
+            SECOND,
+        ),
+        &clients,
+    )
+    .unwrap();
+    assert_eq!(clients.client_count(), 3);
 }
 
 #[test]

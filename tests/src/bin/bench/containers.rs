@@ -114,8 +114,8 @@ fn kill(chunk: &[String]) {
     docker(&args).ok();
 }
 
-/// Runs `work` on `workers` threads, each on its share of `names`.
-fn in_chunks(names: &[String], workers: usize, work: impl Fn(&[String]) + Sync) {
+/// Runs `work` on `workers` threads, each on its share of `names` (also the idle part's).
+pub(crate) fn in_chunks(names: &[String], workers: usize, work: impl Fn(&[String]) + Sync) {
     std::thread::scope(|scope| {
         for chunk in names.chunks(names.len().div_ceil(workers).max(1)) {
             scope.spawn(|| work(chunk));
@@ -125,7 +125,12 @@ fn in_chunks(names: &[String], workers: usize, work: impl Fn(&[String]) + Sync) 
 
 /// Removes every container of this bench (also ones a stopped run left).
 fn remove_all() {
-    let ids = docker(&["ps", "-aq", "--filter", &format!("label={LABEL}")]).unwrap_or_default();
+    remove_labelled(LABEL);
+}
+
+/// Removes every container labelled `label` (also the idle part's).
+pub(crate) fn remove_labelled(label: &str) {
+    let ids = docker(&["ps", "-aq", "--filter", &format!("label={label}")]).unwrap_or_default();
     let ids: Vec<String> = ids.split_whitespace().map(str::to_owned).collect();
     if ids.is_empty() {
         return;

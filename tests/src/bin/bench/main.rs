@@ -10,7 +10,9 @@
 //!   figures as ratios against Docker's.
 //! - probes: 100, 1,000 and 10,000 HTTP endpoints probed every 10 s, medic
 //!   versus Monit doing the same checks: probes per second, lateness, CPU, RSS.
-//! - idle: medic watching 50 containers on the engine: CPU and RSS.
+//! - idle: medic beside Monit watching 1, 50 and 200 containers at the
+//!   default interval, and 50 with an HTTP probe each every 1 s: CPU and RSS
+//!   at rest, the ratios, and the footprint targets met or not.
 //! - startup: `medic check` wall time on a 100-service config versus 1 service.
 //! - storm: 10,000 endpoints (`--size N`) healthy, all failing for 60 s, then
 //!   back: probes made, CPU, RSS, status latency, recovery time, lines written.

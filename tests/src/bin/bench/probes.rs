@@ -174,6 +174,12 @@ fn start_monit(dir: &Path, port: u16, size: usize) -> Guard {
             "check host e{i} with address 127.0.0.1\n  if failed port {port} protocol http request \"/e/{i}\" with timeout 2 seconds then alert\n"
         ));
     }
+    run_monit(dir, &config)
+}
+
+/// Monit in the foreground on `config` (written to `dir/monitrc`, 0600 as
+/// Monit demands), its files in `dir`; also the idle part's.
+pub(crate) fn run_monit(dir: &Path, config: &str) -> Guard {
     let path = dir.join("monitrc");
     std::fs::write(&path, config).expect("write the monit config");
     use std::os::unix::fs::PermissionsExt;

@@ -17,8 +17,14 @@ impl Drop for Guard {
 
 /// `medic run --config CONFIG`, quiet, stopped when the guard is dropped.
 pub fn run_medic(config: &Path) -> Guard {
+    run_medic_binary(&sibling("medic"), config)
+}
+
+/// `BINARY run --config CONFIG` (another build of medic), quiet, stopped
+/// when the guard is dropped.
+pub fn run_medic_binary(binary: &Path, config: &Path) -> Guard {
     Guard(
-        Command::new(sibling("medic"))
+        Command::new(binary)
             .args(["run", "--config"])
             .arg(config)
             .stdout(std::process::Stdio::null())

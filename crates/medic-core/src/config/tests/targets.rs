@@ -47,6 +47,10 @@ command = { restart = ["restart-api"], rollback = ["rollback-api"], timeout = "5
   address = "[::1]:8080"
 
 [[service]]
+name = "unit"
+systemd_unit = { name = "api.service" }
+
+[[service]]
 name = "upstream"
   [[service.probe]]
   kind = "tcp"
@@ -58,20 +62,22 @@ name = "upstream"
         .iter()
         .map(|s| {
             format!(
-                "{}: restart={} rollback={} probes={}",
+                "{}: restart={} rollback={} resumes={} probes={}",
                 s.name,
                 s.policy.can_restart,
                 s.policy.can_rollback,
+                s.policy.rollback_resumes,
                 probes(s)
             )
         })
         .collect();
     assert_snapshot!(summary.join("\n"), @"
-    web: restart=true rollback=true probes=container/10s
-    stack: restart=true rollback=true probes=tcp/10s,container/3s
-    agent: restart=true rollback=true probes=launch_agent/10s
-    api: restart=true rollback=true probes=tcp/10s
-    upstream: restart=false rollback=false probes=tcp/10s
+    web: restart=true rollback=true resumes=true probes=container/10s
+    stack: restart=true rollback=true resumes=true probes=tcp/10s,container/3s
+    agent: restart=true rollback=true resumes=false probes=launch_agent/10s
+    api: restart=true rollback=true resumes=false probes=tcp/10s
+    unit: restart=true rollback=true resumes=true probes=systemd_unit/10s
+    upstream: restart=false rollback=false resumes=false probes=tcp/10s
     ");
     assert_eq!(
         config.services[0].target,
