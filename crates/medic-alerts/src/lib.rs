@@ -24,6 +24,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use send::{Post, PostRun};
+
 use outbox::{Deliveries, Outbox, Record};
 use stats::SinkCounts;
 
@@ -43,11 +45,13 @@ pub struct Sinks {
 impl Sinks {
     /// Opens the outbox and starts one task per sink, each first given what it
     /// had not delivered before the last stop. The tasks run on `tracker` and
-    /// stop with `cancel`.
+    /// stop with `cancel`. Their attempts go to `post` when one is given (a
+    /// simulation), to the sinks themselves otherwise.
     pub fn start(
         config: &Config,
         tracker: &TaskTracker,
         cancel: &CancellationToken,
+        post: Option<Arc<dyn Post>>,
     ) -> anyhow::Result<Self> {
         let mut sinks = Self {
             router: Router::new(&config.alerts),
@@ -66,7 +70,7 @@ impl Sinks {
         }
         let origin = format::Origin::new(config);
         for sink in &config.alerts {
-            let sender = send::Sender::new(sink)?;
+            let sender = send::Sender::new(sink, post.clone())?;
             let queue: VecDeque<(AlertLine, u32)> = deliveries.pending(&sink.name).into();
             if !queue.is_empty() {
                 tracing::info!(sink = %sink.name, pending = queue.len(), "Delivering alerts queued before the restart");
@@ -194,7 +198,7 @@ fn firing_after(
 
 /// Sends one test alert to `sink` now, outside the outbox: `medic alert test SINK`.
 pub async fn send_test(config: &Config, sink: &AlertSink) -> anyhow::Result<()> {
-    let sender = send::Sender::new(sink)?;
+    let sender = send::Sender::new(sink, None)?;
     let now = Timestamp::now();
     let origin = format::Origin::new(config);
     let host = &origin.host;
@@ -261,7 +265,7 @@ mod tests {
         );
         let config = medic_core::config::parse(&text, "t.toml").unwrap();
         let (tracker, cancel) = (TaskTracker::new(), CancellationToken::new());
-        let mut sinks = Sinks::start(&config, &tracker, &cancel).unwrap();
+        let mut sinks = Sinks::start(&config, &tracker, &cancel, None).unwrap();
         sinks.send(&line(1));
         // The task took the first alert off the queue once it is sending it.
         let (_held, _) =

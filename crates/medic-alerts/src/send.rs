@@ -2,7 +2,10 @@
 //! Alertmanager) or a command with the alert on stdin, under the sink's
 //! timeout. Error messages are built here and scrubbed of the sink's secrets.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::process::Stdio;
+use std::sync::Arc;
 
 use medic_core::config::{AlertSink, Secret, SinkKind};
 use medic_core::delivery::{Outcome, http_outcome};
@@ -20,16 +23,31 @@ pub struct Failure {
     pub message: String,
 }
 
+/// One delivery attempt elsewhere than the network or a process: the seam
+/// a simulated world (`medic-sim`) stands behind, in place of every sink's
+/// endpoint or command.
+pub trait Post: Send + Sync + std::fmt::Debug {
+    /// Delivers alert `id` (its `body` in the sink's format) to sink `sink`;
+    /// an error is retried like a sink's 5xx.
+    fn post(&self, sink: &str, id: &str, body: &[u8]) -> PostRun;
+}
+
+/// One attempt of a [`Post`].
+pub type PostRun = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
 /// Sends to one sink.
 #[derive(Debug)]
 pub struct Sender {
     sink: AlertSink,
     client: reqwest::Client,
+    /// Where attempts go instead of the sink itself (a simulation).
+    post: Option<Arc<dyn Post>>,
 }
 
 impl Sender {
-    /// A sender with its own HTTP client (the sink's timeout, no redirects).
-    pub fn new(sink: &AlertSink) -> anyhow::Result<Self> {
+    /// A sender with its own HTTP client (the sink's timeout, no redirects),
+    /// or whose attempts go to `post`.
+    pub fn new(sink: &AlertSink, post: Option<Arc<dyn Post>>) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
             .timeout(sink.timeout)
             .connect_timeout(sink.timeout)
@@ -46,6 +64,7 @@ impl Sender {
         Ok(Self {
             sink: sink.clone(),
             client,
+            post,
         })
     }
 
@@ -56,6 +75,15 @@ impl Sender {
 
     /// One attempt to deliver `body` (already in the sink's format) for alert `id`.
     pub async fn attempt(&self, id: &str, body: &[u8]) -> Result<(), Failure> {
+        if let Some(post) = &self.post {
+            return post
+                .post(&self.sink.name, id, body)
+                .await
+                .map_err(|message| Failure {
+                    outcome: Outcome::Retry,
+                    message,
+                });
+        }
         let result = match &self.sink.kind {
             SinkKind::Webhook {
                 url,

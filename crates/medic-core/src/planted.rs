@@ -18,15 +18,25 @@ pub enum Defect {
     ResultToSupersededStep,
     /// Queued actions still launch after SIGTERM.
     LaunchDuringShutdown,
+    /// A journal a crash cut mid-line is appended to as it is: the next
+    /// medic's first line is glued to the torn one, and neither reads back
+    /// (`medic_records::files::open_append`).
+    TornLineGlued,
+    /// A deadline restored from the state store is trusted as saved: after
+    /// the wall clock stepped back it lies hours ahead, and the unit stays
+    /// `recovering` (`medic_daemon`'s `Durability::restored`).
+    RestoredDeadlineTrusted,
 }
 
 impl Defect {
     /// Every planted defect class.
-    pub const ALL: [Defect; 4] = [
+    pub const ALL: [Defect; 6] = [
         Defect::QueueWaitCounted,
         Defect::StaleQueuedRun,
         Defect::ResultToSupersededStep,
         Defect::LaunchDuringShutdown,
+        Defect::TornLineGlued,
+        Defect::RestoredDeadlineTrusted,
     ];
 }
 
@@ -40,7 +50,8 @@ pub fn plant(defect: Option<Defect>) {
     PLANTED.set(defect.map_or(0, |d| d as u8));
 }
 
-/// Whether `defect` is planted now on this thread.
-pub(crate) fn is(defect: Defect) -> bool {
+/// Whether `defect` is planted now on this thread (the crates above the
+/// core re-plant theirs with it, behind their own `planted` features).
+pub fn is(defect: Defect) -> bool {
     PLANTED.get() == defect as u8
 }

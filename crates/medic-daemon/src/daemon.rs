@@ -117,11 +117,14 @@ pub async fn run_in(
     sup.set_max_concurrent_actions(settings.max_concurrent_actions);
     sup.set_storm_rule(settings.storm);
     sup.set_blind_alert_after(settings.blind_alert_after);
+    let post = world
+        .clone()
+        .map(|world| world as Arc<dyn medic_alerts::Post>);
     let executor = match world {
         Some(world) => Executor::in_world(world, &config),
         None => Executor::new(&config)?,
     };
-    let announcer = Announcer::start(&config, &shell, clock)?;
+    let announcer = Announcer::start(&config, &shell, clock, post)?;
     crate::digest::start(&config, &shell);
     let mut daemon = Daemon {
         // Moved, not cloned: 10,000 services make a config of several MiB.

@@ -1,6 +1,7 @@
 //! The seam between the daemon and the world it acts on: the checks of units
 //! and the jobs on their targets (the engine, launchctl, the probes' HTTP,
-//! TCP and exec runners, command targets). The host's adapters stand behind
+//! TCP and exec runners, command targets) and the alert sinks' deliveries
+//! (`medic_alerts::Post`). The host's adapters stand behind
 //! it by default; a simulated world (`medic-sim`) stands behind it in
 //! deterministic simulation, with the real core, loop and store in front.
 
@@ -8,6 +9,7 @@ use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
 
+pub use medic_alerts::{Post, PostRun};
 use medic_core::{Observation, Step};
 
 use crate::job::{Job, JobContext};
@@ -16,8 +18,9 @@ use crate::job::{Job, JobContext};
 pub type CheckRun = Pin<Box<dyn Future<Output = Observation> + Send>>;
 
 /// A world the daemon observes and acts on, standing in for the host's
-/// adapters (see `Executor::in_world`).
-pub trait World: Send + Sync + Debug {
+/// adapters (see `Executor::in_world`) and, as a [`Post`], for the alert
+/// sinks' endpoints.
+pub trait World: Post + Send + Sync + Debug {
     /// Runs probe `probe` (its index in the service's probes) of `unit` once.
     fn check(&self, unit: &str, probe: usize) -> CheckRun;
 

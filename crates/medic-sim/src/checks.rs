@@ -6,7 +6,7 @@
 //! quiet longer than any policy's bound, every incident has ended and no
 //! service medic could heal is left down.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use jiff::{SignedDuration, Timestamp};
@@ -15,10 +15,22 @@ use medic_daemon::clock::WallClock;
 use medic_daemon::store::Store;
 use medic_records::journal::{AlertLine, RecoveryLine};
 
+use crate::run::SINK;
 use crate::world::Record;
 
 /// Freshness under the default policy: 2 × interval + timeout.
 const FRESH: SignedDuration = SignedDuration::from_secs(22);
+
+/// What a run played that changes what can be judged.
+#[derive(Debug, Clone, Copy)]
+pub struct Played {
+    /// The wall clock stepped: freshness is not judged by wall times.
+    pub clock_stepped: bool,
+    /// medic was killed: an alert may reach a sink more than once.
+    pub killed: bool,
+    /// A storm held the units' alerts back from the sinks.
+    pub storm: bool,
+}
 
 /// Checks the state directory `dir` after the last medic stopped.
 /// `settled[i]`: whether unit i is down for good, and whether it is down.
@@ -27,7 +39,7 @@ pub fn files(
     units: &[String],
     settled: &[(bool, bool)],
     record: &Record,
-    clock_stepped: bool,
+    played: Played,
 ) -> Vec<String> {
     let mut found = Vec::new();
     let recovery: Vec<(u64, RecoveryLine)> = lines(&dir.join("recovery.jsonl"), &mut found);
@@ -61,6 +73,9 @@ pub fn files(
                 ));
             }
         }
+        if !played.storm {
+            delivered(name, lines, &alerts, record, played.killed, &mut found);
+        }
         for &(at, close) in lines
             .iter()
             .filter(|(_, l)| matches!(l.event.as_str(), "recovered" | "rolled_back"))
@@ -85,7 +100,7 @@ pub fn files(
                 jobs.len()
             ));
         }
-        if !clock_stepped {
+        if !played.clock_stepped {
             for (_, healthy) in lines.iter().filter(|(_, l)| {
                 matches!(l.event.as_str(), "healthy" | "recovered" | "rolled_back")
             }) {
@@ -103,6 +118,41 @@ pub fn files(
     }
     end_state(dir, units, settled, &mut found);
     found
+}
+
+/// Each escalation of `name` reached the sink exactly once (at least once
+/// when medic was killed: a delivery whose answer a kill -9 cut is sent again).
+fn delivered(
+    name: &str,
+    lines: &[(u64, &RecoveryLine)],
+    alerts: &[(u64, AlertLine)],
+    record: &Record,
+    killed: bool,
+    found: &mut Vec<String>,
+) {
+    let incidents: BTreeSet<_> = lines
+        .iter()
+        .filter(|(_, l)| l.event == "escalated")
+        .map(|(_, l)| l.incident.clone())
+        .collect();
+    for incident in incidents {
+        let ids: BTreeSet<&str> = alerts
+            .iter()
+            .filter(|(_, a)| a.kind == "escalated" && a.service == name && a.incident == incident)
+            .map(|(_, a)| a.id.as_str())
+            .collect();
+        let times = record
+            .deliveries
+            .iter()
+            .filter(|(sink, id)| sink == SINK && ids.contains(id.as_str()))
+            .count();
+        if times == 0 || (times > 1 && !killed) {
+            found.push(format!(
+                "{name}: the escalation of {} reached `{SINK}` {times} times",
+                incident.as_deref().unwrap_or("no incident")
+            ));
+        }
+    }
 }
 
 /// Once the world has been quiet: every incident ended (closed or
@@ -140,7 +190,7 @@ fn end_state(dir: &Path, units: &[String], settled: &[(bool, bool)], found: &mut
 
 /// A saved phase in words, without its instants (a violation's text is the
 /// same in every run of a seed).
-fn phase_name(phase: SavedPhase) -> String {
+pub(crate) fn phase_name(phase: SavedPhase) -> String {
     match phase {
         SavedPhase::Fine => "fine".into(),
         SavedPhase::Failing => "failing".into(),
@@ -155,7 +205,7 @@ fn phase_name(phase: SavedPhase) -> String {
 /// The lines of a journal, each with its offset in the file; every complete
 /// line must parse but a torn one on its own (and the last, which may be
 /// torn), so a torn line glued to the next one is seen.
-fn lines<T: for<'de> serde::Deserialize<'de>>(
+pub(crate) fn lines<T: for<'de> serde::Deserialize<'de>>(
     path: &Path,
     found: &mut Vec<String>,
 ) -> Vec<(u64, T)> {

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod checks;
+mod ends;
 mod faults;
 #[cfg(feature = "planted")]
 mod planted;

@@ -14,7 +14,7 @@ use jiff::Timestamp;
 use medic_core::{ActionResult, Evidence, Observation, Step};
 use medic_daemon::clock::wall_now;
 use medic_daemon::job::{Job, JobContext};
-use medic_daemon::world::{CheckRun, World};
+use medic_daemon::world::{CheckRun, Post, PostRun, World};
 use tokio::time::Instant;
 
 use crate::faults::{Fault, FaultKind, unit_name};
@@ -23,8 +23,14 @@ use crate::faults::{Fault, FaultKind, unit_name};
 const RELAPSE_AFTER: Duration = Duration::from_secs(30);
 /// How long an ordinary restart or rollback takes.
 const ACTION_TAKES: Duration = Duration::from_secs(2);
+/// How long every action takes once a storm loads the engine: longer than
+/// the default action timeout divided among the queue, so a storm's
+/// actions wait for their slots.
+const STORM_ACTION_TAKES: Duration = Duration::from_secs(30);
 /// How long a failing engine takes to answer 500.
 const FAILURE_TAKES: Duration = Duration::from_secs(1);
+/// How long a sink takes to answer a delivery.
+const POST_TAKES: Duration = Duration::from_millis(50);
 /// How long a probe takes.
 const PROBE_TAKES: Duration = Duration::from_millis(5);
 
@@ -39,6 +45,8 @@ pub struct Record {
     pub jobs: Vec<JobRecord>,
     /// Per unit, the wall times of the successful observations it served.
     pub oks: Vec<Vec<Timestamp>>,
+    /// Every alert a sink took: the sink and the alert's id.
+    pub deliveries: Vec<(String, String)>,
     /// What broke an invariant, as it happened.
     pub violations: Vec<String>,
     /// What happened, one line per thing, for the determinism digest.
@@ -69,6 +77,8 @@ struct State {
     /// medic was told to stop in this life: nothing may start any more.
     terminated: bool,
     max_attempts: u32,
+    /// How long an ordinary action takes now (longer once a storm loads the engine).
+    takes: Duration,
     next_job: u64,
     record: Record,
     /// medic's recovery log.
@@ -138,6 +148,7 @@ impl SimWorld {
             units,
             terminated: false,
             max_attempts,
+            takes: ACTION_TAKES,
             next_job: 0,
             record,
             log,
@@ -266,6 +277,7 @@ impl State {
                 return;
             }
             FaultKind::Storm(n) => {
+                self.takes = STORM_ACTION_TAKES;
                 for i in 0..n.min(self.units.len()) {
                     let heals = Duration::from_secs(20 + (i as u64 * 7) % 100);
                     let kind = match i % 2 {
@@ -370,6 +382,25 @@ impl Drop for Running {
     }
 }
 
+impl Post for SimWorld {
+    /// A sink that takes every alert: it counts as delivered when the
+    /// answer reaches medic (a kill -9 before that leaves it to the outbox).
+    fn post(&self, sink: &str, id: &str, _body: &[u8]) -> PostRun {
+        let (world, sink, id) = (self.clone(), sink.to_owned(), id.to_owned());
+        Box::pin(async move {
+            tokio::time::sleep(POST_TAKES).await;
+            let mut s = world.state();
+            let now = s.now();
+            s.record.trace.push(format!(
+                "{:>8.3} {sink} takes alert {id}",
+                now.as_secs_f64()
+            ));
+            s.record.deliveries.push((sink, id));
+            Ok(())
+        })
+    }
+}
+
 impl World for SimWorld {
     fn check(&self, unit: &str, _probe: usize) -> CheckRun {
         let observation = {
@@ -432,6 +463,7 @@ impl World for SimWorld {
             u.running = Some(id);
             u.engine.pop_front()
         });
+        let usual = s.takes;
         drop(s);
         let running = Running {
             world: self.clone(),
@@ -443,7 +475,7 @@ impl World for SimWorld {
                 Some(Engine::Hung) => return std::future::pending().await,
                 Some(Engine::Slow(d)) => d,
                 Some(Engine::Failing) => FAILURE_TAKES,
-                None => ACTION_TAKES,
+                None => usual,
             };
             tokio::time::sleep(takes).await;
             let result = running.world.state().finish(i, id, step, engine);

@@ -7,6 +7,7 @@
 //! only says it.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use medic_core::config::Config;
 use medic_core::notice::Level;
@@ -18,7 +19,7 @@ use medic_records::journal::{AlertLine, Journal, Limit, Mark, RecoveryLine};
 
 use crate::clock::WallClock;
 use crate::shell::Shell;
-use medic_alerts::Sinks;
+use medic_alerts::{Post, Sinks};
 
 /// The journals, the sinks and the rules for what reaches stderr.
 pub(super) struct Announcer {
@@ -40,8 +41,13 @@ pub(super) struct Announcer {
 }
 
 impl Announcer {
-    /// Opens the journals and starts the sinks.
-    pub(super) fn start(config: &Config, shell: &Shell, clock: WallClock) -> anyhow::Result<Self> {
+    /// Opens the journals and starts the sinks (delivering to `post` in a simulation).
+    pub(super) fn start(
+        config: &Config,
+        shell: &Shell,
+        clock: WallClock,
+        post: Option<Arc<dyn Post>>,
+    ) -> anyhow::Result<Self> {
         let settings = &config.medic;
         let rotate = Limit::Rotate {
             max_size: settings.journal_max_size,
@@ -57,7 +63,7 @@ impl Announcer {
         Ok(Self {
             recovery,
             alerts,
-            sinks: Sinks::start(config, &shell.tracker, &shell.cancel)?,
+            sinks: Sinks::start(config, &shell.tracker, &shell.cancel, post)?,
             lines: LineBudget::default(),
             unwritable: false,
             alert_seq: 0,
@@ -390,7 +396,7 @@ mod tests {
             cancel: CancellationToken::new(),
         };
         let announcer =
-            Announcer::start(&config, &shell, WallClock::now()).expect("no sinks to start");
+            Announcer::start(&config, &shell, WallClock::now(), None).expect("no sinks to start");
         (announcer, shell)
     }
 

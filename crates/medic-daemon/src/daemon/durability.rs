@@ -174,6 +174,10 @@ impl Durability {
         policy: &Policy,
     ) -> Option<UnitSnapshot> {
         let mut saved = self.store.snapshot(unit, &WallClock::now())?;
+        #[cfg(feature = "planted")]
+        if medic_core::planted::is(medic_core::planted::Defect::RestoredDeadlineTrusted) {
+            return Some(saved);
+        }
         let pause_left = self.store.pause_left(unit);
         for implausible in saved_times::clamp(now, &mut saved, policy, pause_left) {
             tracing::warn!(service = %unit, "Implausible saved time (was the clock stepped?): {implausible}");
