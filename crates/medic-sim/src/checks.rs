@@ -15,8 +15,8 @@ use medic_daemon::clock::WallClock;
 use medic_daemon::store::Store;
 use medic_records::journal::{AlertLine, RecoveryLine};
 
-use crate::run::SINK;
 use crate::world::Record;
+use crate::world::SINK;
 
 /// Freshness under the default policy: 2 × interval + timeout.
 const FRESH: SignedDuration = SignedDuration::from_secs(22);

@@ -13,14 +13,12 @@ use tokio::time::Instant;
 use crate::checks::{self, Played};
 use crate::ends::{self, End};
 use crate::faults::{Fault, FaultKind, Schedule, TORN, Torn, unit_name};
-use crate::world::SimWorld;
+use crate::world::{SINK, SimWorld};
 
 /// How long the world stays quiet after the last fault before the end is
 /// judged: longer than any incident's bound under the default policy
 /// (three restarts with backoff and verification, a rollback, the flap delay).
 const QUIET: Duration = Duration::from_secs(30 * 60);
-/// The one alert sink of the config (a webhook; the world stands in for it).
-pub const SINK: &str = "pager";
 /// A stopped medic is started again this long after it stopped.
 const RESTART_GAP: Duration = Duration::from_secs(2);
 /// The default policy's attempts (the config sets none: defaults are exercised).

@@ -29,6 +29,8 @@ const ACTION_TAKES: Duration = Duration::from_secs(2);
 const STORM_ACTION_TAKES: Duration = Duration::from_secs(30);
 /// How long a failing engine takes to answer 500.
 const FAILURE_TAKES: Duration = Duration::from_secs(1);
+/// The one alert sink of the config (a webhook; the world stands in for it).
+pub const SINK: &str = "pager";
 /// How long a sink takes to answer a delivery.
 const POST_TAKES: Duration = Duration::from_millis(50);
 /// How long a probe takes.
