@@ -59,31 +59,27 @@ impl DockerClient {
         Ok(id)
     }
 
-    /// Creates the container again; a create refused with a 500 is tried
-    /// again, a little later each time, for up to `within`: while a removal
-    /// someone raced it with (`podman rm -f`) still frees the old container,
-    /// which no API shows, Podman answers "name … is in use" or "container
-    /// not known".
+    /// Creates the container again; a create refused with a 500 is tried up
+    /// to three more times, a little later each time: Podman answers one
+    /// with "container not known" while a removal someone raced it with
+    /// (`podman rm -f`) still frees the name's storage, which no API shows.
     async fn recreate_after_removal(
         &self,
         lkg: &ContainerSpec,
         within: Duration,
     ) -> Result<String, DockerError> {
-        let give_up = tokio::time::Instant::now() + within;
         let mut backoff = Duration::from_millis(250);
-        loop {
+        for _ in 0..3 {
             match self.recreate(lkg, within).await {
-                Err(error)
-                    if error.is_server_error()
-                        && tokio::time::Instant::now() + backoff < give_up =>
-                {
+                Err(error) if error.is_server_error() => {
                     tracing::debug!(container = %lkg.name, %error, "Create refused; trying again");
                     tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    backoff *= 2;
                 }
                 other => return other,
             }
         }
+        self.recreate(lkg, within).await
     }
 
     /// The container as it is once a stop or removal someone else began has
