@@ -52,34 +52,11 @@ impl DockerClient {
             let id = inspect.id.clone().unwrap_or_else(|| current.to_owned());
             self.retire(&id, &inspect, &forensic, within).await?;
         }
-        let id = self.recreate_after_removal(lkg, within).await?;
+        let id = self.recreate(lkg, within).await?;
         if let Err(error) = self.prune_forensics(&lkg.name, within).await {
             tracing::warn!(container = %lkg.name, %error, "Cannot remove old forensic copies");
         }
         Ok(id)
-    }
-
-    /// Creates the container again; a create refused with a 500 is tried up
-    /// to three more times, a little later each time: Podman answers one
-    /// with "container not known" while a removal someone raced it with
-    /// (`podman rm -f`) still frees the name's storage, which no API shows.
-    async fn recreate_after_removal(
-        &self,
-        lkg: &ContainerSpec,
-        within: Duration,
-    ) -> Result<String, DockerError> {
-        let mut backoff = Duration::from_millis(250);
-        for _ in 0..3 {
-            match self.recreate(lkg, within).await {
-                Err(error) if error.is_server_error() => {
-                    tracing::debug!(container = %lkg.name, %error, "Create refused; trying again");
-                    tokio::time::sleep(backoff).await;
-                    backoff *= 2;
-                }
-                other => return other,
-            }
-        }
-        self.recreate(lkg, within).await
     }
 
     /// The container as it is once a stop or removal someone else began has
