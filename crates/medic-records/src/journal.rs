@@ -9,17 +9,17 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use jiff::Timestamp;
 use medic_core::{Alert, Evidence, RecoveryEvent};
 use serde::{Deserialize, Serialize};
 
 use crate::files::{self, FileHealth};
+pub use crate::journal_file::Limit;
+use crate::journal_file::Output;
 
 /// One line of `recovery.jsonl`: the documented contract of the recovery log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -109,6 +109,12 @@ impl AlertLine {
 const MAX_BUFFERED: usize = 16 * 1024 * 1024;
 /// How long a failed write waits before it is tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// After an fsync, the next waits at least this long unless something awaits
+/// a line (a restart, another file's line that must follow): lines that come
+/// meanwhile are written at once (a kill -9 keeps them) and fsynced together.
+/// In a storm, each fsync would write the file's last 4 KiB page again; this
+/// bounds that to 10 a second, and what a power cut can lose to 0.1 s of lines.
+const SYNC_GAP: Duration = Duration::from_millis(100);
 
 /// What a full write buffer does with one more line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,27 +123,6 @@ enum Full {
     DropOldest,
     /// Refuses the new line.
     Refuse,
-}
-
-/// What keeps a journal bounded in size.
-#[derive(Debug, Clone, Copy)]
-pub enum Limit {
-    /// Renamed to `path.1` (newest) … `path.keep` past `max_size` bytes; the oldest goes.
-    Rotate {
-        /// Bytes a file may reach.
-        max_size: u64,
-        /// Rotated files kept.
-        keep: usize,
-    },
-    /// Rewritten by `compact` (which must keep the same meaning) past `max_size` bytes.
-    Compact {
-        /// Bytes the file may reach before it is compacted.
-        max_size: u64,
-        /// Rewrites the file at the path atomically; false when it found
-        /// nothing to drop yet and left the file as it was (asked again at the
-        /// next batch: checking must be cheap).
-        compact: fn(&Path) -> anyhow::Result<bool>,
-    },
 }
 
 /// An append-only JSON Lines file written off the supervisor loop: `append`
@@ -190,6 +175,13 @@ struct Queue {
     appended_bytes: u64,
     /// Lines written and fsynced (or dropped) since start.
     done: u64,
+    /// Lines written (maybe not yet fsynced), dropped or refused since start:
+    /// what a kill -9 keeps, for another writer's line to follow (`Mark::wait_written`).
+    written: u64,
+    /// The newest line something awaits: fsynced without waiting out the gap.
+    awaited: u64,
+    /// The shortest time between two fsyncs nothing awaited (`SYNC_GAP`).
+    sync_gap: Duration,
 }
 
 impl Journal {
@@ -215,6 +207,10 @@ impl Journal {
             health,
             finished: tokio::sync::watch::Sender::new(0),
         });
+        // In step, every append waits for its fsync: no gap (see `writers`).
+        if !crate::writers::in_step() {
+            shared.lock().sync_gap = SYNC_GAP;
+        }
         let writer = shared.clone();
         crate::writers::spawn(tracker, move || writer.run(file));
         Self {
@@ -274,6 +270,7 @@ impl Journal {
         if dropped > 0 {
             self.shared.health.dropped(dropped);
             queue.done += dropped;
+            queue.written += dropped;
         }
         queue.appended += 1;
         queue.appended_bytes += line.len() as u64;
@@ -301,6 +298,14 @@ impl Journal {
         }
     }
 
+    /// Something awaits the lines appended so far (a restart waits for its
+    /// change line): the writer fsyncs them as soon as they are written,
+    /// without waiting out the gap that groups a storm's fsyncs.
+    pub fn awaited(&self) {
+        let appended = self.shared.lock().appended;
+        self.shared.await_line(appended);
+    }
+
     /// The bytes of every line appended since start (dropped ones included):
     /// what its owner has added to the file, to weigh against a checkpoint.
     pub fn appended_bytes(&self) -> u64 {
@@ -326,8 +331,9 @@ impl Journal {
     /// Waits until everything appended so far is written and fsynced, or `timeout` passes.
     pub fn flush(&self, timeout: Duration) -> bool {
         let deadline = std::time::Instant::now() + timeout;
+        let target = self.shared.lock().appended;
+        self.shared.await_line(target);
         let mut queue = self.shared.lock();
-        let target = queue.appended;
         while queue.done < target {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             if left.is_zero() {
@@ -359,32 +365,50 @@ impl Shared {
         });
     }
 
+    /// Something waits until line `upto` is fsynced: the writer does not wait out the gap.
+    fn await_line(&self, upto: u64) {
+        let mut queue = self.lock();
+        if upto > queue.awaited {
+            queue.awaited = upto;
+            self.wake.notify_all();
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
         // A writer that panicked left a queue that is still consistent.
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The writer: each batch is written as soon as it is taken (one
+    /// `write`), and fsynced at once when nothing was fsynced for the gap or
+    /// something awaits it, else together with what comes within the gap.
     fn run(&self, file: Option<File>) {
-        let mut out = Output {
-            size: file
-                .as_ref()
-                .and_then(|f| f.metadata().ok())
-                .map_or(0, |m| m.len()),
-            file,
-            mid_line: false,
-            compact_above: match self.limit {
-                Limit::Compact { max_size, .. } => max_size,
-                Limit::Rotate { .. } => u64::MAX,
-            },
-        };
+        let mut out = Output::new(self.path.clone(), self.limit, file);
         let mut pending: Vec<u8> = Vec::new();
         let mut batch_lines = 0;
         let mut after: Vec<Mark> = Vec::new();
+        // Lines written and not yet fsynced, and the lines of other files they follow.
+        let mut unsynced = 0;
+        let mut sync_after: Vec<Mark> = Vec::new();
+        let mut last_sync: Option<Instant> = None;
         loop {
-            let closed = {
+            let (closed, awaited, gap) = {
                 let mut queue = self.lock();
                 while queue.lines.is_empty() && pending.is_empty() && !queue.closed {
-                    if out.file.is_some() {
+                    if unsynced > 0 {
+                        let due = last_sync.map_or(Instant::now(), |at| at + queue.sync_gap);
+                        let left = due.saturating_duration_since(Instant::now());
+                        if left.is_zero() || queue.awaited > queue.done {
+                            break;
+                        }
+                        queue = self
+                            .wake
+                            .wait_timeout(queue, left)
+                            .unwrap_or_else(|p| p.into_inner())
+                            .0;
+                        continue;
+                    }
+                    if out.is_open() {
                         queue = self.wake.wait(queue).unwrap_or_else(|p| p.into_inner());
                         continue;
                     }
@@ -399,11 +423,12 @@ impl Shared {
                         break;
                     }
                 }
-                if queue.lines.is_empty() && pending.is_empty() && queue.closed {
+                let idle = queue.lines.is_empty() && pending.is_empty() && unsynced == 0;
+                if idle && queue.closed {
                     return;
                 }
                 // While a batch is refused, new lines wait in the bounded queue.
-                if pending.is_empty() {
+                if pending.is_empty() && !queue.lines.is_empty() {
                     after = std::mem::take(&mut queue.after);
                     batch_lines = queue.lines.len() as u64;
                     for line in queue.lines.drain(..) {
@@ -411,36 +436,64 @@ impl Shared {
                     }
                     queue.bytes = 0;
                 }
-                queue.closed
+                (queue.closed, queue.awaited > queue.done, queue.sync_gap)
             };
+            // A kill -9 keeps what was written: another file's lines that
+            // must come first are written first; before the fsync, fsynced.
             for mark in after.drain(..) {
-                mark.wait();
+                mark.wait_written();
+                Mark::merge(&mut sync_after, &mark);
             }
             #[cfg(debug_assertions)]
             slow_write_fault(&self.path);
-            match out.write(self, &mut pending) {
-                Ok(()) => {
-                    self.health.ok();
-                    let done = {
+            if !pending.is_empty() || !out.is_open() {
+                match out.append(&mut pending) {
+                    Ok(()) => {
+                        self.health.ok();
+                        unsynced += std::mem::take(&mut batch_lines);
                         let mut queue = self.lock();
-                        queue.done += batch_lines;
-                        queue.done
-                    };
-                    self.finish(done);
-                    self.wake.notify_all();
+                        queue.written = queue.written.max(queue.done + unsynced);
+                        drop(queue);
+                        self.wake.notify_all();
+                    }
+                    Err(error) => {
+                        self.health.failed(&error);
+                        let tried = {
+                            let mut queue = self.lock();
+                            queue.written = queue.written.max(queue.done + unsynced + batch_lines);
+                            queue.written
+                        };
+                        self.finish(tried);
+                        self.wake.notify_all();
+                        if closed {
+                            tracing::warn!(lines = pending.iter().filter(|b| **b == b'\n').count(), path = %self.path.display(), "Stopping with lines that could not be written");
+                            return;
+                        }
+                        let queue = self.lock();
+                        if !queue.closed {
+                            drop(self.wake.wait_timeout(queue, RETRY_AFTER));
+                        }
+                        continue;
+                    }
                 }
-                Err(error) => {
+            }
+            let gap_over = last_sync.is_none_or(|at| at.elapsed() >= gap);
+            if unsynced > 0 && (closed || awaited || gap_over) {
+                for mark in sync_after.drain(..) {
+                    mark.wait();
+                }
+                if let Err(error) = out.sync() {
+                    // The lines were written: a kill -9 keeps them, a power cut may not.
                     self.health.failed(&error);
-                    self.finish(self.lock().done + batch_lines);
-                    if closed {
-                        tracing::warn!(lines = pending.iter().filter(|b| **b == b'\n').count(), path = %self.path.display(), "Stopping with lines that could not be written");
-                        return;
-                    }
-                    let queue = self.lock();
-                    if !queue.closed {
-                        drop(self.wake.wait_timeout(queue, RETRY_AFTER));
-                    }
                 }
+                last_sync = Some(Instant::now());
+                let done = {
+                    let mut queue = self.lock();
+                    queue.done += std::mem::take(&mut unsynced);
+                    queue.done
+                };
+                self.finish(done);
+                self.wake.notify_all();
             }
         }
     }
@@ -455,7 +508,7 @@ pub struct Mark {
 }
 
 impl Mark {
-    /// Whether the writer has finished the line (written, or tried and refused).
+    /// Whether the writer has finished the line (fsynced, or tried and refused).
     pub fn finished(&self) -> bool {
         *self.shared.finished.borrow() >= self.upto
     }
@@ -472,12 +525,24 @@ impl Mark {
     }
 
     /// Blocks the calling writer (never the loop) until the line is
-    /// finished, or its writer has stopped with nothing left to try.
+    /// finished, or its writer has stopped with nothing left to try; its
+    /// writer fsyncs it without waiting out its gap.
     pub fn wait(&self) {
+        self.shared.await_line(self.upto);
+        self.wait_until(|_| self.finished());
+    }
+
+    /// Blocks the calling writer until the line is written (a kill -9 keeps
+    /// it; it may not be fsynced yet), or its writer has stopped.
+    fn wait_written(&self) {
+        self.wait_until(|queue| queue.written >= self.upto || self.finished());
+    }
+
+    fn wait_until(&self, done: impl Fn(&Queue) -> bool) {
         let mut queue = self.shared.lock();
         loop {
             let stopped = queue.closed && queue.lines.is_empty();
-            if self.finished() || stopped {
+            if done(&queue) || stopped {
                 return;
             }
             queue = self
@@ -504,77 +569,6 @@ fn slow_write_fault(path: &Path) {
         && let Ok(ms) = ms.parse()
     {
         std::thread::sleep(Duration::from_millis(ms));
-    }
-}
-
-/// The writer's open file.
-struct Output {
-    file: Option<File>,
-    size: u64,
-    /// The last write ended inside a line: finish it before rotating or reopening.
-    mid_line: bool,
-    compact_above: u64,
-}
-
-impl Output {
-    /// Writes `pending` and fsyncs; on failure what was not written stays in `pending`.
-    fn write(&mut self, shared: &Shared, pending: &mut Vec<u8>) -> anyhow::Result<()> {
-        let path = &shared.path;
-        if !self.mid_line {
-            if self.file.is_some() && !path.exists() {
-                // Renamed away (by logrotate): a new file at the same path.
-                self.file = None;
-            }
-            if let Limit::Rotate { max_size, keep } = shared.limit
-                && self.size > 0
-                && self.size + pending.len() as u64 > max_size
-            {
-                self.file = None;
-                crate::rotation::rotate(path, keep)
-                    .with_context(|| format!("cannot rotate {}", path.display()))?;
-            }
-        }
-        let file = match &mut self.file {
-            Some(file) => file,
-            None => {
-                let file = files::open_append(path)?;
-                self.size = file.metadata().map_or(0, |m| m.len());
-                self.file.insert(file)
-            }
-        };
-        let mut written = 0;
-        let result = loop {
-            if written == pending.len() {
-                break file.sync_data();
-            }
-            match file.write(&pending[written..]) {
-                Ok(0) => break Err(std::io::ErrorKind::WriteZero.into()),
-                Ok(n) => written += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => break Err(e),
-            }
-        };
-        if written > 0 {
-            self.mid_line = pending[written - 1] != b'\n';
-            self.size += written as u64;
-            pending.drain(..written);
-        }
-        result.with_context(|| format!("cannot append to {}", path.display()))?;
-        if let Limit::Compact { max_size, compact } = shared.limit
-            && self.size > self.compact_above
-        {
-            let compacted = compact(path);
-            if !matches!(compacted, Ok(false)) {
-                // Rewritten (or maybe, on an error): the next write reopens the path.
-                self.file = None;
-            }
-            if compacted.with_context(|| format!("cannot compact {}", path.display()))? {
-                let size = std::fs::metadata(path).map_or(0, |m| m.len());
-                // A file that cannot shrink much is not compacted again at every line.
-                self.compact_above = max_size.max(size.saturating_mul(2));
-            }
-        }
-        Ok(())
     }
 }
 
@@ -662,6 +656,79 @@ mod tests {
             "none dropped: all but the one being retried wait in the buffer"
         );
         journal.close();
+        tracker.close();
+        tracker.wait().await;
+    }
+
+    /// Waits (with a deadline) until a writer reports line `n` finished.
+    async fn finished_within(finished: &mut tokio::sync::watch::Receiver<u64>, n: u64) {
+        let reached = finished.wait_for(|done| *done >= n);
+        tokio::time::timeout(Duration::from_secs(10), reached)
+            .await
+            .expect("the writer reports within 10 s")
+            .expect("the writer is running");
+    }
+
+    fn rotate_never() -> Limit {
+        Limit::Rotate {
+            max_size: u64::MAX,
+            keep: 1,
+        }
+    }
+
+    /// Within the gap after an fsync, lines are written at once (a kill -9
+    /// keeps them) and fsynced later, together; lines something awaits are
+    /// fsynced without waiting out the gap.
+    #[tokio::test]
+    async fn lines_within_the_gap_are_written_at_once_and_fsynced_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("recovery.jsonl");
+        let tracker = tokio_util::task::TaskTracker::new();
+        let journal = Journal::start(&path, "recovery log", rotate_never(), &tracker);
+        journal.shared.lock().sync_gap = Duration::from_secs(3600);
+        let mut finished = journal.finished();
+        journal.append(&line(1));
+        finished_within(&mut finished, 1).await;
+        journal.append(&line(2));
+        journal.append(&line(3));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while read(&path).len() < 3 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "lines 2 and 3 never written"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(*finished.borrow(), 1, "written, not yet fsynced");
+        journal.awaited();
+        finished_within(&mut finished, 3).await;
+        journal.close();
+        tracker.close();
+        tracker.wait().await;
+        assert_eq!(read(&path), [line(1), line(2), line(3)]);
+    }
+
+    /// A line that must follow another file's line is written once that line
+    /// is written, and fsynced once it is fsynced: the other writer fsyncs
+    /// it without waiting out its gap.
+    #[tokio::test]
+    async fn a_line_after_another_files_line_hurries_its_fsync() {
+        let dir = tempfile::tempdir().unwrap();
+        let tracker = tokio_util::task::TaskTracker::new();
+        let alerts = dir.path().join("critical.jsonl");
+        let alerts = Journal::start(&alerts, "alerts file", rotate_never(), &tracker);
+        alerts.shared.lock().sync_gap = Duration::from_secs(3600);
+        let mut alerts_done = alerts.finished();
+        alerts.append(&line(1));
+        finished_within(&mut alerts_done, 1).await;
+        alerts.append(&line(2));
+        let changes = dir.path().join("state.changes.jsonl");
+        let changes = Journal::start(&changes, "state changes", rotate_never(), &tracker);
+        let number = changes.append_after(&line(1), &[alerts.mark()]);
+        finished_within(&mut changes.finished(), number).await;
+        assert_eq!(*alerts_done.borrow(), 2, "the alert was fsynced first");
+        alerts.close();
+        changes.close();
         tracker.close();
         tracker.wait().await;
     }

@@ -245,6 +245,10 @@ impl Durability {
             return;
         }
         let persisted = self.persist_now(sup);
+        if !jobs.is_empty() {
+            // A restart waits for this line: no grouping with later ones.
+            self.changes.awaited();
+        }
         self.after_save
             .extend(jobs.into_iter().map(|job| (persisted, job)));
     }
