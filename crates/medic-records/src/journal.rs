@@ -341,10 +341,7 @@ impl Journal {
             }
             queue = self
                 .shared
-                .wake
-                .wait_timeout(queue, left.min(Duration::from_millis(50)))
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+                .wait_at_most(queue, left.min(Duration::from_millis(50)));
         }
         true
     }
@@ -374,6 +371,18 @@ impl Shared {
         }
     }
 
+    /// Waits for a wake-up, or `timeout` at most.
+    fn wait_at_most<'a>(
+        &self,
+        queue: std::sync::MutexGuard<'a, Queue>,
+        timeout: Duration,
+    ) -> std::sync::MutexGuard<'a, Queue> {
+        self.wake
+            .wait_timeout(queue, timeout)
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
         // A writer that panicked left a queue that is still consistent.
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
@@ -401,11 +410,7 @@ impl Shared {
                         if left.is_zero() || queue.awaited > queue.done {
                             break;
                         }
-                        queue = self
-                            .wake
-                            .wait_timeout(queue, left)
-                            .unwrap_or_else(|p| p.into_inner())
-                            .0;
+                        queue = self.wait_at_most(queue, left);
                         continue;
                     }
                     if out.is_open() {
@@ -414,11 +419,7 @@ impl Shared {
                     }
                     // Never opened (a read-only state_dir at start): try now and
                     // then without a line, so the problem clears when it can.
-                    queue = self
-                        .wake
-                        .wait_timeout(queue, RETRY_AFTER)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0;
+                    queue = self.wait_at_most(queue, RETRY_AFTER);
                     if queue.lines.is_empty() && !queue.closed {
                         break;
                     }
@@ -545,12 +546,7 @@ impl Mark {
             if done(&queue) || stopped {
                 return;
             }
-            queue = self
-                .shared
-                .wake
-                .wait_timeout(queue, Duration::from_millis(10))
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+            queue = self.shared.wait_at_most(queue, Duration::from_millis(10));
         }
     }
 }
