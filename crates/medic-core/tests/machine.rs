@@ -477,6 +477,30 @@ fn long_blindness_raises_one_alert_and_resolves_it() {
     assert_snapshot!(world.trace.last().unwrap(), @"!info:blind");
 }
 
+/// Found by the simulation (seed 160): a restart of medic while a unit is
+/// blind counts the blindness from when it began, so a medic restarted more
+/// often than `blind_alert_after` still alerts; one the probes see through
+/// after the restart is over, and the next one counts afresh.
+#[test]
+fn a_restart_of_medic_does_not_reset_the_blindness_count() {
+    let after = Duration::from_secs(300);
+    let mut world = World::new(policy());
+    world.sup.set_blind_alert_after(after);
+    world.run("ok blind +3m");
+    world.restart_medic();
+    world.sup.set_blind_alert_after(after);
+    assert_snapshot!(world.run("blind +1m"), @"blind");
+    assert_snapshot!(world.run("+1m +10s"), @"!critical:blind");
+
+    let mut world = World::new(policy());
+    world.sup.set_blind_alert_after(after);
+    world.run("ok blind +3m");
+    world.restart_medic();
+    world.sup.set_blind_alert_after(after);
+    assert_snapshot!(world.run("ok blind +4m"), @"healthy blind");
+    assert_snapshot!(world.run("+1m +10s"), @"!critical:blind");
+}
+
 #[test]
 fn a_healthy_deploy_becomes_the_last_known_good() {
     // Failures while the command runs are the deploy's business, not an incident.

@@ -74,6 +74,16 @@ pub enum Torn {
     ChangeLines,
 }
 
+impl FaultKind {
+    /// A fault of the engine's next action on a service (slow, hung, failing).
+    pub fn is_engine(&self) -> bool {
+        matches!(
+            self,
+            FaultKind::SlowEngine(..) | FaultKind::HungEngine(_) | FaultKind::FailingEngine(_)
+        )
+    }
+}
+
 impl Torn {
     /// The file's name in the state directory.
     pub fn file(self) -> &'static str {

@@ -275,6 +275,9 @@ pub(crate) struct Machine {
     expected: Option<expect::Expected>,
     paused: Option<Option<Instant>>,
     blind: bool,
+    /// When the probes stopped seeing, while blind; after a restore, the
+    /// saved start until the probes are seen again (see `update_blind`).
+    blind_since: Option<Instant>,
     stale: bool,
     /// A due action is held until the services this one depends on are healthy.
     held_for_dependency: bool,
@@ -305,6 +308,7 @@ impl Machine {
             expected: None,
             paused: None,
             blind: false,
+            blind_since: None,
             stale: false,
             held_for_dependency: false,
             resume_rollback: false,

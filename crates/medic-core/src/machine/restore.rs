@@ -23,6 +23,7 @@ impl Machine {
         machine.incidents = saved.incidents.into_iter().collect();
         machine.restore_flap(saved.flap);
         machine.paused = saved.paused;
+        machine.blind_since = saved.blind_since;
         machine.incident = saved.incident.map(|i| Incident {
             id: i.id,
             opened: i.opened,
@@ -168,6 +169,7 @@ impl Machine {
             incidents: self.incidents.iter().copied().collect(),
             flap: self.saved_flap(),
             paused: self.paused,
+            blind_since: self.blind_since,
         }
     }
 }
