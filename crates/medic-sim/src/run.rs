@@ -482,6 +482,45 @@ mod tests {
         assert!(taken.next().is_some(), "{:#?}", outcome.trace);
     }
 
+    /// An escalation while the sink refuses, or hangs, for ten minutes
+    /// reaches it once it answers again, exactly once (a hung attempt ends
+    /// at the sink's timeout: without that bound, seen here first, one hang
+    /// stalled the sink's deliveries for good).
+    #[test]
+    fn an_escalation_outlasts_a_sink_that_refuses_or_hangs() {
+        for sink in [FaultKind::SinkDown, FaultKind::SinkHangs] {
+            let lasts = Duration::from_secs(600);
+            let schedule = Schedule {
+                seed: 0,
+                units: 2,
+                faults: vec![
+                    Fault {
+                        at: Duration::from_secs(50),
+                        kind: sink(lasts),
+                    },
+                    Fault {
+                        at: Duration::from_secs(60),
+                        kind: FaultKind::Dead(1),
+                    },
+                ],
+                keep: vec![0, 1],
+            };
+            let outcome = play(&schedule);
+            assert_eq!(outcome.violations, Vec::<String>::new());
+            let taken: Vec<f64> = outcome
+                .trace
+                .iter()
+                .filter(|l| l.contains("pager takes alert"))
+                .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+                .collect();
+            assert!(
+                !taken.is_empty() && taken.iter().all(|&at| at >= 650.0),
+                "{:#?}",
+                outcome.trace
+            );
+        }
+    }
+
     /// A quiet world: medic starts, watches, stops, and nothing is violated.
     #[test]
     fn a_quiet_world_breaks_nothing() {

@@ -103,6 +103,8 @@ struct State {
     max_attempts: u32,
     /// How long an ordinary action takes now (longer once a storm loads the engine).
     takes: Duration,
+    /// The alert sink refuses (false) or hangs (true) until then.
+    sink_fault: Option<(bool, Duration)>,
     next_job: u64,
     record: Record,
     /// medic's recovery log.
@@ -177,6 +179,7 @@ impl SimWorld {
             killed: false,
             max_attempts,
             takes: ACTION_TAKES,
+            sink_fault: None,
             next_job: 0,
             record,
             log,
@@ -326,6 +329,14 @@ impl State {
                 }
                 return;
             }
+            FaultKind::SinkDown(d) => {
+                self.sink_fault = Some((false, now + d));
+                return;
+            }
+            FaultKind::SinkHangs(d) => {
+                self.sink_fault = Some((true, now + d));
+                return;
+            }
             FaultKind::Kill9(_) | FaultKind::Term | FaultKind::ClockStep(_) => return,
         };
         if let Some(u) = self.units.get_mut(i)
@@ -428,9 +439,22 @@ impl Drop for Running {
 impl Post for SimWorld {
     /// A sink that takes every alert: it counts as delivered when the
     /// answer reaches medic (a kill -9 before that leaves it to the outbox).
+    /// While it refuses, an attempt fails at once; while it hangs, an
+    /// attempt never answers (medic gives up at the sink's timeout).
     fn post(&self, sink: &str, id: &str, _body: &[u8]) -> PostRun {
         let (world, sink, id) = (self.clone(), sink.to_owned(), id.to_owned());
+        let fault = {
+            let mut s = self.state();
+            let now = s.now();
+            s.catch_up(now);
+            s.sink_fault.filter(|(_, until)| *until > now)
+        };
         Box::pin(async move {
+            match fault {
+                Some((true, _)) => return std::future::pending().await,
+                Some((false, _)) => return Err("connection refused".to_owned()),
+                None => {}
+            }
             tokio::time::sleep(POST_TAKES).await;
             let mut s = world.state();
             let now = s.now();
