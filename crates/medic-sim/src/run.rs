@@ -485,7 +485,7 @@ mod tests {
     /// An escalation while the sink refuses, or hangs, for ten minutes
     /// reaches it once it answers again, exactly once (a hung attempt ends
     /// at the sink's timeout: without that bound, seen here first, one hang
-    /// stalled the sink's deliveries for good).
+    /// stalled the simulated sink's deliveries for good).
     #[test]
     fn an_escalation_outlasts_a_sink_that_refuses_or_hangs() {
         for sink in [FaultKind::SinkDown, FaultKind::SinkHangs] {
