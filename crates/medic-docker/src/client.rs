@@ -15,6 +15,9 @@ use bollard::{API_DEFAULT_VERSION, Docker};
 use futures_util::{Stream, StreamExt, TryStreamExt, stream};
 
 mod rollback;
+mod settle;
+
+pub use settle::{SettleError, Settled};
 
 use crate::DockerError;
 use crate::endpoint::{Endpoint, default_socket, parse_host};

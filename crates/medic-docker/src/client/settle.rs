@@ -1,0 +1,74 @@
+//! Letting a stop or removal someone else began finish before medic acts on
+//! the container: one wait shared by restarts and rollbacks.
+
+use std::time::Duration;
+
+use super::DockerClient;
+use crate::DockerError;
+use crate::facts::{ContainerFacts, ContainerState};
+
+/// A container once the stop or removal under way has finished.
+#[derive(Debug, Clone)]
+pub struct Settled {
+    /// What is left: None once it is gone.
+    pub facts: Option<ContainerFacts>,
+    /// Whether medic had to wait for the engine (so a container running now
+    /// was started again by whoever stopped it, e.g. `podman restart`).
+    pub waited: bool,
+}
+
+/// Why a container could not be seen settled: the two failures read differently.
+#[derive(Debug, thiserror::Error)]
+pub enum SettleError {
+    /// The engine's wait for the stop or removal failed or passed its deadline.
+    #[error("cannot wait for it to stop ({}): {error}", .state.as_str())]
+    Wait {
+        /// The state it was waited out of.
+        state: ContainerState,
+        /// The wait's failure.
+        error: DockerError,
+    },
+    /// The inspect before or after the wait failed.
+    #[error("cannot inspect it: {0}")]
+    Inspect(DockerError),
+}
+
+impl From<SettleError> for DockerError {
+    /// The engine's failure underneath.
+    fn from(error: SettleError) -> Self {
+        match error {
+            SettleError::Wait { error, .. } | SettleError::Inspect(error) => error,
+        }
+    }
+}
+
+impl DockerClient {
+    /// The container once a `podman stop`, `podman rm -f` or `docker rm -f`
+    /// under way has finished: its stop timeout, the removal, Podman's
+    /// cleanup after `stopped`. Acting meanwhile races the removal: a start
+    /// is refused ("marked for removal") or, on Podman, starts a process in a
+    /// container it then deletes; a rollback judges a container about to
+    /// vanish. Podman's `stopping` settles into `stopped`, hence a second
+    /// wait. Each wait gets `within`.
+    pub async fn settle(&self, id_or_name: &str, within: Duration) -> Result<Settled, SettleError> {
+        let mut facts = self
+            .inspect(id_or_name)
+            .await
+            .map_err(SettleError::Inspect)?;
+        let mut waited = false;
+        for _ in 0..2 {
+            let Some(state) = facts.as_ref().filter(|f| f.is_stopping()).map(|f| f.state) else {
+                break;
+            };
+            self.wait_stopped(id_or_name, state, within)
+                .await
+                .map_err(|error| SettleError::Wait { state, error })?;
+            waited = true;
+            facts = self
+                .inspect(id_or_name)
+                .await
+                .map_err(SettleError::Inspect)?;
+        }
+        Ok(Settled { facts, waited })
+    }
+}
