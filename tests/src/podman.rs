@@ -5,7 +5,7 @@
 //! image is rolled back, `medic check` names the engine, Podman's own
 //! `--health-on-failure=restart` goes first, a socket-activated service
 //! that stops is reconnected to (a kill meanwhile is still repaired), and a
-//! `podman rm -f` racing medic's restart is a removal every time.
+//! `podman rm -f` racing medic's restart or rollback is a removal every time.
 
 use crate::docker::config;
 use crate::support::docker::{Cleanup, Engine, unique};
