@@ -11,7 +11,7 @@ use bollard::query_parameters::{
     ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, RenameContainerOptionsBuilder,
 };
 
-use super::{DockerClient, Settled};
+use super::DockerClient;
 use crate::select::{ContainerSummary, forensic_filter, forensic_name};
 use crate::spec::ContainerSpec;
 use crate::{DockerError, FORENSIC_KEEP};
@@ -60,40 +60,21 @@ impl DockerClient {
             }
             let id = inspect.id.clone().unwrap_or_else(|| current.to_owned());
             if let Err(error) = self.retire(&id, &inspect, &forensic, within).await {
-                return Err(self.raced(&id, error, within).await);
+                return Err(self.removed_meanwhile(&id, error, within).await);
             }
             retired = Some(id);
         }
         let id = match (self.recreate(lkg, within).await, retired) {
             (Ok(id), _) => id,
-            (Err(error), Some(old)) => return Err(self.raced(&old, error, within).await),
+            (Err(error), Some(old)) => {
+                return Err(self.removed_meanwhile(&old, error, within).await);
+            }
             (Err(error), None) => return Err(error),
         };
         if let Err(error) = self.prune_forensics(&lkg.name, within).await {
             tracing::warn!(container = %lkg.name, %error, "Cannot remove old forensic copies");
         }
         Ok(id)
-    }
-
-    /// A 5xx answer while someone else removed the failing container `old`
-    /// is that removal: Podman 4.3 refuses a stop, rename or create with a
-    /// 500 while a `podman rm -f` frees the old container's storage ("layer
-    /// not known", "container not known", "unable to determine if …/shm is
-    /// mounted"). Once the removal is over (`old` gone) it is `NotFound`;
-    /// any other error is returned as it is.
-    async fn raced(&self, old: &str, error: DockerError, within: Duration) -> DockerError {
-        if !error.is_server_error() {
-            return error;
-        }
-        match self.settle(old, within).await {
-            Ok(Settled { facts: None, .. }) => {
-                DockerError::from(bollard::errors::Error::DockerResponseServerError {
-                    status_code: 404,
-                    message: format!("`{old}` was removed meanwhile; the engine answered: {error}"),
-                })
-            }
-            _ => error,
-        }
     }
 
     /// Turns a failed container into a forensic copy: stopped, without a

@@ -71,4 +71,30 @@ impl DockerClient {
         }
         Ok(Settled { facts, waited })
     }
+
+    /// A 5xx answer about a container someone else was removing meanwhile,
+    /// as the removal it is: Podman 4.3 refuses a stop, rename, create or
+    /// start with a 500 while a `podman rm -f` frees the container's storage
+    /// ("layer not known", "container not known", "unable to determine if
+    /// …/shm is mounted", "cannot chown run directory"). Once that removal is
+    /// over (`id` gone) the answer is `NotFound`; any other is left as it is.
+    pub(crate) async fn removed_meanwhile(
+        &self,
+        id: &str,
+        error: DockerError,
+        within: Duration,
+    ) -> DockerError {
+        if !error.is_server_error() {
+            return error;
+        }
+        match self.settle(id, within).await {
+            Ok(Settled { facts: None, .. }) => {
+                DockerError::from(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404,
+                    message: format!("`{id}` was removed meanwhile; the engine answered: {error}"),
+                })
+            }
+            _ => error,
+        }
+    }
 }
