@@ -542,7 +542,7 @@ impl DockerClient {
         }
         let start = docker.start_container(&created.id, None);
         if let Err(error) = self.call("start", within, start).await {
-            return Err(self.removed_meanwhile(&created.id, error, within).await);
+            return Err(self.removed_meanwhile(&created.id, error).await);
         }
         Ok(created.id)
     }

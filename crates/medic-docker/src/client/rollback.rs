@@ -60,14 +60,14 @@ impl DockerClient {
             }
             let id = inspect.id.clone().unwrap_or_else(|| current.to_owned());
             if let Err(error) = self.retire(&id, &inspect, &forensic, within).await {
-                return Err(self.removed_meanwhile(&id, error, within).await);
+                return Err(self.removed_meanwhile(&id, error).await);
             }
             retired = Some(id);
         }
         let id = match (self.recreate(lkg, within).await, retired) {
             (Ok(id), _) => id,
             (Err(error), Some(old)) => {
-                return Err(self.removed_meanwhile(&old, error, within).await);
+                return Err(self.removed_meanwhile(&old, error).await);
             }
             (Err(error), None) => return Err(error),
         };

@@ -76,25 +76,39 @@ impl DockerClient {
     /// as the removal it is: Podman 4.3 refuses a stop, rename, create or
     /// start with a 500 while a `podman rm -f` frees the container's storage
     /// ("layer not known", "container not known", "unable to determine if
-    /// …/shm is mounted", "cannot chown run directory"). Once that removal is
-    /// over (`id` gone) the answer is `NotFound`; any other is left as it is.
-    pub(crate) async fn removed_meanwhile(
-        &self,
-        id: &str,
-        error: DockerError,
-        within: Duration,
-    ) -> DockerError {
+    /// …/shm is mounted", "cannot chown run directory"), before it shows the
+    /// container `removing`, and its wait for a removal does not end when the
+    /// removal does. So the container is looked up until it is gone, for at
+    /// most [`REMOVAL_SETTLE`]; gone by then, the answer is `NotFound`; any
+    /// other is left as it is.
+    pub(crate) async fn removed_meanwhile(&self, id: &str, error: DockerError) -> DockerError {
         if !error.is_server_error() {
             return error;
         }
-        match self.settle(id, within).await {
-            Ok(Settled { facts: None, .. }) => {
-                DockerError::from(bollard::errors::Error::DockerResponseServerError {
-                    status_code: 404,
-                    message: format!("`{id}` was removed meanwhile; the engine answered: {error}"),
-                })
+        let deadline = tokio::time::Instant::now() + REMOVAL_SETTLE;
+        loop {
+            match self.inspect(id).await {
+                Ok(None) => {
+                    return DockerError::from(bollard::errors::Error::DockerResponseServerError {
+                        status_code: 404,
+                        message: format!(
+                            "`{id}` was removed meanwhile; the engine answered: {error}"
+                        ),
+                    });
+                }
+                // Still there, or not readable mid-removal: looked up again.
+                _ if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(REMOVAL_POLL).await;
+                }
+                _ => return error,
             }
-            _ => error,
         }
     }
 }
+
+/// How long a removal someone else began may take to end once the engine
+/// refused a call with a 500 for it: Podman frees a container's storage in
+/// well under a second; a container still there by then is not being removed.
+const REMOVAL_SETTLE: Duration = Duration::from_secs(5);
+/// How often the container is looked up meanwhile.
+const REMOVAL_POLL: Duration = Duration::from_millis(100);
