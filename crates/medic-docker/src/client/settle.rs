@@ -112,3 +112,32 @@ impl DockerClient {
 const REMOVAL_SETTLE: Duration = Duration::from_secs(5);
 /// How often the container is looked up meanwhile.
 const REMOVAL_POLL: Duration = Duration::from_millis(100);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unreachable_engine_is_an_inspect_failure_and_no_removal() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("docker.sock");
+        let client = DockerClient::connect_to(&format!("unix://{}", socket.display())).unwrap();
+        let error = client
+            .settle("web", Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, SettleError::Inspect(e) if e.is_unreachable()),
+            "{error}"
+        );
+        // Only a 5xx may be a removal: anything else is left as it is, unlooked-up.
+        let conflict = bollard::errors::Error::DockerResponseServerError {
+            status_code: 409,
+            message: "name in use".into(),
+        };
+        let error = client
+            .removed_meanwhile("web", DockerError::from(conflict))
+            .await;
+        assert!(error.is_conflict(), "{error}");
+    }
+}
