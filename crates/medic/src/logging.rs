@@ -9,27 +9,38 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 
 use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::format::{Format, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// Installs the global subscriber; `RUST_LOG` overrides the level (default info).
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let filter = filter(std::env::var("RUST_LOG").ok().as_deref());
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry().with(filter);
     if stderr_is_journal() {
-        builder
-            .event_format(Journal(Format::default().without_time().with_ansi(false)))
+        registry
+            .with(layer.event_format(Journal(Format::default().without_time().with_ansi(false))))
             .init();
     } else {
         let no_color = std::env::var_os("NO_COLOR");
-        builder
-            .with_ansi(colour(std::io::stderr().is_terminal(), no_color.as_deref()))
+        registry
+            .with(layer.with_ansi(colour(std::io::stderr().is_terminal(), no_color.as_deref())))
             .init();
     }
+}
+
+/// `RUST_LOG` as a list of `level` and `target=level` (`medic=debug,info`);
+/// info when it is unset, empty or unreadable. A static filter: no span or
+/// field matching, so nothing is compiled or kept per thread for it.
+fn filter(rust_log: Option<&str>) -> Targets {
+    rust_log
+        .filter(|value| !value.trim().is_empty())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| Targets::new().with_default(Level::INFO))
 }
 
 /// Colour on a terminal unless `NO_COLOR` is set to anything non-empty (no-color.org).
@@ -102,6 +113,24 @@ mod tests {
         .map(priority)
         .collect();
         assert_eq!(got, [3, 4, 6, 7, 7]);
+    }
+
+    #[test]
+    fn rust_log_sets_levels_by_target() {
+        let at = |filter: &Targets, target: &str, level: Level| filter.would_enable(target, &level);
+        let default = filter(None);
+        assert!(at(&default, "medic_daemon::daemon", Level::INFO));
+        assert!(!at(&default, "medic_daemon::daemon", Level::DEBUG));
+        let mixed = filter(Some("medic=debug,info"));
+        assert!(at(&mixed, "medic_daemon::daemon", Level::DEBUG));
+        assert!(at(&mixed, "hyper::proto", Level::INFO));
+        assert!(!at(&mixed, "hyper::proto", Level::DEBUG));
+        for unset in [Some(""), Some("  "), Some("medic=loud")] {
+            let filter = filter(unset);
+            assert!(at(&filter, "medic", Level::INFO), "{unset:?}");
+            assert!(!at(&filter, "medic", Level::DEBUG), "{unset:?}");
+        }
+        assert!(!at(&filter(Some("warn")), "medic", Level::INFO));
     }
 
     #[test]
