@@ -5,7 +5,7 @@
 //! image is rolled back, `medic check` names the engine, Podman's own
 //! `--health-on-failure=restart` goes first, a socket-activated service
 //! that stops is reconnected to (a kill meanwhile is still repaired), and a
-//! `podman rm -f` racing medic's restart is a removal every time.
+//! `podman rm -f` racing medic's restart or rollback is a removal every time.
 
 use crate::docker::config;
 use crate::support::docker::{Cleanup, Engine, unique};
@@ -355,13 +355,21 @@ fn trace(events: &[serde_json::Value]) -> Vec<String> {
         .collect()
 }
 
-/// Ignored while a known gap is open (issue #31): once the service flaps,
-/// the restore is a rollback, and a `podman rm -f` racing it can leave
-/// Podman refusing the new container (`500 … name is in use`, or `container
-/// not known`): the rollback fails and the service escalates. Run it with
+/// Six rounds of a kill and a `podman rm -f`; from the fourth the service
+/// flaps and the restore is a rollback, which the removal races: it meets
+/// the rollback's stop, rename, or the container just made under the name.
+/// Once a rollback finds nothing different to roll back to, flapping's
+/// growing restart delay (10 s, doubling) would outlast a round's deadline:
+/// `flap_backoff = "0s"` keeps the rounds short; the delay has tests of its own.
+/// Still ignored (issue #31), passing about two runs in three: Podman 4.3 can
+/// leave a container the `rm -f` raced still listed with its storage gone
+/// (the rollback's stop refused `unable to determine if …/shm is mounted`,
+/// the new container's start `cannot chown run directory`), or the `rm -f`
+/// kills the new container while the rollback is verified (`exited` 137):
+/// the rollback fails and the service escalates. Run it with
 /// `cargo test -p medic-tests --test e2e -- --ignored podman_rm_f`.
 #[test]
-#[ignore = "known gap, issue #31: a rollback racing podman rm -f can be refused with a 500"]
+#[ignore = "known gap, issue #31: Podman 4.3 can break or kill the rollback's new container"]
 fn podman_rm_f_racing_a_restart_is_a_removal_restored_every_round() {
     let Some(engine) = Engine::podman() else {
         return;
@@ -369,7 +377,11 @@ fn podman_rm_f_racing_a_restart_is_a_removal_restored_every_round() {
     let (name, port) = (unique("podman-rm-race"), free_port());
     let _cleanup = Cleanup(&engine, vec![name.clone()]);
     run_good(&engine, &name, port, "medic-test/good:1");
-    let medic = watch(&engine, &name, port);
+    let no_flap_delay = (
+        "replace_grace = \"1s\"",
+        "replace_grace = \"1s\"\nflap_backoff = \"0s\"",
+    );
+    let medic = watch_with(&engine, &name, port, no_flap_delay);
 
     for round in 1..=6 {
         let seen = medic.events().len();
