@@ -63,8 +63,7 @@ pub fn run() {
         .collect();
     let floor = floor.join().expect("the engine floor");
 
-    let now = jiff::Timestamp::now();
-    let since = format!("{}.{:09}", now.as_second(), now.subsec_nanosecond());
+    let since = jiff::Timestamp::now();
     let mut with_medic = Rounds::default();
     let mut decided = Vec::new();
     for group in 0..ROUNDS / PER_MEDIC {
@@ -80,31 +79,10 @@ pub fn run() {
         }
         decided.extend(medic.stop());
     }
-    let until = jiff::Timestamp::now().as_second() + 1;
-    let died = docker(&[
-        "events",
-        "--since",
-        &since,
-        "--until",
-        &until.to_string(),
-        "--filter",
-        &format!("container={NAME}"),
-        "--filter",
-        "event=die",
-        "--format",
-        "{{.TimeNano}}",
-    ])
-    .expect("docker events");
-    if std::env::var_os("MEDIC_BENCH_DEBUG").is_some() {
-        eprintln!("die events:\n{died}");
-    }
-    let detection: Vec<Duration> = died
-        .lines()
-        .filter_map(|l| l.trim().parse::<i128>().ok())
+    let detection: Vec<Duration> = die_times(NAME, since)
+        .into_iter()
         .zip(decided)
-        .map(|(died, decided)| {
-            Duration::from_nanos(u64::try_from((decided - died).max(0)).unwrap_or(0))
-        })
+        .map(|(died, decided)| since_died(died, decided))
         .collect();
     docker(&["rm", "-f", NAME]).ok();
 
@@ -261,7 +239,7 @@ fn unhealthy() {
 }
 
 /// A titled table of p50 / p99 rows.
-fn table(title: &str, rows: &[(&str, &[Duration])]) {
+pub(crate) fn table(title: &str, rows: &[(&str, &[Duration])]) {
     println!("## {title}");
     println!("{:<44} {:>10} {:>10}", "measure", "p50", "p99");
     for (name, samples) in rows {
@@ -301,7 +279,7 @@ fn per_incident(what: &str, by_incident: &[Vec<Duration>]) {
 }
 
 /// medic's p50 over the baseline's.
-fn ratio(baseline: &str, medic: &[Duration], bare: &[Duration], note: &str) {
+pub(crate) fn ratio(baseline: &str, medic: &[Duration], bare: &[Duration], note: &str) {
     println!(
         "ratio medic / {baseline} (p50): {:.2}×{note}\n",
         percentile(medic, 50).as_secs_f64() / percentile(bare, 50).as_secs_f64()
@@ -391,7 +369,7 @@ fn inspect_after_die(subscribed: &std::sync::mpsc::Sender<()>) -> Vec<Duration> 
 }
 
 /// The engine's unix socket, from `DOCKER_HOST`.
-fn engine_socket() -> String {
+pub(crate) fn engine_socket() -> String {
     let host = std::env::var("DOCKER_HOST").expect("DOCKER_HOST");
     host.strip_prefix("unix://")
         .expect("a unix:// DOCKER_HOST")
@@ -443,7 +421,39 @@ fn wait_exited_or_restarted() {
     });
 }
 
-fn jiff_ts(text: &str) -> Option<i128> {
+/// The time of every `die` event of container `name` from `since` until
+/// now, in ns, in order (from the engine's event log).
+pub(crate) fn die_times(name: &str, since: jiff::Timestamp) -> Vec<i128> {
+    let until = jiff::Timestamp::now().as_second() + 1;
+    let died = docker(&[
+        "events",
+        "--since",
+        &format!("{}.{:09}", since.as_second(), since.subsec_nanosecond()),
+        "--until",
+        &until.to_string(),
+        "--filter",
+        &format!("container={name}"),
+        "--filter",
+        "event=die",
+        "--format",
+        "{{.TimeNano}}",
+    ])
+    .expect("docker events");
+    if std::env::var_os("MEDIC_BENCH_DEBUG").is_some() {
+        eprintln!("die events:\n{died}");
+    }
+    died.lines()
+        .filter_map(|l| l.trim().parse::<i128>().ok())
+        .collect()
+}
+
+/// From `died` to `seen` (both in ns), none when `seen` is earlier.
+pub(crate) fn since_died(died: i128, seen: i128) -> Duration {
+    Duration::from_nanos(u64::try_from((seen - died).max(0)).unwrap_or(0))
+}
+
+/// An RFC 3339 time (a recovery log's `ts`) in ns since the epoch.
+pub(crate) fn jiff_ts(text: &str) -> Option<i128> {
     text.parse::<jiff::Timestamp>()
         .ok()
         .map(|t| t.as_nanosecond())
