@@ -63,7 +63,8 @@ pub fn run() {
         .collect();
     let floor = floor.join().expect("the engine floor");
 
-    let since = jiff::Timestamp::now();
+    let now = jiff::Timestamp::now();
+    let since = format!("{}.{:09}", now.as_second(), now.subsec_nanosecond());
     let mut with_medic = Rounds::default();
     let mut decided = Vec::new();
     for group in 0..ROUNDS / PER_MEDIC {
@@ -79,10 +80,31 @@ pub fn run() {
         }
         decided.extend(medic.stop());
     }
-    let detection: Vec<Duration> = die_times(NAME, since)
-        .into_iter()
+    let until = jiff::Timestamp::now().as_second() + 1;
+    let died = docker(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until.to_string(),
+        "--filter",
+        &format!("container={NAME}"),
+        "--filter",
+        "event=die",
+        "--format",
+        "{{.TimeNano}}",
+    ])
+    .expect("docker events");
+    if std::env::var_os("MEDIC_BENCH_DEBUG").is_some() {
+        eprintln!("die events:\n{died}");
+    }
+    let detection: Vec<Duration> = died
+        .lines()
+        .filter_map(|l| l.trim().parse::<i128>().ok())
         .zip(decided)
-        .map(|(died, decided)| since_died(died, decided))
+        .map(|(died, decided)| {
+            Duration::from_nanos(u64::try_from((decided - died).max(0)).unwrap_or(0))
+        })
         .collect();
     docker(&["rm", "-f", NAME]).ok();
 
@@ -279,7 +301,7 @@ fn per_incident(what: &str, by_incident: &[Vec<Duration>]) {
 }
 
 /// medic's p50 over the baseline's.
-pub(crate) fn ratio(baseline: &str, medic: &[Duration], bare: &[Duration], note: &str) {
+fn ratio(baseline: &str, medic: &[Duration], bare: &[Duration], note: &str) {
     println!(
         "ratio medic / {baseline} (p50): {:.2}×{note}\n",
         percentile(medic, 50).as_secs_f64() / percentile(bare, 50).as_secs_f64()
@@ -378,7 +400,7 @@ pub(crate) fn engine_socket() -> String {
 
 /// The engine's events matching `filters` (Docker's JSON filter syntax), as
 /// they come, over the raw API; subscribed when this returns.
-fn subscribe(filters: &str) -> impl Iterator<Item = serde_json::Value> + use<> {
+pub(crate) fn subscribe(filters: &str) -> impl Iterator<Item = serde_json::Value> + use<> {
     let mut events = UnixStream::connect(engine_socket()).expect("engine socket");
     write!(
         events,
@@ -419,37 +441,6 @@ fn wait_exited_or_restarted() {
         TcpStream::connect(("127.0.0.1", PORT)).is_err()
             || docker(&["inspect", "-f", "{{.State.Running}}", NAME]).is_ok()
     });
-}
-
-/// The time of every `die` event of container `name` from `since` until
-/// now, in ns, in order (from the engine's event log).
-pub(crate) fn die_times(name: &str, since: jiff::Timestamp) -> Vec<i128> {
-    let until = jiff::Timestamp::now().as_second() + 1;
-    let died = docker(&[
-        "events",
-        "--since",
-        &format!("{}.{:09}", since.as_second(), since.subsec_nanosecond()),
-        "--until",
-        &until.to_string(),
-        "--filter",
-        &format!("container={name}"),
-        "--filter",
-        "event=die",
-        "--format",
-        "{{.TimeNano}}",
-    ])
-    .expect("docker events");
-    if std::env::var_os("MEDIC_BENCH_DEBUG").is_some() {
-        eprintln!("die events:\n{died}");
-    }
-    died.lines()
-        .filter_map(|l| l.trim().parse::<i128>().ok())
-        .collect()
-}
-
-/// From `died` to `seen` (both in ns), none when `seen` is earlier.
-pub(crate) fn since_died(died: i128, seen: i128) -> Duration {
-    Duration::from_nanos(u64::try_from((seen - died).max(0)).unwrap_or(0))
 }
 
 /// An RFC 3339 time (a recovery log's `ts`) in ns since the epoch.

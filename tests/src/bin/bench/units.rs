@@ -7,17 +7,20 @@
 //!
 //! Each round kills the unit's main pid with SIGKILL (or `docker kill`s the
 //! container) and waits until medic has brought it back. Detection is the
-//! time from the manager's own state change to medic's `failing` line (its
-//! own stamp): for the unit, systemd's `ActiveExitTimestamp` (when the unit
-//! left `active`, read over D-Bus in the container; the same clock as
-//! medic's); for the container, the engine's `die` event (`timeNano`), as in
-//! the recovery part. The fourth incident within 10 minutes is flapping, so
-//! each medic (fresh state) takes three rounds of each.
+//! time from the manager's own record of the death to medic's `failing` line
+//! (medic's own stamp), on the one realtime clock of the host: for the unit,
+//! the `_SOURCE_REALTIME_TIMESTAMP` PID 1 gives its journal line "Main
+//! process exited" (stamped as systemd handles the exit, before it changes
+//! the unit's state and signals it; the unit's own `ActiveExitTimestamp` is
+//! gone once medic's `ResetFailedUnit` ran); for the container, the engine's
+//! `die` event (`timeNano`), read from its event stream as it comes. The
+//! fourth incident within 10 minutes is flapping, so each medic (fresh
+//! state) takes three rounds of each.
 
 use std::path::Path;
 use std::time::Duration;
 
-use crate::recovery::{die_times, engine_socket, jiff_ts, since_died, table};
+use crate::recovery::{engine_socket, jiff_ts, subscribe, table};
 use crate::systemd_machine::Machine;
 use crate::util::{docker, events, medic, ms, percentile, run_idle_container, wait_for};
 
@@ -27,8 +30,8 @@ const PER_MEDIC: usize = 3;
 const MACHINE: &str = "medic-bench-systemd";
 const CONTAINER: &str = "medic-bench-units-web";
 const UNIT: &str = "crash.service";
-/// The unit's D-Bus object path (`crash.service`, escaped).
-const UNIT_PATH: &str = "/org/freedesktop/systemd1/unit/crash_2eservice";
+/// The MESSAGE_ID of systemd's "Main process exited" journal line.
+const PROCESS_EXIT: &str = "98e322203f7a4ed290d09fe03c09fe15";
 
 pub fn run() {
     println!("## Detection: a systemd unit's failure beside a container's ({ROUNDS} rounds each)");
@@ -68,24 +71,25 @@ pub fn run() {
     ));
     run_idle_container(CONTAINER, "medic.bench=units");
 
-    let since = jiff::Timestamp::now();
-    let (mut unit_changed, mut unit_seen, mut web_seen) = (Vec::new(), Vec::new(), Vec::new());
+    // Every `die` of the container as the engine's stream delivers it (its
+    // in-memory log keeps too few events to be read back afterwards).
+    let (died, deaths) = std::sync::mpsc::channel();
+    let filters = format!(r#"{{"container":["{CONTAINER}"],"event":["die"]}}"#);
+    let events = subscribe(&filters);
+    std::thread::spawn(move || {
+        for event in events {
+            if died.send(event["timeNano"].as_i64().map(i128::from)).is_err() {
+                break;
+            }
+        }
+    });
+    let (mut unit_seen, mut web_seen) = (Vec::new(), Vec::new());
     for group in 0..ROUNDS / PER_MEDIC {
         let watcher = Watcher::start(&machine, dir.path(), group);
         for incident in 1..=PER_MEDIC {
             let pid = machine.show(UNIT, "MainPID");
             machine.must(&format!("kill -KILL {pid}"));
             watcher.wait_recovered("unit", incident);
-            // Kept until the unit next leaves `active`: medic's restart does not touch it.
-            let changed = machine.must(&format!(
-                "busctl get-property org.freedesktop.systemd1 {UNIT_PATH} org.freedesktop.systemd1.Unit ActiveExitTimestamp"
-            ));
-            let micros: i128 = changed
-                .strip_prefix("t ")
-                .and_then(|t| t.trim().parse().ok())
-                .unwrap_or_else(|| panic!("ActiveExitTimestamp: {changed}"));
-            unit_changed.push(micros * 1000);
-
             docker(&["kill", CONTAINER]).expect("docker kill");
             watcher.wait_recovered("web", incident);
         }
@@ -93,18 +97,33 @@ pub fn run() {
         web_seen.extend(watcher.failing("web"));
         machine.must(&format!("systemctl stop medic-bench-{group}"));
     }
-    let unit: Vec<Duration> = unit_changed
-        .iter()
-        .zip(&unit_seen)
-        .map(|(changed, seen)| since_died(*changed, *seen))
-        .collect();
-    let web: Vec<Duration> = die_times(CONTAINER, since)
-        .into_iter()
-        .zip(&web_seen)
-        .map(|(died, seen)| since_died(died, *seen))
-        .collect();
+    let exits = machine.must(&format!(
+        "journalctl -u {UNIT} MESSAGE_ID={PROCESS_EXIT} -o json --output-fields=_SOURCE_REALTIME_TIMESTAMP --no-pager"
+    ));
+    let unit_exited = exits.lines().map(|line| {
+        let entry: serde_json::Value = serde_json::from_str(line).expect("a journal entry");
+        let micros: i128 = entry["_SOURCE_REALTIME_TIMESTAMP"]
+            .as_str()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or_else(|| panic!("no _SOURCE_REALTIME_TIMESTAMP: {line}"));
+        micros * 1000
+    });
+    let web_died = (0..ROUNDS).map(|_| {
+        deaths
+            .recv_timeout(Duration::from_secs(10))
+            .ok()
+            .flatten()
+            .expect("a die event per round")
+    });
+    let unit = since(unit_exited, &unit_seen);
+    let web = since(web_died, &web_seen);
     docker(&["rm", "-f", CONTAINER]).ok();
     drop(machine);
+    assert_eq!(
+        (unit.len(), web.len()),
+        (ROUNDS, ROUNDS),
+        "one stamp and one failing line per round"
+    );
 
     for (k, (unit, web)) in unit.iter().zip(&web).enumerate() {
         println!(
@@ -115,9 +134,9 @@ pub fn run() {
         );
     }
     table(
-        "Detection: the manager's state change → medic's `failing` line",
+        "Detection: the manager's record of the death → medic's `failing` line",
         &[
-            ("unit: systemd ActiveExitTimestamp → failing", &unit),
+            ("unit: systemd \"Main process exited\" → failing", &unit),
             ("container: Docker die event → failing", &web),
         ],
     );
@@ -127,6 +146,15 @@ pub fn run() {
         ratio(50),
         ratio(99)
     );
+}
+
+/// From each of the manager's stamps to medic's line of the same round (ns
+/// since the epoch); none when medic's line is earlier.
+fn since(stamps: impl Iterator<Item = i128>, seen: &[i128]) -> Vec<Duration> {
+    stamps
+        .zip(seen)
+        .map(|(at, seen)| Duration::from_nanos(u64::try_from(seen - at).unwrap_or(0)))
+        .collect()
 }
 
 /// One medic in the machine, with a fresh state directory under /bench.
