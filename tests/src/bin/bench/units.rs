@@ -78,7 +78,10 @@ pub fn run() {
     let events = subscribe(&filters);
     std::thread::spawn(move || {
         for event in events {
-            if died.send(event["timeNano"].as_i64().map(i128::from)).is_err() {
+            if died
+                .send(event["timeNano"].as_i64().map(i128::from))
+                .is_err()
+            {
                 break;
             }
         }
