@@ -56,6 +56,27 @@ fn without_rollback_three_failed_restarts_escalate() {
     assert_snapshot!(run(policy, "ok died error +2s error +5s error"), @"healthy failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2) restart_failed(2) restart(3) →restart(3) restart_failed(3) escalated !critical:escalated");
 }
 
+/// The escalation's evidence says why the last restart failed (a systemd
+/// unit's restarts refused by polkit name the rule to install there).
+#[test]
+fn the_escalation_carries_the_last_restart_error() {
+    let mut world = World::new(Policy {
+        can_rollback: false,
+        ..policy()
+    });
+    assert_snapshot!(world.run("ok died error +2s error +5s timed-out"), @"healthy failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2) restart_failed(2) restart(3) →restart(3) restart_failed(3) escalated !critical:escalated");
+    let alert = world.alerts.last().unwrap();
+    assert_eq!(alert.kind, "escalated");
+    assert_eq!(
+        alert.evidence["last_restart_error"],
+        "cancelled after 5m 5s without a result"
+    );
+    let mut world = World::new(policy());
+    world.run("ok died error +2s error +5s error impossible");
+    let alert = world.alerts.last().unwrap();
+    assert_eq!(alert.evidence["last_restart_error"], "exit 1", "{alert:?}");
+}
+
 #[test]
 fn an_action_that_does_not_verify_in_time_counts_as_failed() {
     assert_snapshot!(run(policy(), "ok died done +10s"), @"healthy failing(1) restart(1) →restart(1) restart_done(1) restart_failed(1)");

@@ -216,6 +216,8 @@ struct Incident {
     recreating: bool,
     /// Flapping with nothing different to roll back to: its first restart waits this.
     flap_delay: Option<Duration>,
+    /// Why its last restart failed, for the escalation's evidence.
+    last_restart_error: Option<String>,
     /// The failures that opened and fed it (shared with the probes' slots) and
     /// what medic added, attached to its alerts and escalation.
     evidence: IncidentEvidence,
@@ -237,6 +239,7 @@ impl Incident {
             rollback_tried: false,
             attempts: 0,
             reason: None,
+            last_restart_error: None,
             gone: removed_at.is_some(),
             removed_at,
             recreating: false,

@@ -36,6 +36,8 @@ impl Machine {
             // A step of a removal's incident recreates.
             recreating: i.gone,
             flap_delay: i.flap_delay,
+            // Like the evidence, not kept: the next failed restart says it again.
+            last_restart_error: None,
             evidence: IncidentEvidence::default(),
         });
         let recover_timeout = machine.policy.recover_timeout;
