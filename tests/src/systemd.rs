@@ -11,152 +11,67 @@ use std::time::{Duration, Instant};
 use crate::support::docker::{Cleanup, Engine, unique};
 use crate::support::env;
 use crate::support::medic::{eventually, free_port};
+use crate::support::systemd_machine::Machine;
 
-/// One container running systemd as PID 1; removed when dropped.
-pub(crate) struct Machine<'a> {
-    engine: &'a Engine,
-    name: String,
+/// The systemd machine of a test, with the package installed; holds the
+/// one-machine lock until the container is removed (fields drop in order).
+pub(crate) struct Packaged {
+    machine: Machine,
     /// One machine at a time: each runs the packaged config on the host's
-    /// network, whose listeners have fixed ports. Released after the
-    /// container is removed (fields drop after `Drop::drop`).
+    /// network, whose listeners have fixed ports.
     _alone: std::sync::MutexGuard<'static, ()>,
 }
 
-/// Held by the one [`Machine`] booted.
+/// Held by the one [`Packaged`] machine booted.
 static ONE_MACHINE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-impl<'a> Machine<'a> {
-    /// Boots `image` with the recipe that works without `--privileged`, the
-    /// package at /medic.deb and the engine's socket at /run/docker.sock.
-    fn boot(engine: &'a Engine, image: &str, deb: &str, socket: &str) -> Self {
+impl Packaged {
+    /// The test's machine with the package at /medic.deb installed, when the
+    /// environment names the systemd image and the package (else the test is
+    /// skipped).
+    pub(crate) fn boot(engine: &Engine) -> Option<Self> {
+        let (Some(image), Some(deb)) = (env::systemd_image(), env::deb()) else {
+            return None;
+        };
+        let socket = engine
+            .host()
+            .strip_prefix("unix://")
+            .expect("the test engine listens on a unix socket")
+            .to_owned();
         let alone = ONE_MACHINE
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         // Two tests boot one each, in one process: `unique` alone is per process.
         static BOOTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = BOOTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let name = unique(&format!("systemd{n}"));
-        engine.run_on_host(
-            &name,
-            &[
-                "--cgroupns=host",
-                "--cap-add",
-                "SYS_ADMIN",
-                "--security-opt",
-                "seccomp=unconfined",
-                "--security-opt",
-                "apparmor=unconfined",
-                "-e",
-                "container=docker",
-                "-v",
-                "/sys/fs/cgroup:/sys/fs/cgroup:rw",
-                "--tmpfs",
-                "/run",
-                "--tmpfs",
-                "/run/lock",
-                "--tmpfs",
-                "/tmp",
-                "-v",
-                &format!("{deb}:/medic.deb:ro"),
-                "-v",
-                &format!("{socket}:/run/docker.sock"),
-                image,
-                "/lib/systemd/systemd",
-            ],
-        );
-        Self {
-            engine,
-            name,
-            _alone: alone,
-        }
-    }
-
-    /// The test's machine with the package installed, when the environment
-    /// names the systemd image and the package (else the test is skipped).
-    pub(crate) fn packaged(engine: &'a Engine) -> Option<Self> {
-        let (Some(image), Some(deb)) = (env::systemd_image(), env::deb()) else {
-            return None;
-        };
-        let socket = env::docker_host()
-            .and_then(|host| host.strip_prefix("unix://").map(str::to_owned))
-            .expect("the test engine listens on a unix socket");
-        Some(Self::installed(engine, &image, &deb, &socket))
-    }
-
-    /// Boots `image`, waits until systemd has finished booting, and installs the package.
-    fn installed(engine: &'a Engine, image: &str, deb: &str, socket: &str) -> Self {
-        let machine = Self::boot(engine, image, deb, socket);
-        // The manager's bus appears a moment after PID 1 starts (until then systemctl
-        // fails to connect, or reports "offline"); then wait for boot to finish.
-        let booted = eventually("systemd booted in the container", || {
-            let state = machine
-                .sh("timeout 60 systemctl is-system-running --wait")
-                .1;
-            ["running", "degraded", "maintenance", "stopping"]
-                .contains(&state.as_str())
-                .then_some(state)
-        });
-        assert!(
-            booted == "running" || booted == "degraded",
-            "systemd did not boot: {booted}\n{}",
-            machine.sh("systemctl --failed --no-pager").1
+        let runner = engine.clone();
+        let machine = Machine::boot(
+            Box::new(move |args| runner.try_run(args)),
+            &unique(&format!("systemd{n}")),
+            &image,
+            &socket,
+            &[format!("{deb}:/medic.deb:ro")],
         );
         machine.must("dpkg -i /medic.deb");
-        machine
-    }
-
-    /// Runs `sh -c script` in the container as root: (success, stdout or stderr).
-    pub(crate) fn sh(&self, script: &str) -> (bool, String) {
-        self.engine
-            .try_run(&["exec", &self.name, "sh", "-c", script])
-    }
-
-    /// Like `sh`, and fails the test when the script fails.
-    #[track_caller]
-    pub(crate) fn must(&self, script: &str) -> String {
-        let (ok, out) = self.sh(script);
-        assert!(ok, "`{script}` failed in the systemd container: {out}");
-        out
-    }
-
-    /// Writes a file in the container (mode 0644, parents created).
-    #[track_caller]
-    pub(crate) fn write(&self, path: &str, contents: &str) {
-        let (ok, out) = self.engine.try_run(&[
-            "exec",
-            &self.name,
-            "sh",
-            "-c",
-            r#"mkdir -p "$(dirname "$2")" && printf '%s' "$1" > "$2""#,
-            "sh",
-            contents,
-            path,
-        ]);
-        assert!(ok, "writing {path}: {out}");
-    }
-
-    /// One property of a unit (`systemctl show -p NAME --value`).
-    pub(crate) fn show(&self, unit: &str, property: &str) -> String {
-        self.sh(&format!("systemctl show {unit} -p {property} --value"))
-            .1
-    }
-
-    /// medic's journal since the container started, as `journalctl` prints it with `args`.
-    fn journal(&self, args: &str) -> String {
-        self.sh(&format!("journalctl -u medic --no-pager {args}")).1
+        Some(Self {
+            machine,
+            _alone: alone,
+        })
     }
 }
 
-impl Drop for Machine<'_> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "--- journal of the systemd container ---\n{}",
-                self.sh("journalctl --no-pager -n 150").1
-            );
-        }
-        self.engine.try_run(&["rm", "-f", &self.name]);
+impl std::ops::Deref for Packaged {
+    type Target = Machine;
+    fn deref(&self) -> &Machine {
+        &self.machine
     }
+}
+
+/// medic's journal since the container started, as `journalctl` prints it with `args`.
+fn medic_journal(machine: &Machine, args: &str) -> String {
+    machine
+        .sh(&format!("journalctl -u medic --no-pager {args}"))
+        .1
 }
 
 /// The medic config used in the container: a container target on the test
@@ -197,7 +112,7 @@ fn the_deb_runs_under_a_real_systemd() {
         &["-e", &format!("PORT={web_port}"), "medic-test/good:1"],
     );
 
-    let Some(machine) = Machine::packaged(&engine) else {
+    let Some(machine) = Packaged::boot(&engine) else {
         return;
     };
 
@@ -278,18 +193,18 @@ fn the_deb_runs_under_a_real_systemd() {
     );
     machine.must("systemctl start medic");
     assert_eq!(machine.show("medic", "ActiveState"), "active");
-    let blind = machine.journal("-p warning -o cat");
+    let blind = medic_journal(&machine, "-p warning -o cat");
     assert!(
         blind.contains("Docker engine unreachable"),
         "the blind container target is a warning in the journal:\n{}",
-        machine.journal("-o cat")
+        medic_journal(&machine, "-o cat")
     );
     // Without the opt-in the command target's restart is refused (user medic
     // may not manage units) and its rollback cannot write (read-only /opt).
     let line = |event: &str| {
         let pattern = format!("service=api event=\"{event}\"");
         eventually(&format!("api's {event}"), || {
-            let journal = machine.journal("-o cat");
+            let journal = medic_journal(&machine, "-o cat");
             Some(journal.lines().find(|l| l.contains(&pattern))?.to_owned())
         })
     };
@@ -331,7 +246,7 @@ fn the_deb_runs_under_a_real_systemd() {
         machine.show("medic", "ActiveState") + " " + &machine.show("medic", "SubState"),
         "active running"
     );
-    let journal = machine.journal("-o cat");
+    let journal = medic_journal(&machine, "-o cat");
     let ready = journal.rfind("First round of observations done");
     let started = journal.rfind("Started medic.service");
     assert!(
@@ -390,11 +305,11 @@ fn the_deb_runs_under_a_real_systemd() {
     });
 
     // The journal: plain lines, no second timestamp, warnings at priority 4.
-    let lines = machine.journal("-o cat");
+    let lines = medic_journal(&machine, "-o cat");
     assert!(!lines.contains('\u{1b}'), "no ANSI escapes:\n{lines}");
     let stamped = regex_like_timestamp(&lines);
     assert!(stamped.is_none(), "a second timestamp: {stamped:?}");
-    let warnings = machine.journal("-p warning -o cat");
+    let warnings = medic_journal(&machine, "-p warning -o cat");
     eprintln!("journalctl -u medic -p warning -o cat:\n{warnings}");
     assert!(
         warnings.lines().any(|l| l.contains("WARN")),
@@ -427,7 +342,7 @@ fn the_deb_runs_under_a_real_systemd() {
         machine.show("medic", "WatchdogUSec"),
         stopped.elapsed()
     );
-    let journal = machine.journal("-o cat");
+    let journal = medic_journal(&machine, "-o cat");
     assert!(
         journal.contains("Watchdog timeout"),
         "restarted by the watchdog:\n{journal}"
@@ -443,7 +358,7 @@ fn the_deb_runs_under_a_real_systemd() {
     assert!(took < Duration::from_secs(10), "stopped in {took:?}");
     assert_eq!(machine.show("medic", "Result"), "success");
     assert!(
-        machine.journal("-o cat").contains("STOPPING=1"),
+        medic_journal(&machine, "-o cat").contains("STOPPING=1"),
         "systemd received STOPPING=1"
     );
 }

@@ -2,7 +2,8 @@
 //! systemd-as-PID-1 container of `systemd.rs` (image from scripts/test,
 //! `MEDIC_TEST_SYSTEMD_IMAGE`, and the package, `MEDIC_TEST_DEB`), medic
 //! running as its own unit with the packaged hardening. One container serves
-//! every check: doctor predicting a denied restart without the polkit rule, a
+//! every check: doctor predicting a denied restart without the polkit rule
+//! and the restart's own error saying so (log and alert), a
 //! unit killed with SIGKILL restarted through D-Bus with the signal in the
 //! evidence, a finished one-shot idle, a `Restart=always` unit left to
 //! systemd, a unit past its start limit reset and started, and a pattern
@@ -12,7 +13,8 @@ use serde_json::Value;
 
 use crate::support::docker::Engine;
 use crate::support::medic::eventually;
-use crate::systemd::Machine;
+use crate::support::systemd_machine::Machine;
+use crate::systemd::Packaged;
 
 /// The units, written to /etc/systemd/system.
 const UNITS: &[(&str, &str)] = &[
@@ -34,6 +36,10 @@ const UNITS: &[(&str, &str)] = &[
     ),
     (
         "app-1.service",
+        "[Service]\nExecStart=/bin/sleep infinity\n",
+    ),
+    (
+        "denied.service",
         "[Service]\nExecStart=/bin/sleep infinity\n",
     ),
 ];
@@ -58,10 +64,14 @@ systemd_unit = { name = "limited.service" }
 [[service]]
 name = "apps"
 systemd_unit = { pattern = "app-*.service" }
+
+[[service]]
+name = "denied"
+systemd_unit = { name = "denied.service" }
 "#;
 
 /// The recovery log's lines of `service`.
-fn events(machine: &Machine<'_>, service: &str) -> Vec<Value> {
+fn events(machine: &Machine, service: &str) -> Vec<Value> {
     machine
         .sh("cat /var/lib/medic/recovery.jsonl")
         .1
@@ -72,7 +82,7 @@ fn events(machine: &Machine<'_>, service: &str) -> Vec<Value> {
 }
 
 /// The status of `service` as `medic status --json` reports it.
-fn status(machine: &Machine<'_>, service: &str) -> Option<Value> {
+fn status(machine: &Machine, service: &str) -> Option<Value> {
     let out = machine.sh("medic status --json").1;
     let report: Value = serde_json::from_str(&out).ok()?;
     report["services"]
@@ -84,7 +94,7 @@ fn status(machine: &Machine<'_>, service: &str) -> Option<Value> {
 
 /// `medic doctor --json` on `config`: the findings of `check` for
 /// `service`, and the whole report (for messages).
-fn doctor(machine: &Machine<'_>, config: &str, check: &str, service: &str) -> (Vec<Value>, Value) {
+fn doctor(machine: &Machine, config: &str, check: &str, service: &str) -> (Vec<Value>, Value) {
     let (_, out) = machine.sh(&format!("medic doctor --config {config} --json || true"));
     let report: Value =
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("doctor --json ({e}): {out}"));
@@ -99,7 +109,7 @@ fn doctor(machine: &Machine<'_>, config: &str, check: &str, service: &str) -> (V
 }
 
 /// Installs the shipped polkit rule with `units` (quoted, comma-separated) as its list.
-fn polkit_rule(machine: &Machine<'_>, units: &str) {
+fn polkit_rule(machine: &Machine, units: &str) {
     machine.must(&format!(
         "mkdir -p /etc/polkit-1/rules.d && sed 's|var units = .*|var units = [{units}];|' /usr/share/doc/medic/examples/medic-systemd-units.rules > /etc/polkit-1/rules.d/50-medic-systemd-units.rules"
     ));
@@ -108,14 +118,14 @@ fn polkit_rule(machine: &Machine<'_>, units: &str) {
 #[test]
 fn systemd_units_are_read_over_dbus_and_restarted_through_systemd() {
     let Some(engine) = Engine::get() else { return };
-    let Some(machine) = Machine::packaged(&engine) else {
+    let Some(machine) = Packaged::boot(&engine) else {
         return;
     };
     for (name, unit) in UNITS {
         machine.write(&format!("/etc/systemd/system/{name}"), unit);
     }
     machine.must("systemctl daemon-reload");
-    machine.must("systemctl start crash always app-1 && systemctl start once");
+    machine.must("systemctl start crash always app-1 denied && systemctl start once");
     // Past its start limit before medic starts: systemd's own restarts hit it.
     machine.sh("systemctl start limited");
     eventually("limited.service hits its start limit", || {
@@ -135,15 +145,21 @@ fn systemd_units_are_read_over_dbus_and_restarted_through_systemd() {
         "doctor predicts the refused restart: {doctor:#}"
     );
 
-    // The shipped rule, its units edited in: doctor is content.
+    // The shipped rule, its units edited in (all but denied.service): doctor
+    // is content with those, and still predicts the refusal for the other.
     polkit_rule(
         &machine,
         r#""crash.service", "once.service", "always.service", "limited.service", "app-1.service", "app-2.service""#,
     );
-    let (_, doctor) = machine.sh("medic doctor --config /etc/medic/medic.toml --json || true");
+    let (polkit, doctor) = self::doctor(&machine, "/etc/medic/medic.toml", "polkit", "crash");
     assert!(
-        !doctor.contains("Interactive authentication required"),
-        "doctor with the rule: {doctor}"
+        !polkit.is_empty() && polkit.iter().all(|f| f["severity"] == "ok"),
+        "doctor with the rule: {doctor:#}"
+    );
+    let (predicted, doctor) = self::doctor(&machine, "/etc/medic/medic.toml", "polkit", "denied");
+    assert!(
+        predicted.len() == 1 && predicted[0]["severity"] == "error",
+        "doctor predicts denied.service's refused restarts: {doctor:#}"
     );
     machine.must("systemctl start medic");
 
@@ -222,6 +238,39 @@ fn systemd_units_are_read_over_dbus_and_restarted_through_systemd() {
         status(&machine, "apps/app-2.service").filter(|s| s["health"] == "healthy")
     });
 
+    // Without the rule for it: the restarts fail saying why and what to
+    // install, in the recovery log and in the escalation's alert.
+    eventually("denied healthy", || {
+        status(&machine, "denied").filter(|s| s["health"] == "healthy")
+    });
+    machine.must("systemctl kill -s KILL denied");
+    let refused = eventually("denied's refused restart", || {
+        events(&machine, "denied")
+            .into_iter()
+            .find(|e| e["event"] == "restart_failed")
+    });
+    let said = refused["message"].as_str().unwrap_or_default();
+    assert!(
+        said.contains("Interactive authentication required")
+            && said.contains("polkit")
+            && said.contains("/etc/polkit-1/rules.d/50-medic-systemd-units.rules")
+            && said.contains("list denied.service in its `units`"),
+        "the restart's error names the rule and what to install: {refused:#}"
+    );
+    let escalated = eventually("denied's escalation alert", || {
+        machine
+            .sh("cat /var/lib/medic/alerts/critical.jsonl")
+            .1
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|a| a["service"] == "denied" && a["kind"] == "escalated")
+    });
+    assert_eq!(
+        escalated["evidence"]["last_restart_error"], refused["message"],
+        "the alert's evidence says why the restarts failed: {escalated:#}"
+    );
+    assert_eq!(escalated["evidence"]["attempts"], 3, "{escalated:#}");
+
     // The unit's journal through medic logs --output.
     let (_, output) = machine.sh("medic logs crash --output");
     assert!(output.contains("crash.service"), "{output}");
@@ -252,7 +301,7 @@ systemd_unit = { name = "woken.service" }
 #[test]
 fn systemd_unit_files_are_rolled_back_to_their_last_known_good() {
     let Some(engine) = Engine::get() else { return };
-    let Some(machine) = Machine::packaged(&engine) else {
+    let Some(machine) = Packaged::boot(&engine) else {
         return;
     };
     // `roll` is the administrator's unit, `pkg` a package's.

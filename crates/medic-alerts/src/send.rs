@@ -76,13 +76,18 @@ impl Sender {
     /// One attempt to deliver `body` (already in the sink's format) for alert `id`.
     pub async fn attempt(&self, id: &str, body: &[u8]) -> Result<(), Failure> {
         if let Some(post) = &self.post {
-            return post
-                .post(&self.sink.name, id, body)
+            // Bounded by the sink's timeout, as the HTTP client's attempts are.
+            let attempt = post.post(&self.sink.name, id, body);
+            let result = tokio::time::timeout(self.sink.timeout, attempt)
                 .await
-                .map_err(|message| Failure {
-                    outcome: Outcome::Retry,
-                    message,
+                .unwrap_or_else(|_| {
+                    let took = humantime::format_duration(self.sink.timeout);
+                    Err(format!("no answer within {took}"))
                 });
+            return result.map_err(|message| Failure {
+                outcome: Outcome::Retry,
+                message,
+            });
         }
         let result = match &self.sink.kind {
             SinkKind::Webhook {

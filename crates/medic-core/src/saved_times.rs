@@ -102,6 +102,9 @@ pub fn clamp(
     if let Some(calm) = saved.flap.as_mut().and_then(|f| f.calm_since.as_mut()) {
         past(calm, "the last flapping incident's end", &mut out);
     }
+    if let Some(since) = &mut saved.blind_since {
+        past(since, "the blindness's start", &mut out);
+    }
     out
 }
 
@@ -152,6 +155,7 @@ mod tests {
             incidents: vec![opened],
             flap: None,
             paused,
+            blind_since: Some(opened),
         }
     }
 
@@ -180,6 +184,7 @@ mod tests {
         assert_eq!(saved.paused, Some(Some(now + Duration::from_secs(7200))));
         assert_eq!(saved.incident.as_ref().map(|i| i.opened), Some(now));
         assert_eq!(saved.incidents, [now]);
+        assert_eq!(saved.blind_since, Some(now));
         let lines: Vec<String> = said.iter().map(ToString::to_string).collect();
         assert_eq!(
             lines,
@@ -188,6 +193,7 @@ mod tests {
                 "the pause's end was 86400 s ahead; clamped to 7200.0 s from now (the pause's own length)",
                 "the incident's opening lay 86400 s in the future; taken as now",
                 "a recent incident's opening lay 86400 s in the future; taken as now",
+                "the blindness's start lay 86400 s in the future; taken as now",
             ]
         );
     }

@@ -83,4 +83,7 @@ pub struct UnitSnapshot {
     pub flap: Option<SavedFlap>,
     /// `Some(until)` when paused; `until` is `None` for an open-ended pause.
     pub paused: Option<Option<Instant>>,
+    /// When its probes stopped seeing, while they cannot: a restarted medic
+    /// counts `blind_alert_after` from here, not from its own start.
+    pub blind_since: Option<Instant>,
 }

@@ -649,9 +649,15 @@ impl Supervisor {
             *counts.slot(health) += 1;
             availability.record(now, health);
         }
-        let blind = self.units.get(name).is_some_and(|m| m.is_blind());
-        if blind {
-            self.blindness.units.insert(name.to_owned());
+        let blind = self.units.get(name).filter(|m| m.is_blind());
+        if let Some(machine) = blind {
+            let b = &mut self.blindness;
+            b.units.insert(name.to_owned());
+            // A unit blind since before this medic started (the state store
+            // said so) moves the start back: restarts never reset the count.
+            if let Some(since) = machine.blind_since() {
+                b.since = Some(b.since.map_or(since, |s| s.min(since)));
+            }
         } else {
             self.blindness.units.remove(name);
         }

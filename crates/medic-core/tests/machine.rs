@@ -56,6 +56,27 @@ fn without_rollback_three_failed_restarts_escalate() {
     assert_snapshot!(run(policy, "ok died error +2s error +5s error"), @"healthy failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2) restart_failed(2) restart(3) →restart(3) restart_failed(3) escalated !critical:escalated");
 }
 
+/// The escalation's evidence says why the last restart failed (a systemd
+/// unit's restarts refused by polkit name the rule to install there).
+#[test]
+fn the_escalation_carries_the_last_restart_error() {
+    let mut world = World::new(Policy {
+        can_rollback: false,
+        ..policy()
+    });
+    assert_snapshot!(world.run("ok died error +2s error +5s timed-out"), @"healthy failing(1) restart(1) →restart(1) restart_failed(1) restart(2) →restart(2) restart_failed(2) restart(3) →restart(3) restart_failed(3) escalated !critical:escalated");
+    let alert = world.alerts.last().unwrap();
+    assert_eq!(alert.kind, "escalated");
+    assert_eq!(
+        alert.evidence["last_restart_error"],
+        "cancelled after 5m 5s without a result"
+    );
+    let mut world = World::new(policy());
+    world.run("ok died error +2s error +5s error impossible");
+    let alert = world.alerts.last().unwrap();
+    assert_eq!(alert.evidence["last_restart_error"], "exit 1", "{alert:?}");
+}
+
 #[test]
 fn an_action_that_does_not_verify_in_time_counts_as_failed() {
     assert_snapshot!(run(policy(), "ok died done +10s"), @"healthy failing(1) restart(1) →restart(1) restart_done(1) restart_failed(1)");
@@ -475,6 +496,31 @@ fn long_blindness_raises_one_alert_and_resolves_it() {
         observation: medic_core::Observation::ok(Duration::ZERO, "ok"),
     });
     assert_snapshot!(world.trace.last().unwrap(), @"!info:blind");
+}
+
+/// Found by the simulation (seed 160): a restart of medic while a unit is
+/// blind counts the blindness from when it began, so a medic restarted more
+/// often than `blind_alert_after` still alerts; one the probes see through
+/// after the restart is over, and the next one counts afresh.
+#[test]
+fn a_restart_of_medic_does_not_reset_the_blindness_count() {
+    // Blind for 3 min of a 5 min `blind_alert_after`, then medic restarts.
+    let restarted = || {
+        let after = Duration::from_secs(300);
+        let mut world = World::new(policy());
+        world.sup.set_blind_alert_after(after);
+        world.run("ok blind +3m");
+        world.restart_medic();
+        world.sup.set_blind_alert_after(after);
+        world
+    };
+    let mut world = restarted();
+    assert_snapshot!(world.run("blind +1m"), @"blind");
+    assert_snapshot!(world.run("+1m +10s"), @"!critical:blind");
+
+    let mut world = restarted();
+    assert_snapshot!(world.run("ok blind +4m"), @"healthy blind");
+    assert_snapshot!(world.run("+1m +10s"), @"!critical:blind");
 }
 
 #[test]

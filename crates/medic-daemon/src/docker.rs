@@ -14,7 +14,7 @@ use medic_core::{
 };
 use medic_docker::{
     BringsBack, ContainerEvent, ContainerSpec, ContainerState, DockerClient, DockerError, Selector,
-    StopCommand,
+    SettleError, Settled, StopCommand,
 };
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -318,7 +318,16 @@ impl Docker {
                     restart(&client, &container, stop_timeout, lkg.as_ref(), recreate).await
                 }
                 Step::Rollback => {
-                    rollback(&client, &container, lkg.as_ref(), already_fine, recreate).await
+                    let lkg = lkg.as_ref();
+                    rollback(
+                        &client,
+                        &container,
+                        stop_timeout,
+                        lkg,
+                        already_fine,
+                        recreate,
+                    )
+                    .await
                 }
             };
             match result {
@@ -347,44 +356,26 @@ async fn restart(
     lkg: Option<&ContainerSpec>,
     recreate: bool,
 ) -> ActionResult {
-    let mut facts = match client.inspect(container).await {
-        Ok(facts) => facts,
-        Err(error) => return failed(&format!("cannot inspect `{container}`: {error}")),
-    };
     let mut evidence = Evidence::new();
-    // A `podman stop`, `podman rm -f` or `docker rm -f` is under way: let the
-    // engine finish (its stop timeout, the removal, Podman's cleanup after
-    // `stopped`), then act on what is left: a stopped container is started,
-    // a removed one is gone. A start meanwhile would race the removal: refused
-    // ("marked for removal"), or on Podman started into a container it then
-    // deletes, its process left running. Podman's `stopping` settles into
-    // `stopped`, hence a second wait.
-    for _ in 0..2 {
-        let Some(state) = facts.as_ref().filter(|f| f.is_stopping()).map(|f| f.state) else {
-            break;
-        };
-        let within = stop_timeout.saturating_add(ENGINE_CALL_DEADLINE);
-        if let Err(error) = client.wait_stopped(container, state, within).await {
-            evidence.insert("state".into(), state.as_str().into());
-            let message = format!("cannot wait for `{container}` to stop: {error}");
-            return call_failed(message, &error, evidence);
+    // A `podman stop`, `podman rm -f` or `docker rm -f` under way is let
+    // finish first: then a stopped container is started, a removed one is gone.
+    let facts = match settle(client, container, stop_timeout, &mut evidence).await {
+        Ok(settled) => {
+            // That stop was a restart (`podman restart`, `--health-on-failure=restart`,
+            // longer than the engine's grace): restarting it again would be twice.
+            if settled.waited && settled.facts.as_ref().is_some_and(|f| f.is_running()) {
+                evidence.insert("restarted_by".into(), "the engine, during its stop".into());
+                return ActionResult::Done {
+                    message: format!(
+                        "`{container}` was started again by the engine's own restart; medic left it running"
+                    ),
+                    evidence,
+                };
+            }
+            settled.facts
         }
-        facts = match client.inspect(container).await {
-            Ok(facts) => facts,
-            Err(error) => return failed(&format!("cannot inspect `{container}`: {error}")),
-        };
-        // That stop was a restart (`podman restart`, `--health-on-failure=restart`,
-        // longer than the engine's grace): restarting it again would be twice.
-        if facts.as_ref().is_some_and(|f| f.is_running()) {
-            evidence.insert("restarted_by".into(), "the engine, during its stop".into());
-            return ActionResult::Done {
-                message: format!(
-                    "`{container}` was started again by the engine's own restart; medic left it running"
-                ),
-                evidence,
-            };
-        }
-    }
+        Err(failed) => return failed,
+    };
     let outcome = match facts {
         None => {
             if !recreate {
@@ -440,6 +431,7 @@ async fn restart(
 async fn rollback(
     client: &DockerClient,
     container: &str,
+    stop_timeout: Duration,
     lkg: Option<&ContainerSpec>,
     already_fine: bool,
     recreate: bool,
@@ -447,12 +439,18 @@ async fn rollback(
     let Some(lkg) = lkg else {
         return impossible("no last known good spec was recorded for this container");
     };
-    let current = match client.capture_spec(container).await {
-        Ok(current) => Some(current),
-        Err(error) if error.is_not_found() => None,
-        Err(error) => return failed(&format!("cannot inspect `{container}`: {error}")),
-    };
     let mut evidence = Evidence::new();
+    // Judged once a removal under way is done: a container `podman rm -f`
+    // is removing is gone, not one to compare with the last known good.
+    let current = match settle(client, container, stop_timeout, &mut evidence).await {
+        Ok(Settled { facts: None, .. }) => None,
+        Ok(_) => match client.capture_spec(container).await {
+            Ok(current) => Some(current),
+            Err(error) if error.is_not_found() => None,
+            Err(error) => return failed(&format!("cannot inspect `{container}`: {error}")),
+        },
+        Err(failed) => return failed,
+    };
     if current.is_none() && !recreate && !already_fine {
         // Removed (a deploy's `docker rm -f`?): the core gives a replacement its grace first.
         return ActionResult::Gone {
@@ -492,7 +490,7 @@ async fn rollback(
     let stamp = crate::clock::wall_now()
         .strftime("%Y%m%dT%H%M%SZ")
         .to_string();
-    match client
+    let error = match client
         .rollback(container, lkg, &stamp, ENGINE_CALL_DEADLINE)
         .await
     {
@@ -501,19 +499,47 @@ async fn rollback(
                 "kept_as".into(),
                 format!("{container}.medic-failed-{stamp}").into(),
             );
-            ActionResult::Done {
+            return ActionResult::Done {
                 message: format!(
                     "recreated `{container}` from its last known good spec ({})",
                     short(&id)
                 ),
                 evidence,
-            }
+            };
         }
-        Err(error) => {
-            let message = format!("rollback of `{container}` failed: {error}");
-            call_failed(message, &error, evidence)
-        }
+        Err(error) => error,
+    };
+    // Removed while medic rolled it back (a `podman rm -f` that met the old
+    // container, or the one just made under the name), and nothing holds the
+    // name now: a removal, whose replacement gets `replace_grace`, not a failed rollback.
+    if error.is_not_found() && !recreate && matches!(client.inspect(container).await, Ok(None)) {
+        return ActionResult::Gone {
+            message: format!("`{container}` was removed during the rollback: {error}"),
+            evidence,
+        };
     }
+    let message = format!("rollback of `{container}` failed: {error}");
+    call_failed(message, &error, evidence)
+}
+
+/// [`DockerClient::settle`] for a restart or rollback: each wait gets the stop
+/// timeout and [`ENGINE_CALL_DEADLINE`]; a failure is the action's, with the
+/// state waited on in its evidence.
+async fn settle(
+    client: &DockerClient,
+    container: &str,
+    stop_timeout: Duration,
+    evidence: &mut Evidence,
+) -> Result<Settled, ActionResult> {
+    let within = stop_timeout.saturating_add(ENGINE_CALL_DEADLINE);
+    client.settle(container, within).await.map_err(|e| match e {
+        SettleError::Wait { state, error } => {
+            evidence.insert("state".into(), state.as_str().into());
+            let message = format!("cannot wait for `{container}` to stop: {error}");
+            call_failed(message, &error, std::mem::take(evidence))
+        }
+        SettleError::Inspect(error) => failed(&format!("cannot inspect `{container}`: {error}")),
+    })
 }
 
 /// A failed action ended by the engine's `error`; one ended by a call past

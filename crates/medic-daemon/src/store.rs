@@ -202,6 +202,10 @@ pub struct StoredUnit {
     /// Paused by a person.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused: Option<StoredPause>,
+    /// When its probes stopped seeing, while they cannot (`blind_alert_after`
+    /// counts from here across restarts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blind_since: Option<Timestamp>,
     /// The target's last known good spec (container create spec, plist, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_known_good: Option<serde_json::Value>,
@@ -220,6 +224,7 @@ impl StoredUnit {
             recent_incidents: self.recent_incidents.clone(),
             flapping: self.flapping.clone(),
             paused: self.paused.clone(),
+            blind_since: self.blind_since,
             last_known_good: None,
         }
     }
@@ -588,6 +593,7 @@ fn to_stored(snapshot: &UnitSnapshot, clock: &WallClock) -> StoredUnit {
             until: until.map(|u| clock.to_wall(u)),
             left_ms: until.map(|u| millis(u.saturating_duration_since(clock.instant()))),
         }),
+        blind_since: snapshot.blind_since.map(|at| clock.to_wall(at)),
         last_known_good: None,
     }
 }
@@ -640,6 +646,7 @@ fn from_stored(name: &str, unit: &StoredUnit, clock: &WallClock) -> UnitSnapshot
             .paused
             .as_ref()
             .map(|p| p.until.map(|u| clock.to_instant(u))),
+        blind_since: unit.blind_since.map(|at| clock.to_instant(at)),
     }
 }
 

@@ -15,6 +15,9 @@ use bollard::{API_DEFAULT_VERSION, Docker};
 use futures_util::{Stream, StreamExt, TryStreamExt, stream};
 
 mod rollback;
+mod settle;
+
+pub use settle::{SettleError, Settled};
 
 use crate::DockerError;
 use crate::endpoint::{Endpoint, default_socket, parse_host};
@@ -493,7 +496,8 @@ impl DockerClient {
     /// are left to the image; the image is the spec's exact image id (named by
     /// its reference when that still points at the same id). A container that
     /// cannot get its networks is removed again; one that does not start is
-    /// left created, with Docker's error returned. Each engine call gets `within`.
+    /// left created, with Docker's error returned (`NotFound` when someone
+    /// removed it meanwhile). Each engine call gets `within`.
     pub async fn recreate(
         &self,
         spec: &ContainerSpec,
@@ -537,7 +541,9 @@ impl DockerClient {
             }
         }
         let start = docker.start_container(&created.id, None);
-        self.call("start", within, start).await?;
+        if let Err(error) = self.call("start", within, start).await {
+            return Err(self.removed_meanwhile(&created.id, error).await);
+        }
         Ok(created.id)
     }
 

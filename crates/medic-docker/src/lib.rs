@@ -19,7 +19,7 @@ mod libpod;
 mod select;
 mod spec;
 
-pub use client::{DockerClient, EngineInfo, EngineKind};
+pub use client::{DockerClient, EngineInfo, EngineKind, SettleError, Settled};
 pub use error::DockerError;
 pub use events::{ACTIONS, ContainerEvent};
 pub use facts::{

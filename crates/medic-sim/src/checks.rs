@@ -19,7 +19,7 @@ use crate::world::Record;
 use crate::world::SINK;
 
 /// Freshness under the default policy: 2 × interval + timeout.
-const FRESH: SignedDuration = SignedDuration::from_secs(22);
+pub(crate) const FRESH: SignedDuration = SignedDuration::from_secs(22);
 
 /// What a run played that changes what can be judged.
 #[derive(Debug, Clone, Copy)]

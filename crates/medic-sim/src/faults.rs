@@ -55,6 +55,11 @@ pub enum FaultKind {
     Term,
     /// The wall clock steps by this many seconds (forwards or back).
     ClockStep(i64),
+    /// The alert sink refuses every delivery for this long (connection refused).
+    SinkDown(Duration),
+    /// The alert sink takes no delivery and never answers for this long
+    /// (medic's attempts end at the sink's timeout).
+    SinkHangs(Duration),
     /// This many services die at once (a storm); every other one comes
     /// back by itself within two minutes, and the engine, under the load,
     /// takes `STORM_ACTION_TAKES` for every action from then on.
@@ -72,6 +77,16 @@ pub enum Torn {
     RecoveryLog,
     /// `state.changes.jsonl`.
     ChangeLines,
+}
+
+impl FaultKind {
+    /// A fault of the engine's next action on a service (slow, hung, failing).
+    pub fn is_engine(&self) -> bool {
+        matches!(
+            self,
+            FaultKind::SlowEngine(..) | FaultKind::HungEngine(_) | FaultKind::FailingEngine(_)
+        )
+    }
 }
 
 impl Torn {
@@ -127,6 +142,7 @@ impl Schedule {
         }
         faults.sort_by_key(|f| f.at);
         faults.extend(clock_fixed_then_crash(seed, units));
+        faults.extend(sink_fault(seed));
         let keep = (0..faults.len()).collect();
         Self {
             seed,
@@ -204,6 +220,24 @@ fn clock_fixed_then_crash(seed: u64, units: usize) -> Vec<Fault> {
     ]
 }
 
+/// One seed in five: the alert sink refuses or hangs for half a minute to
+/// ten minutes, while the seed's incidents escalate or not. Drawn apart from
+/// the other faults and listed last, so their indexes stay what they were.
+fn sink_fault(seed: u64) -> Option<Fault> {
+    let mut rng = Rng::new(seed.rotate_left(29) ^ 0x7369_6e6b_5f66_6c74);
+    if !rng.chance(20) {
+        return None;
+    }
+    let at = Duration::from_secs(FIRST_FAULT + rng.below(LAST_FAULT - FIRST_FAULT));
+    let lasts = Duration::from_secs(30 + rng.below(570));
+    let kind = if rng.chance(50) {
+        FaultKind::SinkDown(lasts)
+    } else {
+        FaultKind::SinkHangs(lasts)
+    };
+    Some(Fault { at, kind })
+}
+
 fn kind(rng: &mut Rng, units: usize) -> FaultKind {
     let unit = rng.below(units as u64) as usize;
     match rng.below(100) {
@@ -269,6 +303,12 @@ impl fmt::Display for Fault {
             }
             FaultKind::Term => write!(f, "SIGTERM to medic (a new one starts 2s after it stops)"),
             FaultKind::ClockStep(s) => write!(f, "the wall clock steps {s:+}s"),
+            FaultKind::SinkDown(d) => {
+                write!(f, "the alert sink refuses for {}s", d.as_secs())
+            }
+            FaultKind::SinkHangs(d) => {
+                write!(f, "the alert sink never answers for {}s", d.as_secs())
+            }
             FaultKind::Storm(n) => write!(
                 f,
                 "{n} services crash at once (every other one comes back by itself; the engine slows)"

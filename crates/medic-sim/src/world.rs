@@ -6,7 +6,7 @@
 //! `max_attempts`. Its clock is tokio's (paused): nothing here waits for
 //! real time, so one seed plays one way.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -49,6 +49,12 @@ pub struct Record {
     pub oks: Vec<Vec<Timestamp>>,
     /// Every alert a sink took: the sink and the alert's id.
     pub deliveries: Vec<(String, String)>,
+    /// The engine faults and the actions they met, in order.
+    pub met: Vec<Met>,
+    /// The units whose rollback a stop of medic cut short (kill -9, SIGTERM).
+    pub cut_rollbacks: BTreeSet<usize>,
+    /// The units that relapsed (crash-loop) while their probes were blind.
+    pub relapsed_unseen: BTreeSet<usize>,
     /// What broke an invariant, as it happened.
     pub violations: Vec<String>,
     /// What happened, one line per thing, for the determinism digest.
@@ -69,18 +75,36 @@ pub struct JobRecord {
     pub log_offset: u64,
 }
 
+/// An engine fault and the action it met: the unit's `nth` action of `step`
+/// (counted from 0 over the whole run). A run without medic's restarts is
+/// given these, so each action meets what it met in the run with them (see
+/// `run::play`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Met {
+    unit: usize,
+    step: Step,
+    nth: usize,
+    engine: Engine,
+}
+
 #[derive(Debug)]
 struct State {
     /// The tokio instant and the simulated time at which this life of medic began.
     life: (Instant, Duration),
     /// Faults on services not yet applied, in time order.
     faults: VecDeque<Fault>,
+    /// Engine faults tied to the actions they are to meet, whenever those come.
+    pinned: Vec<Met>,
     units: Vec<Unit>,
     /// medic was told to stop in this life: nothing may start any more.
     terminated: bool,
+    /// medic is being killed: what it runs is cut.
+    killed: bool,
     max_attempts: u32,
     /// How long an ordinary action takes now (longer once a storm loads the engine).
     takes: Duration,
+    /// The alert sink refuses (false) or hangs (true) until then.
+    sink_fault: Option<(bool, Duration)>,
     next_job: u64,
     record: Record,
     /// medic's recovery log.
@@ -111,7 +135,7 @@ enum Cure {
     Nothing,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Engine {
     Slow(Duration),
     Hung,
@@ -120,10 +144,12 @@ enum Engine {
 
 impl SimWorld {
     /// A world of `units` healthy services that will suffer `faults` (the
-    /// services' own; medic's are the driver's).
+    /// services' own; medic's are the driver's), and `pinned` engine faults
+    /// on the actions they name.
     pub fn new(
         units: usize,
         faults: Vec<Fault>,
+        pinned: Vec<Met>,
         max_attempts: u32,
         log: std::path::PathBuf,
     ) -> Self {
@@ -147,10 +173,13 @@ impl SimWorld {
         Self(Arc::new(Mutex::new(State {
             life: (Instant::now(), Duration::ZERO),
             faults: faults.into(),
+            pinned,
             units,
             terminated: false,
+            killed: false,
             max_attempts,
             takes: ACTION_TAKES,
+            sink_fault: None,
             next_job: 0,
             record,
             log,
@@ -167,6 +196,7 @@ impl SimWorld {
         let mut s = self.state();
         s.life = (Instant::now(), at);
         s.terminated = false;
+        s.killed = false;
         s.record
             .trace
             .push(format!("{:>8.3} medic starts", at.as_secs_f64()));
@@ -185,6 +215,12 @@ impl SimWorld {
         s.record
             .trace
             .push(format!("{:>8.3} SIGTERM", now.as_secs_f64()));
+    }
+
+    /// medic is killed (kill -9): its runtime goes next, with every job in it.
+    pub fn kill(&self) {
+        self.state().killed = true;
+        self.note("kill -9".into());
     }
 
     /// Notes a line of the trace.
@@ -238,10 +274,13 @@ impl State {
                 .push(format!("{:>8.3} {fault}", now.as_secs_f64()));
             self.apply(&fault.kind, now);
         }
-        for unit in &mut self.units {
+        for (i, unit) in self.units.iter_mut().enumerate() {
             if unit.relapse_at.is_some_and(|at| at <= now) {
                 unit.relapse_at = None;
                 unit.up = false;
+                if unit.blind_until > now {
+                    self.record.relapsed_unseen.insert(i);
+                }
             }
             if unit.heal_at.is_some_and(|at| at <= now) {
                 unit.heal_at = None;
@@ -288,6 +327,14 @@ impl State {
                     };
                     self.apply(&kind, now);
                 }
+                return;
+            }
+            FaultKind::SinkDown(d) => {
+                self.sink_fault = Some((false, now + d));
+                return;
+            }
+            FaultKind::SinkHangs(d) => {
+                self.sink_fault = Some((true, now + d));
                 return;
             }
             FaultKind::Kill9(_) | FaultKind::Term | FaultKind::ClockStep(_) => return,
@@ -366,11 +413,13 @@ fn index(unit: &str) -> Option<usize> {
 }
 
 /// Frees a unit's action when the job ends, or is dropped (cancelled at its
-/// deadline, or by a kill -9).
+/// deadline, or by a stop of medic: then a rollback's is recorded as cut).
 struct Running {
     world: SimWorld,
     unit: usize,
     id: u64,
+    step: Step,
+    ended: bool,
 }
 
 impl Drop for Running {
@@ -381,15 +430,31 @@ impl Drop for Running {
         {
             u.running = None;
         }
+        if !self.ended && self.step == Step::Rollback && (s.killed || s.terminated) {
+            s.record.cut_rollbacks.insert(self.unit);
+        }
     }
 }
 
 impl Post for SimWorld {
     /// A sink that takes every alert: it counts as delivered when the
     /// answer reaches medic (a kill -9 before that leaves it to the outbox).
+    /// While it refuses, an attempt fails at once; while it hangs, an
+    /// attempt never answers (medic gives up at the sink's timeout).
     fn post(&self, sink: &str, id: &str, _body: &[u8]) -> PostRun {
         let (world, sink, id) = (self.clone(), sink.to_owned(), id.to_owned());
+        let fault = {
+            let mut s = self.state();
+            let now = s.now();
+            s.catch_up(now);
+            s.sink_fault.filter(|(_, until)| *until > now)
+        };
         Box::pin(async move {
+            match fault {
+                Some((true, _)) => return std::future::pending().await,
+                Some((false, _)) => return Err("connection refused".to_owned()),
+                None => {}
+            }
             tokio::time::sleep(POST_TAKES).await;
             let mut s = world.state();
             let now = s.now();
@@ -455,22 +520,43 @@ impl World for SimWorld {
             s.violation(format!("{unit}: restart attempt {k} of at most {max}"));
         }
         let log_offset = std::fs::metadata(&s.log).map_or(0, |m| m.len());
+        let nth = s
+            .record
+            .jobs
+            .iter()
+            .filter(|j| j.unit == i && j.step == step)
+            .count();
         s.record.jobs.push(JobRecord {
             unit: i,
             incident: context.incident.clone(),
             step,
             log_offset,
         });
+        let pinned = s
+            .pinned
+            .iter()
+            .position(|m| m.unit == i && m.step == step && m.nth == nth)
+            .map(|at| s.pinned.remove(at).engine);
         let engine = s.units.get_mut(i).and_then(|u| {
             u.running = Some(id);
-            u.engine.pop_front()
+            pinned.or_else(|| u.engine.pop_front())
         });
+        if let Some(engine) = engine {
+            s.record.met.push(Met {
+                unit: i,
+                step,
+                nth,
+                engine,
+            });
+        }
         let usual = s.takes;
         drop(s);
-        let running = Running {
+        let mut running = Running {
             world: self.clone(),
             unit: i,
             id,
+            step,
+            ended: false,
         };
         Box::pin(async move {
             let takes = match engine {
@@ -481,6 +567,7 @@ impl World for SimWorld {
             };
             tokio::time::sleep(takes).await;
             let result = running.world.state().finish(i, id, step, engine);
+            running.ended = true;
             drop(running);
             result
         })

@@ -17,7 +17,7 @@ pub mod unit_files;
 mod verdict;
 
 pub use client::{JobOutcome, SystemdBus, UNIT_PATHS, unit_path};
-pub use error::SystemdError;
+pub use error::{POLKIT_RULE_PATH, POLKIT_RULE_SOURCE, SystemdError};
 pub use facts::UnitFacts;
 pub use unit_files::{UnitFiles, UnitFilesError};
 pub use verdict::{Classification, Expect, Verdict, classify};

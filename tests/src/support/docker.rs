@@ -7,6 +7,7 @@ use serde_json::Value;
 
 /// The docker CLI against the test engine (or the podman CLI against the test
 /// Podman service).
+#[derive(Clone)]
 pub struct Engine {
     host: String,
     podman: bool,

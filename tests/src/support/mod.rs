@@ -11,3 +11,4 @@ pub mod medic;
 pub mod mount;
 pub mod server;
 pub mod skip;
+pub mod systemd_machine;

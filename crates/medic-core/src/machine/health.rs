@@ -106,6 +106,8 @@ impl Machine {
         });
         if any_blind && !self.blind {
             self.blind = true;
+            // A blindness the previous medic saw began when it saw it begin.
+            self.blind_since = Some(self.blind_since.map_or(now, |since| since.min(now)));
             let message = format!("cannot see: {}", observation.message);
             self.log_with(
                 ctx,
@@ -116,7 +118,11 @@ impl Machine {
             );
         } else if !any_blind && self.blind {
             self.blind = false;
+            self.blind_since = None;
             self.log(ctx, now, EventKind::SightRestored, "probes can see again");
+        } else if !any_blind && self.probes.iter().all(|p| p.last.is_some()) {
+            // Every probe seen since a restore: a saved blindness is over.
+            self.blind_since = None;
         }
         self.blind
     }
@@ -170,5 +176,10 @@ impl Machine {
     /// Whether a probe of this unit cannot see.
     pub(crate) fn is_blind(&self) -> bool {
         self.blind
+    }
+
+    /// When this unit's blindness began, while it is blind.
+    pub(crate) fn blind_since(&self) -> Option<Instant> {
+        self.blind_since.filter(|_| self.blind)
     }
 }

@@ -394,6 +394,10 @@ impl Machine {
     ) {
         match step {
             Step::Restart(_) => {
+                // Kept for the escalation: a person reading it sees what stopped the restarts.
+                if let Some(incident) = self.incident.as_mut() {
+                    incident.last_restart_error = Some(message);
+                }
                 self.next_step(now, ctx);
                 self.drive(now, ctx);
             }
@@ -418,6 +422,13 @@ impl Machine {
         let mut all = self.incident_evidence_with(evidence);
         let attempts = self.incident.as_ref().map_or(0, |i| i.attempts);
         all.insert("attempts".into(), attempts.into());
+        if let Some(error) = self
+            .incident
+            .as_ref()
+            .and_then(|i| i.last_restart_error.clone())
+        {
+            all.insert("last_restart_error".into(), error.into());
+        }
         all.insert("last_observations".into(), self.observation_summary());
         self.deploy_ended(DeployEnd::Escalated, ctx);
         self.log_with(ctx, now, EventKind::Escalated, message.clone(), all.clone());

@@ -216,6 +216,8 @@ struct Incident {
     recreating: bool,
     /// Flapping with nothing different to roll back to: its first restart waits this.
     flap_delay: Option<Duration>,
+    /// Why its last restart failed, for the escalation's evidence.
+    last_restart_error: Option<String>,
     /// The failures that opened and fed it (shared with the probes' slots) and
     /// what medic added, attached to its alerts and escalation.
     evidence: IncidentEvidence,
@@ -237,6 +239,7 @@ impl Incident {
             rollback_tried: false,
             attempts: 0,
             reason: None,
+            last_restart_error: None,
             gone: removed_at.is_some(),
             removed_at,
             recreating: false,
@@ -275,6 +278,9 @@ pub(crate) struct Machine {
     expected: Option<expect::Expected>,
     paused: Option<Option<Instant>>,
     blind: bool,
+    /// When the probes stopped seeing, while blind; after a restore, the
+    /// saved start until the probes are seen again (see `update_blind`).
+    blind_since: Option<Instant>,
     stale: bool,
     /// A due action is held until the services this one depends on are healthy.
     held_for_dependency: bool,
@@ -305,6 +311,7 @@ impl Machine {
             expected: None,
             paused: None,
             blind: false,
+            blind_since: None,
             stale: false,
             held_for_dependency: false,
             resume_rollback: false,

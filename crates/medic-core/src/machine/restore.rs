@@ -23,6 +23,7 @@ impl Machine {
         machine.incidents = saved.incidents.into_iter().collect();
         machine.restore_flap(saved.flap);
         machine.paused = saved.paused;
+        machine.blind_since = saved.blind_since;
         machine.incident = saved.incident.map(|i| Incident {
             id: i.id,
             opened: i.opened,
@@ -35,6 +36,8 @@ impl Machine {
             // A step of a removal's incident recreates.
             recreating: i.gone,
             flap_delay: i.flap_delay,
+            // Like the evidence, not kept: the next failed restart says it again.
+            last_restart_error: None,
             evidence: IncidentEvidence::default(),
         });
         let recover_timeout = machine.policy.recover_timeout;
@@ -168,6 +171,7 @@ impl Machine {
             incidents: self.incidents.iter().copied().collect(),
             flap: self.saved_flap(),
             paused: self.paused,
+            blind_since: self.blind_since,
         }
     }
 }

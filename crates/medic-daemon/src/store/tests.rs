@@ -31,6 +31,7 @@ fn round_trips_a_unit_mid_incident() {
             calm_since: None,
         }),
         paused: Some(None),
+        blind_since: Some(now),
     };
     let mut store = Store::open(dir.path(), Timestamp::now()).unwrap();
     store.set_last_known_good("web", serde_json::json!({"image": "sha256:1"}));
@@ -48,6 +49,10 @@ fn round_trips_a_unit_mid_incident() {
     assert_eq!(restored.incidents.len(), 2);
     assert_eq!(restored.incident.as_ref().unwrap().attempts, 2);
     assert_eq!(restored.flap, snapshot.flap);
+    assert!(
+        restored.blind_since.is_some(),
+        "the blindness's start is kept"
+    );
     let flap_delay = restored.incident.as_ref().unwrap().flap_delay;
     assert_eq!(flap_delay, Some(Duration::from_secs(20)));
     assert_eq!(restored.incident.unwrap().id, "x-1");
@@ -80,6 +85,7 @@ fn unit(name: &str, attempts: u32) -> UnitSnapshot {
         incidents: vec![now],
         flap: None,
         paused: None,
+        blind_since: None,
     }
 }
 

@@ -25,6 +25,8 @@ impl DockerClient {
     ///
     /// Nothing is touched when the rollback cannot work: the last known good
     /// image is gone (pruned: `NotFound`) or the forensic name is taken (`Conflict`).
+    /// A call refused (5xx) while someone else removed the failing container
+    /// is `NotFound` once that removal is over: a removal, not a broken rollback.
     /// Each engine call gets `within` (beyond the stop timeout for the stop).
     pub async fn rollback(
         &self,
@@ -39,7 +41,14 @@ impl DockerClient {
         let docker = self.docker().await?;
         self.call("inspect image", within, docker.inspect_image(&lkg.image_id))
             .await?;
-        if let Some(inspect) = self.settled(current, within).await? {
+        // A `podman rm -f` racing the rollback: Podman refuses a stop or
+        // rename meanwhile with a 500; once it is done, there is nothing to keep.
+        let inspect = match self.settle(current, within).await?.facts {
+            Some(_) => self.inspect_raw(current).await?,
+            None => None,
+        };
+        let mut retired = None;
+        if let Some(inspect) = inspect {
             let forensic = forensic_name(&lkg.name, stamp);
             if self.inspect_raw(&forensic).await?.is_some() {
                 return Err(DockerError::from(
@@ -50,33 +59,22 @@ impl DockerClient {
                 ));
             }
             let id = inspect.id.clone().unwrap_or_else(|| current.to_owned());
-            self.retire(&id, &inspect, &forensic, within).await?;
+            if let Err(error) = self.retire(&id, &inspect, &forensic, within).await {
+                return Err(self.removed_meanwhile(&id, error).await);
+            }
+            retired = Some(id);
         }
-        let id = self.recreate(lkg, within).await?;
+        let id = match (self.recreate(lkg, within).await, retired) {
+            (Ok(id), _) => id,
+            (Err(error), Some(old)) => {
+                return Err(self.removed_meanwhile(&old, error).await);
+            }
+            (Err(error), None) => return Err(error),
+        };
         if let Err(error) = self.prune_forensics(&lkg.name, within).await {
             tracing::warn!(container = %lkg.name, %error, "Cannot remove old forensic copies");
         }
         Ok(id)
-    }
-
-    /// The container as it is once a stop or removal someone else began has
-    /// settled (a `podman rm -f` racing the rollback: Podman refuses a stop or
-    /// rename meanwhile with a 500), or None once it is gone.
-    async fn settled(
-        &self,
-        id_or_name: &str,
-        within: Duration,
-    ) -> Result<Option<ContainerInspectResponse>, DockerError> {
-        for _ in 0..2 {
-            let Some(facts) = self.inspect(id_or_name).await? else {
-                return Ok(None);
-            };
-            if !facts.is_stopping() {
-                break;
-            }
-            self.wait_stopped(id_or_name, facts.state, within).await?;
-        }
-        self.inspect_raw(id_or_name).await
     }
 
     /// Turns a failed container into a forensic copy: stopped, without a

@@ -7,7 +7,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use medic_core::config::{Service, SystemdUnitTarget, UnitSelector};
-use medic_systemd::{Classification, Expect, SystemdBus, classify};
+use medic_systemd::{
+    Classification, Expect, POLKIT_RULE_PATH, POLKIT_RULE_SOURCE, SystemdBus, classify,
+};
 
 use super::findings::Findings;
 use super::unit::{InstalledUnit, polkit_rules};
@@ -188,7 +190,7 @@ fn check_polkit(
             "polkit",
             name,
             format!("user {user} may not restart {} (no polkit rule names it): medic's restarts will fail with \"Interactive authentication required\"", missing.join(", ")),
-            format!("cp /usr/share/doc/medic/examples/medic-systemd-units.rules /etc/polkit-1/rules.d/50-medic-systemd-units.rules and list {} in `units`", missing.join(", ")),
+            format!("cp {POLKIT_RULE_SOURCE} {POLKIT_RULE_PATH} and list {} in `units`", missing.join(", ")),
         );
     }
 }

@@ -1,5 +1,5 @@
 //! `scripts/bench`: medic's figures beside a baseline measured in the same run
-//! on the same machine. `medic-bench [recovery|engines|probes|idle|startup|storm|containers|disk|month|all] [--seconds N] [--size N] [--containers N] [--medic PATH]`
+//! on the same machine. `medic-bench [recovery|engines|probes|idle|startup|storm|containers|disk|month|units|all] [--seconds N] [--size N] [--containers N] [--medic PATH]`
 //! (`--medic`: run that medic binary instead of the one built beside this, e.g.
 //! an older commit's build, to compare figures on the same benchmark code)
 //!
@@ -25,6 +25,10 @@
 //! - month: 10,000 units' availability history (`--size N`) after 30 days in
 //!   virtual time, in process: resident memory beside the same units after
 //!   1 hour, and one `history()` export of every unit.
+//! - units: detection of a systemd unit's failure (SIGKILL of its main pid,
+//!   systemd's own state change → medic's `failing` line) beside a
+//!   container's (Docker's `die` event → the same line), by one medic in
+//!   systemd as PID 1 in a container (`MEDIC_TEST_SYSTEMD_IMAGE`).
 //!
 //! Needs DOCKER_HOST pointing at an engine with medic-test/good:1 and Monit
 //! installed (scripts/bench provides both).
@@ -38,6 +42,9 @@ mod probes;
 mod recovery;
 mod startup;
 mod storm;
+#[path = "../../support/systemd_machine.rs"]
+mod systemd_machine;
+mod units;
 mod util;
 
 fn main() {
@@ -104,5 +111,8 @@ fn main() {
     }
     if all || which == "month" {
         month::run(size);
+    }
+    if all || which == "units" {
+        units::run();
     }
 }

@@ -261,7 +261,7 @@ fn unhealthy() {
 }
 
 /// A titled table of p50 / p99 rows.
-fn table(title: &str, rows: &[(&str, &[Duration])]) {
+pub(crate) fn table(title: &str, rows: &[(&str, &[Duration])]) {
     println!("## {title}");
     println!("{:<44} {:>10} {:>10}", "measure", "p50", "p99");
     for (name, samples) in rows {
@@ -391,7 +391,7 @@ fn inspect_after_die(subscribed: &std::sync::mpsc::Sender<()>) -> Vec<Duration> 
 }
 
 /// The engine's unix socket, from `DOCKER_HOST`.
-fn engine_socket() -> String {
+pub(crate) fn engine_socket() -> String {
     let host = std::env::var("DOCKER_HOST").expect("DOCKER_HOST");
     host.strip_prefix("unix://")
         .expect("a unix:// DOCKER_HOST")
@@ -400,7 +400,7 @@ fn engine_socket() -> String {
 
 /// The engine's events matching `filters` (Docker's JSON filter syntax), as
 /// they come, over the raw API; subscribed when this returns.
-fn subscribe(filters: &str) -> impl Iterator<Item = serde_json::Value> + use<> {
+pub(crate) fn subscribe(filters: &str) -> impl Iterator<Item = serde_json::Value> + use<> {
     let mut events = UnixStream::connect(engine_socket()).expect("engine socket");
     write!(
         events,
@@ -443,7 +443,8 @@ fn wait_exited_or_restarted() {
     });
 }
 
-fn jiff_ts(text: &str) -> Option<i128> {
+/// An RFC 3339 time (a recovery log's `ts`) in ns since the epoch.
+pub(crate) fn jiff_ts(text: &str) -> Option<i128> {
     text.parse::<jiff::Timestamp>()
         .ok()
         .map(|t| t.as_nanosecond())
