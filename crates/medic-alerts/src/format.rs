@@ -99,9 +99,10 @@ fn slack_escape(text: &str) -> String {
     out
 }
 
-/// At most 12 readable `key: value` lines; long values are cut, log lines keep their tail.
+/// At most 16 readable `key: value` lines (an escalation of an HTTP probe has
+/// 13: its URL must not fall off); long values are cut, log lines keep their tail.
 pub fn evidence_summary(evidence: &Evidence) -> Vec<String> {
-    const MAX_KEYS: usize = 12;
+    const MAX_KEYS: usize = 16;
     const MAX_CHARS: usize = 300;
     let mut lines: Vec<String> = evidence
         .iter()

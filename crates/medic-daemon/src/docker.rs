@@ -579,10 +579,12 @@ async fn follow_parent(
 /// concern; reconnects with backoff when the stream breaks. A stream that
 /// ends (Podman's socket-activated service exits when idle, an engine
 /// restarts) is reconnected at once, and every container is checked again
-/// then: what happened while it was down was not streamed.
+/// then: what happened while it was down was not streamed. The first stream
+/// starts at medic's start: no event before its answer is lost.
 async fn watch_events(client: Arc<DockerClient>, stops: Stops, shell: Shell) {
     let mut delay = Duration::from_millis(250);
     let mut first = true;
+    let mut since = Some(std::time::SystemTime::now());
     loop {
         // Back after a break (a ping also wakes a socket-activated Podman):
         // what happened meanwhile was not streamed, so every container is checked.
@@ -592,7 +594,7 @@ async fn watch_events(client: Arc<DockerClient>, stops: Stops, shell: Shell) {
                 return;
             }
         }
-        let mut stream = Box::pin(client.events());
+        let mut stream = Box::pin(client.events_since(since.take()));
         let connected = Instant::now();
         loop {
             let item = tokio::select! {

@@ -552,12 +552,27 @@ impl DockerClient {
     /// engine does not start answering within [`READ_DEADLINE`]; reconnecting
     /// is the caller's call. A quiet stream is not cut: it may be idle.
     pub fn events(&self) -> impl Stream<Item = Result<ContainerEvent, DockerError>> + Send + use<> {
+        self.events_since(None)
+    }
+
+    /// [`Self::events`], starting with those the engine recorded since
+    /// `since`: what happened between medic's start and the stream's answer
+    /// (a `podman restart` announces itself once, before its stop).
+    pub fn events_since(
+        &self,
+        since: Option<std::time::SystemTime>,
+    ) -> impl Stream<Item = Result<ContainerEvent, DockerError>> + Send + use<> {
         let client = self.clone();
         let filters = std::collections::HashMap::from([
             ("type", vec!["container"]),
             ("event", ACTIONS.to_vec()),
         ]);
-        let options = EventsOptionsBuilder::default().filters(&filters).build();
+        let mut options = EventsOptionsBuilder::default().filters(&filters);
+        if let Some(since) = since.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()) {
+            // Both engines read `seconds.nanoseconds`.
+            options = options.since(&format!("{}.{:09}", since.as_secs(), since.subsec_nanos()));
+        }
+        let options = options.build();
         stream::once(async move {
             // A stream's answer starts with its headers: bollard's own timeout bounds exactly them.
             let docker = client.docker().await?.with_timeout(READ_DEADLINE);
